@@ -1,0 +1,123 @@
+//! The command line: clap definitions and one module per subcommand, thin over the library.
+//!
+//! Errors print as one line `signgate: CODE: message` on stderr (CONTRACTS.md §1).
+
+mod pki;
+mod sign;
+mod tsa;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::{Error, ErrorCode};
+
+/// signgate: sign, verify and route official e-documents.
+#[derive(Debug, Parser)]
+#[command(name = "signgate", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Sign a document (PAdES for PDF, CAdES detached .p7s for anything else).
+    Sign(sign::SignArgs),
+    /// Manage the demo PKI.
+    #[command(subcommand)]
+    Pki(pki::PkiCommand),
+    /// Run an RFC 3161 time-stamp authority.
+    #[command(subcommand)]
+    Tsa(tsa::TsaCommand),
+}
+
+/// A failed command: the stable code and a one-line message.
+#[derive(Debug)]
+pub struct CliError {
+    code: ErrorCode,
+    message: String,
+}
+
+impl CliError {
+    /// A usage error (exit 64).
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self { code: ErrorCode::Usage, message: message.into() }
+    }
+}
+
+impl From<Error> for CliError {
+    fn from(e: Error) -> Self {
+        Self { code: e.code(), message: e.to_string() }
+    }
+}
+
+macro_rules! from_domain_error {
+    ($($t:ty),*) => {$(
+        impl From<$t> for CliError {
+            fn from(e: $t) -> Self {
+                Error::from(e).into()
+            }
+        }
+    )*};
+}
+from_domain_error!(
+    crate::keys::KeyError,
+    crate::pki::CertError,
+    crate::pdf::PdfError,
+    crate::pki::tsp::TspError,
+    crate::fsio::IoError,
+    crate::cms::CmsError
+);
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 64 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_logging();
+    let outcome = match cli.command {
+        Command::Sign(args) => sign::run(args),
+        Command::Pki(cmd) => pki::run(cmd),
+        Command::Tsa(cmd) => tsa::run(cmd),
+    };
+    match outcome {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("signgate: {}: {}", e.code, one_line(&e.message));
+            ExitCode::from(e.code.exit_code())
+        }
+    }
+}
+
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SIGNGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Reads a key password from `--password-file` or `SIGNGATE_KEY_PASSWORD`.
+pub(crate) fn key_password(password_file: Option<&std::path::Path>) -> Result<String, CliError> {
+    if let Some(path) = password_file {
+        let text = std::fs::read_to_string(path).map_err(|e| CliError {
+            code: ErrorCode::InputMissing,
+            message: format!("cannot read password file {}: {e}", path.display()),
+        })?;
+        return Ok(text.trim_end_matches(['\r', '\n']).to_string());
+    }
+    match std::env::var("SIGNGATE_KEY_PASSWORD") {
+        Ok(p) => Ok(p),
+        Err(_) => Err(CliError::usage(
+            "no key password: use --password-file FILE or set SIGNGATE_KEY_PASSWORD",
+        )),
+    }
+}

@@ -1,0 +1,167 @@
+//! The crate-wide error type and the stable error codes shared by the CLI and the HTTP API.
+//!
+//! Each domain module owns a typed error; [`Error`] wraps them. [`Error::code`] is the one
+//! place where an error becomes a stable code (`PDF_ENCRYPTED`, …) and a process exit code.
+
+use std::fmt;
+
+/// A stable, machine-readable error code (CONTRACTS.md §1, §4).
+///
+/// The string form never changes once released; scripts and other systems match on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The command line or request was malformed.
+    Usage,
+    /// An input file does not exist or cannot be read.
+    InputMissing,
+    /// The output file cannot be created.
+    OutputUnwritable,
+    /// The PDF cannot be parsed (truncated, not a PDF, broken cross-reference).
+    PdfMalformed,
+    /// The PDF is encrypted; signing it is refused.
+    PdfEncrypted,
+    /// A certification signature (DocMDP P=1) forbids any change.
+    PdfCertifiedNoChanges,
+    /// An image given for a visible signature cannot be used.
+    ImageInvalid,
+    /// The key file is not a readable PKCS#12 file.
+    KeyInvalid,
+    /// The key password is wrong.
+    KeyPasswordWrong,
+    /// The PKCS#12 file uses legacy encryption (RC2/3DES) that this build cannot read.
+    P12LegacyEncryption,
+    /// The key's algorithm does not fit the requested signature scheme.
+    KeyAlgorithmMismatch,
+    /// The signing certificate has expired.
+    CertExpired,
+    /// The signing certificate is not yet valid.
+    CertNotYetValid,
+    /// The signing certificate allows neither digitalSignature nor nonRepudiation.
+    CertNoSigningUsage,
+    /// The time-stamp authority could not be reached.
+    TsaUnavailable,
+    /// The time-stamp authority answered, but not with a usable token.
+    TsaBadResponse,
+    /// A bug or an environment failure.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The stable string form, e.g. `PDF_ENCRYPTED`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Usage => "USAGE",
+            Self::InputMissing => "INPUT_MISSING",
+            Self::OutputUnwritable => "OUTPUT_UNWRITABLE",
+            Self::PdfMalformed => "PDF_MALFORMED",
+            Self::PdfEncrypted => "PDF_ENCRYPTED",
+            Self::PdfCertifiedNoChanges => "PDF_CERTIFIED_NO_CHANGES",
+            Self::ImageInvalid => "IMAGE_INVALID",
+            Self::KeyInvalid => "KEY_INVALID",
+            Self::KeyPasswordWrong => "KEY_PASSWORD_WRONG",
+            Self::P12LegacyEncryption => "P12_LEGACY_ENCRYPTION",
+            Self::KeyAlgorithmMismatch => "KEY_ALGORITHM_MISMATCH",
+            Self::CertExpired => "CERT_EXPIRED",
+            Self::CertNotYetValid => "CERT_NOT_YET_VALID",
+            Self::CertNoSigningUsage => "CERT_NO_SIGNING_USAGE",
+            Self::TsaUnavailable => "TSA_UNAVAILABLE",
+            Self::TsaBadResponse => "TSA_BAD_RESPONSE",
+            Self::Internal => "INTERNAL",
+        }
+    }
+
+    /// The process exit code for this error (CONTRACTS.md §1, sysexits.h values).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Self::Usage | Self::KeyAlgorithmMismatch => 64,
+            Self::PdfMalformed
+            | Self::PdfEncrypted
+            | Self::PdfCertifiedNoChanges
+            | Self::ImageInvalid => 65,
+            Self::InputMissing => 66,
+            Self::TsaUnavailable | Self::TsaBadResponse => 69,
+            Self::Internal => 70,
+            Self::OutputUnwritable => 73,
+            Self::KeyInvalid
+            | Self::KeyPasswordWrong
+            | Self::P12LegacyEncryption
+            | Self::CertExpired
+            | Self::CertNotYetValid
+            | Self::CertNoSigningUsage => 77,
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Any failure of the signgate library.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Loading or using a signing key failed.
+    #[error(transparent)]
+    Key(#[from] crate::keys::KeyError),
+    /// The signing certificate cannot be used.
+    #[error(transparent)]
+    Cert(#[from] crate::pki::CertError),
+    /// Building a CMS structure failed.
+    #[error(transparent)]
+    Cms(#[from] crate::cms::CmsError),
+    /// The PDF cannot be signed.
+    #[error(transparent)]
+    Pdf(#[from] crate::pdf::PdfError),
+    /// Obtaining a time-stamp failed.
+    #[error(transparent)]
+    Tsp(#[from] crate::pki::tsp::TspError),
+    /// An input or output file failed.
+    #[error(transparent)]
+    Io(#[from] crate::fsio::IoError),
+    /// The request itself is inconsistent (e.g. B-T without a TSA).
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    /// The stable code for this error; no `_` arm, so each new variant picks a code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::Key(e) => e.code(),
+            Error::Cert(e) => e.code(),
+            Error::Cms(_) => ErrorCode::Internal,
+            Error::Pdf(e) => e.code(),
+            Error::Tsp(e) => e.code(),
+            Error::Io(e) => e.code(),
+            Error::Usage(_) => ErrorCode::Usage,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_stable() {
+        let table = [
+            (ErrorCode::PdfEncrypted, "PDF_ENCRYPTED", 65),
+            (ErrorCode::PdfMalformed, "PDF_MALFORMED", 65),
+            (ErrorCode::KeyPasswordWrong, "KEY_PASSWORD_WRONG", 77),
+            (ErrorCode::P12LegacyEncryption, "P12_LEGACY_ENCRYPTION", 77),
+            (ErrorCode::CertExpired, "CERT_EXPIRED", 77),
+            (ErrorCode::CertNoSigningUsage, "CERT_NO_SIGNING_USAGE", 77),
+            (ErrorCode::TsaUnavailable, "TSA_UNAVAILABLE", 69),
+            (ErrorCode::OutputUnwritable, "OUTPUT_UNWRITABLE", 73),
+            (ErrorCode::InputMissing, "INPUT_MISSING", 66),
+            (ErrorCode::Usage, "USAGE", 64),
+        ];
+        for (code, text, exit) in table {
+            assert_eq!(code.as_str(), text);
+            assert_eq!(code.exit_code(), exit, "{text}");
+        }
+    }
+}

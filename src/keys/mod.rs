@@ -1,0 +1,103 @@
+//! Signing keys: where a private key lives and how it signs a digest.
+//!
+//! A [`KeySource`] is loaded once and then signs digests; it never hands out the key.
+//! PKCS#12 files are supported now ([`Pkcs12Key`]); the batch issue adds PKCS#11 tokens.
+//! This module knows nothing of CMS, PDF or XML.
+
+mod pkcs12;
+
+pub use pkcs12::Pkcs12Key;
+
+use crate::error::ErrorCode;
+use crate::pki::alg::{KeyAlgorithm, SignatureScheme};
+use openssl::x509::X509;
+
+/// Why a key could not be loaded or used. Messages never contain a password or PIN.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The key file cannot be read.
+    #[error("cannot read key file {path}: {reason}")]
+    Unreadable {
+        /// The file that failed.
+        path: String,
+        /// The I/O error text.
+        reason: String,
+    },
+    /// The file is not a PKCS#12 structure.
+    #[error("{path} is not a PKCS#12 (.p12/.pfx) file")]
+    NotPkcs12 {
+        /// The file that failed.
+        path: String,
+    },
+    /// The password does not open the file.
+    #[error("wrong password for {path}")]
+    WrongPassword {
+        /// The file that failed.
+        path: String,
+    },
+    /// The file uses RC2/3DES encryption and the OpenSSL legacy provider is unavailable.
+    #[error("{path} uses legacy PKCS#12 encryption (RC2/3DES) and the OpenSSL legacy provider is not available; re-export it with AES-256 (openssl pkcs12 -export -keypbe AES-256-CBC -certpbe AES-256-CBC)")]
+    LegacyEncryption {
+        /// The file that failed.
+        path: String,
+    },
+    /// The file opens but holds no private key or no certificate.
+    #[error("{path} holds no {missing}")]
+    Incomplete {
+        /// The file that failed.
+        path: String,
+        /// "private key" or "certificate".
+        missing: &'static str,
+    },
+    /// The key type is neither RSA nor EC, or the scheme does not fit it.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The private-key operation itself failed.
+    #[error("signing with the private key failed: {0}")]
+    SignFailed(String),
+}
+
+impl KeyError {
+    /// The stable error code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Unreadable { .. } => ErrorCode::InputMissing,
+            Self::NotPkcs12 { .. } | Self::Incomplete { .. } => ErrorCode::KeyInvalid,
+            Self::WrongPassword { .. } => ErrorCode::KeyPasswordWrong,
+            Self::LegacyEncryption { .. } => ErrorCode::P12LegacyEncryption,
+            Self::Unsupported(_) => ErrorCode::KeyAlgorithmMismatch,
+            Self::SignFailed(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+/// A private key with its certificate, able to sign digests.
+///
+/// Implementations are loaded once and shared across threads; `sign_digest` is the only
+/// private-key operation and receives an already computed digest.
+pub trait KeySource: Send + Sync {
+    /// The signer's certificate.
+    fn certificate(&self) -> &X509;
+    /// Intermediate certificates to embed (issuing CA first), without the root.
+    fn chain(&self) -> &[X509];
+    /// The key's algorithm and size.
+    fn algorithm(&self) -> KeyAlgorithm;
+    /// Signs `digest` (already hashed with `scheme.digest()`).
+    ///
+    /// RSA returns the raw signature; ECDSA returns a DER `ECDSA-Sig-Value`, as CMS carries it.
+    fn sign_digest(&self, scheme: SignatureScheme, digest: &[u8]) -> Result<Vec<u8>, KeyError>;
+}
+
+/// Reads the key algorithm of an OpenSSL public key.
+pub(crate) fn key_algorithm<T: openssl::pkey::HasPublic>(
+    key: &openssl::pkey::PKeyRef<T>,
+) -> Result<KeyAlgorithm, KeyError> {
+    match key.id() {
+        openssl::pkey::Id::RSA => Ok(KeyAlgorithm::Rsa { bits: key.bits() }),
+        openssl::pkey::Id::EC => Ok(KeyAlgorithm::Ec { bits: key.bits() }),
+        other => Err(KeyError::Unsupported(format!(
+            "unsupported key type {other:?}: signgate signs with RSA or ECDSA keys"
+        ))),
+    }
+}

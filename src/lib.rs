@@ -1,0 +1,25 @@
+//! signgate: a digital signing and e-document exchange gateway for public administration.
+//!
+//! # Layout
+//! - [`pki`]: algorithms and OIDs, signing-certificate checks, RFC 3161 client, demo PKI.
+//! - [`keys`]: where private keys live ([`keys::KeySource`]); signs digests, never exports.
+//! - [`cms`]: CMS SignedData / CAdES built by us; knows no PDF or XML.
+//! - [`pdf`]: PAdES incremental update, ByteRange, visible signatures; no I/O.
+//! - [`tsa`]: a small RFC 3161 time-stamp server.
+//! - [`sign`]: the signing use case that ties keys, cms, pdf and the TSA client together.
+//! - [`fsio`]: atomic output files.
+//! - [`cli`]: the command line, thin over the above.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod cms;
+pub mod error;
+pub mod fsio;
+pub mod keys;
+pub mod pdf;
+pub mod pki;
+pub mod sign;
+pub mod tsa;
+
+pub use error::{Error, ErrorCode};

@@ -1,0 +1,1 @@
+//! The demo PKI generator (`signgate pki demo`).

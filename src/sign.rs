@@ -1,0 +1,1 @@
+//! The signing use case.
