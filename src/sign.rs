@@ -1,1 +1,212 @@
-//! The signing use case.
+//! The signing use case: one document, one key, one signature.
+//!
+//! Ties together [`keys`](crate::keys) (the private-key operation), [`cms`](crate::cms)
+//! (the CAdES SignedData), [`pdf`](crate::pdf) (the PAdES incremental update) and an
+//! RFC 3161 [`TimeStamper`]. The CLI, the HTTP API and the batch engine all call
+//! [`sign_document`]; none of them builds signatures by itself.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::cms::{PendingSignature, SignedDataBuilder};
+use crate::error::Error;
+use crate::keys::KeySource;
+use crate::pdf::{self, PdfSignOptions, VisibleSignature};
+use crate::pki::alg::{DigestAlgorithm, RsaPadding, SignatureScheme};
+use crate::pki::tsp::TspError;
+
+/// The container a document is signed into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// PAdES: a signature inside the PDF (incremental update).
+    Pdf,
+    /// CAdES detached: a separate `.p7s` file over the document's bytes.
+    Cms,
+}
+
+impl Format {
+    /// Picks the format from the content: `%PDF-` at the start means PDF, anything else CMS.
+    pub fn detect(input: &[u8]) -> Self {
+        if input.starts_with(b"%PDF-") {
+            Self::Pdf
+        } else {
+            Self::Cms
+        }
+    }
+}
+
+/// The baseline level of the signature (ETSI EN 319 142-1 / 319 122-1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Level {
+    /// B-B: signature only.
+    #[default]
+    BB,
+    /// B-T: plus an RFC 3161 signature time-stamp over the signature value.
+    BT,
+}
+
+impl std::str::FromStr for Level {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "b-b" | "bb" => Ok(Self::BB),
+            "b-t" | "bt" => Ok(Self::BT),
+            _ => Err(format!("unknown level '{s}' (expected b-b or b-t)")),
+        }
+    }
+}
+
+/// Something that returns an RFC 3161 time-stamp token (DER ContentInfo) for a message imprint.
+pub trait TimeStamper: Send + Sync {
+    /// Requests a token over `imprint`, the `digest` hash of the time-stamped data.
+    fn timestamp(&self, digest: DigestAlgorithm, imprint: &[u8]) -> Result<Vec<u8>, TspError>;
+}
+
+/// A time-stamp authority reached over HTTP (RFC 3161 §3.4).
+#[derive(Debug, Clone)]
+pub struct HttpTimeStamper {
+    url: String,
+    timeout: Duration,
+}
+
+impl HttpTimeStamper {
+    /// A TSA at `url`, each request bounded by `timeout`.
+    pub fn new(url: impl Into<String>, timeout: Duration) -> Self {
+        Self {
+            url: url.into(),
+            timeout,
+        }
+    }
+}
+
+impl TimeStamper for HttpTimeStamper {
+    fn timestamp(&self, digest: DigestAlgorithm, imprint: &[u8]) -> Result<Vec<u8>, TspError> {
+        crate::pki::tsp::request_token(&self.url, digest, imprint, self.timeout)
+    }
+}
+
+/// PDF-specific options of a PAdES signature.
+#[derive(Default)]
+pub struct PdfDetails {
+    /// /Reason.
+    pub reason: Option<String>,
+    /// /Location.
+    pub location: Option<String>,
+    /// /ContactInfo.
+    pub contact_info: Option<String>,
+    /// A visible signature, seal or stamp; `None` signs invisibly.
+    pub visible: Option<VisibleSignature>,
+}
+
+/// Everything about one signature except the document and the key.
+pub struct SignRequest<'a> {
+    /// Container; `None` picks it from the content ([`Format::detect`]).
+    pub format: Option<Format>,
+    /// Baseline level; B-T needs `timestamper`.
+    pub level: Level,
+    /// Digest algorithm.
+    pub digest: DigestAlgorithm,
+    /// Padding for RSA keys (ignored for ECDSA).
+    pub rsa_padding: RsaPadding,
+    /// The claimed signing time (PAdES `/M`, CAdES signing-time); the library never reads the clock.
+    pub signing_time: OffsetDateTime,
+    /// Where B-T gets its time-stamps.
+    pub timestamper: Option<&'a dyn TimeStamper>,
+    /// PDF options.
+    pub pdf: PdfDetails,
+}
+
+/// The result of signing: the output bytes and what kind they are.
+#[derive(Debug)]
+pub struct Signed {
+    /// The container used.
+    pub format: Format,
+    /// The signed PDF, or the detached `.p7s` (DER) for CMS.
+    pub bytes: Vec<u8>,
+}
+
+/// Bytes reserved in the PDF for the CMS blob, by level: certificates plus, for B-T, a token.
+fn pdf_contents_size(level: Level) -> usize {
+    match level {
+        Level::BB => 16 * 1024,
+        Level::BT => 32 * 1024,
+    }
+}
+
+/// Signs `input` with `key` as `request` says.
+///
+/// Checks the signing certificate first (validity at the signing time, key usage), so an
+/// expired or unsuitable certificate never produces output.
+pub fn sign_document(
+    input: &[u8],
+    key: &dyn KeySource,
+    request: &SignRequest<'_>,
+) -> Result<Signed, Error> {
+    if request.level == Level::BT && request.timestamper.is_none() {
+        return Err(Error::Usage(
+            "level b-t needs a time-stamp authority (--tsa URL)".into(),
+        ));
+    }
+    crate::pki::check_signing_certificate(key.certificate(), request.signing_time)?;
+    let scheme = SignatureScheme::for_key(key.algorithm(), request.digest, request.rsa_padding);
+    let format = request.format.unwrap_or_else(|| Format::detect(input));
+    let bytes = match format {
+        Format::Cms => {
+            let builder = SignedDataBuilder::new(key, scheme, request.digest.digest(input))
+                .with_signing_time(request.signing_time);
+            finish_cms(builder, request)?.to_der()?
+        }
+        Format::Pdf => sign_pdf(input, key, scheme, request)?,
+    };
+    Ok(Signed { format, bytes })
+}
+
+fn sign_pdf(
+    input: &[u8],
+    key: &dyn KeySource,
+    scheme: SignatureScheme,
+    request: &SignRequest<'_>,
+) -> Result<Vec<u8>, Error> {
+    let name = crate::pki::subject_common_name(key.certificate());
+    let options = PdfSignOptions {
+        field_name: None,
+        reason: request.pdf.reason.clone(),
+        location: request.pdf.location.clone(),
+        name,
+        contact_info: request.pdf.contact_info.clone(),
+        signing_time: request.signing_time,
+        contents_size: pdf_contents_size(request.level),
+        visible: None,
+    };
+    let options = PdfSignOptions {
+        visible: take_visible(&request.pdf),
+        ..options
+    };
+    let prepared = pdf::prepare(input, &options)?;
+    // PAdES forbids the signing-time attribute: the claimed time is the dictionary's /M.
+    let builder = SignedDataBuilder::new(key, scheme, prepared.digest(request.digest));
+    let cms = finish_cms(builder, request)?.to_der()?;
+    Ok(prepared.finish(&cms)?)
+}
+
+fn take_visible(details: &PdfDetails) -> Option<VisibleSignature> {
+    details.visible.as_ref().map(VisibleSignature::clone)
+}
+
+/// Signs, and for B-T adds the signature time-stamp over the signature value.
+fn finish_cms(
+    builder: SignedDataBuilder<'_>,
+    request: &SignRequest<'_>,
+) -> Result<PendingSignature, Error> {
+    let mut pending = builder.sign()?;
+    if request.level == Level::BT {
+        let tsa = request
+            .timestamper
+            .ok_or_else(|| Error::Usage("level b-t needs a time-stamp authority".into()))?;
+        let digest = pending.digest_algorithm();
+        let token = tsa.timestamp(digest, &digest.digest(pending.signature_value()))?;
+        pending.add_timestamp_token(&token)?;
+    }
+    Ok(pending)
+}

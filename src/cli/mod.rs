@@ -42,13 +42,19 @@ pub struct CliError {
 impl CliError {
     /// A usage error (exit 64).
     pub fn usage(message: impl Into<String>) -> Self {
-        Self { code: ErrorCode::Usage, message: message.into() }
+        Self {
+            code: ErrorCode::Usage,
+            message: message.into(),
+        }
     }
 }
 
 impl From<Error> for CliError {
     fn from(e: Error) -> Self {
-        Self { code: e.code(), message: e.to_string() }
+        Self {
+            code: e.code(),
+            message: e.to_string(),
+        }
     }
 }
 
@@ -102,7 +108,10 @@ fn one_line(message: &str) -> String {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SIGNGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Reads a key password from `--password-file` or `SIGNGATE_KEY_PASSWORD`.
@@ -120,4 +129,12 @@ pub(crate) fn key_password(password_file: Option<&std::path::Path>) -> Result<St
             "no key password: use --password-file FILE or set SIGNGATE_KEY_PASSWORD",
         )),
     }
+}
+
+/// Formats a time for people: ISO 8601 with its offset, to the second.
+pub(crate) fn display_time(at: time::OffsetDateTime) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second][offset_hour sign:mandatory]:[offset_minute]"
+    );
+    at.format(&format).unwrap_or_else(|_| at.to_string())
 }

@@ -1,29 +1,235 @@
-//! `signgate sign`
+//! `signgate sign`: one document, one signature.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
+use time::OffsetDateTime;
 
-use super::CliError;
+use super::{key_password, CliError};
+use crate::fsio;
+use crate::keys::Pkcs12Key;
+use crate::pdf::appearance::Appearance;
+use crate::pdf::{PageSelector, Placement, VisibleSignature};
+use crate::pki::alg::{DigestAlgorithm, RsaPadding};
+use crate::sign::{self, Format, HttpTimeStamper, Level, PdfDetails, SignRequest};
 
 /// Arguments of `signgate sign`.
 #[derive(Debug, Args)]
 pub struct SignArgs {
-    /// PKCS#12 key file.
+    /// Key: a PKCS#12 file.
     #[arg(long)]
-    pub key: PathBuf,
-    /// File holding the key password (else SIGNGATE_KEY_PASSWORD).
+    key: PathBuf,
+    /// File holding the key password (else the SIGNGATE_KEY_PASSWORD environment variable).
     #[arg(long)]
-    pub password_file: Option<PathBuf>,
-    /// Input document (`-` for stdin).
+    password_file: Option<PathBuf>,
+    /// Document to sign (`-` for standard input).
     #[arg(long = "in")]
-    pub input: PathBuf,
-    /// Output file (`-` for stdout).
+    input: PathBuf,
+    /// Output: the signed PDF, or the detached .p7s for CMS (`-` for standard output).
     #[arg(long)]
-    pub out: PathBuf,
+    out: PathBuf,
+    /// Container: pdf (PAdES) or cms (detached CAdES .p7s); default from the content.
+    #[arg(long, value_parser = ["pdf", "cms"])]
+    format: Option<String>,
+    /// Baseline level: b-b, or b-t with a signature time-stamp from --tsa.
+    #[arg(long, default_value = "b-b")]
+    level: Level,
+    /// RFC 3161 time-stamp authority URL (required for b-t).
+    #[arg(long)]
+    tsa: Option<String>,
+    /// Seconds to wait for the time-stamp authority.
+    #[arg(long, default_value_t = 10)]
+    tsa_timeout: u64,
+    /// Digest algorithm: sha256, sha384 or sha512.
+    #[arg(long, default_value = "sha256")]
+    digest: DigestAlgorithm,
+    /// RSA padding: pkcs1 (v1.5) or pss.
+    #[arg(long, default_value = "pkcs1")]
+    rsa_padding: RsaPadding,
+    /// Reason for signing (PDF /Reason).
+    #[arg(long)]
+    reason: Option<String>,
+    /// Place of signing (PDF /Location).
+    #[arg(long)]
+    location: Option<String>,
+    /// The official's handwritten signature (PNG, transparent background) for a visible signature.
+    #[arg(long, conflicts_with_all = ["stamp", "attachment_stamp", "copy_stamp"])]
+    signature_image: Option<PathBuf>,
+    /// The agency's seal (red PNG); placed over the left third of the last signature on the page.
+    #[arg(long, conflicts_with_all = ["attachment_stamp", "copy_stamp"])]
+    stamp: Option<PathBuf>,
+    /// The seal's real diameter in millimetres.
+    #[arg(long, default_value_t = 36.0, requires = "stamp")]
+    seal_size_mm: f64,
+    /// Page of the visible signature or seal: 1-based, -1 for the last page.
+    #[arg(long, allow_negative_numbers = true, default_value_t = -1)]
+    page: i64,
+    /// Rectangle x,y,w,h in points from the bottom-left of the page as displayed.
+    #[arg(long)]
+    rect: Option<String>,
+    /// Text stamp for an attachment (Decree 30/2020), top right of page 1.
+    #[arg(long, conflicts_with = "copy_stamp")]
+    attachment_stamp: bool,
+    /// Document number shown in the attachment stamp, e.g. `123/QĐ-UBND`.
+    #[arg(long, requires = "attachment_stamp")]
+    doc_number: Option<String>,
+    /// Text stamp for an electronic copy (Decree 30/2020), top right of page 1.
+    #[arg(long)]
+    copy_stamp: bool,
 }
 
+/// Vietnam's offset; times shown to people use it (CONTRACTS.md §1).
+const VIETNAM: time::UtcOffset = time::macros::offset!(+7);
+
+/// Default visible-signature box (x, y, w, h) on an A4 page when `--rect` is not given.
+const DEFAULT_SIGNATURE_RECT: [f64; 4] = [330.0, 90.0, 210.0, 100.0];
+
 pub fn run(args: SignArgs) -> Result<u8, CliError> {
-    let _ = args;
-    Err(CliError::usage("sign is not built yet"))
+    let format = match args.format.as_deref() {
+        Some("pdf") => Some(Format::Pdf),
+        Some("cms") => Some(Format::Cms),
+        _ => None,
+    };
+    if args.level == Level::BT && args.tsa.is_none() {
+        return Err(CliError::usage("--level b-t needs --tsa URL"));
+    }
+    let rect = args.rect.as_deref().map(parse_rect).transpose()?;
+    let page = match args.page {
+        -1 => PageSelector::Last,
+        n if n >= 1 => PageSelector::Number(
+            u32::try_from(n).map_err(|_| CliError::usage("--page is too large"))?,
+        ),
+        _ => {
+            return Err(CliError::usage(
+                "--page must be 1 or more, or -1 for the last page",
+            ))
+        }
+    };
+
+    let input = fsio::read_input(&args.input)?;
+    let password = key_password(args.password_file.as_deref())?;
+    let key = Pkcs12Key::open(&args.key, &password)?;
+    let signing_time = OffsetDateTime::now_utc().to_offset(VIETNAM);
+    let visible = visible_signature(&args, &key, page, rect, signing_time)?;
+    let resolved = format.unwrap_or_else(|| Format::detect(&input));
+    if visible.is_some() && resolved != Format::Pdf {
+        return Err(CliError::usage(
+            "visible signatures and stamps need a PDF input",
+        ));
+    }
+    let timestamper = args
+        .tsa
+        .as_ref()
+        .map(|url| HttpTimeStamper::new(url, Duration::from_secs(args.tsa_timeout)));
+    let request = SignRequest {
+        format,
+        level: args.level,
+        digest: args.digest,
+        rsa_padding: args.rsa_padding,
+        signing_time,
+        timestamper: timestamper.as_ref().map(|t| t as &dyn sign::TimeStamper),
+        pdf: PdfDetails {
+            reason: args.reason.clone(),
+            location: args.location.clone(),
+            contact_info: None,
+            visible,
+        },
+    };
+    let signed = sign::sign_document(&input, &key, &request)?;
+    fsio::write_output(&args.out, &signed.bytes)?;
+    Ok(0)
+}
+
+fn visible_signature(
+    args: &SignArgs,
+    key: &Pkcs12Key,
+    page: PageSelector,
+    rect: Option<[f64; 4]>,
+    at: OffsetDateTime,
+) -> Result<Option<VisibleSignature>, CliError> {
+    use crate::keys::KeySource;
+    let cert = key.certificate();
+    let when = crate::cli::display_time(at);
+    let to_rect = |r: [f64; 4]| Placement::Rect {
+        x: r[0],
+        y: r[1],
+        w: r[2],
+        h: r[3],
+    };
+    if let Some(path) = &args.signature_image {
+        let signer = crate::pki::subject_common_name(cert).unwrap_or_default();
+        let lines = vec![format!("Ký bởi: {signer}"), format!("Thời gian ký: {when}")];
+        return Ok(Some(VisibleSignature {
+            page,
+            placement: to_rect(rect.unwrap_or(DEFAULT_SIGNATURE_RECT)),
+            appearance: Appearance::Signature {
+                image_png: fsio::read_input(path)?,
+                lines,
+            },
+        }));
+    }
+    if let Some(path) = &args.stamp {
+        if !(args.seal_size_mm > 0.0 && args.seal_size_mm <= 100.0) {
+            return Err(CliError::usage("--seal-size-mm must be between 0 and 100"));
+        }
+        let placement = match rect {
+            Some(r) => to_rect(r),
+            None => Placement::SealOverPreviousSignature {
+                diameter_pt: args.seal_size_mm * 72.0 / 25.4,
+            },
+        };
+        return Ok(Some(VisibleSignature {
+            page,
+            placement,
+            appearance: Appearance::Seal {
+                image_png: fsio::read_input(path)?,
+            },
+        }));
+    }
+    if args.attachment_stamp || args.copy_stamp {
+        let agency = crate::pki::subject_organization(cert)
+            .or_else(|| crate::pki::subject_common_name(cert))
+            .unwrap_or_default();
+        let mut lines = vec![agency];
+        if args.copy_stamp {
+            lines.push("Bản sao điện tử".to_string());
+        }
+        if let Some(number) = &args.doc_number {
+            lines.push(format!("Số: {number}"));
+        }
+        lines.push(format!("Thời gian ký: {when}"));
+        let (w, h) = Appearance::text_size(&lines);
+        return Ok(Some(VisibleSignature {
+            page: PageSelector::Number(1),
+            placement: match rect {
+                Some(r) => to_rect(r),
+                None => Placement::TopRightStamp { w, h },
+            },
+            appearance: Appearance::Text { lines },
+        }));
+    }
+    Ok(None)
+}
+
+fn parse_rect(text: &str) -> Result<[f64; 4], CliError> {
+    let bad = || CliError::usage(format!("--rect '{text}' must be x,y,w,h in points"));
+    let parts: Vec<f64> = text
+        .split(',')
+        .map(|p| p.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad())?;
+    match parts[..] {
+        [x, y, w, h]
+            if w > 0.0
+                && h > 0.0
+                && x.is_finite()
+                && y.is_finite()
+                && w.is_finite()
+                && h.is_finite() =>
+        {
+            Ok([x, y, w, h])
+        }
+        _ => Err(bad()),
+    }
 }

@@ -33,3 +33,16 @@ impl TspError {
         }
     }
 }
+
+/// Placeholder until the RFC 3161 client lands.
+pub fn request_token(
+    url: &str,
+    _digest: crate::pki::alg::DigestAlgorithm,
+    _imprint: &[u8],
+    _timeout: std::time::Duration,
+) -> Result<Vec<u8>, TspError> {
+    Err(TspError::Unavailable {
+        url: url.into(),
+        reason: "client not built yet".into(),
+    })
+}
