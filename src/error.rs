@@ -43,6 +43,10 @@ pub enum ErrorCode {
     TsaUnavailable,
     /// The time-stamp authority answered, but not with a usable token.
     TsaBadResponse,
+    /// The file holds no signature to verify.
+    NoSignature,
+    /// The CMS signature cannot be parsed.
+    CmsMalformed,
     /// A bug or an environment failure.
     Internal,
 }
@@ -67,6 +71,8 @@ impl ErrorCode {
             Self::CertNoSigningUsage => "CERT_NO_SIGNING_USAGE",
             Self::TsaUnavailable => "TSA_UNAVAILABLE",
             Self::TsaBadResponse => "TSA_BAD_RESPONSE",
+            Self::NoSignature => "NO_SIGNATURE",
+            Self::CmsMalformed => "CMS_MALFORMED",
             Self::Internal => "INTERNAL",
         }
     }
@@ -78,7 +84,9 @@ impl ErrorCode {
             Self::PdfMalformed
             | Self::PdfEncrypted
             | Self::PdfCertifiedNoChanges
-            | Self::ImageInvalid => 65,
+            | Self::ImageInvalid
+            | Self::CmsMalformed => 65,
+            Self::NoSignature => 3,
             Self::InputMissing => 66,
             Self::TsaUnavailable | Self::TsaBadResponse => 69,
             Self::Internal => 70,
@@ -121,6 +129,9 @@ pub enum Error {
     /// An input or output file failed.
     #[error(transparent)]
     Io(#[from] crate::fsio::IoError),
+    /// The file cannot be verified.
+    #[error(transparent)]
+    Verify(#[from] crate::verify::VerifyError),
     /// The request itself is inconsistent (e.g. B-T without a TSA).
     #[error("{0}")]
     Usage(String),
@@ -136,6 +147,7 @@ impl Error {
             Error::Pdf(e) => e.code(),
             Error::Tsp(e) => e.code(),
             Error::Io(e) => e.code(),
+            Error::Verify(e) => e.code(),
             Error::Usage(_) => ErrorCode::Usage,
         }
     }

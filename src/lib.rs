@@ -7,6 +7,7 @@
 //! - [`pdf`]: PAdES incremental update, ByteRange, visible signatures; no I/O.
 //! - [`tsa`]: a small RFC 3161 time-stamp server.
 //! - [`sign`]: the signing use case that ties keys, cms, pdf and the TSA client together.
+//! - [`verify`]: signature validation and the ETSI-style report; never signs.
 //! - [`fsio`]: atomic output files.
 //! - [`cli`]: the command line, thin over the above.
 #![forbid(unsafe_code)]
@@ -21,5 +22,6 @@ pub mod pdf;
 pub mod pki;
 pub mod sign;
 pub mod tsa;
+pub mod verify;
 
 pub use error::{Error, ErrorCode};

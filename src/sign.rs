@@ -177,21 +177,13 @@ fn sign_pdf(
         contact_info: request.pdf.contact_info.clone(),
         signing_time: request.signing_time,
         contents_size: pdf_contents_size(request.level),
-        visible: None,
-    };
-    let options = PdfSignOptions {
-        visible: take_visible(&request.pdf),
-        ..options
+        visible: request.pdf.visible.clone(),
     };
     let prepared = pdf::prepare(input, &options)?;
     // PAdES forbids the signing-time attribute: the claimed time is the dictionary's /M.
     let builder = SignedDataBuilder::new(key, scheme, prepared.digest(request.digest));
     let cms = finish_cms(builder, request)?.to_der()?;
     Ok(prepared.finish(&cms)?)
-}
-
-fn take_visible(details: &PdfDetails) -> Option<VisibleSignature> {
-    details.visible.as_ref().map(VisibleSignature::clone)
 }
 
 /// Signs, and for B-T adds the signature time-stamp over the signature value.

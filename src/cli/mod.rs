@@ -5,6 +5,7 @@
 mod pki;
 mod sign;
 mod tsa;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -24,6 +25,8 @@ pub struct Cli {
 enum Command {
     /// Sign a document (PAdES for PDF, CAdES detached .p7s for anything else).
     Sign(sign::SignArgs),
+    /// Verify the signatures of a PDF or CMS file and print the validation report.
+    Verify(verify::VerifyArgs),
     /// Manage the demo PKI.
     #[command(subcommand)]
     Pki(pki::PkiCommand),
@@ -73,7 +76,8 @@ from_domain_error!(
     crate::pdf::PdfError,
     crate::pki::tsp::TspError,
     crate::fsio::IoError,
-    crate::cms::CmsError
+    crate::cms::CmsError,
+    crate::verify::VerifyError
 );
 
 /// Runs the command line and returns the process exit code.
@@ -89,6 +93,7 @@ pub fn main() -> ExitCode {
     init_logging();
     let outcome = match cli.command {
         Command::Sign(args) => sign::run(args),
+        Command::Verify(args) => verify::run(args),
         Command::Pki(cmd) => pki::run(cmd),
         Command::Tsa(cmd) => tsa::run(cmd),
     };

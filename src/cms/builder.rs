@@ -82,10 +82,10 @@ impl<'a> SignedDataBuilder<'a> {
     /// Signs and returns the signature, which may still take unsigned attributes.
     pub fn sign(self) -> Result<PendingSignature, CmsError> {
         let digest_alg = self.scheme.digest();
-        if self.message_digest.len() != digest_alg.len() {
+        if self.message_digest.len() != digest_alg.output_len() {
             return Err(CmsError::DigestLength {
                 got: self.message_digest.len(),
-                expected: digest_alg.len(),
+                expected: digest_alg.output_len(),
             });
         }
         let signer_cert = to_rust_cert(self.key.certificate())?;

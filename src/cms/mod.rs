@@ -6,9 +6,11 @@
 
 mod attributes;
 mod builder;
+mod parse;
 
 pub use attributes::{EssCertIdV2, SigningCertificateV2};
 pub use builder::{PendingSignature, SignedDataBuilder};
+pub use parse::{parse_signed_data, ParsedSignedData};
 
 /// Building a CMS structure failed.
 #[derive(Debug, thiserror::Error)]

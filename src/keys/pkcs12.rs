@@ -126,12 +126,12 @@ pub(crate) fn sign_with_pkey(
         }
         _ => {}
     }
-    if digest.len() != scheme.digest().len() {
+    if digest.len() != scheme.digest().output_len() {
         return Err(KeyError::SignFailed(format!(
             "digest is {} bytes, {:?} needs {}",
             digest.len(),
             scheme.digest(),
-            scheme.digest().len()
+            scheme.digest().output_len()
         )));
     }
     let failed = |e: openssl::error::ErrorStack| KeyError::SignFailed(e.to_string());

@@ -37,7 +37,7 @@ impl DigestAlgorithm {
     }
 
     /// Length of the digest in bytes.
-    pub fn len(self) -> usize {
+    pub fn output_len(self) -> usize {
         match self {
             Self::Sha256 => 32,
             Self::Sha384 => 48,
@@ -188,7 +188,7 @@ impl SignatureScheme {
                         oid: oid::MGF1,
                         parameters: Some(Any::encode_from(&d.identifier()).expect("encodes")),
                     },
-                    salt_length: d.len() as u32,
+                    salt_length: d.output_len() as u32,
                 };
                 AlgorithmIdentifierOwned {
                     oid: oid::RSASSA_PSS,

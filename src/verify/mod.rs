@@ -1,0 +1,487 @@
+//! Signature validation with an ETSI EN 319 102-1 style report.
+//!
+//! Drives [`cms`](crate::cms) parsing, the signer and time-stamp checks and path validation
+//! against named trust lists; never signs. The caller supplies the validation time and the
+//! trust lists in a [`ValidationContext`]: this module reads neither the clock nor the network.
+//!
+//! Not yet done (see the verification issue): revocation checking (OCSP/CRL), the analysis
+//! of changes made to a PDF after a signature, XML signatures.
+
+mod chain;
+mod pdf;
+pub mod report;
+mod signer;
+mod timestamp;
+
+pub use chain::TrustList;
+pub use report::{Indication, Report, SignatureReport, SubIndication};
+
+use openssl::x509::X509;
+use time::OffsetDateTime;
+
+use crate::error::ErrorCode;
+use report::{ChainEntry, Coverage, Identifier, SignatureKind, Signer, TimestampReport};
+use signer::{hash_parts, SignerCheck};
+
+/// The file could not be verified at all (as opposed to a signature failing).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The file has no signature.
+    #[error("{0} has no signature")]
+    NoSignature(String),
+    /// The PDF cannot be parsed.
+    #[error("{0}")]
+    PdfMalformed(String),
+    /// A detached CMS signature needs its content.
+    #[error("{0} is a detached signature: give the signed file with --content")]
+    ContentMissing(String),
+    /// The CMS structure cannot be parsed.
+    #[error("{file} is not a CMS signature: {reason}")]
+    CmsMalformed {
+        /// The file.
+        file: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl VerifyError {
+    /// The stable error code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::NoSignature(_) => ErrorCode::NoSignature,
+            Self::PdfMalformed(_) => ErrorCode::PdfMalformed,
+            Self::ContentMissing(_) => ErrorCode::Usage,
+            Self::CmsMalformed { .. } => ErrorCode::CmsMalformed,
+        }
+    }
+}
+
+/// What the caller supplies: the validation time and the trust anchors.
+pub struct ValidationContext {
+    /// "Now" for the validation.
+    pub at: OffsetDateTime,
+    /// Named trust lists, tried in order.
+    pub trust_lists: Vec<TrustList>,
+}
+
+/// Verifies every signature of `input` (`name` is used in the report). `detached` is the
+/// signed content of a detached CMS signature.
+pub fn document(
+    name: &str,
+    input: &[u8],
+    detached: Option<&[u8]>,
+    ctx: &ValidationContext,
+) -> Result<Report, VerifyError> {
+    if input.starts_with(b"%PDF-") {
+        verify_pdf(name, input, ctx)
+    } else {
+        verify_cms(name, input, detached, ctx)
+    }
+}
+
+fn verify_pdf(name: &str, input: &[u8], ctx: &ValidationContext) -> Result<Report, VerifyError> {
+    let found = pdf::signatures(input).map_err(VerifyError::PdfMalformed)?;
+    if found.is_empty() {
+        return Err(VerifyError::NoSignature(name.into()));
+    }
+    let mut reports = Vec::new();
+    for sig in found {
+        let coverage = Coverage {
+            whole_file: sig.whole_file,
+            revision: Some(sig.revision),
+            element_path: None,
+        };
+        let [(a, b), (c, d)] = sig.ranges;
+        let signed: Vec<&[u8]> = if sig.byte_range_problems.is_empty() {
+            vec![&input[a..a + b], &input[c..c + d]]
+        } else {
+            Vec::new()
+        };
+        let is_doc_ts = sig.sub_filter == "ETSI.RFC3161";
+        let mut report = if is_doc_ts {
+            document_timestamp(&sig, &signed, ctx, coverage.clone())
+        } else {
+            match crate::cms::parse_signed_data(&sig.contents) {
+                Ok(parsed) => {
+                    let check = signer::check_signer(&parsed, 0, &|md| hash_parts(md, &signed));
+                    evaluate(sig.field.clone(), check, ctx, coverage.clone())
+                }
+                Err(e) => failed(
+                    sig.field.clone(),
+                    SubIndication::FormatFailure,
+                    format!("/Contents is not CMS: {e}"),
+                    ctx,
+                    coverage.clone(),
+                ),
+            }
+        };
+        if let Some(m) = &sig.claimed_time {
+            report.claimed_signing_time = pdf_date_to_rfc3339(m).or(report.claimed_signing_time);
+        }
+        if !sig.byte_range_problems.is_empty() {
+            report.intact = false;
+            report.indication = Indication::TotalFailed;
+            report.sub_indication = Some(SubIndication::FormatFailure);
+            report.notes.extend(sig.byte_range_problems.iter().cloned());
+        }
+        if !matches!(
+            sig.sub_filter.as_str(),
+            "ETSI.CAdES.detached" | "adbe.pkcs7.detached" | "ETSI.RFC3161"
+        ) {
+            report.indication = Indication::TotalFailed;
+            report.sub_indication = Some(SubIndication::FormatFailure);
+            report
+                .notes
+                .push(format!("unsupported /SubFilter {}", sig.sub_filter));
+        }
+        report.modification = sig.whole_file.then_some("none");
+        if !sig.whole_file {
+            report.notes.push(
+                "the file was changed after this signature; the changes are not analysed yet"
+                    .into(),
+            );
+        }
+        reports.push(report);
+    }
+    Ok(Report::new(name.into(), "pdf", reports))
+}
+
+fn document_timestamp(
+    sig: &pdf::PdfSignature,
+    signed: &[&[u8]],
+    ctx: &ValidationContext,
+    coverage: Coverage,
+) -> SignatureReport {
+    let ts = timestamp::check(&sig.contents, signed, &ctx.trust_lists);
+    let mut report = failed(
+        sig.field.clone(),
+        SubIndication::HashFailure,
+        String::new(),
+        ctx,
+        coverage,
+    );
+    report.notes.clear();
+    report.kind = SignatureKind::DocumentTimestamp;
+    report.intact = ts.valid;
+    if ts.valid {
+        report.indication = Indication::TotalPassed;
+        report.sub_indication = None;
+    } else {
+        report.notes.extend(ts.problems.iter().cloned());
+    }
+    report.timestamp = Some(TimestampReport {
+        gen_time: ts.gen_time.map(rfc3339).unwrap_or_default(),
+        tsa: ts.tsa,
+        valid: ts.valid,
+    });
+    if let Some(t) = ts.gen_time {
+        report.best_signature_time = rfc3339(t);
+    }
+    report
+}
+
+fn verify_cms(
+    name: &str,
+    input: &[u8],
+    detached: Option<&[u8]>,
+    ctx: &ValidationContext,
+) -> Result<Report, VerifyError> {
+    let der = pem_or_der(input);
+    let parsed = crate::cms::parse_signed_data(&der).map_err(|e| VerifyError::CmsMalformed {
+        file: name.into(),
+        reason: e.to_string(),
+    })?;
+    let encapsulated = parsed
+        .signed_data
+        .encap_content_info
+        .econtent
+        .as_ref()
+        .and_then(|any| any.decode_as::<der::asn1::OctetString>().ok())
+        .map(|o| o.as_bytes().to_vec());
+    let content: Vec<u8> = match (encapsulated, detached) {
+        (Some(c), _) => c,
+        (None, Some(d)) => d.to_vec(),
+        (None, None) => return Err(VerifyError::ContentMissing(name.into())),
+    };
+    let count = parsed.signed_data.signer_infos.0.len();
+    if count == 0 {
+        return Err(VerifyError::NoSignature(name.into()));
+    }
+    let reports = (0..count)
+        .map(|i| {
+            let check = signer::check_signer(&parsed, i, &|md| hash_parts(md, &[&content]));
+            let coverage = Coverage {
+                whole_file: true,
+                revision: None,
+                element_path: None,
+            };
+            let mut r = evaluate(format!("signer-{}", i + 1), check, ctx, coverage);
+            r.modification = Some("none");
+            r
+        })
+        .collect();
+    Ok(Report::new(name.into(), "cms", reports))
+}
+
+/// Accepts PEM-armoured CMS (`-----BEGIN CMS-----`/`PKCS7`) as well as DER.
+fn pem_or_der(input: &[u8]) -> Vec<u8> {
+    let Ok(text) = std::str::from_utf8(input) else {
+        return input.to_vec();
+    };
+    if !text.trim_start().starts_with("-----BEGIN") {
+        return input.to_vec();
+    }
+    let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, body.trim())
+        .unwrap_or_else(|_| input.to_vec())
+}
+
+fn failed(
+    id: String,
+    sub: SubIndication,
+    note: String,
+    ctx: &ValidationContext,
+    coverage: Coverage,
+) -> SignatureReport {
+    SignatureReport {
+        id,
+        kind: SignatureKind::Signature,
+        intact: false,
+        indication: Indication::TotalFailed,
+        sub_indication: Some(sub),
+        signer: None,
+        claimed_signing_time: None,
+        best_signature_time: rfc3339(ctx.at),
+        timestamp: None,
+        trust_list: None,
+        chain: Vec::new(),
+        revocation: Vec::new(),
+        coverage,
+        modification: None,
+        changes: Vec::new(),
+        notes: if note.is_empty() {
+            Vec::new()
+        } else {
+            vec![note]
+        },
+    }
+}
+
+/// Turns the checks of one signer into its verdict, in the order of ETSI EN 319 102-1 §5:
+/// format and integrity, then time-stamp (best signature time), algorithms, path, usage.
+fn evaluate(
+    id: String,
+    check: SignerCheck,
+    ctx: &ValidationContext,
+    coverage: Coverage,
+) -> SignatureReport {
+    let mut report = failed(
+        id,
+        SubIndication::FormatFailure,
+        String::new(),
+        ctx,
+        coverage,
+    );
+    report.claimed_signing_time = check.claimed_time.map(rfc3339);
+    report.notes.extend(check.format_errors.iter().cloned());
+    let Some(cert) = check.certificate.clone() else {
+        report.indication = Indication::Indeterminate;
+        report.sub_indication = Some(SubIndication::NoSigningCertificateFound);
+        report
+            .notes
+            .push("the signer's certificate is not in the signature".into());
+        return report;
+    };
+    report.signer = Some(signer_of(&cert));
+    report.intact = check.hash_ok && check.signature_ok;
+    if !check.hash_ok {
+        report.sub_indication = Some(SubIndication::HashFailure);
+        report
+            .notes
+            .push("the signed data's digest does not match: the document was changed".into());
+        return report;
+    }
+    if !check.signature_ok {
+        report.sub_indication = Some(SubIndication::SigCryptoFailure);
+        report
+            .notes
+            .push("the signature value does not verify with the signer's key".into());
+        return report;
+    }
+
+    let mut best_time = ctx.at;
+    if let Some(token) = check.timestamp_tokens.first() {
+        let ts = timestamp::check(token, &[&check.signature_value], &ctx.trust_lists);
+        if ts.valid {
+            if let Some(t) = ts.gen_time {
+                best_time = best_time.min(t);
+            }
+        } else {
+            report.notes.extend(
+                ts.problems
+                    .iter()
+                    .map(|p| format!("signature time-stamp: {p}")),
+            );
+        }
+        report.timestamp = Some(TimestampReport {
+            gen_time: ts.gen_time.map(rfc3339).unwrap_or_default(),
+            tsa: ts.tsa,
+            valid: ts.valid,
+        });
+    }
+    report.best_signature_time = rfc3339(best_time);
+
+    let outcome = chain::validate(&cert, &check.embedded, &ctx.trust_lists, best_time);
+    report.trust_list = outcome.trust_list.clone();
+    report.chain = outcome.chain.iter().map(chain_entry).collect();
+    report.indication = Indication::Indeterminate;
+    if !check.weak.is_empty() {
+        report.sub_indication = Some(SubIndication::CryptoConstraintsFailureNoPoe);
+        report
+            .notes
+            .extend(check.weak.iter().map(|w| format!("weak algorithm: {w}")));
+        return report;
+    }
+    if let Some((sub, why)) = outcome.failure {
+        report.sub_indication = Some(sub);
+        report.notes.push(why);
+        return report;
+    }
+    if let Err(why) = chain::check_signer_usage(&cert) {
+        report.sub_indication = Some(SubIndication::ChainConstraintsFailure);
+        report.notes.push(why);
+        return report;
+    }
+    if let Some(ts) = &report.timestamp {
+        if !ts.valid {
+            report.sub_indication = Some(SubIndication::TimestampOrderFailure);
+            return report;
+        }
+    }
+    report.indication = Indication::TotalPassed;
+    report.sub_indication = None;
+    report
+        .notes
+        .push("revocation status not checked (not implemented yet)".into());
+    report
+}
+
+fn signer_of(cert: &X509) -> Signer {
+    Signer {
+        subject: dn(cert.subject_name()),
+        issuer: dn(cert.issuer_name()),
+        serial: serial_hex(cert),
+        identifiers: identifiers(cert),
+    }
+}
+
+fn chain_entry(cert: &X509) -> ChainEntry {
+    ChainEntry {
+        subject: dn(cert.subject_name()),
+        serial: serial_hex(cert),
+        not_after: asn1_time_rfc3339(cert.not_after()),
+    }
+}
+
+fn dn(name: &openssl::x509::X509NameRef) -> String {
+    name.entries()
+        .map(|e| {
+            let key = e.object().nid().short_name().unwrap_or("?");
+            let value = e.data().to_string().unwrap_or_default();
+            format!("{key}={value}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn serial_hex(cert: &X509) -> String {
+    cert.serial_number()
+        .to_bn()
+        .and_then(|b| b.to_hex_str().map(|s| s.to_lowercase()))
+        .unwrap_or_default()
+}
+
+/// Typed identifiers in the subject's UID attributes (`MST:…`, `CCCD:…`, `CMND:…`).
+fn identifiers(cert: &X509) -> Vec<Identifier> {
+    cert.subject_name()
+        .entries_by_nid(openssl::nid::Nid::USERID)
+        .filter_map(|e| e.data().to_string().ok())
+        .filter_map(|v| {
+            let (kind, value) = v.split_once(':')?;
+            Some(Identifier {
+                kind: kind.trim().to_string(),
+                value: value.trim().to_string(),
+            })
+        })
+        .collect()
+}
+
+fn asn1_time_rfc3339(t: &openssl::asn1::Asn1TimeRef) -> String {
+    let Ok(epoch) = openssl::asn1::Asn1Time::from_unix(0) else {
+        return String::new();
+    };
+    match epoch.diff(t) {
+        Ok(d) => OffsetDateTime::from_unix_timestamp(d.days as i64 * 86_400 + d.secs as i64)
+            .map(rfc3339)
+            .unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// RFC 3339 in UTC, as every time in JSON is (CONTRACTS.md §1).
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    let t = t.replace_nanosecond(0).unwrap_or(t);
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Converts a PDF date `D:YYYYMMDDHHmmSS+HH'mm'` to RFC 3339 UTC.
+fn pdf_date_to_rfc3339(pdf: &str) -> Option<String> {
+    let s = pdf.strip_prefix("D:").unwrap_or(pdf);
+    let digits = |r: std::ops::Range<usize>| s.get(r).and_then(|v| v.parse::<u32>().ok());
+    let year = digits(0..4)? as i32;
+    let month = time::Month::try_from(digits(4..6).unwrap_or(1) as u8).ok()?;
+    let date = time::Date::from_calendar_date(year, month, digits(6..8).unwrap_or(1) as u8).ok()?;
+    let clock = time::Time::from_hms(
+        digits(8..10).unwrap_or(0) as u8,
+        digits(10..12).unwrap_or(0) as u8,
+        digits(12..14).unwrap_or(0) as u8,
+    )
+    .ok()?;
+    let offset = match s.get(14..15) {
+        Some(sign @ ("+" | "-")) => {
+            let h = digits(15..17).unwrap_or(0) as i8;
+            let m = s
+                .get(18..20)
+                .and_then(|v| v.parse::<i8>().ok())
+                .unwrap_or(0);
+            let (h, m) = if sign == "-" { (-h, -m) } else { (h, m) };
+            time::UtcOffset::from_hms(h, m, 0).ok()?
+        }
+        _ => time::UtcOffset::UTC,
+    };
+    Some(rfc3339(
+        time::PrimitiveDateTime::new(date, clock).assume_offset(offset),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pdf_dates_convert_to_utc() {
+        assert_eq!(
+            pdf_date_to_rfc3339("D:20250701093000+07'00'").as_deref(),
+            Some("2025-07-01T02:30:00Z")
+        );
+        assert_eq!(
+            pdf_date_to_rfc3339("D:20250701093000Z").as_deref(),
+            Some("2025-07-01T09:30:00Z")
+        );
+        assert_eq!(pdf_date_to_rfc3339("garbage"), None);
+    }
+}

@@ -1,0 +1,220 @@
+//! Finding the signatures of a PDF and what bytes each one covers.
+
+use lopdf::{Document, Object};
+
+/// One signature dictionary of a PDF, with its ByteRange already checked.
+pub struct PdfSignature {
+    /// Fully qualified field name.
+    pub field: String,
+    /// /SubFilter.
+    pub sub_filter: String,
+    /// /Contents bytes (the CMS blob, zero padded).
+    pub contents: Vec<u8>,
+    /// The signed byte ranges as (start, length) pairs.
+    pub ranges: [(usize, usize); 2],
+    /// /M as written, if any.
+    pub claimed_time: Option<String>,
+    /// ByteRange problems that make the signature a format failure.
+    pub byte_range_problems: Vec<String>,
+    /// The signature covers the whole file.
+    pub whole_file: bool,
+    /// The revision (1-based) that ends where the signature's coverage ends.
+    pub revision: usize,
+}
+
+/// Lists the signature fields of `input` that have a value.
+pub fn signatures(input: &[u8]) -> Result<Vec<PdfSignature>, String> {
+    let doc = Document::load_mem(input).map_err(|e| format!("malformed PDF: {e}"))?;
+    if doc.trailer.get(b"Encrypt").is_ok() {
+        return Err("encrypted PDFs cannot be verified".into());
+    }
+    let catalog = doc.catalog().map_err(|e| format!("malformed PDF: {e}"))?;
+    let fields = match catalog.get(b"AcroForm").ok().and_then(|a| deref(&doc, a)) {
+        Some(Object::Dictionary(form)) => form
+            .get(b"Fields")
+            .ok()
+            .and_then(|f| deref(&doc, f))
+            .cloned(),
+        _ => None,
+    };
+    let mut out = Vec::new();
+    if let Some(Object::Array(fields)) = fields {
+        let mut budget = 10_000usize;
+        for f in &fields {
+            collect(&doc, input, f, "", None, 0, &mut budget, &mut out);
+        }
+    }
+    Ok(out)
+}
+
+fn deref<'a>(doc: &'a Document, obj: &'a Object) -> Option<&'a Object> {
+    match obj {
+        Object::Reference(id) => doc.get_object(*id).ok(),
+        other => Some(other),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn collect(
+    doc: &Document,
+    input: &[u8],
+    field: &Object,
+    parent_name: &str,
+    inherited_ft: Option<Vec<u8>>,
+    depth: usize,
+    budget: &mut usize,
+    out: &mut Vec<PdfSignature>,
+) {
+    if depth > 32 || *budget == 0 {
+        return;
+    }
+    *budget -= 1;
+    let Some(Object::Dictionary(dict)) = deref(doc, field) else {
+        return;
+    };
+    let partial = dict
+        .get(b"T")
+        .ok()
+        .and_then(|t| t.as_str().ok())
+        .map(decode_text)
+        .unwrap_or_default();
+    let name = match (parent_name.is_empty(), partial.is_empty()) {
+        (true, _) => partial.clone(),
+        (false, true) => parent_name.to_string(),
+        (false, false) => format!("{parent_name}.{partial}"),
+    };
+    let ft = dict
+        .get(b"FT")
+        .ok()
+        .and_then(|f| f.as_name().ok())
+        .map(|n| n.to_vec())
+        .or(inherited_ft);
+    if let Ok(Object::Array(kids)) = dict.get(b"Kids") {
+        for kid in kids {
+            collect(doc, input, kid, &name, ft.clone(), depth + 1, budget, out);
+        }
+    }
+    if ft.as_deref() != Some(b"Sig") {
+        return;
+    }
+    let Some(Object::Dictionary(sig)) = dict.get(b"V").ok().and_then(|v| deref(doc, v)) else {
+        return;
+    };
+    let sub_filter = sig
+        .get(b"SubFilter")
+        .ok()
+        .and_then(|s| s.as_name().ok())
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .unwrap_or_default();
+    let contents = sig
+        .get(b"Contents")
+        .ok()
+        .and_then(|c| c.as_str().ok())
+        .map(|c| c.to_vec())
+        .unwrap_or_default();
+    let claimed_time = sig
+        .get(b"M")
+        .ok()
+        .and_then(|m| m.as_str().ok())
+        .map(|m| String::from_utf8_lossy(m).into_owned());
+    let range: Vec<i64> = match sig.get(b"ByteRange") {
+        Ok(Object::Array(items)) => items.iter().filter_map(|i| i.as_i64().ok()).collect(),
+        _ => Vec::new(),
+    };
+    out.push(check_byte_range(
+        input,
+        name,
+        sub_filter,
+        contents,
+        claimed_time,
+        &range,
+    ));
+}
+
+fn check_byte_range(
+    input: &[u8],
+    field: String,
+    sub_filter: String,
+    contents: Vec<u8>,
+    claimed_time: Option<String>,
+    range: &[i64],
+) -> PdfSignature {
+    let mut problems = Vec::new();
+    let len = input.len();
+    let mut ranges = [(0usize, 0usize); 2];
+    if range.len() != 4 || range.iter().any(|v| *v < 0) {
+        problems.push("ByteRange is not four non-negative integers".to_string());
+    } else {
+        let [a, b, c, d] = [
+            range[0] as usize,
+            range[1] as usize,
+            range[2] as usize,
+            range[3] as usize,
+        ];
+        ranges = [(a, b), (c, d)];
+        if a != 0 {
+            problems.push("ByteRange does not start at 0".into());
+        }
+        match (a.checked_add(b), c.checked_add(d)) {
+            (Some(end1), Some(end2)) if end1 <= c && end2 <= len => {
+                let gap = &input[end1..c];
+                let hex_ok = gap.len() >= 2
+                    && gap[0] == b'<'
+                    && gap[gap.len() - 1] == b'>'
+                    && gap[1..gap.len() - 1].iter().all(|b| b.is_ascii_hexdigit());
+                if !hex_ok {
+                    problems
+                        .push("the ByteRange gap is not exactly the /Contents hex string".into());
+                }
+            }
+            (Some(end1), Some(_)) if end1 > c => problems.push("ByteRange ranges overlap".into()),
+            _ => problems.push("ByteRange reaches beyond the end of the file".into()),
+        }
+    }
+    let end = ranges[1].0.saturating_add(ranges[1].1);
+    let whole_file = problems.is_empty() && end == len;
+    let revision = revision_ending_at(input, end);
+    if problems.is_empty() && !ends_revision(input, end) {
+        problems.push("the signed range does not end at the end of a revision (%%EOF)".into());
+    }
+    PdfSignature {
+        field,
+        sub_filter,
+        contents,
+        ranges,
+        claimed_time,
+        byte_range_problems: problems,
+        whole_file,
+        revision,
+    }
+}
+
+/// Number of `%%EOF` markers at or before `end`: the revision the range covers.
+fn revision_ending_at(input: &[u8], end: usize) -> usize {
+    let end = end.min(input.len());
+    input[..end]
+        .windows(5)
+        .filter(|w| w == b"%%EOF")
+        .count()
+        .max(1)
+}
+
+/// Whether `end` is just after a `%%EOF` marker (allowing an end-of-line).
+fn ends_revision(input: &[u8], end: usize) -> bool {
+    let head = &input[..end.min(input.len())];
+    let trimmed = head.strip_suffix(b"\n").unwrap_or(head);
+    let trimmed = trimmed.strip_suffix(b"\r").unwrap_or(trimmed);
+    trimmed.ends_with(b"%%EOF")
+}
+
+/// Decodes a PDF text string (UTF-16BE with BOM, else PDFDocEncoding treated as Latin-1).
+pub fn decode_text(bytes: &[u8]) -> String {
+    if let Some(rest) = bytes.strip_prefix(&[0xFE, 0xFF]) {
+        let units: Vec<u16> = rest
+            .chunks_exact(2)
+            .map(|c| u16::from_be_bytes([c[0], c[1]]))
+            .collect();
+        return String::from_utf16_lossy(&units);
+    }
+    bytes.iter().map(|&b| b as char).collect()
+}
