@@ -76,8 +76,10 @@ pub fn document(
 ) -> Result<Report, VerifyError> {
     if input.starts_with(b"%PDF-") {
         verify_pdf(name, input, ctx)
-    } else {
+    } else if input.first() == Some(&0x30) || input.starts_with(b"-----BEGIN") {
         verify_cms(name, input, detached, ctx)
+    } else {
+        Err(VerifyError::NoSignature(name.into()))
     }
 }
 
