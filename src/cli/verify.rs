@@ -26,9 +26,12 @@ pub struct VerifyArgs {
     /// Validation time, RFC 3339 (default: now).
     #[arg(long)]
     at: Option<String>,
-    /// Open no network connection (there are none yet: revocation is not checked).
+    /// Open no network connection: use only the validation data embedded in the file.
     #[arg(long)]
     offline: bool,
+    /// Seconds to wait for each OCSP responder or CRL server.
+    #[arg(long, default_value_t = 10)]
+    fetch_timeout: u64,
     /// Output format.
     #[arg(long, default_value = "json", value_parser = ["json", "text"])]
     format: String,
@@ -52,9 +55,16 @@ pub fn run(args: VerifyArgs) -> Result<u8, CliError> {
     };
     let input = fsio::read_input(&args.file)?;
     let content = args.content.as_deref().map(fsio::read_input).transpose()?;
+    let fetcher: Option<Box<dyn verify::Fetcher>> = if args.offline {
+        None
+    } else {
+        let timeout = std::time::Duration::from_secs(args.fetch_timeout);
+        Some(Box::new(verify::HttpFetcher::new(timeout)))
+    };
     let ctx = ValidationContext {
         at,
         trust_lists: lists,
+        fetcher,
     };
     let name = args.file.display().to_string();
     let report =

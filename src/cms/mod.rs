@@ -6,7 +6,7 @@
 
 mod attributes;
 mod builder;
-mod parse;
+pub(crate) mod parse;
 
 pub use attributes::{EssCertIdV2, SigningCertificateV2};
 pub use builder::{PendingSignature, SignedDataBuilder};

@@ -49,7 +49,7 @@ fn trim_trailing_zeros(der: &[u8]) -> &[u8] {
 }
 
 /// Reads one DER TLV: (tag, value range start..end, total length).
-fn tlv(input: &[u8]) -> Option<(u8, std::ops::Range<usize>, usize)> {
+pub(crate) fn tlv(input: &[u8]) -> Option<(u8, std::ops::Range<usize>, usize)> {
     let tag = *input.first()?;
     let first = *input.get(1)? as usize;
     let (len, header) = if first < 0x80 {
@@ -70,7 +70,7 @@ fn tlv(input: &[u8]) -> Option<(u8, std::ops::Range<usize>, usize)> {
 }
 
 /// Iterates the TLVs inside a constructed value.
-fn children(mut value: &[u8]) -> Option<Vec<(u8, &[u8])>> {
+pub(crate) fn children(mut value: &[u8]) -> Option<Vec<(u8, &[u8])>> {
     let mut out = Vec::new();
     while !value.is_empty() {
         let (tag, _, total) = tlv(value)?;

@@ -8,13 +8,16 @@
 //! of changes made to a PDF after a signature, XML signatures.
 
 mod chain;
+mod evidence;
 mod pdf;
 pub mod report;
+pub mod revocation;
 mod signer;
 mod timestamp;
 
 pub use chain::TrustList;
 pub use report::{Indication, Report, SignatureReport, SubIndication};
+pub use revocation::{Fetcher, HttpFetcher};
 
 use openssl::x509::X509;
 use time::OffsetDateTime;
@@ -58,12 +61,14 @@ impl VerifyError {
     }
 }
 
-/// What the caller supplies: the validation time and the trust anchors.
+/// What the caller supplies: the validation time, the trust anchors and the network.
 pub struct ValidationContext {
     /// "Now" for the validation.
     pub at: OffsetDateTime,
     /// Named trust lists, tried in order.
     pub trust_lists: Vec<TrustList>,
+    /// Fetches OCSP responses and CRLs; `None` validates offline with embedded data only.
+    pub fetcher: Option<Box<dyn Fetcher>>,
 }
 
 /// Verifies every signature of `input` (`name` is used in the report). `detached` is the
@@ -85,11 +90,11 @@ pub fn document(
 
 fn verify_pdf(name: &str, input: &[u8], ctx: &ValidationContext) -> Result<Report, VerifyError> {
     let found = pdf::signatures(input).map_err(VerifyError::PdfMalformed)?;
-    if found.is_empty() {
+    if found.signatures.is_empty() {
         return Err(VerifyError::NoSignature(name.into()));
     }
     let mut reports = Vec::new();
-    for sig in found {
+    for sig in found.signatures {
         let coverage = Coverage {
             whole_file: sig.whole_file,
             revision: Some(sig.revision),
@@ -107,8 +112,11 @@ fn verify_pdf(name: &str, input: &[u8], ctx: &ValidationContext) -> Result<Repor
         } else {
             match crate::cms::parse_signed_data(&sig.contents) {
                 Ok(parsed) => {
-                    let check = signer::check_signer(&parsed, 0, &|md| hash_parts(md, &signed));
-                    evaluate(sig.field.clone(), check, ctx, coverage.clone())
+                    let mut check = signer::check_signer(&parsed, 0, &|md| hash_parts(md, &signed));
+                    let mut evidence = evidence::from_signed_data(&parsed);
+                    evidence.extend(&found.dss);
+                    check.embedded.extend(found.dss_certs.iter().cloned());
+                    evaluate(sig.field.clone(), check, ctx, coverage.clone(), &evidence)
                 }
                 Err(e) => failed(
                     sig.field.clone(),
@@ -207,6 +215,7 @@ fn verify_cms(
         (None, Some(d)) => d.to_vec(),
         (None, None) => return Err(VerifyError::ContentMissing(name.into())),
     };
+    let evidence = evidence::from_signed_data(&parsed);
     let count = parsed.signed_data.signer_infos.0.len();
     if count == 0 {
         return Err(VerifyError::NoSignature(name.into()));
@@ -219,7 +228,7 @@ fn verify_cms(
                 revision: None,
                 element_path: None,
             };
-            let mut r = evaluate(format!("signer-{}", i + 1), check, ctx, coverage);
+            let mut r = evaluate(format!("signer-{}", i + 1), check, ctx, coverage, &evidence);
             r.modification = Some("none");
             r
         })
@@ -278,6 +287,7 @@ fn evaluate(
     check: SignerCheck,
     ctx: &ValidationContext,
     coverage: Coverage,
+    evidence: &revocation::Evidence,
 ) -> SignatureReport {
     let mut report = failed(
         id,
@@ -314,11 +324,13 @@ fn evaluate(
     }
 
     let mut best_time = ctx.at;
+    let mut proven_at = None;
     if let Some(token) = check.timestamp_tokens.first() {
         let ts = timestamp::check(token, &[&check.signature_value], &ctx.trust_lists);
         if ts.valid {
             if let Some(t) = ts.gen_time {
                 best_time = best_time.min(t);
+                proven_at = Some(t);
             }
         } else {
             report.notes.extend(
@@ -362,12 +374,72 @@ fn evaluate(
             return report;
         }
     }
+    if let Some((indication, sub)) =
+        revocation_verdict(&outcome.chain, evidence, ctx, proven_at, &mut report)
+    {
+        report.indication = indication;
+        report.sub_indication = Some(sub);
+        return report;
+    }
     report.indication = Indication::TotalPassed;
     report.sub_indication = None;
     report
-        .notes
-        .push("revocation status not checked (not implemented yet)".into());
-    report
+}
+
+/// Checks every certificate of the path below the anchor; returns the verdict if one fails.
+///
+/// A revocation after a time-stamp's genTime does not affect the signature; one before it
+/// is REVOKED; without a time-stamp there is no proof of existence (REVOKED_NO_POE).
+fn revocation_verdict(
+    path: &[X509],
+    evidence: &revocation::Evidence,
+    ctx: &ValidationContext,
+    proven_at: Option<OffsetDateTime>,
+    report: &mut SignatureReport,
+) -> Option<(Indication, SubIndication)> {
+    for i in 0..path.len().saturating_sub(1) {
+        let (cert, above) = (&path[i], &path[i + 1..]);
+        let subject = chain_entry(cert).subject;
+        let (status, entry) = revocation::check(
+            cert,
+            &above[0],
+            above,
+            evidence,
+            ctx.fetcher.as_deref(),
+            ctx.at,
+        );
+        report.revocation.extend(entry);
+        match status {
+            revocation::Status::Good => {}
+            revocation::Status::Revoked(when) => {
+                let when_text = rfc3339(when);
+                match proven_at {
+                    Some(t) if when > t => report.notes.push(format!(
+                        "certificate {subject} was revoked on {when_text}, after the time-stamp"
+                    )),
+                    Some(_) => {
+                        report.notes.push(format!(
+                            "certificate {subject} was revoked on {when_text}, before the time-stamp"
+                        ));
+                        return Some((Indication::TotalFailed, SubIndication::Revoked));
+                    }
+                    None => {
+                        report.notes.push(format!(
+                            "certificate {subject} was revoked on {when_text}; no time-stamp proves the signature is older"
+                        ));
+                        return Some((Indication::Indeterminate, SubIndication::RevokedNoPoe));
+                    }
+                }
+            }
+            revocation::Status::Unknown(why) => {
+                report
+                    .notes
+                    .push(format!("revocation status of {subject} unknown: {why}"));
+                return Some((Indication::Indeterminate, SubIndication::TryLater));
+            }
+        }
+    }
+    None
 }
 
 fn signer_of(cert: &X509) -> Signer {

@@ -22,8 +22,18 @@ pub struct PdfSignature {
     pub revision: usize,
 }
 
-/// Lists the signature fields of `input` that have a value.
-pub fn signatures(input: &[u8]) -> Result<Vec<PdfSignature>, String> {
+/// The signatures of a PDF and the validation data of its DSS.
+pub struct PdfSignatures {
+    /// Signature fields with a value.
+    pub signatures: Vec<PdfSignature>,
+    /// OCSP responses and CRLs from the DSS.
+    pub dss: super::revocation::Evidence,
+    /// Certificates from the DSS.
+    pub dss_certs: Vec<openssl::x509::X509>,
+}
+
+/// Lists the signature fields of `input` that have a value, and the DSS contents.
+pub fn signatures(input: &[u8]) -> Result<PdfSignatures, String> {
     let doc = Document::load_mem(input).map_err(|e| format!("malformed PDF: {e}"))?;
     if doc.trailer.get(b"Encrypt").is_ok() {
         return Err("encrypted PDFs cannot be verified".into());
@@ -44,7 +54,12 @@ pub fn signatures(input: &[u8]) -> Result<Vec<PdfSignature>, String> {
             collect(&doc, input, f, "", None, 0, &mut budget, &mut out);
         }
     }
-    Ok(out)
+    let (dss, dss_certs) = super::evidence::from_dss(&doc);
+    Ok(PdfSignatures {
+        signatures: out,
+        dss,
+        dss_certs,
+    })
 }
 
 fn deref<'a>(doc: &'a Document, obj: &'a Object) -> Option<&'a Object> {

@@ -1,0 +1,337 @@
+//! Revocation status of the certificates of a path: OCSP (RFC 6960) and CRLs (RFC 5280),
+//! from evidence embedded in the signature or document first, then fetched online through
+//! a [`Fetcher`] the caller supplies (none means offline).
+
+use std::time::Duration;
+
+use openssl::asn1::Asn1TimeRef;
+use openssl::hash::MessageDigest;
+use openssl::ocsp::{
+    OcspCertId, OcspCertStatus, OcspFlag, OcspRequest, OcspResponse, OcspResponseStatus,
+};
+use openssl::stack::Stack;
+use openssl::x509::store::X509StoreBuilder;
+use openssl::x509::{CrlStatus, X509Crl, X509};
+use time::OffsetDateTime;
+
+use super::report::RevocationEntry;
+
+/// Fetches revocation data and certificates over the network, with bounded time.
+pub trait Fetcher: Send + Sync {
+    /// POSTs `body` of `content_type` to `url` and returns the answer's body.
+    fn post(&self, url: &str, content_type: &str, body: &[u8]) -> Result<Vec<u8>, String>;
+    /// GETs `url`.
+    fn get(&self, url: &str) -> Result<Vec<u8>, String>;
+}
+
+/// Plain HTTP fetcher with a per-request timeout and a response size cap.
+#[derive(Debug, Clone)]
+pub struct HttpFetcher {
+    timeout: Duration,
+}
+
+impl HttpFetcher {
+    /// A fetcher whose every request gives up after `timeout`.
+    pub fn new(timeout: Duration) -> Self {
+        Self { timeout }
+    }
+
+    fn read(resp: ureq::Response) -> Result<Vec<u8>, String> {
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(resp.into_reader(), MAX_RESPONSE_BYTES),
+            &mut body,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(body)
+    }
+}
+
+/// Largest OCSP response or CRL accepted (a national CA's CRL can be several MB).
+const MAX_RESPONSE_BYTES: u64 = 64 * 1024 * 1024;
+
+impl Fetcher for HttpFetcher {
+    fn post(&self, url: &str, content_type: &str, body: &[u8]) -> Result<Vec<u8>, String> {
+        let resp = ureq::post(url)
+            .timeout(self.timeout)
+            .set("Content-Type", content_type)
+            .send_bytes(body)
+            .map_err(|e| e.to_string())?;
+        Self::read(resp)
+    }
+
+    fn get(&self, url: &str) -> Result<Vec<u8>, String> {
+        let resp = ureq::get(url)
+            .timeout(self.timeout)
+            .call()
+            .map_err(|e| e.to_string())?;
+        Self::read(resp)
+    }
+}
+
+/// Revocation data found inside the signature or document (PAdES DSS, CMS `crls`,
+/// Adobe's revocation-info-archival attribute).
+#[derive(Debug, Default, Clone)]
+pub struct Evidence {
+    /// DER OCSPResponse values.
+    pub ocsp: Vec<Vec<u8>>,
+    /// DER CertificateList values.
+    pub crls: Vec<Vec<u8>>,
+}
+
+impl Evidence {
+    /// Adds everything from `other`.
+    pub fn extend(&mut self, other: &Evidence) {
+        self.ocsp.extend(other.ocsp.iter().cloned());
+        self.crls.extend(other.crls.iter().cloned());
+    }
+}
+
+/// The conclusion about one certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// Not revoked per fresh evidence.
+    Good,
+    /// Revoked at that time.
+    Revoked(OffsetDateTime),
+    /// No usable evidence (why).
+    Unknown(String),
+}
+
+/// Determines the status of `cert` (issued by `issuer`) at `at`, embedded evidence first.
+/// `path` is the validated path above `cert` (issuer up to the anchor).
+pub fn check(
+    cert: &X509,
+    issuer: &X509,
+    path: &[X509],
+    evidence: &Evidence,
+    fetcher: Option<&dyn Fetcher>,
+    at: OffsetDateTime,
+) -> (Status, Option<RevocationEntry>) {
+    let serial = serial_hex(cert);
+    let mut reasons = Vec::new();
+    for der in &evidence.ocsp {
+        match ocsp_status(cert, issuer, path, der, at) {
+            Ok((status, produced)) => {
+                return (
+                    status.clone(),
+                    Some(entry(&serial, "ocsp", "embedded", &status, produced)),
+                )
+            }
+            Err(e) => reasons.push(e),
+        }
+    }
+    for der in &evidence.crls {
+        match crl_status(cert, issuer, der, at) {
+            Ok((status, produced)) => {
+                return (
+                    status.clone(),
+                    Some(entry(&serial, "crl", "embedded", &status, produced)),
+                )
+            }
+            Err(e) => reasons.push(e),
+        }
+    }
+    let Some(fetcher) = fetcher else {
+        reasons.push("offline: no revocation data embedded for this certificate".into());
+        return (Status::Unknown(reasons.join("; ")), None);
+    };
+    for url in ocsp_urls(cert) {
+        match ocsp_request(cert, issuer)
+            .and_then(|req| fetcher.post(&url, "application/ocsp-request", &req))
+        {
+            Ok(der) => match ocsp_status(cert, issuer, path, &der, at) {
+                Ok((status, produced)) => {
+                    return (
+                        status.clone(),
+                        Some(entry(&serial, "ocsp", "fetched", &status, produced)),
+                    )
+                }
+                Err(e) => reasons.push(format!("OCSP {url}: {e}")),
+            },
+            Err(e) => reasons.push(format!("OCSP {url}: {e}")),
+        }
+    }
+    for url in crl_urls(cert) {
+        match fetcher.get(&url) {
+            Ok(der) => match crl_status(cert, issuer, &der, at) {
+                Ok((status, produced)) => {
+                    return (
+                        status.clone(),
+                        Some(entry(&serial, "crl", "fetched", &status, produced)),
+                    )
+                }
+                Err(e) => reasons.push(format!("CRL {url}: {e}")),
+            },
+            Err(e) => reasons.push(format!("CRL {url}: {e}")),
+        }
+    }
+    if reasons.is_empty() {
+        reasons.push("the certificate names no OCSP responder or CRL".into());
+    }
+    (Status::Unknown(reasons.join("; ")), None)
+}
+
+fn entry(
+    serial: &str,
+    source: &'static str,
+    origin: &'static str,
+    status: &Status,
+    produced: OffsetDateTime,
+) -> RevocationEntry {
+    RevocationEntry {
+        certificate: serial.to_string(),
+        source,
+        origin,
+        status: match status {
+            Status::Good => "good",
+            Status::Revoked(_) => "revoked",
+            Status::Unknown(_) => "unknown",
+        },
+        produced_at: Some(super::rfc3339(produced)),
+    }
+}
+
+/// Clock skew tolerated between responders and the validation time.
+const SKEW_SECS: i64 = 300;
+
+/// A DER OCSP request for `cert` (SHA-1 CertID, as RFC 6960 §4.1.1 responders expect).
+pub fn ocsp_request(cert: &X509, issuer: &X509) -> Result<Vec<u8>, String> {
+    let id =
+        OcspCertId::from_cert(MessageDigest::sha1(), cert, issuer).map_err(|e| e.to_string())?;
+    let mut req = OcspRequest::new().map_err(|e| e.to_string())?;
+    req.add_id(id).map_err(|e| e.to_string())?;
+    req.to_der().map_err(|e| e.to_string())
+}
+
+fn ocsp_status(
+    cert: &X509,
+    issuer: &X509,
+    path: &[X509],
+    der: &[u8],
+    at: OffsetDateTime,
+) -> Result<(Status, OffsetDateTime), String> {
+    let resp = OcspResponse::from_der(der).map_err(|_| "not an OCSP response".to_string())?;
+    if resp.status() != OcspResponseStatus::SUCCESSFUL {
+        return Err(format!(
+            "responder answered status {}",
+            resp.status().as_raw()
+        ));
+    }
+    let basic = resp.basic().map_err(|e| e.to_string())?;
+    let id =
+        OcspCertId::from_cert(MessageDigest::sha1(), cert, issuer).map_err(|e| e.to_string())?;
+    let status = basic
+        .find_status(&id)
+        .ok_or("the response does not cover this certificate")?;
+    // OpenSSL's default checks: the signer is the issuer, or a delegate the issuer certified
+    // with id-kp-OCSPSigning (RFC 6960 §4.2.2.2), chaining to the already validated path.
+    let mut store = X509StoreBuilder::new().map_err(|e| e.to_string())?;
+    for c in path {
+        store.add_cert(c.clone()).map_err(|e| e.to_string())?;
+    }
+    let store = store.build();
+    let mut certs = Stack::new().map_err(|e| e.to_string())?;
+    certs.push(issuer.clone()).map_err(|e| e.to_string())?;
+    basic
+        .verify(&certs, &store, OcspFlag::empty())
+        .map_err(|_| "the OCSP response's signature or responder is not valid".to_string())?;
+    let this_update = generalized(status.this_update).ok_or("thisUpdate unreadable")?;
+    if let Some(next) = status.next_update().and_then(generalized) {
+        if next.unix_timestamp() + SKEW_SECS < at.unix_timestamp() {
+            return Err("the OCSP response is stale (nextUpdate passed)".into());
+        }
+    }
+    let result = match status.status {
+        s if s == OcspCertStatus::GOOD => Status::Good,
+        s if s == OcspCertStatus::REVOKED => {
+            let when = status
+                .revocation_time
+                .and_then(generalized)
+                .ok_or("revocationTime unreadable")?;
+            Status::Revoked(when)
+        }
+        _ => Status::Unknown("the responder does not know the certificate".into()),
+    };
+    Ok((result, this_update))
+}
+
+fn crl_status(
+    cert: &X509,
+    issuer: &X509,
+    der: &[u8],
+    at: OffsetDateTime,
+) -> Result<(Status, OffsetDateTime), String> {
+    let crl = X509Crl::from_der(der)
+        .or_else(|_| X509Crl::from_pem(der))
+        .map_err(|_| "not a CRL".to_string())?;
+    if crl.issuer_name().to_der().ok() != issuer.subject_name().to_der().ok() {
+        return Err("the CRL is from another issuer".into());
+    }
+    let key = issuer.public_key().map_err(|e| e.to_string())?;
+    if !crl.verify(&key).unwrap_or(false) {
+        return Err("the CRL's signature is not valid".into());
+    }
+    let this_update = asn1_time(crl.last_update()).ok_or("thisUpdate unreadable")?;
+    if let Some(next) = crl.next_update().and_then(asn1_time) {
+        if next.unix_timestamp() + SKEW_SECS < at.unix_timestamp() {
+            return Err("the CRL is stale (nextUpdate passed)".into());
+        }
+    }
+    let status = match crl.get_by_cert(cert) {
+        CrlStatus::NotRevoked => Status::Good,
+        CrlStatus::Revoked(r) | CrlStatus::RemoveFromCrl(r) => {
+            Status::Revoked(asn1_time(r.revocation_date()).ok_or("revocation date unreadable")?)
+        }
+    };
+    Ok((status, this_update))
+}
+
+fn ocsp_urls(cert: &X509) -> Vec<String> {
+    cert.ocsp_responders()
+        .map(|s| s.iter().map(|u| u.to_string()).collect())
+        .unwrap_or_default()
+}
+
+fn crl_urls(cert: &X509) -> Vec<String> {
+    let Some(points) = cert.crl_distribution_points() else {
+        return Vec::new();
+    };
+    points
+        .iter()
+        .filter_map(|p| p.distpoint())
+        .filter_map(|d| d.fullname())
+        .flat_map(|names| {
+            names
+                .iter()
+                .filter_map(|n| n.uri().map(String::from))
+                .collect::<Vec<_>>()
+        })
+        .filter(|u| u.starts_with("http://"))
+        .collect()
+}
+
+fn serial_hex(cert: &X509) -> String {
+    cert.serial_number()
+        .to_bn()
+        .and_then(|b| b.to_hex_str().map(|s| s.to_lowercase()))
+        .unwrap_or_default()
+}
+
+/// Converts an ASN.1 time to `OffsetDateTime`.
+pub(crate) fn asn1_time(t: &Asn1TimeRef) -> Option<OffsetDateTime> {
+    let epoch = openssl::asn1::Asn1Time::from_unix(0).ok()?;
+    let d = epoch.diff(t).ok()?;
+    OffsetDateTime::from_unix_timestamp(d.days as i64 * 86_400 + d.secs as i64).ok()
+}
+
+fn generalized(t: &openssl::asn1::Asn1GeneralizedTimeRef) -> Option<OffsetDateTime> {
+    // Printed as "Nov 26 06:02:02 2026 GMT" by OpenSSL.
+    let text = t.to_string();
+    let format = time::macros::format_description!(
+        "[month repr:short] [day padding:space] [hour]:[minute]:[second] [year] GMT"
+    );
+    time::PrimitiveDateTime::parse(&text, &format)
+        .ok()
+        .map(|p| p.assume_utc())
+}
