@@ -287,7 +287,7 @@ fn bad_leaves_for_tests() {
         .lines()
         .find(|l| l.contains(&serial))
         .expect("revoked serial in index.txt");
-    assert!(line.starts_with(&format!("R\t")), "{line}");
+    assert!(line.starts_with("R\t"), "{line}");
     assert_eq!(line.split('\t').nth(2).unwrap(), index_time(revoked_at));
 
     let crl = dir.path().join("issuing-ca.crl");
