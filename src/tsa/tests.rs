@@ -128,7 +128,7 @@ fn served_token_verifies_with_openssl_ts() {
     assert!(text.contains("Nonce: 0x2A"), "{text}");
     assert!(text.contains("Hash Algorithm: sha256"), "{text}");
     assert!(
-        text.contains("TSA: DirName:C = VN, O = signgate demo, CN = signgate demo TSA"),
+        text.contains("TSA: DirName:/C=VN/O=signgate demo/CN=signgate demo TSA"),
         "{text}"
     );
 }
