@@ -512,6 +512,7 @@ impl DemoPki {
 
         let root_key = rsa_key(opts.root_key_bits)?;
         let root_name = name(&[
+            (Nid::COUNTRYNAME, "VN"),
             (Nid::ORGANIZATIONNAME, "signgate demo"),
             (Nid::COMMONNAME, "signgate Demo Root CA (TEST ONLY)"),
         ])?;
@@ -519,6 +520,7 @@ impl DemoPki {
 
         let issuing_key = rsa_key(opts.issuing_key_bits)?;
         let issuing_name = name(&[
+            (Nid::COUNTRYNAME, "VN"),
             (Nid::ORGANIZATIONNAME, "signgate demo"),
             (Nid::COMMONNAME, "signgate Demo Issuing CA (TEST ONLY)"),
         ])?;
