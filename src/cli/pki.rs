@@ -20,11 +20,20 @@ pub enum PkiCommand {
     },
 }
 
+/// Runs a `pki` subcommand.
 pub fn run(cmd: PkiCommand) -> Result<u8, CliError> {
     match cmd {
         PkiCommand::Demo { out, base_url } => {
-            let _ = (out, base_url);
-            Err(CliError::usage("pki demo is not built yet"))
+            let opts = crate::pki::demo::DemoOptions::with_base_url(base_url);
+            crate::pki::demo::generate(&out, &opts).map_err(|e| CliError {
+                code: e.code(),
+                message: e.to_string(),
+            })?;
+            println!(
+                "demo PKI written to {} (test keys only, password 'demo')",
+                out.display()
+            );
+            Ok(0)
         }
     }
 }
