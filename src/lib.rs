@@ -5,6 +5,7 @@
 //! - [`keys`]: where private keys live ([`keys::KeySource`]); signs digests, never exports.
 //! - [`cms`]: CMS SignedData / CAdES built by us; knows no PDF or XML.
 //! - [`pdf`]: PAdES incremental update, ByteRange, visible signatures; no I/O.
+//! - [`publish`]: the PKI publication point: CRLs, CA certificates and an OCSP responder.
 //! - [`tsa`]: a small RFC 3161 time-stamp server.
 //! - [`sign`]: the signing use case that ties keys, cms, pdf and the TSA client together.
 //! - [`verify`]: signature validation and the ETSI-style report; never signs.
@@ -20,6 +21,7 @@ pub mod fsio;
 pub mod keys;
 pub mod pdf;
 pub mod pki;
+pub mod publish;
 pub mod sign;
 pub mod tsa;
 pub mod verify;

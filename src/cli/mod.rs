@@ -3,6 +3,7 @@
 //! Errors print as one line `signgate: CODE: message` on stderr (CONTRACTS.md §1).
 
 mod pki;
+mod server;
 mod sign;
 mod tsa;
 mod verify;

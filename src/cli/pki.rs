@@ -18,6 +18,21 @@ pub enum PkiCommand {
         #[arg(long, default_value = "http://127.0.0.1:8089/")]
         base_url: String,
     },
+    /// Serve a CA folder's CRLs, CA certificates and OCSP responses over HTTP.
+    Serve {
+        /// The CA folder (as written by `pki demo`).
+        #[arg(long, default_value = "certs/demo")]
+        dir: PathBuf,
+        /// The OCSP responder's PKCS#12 key (default DIR/ocsp.p12).
+        #[arg(long)]
+        responder_key: Option<PathBuf>,
+        /// File holding the responder key's password (else SIGNGATE_KEY_PASSWORD).
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// Address to listen on; port 0 picks a free port.
+        #[arg(long, default_value = "127.0.0.1:8089")]
+        listen: String,
+    },
 }
 
 /// Runs a `pki` subcommand.
@@ -34,6 +49,20 @@ pub fn run(cmd: PkiCommand) -> Result<u8, CliError> {
                 out.display()
             );
             Ok(0)
+        }
+        PkiCommand::Serve {
+            dir,
+            responder_key,
+            password_file,
+            listen,
+        } => {
+            let addr = super::server::listen_address(&listen)?;
+            let key_path = responder_key.unwrap_or_else(|| dir.join("ocsp.p12"));
+            let password = super::key_password(password_file.as_deref())?;
+            let key = crate::keys::Pkcs12Key::open(&key_path, &password)?;
+            let router =
+                crate::publish::router(dir, std::sync::Arc::new(key)).map_err(CliError::usage)?;
+            super::server::run(addr, router, "PKI publication server")
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod alg;
 pub mod demo;
+pub mod ocsp;
 pub mod oid;
 pub mod tsp;
 

@@ -147,9 +147,9 @@ pub fn check(
                         Some(entry(&serial, "ocsp", "fetched", &status, produced)),
                     )
                 }
-                Err(e) => reasons.push(format!("OCSP {url}: {e}")),
+                Err(e) => reasons.push(format!("OCSP: {e}")),
             },
-            Err(e) => reasons.push(format!("OCSP {url}: {e}")),
+            Err(e) => reasons.push(format!("OCSP: {e}")),
         }
     }
     for url in crl_urls(cert) {
@@ -161,9 +161,9 @@ pub fn check(
                         Some(entry(&serial, "crl", "fetched", &status, produced)),
                     )
                 }
-                Err(e) => reasons.push(format!("CRL {url}: {e}")),
+                Err(e) => reasons.push(format!("CRL: {e}")),
             },
-            Err(e) => reasons.push(format!("CRL {url}: {e}")),
+            Err(e) => reasons.push(format!("CRL: {e}")),
         }
     }
     if reasons.is_empty() {

@@ -1,0 +1,62 @@
+//! Running an HTTP service from the command line: bind, print the ready line, serve until
+//! SIGINT/SIGTERM, then drain open requests (CONTRACTS.md §1).
+
+use std::io::Write;
+
+use super::CliError;
+use crate::error::ErrorCode;
+
+/// Parses `--listen`.
+pub fn listen_address(listen: &str) -> Result<std::net::SocketAddr, CliError> {
+    listen
+        .parse()
+        .map_err(|_| CliError::usage(format!("--listen '{listen}' is not HOST:PORT")))
+}
+
+/// Serves `router` on `addr` (port 0 picks a free port) until a shutdown signal.
+/// The first line on stdout is exactly `listening on http://ADDR/`.
+pub fn run(addr: std::net::SocketAddr, router: axum::Router, what: &str) -> Result<u8, CliError> {
+    let internal = |message: String| CliError {
+        code: ErrorCode::Internal,
+        message,
+    };
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| internal(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| internal(format!("cannot listen on {addr}: {e}")))?;
+        let bound = listener
+            .local_addr()
+            .map_err(|e| internal(format!("cannot read the bound address: {e}")))?;
+        {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "listening on http://{bound}/");
+            let _ = out.flush();
+        }
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .map_err(|e| internal(format!("{what} failed: {e}")))
+    })?;
+    Ok(0)
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+}

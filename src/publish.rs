@@ -1,0 +1,119 @@
+//! The PKI publication point (`signgate pki serve`): serves a CA folder's CRLs and CA
+//! certificates and answers OCSP for the issuing CA, at the URLs the demo PKI's
+//! certificates name (`{base}crl/…`, `{base}certs/…`, `{base}ocsp`).
+//!
+//! The CA database (`index.txt`) is read again for every OCSP request, so revocations made
+//! while it runs are answered at once.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use base64::Engine;
+use openssl::x509::X509;
+use time::OffsetDateTime;
+
+use crate::keys::KeySource;
+use crate::pki::ocsp::{CaDatabase, OcspResponder};
+
+/// Largest OCSP request accepted.
+const MAX_REQUEST_BYTES: usize = 16 * 1024;
+
+/// What the publication point serves from.
+struct Publication {
+    dir: PathBuf,
+    issuing_ca: X509,
+    responder_key: Arc<dyn KeySource>,
+}
+
+/// Builds the router for the CA folder `dir` (holding `issuing-ca.pem`, `index.txt`, `*.crl`
+/// and CA `*.pem` files), signing OCSP responses with `responder_key`.
+pub fn router(dir: PathBuf, responder_key: Arc<dyn KeySource>) -> Result<Router, String> {
+    let ca_path = dir.join("issuing-ca.pem");
+    let pem = std::fs::read(&ca_path).map_err(|e| format!("{}: {e}", ca_path.display()))?;
+    let issuing_ca = X509::from_pem(&pem)
+        .map_err(|_| format!("{} is not a PEM certificate", ca_path.display()))?;
+    let state = Arc::new(Publication {
+        dir,
+        issuing_ca,
+        responder_key,
+    });
+    Ok(Router::new()
+        .route("/ocsp", post(ocsp_post))
+        .route("/ocsp/{request}", get(ocsp_get))
+        .route("/crl/{name}", get(crl))
+        .route("/certs/{name}", get(certificate))
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .with_state(state))
+}
+
+async fn ocsp_post(State(p): State<Arc<Publication>>, body: Bytes) -> Response {
+    answer(p, body.to_vec()).await
+}
+
+/// RFC 6960 Appendix A.1: GET with the base64 (URL-encoded) request in the path.
+async fn ocsp_get(State(p): State<Arc<Publication>>, Path(request): Path<String>) -> Response {
+    match base64::engine::general_purpose::STANDARD.decode(request.as_bytes()) {
+        Ok(der) => answer(p, der).await,
+        Err(_) => (StatusCode::BAD_REQUEST, "request is not base64").into_response(),
+    }
+}
+
+async fn answer(p: Arc<Publication>, request: Vec<u8>) -> Response {
+    let now = OffsetDateTime::now_utc();
+    let result = tokio::task::spawn_blocking(move || {
+        let index = std::fs::read_to_string(p.dir.join("index.txt")).unwrap_or_default();
+        let responder = OcspResponder::new(
+            &p.issuing_ca,
+            p.responder_key.clone(),
+            CaDatabase::parse(&index),
+        )
+        .map_err(|e| e.to_string())?;
+        Ok::<_, String>(responder.respond(&request, now))
+    })
+    .await;
+    match result {
+        Ok(Ok(der)) => ([(CONTENT_TYPE, "application/ocsp-response")], der).into_response(),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "responder failed").into_response(),
+    }
+}
+
+async fn crl(State(p): State<Arc<Publication>>, Path(name): Path<String>) -> Response {
+    let Some(stem) = name.strip_suffix(".crl").filter(|s| safe_name(s)) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    match tokio::fs::read(p.dir.join(format!("{stem}.crl"))).await {
+        Ok(der) => ([(CONTENT_TYPE, "application/pkix-crl")], der).into_response(),
+        Err(_) => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// CA certificates only (`*-ca.pem`), served as DER (`.cer`) for AIA caIssuers.
+async fn certificate(State(p): State<Arc<Publication>>, Path(name): Path<String>) -> Response {
+    let Some(stem) = name
+        .strip_suffix(".cer")
+        .filter(|s| safe_name(s) && s.ends_with("-ca"))
+    else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let der = tokio::fs::read(p.dir.join(format!("{stem}.pem")))
+        .await
+        .ok()
+        .and_then(|pem| X509::from_pem(&pem).ok())
+        .and_then(|c| c.to_der().ok());
+    match der {
+        Some(der) => ([(CONTENT_TYPE, "application/pkix-cert")], der).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// Names made of letters, digits and dashes only: no path traversal.
+fn safe_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
