@@ -119,6 +119,12 @@ fn text_summary(report: &Report) -> String {
                 if ts.valid { "valid" } else { "INVALID" }
             ));
         }
+        for r in &s.revocation {
+            out.push_str(&format!(
+                "    status:    serial {} {} ({} {})\n",
+                r.certificate, r.status, r.origin, r.source
+            ));
+        }
         out.push_str(&format!(
             "    trust:     {}\n",
             s.trust_list.as_deref().unwrap_or("none")
