@@ -167,7 +167,11 @@ mod tests {
             (ErrorCode::InputMissing, "INPUT_MISSING", 66),
             (ErrorCode::Usage, "USAGE", 64),
             (ErrorCode::PdfPageOutOfRange, "PDF_PAGE_OUT_OF_RANGE", 65),
-            (ErrorCode::PdfNoSignatureToSeal, "PDF_NO_SIGNATURE_TO_SEAL", 65),
+            (
+                ErrorCode::PdfNoSignatureToSeal,
+                "PDF_NO_SIGNATURE_TO_SEAL",
+                65,
+            ),
         ];
         for (code, text, exit) in table {
             assert_eq!(code.as_str(), text);

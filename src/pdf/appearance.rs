@@ -40,7 +40,11 @@ impl Appearance {
         rotate: i32,
         add: &mut dyn FnMut(Object) -> ObjectId,
     ) -> Result<ObjectId, PdfError> {
-        let (w, h) = if rotate == 90 || rotate == 270 { (height, width) } else { (width, height) };
+        let (w, h) = if rotate == 90 || rotate == 270 {
+            (height, width)
+        } else {
+            (width, height)
+        };
         let dict = dictionary! {
             "Type" => "XObject",
             "Subtype" => "Form",

@@ -57,11 +57,14 @@ pub(crate) fn prepare(input: &[u8], opts: &PdfSignOptions) -> Result<LaidOut, Pd
         )));
     }
     if !input.starts_with(b"%PDF-") {
-        return Err(PdfError::Malformed("file does not start with a %PDF- header".into()));
+        return Err(PdfError::Malformed(
+            "file does not start with a %PDF- header".into(),
+        ));
     }
     let (prev_startxref, kind) = last_xref_section(input)?;
     let doc = load(input)?;
-    if doc.trailer.has(b"Encrypt") {
+    // lopdf decrypts files with an empty user password and drops /Encrypt from the trailer.
+    if doc.trailer.has(b"Encrypt") || doc.encryption_state.is_some() {
         return Err(PdfError::Encrypted);
     }
 
@@ -105,9 +108,10 @@ pub(crate) fn prepare(input: &[u8], opts: &PdfSignOptions) -> Result<LaidOut, Pd
         Some(PageSelector::Last) => count,
         Some(PageSelector::Number(n)) => n,
     };
-    let page_id = *pages
-        .get(&page_number)
-        .ok_or(PdfError::PageOutOfRange { requested: page_number, count })?;
+    let page_id = *pages.get(&page_number).ok_or(PdfError::PageOutOfRange {
+        requested: page_number,
+        count,
+    })?;
     let page = doc
         .get_dictionary(page_id)
         .map_err(|_| PdfError::Malformed(format!("page {page_number} is not a dictionary")))?
@@ -129,10 +133,16 @@ pub(crate) fn prepare(input: &[u8], opts: &PdfSignOptions) -> Result<LaidOut, Pd
         Some(visible) => {
             let geometry = PageGeometry::of_page(&doc, page_id)?;
             let previous = latest_signature_widget(&doc, &page);
-            let shown = placement::displayed_rect(&geometry, &visible.placement, previous, page_number)?;
+            let shown =
+                placement::displayed_rect(&geometry, &visible.placement, previous, page_number)?;
             let user = geometry.to_user(shown);
-            let ap = visible.appearance.build(shown.w, shown.h, geometry.rotate, &mut |o| update.add(o))?;
-            widget.set("Rect", user.corners().iter().map(|&v| real(v)).collect::<Vec<_>>());
+            let ap = visible
+                .appearance
+                .build(shown.w, shown.h, geometry.rotate, &mut |o| update.add(o))?;
+            widget.set(
+                "Rect",
+                user.corners().iter().map(|&v| real(v)).collect::<Vec<_>>(),
+            );
             widget.set("AP", dictionary! { "N" => Object::Reference(ap) });
         }
     }
@@ -191,17 +201,28 @@ pub(crate) fn prepare(input: &[u8], opts: &PdfSignOptions) -> Result<LaidOut, Pd
     }
 
     let sig = SignatureDictionary::new(opts);
-    write_update(input, &doc, update, sig_id, &sig, prev_startxref, kind, root_id, field_name)
+    write_update(
+        input,
+        &doc,
+        update,
+        sig_id,
+        &sig,
+        prev_startxref,
+        kind,
+        root_id,
+        field_name,
+    )
 }
 
 /// Loads the document, mapping lopdf's failures onto our errors.
 fn load(input: &[u8]) -> Result<Document, PdfError> {
-    let doc = Document::load_mem_with_options(input, LoadOptions::default()).map_err(|e| match e {
-        lopdf::Error::Decryption(_) | lopdf::Error::InvalidPassword | lopdf::Error::AlreadyEncrypted => {
-            PdfError::Encrypted
-        }
-        other => PdfError::Malformed(other.to_string()),
-    })?;
+    let doc =
+        Document::load_mem_with_options(input, LoadOptions::default()).map_err(|e| match e {
+            lopdf::Error::Decryption(_)
+            | lopdf::Error::InvalidPassword
+            | lopdf::Error::AlreadyEncrypted => PdfError::Encrypted,
+            other => PdfError::Malformed(other.to_string()),
+        })?;
     if doc.xref_recovery.is_some() {
         // An update's /Prev must point at cross-reference data that readers can follow.
         return Err(PdfError::Malformed(
@@ -218,9 +239,13 @@ pub(crate) fn last_xref_section(input: &[u8]) -> Result<(usize, XrefKind), PdfEr
     let pos = tail
         .windows(9)
         .rposition(|w| w == b"startxref")
-        .ok_or_else(|| PdfError::Malformed("no startxref at the end of the file (truncated?)".into()))?;
+        .ok_or_else(|| {
+            PdfError::Malformed("no startxref at the end of the file (truncated?)".into())
+        })?;
     if !tail[pos..].windows(5).any(|w| w == b"%%EOF") {
-        return Err(PdfError::Malformed("no %%EOF after startxref (truncated?)".into()));
+        return Err(PdfError::Malformed(
+            "no %%EOF after startxref (truncated?)".into(),
+        ));
     }
     let digits: Vec<u8> = tail[pos + 9..]
         .iter()
@@ -232,7 +257,9 @@ pub(crate) fn last_xref_section(input: &[u8]) -> Result<(usize, XrefKind), PdfEr
         .ok()
         .and_then(|s| s.parse().ok())
         .filter(|&o| o < input.len())
-        .ok_or_else(|| PdfError::Malformed("startxref offset is missing or beyond the end of the file".into()))?;
+        .ok_or_else(|| {
+            PdfError::Malformed("startxref offset is missing or beyond the end of the file".into())
+        })?;
     let at = &input[offset..];
     let at = &at[at.iter().take_while(|b| b.is_ascii_whitespace()).count()..];
     if at.starts_with(b"xref") {
@@ -242,30 +269,51 @@ pub(crate) fn last_xref_section(input: &[u8]) -> Result<(usize, XrefKind), PdfEr
     let mut rest = at;
     for _ in 0..2 {
         let n = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-        let ws = rest[n..].iter().take_while(|b| b.is_ascii_whitespace()).count();
+        let ws = rest[n..]
+            .iter()
+            .take_while(|b| b.is_ascii_whitespace())
+            .count();
         if n == 0 || ws == 0 {
-            return Err(PdfError::Malformed("startxref does not point at a cross-reference section".into()));
+            return Err(PdfError::Malformed(
+                "startxref does not point at a cross-reference section".into(),
+            ));
         }
         rest = &rest[n + ws..];
     }
     if rest.starts_with(b"obj") {
         Ok((offset, XrefKind::Stream))
     } else {
-        Err(PdfError::Malformed("startxref does not point at a cross-reference section".into()))
+        Err(PdfError::Malformed(
+            "startxref does not point at a cross-reference section".into(),
+        ))
     }
 }
 
 /// Refuses documents whose certification signature forbids any change (DocMDP P=1,
 /// ISO 32000-1 §12.8.2.2).
 fn refuse_if_certified_no_changes(doc: &Document, catalog: &Dictionary) -> Result<(), PdfError> {
-    let Ok(perms) = catalog.get(b"Perms") else { return Ok(()) };
-    let Object::Dictionary(perms) = deref(doc, perms) else { return Ok(()) };
-    let Ok(docmdp) = perms.get(b"DocMDP") else { return Ok(()) };
-    let Object::Dictionary(sig) = deref(doc, docmdp) else { return Ok(()) };
-    let Ok(references) = sig.get(b"Reference") else { return Ok(()) };
-    let Object::Array(references) = deref(doc, references) else { return Ok(()) };
+    let Ok(perms) = catalog.get(b"Perms") else {
+        return Ok(());
+    };
+    let Object::Dictionary(perms) = deref(doc, perms) else {
+        return Ok(());
+    };
+    let Ok(docmdp) = perms.get(b"DocMDP") else {
+        return Ok(());
+    };
+    let Object::Dictionary(sig) = deref(doc, docmdp) else {
+        return Ok(());
+    };
+    let Ok(references) = sig.get(b"Reference") else {
+        return Ok(());
+    };
+    let Object::Array(references) = deref(doc, references) else {
+        return Ok(());
+    };
     for reference in references {
-        let Object::Dictionary(reference) = deref(doc, reference) else { continue };
+        let Object::Dictionary(reference) = deref(doc, reference) else {
+            continue;
+        };
         let is_docmdp = matches!(reference.get(b"TransformMethod").map(|o| deref(doc, o)), Ok(Object::Name(n)) if n == b"DocMDP");
         if !is_docmdp {
             continue;
@@ -297,14 +345,18 @@ fn collect_field_names(
     if depth > MAX_FIELD_DEPTH {
         return;
     }
-    let Object::Array(items) = deref(doc, fields) else { return };
+    let Object::Array(items) = deref(doc, fields) else {
+        return;
+    };
     for item in items {
         if let Object::Reference(id) = item {
             if !seen.insert(*id) {
                 continue;
             }
         }
-        let Object::Dictionary(field) = deref(doc, item) else { continue };
+        let Object::Dictionary(field) = deref(doc, item) else {
+            continue;
+        };
         let name = match field.get(b"T").map(|o| deref(doc, o)) {
             Ok(Object::String(bytes, _)) => {
                 let part = decode_text_string(bytes);
@@ -326,7 +378,10 @@ fn collect_field_names(
 }
 
 /// The requested field name, checked, or the first free `Signature<N>`.
-fn choose_field_name(requested: Option<&str>, existing: &HashSet<String>) -> Result<String, PdfError> {
+fn choose_field_name(
+    requested: Option<&str>,
+    existing: &HashSet<String>,
+) -> Result<String, PdfError> {
     match requested {
         Some(name) => {
             if name.is_empty() || name.contains('.') || name.chars().any(char::is_control) {
@@ -335,7 +390,9 @@ fn choose_field_name(requested: Option<&str>, existing: &HashSet<String>) -> Res
                 )));
             }
             if existing.contains(name) {
-                return Err(PdfError::InvalidOption(format!("a field named {name:?} already exists")));
+                return Err(PdfError::InvalidOption(format!(
+                    "a field named {name:?} already exists"
+                )));
             }
             Ok(name.to_string())
         }
@@ -350,11 +407,16 @@ fn choose_field_name(requested: Option<&str>, existing: &HashSet<String>) -> Res
 /// covers the most bytes (the latest revision), else the last one in /Annots.
 fn latest_signature_widget(doc: &Document, page: &Dictionary) -> Option<Rect> {
     let annots = page.get(b"Annots").ok()?;
-    let Object::Array(annots) = deref(doc, annots) else { return None };
+    let Object::Array(annots) = deref(doc, annots) else {
+        return None;
+    };
     let mut best: Option<(usize, usize, Rect)> = None;
     for (index, annot) in annots.iter().enumerate() {
-        let Object::Dictionary(widget) = deref(doc, annot) else { continue };
-        if !matches!(widget.get(b"Subtype").map(|o| deref(doc, o)), Ok(Object::Name(n)) if n == b"Widget") {
+        let Object::Dictionary(widget) = deref(doc, annot) else {
+            continue;
+        };
+        if !matches!(widget.get(b"Subtype").map(|o| deref(doc, o)), Ok(Object::Name(n)) if n == b"Widget")
+        {
             continue;
         }
         // /FT and /V may sit on the widget or on its parent field.
@@ -363,16 +425,27 @@ fn latest_signature_widget(doc: &Document, page: &Dictionary) -> Option<Rect> {
             _ => None,
         };
         let field_value = |key: &[u8]| {
-            widget.get(key).ok().or_else(|| parent.and_then(|p| p.get(key).ok())).map(|o| deref(doc, o))
+            widget
+                .get(key)
+                .ok()
+                .or_else(|| parent.and_then(|p| p.get(key).ok()))
+                .map(|o| deref(doc, o))
         };
         if !matches!(field_value(b"FT"), Some(Object::Name(n)) if n == b"Sig") {
             continue;
         }
-        let Some(rect) = widget.get(b"Rect").ok().and_then(|r| placement::rect_of(doc, r)) else { continue };
+        let Some(rect) = widget
+            .get(b"Rect")
+            .ok()
+            .and_then(|r| placement::rect_of(doc, r))
+        else {
+            continue;
+        };
         let covered = match field_value(b"V") {
             Some(Object::Dictionary(sig)) => match sig.get(b"ByteRange").map(|o| deref(doc, o)) {
                 Ok(Object::Array(br)) if br.len() == 4 => {
-                    let n = |i: usize| placement::number(doc, &br[i]).unwrap_or(0.0).max(0.0) as usize;
+                    let n =
+                        |i: usize| placement::number(doc, &br[i]).unwrap_or(0.0).max(0.0) as usize;
                     n(2).saturating_add(n(3))
                 }
                 _ => 0,
@@ -390,7 +463,10 @@ fn latest_signature_widget(doc: &Document, page: &Dictionary) -> Option<Rect> {
 fn array_object(doc: &Document, id: ObjectId, what: &str) -> Result<Vec<Object>, PdfError> {
     match doc.get_object(id) {
         Ok(Object::Array(a)) => Ok(a.clone()),
-        _ => Err(PdfError::Malformed(format!("{what} ({} {} R) is not an array", id.0, id.1))),
+        _ => Err(PdfError::Malformed(format!(
+            "{what} ({} {} R) is not an array",
+            id.0, id.1
+        ))),
     }
 }
 
@@ -412,8 +488,14 @@ impl Update {
             _ => 0,
         };
         let loaded = doc.objects.keys().next_back().map_or(0, |id| id.0);
-        let next_id = trailer_size.max(doc.max_id.saturating_add(1)).max(loaded.saturating_add(1)).max(1);
-        Self { next_id, objects: BTreeMap::new() }
+        let next_id = trailer_size
+            .max(doc.max_id.saturating_add(1))
+            .max(loaded.saturating_add(1))
+            .max(1);
+        Self {
+            next_id,
+            objects: BTreeMap::new(),
+        }
     }
 
     fn allocate(&mut self) -> ObjectId {
@@ -452,7 +534,10 @@ impl SignatureDictionary {
                 tail.push((key, text_string(v)));
             }
         }
-        Self { tail, contents_size: opts.contents_size }
+        Self {
+            tail,
+            contents_size: opts.contents_size,
+        }
     }
 }
 
@@ -487,8 +572,12 @@ fn write_update(
 
     // The signature dictionary, laid out by hand so the holes are known.
     offsets.insert(sig_id.0, (out.len(), sig_id.1));
-    write!(out, "{} {} obj\n<</Type/Sig/Filter/Adobe.PPKLite/SubFilter/ETSI.CAdES.detached/ByteRange ", sig_id.0, sig_id.1)
-        .map_err(io)?;
+    write!(
+        out,
+        "{} {} obj\n<</Type/Sig/Filter/Adobe.PPKLite/SubFilter/ETSI.CAdES.detached/ByteRange ",
+        sig_id.0, sig_id.1
+    )
+    .map_err(io)?;
     let byte_range_at = out.len();
     out.extend_from_slice(&[b' '; BYTE_RANGE_LEN]);
     out.extend_from_slice(b"/Contents ");
@@ -535,7 +624,9 @@ fn write_update(
             offsets.insert(xref_id.0, (at, 0));
             let size = update.next_id;
             let max_offset = offsets.values().map(|(o, _)| *o).max().unwrap_or(0);
-            let width = (1..=8).find(|&w| w == 8 || max_offset >> (8 * w) == 0).unwrap_or(8);
+            let width = (1..=8)
+                .find(|&w| w == 8 || max_offset >> (8 * w) == 0)
+                .unwrap_or(8);
             let mut index = Vec::new();
             let mut data = Vec::new();
             for run in runs(&offsets) {
@@ -563,10 +654,16 @@ fn write_update(
     let byte_range = [0, contents_start, contents_end, out.len() - contents_end];
     let text = format!("[0 {} {} {}]", byte_range[1], byte_range[2], byte_range[3]);
     if text.len() > BYTE_RANGE_LEN {
-        return Err(PdfError::Malformed("output too large for /ByteRange".into()));
+        return Err(PdfError::Malformed(
+            "output too large for /ByteRange".into(),
+        ));
     }
     out[byte_range_at..byte_range_at + text.len()].copy_from_slice(text.as_bytes());
-    Ok(LaidOut { bytes: out, byte_range, field_name })
+    Ok(LaidOut {
+        bytes: out,
+        byte_range,
+        field_name,
+    })
 }
 
 /// Consecutive object numbers grouped into cross-reference subsections.
@@ -574,7 +671,9 @@ fn runs(offsets: &BTreeMap<u32, (usize, u16)>) -> Vec<Vec<(u32, (usize, u16))>> 
     let mut runs: Vec<Vec<(u32, (usize, u16))>> = Vec::new();
     for (&id, &entry) in offsets {
         match runs.last_mut() {
-            Some(run) if run.last().is_some_and(|(last, _)| last + 1 == id) => run.push((id, entry)),
+            Some(run) if run.last().is_some_and(|(last, _)| last + 1 == id) => {
+                run.push((id, entry))
+            }
             _ => runs.push(vec![(id, entry)]),
         }
     }

@@ -137,7 +137,10 @@ impl fmt::Debug for PdfSignOptions {
             .field("contact_info", &self.contact_info)
             .field("signing_time", &self.signing_time)
             .field("contents_size", &self.contents_size)
-            .field("visible", &self.visible.as_ref().map(|v| (&v.page, &v.placement)))
+            .field(
+                "visible",
+                &self.visible.as_ref().map(|v| (&v.page, &v.placement)),
+            )
             .finish()
     }
 }
@@ -267,7 +270,10 @@ impl PreparedPdf {
         // The hole is `<` hex digits `>`.
         let available = (b - a - 2) / 2;
         if cms_der.len() > available {
-            return Err(PdfError::SignatureTooLarge { needed: cms_der.len(), available });
+            return Err(PdfError::SignatureTooLarge {
+                needed: cms_der.len(),
+                available,
+            });
         }
         let hex = hex::encode_upper(cms_der);
         self.bytes[a + 1..a + 1 + hex.len()].copy_from_slice(hex.as_bytes());

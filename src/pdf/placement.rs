@@ -30,7 +30,12 @@ impl Rect {
     fn from_corners(c: [f64; 4]) -> Self {
         let (x0, x1) = (c[0].min(c[2]), c[0].max(c[2]));
         let (y0, y1) = (c[1].min(c[3]), c[1].max(c[3]));
-        Rect { x: x0, y: y0, w: x1 - x0, h: y1 - y0 }
+        Rect {
+            x: x0,
+            y: y0,
+            w: x1 - x0,
+            h: y1 - y0,
+        }
     }
 
     /// As a PDF rectangle array `[llx lly urx ury]`.
@@ -53,7 +58,12 @@ impl PageGeometry {
     pub fn of_page(doc: &Document, page: ObjectId) -> Result<Self, PdfError> {
         let media = inherited(doc, page, b"MediaBox")
             .and_then(|o| rect_of(doc, o))
-            .unwrap_or(Rect { x: 0.0, y: 0.0, w: 612.0, h: 792.0 });
+            .unwrap_or(Rect {
+                x: 0.0,
+                y: 0.0,
+                w: 612.0,
+                h: 792.0,
+            });
         let crop = match inherited(doc, page, b"CropBox").and_then(|o| rect_of(doc, o)) {
             // The crop box is clipped to the media box (ISO 32000-1 §14.11.2).
             Some(c) => intersect(c, media).unwrap_or(media),
@@ -66,7 +76,11 @@ impl PageGeometry {
         };
         let rotate = match rotate.rem_euclid(360) {
             r @ (0 | 90 | 180 | 270) => r as i32,
-            other => return Err(PdfError::Malformed(format!("page /Rotate {other} is not a multiple of 90"))),
+            other => {
+                return Err(PdfError::Malformed(format!(
+                    "page /Rotate {other} is not a multiple of 90"
+                )))
+            }
         };
         Ok(Self { crop, rotate })
     }
@@ -108,7 +122,11 @@ impl PageGeometry {
         let (u0, v0) = self.point_to_user(r.x, r.y);
         let (u1, v1) = self.point_to_user(r.x + r.w, r.y + r.h);
         let rel = Rect::from_corners([u0, v0, u1, v1]);
-        Rect { x: rel.x + self.crop.x, y: rel.y + self.crop.y, ..rel }
+        Rect {
+            x: rel.x + self.crop.x,
+            y: rel.y + self.crop.y,
+            ..rel
+        }
     }
 
     /// A user-space rectangle (absolute) in the page as displayed.
@@ -139,7 +157,8 @@ pub(crate) fn displayed_rect(
         }
         Placement::SealOverPreviousSignature { diameter_pt } => {
             check_side(diameter_pt, "seal diameter")?;
-            let widget = previous_widget.ok_or(PdfError::NoSignatureToSeal { page: page_number })?;
+            let widget =
+                previous_widget.ok_or(PdfError::NoSignatureToSeal { page: page_number })?;
             let widget = geometry.to_displayed(widget);
             Rect {
                 x: widget.x + widget.w / 3.0 - diameter_pt,
@@ -151,11 +170,17 @@ pub(crate) fn displayed_rect(
         Placement::TopRightStamp { w, h } => {
             check_side(w, "width")?;
             check_side(h, "height")?;
-            Rect { x: page_w - STAMP_MARGIN - w, y: page_h - STAMP_MARGIN - h, w, h }
+            Rect {
+                x: page_w - STAMP_MARGIN - w,
+                y: page_h - STAMP_MARGIN - h,
+                w,
+                h,
+            }
         }
     };
     // A widget wholly outside the visible page would be a silent mistake.
-    let visible = rect.x < page_w && rect.y < page_h && rect.x + rect.w > 0.0 && rect.y + rect.h > 0.0;
+    let visible =
+        rect.x < page_w && rect.y < page_h && rect.x + rect.w > 0.0 && rect.y + rect.h > 0.0;
     if !visible {
         return Err(PdfError::InvalidOption(format!(
             "signature rectangle ({:.1}, {:.1}, {:.1} x {:.1}) lies outside page {page_number} ({:.1} x {:.1} pt)",
@@ -169,7 +194,9 @@ fn check_finite(values: &[f64]) -> Result<(), PdfError> {
     if values.iter().all(|v| v.is_finite() && v.abs() <= MAX_SIDE) {
         Ok(())
     } else {
-        Err(PdfError::InvalidOption("signature position is not a usable number".into()))
+        Err(PdfError::InvalidOption(
+            "signature position is not a usable number".into(),
+        ))
     }
 }
 
@@ -177,7 +204,9 @@ fn check_side(v: f64, what: &str) -> Result<(), PdfError> {
     if v.is_finite() && v > 0.0 && v <= MAX_SIDE {
         Ok(())
     } else {
-        Err(PdfError::InvalidOption(format!("signature {what} must be between 0 and {MAX_SIDE} points, got {v}")))
+        Err(PdfError::InvalidOption(format!(
+            "signature {what} must be between 0 and {MAX_SIDE} points, got {v}"
+        )))
     }
 }
 
@@ -186,7 +215,12 @@ fn intersect(a: Rect, b: Rect) -> Option<Rect> {
     let y0 = a.y.max(b.y);
     let x1 = (a.x + a.w).min(b.x + b.w);
     let y1 = (a.y + a.h).min(b.y + b.h);
-    (x1 > x0 && y1 > y0).then_some(Rect { x: x0, y: y0, w: x1 - x0, h: y1 - y0 })
+    (x1 > x0 && y1 > y0).then_some(Rect {
+        x: x0,
+        y: y0,
+        w: x1 - x0,
+        h: y1 - y0,
+    })
 }
 
 /// Follows references (bounded by lopdf) and returns the object itself, or `Null`.
@@ -208,7 +242,9 @@ pub(crate) fn number(doc: &Document, obj: &Object) -> Option<f64> {
 
 /// A rectangle array with finite numbers and a non-zero area.
 pub(crate) fn rect_of(doc: &Document, obj: &Object) -> Option<Rect> {
-    let Object::Array(items) = deref(doc, obj) else { return None };
+    let Object::Array(items) = deref(doc, obj) else {
+        return None;
+    };
     if items.len() != 4 {
         return None;
     }
@@ -242,12 +278,25 @@ mod tests {
     use super::*;
 
     fn geometry(rotate: i32) -> PageGeometry {
-        PageGeometry { crop: Rect { x: 10.0, y: 20.0, w: 600.0, h: 800.0 }, rotate }
+        PageGeometry {
+            crop: Rect {
+                x: 10.0,
+                y: 20.0,
+                w: 600.0,
+                h: 800.0,
+            },
+            rotate,
+        }
     }
 
     #[test]
     fn displayed_rect_round_trips_for_each_rotation() {
-        let r = Rect { x: 30.0, y: 40.0, w: 100.0, h: 50.0 };
+        let r = Rect {
+            x: 30.0,
+            y: 40.0,
+            w: 100.0,
+            h: 50.0,
+        };
         for rotate in [0, 90, 180, 270] {
             let g = geometry(rotate);
             let user = g.to_user(r);
@@ -266,43 +315,114 @@ mod tests {
         // Page turned clockwise: the displayed bottom-left corner is user (urx, lly).
         let g = geometry(90);
         assert_eq!(g.displayed_size(), (800.0, 600.0));
-        let user = g.to_user(Rect { x: 0.0, y: 0.0, w: 10.0, h: 20.0 });
-        assert_eq!(user, Rect { x: 10.0 + 600.0 - 20.0, y: 20.0, w: 20.0, h: 10.0 });
+        let user = g.to_user(Rect {
+            x: 0.0,
+            y: 0.0,
+            w: 10.0,
+            h: 20.0,
+        });
+        assert_eq!(
+            user,
+            Rect {
+                x: 10.0 + 600.0 - 20.0,
+                y: 20.0,
+                w: 20.0,
+                h: 10.0
+            }
+        );
         let g = geometry(270);
-        let user = g.to_user(Rect { x: 0.0, y: 0.0, w: 10.0, h: 20.0 });
-        assert_eq!(user, Rect { x: 10.0, y: 20.0 + 800.0 - 10.0, w: 20.0, h: 10.0 });
+        let user = g.to_user(Rect {
+            x: 0.0,
+            y: 0.0,
+            w: 10.0,
+            h: 20.0,
+        });
+        assert_eq!(
+            user,
+            Rect {
+                x: 10.0,
+                y: 20.0 + 800.0 - 10.0,
+                w: 20.0,
+                h: 10.0
+            }
+        );
     }
 
     #[test]
     fn seal_covers_left_third_of_previous_widget() {
         let g = geometry(0);
-        let widget_user = Rect { x: 310.0, y: 120.0, w: 180.0, h: 60.0 };
-        let seal = displayed_rect(&g, &Placement::SealOverPreviousSignature { diameter_pt: 90.0 }, Some(widget_user), 1)
-            .unwrap();
+        let widget_user = Rect {
+            x: 310.0,
+            y: 120.0,
+            w: 180.0,
+            h: 60.0,
+        };
+        let seal = displayed_rect(
+            &g,
+            &Placement::SealOverPreviousSignature { diameter_pt: 90.0 },
+            Some(widget_user),
+            1,
+        )
+        .unwrap();
         let widget = g.to_displayed(widget_user);
         assert_eq!(seal.x + seal.w, widget.x + widget.w / 3.0);
         assert_eq!(seal.y + seal.h / 2.0, widget.y + widget.h / 2.0);
         assert_eq!((seal.w, seal.h), (90.0, 90.0));
-        let none = displayed_rect(&g, &Placement::SealOverPreviousSignature { diameter_pt: 90.0 }, None, 3);
+        let none = displayed_rect(
+            &g,
+            &Placement::SealOverPreviousSignature { diameter_pt: 90.0 },
+            None,
+            3,
+        );
         assert!(matches!(none, Err(PdfError::NoSignatureToSeal { page: 3 })));
     }
 
     #[test]
     fn stamp_sits_top_right_as_displayed() {
         let g = geometry(90);
-        let r = displayed_rect(&g, &Placement::TopRightStamp { w: 200.0, h: 50.0 }, None, 1).unwrap();
-        assert_eq!(r, Rect { x: 800.0 - 20.0 - 200.0, y: 600.0 - 20.0 - 50.0, w: 200.0, h: 50.0 });
+        let r =
+            displayed_rect(&g, &Placement::TopRightStamp { w: 200.0, h: 50.0 }, None, 1).unwrap();
+        assert_eq!(
+            r,
+            Rect {
+                x: 800.0 - 20.0 - 200.0,
+                y: 600.0 - 20.0 - 50.0,
+                w: 200.0,
+                h: 50.0
+            }
+        );
     }
 
     #[test]
     fn bad_rectangles_are_refused() {
         let g = geometry(0);
         for p in [
-            Placement::Rect { x: 0.0, y: 0.0, w: -1.0, h: 10.0 },
-            Placement::Rect { x: f64::NAN, y: 0.0, w: 1.0, h: 10.0 },
-            Placement::Rect { x: 5000.0, y: 0.0, w: 10.0, h: 10.0 },
+            Placement::Rect {
+                x: 0.0,
+                y: 0.0,
+                w: -1.0,
+                h: 10.0,
+            },
+            Placement::Rect {
+                x: f64::NAN,
+                y: 0.0,
+                w: 1.0,
+                h: 10.0,
+            },
+            Placement::Rect {
+                x: 5000.0,
+                y: 0.0,
+                w: 10.0,
+                h: 10.0,
+            },
         ] {
-            assert!(matches!(displayed_rect(&g, &p, None, 1), Err(PdfError::InvalidOption(_))), "{p:?}");
+            assert!(
+                matches!(
+                    displayed_rect(&g, &p, None, 1),
+                    Err(PdfError::InvalidOption(_))
+                ),
+                "{p:?}"
+            );
         }
     }
 }

@@ -20,7 +20,10 @@ pub(crate) fn text_string(text: &str) -> Object {
 /// Decodes a PDF text string (UTF-16BE with BOM, else PDFDocEncoding read as Latin-1).
 pub(crate) fn decode_text_string(bytes: &[u8]) -> String {
     if let Some(rest) = bytes.strip_prefix(&[0xfe, 0xff]) {
-        let units: Vec<u16> = rest.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
+        let units: Vec<u16> = rest
+            .chunks_exact(2)
+            .map(|c| u16::from_be_bytes([c[0], c[1]]))
+            .collect();
         String::from_utf16_lossy(&units)
     } else if let Some(rest) = bytes.strip_prefix(&[0xef, 0xbb, 0xbf]) {
         // PDF 2.0 allows UTF-8 with a BOM.
@@ -58,9 +61,18 @@ mod tests {
 
     #[test]
     fn date_keeps_offset() {
-        assert_eq!(pdf_date(datetime!(2025-07-01 09:30:05 +07:00)), "D:20250701093005+07'00'");
-        assert_eq!(pdf_date(datetime!(2025-01-02 03:04:05 -05:30)), "D:20250102030405-05'30'");
-        assert_eq!(pdf_date(datetime!(2025-01-02 03:04:05 UTC)), "D:20250102030405+00'00'");
+        assert_eq!(
+            pdf_date(datetime!(2025-07-01 09:30:05 +07:00)),
+            "D:20250701093005+07'00'"
+        );
+        assert_eq!(
+            pdf_date(datetime!(2025-01-02 03:04:05 -05:30)),
+            "D:20250102030405-05'30'"
+        );
+        assert_eq!(
+            pdf_date(datetime!(2025-01-02 03:04:05 UTC)),
+            "D:20250102030405+00'00'"
+        );
     }
 
     #[test]

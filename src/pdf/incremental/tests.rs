@@ -26,7 +26,13 @@ struct Spec {
 
 impl Default for Spec {
     fn default() -> Self {
-        Self { pages: 2, rotate: None, indirect_annots: false, indirect_form: false, docmdp: None }
+        Self {
+            pages: 2,
+            rotate: None,
+            indirect_annots: false,
+            indirect_form: false,
+            docmdp: None,
+        }
     }
 }
 
@@ -48,7 +54,9 @@ fn make_pdf(spec: &Spec) -> Vec<u8> {
         }
         kids.push(Object::Reference(doc.add_object(page)));
     }
-    let font_id = doc.add_object(dictionary! {"Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica"});
+    let font_id = doc.add_object(
+        dictionary! {"Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica"},
+    );
     let mut pages = dictionary! {
         "Type" => "Pages",
         "Kids" => kids,
@@ -63,7 +71,9 @@ fn make_pdf(spec: &Spec) -> Vec<u8> {
     let mut catalog = dictionary! { "Type" => "Catalog", "Pages" => pages_id };
     if spec.indirect_form {
         let fields = doc.add_object(Object::Array(vec![]));
-        let form = doc.add_object(dictionary! { "Fields" => fields, "DA" => Object::string_literal("/Helv 0 Tf 0 g") });
+        let form = doc.add_object(
+            dictionary! { "Fields" => fields, "DA" => Object::string_literal("/Helv 0 Tf 0 g") },
+        );
         catalog.set("AcroForm", form);
     }
     if let Some(p) = spec.docmdp {
@@ -80,8 +90,10 @@ fn make_pdf(spec: &Spec) -> Vec<u8> {
     }
     let catalog_id = doc.add_object(catalog);
     doc.trailer.set("Root", catalog_id);
-    let info = doc.add_object(dictionary! { "Producer" => Object::string_literal("signgate tests") });
+    let info =
+        doc.add_object(dictionary! { "Producer" => Object::string_literal("signgate tests") });
     doc.trailer.set("Info", info);
+    doc.reference_table.cross_reference_type = lopdf::xref::XrefType::CrossReferenceTable;
     let mut out = Vec::new();
     doc.save_to(&mut out).expect("save test PDF");
     out
@@ -91,8 +103,16 @@ fn qpdf(input: &[u8], args: &[&str]) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let (i, o) = (dir.path().join("in.pdf"), dir.path().join("out.pdf"));
     std::fs::write(&i, input).unwrap();
-    let status = Command::new("qpdf").args(args).arg(&i).arg(&o).status().expect("run qpdf");
-    assert!(status.code() == Some(0) || status.code() == Some(3), "qpdf {args:?} failed: {status}");
+    let status = Command::new("qpdf")
+        .args(args)
+        .arg(&i)
+        .arg(&o)
+        .status()
+        .expect("run qpdf");
+    assert!(
+        status.code() == Some(0) || status.code() == Some(3),
+        "qpdf {args:?} failed: {status}"
+    );
     std::fs::read(o).unwrap()
 }
 
@@ -100,7 +120,11 @@ fn qpdf_check(bytes: &[u8]) {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("x.pdf");
     std::fs::write(&p, bytes).unwrap();
-    let out = Command::new("qpdf").arg("--check").arg(&p).output().expect("run qpdf");
+    let out = Command::new("qpdf")
+        .arg("--check")
+        .arg(&p)
+        .output()
+        .expect("run qpdf");
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -120,7 +144,13 @@ fn options() -> PdfSignOptions {
 }
 
 fn visible(page: PageSelector, placement: Placement) -> Option<VisibleSignature> {
-    Some(VisibleSignature { page, placement, appearance: Appearance::Text { lines: vec!["Signed".into()] } })
+    Some(VisibleSignature {
+        page,
+        placement,
+        appearance: Appearance::Text {
+            lines: vec!["Signed".into()],
+        },
+    })
 }
 
 /// Signs with the dummy blob and checks the layout invariants every output must meet.
@@ -130,7 +160,11 @@ fn sign(input: &[u8], opts: &PdfSignOptions) -> Vec<u8> {
     let digest = prepared.digest(DigestAlgorithm::Sha256);
     let out = prepared.finish(DUMMY_CMS).expect("finish");
     assert_eq!(zero, 0);
-    assert_eq!(&out[..input.len()], input, "original bytes must be the prefix");
+    assert_eq!(
+        &out[..input.len()],
+        input,
+        "original bytes must be the prefix"
+    );
     assert_eq!(b + c, out.len(), "ByteRange must reach the end of the file");
     assert_eq!(out[a], b'<');
     assert_eq!(out[b - 1], b'>');
@@ -139,7 +173,13 @@ fn sign(input: &[u8], opts: &PdfSignOptions) -> Vec<u8> {
     // The ByteRange written in the file is the one reported.
     let text = String::from_utf8_lossy(&out[input.len()..]).into_owned();
     let written = text.rsplit("/ByteRange [").next().unwrap();
-    let nums: Vec<usize> = written.split(']').next().unwrap().split_whitespace().map(|n| n.parse().unwrap()).collect();
+    let nums: Vec<usize> = written
+        .split(']')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
     assert_eq!(nums, vec![0, a, b, c]);
     // The digest covers exactly the two ranges.
     let mut covered = out[..a].to_vec();
@@ -175,7 +215,10 @@ fn classic_table_gets_a_table_and_passes_qpdf_check() {
     assert_eq!(last_xref_section(&input).unwrap().1, XrefKind::Table);
     let out = sign(&input, &options());
     let section = new_section(&input, &out);
-    assert!(section.contains("\nxref\n") && section.contains("trailer"), "{section}");
+    assert!(
+        section.contains("\nxref\n") && section.contains("trailer"),
+        "{section}"
+    );
     assert!(section.contains(&format!("/Prev {}", last_xref_section(&input).unwrap().0)));
     assert!(section.contains("/SubFilter/ETSI.CAdES.detached"));
     qpdf_check(&out);
@@ -185,18 +228,45 @@ fn classic_table_gets_a_table_and_passes_qpdf_check() {
     assert_eq!(widget.get(b"FT").unwrap().as_name().unwrap(), b"Sig");
     assert_eq!(widget.get(b"F").unwrap().as_i64().unwrap(), 132);
     let sig = deref(&doc, widget.get(b"V").unwrap()).as_dict().unwrap();
-    assert_eq!(decode_text_string(sig.get(b"Reason").unwrap().as_str().unwrap()), "Phê duyệt văn bản");
-    assert_eq!(decode_text_string(sig.get(b"Location").unwrap().as_str().unwrap()), "Hà Nội");
-    assert_eq!(decode_text_string(sig.get(b"Name").unwrap().as_str().unwrap()), "Nguyễn Văn An");
-    assert_eq!(sig.get(b"M").unwrap().as_str().unwrap(), b"D:20250701093000+07'00'");
-    let form = deref(&doc, doc.catalog().unwrap().get(b"AcroForm").unwrap()).as_dict().unwrap();
+    assert_eq!(
+        decode_text_string(sig.get(b"Reason").unwrap().as_str().unwrap()),
+        "Phê duyệt văn bản"
+    );
+    assert_eq!(
+        decode_text_string(sig.get(b"Location").unwrap().as_str().unwrap()),
+        "Hà Nội"
+    );
+    assert_eq!(
+        decode_text_string(sig.get(b"Name").unwrap().as_str().unwrap()),
+        "Nguyễn Văn An"
+    );
+    assert_eq!(
+        sig.get(b"M").unwrap().as_str().unwrap(),
+        b"D:20250701093000+07'00'"
+    );
+    let form = deref(&doc, doc.catalog().unwrap().get(b"AcroForm").unwrap())
+        .as_dict()
+        .unwrap();
     assert_eq!(form.get(b"SigFlags").unwrap().as_i64().unwrap(), 3);
     // Invisible: zero rect on page 1, listed in the page's /Annots.
-    let rect: Vec<f32> = widget.get(b"Rect").unwrap().as_array().unwrap().iter().map(|o| o.as_float().unwrap()).collect();
+    let rect: Vec<f32> = widget
+        .get(b"Rect")
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o.as_float().unwrap())
+        .collect();
     assert_eq!(rect, vec![0.0; 4]);
     let page1 = doc.get_pages()[&1];
     assert_eq!(widget.get(b"P").unwrap().as_reference().unwrap(), page1);
-    let annots = doc.get_dictionary(page1).unwrap().get(b"Annots").unwrap().as_array().unwrap();
+    let annots = doc
+        .get_dictionary(page1)
+        .unwrap()
+        .get(b"Annots")
+        .unwrap()
+        .as_array()
+        .unwrap();
     assert_eq!(annots.len(), 1);
 }
 
@@ -206,7 +276,10 @@ fn xref_stream_file_gets_an_xref_stream() {
     assert_eq!(last_xref_section(&input).unwrap().1, XrefKind::Stream);
     let out = sign(&input, &options());
     let section = new_section(&input, &out);
-    assert!(!section.contains("\nxref\n"), "no table after a stream: {section}");
+    assert!(
+        !section.contains("\nxref\n"),
+        "no table after a stream: {section}"
+    );
     assert!(section.contains("/Type/XRef"), "{section}");
     qpdf_check(&out);
     let doc = Document::load_mem(&out).unwrap();
@@ -223,7 +296,10 @@ fn linearized_file() {
 
 #[test]
 fn linearized_object_stream_file() {
-    let input = qpdf(&make_pdf(&Spec::default()), &["--linearize", "--object-streams=generate"]);
+    let input = qpdf(
+        &make_pdf(&Spec::default()),
+        &["--linearize", "--object-streams=generate"],
+    );
     let out = sign(&input, &options());
     qpdf_check(&out);
     widget_of(&Document::load_mem(&out).unwrap(), "Signature1");
@@ -231,18 +307,33 @@ fn linearized_object_stream_file() {
 
 #[test]
 fn indirect_annots_and_fields_arrays_are_updated_in_place() {
-    let input = make_pdf(&Spec { indirect_annots: true, indirect_form: true, ..Spec::default() });
+    let input = make_pdf(&Spec {
+        indirect_annots: true,
+        indirect_form: true,
+        ..Spec::default()
+    });
     let before = Document::load_mem(&input).unwrap();
     let page1 = before.get_pages()[&1];
-    let annots_id = before.get_dictionary(page1).unwrap().get(b"Annots").unwrap().as_reference().unwrap();
+    let annots_id = before
+        .get_dictionary(page1)
+        .unwrap()
+        .get(b"Annots")
+        .unwrap()
+        .as_reference()
+        .unwrap();
     let out = sign(&input, &options());
     qpdf_check(&out);
     let doc = Document::load_mem(&out).unwrap();
     // The page itself was not rewritten; its annots array was.
     let section = new_section(&input, &out);
     assert!(!section.contains(&format!("\n{} {} obj", page1.0, page1.1)));
-    assert_eq!(doc.get_object(annots_id).unwrap().as_array().unwrap().len(), 1);
-    let form = deref(&doc, doc.catalog().unwrap().get(b"AcroForm").unwrap()).as_dict().unwrap();
+    assert_eq!(
+        doc.get_object(annots_id).unwrap().as_array().unwrap().len(),
+        1
+    );
+    let form = deref(&doc, doc.catalog().unwrap().get(b"AcroForm").unwrap())
+        .as_dict()
+        .unwrap();
     assert!(form.has(b"DA"), "existing form entries kept");
     widget_of(&doc, "Signature1");
 }
@@ -258,12 +349,33 @@ fn second_signature_keeps_the_first_revision_and_the_form() {
     let doc = Document::load_mem(&twice).unwrap();
     widget_of(&doc, "Signature1");
     let second = widget_of(&doc, "Signature2");
-    let form = deref(&doc, doc.catalog().unwrap().get(b"AcroForm").unwrap()).as_dict().unwrap();
-    assert_eq!(deref(&doc, form.get(b"Fields").unwrap()).as_array().unwrap().len(), 2);
+    let form = deref(&doc, doc.catalog().unwrap().get(b"AcroForm").unwrap())
+        .as_dict()
+        .unwrap();
+    assert_eq!(
+        deref(&doc, form.get(b"Fields").unwrap())
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     // The first signature's ByteRange still describes the first revision.
-    let first_sig = deref(&doc, widget_of(&doc, "Signature1").get(b"V").unwrap()).as_dict().unwrap().clone();
-    let br: Vec<i64> = first_sig.get(b"ByteRange").unwrap().as_array().unwrap().iter().map(|o| o.as_i64().unwrap()).collect();
-    assert_eq!(br, prepared_once.iter().map(|&v| v as i64).collect::<Vec<_>>());
+    let first_sig = deref(&doc, widget_of(&doc, "Signature1").get(b"V").unwrap())
+        .as_dict()
+        .unwrap()
+        .clone();
+    let br: Vec<i64> = first_sig
+        .get(b"ByteRange")
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o.as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        br,
+        prepared_once.iter().map(|&v| v as i64).collect::<Vec<_>>()
+    );
     assert!(second.get(b"V").is_ok());
     // Same for a file with xref streams.
     let streams = qpdf(&input, &["--object-streams=generate"]);
@@ -286,17 +398,38 @@ fn explicit_field_name_must_be_new() {
 
 #[test]
 fn rotated_page_widget_rect_is_in_user_space() {
-    let input = make_pdf(&Spec { rotate: Some(90), ..Spec::default() });
+    let input = make_pdf(&Spec {
+        rotate: Some(90),
+        ..Spec::default()
+    });
     let mut opts = options();
-    opts.visible = visible(PageSelector::Last, Placement::Rect { x: 50.0, y: 60.0, w: 200.0, h: 80.0 });
+    opts.visible = visible(
+        PageSelector::Last,
+        Placement::Rect {
+            x: 50.0,
+            y: 60.0,
+            w: 200.0,
+            h: 80.0,
+        },
+    );
     let out = sign(&input, &opts);
     qpdf_check(&out);
     let doc = Document::load_mem(&out).unwrap();
     let widget = widget_of(&doc, "Signature1");
-    let rect: Vec<f32> = widget.get(b"Rect").unwrap().as_array().unwrap().iter().map(|o| o.as_float().unwrap()).collect();
+    let rect: Vec<f32> = widget
+        .get(b"Rect")
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o.as_float().unwrap())
+        .collect();
     // Displayed page is 842 x 595; user x = 595 - dy, user y = dx.
     assert_eq!(rect, vec![455.0, 50.0, 535.0, 250.0]);
-    assert_eq!(widget.get(b"P").unwrap().as_reference().unwrap(), doc.get_pages()[&2]);
+    assert_eq!(
+        widget.get(b"P").unwrap().as_reference().unwrap(),
+        doc.get_pages()[&2]
+    );
     assert!(widget.get(b"AP").is_ok());
 }
 
@@ -304,17 +437,38 @@ fn rotated_page_widget_rect_is_in_user_space() {
 fn seal_goes_over_the_left_third_of_the_previous_signature() {
     let input = make_pdf(&Spec::default());
     let mut first = options();
-    first.visible = visible(PageSelector::Number(1), Placement::Rect { x: 300.0, y: 100.0, w: 180.0, h: 60.0 });
+    first.visible = visible(
+        PageSelector::Number(1),
+        Placement::Rect {
+            x: 300.0,
+            y: 100.0,
+            w: 180.0,
+            h: 60.0,
+        },
+    );
     let once = sign(&input, &first);
     let mut seal = options();
-    seal.visible = visible(PageSelector::Number(1), Placement::SealOverPreviousSignature { diameter_pt: 90.0 });
+    seal.visible = visible(
+        PageSelector::Number(1),
+        Placement::SealOverPreviousSignature { diameter_pt: 90.0 },
+    );
     let twice = sign(&once, &seal);
     qpdf_check(&twice);
     let doc = Document::load_mem(&twice).unwrap();
-    let rect: Vec<f32> = widget_of(&doc, "Signature2").get(b"Rect").unwrap().as_array().unwrap().iter().map(|o| o.as_float().unwrap()).collect();
+    let rect: Vec<f32> = widget_of(&doc, "Signature2")
+        .get(b"Rect")
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o.as_float().unwrap())
+        .collect();
     assert_eq!(rect, vec![270.0, 85.0, 360.0, 175.0]);
     // No signature on page 2 to seal over.
-    seal.visible = visible(PageSelector::Number(2), Placement::SealOverPreviousSignature { diameter_pt: 90.0 });
+    seal.visible = visible(
+        PageSelector::Number(2),
+        Placement::SealOverPreviousSignature { diameter_pt: 90.0 },
+    );
     let err = prepare_pdf(&once, &seal).unwrap_err();
     assert_eq!(err.code(), crate::ErrorCode::PdfNoSignatureToSeal);
 }
@@ -323,10 +477,20 @@ fn seal_goes_over_the_left_third_of_the_previous_signature() {
 fn top_right_stamp() {
     let input = make_pdf(&Spec::default());
     let mut opts = options();
-    opts.visible = visible(PageSelector::Number(1), Placement::TopRightStamp { w: 200.0, h: 50.0 });
+    opts.visible = visible(
+        PageSelector::Number(1),
+        Placement::TopRightStamp { w: 200.0, h: 50.0 },
+    );
     let out = sign(&input, &opts);
     let doc = Document::load_mem(&out).unwrap();
-    let rect: Vec<f32> = widget_of(&doc, "Signature1").get(b"Rect").unwrap().as_array().unwrap().iter().map(|o| o.as_float().unwrap()).collect();
+    let rect: Vec<f32> = widget_of(&doc, "Signature1")
+        .get(b"Rect")
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o.as_float().unwrap())
+        .collect();
     assert_eq!(rect, vec![375.0, 772.0, 575.0, 822.0]);
 }
 
@@ -334,12 +498,40 @@ fn top_right_stamp() {
 fn page_out_of_range_is_refused() {
     let input = make_pdf(&Spec::default());
     let mut opts = options();
-    opts.visible = visible(PageSelector::Number(3), Placement::Rect { x: 0.0, y: 0.0, w: 10.0, h: 10.0 });
+    opts.visible = visible(
+        PageSelector::Number(3),
+        Placement::Rect {
+            x: 0.0,
+            y: 0.0,
+            w: 10.0,
+            h: 10.0,
+        },
+    );
     let err = prepare_pdf(&input, &opts).unwrap_err();
-    assert!(matches!(err, PdfError::PageOutOfRange { requested: 3, count: 2 }), "{err}");
+    assert!(
+        matches!(
+            err,
+            PdfError::PageOutOfRange {
+                requested: 3,
+                count: 2
+            }
+        ),
+        "{err}"
+    );
     assert_eq!(err.code(), crate::ErrorCode::PdfPageOutOfRange);
-    opts.visible = visible(PageSelector::Number(0), Placement::Rect { x: 0.0, y: 0.0, w: 10.0, h: 10.0 });
-    assert!(matches!(prepare_pdf(&input, &opts), Err(PdfError::PageOutOfRange { .. })));
+    opts.visible = visible(
+        PageSelector::Number(0),
+        Placement::Rect {
+            x: 0.0,
+            y: 0.0,
+            w: 10.0,
+            h: 10.0,
+        },
+    );
+    assert!(matches!(
+        prepare_pdf(&input, &opts),
+        Err(PdfError::PageOutOfRange { .. })
+    ));
 }
 
 #[test]
@@ -348,11 +540,23 @@ fn encrypted_pdfs_are_refused() {
     for args in [
         &["--encrypt", "", "owner", "256", "--"][..],
         &["--encrypt", "user", "owner", "256", "--"][..],
-        &["--encrypt", "", "owner", "128", "--use-aes=n", "--"][..],
+        &[
+            "--allow-weak-crypto",
+            "--encrypt",
+            "",
+            "owner",
+            "128",
+            "--use-aes=n",
+            "--",
+        ][..],
     ] {
         let encrypted = qpdf(&input, args);
         let err = prepare_pdf(&encrypted, &options()).unwrap_err();
-        assert_eq!(err.code(), crate::ErrorCode::PdfEncrypted, "{args:?}: {err}");
+        assert_eq!(
+            err.code(),
+            crate::ErrorCode::PdfEncrypted,
+            "{args:?}: {err}"
+        );
     }
 }
 
@@ -381,11 +585,24 @@ fn broken_pdfs_are_refused() {
 
 #[test]
 fn certification_with_no_changes_is_refused() {
-    let err = prepare_pdf(&make_pdf(&Spec { docmdp: Some(1), ..Spec::default() }), &options()).unwrap_err();
+    let err = prepare_pdf(
+        &make_pdf(&Spec {
+            docmdp: Some(1),
+            ..Spec::default()
+        }),
+        &options(),
+    )
+    .unwrap_err();
     assert!(matches!(err, PdfError::CertifiedNoChanges), "{err}");
     assert_eq!(err.code(), crate::ErrorCode::PdfCertifiedNoChanges);
     // P=2 allows signing.
-    sign(&make_pdf(&Spec { docmdp: Some(2), ..Spec::default() }), &options());
+    sign(
+        &make_pdf(&Spec {
+            docmdp: Some(2),
+            ..Spec::default()
+        }),
+        &options(),
+    );
 }
 
 #[test]
@@ -395,7 +612,16 @@ fn signature_too_large_for_the_reservation() {
     opts.contents_size = 8;
     let prepared = prepare_pdf(&input, &opts).unwrap();
     let err = prepared.finish(&[0u8; 9]).unwrap_err();
-    assert!(matches!(err, PdfError::SignatureTooLarge { needed: 9, available: 8 }), "{err}");
+    assert!(
+        matches!(
+            err,
+            PdfError::SignatureTooLarge {
+                needed: 9,
+                available: 8
+            }
+        ),
+        "{err}"
+    );
     let prepared = prepare_pdf(&input, &opts).unwrap();
     assert!(prepared.finish(&[0xab; 8]).is_ok());
 }
@@ -427,33 +653,81 @@ fn real_cms_verifies_with_pdfsig() {
 
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
-        let s = Command::new("openssl").args(args).current_dir(dir.path()).output().expect("run openssl");
-        assert!(s.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&s.stderr));
+        let s = Command::new("openssl")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("run openssl");
+        assert!(
+            s.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&s.stderr)
+        );
     };
-    run(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=t", "-keyout", "k.pem", "-out", "c.pem", "-days", "30"]);
-    run(&["pkcs12", "-export", "-inkey", "k.pem", "-in", "c.pem", "-out", "t.p12", "-passout", "pass:demo"]);
+    run(&[
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=t", "-keyout", "k.pem",
+        "-out", "c.pem", "-days", "30",
+    ]);
+    run(&[
+        "pkcs12",
+        "-export",
+        "-inkey",
+        "k.pem",
+        "-in",
+        "c.pem",
+        "-out",
+        "t.p12",
+        "-passout",
+        "pass:demo",
+    ]);
     let key = Pkcs12Key::open(&dir.path().join("t.p12"), "demo").unwrap();
     let scheme = SignatureScheme::RsaPkcs1(DigestAlgorithm::Sha256);
     let sign_real = |input: &[u8], opts: &PdfSignOptions| {
         let prepared = prepare_pdf(input, opts).unwrap();
         let digest = prepared.digest(scheme.digest());
-        let cms = SignedDataBuilder::new(&key as &dyn KeySource, scheme, digest).sign().unwrap().to_der().unwrap();
+        let cms = SignedDataBuilder::new(&key as &dyn KeySource, scheme, digest)
+            .sign()
+            .unwrap()
+            .to_der()
+            .unwrap();
         prepared.finish(&cms).unwrap()
     };
     let mut opts = options();
     opts.contents_size = 8192;
     for (what, input) in [
         ("classic", make_pdf(&Spec::default())),
-        ("object streams", qpdf(&make_pdf(&Spec::default()), &["--object-streams=generate"])),
-        ("linearized", qpdf(&make_pdf(&Spec::default()), &["--linearize"])),
+        (
+            "object streams",
+            qpdf(&make_pdf(&Spec::default()), &["--object-streams=generate"]),
+        ),
+        (
+            "linearized",
+            qpdf(&make_pdf(&Spec::default()), &["--linearize"]),
+        ),
     ] {
         let once = sign_real(&input, &opts);
-        opts.visible = visible(PageSelector::Last, Placement::Rect { x: 50.0, y: 50.0, w: 150.0, h: 50.0 });
+        opts.visible = visible(
+            PageSelector::Last,
+            Placement::Rect {
+                x: 50.0,
+                y: 50.0,
+                w: 150.0,
+                h: 50.0,
+            },
+        );
         let twice = sign_real(&once, &opts);
         opts.visible = None;
         let report = pdfsig(dir.path(), &twice);
-        assert_eq!(report.matches("Signature is Valid").count(), 2, "{what}: {report}");
+        assert_eq!(
+            report.matches("Signature is Valid").count(),
+            2,
+            "{what}: {report}"
+        );
         assert!(report.contains("ETSI.CAdES.detached"), "{what}: {report}");
-        assert!(!report.contains("not signed completely") || report.matches("Total document signed").count() == 1, "{what}: {report}");
+        assert!(
+            !report.contains("not signed completely")
+                || report.matches("Total document signed").count() == 1,
+            "{what}: {report}"
+        );
     }
 }
