@@ -38,10 +38,7 @@ impl IoError {
 
 /// Reads a whole file, or standard input for `-`.
 pub fn read_input(path: &Path) -> Result<Vec<u8>, IoError> {
-    let fail = |e: std::io::Error| IoError::Read {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    };
+    let fail = |e: std::io::Error| IoError::Read { path: path.to_path_buf(), reason: e.to_string() };
     if path == Path::new("-") {
         let mut buf = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).map_err(fail)?;
@@ -54,10 +51,7 @@ pub fn read_input(path: &Path) -> Result<Vec<u8>, IoError> {
 ///
 /// `-` writes to standard output. On failure no file is left behind.
 pub fn write_output(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
-    let fail = |e: std::io::Error| IoError::Write {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    };
+    let fail = |e: std::io::Error| IoError::Write { path: path.to_path_buf(), reason: e.to_string() };
     if path == Path::new("-") {
         let mut out = std::io::stdout().lock();
         out.write_all(bytes).map_err(fail)?;
@@ -88,10 +82,7 @@ mod tests {
         let out = dir.path().join("out.bin");
         write_output(&out, b"hello").unwrap();
         assert_eq!(std::fs::read(&out).unwrap(), b"hello");
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 1);
     }
 

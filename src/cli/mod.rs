@@ -42,19 +42,13 @@ pub struct CliError {
 impl CliError {
     /// A usage error (exit 64).
     pub fn usage(message: impl Into<String>) -> Self {
-        Self {
-            code: ErrorCode::Usage,
-            message: message.into(),
-        }
+        Self { code: ErrorCode::Usage, message: message.into() }
     }
 }
 
 impl From<Error> for CliError {
     fn from(e: Error) -> Self {
-        Self {
-            code: e.code(),
-            message: e.to_string(),
-        }
+        Self { code: e.code(), message: e.to_string() }
     }
 }
 
@@ -108,10 +102,7 @@ fn one_line(message: &str) -> String {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SIGNGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 /// Reads a key password from `--password-file` or `SIGNGATE_KEY_PASSWORD`.

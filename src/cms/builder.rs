@@ -91,10 +91,7 @@ impl<'a> SignedDataBuilder<'a> {
         let signer_cert = to_rust_cert(self.key.certificate())?;
         let mut attrs = vec![
             attribute(oid::ATTR_CONTENT_TYPE, &self.content_type)?,
-            attribute(
-                oid::ATTR_MESSAGE_DIGEST,
-                &OctetString::new(self.message_digest.clone())?,
-            )?,
+            attribute(oid::ATTR_MESSAGE_DIGEST, &OctetString::new(self.message_digest.clone())?)?,
             attribute(
                 oid::ATTR_SIGNING_CERTIFICATE_V2,
                 &signing_certificate_v2(&signer_cert, digest_alg)?,
@@ -107,9 +104,7 @@ impl<'a> SignedDataBuilder<'a> {
         let signed_attrs: SignedAttributes = SetOfVec::try_from(attrs)?;
         // The signature covers the DER of the SET OF, tagged as SET (RFC 5652 §5.4).
         let to_sign = signed_attrs.to_der()?;
-        let signature = self
-            .key
-            .sign_digest(self.scheme, &digest_alg.digest(&to_sign))?;
+        let signature = self.key.sign_digest(self.scheme, &digest_alg.digest(&to_sign))?;
 
         let mut certificates = vec![CertificateChoices::Certificate(signer_cert.clone())];
         if self.include_chain {
@@ -133,11 +128,7 @@ impl<'a> SignedDataBuilder<'a> {
             Some(content) => Some(Any::encode_from(&OctetString::new(content)?)?),
             None => None,
         };
-        let version = if self.content_type == oid::DATA {
-            CmsVersion::V1
-        } else {
-            CmsVersion::V3
-        };
+        let version = if self.content_type == oid::DATA { CmsVersion::V1 } else { CmsVersion::V3 };
         let signed_data = SignedData {
             version,
             digest_algorithms: SetOfVec::try_from(vec![digest_alg.identifier()])?,
@@ -161,11 +152,7 @@ pub struct PendingSignature {
 
 impl PendingSignature {
     fn signer(&self) -> &SignerInfo {
-        self.signed_data
-            .signer_infos
-            .0
-            .get(0)
-            .expect("builder makes exactly one SignerInfo")
+        self.signed_data.signer_infos.0.get(0).expect("builder makes exactly one SignerInfo")
     }
 
     /// The SignerInfo's signature value: what an RFC 3161 signature time-stamp imprints.
@@ -181,11 +168,7 @@ impl PendingSignature {
     /// Adds an unsigned attribute to the signer.
     pub fn add_unsigned_attribute(&mut self, attr: Attribute) -> Result<(), CmsError> {
         let mut signer = self.signer().clone();
-        let mut unsigned = signer
-            .unsigned_attrs
-            .take()
-            .map(|s| s.into_vec())
-            .unwrap_or_default();
+        let mut unsigned = signer.unsigned_attrs.take().map(|s| s.into_vec()).unwrap_or_default();
         unsigned.push(attr);
         signer.unsigned_attrs = Some(UnsignedAttributes::try_from(unsigned)?);
         self.signed_data.signer_infos = SignerInfos(SetOfVec::try_from(vec![signer])?);
@@ -211,17 +194,12 @@ impl PendingSignature {
 
 /// Makes a single-valued attribute.
 pub(crate) fn attribute(oid: ObjectIdentifier, value: &impl Encode) -> Result<Attribute, CmsError> {
-    Ok(Attribute {
-        oid,
-        values: SetOfVec::try_from(vec![Any::from_der(&value.to_der()?)?])?,
-    })
+    Ok(Attribute { oid, values: SetOfVec::try_from(vec![Any::from_der(&value.to_der()?)?])? })
 }
 
 /// Converts an OpenSSL certificate to the RustCrypto type through DER.
 pub(crate) fn to_rust_cert(cert: &openssl::x509::X509Ref) -> Result<Certificate, CmsError> {
-    let der = cert
-        .to_der()
-        .map_err(|e| CmsError::Certificate(e.to_string()))?;
+    let der = cert.to_der().map_err(|e| CmsError::Certificate(e.to_string()))?;
     Certificate::from_der(&der).map_err(|e| CmsError::Certificate(e.to_string()))
 }
 
@@ -246,9 +224,7 @@ fn signing_certificate_v2(
             hash_algorithm: (digest != DigestAlgorithm::Sha256).then(|| digest.identifier()),
             cert_hash: OctetString::new(digest.digest(&der))?,
             issuer_serial: Some(IssuerSerial {
-                issuer: vec![GeneralName::DirectoryName(
-                    cert.tbs_certificate.issuer.clone(),
-                )],
+                issuer: vec![GeneralName::DirectoryName(cert.tbs_certificate.issuer.clone())],
                 serial_number: cert.tbs_certificate.serial_number.clone(),
             }),
         }],

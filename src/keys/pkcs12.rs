@@ -33,10 +33,8 @@ impl Pkcs12Key {
     /// Loads `path` with `password`.
     pub fn open(path: &Path, password: &str) -> Result<Self, KeyError> {
         let shown = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| KeyError::Unreadable {
-            path: shown.clone(),
-            reason: e.to_string(),
-        })?;
+        let bytes = std::fs::read(path)
+            .map_err(|e| KeyError::Unreadable { path: shown.clone(), reason: e.to_string() })?;
         Self::from_der(&bytes, password, &shown)
     }
 
@@ -65,27 +63,17 @@ impl Pkcs12Key {
                 })?
             }
         };
-        let key = parsed.pkey.ok_or(KeyError::Incomplete {
-            path: name.into(),
-            missing: "private key",
-        })?;
-        let certificate = parsed.cert.ok_or(KeyError::Incomplete {
-            path: name.into(),
-            missing: "certificate",
-        })?;
+        let key = parsed
+            .pkey
+            .ok_or(KeyError::Incomplete { path: name.into(), missing: "private key" })?;
+        let certificate = parsed
+            .cert
+            .ok_or(KeyError::Incomplete { path: name.into(), missing: "certificate" })?;
         let algorithm = key_algorithm(&key)?;
-        let mut chain: Vec<X509> = parsed
-            .ca
-            .map(|s| s.into_iter().collect())
-            .unwrap_or_default();
+        let mut chain: Vec<X509> = parsed.ca.map(|s| s.into_iter().collect()).unwrap_or_default();
         // Drop self-signed roots: a signature carries the path up to, not including, the anchor.
         chain.retain(|c| c.issued(c) != openssl::x509::X509VerifyResult::OK);
-        Ok(Self {
-            key,
-            certificate,
-            chain,
-            algorithm,
-        })
+        Ok(Self { key, certificate, chain, algorithm })
     }
 }
 
@@ -115,9 +103,7 @@ pub(crate) fn sign_with_pkey(
     digest: &[u8],
 ) -> Result<Vec<u8>, KeyError> {
     let mismatch = || {
-        KeyError::Unsupported(format!(
-            "a {algorithm:?} key cannot make {scheme:?} signatures"
-        ))
+        KeyError::Unsupported(format!("a {algorithm:?} key cannot make {scheme:?} signatures"))
     };
     match (algorithm, scheme) {
         (KeyAlgorithm::Rsa { .. }, SignatureScheme::Ecdsa(_))
@@ -141,10 +127,9 @@ pub(crate) fn sign_with_pkey(
     match scheme {
         SignatureScheme::RsaPkcs1(_) => {
             ctx.set_rsa_padding(Padding::PKCS1).map_err(failed)?;
-            ctx.set_signature_md(
-                openssl::md::Md::from_nid(md.type_())
-                    .ok_or_else(|| KeyError::SignFailed("digest unknown to OpenSSL".into()))?,
-            )
+            ctx.set_signature_md(openssl::md::Md::from_nid(md.type_()).ok_or_else(|| {
+                KeyError::SignFailed("digest unknown to OpenSSL".into())
+            })?)
             .map_err(failed)?;
         }
         SignatureScheme::RsaPss(_) => {

@@ -96,7 +96,7 @@ impl PageGeometry {
 
     /// Maps a point relative to the crop box's lower-left corner in user space to the page as
     /// displayed (origin at the displayed lower-left corner).
-    fn point_to_displayed(&self, u: f64, v: f64) -> (f64, f64) {
+    fn point_to_displayed(self, u: f64, v: f64) -> (f64, f64) {
         let (cw, ch) = (self.crop.w, self.crop.h);
         match self.rotate {
             90 => (v, cw - u),
@@ -107,7 +107,7 @@ impl PageGeometry {
     }
 
     /// The inverse of [`Self::point_to_displayed`].
-    fn point_to_user(&self, dx: f64, dy: f64) -> (f64, f64) {
+    fn point_to_user(self, dx: f64, dy: f64) -> (f64, f64) {
         let (cw, ch) = (self.crop.w, self.crop.h);
         match self.rotate {
             90 => (cw - dy, dx),
@@ -118,7 +118,7 @@ impl PageGeometry {
     }
 
     /// A displayed rectangle in default user space (absolute, for a widget /Rect).
-    pub fn to_user(&self, r: Rect) -> Rect {
+    pub fn to_user(self, r: Rect) -> Rect {
         let (u0, v0) = self.point_to_user(r.x, r.y);
         let (u1, v1) = self.point_to_user(r.x + r.w, r.y + r.h);
         let rel = Rect::from_corners([u0, v0, u1, v1]);
@@ -130,7 +130,7 @@ impl PageGeometry {
     }
 
     /// A user-space rectangle (absolute) in the page as displayed.
-    pub fn to_displayed(&self, r: Rect) -> Rect {
+    pub fn to_displayed(self, r: Rect) -> Rect {
         let (d0x, d0y) = self.point_to_displayed(r.x - self.crop.x, r.y - self.crop.y);
         let (d1x, d1y) = self.point_to_displayed(r.x + r.w - self.crop.x, r.y + r.h - self.crop.y);
         Rect::from_corners([d0x, d0y, d1x, d1y])

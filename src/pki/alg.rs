@@ -30,10 +30,7 @@ impl DigestAlgorithm {
 
     /// The AlgorithmIdentifier with absent parameters (RFC 5754 §2).
     pub fn identifier(self) -> AlgorithmIdentifierOwned {
-        AlgorithmIdentifierOwned {
-            oid: self.oid(),
-            parameters: None,
-        }
+        AlgorithmIdentifierOwned { oid: self.oid(), parameters: None }
     }
 
     /// Length of the digest in bytes.
@@ -66,9 +63,7 @@ impl DigestAlgorithm {
 
     /// Recognises a digest OID.
     pub fn from_oid(oid: &const_oid::ObjectIdentifier) -> Option<Self> {
-        [Self::Sha256, Self::Sha384, Self::Sha512]
-            .into_iter()
-            .find(|d| d.oid() == *oid)
+        [Self::Sha256, Self::Sha384, Self::Sha512].into_iter().find(|d| d.oid() == *oid)
     }
 }
 
@@ -79,9 +74,7 @@ impl std::str::FromStr for DigestAlgorithm {
             "sha256" => Ok(Self::Sha256),
             "sha384" => Ok(Self::Sha384),
             "sha512" => Ok(Self::Sha512),
-            _ => Err(format!(
-                "unknown digest '{s}' (expected sha256, sha384 or sha512)"
-            )),
+            _ => Err(format!("unknown digest '{s}' (expected sha256, sha384 or sha512)")),
         }
     }
 }
@@ -208,10 +201,7 @@ pub fn digest_info(digest: DigestAlgorithm, value: &[u8]) -> Vec<u8> {
     }
     let null = Any::encode_from(&Null).expect("NULL encodes");
     DigestInfo {
-        algorithm: AlgorithmIdentifierOwned {
-            oid: digest.oid(),
-            parameters: Some(null),
-        },
+        algorithm: AlgorithmIdentifierOwned { oid: digest.oid(), parameters: Some(null) },
         digest: OctetString::new(value).expect("digest fits"),
     }
     .to_der()

@@ -57,19 +57,14 @@ impl CertError {
 /// Checks that `cert` may make a document signature at `at`: inside its validity period and
 /// with digitalSignature or nonRepudiation in its key usage (when the extension is present).
 pub fn check_signing_certificate(cert: &X509Ref, at: OffsetDateTime) -> Result<(), CertError> {
-    let der = cert
-        .to_der()
-        .map_err(|e| CertError::Malformed(e.to_string()))?;
+    let der = cert.to_der().map_err(|e| CertError::Malformed(e.to_string()))?;
     let (_, parsed) = x509_parser::parse_x509_certificate(&der)
         .map_err(|e| CertError::Malformed(e.to_string()))?;
     let subject = parsed.subject().to_string();
     let validity = parsed.validity();
     let at_ts = at.unix_timestamp();
     if at_ts > validity.not_after.timestamp() {
-        return Err(CertError::Expired {
-            subject,
-            not_after: rfc3339(validity.not_after.timestamp()),
-        });
+        return Err(CertError::Expired { subject, not_after: rfc3339(validity.not_after.timestamp()) });
     }
     if at_ts < validity.not_before.timestamp() {
         return Err(CertError::NotYetValid {
@@ -88,9 +83,6 @@ pub fn check_signing_certificate(cert: &X509Ref, at: OffsetDateTime) -> Result<(
 fn rfc3339(unix: i64) -> String {
     OffsetDateTime::from_unix_timestamp(unix)
         .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
         .unwrap_or_else(|| unix.to_string())
 }
