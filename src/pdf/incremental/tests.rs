@@ -731,3 +731,97 @@ fn real_cms_verifies_with_pdfsig() {
         );
     }
 }
+
+/// A hybrid-reference file (ISO 32000-1 §7.5.8.4): the page lives in an object stream that
+/// only the `/XRefStm` describes; the table marks it free.
+fn hybrid_pdf() -> Vec<u8> {
+    let mut out = b"%PDF-1.5\n%\xe2\xe3\xcf\xd3\n".to_vec();
+    let mut offsets = Vec::new();
+    let mut obj = |out: &mut Vec<u8>, text: &[u8]| {
+        offsets.push(out.len());
+        out.extend_from_slice(text);
+    };
+    obj(
+        &mut out,
+        b"1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n",
+    );
+    obj(
+        &mut out,
+        b"2 0 obj\n<< /Type /Pages /Kids [3 0 R] /Count 1 >>\nendobj\n",
+    );
+    let body = b"3 0 << /Type /Page /Parent 2 0 R /MediaBox [0 0 300 400] >>";
+    let objstm = format!(
+        "4 0 obj\n<< /Type /ObjStm /N 1 /First 4 /Length {} >>\nstream\n",
+        body.len()
+    );
+    let mut objstm = objstm.into_bytes();
+    objstm.extend_from_slice(body);
+    objstm.extend_from_slice(b"\nendstream\nendobj\n");
+    obj(&mut out, &objstm);
+    let xref_stm_at = out.len();
+    // One entry for object 3: type 2, in object stream 4, index 0.
+    let data = [2u8, 0, 4, 0];
+    let mut stm = format!(
+        "5 0 obj\n<< /Type /XRef /Size 6 /W [1 2 1] /Index [3 1] /Length {} >>\nstream\n",
+        data.len()
+    )
+    .into_bytes();
+    stm.extend_from_slice(&data);
+    stm.extend_from_slice(b"\nendstream\nendobj\n");
+    obj(&mut out, &stm);
+    let xref_at = out.len();
+    let mut table = String::from("xref\n0 6\n0000000000 65535 f\r\n");
+    for (i, off) in offsets.iter().enumerate() {
+        if i == 2 {
+            table.push_str("0000000000 00000 f\r\n"); // object 3 is hidden in the stream
+        }
+        table.push_str(&format!("{off:010} 00000 n\r\n"));
+    }
+    out.extend_from_slice(table.as_bytes());
+    out.extend_from_slice(
+        format!("trailer\n<< /Size 6 /Root 1 0 R /XRefStm {xref_stm_at} >>\nstartxref\n{xref_at}\n%%EOF\n")
+            .as_bytes(),
+    );
+    out
+}
+
+#[test]
+fn hybrid_file_gets_a_table_and_the_compressed_page_is_rewritten() {
+    let input = hybrid_pdf();
+    qpdf_check(&input);
+    assert_eq!(last_xref_section(&input).unwrap().1, XrefKind::Table);
+    let mut opts = options();
+    opts.visible = visible(
+        PageSelector::Number(1),
+        Placement::Rect {
+            x: 10.0,
+            y: 10.0,
+            w: 100.0,
+            h: 40.0,
+        },
+    );
+    let out = sign(&input, &opts);
+    let section = new_section(&input, &out);
+    assert!(section.contains("\nxref\n"), "{section}");
+    assert!(
+        section.contains("\n3 0 obj\n"),
+        "the page leaves its object stream: {section}"
+    );
+    qpdf_check(&out);
+    let doc = Document::load_mem(&out).unwrap();
+    let widget = widget_of(&doc, "Signature1");
+    let page = doc.get_dictionary((3, 0)).unwrap();
+    assert_eq!(page.get(b"Annots").unwrap().as_array().unwrap().len(), 1);
+    assert_eq!(widget.get(b"P").unwrap().as_reference().unwrap(), (3, 0));
+    // qpdf reads the field through the table + /Prev chain too.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("h.pdf");
+    std::fs::write(&p, &out).unwrap();
+    let json = Command::new("qpdf")
+        .args(["--json", "--json-key=acroform"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    let json = String::from_utf8_lossy(&json.stdout);
+    assert!(json.contains("Signature1"), "{json}");
+}
