@@ -25,6 +25,10 @@ pub enum ErrorCode {
     PdfCertifiedNoChanges,
     /// An image given for a visible signature cannot be used.
     ImageInvalid,
+    /// The requested page does not exist in the PDF.
+    PdfPageOutOfRange,
+    /// A seal was asked to overlap a previous signature, but the page has none.
+    PdfNoSignatureToSeal,
     /// The key file is not a readable PKCS#12 file.
     KeyInvalid,
     /// The key password is wrong.
@@ -62,6 +66,8 @@ impl ErrorCode {
             Self::PdfEncrypted => "PDF_ENCRYPTED",
             Self::PdfCertifiedNoChanges => "PDF_CERTIFIED_NO_CHANGES",
             Self::ImageInvalid => "IMAGE_INVALID",
+            Self::PdfPageOutOfRange => "PDF_PAGE_OUT_OF_RANGE",
+            Self::PdfNoSignatureToSeal => "PDF_NO_SIGNATURE_TO_SEAL",
             Self::KeyInvalid => "KEY_INVALID",
             Self::KeyPasswordWrong => "KEY_PASSWORD_WRONG",
             Self::P12LegacyEncryption => "P12_LEGACY_ENCRYPTION",
@@ -85,7 +91,9 @@ impl ErrorCode {
             | Self::PdfEncrypted
             | Self::PdfCertifiedNoChanges
             | Self::ImageInvalid
-            | Self::CmsMalformed => 65,
+            | Self::CmsMalformed
+            | Self::PdfPageOutOfRange
+            | Self::PdfNoSignatureToSeal => 65,
             Self::NoSignature => 3,
             Self::InputMissing => 66,
             Self::TsaUnavailable | Self::TsaBadResponse => 69,
@@ -170,6 +178,12 @@ mod tests {
             (ErrorCode::OutputUnwritable, "OUTPUT_UNWRITABLE", 73),
             (ErrorCode::InputMissing, "INPUT_MISSING", 66),
             (ErrorCode::Usage, "USAGE", 64),
+            (ErrorCode::PdfPageOutOfRange, "PDF_PAGE_OUT_OF_RANGE", 65),
+            (
+                ErrorCode::PdfNoSignatureToSeal,
+                "PDF_NO_SIGNATURE_TO_SEAL",
+                65,
+            ),
         ];
         for (code, text, exit) in table {
             assert_eq!(code.as_str(), text);
