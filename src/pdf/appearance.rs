@@ -93,11 +93,28 @@ impl Appearance {
                     let size = fit_size(&font, &lines, inner_w, text_h);
                     // Text that needs more room than its share at the smallest size may take
                     // up to 70 % of the box before it is clipped.
-                    let text_h = text_h.max(block_height(&font, lines.len(), size).min(inner_h * 0.7));
+                    let text_h =
+                        text_h.max(block_height(&font, lines.len(), size).min(inner_h * 0.7));
                     image_h = inner_h - text_h - IMAGE_TEXT_GAP;
-                    page.text(&font, &lines, size, PADDING, PADDING + text_h, inner_w, Align::Center, add)?;
+                    page.text(
+                        &font,
+                        &lines,
+                        size,
+                        PADDING,
+                        PADDING + text_h,
+                        inner_w,
+                        Align::Center,
+                        add,
+                    )?;
                 }
-                page.image(&image, PADDING, height - PADDING - image_h, inner_w, image_h, add)?;
+                page.image(
+                    &image,
+                    PADDING,
+                    height - PADDING - image_h,
+                    inner_w,
+                    image_h,
+                    add,
+                )?;
             }
             Self::Seal { image_png } => {
                 let image = Image::decode_png(image_png)?;
@@ -110,7 +127,16 @@ impl Appearance {
                     let inner_w = width - 2.0 * PADDING;
                     let inner_h = height - 2.0 * PADDING;
                     let size = fit_size(&font, &lines, inner_w, inner_h);
-                    page.text(&font, &lines, size, PADDING, height - PADDING, inner_w, Align::Left, add)?;
+                    page.text(
+                        &font,
+                        &lines,
+                        size,
+                        PADDING,
+                        height - PADDING,
+                        inner_w,
+                        Align::Left,
+                        add,
+                    )?;
                 }
             }
         }
@@ -248,8 +274,10 @@ impl Canvas {
         for line in lines {
             let missing = subset.missing_chars(line);
             if !missing.is_empty() {
-                let codes: Vec<String> =
-                    missing.iter().map(|c| format!("U+{:04X}", u32::from(*c))).collect();
+                let codes: Vec<String> = missing
+                    .iter()
+                    .map(|c| format!("U+{:04X}", u32::from(*c)))
+                    .collect();
                 tracing::warn!(chars = %codes.join(" "), "signature font lacks glyphs; drawn as boxes");
             }
         }
@@ -345,4 +373,442 @@ fn fmt(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+    use unicode_normalization::UnicodeNormalization;
+
+    const SEAL_PNG: &[u8] = include_bytes!("../../tests/data/images/seal.png");
+    const SIGNATURE_PNG: &[u8] = include_bytes!("../../tests/data/images/signature.png");
+
+    fn vietnamese_lines() -> Vec<String> {
+        vec![
+            "Ủy ban nhân dân tỉnh Bắc Ninh".to_string(),
+            "Số: 123/QĐ-UBND".to_string(),
+            "Thời gian ký: 2025-07-01T09:30:00+07:00".to_string(),
+        ]
+    }
+
+    /// Whether a poppler tool can run. Missing tools skip the test locally and fail it on CI.
+    fn have_tool(name: &str) -> bool {
+        let ok = Command::new(name)
+            .arg("-v")
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if !ok {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{name} (poppler-utils) is required on CI"
+            );
+            eprintln!("skipping: {name} not installed");
+        }
+        ok
+    }
+
+    /// A one-page PDF (`page` = width, height as displayed, `/Rotate rotate`) with one
+    /// signature widget whose appearance is `ap`, its displayed box `widget` = x, y (from the
+    /// displayed top-left corner), width, height.
+    fn widget_pdf(ap: &Appearance, page: (f64, f64), rotate: i32, widget: [f64; 4]) -> Vec<u8> {
+        let (page_w, page_h) = page;
+        let [x, y, w, h] = widget;
+        let mut doc = lopdf::Document::with_version("1.7");
+        let form = ap
+            .build(w, h, rotate, &mut |o| doc.add_object(o))
+            .expect("appearance builds");
+        // Displayed box -> default user space (the page's MediaBox is unrotated).
+        let (media_w, media_h, rect) = match rotate {
+            0 => (page_w, page_h, [x, page_h - y - h, x + w, page_h - y]),
+            90 => (page_h, page_w, [y, x, y + h, x + w]),
+            180 => (page_w, page_h, [page_w - x - w, y, page_w - x, y + h]),
+            270 => (
+                page_h,
+                page_w,
+                [page_h - y - h, page_w - x - w, page_h - y, page_w - x],
+            ),
+            _ => unreachable!("test rotations"),
+        };
+        let pages_id = doc.new_object_id();
+        let page_id = doc.new_object_id();
+        let widget_id = doc.add_object(dictionary! {
+            "Type" => "Annot",
+            "Subtype" => "Widget",
+            "FT" => "Sig",
+            "T" => Object::string_literal("Signature1"),
+            "F" => 4,
+            "P" => page_id,
+            "Rect" => rect.iter().map(|&v| num(v)).collect::<Vec<_>>(),
+            "AP" => dictionary! { "N" => form },
+        });
+        let content_id = doc.add_object(Stream::new(Dictionary::new(), Vec::new()));
+        doc.objects.insert(
+            page_id,
+            Object::Dictionary(dictionary! {
+                "Type" => "Page",
+                "Parent" => pages_id,
+                "MediaBox" => vec![num(0.0), num(0.0), num(media_w), num(media_h)],
+                "Rotate" => rotate,
+                "Contents" => content_id,
+                "Resources" => Dictionary::new(),
+                "Annots" => vec![Object::Reference(widget_id)],
+            }),
+        );
+        doc.objects.insert(
+            pages_id,
+            Object::Dictionary(dictionary! {
+                "Type" => "Pages",
+                "Kids" => vec![Object::Reference(page_id)],
+                "Count" => 1,
+            }),
+        );
+        let catalog_id = doc.add_object(dictionary! {
+            "Type" => "Catalog",
+            "Pages" => pages_id,
+            "AcroForm" => dictionary! { "Fields" => vec![Object::Reference(widget_id)] },
+        });
+        doc.trailer.set("Root", catalog_id);
+        let mut out = Vec::new();
+        doc.save_to(&mut out).expect("save");
+        out
+    }
+
+    fn write_temp(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).expect("write temp file");
+        path
+    }
+
+    fn pdftotext(pdf: &[u8]) -> String {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = write_temp(dir.path(), "in.pdf", pdf);
+        let out = Command::new("pdftotext")
+            .args(["-enc", "UTF-8"])
+            .arg(&path)
+            .arg("-")
+            .output()
+            .expect("run pdftotext");
+        assert!(
+            out.status.success(),
+            "pdftotext: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 text")
+    }
+
+    /// Renders page 1 at 72 dpi (1 px = 1 pt) and returns it as RGB rows.
+    fn render(pdf: &[u8]) -> (usize, usize, Vec<u8>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = write_temp(dir.path(), "in.pdf", pdf);
+        let prefix = dir.path().join("page");
+        let out = Command::new("pdftoppm")
+            .args(["-png", "-r", "72", "-singlefile"])
+            .arg(&path)
+            .arg(&prefix)
+            .output()
+            .expect("run pdftoppm");
+        assert!(
+            out.status.success(),
+            "pdftoppm: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let png = std::fs::read(dir.path().join("page.png")).expect("rendered page");
+        let img = Image::decode_png(&png).expect("decode rendering");
+        assert_eq!(img.colors, super::super::image::Colors::Rgb);
+        (img.width as usize, img.height as usize, img.pixels)
+    }
+
+    /// Bounding box (x0, y0, x1, y1) and count of the pixels matching `pred`.
+    fn find(
+        w: usize,
+        h: usize,
+        px: &[u8],
+        pred: impl Fn(u8, u8, u8) -> bool,
+    ) -> Option<(usize, usize, usize, usize, usize)> {
+        let mut bbox: Option<(usize, usize, usize, usize, usize)> = None;
+        for y in 0..h {
+            for x in 0..w {
+                let i = 3 * (y * w + x);
+                if pred(px[i], px[i + 1], px[i + 2]) {
+                    let b = bbox.get_or_insert((x, y, x, y, 0));
+                    b.0 = b.0.min(x);
+                    b.1 = b.1.min(y);
+                    b.2 = b.2.max(x);
+                    b.3 = b.3.max(y);
+                    b.4 += 1;
+                }
+            }
+        }
+        bbox
+    }
+
+    fn is_red(r: u8, g: u8, b: u8) -> bool {
+        r > 150 && g < 90 && b < 90
+    }
+    fn is_blue(r: u8, g: u8, b: u8) -> bool {
+        b > 110 && r < 90 && g < 110
+    }
+    fn is_dark(r: u8, g: u8, b: u8) -> bool {
+        r < 80 && g < 80 && b < 80
+    }
+
+    fn assert_lines_extracted(text: &str, lines: &[String]) {
+        let got: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        for line in lines {
+            assert!(got.contains(&line.as_str()), "missing {line:?} in {got:?}");
+        }
+    }
+
+    #[test]
+    fn text_stamp_extracts_exact_vietnamese() {
+        if !have_tool("pdftotext") {
+            return;
+        }
+        let lines = vietnamese_lines();
+        let (w, h) = Appearance::text_size(&lines);
+        assert!(w > 100.0 && w < 300.0 && h > 30.0 && h < 45.0, "{w}x{h}");
+        let ap = Appearance::Text {
+            lines: lines.clone(),
+        };
+        let pdf = widget_pdf(&ap, (595.0, 842.0), 0, [50.0, 50.0, w, h]);
+        assert_lines_extracted(&pdftotext(&pdf), &lines);
+    }
+
+    #[test]
+    fn decomposed_input_extracts_as_nfc() {
+        if !have_tool("pdftotext") {
+            return;
+        }
+        let decomposed: String = "Ủy ban nhân dân tỉnh Bắc Ninh".nfd().collect();
+        assert_ne!(decomposed, "Ủy ban nhân dân tỉnh Bắc Ninh");
+        let ap = Appearance::Text {
+            lines: vec![decomposed],
+        };
+        let pdf = widget_pdf(&ap, (400.0, 200.0), 0, [10.0, 10.0, 200.0, 20.0]);
+        assert_lines_extracted(
+            &pdftotext(&pdf),
+            &["Ủy ban nhân dân tỉnh Bắc Ninh".to_string()],
+        );
+    }
+
+    #[test]
+    fn missing_glyphs_do_not_fail_and_still_extract() {
+        if !have_tool("pdftotext") {
+            return;
+        }
+        // U+4E2D is not in Liberation Serif: drawn as .notdef, extracted via /ToUnicode.
+        let lines = vec!["Ký: 中 Nguyễn".to_string()];
+        let ap = Appearance::Text {
+            lines: lines.clone(),
+        };
+        let (w, h) = Appearance::text_size(&lines);
+        let pdf = widget_pdf(&ap, (400.0, 200.0), 0, [10.0, 10.0, w, h]);
+        assert_lines_extracted(&pdftotext(&pdf), &lines);
+    }
+
+    #[test]
+    fn signature_reads_upright_on_rotated_pages() {
+        if !have_tool("pdftoppm") || !have_tool("pdftotext") {
+            return;
+        }
+        let lines = vietnamese_lines();
+        let ap = Appearance::Signature {
+            image_png: SIGNATURE_PNG.to_vec(),
+            lines: lines.clone(),
+        };
+        for rotate in [0, 90, 180, 270] {
+            let (bx, by, bw, bh) = (40.0, 60.0, 220.0, 110.0);
+            let pdf = widget_pdf(&ap, (300.0, 240.0), rotate, [bx, by, bw, bh]);
+            assert_lines_extracted(&pdftotext(&pdf), &lines);
+            let (w, h, px) = render(&pdf);
+            assert_eq!((w, h), (300, 240), "rotate {rotate}: displayed page size");
+            let blue =
+                find(w, h, &px, is_blue).unwrap_or_else(|| panic!("rotate {rotate}: no blue ink"));
+            let dark =
+                find(w, h, &px, is_dark).unwrap_or_else(|| panic!("rotate {rotate}: no text"));
+            // Both inside the displayed widget box.
+            for (what, b) in [("ink", blue), ("text", dark)] {
+                assert!(
+                    b.0 as f64 >= bx - 1.0
+                        && b.2 as f64 <= bx + bw + 1.0
+                        && b.1 as f64 >= by - 1.0
+                        && b.3 as f64 <= by + bh + 1.0,
+                    "rotate {rotate}: {what} {b:?} outside the widget"
+                );
+            }
+            // Upright: the handwriting is above the text and wider than tall, like the PNG.
+            assert!(
+                blue.3 <= dark.1 + 2,
+                "rotate {rotate}: ink {blue:?} not above text {dark:?}"
+            );
+            assert!(
+                blue.2 - blue.0 > blue.3 - blue.1,
+                "rotate {rotate}: ink {blue:?} is on its side"
+            );
+            assert!(
+                dark.2 - dark.0 > dark.3 - dark.1,
+                "rotate {rotate}: text {dark:?} is on its side"
+            );
+        }
+    }
+
+    #[test]
+    fn seal_renders_red_with_transparent_corners() {
+        if !have_tool("pdftoppm") {
+            return;
+        }
+        let ap = Appearance::Seal {
+            image_png: SEAL_PNG.to_vec(),
+        };
+        let (x, y, d) = (100.0, 80.0, 120.0);
+        let pdf = widget_pdf(&ap, (400.0, 300.0), 0, [x, y, d, d]);
+        let (w, h, px) = render(&pdf);
+        let red = find(w, h, &px, is_red).expect("red seal pixels");
+        // The seal's outer ring touches the widget's edges (it fills the square).
+        assert!(
+            red.0.abs_diff(100) <= 2 && red.2.abs_diff(220) <= 2,
+            "{red:?}"
+        );
+        assert!(
+            red.1.abs_diff(80) <= 2 && red.3.abs_diff(200) <= 2,
+            "{red:?}"
+        );
+        assert!(red.4 > 2000, "too few red pixels: {}", red.4);
+        // Corners of the widget are outside the circle: the soft mask keeps them white.
+        for (cx, cy) in [(102, 82), (217, 82), (102, 197), (217, 197)] {
+            let i = 3 * (cy * w + cx);
+            assert_eq!(
+                &px[i..i + 3],
+                &[255, 255, 255],
+                "corner ({cx},{cy}) not transparent"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_bad_boxes_rotations_and_images() {
+        let mut count = 0u32;
+        let mut add = |_o: Object| {
+            count += 1;
+            (count, 0)
+        };
+        let text = Appearance::Text {
+            lines: vietnamese_lines(),
+        };
+        for (w, h) in [
+            (0.0, 10.0),
+            (10.0, -1.0),
+            (f64::NAN, 10.0),
+            (10.0, f64::INFINITY),
+            (20_000.0, 10.0),
+        ] {
+            let err = text.build(w, h, 0, &mut add).expect_err("bad box");
+            assert!(matches!(err, PdfError::AppearanceInvalid(_)), "{err:?}");
+        }
+        let err = text
+            .build(100.0, 40.0, 45, &mut add)
+            .expect_err("bad rotation");
+        assert!(matches!(err, PdfError::AppearanceInvalid(_)), "{err:?}");
+        assert!(text.build(100.0, 40.0, -90, &mut add).is_ok(), "-90 is 270");
+
+        let seal = Appearance::Seal {
+            image_png: SEAL_PNG[..SEAL_PNG.len() / 3].to_vec(),
+        };
+        let err = seal
+            .build(100.0, 100.0, 0, &mut add)
+            .expect_err("truncated png");
+        assert_eq!(err.code(), crate::ErrorCode::ImageInvalid);
+        let sig = Appearance::Signature {
+            image_png: b"not a png".to_vec(),
+            lines: vec![],
+        };
+        let err = sig.build(100.0, 100.0, 0, &mut add).expect_err("not a png");
+        assert_eq!(err.code(), crate::ErrorCode::ImageInvalid);
+
+        let many = Appearance::Text {
+            lines: vec!["x".into(); MAX_LINES + 1],
+        };
+        assert!(matches!(
+            many.build(100.0, 100.0, 0, &mut add),
+            Err(PdfError::AppearanceInvalid(_))
+        ));
+    }
+
+    #[test]
+    fn form_xobject_has_bbox_matrix_and_resources() {
+        let mut objects = std::collections::BTreeMap::new();
+        let mut add = |o: Object| {
+            let id = (objects.len() as u32 + 1, 0);
+            objects.insert(id, o);
+            id
+        };
+        let ap = Appearance::Signature {
+            image_png: SIGNATURE_PNG.to_vec(),
+            lines: vietnamese_lines(),
+        };
+        let id = ap.build(200.0, 100.0, 90, &mut add).expect("build");
+        let Some(Object::Stream(form)) = objects.get(&id) else {
+            panic!("form is a stream")
+        };
+        let d = &form.dict;
+        assert_eq!(
+            d.get(b"Subtype").and_then(Object::as_name).ok(),
+            Some(&b"Form"[..])
+        );
+        let bbox: Vec<f32> = d
+            .get(b"BBox")
+            .and_then(Object::as_array)
+            .expect("bbox")
+            .iter()
+            .map(|o| o.as_float().expect("num"))
+            .collect();
+        assert_eq!(bbox, vec![0.0, 0.0, 200.0, 100.0]);
+        let m: Vec<f32> = d
+            .get(b"Matrix")
+            .and_then(Object::as_array)
+            .expect("matrix")
+            .iter()
+            .map(|o| o.as_float().expect("num"))
+            .collect();
+        assert_eq!(m, vec![0.0, 1.0, -1.0, 0.0, 100.0, 0.0]);
+        let res = d
+            .get(b"Resources")
+            .and_then(Object::as_dict)
+            .expect("resources");
+        assert!(res
+            .get(b"Font")
+            .and_then(Object::as_dict)
+            .expect("fonts")
+            .has(b"F1"));
+        let im = res
+            .get(b"XObject")
+            .and_then(Object::as_dict)
+            .expect("xobjects")
+            .get(b"Im1")
+            .and_then(Object::as_reference)
+            .expect("image ref");
+        let Some(Object::Stream(image)) = objects.get(&im) else {
+            panic!("image is a stream")
+        };
+        assert!(image.dict.has(b"SMask"), "transparent PNG gets a soft mask");
+    }
+
+    #[test]
+    fn text_size_grows_with_lines_and_width() {
+        let one = Appearance::text_size(&["Bản sao".to_string()]);
+        let two =
+            Appearance::text_size(&["Bản sao".to_string(), "Bản sao y bản chính".to_string()]);
+        assert!(two.0 > one.0 && two.1 > one.1, "{one:?} {two:?}");
+        assert_eq!(Appearance::text_size(&[]), (2.0 * PADDING, 2.0 * PADDING));
+    }
+
+    #[test]
+    fn number_format() {
+        assert_eq!(fmt(10.0), "10");
+        assert_eq!(fmt(-0.0001), "0");
+        assert_eq!(fmt(1.23456), "1.235");
+        assert_eq!(fmt(-2.5), "-2.5");
+    }
 }

@@ -51,10 +51,7 @@ impl Font {
 
     /// The font's glyph for `c`, if it has one (never `.notdef`).
     fn glyph(&self, c: char) -> Option<u16> {
-        self.face
-            .glyph_index(c)
-            .map(|g| g.0)
-            .filter(|&g| g != 0)
+        self.face.glyph_index(c).map(|g| g.0).filter(|&g| g != 0)
     }
 
     /// Advance width of a glyph in glyph-space units.
@@ -140,12 +137,10 @@ impl<'f> FontSubset<'f> {
             }
         }
         // Second pass: CIDs after the last glyph id, mapped to a shared glyph or to .notdef.
-        let mut next = u32::from(remapper.num_gids());
         let needs_map = !aliases.is_empty();
-        for (c, gid) in aliases {
+        for (next, (c, gid)) in (u32::from(remapper.num_gids())..).zip(aliases) {
             let cid = u16::try_from(next)
                 .map_err(|_| PdfError::AppearanceInvalid("too many distinct characters".into()))?;
-            next += 1;
             let target = gid.and_then(|g| remapper.get(g)).unwrap_or(0);
             cids.insert(c, cid);
             by_cid.insert(cid, (c, target));
@@ -161,7 +156,9 @@ impl<'f> FontSubset<'f> {
 
     /// The characters of `text` the font cannot draw (they show as `.notdef` boxes).
     pub(crate) fn missing_chars(&self, text: &str) -> Vec<char> {
-        text.chars().filter(|&c| self.font.glyph(c).is_none()).collect()
+        text.chars()
+            .filter(|&c| self.font.glyph(c).is_none())
+            .collect()
     }
 
     /// `text` as a PDF hex string of 2-byte CIDs (`<0001002a>`), for the `Tj` operator.
@@ -170,7 +167,10 @@ impl<'f> FontSubset<'f> {
         out.push('<');
         for c in text.chars() {
             let cid = self.cids.get(&c).ok_or_else(|| {
-                PdfError::Font(format!("character U+{:04X} was not collected", u32::from(c)))
+                PdfError::Font(format!(
+                    "character U+{:04X} was not collected",
+                    u32::from(c)
+                ))
             })?;
             let _ = write!(out, "{cid:04X}");
         }
@@ -236,7 +236,10 @@ impl<'f> FontSubset<'f> {
         let descriptor_id = add(Object::Dictionary(descriptor));
 
         // /W: one `cid [width]` pair per used CID, plus .notdef.
-        let mut widths = vec![Object::Integer(0), Object::Array(vec![num(font.advance(0))])];
+        let mut widths = vec![
+            Object::Integer(0),
+            Object::Array(vec![num(font.advance(0))]),
+        ];
         for (&cid, &(c, _)) in &self.by_cid {
             widths.push(Object::Integer(i64::from(cid)));
             widths.push(Object::Array(vec![num(font.char_advance(c))]));
@@ -370,7 +373,8 @@ mod tests {
     #[test]
     fn vietnamese_letters_have_glyphs() {
         let font = Font::liberation_serif().expect("font parses");
-        for c in "Ủy ban nhân dân tỉnh Bắc Ninh Số: 123/QĐ-UBND Thời gian ký ỹỵựữửừứ".chars() {
+        for c in "Ủy ban nhân dân tỉnh Bắc Ninh Số: 123/QĐ-UBND Thời gian ký ỹỵựữửừứ".chars()
+        {
             assert!(font.glyph(c).is_some(), "no glyph for {c:?}");
         }
         assert!(font.text_width("Số", 10.0) > 5.0);

@@ -122,7 +122,10 @@ impl Image {
 
     /// Writes the image (and its soft mask, if any) through `add`; returns the image
     /// XObject's id, for an `/XObject` resource.
-    pub(crate) fn write(&self, add: &mut dyn FnMut(Object) -> ObjectId) -> Result<ObjectId, PdfError> {
+    pub(crate) fn write(
+        &self,
+        add: &mut dyn FnMut(Object) -> ObjectId,
+    ) -> Result<ObjectId, PdfError> {
         let smask = match &self.alpha {
             Some(alpha) => {
                 let dict = dictionary! {
@@ -154,7 +157,10 @@ impl Image {
         if let Some(id) = smask {
             dict.set("SMask", id);
         }
-        Ok(add(Object::Stream(Stream::new(dict, deflate(&self.pixels)?))))
+        Ok(add(Object::Stream(Stream::new(
+            dict,
+            deflate(&self.pixels)?,
+        ))))
     }
 
     /// The largest `(w, h)` with this image's aspect ratio that fits in `box_w` x `box_h`.
@@ -200,10 +206,14 @@ mod tests {
         use png::{BitDepth as D, ColorType as C};
         let rgb = Image::decode_png(&encode(2, 1, C::Rgb, D::Eight, &[255, 0, 0, 0, 0, 255]))
             .expect("rgb");
-        assert_eq!((rgb.colors, rgb.pixels.as_slice()), (Colors::Rgb, &[255, 0, 0, 0, 0, 255][..]));
+        assert_eq!(
+            (rgb.colors, rgb.pixels.as_slice()),
+            (Colors::Rgb, &[255, 0, 0, 0, 0, 255][..])
+        );
         assert!(rgb.alpha.is_none());
 
-        let rgba = Image::decode_png(&encode(1, 1, C::Rgba, D::Eight, &[1, 2, 3, 4])).expect("rgba");
+        let rgba =
+            Image::decode_png(&encode(1, 1, C::Rgba, D::Eight, &[1, 2, 3, 4])).expect("rgba");
         assert_eq!(rgba.pixels, vec![1, 2, 3]);
         assert_eq!(rgba.alpha, Some(vec![4]));
 
@@ -216,8 +226,14 @@ mod tests {
         assert_eq!(gray.colors, Colors::Gray);
         assert_eq!(gray.pixels, vec![255, 0, 255, 0, 0, 0, 0, 0]);
 
-        let ga = Image::decode_png(&encode(1, 1, C::GrayscaleAlpha, D::Sixteen, &[0x12, 0x34, 0x80, 0x00]))
-            .expect("16-bit gray+alpha");
+        let ga = Image::decode_png(&encode(
+            1,
+            1,
+            C::GrayscaleAlpha,
+            D::Sixteen,
+            &[0x12, 0x34, 0x80, 0x00],
+        ))
+        .expect("16-bit gray+alpha");
         assert_eq!((ga.pixels, ga.alpha), (vec![0x12], Some(vec![0x80])));
 
         let pal = Image::decode_png(&encode_with(2, 1, C::Indexed, D::Eight, &[0, 1], |e| {
@@ -257,9 +273,15 @@ mod tests {
             alpha: None,
         };
         let (w, h) = img.fit(120.0, 100.0);
-        assert!((w - 120.0).abs() < 1e-9 && (h - 50.0).abs() < 1e-9, "{w}x{h}");
+        assert!(
+            (w - 120.0).abs() < 1e-9 && (h - 50.0).abs() < 1e-9,
+            "{w}x{h}"
+        );
         let (w, h) = img.fit(300.0, 25.0);
-        assert!((w - 60.0).abs() < 1e-9 && (h - 25.0).abs() < 1e-9, "{w}x{h}");
+        assert!(
+            (w - 60.0).abs() < 1e-9 && (h - 25.0).abs() < 1e-9,
+            "{w}x{h}"
+        );
     }
 
     /// CRC-32 (PNG chunk checksums), so the test can forge a header.
@@ -268,7 +290,11 @@ mod tests {
         for &b in data {
             crc ^= u32::from(b);
             for _ in 0..8 {
-                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
         !crc
