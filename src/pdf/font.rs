@@ -342,8 +342,14 @@ impl<'f> FontSubset<'f> {
 
 /// zlib-compresses `data` for a `/FlateDecode` stream.
 pub(crate) fn deflate(data: &[u8]) -> Result<Vec<u8>, PdfError> {
+    deflate_with(data, flate2::Compression::default())
+}
+
+/// zlib-compresses `data` at `level` (image samples use a fast level: they are large and
+/// mostly flat, so a higher level costs time and saves little).
+pub(crate) fn deflate_with(data: &[u8], level: flate2::Compression) -> Result<Vec<u8>, PdfError> {
     use std::io::Write;
-    let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), level);
     enc.write_all(data)
         .and_then(|()| enc.finish())
         .map_err(|e| PdfError::Font(format!("compression failed: {e}")))

@@ -6,7 +6,7 @@
 
 use lopdf::{dictionary, Object, ObjectId, Stream};
 
-use super::font::deflate;
+use super::font::deflate_with;
 use super::PdfError;
 
 /// Largest accepted width or height in pixels. A signature or seal printed at 600 dpi on a
@@ -137,7 +137,10 @@ impl Image {
                     "BitsPerComponent" => 8,
                     "Filter" => "FlateDecode",
                 };
-                Some(add(Object::Stream(Stream::new(dict, deflate(alpha)?))))
+                Some(add(Object::Stream(Stream::new(
+                    dict,
+                    deflate_with(alpha, flate2::Compression::fast())?,
+                ))))
             }
             None => None,
         };
@@ -159,7 +162,7 @@ impl Image {
         }
         Ok(add(Object::Stream(Stream::new(
             dict,
-            deflate(&self.pixels)?,
+            deflate_with(&self.pixels, flate2::Compression::fast())?,
         ))))
     }
 
