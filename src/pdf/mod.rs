@@ -12,6 +12,8 @@
 //! Drawing visible appearances is left to [`appearance`].
 
 pub mod appearance;
+mod font;
+mod image;
 mod incremental;
 mod placement;
 mod syntax;
@@ -73,6 +75,12 @@ pub enum PdfError {
         /// Bytes reserved.
         available: usize,
     },
+    /// A visible-signature appearance cannot be built from the given box or text.
+    #[error("invalid signature appearance: {0}")]
+    AppearanceInvalid(String),
+    /// The embedded font could not be subset (a bug, not an input problem).
+    #[error("font embedding failed: {0}")]
+    Font(String),
 }
 
 impl PdfError {
@@ -87,6 +95,8 @@ impl PdfError {
             Self::InvalidOption(_) => ErrorCode::Usage,
             Self::ImageInvalid(_) => ErrorCode::ImageInvalid,
             Self::SignatureTooLarge { .. } => ErrorCode::Internal,
+            Self::AppearanceInvalid(_) => ErrorCode::Usage,
+            Self::Font(_) => ErrorCode::Internal,
         }
     }
 }
