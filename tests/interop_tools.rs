@@ -29,8 +29,23 @@ fn fixture() -> Fixture {
     let out = tempdir();
     let signed = out.path().join("signed.pdf");
     let ica = pki.path("issuing-ca.pem");
-    pyhanko_sign(&corpus("simple.pdf"), &signed, &leaf.key, &leaf.cert, &[&ica], "Sig1", &[]);
-    Fixture { pki, leaf, responder: Some(responder), port, signed, _out: out }
+    pyhanko_sign(
+        &corpus("simple.pdf"),
+        &signed,
+        &leaf.key,
+        &leaf.cert,
+        &[&ica],
+        "Sig1",
+        &[],
+    );
+    Fixture {
+        pki,
+        leaf,
+        responder: Some(responder),
+        port,
+        signed,
+        _out: out,
+    }
 }
 
 fn flip_byte(src: &Path, dst: &Path, at: usize) {
@@ -53,7 +68,8 @@ fn pdfsig_trusts_pyhanko_signature_and_consults_ocsp() {
     assert_eq!(sig.field_name.as_deref(), Some("Sig1"));
     assert_eq!(sig.signer_cn.as_deref(), Some("Nguyen Van A"));
     assert!(sig.signature_valid(), "{}", report.raw);
-    assert!(sig.certificate_trusted(), "{}", report.raw);
+    let log = fx.responder.as_ref().unwrap().request_log();
+    assert!(sig.certificate_trusted(), "{}\n{log:?}", report.raw);
     assert!(sig.total_document_signed, "{}", report.raw);
     assert_eq!(sig.signed_ranges.len(), 2);
     assert_eq!(sig.signed_ranges[0].0, 0);
@@ -68,9 +84,13 @@ fn pdfsig_trusts_pyhanko_signature_and_consults_ocsp() {
 
     // unknown root: signature valid, certificate not trusted
     let empty = NssDb::empty();
-    let report = pdfsig_args(&empty, &fx.signed, &["-no-ocsp"]);
+    let report = pdfsig(&empty, &fx.signed);
     assert!(report.signatures[0].signature_valid(), "{}", report.raw);
-    assert!(!report.signatures[0].certificate_trusted(), "{}", report.raw);
+    assert_eq!(
+        report.signatures[0].certificate_validation, "Certificate issuer is unknown.",
+        "{}",
+        report.raw
+    );
 
     // a flipped byte inside the signed range: digest mismatch
     let tampered = fx.signed.with_file_name("tampered.pdf");
@@ -85,7 +105,8 @@ fn pdfsig_trusts_pyhanko_signature_and_consults_ocsp() {
     let report = pdfsig(&nss, &fx.signed);
     assert!(report.signatures[0].signature_valid(), "{}", report.raw);
     assert_eq!(
-        report.signatures[0].certificate_validation, "Certificate has been Revoked.",
+        report.signatures[0].certificate_validation,
+        "Certificate has been Revoked.",
         "{}\n{:?}",
         report.raw,
         responder.request_log()
@@ -102,7 +123,11 @@ fn pyhanko_validate_reports_trust_coverage_and_revocation() {
     assert_eq!(report.signatures.len(), 1, "{}", report.raw);
     let s = &report.signatures[0];
     assert_eq!(s.kind, "signature");
-    assert!(s.intact && s.valid && s.trusted && s.bottom_line, "{}", report.raw);
+    assert!(
+        s.intact && s.valid && s.trusted && s.bottom_line,
+        "{}",
+        report.raw
+    );
     assert_eq!(s.coverage.as_deref(), Some("ENTIRE_FILE"));
     assert_eq!(s.modification_level.as_deref(), Some("NONE"));
     assert_eq!(s.md_algorithm.as_deref(), Some("sha256"));
@@ -113,15 +138,28 @@ fn pyhanko_validate_reports_trust_coverage_and_revocation() {
     let report = pyhanko_validate(&fx.signed, &other.root());
     let s = &report.signatures[0];
     assert!(s.intact && !s.trusted, "{}", report.raw);
-    assert_eq!(s.trust_problem.as_deref(), Some("NO_CERTIFICATE_CHAIN_FOUND"));
+    assert_eq!(
+        s.trust_problem.as_deref(),
+        Some("NO_CERTIFICATE_CHAIN_FOUND")
+    );
 
     // online revocation checking through the responder (OCSP and/or CRL)
     let root = fx.pki.root();
-    let args = ["--trust", root.to_str().unwrap(), "--allow-fetching", "--revocation-mode", "hard-fail"];
+    let args = [
+        "--trust",
+        root.to_str().unwrap(),
+        "--allow-fetching",
+        "--revocation-mode",
+        "hard-fail",
+    ];
     let report = pyhanko_validate_args(&fx.signed, &args).unwrap();
     assert!(report.signatures[0].trusted, "{}", report.raw);
     let r = fx.responder.as_ref().unwrap();
-    assert!(r.ocsp_requests() + r.file_requests() >= 1, "{:?}", r.request_log());
+    assert!(
+        r.ocsp_requests() + r.file_requests() >= 1,
+        "{:?}",
+        r.request_log()
+    );
 
     fx.pki.revoke(&fx.leaf);
     drop(fx.responder.take());
@@ -129,7 +167,12 @@ fn pyhanko_validate_reports_trust_coverage_and_revocation() {
     let report = pyhanko_validate_args(&fx.signed, &args).unwrap();
     let s = &report.signatures[0];
     assert!(s.intact && !s.trusted, "{}", report.raw);
-    assert_eq!(s.trust_problem.as_deref(), Some("REVOKED"), "{}", report.raw);
+    assert_eq!(
+        s.trust_problem.as_deref(),
+        Some("REVOKED_NO_POE"),
+        "{}",
+        report.raw
+    );
 
     // tampered
     let tampered = fx.signed.with_file_name("tampered.pdf");
@@ -151,33 +194,46 @@ fn certified_fixture_is_docmdp_p1_for_both_oracles() {
     let report = pyhanko_validate(&pdf, &root);
     let s = &report.signatures[0];
     assert!(s.intact && s.trusted, "{}", report.raw);
-    assert_eq!(s.docmdp_level.as_deref(), Some("NO_CHANGES"), "{}", report.raw);
+    assert_eq!(
+        s.docmdp_level.as_deref(),
+        Some("NO_CHANGES"),
+        "{}",
+        report.raw
+    );
     let nss = NssDb::new(&root);
-    let report = pdfsig_args(&nss, &pdf, &["-no-ocsp"]);
+    // (not -no-ocsp: poppler 22.12 then answers "Unknown issue with Certificate" even for
+    // trusted chains; this certificate has no AIA, so nothing is fetched anyway)
+    let report = pdfsig(&nss, &pdf);
     assert!(report.signatures[0].signature_valid(), "{}", report.raw);
     assert!(report.signatures[0].certificate_trusted(), "{}", report.raw);
 }
 
 #[test]
 fn openssl_cms_verify_accepts_good_and_rejects_bad() {
-    let Some(_) = require_tool("openssl") else { return };
+    let Some(_) = require_tool("openssl") else {
+        return;
+    };
     let pki = TestPki::new("http://127.0.0.1:9/");
     let leaf = pki.issue("cms-signer", &LeafOptions::default());
     let dir = tempdir();
     let content = dir.path().join("content.bin");
     std::fs::write(&content, b"signgate detached CMS content\n").unwrap();
     let p7s = dir.path().join("sig.p7s");
-    run_ok(Command::new("openssl")
-        .args(["cms", "-sign", "-binary", "-outform", "DER", "-md", "sha256", "-in"])
-        .arg(&content)
-        .arg("-signer")
-        .arg(&leaf.cert)
-        .arg("-inkey")
-        .arg(&leaf.key)
-        .arg("-certfile")
-        .arg(pki.path("issuing-ca.pem"))
-        .arg("-out")
-        .arg(&p7s));
+    run_ok(
+        Command::new("openssl")
+            .args([
+                "cms", "-sign", "-binary", "-outform", "DER", "-md", "sha256", "-in",
+            ])
+            .arg(&content)
+            .arg("-signer")
+            .arg(&leaf.cert)
+            .arg("-inkey")
+            .arg(&leaf.key)
+            .arg("-certfile")
+            .arg(pki.path("issuing-ca.pem"))
+            .arg("-out")
+            .arg(&p7s),
+    );
     assert!(openssl_cms_verify(&p7s, &content, &pki.root()));
     let other = dir.path().join("other.bin");
     std::fs::write(&other, b"signgate detached CMS content?\n").unwrap();
@@ -197,12 +253,25 @@ fn rendering_and_text_extraction() {
     // header text near the top-left; nothing red anywhere on a plain black-text page
     assert!(img.count_in(60, 30, 400, 60, is_ink) > 50);
     assert_eq!(img.red_pixels_in_pdf_rect([0.0, 0.0, 595.0, 842.0], 72), 0);
-    assert_eq!(img.pdf_rect_to_px([72.0, 700.0, 144.0, 842.0], 72), (72, 0, 144, 142));
+    assert_eq!(
+        img.pdf_rect_to_px([72.0, 700.0, 144.0, 842.0], 72),
+        (72, 0, 144, 142)
+    );
     // /Rotate 90 on a portrait MediaBox renders landscape
     let page2 = read_png_rgb(&render_page_png(&corpus("rotated-3p.pdf"), 2, 36));
-    assert!(page2.width > page2.height, "{}x{}", page2.width, page2.height);
+    assert!(
+        page2.width > page2.height,
+        "{}x{}",
+        page2.width,
+        page2.height
+    );
     let page3 = read_png_rgb(&render_page_png(&corpus("rotated-3p.pdf"), 3, 36));
-    assert!(page3.width < page3.height, "{}x{}", page3.width, page3.height);
+    assert!(
+        page3.width < page3.height,
+        "{}x{}",
+        page3.width,
+        page3.height
+    );
 
     let text = pdftotext(&sample_pdf());
     assert!(text.contains("QUYET DINH"), "{text}");
@@ -243,7 +312,9 @@ fn corpus_has_the_promised_structures() {
     assert!(has("ghostscript.pdf", b"Ghostscript"));
     assert!(has("encrypted.pdf", b"/Encrypt"));
     assert!(!has("truncated.pdf", b"%%EOF"));
-    assert!(!std::fs::read(corpus("not-a-pdf.txt")).unwrap().starts_with(b"%PDF"));
+    assert!(!std::fs::read(corpus("not-a-pdf.txt"))
+        .unwrap()
+        .starts_with(b"%PDF"));
     // pdfsig: unsigned → exit 2 without signatures
     let nss = NssDb::empty();
     let r = pdfsig(&nss, &corpus("simple.pdf"));
@@ -257,10 +328,20 @@ fn pdfsig_parser_reads_poppler_22_format() {
     let sigs = parse_pdfsig(text);
     assert_eq!(sigs.len(), 2);
     assert_eq!(sigs[0].signed_ranges, vec![(0, 1446), (9086, 9755)]);
-    assert!(sigs[0].signature_valid() && !sigs[0].certificate_trusted() && sigs[0].total_document_signed);
-    assert_eq!(sigs[0].signature_type.as_deref(), Some("ETSI.CAdES.detached"));
+    assert!(
+        sigs[0].signature_valid()
+            && !sigs[0].certificate_trusted()
+            && sigs[0].total_document_signed
+    );
+    assert_eq!(
+        sigs[0].signature_type.as_deref(),
+        Some("ETSI.CAdES.detached")
+    );
     assert!(!sigs[1].signature_valid() && !sigs[1].total_document_signed);
-    assert_eq!(sigs[1].certificate_validation, "Certificate has been Revoked.");
+    assert_eq!(
+        sigs[1].certificate_validation,
+        "Certificate has been Revoked."
+    );
 }
 
 #[test]

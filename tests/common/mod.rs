@@ -17,7 +17,6 @@
 //! ```
 #![allow(dead_code)]
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -113,7 +112,9 @@ fn find_tool(name: &str) -> Option<PathBuf> {
         .map(|p| std::env::split_paths(&p).collect())
         .unwrap_or_default();
     dirs.push(venv_dir().join("bin"));
-    dirs.into_iter().map(|d| d.join(name)).find(|p| is_executable(p))
+    dirs.into_iter()
+        .map(|d| d.join(name))
+        .find(|p| is_executable(p))
 }
 
 fn is_executable(p: &Path) -> bool {
@@ -243,7 +244,11 @@ impl OcspResponder {
     pub fn start(pki_dir: &Path, port: u16) -> OcspResponder {
         let for_pki = |f: &str| pki_dir.join(f);
         for f in ["index.txt", "issuing-ca.pem", "ocsp.pem", "ocsp.key"] {
-            assert!(for_pki(f).exists(), "OcspResponder: {} missing", for_pki(f).display());
+            assert!(
+                for_pki(f).exists(),
+                "OcspResponder: {} missing",
+                for_pki(f).display()
+            );
         }
         let logdir = tempdir();
         let logfile = logdir.path().join("openssl-ocsp.log");
@@ -260,28 +265,40 @@ impl OcspResponder {
             .arg(for_pki("ocsp.pem"))
             .arg("-rkey")
             .arg(for_pki("ocsp.key"))
-            .args(["-port", &internal.to_string(), "-ignore_err", "-nrequest", "1000"])
+            .args([
+                "-port",
+                &internal.to_string(),
+                "-ignore_err",
+                "-nrequest",
+                "1000",
+            ])
             .args(["-ndays", "7"])
             .stdin(Stdio::null())
             .stdout(log_out)
             .stderr(log_err)
             .spawn()
             .expect("spawn openssl ocsp");
+        // Readiness from its log, not a probe connection: openssl ocsp 3.0 wedges on a
+        // connection closed without a request (measured), so never connect-and-close to it.
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !wait_for_port(internal, Duration::from_millis(100)) {
+        loop {
+            let text = std::fs::read_to_string(&logfile).unwrap_or_default();
+            if text.contains("waiting for OCSP client connections") {
+                break;
+            }
             let exited = child.try_wait().ok().flatten();
             if exited.is_some() || Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!(
-                    "openssl ocsp did not start on port {internal}: {}",
-                    std::fs::read_to_string(&logfile).unwrap_or_default()
-                );
+                panic!("openssl ocsp did not start on port {internal}: {text}");
             }
+            std::thread::sleep(Duration::from_millis(20));
         }
         let listener = TcpListener::bind(("127.0.0.1", port))
             .unwrap_or_else(|e| panic!("OcspResponder: bind 127.0.0.1:{port}: {e}"));
-        listener.set_nonblocking(true).expect("nonblocking listener");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
         let stop = Arc::new(AtomicBool::new(false));
         let log = Arc::new(Mutex::new(Vec::new()));
         let ocsp_count = Arc::new(AtomicUsize::new(0));
@@ -361,15 +378,8 @@ fn find_subslice(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Handles one HTTP/1.x request on `s` (one request per connection, then close).
-fn proxy_one(
-    mut s: TcpStream,
-    internal: u16,
-    dir: &Path,
-    log: &Mutex<Vec<String>>,
-    ocsp_count: &AtomicUsize,
-    file_count: &AtomicUsize,
-) -> std::io::Result<()> {
+/// Reads one HTTP/1.x message (head + Content-Length body) from `s`; `None` on early EOF.
+fn read_http_message(s: &mut TcpStream) -> std::io::Result<Option<(String, Vec<u8>)>> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     let head_end = loop {
@@ -378,24 +388,16 @@ fn proxy_one(
         }
         let n = s.read(&mut chunk)?;
         if n == 0 || buf.len() > 1 << 16 {
-            return Ok(());
+            return Ok(None);
         }
         buf.extend_from_slice(&chunk[..n]);
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let mut first = lines.next().unwrap_or("").split_whitespace();
-    let (method, path) = (
-        first.next().unwrap_or("").to_string(),
-        first.next().unwrap_or("/").to_string(),
-    );
-    let headers: HashMap<String, String> = lines
+    let len: usize = head
+        .split("\r\n")
         .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let len: usize = headers
-        .get("content-length")
-        .and_then(|v| v.parse().ok())
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse().ok())
         .unwrap_or(0);
     let mut body = buf[head_end..].to_vec();
     while body.len() < len {
@@ -405,6 +407,26 @@ fn proxy_one(
         }
         body.extend_from_slice(&chunk[..n]);
     }
+    Ok(Some((head, body)))
+}
+
+/// Handles one HTTP/1.x request on `s` (one request per connection, then close).
+fn proxy_one(
+    mut s: TcpStream,
+    internal: u16,
+    dir: &Path,
+    log: &Mutex<Vec<String>>,
+    ocsp_count: &AtomicUsize,
+    file_count: &AtomicUsize,
+) -> std::io::Result<()> {
+    let Some((head, body)) = read_http_message(&mut s)? else {
+        return Ok(());
+    };
+    let mut first = head.split("\r\n").next().unwrap_or("").split_whitespace();
+    let (method, path) = (
+        first.next().unwrap_or("").to_string(),
+        first.next().unwrap_or("/").to_string(),
+    );
     log.lock().unwrap().push(format!("{method} {path}"));
 
     // static files: CRLs and certificates by last path segment
@@ -431,7 +453,7 @@ fn proxy_one(
     let upstream_req = match method.as_str() {
         "POST" => {
             let mut r = format!(
-                "POST / HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/ocsp-request\r\nContent-Length: {}\r\n\r\n",
+                "POST / HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/ocsp-request\r\nContent-Length: {}\r\n\r\n",
                 body.len()
             )
             .into_bytes();
@@ -439,8 +461,11 @@ fn proxy_one(
             r
         }
         "GET" => {
-            let rest = path.strip_prefix("/ocsp/").unwrap_or(path.trim_start_matches('/'));
-            format!("GET /{rest} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").into_bytes()
+            let rest = path
+                .strip_prefix("/ocsp/")
+                .unwrap_or(path.trim_start_matches('/'));
+            format!("GET /{rest} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                .into_bytes()
         }
         _ => return write_response(&mut s, "405 Method Not Allowed", "text/plain", b""),
     };
@@ -448,9 +473,17 @@ fn proxy_one(
     let mut up = TcpStream::connect(("127.0.0.1", internal))?;
     up.set_read_timeout(Some(Duration::from_secs(10)))?;
     up.write_all(&upstream_req)?;
-    let mut resp = Vec::new();
-    up.read_to_end(&mut resp)?;
-    s.write_all(&resp)?;
+    // openssl may keep the connection open: read exactly one response, then close
+    let Some((resp_head, resp_body)) = read_http_message(&mut up)? else {
+        return write_response(
+            &mut s,
+            "502 Bad Gateway",
+            "text/plain",
+            b"no answer from openssl ocsp",
+        );
+    };
+    s.write_all(resp_head.as_bytes())?;
+    s.write_all(&resp_body)?;
     let _ = s.shutdown(Shutdown::Both);
     Ok(())
 }
@@ -556,6 +589,7 @@ default_md = sha256
 policy = policy_any
 unique_subject = no
 copy_extensions = none
+preserve = yes
 default_days = 3650
 default_crl_days = 3650
 [policy_any]
@@ -590,32 +624,111 @@ authorityKeyIdentifier = keyid
         let c = ["-config", "openssl.cnf"];
         let subj = |cn: &str| format!("/C=VN/O=signgate TEST ONLY/CN={cn}");
         openssl(
-            &[&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "root-ca.key"][..],
-              &["-out", "root-ca.pem", "-days", "7300", "-subj", &subj("Test Root CA")],
-              &c, &["-extensions", "v3_root"]].concat(),
+            &[
+                &[
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-keyout",
+                    "root-ca.key",
+                ][..],
+                &[
+                    "-out",
+                    "root-ca.pem",
+                    "-days",
+                    "7300",
+                    "-subj",
+                    &subj("Test Root CA"),
+                ],
+                &c,
+                &["-extensions", "v3_root"],
+            ]
+            .concat(),
             dir,
         );
         openssl(
-            &["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "issuing-ca.key", "-out", "issuing-ca.csr",
-              "-subj", &subj("Test Issuing CA"), "-config", "openssl.cnf"],
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "issuing-ca.key",
+                "-out",
+                "issuing-ca.csr",
+                "-subj",
+                &subj("Test Issuing CA"),
+                "-config",
+                "openssl.cnf",
+            ],
             dir,
         );
         openssl(
-            &["x509", "-req", "-in", "issuing-ca.csr", "-CA", "root-ca.pem", "-CAkey", "root-ca.key",
-              "-set_serial", "0x0100", "-days", "7300", "-extfile", "openssl.cnf", "-extensions", "v3_ica",
-              "-out", "issuing-ca.pem"],
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "issuing-ca.csr",
+                "-CA",
+                "root-ca.pem",
+                "-CAkey",
+                "root-ca.key",
+                "-set_serial",
+                "0x0100",
+                "-days",
+                "7300",
+                "-extfile",
+                "openssl.cnf",
+                "-extensions",
+                "v3_ica",
+                "-out",
+                "issuing-ca.pem",
+            ],
             dir,
         );
-        let pki = TestPki { dir: dir.to_path_buf(), base_url: base_url.to_string(), _tmp: None };
+        let pki = TestPki {
+            dir: dir.to_path_buf(),
+            base_url: base_url.to_string(),
+            _tmp: None,
+        };
         // OCSP responder certificate, issued through the CA database like any leaf
         openssl(
-            &["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "ocsp.key", "-out", "ocsp.csr",
-              "-subj", &subj("Test OCSP Responder"), "-config", "openssl.cnf"],
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "ocsp.key",
+                "-out",
+                "ocsp.csr",
+                "-subj",
+                &subj("Test OCSP Responder"),
+                "-config",
+                "openssl.cnf",
+            ],
             dir,
         );
         openssl(
-            &["ca", "-batch", "-config", "openssl.cnf", "-cert", "issuing-ca.pem", "-keyfile", "issuing-ca.key",
-              "-extensions", "v3_ocsp", "-notext", "-in", "ocsp.csr", "-out", "ocsp.pem"],
+            &[
+                "ca",
+                "-batch",
+                "-config",
+                "openssl.cnf",
+                "-cert",
+                "issuing-ca.pem",
+                "-keyfile",
+                "issuing-ca.key",
+                "-extensions",
+                "v3_ocsp",
+                "-notext",
+                "-in",
+                "ocsp.csr",
+                "-out",
+                "ocsp.pem",
+            ],
             dir,
         );
         pki.write_crl();
@@ -651,20 +764,75 @@ authorityKeyIdentifier = keyid
         let csr = format!("{name}.csr");
         let subj = format!("/C=VN/O=signgate TEST ONLY/CN={name}");
         if let Some(curve) = opts.key.strip_prefix("ec:") {
-            openssl(&["genpkey", "-algorithm", "EC", "-pkeyopt", &format!("ec_paramgen_curve:{curve}"), "-out", &key], dir);
-            openssl(&["req", "-new", "-key", &key, "-out", &csr, "-subj", &subj, "-config", "openssl.cnf"], dir);
+            openssl(
+                &[
+                    "genpkey",
+                    "-algorithm",
+                    "EC",
+                    "-pkeyopt",
+                    &format!("ec_paramgen_curve:{curve}"),
+                    "-out",
+                    &key,
+                ],
+                dir,
+            );
+            openssl(
+                &[
+                    "req",
+                    "-new",
+                    "-key",
+                    &key,
+                    "-out",
+                    &csr,
+                    "-subj",
+                    &subj,
+                    "-config",
+                    "openssl.cnf",
+                ],
+                dir,
+            );
         } else {
             openssl(
-                &["req", "-newkey", &opts.key, "-nodes", "-keyout", &key, "-out", &csr, "-subj", &subj,
-                  "-config", "openssl.cnf"],
+                &[
+                    "req",
+                    "-newkey",
+                    &opts.key,
+                    "-nodes",
+                    "-keyout",
+                    &key,
+                    "-out",
+                    &csr,
+                    "-subj",
+                    &subj,
+                    "-config",
+                    "openssl.cnf",
+                ],
                 dir,
             );
         }
-        let serial = std::fs::read_to_string(dir.join("serial")).expect("read serial").trim().to_string();
+        let serial = std::fs::read_to_string(dir.join("serial"))
+            .expect("read serial")
+            .trim()
+            .to_string();
         let cert = format!("{name}.pem");
         let mut args: Vec<String> = [
-            "ca", "-batch", "-config", "openssl.cnf", "-cert", "issuing-ca.pem", "-keyfile", "issuing-ca.key",
-            "-extensions", &ext_name, "-notext", "-md", &opts.md, "-in", &csr, "-out", &cert,
+            "ca",
+            "-batch",
+            "-config",
+            "openssl.cnf",
+            "-cert",
+            "issuing-ca.pem",
+            "-keyfile",
+            "issuing-ca.key",
+            "-extensions",
+            &ext_name,
+            "-notext",
+            "-md",
+            &opts.md,
+            "-in",
+            &csr,
+            "-out",
+            &cert,
         ]
         .iter()
         .map(|s| s.to_string())
@@ -686,19 +854,49 @@ authorityKeyIdentifier = keyid
         std::fs::write(dir.join(&chain), chain_pem).expect("write chain");
         let p12 = format!("{name}.p12");
         openssl(
-            &["pkcs12", "-export", "-inkey", &key, "-in", &cert, "-certfile", &chain, "-out", &p12,
-              "-passout", "pass:demo", "-name", name],
+            &[
+                "pkcs12",
+                "-export",
+                "-inkey",
+                &key,
+                "-in",
+                &cert,
+                "-certfile",
+                &chain,
+                "-out",
+                &p12,
+                "-passout",
+                "pass:demo",
+                "-name",
+                name,
+            ],
             dir,
         );
-        Leaf { cert: dir.join(cert), key: dir.join(key), p12: dir.join(p12), serial }
+        Leaf {
+            cert: dir.join(cert),
+            key: dir.join(key),
+            p12: dir.join(p12),
+            serial,
+        }
     }
 
     /// Revokes `leaf` in `index.txt` and rewrites `issuing-ca.crl` (restart an [`OcspResponder`] after).
     pub fn revoke(&self, leaf: &Leaf) {
         let cert = leaf.cert.to_str().expect("utf-8 path");
         openssl(
-            &["ca", "-config", "openssl.cnf", "-cert", "issuing-ca.pem", "-keyfile", "issuing-ca.key",
-              "-revoke", cert, "-crl_reason", "keyCompromise"],
+            &[
+                "ca",
+                "-config",
+                "openssl.cnf",
+                "-cert",
+                "issuing-ca.pem",
+                "-keyfile",
+                "issuing-ca.key",
+                "-revoke",
+                cert,
+                "-crl_reason",
+                "keyCompromise",
+            ],
             &self.dir,
         );
         self.write_crl();
@@ -707,12 +905,44 @@ authorityKeyIdentifier = keyid
     /// (Re)writes `issuing-ca.crl` (DER) from the CA database, plus `issuing-ca.der`.
     pub fn write_crl(&self) {
         openssl(
-            &["ca", "-gencrl", "-config", "openssl.cnf", "-cert", "issuing-ca.pem", "-keyfile", "issuing-ca.key",
-              "-out", "issuing-ca.crl.pem"],
+            &[
+                "ca",
+                "-gencrl",
+                "-config",
+                "openssl.cnf",
+                "-cert",
+                "issuing-ca.pem",
+                "-keyfile",
+                "issuing-ca.key",
+                "-out",
+                "issuing-ca.crl.pem",
+            ],
             &self.dir,
         );
-        openssl(&["crl", "-in", "issuing-ca.crl.pem", "-outform", "DER", "-out", "issuing-ca.crl"], &self.dir);
-        openssl(&["x509", "-in", "issuing-ca.pem", "-outform", "DER", "-out", "issuing-ca.der"], &self.dir);
+        openssl(
+            &[
+                "crl",
+                "-in",
+                "issuing-ca.crl.pem",
+                "-outform",
+                "DER",
+                "-out",
+                "issuing-ca.crl",
+            ],
+            &self.dir,
+        );
+        openssl(
+            &[
+                "x509",
+                "-in",
+                "issuing-ca.pem",
+                "-outform",
+                "DER",
+                "-out",
+                "issuing-ca.der",
+            ],
+            &self.dir,
+        );
     }
 }
 
@@ -736,13 +966,23 @@ impl NssDb {
     /// A database with no trusted certificates (everything reads as untrusted).
     pub fn empty() -> NssDb {
         let dir = tempdir();
-        run_ok(Command::new("certutil").arg("-N").arg("-d").arg(format!("sql:{}", dir.path().display())).arg("--empty-password"));
+        run_ok(
+            Command::new("certutil")
+                .arg("-N")
+                .arg("-d")
+                .arg(format!("sql:{}", dir.path().display()))
+                .arg("--empty-password"),
+        );
         NssDb { dir }
     }
 
     /// Imports a certificate (PEM or DER) under `nickname` with NSS trust flags (e.g. `CT,C,C`, `,,`).
     pub fn add_cert(&self, nickname: &str, cert: &Path, trust: &str) {
-        run_ok(Command::new("certutil").args(["-A", "-d", &self.spec(), "-n", nickname, "-t", trust, "-i"]).arg(cert));
+        run_ok(
+            Command::new("certutil")
+                .args(["-A", "-d", &self.spec(), "-n", nickname, "-t", trust, "-i"])
+                .arg(cert),
+        );
     }
 
     /// The database directory.
@@ -810,11 +1050,22 @@ pub fn pdfsig(nss: &NssDb, pdf: &Path) -> PdfsigReport {
     pdfsig_args(nss, pdf, &[])
 }
 
-/// `pdfsig` with extra options, e.g. `["-no-ocsp"]`, `["-aia"]`, `["-nocert"]`.
+/// `pdfsig` with extra options, e.g. `["-aia"]`, `["-nocert"]`, `["-dump"]`.
+/// Beware `-no-ocsp`: poppler 22.12 then reports "Unknown issue with Certificate or
+/// corrupted data." even for trusted chains (measured). Without it, a certificate with an
+/// AIA OCSP URL needs a running responder ([`OcspResponder`]), else the same "Unknown issue".
 pub fn pdfsig_args(nss: &NssDb, pdf: &Path, extra: &[&str]) -> PdfsigReport {
-    let out = run(Command::new("pdfsig").arg("-nssdir").arg(nss.spec()).args(extra).arg(pdf));
+    let out = run(Command::new("pdfsig")
+        .arg("-nssdir")
+        .arg(nss.spec())
+        .args(extra)
+        .arg(pdf));
     let raw = format!("{}{}", stdout_str(&out), stderr_str(&out));
-    PdfsigReport { exit_code: out.status.code(), signatures: parse_pdfsig(&stdout_str(&out)), raw }
+    PdfsigReport {
+        exit_code: out.status.code(),
+        signatures: parse_pdfsig(&stdout_str(&out)),
+        raw,
+    }
 }
 
 /// Parses pdfsig's text output (`Signature #N:` blocks of `  - Key: value` lines).
@@ -826,12 +1077,16 @@ pub fn parse_pdfsig(text: &str) -> Vec<PdfsigSignature> {
             continue;
         }
         let Some(sig) = sigs.last_mut() else { continue };
-        let Some(item) = line.trim_start().strip_prefix("- ") else { continue };
+        let Some(item) = line.trim_start().strip_prefix("- ") else {
+            continue;
+        };
         match item {
             "Total document signed" => sig.total_document_signed = true,
             "Not total document signed" => sig.total_document_signed = false,
             _ => {
-                let Some((k, v)) = item.split_once(": ") else { continue };
+                let Some((k, v)) = item.split_once(": ") else {
+                    continue;
+                };
                 let v = v.trim().to_string();
                 match k {
                     "Signature Field Name" => sig.field_name = Some(v),
@@ -928,7 +1183,11 @@ pub struct PyhankoReport {
 pub fn pyhanko_python() -> Option<PathBuf> {
     let pyhanko = require_tool("pyhanko")?;
     let py = pyhanko.parent().expect("bin dir").join("python");
-    Some(if py.exists() { py } else { PathBuf::from("python3") })
+    Some(if py.exists() {
+        py
+    } else {
+        PathBuf::from("python3")
+    })
 }
 
 /// Validates all signatures of `pdf` with pyHanko trusting `root_pem`, no fetching,
@@ -947,10 +1206,18 @@ pub fn pyhanko_validate_args(pdf: &Path, args: &[&str]) -> Result<PyhankoReport,
     let script = repo_root().join("tests/support/pyhanko_validate.py");
     let out = run(Command::new(py).arg(script).arg(pdf).args(args));
     if out.status.code() != Some(0) {
-        return Err(format!("pyhanko_validate {} failed: {}", pdf.display(), stderr_str(&out)));
+        return Err(format!(
+            "pyhanko_validate {} failed: {}",
+            pdf.display(),
+            stderr_str(&out)
+        ));
     }
-    let mut report: PyhankoReport = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("bad JSON from pyhanko_validate.py ({e}): {}", stdout_str(&out)));
+    let mut report: PyhankoReport = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "bad JSON from pyhanko_validate.py ({e}): {}",
+            stdout_str(&out)
+        )
+    });
     report.raw = format!("{}{}", stdout_str(&out), stderr_str(&out));
     Ok(report)
 }
@@ -958,11 +1225,25 @@ pub fn pyhanko_validate_args(pdf: &Path, args: &[&str]) -> Result<PyhankoReport,
 /// Signs `input` with pyHanko (`pyhanko sign addsig --field FIELD pemder --no-pass`), to make
 /// reference PDFs signed by an independent implementation. `extra` goes before `pemder`
 /// (e.g. `["--use-pades", "--timestamp-url", url]`).
-pub fn pyhanko_sign(input: &Path, output: &Path, key: &Path, cert: &Path, chain: &[&Path], field: &str, extra: &[&str]) {
+pub fn pyhanko_sign(
+    input: &Path,
+    output: &Path,
+    key: &Path,
+    cert: &Path,
+    chain: &[&Path],
+    field: &str,
+    extra: &[&str],
+) {
     let pyhanko = require_tool("pyhanko").expect("pyhanko is not installed (run ./tests/run)");
     let mut cmd = Command::new(pyhanko);
-    cmd.args(["sign", "addsig", "--field", field]).args(extra).arg("pemder");
-    cmd.arg("--key").arg(key).arg("--cert").arg(cert).arg("--no-pass");
+    cmd.args(["sign", "addsig", "--field", field])
+        .args(extra)
+        .arg("pemder");
+    cmd.arg("--key")
+        .arg(key)
+        .arg("--cert")
+        .arg(cert)
+        .arg("--no-pass");
     for c in chain {
         cmd.arg("--chain").arg(c);
     }
@@ -977,7 +1258,9 @@ pub fn pyhanko_sign(input: &Path, output: &Path, key: &Path, cert: &Path, chain:
 /// Verifies a detached DER CMS signature over `content`, trusting `root_pem`
 /// (`openssl cms -verify -binary -inform DER -purpose any`). True when openssl says OK.
 pub fn openssl_cms_verify(p7s: &Path, content: &Path, root_pem: &Path) -> bool {
-    openssl_cms_verify_output(p7s, content, root_pem).status.success()
+    openssl_cms_verify_output(p7s, content, root_pem)
+        .status
+        .success()
 }
 
 /// [`openssl_cms_verify`] returning the full output (stderr says why it failed).
@@ -1002,22 +1285,43 @@ pub fn render_page_png(pdf: &Path, page: u32, dpi: u32) -> PathBuf {
     let png = scratch_path("page", "png");
     let prefix = png.with_extension("");
     let p = page.to_string();
-    run_ok(Command::new("pdftoppm")
-        .args(["-png", "-r", &dpi.to_string(), "-f", &p, "-l", &p, "-singlefile"])
-        .arg(pdf)
-        .arg(&prefix));
+    run_ok(
+        Command::new("pdftoppm")
+            .args([
+                "-png",
+                "-r",
+                &dpi.to_string(),
+                "-f",
+                &p,
+                "-l",
+                &p,
+                "-singlefile",
+            ])
+            .arg(pdf)
+            .arg(&prefix),
+    );
     assert!(png.exists(), "pdftoppm wrote no {}", png.display());
     png
 }
 
 /// Text of `pdf` as UTF-8 (`pdftotext -enc UTF-8 PDF -`); panics if pdftotext fails.
 pub fn pdftotext(pdf: &Path) -> String {
-    stdout_str(&run_ok(Command::new("pdftotext").args(["-enc", "UTF-8"]).arg(pdf).arg("-")))
+    stdout_str(&run_ok(
+        Command::new("pdftotext")
+            .args(["-enc", "UTF-8"])
+            .arg(pdf)
+            .arg("-"),
+    ))
 }
 
 /// `qpdf --check`: true when qpdf finds no errors (exit 0, or 3 = warnings only).
 pub fn qpdf_check(pdf: &Path) -> bool {
-    matches!(run(Command::new("qpdf").arg("--check").arg(pdf)).status.code(), Some(0) | Some(3))
+    matches!(
+        run(Command::new("qpdf").arg("--check").arg(pdf))
+            .status
+            .code(),
+        Some(0) | Some(3)
+    )
 }
 
 /// An 8-bit RGB image read from a PNG.
@@ -1050,9 +1354,19 @@ pub fn read_png_rgb(path: &Path) -> RgbImage {
     };
     let pixels = data
         .chunks_exact(step)
-        .map(|c| if step <= 2 { [c[0], c[0], c[0]] } else { [c[0], c[1], c[2]] })
+        .map(|c| {
+            if step <= 2 {
+                [c[0], c[0], c[0]]
+            } else {
+                [c[0], c[1], c[2]]
+            }
+        })
         .collect();
-    RgbImage { width: info.width, height: info.height, pixels }
+    RgbImage {
+        width: info.width,
+        height: info.height,
+        pixels,
+    }
 }
 
 impl RgbImage {
@@ -1062,7 +1376,14 @@ impl RgbImage {
     }
 
     /// Number of pixels in the rectangle `[x0, x1) × [y0, y1)` (clipped) matching `pred`.
-    pub fn count_in(&self, x0: u32, y0: u32, x1: u32, y1: u32, pred: impl Fn([u8; 3]) -> bool) -> usize {
+    pub fn count_in(
+        &self,
+        x0: u32,
+        y0: u32,
+        x1: u32,
+        y1: u32,
+        pred: impl Fn([u8; 3]) -> bool,
+    ) -> usize {
         let (x1, y1) = (x1.min(self.width), y1.min(self.height));
         let mut n = 0;
         for y in y0..y1 {
