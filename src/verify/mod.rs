@@ -8,6 +8,7 @@
 //! of changes made to a PDF after a signature, XML signatures.
 
 mod chain;
+mod changes;
 mod evidence;
 mod pdf;
 pub mod report;
@@ -146,12 +147,21 @@ fn verify_pdf(name: &str, input: &[u8], ctx: &ValidationContext) -> Result<Repor
                 .notes
                 .push(format!("unsupported /SubFilter {}", sig.sub_filter));
         }
-        report.modification = sig.whole_file.then_some("none");
-        if !sig.whole_file {
-            report.notes.push(
-                "the file was changed after this signature; the changes are not analysed yet"
-                    .into(),
-            );
+        if sig.whole_file {
+            report.modification = Some("none");
+        } else if sig.byte_range_problems.is_empty() {
+            let end = sig.ranges[1].0 + sig.ranges[1].1;
+            let found_changes = pdf::modifications(input, end, &found.document);
+            report.modification = Some(found_changes.level);
+            report.changes = found_changes.changes;
+            if found_changes.level == "disallowed" {
+                report.indication = Indication::TotalFailed;
+                report.sub_indication = Some(SubIndication::FormatFailure);
+                report.notes.push(
+                    "the document was changed after signing in a way the signature does not allow"
+                        .into(),
+                );
+            }
         }
         reports.push(report);
     }

@@ -30,6 +30,8 @@ pub struct PdfSignatures {
     pub dss: super::revocation::Evidence,
     /// Certificates from the DSS.
     pub dss_certs: Vec<openssl::x509::X509>,
+    /// The final document.
+    pub document: Document,
 }
 
 /// Lists the signature fields of `input` that have a value, and the DSS contents.
@@ -38,7 +40,10 @@ pub fn signatures(input: &[u8]) -> Result<PdfSignatures, String> {
     if doc.trailer.get(b"Encrypt").is_ok() {
         return Err("encrypted PDFs cannot be verified".into());
     }
-    let catalog = doc.catalog().map_err(|e| format!("malformed PDF: {e}"))?;
+    let catalog = doc
+        .catalog()
+        .map_err(|e| format!("malformed PDF: {e}"))?
+        .clone();
     let fields = match catalog.get(b"AcroForm").ok().and_then(|a| deref(&doc, a)) {
         Some(Object::Dictionary(form)) => form
             .get(b"Fields")
@@ -59,6 +64,7 @@ pub fn signatures(input: &[u8]) -> Result<PdfSignatures, String> {
         signatures: out,
         dss,
         dss_certs,
+        document: doc,
     })
 }
 
@@ -232,4 +238,36 @@ pub fn decode_text(bytes: &[u8]) -> String {
         return String::from_utf16_lossy(&units);
     }
     bytes.iter().map(|&b| b as char).collect()
+}
+
+/// What changed after a signature whose coverage ends at byte `end` (end of its revision).
+pub fn modifications(input: &[u8], end: usize, latest: &Document) -> super::changes::Modifications {
+    let mdp = super::changes::docmdp_level(latest).unwrap_or(super::changes::DocMdp::FormFilling);
+    let mut found = match input.get(..end).map(Document::load_mem) {
+        Some(Ok(signed)) => super::changes::compare(&signed, latest, mdp),
+        _ => super::changes::Modifications {
+            level: "disallowed",
+            changes: vec!["the signed revision cannot be parsed on its own".into()],
+        },
+    };
+    let trailing = trailing_garbage(input);
+    if trailing > 0 {
+        found.level = "disallowed";
+        found.changes.push(format!(
+            "{trailing} bytes appended after the last revision that are not a PDF revision"
+        ));
+    }
+    found
+}
+
+/// Bytes after the last `%%EOF` other than white space: data no PDF reader shows, but that
+/// the signature does not cover either.
+fn trailing_garbage(input: &[u8]) -> usize {
+    let Some(pos) = input.windows(5).rposition(|w| w == b"%%EOF") else {
+        return 0;
+    };
+    input[pos + 5..]
+        .iter()
+        .filter(|b| !b.is_ascii_whitespace() && **b != 0)
+        .count()
 }

@@ -1,0 +1,561 @@
+//! What changed in a PDF after a signature (ETSI EN 319 142-1 §5.2; the "shadow" and
+//! "incremental saving" attacks): the revision a signature covers is compared object by object
+//! with the final document, and each change is classified as permitted (another signature,
+//! a document time-stamp, validation data, form filling) or disallowed (page content,
+//! resources, fonts, annotations, page geometry, …).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use lopdf::{Dictionary, Document, Object, ObjectId};
+
+/// The verdict on the changes after one signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Modifications {
+    /// `none`, `permitted` or `disallowed` (the report's `modification`).
+    pub level: &'static str,
+    /// Each change, in words.
+    pub changes: Vec<String>,
+}
+
+/// The certification level a certification signature grants (DocMDP /P).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DocMdp {
+    /// P=1: no change at all.
+    NoChanges = 1,
+    /// P=2 (and approval signatures): form filling and signing.
+    FormFilling = 2,
+    /// P=3: also annotations.
+    Annotations = 3,
+}
+
+/// Keys of the catalog that later revisions may add or change.
+const PERMITTED_CATALOG_KEYS: [&[u8]; 5] =
+    [b"AcroForm", b"DSS", b"Extensions", b"Version", b"Metadata"];
+
+/// Compares the document as signed (`signed`) with the final one (`latest`).
+pub fn compare(signed: &Document, latest: &Document, mdp: DocMdp) -> Modifications {
+    let mut c = Comparer::new(signed, latest);
+    c.run();
+    let disallowed = !c.disallowed.is_empty()
+        || (mdp == DocMdp::NoChanges && !c.permitted.is_empty())
+        || (mdp < DocMdp::Annotations && !c.annotations.is_empty());
+    let mut changes = c.disallowed;
+    changes.extend(c.annotations);
+    changes.extend(c.permitted);
+    let level = if disallowed {
+        "disallowed"
+    } else if changes.is_empty() {
+        "none"
+    } else {
+        "permitted"
+    };
+    Modifications { level, changes }
+}
+
+struct Comparer<'a> {
+    old: &'a Document,
+    new: &'a Document,
+    /// Page number by page object id (final document).
+    pages: BTreeMap<ObjectId, u32>,
+    /// Page number by content stream id.
+    contents: BTreeMap<ObjectId, u32>,
+    /// Objects that permitted changes bring in (signature dictionaries, widgets and what
+    /// their appearances use, validation data).
+    allowed: BTreeSet<ObjectId>,
+    disallowed: Vec<String>,
+    annotations: Vec<String>,
+    permitted: Vec<String>,
+}
+
+impl<'a> Comparer<'a> {
+    fn new(old: &'a Document, new: &'a Document) -> Self {
+        let pages: BTreeMap<ObjectId, u32> =
+            new.get_pages().into_iter().map(|(n, id)| (id, n)).collect();
+        let mut contents = BTreeMap::new();
+        for (&page, &n) in &pages {
+            if let Ok(dict) = new.get_dictionary(page) {
+                for id in refs_of(dict.get(b"Contents").ok(), new) {
+                    contents.insert(id, n);
+                }
+            }
+        }
+        Self {
+            old,
+            new,
+            pages,
+            contents,
+            allowed: BTreeSet::new(),
+            disallowed: Vec::new(),
+            annotations: Vec::new(),
+            permitted: Vec::new(),
+        }
+    }
+
+    fn run(&mut self) {
+        let changed: Vec<ObjectId> = self
+            .new
+            .objects
+            .iter()
+            .filter(|(id, obj)| {
+                !structural(obj)
+                    && self
+                        .old
+                        .objects
+                        .get(id)
+                        .map(|o| !same(o, obj))
+                        .unwrap_or(false)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        let added: BTreeSet<ObjectId> = self
+            .new
+            .objects
+            .iter()
+            .filter(|(id, obj)| !structural(obj) && !self.old.objects.contains_key(id))
+            .map(|(id, _)| *id)
+            .collect();
+        // First find what permitted additions reach, so that objects they bring in are allowed.
+        for id in &added {
+            if let Some(Object::Dictionary(d)) = self.new.objects.get(id) {
+                if is_signature_widget(d, self.new) || is_sig_dict(d) || is_dss(d) {
+                    self.allow_from(*id);
+                }
+            }
+        }
+        if let Ok(catalog) = self.new.catalog() {
+            if let Ok(dss) = catalog.get(b"DSS") {
+                for id in refs_of(Some(dss), self.new) {
+                    self.allow_from(id);
+                }
+            }
+        }
+        for id in changed {
+            self.classify_change(id);
+        }
+        for id in added {
+            if !self.allowed.contains(&id) {
+                self.classify_addition(id);
+            }
+        }
+        let added_sigs = self.new_signature_count();
+        if added_sigs > 0 {
+            self.permitted.push(format!(
+                "{added_sigs} signature(s) or document time-stamp(s) added"
+            ));
+        }
+    }
+
+    fn new_signature_count(&self) -> usize {
+        self.allowed
+            .iter()
+            .filter(|id| !self.old.objects.contains_key(id))
+            .filter(|id| matches!(self.new.objects.get(id), Some(Object::Dictionary(d)) if is_sig_dict(d)))
+            .count()
+    }
+
+    /// Marks `root` and every new object reachable from it as brought in by a permitted change.
+    fn allow_from(&mut self, root: ObjectId) {
+        let mut stack = vec![root];
+        let mut budget = 100_000usize;
+        while let Some(id) = stack.pop() {
+            budget = budget.saturating_sub(1);
+            if budget == 0 || self.old.objects.contains_key(&id) || !self.allowed.insert(id) {
+                continue;
+            }
+            if let Some(obj) = self.new.objects.get(&id) {
+                let mut out = Vec::new();
+                collect_refs(obj, &mut out, 0);
+                // Don't walk up into the page tree or the parent field.
+                stack.extend(out.into_iter().filter(|r| !self.pages.contains_key(r)));
+            }
+        }
+    }
+
+    fn classify_change(&mut self, id: ObjectId) {
+        let (Some(old), Some(new)) = (self.old.objects.get(&id), self.new.objects.get(&id)) else {
+            return;
+        };
+        let trailer_info = self
+            .new
+            .trailer
+            .get(b"Info")
+            .ok()
+            .and_then(|o| o.as_reference().ok());
+        if Some(id) == trailer_info {
+            return;
+        }
+        if let Some(&page) = self.pages.get(&id) {
+            return self.page_change(page, old, new);
+        }
+        if let Some(&page) = self.contents.get(&id) {
+            return self
+                .disallowed
+                .push(format!("page {page} content stream replaced"));
+        }
+        if self.new.catalog().ok().map(|c| c as *const Dictionary)
+            == new.as_dict().ok().map(|d| d as *const Dictionary)
+        {
+            return self.catalog_change(old, new);
+        }
+        match (old, new) {
+            (Object::Array(a), Object::Array(b)) if self.array_appended_permitted(a, b) => {
+                self.permitted.push(format!(
+                    "object {} {} (array) extended with new signature fields",
+                    id.0, id.1
+                ));
+            }
+            (Object::Dictionary(a), Object::Dictionary(b)) if is_acroform(a) || is_acroform(b) => {
+                self.acroform_change(id, a, b)
+            }
+            (Object::Dictionary(a), Object::Dictionary(b)) if is_field(a) => {
+                self.field_change(id, a, b)
+            }
+            _ => self
+                .disallowed
+                .push(format!("{} changed", describe(id, new))),
+        }
+    }
+
+    fn page_change(&mut self, page: u32, old: &Object, new: &Object) {
+        let (Ok(a), Ok(b)) = (old.as_dict(), new.as_dict()) else {
+            return self.disallowed.push(format!("page {page} replaced"));
+        };
+        for key in keys_differing(a, b) {
+            if key == b"Annots" {
+                let old_annots = self.array_of(a.get(b"Annots").ok());
+                let new_annots = self.array_of(b.get(b"Annots").ok());
+                self.annots_change(page, &old_annots, &new_annots);
+            } else {
+                let name = String::from_utf8_lossy(&key).into_owned();
+                let what = match name.as_str() {
+                    "Contents" => "content stream replaced".to_string(),
+                    "Resources" => "resources changed (fonts, images or forms)".to_string(),
+                    "CropBox" | "MediaBox" | "TrimBox" | "BleedBox" | "ArtBox" => {
+                        format!("/{name} changed")
+                    }
+                    "Rotate" => "rotation changed".to_string(),
+                    _ => format!("/{name} changed"),
+                };
+                self.disallowed.push(format!("page {page} {what}"));
+            }
+        }
+    }
+
+    fn annots_change(&mut self, page: u32, old: &[Object], new: &[Object]) {
+        if new.len() < old.len() || new[..old.len()] != *old {
+            return self
+                .disallowed
+                .push(format!("page {page} annotations removed or replaced"));
+        }
+        for added in &new[old.len()..] {
+            let Some(id) = added.as_reference().ok() else {
+                self.annotations
+                    .push(format!("page {page} direct annotation added"));
+                continue;
+            };
+            match self.new.objects.get(&id) {
+                Some(Object::Dictionary(d)) if is_signature_widget(d, self.new) => {}
+                Some(Object::Dictionary(d)) => {
+                    let subtype = d
+                        .get(b"Subtype")
+                        .ok()
+                        .and_then(|s| s.as_name().ok())
+                        .map(|n| String::from_utf8_lossy(n).into_owned())
+                        .unwrap_or_else(|| "?".into());
+                    let appearance = if d.has(b"AP") {
+                        " with an appearance"
+                    } else {
+                        ""
+                    };
+                    self.annotations.push(format!(
+                        "page {page} annotation /{subtype} added{appearance}"
+                    ));
+                    self.allow_from(id);
+                }
+                _ => self
+                    .annotations
+                    .push(format!("page {page} annotation added")),
+            }
+        }
+    }
+
+    fn catalog_change(&mut self, old: &Object, new: &Object) {
+        let (Ok(a), Ok(b)) = (old.as_dict(), new.as_dict()) else {
+            return;
+        };
+        for key in keys_differing(a, b) {
+            if key == b"AcroForm" {
+                if let (Ok(Object::Dictionary(fa)), Ok(Object::Dictionary(fb))) =
+                    (a.get(b"AcroForm"), b.get(b"AcroForm"))
+                {
+                    self.acroform_change((0, 0), fa, fb);
+                }
+            } else if !PERMITTED_CATALOG_KEYS.contains(&key.as_slice()) {
+                self.disallowed.push(format!(
+                    "document catalog /{} changed",
+                    String::from_utf8_lossy(&key)
+                ));
+            }
+        }
+    }
+
+    fn acroform_change(&mut self, _id: ObjectId, a: &Dictionary, b: &Dictionary) {
+        for key in keys_differing(a, b) {
+            match key.as_slice() {
+                b"Fields" => {
+                    let old = self.array_of(a.get(b"Fields").ok());
+                    let new = self.array_of(b.get(b"Fields").ok());
+                    if !self.array_appended_permitted(&old, &new) {
+                        self.disallowed
+                            .push("form fields removed or replaced".into());
+                    }
+                }
+                b"SigFlags" | b"DR" | b"DA" | b"NeedAppearances" => {}
+                other => self
+                    .disallowed
+                    .push(format!("form /{} changed", String::from_utf8_lossy(other))),
+            }
+        }
+    }
+
+    fn field_change(&mut self, id: ObjectId, a: &Dictionary, b: &Dictionary) {
+        let is_sig = field_type(a, self.new).as_deref() == Some(b"Sig".as_slice());
+        for key in keys_differing(a, b) {
+            match key.as_slice() {
+                b"V" if is_sig && !a.has(b"V") => self
+                    .permitted
+                    .push(format!("empty signature field {} {} signed", id.0, id.1)),
+                b"V" | b"AS" | b"AP" if !is_sig => self
+                    .permitted
+                    .push(format!("form field {} {} filled in", id.0, id.1)),
+                b"AP" if is_sig && !a.has(b"V") => {}
+                other => self.disallowed.push(format!(
+                    "field {} {} /{} changed",
+                    id.0,
+                    id.1,
+                    String::from_utf8_lossy(other)
+                )),
+            }
+        }
+    }
+
+    /// A new object that an unchanged object of the signed revision already pointed at (a
+    /// dangling reference filled in later) changes what was signed. New objects used only by
+    /// changed objects are reported with those; unused ones change nothing.
+    fn classify_addition(&mut self, id: ObjectId) {
+        let Some(obj) = self.new.objects.get(&id) else {
+            return;
+        };
+        let filled_dangling = self.old.objects.iter().any(|(other, o)| {
+            self.new.objects.get(other).is_some_and(|n| same(o, n)) && refers_to(o, id)
+        });
+        if filled_dangling {
+            self.disallowed.push(format!(
+                "{} added where the signed revision referred to a missing object",
+                describe(id, obj)
+            ));
+        }
+    }
+
+    fn array_of(&self, obj: Option<&Object>) -> Vec<Object> {
+        match obj {
+            Some(Object::Array(a)) => a.clone(),
+            Some(Object::Reference(id)) => match self.new.objects.get(id) {
+                Some(Object::Array(a)) => a.clone(),
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        }
+    }
+
+    /// An array that only gained references to new signature fields or widgets.
+    fn array_appended_permitted(&self, old: &[Object], new: &[Object]) -> bool {
+        new.len() >= old.len()
+            && new[..old.len()] == *old
+            && new[old.len()..].iter().all(|o| match o.as_reference() {
+                Ok(id) => self.allowed.contains(&id),
+                Err(_) => false,
+            })
+    }
+}
+
+/// Objects of the file structure, not of the document (cross-reference and object streams).
+fn structural(obj: &Object) -> bool {
+    match obj {
+        Object::Stream(s) => matches!(
+            s.dict.get(b"Type").ok().and_then(|t| t.as_name().ok()),
+            Some(b"XRef") | Some(b"ObjStm")
+        ),
+        _ => false,
+    }
+}
+
+fn same(a: &Object, b: &Object) -> bool {
+    match (a, b) {
+        (Object::Stream(x), Object::Stream(y)) => {
+            let strip = |d: &Dictionary| {
+                let mut d = d.clone();
+                d.remove(b"Length");
+                d
+            };
+            strip(&x.dict) == strip(&y.dict) && x.content == y.content
+        }
+        _ => a == b,
+    }
+}
+
+fn keys_differing(a: &Dictionary, b: &Dictionary) -> Vec<Vec<u8>> {
+    let mut keys: BTreeSet<Vec<u8>> = a.iter().map(|(k, _)| k.clone()).collect();
+    keys.extend(b.iter().map(|(k, _)| k.clone()));
+    keys.into_iter()
+        .filter(|k| a.get(k).ok() != b.get(k).ok())
+        .collect()
+}
+
+fn is_sig_dict(d: &Dictionary) -> bool {
+    matches!(
+        d.get(b"Type").ok().and_then(|t| t.as_name().ok()),
+        Some(b"Sig") | Some(b"DocTimeStamp")
+    ) || (d.has(b"ByteRange") && d.has(b"Contents") && d.has(b"Filter"))
+}
+
+fn is_dss(d: &Dictionary) -> bool {
+    d.has(b"VRI")
+        || (d.has(b"OCSPs") || d.has(b"CRLs")) && d.has(b"Certs")
+        || d.get(b"Type").ok().and_then(|t| t.as_name().ok()) == Some(b"DSS")
+}
+
+fn is_acroform(d: &Dictionary) -> bool {
+    d.has(b"Fields") && !d.has(b"Type")
+}
+
+fn is_field(d: &Dictionary) -> bool {
+    d.has(b"FT") || d.has(b"T") || d.has(b"Parent")
+}
+
+fn field_type(d: &Dictionary, doc: &Document) -> Option<Vec<u8>> {
+    let mut current = d.clone();
+    for _ in 0..32 {
+        if let Ok(ft) = current.get(b"FT").and_then(|f| f.as_name()) {
+            return Some(ft.to_vec());
+        }
+        let parent = current.get(b"Parent").ok()?.as_reference().ok()?;
+        current = doc.get_dictionary(parent).ok()?.clone();
+    }
+    None
+}
+
+fn is_signature_widget(d: &Dictionary, doc: &Document) -> bool {
+    let widget = d.get(b"Subtype").ok().and_then(|s| s.as_name().ok()) == Some(b"Widget");
+    widget && field_type(d, doc).as_deref() == Some(b"Sig".as_slice())
+}
+
+fn refs_of(obj: Option<&Object>, doc: &Document) -> Vec<ObjectId> {
+    match obj {
+        Some(Object::Reference(id)) => match doc.objects.get(id) {
+            Some(Object::Array(items)) => {
+                let mut v = vec![*id];
+                v.extend(items.iter().filter_map(|i| i.as_reference().ok()));
+                v
+            }
+            _ => vec![*id],
+        },
+        Some(Object::Array(items)) => items.iter().filter_map(|i| i.as_reference().ok()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn collect_refs(obj: &Object, out: &mut Vec<ObjectId>, depth: usize) {
+    if depth > 64 {
+        return;
+    }
+    match obj {
+        Object::Reference(id) => out.push(*id),
+        Object::Array(items) => items.iter().for_each(|i| collect_refs(i, out, depth + 1)),
+        Object::Dictionary(d) => d
+            .iter()
+            .filter(|(k, _)| k.as_slice() != b"P" && k.as_slice() != b"Parent")
+            .for_each(|(_, v)| collect_refs(v, out, depth + 1)),
+        Object::Stream(s) => s
+            .dict
+            .iter()
+            .for_each(|(_, v)| collect_refs(v, out, depth + 1)),
+        _ => {}
+    }
+}
+
+fn refers_to(obj: &Object, target: ObjectId) -> bool {
+    let mut out = Vec::new();
+    collect_refs(obj, &mut out, 0);
+    out.contains(&target)
+}
+
+fn describe(id: ObjectId, obj: &Object) -> String {
+    let dict = match obj {
+        Object::Dictionary(d) => Some(d),
+        Object::Stream(s) => Some(&s.dict),
+        _ => None,
+    };
+    let name = |k: &[u8]| {
+        dict.and_then(|d| d.get(k).ok())
+            .and_then(|t| t.as_name().ok())
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+    };
+    let kind = match (name(b"Type"), name(b"Subtype")) {
+        (Some(t), _) if t == "Font" || t == "FontDescriptor" => "font".to_string(),
+        (_, Some(s)) if s == "Form" => "form XObject".to_string(),
+        (_, Some(s)) if s == "Image" => "image".to_string(),
+        (Some(t), Some(s)) => format!("/{t} /{s}"),
+        (Some(t), None) => format!("/{t}"),
+        (None, Some(s)) => format!("/{s}"),
+        (None, None) if matches!(obj, Object::Stream(_)) => "stream".to_string(),
+        _ => "object".to_string(),
+    };
+    format!("{kind} (object {} {})", id.0, id.1)
+}
+
+/// The DocMDP level of the document's certification signature, if any (catalog /Perms /DocMDP).
+pub fn docmdp_level(doc: &Document) -> Option<DocMdp> {
+    let perms = doc.catalog().ok()?.get(b"Perms").ok()?;
+    let perms = match perms {
+        Object::Reference(id) => doc.get_dictionary(*id).ok()?,
+        Object::Dictionary(d) => d,
+        _ => return None,
+    };
+    let sig = match perms.get(b"DocMDP").ok()? {
+        Object::Reference(id) => doc.get_dictionary(*id).ok()?,
+        Object::Dictionary(d) => d,
+        _ => return None,
+    };
+    let refs = sig.get(b"Reference").ok()?.as_array().ok()?;
+    for r in refs {
+        let r = match r {
+            Object::Reference(id) => doc.get_dictionary(*id).ok()?,
+            Object::Dictionary(d) => d,
+            _ => continue,
+        };
+        if r.get(b"TransformMethod")
+            .ok()
+            .and_then(|m| m.as_name().ok())
+            == Some(b"DocMDP")
+        {
+            let p = r
+                .get(b"TransformParams")
+                .ok()
+                .and_then(|t| match t {
+                    Object::Reference(id) => doc.get_dictionary(*id).ok(),
+                    Object::Dictionary(d) => Some(d),
+                    _ => None,
+                })
+                .and_then(|t| t.get(b"P").ok())
+                .and_then(|p| p.as_i64().ok())
+                .unwrap_or(2);
+            return Some(match p {
+                1 => DocMdp::NoChanges,
+                3 => DocMdp::Annotations,
+                _ => DocMdp::FormFilling,
+            });
+        }
+    }
+    None
+}
