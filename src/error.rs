@@ -51,6 +51,8 @@ pub enum ErrorCode {
     NoSignature,
     /// The CMS signature cannot be parsed.
     CmsMalformed,
+    /// The revocation status of a certificate could not be obtained.
+    RevocationUnavailable,
     /// A bug or an environment failure.
     Internal,
 }
@@ -79,6 +81,7 @@ impl ErrorCode {
             Self::TsaBadResponse => "TSA_BAD_RESPONSE",
             Self::NoSignature => "NO_SIGNATURE",
             Self::CmsMalformed => "CMS_MALFORMED",
+            Self::RevocationUnavailable => "REVOCATION_UNAVAILABLE",
             Self::Internal => "INTERNAL",
         }
     }
@@ -96,7 +99,7 @@ impl ErrorCode {
             | Self::PdfNoSignatureToSeal => 65,
             Self::NoSignature => 3,
             Self::InputMissing => 66,
-            Self::TsaUnavailable | Self::TsaBadResponse => 69,
+            Self::TsaUnavailable | Self::TsaBadResponse | Self::RevocationUnavailable => 69,
             Self::Internal => 70,
             Self::OutputUnwritable => 73,
             Self::KeyInvalid
@@ -140,6 +143,9 @@ pub enum Error {
     /// The file cannot be verified.
     #[error(transparent)]
     Verify(#[from] crate::verify::VerifyError),
+    /// Validation data could not be gathered (a certificate's status is unknown).
+    #[error("validation data incomplete: {0}")]
+    Validation(String),
     /// The request itself is inconsistent (e.g. B-T without a TSA).
     #[error("{0}")]
     Usage(String),
@@ -156,6 +162,7 @@ impl Error {
             Error::Tsp(e) => e.code(),
             Error::Io(e) => e.code(),
             Error::Verify(e) => e.code(),
+            Error::Validation(_) => ErrorCode::RevocationUnavailable,
             Error::Usage(_) => ErrorCode::Usage,
         }
     }

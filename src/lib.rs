@@ -9,6 +9,7 @@
 //! - [`tsa`]: a small RFC 3161 time-stamp server.
 //! - [`sign`]: the signing use case that ties keys, cms, pdf and the TSA client together.
 //! - [`verify`]: signature validation and the ETSI-style report; never signs.
+//! - [`extend`]: long-term validation (PAdES B-LT/B-LTA: DSS and document time-stamps).
 //! - [`fsio`]: atomic output files.
 //! - [`cli`]: the command line, thin over the above.
 #![forbid(unsafe_code)]
@@ -17,6 +18,7 @@
 pub mod cli;
 pub mod cms;
 pub mod error;
+pub mod extend;
 pub mod fsio;
 pub mod keys;
 pub mod pdf;

@@ -2,6 +2,7 @@
 //!
 //! Errors print as one line `signgate: CODE: message` on stderr (CONTRACTS.md §1).
 
+mod extend;
 mod pki;
 mod server;
 mod sign;
@@ -28,6 +29,8 @@ enum Command {
     Sign(sign::SignArgs),
     /// Verify the signatures of a PDF or CMS file and print the validation report.
     Verify(verify::VerifyArgs),
+    /// Add long-term validation data (B-LT) and a document time-stamp (B-LTA) to a signed PDF.
+    Extend(extend::ExtendArgs),
     /// Manage the demo PKI.
     #[command(subcommand)]
     Pki(pki::PkiCommand),
@@ -95,6 +98,7 @@ pub fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Sign(args) => sign::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Extend(args) => extend::run(args),
         Command::Pki(cmd) => pki::run(cmd),
         Command::Tsa(cmd) => tsa::run(cmd),
     };

@@ -9,14 +9,9 @@ use super::CliError;
 use crate::fsio;
 use crate::verify::{self, Indication, Report, TrustList, ValidationContext};
 
-/// Arguments of `signgate verify`.
+/// Trust anchors, validation time and network limits, shared by `verify` and `extend`.
 #[derive(Debug, Args)]
-pub struct VerifyArgs {
-    /// Signed file: a PDF, or a CMS/PKCS#7 signature (.p7s/.p7m).
-    file: PathBuf,
-    /// The signed content of a detached CMS signature.
-    #[arg(long)]
-    content: Option<PathBuf>,
+pub struct TrustArgs {
     /// Trust anchors (PEM); repeatable; they form the unnamed list `default`.
     #[arg(long)]
     trust: Vec<PathBuf>,
@@ -26,46 +21,65 @@ pub struct VerifyArgs {
     /// Validation time, RFC 3339 (default: now).
     #[arg(long)]
     at: Option<String>,
+    /// Seconds to wait for each OCSP responder, CRL server or TSA.
+    #[arg(long, default_value_t = 10)]
+    pub fetch_timeout: u64,
+}
+
+impl TrustArgs {
+    /// The validation context: trust lists, time, and a fetcher unless `offline`.
+    pub fn context(&self, offline: bool) -> Result<ValidationContext, CliError> {
+        let mut lists = Vec::new();
+        for path in &self.trust {
+            lists.push(TrustList::load("default", path).map_err(CliError::usage)?);
+        }
+        for spec in &self.trust_list {
+            let (name, path) = spec.split_once('=').ok_or_else(|| {
+                CliError::usage(format!("--trust-list '{spec}' must be NAME=PATH"))
+            })?;
+            lists.push(TrustList::load(name, std::path::Path::new(path)).map_err(CliError::usage)?);
+        }
+        let at = match &self.at {
+            Some(t) => OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                .map_err(|e| CliError::usage(format!("--at '{t}' is not RFC 3339: {e}")))?,
+            None => OffsetDateTime::now_utc(),
+        };
+        let fetcher: Option<Box<dyn verify::Fetcher>> = if offline {
+            None
+        } else {
+            let timeout = std::time::Duration::from_secs(self.fetch_timeout);
+            Some(Box::new(verify::HttpFetcher::new(timeout)))
+        };
+        Ok(ValidationContext {
+            at,
+            trust_lists: lists,
+            fetcher,
+        })
+    }
+}
+
+/// Arguments of `signgate verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Signed file: a PDF, or a CMS/PKCS#7 signature (.p7s/.p7m).
+    file: PathBuf,
+    /// The signed content of a detached CMS signature.
+    #[arg(long)]
+    content: Option<PathBuf>,
+    #[command(flatten)]
+    trust: TrustArgs,
     /// Open no network connection: use only the validation data embedded in the file.
     #[arg(long)]
     offline: bool,
-    /// Seconds to wait for each OCSP responder or CRL server.
-    #[arg(long, default_value_t = 10)]
-    fetch_timeout: u64,
     /// Output format.
     #[arg(long, default_value = "json", value_parser = ["json", "text"])]
     format: String,
 }
 
 pub fn run(args: VerifyArgs) -> Result<u8, CliError> {
-    let mut lists = Vec::new();
-    for path in &args.trust {
-        lists.push(TrustList::load("default", path).map_err(CliError::usage)?);
-    }
-    for spec in &args.trust_list {
-        let (name, path) = spec
-            .split_once('=')
-            .ok_or_else(|| CliError::usage(format!("--trust-list '{spec}' must be NAME=PATH")))?;
-        lists.push(TrustList::load(name, std::path::Path::new(path)).map_err(CliError::usage)?);
-    }
-    let at = match &args.at {
-        Some(t) => OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
-            .map_err(|e| CliError::usage(format!("--at '{t}' is not RFC 3339: {e}")))?,
-        None => OffsetDateTime::now_utc(),
-    };
+    let ctx = args.trust.context(args.offline)?;
     let input = fsio::read_input(&args.file)?;
     let content = args.content.as_deref().map(fsio::read_input).transpose()?;
-    let fetcher: Option<Box<dyn verify::Fetcher>> = if args.offline {
-        None
-    } else {
-        let timeout = std::time::Duration::from_secs(args.fetch_timeout);
-        Some(Box::new(verify::HttpFetcher::new(timeout)))
-    };
-    let ctx = ValidationContext {
-        at,
-        trust_lists: lists,
-        fetcher,
-    };
     let name = args.file.display().to_string();
     let report =
         verify::document(&name, &input, content.as_deref(), &ctx).map_err(crate::Error::from)?;

@@ -42,8 +42,21 @@ pub(crate) struct LaidOut {
     pub field_name: String,
 }
 
+/// What the new signature dictionary is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SignatureKind {
+    /// A PAdES signature (`/Type /Sig`, `/SubFilter /ETSI.CAdES.detached`).
+    Signature,
+    /// A document time-stamp (`/Type /DocTimeStamp`, `/SubFilter /ETSI.RFC3161`).
+    DocumentTimestamp,
+}
+
 /// Builds the incremental update for one signature.
-pub(crate) fn prepare(input: &[u8], opts: &PdfSignOptions) -> Result<LaidOut, PdfError> {
+pub(crate) fn prepare(
+    input: &[u8],
+    opts: &PdfSignOptions,
+    kind: SignatureKind,
+) -> Result<LaidOut, PdfError> {
     if input.len() > MAX_INPUT_LEN {
         return Err(PdfError::Malformed(format!(
             "file is {} bytes, more than the {} bytes accepted",
@@ -61,7 +74,7 @@ pub(crate) fn prepare(input: &[u8], opts: &PdfSignOptions) -> Result<LaidOut, Pd
             "file does not start with a %PDF- header".into(),
         ));
     }
-    let (prev_startxref, kind) = last_xref_section(input)?;
+    let (prev_startxref, xref_kind) = last_xref_section(input)?;
     let doc = load(input)?;
     // lopdf decrypts files with an empty user password and drops /Encrypt from the trailer.
     if doc.trailer.has(b"Encrypt") || doc.encryption_state.is_some() {
@@ -200,18 +213,79 @@ pub(crate) fn prepare(input: &[u8], opts: &PdfSignOptions) -> Result<LaidOut, Pd
         }
     }
 
-    let sig = SignatureDictionary::new(opts);
+    let sig = SignatureDictionary::new(opts, kind);
     write_update(
         input,
         &doc,
         update,
-        sig_id,
-        &sig,
+        Some((sig_id, &sig)),
         prev_startxref,
-        kind,
+        xref_kind,
         root_id,
         field_name,
     )
+}
+
+/// Appends an update that adds the Document Security Store (ETSI EN 319 142-1 §5.4.2):
+/// certificates, OCSP responses and CRLs as streams, referenced from the catalog's `/DSS`.
+/// An existing DSS keeps its entries; the new values are added to them.
+pub(crate) fn append_dss(
+    input: &[u8],
+    certs: &[Vec<u8>],
+    ocsps: &[Vec<u8>],
+    crls: &[Vec<u8>],
+) -> Result<Vec<u8>, PdfError> {
+    if input.len() > MAX_INPUT_LEN || !input.starts_with(b"%PDF-") {
+        return Err(PdfError::Malformed("not a PDF of an accepted size".into()));
+    }
+    let (prev_startxref, xref_kind) = last_xref_section(input)?;
+    let doc = load(input)?;
+    if doc.trailer.has(b"Encrypt") || doc.encryption_state.is_some() {
+        return Err(PdfError::Encrypted);
+    }
+    let root_id = doc
+        .trailer
+        .get(b"Root")
+        .and_then(Object::as_reference)
+        .map_err(|_| PdfError::Malformed("trailer has no /Root reference".into()))?;
+    let mut catalog = doc
+        .get_dictionary(root_id)
+        .map_err(|_| PdfError::Malformed("document catalog is missing".into()))?
+        .clone();
+    let mut dss = match catalog.get(b"DSS") {
+        Ok(Object::Reference(id)) => doc.get_dictionary(*id).cloned().unwrap_or_default(),
+        Ok(Object::Dictionary(d)) => d.clone(),
+        _ => Dictionary::new(),
+    };
+    let mut update = Update::new(&doc);
+    for (key, values) in [(&b"Certs"[..], certs), (b"OCSPs", ocsps), (b"CRLs", crls)] {
+        let mut items = match dss.get(key).map(|o| deref(&doc, o)) {
+            Ok(Object::Array(a)) => a.clone(),
+            _ => Vec::new(),
+        };
+        for value in values {
+            let stream = Stream::new(Dictionary::new(), value.clone());
+            items.push(Object::Reference(update.add(Object::Stream(stream))));
+        }
+        if !items.is_empty() {
+            dss.set(key.to_vec(), items);
+        }
+    }
+    dss.set("Type", "DSS");
+    let dss_id = update.add(Object::Dictionary(dss));
+    catalog.set("DSS", Object::Reference(dss_id));
+    update.put(root_id, Object::Dictionary(catalog));
+    write_update(
+        input,
+        &doc,
+        update,
+        None,
+        prev_startxref,
+        xref_kind,
+        root_id,
+        String::new(),
+    )
+    .map(|laid_out| laid_out.bytes)
 }
 
 /// Loads the document, mapping lopdf's failures onto our errors.
@@ -517,12 +591,13 @@ impl Update {
 
 /// The signature dictionary's entries after `/Contents`.
 struct SignatureDictionary {
+    kind: SignatureKind,
     tail: Vec<(&'static str, Object)>,
     contents_size: usize,
 }
 
 impl SignatureDictionary {
-    fn new(opts: &PdfSignOptions) -> Self {
+    fn new(opts: &PdfSignOptions, kind: SignatureKind) -> Self {
         let mut tail = vec![("M", text_string(&pdf_date(opts.signing_time)))];
         for (key, value) in [
             ("Name", &opts.name),
@@ -534,7 +609,12 @@ impl SignatureDictionary {
                 tail.push((key, text_string(v)));
             }
         }
+        if kind == SignatureKind::DocumentTimestamp {
+            // A document time-stamp's time comes from its token, not from the dictionary.
+            tail.retain(|(key, _)| *key != "M");
+        }
         Self {
+            kind,
             tail,
             contents_size: opts.contents_size,
         }
@@ -547,15 +627,15 @@ fn write_update(
     input: &[u8],
     doc: &Document,
     mut update: Update,
-    sig_id: ObjectId,
-    sig: &SignatureDictionary,
+    sig: Option<(ObjectId, &SignatureDictionary)>,
     prev_startxref: usize,
     kind: XrefKind,
     root_id: ObjectId,
     field_name: String,
 ) -> Result<LaidOut, PdfError> {
     let io = |e: std::io::Error| PdfError::Malformed(format!("cannot serialize update: {e}"));
-    let mut out = Vec::with_capacity(input.len() + 2 * sig.contents_size + 16 * 1024);
+    let reserved = sig.map_or(0, |(_, s)| s.contents_size);
+    let mut out = Vec::with_capacity(input.len() + 2 * reserved + 16 * 1024);
     out.extend_from_slice(input);
     if !matches!(input.last(), Some(b'\n' | b'\r')) {
         out.push(b'\n');
@@ -571,26 +651,34 @@ fn write_update(
     }
 
     // The signature dictionary, laid out by hand so the holes are known.
-    offsets.insert(sig_id.0, (out.len(), sig_id.1));
-    write!(
-        out,
-        "{} {} obj\n<</Type/Sig/Filter/Adobe.PPKLite/SubFilter/ETSI.CAdES.detached/ByteRange ",
-        sig_id.0, sig_id.1
-    )
-    .map_err(io)?;
-    let byte_range_at = out.len();
-    out.extend_from_slice(&[b' '; BYTE_RANGE_LEN]);
-    out.extend_from_slice(b"/Contents ");
-    let contents_start = out.len();
-    out.push(b'<');
-    out.resize(out.len() + 2 * sig.contents_size, b'0');
-    out.push(b'>');
-    let contents_end = out.len();
-    for (key, value) in &sig.tail {
-        write!(out, "/{key} ").map_err(io)?;
-        Writer::write_object(&mut out, value).map_err(io)?;
+    let mut holes = None;
+    if let Some((sig_id, sig)) = sig {
+        offsets.insert(sig_id.0, (out.len(), sig_id.1));
+        let (type_name, sub_filter) = match sig.kind {
+            SignatureKind::Signature => ("Sig", "ETSI.CAdES.detached"),
+            SignatureKind::DocumentTimestamp => ("DocTimeStamp", "ETSI.RFC3161"),
+        };
+        write!(
+            out,
+            "{} {} obj\n<</Type/{type_name}/Filter/Adobe.PPKLite/SubFilter/{sub_filter}/ByteRange ",
+            sig_id.0, sig_id.1
+        )
+        .map_err(io)?;
+        let byte_range_at = out.len();
+        out.extend_from_slice(&[b' '; BYTE_RANGE_LEN]);
+        out.extend_from_slice(b"/Contents ");
+        let contents_start = out.len();
+        out.push(b'<');
+        out.resize(out.len() + 2 * sig.contents_size, b'0');
+        out.push(b'>');
+        let contents_end = out.len();
+        for (key, value) in &sig.tail {
+            write!(out, "/{key} ").map_err(io)?;
+            Writer::write_object(&mut out, value).map_err(io)?;
+        }
+        out.extend_from_slice(b">>\nendobj\n");
+        holes = Some((byte_range_at, contents_start, contents_end));
     }
-    out.extend_from_slice(b">>\nendobj\n");
 
     // Cross-reference section and trailer.
     let mut trailer = Dictionary::new();
@@ -651,14 +739,17 @@ fn write_update(
     };
     write!(out, "startxref\n{xref_at}\n%%EOF\n").map_err(io)?;
 
-    let byte_range = [0, contents_start, contents_end, out.len() - contents_end];
-    let text = format!("[0 {} {} {}]", byte_range[1], byte_range[2], byte_range[3]);
-    if text.len() > BYTE_RANGE_LEN {
-        return Err(PdfError::Malformed(
-            "output too large for /ByteRange".into(),
-        ));
+    let mut byte_range = [0; 4];
+    if let Some((byte_range_at, contents_start, contents_end)) = holes {
+        byte_range = [0, contents_start, contents_end, out.len() - contents_end];
+        let text = format!("[0 {} {} {}]", byte_range[1], byte_range[2], byte_range[3]);
+        if text.len() > BYTE_RANGE_LEN {
+            return Err(PdfError::Malformed(
+                "output too large for /ByteRange".into(),
+            ));
+        }
+        out[byte_range_at..byte_range_at + text.len()].copy_from_slice(text.as_bytes());
     }
-    out[byte_range_at..byte_range_at + text.len()].copy_from_slice(text.as_bytes());
     Ok(LaidOut {
         bytes: out,
         byte_range,

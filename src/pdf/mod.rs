@@ -228,7 +228,36 @@ impl fmt::Debug for PreparedPdf {
 /// The result holds the whole output; sign [`PreparedPdf::digest`] and pass the CMS DER to
 /// [`PreparedPdf::finish`].
 pub fn prepare(input: &[u8], opts: &PdfSignOptions) -> Result<PreparedPdf, PdfError> {
-    let laid_out = incremental::prepare(input, opts)?;
+    prepare_kind(input, opts, incremental::SignatureKind::Signature)
+}
+
+/// Lays out a PAdES document time-stamp (`/SubFilter /ETSI.RFC3161`, ETSI EN 319 142-1
+/// §5.4.3): the caller time-stamps [`PreparedPdf::digest`] and passes the token to
+/// [`PreparedPdf::finish`]. Only `contents_size` and `field_name` of `opts` matter.
+pub fn prepare_document_timestamp(
+    input: &[u8],
+    opts: &PdfSignOptions,
+) -> Result<PreparedPdf, PdfError> {
+    prepare_kind(input, opts, incremental::SignatureKind::DocumentTimestamp)
+}
+
+/// Appends the Document Security Store with validation data (DER certificates, OCSP
+/// responses and CRLs), so signatures can be validated later without the network.
+pub fn append_dss(
+    input: &[u8],
+    certs: &[Vec<u8>],
+    ocsps: &[Vec<u8>],
+    crls: &[Vec<u8>],
+) -> Result<Vec<u8>, PdfError> {
+    incremental::append_dss(input, certs, ocsps, crls)
+}
+
+fn prepare_kind(
+    input: &[u8],
+    opts: &PdfSignOptions,
+    kind: incremental::SignatureKind,
+) -> Result<PreparedPdf, PdfError> {
+    let laid_out = incremental::prepare(input, opts, kind)?;
     Ok(PreparedPdf {
         bytes: laid_out.bytes,
         byte_range: laid_out.byte_range,

@@ -185,6 +185,7 @@ fn document_timestamp(
     report.notes.clear();
     report.kind = SignatureKind::DocumentTimestamp;
     report.intact = ts.valid;
+    report.trust_list = ts.trust_list.clone();
     if ts.valid {
         report.indication = Indication::TotalPassed;
         report.sub_indication = None;
@@ -410,7 +411,7 @@ fn revocation_verdict(
     for i in 0..path.len().saturating_sub(1) {
         let (cert, above) = (&path[i], &path[i + 1..]);
         let subject = chain_entry(cert).subject;
-        let (status, entry) = revocation::check(
+        let checked = revocation::check(
             cert,
             &above[0],
             above,
@@ -418,7 +419,8 @@ fn revocation_verdict(
             ctx.fetcher.as_deref(),
             ctx.at,
         );
-        report.revocation.extend(entry);
+        report.revocation.extend(checked.entry);
+        let status = checked.status;
         match status {
             revocation::Status::Good => {}
             revocation::Status::Revoked(when) => {
@@ -568,4 +570,105 @@ mod tests {
         );
         assert_eq!(pdf_date_to_rfc3339("garbage"), None);
     }
+}
+
+/// Certificates, OCSP responses and CRLs that validate every signature and time-stamp of a
+/// PDF: what `extend` embeds in the DSS for long-term validation (PAdES B-LT).
+#[derive(Debug, Default)]
+pub struct ValidationData {
+    /// DER certificates of every path (signers, intermediates, anchors, TSAs).
+    pub certificates: Vec<Vec<u8>>,
+    /// Evidence of the revocation status of each non-anchor certificate.
+    pub evidence: revocation::Evidence,
+    /// Certificates whose status could not be established, with the reason.
+    pub missing: Vec<String>,
+}
+
+impl ValidationData {
+    fn add_certificate(&mut self, cert: &X509) {
+        if let Ok(der) = cert.to_der() {
+            if !self.certificates.contains(&der) {
+                self.certificates.push(der);
+            }
+        }
+    }
+
+    /// Adds the path of `cert` and the revocation evidence for each certificate below its anchor.
+    fn add_path(
+        &mut self,
+        cert: &X509,
+        untrusted: &[X509],
+        embedded: &revocation::Evidence,
+        ctx: &ValidationContext,
+    ) {
+        let outcome = chain::validate(cert, untrusted, &ctx.trust_lists, ctx.at);
+        if let Some((_, why)) = &outcome.failure {
+            self.missing
+                .push(format!("{}: {why}", chain_entry(cert).subject));
+        }
+        for c in &outcome.chain {
+            self.add_certificate(c);
+        }
+        for i in 0..outcome.chain.len().saturating_sub(1) {
+            let (c, above) = (&outcome.chain[i], &outcome.chain[i + 1..]);
+            let checked = revocation::check(
+                c,
+                &above[0],
+                above,
+                embedded,
+                ctx.fetcher.as_deref(),
+                ctx.at,
+            );
+            match checked.status {
+                revocation::Status::Unknown(why) => self
+                    .missing
+                    .push(format!("{}: {why}", chain_entry(c).subject)),
+                _ => self.evidence.extend(&checked.evidence),
+            }
+        }
+    }
+}
+
+/// Gathers the validation data for every signature and time-stamp of a PDF (fetching what is
+/// not embedded through `ctx.fetcher`).
+pub fn validation_data(
+    input: &[u8],
+    ctx: &ValidationContext,
+) -> Result<ValidationData, VerifyError> {
+    let found = pdf::signatures(input).map_err(VerifyError::PdfMalformed)?;
+    if found.signatures.is_empty() {
+        return Err(VerifyError::NoSignature("the PDF".into()));
+    }
+    let mut data = ValidationData::default();
+    for sig in &found.signatures {
+        let Ok(parsed) = crate::cms::parse_signed_data(&sig.contents) else {
+            continue;
+        };
+        let mut embedded = evidence::from_signed_data(&parsed);
+        embedded.extend(&found.dss);
+        let mut tokens = Vec::new();
+        if sig.sub_filter == "ETSI.RFC3161" {
+            tokens.push(sig.contents.clone());
+        } else {
+            let check = signer::check_signer(&parsed, 0, &|_| None);
+            let mut untrusted = check.embedded.clone();
+            untrusted.extend(found.dss_certs.iter().cloned());
+            if let Some(cert) = &check.certificate {
+                data.add_path(cert, &untrusted, &embedded, ctx);
+            }
+            tokens.extend(check.timestamp_tokens.iter().cloned());
+        }
+        for token in tokens {
+            let Ok(ts) = crate::cms::parse_signed_data(&token) else {
+                continue;
+            };
+            let check = signer::check_signer(&ts, 0, &|_| None);
+            let mut untrusted = check.embedded.clone();
+            untrusted.extend(found.dss_certs.iter().cloned());
+            if let Some(cert) = &check.certificate {
+                data.add_path(cert, &untrusted, &embedded, ctx);
+            }
+        }
+    }
+    Ok(data)
 }

@@ -107,16 +107,13 @@ pub fn check(
     evidence: &Evidence,
     fetcher: Option<&dyn Fetcher>,
     at: OffsetDateTime,
-) -> (Status, Option<RevocationEntry>) {
+) -> Checked {
     let serial = serial_hex(cert);
     let mut reasons = Vec::new();
     for der in &evidence.ocsp {
         match ocsp_status(cert, issuer, path, der, at) {
             Ok((status, produced)) => {
-                return (
-                    status.clone(),
-                    Some(entry(&serial, "ocsp", "embedded", &status, produced)),
-                )
+                return Checked::found(&serial, "ocsp", "embedded", status, produced, der.clone())
             }
             Err(e) => reasons.push(e),
         }
@@ -124,17 +121,14 @@ pub fn check(
     for der in &evidence.crls {
         match crl_status(cert, issuer, der, at) {
             Ok((status, produced)) => {
-                return (
-                    status.clone(),
-                    Some(entry(&serial, "crl", "embedded", &status, produced)),
-                )
+                return Checked::found(&serial, "crl", "embedded", status, produced, der.clone())
             }
             Err(e) => reasons.push(e),
         }
     }
     let Some(fetcher) = fetcher else {
         reasons.push("offline: no revocation data embedded for this certificate".into());
-        return (Status::Unknown(reasons.join("; ")), None);
+        return Checked::unknown(reasons);
     };
     for url in ocsp_urls(cert) {
         match ocsp_request(cert, issuer)
@@ -142,9 +136,13 @@ pub fn check(
         {
             Ok(der) => match ocsp_status(cert, issuer, path, &der, at) {
                 Ok((status, produced)) => {
-                    return (
-                        status.clone(),
-                        Some(entry(&serial, "ocsp", "fetched", &status, produced)),
+                    return Checked::found(
+                        &serial,
+                        "ocsp",
+                        "fetched",
+                        status,
+                        produced,
+                        der.clone(),
                     )
                 }
                 Err(e) => reasons.push(format!("OCSP: {e}")),
@@ -156,10 +154,7 @@ pub fn check(
         match fetcher.get(&url) {
             Ok(der) => match crl_status(cert, issuer, &der, at) {
                 Ok((status, produced)) => {
-                    return (
-                        status.clone(),
-                        Some(entry(&serial, "crl", "fetched", &status, produced)),
-                    )
+                    return Checked::found(&serial, "crl", "fetched", status, produced, der.clone())
                 }
                 Err(e) => reasons.push(format!("CRL: {e}")),
             },
@@ -169,7 +164,54 @@ pub fn check(
     if reasons.is_empty() {
         reasons.push("the certificate names no OCSP responder or CRL".into());
     }
-    (Status::Unknown(reasons.join("; ")), None)
+    Checked::unknown(reasons)
+}
+
+/// The outcome of [`check`]: the status, its report entry, and the evidence that decided it
+/// (so `extend` can embed exactly what was used).
+pub struct Checked {
+    /// The conclusion.
+    pub status: Status,
+    /// The report entry, when evidence was found.
+    pub entry: Option<RevocationEntry>,
+    /// The OCSP response or CRL used.
+    pub evidence: Evidence,
+}
+
+impl Checked {
+    fn found(
+        serial: &str,
+        source: &'static str,
+        origin: &'static str,
+        status: Status,
+        produced: OffsetDateTime,
+        der: Vec<u8>,
+    ) -> Self {
+        let entry = Some(entry(serial, source, origin, &status, produced));
+        let evidence = match source {
+            "ocsp" => Evidence {
+                ocsp: vec![der],
+                crls: Vec::new(),
+            },
+            _ => Evidence {
+                ocsp: Vec::new(),
+                crls: vec![der],
+            },
+        };
+        Self {
+            status,
+            entry,
+            evidence,
+        }
+    }
+
+    fn unknown(reasons: Vec<String>) -> Self {
+        Self {
+            status: Status::Unknown(reasons.join("; ")),
+            entry: None,
+            evidence: Evidence::default(),
+        }
+    }
 }
 
 fn entry(

@@ -19,6 +19,8 @@ pub struct TimestampCheck {
     pub valid: bool,
     /// Why not valid.
     pub problems: Vec<String>,
+    /// The trust list whose anchor ends the TSA's path.
+    pub trust_list: Option<String>,
 }
 
 /// Checks `token` (DER ContentInfo) as a time-stamp over `stamped` (the bytes whose hash
@@ -29,6 +31,7 @@ pub fn check(token: &[u8], stamped: &[&[u8]], lists: &[TrustList]) -> TimestampC
         tsa: String::new(),
         valid: false,
         problems: Vec::new(),
+        trust_list: None,
     };
     let parsed = match parse_signed_data(token) {
         Ok(p) => p,
@@ -85,6 +88,7 @@ pub fn check(token: &[u8], stamped: &[&[u8]], lists: &[TrustList]) -> TimestampC
                 out.problems.push(e);
             }
             let outcome = chain::validate(cert, &signer.embedded, lists, at);
+            out.trust_list = outcome.trust_list.clone();
             if let Some((_, why)) = outcome.failure {
                 out.problems.push(format!("TSA certificate: {why}"));
             }
