@@ -136,6 +136,8 @@ fn validate_in(
     let sub = match result.as_raw() {
         // X509_V_ERR_CERT_NOT_YET_VALID, X509_V_ERR_CERT_HAS_EXPIRED
         9 | 10 => SubIndication::OutOfBoundsNoPoe,
+        // EE_KEY_TOO_SMALL, CA_KEY_TOO_SMALL, CA_MD_TOO_WEAK
+        66..=68 => SubIndication::CryptoConstraintsFailureNoPoe,
         // unable to get issuer / self-signed in chain / untrusted
         2 | 18 | 19 | 20 | 21 | 27 => SubIndication::NoCertificateChainFound,
         _ => SubIndication::ChainConstraintsFailure,
@@ -203,4 +205,83 @@ pub fn check_tsa_usage(cert: &X509) -> Result<(), String> {
         Ok(Some(eku)) if eku.critical && eku.value.time_stamping => Ok(()),
         _ => Err("the TSA certificate lacks a critical timeStamping extended key usage".into()),
     }
+}
+
+/// Weak algorithms in a path (signer first): certificates signed with MD5 or SHA-1 and RSA
+/// keys under 2048 bits. A self-signed anchor's own signature is exempt (it is trusted as is).
+pub fn weak_algorithms(path: &[X509]) -> Vec<String> {
+    use openssl::nid::Nid;
+    let mut weak = Vec::new();
+    for (i, cert) in path.iter().enumerate() {
+        let self_signed = cert.issued(cert) == X509VerifyResult::OK;
+        let is_anchor = i + 1 == path.len() && self_signed;
+        let subject = cert
+            .subject_name()
+            .entries_by_nid(Nid::COMMONNAME)
+            .next()
+            .and_then(|e| e.data().to_string().ok())
+            .unwrap_or_default();
+        if !is_anchor {
+            let alg = cert.signature_algorithm().object().nid();
+            if [
+                Nid::SHA1WITHRSAENCRYPTION,
+                Nid::MD5WITHRSAENCRYPTION,
+                Nid::ECDSA_WITH_SHA1,
+                Nid::DSAWITHSHA1,
+            ]
+            .contains(&alg)
+            {
+                weak.push(format!(
+                    "certificate '{subject}' is signed with {}",
+                    alg.long_name().unwrap_or("?")
+                ));
+            }
+        }
+        if let Ok(key) = cert.public_key() {
+            if key.id() == openssl::pkey::Id::RSA && key.bits() < 2048 {
+                weak.push(format!(
+                    "certificate '{subject}' has an RSA key of {} bits",
+                    key.bits()
+                ));
+            }
+        }
+    }
+    weak
+}
+
+/// Fetches missing issuer certificates from the AIA caIssuers URLs of `cert` and of what
+/// it finds, up to a few levels (DER or PEM answers).
+pub fn fetch_issuers(cert: &X509, fetcher: &dyn super::Fetcher) -> Vec<X509> {
+    let mut found: Vec<X509> = Vec::new();
+    let mut current = cert.clone();
+    for _ in 0..4 {
+        let urls: Vec<String> = current
+            .authority_info()
+            .map(|ads| {
+                ads.iter()
+                    .filter(|ad| ad.method().nid() == openssl::nid::Nid::AD_CA_ISSUERS)
+                    .filter_map(|ad| ad.location().uri().map(String::from))
+                    .filter(|u| u.starts_with("http://"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let next = urls.iter().find_map(|url| {
+            let bytes = fetcher.get(url).ok()?;
+            X509::from_der(&bytes)
+                .or_else(|_| X509::from_pem(&bytes))
+                .ok()
+        });
+        match next {
+            Some(issuer) if issuer.issued(&issuer) != X509VerifyResult::OK => {
+                found.push(issuer.clone());
+                current = issuer;
+            }
+            Some(root) => {
+                found.push(root);
+                break;
+            }
+            None => break,
+        }
+    }
+    found
 }

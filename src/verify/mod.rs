@@ -358,15 +358,28 @@ fn evaluate(
     }
     report.best_signature_time = rfc3339(best_time);
 
-    let outcome = chain::validate(&cert, &check.embedded, &ctx.trust_lists, best_time);
+    let mut untrusted = check.embedded.clone();
+    let mut outcome = chain::validate(&cert, &untrusted, &ctx.trust_lists, best_time);
+    if let (Some((SubIndication::NoCertificateChainFound, _)), Some(fetcher)) =
+        (&outcome.failure, ctx.fetcher.as_deref())
+    {
+        // Missing intermediates: follow the AIA caIssuers URLs (RFC 5280 §4.2.2.1).
+        let fetched = chain::fetch_issuers(&cert, fetcher);
+        if !fetched.is_empty() {
+            untrusted.extend(fetched);
+            outcome = chain::validate(&cert, &untrusted, &ctx.trust_lists, best_time);
+        }
+    }
     report.trust_list = outcome.trust_list.clone();
     report.chain = outcome.chain.iter().map(chain_entry).collect();
     report.indication = Indication::Indeterminate;
-    if !check.weak.is_empty() {
+    let mut weak = check.weak.clone();
+    weak.extend(chain::weak_algorithms(&outcome.chain));
+    if !weak.is_empty() {
         report.sub_indication = Some(SubIndication::CryptoConstraintsFailureNoPoe);
         report
             .notes
-            .extend(check.weak.iter().map(|w| format!("weak algorithm: {w}")));
+            .extend(weak.iter().map(|w| format!("weak algorithm: {w}")));
         return report;
     }
     if let Some((sub, why)) = outcome.failure {

@@ -38,7 +38,7 @@ pub struct SignerCheck {
     pub embedded: Vec<X509>,
     /// The signing-time attribute, when present.
     pub claimed_time: Option<OffsetDateTime>,
-    /// Weak algorithms used (SHA-1, MD5, RSA under 2048 bits).
+    /// Weak algorithms the signature itself uses (SHA-1, MD5); key sizes are checked with the path.
     pub weak: Vec<String>,
     /// Unsigned id-aa-timeStampToken values (DER ContentInfo).
     pub timestamp_tokens: Vec<Vec<u8>>,
@@ -157,9 +157,6 @@ pub fn check_signer(
             .push("signer certificate's public key cannot be read".into());
         return check;
     };
-    if key.id() == openssl::pkey::Id::RSA && key.bits() < 2048 {
-        check.weak.push(format!("RSA key of {} bits", key.bits()));
-    }
     let sig_oid = signer.signature_algorithm.oid;
     if [SHA1_WITH_RSA, MD5_WITH_RSA, ECDSA_WITH_SHA1].contains(&sig_oid) {
         check.weak.push(format!("signature algorithm {sig_oid}"));
