@@ -116,10 +116,14 @@ fn one_line(message: &str) -> String {
 }
 
 fn init_logging() {
+    use std::io::IsTerminal;
+    // Only our own warnings by default: a library's parse warnings would break the one-line
+    // error contract. SIGNGATE_LOG=debug (or any EnvFilter) shows more.
     let filter = tracing_subscriber::EnvFilter::try_from_env("SIGNGATE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("signgate=warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 
-use lopdf::{dictionary, Dictionary, Document, LoadOptions, Object, ObjectId, Stream, Writer};
+use lopdf::{dictionary, Dictionary, Document, Object, ObjectId, Stream, Writer};
 
 use super::placement::{self, deref, PageGeometry, Rect};
 use super::syntax::{decode_text_string, pdf_date, text_string};
@@ -290,13 +290,12 @@ pub(crate) fn append_dss(
 
 /// Loads the document, mapping lopdf's failures onto our errors.
 fn load(input: &[u8]) -> Result<Document, PdfError> {
-    let doc =
-        Document::load_mem_with_options(input, LoadOptions::default()).map_err(|e| match e {
-            lopdf::Error::Decryption(_)
-            | lopdf::Error::InvalidPassword
-            | lopdf::Error::AlreadyEncrypted => PdfError::Encrypted,
-            other => PdfError::Malformed(other.to_string()),
-        })?;
+    let doc = super::parse_document(input).map_err(|e| match e {
+        lopdf::Error::Decryption(_)
+        | lopdf::Error::InvalidPassword
+        | lopdf::Error::AlreadyEncrypted => PdfError::Encrypted,
+        other => PdfError::Malformed(other.to_string()),
+    })?;
     if doc.xref_recovery.is_some() {
         // An update's /Prev must point at cross-reference data that readers can follow.
         return Err(PdfError::Malformed(

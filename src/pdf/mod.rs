@@ -31,6 +31,25 @@ pub const MAX_INPUT_LEN: usize = 1 << 30;
 /// Default number of bytes reserved for the CMS blob (the hex placeholder is twice as long).
 pub const DEFAULT_CONTENTS_SIZE: usize = 16384;
 
+/// Largest size one object or cross-reference stream may inflate to while a PDF is parsed:
+/// bounds the memory a decompression bomb can take.
+pub const MAX_DECOMPRESSED_STREAM: usize = 32 << 20;
+
+/// Parses a whole PDF with signgate's limits (input size, stream inflation; lopdf itself
+/// bounds nesting depth). Every module that reads a PDF goes through here.
+pub fn parse_document(input: &[u8]) -> Result<lopdf::Document, lopdf::Error> {
+    if input.len() > MAX_INPUT_LEN {
+        return Err(lopdf::Error::Syntax(format!(
+            "file is larger than {MAX_INPUT_LEN} bytes"
+        )));
+    }
+    let options = lopdf::LoadOptions {
+        max_decompressed_size: Some(MAX_DECOMPRESSED_STREAM),
+        ..lopdf::LoadOptions::default()
+    };
+    lopdf::Document::load_mem_with_options(input, options)
+}
+
 /// Largest `/Contents` reservation accepted (bytes of DER).
 pub const MAX_CONTENTS_SIZE: usize = 16 << 20;
 

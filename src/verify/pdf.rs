@@ -36,7 +36,7 @@ pub struct PdfSignatures {
 
 /// Lists the signature fields of `input` that have a value, and the DSS contents.
 pub fn signatures(input: &[u8]) -> Result<PdfSignatures, String> {
-    let doc = Document::load_mem(input).map_err(|e| format!("malformed PDF: {e}"))?;
+    let doc = crate::pdf::parse_document(input).map_err(|e| format!("malformed PDF: {e}"))?;
     if doc.trailer.get(b"Encrypt").is_ok() {
         return Err("encrypted PDFs cannot be verified".into());
     }
@@ -243,7 +243,7 @@ pub fn decode_text(bytes: &[u8]) -> String {
 /// What changed after a signature whose coverage ends at byte `end` (end of its revision).
 pub fn modifications(input: &[u8], end: usize, latest: &Document) -> super::changes::Modifications {
     let mdp = super::changes::docmdp_level(latest).unwrap_or(super::changes::DocMdp::FormFilling);
-    let mut found = match input.get(..end).map(Document::load_mem) {
+    let mut found = match input.get(..end).map(crate::pdf::parse_document) {
         Some(Ok(signed)) => super::changes::compare(&signed, latest, mdp),
         _ => super::changes::Modifications {
             level: "disallowed",
