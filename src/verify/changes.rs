@@ -145,6 +145,32 @@ impl<'a> Comparer<'a> {
         }
     }
 
+    /// Whether `id` is the DSS dictionary or an indirect array or dictionary inside it.
+    fn in_dss(&self, id: ObjectId) -> bool {
+        let Some(dss) = self.new.catalog().ok().and_then(|c| c.get(b"DSS").ok()) else {
+            return false;
+        };
+        let mut stack = vec![dss.clone()];
+        let mut seen = 0;
+        while let Some(obj) = stack.pop() {
+            seen += 1;
+            if seen > 10_000 {
+                return false;
+            }
+            match obj {
+                Object::Reference(r) if r == id => return true,
+                Object::Reference(r) => match self.new.objects.get(&r) {
+                    Some(o @ (Object::Dictionary(_) | Object::Array(_))) => stack.push(o.clone()),
+                    _ => {}
+                },
+                Object::Dictionary(d) => stack.extend(d.iter().map(|(_, v)| v.clone())),
+                Object::Array(a) => stack.extend(a),
+                _ => {}
+            }
+        }
+        false
+    }
+
     fn new_signature_count(&self) -> usize {
         self.allowed
             .iter()
@@ -186,6 +212,15 @@ impl<'a> Comparer<'a> {
         }
         if let Some(&page) = self.pages.get(&id) {
             return self.page_change(page, old, new);
+        }
+        if is_metadata(new) {
+            // XMP metadata is not rendered; signing tools update it (ISO 32000-1 §14.3.2).
+            return self
+                .permitted
+                .push("document metadata (XMP) updated".into());
+        }
+        if self.in_dss(id) {
+            return self.permitted.push("validation data (DSS) updated".into());
         }
         if let Some(&page) = self.contents.get(&id) {
             return self
@@ -388,6 +423,10 @@ fn structural(obj: &Object) -> bool {
         ),
         _ => false,
     }
+}
+
+fn is_metadata(obj: &Object) -> bool {
+    matches!(obj, Object::Stream(s) if s.dict.get(b"Type").ok().and_then(|t| t.as_name().ok()) == Some(b"Metadata"))
 }
 
 fn same(a: &Object, b: &Object) -> bool {
