@@ -391,12 +391,7 @@ fn asn1_lines(der_file: &Path) -> Vec<(usize, usize, usize, String)> {
             // " 3211:d=5  hl=4 l=3429 cons: cont [ 1 ]"
             let (off, rest) = l.trim_start().split_once(':')?;
             let hl = rest.split("hl=").nth(1)?.split_whitespace().next()?;
-            let len = rest
-                .split(" l=")
-                .nth(1)?
-                .trim_start()
-                .split_whitespace()
-                .next()?;
+            let len = rest.split(" l=").nth(1)?.split_whitespace().next()?;
             Some((
                 off.trim().parse().ok()?,
                 hl.parse().ok()?,
