@@ -111,9 +111,12 @@ fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Logs go to stderr at `warn` unless `SIGNGATE_LOG` says otherwise. lopdf's own messages
+/// are off by default: on bad input it warns before we report the error, and the error must
+/// be the only line on stderr (CONTRACTS.md §1).
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SIGNGATE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,lopdf=off"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
