@@ -193,7 +193,11 @@ fn missing_input_and_bad_key_file_have_codes() {
         "demo",
     );
     assert_exit(&run, 77, "PEM certificate as key");
-    assert!(stderr_str(&run).contains("KEY_INVALID"), "{}", stderr_str(&run));
+    assert!(
+        stderr_str(&run).contains("KEY_INVALID"),
+        "{}",
+        stderr_str(&run)
+    );
     let run = sign(
         &[
             "sign".as_ref(),

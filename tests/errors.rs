@@ -60,9 +60,7 @@ struct Case {
 
 impl Case {
     fn new() -> Case {
-        Case {
-            out_dir: tempdir(),
-        }
+        Case { out_dir: tempdir() }
     }
 
     fn out(&self, name: &str) -> PathBuf {
@@ -103,7 +101,13 @@ impl Case {
 /// Signs `input` with the demo signer into a fresh folder and expects `code`/`exit`.
 fn sign_fails(input: &Path, extra: &[&str], code: &str, exit: i32) {
     let case = Case::new();
-    let out = case.sign(&pki().signer(), input, &case.out("signed.pdf"), extra, "demo");
+    let out = case.sign(
+        &pki().signer(),
+        input,
+        &case.out("signed.pdf"),
+        extra,
+        "demo",
+    );
     case.assert_fails(&out, code, exit);
 }
 
@@ -174,7 +178,15 @@ fn legacy_rc2_3des_p12_signs() {
     let legacy = legacy_p12(&pki().signer(), work.path(), "legacy");
     let text = run_ok(
         Command::new("openssl")
-            .args(["pkcs12", "-info", "-noout", "-legacy", "-passin", "pass:demo", "-in"])
+            .args([
+                "pkcs12",
+                "-info",
+                "-noout",
+                "-legacy",
+                "-passin",
+                "pass:demo",
+                "-in",
+            ])
             .arg(&legacy),
     );
     let info = stderr_str(&text) + &stdout_str(&text);
@@ -216,7 +228,10 @@ fn legacy_rc2_3des_p12_signs() {
         "--offline".as_ref(),
     ]);
     assert_eq!(report["signatures"][0]["intact"], true, "{report:#}");
-    assert_eq!(report["signatures"][0]["trust_list"], "default", "{report:#}");
+    assert_eq!(
+        report["signatures"][0]["trust_list"], "default",
+        "{report:#}"
+    );
     assert_eq!(code, Some(2), "{report:#}");
     assert_eq!(report["sub_indication"], "TRY_LATER", "{report:#}");
 }
@@ -347,7 +362,12 @@ fn broken_png_is_image_invalid() {
         );
         sign_fails(
             &corpus("simple.pdf"),
-            &["--stamp", png.to_str().unwrap(), "--rect", "100,100,100,100"],
+            &[
+                "--stamp",
+                png.to_str().unwrap(),
+                "--rect",
+                "100,100,100,100",
+            ],
             "IMAGE_INVALID",
             65,
         );

@@ -75,7 +75,10 @@ fn expect(got: &(Option<i32>, Value), exit: i32, indication: &str, sub: Option<&
     assert_eq!(*code, Some(exit), "{report:#}");
     assert_eq!(report["indication"], indication, "{report:#}");
     assert_eq!(report["sub_indication"], sub, "{report:#}");
-    assert_eq!(report["signatures"][0]["indication"], indication, "{report:#}");
+    assert_eq!(
+        report["signatures"][0]["indication"], indication,
+        "{report:#}"
+    );
     assert_eq!(report["signatures"][0]["sub_indication"], sub, "{report:#}");
 }
 
@@ -89,7 +92,9 @@ fn content_file(dir: &Path) -> PathBuf {
 fn openssl_cms_sign(key: &Path, cert: &Path, content: &Path, out: &Path) {
     run_ok(
         Command::new("openssl")
-            .args(["cms", "-sign", "-binary", "-md", "sha256", "-outform", "DER"])
+            .args([
+                "cms", "-sign", "-binary", "-md", "sha256", "-outform", "DER",
+            ])
             .arg("-signer")
             .arg(cert)
             .arg("-inkey")
@@ -130,15 +135,16 @@ fn good_signatures_pass() {
     sign_bt(&signer, &corpus("simple.pdf"), &pdf_t);
     let got = verify(&pdf_t, &[]);
     expect(&got, 0, "TOTAL_PASSED", None);
-    assert_eq!(got.1["signatures"][0]["timestamp"]["valid"], true, "{:#}", got.1);
+    assert_eq!(
+        got.1["signatures"][0]["timestamp"]["valid"], true,
+        "{:#}",
+        got.1
+    );
     // CAdES detached, B-B and B-T, RSA and ECDSA
     let content = content_file(work.path());
-    for (i, (key, bt)) in [
-        ("agency-signer.p12", false),
-        ("agency-signer-ec.p12", true),
-    ]
-    .into_iter()
-    .enumerate()
+    for (i, (key, bt)) in [("agency-signer.p12", false), ("agency-signer-ec.p12", true)]
+        .into_iter()
+        .enumerate()
     {
         let p7s = work.path().join(format!("doc{i}.p7s"));
         if bt {
@@ -159,11 +165,19 @@ fn byte_flipped_in_signed_range_is_hash_failure() {
     let e = env();
     let work = tempdir();
     let pdf = work.path().join("signed.pdf");
-    sign(&e.live.path("agency-signer.p12"), &corpus("simple.pdf"), &pdf, &[]);
+    sign(
+        &e.live.path("agency-signer.p12"),
+        &corpus("simple.pdf"),
+        &pdf,
+        &[],
+    );
     let mut bytes = std::fs::read(&pdf).unwrap();
     // Byte 11 is in the binary comment on line 2 (`%âãÏÓ`): still a readable PDF, but inside
     // the first /ByteRange range.
-    assert_eq!(bytes[9], b'%', "simple.pdf's second line is no longer a comment");
+    assert_eq!(
+        bytes[9], b'%',
+        "simple.pdf's second line is no longer a comment"
+    );
     bytes[11] ^= 0x01;
     let flipped = work.path().join("flipped.pdf");
     std::fs::write(&flipped, &bytes).unwrap();
@@ -205,7 +219,10 @@ fn revoked_without_poe_before_and_after_timestamp() {
     // Revoked, no proof of existence.
     let got = verify(&early_bb, &[]);
     expect(&got, 2, "INDETERMINATE", Some("REVOKED_NO_POE"));
-    let rev = got.1["signatures"][0]["revocation"].as_array().unwrap().clone();
+    let rev = got.1["signatures"][0]["revocation"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert!(rev.iter().any(|r| r["status"] == "revoked"), "{rev:?}");
     // Revoked before the time-stamp.
     let got = verify(&early_bt, &[]);
@@ -238,7 +255,12 @@ fn expired_without_timestamp_is_out_of_bounds() {
     let e = env();
     let work = tempdir();
     let pdf = work.path().join("signed.pdf");
-    sign(&e.live.path("agency-signer.p12"), &corpus("simple.pdf"), &pdf, &[]);
+    sign(
+        &e.live.path("agency-signer.p12"),
+        &corpus("simple.pdf"),
+        &pdf,
+        &[],
+    );
     // Leaves are valid ten years; validate eleven years from now.
     let at = OffsetDateTime::now_utc() + time::Duration::days(11 * 366);
     let at = at
@@ -255,7 +277,12 @@ fn unknown_root_has_no_chain() {
     let e = env();
     let work = tempdir();
     let pdf = work.path().join("signed.pdf");
-    sign(&e.live.path("agency-signer.p12"), &corpus("simple.pdf"), &pdf, &[]);
+    sign(
+        &e.live.path("agency-signer.p12"),
+        &corpus("simple.pdf"),
+        &pdf,
+        &[],
+    );
     // Trusting another PKI's root (the shipped demo PKI).
     let other_root = repo_root().join("certs/demo/root-ca.pem");
     let got = verify_trusting(&pdf, &other_root, &[]);
@@ -280,7 +307,12 @@ fn responder_unreachable_and_offline_are_try_later() {
     let root = dir.join("root-ca.pem");
     let work = tempdir();
     let pdf = work.path().join("signed.pdf");
-    sign(&dir.join("agency-signer.p12"), &corpus("simple.pdf"), &pdf, &[]);
+    sign(
+        &dir.join("agency-signer.p12"),
+        &corpus("simple.pdf"),
+        &pdf,
+        &[],
+    );
 
     let server = SigngateServer::pki_serve(dir, port);
     let got = verify_trusting(&pdf, &root, &[]);
@@ -334,10 +366,7 @@ fn pyhanko_signature_passes() {
     let leaf = e.live.issue(&LeafSpec::new("PyHanko Signer"), "pyhanko");
     let (key, cert) = leaf_pem_files(&leaf, work.path(), "pyhanko");
     let ica = e.live.path("issuing-ca.pem");
-    for (name, extra) in [
-        ("plain.pdf", &[][..]),
-        ("pades.pdf", &["--use-pades"][..]),
-    ] {
+    for (name, extra) in [("plain.pdf", &[][..]), ("pades.pdf", &["--use-pades"][..])] {
         let out = work.path().join(name);
         pyhanko_sign(
             &corpus("simple.pdf"),

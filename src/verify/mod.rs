@@ -351,11 +351,17 @@ fn evaluate(
     report.trust_list = outcome.trust_list.clone();
     report.chain = outcome.chain.iter().map(chain_entry).collect();
     report.indication = Indication::Indeterminate;
-    if !check.weak.is_empty() {
+    let mut weak = check.weak.clone();
+    let below_anchor = match outcome.trust_list {
+        Some(_) => &outcome.chain[..outcome.chain.len().saturating_sub(1)],
+        None => &outcome.chain[..],
+    };
+    weak.extend(signer::weak_certificates(below_anchor));
+    if !weak.is_empty() {
         report.sub_indication = Some(SubIndication::CryptoConstraintsFailureNoPoe);
         report
             .notes
-            .extend(check.weak.iter().map(|w| format!("weak algorithm: {w}")));
+            .extend(weak.iter().map(|w| format!("weak algorithm: {w}")));
         return report;
     }
     if let Some((sub, why)) = outcome.failure {

@@ -172,6 +172,39 @@ pub fn check_signer(
     check
 }
 
+/// Weak algorithms in the certificates of a path (the trust anchor excluded by the caller):
+/// MD5 or SHA-1 certificate signatures, and RSA keys under 2048 bits of the CAs above the
+/// signer (the signer's own key is checked with its signature).
+pub fn weak_certificates(path: &[openssl::x509::X509]) -> Vec<String> {
+    use openssl::nid::Nid;
+    let mut weak = Vec::new();
+    for (i, cert) in path.iter().enumerate() {
+        let nid = cert.signature_algorithm().object().nid();
+        if [
+            Nid::SHA1WITHRSAENCRYPTION,
+            Nid::MD5WITHRSAENCRYPTION,
+            Nid::ECDSA_WITH_SHA1,
+        ]
+        .contains(&nid)
+        {
+            let name = nid.short_name().unwrap_or("?");
+            weak.push(format!("certificate {} is signed with {name}", i + 1));
+        }
+        if i > 0 {
+            if let Ok(key) = cert.public_key() {
+                if key.id() == openssl::pkey::Id::RSA && key.bits() < 2048 {
+                    weak.push(format!(
+                        "CA certificate {} has an RSA key of {} bits",
+                        i + 1,
+                        key.bits()
+                    ));
+                }
+            }
+        }
+    }
+    weak
+}
+
 /// Verifies `signature` over `data` with the algorithm the SignerInfo names.
 fn verify_signature(
     key: &PKey<Public>,

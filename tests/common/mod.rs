@@ -1645,14 +1645,28 @@ pub fn p12_to_pem(p12: &Path, dir: &Path, file: &str) -> (PathBuf, PathBuf) {
     let cert = dir.join(format!("{file}.pem"));
     run_ok(
         Command::new("openssl")
-            .args(["pkcs12", "-nodes", "-nocerts", "-passin", "pass:demo", "-in"])
+            .args([
+                "pkcs12",
+                "-nodes",
+                "-nocerts",
+                "-passin",
+                "pass:demo",
+                "-in",
+            ])
             .arg(p12)
             .arg("-out")
             .arg(&key),
     );
     run_ok(
         Command::new("openssl")
-            .args(["pkcs12", "-clcerts", "-nokeys", "-passin", "pass:demo", "-in"])
+            .args([
+                "pkcs12",
+                "-clcerts",
+                "-nokeys",
+                "-passin",
+                "pass:demo",
+                "-in",
+            ])
             .arg(p12)
             .arg("-out")
             .arg(&cert),
@@ -1668,20 +1682,37 @@ pub fn legacy_p12(p12: &Path, dir: &Path, file: &str) -> PathBuf {
     let chain = dir.join(format!("{file}-src-chain.pem"));
     run_ok(
         Command::new("openssl")
-            .args(["pkcs12", "-cacerts", "-nokeys", "-passin", "pass:demo", "-in"])
+            .args([
+                "pkcs12",
+                "-cacerts",
+                "-nokeys",
+                "-passin",
+                "pass:demo",
+                "-in",
+            ])
             .arg(p12)
             .arg("-out")
             .arg(&chain),
     );
     let out = dir.join(format!("{file}.p12"));
     let mut cmd = Command::new("openssl");
-    cmd.args(["pkcs12", "-export", "-legacy", "-passout", "pass:demo", "-inkey"])
-        .arg(&key)
-        .arg("-in")
-        .arg(&cert)
-        .arg("-out")
-        .arg(&out);
-    if std::fs::metadata(&chain).map(|m| m.len() > 0).unwrap_or(false) {
+    cmd.args([
+        "pkcs12",
+        "-export",
+        "-legacy",
+        "-passout",
+        "pass:demo",
+        "-inkey",
+    ])
+    .arg(&key)
+    .arg("-in")
+    .arg(&cert)
+    .arg("-out")
+    .arg(&out);
+    if std::fs::metadata(&chain)
+        .map(|m| m.len() > 0)
+        .unwrap_or(false)
+    {
         cmd.arg("-certfile").arg(&chain);
     }
     run_ok(&mut cmd);
