@@ -190,31 +190,31 @@ fn byte_flipped_in_signed_range_is_hash_failure() {
 fn revoked_without_poe_before_and_after_timestamp() {
     let e = env();
     let work = tempdir();
-    let now = OffsetDateTime::now_utc();
-    // Revoked an hour ago.
-    let early = e.live.issue(
-        &LeafSpec::new("Revoked Early Signer").revoked(now - time::Duration::hours(1)),
-        "revoked-early",
-    );
-    // Revoked in 4 s: after the time-stamp we get now, before the verification below.
-    let later_at = now + time::Duration::seconds(4);
+    // Revoked in 5 s: after the time-stamp we get right now, before the verification below.
+    let later_at = OffsetDateTime::now_utc() + time::Duration::seconds(5);
     let later = e.live.issue(
         &LeafSpec::new("Revoked Later Signer").revoked(later_at),
         "revoked-later",
     );
-
-    let early_bb = work.path().join("early-bb.pdf");
-    let early_bt = work.path().join("early-bt.pdf");
-    sign(&early.p12_path, &corpus("simple.pdf"), &early_bb, &[]);
-    sign_bt(&early.p12_path, &corpus("simple.pdf"), &early_bt);
-    let later_bb = work.path().join("later-bb.pdf");
     let later_bt = work.path().join("later-bt.pdf");
-    sign(&later.p12_path, &corpus("simple.pdf"), &later_bb, &[]);
     sign_bt(&later.p12_path, &corpus("simple.pdf"), &later_bt);
     assert!(
         OffsetDateTime::now_utc() < later_at,
         "signing took too long for the revoked-later case (machine overloaded?)"
     );
+    let later_bb = work.path().join("later-bb.pdf");
+    sign(&later.p12_path, &corpus("simple.pdf"), &later_bb, &[]);
+
+    // Revoked an hour ago (checked while the revocation above comes due).
+    let early = e.live.issue(
+        &LeafSpec::new("Revoked Early Signer")
+            .revoked(OffsetDateTime::now_utc() - time::Duration::hours(1)),
+        "revoked-early",
+    );
+    let early_bb = work.path().join("early-bb.pdf");
+    let early_bt = work.path().join("early-bt.pdf");
+    sign(&early.p12_path, &corpus("simple.pdf"), &early_bb, &[]);
+    sign_bt(&early.p12_path, &corpus("simple.pdf"), &early_bt);
 
     // Revoked, no proof of existence.
     let got = verify(&early_bb, &[]);
