@@ -1,207 +1,112 @@
-//! Detached CAdES (.p7s) signing through the CLI, checked by `openssl cms -verify`.
+//! Detached CAdES (.p7s) signing through the CLI, checked by `openssl cms -verify` and by
+//! `signgate verify`.
+//!
+//! Keys: the shipped demo PKI `certs/demo/` for checks that need no network (openssl, and
+//! `signgate verify --offline`); a generated PKI served live by `signgate pki serve` for
+//! TOTAL_PASSED.
 
+mod common;
+
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
-struct Pki {
-    dir: tempfile::TempDir,
+use common::*;
+
+/// A file of the shipped demo PKI.
+fn demo(name: &str) -> PathBuf {
+    repo_root().join("certs/demo").join(name)
 }
 
-impl Pki {
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
+fn demo_root() -> PathBuf {
+    demo("root-ca.pem")
 }
 
-fn openssl(args: &[&str], cwd: &Path) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("openssl runs");
+fn live() -> &'static LivePki {
+    static LIVE: OnceLock<LivePki> = OnceLock::new();
+    LIVE.get_or_init(LivePki::start)
+}
+
+/// `signgate sign ARGS…` with `SIGNGATE_KEY_PASSWORD=password`.
+fn sign(args: &[&OsStr], password: &str) -> Output {
+    run(signgate(args).env("SIGNGATE_KEY_PASSWORD", password))
+}
+
+/// `signgate sign --key KEY --in IN --out OUT EXTRA…` with password `demo`; must succeed.
+fn sign_ok(key: &Path, input: &Path, out: &Path, extra: &[&str]) {
+    let mut args: Vec<&OsStr> = vec![
+        "sign".as_ref(),
+        "--key".as_ref(),
+        key.as_os_str(),
+        "--in".as_ref(),
+        input.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ];
+    args.extend(extra.iter().map(OsStr::new));
+    let run = sign(&args, "demo");
     assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
+        run.status.success(),
+        "{} {extra:?}: {}",
+        key.display(),
+        stderr_str(&run)
     );
-}
-
-/// A throwaway CA and signer keys made with the openssl command line.
-fn make_pki() -> Pki {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    std::fs::write(
-        d.join("leaf.ext"),
-        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,nonRepudiation\n",
-    )
-    .unwrap();
-    openssl(
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=Test Root",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "30",
-        ],
-        d,
-    );
-    for (name, alg) in [("rsa", "rsa:2048"), ("ec", "ec")] {
-        let mut args = vec!["req", "-newkey", alg, "-nodes", "-subj"];
-        let subj = format!("/O=Ủy ban nhân dân/CN=Signer {name}");
-        args.push(&subj);
-        let key = format!("{name}.key");
-        let csr = format!("{name}.csr");
-        args.extend(["-keyout", &key, "-out", &csr, "-utf8"]);
-        if alg == "ec" {
-            args.extend(["-pkeyopt", "ec_paramgen_curve:P-256"]);
-        }
-        openssl(&args, d);
-        let pem = format!("{name}.pem");
-        openssl(
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &pem,
-                "-days",
-                "30",
-                "-extfile",
-                "leaf.ext",
-            ],
-            d,
-        );
-        let p12 = format!("{name}.p12");
-        openssl(
-            &[
-                "pkcs12",
-                "-export",
-                "-inkey",
-                &key,
-                "-in",
-                &pem,
-                "-certfile",
-                "ca.pem",
-                "-out",
-                &p12,
-                "-passout",
-                "pass:demo",
-            ],
-            d,
-        );
-    }
-    openssl(
-        &[
-            "pkcs12",
-            "-export",
-            "-legacy",
-            "-inkey",
-            "rsa.key",
-            "-in",
-            "rsa.pem",
-            "-out",
-            "legacy.p12",
-            "-passout",
-            "pass:demo",
-        ],
-        d,
-    );
-    Pki { dir }
-}
-
-fn signgate(args: &[&str], password: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_signgate"))
-        .args(args)
-        .env("SIGNGATE_KEY_PASSWORD", password)
-        .output()
-        .expect("signgate runs")
-}
-
-fn cms_verify(p7s: &Path, content: &Path, ca: &Path) -> Output {
-    Command::new("openssl")
-        .args([
-            "cms",
-            "-verify",
-            "-binary",
-            "-inform",
-            "DER",
-            "-purpose",
-            "any",
-            "-out",
-            "/dev/null",
-        ])
-        .arg("-in")
-        .arg(p7s)
-        .arg("-content")
-        .arg(content)
-        .arg("-CAfile")
-        .arg(ca)
-        .output()
-        .expect("openssl runs")
 }
 
 fn cms_print(p7s: &Path) -> String {
-    let out = Command::new("openssl")
+    stdout_str(&run(Command::new("openssl")
         .args([
             "cms", "-cmsout", "-print", "-inform", "DER", "-noout", "-in",
         ])
-        .arg(p7s)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
+        .arg(p7s)))
+}
+
+/// `openssl cms -sign` (detached, DER) with the key and certificate of a PKCS#12 file,
+/// adding `issuing_ca` so the chain can be built.
+fn openssl_sign(p12: &Path, issuing_ca: &Path, content: &Path, out: &Path, work: &Path) {
+    let (key, cert) = p12_to_pem(p12, work, "openssl-signer");
+    run_ok(
+        Command::new("openssl")
+            .args(["cms", "-sign", "-binary", "-outform", "DER", "-signer"])
+            .arg(&cert)
+            .arg("-inkey")
+            .arg(&key)
+            .arg("-certfile")
+            .arg(issuing_ca)
+            .arg("-in")
+            .arg(content)
+            .arg("-out")
+            .arg(out),
+    );
 }
 
 #[test]
 fn p7s_verifies_with_openssl_for_each_algorithm() {
-    let pki = make_pki();
-    let content = pki.path("filing.xml");
+    let work = tempdir();
+    let content = work.path().join("filing.xml");
     std::fs::write(&content, "<HSoThueDTu>số liệu</HSoThueDTu>\n".repeat(500)).unwrap();
-    let cases: &[(&str, &[&str])] = &[
-        ("rsa.p12", &[]),
-        ("rsa.p12", &["--rsa-padding", "pss"]),
-        ("rsa.p12", &["--digest", "sha384"]),
-        ("rsa.p12", &["--digest", "sha512", "--rsa-padding", "pss"]),
-        ("ec.p12", &[]),
-        ("ec.p12", &["--digest", "sha384"]),
-        ("legacy.p12", &[]),
+    let rsa = demo("agency-signer.p12");
+    let ec = demo("agency-signer-ec.p12");
+    let legacy = legacy_p12(&rsa, work.path(), "legacy");
+    let cases: &[(&Path, &[&str])] = &[
+        (&rsa, &[]),
+        (&rsa, &["--rsa-padding", "pss"]),
+        (&rsa, &["--digest", "sha384"]),
+        (&rsa, &["--digest", "sha512", "--rsa-padding", "pss"]),
+        (&ec, &[]),
+        (&ec, &["--digest", "sha384"]),
+        (&legacy, &[]),
     ];
     for (i, (key, extra)) in cases.iter().enumerate() {
-        let out = pki.path(&format!("out{i}.p7s"));
-        let mut args = vec!["sign", "--key"];
-        let key_path = pki.path(key);
-        args.push(key_path.to_str().unwrap());
-        args.extend([
-            "--in",
-            content.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]);
-        args.extend(extra.iter());
-        let run = signgate(&args, "demo");
-        assert!(
-            run.status.success(),
-            "{key} {extra:?}: {}",
-            String::from_utf8_lossy(&run.stderr)
-        );
-        let verify = cms_verify(&out, &content, &pki.path("ca.pem"));
+        let out = work.path().join(format!("out{i}.p7s"));
+        sign_ok(key, &content, &out, extra);
+        let verify = openssl_cms_verify_output(&out, &content, &demo_root());
         assert!(
             verify.status.success(),
-            "{key} {extra:?}: openssl rejects: {}",
-            String::from_utf8_lossy(&verify.stderr)
+            "{} {extra:?}: openssl rejects: {}",
+            key.display(),
+            stderr_str(&verify)
         );
         let printed = cms_print(&out);
         assert!(
@@ -217,53 +122,37 @@ fn p7s_verifies_with_openssl_for_each_algorithm() {
 
 #[test]
 fn tampered_content_fails_openssl_verification() {
-    let pki = make_pki();
-    let content = pki.path("doc.bin");
+    let work = tempdir();
+    let content = work.path().join("doc.bin");
     std::fs::write(&content, b"original content").unwrap();
-    let out = pki.path("doc.p7s");
-    let run = signgate(
-        &[
-            "sign",
-            "--key",
-            pki.path("rsa.p12").to_str().unwrap(),
-            "--in",
-            content.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        "demo",
-    );
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let out = work.path().join("doc.p7s");
+    sign_ok(&demo("agency-signer.p12"), &content, &out, &[]);
+    assert!(openssl_cms_verify(&out, &content, &demo_root()));
     std::fs::write(&content, b"Original content").unwrap();
-    assert!(!cms_verify(&out, &content, &pki.path("ca.pem"))
-        .status
-        .success());
+    assert!(!openssl_cms_verify(&out, &content, &demo_root()));
 }
 
 #[test]
 fn wrong_password_gives_its_code_and_no_output() {
-    let pki = make_pki();
-    let content = pki.path("doc.bin");
+    let work = tempdir();
+    let content = work.path().join("doc.bin");
     std::fs::write(&content, b"x").unwrap();
-    let out = pki.path("doc.p7s");
-    let run = signgate(
+    let out = work.path().join("doc.p7s");
+    let key = demo("agency-signer.p12");
+    let run = sign(
         &[
-            "sign",
-            "--key",
-            pki.path("rsa.p12").to_str().unwrap(),
-            "--in",
-            content.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
+            "sign".as_ref(),
+            "--key".as_ref(),
+            key.as_os_str(),
+            "--in".as_ref(),
+            content.as_os_str(),
+            "--out".as_ref(),
+            out.as_os_str(),
         ],
         "not-the-password",
     );
-    assert_eq!(run.status.code(), Some(77));
-    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_exit(&run, 77, "wrong password");
+    let stderr = stderr_str(&run);
     assert!(
         stderr.starts_with("signgate: KEY_PASSWORD_WRONG: "),
         "{stderr}"
@@ -274,168 +163,145 @@ fn wrong_password_gives_its_code_and_no_output() {
 
 #[test]
 fn missing_input_and_bad_key_file_have_codes() {
-    let pki = make_pki();
-    let out = pki.path("o.p7s");
-    let run = signgate(
+    let work = tempdir();
+    let out = work.path().join("o.p7s");
+    let key = demo("agency-signer.p12");
+    let not_a_key = demo_root();
+    let run = sign(
         &[
-            "sign",
-            "--key",
-            pki.path("rsa.p12").to_str().unwrap(),
-            "--in",
-            "/nonexistent/x",
-            "--out",
-            out.to_str().unwrap(),
+            "sign".as_ref(),
+            "--key".as_ref(),
+            key.as_os_str(),
+            "--in".as_ref(),
+            "/nonexistent/x".as_ref(),
+            "--out".as_ref(),
+            out.as_os_str(),
         ],
         "demo",
     );
-    assert_eq!(
-        run.status.code(),
-        Some(66),
+    assert_exit(&run, 66, "missing input");
+    let run = sign(
+        &[
+            "sign".as_ref(),
+            "--key".as_ref(),
+            not_a_key.as_os_str(),
+            "--in".as_ref(),
+            not_a_key.as_os_str(),
+            "--out".as_ref(),
+            out.as_os_str(),
+        ],
+        "demo",
+    );
+    assert_exit(&run, 77, "PEM certificate as key");
+    assert!(
+        stderr_str(&run).contains("KEY_INVALID"),
         "{}",
-        String::from_utf8_lossy(&run.stderr)
+        stderr_str(&run)
     );
-    let run = signgate(
+    let run = sign(
         &[
-            "sign",
-            "--key",
-            pki.path("ca.pem").to_str().unwrap(),
-            "--in",
-            pki.path("ca.pem").to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
+            "sign".as_ref(),
+            "--key".as_ref(),
+            key.as_os_str(),
+            "--in".as_ref(),
+            not_a_key.as_os_str(),
+            "--out".as_ref(),
+            out.as_os_str(),
+            "--level".as_ref(),
+            "b-t".as_ref(),
         ],
         "demo",
     );
-    assert_eq!(run.status.code(), Some(77));
-    assert!(String::from_utf8_lossy(&run.stderr).contains("KEY_INVALID"));
-    let run = signgate(
-        &[
-            "sign",
-            "--key",
-            pki.path("rsa.p12").to_str().unwrap(),
-            "--in",
-            pki.path("ca.pem").to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--level",
-            "b-t",
-        ],
-        "demo",
-    );
-    assert_eq!(run.status.code(), Some(64));
+    assert_exit(&run, 64, "b-t without --tsa");
     assert!(!out.exists());
 }
 
-fn verify_json(args: &[&str]) -> (Option<i32>, serde_json::Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_signgate"))
-        .arg("verify")
-        .args(args)
-        .output()
-        .unwrap();
-    let report = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
-    if !report.is_null() {
-        assert_report_matches_schema(&report);
-    }
-    (out.status.code(), report)
+/// Our p7s (ECDSA) and openssl's (RSA) over the same content, signed with `p12s`' keys.
+fn ours_and_theirs(
+    work: &Path,
+    ec_p12: &Path,
+    rsa_p12: &Path,
+    issuing_ca: &Path,
+) -> (PathBuf, [PathBuf; 2]) {
+    let content = work.join("doc.txt");
+    std::fs::write(&content, b"to be signed\n").unwrap();
+    let ours = work.join("ours.p7s");
+    sign_ok(ec_p12, &content, &ours, &[]);
+    let theirs = work.join("theirs.p7s");
+    openssl_sign(rsa_p12, issuing_ca, &content, &theirs, work);
+    (content, [ours, theirs])
 }
 
-fn assert_report_matches_schema(report: &serde_json::Value) {
-    let schema: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/schemas/validation-report.v1.schema.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
-    let errors: Vec<String> = validator
-        .iter_errors(report)
-        .map(|e| format!("{e} at {}", e.instance_path))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "report violates the schema: {errors:?}\n{report:#}"
-    );
+fn verify_report(args: &[&Path]) -> (Option<i32>, serde_json::Value) {
+    let args: Vec<&OsStr> = args.iter().map(|p| p.as_os_str()).collect();
+    let (code, report, _) = verify_json(&args);
+    (code, report)
 }
 
 #[test]
-fn signgate_verifies_its_own_and_openssls_p7s() {
-    let pki = make_pki();
-    let content = pki.path("doc.txt");
-    std::fs::write(&content, b"to be signed\n").unwrap();
-    let ours = pki.path("ours.p7s");
-    let run = signgate(
-        &[
-            "sign",
-            "--key",
-            pki.path("ec.p12").to_str().unwrap(),
-            "--in",
-            content.to_str().unwrap(),
-            "--out",
-            ours.to_str().unwrap(),
-        ],
-        "demo",
+fn signgate_verifies_its_own_and_openssls_p7s_offline() {
+    let work = tempdir();
+    let (content, sigs) = ours_and_theirs(
+        work.path(),
+        &demo("agency-signer-ec.p12"),
+        &demo("agency-signer.p12"),
+        &demo("issuing-ca.pem"),
     );
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
+    let root = demo_root();
+    let (c, t, off) = (
+        Path::new("--content"),
+        Path::new("--trust"),
+        Path::new("--offline"),
     );
-    let theirs = pki.path("theirs.p7s");
-    openssl(
-        &[
-            "cms",
-            "-sign",
-            "-binary",
-            "-in",
-            "doc.txt",
-            "-signer",
-            "rsa.pem",
-            "-inkey",
-            "rsa.key",
-            "-outform",
-            "DER",
-            "-out",
-            "theirs.p7s",
-        ],
-        pki.dir.path(),
-    );
-    let ca = pki.path("ca.pem");
-    for p7s in [&ours, &theirs] {
-        // This throwaway PKI publishes no OCSP responder or CRL: the status cannot be known.
-        let (code, report) = verify_json(&[
-            p7s.to_str().unwrap(),
-            "--content",
-            content.to_str().unwrap(),
-            "--trust",
-            ca.to_str().unwrap(),
-        ]);
+    for p7s in &sigs {
+        // Offline, with no revocation data in the signature: the status cannot be known.
+        let (code, report) = verify_report(&[p7s, c, &content, t, &root, off]);
         assert_eq!(code, Some(2), "{report:#}");
         assert_eq!(report["sub_indication"], "TRY_LATER");
         assert_eq!(report["signatures"][0]["intact"], true);
         assert_eq!(report["signatures"][0]["trust_list"], "default");
         // Without trust anchors the chain cannot be built.
-        let (code, report) = verify_json(&[
-            p7s.to_str().unwrap(),
-            "--content",
-            content.to_str().unwrap(),
-        ]);
+        let (code, report) = verify_report(&[p7s, c, &content, off]);
         assert_eq!(code, Some(2));
         assert_eq!(report["sub_indication"], "NO_CERTIFICATE_CHAIN_FOUND");
     }
     std::fs::write(&content, b"to be signed, changed\n").unwrap();
-    let (code, report) = verify_json(&[
-        ours.to_str().unwrap(),
-        "--content",
-        content.to_str().unwrap(),
-        "--trust",
-        ca.to_str().unwrap(),
-    ]);
+    let (code, report) = verify_report(&[&sigs[0], c, &content, t, &root, off]);
     assert_eq!(code, Some(1));
     assert_eq!(report["sub_indication"], "HASH_FAILURE");
     assert_eq!(report["signatures"][0]["intact"], false);
     // A file that is no signature at all.
-    let (code, _) = verify_json(&[content.to_str().unwrap()]);
+    let (code, _) = verify_report(&[&content]);
     assert_eq!(code, Some(3));
+}
+
+#[test]
+fn signgate_verifies_its_own_and_openssls_p7s_with_live_revocation() {
+    let live = live();
+    let work = tempdir();
+    let (content, sigs) = ours_and_theirs(
+        work.path(),
+        &live.path("agency-signer-ec.p12"),
+        &live.path("agency-signer.p12"),
+        &live.path("issuing-ca.pem"),
+    );
+    let root = live.root();
+    for p7s in &sigs {
+        let (code, report) = verify_report(&[
+            p7s,
+            Path::new("--content"),
+            &content,
+            Path::new("--trust"),
+            &root,
+        ]);
+        assert_eq!(code, Some(0), "{report:#}");
+        assert_eq!(report["indication"], "TOTAL_PASSED");
+        assert_eq!(report["sub_indication"], serde_json::Value::Null);
+        assert_eq!(report["signatures"][0]["intact"], true);
+        let revocation = report["signatures"][0]["revocation"].as_array().unwrap();
+        assert!(
+            revocation.iter().any(|r| r["status"] == "good"),
+            "{report:#}"
+        );
+    }
 }

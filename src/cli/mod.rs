@@ -115,6 +115,7 @@ fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Logs go to stderr: signgate's own warnings unless `SIGNGATE_LOG` says otherwise.
 fn init_logging() {
     use std::io::IsTerminal;
     // Only our own warnings by default: a library's parse warnings would break the one-line

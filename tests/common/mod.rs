@@ -1424,3 +1424,335 @@ pub fn is_red(p: [u8; 3]) -> bool {
 pub fn is_ink(p: [u8; 3]) -> bool {
     p.iter().any(|&c| c < 200)
 }
+
+// ---------------------------------------------------------------------------------------
+// signgate servers (pki serve, tsa serve) and a live generated demo PKI
+// ---------------------------------------------------------------------------------------
+
+/// A `signgate … serve` child started with `--listen 127.0.0.1:PORT`, ready once it printed
+/// `listening on http://127.0.0.1:PORT/` (CONTRACTS §1).
+///
+/// The server runs under a tiny `sh` watchdog that kills it when its stdin closes, so it also
+/// dies when the test process exits without dropping it (e.g. held in a `static OnceLock`).
+pub struct SigngateServer {
+    /// `http://127.0.0.1:PORT/`, as printed by the server.
+    pub url: String,
+    /// The port it listens on.
+    pub port: u16,
+    child: Option<Child>,
+    stdin: Option<std::process::ChildStdin>,
+}
+
+impl SigngateServer {
+    /// Starts `signgate ARGS…` (which must include `--listen`) with `envs` set; panics with the
+    /// server's stderr if it does not print its listening line within 30 s.
+    pub fn start(args: &[&OsStr], envs: &[(&str, &str)]) -> SigngateServer {
+        use std::io::BufRead;
+        let script = r#"bin="$1"; shift; "$bin" "$@" </dev/null & pid=$!; cat >/dev/null; kill $pid 2>/dev/null; wait $pid"#;
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(script)
+            .arg("sh")
+            .arg(signgate_bin())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn signgate server");
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut stderr = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = std::io::BufReader::new(stdout).lines();
+            let _ = tx.send(lines.next().and_then(|l| l.ok()));
+            for _ in lines {} // keep draining so the server never blocks on a full pipe
+        });
+        let first = rx.recv_timeout(Duration::from_secs(30)).ok().flatten();
+        let Some(url) = first
+            .as_deref()
+            .and_then(|l| l.strip_prefix("listening on "))
+            .map(str::to_string)
+        else {
+            drop(stdin);
+            let _ = child.kill();
+            let mut err = String::new();
+            let _ = stderr.read_to_string(&mut err);
+            let _ = child.wait();
+            panic!("signgate {args:?} did not start: first line {first:?}, stderr: {err}");
+        };
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        let port = url
+            .trim_end_matches('/')
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {url}"));
+        SigngateServer {
+            url,
+            port,
+            child: Some(child),
+            stdin,
+        }
+    }
+
+    /// `signgate pki serve --dir DIR --listen 127.0.0.1:PORT` (responder key DIR/ocsp.p12, `demo`).
+    pub fn pki_serve(dir: &Path, port: u16) -> SigngateServer {
+        let listen = format!("127.0.0.1:{port}");
+        SigngateServer::start(
+            &[
+                "pki".as_ref(),
+                "serve".as_ref(),
+                "--dir".as_ref(),
+                dir.as_os_str(),
+                "--listen".as_ref(),
+                listen.as_ref(),
+            ],
+            &[("SIGNGATE_KEY_PASSWORD", "demo")],
+        )
+    }
+
+    /// `signgate tsa serve --key P12 --listen 127.0.0.1:0` (password `demo`).
+    pub fn tsa_serve(p12: &Path) -> SigngateServer {
+        SigngateServer::start(
+            &[
+                "tsa".as_ref(),
+                "serve".as_ref(),
+                "--key".as_ref(),
+                p12.as_os_str(),
+                "--listen".as_ref(),
+                "127.0.0.1:0".as_ref(),
+            ],
+            &[("SIGNGATE_KEY_PASSWORD", "demo")],
+        )
+    }
+
+    /// Stops the server and waits until it has exited (its port is then closed).
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        drop(self.stdin.take()); // the watchdog kills the server and exits
+        if let Some(mut child) = self.child.take() {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for SigngateServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Generates a demo PKI (CONTRACTS §2, CA keys RSA-2048 for speed) into a fresh temp dir,
+/// with `base_url` in its CRL DP / AIA URLs.
+pub fn generate_demo_pki(base_url: &str) -> (tempfile::TempDir, signgate::pki::demo::DemoPki) {
+    use signgate::pki::demo::{generate, DemoOptions};
+    let tmp = tempdir();
+    let opts = DemoOptions {
+        root_key_bits: 2048,
+        issuing_key_bits: 2048,
+        ..DemoOptions::with_base_url(base_url)
+    };
+    let pki = generate(tmp.path(), &opts).expect("generate demo PKI");
+    (tmp, pki)
+}
+
+/// A generated demo PKI served live by `signgate pki serve` on its base-url port (OCSP, CRLs,
+/// CA certificates), so signatures by its leaves can reach TOTAL_PASSED. Keep one per test
+/// binary in a `static OnceLock` (generation takes 1-3 s).
+pub struct LivePki {
+    /// The PKI, able to issue more leaves ([`LivePki::issue`]).
+    pub pki: Mutex<signgate::pki::demo::DemoPki>,
+    /// Its folder (`root-ca.pem`, `issuing-ca.pem`, `tsa.p12`, `agency-signer.p12`, …).
+    pub dir: PathBuf,
+    /// The publication server.
+    pub server: SigngateServer,
+    _tmp: tempfile::TempDir,
+}
+
+impl LivePki {
+    /// Generates the PKI for a free port and starts `signgate pki serve` on it.
+    pub fn start() -> LivePki {
+        let port = free_port();
+        let (tmp, pki) = generate_demo_pki(&format!("http://127.0.0.1:{port}/"));
+        let dir = tmp.path().to_path_buf();
+        let server = SigngateServer::pki_serve(&dir, port);
+        LivePki {
+            pki: Mutex::new(pki),
+            dir,
+            server,
+            _tmp: tmp,
+        }
+    }
+
+    /// A file of the PKI folder.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// `root-ca.pem`, the trust anchor.
+    pub fn root(&self) -> PathBuf {
+        self.path("root-ca.pem")
+    }
+
+    /// Issues a leaf per `spec` into `DIR/FILE.p12` (password `demo`); subjects must be unique.
+    pub fn issue(
+        &self,
+        spec: &signgate::pki::demo::LeafSpec,
+        file: &str,
+    ) -> signgate::pki::demo::IssuedLeaf {
+        let p12 = self.path(&format!("{file}.p12"));
+        self.pki
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .issue_leaf(spec, &p12)
+            .unwrap_or_else(|e| panic!("issue {file}: {e}"))
+    }
+}
+
+/// Writes `leaf`'s key and certificate as PEM files `DIR/FILE.key` / `DIR/FILE.pem`
+/// (for `openssl cms -sign` and pyHanko); returns (key, cert).
+pub fn leaf_pem_files(
+    leaf: &signgate::pki::demo::IssuedLeaf,
+    dir: &Path,
+    file: &str,
+) -> (PathBuf, PathBuf) {
+    let key = dir.join(format!("{file}.key"));
+    let cert = dir.join(format!("{file}.pem"));
+    std::fs::write(&key, leaf.key.private_key_to_pem_pkcs8().expect("key PEM")).unwrap();
+    std::fs::write(&cert, leaf.certificate.to_pem().expect("cert PEM")).unwrap();
+    (key, cert)
+}
+
+/// Extracts key and certificate of a PKCS#12 file (password `demo`) as PEM into `dir`
+/// with the openssl CLI; returns (key, cert).
+pub fn p12_to_pem(p12: &Path, dir: &Path, file: &str) -> (PathBuf, PathBuf) {
+    let key = dir.join(format!("{file}.key"));
+    let cert = dir.join(format!("{file}.pem"));
+    run_ok(
+        Command::new("openssl")
+            .args([
+                "pkcs12",
+                "-nodes",
+                "-nocerts",
+                "-passin",
+                "pass:demo",
+                "-in",
+            ])
+            .arg(p12)
+            .arg("-out")
+            .arg(&key),
+    );
+    run_ok(
+        Command::new("openssl")
+            .args([
+                "pkcs12",
+                "-clcerts",
+                "-nokeys",
+                "-passin",
+                "pass:demo",
+                "-in",
+            ])
+            .arg(p12)
+            .arg("-out")
+            .arg(&cert),
+    );
+    (key, cert)
+}
+
+/// Re-exports a PKCS#12 file (password `demo`) with OpenSSL's legacy RC2/3DES encryption
+/// (`openssl pkcs12 -export -legacy`), as old Windows and token tools write them; the CA
+/// certificates of the original stay in the file.
+pub fn legacy_p12(p12: &Path, dir: &Path, file: &str) -> PathBuf {
+    let (key, cert) = p12_to_pem(p12, dir, &format!("{file}-src"));
+    let chain = dir.join(format!("{file}-src-chain.pem"));
+    run_ok(
+        Command::new("openssl")
+            .args([
+                "pkcs12",
+                "-cacerts",
+                "-nokeys",
+                "-passin",
+                "pass:demo",
+                "-in",
+            ])
+            .arg(p12)
+            .arg("-out")
+            .arg(&chain),
+    );
+    let out = dir.join(format!("{file}.p12"));
+    let mut cmd = Command::new("openssl");
+    cmd.args([
+        "pkcs12",
+        "-export",
+        "-legacy",
+        "-passout",
+        "pass:demo",
+        "-inkey",
+    ])
+    .arg(&key)
+    .arg("-in")
+    .arg(&cert)
+    .arg("-out")
+    .arg(&out);
+    if std::fs::metadata(&chain)
+        .map(|m| m.len() > 0)
+        .unwrap_or(false)
+    {
+        cmd.arg("-certfile").arg(&chain);
+    }
+    run_ok(&mut cmd);
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// Validation reports
+// ---------------------------------------------------------------------------------------
+
+/// Asserts `report` is valid against `schemas/validation-report.v1.schema.json`.
+pub fn assert_report_matches_schema(report: &serde_json::Value) {
+    static VALIDATOR: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    let validator = VALIDATOR.get_or_init(|| {
+        let path = repo_root().join("schemas/validation-report.v1.schema.json");
+        let schema: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("read schema"))
+                .expect("schema is JSON");
+        jsonschema::validator_for(&schema).expect("schema compiles")
+    });
+    let errors: Vec<String> = validator
+        .iter_errors(report)
+        .map(|e| format!("{e} at {}", e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "report violates the schema: {errors:?}\n{report:#}"
+    );
+}
+
+/// Runs `signgate verify ARGS… --format json`; returns the exit code and the report (JSON
+/// `null` when stdout is not JSON, e.g. exit 3), after checking the report against the schema.
+pub fn verify_json<S: AsRef<OsStr>>(args: &[S]) -> (Option<i32>, serde_json::Value, Output) {
+    let mut cmd = signgate(["verify", "--format", "json"]);
+    cmd.args(args);
+    let out = run(&mut cmd);
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    if !report.is_null() {
+        assert_report_matches_schema(&report);
+    }
+    (out.status.code(), report, out)
+}

@@ -1,0 +1,313 @@
+//! Accepting other tools' signatures and agreeing with an independent verifier.
+//!
+//! PDFs signed by pyHanko (B-B, B-T, B-LT, B-LTA, RSA-PSS, ECDSA, several signatures, a
+//! certification signature, adbe.pkcs7.detached with Adobe's revocation archival attribute)
+//! must verify TOTAL_PASSED offline; and on a corpus of pyHanko- and signgate-signed,
+//! extended and tampered files, signgate's verdict must match pyHanko's.
+
+mod common;
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+/// A demo PKI generated for a free port, its OCSP/CRL responder (`openssl ocsp`, a tool we
+/// did not write) and a signgate TSA, alive for the whole test binary.
+struct Services {
+    dir: tempfile::TempDir,
+    tsa_url: String,
+    _responder: common::OcspResponder,
+    _tsa: common::KillOnDrop,
+}
+
+impl Services {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    fn root(&self) -> PathBuf {
+        self.path("root-ca.pem")
+    }
+}
+
+fn services() -> &'static Services {
+    static SERVICES: OnceLock<Services> = OnceLock::new();
+    SERVICES.get_or_init(|| {
+        let dir = common::tempdir();
+        let port = common::free_port();
+        common::run_ok(
+            common::signgate(["pki", "demo", "--out"])
+                .arg(dir.path())
+                .args(["--base-url", &format!("http://127.0.0.1:{port}/")]),
+        );
+        let responder = common::OcspResponder::start(dir.path(), port);
+        let mut child = Command::new(common::signgate_bin())
+            .args(["tsa", "serve", "--listen", "127.0.0.1:0", "--key"])
+            .arg(dir.path().join("tsa.p12"))
+            .env("SIGNGATE_KEY_PASSWORD", "demo")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("tsa serve starts");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let tsa_url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .expect("ready line")
+            .to_string();
+        Services {
+            dir,
+            tsa_url,
+            _responder: responder,
+            _tsa: common::KillOnDrop(child),
+        }
+    })
+}
+
+/// Signs with pyHanko through tests/support/pyhanko_sign.py.
+fn pyhanko_sign(input: &Path, output: &Path, p12: &str, mode: &str, extra: &[&str]) {
+    let s = services();
+    let py = common::pyhanko_python().expect("pyHanko is installed by ./tests/run");
+    let mut cmd = Command::new(py);
+    cmd.arg(common::repo_root().join("tests/support/pyhanko_sign.py"))
+        .arg(input)
+        .arg(output)
+        .arg(s.path(p12))
+        .arg(s.root())
+        .arg(mode)
+        .args(["--tsa", &s.tsa_url])
+        .args(extra);
+    common::run_ok(&mut cmd);
+}
+
+fn signgate_sign(input: &Path, output: &Path, p12: &str, extra: &[&str]) {
+    let s = services();
+    common::run_ok(
+        common::signgate(["sign", "--key"])
+            .arg(s.path(p12))
+            .arg("--in")
+            .arg(input)
+            .arg("--out")
+            .arg(output)
+            .args(extra)
+            .env("SIGNGATE_KEY_PASSWORD", "demo"),
+    );
+}
+
+fn verify(pdf: &Path, offline: bool) -> serde_json::Value {
+    let mut cmd = common::signgate(["verify", "--trust"]);
+    cmd.arg(services().root()).arg(pdf);
+    if offline {
+        cmd.arg("--offline");
+    }
+    let out = common::run(&mut cmd);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no report for {} ({e}): {}",
+            pdf.display(),
+            common::stderr_str(&out)
+        )
+    })
+}
+
+/// The reference files made by pyHanko, once per test binary.
+fn pyhanko_corpus() -> &'static Vec<(String, PathBuf)> {
+    static CORPUS: OnceLock<Vec<(String, PathBuf)>> = OnceLock::new();
+    CORPUS.get_or_init(|| {
+        let out = services().path("pyhanko");
+        std::fs::create_dir_all(&out).unwrap();
+        let sample = common::sample_pdf();
+        let mut files = Vec::new();
+        for mode in ["bb", "bt", "blt", "blta", "certify", "adbe"] {
+            let file = out.join(format!("{mode}.pdf"));
+            pyhanko_sign(&sample, &file, "agency-signer.p12", mode, &[]);
+            files.push((format!("pyHanko {mode}"), file));
+        }
+        let pss = out.join("pss-bt.pdf");
+        pyhanko_sign(
+            &common::corpus("objstm.pdf"),
+            &pss,
+            "agency-signer.p12",
+            "bt",
+            &["--pss"],
+        );
+        files.push((
+            "pyHanko RSA-PSS B-T on an xref-stream file".into(),
+            pss.clone(),
+        ));
+        let two = out.join("pss-then-ecdsa.pdf");
+        pyhanko_sign(
+            &pss,
+            &two,
+            "agency-signer-ec.p12",
+            "bb",
+            &["--field", "Second"],
+        );
+        files.push(("pyHanko PSS then ECDSA".into(), two));
+        let after_cert = out.join("certified-then-approved.pdf");
+        pyhanko_sign(
+            &out.join("certify.pdf"),
+            &after_cert,
+            "official.p12",
+            "bt",
+            &["--field", "Approval"],
+        );
+        files.push(("pyHanko certification then approval".into(), after_cert));
+        files
+    })
+}
+
+#[test]
+fn pyhanko_signatures_verify_offline() {
+    if !common::require_tools(&["pyhanko", "openssl"]) {
+        return;
+    }
+    for (what, file) in pyhanko_corpus() {
+        let report = verify(file, true);
+        assert_eq!(report["indication"], "TOTAL_PASSED", "{what}: {report:#}");
+        for sig in report["signatures"].as_array().unwrap() {
+            assert_eq!(sig["intact"], true, "{what}: {sig:#}");
+            let m = sig["modification"].as_str().unwrap_or("null");
+            assert!(
+                m == "none" || m == "permitted",
+                "{what}: modification {m}: {sig:#}"
+            );
+            assert!(
+                sig["revocation"].as_array().is_some_and(|r| !r.is_empty())
+                    || sig["kind"] == "document_timestamp",
+                "{what}: revocation came from the file: {sig:#}"
+            );
+        }
+    }
+}
+
+/// Files whose verdicts are compared: pyHanko's, signgate's own, extended and tampered ones.
+fn agreement_corpus() -> Vec<(String, PathBuf)> {
+    let s = services();
+    let dir = s.path("agreement");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut files = pyhanko_corpus().clone();
+    let sample = common::sample_pdf();
+    let ours = dir.join("signgate-bt.pdf");
+    signgate_sign(
+        &sample,
+        &ours,
+        "agency-signer.p12",
+        &["--level", "b-t", "--tsa", &s.tsa_url],
+    );
+    files.push(("signgate B-T".into(), ours.clone()));
+    let twice = dir.join("signgate-twice.pdf");
+    signgate_sign(&ours, &twice, "agency-signer-ec.p12", &[]);
+    files.push(("signgate B-T then ECDSA".into(), twice.clone()));
+    let lta = dir.join("signgate-lta.pdf");
+    common::run_ok(
+        common::signgate(["extend", "--level", "b-lta", "--tsa", &s.tsa_url, "--trust"])
+            .arg(s.root())
+            .arg("--in")
+            .arg(&twice)
+            .arg("--out")
+            .arg(&lta),
+    );
+    files.push(("signgate-extended B-LTA".into(), lta));
+    let mut flipped = std::fs::read(&ours).unwrap();
+    let at = flipped.windows(9).position(|w| w == b"Helvetica").unwrap();
+    flipped[at + 8] = b's';
+    let flipped_path = dir.join("flipped.pdf");
+    std::fs::write(&flipped_path, flipped).unwrap();
+    files.push(("byte flipped in a signed range".into(), flipped_path));
+    // Someone else's signature on a file whose content was then replaced: pyHanko-signed, then
+    // a new revision changes the page (lopdf's writer, as a third tool would).
+    let bytes = std::fs::read(&pyhanko_corpus()[0].1).unwrap();
+    let prev = lopdf::Document::load_mem(&bytes).unwrap();
+    let page = *prev.get_pages().get(&1).unwrap();
+    let mut doc = lopdf::IncrementalDocument::create_from(bytes, prev);
+    let stream = lopdf::Stream::new(
+        lopdf::Dictionary::new(),
+        b"BT /F1 30 Tf 80 700 Td (VOID) Tj ET".to_vec(),
+    );
+    let new_id = doc.new_document.add_object(stream);
+    doc.opt_clone_object_to_new_document(page).unwrap();
+    doc.new_document
+        .get_object_mut(page)
+        .unwrap()
+        .as_dict_mut()
+        .unwrap()
+        .set("Contents", lopdf::Object::Reference(new_id));
+    let replaced = dir.join("content-replaced.pdf");
+    doc.save_to(&mut std::fs::File::create(&replaced).unwrap())
+        .unwrap();
+    files.push((
+        "page content replaced after a pyHanko signature".into(),
+        replaced,
+    ));
+    files
+}
+
+/// Known, reviewed disagreements with pyHanko: (file description, field or "*", reason).
+const ALLOWED_DISAGREEMENTS: &[(&str, &str, &str)] = &[];
+
+#[test]
+fn verdicts_agree_with_pyhanko() {
+    if !common::require_tools(&["pyhanko", "openssl"]) {
+        return;
+    }
+    let root = services().root();
+    let mut disagreements = Vec::new();
+    for (what, file) in agreement_corpus() {
+        let ours = verify(&file, false);
+        let theirs = common::pyhanko_validate(&file, &root);
+        let our_sigs = ours["signatures"].as_array().unwrap();
+        assert_eq!(
+            our_sigs.len(),
+            theirs.signatures.len(),
+            "{what}: signature count\n{ours:#}\n{}",
+            theirs.raw
+        );
+        for (o, t) in our_sigs.iter().zip(&theirs.signatures) {
+            let field = o["id"].as_str().unwrap_or("?").to_string();
+            let mut differ = |aspect: &str, ours: String, theirs: String| {
+                if ours != theirs {
+                    let allowed = ALLOWED_DISAGREEMENTS
+                        .iter()
+                        .any(|(w, f, _)| *w == what && (*f == "*" || *f == field));
+                    if !allowed {
+                        disagreements.push(format!(
+                            "{what} / {field}: {aspect}: signgate {ours}, pyHanko {theirs}"
+                        ));
+                    }
+                }
+            };
+            differ("intact", o["intact"].to_string(), t.intact.to_string());
+            let level = t
+                .modification_level
+                .clone()
+                .unwrap_or_else(|| "NONE".into());
+            let their_modification = match level.as_str() {
+                "NONE" => "none",
+                "LTA_UPDATES" | "FORM_FILLING" => "permitted",
+                _ => "disallowed",
+            };
+            differ(
+                "modification",
+                o["modification"].as_str().unwrap_or("null").into(),
+                their_modification.into(),
+            );
+            let their_pass = t.valid
+                && t.trusted
+                && their_modification != "disallowed"
+                && t.docmdp_ok != Some(false);
+            differ(
+                "passed",
+                (o["indication"] == "TOTAL_PASSED").to_string(),
+                their_pass.to_string(),
+            );
+        }
+    }
+    assert!(
+        disagreements.is_empty(),
+        "disagreements with pyHanko:\n{}",
+        disagreements.join("\n")
+    );
+}
