@@ -159,10 +159,13 @@ impl<'a> Comparer<'a> {
             }
             match obj {
                 Object::Reference(r) if r == id => return true,
-                Object::Reference(r) => match self.new.objects.get(&r) {
-                    Some(o @ (Object::Dictionary(_) | Object::Array(_))) => stack.push(o.clone()),
-                    _ => {}
-                },
+                Object::Reference(r) => {
+                    if let Some(o @ (Object::Dictionary(_) | Object::Array(_))) =
+                        self.new.objects.get(&r)
+                    {
+                        stack.push(o.clone());
+                    }
+                }
                 Object::Dictionary(d) => stack.extend(d.iter().map(|(_, v)| v.clone())),
                 Object::Array(a) => stack.extend(a),
                 _ => {}
