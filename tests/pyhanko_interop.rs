@@ -7,62 +7,35 @@
 
 mod common;
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 
-/// A demo PKI generated for a free port, its OCSP/CRL responder (`openssl ocsp`, a tool we
-/// did not write) and a signgate TSA, alive for the whole test binary.
+/// A demo PKI generated for a free port and served live (OCSP, CRLs, CA certificates), and a
+/// TSA, alive for the whole test binary (their watchdogs stop them when it exits).
 struct Services {
-    dir: tempfile::TempDir,
-    tsa_url: String,
-    _responder: common::OcspResponder,
-    _tsa: common::KillOnDrop,
+    pki: common::LivePki,
+    tsa: common::SigngateServer,
 }
 
 impl Services {
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.pki.path(name)
     }
     fn root(&self) -> PathBuf {
-        self.path("root-ca.pem")
+        self.pki.root()
+    }
+    fn tsa_url(&self) -> &str {
+        &self.tsa.url
     }
 }
 
 fn services() -> &'static Services {
     static SERVICES: OnceLock<Services> = OnceLock::new();
     SERVICES.get_or_init(|| {
-        let dir = common::tempdir();
-        let port = common::free_port();
-        common::run_ok(
-            common::signgate(["pki", "demo", "--out"])
-                .arg(dir.path())
-                .args(["--base-url", &format!("http://127.0.0.1:{port}/")]),
-        );
-        let responder = common::OcspResponder::start(dir.path(), port);
-        let mut child = Command::new(common::signgate_bin())
-            .args(["tsa", "serve", "--listen", "127.0.0.1:0", "--key"])
-            .arg(dir.path().join("tsa.p12"))
-            .env("SIGNGATE_KEY_PASSWORD", "demo")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("tsa serve starts");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let tsa_url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .expect("ready line")
-            .to_string();
-        Services {
-            dir,
-            tsa_url,
-            _responder: responder,
-            _tsa: common::KillOnDrop(child),
-        }
+        let pki = common::LivePki::start();
+        let tsa = common::SigngateServer::tsa_serve(&pki.path("tsa.p12"));
+        Services { pki, tsa }
     })
 }
 
@@ -77,7 +50,7 @@ fn pyhanko_sign(input: &Path, output: &Path, p12: &str, mode: &str, extra: &[&st
         .arg(s.path(p12))
         .arg(s.root())
         .arg(mode)
-        .args(["--tsa", &s.tsa_url])
+        .args(["--tsa", s.tsa_url()])
         .args(extra);
     common::run_ok(&mut cmd);
 }
@@ -195,7 +168,7 @@ fn agreement_corpus() -> Vec<(String, PathBuf)> {
         &sample,
         &ours,
         "agency-signer.p12",
-        &["--level", "b-t", "--tsa", &s.tsa_url],
+        &["--level", "b-t", "--tsa", s.tsa_url()],
     );
     files.push(("signgate B-T".into(), ours.clone()));
     let twice = dir.join("signgate-twice.pdf");
@@ -203,12 +176,19 @@ fn agreement_corpus() -> Vec<(String, PathBuf)> {
     files.push(("signgate B-T then ECDSA".into(), twice.clone()));
     let lta = dir.join("signgate-lta.pdf");
     common::run_ok(
-        common::signgate(["extend", "--level", "b-lta", "--tsa", &s.tsa_url, "--trust"])
-            .arg(s.root())
-            .arg("--in")
-            .arg(&twice)
-            .arg("--out")
-            .arg(&lta),
+        common::signgate([
+            "extend",
+            "--level",
+            "b-lta",
+            "--tsa",
+            s.tsa_url(),
+            "--trust",
+        ])
+        .arg(s.root())
+        .arg("--in")
+        .arg(&twice)
+        .arg("--out")
+        .arg(&lta),
     );
     files.push(("signgate-extended B-LTA".into(), lta));
     let mut flipped = std::fs::read(&ours).unwrap();

@@ -328,6 +328,8 @@ impl<'a> Comparer<'a> {
                 {
                     self.acroform_change((0, 0), fa, fb);
                 }
+            } else if key == b"DSS" {
+                self.permitted.push("validation data (DSS) added".into());
             } else if !PERMITTED_CATALOG_KEYS.contains(&key.as_slice()) {
                 self.disallowed.push(format!(
                     "document catalog /{} changed",

@@ -61,7 +61,8 @@ def describe(emb, status, kind):
         "intact": bool(status.intact),
         "valid": bool(status.valid),
         "trusted": bool(status.trusted),
-        "bottom_line": bool(status.bottom_line),
+        # DocumentTimestampStatus has no bottom_line; its verdict is intact + valid + trusted.
+        "bottom_line": bool(getattr(status, "bottom_line", status.intact and status.valid and status.trusted)),
         "coverage": enum_name(status.coverage),
         "modification_level": enum_name(getattr(status, "modification_level", None)),
         "docmdp_ok": getattr(status, "docmdp_ok", None),
@@ -71,8 +72,8 @@ def describe(emb, status, kind):
         "mechanism": status.pkcs7_signature_mechanism,
         "signing_time": None,
         "trust_problem": enum_name(status.trust_problem_indic),
-        "summary": safe(status.summary),
-        "details": safe(status.pretty_print_details),
+        "summary": safe(status.summary) if hasattr(status, "summary") else None,
+        "details": safe(status.pretty_print_details) if hasattr(status, "pretty_print_details") else None,
     }
     if kind == "signature":
         srdt = status.signer_reported_dt
