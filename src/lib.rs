@@ -9,6 +9,7 @@
 //! - [`tsa`]: a small RFC 3161 time-stamp server.
 //! - [`sign`]: the signing use case that ties keys, cms, pdf and the TSA client together.
 //! - [`verify`]: signature validation and the ETSI-style report; never signs.
+//! - [`xml`]: hardened XML parser, C14N, XML-DSig and the filing/edXML profiles; no network.
 //! - [`fsio`]: atomic output files.
 //! - [`cli`]: the command line, thin over the above.
 #![forbid(unsafe_code)]
@@ -25,5 +26,6 @@ pub mod publish;
 pub mod sign;
 pub mod tsa;
 pub mod verify;
+pub mod xml;
 
 pub use error::{Error, ErrorCode};
