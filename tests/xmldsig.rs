@@ -151,7 +151,10 @@ fn assert_report_matches_schema(report: &Value) {
         .iter_errors(report)
         .map(|e| format!("{e} at {}", e.instance_path))
         .collect();
-    assert!(errors.is_empty(), "report violates the schema: {errors:?}\n{report:#}");
+    assert!(
+        errors.is_empty(),
+        "report violates the schema: {errors:?}\n{report:#}"
+    );
 }
 
 /// `signgate verify --offline` → (exit code, report); the report is schema-checked.
@@ -160,9 +163,8 @@ fn verify(file: &Path) -> (i32, Value) {
         .arg(demo("root-ca.pem"))
         .arg(file));
     let code = o.status.code().unwrap_or(-1);
-    let report: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!("no JSON report ({e}), exit {code}: {}", stderr_str(&o))
-    });
+    let report: Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("no JSON report ({e}), exit {code}: {}", stderr_str(&o)));
     assert_report_matches_schema(&report);
     (code, report)
 }
@@ -204,7 +206,10 @@ fn c14n_w3c_vectors() {
         };
         for (suffix, uris) in [
             ("c14n", vec![c14n::C14N10, c14n::C14N11]),
-            ("c14n-comments", vec![c14n::C14N10_COMMENTS, c14n::C14N11_COMMENTS]),
+            (
+                "c14n-comments",
+                vec![c14n::C14N10_COMMENTS, c14n::C14N11_COMMENTS],
+            ),
             ("exc-c14n", vec![c14n::EXC_C14N]),
         ] {
             let expected_path = dir.join(format!("{stem}.{suffix}.xml"));
@@ -247,12 +252,18 @@ fn assert_only_signature_inserted(input: &[u8], output: &[u8], case: &Case) {
         let open = case.splice.1.replace("{SIG}", "");
         expected = expected.replace(case.splice.0, &open);
     }
-    assert_eq!(without, expected, "{}: bytes other than the Signature changed", case.profile);
+    assert_eq!(
+        without, expected,
+        "{}: bytes other than the Signature changed",
+        case.profile
+    );
 }
 
 #[test]
 fn signgate_signatures_verify_with_xmlsec1() {
-    let Some(_) = require_tool("xmlsec1") else { return };
+    let Some(_) = require_tool("xmlsec1") else {
+        return;
+    };
     for case in cases() {
         let input = std::fs::read(xml_data(case.file)).unwrap();
         for key in ["agency-signer.p12", "agency-signer-ec.p12"] {
@@ -260,7 +271,14 @@ fn signgate_signatures_verify_with_xmlsec1() {
                 let signed = signgate_sign(
                     &xml_data(case.file),
                     key,
-                    &["--format", "xml", "--profile", case.profile, "--digest", digest],
+                    &[
+                        "--format",
+                        "xml",
+                        "--profile",
+                        case.profile,
+                        "--digest",
+                        digest,
+                    ],
                 );
                 let what = format!("{} {key} {digest}", case.profile);
                 let out = xmlsec_verify(&signed, &case.id_attrs);
@@ -285,7 +303,9 @@ fn signgate_signatures_verify_with_xmlsec1() {
 
 #[test]
 fn format_and_profile_are_detected_from_content() {
-    let Some(_) = require_tool("xmlsec1") else { return };
+    let Some(_) = require_tool("xmlsec1") else {
+        return;
+    };
     // No --format/--profile: `<` after a BOM and whitespace means XML, the root picks tax.
     let tax = std::fs::read_to_string(xml_data("tax.xml")).unwrap();
     let body = &tax[tax.find("?>").unwrap() + 2..];
@@ -295,7 +315,10 @@ fn format_and_profile_are_detected_from_content() {
     std::fs::write(&path, &input).unwrap();
     let signed = signgate_sign(&path, "organization.p12", &[]);
     let bytes = std::fs::read(&signed).unwrap();
-    assert!(bytes.starts_with(b"\xEF\xBB\xBF\n<HSoThueDTu"), "BOM and leading bytes kept");
+    assert!(
+        bytes.starts_with(b"\xEF\xBB\xBF\n<HSoThueDTu"),
+        "BOM and leading bytes kept"
+    );
     let out = xmlsec_verify(&signed, &cases()[0].id_attrs);
     assert!(out.status.success(), "{}", stderr_str(&out));
     let (_, report) = verify(&signed);
@@ -313,7 +336,11 @@ fn format_and_profile_are_detected_from_content() {
         .args(["--profile", "e-invoice"])
         .env("SIGNGATE_KEY_PASSWORD", "demo"));
     assert_exit(&o, 65, "profile mismatch");
-    assert!(stderr_str(&o).contains("XML_PROFILE_MISMATCH"), "{}", stderr_str(&o));
+    assert!(
+        stderr_str(&o).contains("XML_PROFILE_MISMATCH"),
+        "{}",
+        stderr_str(&o)
+    );
     assert!(!out_path.exists());
 }
 
@@ -326,11 +353,13 @@ fn pem_pair(p12: &str, dir: &Path) -> (PathBuf, PathBuf) {
     let key = dir.join(format!("{p12}.key.pem"));
     let cert = dir.join(format!("{p12}.cert.pem"));
     for (what, path) in [("-nocerts", &key), ("-clcerts", &cert)] {
-        run_ok(Command::new("openssl")
-            .args(["pkcs12", "-in"])
-            .arg(demo(p12))
-            .args(["-passin", "pass:demo", "-nodes", what, "-out"])
-            .arg(path));
+        run_ok(
+            Command::new("openssl")
+                .args(["pkcs12", "-in"])
+                .arg(demo(p12))
+                .args(["-passin", "pass:demo", "-nodes", what, "-out"])
+                .arg(path),
+        );
     }
     (key, cert)
 }
@@ -357,9 +386,14 @@ fn template(case: &Case, sig_alg: &str, digest_uri: &str) -> String {
 
 #[test]
 fn xmlsec1_signatures_verify_in_signgate() {
-    let Some(_) = require_tool("xmlsec1") else { return };
+    let Some(_) = require_tool("xmlsec1") else {
+        return;
+    };
     let dir = tempdir();
-    for (p12, family) in [("agency-signer.p12", "rsa"), ("agency-signer-ec.p12", "ecdsa")] {
+    for (p12, family) in [
+        ("agency-signer.p12", "rsa"),
+        ("agency-signer-ec.p12", "ecdsa"),
+    ] {
         let (key, cert) = pem_pair(p12, dir.path());
         for case in cases() {
             for (digest, digest_uri) in DIGESTS {
@@ -367,21 +401,26 @@ fn xmlsec1_signatures_verify_in_signgate() {
                 let sample = std::fs::read_to_string(xml_data(case.file)).unwrap();
                 let tpl = sample.replacen(
                     case.splice.0,
-                    &case.splice.1.replace("{SIG}", &template(&case, &alg, digest_uri)),
+                    &case
+                        .splice
+                        .1
+                        .replace("{SIG}", &template(&case, &alg, digest_uri)),
                     1,
                 );
-                let tpl_path = dir.path().join(format!("{}-{family}-{digest}.tpl.xml", case.profile));
+                let tpl_path = dir
+                    .path()
+                    .join(format!("{}-{family}-{digest}.tpl.xml", case.profile));
                 std::fs::write(&tpl_path, tpl).unwrap();
-                let signed = dir.path().join(format!("{}-{family}-{digest}.xml", case.profile));
+                let signed = dir
+                    .path()
+                    .join(format!("{}-{family}-{digest}.xml", case.profile));
                 let mut cmd = Command::new("xmlsec1");
-                cmd.arg("--sign")
-                    .arg("--privkey-pem")
-                    .arg(format!(
-                        "{},{},{}",
-                        key.display(),
-                        cert.display(),
-                        demo("issuing-ca.pem").display()
-                    ));
+                cmd.arg("--sign").arg("--privkey-pem").arg(format!(
+                    "{},{},{}",
+                    key.display(),
+                    cert.display(),
+                    demo("issuing-ca.pem").display()
+                ));
                 for a in &case.id_attrs {
                     cmd.arg(format!("--id-attr:{}", id_attr_name(a))).arg(a);
                 }
@@ -428,7 +467,13 @@ fn xmlsec1_canonical_signed_info(signed: &Path, digest: &str, id_attrs: &[String
     let pss = format!("http://www.w3.org/2007/05/xmldsig-more#{digest}-rsa-MGF1");
     let pkcs1 = format!("http://www.w3.org/2001/04/xmldsig-more#rsa-{digest}");
     let copy = scratch_path("pss-as-pkcs1", "xml");
-    std::fs::write(&copy, std::fs::read_to_string(signed).unwrap().replace(&pss, &pkcs1)).unwrap();
+    std::fs::write(
+        &copy,
+        std::fs::read_to_string(signed)
+            .unwrap()
+            .replace(&pss, &pkcs1),
+    )
+    .unwrap();
     let mut cmd = Command::new("xmlsec1");
     cmd.args(["--verify", "--store-signatures", "--trusted-pem"])
         .arg(demo("root-ca.pem"))
@@ -443,16 +488,24 @@ fn xmlsec1_canonical_signed_info(signed: &Path, digest: &str, id_attrs: &[String
         .find("== PreSigned data - start buffer:\n")
         .unwrap_or_else(|| panic!("xmlsec1 showed no PreSigned data: {text}"))
         + "== PreSigned data - start buffer:\n".len();
-    let end = start + text[start..].find("\n== PreSigned data - end buffer").unwrap();
+    let end = start
+        + text[start..]
+            .find("\n== PreSigned data - end buffer")
+            .unwrap();
     text[start..end].replace(&pkcs1, &pss).into_bytes()
 }
 
 #[test]
 fn rsa_pss_round_trip_and_independent_check() {
-    let Some(_) = require_tool("xmlsec1") else { return };
+    let Some(_) = require_tool("xmlsec1") else {
+        return;
+    };
     let python = venv_dir().join("bin/python");
     if !python.exists() {
-        assert!(!in_ci(), "the test venv (cryptography) is missing: run ./tests/run");
+        assert!(
+            !in_ci(),
+            "the test venv (cryptography) is missing: run ./tests/run"
+        );
         eprintln!("skipping: no test venv at {}", venv_dir().display());
         return;
     }
@@ -466,12 +519,23 @@ fn rsa_pss_round_trip_and_independent_check() {
             &["--rsa-padding", "pss", "--digest", digest],
         );
         let text = std::fs::read_to_string(&signed).unwrap();
-        assert!(text.contains(&format!("xmldsig-more#{digest}-rsa-MGF1")), "RFC 9231 URI");
+        assert!(
+            text.contains(&format!("xmldsig-more#{digest}-rsa-MGF1")),
+            "RFC 9231 URI"
+        );
         let (_, report) = verify(&signed);
         assert_intact_offline(&report, &format!("PSS {digest}"));
         let canonical = scratch_path("signed-info", "xml");
-        std::fs::write(&canonical, xmlsec1_canonical_signed_info(&signed, digest, id_attrs)).unwrap();
-        let out = run(Command::new(&python).arg(&script).arg(&signed).arg(&canonical).arg(digest));
+        std::fs::write(
+            &canonical,
+            xmlsec1_canonical_signed_info(&signed, digest, id_attrs),
+        )
+        .unwrap();
+        let out = run(Command::new(&python)
+            .arg(&script)
+            .arg(&signed)
+            .arg(&canonical)
+            .arg(digest));
         assert!(
             out.status.success() && stdout_str(&out).contains("PSS OK"),
             "python rejects PSS {digest}: {}{}",
@@ -483,8 +547,15 @@ fn rsa_pss_round_trip_and_independent_check() {
         let pos = bad.len() / 2;
         bad[pos] ^= 1;
         std::fs::write(&canonical, bad).unwrap();
-        let out = run(Command::new(&python).arg(&script).arg(&signed).arg(&canonical).arg(digest));
-        assert!(!out.status.success(), "python accepted a changed SignedInfo");
+        let out = run(Command::new(&python)
+            .arg(&script)
+            .arg(&signed)
+            .arg(&canonical)
+            .arg(digest));
+        assert!(
+            !out.status.success(),
+            "python accepted a changed SignedInfo"
+        );
     }
 }
 
@@ -516,34 +587,48 @@ fn tampers() -> Vec<Tamper> {
         },
         Tamper {
             name: "comment injected into signed text",
-            edit: Box::new(|s| s.replace("<ct23>125000000</ct23>", "<ct23>125<!-- x -->000000</ct23>")),
+            edit: Box::new(|s| {
+                s.replace("<ct23>125000000</ct23>", "<ct23>125<!-- x -->000000</ct23>")
+            }),
             expect: Ok((2, "INDETERMINATE", "TRY_LATER")),
             crypto_ok: true,
         },
         Tamper {
             name: "same namespace re-declared on the signed element",
-            edit: Box::new(|s| s.replace("<HSoKhaiThue id=", "<HSoKhaiThue xmlns=\"http://kekhaithue.gdt.gov.vn/TKhaiThue\" id=")),
+            edit: Box::new(|s| {
+                s.replace(
+                    "<HSoKhaiThue id=",
+                    "<HSoKhaiThue xmlns=\"http://kekhaithue.gdt.gov.vn/TKhaiThue\" id=",
+                )
+            }),
             expect: Ok((2, "INDETERMINATE", "TRY_LATER")),
             crypto_ok: true,
         },
         Tamper {
             name: "signed element moved to another namespace",
-            edit: Box::new(|s| s.replace("<HSoKhaiThue id=", "<HSoKhaiThue xmlns=\"urn:evil\" id=")),
+            edit: Box::new(|s| {
+                s.replace("<HSoKhaiThue id=", "<HSoKhaiThue xmlns=\"urn:evil\" id=")
+            }),
             expect: Ok((1, "TOTAL_FAILED", "HASH_FAILURE")),
             crypto_ok: false,
         },
         Tamper {
             name: "prefix added to the signed element (same URI)",
             edit: Box::new(|s| {
-                s.replace("<HSoKhaiThue id=", "<t:HSoKhaiThue xmlns:t=\"http://kekhaithue.gdt.gov.vn/TKhaiThue\" id=")
-                    .replace("</HSoKhaiThue>", "</t:HSoKhaiThue>")
+                s.replace(
+                    "<HSoKhaiThue id=",
+                    "<t:HSoKhaiThue xmlns:t=\"http://kekhaithue.gdt.gov.vn/TKhaiThue\" id=",
+                )
+                .replace("</HSoKhaiThue>", "</t:HSoKhaiThue>")
             }),
             expect: Ok((1, "TOTAL_FAILED", "HASH_FAILURE")),
             crypto_ok: false,
         },
         Tamper {
             name: "xml:space on an ancestor (inherited by inclusive C14N)",
-            edit: Box::new(|s| s.replacen("<HSoThueDTu ", "<HSoThueDTu xml:space=\"preserve\" ", 1)),
+            edit: Box::new(|s| {
+                s.replacen("<HSoThueDTu ", "<HSoThueDTu xml:space=\"preserve\" ", 1)
+            }),
             expect: Ok((1, "TOTAL_FAILED", "HASH_FAILURE")),
             crypto_ok: false,
         },
@@ -573,7 +658,11 @@ fn tampers() -> Vec<Tamper> {
                 let forged = original
                     .replace("id=\"_NODE_TO_SIGN\"", "id=\"forged\"")
                     .replace("<ct23>125000000</ct23>", "<ct23>1</ct23>");
-                format!("{}{forged}<Wrapper>{original}</Wrapper>{}", &s[..a], &s[b..])
+                format!(
+                    "{}{forged}<Wrapper>{original}</Wrapper>{}",
+                    &s[..a],
+                    &s[b..]
+                )
             }),
             expect: Ok((1, "TOTAL_FAILED", "FORMAT_FAILURE")),
             crypto_ok: true,
@@ -583,8 +672,14 @@ fn tampers() -> Vec<Tamper> {
 
 #[test]
 fn tampered_corpus_fails_like_xmlsec1() {
-    let Some(_) = require_tool("xmlsec1") else { return };
-    let signed = signgate_sign(&xml_data("tax.xml"), "organization.p12", &["--profile", "tax"]);
+    let Some(_) = require_tool("xmlsec1") else {
+        return;
+    };
+    let signed = signgate_sign(
+        &xml_data("tax.xml"),
+        "organization.p12",
+        &["--profile", "tax"],
+    );
     let original = std::fs::read_to_string(&signed).unwrap();
     let id_attrs = &cases()[0].id_attrs;
     for t in tampers() {
@@ -597,7 +692,13 @@ fn tampered_corpus_fails_like_xmlsec1() {
             .arg(&path));
         match t.expect {
             Ok((code, indication, sub)) => {
-                assert_eq!(o.status.code(), Some(code), "{}: {}", t.name, stdout_str(&o));
+                assert_eq!(
+                    o.status.code(),
+                    Some(code),
+                    "{}: {}",
+                    t.name,
+                    stdout_str(&o)
+                );
                 let report: Value = serde_json::from_slice(&o.stdout).unwrap();
                 assert_report_matches_schema(&report);
                 let s = &report["signatures"][0];
@@ -606,8 +707,7 @@ fn tampered_corpus_fails_like_xmlsec1() {
                 assert_eq!(s["intact"], t.crypto_ok, "{}", t.name);
                 if t.name.starts_with("wrapping") {
                     assert_eq!(
-                        s["coverage"]["element_path"],
-                        "/HSoThueDTu/Wrapper/HSoKhaiThue",
+                        s["coverage"]["element_path"], "/HSoThueDTu/Wrapper/HSoKhaiThue",
                         "the report says what is really covered"
                     );
                 }
@@ -623,7 +723,12 @@ fn tampered_corpus_fails_like_xmlsec1() {
             }
             Err(code) => {
                 assert_exit(&o, 65, t.name);
-                assert!(stderr_str(&o).contains(code), "{}: {}", t.name, stderr_str(&o));
+                assert!(
+                    stderr_str(&o).contains(code),
+                    "{}: {}",
+                    t.name,
+                    stderr_str(&o)
+                );
             }
         }
     }
@@ -636,10 +741,17 @@ fn bare_key_value_is_not_enough() {
     let a = text.find("<X509Data>").unwrap();
     let b = text.find("</X509Data>").unwrap() + "</X509Data>".len();
     let path = scratch_path("keyvalue", "xml");
-    std::fs::write(&path, format!("{}<KeyName>x</KeyName>{}", &text[..a], &text[b..])).unwrap();
+    std::fs::write(
+        &path,
+        format!("{}<KeyName>x</KeyName>{}", &text[..a], &text[b..]),
+    )
+    .unwrap();
     let (code, report) = verify(&path);
     assert_eq!(code, 2);
-    assert_eq!(report["signatures"][0]["sub_indication"], "NO_SIGNING_CERTIFICATE_FOUND");
+    assert_eq!(
+        report["signatures"][0]["sub_indication"],
+        "NO_SIGNING_CERTIFICATE_FOUND"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -652,10 +764,18 @@ fn hostile_inputs_are_rejected_quickly_without_fetching() {
     listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();
     let lol = {
-        let mut d = String::from("<?xml version=\"1.0\"?>\n<!DOCTYPE lolz [\n<!ENTITY lol \"lol\">\n");
+        let mut d =
+            String::from("<?xml version=\"1.0\"?>\n<!DOCTYPE lolz [\n<!ENTITY lol \"lol\">\n");
         for i in 1..10 {
-            let prev = if i == 1 { "lol".to_string() } else { format!("lol{}", i - 1) };
-            d.push_str(&format!("<!ENTITY lol{i} \"{}\">\n", format!("&{prev};").repeat(10)));
+            let prev = if i == 1 {
+                "lol".to_string()
+            } else {
+                format!("lol{}", i - 1)
+            };
+            d.push_str(&format!(
+                "<!ENTITY lol{i} \"{}\">\n",
+                format!("&{prev};").repeat(10)
+            ));
         }
         d.push_str("]>\n<lolz>&lol9;</lolz>");
         d
@@ -732,7 +852,10 @@ fn hostile_inputs_are_rejected_quickly_without_fetching() {
             let took = started.elapsed();
             assert_exit(&o, 65, &format!("{sub} {name}"));
             let err = stderr_str(&o);
-            assert!(err.contains(code), "{sub} {name}: expected {code}, got {err}");
+            assert!(
+                err.contains(code),
+                "{sub} {name}: expected {code}, got {err}"
+            );
             assert!(!err.contains("root:"), "{name}: file content leaked");
             assert!(took < Duration::from_secs(5), "{sub} {name} took {took:?}");
         }

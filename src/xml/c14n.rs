@@ -104,7 +104,11 @@ pub struct Subset<'a, 'input> {
 }
 
 /// Canonicalizes `subset` of the document whose source text is `text`.
-pub fn canonicalize(text: &str, subset: Subset<'_, '_>, method: &Method) -> Result<Vec<u8>, XmlError> {
+pub fn canonicalize(
+    text: &str,
+    subset: Subset<'_, '_>,
+    method: &Method,
+) -> Result<Vec<u8>, XmlError> {
     let mut w = Writer {
         text,
         method,
@@ -152,7 +156,9 @@ pub fn canonicalize(text: &str, subset: Subset<'_, '_>, method: &Method) -> Resu
         }
         w.element(apex, &BTreeMap::new(), true)?;
     } else {
-        return Err(XmlError::Malformed("canonicalization apex is not an element".into()));
+        return Err(XmlError::Malformed(
+            "canonicalization apex is not an element".into(),
+        ));
     }
     Ok(w.out)
 }
@@ -203,7 +209,11 @@ impl Writer<'_, '_> {
                     }
                 }
                 for p in &self.method.inclusive_prefixes {
-                    used.push(if p == "#default" { String::new() } else { p.clone() });
+                    used.push(if p == "#default" {
+                        String::new()
+                    } else {
+                        p.clone()
+                    });
                 }
                 for p in used {
                     if p.is_empty() {
@@ -288,10 +298,8 @@ impl Writer<'_, '_> {
         };
         for child in node.children() {
             match child.node_type() {
-                NodeType::Element => {
-                    if Some(child.id()) != self.exclude {
-                        self.element(child, ctx, false)?;
-                    }
+                NodeType::Element if Some(child.id()) != self.exclude => {
+                    self.element(child, ctx, false)?;
                 }
                 NodeType::Text => escape_text(&mut self.out, child.text().unwrap_or("")),
                 NodeType::Comment if self.comments => self.leaf(child),
@@ -316,7 +324,10 @@ impl Writer<'_, '_> {
         }
         // From the source, so trailing whitespace in the data survives as C14N requires.
         let r = node.range();
-        let inner = self.text.get(r.start + 2..r.end.saturating_sub(2)).unwrap_or("");
+        let inner = self
+            .text
+            .get(r.start + 2..r.end.saturating_sub(2))
+            .unwrap_or("");
         let split = inner
             .find(|c: char| c.is_whitespace())
             .unwrap_or(inner.len());
@@ -420,7 +431,10 @@ mod tests {
     #[test]
     fn c14n11_does_not_inherit_xml_id() {
         let doc = "<a xml:id=\"i\" xml:lang=\"vi\"><b/></a>";
-        assert_eq!(c14n(doc, &["b"], C14N10, &[]), "<b xml:id=\"i\" xml:lang=\"vi\"></b>");
+        assert_eq!(
+            c14n(doc, &["b"], C14N10, &[]),
+            "<b xml:id=\"i\" xml:lang=\"vi\"></b>"
+        );
         assert_eq!(c14n(doc, &["b"], C14N11, &[]), "<b xml:lang=\"vi\"></b>");
     }
 }

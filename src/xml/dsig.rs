@@ -113,12 +113,24 @@ impl XmlSignatureMethod {
     pub fn uri(scheme: SignatureScheme) -> &'static str {
         use DigestAlgorithm::*;
         match scheme {
-            SignatureScheme::RsaPkcs1(Sha256) => "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
-            SignatureScheme::RsaPkcs1(Sha384) => "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384",
-            SignatureScheme::RsaPkcs1(Sha512) => "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512",
-            SignatureScheme::RsaPss(Sha256) => "http://www.w3.org/2007/05/xmldsig-more#sha256-rsa-MGF1",
-            SignatureScheme::RsaPss(Sha384) => "http://www.w3.org/2007/05/xmldsig-more#sha384-rsa-MGF1",
-            SignatureScheme::RsaPss(Sha512) => "http://www.w3.org/2007/05/xmldsig-more#sha512-rsa-MGF1",
+            SignatureScheme::RsaPkcs1(Sha256) => {
+                "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+            }
+            SignatureScheme::RsaPkcs1(Sha384) => {
+                "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384"
+            }
+            SignatureScheme::RsaPkcs1(Sha512) => {
+                "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512"
+            }
+            SignatureScheme::RsaPss(Sha256) => {
+                "http://www.w3.org/2007/05/xmldsig-more#sha256-rsa-MGF1"
+            }
+            SignatureScheme::RsaPss(Sha384) => {
+                "http://www.w3.org/2007/05/xmldsig-more#sha384-rsa-MGF1"
+            }
+            SignatureScheme::RsaPss(Sha512) => {
+                "http://www.w3.org/2007/05/xmldsig-more#sha512-rsa-MGF1"
+            }
             SignatureScheme::Ecdsa(Sha256) => "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256",
             SignatureScheme::Ecdsa(Sha384) => "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384",
             SignatureScheme::Ecdsa(Sha512) => "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512",
@@ -148,10 +160,10 @@ impl IdIndex {
                 if a.namespace().is_some() {
                     continue;
                 }
-                if names.contains(&a.name()) || (is_ds && a.name() == "Id") {
-                    if map.insert(a.value().to_string(), node.id()).is_some() {
-                        return Err(XmlError::DuplicateId(a.value().to_string()));
-                    }
+                if (names.contains(&a.name()) || (is_ds && a.name() == "Id"))
+                    && map.insert(a.value().to_string(), node.id()).is_some()
+                {
+                    return Err(XmlError::DuplicateId(a.value().to_string()));
                 }
             }
         }
@@ -281,13 +293,19 @@ pub fn process_reference(
     let target = if uri.is_empty() {
         check.whole_document = true;
         doc.root_element()
-    } else if let Some(id) = uri.strip_prefix('#').filter(|id| !id.starts_with("xpointer(")) {
+    } else if let Some(id) = uri
+        .strip_prefix('#')
+        .filter(|id| !id.starts_with("xpointer("))
+    {
         match ids.get(id).and_then(|n| doc.get_node(n)) {
             Some(n) => n,
             None => return fail(check, format!("URI {uri} does not resolve to an element")),
         }
     } else {
-        return fail(check, format!("URI {uri} is not a same-document reference signgate accepts"));
+        return fail(
+            check,
+            format!("URI {uri} is not a same-document reference signgate accepts"),
+        );
     };
     check.target = Some(target.id());
     check.element_path = Some(element_path(target));
@@ -316,9 +334,8 @@ pub fn process_reference(
             }
         }
     }
-    let method = method.unwrap_or_else(|| {
-        Method::from_uri(c14n::C14N10, Vec::new()).expect("C14N 1.0 is known")
-    });
+    let method = method
+        .unwrap_or_else(|| Method::from_uri(c14n::C14N10, Vec::new()).expect("C14N 1.0 is known"));
     let Some(digest_method) = ds_child(reference, "DigestMethod")
         .and_then(|d| d.attribute("Algorithm"))
         .and_then(XmlDigest::from_uri)
@@ -384,7 +401,11 @@ pub fn canonical_signed_info(
 }
 
 /// Checks one Signature element: references, SignedInfo signature value, KeyInfo certificate.
-pub fn check_signature(parsed: &Parsed<'_>, ids: &IdIndex, signature: Node<'_, '_>) -> SignatureCheck {
+pub fn check_signature(
+    parsed: &Parsed<'_>,
+    ids: &IdIndex,
+    signature: Node<'_, '_>,
+) -> SignatureCheck {
     let mut check = SignatureCheck {
         node: signature.id(),
         id: signature.attribute("Id").map(String::from),
@@ -403,7 +424,9 @@ pub fn check_signature(parsed: &Parsed<'_>, ids: &IdIndex, signature: Node<'_, '
         for r in ds_children(si, "Reference") {
             let (rc, _) = process_reference(parsed, ids, signature, r);
             if let Some(p) = &rc.problem {
-                check.format_errors.push(format!("Reference {}: {p}", rc.uri));
+                check
+                    .format_errors
+                    .push(format!("Reference {}: {p}", rc.uri));
             }
             if ds_child(r, "DigestMethod").and_then(|d| d.attribute("Algorithm"))
                 == Some("http://www.w3.org/2000/09/xmldsig#sha1")
@@ -414,9 +437,12 @@ pub fn check_signature(parsed: &Parsed<'_>, ids: &IdIndex, signature: Node<'_, '
         }
     }
     if check.references.is_empty() {
-        check.format_errors.push("SignedInfo has no Reference".into());
+        check
+            .format_errors
+            .push("SignedInfo has no Reference".into());
     }
-    (check.embedded, check.certificate) = key_info_certificates(signature, &mut check.format_errors);
+    (check.embedded, check.certificate) =
+        key_info_certificates(signature, &mut check.format_errors);
     check.signature_value = ds_child(signature, "SignatureValue")
         .and_then(|v| v.text().or(Some("")))
         .and_then(b64_decode)
@@ -450,14 +476,21 @@ pub fn check_signature(parsed: &Parsed<'_>, ids: &IdIndex, signature: Node<'_, '
 }
 
 /// Certificates of KeyInfo/X509Data; the signer is the one that issued none of the others.
-fn key_info_certificates(signature: Node<'_, '_>, errors: &mut Vec<String>) -> (Vec<X509>, Option<X509>) {
+fn key_info_certificates(
+    signature: Node<'_, '_>,
+    errors: &mut Vec<String>,
+) -> (Vec<X509>, Option<X509>) {
     let Some(key_info) = ds_child(signature, "KeyInfo") else {
         return (Vec::new(), None);
     };
     let mut certs = Vec::new();
     for data in ds_children(key_info, "X509Data") {
         for c in ds_children(data, "X509Certificate") {
-            match c.text().and_then(b64_decode).and_then(|der| X509::from_der(&der).ok()) {
+            match c
+                .text()
+                .and_then(b64_decode)
+                .and_then(|der| X509::from_der(&der).ok())
+            {
                 Some(cert) => certs.push(cert),
                 None => errors.push("an X509Certificate cannot be decoded".into()),
             }
@@ -488,11 +521,15 @@ fn verify_value(
     let md = method.digest().md();
     let fits = matches!(
         (method, key.id()),
-        (XmlSignatureMethod::Rsa(_) | XmlSignatureMethod::RsaPss(_), Id::RSA)
-            | (XmlSignatureMethod::Ecdsa(_), Id::EC)
+        (
+            XmlSignatureMethod::Rsa(_) | XmlSignatureMethod::RsaPss(_),
+            Id::RSA
+        ) | (XmlSignatureMethod::Ecdsa(_), Id::EC)
     );
     if !fits {
-        return Err(format!("SignatureMethod {method:?} does not fit the certificate's key"));
+        return Err(format!(
+            "SignatureMethod {method:?} does not fit the certificate's key"
+        ));
     }
     let der;
     let value = if let XmlSignatureMethod::Ecdsa(_) = method {
@@ -605,7 +642,6 @@ pub struct SignaturePlan {
 /// digests, then the signature value. The result is checked once more before returning.
 pub fn sign(
     input: &[u8],
-    offset: usize,
     plan: &SignaturePlan,
     key: &dyn crate::keys::KeySource,
     scheme: SignatureScheme,
@@ -613,6 +649,11 @@ pub fn sign(
     limits: &super::parse::Limits,
     id_names: &[&str],
 ) -> Result<Vec<u8>, crate::Error> {
+    let offset = if input.starts_with(b"\xEF\xBB\xBF") {
+        3
+    } else {
+        0
+    };
     let mut certs = vec![key.certificate().to_owned()];
     certs.extend(key.chain().iter().cloned());
     let cert_b64: Vec<String> = certs
@@ -746,8 +787,14 @@ fn own_signature<'a, 'i>(
 /// DER `ECDSA-Sig-Value` → fixed-width r‖s (XML-DSig, RFC 4050).
 pub fn ecdsa_der_to_raw(der: &[u8], width: usize) -> Result<Vec<u8>, String> {
     let sig = openssl::ecdsa::EcdsaSig::from_der(der).map_err(|e| e.to_string())?;
-    let r = sig.r().to_vec_padded(width as i32).map_err(|e| e.to_string())?;
-    let s = sig.s().to_vec_padded(width as i32).map_err(|e| e.to_string())?;
+    let r = sig
+        .r()
+        .to_vec_padded(width as i32)
+        .map_err(|e| e.to_string())?;
+    let s = sig
+        .s()
+        .to_vec_padded(width as i32)
+        .map_err(|e| e.to_string())?;
     Ok([r, s].concat())
 }
 

@@ -86,7 +86,6 @@ pub fn sign(
     let plan = profile.plan(&parsed, &ids)?;
     dsig::sign(
         input,
-        parsed.offset,
         &plan,
         key,
         scheme,

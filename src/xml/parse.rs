@@ -101,10 +101,9 @@ pub fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, XmlErro
         roxmltree::Error::DtdDetected => {
             XmlError::DtdForbidden("the document has a DOCTYPE; DTDs are refused".into())
         }
-        roxmltree::Error::NodesLimitReached => XmlError::LimitExceeded(format!(
-            "more than {} nodes",
-            limits.max_nodes
-        )),
+        roxmltree::Error::NodesLimitReached => {
+            XmlError::LimitExceeded(format!("more than {} nodes", limits.max_nodes))
+        }
         roxmltree::Error::EntityReferenceLoop(_) | roxmltree::Error::UnknownEntityReference(..) => {
             XmlError::DtdForbidden(format!("entity reference refused: {e}"))
         }
@@ -189,8 +188,14 @@ mod tests {
 
     #[test]
     fn refuses_dtds_and_bad_text() {
-        assert_eq!(code(b"<!DOCTYPE a [<!ENTITY x \"y\">]><a>&x;</a>"), "XML_DTD_FORBIDDEN");
-        assert_eq!(code(b"<!DOCTYPE a SYSTEM \"file:///etc/passwd\"><a/>"), "XML_DTD_FORBIDDEN");
+        assert_eq!(
+            code(b"<!DOCTYPE a [<!ENTITY x \"y\">]><a>&x;</a>"),
+            "XML_DTD_FORBIDDEN"
+        );
+        assert_eq!(
+            code(b"<!DOCTYPE a SYSTEM \"file:///etc/passwd\"><a/>"),
+            "XML_DTD_FORBIDDEN"
+        );
         assert_eq!(code(b"<a>&x;</a>"), "XML_DTD_FORBIDDEN");
         assert_eq!(code(b"<a>\xff</a>"), "XML_MALFORMED");
         assert_eq!(code(b"<a><b></a>"), "XML_MALFORMED");
@@ -202,7 +207,10 @@ mod tests {
         let deep = format!("{}{}", "<a>".repeat(300), "</a>".repeat(300));
         assert_eq!(code(deep.as_bytes()), "XML_LIMIT_EXCEEDED");
         let attrs: String = (0..300).map(|i| format!(" a{i}=\"x\"")).collect();
-        assert_eq!(code(format!("<a{attrs}/>").as_bytes()), "XML_LIMIT_EXCEEDED");
+        assert_eq!(
+            code(format!("<a{attrs}/>").as_bytes()),
+            "XML_LIMIT_EXCEEDED"
+        );
         let huge = format!("<a b=\"{}\"/>", "x".repeat(100_000));
         assert_eq!(code(huge.as_bytes()), "XML_LIMIT_EXCEEDED");
     }

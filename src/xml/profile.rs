@@ -99,7 +99,8 @@ impl Profile {
     /// Plans a new signature over `parsed` (IDs already indexed in `ids`).
     pub fn plan(self, parsed: &Parsed<'_>, ids: &IdIndex) -> Result<SignaturePlan, XmlError> {
         let root = parsed.doc.root_element();
-        let mismatch = |why: String| XmlError::ProfileMismatch(format!("{} profile: {why}", self.name()));
+        let mismatch =
+            |why: String| XmlError::ProfileMismatch(format!("{} profile: {why}", self.name()));
         let expect_root = |name: &str| {
             if root.tag_name().name() == name {
                 Ok(())
@@ -137,7 +138,9 @@ impl Profile {
             }
             Self::Edxml => {
                 if Self::detect(&parsed.doc) != Self::Edxml {
-                    return Err(mismatch("the root is not edXML in the QCVN 102:2016 namespace".into()));
+                    return Err(mismatch(
+                        "the root is not edXML in the QCVN 102:2016 namespace".into(),
+                    ));
                 }
                 let header = edxml_header(root).map_err(&mismatch)?;
                 let mut refs = Vec::new();
@@ -171,8 +174,15 @@ impl Profile {
         signature: Node<'_, '_>,
         check: &SignatureCheck,
     ) -> (bool, Option<String>, Result<(), String>) {
-        let doc_refs: Vec<_> = check.references.iter().filter(|r| !r.inside_signature).collect();
-        let paths: Vec<String> = doc_refs.iter().filter_map(|r| r.element_path.clone()).collect();
+        let doc_refs: Vec<_> = check
+            .references
+            .iter()
+            .filter(|r| !r.inside_signature)
+            .collect();
+        let paths: Vec<String> = doc_refs
+            .iter()
+            .filter_map(|r| r.element_path.clone())
+            .collect();
         let element_path = (!paths.is_empty()).then(|| paths.join(", "));
         let whole = doc_refs.iter().any(|r| r.whole_document);
         let root = parsed.doc.root_element();
@@ -184,7 +194,8 @@ impl Profile {
             }
             let parent = parent.ok_or("the signature has no parent element")?;
             let under = |p: Node<'_, '_>, name: &str, grand: Option<Node<'_, '_>>| {
-                p.tag_name().name() == name && p.parent_element().map(|g| g.id()) == grand.map(|g| g.id())
+                p.tag_name().name() == name
+                    && p.parent_element().map(|g| g.id()) == grand.map(|g| g.id())
             };
             let single = |expected: Node<'_, '_>| {
                 if targets.len() == 1 && targets[0] == expected.id() {
@@ -212,11 +223,15 @@ impl Profile {
                 }
                 Self::EInvoice => {
                     let dscks = parent.parent_element();
-                    let ok_place = dscks.map(|d| under(d, "DSCKS", Some(root))).unwrap_or(false);
+                    let ok_place = dscks
+                        .map(|d| under(d, "DSCKS", Some(root)))
+                        .unwrap_or(false);
                     match parent.tag_name().name() {
                         "NBan" if ok_place => single(only_child(root, "DLHDon")?),
                         "CQT" if ok_place => single(only_child(root, "MCCQT")?),
-                        _ => Err("the signature is not in HDon/DSCKS/NBan or HDon/DSCKS/CQT".into()),
+                        _ => {
+                            Err("the signature is not in HDon/DSCKS/NBan or HDon/DSCKS/CQT".into())
+                        }
                     }
                 }
                 Self::Edxml => {
@@ -246,7 +261,10 @@ fn reference(uri: String, transforms: Vec<String>) -> PlannedReference {
 }
 
 fn id_of<'a>(node: Node<'a, '_>, profile: Profile) -> Option<&'a str> {
-    profile.id_attributes().iter().find_map(|n| node.attribute(*n))
+    profile
+        .id_attributes()
+        .iter()
+        .find_map(|n| node.attribute(*n))
 }
 
 /// The one child element of `parent` with local name `name`.
@@ -256,8 +274,14 @@ fn only_child<'a, 'i>(parent: Node<'a, 'i>, name: &str) -> Result<Node<'a, 'i>, 
         .filter(|c| c.is_element() && c.tag_name().name() == name);
     match (found.next(), found.next()) {
         (Some(n), None) => Ok(n),
-        (None, _) => Err(format!("{} has no {name} element", parent.tag_name().name())),
-        (Some(_), Some(_)) => Err(format!("{} has more than one {name}", parent.tag_name().name())),
+        (None, _) => Err(format!(
+            "{} has no {name} element",
+            parent.tag_name().name()
+        )),
+        (Some(_), Some(_)) => Err(format!(
+            "{} has more than one {name}",
+            parent.tag_name().name()
+        )),
     }
 }
 
