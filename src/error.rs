@@ -53,6 +53,18 @@ pub enum ErrorCode {
     CmsMalformed,
     /// The revocation status of a certificate could not be obtained.
     RevocationUnavailable,
+    /// The XML has a DOCTYPE or entity declarations (refused, never processed).
+    XmlDtdForbidden,
+    /// An XML ID value occurs more than once.
+    XmlDuplicateId,
+    /// The XML is not well-formed or not UTF-8.
+    XmlMalformed,
+    /// The XML exceeds a size, depth, attribute or node limit.
+    XmlLimitExceeded,
+    /// The XML does not have the layout the signature profile expects.
+    XmlProfileMismatch,
+    /// The XML uses a feature signgate does not implement.
+    XmlUnsupported,
     /// A bug or an environment failure.
     Internal,
 }
@@ -82,6 +94,12 @@ impl ErrorCode {
             Self::NoSignature => "NO_SIGNATURE",
             Self::CmsMalformed => "CMS_MALFORMED",
             Self::RevocationUnavailable => "REVOCATION_UNAVAILABLE",
+            Self::XmlDtdForbidden => "XML_DTD_FORBIDDEN",
+            Self::XmlDuplicateId => "XML_DUPLICATE_ID",
+            Self::XmlMalformed => "XML_MALFORMED",
+            Self::XmlLimitExceeded => "XML_LIMIT_EXCEEDED",
+            Self::XmlProfileMismatch => "XML_PROFILE_MISMATCH",
+            Self::XmlUnsupported => "XML_UNSUPPORTED",
             Self::Internal => "INTERNAL",
         }
     }
@@ -96,7 +114,13 @@ impl ErrorCode {
             | Self::ImageInvalid
             | Self::CmsMalformed
             | Self::PdfPageOutOfRange
-            | Self::PdfNoSignatureToSeal => 65,
+            | Self::PdfNoSignatureToSeal
+            | Self::XmlDtdForbidden
+            | Self::XmlDuplicateId
+            | Self::XmlMalformed
+            | Self::XmlLimitExceeded
+            | Self::XmlProfileMismatch
+            | Self::XmlUnsupported => 65,
             Self::NoSignature => 3,
             Self::InputMissing => 66,
             Self::TsaUnavailable | Self::TsaBadResponse | Self::RevocationUnavailable => 69,
@@ -146,6 +170,9 @@ pub enum Error {
     /// Validation data could not be gathered (a certificate's status is unknown).
     #[error("validation data incomplete: {0}")]
     Validation(String),
+    /// The XML cannot be parsed, signed or verified.
+    #[error(transparent)]
+    Xml(#[from] crate::xml::XmlError),
     /// The request itself is inconsistent (e.g. B-T without a TSA).
     #[error("{0}")]
     Usage(String),
@@ -163,6 +190,7 @@ impl Error {
             Error::Io(e) => e.code(),
             Error::Verify(e) => e.code(),
             Error::Validation(_) => ErrorCode::RevocationUnavailable,
+            Error::Xml(e) => e.code(),
             Error::Usage(_) => ErrorCode::Usage,
         }
     }
@@ -191,6 +219,12 @@ mod tests {
                 "PDF_NO_SIGNATURE_TO_SEAL",
                 65,
             ),
+            (ErrorCode::XmlDtdForbidden, "XML_DTD_FORBIDDEN", 65),
+            (ErrorCode::XmlDuplicateId, "XML_DUPLICATE_ID", 65),
+            (ErrorCode::XmlMalformed, "XML_MALFORMED", 65),
+            (ErrorCode::XmlLimitExceeded, "XML_LIMIT_EXCEEDED", 65),
+            (ErrorCode::XmlProfileMismatch, "XML_PROFILE_MISMATCH", 65),
+            (ErrorCode::XmlUnsupported, "XML_UNSUPPORTED", 65),
         ];
         for (code, text, exit) in table {
             assert_eq!(code.as_str(), text);

@@ -10,6 +10,7 @@
 //! - [`sign`]: the signing use case that ties keys, cms, pdf and the TSA client together.
 //! - [`verify`]: signature validation and the ETSI-style report; never signs.
 //! - [`extend`]: long-term validation (PAdES B-LT/B-LTA: DSS and document time-stamps).
+//! - [`xml`]: hardened XML parser, C14N, XML-DSig and the filing/edXML profiles; no network.
 //! - [`fsio`]: atomic output files.
 //! - [`cli`]: the command line, thin over the above.
 #![forbid(unsafe_code)]
@@ -27,5 +28,6 @@ pub mod publish;
 pub mod sign;
 pub mod tsa;
 pub mod verify;
+pub mod xml;
 
 pub use error::{Error, ErrorCode};

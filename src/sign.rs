@@ -23,13 +23,18 @@ pub enum Format {
     Pdf,
     /// CAdES detached: a separate `.p7s` file over the document's bytes.
     Cms,
+    /// XML-DSig: a `ds:Signature` spliced into the XML under a [`crate::xml::Profile`].
+    Xml,
 }
 
 impl Format {
-    /// Picks the format from the content: `%PDF-` at the start means PDF, anything else CMS.
+    /// Picks the format from the content: `%PDF-` at the start means PDF, `<` (after an
+    /// optional BOM and whitespace) XML, anything else CMS.
     pub fn detect(input: &[u8]) -> Self {
         if input.starts_with(b"%PDF-") {
             Self::Pdf
+        } else if crate::xml::looks_like_xml(input) {
+            Self::Xml
         } else {
             Self::Cms
         }
@@ -115,6 +120,8 @@ pub struct SignRequest<'a> {
     pub timestamper: Option<&'a dyn TimeStamper>,
     /// PDF options.
     pub pdf: PdfDetails,
+    /// XML signature profile; `None` picks it from the root element.
+    pub xml_profile: Option<crate::xml::Profile>,
 }
 
 /// The result of signing: the output bytes and what kind they are.
@@ -158,6 +165,19 @@ pub fn sign_document(
             finish_cms(builder, request)?.to_der()?
         }
         Format::Pdf => sign_pdf(input, key, scheme, request)?,
+        Format::Xml => {
+            if request.level != Level::BB {
+                return Err(Error::Usage(
+                    "XML signatures are B-B only for now (no XAdES time-stamp)".into(),
+                ));
+            }
+            let profile = match request.xml_profile {
+                Some(p) => p,
+                None => crate::xml::parse::parse(input, &crate::xml::Limits::default())
+                    .map(|p| crate::xml::Profile::detect(&p.doc))?,
+            };
+            crate::xml::sign(input, profile, key, scheme, request.signing_time)?
+        }
     };
     Ok(Signed { format, bytes })
 }

@@ -29,9 +29,13 @@ pub struct SignArgs {
     /// Output: the signed PDF, or the detached .p7s for CMS (`-` for standard output).
     #[arg(long)]
     out: PathBuf,
-    /// Container: pdf (PAdES) or cms (detached CAdES .p7s); default from the content.
-    #[arg(long, value_parser = ["pdf", "cms"])]
+    /// Container: pdf (PAdES), cms (detached CAdES .p7s) or xml (XML-DSig); default from the content.
+    #[arg(long, value_parser = ["pdf", "cms", "xml"])]
     format: Option<String>,
+    /// XML signature profile: tax, social-insurance, e-invoice, edxml or enveloped; default from
+    /// the root element.
+    #[arg(long, value_parser = ["tax", "social-insurance", "e-invoice", "edxml", "enveloped"])]
+    profile: Option<String>,
     /// Baseline level: b-b, or b-t with a signature time-stamp from --tsa.
     #[arg(long, default_value = "b-b")]
     level: Level,
@@ -89,8 +93,15 @@ pub fn run(args: SignArgs) -> Result<u8, CliError> {
     let format = match args.format.as_deref() {
         Some("pdf") => Some(Format::Pdf),
         Some("cms") => Some(Format::Cms),
+        Some("xml") => Some(Format::Xml),
         _ => None,
     };
+    let xml_profile = args
+        .profile
+        .as_deref()
+        .map(str::parse::<crate::xml::Profile>)
+        .transpose()
+        .map_err(CliError::usage)?;
     if args.level == Level::BT && args.tsa.is_none() {
         return Err(CliError::usage("--level b-t needs --tsa URL"));
     }
@@ -113,6 +124,9 @@ pub fn run(args: SignArgs) -> Result<u8, CliError> {
     let signing_time = OffsetDateTime::now_utc().to_offset(VIETNAM);
     let visible = visible_signature(&args, &key, page, rect, signing_time)?;
     let resolved = format.unwrap_or_else(|| Format::detect(&input));
+    if xml_profile.is_some() && resolved != Format::Xml {
+        return Err(CliError::usage("--profile applies to XML input only"));
+    }
     if visible.is_some() && resolved != Format::Pdf {
         return Err(CliError::usage(
             "visible signatures and stamps need a PDF input",
@@ -135,6 +149,7 @@ pub fn run(args: SignArgs) -> Result<u8, CliError> {
             contact_info: None,
             visible,
         },
+        xml_profile,
     };
     let signed = sign::sign_document(&input, &key, &request)?;
     fsio::write_output(&args.out, &signed.bytes)?;

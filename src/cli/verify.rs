@@ -145,7 +145,9 @@ fn text_summary(report: &Report) -> String {
         ));
         out.push_str(&format!(
             "    coverage:  {}\n",
-            if s.coverage.whole_file {
+            if let Some(path) = &s.coverage.element_path {
+                path.clone()
+            } else if s.coverage.whole_file {
                 "whole file".to_string()
             } else {
                 format!("revision {}", s.coverage.revision.unwrap_or(0))

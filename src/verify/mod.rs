@@ -15,6 +15,7 @@ pub mod report;
 pub mod revocation;
 mod signer;
 mod timestamp;
+mod xml;
 
 pub use chain::TrustList;
 pub use report::{Indication, Report, SignatureReport, SubIndication};
@@ -40,6 +41,9 @@ pub enum VerifyError {
     /// A detached CMS signature needs its content.
     #[error("{0} is a detached signature: give the signed file with --content")]
     ContentMissing(String),
+    /// The XML cannot be parsed or is refused (DTD, duplicate ID, limits).
+    #[error(transparent)]
+    Xml(#[from] crate::xml::XmlError),
     /// The CMS structure cannot be parsed.
     #[error("{file} is not a CMS signature: {reason}")]
     CmsMalformed {
@@ -58,6 +62,7 @@ impl VerifyError {
             Self::PdfMalformed(_) => ErrorCode::PdfMalformed,
             Self::ContentMissing(_) => ErrorCode::Usage,
             Self::CmsMalformed { .. } => ErrorCode::CmsMalformed,
+            Self::Xml(e) => e.code(),
         }
     }
 }
@@ -84,6 +89,8 @@ pub fn document(
         verify_pdf(name, input, ctx)
     } else if input.first() == Some(&0x30) || input.starts_with(b"-----BEGIN") {
         verify_cms(name, input, detached, ctx)
+    } else if crate::xml::looks_like_xml(input) {
+        xml::verify(name, input, ctx)
     } else {
         Err(VerifyError::NoSignature(name.into()))
     }
@@ -117,7 +124,13 @@ fn verify_pdf(name: &str, input: &[u8], ctx: &ValidationContext) -> Result<Repor
                     let mut evidence = evidence::from_signed_data(&parsed);
                     evidence.extend(&found.dss);
                     check.embedded.extend(found.dss_certs.iter().cloned());
-                    evaluate(sig.field.clone(), check, ctx, coverage.clone(), &evidence)
+                    evaluate(
+                        sig.field.clone(),
+                        check.into(),
+                        ctx,
+                        coverage.clone(),
+                        &evidence,
+                    )
                 }
                 Err(e) => failed(
                     sig.field.clone(),
@@ -239,7 +252,13 @@ fn verify_cms(
                 revision: None,
                 element_path: None,
             };
-            let mut r = evaluate(format!("signer-{}", i + 1), check, ctx, coverage, &evidence);
+            let mut r = evaluate(
+                format!("signer-{}", i + 1),
+                check.into(),
+                ctx,
+                coverage,
+                &evidence,
+            );
             r.modification = Some("none");
             r
         })
@@ -291,11 +310,51 @@ fn failed(
     }
 }
 
-/// Turns the checks of one signer into its verdict, in the order of ETSI EN 319 102-1 §5:
+/// What a format-specific check (CMS SignerInfo, XML-DSig Signature) found about one
+/// signature: integrity, the signer's certificate, embedded certificates and claimed time.
+/// [`evaluate`] turns it into a verdict the same way for every format.
+pub(crate) struct SignatureFacts {
+    /// The signed data's digest(s) match.
+    pub hash_ok: bool,
+    /// The signature value verifies with the signer certificate's key.
+    pub signature_ok: bool,
+    /// The signer's certificate, when found.
+    pub certificate: Option<X509>,
+    /// Every certificate carried with the signature.
+    pub embedded: Vec<X509>,
+    /// The claimed signing time (covered by the signature).
+    pub claimed_time: Option<OffsetDateTime>,
+    /// Weak algorithms used.
+    pub weak: Vec<String>,
+    /// Signature time-stamp tokens (DER ContentInfo) over `signature_value`.
+    pub timestamp_tokens: Vec<Vec<u8>>,
+    /// Structural problems.
+    pub format_errors: Vec<String>,
+    /// The signature value (what a signature time-stamp imprints).
+    pub signature_value: Vec<u8>,
+}
+
+impl From<SignerCheck> for SignatureFacts {
+    fn from(c: SignerCheck) -> Self {
+        Self {
+            hash_ok: c.hash_ok,
+            signature_ok: c.signature_ok,
+            certificate: c.certificate,
+            embedded: c.embedded,
+            claimed_time: c.claimed_time,
+            weak: c.weak,
+            timestamp_tokens: c.timestamp_tokens,
+            format_errors: c.format_errors,
+            signature_value: c.signature_value,
+        }
+    }
+}
+
+/// Turns the checks of one signature into its verdict, in the order of ETSI EN 319 102-1 §5:
 /// format and integrity, then time-stamp (best signature time), algorithms, path, usage.
 fn evaluate(
     id: String,
-    check: SignerCheck,
+    check: SignatureFacts,
     ctx: &ValidationContext,
     coverage: Coverage,
     evidence: &revocation::Evidence,

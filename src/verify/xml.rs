@@ -1,0 +1,78 @@
+//! XML-DSig signatures into the validation report: [`crate::xml`] checks the cryptography and
+//! the profile; trust, usage and revocation go through the same [`evaluate`](super::evaluate)
+//! as PDF and CMS signatures.
+
+use super::report::{Coverage, Indication, Report, SubIndication};
+use super::{evaluate, revocation, SignatureFacts, ValidationContext, VerifyError};
+use crate::xml::dsig::{self, IdIndex};
+use crate::xml::{parse, Limits, Profile};
+
+/// Verifies every `ds:Signature` of an XML document under the profile its root implies.
+pub(super) fn verify(
+    name: &str,
+    input: &[u8],
+    ctx: &ValidationContext,
+) -> Result<Report, VerifyError> {
+    let parsed = parse::parse(input, &Limits::default())?;
+    let profile = Profile::detect(&parsed.doc);
+    let ids = IdIndex::build(&parsed.doc, profile.id_attributes())?;
+    let signatures = dsig::find_signatures(&parsed.doc);
+    if signatures.is_empty() {
+        return Err(VerifyError::NoSignature(name.into()));
+    }
+    let mut reports = Vec::new();
+    for (i, sig) in signatures.into_iter().enumerate() {
+        let check = dsig::check_signature(&parsed, &ids, sig);
+        let (whole_file, element_path, verdict) = profile.check(&parsed, sig, &check);
+        let coverage = Coverage {
+            whole_file,
+            revision: None,
+            element_path,
+        };
+        let unprocessable = check.references.iter().any(|r| r.problem.is_some());
+        let has_format_errors = !check.format_errors.is_empty();
+        let facts = SignatureFacts {
+            hash_ok: check.digests_ok(),
+            signature_ok: check.signature_ok,
+            certificate: check.certificate.clone(),
+            embedded: check.embedded.clone(),
+            claimed_time: check.claimed_time,
+            weak: check.weak.clone(),
+            timestamp_tokens: Vec::new(),
+            format_errors: check.format_errors.clone(),
+            signature_value: check.signature_value.clone(),
+        };
+        let id = check
+            .id
+            .clone()
+            .unwrap_or_else(|| format!("signature-{}", i + 1));
+        let mut report = evaluate(id, facts, ctx, coverage, &revocation::Evidence::default());
+        let format_failure = |r: &mut super::SignatureReport, note: Option<String>| {
+            r.indication = Indication::TotalFailed;
+            r.sub_indication = Some(SubIndication::FormatFailure);
+            r.notes.extend(note);
+        };
+        if unprocessable {
+            report.intact = false;
+            format_failure(&mut report, None);
+        } else if has_format_errors && report.indication == Indication::TotalPassed {
+            format_failure(&mut report, None);
+        }
+        if let Err(why) = verdict {
+            if report.sub_indication != Some(SubIndication::HashFailure)
+                && report.sub_indication != Some(SubIndication::SigCryptoFailure)
+            {
+                format_failure(
+                    &mut report,
+                    Some(format!("{} profile: {why}", profile.name())),
+                );
+            } else {
+                report
+                    .notes
+                    .push(format!("{} profile: {why}", profile.name()));
+            }
+        }
+        reports.push(report);
+    }
+    Ok(Report::new(name.into(), "xml", reports))
+}

@@ -1,0 +1,833 @@
+//! XML-DSig (<https://www.w3.org/TR/xmldsig-core1/>): checking one `ds:Signature` and building
+//! one by splicing it into the unchanged input bytes.
+//!
+//! Supported: same-document references (`URI=""` and `URI="#id"`, resolved only through the
+//! ID attributes the caller declares), the enveloped-signature transform followed by at most
+//! one canonicalization, SHA-1 (reported weak), SHA-256/384/512, RSA PKCS#1 v1.5, RSASSA-PSS
+//! with MGF1 (RFC 9231 §2.3.10 identifiers) and ECDSA (SignatureValue is r‖s, RFC 4050 /
+//! RFC 9231 §2.3.6), and X.509 certificates in KeyInfo/X509Data. XPath, XSLT, base64
+//! transforms, external URIs, HMAC and bare KeyValue keys are refused. Trust, revocation and
+//! the profile rules are left to the callers (`verify::xml`, [`super::profile`]).
+
+use std::collections::HashMap;
+
+use base64::Engine as _;
+use openssl::hash::MessageDigest;
+use openssl::pkey::{PKey, Public};
+use openssl::x509::X509;
+use roxmltree::{Node, NodeId};
+use time::OffsetDateTime;
+
+use super::c14n::{self, Method, Subset};
+use super::parse::{element_path, Parsed};
+use super::XmlError;
+use crate::pki::alg::{DigestAlgorithm, SignatureScheme};
+
+/// The XML-DSig namespace.
+pub const DSIG_NS: &str = "http://www.w3.org/2000/09/xmldsig#";
+/// The enveloped-signature transform.
+pub const ENVELOPED: &str = "http://www.w3.org/2000/09/xmldsig#enveloped-signature";
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// A DigestMethod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XmlDigest {
+    /// SHA-1: verified but reported as weak.
+    Sha1,
+    /// A SHA-2 digest.
+    Sha2(DigestAlgorithm),
+}
+
+impl XmlDigest {
+    /// Recognises a DigestMethod URI.
+    pub fn from_uri(uri: &str) -> Option<Self> {
+        Some(match uri {
+            "http://www.w3.org/2000/09/xmldsig#sha1" => Self::Sha1,
+            "http://www.w3.org/2001/04/xmlenc#sha256" => Self::Sha2(DigestAlgorithm::Sha256),
+            "http://www.w3.org/2001/04/xmldsig-more#sha384" => Self::Sha2(DigestAlgorithm::Sha384),
+            "http://www.w3.org/2001/04/xmlenc#sha512" => Self::Sha2(DigestAlgorithm::Sha512),
+            _ => return None,
+        })
+    }
+
+    /// The URI of a SHA-2 DigestMethod.
+    pub fn uri(d: DigestAlgorithm) -> &'static str {
+        match d {
+            DigestAlgorithm::Sha256 => "http://www.w3.org/2001/04/xmlenc#sha256",
+            DigestAlgorithm::Sha384 => "http://www.w3.org/2001/04/xmldsig-more#sha384",
+            DigestAlgorithm::Sha512 => "http://www.w3.org/2001/04/xmlenc#sha512",
+        }
+    }
+
+    fn md(self) -> MessageDigest {
+        match self {
+            Self::Sha1 => MessageDigest::sha1(),
+            Self::Sha2(d) => d.message_digest(),
+        }
+    }
+
+    fn hash(self, data: &[u8]) -> Vec<u8> {
+        match self {
+            Self::Sha1 => openssl::hash::hash(MessageDigest::sha1(), data)
+                .map(|d| d.to_vec())
+                .unwrap_or_default(),
+            Self::Sha2(d) => d.digest(data),
+        }
+    }
+}
+
+/// A SignatureMethod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XmlSignatureMethod {
+    /// RSASSA-PKCS1-v1_5.
+    Rsa(XmlDigest),
+    /// RSASSA-PSS, MGF1 with the same digest, salt as long as the digest.
+    RsaPss(XmlDigest),
+    /// ECDSA, value r‖s.
+    Ecdsa(XmlDigest),
+}
+
+impl XmlSignatureMethod {
+    /// Recognises a SignatureMethod URI.
+    pub fn from_uri(uri: &str) -> Option<Self> {
+        use DigestAlgorithm::*;
+        let s2 = XmlDigest::Sha2;
+        Some(match uri {
+            "http://www.w3.org/2000/09/xmldsig#rsa-sha1" => Self::Rsa(XmlDigest::Sha1),
+            "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256" => Self::Rsa(s2(Sha256)),
+            "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384" => Self::Rsa(s2(Sha384)),
+            "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512" => Self::Rsa(s2(Sha512)),
+            "http://www.w3.org/2007/05/xmldsig-more#sha256-rsa-MGF1" => Self::RsaPss(s2(Sha256)),
+            "http://www.w3.org/2007/05/xmldsig-more#sha384-rsa-MGF1" => Self::RsaPss(s2(Sha384)),
+            "http://www.w3.org/2007/05/xmldsig-more#sha512-rsa-MGF1" => Self::RsaPss(s2(Sha512)),
+            "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha1" => Self::Ecdsa(XmlDigest::Sha1),
+            "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256" => Self::Ecdsa(s2(Sha256)),
+            "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384" => Self::Ecdsa(s2(Sha384)),
+            "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512" => Self::Ecdsa(s2(Sha512)),
+            _ => return None,
+        })
+    }
+
+    /// The URI for a scheme signgate signs with.
+    pub fn uri(scheme: SignatureScheme) -> &'static str {
+        use DigestAlgorithm::*;
+        match scheme {
+            SignatureScheme::RsaPkcs1(Sha256) => {
+                "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+            }
+            SignatureScheme::RsaPkcs1(Sha384) => {
+                "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384"
+            }
+            SignatureScheme::RsaPkcs1(Sha512) => {
+                "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512"
+            }
+            SignatureScheme::RsaPss(Sha256) => {
+                "http://www.w3.org/2007/05/xmldsig-more#sha256-rsa-MGF1"
+            }
+            SignatureScheme::RsaPss(Sha384) => {
+                "http://www.w3.org/2007/05/xmldsig-more#sha384-rsa-MGF1"
+            }
+            SignatureScheme::RsaPss(Sha512) => {
+                "http://www.w3.org/2007/05/xmldsig-more#sha512-rsa-MGF1"
+            }
+            SignatureScheme::Ecdsa(Sha256) => "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256",
+            SignatureScheme::Ecdsa(Sha384) => "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384",
+            SignatureScheme::Ecdsa(Sha512) => "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512",
+        }
+    }
+
+    fn digest(self) -> XmlDigest {
+        match self {
+            Self::Rsa(d) | Self::RsaPss(d) | Self::Ecdsa(d) => d,
+        }
+    }
+}
+
+/// ID attribute values → elements. Built once per document; a value seen twice is refused.
+pub struct IdIndex {
+    map: HashMap<String, NodeId>,
+}
+
+impl IdIndex {
+    /// Indexes unqualified attributes named in `names` on any element, plus `Id` on XML-DSig
+    /// elements (the schema types those as ID). Any value occurring twice → `XML_DUPLICATE_ID`.
+    pub fn build(doc: &roxmltree::Document<'_>, names: &[&str]) -> Result<Self, XmlError> {
+        let mut map = HashMap::new();
+        for node in doc.descendants().filter(|n| n.is_element()) {
+            let is_ds = node.tag_name().namespace() == Some(DSIG_NS);
+            for a in node.attributes() {
+                if a.namespace().is_some() {
+                    continue;
+                }
+                if (names.contains(&a.name()) || (is_ds && a.name() == "Id"))
+                    && map.insert(a.value().to_string(), node.id()).is_some()
+                {
+                    return Err(XmlError::DuplicateId(a.value().to_string()));
+                }
+            }
+        }
+        Ok(Self { map })
+    }
+
+    /// The element carrying ID `value`.
+    pub fn get(&self, value: &str) -> Option<NodeId> {
+        self.map.get(value).copied()
+    }
+
+    /// True when `value` is already taken.
+    pub fn contains(&self, value: &str) -> bool {
+        self.map.contains_key(value)
+    }
+}
+
+/// The outcome of one Reference.
+#[derive(Debug, Clone)]
+pub struct ReferenceCheck {
+    /// The URI attribute as written.
+    pub uri: String,
+    /// The element referenced (the root element for `URI=""`).
+    pub target: Option<NodeId>,
+    /// `URI=""`: the whole document (minus the signature, when enveloped).
+    pub whole_document: bool,
+    /// Path of the referenced element, e.g. `/HSoThueDTu/HSoKhaiThue`.
+    pub element_path: Option<String>,
+    /// The target lies inside this signature (a signed property such as SigningTime).
+    pub inside_signature: bool,
+    /// The digest matches.
+    pub digest_ok: bool,
+    /// Why the reference could not be processed, if so.
+    pub problem: Option<String>,
+}
+
+/// What checking one `ds:Signature` found (cryptography only; no trust, no profile).
+#[derive(Debug)]
+pub struct SignatureCheck {
+    /// The Signature element.
+    pub node: NodeId,
+    /// Its `Id`, if any.
+    pub id: Option<String>,
+    /// Path of the Signature element.
+    pub path: String,
+    /// Every Reference, in order.
+    pub references: Vec<ReferenceCheck>,
+    /// The SignatureValue verifies over the canonical SignedInfo with the certificate's key.
+    pub signature_ok: bool,
+    /// The signer's certificate from KeyInfo/X509Data.
+    pub certificate: Option<X509>,
+    /// Every certificate in KeyInfo.
+    pub embedded: Vec<X509>,
+    /// A SigningTime covered by a valid reference.
+    pub claimed_time: Option<OffsetDateTime>,
+    /// Weak algorithms used.
+    pub weak: Vec<String>,
+    /// Structural problems.
+    pub format_errors: Vec<String>,
+    /// The decoded SignatureValue.
+    pub signature_value: Vec<u8>,
+}
+
+impl SignatureCheck {
+    /// Every reference's digest matches (and there is at least one).
+    pub fn digests_ok(&self) -> bool {
+        !self.references.is_empty() && self.references.iter().all(|r| r.digest_ok)
+    }
+}
+
+/// The XML-DSig child `local` of `node` (first one).
+pub fn ds_child<'a, 'i>(node: Node<'a, 'i>, local: &str) -> Option<Node<'a, 'i>> {
+    node.children()
+        .find(|c| c.is_element() && c.has_tag_name((DSIG_NS, local)))
+}
+
+fn ds_children<'a, 'i: 'a>(
+    node: Node<'a, 'i>,
+    local: &'a str,
+) -> impl Iterator<Item = Node<'a, 'i>> + 'a {
+    node.children()
+        .filter(move |c| c.is_element() && c.has_tag_name((DSIG_NS, local)))
+}
+
+/// Every `ds:Signature` element of the document, in document order.
+pub fn find_signatures<'a, 'i>(doc: &'a roxmltree::Document<'i>) -> Vec<Node<'a, 'i>> {
+    doc.descendants()
+        .filter(|n| n.is_element() && n.has_tag_name((DSIG_NS, "Signature")))
+        .collect()
+}
+
+fn is_inside(node: Node<'_, '_>, ancestor: NodeId) -> bool {
+    node.ancestors().any(|a| a.id() == ancestor)
+}
+
+fn b64_decode(text: &str) -> Option<Vec<u8>> {
+    let clean: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    B64.decode(clean).ok()
+}
+
+/// Processes one Reference: resolve, transform, canonicalize, hash. Returns the check and
+/// the computed digest (the signer uses the digest; the verifier compares it).
+pub fn process_reference(
+    parsed: &Parsed<'_>,
+    ids: &IdIndex,
+    signature: Node<'_, '_>,
+    reference: Node<'_, '_>,
+) -> (ReferenceCheck, Option<Vec<u8>>) {
+    let uri = reference.attribute("URI").unwrap_or("").to_string();
+    let mut check = ReferenceCheck {
+        uri: uri.clone(),
+        target: None,
+        whole_document: false,
+        element_path: None,
+        inside_signature: false,
+        digest_ok: false,
+        problem: None,
+    };
+    let fail = |mut c: ReferenceCheck, why: String| {
+        c.problem = Some(why);
+        (c, None)
+    };
+    if reference.attribute("URI").is_none() {
+        return fail(check, "Reference without URI is not supported".into());
+    }
+    let doc = &parsed.doc;
+    let target = if uri.is_empty() {
+        check.whole_document = true;
+        doc.root_element()
+    } else if let Some(id) = uri
+        .strip_prefix('#')
+        .filter(|id| !id.starts_with("xpointer("))
+    {
+        match ids.get(id).and_then(|n| doc.get_node(n)) {
+            Some(n) => n,
+            None => return fail(check, format!("URI {uri} does not resolve to an element")),
+        }
+    } else {
+        return fail(
+            check,
+            format!("URI {uri} is not a same-document reference signgate accepts"),
+        );
+    };
+    check.target = Some(target.id());
+    check.element_path = Some(element_path(target));
+    check.inside_signature = target.id() == signature.id() || is_inside(target, signature.id());
+
+    let mut enveloped = false;
+    let mut method: Option<Method> = None;
+    if let Some(transforms) = ds_child(reference, "Transforms") {
+        for t in transforms.children().filter(|c| c.is_element()) {
+            if !t.has_tag_name((DSIG_NS, "Transform")) {
+                return fail(check, "unexpected element in Transforms".into());
+            }
+            let alg = t.attribute("Algorithm").unwrap_or("");
+            if alg == ENVELOPED {
+                if enveloped || method.is_some() {
+                    return fail(check, "enveloped-signature transform out of order".into());
+                }
+                enveloped = true;
+            } else if let Some(m) = Method::from_uri(alg, inclusive_prefixes(t)) {
+                if method.is_some() {
+                    return fail(check, "more than one canonicalization transform".into());
+                }
+                method = Some(m);
+            } else {
+                return fail(check, format!("transform {alg} is not supported"));
+            }
+        }
+    }
+    let method = method
+        .unwrap_or_else(|| Method::from_uri(c14n::C14N10, Vec::new()).expect("C14N 1.0 is known"));
+    let Some(digest_method) = ds_child(reference, "DigestMethod")
+        .and_then(|d| d.attribute("Algorithm"))
+        .and_then(XmlDigest::from_uri)
+    else {
+        return fail(check, "DigestMethod missing or not supported".into());
+    };
+    let exclude = (enveloped && is_inside(signature, target.id())).then(|| signature.id());
+    let apex = if check.whole_document {
+        doc.root()
+    } else {
+        target
+    };
+    let subset = Subset {
+        apex,
+        exclude,
+        comments: false,
+    };
+    let octets = match c14n::canonicalize(parsed.text, subset, &method) {
+        Ok(o) => o,
+        Err(e) => return fail(check, e.to_string()),
+    };
+    let computed = digest_method.hash(&octets);
+    let claimed = ds_child(reference, "DigestValue")
+        .and_then(|d| d.text())
+        .and_then(b64_decode);
+    check.digest_ok = claimed.as_deref() == Some(computed.as_slice());
+    (check, Some(computed))
+}
+
+fn inclusive_prefixes(node: Node<'_, '_>) -> Vec<String> {
+    node.children()
+        .find(|c| c.is_element() && c.tag_name().name() == "InclusiveNamespaces")
+        .and_then(|n| n.attribute("PrefixList"))
+        .map(|l| l.split_whitespace().map(String::from).collect())
+        .unwrap_or_default()
+}
+
+/// The canonical SignedInfo and its SignatureMethod.
+pub fn canonical_signed_info(
+    parsed: &Parsed<'_>,
+    signature: Node<'_, '_>,
+) -> Result<(Vec<u8>, XmlSignatureMethod), String> {
+    let signed_info = ds_child(signature, "SignedInfo").ok_or("no SignedInfo")?;
+    if ds_children(signature, "SignedInfo").count() != 1 {
+        return Err("more than one SignedInfo".into());
+    }
+    let cm = ds_child(signed_info, "CanonicalizationMethod").ok_or("no CanonicalizationMethod")?;
+    let cm_uri = cm.attribute("Algorithm").unwrap_or("");
+    let method = Method::from_uri(cm_uri, inclusive_prefixes(cm))
+        .ok_or_else(|| format!("CanonicalizationMethod {cm_uri} is not supported"))?;
+    let sm_uri = ds_child(signed_info, "SignatureMethod")
+        .and_then(|s| s.attribute("Algorithm"))
+        .unwrap_or("");
+    let sm = XmlSignatureMethod::from_uri(sm_uri)
+        .ok_or_else(|| format!("SignatureMethod {sm_uri} is not supported"))?;
+    let subset = Subset {
+        apex: signed_info,
+        exclude: None,
+        comments: true,
+    };
+    let octets = c14n::canonicalize(parsed.text, subset, &method).map_err(|e| e.to_string())?;
+    Ok((octets, sm))
+}
+
+/// Checks one Signature element: references, SignedInfo signature value, KeyInfo certificate.
+pub fn check_signature(
+    parsed: &Parsed<'_>,
+    ids: &IdIndex,
+    signature: Node<'_, '_>,
+) -> SignatureCheck {
+    let mut check = SignatureCheck {
+        node: signature.id(),
+        id: signature.attribute("Id").map(String::from),
+        path: element_path(signature),
+        references: Vec::new(),
+        signature_ok: false,
+        certificate: None,
+        embedded: Vec::new(),
+        claimed_time: None,
+        weak: Vec::new(),
+        format_errors: Vec::new(),
+        signature_value: Vec::new(),
+    };
+    let signed_info = ds_child(signature, "SignedInfo");
+    if let Some(si) = signed_info {
+        for r in ds_children(si, "Reference") {
+            let (rc, _) = process_reference(parsed, ids, signature, r);
+            if let Some(p) = &rc.problem {
+                check
+                    .format_errors
+                    .push(format!("Reference {}: {p}", rc.uri));
+            }
+            if ds_child(r, "DigestMethod").and_then(|d| d.attribute("Algorithm"))
+                == Some("http://www.w3.org/2000/09/xmldsig#sha1")
+            {
+                check.weak.push("digest algorithm SHA-1".into());
+            }
+            check.references.push(rc);
+        }
+    }
+    if check.references.is_empty() {
+        check
+            .format_errors
+            .push("SignedInfo has no Reference".into());
+    }
+    (check.embedded, check.certificate) =
+        key_info_certificates(signature, &mut check.format_errors);
+    check.signature_value = ds_child(signature, "SignatureValue")
+        .and_then(|v| v.text().or(Some("")))
+        .and_then(b64_decode)
+        .unwrap_or_default();
+    match canonical_signed_info(parsed, signature) {
+        Ok((octets, method)) => {
+            if method.digest() == XmlDigest::Sha1 {
+                check.weak.push(format!("signature algorithm {method:?}"));
+            }
+            if let Some(cert) = &check.certificate {
+                match cert.public_key() {
+                    Ok(key) => {
+                        if key.id() == openssl::pkey::Id::RSA && key.bits() < 2048 {
+                            check.weak.push(format!("RSA key of {} bits", key.bits()));
+                        }
+                        match verify_value(&key, method, &octets, &check.signature_value) {
+                            Ok(ok) => check.signature_ok = ok,
+                            Err(why) => check.format_errors.push(why),
+                        }
+                    }
+                    Err(_) => check
+                        .format_errors
+                        .push("the certificate's public key cannot be read".into()),
+                }
+            }
+        }
+        Err(why) => check.format_errors.push(why),
+    }
+    check.claimed_time = signed_signing_time(parsed, signature, &check.references);
+    check
+}
+
+/// Certificates of KeyInfo/X509Data; the signer is the one that issued none of the others.
+fn key_info_certificates(
+    signature: Node<'_, '_>,
+    errors: &mut Vec<String>,
+) -> (Vec<X509>, Option<X509>) {
+    let Some(key_info) = ds_child(signature, "KeyInfo") else {
+        return (Vec::new(), None);
+    };
+    let mut certs = Vec::new();
+    for data in ds_children(key_info, "X509Data") {
+        for c in ds_children(data, "X509Certificate") {
+            match c
+                .text()
+                .and_then(b64_decode)
+                .and_then(|der| X509::from_der(&der).ok())
+            {
+                Some(cert) => certs.push(cert),
+                None => errors.push("an X509Certificate cannot be decoded".into()),
+            }
+        }
+    }
+    let issued_another = |c: &X509| {
+        certs.iter().any(|o| {
+            !std::ptr::eq(o, c)
+                && o.issuer_name().to_der().ok() == c.subject_name().to_der().ok()
+                && o.subject_name().to_der().ok() != c.subject_name().to_der().ok()
+        })
+    };
+    let signer = certs
+        .iter()
+        .find(|c| !issued_another(c))
+        .or(certs.first())
+        .cloned();
+    (certs, signer)
+}
+
+fn verify_value(
+    key: &PKey<Public>,
+    method: XmlSignatureMethod,
+    data: &[u8],
+    value: &[u8],
+) -> Result<bool, String> {
+    use openssl::pkey::Id;
+    let md = method.digest().md();
+    let fits = matches!(
+        (method, key.id()),
+        (
+            XmlSignatureMethod::Rsa(_) | XmlSignatureMethod::RsaPss(_),
+            Id::RSA
+        ) | (XmlSignatureMethod::Ecdsa(_), Id::EC)
+    );
+    if !fits {
+        return Err(format!(
+            "SignatureMethod {method:?} does not fit the certificate's key"
+        ));
+    }
+    let der;
+    let value = if let XmlSignatureMethod::Ecdsa(_) = method {
+        if value.is_empty() || value.len() % 2 != 0 {
+            return Ok(false);
+        }
+        let (r, s) = value.split_at(value.len() / 2);
+        let sig = openssl::bn::BigNum::from_slice(r)
+            .and_then(|r| openssl::bn::BigNum::from_slice(s).map(|s| (r, s)))
+            .and_then(|(r, s)| openssl::ecdsa::EcdsaSig::from_private_components(r, s))
+            .and_then(|s| s.to_der())
+            .map_err(|e| e.to_string())?;
+        der = sig;
+        der.as_slice()
+    } else {
+        value
+    };
+    let mut v = openssl::sign::Verifier::new(md, key).map_err(|e| e.to_string())?;
+    match method {
+        XmlSignatureMethod::Rsa(_) => v.set_rsa_padding(openssl::rsa::Padding::PKCS1),
+        XmlSignatureMethod::RsaPss(_) => v
+            .set_rsa_padding(openssl::rsa::Padding::PKCS1_PSS)
+            .and_then(|_| v.set_rsa_pss_saltlen(openssl::sign::RsaPssSaltlen::custom(-2)))
+            .and_then(|_| v.set_rsa_mgf1_md(md)),
+        XmlSignatureMethod::Ecdsa(_) => Ok(()),
+    }
+    .map_err(|e| e.to_string())?;
+    Ok(v.verify_oneshot(value, data).unwrap_or(false))
+}
+
+/// The first SigningTime inside the signature that a valid reference covers.
+fn signed_signing_time(
+    parsed: &Parsed<'_>,
+    signature: Node<'_, '_>,
+    refs: &[ReferenceCheck],
+) -> Option<OffsetDateTime> {
+    let covered: Vec<NodeId> = refs
+        .iter()
+        .filter(|r| r.digest_ok && r.inside_signature)
+        .filter_map(|r| r.target)
+        .collect();
+    let _ = parsed;
+    signature
+        .descendants()
+        .filter(|n| n.is_element() && n.tag_name().name() == "SigningTime")
+        .find(|n| n.ancestors().any(|a| covered.contains(&a.id())))
+        .and_then(|n| n.text())
+        .and_then(parse_time)
+}
+
+/// RFC 3339, or `YYYY-MM-DDTHH:MM:SS` without an offset, read as Vietnam time (+07:00).
+pub fn parse_time(text: &str) -> Option<OffsetDateTime> {
+    let t = text.trim();
+    if let Ok(v) = OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339) {
+        return Some(v);
+    }
+    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+    time::PrimitiveDateTime::parse(t.get(..19)?, &fmt)
+        .ok()
+        .map(|p| p.assume_offset(time::macros::offset!(+7)))
+}
+
+// ---------------------------------------------------------------------------------------
+// Building
+// ---------------------------------------------------------------------------------------
+
+/// Where the Signature goes: `input[start..end]` is replaced by `before + Signature + after`.
+#[derive(Debug, Clone)]
+pub struct Splice {
+    /// Byte offset in the input.
+    pub start: usize,
+    /// End of the replaced bytes (= `start` for a pure insertion).
+    pub end: usize,
+    /// Text before the Signature (`>` when a self-closing container is opened).
+    pub before: String,
+    /// Text after the Signature (`</Container>` when a self-closing container is opened).
+    pub after: String,
+}
+
+/// One Reference to build.
+#[derive(Debug, Clone)]
+pub struct PlannedReference {
+    /// `""` or `#id`.
+    pub uri: String,
+    /// Transform URIs, in order.
+    pub transforms: Vec<String>,
+}
+
+/// Everything needed to build one Signature.
+#[derive(Debug, Clone)]
+pub struct SignaturePlan {
+    /// Where it goes.
+    pub splice: Splice,
+    /// Document references, in order (the SigningTime object reference is added after).
+    pub references: Vec<PlannedReference>,
+    /// SignedInfo canonicalization.
+    pub c14n: Method,
+    /// The signature's Id.
+    pub signature_id: String,
+    /// Id of the Object carrying SigningTime; `None` for no SigningTime.
+    pub time_object_id: Option<String>,
+    /// Transforms on the SigningTime object reference.
+    pub object_transforms: Vec<String>,
+}
+
+/// Builds the Signature, signs with `key` and returns the output bytes.
+///
+/// Three passes over the same splice, so every digest and the SignedInfo are computed by
+/// the same code that verifies them, over the final document: placeholders first, then
+/// digests, then the signature value. The result is checked once more before returning.
+pub fn sign(
+    input: &[u8],
+    plan: &SignaturePlan,
+    key: &dyn crate::keys::KeySource,
+    scheme: SignatureScheme,
+    signing_time: OffsetDateTime,
+    limits: &super::parse::Limits,
+    id_names: &[&str],
+) -> Result<Vec<u8>, crate::Error> {
+    let offset = if input.starts_with(b"\xEF\xBB\xBF") {
+        3
+    } else {
+        0
+    };
+    let mut certs = vec![key.certificate().to_owned()];
+    certs.extend(key.chain().iter().cloned());
+    let cert_b64: Vec<String> = certs
+        .iter()
+        .map(|c| c.to_der().map(|d| B64.encode(d)))
+        .collect::<Result<_, _>>()
+        .map_err(|e| XmlError::Malformed(format!("certificate cannot be encoded: {e}")))?;
+    let subject = rfc4514(key.certificate().subject_name());
+    let time_text = signing_time
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let mut refs = plan.references.clone();
+    if let Some(obj) = &plan.time_object_id {
+        refs.push(PlannedReference {
+            uri: format!("#{obj}"),
+            transforms: plan.object_transforms.clone(),
+        });
+    }
+    let render = |digests: &[String], value: &str| -> Vec<u8> {
+        let mut s = String::new();
+        s.push_str(&format!(
+            "<Signature xmlns=\"{DSIG_NS}\" Id=\"{}\"><SignedInfo><CanonicalizationMethod Algorithm=\"{}\"/><SignatureMethod Algorithm=\"{}\"/>",
+            esc(&plan.signature_id),
+            plan.c14n.uri(),
+            XmlSignatureMethod::uri(scheme)
+        ));
+        for (i, r) in refs.iter().enumerate() {
+            s.push_str(&format!("<Reference URI=\"{}\">", esc(&r.uri)));
+            if !r.transforms.is_empty() {
+                s.push_str("<Transforms>");
+                for t in &r.transforms {
+                    s.push_str(&format!("<Transform Algorithm=\"{t}\"/>"));
+                }
+                s.push_str("</Transforms>");
+            }
+            s.push_str(&format!(
+                "<DigestMethod Algorithm=\"{}\"/><DigestValue>{}</DigestValue></Reference>",
+                XmlDigest::uri(scheme.digest()),
+                digests.get(i).map(String::as_str).unwrap_or("")
+            ));
+        }
+        s.push_str(&format!(
+            "</SignedInfo><SignatureValue>{value}</SignatureValue><KeyInfo><X509Data><X509SubjectName>{}</X509SubjectName>",
+            esc(&subject)
+        ));
+        for c in &cert_b64 {
+            s.push_str(&format!("<X509Certificate>{c}</X509Certificate>"));
+        }
+        s.push_str("</X509Data></KeyInfo>");
+        if let Some(obj) = &plan.time_object_id {
+            s.push_str(&format!(
+                "<Object Id=\"{}\"><SignatureProperties><SignatureProperty Target=\"#{}\"><SigningTime>{}</SigningTime></SignatureProperty></SignatureProperties></Object>",
+                esc(obj),
+                esc(&plan.signature_id),
+                time_text
+            ));
+        }
+        s.push_str("</Signature>");
+        let sp = &plan.splice;
+        let mut out = Vec::with_capacity(input.len() + s.len() + 64);
+        out.extend_from_slice(&input[..offset + sp.start]);
+        out.extend_from_slice(sp.before.as_bytes());
+        out.extend_from_slice(s.as_bytes());
+        out.extend_from_slice(sp.after.as_bytes());
+        out.extend_from_slice(&input[offset + sp.end..]);
+        out
+    };
+    let internal = |why: String| crate::Error::Xml(XmlError::Internal(why));
+
+    // Pass 1: digests over the final document.
+    let draft = render(&[], "");
+    let digests: Vec<String> = {
+        let parsed = super::parse::parse(&draft, limits)?;
+        let ids = IdIndex::build(&parsed.doc, id_names)?;
+        let sig = own_signature(&parsed, &ids, &plan.signature_id)?;
+        let si = ds_child(sig, "SignedInfo").ok_or_else(|| internal("no SignedInfo".into()))?;
+        ds_children(si, "Reference")
+            .map(|r| match process_reference(&parsed, &ids, sig, r) {
+                (_, Some(d)) => Ok(B64.encode(d)),
+                (c, None) => Err(internal(c.problem.unwrap_or_default())),
+            })
+            .collect::<Result<_, _>>()?
+    };
+    // Pass 2: the canonical SignedInfo, signed.
+    let draft = render(&digests, "");
+    let value = {
+        let parsed = super::parse::parse(&draft, limits)?;
+        let ids = IdIndex::build(&parsed.doc, id_names)?;
+        let sig = own_signature(&parsed, &ids, &plan.signature_id)?;
+        let (octets, _) = canonical_signed_info(&parsed, sig).map_err(internal)?;
+        let digest = scheme.digest().digest(&octets);
+        let raw = key.sign_digest(scheme, &digest)?;
+        match scheme {
+            SignatureScheme::Ecdsa(_) => {
+                let bits = match key.algorithm() {
+                    crate::pki::alg::KeyAlgorithm::Ec { bits } => bits,
+                    crate::pki::alg::KeyAlgorithm::Rsa { bits } => bits,
+                };
+                ecdsa_der_to_raw(&raw, bits.div_ceil(8) as usize).map_err(internal)?
+            }
+            _ => raw,
+        }
+    };
+    // Pass 3: the final bytes, checked once more.
+    let out = render(&digests, &B64.encode(&value));
+    {
+        let parsed = super::parse::parse(&out, limits)?;
+        let ids = IdIndex::build(&parsed.doc, id_names)?;
+        let sig = own_signature(&parsed, &ids, &plan.signature_id)?;
+        let check = check_signature(&parsed, &ids, sig);
+        if !(check.digests_ok() && check.signature_ok) {
+            return Err(internal(format!(
+                "the new signature does not verify: {:?}",
+                check.format_errors
+            )));
+        }
+    }
+    Ok(out)
+}
+
+fn own_signature<'a, 'i>(
+    parsed: &'a Parsed<'i>,
+    ids: &IdIndex,
+    id: &str,
+) -> Result<Node<'a, 'i>, crate::Error> {
+    ids.get(id)
+        .and_then(|n| parsed.doc.get_node(n))
+        .ok_or_else(|| crate::Error::Xml(XmlError::Internal("inserted Signature not found".into())))
+}
+
+/// DER `ECDSA-Sig-Value` → fixed-width r‖s (XML-DSig, RFC 4050).
+pub fn ecdsa_der_to_raw(der: &[u8], width: usize) -> Result<Vec<u8>, String> {
+    let sig = openssl::ecdsa::EcdsaSig::from_der(der).map_err(|e| e.to_string())?;
+    let r = sig
+        .r()
+        .to_vec_padded(width as i32)
+        .map_err(|e| e.to_string())?;
+    let s = sig
+        .s()
+        .to_vec_padded(width as i32)
+        .map_err(|e| e.to_string())?;
+    Ok([r, s].concat())
+}
+
+/// Escapes text for an attribute or element value.
+pub fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A distinguished name as an RFC 4514 string (most specific RDN first).
+pub fn rfc4514(name: &openssl::x509::X509NameRef) -> String {
+    let mut parts: Vec<String> = name
+        .entries()
+        .map(|e| {
+            let key = match e.object().nid().short_name() {
+                Ok(k) => k.to_string(),
+                Err(_) => e.object().to_string(),
+            };
+            let value = e.data().to_string().unwrap_or_default();
+            let mut escaped = String::new();
+            for (i, ch) in value.chars().enumerate() {
+                if matches!(ch, ',' | '+' | '"' | '\\' | '<' | '>' | ';')
+                    || (i == 0 && (ch == '#' || ch == ' '))
+                {
+                    escaped.push('\\');
+                }
+                escaped.push(ch);
+            }
+            format!("{key}={escaped}")
+        })
+        .collect();
+    parts.reverse();
+    parts.join(",")
+}

@@ -1,0 +1,96 @@
+//! XML signatures: the hardened parser, canonicalization, XML-DSig and the profiles of the
+//! Vietnamese filings (tax, social insurance, e-invoice) and edXML envelopes.
+//!
+//! Owns parsing, C14N, building and checking `ds:Signature` cryptographically, and the
+//! profile rules. Leaves trust, revocation and the report to [`verify`](crate::verify) and the
+//! private-key operation to [`keys`](crate::keys). No network, no file access.
+//!
+//! Signing splices the Signature into the input bytes: nothing else of the input changes
+//! (no re-serialization, prefix, whitespace or encoding change).
+
+pub mod c14n;
+pub mod dsig;
+pub mod parse;
+pub mod profile;
+
+pub use parse::Limits;
+pub use profile::Profile;
+
+use time::OffsetDateTime;
+
+use crate::error::ErrorCode;
+use crate::keys::KeySource;
+use crate::pki::alg::SignatureScheme;
+
+/// Why an XML document cannot be parsed, signed or verified.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum XmlError {
+    /// The document has a DOCTYPE or an entity reference (DTDs are never processed).
+    #[error("{0}")]
+    DtdForbidden(String),
+    /// An ID value occurs on more than one element.
+    #[error("ID '{0}' occurs more than once: references to it are ambiguous")]
+    DuplicateId(String),
+    /// Not well-formed XML, not UTF-8, or not a structure signgate understands.
+    #[error("malformed XML: {0}")]
+    Malformed(String),
+    /// A size, depth, attribute or node limit was exceeded.
+    #[error("XML limit exceeded: {0}")]
+    LimitExceeded(String),
+    /// The document does not have the layout the profile signs.
+    #[error("{0}")]
+    ProfileMismatch(String),
+    /// A feature signgate does not implement.
+    #[error("unsupported XML feature: {0}")]
+    Unsupported(String),
+    /// A bug: the signature just built does not verify.
+    #[error("internal XML signing error: {0}")]
+    Internal(String),
+}
+
+impl XmlError {
+    /// The stable error code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::DtdForbidden(_) => ErrorCode::XmlDtdForbidden,
+            Self::DuplicateId(_) => ErrorCode::XmlDuplicateId,
+            Self::Malformed(_) => ErrorCode::XmlMalformed,
+            Self::LimitExceeded(_) => ErrorCode::XmlLimitExceeded,
+            Self::ProfileMismatch(_) => ErrorCode::XmlProfileMismatch,
+            Self::Unsupported(_) => ErrorCode::XmlUnsupported,
+            Self::Internal(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+/// True when `input` looks like XML: `<` first after an optional BOM and whitespace.
+pub fn looks_like_xml(input: &[u8]) -> bool {
+    let body = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
+    body.iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'<')
+}
+
+/// Signs `input` under `profile` with `key`; returns the input with one Signature inserted.
+pub fn sign(
+    input: &[u8],
+    profile: Profile,
+    key: &dyn KeySource,
+    scheme: SignatureScheme,
+    signing_time: OffsetDateTime,
+) -> Result<Vec<u8>, crate::Error> {
+    let limits = Limits::default();
+    let parsed = parse::parse(input, &limits)?;
+    let ids = dsig::IdIndex::build(&parsed.doc, profile.id_attributes())?;
+    let plan = profile.plan(&parsed, &ids)?;
+    dsig::sign(
+        input,
+        &plan,
+        key,
+        scheme,
+        signing_time,
+        &limits,
+        profile.id_attributes(),
+    )
+}

@@ -1,0 +1,343 @@
+//! Signature profiles: which element is signed, by which ID attribute, where the Signature
+//! goes, which canonicalization and what signing-time property (vn-edoc-standards.md §a, §d).
+//!
+//! - `tax` (HTKK/eTax): `HSoThueDTu/HSoKhaiThue` by its `id`, Signature in `HSoThueDTu/CKyDTu`,
+//!   inclusive C14N with comments, SigningTime object.
+//! - `social-insurance` (BHXH): the whole `Hoso` (`URI=""`, enveloped), Signature in
+//!   `Hoso/CKy_Dvi`, inclusive C14N, SigningTime object (the BHXH C14N is unconfirmed).
+//! - `e-invoice` (Decree 123/2020): `HDon/DLHDon` by `Id`, Signature in `HDon/DSCKS/NBan`
+//!   (the tax authority's `DSCKS/CQT` over `MCCQT` is accepted when verifying), SigningTime.
+//! - `edxml` (QCVN 102:2016): Signature at the end of `edXMLHeader`, referencing `MessageHeader`,
+//!   `edXMLBody` and every `AttachmentEncoded/Attachment` by `Id` with exclusive C14N, never
+//!   `TraceHeaderList` (which grows at each hop). This rule is signgate's: the standard's own
+//!   is unconfirmed.
+//! - `enveloped`: generic, the whole document, Signature as the root's last child.
+
+use roxmltree::{Node, NodeId};
+
+use super::c14n::{self, Method};
+use super::dsig::{IdIndex, PlannedReference, SignatureCheck, SignaturePlan, Splice, ENVELOPED};
+use super::parse::Parsed;
+use super::XmlError;
+
+/// A signature profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// Tax declarations (`HSoThueDTu`).
+    Tax,
+    /// Social-insurance filings (`Hoso`).
+    SocialInsurance,
+    /// E-invoices (`HDon`).
+    EInvoice,
+    /// edXML envelopes (QCVN 102:2016).
+    Edxml,
+    /// Generic enveloped signature over the whole document.
+    Enveloped,
+}
+
+impl std::str::FromStr for Profile {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "tax" => Self::Tax,
+            "social-insurance" => Self::SocialInsurance,
+            "e-invoice" => Self::EInvoice,
+            "edxml" => Self::Edxml,
+            "enveloped" => Self::Enveloped,
+            _ => {
+                return Err(format!(
+                    "unknown profile '{s}' (expected tax, social-insurance, e-invoice, edxml or enveloped)"
+                ))
+            }
+        })
+    }
+}
+
+/// The QCVN 102:2016 edXML namespace.
+pub const EDXML_NS: &str = "http://www.mic.gov.vn/TBT/QCVN_102_2016";
+
+impl Profile {
+    /// The profile's name as on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Tax => "tax",
+            Self::SocialInsurance => "social-insurance",
+            Self::EInvoice => "e-invoice",
+            Self::Edxml => "edxml",
+            Self::Enveloped => "enveloped",
+        }
+    }
+
+    /// Picks the profile a document belongs to from its root element.
+    pub fn detect(doc: &roxmltree::Document<'_>) -> Self {
+        let root = doc.root_element();
+        match root.tag_name().name() {
+            "HSoThueDTu" => Self::Tax,
+            "Hoso" => Self::SocialInsurance,
+            "HDon" => Self::EInvoice,
+            "edXML" if root.tag_name().namespace() == Some(EDXML_NS) => Self::Edxml,
+            _ => Self::Enveloped,
+        }
+    }
+
+    /// Unqualified attribute names that carry IDs.
+    pub fn id_attributes(self) -> &'static [&'static str] {
+        match self {
+            Self::Tax => &["id"],
+            _ => &["Id", "ID", "id"],
+        }
+    }
+
+    fn c14n_uri(self) -> &'static str {
+        match self {
+            Self::Tax => c14n::C14N10_COMMENTS,
+            Self::Edxml => c14n::EXC_C14N,
+            _ => c14n::C14N10,
+        }
+    }
+
+    /// Plans a new signature over `parsed` (IDs already indexed in `ids`).
+    pub fn plan(self, parsed: &Parsed<'_>, ids: &IdIndex) -> Result<SignaturePlan, XmlError> {
+        let root = parsed.doc.root_element();
+        let mismatch =
+            |why: String| XmlError::ProfileMismatch(format!("{} profile: {why}", self.name()));
+        let expect_root = |name: &str| {
+            if root.tag_name().name() == name {
+                Ok(())
+            } else {
+                Err(mismatch(format!(
+                    "the root element is {}, expected {name}",
+                    root.tag_name().name()
+                )))
+            }
+        };
+        let c14n_uri = self.c14n_uri().to_string();
+        let enveloped = vec![ENVELOPED.to_string(), c14n_uri.clone()];
+        let (container, references) = match self {
+            Self::Tax => {
+                expect_root("HSoThueDTu")?;
+                let signed = only_child(root, "HSoKhaiThue").map_err(&mismatch)?;
+                let id = signed
+                    .attribute("id")
+                    .ok_or_else(|| mismatch("HSoKhaiThue has no id attribute".into()))?;
+                let container = only_child(root, "CKyDTu").map_err(&mismatch)?;
+                (container, vec![reference(format!("#{id}"), enveloped)])
+            }
+            Self::SocialInsurance => {
+                expect_root("Hoso")?;
+                let container = only_child(root, "CKy_Dvi").map_err(&mismatch)?;
+                (container, vec![reference(String::new(), enveloped)])
+            }
+            Self::EInvoice => {
+                expect_root("HDon")?;
+                let signed = only_child(root, "DLHDon").map_err(&mismatch)?;
+                let id = id_of(signed, self).ok_or_else(|| mismatch("DLHDon has no Id".into()))?;
+                let dscks = only_child(root, "DSCKS").map_err(&mismatch)?;
+                let container = only_child(dscks, "NBan").map_err(&mismatch)?;
+                (container, vec![reference(format!("#{id}"), enveloped)])
+            }
+            Self::Edxml => {
+                if Self::detect(&parsed.doc) != Self::Edxml {
+                    return Err(mismatch(
+                        "the root is not edXML in the QCVN 102:2016 namespace".into(),
+                    ));
+                }
+                let header = edxml_header(root).map_err(&mismatch)?;
+                let mut refs = Vec::new();
+                for node in edxml_signed(root).map_err(&mismatch)? {
+                    let id = id_of(node, self).ok_or_else(|| {
+                        mismatch(format!("{} has no Id to reference", node.tag_name().name()))
+                    })?;
+                    refs.push(reference(format!("#{id}"), vec![c14n_uri.clone()]));
+                }
+                (header, refs)
+            }
+            Self::Enveloped => (root, vec![reference(String::new(), enveloped)]),
+        };
+        let signature_id = fresh_id(ids, "signgate-sig");
+        let time_object_id = Some(fresh_id(ids, "signgate-signing-time"));
+        Ok(SignaturePlan {
+            splice: append_splice(parsed.text, container),
+            references,
+            c14n: Method::from_uri(&c14n_uri, Vec::new()).expect("profile C14N is known"),
+            signature_id,
+            time_object_id,
+            object_transforms: vec![c14n_uri],
+        })
+    }
+
+    /// Checks that a signature sits where the profile puts it and covers exactly what the
+    /// profile signs. Returns the coverage (`whole_file`, `element_path`) or why it fails.
+    pub fn check(
+        self,
+        parsed: &Parsed<'_>,
+        signature: Node<'_, '_>,
+        check: &SignatureCheck,
+    ) -> (bool, Option<String>, Result<(), String>) {
+        let doc_refs: Vec<_> = check
+            .references
+            .iter()
+            .filter(|r| !r.inside_signature)
+            .collect();
+        let paths: Vec<String> = doc_refs
+            .iter()
+            .filter_map(|r| r.element_path.clone())
+            .collect();
+        let element_path = (!paths.is_empty()).then(|| paths.join(", "));
+        let whole = doc_refs.iter().any(|r| r.whole_document);
+        let root = parsed.doc.root_element();
+        let parent = signature.parent_element();
+        let targets: Vec<NodeId> = doc_refs.iter().filter_map(|r| r.target).collect();
+        let verdict = (|| -> Result<(), String> {
+            if doc_refs.is_empty() {
+                return Err("the signature references no document content".into());
+            }
+            let parent = parent.ok_or("the signature has no parent element")?;
+            let under = |p: Node<'_, '_>, name: &str, grand: Option<Node<'_, '_>>| {
+                p.tag_name().name() == name
+                    && p.parent_element().map(|g| g.id()) == grand.map(|g| g.id())
+            };
+            let single = |expected: Node<'_, '_>| {
+                if targets.len() == 1 && targets[0] == expected.id() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "the signature must cover exactly {}, it covers {}",
+                        super::parse::element_path(expected),
+                        element_path.clone().unwrap_or_default()
+                    ))
+                }
+            };
+            match self {
+                Self::Tax => {
+                    if !under(parent, "CKyDTu", Some(root)) {
+                        return Err("the signature is not in HSoThueDTu/CKyDTu".into());
+                    }
+                    single(only_child(root, "HSoKhaiThue")?)
+                }
+                Self::SocialInsurance => {
+                    if !under(parent, "CKy_Dvi", Some(root)) {
+                        return Err("the signature is not in Hoso/CKy_Dvi".into());
+                    }
+                    single(root)
+                }
+                Self::EInvoice => {
+                    let dscks = parent.parent_element();
+                    let ok_place = dscks
+                        .map(|d| under(d, "DSCKS", Some(root)))
+                        .unwrap_or(false);
+                    match parent.tag_name().name() {
+                        "NBan" if ok_place => single(only_child(root, "DLHDon")?),
+                        "CQT" if ok_place => single(only_child(root, "MCCQT")?),
+                        _ => {
+                            Err("the signature is not in HDon/DSCKS/NBan or HDon/DSCKS/CQT".into())
+                        }
+                    }
+                }
+                Self::Edxml => {
+                    let header = edxml_header(root)?;
+                    if parent.id() != header.id() {
+                        return Err("the signature is not in edXMLHeader".into());
+                    }
+                    let mut expected: Vec<u32> =
+                        edxml_signed(root)?.iter().map(|n| n.id().get()).collect();
+                    let mut got: Vec<u32> = targets.iter().map(|t| t.get()).collect();
+                    expected.sort();
+                    got.sort();
+                    if expected != got {
+                        return Err("the signature must cover MessageHeader, edXMLBody and every attachment, each once, and nothing else".into());
+                    }
+                    Ok(())
+                }
+                Self::Enveloped => Ok(()),
+            }
+        })();
+        (whole, element_path, verdict)
+    }
+}
+
+fn reference(uri: String, transforms: Vec<String>) -> PlannedReference {
+    PlannedReference { uri, transforms }
+}
+
+fn id_of<'a>(node: Node<'a, '_>, profile: Profile) -> Option<&'a str> {
+    profile
+        .id_attributes()
+        .iter()
+        .find_map(|n| node.attribute(*n))
+}
+
+/// The one child element of `parent` with local name `name`.
+fn only_child<'a, 'i>(parent: Node<'a, 'i>, name: &str) -> Result<Node<'a, 'i>, String> {
+    let mut found = parent
+        .children()
+        .filter(|c| c.is_element() && c.tag_name().name() == name);
+    match (found.next(), found.next()) {
+        (Some(n), None) => Ok(n),
+        (None, _) => Err(format!(
+            "{} has no {name} element",
+            parent.tag_name().name()
+        )),
+        (Some(_), Some(_)) => Err(format!(
+            "{} has more than one {name}",
+            parent.tag_name().name()
+        )),
+    }
+}
+
+fn edxml_header<'a, 'i>(root: Node<'a, 'i>) -> Result<Node<'a, 'i>, String> {
+    only_child(only_child(root, "edXMLEnvelope")?, "edXMLHeader")
+}
+
+/// MessageHeader, edXMLBody and every attachment, in document order.
+fn edxml_signed<'a, 'i>(root: Node<'a, 'i>) -> Result<Vec<Node<'a, 'i>>, String> {
+    let envelope = only_child(root, "edXMLEnvelope")?;
+    let mut out = vec![
+        only_child(only_child(envelope, "edXMLHeader")?, "MessageHeader")?,
+        only_child(envelope, "edXMLBody")?,
+    ];
+    for enc in root
+        .children()
+        .filter(|c| c.is_element() && c.tag_name().name() == "AttachmentEncoded")
+    {
+        out.extend(
+            enc.children()
+                .filter(|c| c.is_element() && c.tag_name().name() == "Attachment"),
+        );
+    }
+    Ok(out)
+}
+
+fn fresh_id(ids: &IdIndex, base: &str) -> String {
+    let mut n = 1;
+    loop {
+        let candidate = format!("{base}-{n}");
+        if !ids.contains(&candidate) {
+            return candidate;
+        }
+        n += 1;
+    }
+}
+
+/// Inserts as the last child of `container`; a self-closing container is opened.
+fn append_splice(text: &str, container: Node<'_, '_>) -> Splice {
+    let r = container.range();
+    let source = &text[r.clone()];
+    if source.ends_with("/>") && !container.has_children() {
+        let qname = super::parse::element_qname(text, container);
+        Splice {
+            start: r.end - 2,
+            end: r.end,
+            before: ">".into(),
+            after: format!("</{qname}>"),
+        }
+    } else {
+        let at = source.rfind("</").map(|i| r.start + i).unwrap_or(r.end);
+        Splice {
+            start: at,
+            end: at,
+            before: String::new(),
+            after: String::new(),
+        }
+    }
+}
