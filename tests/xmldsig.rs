@@ -302,18 +302,18 @@ fn signgate_signatures_verify_with_xmlsec1() {
 }
 
 #[test]
-fn format_and_profile_are_detected_from_content() {
+fn profile_is_detected_from_the_root_element() {
     let Some(_) = require_tool("xmlsec1") else {
         return;
     };
-    // No --format/--profile: `<` after a BOM and whitespace means XML, the root picks tax.
+    // --format xml without --profile: after a BOM and whitespace, the root element picks tax.
     let tax = std::fs::read_to_string(xml_data("tax.xml")).unwrap();
     let body = &tax[tax.find("?>").unwrap() + 2..];
     let mut input = b"\xEF\xBB\xBF".to_vec();
     input.extend(body.as_bytes());
     let path = scratch_path("bom-tax", "xml");
     std::fs::write(&path, &input).unwrap();
-    let signed = signgate_sign(&path, "organization.p12", &[]);
+    let signed = signgate_sign(&path, "organization.p12", &["--format", "xml"]);
     let bytes = std::fs::read(&signed).unwrap();
     assert!(
         bytes.starts_with(b"\xEF\xBB\xBF\n<HSoThueDTu"),
@@ -516,7 +516,14 @@ fn rsa_pss_round_trip_and_independent_check() {
         let signed = signgate_sign(
             &xml_data("tax.xml"),
             "organization.p12",
-            &["--rsa-padding", "pss", "--digest", digest],
+            &[
+                "--format",
+                "xml",
+                "--rsa-padding",
+                "pss",
+                "--digest",
+                digest,
+            ],
         );
         let text = std::fs::read_to_string(&signed).unwrap();
         assert!(
@@ -736,7 +743,11 @@ fn tampered_corpus_fails_like_xmlsec1() {
 
 #[test]
 fn bare_key_value_is_not_enough() {
-    let signed = signgate_sign(&xml_data("generic.xml"), "agency-signer.p12", &[]);
+    let signed = signgate_sign(
+        &xml_data("generic.xml"),
+        "agency-signer.p12",
+        &["--format", "xml"],
+    );
     let text = std::fs::read_to_string(&signed).unwrap();
     let a = text.find("<X509Data>").unwrap();
     let b = text.find("</X509Data>").unwrap() + "</X509Data>".len();
@@ -840,7 +851,7 @@ fn hostile_inputs_are_rejected_quickly_without_fetching() {
             if sub == "verify" {
                 cmd.arg("--offline").arg(&path);
             } else {
-                cmd.arg("--key")
+                cmd.args(["--format", "xml", "--key"])
                     .arg(demo("agency-signer.p12"))
                     .arg("--in")
                     .arg(&path)

@@ -123,6 +123,7 @@ pub fn run(args: SignArgs) -> Result<u8, CliError> {
     let key = Pkcs12Key::open(&args.key, &password)?;
     let signing_time = OffsetDateTime::now_utc().to_offset(VIETNAM);
     let visible = visible_signature(&args, &key, page, rect, signing_time)?;
+    let format = format.or(xml_profile.map(|_| Format::Xml));
     let resolved = format.unwrap_or_else(|| Format::detect(&input));
     if xml_profile.is_some() && resolved != Format::Xml {
         return Err(CliError::usage("--profile applies to XML input only"));
