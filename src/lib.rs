@@ -9,11 +9,13 @@
 //! - [`tsa`]: a small RFC 3161 time-stamp server.
 //! - [`sign`]: the signing use case that ties keys, cms, pdf and the TSA client together.
 //! - [`verify`]: signature validation and the ETSI-style report; never signs.
+//! - [`batch`]: the batch-signing engine (pipeline, journal, resume, audit events).
 //! - [`fsio`]: atomic output files.
 //! - [`cli`]: the command line, thin over the above.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod batch;
 pub mod cli;
 pub mod cms;
 pub mod error;
