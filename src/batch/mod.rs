@@ -15,6 +15,7 @@
 //! The engine is sync; async callers run it on a blocking thread.
 
 pub mod journal;
+pub mod sample;
 
 use std::collections::HashSet;
 use std::fs::File;

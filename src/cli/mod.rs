@@ -2,6 +2,8 @@
 //!
 //! Errors print as one line `signgate: CODE: message` on stderr (CONTRACTS.md §1).
 
+mod batch;
+mod bench;
 mod pki;
 mod server;
 mod sign;
@@ -26,6 +28,11 @@ pub struct Cli {
 enum Command {
     /// Sign a document (PAdES for PDF, CAdES detached .p7s for anything else).
     Sign(sign::SignArgs),
+    /// Sign many documents with one key (PDF, or CMS .p7s), resumable.
+    BatchSign(batch::BatchArgs),
+    /// Measure signing throughput against the raw key rate.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// Verify the signatures of a PDF or CMS file and print the validation report.
     Verify(verify::VerifyArgs),
     /// Manage the demo PKI.
@@ -95,6 +102,8 @@ pub fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Sign(args) => sign::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::BatchSign(args) => batch::run(args),
+        Command::Bench(cmd) => bench::run(cmd),
         Command::Pki(cmd) => pki::run(cmd),
         Command::Tsa(cmd) => tsa::run(cmd),
     };
