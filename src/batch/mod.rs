@@ -18,7 +18,6 @@ pub mod journal;
 pub mod sample;
 
 use std::collections::HashSet;
-use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -231,7 +230,7 @@ struct FinishJob {
 }
 
 enum Report {
-    Done(DocOutcome, Option<(JournalEntry, File)>),
+    Done(DocOutcome, Option<JournalEntry>),
     Fatal(DocOutcome, ErrorCode, String),
 }
 
@@ -452,8 +451,8 @@ impl Engine {
             for report in rep_rx.iter() {
                 let outcome = match report {
                     Report::Done(outcome, record) => {
-                        if let Some((entry, file)) = record {
-                            if let Err(e) = writer.append(&entry, Some(file)) {
+                        if let Some(entry) = record {
+                            if let Err(e) = writer.append(&entry) {
                                 stop.store(true, Ordering::Relaxed);
                                 summary.aborted = Some((e.code(), one_line(&e.to_string())));
                             }
@@ -585,7 +584,7 @@ impl Engine {
     fn finish(&self, job: FinishJob, out_dir: &Path) -> Report {
         let FinishJob { job, mut pending } = job;
         let output = out_dir.join(&job.output_name);
-        let result = (|| -> Result<(Vec<u8>, File), Error> {
+        let result = (|| -> Result<Vec<u8>, Error> {
             if self.options.level == Level::BT {
                 let tsa = self
                     .timestamper
@@ -600,11 +599,11 @@ impl Engine {
                 Body::Pdf(prepared) => prepared.finish(&cms)?,
                 Body::Cms => cms,
             };
-            let file = write_renamed(&output, &bytes)?;
-            Ok((bytes, file))
+            write_renamed(&output, &bytes)?;
+            Ok(bytes)
         })();
         match result {
-            Ok((bytes, file)) => {
+            Ok(bytes) => {
                 let entry = JournalEntry {
                     input: job.input.display().to_string(),
                     input_sha256: job.input_sha256,
@@ -621,7 +620,7 @@ impl Engine {
                         output: Some(output),
                         status: DocStatus::Signed,
                     },
-                    Some((entry, file)),
+                    Some(entry),
                 )
             }
             Err(e) => {
@@ -675,9 +674,9 @@ fn rfc3339(at: OffsetDateTime) -> String {
         .unwrap_or_else(|_| at.to_string())
 }
 
-/// Writes `bytes` to a temporary file next to `path` and renames it into place; the open file
-/// is returned so the journal can sync it with its group (one fsync per file would dominate).
-fn write_renamed(path: &Path, bytes: &[u8]) -> Result<File, IoError> {
+/// Writes `bytes` to a temporary file next to `path` and renames it into place, without an
+/// fsync of its own: the journal makes outputs durable in groups.
+fn write_renamed(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
     let fail = |e: std::io::Error| IoError::Write {
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -689,7 +688,8 @@ fn write_renamed(path: &Path, bytes: &[u8]) -> Result<File, IoError> {
         .tempfile_in(dir)
         .map_err(fail)?;
     tmp.write_all(bytes).map_err(fail)?;
-    tmp.persist(path).map_err(|e| fail(e.error))
+    tmp.persist(path).map_err(|e| fail(e.error))?;
+    Ok(())
 }
 
 /// Removes temporary files a killed run left behind.
