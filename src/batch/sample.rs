@@ -69,11 +69,12 @@ pub fn tax_declaration(n: usize) -> Vec<u8> {
     xml.into_bytes()
 }
 
+/// PKCS#12 DER, PKCS#8 key PEM and certificate PEM of a throwaway key.
+pub type ThrowawayKey = (Vec<u8>, Vec<u8>, Vec<u8>);
+
 /// A fresh RSA key with a self-signed signing certificate (digitalSignature, nonRepudiation),
 /// returned as PKCS#12 DER with password `bench`, plus the key and certificate in PEM.
-pub fn throwaway_rsa_pkcs12(
-    bits: u32,
-) -> Result<(Vec<u8>, Vec<u8>, Vec<u8>), openssl::error::ErrorStack> {
+pub fn throwaway_rsa_pkcs12(bits: u32) -> Result<ThrowawayKey, openssl::error::ErrorStack> {
     let key = PKey::from_rsa(Rsa::generate(bits)?)?;
     let mut name = X509NameBuilder::new()?;
     name.append_entry_by_text("CN", "signgate bench")?;
