@@ -11,11 +11,13 @@
 //! - [`verify`]: signature validation and the ETSI-style report; never signs.
 //! - [`extend`]: long-term validation (PAdES B-LT/B-LTA: DSS and document time-stamps).
 //! - [`xml`]: hardened XML parser, C14N, XML-DSig and the filing/edXML profiles; no network.
+//! - [`batch`]: the batch-signing engine (pipeline, journal, resume, audit events).
 //! - [`fsio`]: atomic output files.
 //! - [`cli`]: the command line, thin over the above.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod batch;
 pub mod cli;
 pub mod cms;
 pub mod error;

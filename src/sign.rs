@@ -134,7 +134,7 @@ pub struct Signed {
 }
 
 /// Bytes reserved in the PDF for the CMS blob, by level: certificates plus, for B-T, a token.
-fn pdf_contents_size(level: Level) -> usize {
+pub(crate) fn pdf_contents_size(level: Level) -> usize {
     match level {
         Level::BB => 16 * 1024,
         Level::BT => 32 * 1024,

@@ -6,9 +6,8 @@ use std::time::Duration;
 use clap::Args;
 use time::OffsetDateTime;
 
-use super::{key_password, CliError};
+use super::CliError;
 use crate::fsio;
-use crate::keys::Pkcs12Key;
 use crate::pdf::appearance::Appearance;
 use crate::pdf::{PageSelector, Placement, VisibleSignature};
 use crate::pki::alg::{DigestAlgorithm, RsaPadding};
@@ -17,12 +16,8 @@ use crate::sign::{self, Format, HttpTimeStamper, Level, PdfDetails, SignRequest}
 /// Arguments of `signgate sign`.
 #[derive(Debug, Args)]
 pub struct SignArgs {
-    /// Key: a PKCS#12 file.
-    #[arg(long)]
-    key: PathBuf,
-    /// File holding the key password (else the SIGNGATE_KEY_PASSWORD environment variable).
-    #[arg(long)]
-    password_file: Option<PathBuf>,
+    #[command(flatten)]
+    key: super::KeyArgs,
     /// Document to sign (`-` for standard input).
     #[arg(long = "in")]
     input: PathBuf,
@@ -119,10 +114,9 @@ pub fn run(args: SignArgs) -> Result<u8, CliError> {
     };
 
     let input = fsio::read_input(&args.input)?;
-    let password = key_password(args.password_file.as_deref())?;
-    let key = Pkcs12Key::open(&args.key, &password)?;
+    let key = super::open_key(&args.key)?;
     let signing_time = OffsetDateTime::now_utc().to_offset(VIETNAM);
-    let visible = visible_signature(&args, &key, page, rect, signing_time)?;
+    let visible = visible_signature(&args, key.as_ref(), page, rect, signing_time)?;
     let format = format.or(xml_profile.map(|_| Format::Xml));
     let resolved = format.unwrap_or_else(|| Format::detect(&input));
     if xml_profile.is_some() && resolved != Format::Xml {
@@ -152,19 +146,18 @@ pub fn run(args: SignArgs) -> Result<u8, CliError> {
         },
         xml_profile,
     };
-    let signed = sign::sign_document(&input, &key, &request)?;
+    let signed = sign::sign_document(&input, key.as_ref(), &request)?;
     fsio::write_output(&args.out, &signed.bytes)?;
     Ok(0)
 }
 
-fn visible_signature(
+pub(crate) fn visible_signature(
     args: &SignArgs,
-    key: &Pkcs12Key,
+    key: &dyn crate::keys::KeySource,
     page: PageSelector,
     rect: Option<[f64; 4]>,
     at: OffsetDateTime,
 ) -> Result<Option<VisibleSignature>, CliError> {
-    use crate::keys::KeySource;
     let cert = key.certificate();
     let when = crate::cli::display_time(at);
     let to_rect = |r: [f64; 4]| Placement::Rect {
