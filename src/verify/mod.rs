@@ -178,6 +178,7 @@ fn verify_pdf(name: &str, input: &[u8], ctx: &ValidationContext) -> Result<Repor
         }
         reports.push(report);
     }
+    check_timestamp_order(&mut reports);
     Ok(Report::new(name.into(), "pdf", reports))
 }
 
@@ -453,7 +454,8 @@ fn evaluate(
     }
     if let Some(ts) = &report.timestamp {
         if !ts.valid {
-            report.sub_indication = Some(SubIndication::TimestampOrderFailure);
+            // A signature time-stamp that does not verify is a failed signature attribute.
+            report.sub_indication = Some(SubIndication::SigConstraintsFailure);
             return report;
         }
     }
@@ -743,4 +745,37 @@ pub fn validation_data(
         }
     }
     Ok(data)
+}
+
+/// A document time-stamp protects the revisions before it, so its genTime must not precede
+/// the signature time-stamps of the signatures it covers (ETSI EN 319 102-1 §5.6.2.4).
+fn check_timestamp_order(reports: &mut [SignatureReport]) {
+    let doc_stamps: Vec<(usize, String)> = reports
+        .iter()
+        .filter(|r| r.kind == SignatureKind::DocumentTimestamp)
+        .filter_map(|r| {
+            let ts = r.timestamp.as_ref().filter(|t| t.valid)?;
+            Some((r.coverage.revision?, ts.gen_time.clone()))
+        })
+        .collect();
+    for report in reports.iter_mut().filter(|r| r.kind == SignatureKind::Signature) {
+        let (Some(revision), Some(ts)) = (report.coverage.revision, report.timestamp.as_ref()) else {
+            continue;
+        };
+        if !ts.valid {
+            continue;
+        }
+        // RFC 3339 UTC strings of one format compare in time order.
+        let earlier = doc_stamps.iter().find(|(r, gen)| *r > revision && gen.as_str() < ts.gen_time.as_str());
+        if let Some((_, gen)) = earlier {
+            report.notes.push(format!(
+                "a document time-stamp of {gen} covers this signature but predates its signature time-stamp of {}",
+                ts.gen_time
+            ));
+            if report.indication == Indication::TotalPassed {
+                report.indication = Indication::Indeterminate;
+                report.sub_indication = Some(SubIndication::TimestampOrderFailure);
+            }
+        }
+    }
 }
