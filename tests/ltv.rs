@@ -52,7 +52,7 @@ fn extend(input: &Path, output: &Path, level: &str) {
 }
 
 fn verify(pdf: &Path, extra: &[&str]) -> serde_json::Value {
-    let mut args: Vec<std::ffi::OsString> = vec!["verify".into(), "--trust".into(), services().pki.root().into()];
+    let mut args: Vec<std::ffi::OsString> = vec!["--trust".into(), services().pki.root().into()];
     args.extend(extra.iter().map(Into::into));
     args.push(pdf.into());
     let (_, report, out) = common::verify_json(&args);
@@ -68,18 +68,32 @@ fn scratch(name: &str) -> PathBuf {
 fn b_lt_and_b_lta_verify_offline() {
     let s = services();
     let signed = scratch("ltv-bt");
-    sign(&common::sample_pdf(), &signed, &s.pki.path("agency-signer.p12"), &["--level", "b-t", "--tsa", &s.tsa.url]);
+    sign(
+        &common::sample_pdf(),
+        &signed,
+        &s.pki.path("agency-signer.p12"),
+        &["--level", "b-t", "--tsa", &s.tsa.url],
+    );
     let offline = verify(&signed, &["--offline"]);
-    assert_eq!(offline["sub_indication"], "TRY_LATER", "nothing embedded yet: {offline:#}");
+    assert_eq!(
+        offline["sub_indication"], "TRY_LATER",
+        "nothing embedded yet: {offline:#}"
+    );
 
     let lt = scratch("ltv-blt");
     extend(&signed, &lt, "b-lt");
     let report = verify(&lt, &["--offline"]);
     assert_eq!(report["indication"], "TOTAL_PASSED", "{report:#}");
     let sig = &report["signatures"][0];
-    assert_eq!(sig["modification"], "permitted", "DSS added after signing: {sig:#}");
+    assert_eq!(
+        sig["modification"], "permitted",
+        "DSS added after signing: {sig:#}"
+    );
     let revocation = sig["revocation"].as_array().unwrap();
-    assert!(revocation.len() >= 2 && revocation.iter().all(|r| r["origin"] == "embedded"), "{sig:#}");
+    assert!(
+        revocation.len() >= 2 && revocation.iter().all(|r| r["origin"] == "embedded"),
+        "{sig:#}"
+    );
 
     let lta = scratch("ltv-blta");
     extend(&lt, &lta, "b-lta");
@@ -90,7 +104,9 @@ fn b_lt_and_b_lta_verify_offline() {
     assert_eq!(sigs[1]["kind"], "document_timestamp");
     assert_eq!(sigs[1]["coverage"]["whole_file"], true);
     assert_eq!(sigs[1]["timestamp"]["valid"], true);
-    assert!(std::fs::read(&lta).unwrap().starts_with(&std::fs::read(&lt).unwrap()));
+    assert!(std::fs::read(&lta)
+        .unwrap()
+        .starts_with(&std::fs::read(&lt).unwrap()));
 }
 
 #[test]
@@ -111,12 +127,20 @@ fn b_lta_without_tsa_is_a_usage_error() {
 fn certificate_expired_after_the_time_stamp_still_validates() {
     let s = services();
     let now = time::OffsetDateTime::now_utc();
-    let spec = LeafSpec::new("Short-lived signer").with_validity(now - time::Duration::hours(1), now + time::Duration::seconds(6));
+    let spec = LeafSpec::new("Short-lived signer").with_validity(
+        now - time::Duration::hours(1),
+        now + time::Duration::seconds(6),
+    );
     s.pki.issue(&spec, "short-lived");
     let key = s.pki.path("short-lived.p12");
     let with_ts = scratch("expiring-bt");
     let without_ts = scratch("expiring-bb");
-    sign(&common::sample_pdf(), &with_ts, &key, &["--level", "b-t", "--tsa", &s.tsa.url]);
+    sign(
+        &common::sample_pdf(),
+        &with_ts,
+        &key,
+        &["--level", "b-t", "--tsa", &s.tsa.url],
+    );
     sign(&common::sample_pdf(), &without_ts, &key, &[]);
     let with_ts_lt = scratch("expiring-blt");
     let without_ts_lt = scratch("expiring-bb-lt");
@@ -127,10 +151,16 @@ fn certificate_expired_after_the_time_stamp_still_validates() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     let report = verify(&with_ts_lt, &["--offline"]);
-    assert_eq!(report["indication"], "TOTAL_PASSED", "the time-stamp proves the signature existed in time: {report:#}");
+    assert_eq!(
+        report["indication"], "TOTAL_PASSED",
+        "the time-stamp proves the signature existed in time: {report:#}"
+    );
     let report = verify(&without_ts_lt, &["--offline"]);
     assert_eq!(report["indication"], "INDETERMINATE", "{report:#}");
-    assert_eq!(report["sub_indication"], "OUT_OF_BOUNDS_NO_POE", "{report:#}");
+    assert_eq!(
+        report["sub_indication"], "OUT_OF_BOUNDS_NO_POE",
+        "{report:#}"
+    );
 }
 
 /// A TSA whose clock runs `skew` behind: its tokens predate what they stamp.
@@ -140,7 +170,11 @@ struct SkewedTsa {
 }
 
 impl TimeStamper for SkewedTsa {
-    fn timestamp(&self, digest: DigestAlgorithm, imprint: &[u8]) -> Result<Vec<u8>, signgate::pki::tsp::TspError> {
+    fn timestamp(
+        &self,
+        digest: DigestAlgorithm,
+        imprint: &[u8],
+    ) -> Result<Vec<u8>, signgate::pki::tsp::TspError> {
         let request = x509_tsp::TimeStampReq {
             version: x509_tsp::TspVersion::V1,
             message_imprint: x509_tsp::MessageImprint {
@@ -152,9 +186,16 @@ impl TimeStamper for SkewedTsa {
             cert_req: true,
             extensions: None,
         };
-        let response = self.tsa.respond(&request.to_der().unwrap(), time::OffsetDateTime::now_utc() - self.skew);
+        let response = self.tsa.respond(
+            &request.to_der().unwrap(),
+            time::OffsetDateTime::now_utc() - self.skew,
+        );
         let response = signgate::pki::tsp::TimeStampResp::from_der(&response).unwrap();
-        Ok(response.time_stamp_token.expect("granted").to_der().unwrap())
+        Ok(response
+            .time_stamp_token
+            .expect("granted")
+            .to_der()
+            .unwrap())
     }
 }
 
@@ -162,15 +203,32 @@ impl TimeStamper for SkewedTsa {
 fn document_time_stamp_older_than_the_signature_time_stamp_is_out_of_order() {
     let s = services();
     let signed = scratch("order-bt");
-    sign(&common::sample_pdf(), &signed, &s.pki.path("agency-signer.p12"), &["--level", "b-t", "--tsa", &s.tsa.url]);
+    sign(
+        &common::sample_pdf(),
+        &signed,
+        &s.pki.path("agency-signer.p12"),
+        &["--level", "b-t", "--tsa", &s.tsa.url],
+    );
     let key = signgate::keys::Pkcs12Key::open(&s.pki.path("tsa.p12"), "demo").unwrap();
-    let tsa = signgate::tsa::TimeStampAuthority::new(Arc::new(key), "1.3.6.1.4.1.99999.1.1".parse().unwrap()).unwrap();
-    let skewed = SkewedTsa { tsa, skew: time::Duration::minutes(10) };
+    let tsa = signgate::tsa::TimeStampAuthority::new(
+        Arc::new(key),
+        "1.3.6.1.4.1.99999.1.1".parse().unwrap(),
+    )
+    .unwrap();
+    let skewed = SkewedTsa {
+        tsa,
+        skew: time::Duration::minutes(10),
+    };
     let bytes = std::fs::read(&signed).unwrap();
     let mut opts = signgate::pdf::PdfSignOptions::new(time::OffsetDateTime::now_utc());
     opts.contents_size = 16 * 1024;
     let prepared = signgate::pdf::prepare_document_timestamp(&bytes, &opts).unwrap();
-    let token = skewed.timestamp(DigestAlgorithm::Sha256, &prepared.digest(DigestAlgorithm::Sha256)).unwrap();
+    let token = skewed
+        .timestamp(
+            DigestAlgorithm::Sha256,
+            &prepared.digest(DigestAlgorithm::Sha256),
+        )
+        .unwrap();
     let out = scratch("order-docts");
     std::fs::write(&out, prepared.finish(&token).unwrap()).unwrap();
     let report = verify(&out, &[]);
@@ -178,5 +236,8 @@ fn document_time_stamp_older_than_the_signature_time_stamp_is_out_of_order() {
     assert_eq!(sigs[1]["kind"], "document_timestamp");
     assert_eq!(sigs[1]["timestamp"]["valid"], true, "{report:#}");
     assert_eq!(sigs[0]["indication"], "INDETERMINATE", "{report:#}");
-    assert_eq!(sigs[0]["sub_indication"], "TIMESTAMP_ORDER_FAILURE", "{report:#}");
+    assert_eq!(
+        sigs[0]["sub_indication"], "TIMESTAMP_ORDER_FAILURE",
+        "{report:#}"
+    );
 }

@@ -68,7 +68,10 @@ pub fn from_signed_data(parsed: &ParsedSignedData) -> Evidence {
 fn wrap_basic_response(basic: &[u8]) -> Option<Vec<u8>> {
     use der::Decode;
     let basic = x509_ocsp::BasicOcspResponse::from_der(basic).ok()?;
-    x509_ocsp::OcspResponse::successful(basic).ok()?.to_der().ok()
+    x509_ocsp::OcspResponse::successful(basic)
+        .ok()?
+        .to_der()
+        .ok()
 }
 
 /// RevocationInfoArchival ::= SEQUENCE { crl [0] EXPLICIT SEQUENCE OF CRL OPTIONAL,

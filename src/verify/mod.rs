@@ -758,15 +758,21 @@ fn check_timestamp_order(reports: &mut [SignatureReport]) {
             Some((r.coverage.revision?, ts.gen_time.clone()))
         })
         .collect();
-    for report in reports.iter_mut().filter(|r| r.kind == SignatureKind::Signature) {
-        let (Some(revision), Some(ts)) = (report.coverage.revision, report.timestamp.as_ref()) else {
+    for report in reports
+        .iter_mut()
+        .filter(|r| r.kind == SignatureKind::Signature)
+    {
+        let (Some(revision), Some(ts)) = (report.coverage.revision, report.timestamp.as_ref())
+        else {
             continue;
         };
         if !ts.valid {
             continue;
         }
         // RFC 3339 UTC strings of one format compare in time order.
-        let earlier = doc_stamps.iter().find(|(r, gen)| *r > revision && gen.as_str() < ts.gen_time.as_str());
+        let earlier = doc_stamps
+            .iter()
+            .find(|(r, gen)| *r > revision && gen.as_str() < ts.gen_time.as_str());
         if let Some((_, gen)) = earlier {
             report.notes.push(format!(
                 "a document time-stamp of {gen} covers this signature but predates its signature time-stamp of {}",

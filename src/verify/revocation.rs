@@ -34,7 +34,10 @@ pub struct HttpFetcher {
 impl HttpFetcher {
     /// A fetcher whose every request gives up after `timeout`.
     pub fn new(timeout: Duration) -> Self {
-        Self { timeout, cache: Default::default() }
+        Self {
+            timeout,
+            cache: Default::default(),
+        }
     }
 
     fn read(resp: ureq::Response) -> Result<Vec<u8>, String> {
@@ -144,7 +147,9 @@ pub fn check(
             // A responder that echoes a nonce must echo ours (replay protection); one that
             // answers from pre-produced responses may omit it (RFC 8954 §4).
             match response_nonce(&der) {
-                Some(echoed) if echoed != nonce => Err("the OCSP response's nonce does not match the request".to_string()),
+                Some(echoed) if echoed != nonce => {
+                    Err("the OCSP response's nonce does not match the request".to_string())
+                }
                 _ => Ok(der),
             }
         });
@@ -265,8 +270,16 @@ pub fn ocsp_request(cert: &X509, issuer: &X509) -> Result<(Vec<u8>, Vec<u8>), St
         .map_err(|e| fail(&e))?;
     let subject = x509_cert::Certificate::from_der(&cert.to_der().map_err(|e| fail(&e))?)
         .map_err(|e| fail(&e))?;
-    let name = issuer_cert.tbs_certificate.subject.to_der().map_err(|e| fail(&e))?;
-    let key = issuer_cert.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes();
+    let name = issuer_cert
+        .tbs_certificate
+        .subject
+        .to_der()
+        .map_err(|e| fail(&e))?;
+    let key = issuer_cert
+        .tbs_certificate
+        .subject_public_key_info
+        .subject_public_key
+        .raw_bytes();
     let octets = |b: Vec<u8>| der::asn1::OctetString::new(b).map_err(|e| fail(&e));
     let cert_id = x509_ocsp::CertId {
         hash_algorithm: spki::AlgorithmIdentifierOwned {
@@ -284,7 +297,10 @@ pub fn ocsp_request(cert: &X509, issuer: &X509) -> Result<(Vec<u8>, Vec<u8>), St
         tbs_request: x509_ocsp::TbsRequest {
             version: x509_ocsp::Version::V1,
             requestor_name: None,
-            request_list: vec![x509_ocsp::Request { req_cert: cert_id, single_request_extensions: None }],
+            request_list: vec![x509_ocsp::Request {
+                req_cert: cert_id,
+                single_request_extensions: None,
+            }],
             request_extensions: Some(vec![x509_cert::ext::Extension {
                 extn_id: OCSP_NONCE,
                 critical: false,
@@ -300,7 +316,8 @@ pub fn ocsp_request(cert: &X509, issuer: &X509) -> Result<(Vec<u8>, Vec<u8>), St
 fn response_nonce(response: &[u8]) -> Option<Vec<u8>> {
     use der::Decode;
     let resp = x509_ocsp::OcspResponse::from_der(response).ok()?;
-    let basic = x509_ocsp::BasicOcspResponse::from_der(resp.response_bytes?.response.as_bytes()).ok()?;
+    let basic =
+        x509_ocsp::BasicOcspResponse::from_der(resp.response_bytes?.response.as_bytes()).ok()?;
     basic
         .tbs_response_data
         .response_extensions?
