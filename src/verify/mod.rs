@@ -164,7 +164,7 @@ fn verify_pdf(name: &str, input: &[u8], ctx: &ValidationContext) -> Result<Repor
             report.modification = Some("none");
         } else if sig.byte_range_problems.is_empty() {
             let end = sig.ranges[1].0 + sig.ranges[1].1;
-            let found_changes = pdf::modifications(input, end, &found.document);
+            let found_changes = pdf::modifications(input, end, &found.document, &found.value_gaps);
             report.modification = Some(found_changes.level);
             report.changes = found_changes.changes;
             if found_changes.level == "disallowed" {

@@ -62,13 +62,30 @@ pub fn message_digest(oid: &ObjectIdentifier) -> Option<MessageDigest> {
     }
 }
 
-/// Hashes `parts` in order with `md`.
+/// Hashes `parts` in order with `md` (SHA-2 in Rust, which avoids OpenSSL's per-call
+/// algorithm fetch; SHA-1/MD5 through OpenSSL, only to report them as weak).
 pub fn hash_parts(md: MessageDigest, parts: &[&[u8]]) -> Option<Vec<u8>> {
-    let mut hasher = openssl::hash::Hasher::new(md).ok()?;
-    for p in parts {
-        hasher.update(p).ok()?;
+    use openssl::nid::Nid;
+    use sha2::Digest;
+    fn all<D: Digest>(parts: &[&[u8]]) -> Vec<u8> {
+        let mut h = D::new();
+        for p in parts {
+            h.update(p);
+        }
+        h.finalize().to_vec()
     }
-    hasher.finish().ok().map(|d| d.to_vec())
+    match md.type_() {
+        Nid::SHA256 => Some(all::<sha2::Sha256>(parts)),
+        Nid::SHA384 => Some(all::<sha2::Sha384>(parts)),
+        Nid::SHA512 => Some(all::<sha2::Sha512>(parts)),
+        _ => {
+            let mut hasher = openssl::hash::Hasher::new(md).ok()?;
+            for p in parts {
+                hasher.update(p).ok()?;
+            }
+            hasher.finish().ok().map(|d| d.to_vec())
+        }
+    }
 }
 
 /// Checks signer `index` of `parsed` against the signed content's digest, computed by
