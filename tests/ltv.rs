@@ -129,7 +129,7 @@ fn certificate_expired_after_the_time_stamp_still_validates() {
     let now = time::OffsetDateTime::now_utc();
     let spec = LeafSpec::new("Short-lived signer").with_validity(
         now - time::Duration::hours(1),
-        now + time::Duration::seconds(6),
+        now + time::Duration::seconds(15),
     );
     s.pki.issue(&spec, "short-lived");
     let key = s.pki.path("short-lived.p12");
