@@ -26,7 +26,7 @@ use time::OffsetDateTime;
 
 use crate::error::ErrorCode;
 use report::{ChainEntry, Coverage, Identifier, SignatureKind, Signer, TimestampReport};
-use signer::{hash_parts, SignerCheck};
+use signer::hash_parts;
 
 /// The file could not be verified at all (as opposed to a signature failing).
 #[derive(Debug, thiserror::Error)]
@@ -126,7 +126,7 @@ fn verify_pdf(name: &str, input: &[u8], ctx: &ValidationContext) -> Result<Repor
                     check.embedded.extend(found.dss_certs.iter().cloned());
                     evaluate(
                         sig.field.clone(),
-                        check.into(),
+                        check,
                         ctx,
                         coverage.clone(),
                         &evidence,
@@ -255,7 +255,7 @@ fn verify_cms(
             };
             let mut r = evaluate(
                 format!("signer-{}", i + 1),
-                check.into(),
+                check,
                 ctx,
                 coverage,
                 &evidence,
@@ -333,22 +333,6 @@ pub(crate) struct SignatureFacts {
     pub format_errors: Vec<String>,
     /// The signature value (what a signature time-stamp imprints).
     pub signature_value: Vec<u8>,
-}
-
-impl From<SignerCheck> for SignatureFacts {
-    fn from(c: SignerCheck) -> Self {
-        Self {
-            hash_ok: c.hash_ok,
-            signature_ok: c.signature_ok,
-            certificate: c.certificate,
-            embedded: c.embedded,
-            claimed_time: c.claimed_time,
-            weak: c.weak,
-            timestamp_tokens: c.timestamp_tokens,
-            format_errors: c.format_errors,
-            signature_value: c.signature_value,
-        }
-    }
 }
 
 /// Turns the checks of one signature into its verdict, in the order of ETSI EN 319 102-1 §5:

@@ -12,6 +12,7 @@ use openssl::sign::{RsaPssSaltlen, Verifier};
 use openssl::x509::X509;
 use time::OffsetDateTime;
 
+use super::SignatureFacts;
 use crate::cms::ParsedSignedData;
 use crate::pki::oid;
 
@@ -25,30 +26,6 @@ const ECDSA_WITH_SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.
 const SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
 /// id-md5; only recognised to report it as weak.
 const MD5: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.2.5");
-
-/// What a SignerInfo check found.
-pub struct SignerCheck {
-    /// The message-digest attribute equals the digest of the signed content.
-    pub hash_ok: bool,
-    /// The signature value verifies with the signer certificate's key.
-    pub signature_ok: bool,
-    /// The signer's certificate, when found among the SignedData's certificates.
-    pub certificate: Option<X509>,
-    /// Every certificate carried in the SignedData.
-    pub embedded: Vec<X509>,
-    /// The signing-time attribute, when present.
-    pub claimed_time: Option<OffsetDateTime>,
-    /// Weak algorithms the signature itself uses (SHA-1, MD5); key sizes are checked with the path.
-    pub weak: Vec<String>,
-    /// Unsigned id-aa-timeStampToken values (DER ContentInfo).
-    pub timestamp_tokens: Vec<Vec<u8>>,
-    /// Problems with the structure.
-    pub format_errors: Vec<String>,
-    /// The digest algorithm's OpenSSL equivalent.
-    pub digest: Option<MessageDigest>,
-    /// The SignerInfo's signature value (what a signature time-stamp imprints).
-    pub signature_value: Vec<u8>,
-}
 
 /// A digest algorithm OID as OpenSSL knows it, SHA-1 and MD5 included (to report them).
 pub fn message_digest(oid: &ObjectIdentifier) -> Option<MessageDigest> {
@@ -94,8 +71,8 @@ pub fn check_signer(
     parsed: &ParsedSignedData,
     index: usize,
     content_digest: &dyn Fn(MessageDigest) -> Option<Vec<u8>>,
-) -> SignerCheck {
-    let mut check = SignerCheck {
+) -> SignatureFacts {
+    let mut check = SignatureFacts {
         hash_ok: false,
         signature_ok: false,
         certificate: None,
@@ -104,7 +81,6 @@ pub fn check_signer(
         weak: Vec::new(),
         timestamp_tokens: Vec::new(),
         format_errors: Vec::new(),
-        digest: None,
         signature_value: Vec::new(),
     };
     let Some(signer) = parsed.signed_data.signer_infos.0.get(index) else {
@@ -121,7 +97,6 @@ pub fn check_signer(
             .push(format!("unknown digest algorithm {digest_oid}"));
         return check;
     };
-    check.digest = Some(md);
     if digest_oid == SHA1 || digest_oid == MD5 {
         check.weak.push(format!(
             "digest algorithm {}",
