@@ -11,8 +11,7 @@ use time::OffsetDateTime;
 use super::CliError;
 use crate::batch::{BatchOptions, BatchSummary, DocOutcome, Engine};
 use crate::error::ErrorCode;
-use crate::pki::alg::{DigestAlgorithm, RsaPadding};
-use crate::sign::{Format, HttpTimeStamper, Level};
+use crate::sign::{Format, Level};
 
 /// Arguments of `signgate batch-sign`.
 #[derive(Debug, Args)]
@@ -34,27 +33,8 @@ pub struct BatchArgs {
     /// Container: pdf, cms, or auto (PDF when the file starts with %PDF-, else CMS).
     #[arg(long, default_value = "auto", value_parser = ["auto", "pdf", "cms"])]
     format: String,
-    /// Baseline level: b-b, or b-t with one time-stamp per signature from --tsa.
-    #[arg(long, default_value = "b-b")]
-    level: Level,
-    /// RFC 3161 time-stamp authority URL (required for b-t).
-    #[arg(long)]
-    tsa: Option<String>,
-    /// Seconds to wait for the time-stamp authority.
-    #[arg(long, default_value_t = 10)]
-    tsa_timeout: u64,
-    /// Digest algorithm: sha256, sha384 or sha512.
-    #[arg(long, default_value = "sha256")]
-    digest: DigestAlgorithm,
-    /// RSA padding: pkcs1 (v1.5) or pss.
-    #[arg(long, default_value = "pkcs1")]
-    rsa_padding: RsaPadding,
-    /// Reason for signing (PDF /Reason).
-    #[arg(long)]
-    reason: Option<String>,
-    /// Place of signing (PDF /Location).
-    #[arg(long)]
-    location: Option<String>,
+    #[command(flatten)]
+    signature: super::SignatureArgs,
     /// Print the summary as JSON on standard output.
     #[arg(long)]
     json: bool,
@@ -64,7 +44,7 @@ pub struct BatchArgs {
 const VIETNAM: time::UtcOffset = time::macros::offset!(+7);
 
 pub fn run(args: BatchArgs) -> Result<u8, CliError> {
-    if args.level == Level::BT && args.tsa.is_none() {
+    if args.signature.level == Level::BT && args.signature.tsa.is_none() {
         return Err(CliError::usage("--level b-t needs --tsa URL"));
     }
     if args.jobs == Some(0) {
@@ -78,18 +58,15 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
         "cms" => Some(Format::Cms),
         _ => None,
     };
-    options.level = args.level;
-    options.digest = args.digest;
-    options.rsa_padding = args.rsa_padding;
-    options.reason = args.reason.clone();
-    options.location = args.location.clone();
+    options.level = args.signature.level;
+    options.digest = args.signature.digest;
+    options.rsa_padding = args.signature.rsa_padding;
+    options.reason = args.signature.reason.clone();
+    options.location = args.signature.location.clone();
     options.jobs = args.jobs.unwrap_or(0);
     let mut engine = Engine::new(key, options)?;
-    if let Some(url) = &args.tsa {
-        engine = engine.with_timestamper(Arc::new(HttpTimeStamper::new(
-            url,
-            Duration::from_secs(args.tsa_timeout),
-        )));
+    if let Some(tsa) = args.signature.timestamper() {
+        engine = engine.with_timestamper(Arc::new(tsa));
     }
     let total = inputs.len();
     let mut progress = Progress::new(total, std::io::stderr().is_terminal() && !args.json);

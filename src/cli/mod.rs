@@ -219,3 +219,38 @@ pub(crate) fn display_time(at: time::OffsetDateTime) -> String {
     );
     at.format(&format).unwrap_or_else(|_| at.to_string())
 }
+
+/// Signature options shared by `sign` and `batch-sign`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct SignatureArgs {
+    /// Baseline level: b-b, or b-t with a signature time-stamp from --tsa (one per signature).
+    #[arg(long, default_value = "b-b")]
+    level: crate::sign::Level,
+    /// RFC 3161 time-stamp authority URL (required for b-t).
+    #[arg(long)]
+    tsa: Option<String>,
+    /// Seconds to wait for the time-stamp authority.
+    #[arg(long, default_value_t = 10)]
+    tsa_timeout: u64,
+    /// Digest algorithm: sha256, sha384 or sha512.
+    #[arg(long, default_value = "sha256")]
+    digest: crate::pki::alg::DigestAlgorithm,
+    /// RSA padding: pkcs1 (v1.5) or pss.
+    #[arg(long, default_value = "pkcs1")]
+    rsa_padding: crate::pki::alg::RsaPadding,
+    /// Reason for signing (PDF /Reason).
+    #[arg(long)]
+    reason: Option<String>,
+    /// Place of signing (PDF /Location).
+    #[arg(long)]
+    location: Option<String>,
+}
+
+impl SignatureArgs {
+    /// The time-stamp authority from `--tsa`, bounded by `--tsa-timeout`.
+    fn timestamper(&self) -> Option<crate::sign::HttpTimeStamper> {
+        self.tsa.as_ref().map(|url| {
+            crate::sign::HttpTimeStamper::new(url, std::time::Duration::from_secs(self.tsa_timeout))
+        })
+    }
+}

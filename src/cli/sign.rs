@@ -1,7 +1,6 @@
 //! `signgate sign`: one document, one signature.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::Args;
 use time::OffsetDateTime;
@@ -10,8 +9,7 @@ use super::CliError;
 use crate::fsio;
 use crate::pdf::appearance::Appearance;
 use crate::pdf::{PageSelector, Placement, VisibleSignature};
-use crate::pki::alg::{DigestAlgorithm, RsaPadding};
-use crate::sign::{self, Format, HttpTimeStamper, Level, PdfDetails, SignRequest};
+use crate::sign::{self, Format, Level, PdfDetails, SignRequest};
 
 /// Arguments of `signgate sign`.
 #[derive(Debug, Args)]
@@ -31,27 +29,8 @@ pub struct SignArgs {
     /// the root element.
     #[arg(long, value_parser = ["tax", "social-insurance", "e-invoice", "edxml", "enveloped"])]
     profile: Option<String>,
-    /// Baseline level: b-b, or b-t with a signature time-stamp from --tsa.
-    #[arg(long, default_value = "b-b")]
-    level: Level,
-    /// RFC 3161 time-stamp authority URL (required for b-t).
-    #[arg(long)]
-    tsa: Option<String>,
-    /// Seconds to wait for the time-stamp authority.
-    #[arg(long, default_value_t = 10)]
-    tsa_timeout: u64,
-    /// Digest algorithm: sha256, sha384 or sha512.
-    #[arg(long, default_value = "sha256")]
-    digest: DigestAlgorithm,
-    /// RSA padding: pkcs1 (v1.5) or pss.
-    #[arg(long, default_value = "pkcs1")]
-    rsa_padding: RsaPadding,
-    /// Reason for signing (PDF /Reason).
-    #[arg(long)]
-    reason: Option<String>,
-    /// Place of signing (PDF /Location).
-    #[arg(long)]
-    location: Option<String>,
+    #[command(flatten)]
+    signature: super::SignatureArgs,
     /// The official's handwritten signature (PNG, transparent background) for a visible signature.
     #[arg(long, conflicts_with_all = ["stamp", "attachment_stamp", "copy_stamp"])]
     signature_image: Option<PathBuf>,
@@ -97,7 +76,7 @@ pub fn run(args: SignArgs) -> Result<u8, CliError> {
         .map(str::parse::<crate::xml::Profile>)
         .transpose()
         .map_err(CliError::usage)?;
-    if args.level == Level::BT && args.tsa.is_none() {
+    if args.signature.level == Level::BT && args.signature.tsa.is_none() {
         return Err(CliError::usage("--level b-t needs --tsa URL"));
     }
     let rect = args.rect.as_deref().map(parse_rect).transpose()?;
@@ -127,20 +106,17 @@ pub fn run(args: SignArgs) -> Result<u8, CliError> {
             "visible signatures and stamps need a PDF input",
         ));
     }
-    let timestamper = args
-        .tsa
-        .as_ref()
-        .map(|url| HttpTimeStamper::new(url, Duration::from_secs(args.tsa_timeout)));
+    let timestamper = args.signature.timestamper();
     let request = SignRequest {
         format,
-        level: args.level,
-        digest: args.digest,
-        rsa_padding: args.rsa_padding,
+        level: args.signature.level,
+        digest: args.signature.digest,
+        rsa_padding: args.signature.rsa_padding,
         signing_time,
         timestamper: timestamper.as_ref().map(|t| t as &dyn sign::TimeStamper),
         pdf: PdfDetails {
-            reason: args.reason.clone(),
-            location: args.location.clone(),
+            reason: args.signature.reason.clone(),
+            location: args.signature.location.clone(),
             contact_info: None,
             visible,
         },

@@ -124,13 +124,7 @@ fn verify_pdf(name: &str, input: &[u8], ctx: &ValidationContext) -> Result<Repor
                     let mut evidence = evidence::from_signed_data(&parsed);
                     evidence.extend(&found.dss);
                     check.embedded.extend(found.dss_certs.iter().cloned());
-                    evaluate(
-                        sig.field.clone(),
-                        check,
-                        ctx,
-                        coverage.clone(),
-                        &evidence,
-                    )
+                    evaluate(sig.field.clone(), check, ctx, coverage.clone(), &evidence)
                 }
                 Err(e) => failed(
                     sig.field.clone(),
@@ -253,13 +247,7 @@ fn verify_cms(
                 revision: None,
                 element_path: None,
             };
-            let mut r = evaluate(
-                format!("signer-{}", i + 1),
-                check,
-                ctx,
-                coverage,
-                &evidence,
-            );
+            let mut r = evaluate(format!("signer-{}", i + 1), check, ctx, coverage, &evidence);
             r.modification = Some("none");
             r
         })
