@@ -12,18 +12,9 @@ use signgate::pki::alg::DigestAlgorithm;
 use signgate::pki::demo::LeafSpec;
 use signgate::sign::TimeStamper;
 
-struct Services {
-    pki: common::LivePki,
-    tsa: common::SigngateServer,
-}
-
-fn services() -> &'static Services {
-    static SERVICES: OnceLock<Services> = OnceLock::new();
-    SERVICES.get_or_init(|| {
-        let pki = common::LivePki::start();
-        let tsa = common::SigngateServer::tsa_serve(&pki.path("tsa.p12"));
-        Services { pki, tsa }
-    })
+fn services() -> &'static common::LiveServices {
+    static SERVICES: OnceLock<common::LiveServices> = OnceLock::new();
+    SERVICES.get_or_init(common::LiveServices::start)
 }
 
 fn sign(input: &Path, output: &Path, p12: &Path, extra: &[&str]) {
