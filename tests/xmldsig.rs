@@ -876,3 +876,75 @@ fn hostile_inputs_are_rejected_quickly_without_fetching() {
         "something connected to the test listener: an entity was fetched"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Fields read from signed content use the complete text
+// ---------------------------------------------------------------------------------------
+
+/// A comment injected into signed text leaves the signature valid (comments are not digested
+/// for `#id` references), so the tax code signgate reads from the declaration must be the
+/// complete text, not the first text node. The demo organization certificate carries
+/// `UID=MST:0100686209`; signgate notes a declared code that does not match it.
+#[test]
+fn declared_tax_code_is_read_as_complete_text() {
+    const NOTE: &str = "tax profile: the declared tax code does not match the signer's certificate";
+    let sample = std::fs::read_to_string(xml_data("tax.xml")).unwrap();
+    let notes = |declared: &str, after_signing: Option<&str>| -> Vec<String> {
+        let input = scratch_path("tax-mst", "xml");
+        let text = sample.replace(
+            "<mst>0100686209-199</mst>",
+            &format!("<mst>{declared}</mst>"),
+        );
+        assert!(text.contains(&format!("<mst>{declared}</mst>")));
+        std::fs::write(&input, text).unwrap();
+        let signed = signgate_sign(&input, "organization.p12", &["--profile", "tax"]);
+        if let Some(edited) = after_signing {
+            let text = std::fs::read_to_string(&signed).unwrap();
+            let text = text.replace(&format!("<mst>{declared}</mst>"), edited);
+            assert!(text.contains(edited));
+            std::fs::write(&signed, text).unwrap();
+        }
+        let (code, report) = verify(&signed);
+        assert_eq!(code, 2, "{report:#}");
+        assert_intact_offline(&report, declared);
+        let notes: Vec<String> = report["signatures"][0]["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap().to_string())
+            .collect();
+        for n in notes.iter().filter(|n| n.contains("declared tax code")) {
+            assert_eq!(n, NOTE, "the note prints no tax code");
+        }
+        notes
+    };
+    let has_note = |n: &[String]| n.iter().any(|x| x == NOTE);
+
+    assert!(!has_note(&notes("0100686209", None)), "same code");
+    assert!(
+        !has_note(&notes("0100686209-199", None)),
+        "a branch of the enterprise"
+    );
+    assert!(has_note(&notes("0312345678", None)), "another enterprise");
+    // Split by a comment after signing: still intact; read whole, the code matches.
+    assert!(
+        !has_note(&notes(
+            "0100686209",
+            Some("<mst>01006<!-- x -->86209</mst>")
+        )),
+        "a comment inside the code must not truncate it"
+    );
+    // The first text node alone would match; the complete text does not.
+    assert!(
+        has_note(&notes(
+            "01006862099",
+            Some("<mst>0100686209<!-- x -->9</mst>")
+        )),
+        "the text after the comment counts"
+    );
+    // CDATA and a character reference are the same text, too.
+    assert!(!has_note(&notes(
+        "0100686209",
+        Some("<mst><![CDATA[01006]]>8620&#57;</mst>")
+    )));
+}
