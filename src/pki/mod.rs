@@ -2,6 +2,7 @@
 //! time-stamp requests, and the demo PKI generator. No HTTP server, no database.
 
 pub mod alg;
+pub mod certs;
 pub mod demo;
 pub mod ocsp;
 pub mod oid;

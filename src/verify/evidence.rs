@@ -136,7 +136,7 @@ pub fn from_dss(doc: &Document) -> (Evidence, Vec<X509>) {
     certs.extend(
         streams(b"Certs")
             .iter()
-            .filter_map(|d| X509::from_der(d).ok()),
+            .filter_map(|d| crate::pki::certs::from_der(d)),
     );
     (evidence, certs)
 }

@@ -192,7 +192,7 @@ fn embedded_certificates(parsed: &ParsedSignedData) -> Vec<X509> {
             CertificateChoices::Certificate(cert) => cert.to_der().ok(),
             _ => None,
         })
-        .filter_map(|der| X509::from_der(&der).ok())
+        .filter_map(|der| crate::pki::certs::from_der(&der))
         .collect()
 }
 
