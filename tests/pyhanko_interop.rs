@@ -192,7 +192,117 @@ fn agreement_corpus() -> Vec<(String, PathBuf)> {
         "page content replaced after a pyHanko signature".into(),
         replaced,
     ));
+    files.push((
+        "pyHanko certification (P=2), then a form field filled in".into(),
+        certified_then_filled(&dir),
+    ));
     files
+}
+
+/// A one-page PDF with an empty text field, made here (lopdf).
+fn form_pdf(path: &Path) {
+    use lopdf::{dictionary, Document, Object, Stream};
+    let mut doc = Document::with_version("1.7");
+    let pages_id = doc.new_object_id();
+    let font_id = doc.add_object(
+        dictionary! {"Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica"},
+    );
+    let content = Stream::new(
+        dictionary! {},
+        b"BT /F1 14 Tf 72 760 Td (Ho ten nguoi nop:) Tj ET".to_vec(),
+    );
+    let content_id = doc.add_object(content);
+    let page_id = doc.new_object_id();
+    let field_id = doc.add_object(dictionary! {
+        "FT" => "Tx", "T" => Object::string_literal("HoTen"), "Type" => "Annot", "Subtype" => "Widget",
+        "Rect" => vec![230.into(), 750.into(), 500.into(), 775.into()], "F" => 4, "P" => Object::Reference(page_id),
+        "DA" => Object::string_literal("/Helv 12 Tf 0 g"),
+    });
+    doc.objects.insert(page_id, Object::Dictionary(dictionary! {
+        "Type" => "Page", "Parent" => Object::Reference(pages_id),
+        "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
+        "Resources" => dictionary! {"Font" => dictionary! {"F1" => Object::Reference(font_id)}},
+        "Contents" => Object::Reference(content_id), "Annots" => vec![Object::Reference(field_id)],
+    }));
+    doc.objects.insert(
+        pages_id,
+        Object::Dictionary(dictionary! {
+            "Type" => "Pages", "Kids" => vec![Object::Reference(page_id)], "Count" => 1,
+        }),
+    );
+    let catalog = doc.add_object(dictionary! {
+        "Type" => "Catalog", "Pages" => Object::Reference(pages_id),
+        "AcroForm" => dictionary! {"Fields" => vec![Object::Reference(field_id)],
+            "DR" => dictionary! {"Font" => dictionary! {"Helv" => Object::Reference(font_id)}}},
+    });
+    doc.trailer.set("Root", Object::Reference(catalog));
+    doc.save(path).unwrap();
+}
+
+/// Certifies a form with pyHanko (DocMDP P=2), then fills its text field in a new revision
+/// (value and appearance), as a form-filling tool would.
+fn certified_then_filled(dir: &Path) -> PathBuf {
+    use lopdf::{dictionary, Object, Stream};
+    let form = dir.join("form.pdf");
+    form_pdf(&form);
+    let certified = dir.join("form-certified.pdf");
+    pyhanko_sign(&form, &certified, "agency-signer.p12", "certify", &[]);
+    let bytes = std::fs::read(&certified).unwrap();
+    let prev = lopdf::Document::load_mem(&bytes).unwrap();
+    let field = prev
+        .objects
+        .iter()
+        .find(|(_, o)| matches!(o, Object::Dictionary(d) if d.get(b"FT").and_then(|f| f.as_name()).ok() == Some(b"Tx")))
+        .map(|(id, _)| *id)
+        .expect("the text field");
+    let mut doc = lopdf::IncrementalDocument::create_from(bytes, prev);
+    let ap = Stream::new(
+        dictionary! {"Type" => "XObject", "Subtype" => "Form", "BBox" => vec![0.into(), 0.into(), 270.into(), 25.into()]},
+        b"/Tx BMC BT /Helv 12 Tf 0 g 2 8 Td (Nguyen Van A) Tj ET EMC".to_vec(),
+    );
+    let ap_id = doc.new_document.add_object(ap);
+    doc.opt_clone_object_to_new_document(field).unwrap();
+    let dict = doc
+        .new_document
+        .get_object_mut(field)
+        .unwrap()
+        .as_dict_mut()
+        .unwrap();
+    dict.set("V", Object::string_literal("Nguyen Van A"));
+    dict.set("AP", dictionary! {"N" => Object::Reference(ap_id)});
+    let filled = dir.join("form-certified-filled.pdf");
+    doc.save_to(&mut std::fs::File::create(&filled).unwrap())
+        .unwrap();
+    filled
+}
+
+#[test]
+fn form_filling_after_a_certification_signature_is_permitted() {
+    if !common::require_tools(&["pyhanko", "openssl"]) {
+        return;
+    }
+    let dir = services().pki.path("form");
+    std::fs::create_dir_all(&dir).unwrap();
+    let filled = certified_then_filled(&dir);
+    let report = verify(&filled, true);
+    let sig = &report["signatures"][0];
+    assert_eq!(sig["modification"], "permitted", "{report:#}");
+    assert!(
+        sig["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c.as_str().unwrap_or("").contains("filled in")),
+        "{sig:#}"
+    );
+    assert_eq!(report["indication"], "TOTAL_PASSED", "{report:#}");
+    let theirs = common::pyhanko_validate(&filled, &services().pki.root());
+    assert_eq!(
+        theirs.signatures[0].modification_level.as_deref(),
+        Some("FORM_FILLING"),
+        "{}",
+        theirs.raw
+    );
 }
 
 /// Known, reviewed disagreements with pyHanko: (file description, field or "*", reason).
