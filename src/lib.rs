@@ -12,6 +12,7 @@
 //! - [`extend`]: long-term validation (PAdES B-LT/B-LTA: DSS and document time-stamps).
 //! - [`xml`]: hardened XML parser, C14N, XML-DSig and the filing/edXML profiles; no network.
 //! - [`store`]: the gateway database (SQLite or PostgreSQL): clients, keys, submissions, audit.
+//! - [`config`]: the gateway's TOML configuration and demo defaults.
 //! - [`api`]: the HTTP gateway (axum): routes, auth, error codes; no crypto of its own.
 //! - [`fsio`]: atomic output files.
 //! - [`cli`]: the command line, thin over the above.
@@ -21,6 +22,7 @@
 pub mod api;
 pub mod cli;
 pub mod cms;
+pub mod config;
 pub mod error;
 pub mod extend;
 pub mod fsio;
