@@ -660,3 +660,100 @@ fn demo_mode_prints_a_token_once_and_revoked_clients_are_refused() {
     assert_eq!(r.error_code(), "UNAUTHORIZED");
     server.stop();
 }
+
+#[test]
+fn configured_gateway_time_stamps_signatures_and_receipts() {
+    let Some(_) = common::require_tool("openssl") else {
+        return;
+    };
+    let root = common::repo_root();
+    let tsa = SigngateServer::tsa_serve(&root.join("certs/demo/tsa.p12"));
+    let dir = common::tempdir();
+    let config = dir.path().join("signgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"{data}\"\ntsa_url = \"{tsa}\"\noffline = true\n\
+             trust = [\"{root}/certs/demo/root-ca.pem\"]\nreceipt_key = \"ubnd\"\n\n\
+             [[keys]]\nname = \"ubnd\"\nagency = \"bac-ninh\"\np12 = \"{root}/certs/demo/agency-signer.p12\"\n\
+             password_env = \"SG_TEST_KEY_PASSWORD\"\nseal = \"{root}/tests/data/images/seal.png\"\nseal_size_mm = 30.0\n",
+            data = dir.path().join("data").display(),
+            tsa = tsa.url,
+            root = root.display(),
+        ),
+    )
+    .expect("write config");
+    let cfg = config.to_str().expect("utf-8 path");
+    let envs = [("SG_TEST_KEY_PASSWORD", "demo")];
+    let mut add = common::signgate([
+        "client", "add", "--config", cfg, "--agency", "bac-ninh", "--name", "one-stop", "--key",
+        "ubnd",
+    ]);
+    for (k, v) in envs {
+        add.env(k, v);
+    }
+    add.env_remove("SIGNGATE_DATABASE_URL");
+    let token = token_of(&common::run(&mut add));
+    let server = SigngateServer::start(
+        &[
+            OsStr::new("serve"),
+            OsStr::new("--config"),
+            config.as_os_str(),
+        ],
+        &envs,
+    );
+    let pdf = std::fs::read(common::sample_pdf()).expect("sample.pdf");
+    let signed = request(
+        "POST",
+        &format!(
+            "{}v1/sign?key=ubnd&level=b-t&page=1&rect=400,90,85,85",
+            server.url
+        ),
+        Some(&token),
+        &[],
+        Some(&pdf),
+    );
+    assert_eq!(
+        signed.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&signed.body)
+    );
+    let report = request(
+        "POST",
+        &format!("{}v1/verify", server.url),
+        Some(&token),
+        &[],
+        Some(&signed.body),
+    )
+    .json();
+    assert!(
+        report["signatures"][0]["timestamp"].is_object(),
+        "{report:#}"
+    );
+    let sub = request(
+        "POST",
+        &format!("{}v1/submissions", server.url),
+        Some(&token),
+        &[],
+        Some(&signed.body),
+    );
+    assert_eq!(sub.status, 201, "{}", String::from_utf8_lossy(&sub.body));
+    let p7s = base64::engine::general_purpose::STANDARD
+        .decode(sub.json()["receipt_p7s"].as_str().expect("receipt_p7s"))
+        .expect("base64");
+    let p7s_path = dir.path().join("receipt.p7s");
+    std::fs::write(&p7s_path, &p7s).expect("write");
+    let out = common::run(
+        std::process::Command::new("openssl")
+            .args(["cms", "-cmsout", "-print", "-inform", "DER", "-in"])
+            .arg(&p7s_path),
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("id-smime-aa-timeStampToken"),
+        "receipt has no signature time-stamp: {printed}"
+    );
+    server.stop();
+    tsa.stop();
+}
