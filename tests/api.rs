@@ -520,6 +520,59 @@ fn gateway_suite(b: &Backend) {
     assert_eq!(openapi["openapi"], "3.1.0");
     assert!(openapi["paths"]["/v1/sign"].is_object());
 
+    // Detached CMS: sign as cms, verify as multipart `signature` + `content`.
+    let p7s = request(
+        "POST",
+        &at("v1/sign?key=demo-agency&format=cms"),
+        Some(&portal),
+        &[],
+        Some(b"to khai thue 2025"),
+    );
+    assert_eq!(p7s.status, 200, "{}", String::from_utf8_lossy(&p7s.body));
+    let boundary = "sgboundary7e3f";
+    let mut form = Vec::new();
+    for (name, bytes) in [
+        ("signature", &p7s.body[..]),
+        ("content", &b"to khai thue 2025"[..]),
+    ] {
+        form.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
+        );
+        form.extend_from_slice(bytes);
+        form.extend_from_slice(b"\r\n");
+    }
+    form.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    let content_type = format!("multipart/form-data; boundary={boundary}");
+    let detached = request(
+        "POST",
+        &at("v1/verify"),
+        Some(&portal),
+        &[("Content-Type", &content_type)],
+        Some(&form),
+    );
+    assert_eq!(
+        detached.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&detached.body)
+    );
+    assert_eq!(detached.json()["signatures"][0]["intact"], true);
+
+    // Concurrent requests all land in one unforked chain (checked by `audit verify` below).
+    let handles: Vec<_> = (0..6)
+        .map(|_| {
+            let (url, token, doc) = (at("v1/verify"), portal.clone(), signed.body.clone());
+            std::thread::spawn(move || {
+                (0..3)
+                    .map(|_| request("POST", &url, Some(&token), &[], Some(&doc)).status)
+                    .collect::<Vec<u16>>()
+            })
+        })
+        .collect();
+    for h in handles {
+        assert!(h.join().expect("thread").iter().all(|s| *s == 200));
+    }
+
     // Body limit: errors keep the contract shape.
     let bad_query = request(
         "POST",
@@ -557,7 +610,7 @@ fn gateway_suite(b: &Backend) {
     )
     .expect("json");
     let head_seq = head["seq"].as_i64().expect("seq");
-    assert!(head_seq >= 8, "{head}");
+    assert!(head_seq >= 26, "{head}");
 
     // A modified record.
     let original = b.audit_canonical(3);
@@ -673,7 +726,7 @@ fn configured_gateway_time_stamps_signatures_and_receipts() {
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = \"{data}\"\ntsa_url = \"{tsa}\"\noffline = true\n\
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"{data}\"\ntsa_url = \"{tsa}\"\noffline = true\nmax_body_mib = 1\n\
              trust = [\"{root}/certs/demo/root-ca.pem\"]\nreceipt_key = \"ubnd\"\n\n\
              [[keys]]\nname = \"ubnd\"\nagency = \"bac-ninh\"\np12 = \"{root}/certs/demo/agency-signer.p12\"\n\
              password_env = \"SG_TEST_KEY_PASSWORD\"\nseal = \"{root}/tests/data/images/seal.png\"\nseal_size_mm = 30.0\n",
@@ -754,6 +807,25 @@ fn configured_gateway_time_stamps_signatures_and_receipts() {
         printed.contains("id-smime-aa-timeStampToken"),
         "receipt has no signature time-stamp: {printed}"
     );
+    // Over the 1 MiB limit: refused from the announced length, before any body is sent
+    // (a raw request, so no client races the server's early answer with a broken pipe).
+    {
+        use std::io::Write;
+        let mut tcp = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+        write!(
+            tcp,
+            "POST /v1/verify HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            2 * 1024 * 1024
+        )
+        .expect("send");
+        tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .expect("timeout");
+        let mut answer = Vec::new();
+        let _ = tcp.read_to_end(&mut answer);
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+        assert!(answer.contains("\"PAYLOAD_TOO_LARGE\""), "{answer}");
+    }
     server.stop();
     tsa.stop();
 }

@@ -244,7 +244,20 @@ async fn track(State(state): State<AppState>, req: Request, next: Next) -> Respo
         .unwrap_or_else(|| "unmatched".into());
     let id = random_id("req_");
     let started = Instant::now();
-    let mut response = error::REQUEST_ID.scope(id.clone(), next.run(req)).await;
+    let limit = state.inner.settings.max_body_bytes;
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let run = async move {
+        // Refuse an announced oversize body at once instead of reading up to the limit.
+        if announced.is_some_and(|n| n > limit as u64) {
+            return AppError::PayloadTooLarge(limit).into_response();
+        }
+        next.run(req).await
+    };
+    let mut response = error::REQUEST_ID.scope(id.clone(), run).await;
     state
         .inner
         .metrics
@@ -614,6 +627,9 @@ async fn submit(
         ),
         None => None,
     };
+    // The body is read first even for a replay: answering before it is consumed would reset
+    // the connection under a client that is still sending.
+    let (document, content) = read_document(&state, req).await?;
     if let Some(k) = &idempotency_key {
         if let Some(stored) = state
             .inner
@@ -624,7 +640,6 @@ async fn submit(
             return Ok(replay(&stored));
         }
     }
-    let (document, content) = read_document(&state, req).await?;
     let sha256 = sha256_hex(&document);
     let size = document.len() as i64;
     let stored_document = document.to_vec();
