@@ -726,7 +726,7 @@ fn configured_gateway_time_stamps_signatures_and_receipts() {
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = \"{data}\"\ntsa_url = \"{tsa}\"\noffline = true\nmax_body_mib = 1\n\
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"{data}\"\ntsa_url = \"{tsa}\"\noffline = true\nmax_body_mib = 1\nretention_days = 30\n\
              trust = [\"{root}/certs/demo/root-ca.pem\"]\nreceipt_key = \"ubnd\"\n\n\
              [[keys]]\nname = \"ubnd\"\nagency = \"bac-ninh\"\np12 = \"{root}/certs/demo/agency-signer.p12\"\n\
              password_env = \"SG_TEST_KEY_PASSWORD\"\nseal = \"{root}/tests/data/images/seal.png\"\nseal_size_mm = 30.0\n",
@@ -826,6 +826,105 @@ fn configured_gateway_time_stamps_signatures_and_receipts() {
         assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
         assert!(answer.contains("\"PAYLOAD_TOO_LARGE\""), "{answer}");
     }
+    // Retention: a submission older than retention_days is deleted when the gateway starts.
+    let sub_id = sub.json()["submission_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let sub_url = format!("{}v1/submissions/{sub_id}", server.url);
+    assert_eq!(
+        request("GET", &sub_url, Some(&token), &[], None).status,
+        200
+    );
+    server.stop();
+    let db = Backend {
+        dir: common::tempdir(),
+        url: format!("sqlite://{}", dir.path().join("data/signgate.db").display()),
+        postgres: None,
+    };
+    db.sql(&["UPDATE submissions SET received_at = '2001-01-01T00:00:00Z'"]);
+    let server = SigngateServer::start(
+        &[
+            OsStr::new("serve"),
+            OsStr::new("--config"),
+            config.as_os_str(),
+        ],
+        &envs,
+    );
+    let sub_url = format!("{}v1/submissions/{sub_id}", server.url);
+    let mut gone = false;
+    for _ in 0..50 {
+        if request("GET", &sub_url, Some(&token), &[], None).status == 404 {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(gone, "expired submission was not purged");
     server.stop();
     tsa.stop();
+}
+
+/// Two gateway processes on one database append to one chain without forking it.
+fn two_gateways(b: &Backend) {
+    let token = token_of(&b.admin(&[
+        "client",
+        "add",
+        "--agency",
+        "demo",
+        "--name",
+        "p",
+        "--key",
+        "demo-agency",
+    ]));
+    let (one, two) = (b.serve(), b.serve());
+    let pdf = std::fs::read(common::sample_pdf()).expect("sample.pdf");
+    let signed = request(
+        "POST",
+        &format!("{}v1/sign?key=demo-agency", one.url),
+        Some(&token),
+        &[],
+        Some(&pdf),
+    );
+    assert_eq!(signed.status, 200);
+    let handles: Vec<_> = [&one.url, &two.url, &one.url, &two.url]
+        .iter()
+        .map(|url| {
+            let (url, token, doc) = (
+                format!("{url}v1/verify"),
+                token.clone(),
+                signed.body.clone(),
+            );
+            std::thread::spawn(move || {
+                (0..5)
+                    .map(|_| request("POST", &url, Some(&token), &[], Some(&doc)).status)
+                    .collect::<Vec<u16>>()
+            })
+        })
+        .collect();
+    for h in handles {
+        assert!(h.join().expect("thread").iter().all(|s| *s == 200));
+    }
+    one.stop();
+    two.stop();
+    let (code, text) = audit_verify(b, None);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("22 records"),
+        "1 client.add + 1 sign + 20 verify: {text}"
+    );
+}
+
+#[test]
+fn two_gateways_share_one_chain_on_sqlite() {
+    two_gateways(&Backend::sqlite());
+}
+
+#[test]
+fn two_gateways_share_one_chain_on_postgres() {
+    let Ok(url) = std::env::var("DATABASE_URL") else {
+        eprintln!("skipping: DATABASE_URL not set");
+        return;
+    };
+    two_gateways(&Backend::postgres(&url));
 }
