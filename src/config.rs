@@ -40,6 +40,8 @@ pub struct FileConfig {
     pub offline: bool,
     /// Seconds to wait for a TSA/OCSP/CRL server (default 10).
     pub fetch_timeout_secs: Option<u64>,
+    /// Seconds a request may take before it is answered `TIMEOUT` (default 300).
+    pub request_timeout_secs: Option<u64>,
     /// Keys registered (or updated) at start-up.
     #[serde(default)]
     pub keys: Vec<KeyConfig>,
@@ -191,6 +193,7 @@ impl Config {
                 key_passwords,
                 default_key_password,
                 fetch_timeout: Duration::from_secs(parsed.fetch_timeout_secs.unwrap_or(10)),
+                request_timeout: Duration::from_secs(parsed.request_timeout_secs.unwrap_or(300)),
             },
             keys,
             retention_days: parsed.retention_days,

@@ -43,6 +43,9 @@ pub enum AppError {
     /// The body exceeds the configured limit.
     #[error("request body exceeds the limit of {0} bytes")]
     PayloadTooLarge(usize),
+    /// The request took longer than the configured limit.
+    #[error("the request took longer than {0} s")]
+    Timeout(u64),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -94,6 +97,7 @@ impl AppError {
             AppError::ForbiddenKey(_) => (StatusCode::FORBIDDEN, "FORBIDDEN_KEY"),
             AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, "USAGE"),
             AppError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
+            AppError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "TIMEOUT"),
             AppError::Store(_) | AppError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL")
             }
@@ -131,6 +135,7 @@ mod tests {
             (AppError::PayloadTooLarge(1), 413, "PAYLOAD_TOO_LARGE"),
             (AppError::BadRequest("x".into()), 400, "USAGE"),
             (AppError::Internal("x".into()), 500, "INTERNAL"),
+            (AppError::Timeout(1), 504, "TIMEOUT"),
             (
                 AppError::Domain(crate::Error::Usage("x".into())),
                 400,

@@ -66,6 +66,8 @@ pub struct Settings {
     pub default_key_password: Option<String>,
     /// Seconds to wait for a TSA, OCSP responder or CRL server.
     pub fetch_timeout: Duration,
+    /// Longest time a request may take before it is answered `TIMEOUT` (504).
+    pub request_timeout: Duration,
 }
 
 impl Settings {
@@ -245,6 +247,7 @@ async fn track(State(state): State<AppState>, req: Request, next: Next) -> Respo
     let id = random_id("req_");
     let started = Instant::now();
     let limit = state.inner.settings.max_body_bytes;
+    let timeout = state.inner.settings.request_timeout;
     let announced = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -255,9 +258,15 @@ async fn track(State(state): State<AppState>, req: Request, next: Next) -> Respo
         if announced.is_some_and(|n| n > limit as u64) {
             return AppError::PayloadTooLarge(limit).into_response();
         }
-        next.run(req).await
+        match tokio::time::timeout(timeout, next.run(req)).await {
+            Ok(response) => response,
+            Err(_) => AppError::Timeout(timeout.as_secs()).into_response(),
+        }
     };
     let mut response = error::REQUEST_ID.scope(id.clone(), run).await;
+    // Route, status and timing only: never documents, tokens or personal data.
+    tracing::info!(request_id = %id, route = %route, status = response.status().as_u16(),
+        ms = started.elapsed().as_millis() as u64, "request");
     state
         .inner
         .metrics
