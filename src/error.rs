@@ -37,6 +37,8 @@ pub enum ErrorCode {
     P12LegacyEncryption,
     /// The key's algorithm does not fit the requested signature scheme.
     KeyAlgorithmMismatch,
+    /// The PKCS#11 module or token cannot be used (not loadable, removed, PIN locked).
+    KeyUnavailable,
     /// The signing certificate has expired.
     CertExpired,
     /// The signing certificate is not yet valid.
@@ -86,6 +88,7 @@ impl ErrorCode {
             Self::KeyPasswordWrong => "KEY_PASSWORD_WRONG",
             Self::P12LegacyEncryption => "P12_LEGACY_ENCRYPTION",
             Self::KeyAlgorithmMismatch => "KEY_ALGORITHM_MISMATCH",
+            Self::KeyUnavailable => "KEY_UNAVAILABLE",
             Self::CertExpired => "CERT_EXPIRED",
             Self::CertNotYetValid => "CERT_NOT_YET_VALID",
             Self::CertNoSigningUsage => "CERT_NO_SIGNING_USAGE",
@@ -128,6 +131,7 @@ impl ErrorCode {
             Self::OutputUnwritable => 73,
             Self::KeyInvalid
             | Self::KeyPasswordWrong
+            | Self::KeyUnavailable
             | Self::P12LegacyEncryption
             | Self::CertExpired
             | Self::CertNotYetValid
@@ -212,6 +216,7 @@ mod tests {
             (ErrorCode::TsaUnavailable, "TSA_UNAVAILABLE", 69),
             (ErrorCode::OutputUnwritable, "OUTPUT_UNWRITABLE", 73),
             (ErrorCode::InputMissing, "INPUT_MISSING", 66),
+            (ErrorCode::KeyUnavailable, "KEY_UNAVAILABLE", 77),
             (ErrorCode::Usage, "USAGE", 64),
             (ErrorCode::PdfPageOutOfRange, "PDF_PAGE_OUT_OF_RANGE", 65),
             (

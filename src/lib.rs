@@ -14,12 +14,14 @@
 //! - [`store`]: the gateway database (SQLite or PostgreSQL): clients, keys, submissions, audit.
 //! - [`config`]: the gateway's TOML configuration and demo defaults.
 //! - [`api`]: the HTTP gateway (axum): routes, auth, error codes; no crypto of its own.
+//! - [`batch`]: the batch-signing engine (pipeline, journal, resume, audit events).
 //! - [`fsio`]: atomic output files.
 //! - [`cli`]: the command line, thin over the above.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod batch;
 pub mod cli;
 pub mod cms;
 pub mod config;

@@ -31,10 +31,10 @@ impl Format {
     /// Picks the format from the content: `%PDF-` at the start means PDF, `<` (after an
     /// optional BOM and whitespace) XML, anything else CMS.
     pub fn detect(input: &[u8]) -> Self {
+        // XML is signed as XML-DSig only when asked (`--format xml` or a profile): a detached
+        // .p7s over XML bytes is what the CLI contract promises by default.
         if input.starts_with(b"%PDF-") {
             Self::Pdf
-        } else if crate::xml::looks_like_xml(input) {
-            Self::Xml
         } else {
             Self::Cms
         }
@@ -134,7 +134,7 @@ pub struct Signed {
 }
 
 /// Bytes reserved in the PDF for the CMS blob, by level: certificates plus, for B-T, a token.
-fn pdf_contents_size(level: Level) -> usize {
+pub(crate) fn pdf_contents_size(level: Level) -> usize {
     match level {
         Level::BB => 16 * 1024,
         Level::BT => 32 * 1024,

@@ -11,32 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-/// A demo PKI generated for a free port and served live (OCSP, CRLs, CA certificates), and a
-/// TSA, alive for the whole test binary (their watchdogs stop them when it exits).
-struct Services {
-    pki: common::LivePki,
-    tsa: common::SigngateServer,
-}
-
-impl Services {
-    fn path(&self, name: &str) -> PathBuf {
-        self.pki.path(name)
-    }
-    fn root(&self) -> PathBuf {
-        self.pki.root()
-    }
-    fn tsa_url(&self) -> &str {
-        &self.tsa.url
-    }
-}
-
-fn services() -> &'static Services {
-    static SERVICES: OnceLock<Services> = OnceLock::new();
-    SERVICES.get_or_init(|| {
-        let pki = common::LivePki::start();
-        let tsa = common::SigngateServer::tsa_serve(&pki.path("tsa.p12"));
-        Services { pki, tsa }
-    })
+fn services() -> &'static common::LiveServices {
+    static SERVICES: OnceLock<common::LiveServices> = OnceLock::new();
+    SERVICES.get_or_init(common::LiveServices::start)
 }
 
 /// Signs with pyHanko through tests/support/pyhanko_sign.py.
@@ -47,10 +24,10 @@ fn pyhanko_sign(input: &Path, output: &Path, p12: &str, mode: &str, extra: &[&st
     cmd.arg(common::repo_root().join("tests/support/pyhanko_sign.py"))
         .arg(input)
         .arg(output)
-        .arg(s.path(p12))
-        .arg(s.root())
+        .arg(s.pki.path(p12))
+        .arg(s.pki.root())
         .arg(mode)
-        .args(["--tsa", s.tsa_url()])
+        .args(["--tsa", &s.tsa.url])
         .args(extra);
     common::run_ok(&mut cmd);
 }
@@ -59,7 +36,7 @@ fn signgate_sign(input: &Path, output: &Path, p12: &str, extra: &[&str]) {
     let s = services();
     common::run_ok(
         common::signgate(["sign", "--key"])
-            .arg(s.path(p12))
+            .arg(s.pki.path(p12))
             .arg("--in")
             .arg(input)
             .arg("--out")
@@ -71,7 +48,7 @@ fn signgate_sign(input: &Path, output: &Path, p12: &str, extra: &[&str]) {
 
 fn verify(pdf: &Path, offline: bool) -> serde_json::Value {
     let mut cmd = common::signgate(["verify", "--trust"]);
-    cmd.arg(services().root()).arg(pdf);
+    cmd.arg(services().pki.root()).arg(pdf);
     if offline {
         cmd.arg("--offline");
     }
@@ -89,7 +66,7 @@ fn verify(pdf: &Path, offline: bool) -> serde_json::Value {
 fn pyhanko_corpus() -> &'static Vec<(String, PathBuf)> {
     static CORPUS: OnceLock<Vec<(String, PathBuf)>> = OnceLock::new();
     CORPUS.get_or_init(|| {
-        let out = services().path("pyhanko");
+        let out = services().pki.path("pyhanko");
         std::fs::create_dir_all(&out).unwrap();
         let sample = common::sample_pdf();
         let mut files = Vec::new();
@@ -159,7 +136,7 @@ fn pyhanko_signatures_verify_offline() {
 /// Files whose verdicts are compared: pyHanko's, signgate's own, extended and tampered ones.
 fn agreement_corpus() -> Vec<(String, PathBuf)> {
     let s = services();
-    let dir = s.path("agreement");
+    let dir = s.pki.path("agreement");
     std::fs::create_dir_all(&dir).unwrap();
     let mut files = pyhanko_corpus().clone();
     let sample = common::sample_pdf();
@@ -168,7 +145,7 @@ fn agreement_corpus() -> Vec<(String, PathBuf)> {
         &sample,
         &ours,
         "agency-signer.p12",
-        &["--level", "b-t", "--tsa", s.tsa_url()],
+        &["--level", "b-t", "--tsa", &s.tsa.url],
     );
     files.push(("signgate B-T".into(), ours.clone()));
     let twice = dir.join("signgate-twice.pdf");
@@ -176,19 +153,12 @@ fn agreement_corpus() -> Vec<(String, PathBuf)> {
     files.push(("signgate B-T then ECDSA".into(), twice.clone()));
     let lta = dir.join("signgate-lta.pdf");
     common::run_ok(
-        common::signgate([
-            "extend",
-            "--level",
-            "b-lta",
-            "--tsa",
-            s.tsa_url(),
-            "--trust",
-        ])
-        .arg(s.root())
-        .arg("--in")
-        .arg(&twice)
-        .arg("--out")
-        .arg(&lta),
+        common::signgate(["extend", "--level", "b-lta", "--tsa", &s.tsa.url, "--trust"])
+            .arg(s.pki.root())
+            .arg("--in")
+            .arg(&twice)
+            .arg("--out")
+            .arg(&lta),
     );
     files.push(("signgate-extended B-LTA".into(), lta));
     let mut flipped = std::fs::read(&ours).unwrap();
@@ -233,7 +203,7 @@ fn verdicts_agree_with_pyhanko() {
     if !common::require_tools(&["pyhanko", "openssl"]) {
         return;
     }
-    let root = services().root();
+    let root = services().pki.root();
     let mut disagreements = Vec::new();
     for (what, file) in agreement_corpus() {
         let ours = verify(&file, false);

@@ -302,18 +302,18 @@ fn signgate_signatures_verify_with_xmlsec1() {
 }
 
 #[test]
-fn format_and_profile_are_detected_from_content() {
+fn profile_is_detected_from_the_root_element() {
     let Some(_) = require_tool("xmlsec1") else {
         return;
     };
-    // No --format/--profile: `<` after a BOM and whitespace means XML, the root picks tax.
+    // --format xml without --profile: after a BOM and whitespace, the root element picks tax.
     let tax = std::fs::read_to_string(xml_data("tax.xml")).unwrap();
     let body = &tax[tax.find("?>").unwrap() + 2..];
     let mut input = b"\xEF\xBB\xBF".to_vec();
     input.extend(body.as_bytes());
     let path = scratch_path("bom-tax", "xml");
     std::fs::write(&path, &input).unwrap();
-    let signed = signgate_sign(&path, "organization.p12", &[]);
+    let signed = signgate_sign(&path, "organization.p12", &["--format", "xml"]);
     let bytes = std::fs::read(&signed).unwrap();
     assert!(
         bytes.starts_with(b"\xEF\xBB\xBF\n<HSoThueDTu"),
@@ -516,7 +516,14 @@ fn rsa_pss_round_trip_and_independent_check() {
         let signed = signgate_sign(
             &xml_data("tax.xml"),
             "organization.p12",
-            &["--rsa-padding", "pss", "--digest", digest],
+            &[
+                "--format",
+                "xml",
+                "--rsa-padding",
+                "pss",
+                "--digest",
+                digest,
+            ],
         );
         let text = std::fs::read_to_string(&signed).unwrap();
         assert!(
@@ -736,7 +743,11 @@ fn tampered_corpus_fails_like_xmlsec1() {
 
 #[test]
 fn bare_key_value_is_not_enough() {
-    let signed = signgate_sign(&xml_data("generic.xml"), "agency-signer.p12", &[]);
+    let signed = signgate_sign(
+        &xml_data("generic.xml"),
+        "agency-signer.p12",
+        &["--format", "xml"],
+    );
     let text = std::fs::read_to_string(&signed).unwrap();
     let a = text.find("<X509Data>").unwrap();
     let b = text.find("</X509Data>").unwrap() + "</X509Data>".len();
@@ -840,7 +851,7 @@ fn hostile_inputs_are_rejected_quickly_without_fetching() {
             if sub == "verify" {
                 cmd.arg("--offline").arg(&path);
             } else {
-                cmd.arg("--key")
+                cmd.args(["--format", "xml", "--key"])
                     .arg(demo("agency-signer.p12"))
                     .arg("--in")
                     .arg(&path)
@@ -864,4 +875,76 @@ fn hostile_inputs_are_rejected_quickly_without_fetching() {
         listener.accept().is_err(),
         "something connected to the test listener: an entity was fetched"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Fields read from signed content use the complete text
+// ---------------------------------------------------------------------------------------
+
+/// A comment injected into signed text leaves the signature valid (comments are not digested
+/// for `#id` references), so the tax code signgate reads from the declaration must be the
+/// complete text, not the first text node. The demo organization certificate carries
+/// `UID=MST:0100686209`; signgate notes a declared code that does not match it.
+#[test]
+fn declared_tax_code_is_read_as_complete_text() {
+    const NOTE: &str = "tax profile: the declared tax code does not match the signer's certificate";
+    let sample = std::fs::read_to_string(xml_data("tax.xml")).unwrap();
+    let notes = |declared: &str, after_signing: Option<&str>| -> Vec<String> {
+        let input = scratch_path("tax-mst", "xml");
+        let text = sample.replace(
+            "<mst>0100686209-199</mst>",
+            &format!("<mst>{declared}</mst>"),
+        );
+        assert!(text.contains(&format!("<mst>{declared}</mst>")));
+        std::fs::write(&input, text).unwrap();
+        let signed = signgate_sign(&input, "organization.p12", &["--profile", "tax"]);
+        if let Some(edited) = after_signing {
+            let text = std::fs::read_to_string(&signed).unwrap();
+            let text = text.replace(&format!("<mst>{declared}</mst>"), edited);
+            assert!(text.contains(edited));
+            std::fs::write(&signed, text).unwrap();
+        }
+        let (code, report) = verify(&signed);
+        assert_eq!(code, 2, "{report:#}");
+        assert_intact_offline(&report, declared);
+        let notes: Vec<String> = report["signatures"][0]["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap().to_string())
+            .collect();
+        for n in notes.iter().filter(|n| n.contains("declared tax code")) {
+            assert_eq!(n, NOTE, "the note prints no tax code");
+        }
+        notes
+    };
+    let has_note = |n: &[String]| n.iter().any(|x| x == NOTE);
+
+    assert!(!has_note(&notes("0100686209", None)), "same code");
+    assert!(
+        !has_note(&notes("0100686209-199", None)),
+        "a branch of the enterprise"
+    );
+    assert!(has_note(&notes("0312345678", None)), "another enterprise");
+    // Split by a comment after signing: still intact; read whole, the code matches.
+    assert!(
+        !has_note(&notes(
+            "0100686209",
+            Some("<mst>01006<!-- x -->86209</mst>")
+        )),
+        "a comment inside the code must not truncate it"
+    );
+    // The first text node alone would match; the complete text does not.
+    assert!(
+        has_note(&notes(
+            "01006862099",
+            Some("<mst>0100686209<!-- x -->9</mst>")
+        )),
+        "the text after the comment counts"
+    );
+    // CDATA and a character reference are the same text, too.
+    assert!(!has_note(&notes(
+        "0100686209",
+        Some("<mst><![CDATA[01006]]>8620&#57;</mst>")
+    )));
 }

@@ -80,7 +80,8 @@ fn domain_status(code: ErrorCode) -> StatusCode {
         | ErrorCode::P12LegacyEncryption
         | ErrorCode::CertExpired
         | ErrorCode::CertNotYetValid
-        | ErrorCode::CertNoSigningUsage => StatusCode::SERVICE_UNAVAILABLE,
+        | ErrorCode::CertNoSigningUsage
+        | ErrorCode::KeyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::TsaUnavailable | ErrorCode::TsaBadResponse => StatusCode::BAD_GATEWAY,
         ErrorCode::RevocationUnavailable => StatusCode::BAD_GATEWAY,
         ErrorCode::OutputUnwritable | ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,

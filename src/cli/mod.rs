@@ -2,6 +2,8 @@
 //!
 //! Errors print as one line `signgate: CODE: message` on stderr (CONTRACTS.md §1).
 
+mod batch;
+mod bench;
 mod extend;
 mod gateway;
 mod pki;
@@ -28,6 +30,11 @@ pub struct Cli {
 enum Command {
     /// Sign a document (PAdES for PDF, CAdES detached .p7s for anything else).
     Sign(sign::SignArgs),
+    /// Sign many documents with one key (PDF, or CMS .p7s), resumable.
+    BatchSign(batch::BatchArgs),
+    /// Measure signing throughput against the raw key rate.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// Verify the signatures of a PDF or CMS file and print the validation report.
     Verify(verify::VerifyArgs),
     /// Add long-term validation data (B-LT) and a document time-stamp (B-LTA) to a signed PDF.
@@ -111,6 +118,8 @@ pub fn main() -> ExitCode {
         Command::Sign(args) => sign::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Extend(args) => extend::run(args),
+        Command::BatchSign(args) => batch::run(args),
+        Command::Bench(cmd) => bench::run(cmd),
         Command::Pki(cmd) => pki::run(cmd),
         Command::Tsa(cmd) => tsa::run(cmd),
         Command::Serve(args) => gateway::serve(args),
@@ -162,10 +171,102 @@ pub(crate) fn key_password(password_file: Option<&std::path::Path>) -> Result<St
     }
 }
 
+/// How the CLI names a key: `--key`, the secret's file, and token certificate options.
+#[derive(Debug, clap::Args)]
+pub(crate) struct KeyArgs {
+    /// Key: a PKCS#12 file, or a PKCS#11 URI `pkcs11:token=…;object=…` (RFC 7512).
+    #[arg(long)]
+    pub key: String,
+    /// File holding the PKCS#12 password (else the SIGNGATE_KEY_PASSWORD environment variable).
+    #[arg(long)]
+    pub password_file: Option<std::path::PathBuf>,
+    /// File holding the token PIN for a pkcs11: key (else SIGNGATE_PKCS11_PIN).
+    #[arg(long)]
+    pub pin_file: Option<std::path::PathBuf>,
+    /// Signer certificate (PEM/DER) for a pkcs11: key whose token holds none with the key's CKA_ID.
+    #[arg(long)]
+    pub cert: Option<std::path::PathBuf>,
+    /// Intermediate certificates (PEM) to embed with a pkcs11: key.
+    #[arg(long)]
+    pub chain: Option<std::path::PathBuf>,
+}
+
+/// Opens `--key`: PKCS#12 with its password, or a token with its PIN and module
+/// (`SIGNGATE_PKCS11_MODULE`, default [`crate::keys::DEFAULT_MODULE`]).
+pub(crate) fn open_key(
+    args: &KeyArgs,
+) -> Result<std::sync::Arc<dyn crate::keys::KeySource>, CliError> {
+    use crate::keys::{OpenOptions, Pkcs11Options, Pkcs11Uri};
+    let is_token = Pkcs11Uri::is_uri(&args.key);
+    let secret = if is_token {
+        token_pin(args.pin_file.as_deref())?
+    } else {
+        key_password(args.password_file.as_deref())?
+    };
+    let opts = OpenOptions {
+        secret: Some(secrecy::SecretString::from(secret)),
+        pkcs11: Pkcs11Options {
+            module: std::env::var_os("SIGNGATE_PKCS11_MODULE").map(Into::into),
+            certificate: args.cert.clone(),
+            chain: args.chain.clone(),
+        },
+    };
+    Ok(crate::keys::open(&args.key, &opts)?)
+}
+
+/// Reads a token PIN from `--pin-file` or `SIGNGATE_PKCS11_PIN`.
+fn token_pin(pin_file: Option<&std::path::Path>) -> Result<String, CliError> {
+    if let Some(path) = pin_file {
+        let text = std::fs::read_to_string(path).map_err(|e| CliError {
+            code: ErrorCode::InputMissing,
+            message: format!("cannot read PIN file {}: {e}", path.display()),
+        })?;
+        return Ok(text.trim_end_matches(['\r', '\n']).to_string());
+    }
+    std::env::var("SIGNGATE_PKCS11_PIN").map_err(|_| {
+        CliError::usage("no token PIN: use --pin-file FILE or set SIGNGATE_PKCS11_PIN")
+    })
+}
+
 /// Formats a time for people: ISO 8601 with its offset, to the second.
 pub(crate) fn display_time(at: time::OffsetDateTime) -> String {
     let format = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second][offset_hour sign:mandatory]:[offset_minute]"
     );
     at.format(&format).unwrap_or_else(|_| at.to_string())
+}
+
+/// Signature options shared by `sign` and `batch-sign`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct SignatureArgs {
+    /// Baseline level: b-b, or b-t with a signature time-stamp from --tsa (one per signature).
+    #[arg(long, default_value = "b-b")]
+    level: crate::sign::Level,
+    /// RFC 3161 time-stamp authority URL (required for b-t).
+    #[arg(long)]
+    tsa: Option<String>,
+    /// Seconds to wait for the time-stamp authority.
+    #[arg(long, default_value_t = 10)]
+    tsa_timeout: u64,
+    /// Digest algorithm: sha256, sha384 or sha512.
+    #[arg(long, default_value = "sha256")]
+    digest: crate::pki::alg::DigestAlgorithm,
+    /// RSA padding: pkcs1 (v1.5) or pss.
+    #[arg(long, default_value = "pkcs1")]
+    rsa_padding: crate::pki::alg::RsaPadding,
+    /// Reason for signing (PDF /Reason).
+    #[arg(long)]
+    reason: Option<String>,
+    /// Place of signing (PDF /Location).
+    #[arg(long)]
+    location: Option<String>,
+}
+
+impl SignatureArgs {
+    /// The time-stamp authority from `--tsa`, bounded by `--tsa-timeout`.
+    fn timestamper(&self) -> Option<crate::sign::HttpTimeStamper> {
+        self.tsa.as_ref().map(|url| {
+            crate::sign::HttpTimeStamper::new(url, std::time::Duration::from_secs(self.tsa_timeout))
+        })
+    }
 }

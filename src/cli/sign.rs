@@ -1,28 +1,21 @@
 //! `signgate sign`: one document, one signature.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::Args;
 use time::OffsetDateTime;
 
-use super::{key_password, CliError};
+use super::CliError;
 use crate::fsio;
-use crate::keys::Pkcs12Key;
 use crate::pdf::appearance::Appearance;
 use crate::pdf::{PageSelector, Placement, VisibleSignature};
-use crate::pki::alg::{DigestAlgorithm, RsaPadding};
-use crate::sign::{self, Format, HttpTimeStamper, Level, PdfDetails, SignRequest};
+use crate::sign::{self, Format, Level, PdfDetails, SignRequest};
 
 /// Arguments of `signgate sign`.
 #[derive(Debug, Args)]
 pub struct SignArgs {
-    /// Key: a PKCS#12 file.
-    #[arg(long)]
-    key: PathBuf,
-    /// File holding the key password (else the SIGNGATE_KEY_PASSWORD environment variable).
-    #[arg(long)]
-    password_file: Option<PathBuf>,
+    #[command(flatten)]
+    key: super::KeyArgs,
     /// Document to sign (`-` for standard input).
     #[arg(long = "in")]
     input: PathBuf,
@@ -36,27 +29,8 @@ pub struct SignArgs {
     /// the root element.
     #[arg(long, value_parser = ["tax", "social-insurance", "e-invoice", "edxml", "enveloped"])]
     profile: Option<String>,
-    /// Baseline level: b-b, or b-t with a signature time-stamp from --tsa.
-    #[arg(long, default_value = "b-b")]
-    level: Level,
-    /// RFC 3161 time-stamp authority URL (required for b-t).
-    #[arg(long)]
-    tsa: Option<String>,
-    /// Seconds to wait for the time-stamp authority.
-    #[arg(long, default_value_t = 10)]
-    tsa_timeout: u64,
-    /// Digest algorithm: sha256, sha384 or sha512.
-    #[arg(long, default_value = "sha256")]
-    digest: DigestAlgorithm,
-    /// RSA padding: pkcs1 (v1.5) or pss.
-    #[arg(long, default_value = "pkcs1")]
-    rsa_padding: RsaPadding,
-    /// Reason for signing (PDF /Reason).
-    #[arg(long)]
-    reason: Option<String>,
-    /// Place of signing (PDF /Location).
-    #[arg(long)]
-    location: Option<String>,
+    #[command(flatten)]
+    signature: super::SignatureArgs,
     /// The official's handwritten signature (PNG, transparent background) for a visible signature.
     #[arg(long, conflicts_with_all = ["stamp", "attachment_stamp", "copy_stamp"])]
     signature_image: Option<PathBuf>,
@@ -102,7 +76,7 @@ pub fn run(args: SignArgs) -> Result<u8, CliError> {
         .map(str::parse::<crate::xml::Profile>)
         .transpose()
         .map_err(CliError::usage)?;
-    if args.level == Level::BT && args.tsa.is_none() {
+    if args.signature.level == Level::BT && args.signature.tsa.is_none() {
         return Err(CliError::usage("--level b-t needs --tsa URL"));
     }
     let rect = args.rect.as_deref().map(parse_rect).transpose()?;
@@ -119,10 +93,10 @@ pub fn run(args: SignArgs) -> Result<u8, CliError> {
     };
 
     let input = fsio::read_input(&args.input)?;
-    let password = key_password(args.password_file.as_deref())?;
-    let key = Pkcs12Key::open(&args.key, &password)?;
+    let key = super::open_key(&args.key)?;
     let signing_time = OffsetDateTime::now_utc().to_offset(VIETNAM);
-    let visible = visible_signature(&args, &key, page, rect, signing_time)?;
+    let visible = visible_signature(&args, key.as_ref(), page, rect, signing_time)?;
+    let format = format.or(xml_profile.map(|_| Format::Xml));
     let resolved = format.unwrap_or_else(|| Format::detect(&input));
     if xml_profile.is_some() && resolved != Format::Xml {
         return Err(CliError::usage("--profile applies to XML input only"));
@@ -132,38 +106,34 @@ pub fn run(args: SignArgs) -> Result<u8, CliError> {
             "visible signatures and stamps need a PDF input",
         ));
     }
-    let timestamper = args
-        .tsa
-        .as_ref()
-        .map(|url| HttpTimeStamper::new(url, Duration::from_secs(args.tsa_timeout)));
+    let timestamper = args.signature.timestamper();
     let request = SignRequest {
         format,
-        level: args.level,
-        digest: args.digest,
-        rsa_padding: args.rsa_padding,
+        level: args.signature.level,
+        digest: args.signature.digest,
+        rsa_padding: args.signature.rsa_padding,
         signing_time,
         timestamper: timestamper.as_ref().map(|t| t as &dyn sign::TimeStamper),
         pdf: PdfDetails {
-            reason: args.reason.clone(),
-            location: args.location.clone(),
+            reason: args.signature.reason.clone(),
+            location: args.signature.location.clone(),
             contact_info: None,
             visible,
         },
         xml_profile,
     };
-    let signed = sign::sign_document(&input, &key, &request)?;
+    let signed = sign::sign_document(&input, key.as_ref(), &request)?;
     fsio::write_output(&args.out, &signed.bytes)?;
     Ok(0)
 }
 
-fn visible_signature(
+pub(crate) fn visible_signature(
     args: &SignArgs,
-    key: &Pkcs12Key,
+    key: &dyn crate::keys::KeySource,
     page: PageSelector,
     rect: Option<[f64; 4]>,
     at: OffsetDateTime,
 ) -> Result<Option<VisibleSignature>, CliError> {
-    use crate::keys::KeySource;
     let cert = key.certificate();
     let when = crate::cli::display_time(at);
     let to_rect = |r: [f64; 4]| Placement::Rect {

@@ -1,12 +1,18 @@
 //! Signing keys: where a private key lives and how it signs a digest.
 //!
 //! A [`KeySource`] is loaded once and then signs digests; it never hands out the key.
-//! PKCS#12 files are supported now ([`Pkcs12Key`]); the batch issue adds PKCS#11 tokens.
-//! This module knows nothing of CMS, PDF or XML.
+//! Keys live in PKCS#12 files ([`Pkcs12Key`]) or PKCS#11 tokens ([`Pkcs11Key`]); [`open`]
+//! picks one from a `--key` value. This module knows nothing of CMS, PDF or XML.
 
+mod pkcs11;
 mod pkcs12;
 
+pub use pkcs11::{Pkcs11Key, Pkcs11Options, Pkcs11Uri, DEFAULT_MODULE};
 pub use pkcs12::Pkcs12Key;
+
+use std::sync::Arc;
+
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::ErrorCode;
 use crate::pki::alg::{KeyAlgorithm, SignatureScheme};
@@ -56,6 +62,20 @@ pub enum KeyError {
     /// The private-key operation itself failed.
     #[error("signing with the private key failed: {0}")]
     SignFailed(String),
+    /// The token, key or certificate named by a PKCS#11 URI does not exist.
+    #[error("{what}")]
+    NotFound {
+        /// What was looked for.
+        what: String,
+    },
+    /// The PKCS#11 module or token failed (not loadable, removed, locked PIN, device error).
+    #[error("PKCS#11 token {uri}: {reason}")]
+    Token {
+        /// The key's URI (never with a PIN).
+        uri: String,
+        /// What failed.
+        reason: String,
+    },
 }
 
 impl KeyError {
@@ -68,6 +88,8 @@ impl KeyError {
             Self::LegacyEncryption { .. } => ErrorCode::P12LegacyEncryption,
             Self::Unsupported(_) => ErrorCode::KeyAlgorithmMismatch,
             Self::SignFailed(_) => ErrorCode::Internal,
+            Self::NotFound { .. } => ErrorCode::KeyInvalid,
+            Self::Token { .. } => ErrorCode::KeyUnavailable,
         }
     }
 }
@@ -100,4 +122,37 @@ pub(crate) fn key_algorithm<T: openssl::pkey::HasPublic>(
             "unsupported key type {other:?}: signgate signs with RSA or ECDSA keys"
         ))),
     }
+}
+
+/// What [`open`] needs besides the key's name: the secret and, for tokens, where to look.
+#[derive(Default)]
+pub struct OpenOptions {
+    /// The PKCS#12 password or the token PIN.
+    pub secret: Option<SecretString>,
+    /// Token options (module, certificate and chain files).
+    pub pkcs11: Pkcs11Options,
+}
+
+impl std::fmt::Debug for OpenOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenOptions")
+            .field("secret", &self.secret.as_ref().map(|_| "[redacted]"))
+            .field("pkcs11", &self.pkcs11)
+            .finish()
+    }
+}
+
+/// Opens the key named by `spec`: a `pkcs11:` URI (RFC 7512) or a PKCS#12 file path.
+pub fn open(spec: &str, opts: &OpenOptions) -> Result<Arc<dyn KeySource>, KeyError> {
+    let secret = || {
+        opts.secret
+            .clone()
+            .ok_or_else(|| KeyError::Unsupported("no password or PIN given for the key".into()))
+    };
+    if Pkcs11Uri::is_uri(spec) {
+        let uri = Pkcs11Uri::parse(spec)?;
+        return Ok(Arc::new(Pkcs11Key::open(&uri, secret()?, &opts.pkcs11)?));
+    }
+    let key = Pkcs12Key::open(std::path::Path::new(spec), secret()?.expose_secret())?;
+    Ok(Arc::new(key))
 }

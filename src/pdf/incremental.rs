@@ -57,35 +57,17 @@ pub(crate) fn prepare(
     opts: &PdfSignOptions,
     kind: SignatureKind,
 ) -> Result<LaidOut, PdfError> {
-    if input.len() > MAX_INPUT_LEN {
-        return Err(PdfError::Malformed(format!(
-            "file is {} bytes, more than the {} bytes accepted",
-            input.len(),
-            MAX_INPUT_LEN
-        )));
-    }
     if opts.contents_size == 0 || opts.contents_size > MAX_CONTENTS_SIZE {
         return Err(PdfError::InvalidOption(format!(
             "contents size must be between 1 and {MAX_CONTENTS_SIZE} bytes"
         )));
     }
-    if !input.starts_with(b"%PDF-") {
-        return Err(PdfError::Malformed(
-            "file does not start with a %PDF- header".into(),
-        ));
-    }
-    let (prev_startxref, xref_kind) = last_xref_section(input)?;
-    let doc = load(input)?;
-    // lopdf decrypts files with an empty user password and drops /Encrypt from the trailer.
-    if doc.trailer.has(b"Encrypt") || doc.encryption_state.is_some() {
-        return Err(PdfError::Encrypted);
-    }
-
-    let root_id = doc
-        .trailer
-        .get(b"Root")
-        .and_then(Object::as_reference)
-        .map_err(|_| PdfError::Malformed("trailer has no /Root reference".into()))?;
+    let Opened {
+        prev_startxref,
+        xref_kind,
+        doc,
+        root_id,
+    } = open_for_update(input)?;
     let catalog = doc
         .get_dictionary(root_id)
         .map_err(|_| PdfError::Malformed("document catalog is missing".into()))?;
@@ -235,19 +217,12 @@ pub(crate) fn append_dss(
     ocsps: &[Vec<u8>],
     crls: &[Vec<u8>],
 ) -> Result<Vec<u8>, PdfError> {
-    if input.len() > MAX_INPUT_LEN || !input.starts_with(b"%PDF-") {
-        return Err(PdfError::Malformed("not a PDF of an accepted size".into()));
-    }
-    let (prev_startxref, xref_kind) = last_xref_section(input)?;
-    let doc = load(input)?;
-    if doc.trailer.has(b"Encrypt") || doc.encryption_state.is_some() {
-        return Err(PdfError::Encrypted);
-    }
-    let root_id = doc
-        .trailer
-        .get(b"Root")
-        .and_then(Object::as_reference)
-        .map_err(|_| PdfError::Malformed("trailer has no /Root reference".into()))?;
+    let Opened {
+        prev_startxref,
+        xref_kind,
+        doc,
+        root_id,
+    } = open_for_update(input)?;
     let mut catalog = doc
         .get_dictionary(root_id)
         .map_err(|_| PdfError::Malformed("document catalog is missing".into()))?
@@ -286,6 +261,49 @@ pub(crate) fn append_dss(
         String::new(),
     )
     .map(|laid_out| laid_out.bytes)
+}
+
+/// A PDF parsed for appending an update: where its last cross-reference section is and what
+/// kind, the document, and its catalog's id.
+struct Opened {
+    prev_startxref: usize,
+    xref_kind: XrefKind,
+    doc: Document,
+    root_id: ObjectId,
+}
+
+/// Checks and parses `input` for an incremental update; refuses oversized, non-PDF and
+/// encrypted input.
+fn open_for_update(input: &[u8]) -> Result<Opened, PdfError> {
+    if input.len() > MAX_INPUT_LEN {
+        return Err(PdfError::Malformed(format!(
+            "file is {} bytes, more than the {} bytes accepted",
+            input.len(),
+            MAX_INPUT_LEN
+        )));
+    }
+    if !input.starts_with(b"%PDF-") {
+        return Err(PdfError::Malformed(
+            "file does not start with a %PDF- header".into(),
+        ));
+    }
+    let (prev_startxref, xref_kind) = last_xref_section(input)?;
+    let doc = load(input)?;
+    // lopdf decrypts files with an empty user password and drops /Encrypt from the trailer.
+    if doc.trailer.has(b"Encrypt") || doc.encryption_state.is_some() {
+        return Err(PdfError::Encrypted);
+    }
+    let root_id = doc
+        .trailer
+        .get(b"Root")
+        .and_then(Object::as_reference)
+        .map_err(|_| PdfError::Malformed("trailer has no /Root reference".into()))?;
+    Ok(Opened {
+        prev_startxref,
+        xref_kind,
+        doc,
+        root_id,
+    })
 }
 
 /// Loads the document, mapping lopdf's failures onto our errors.

@@ -14,6 +14,9 @@ use crate::cms::ParsedSignedData;
 
 /// adbe-revocationInfoArchival (Adobe PDF reference, 1.2.840.113583.1.1.8).
 const ADBE_REVOCATION_INFO: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113583.1.1.8");
+/// id-aa-ets-revocationValues (ETSI EN 319 122-1 §5.5.2, RFC 5126 §6.3.4).
+const ETS_REVOCATION_VALUES: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.2.24");
 /// id-ri-ocsp-response (RFC 5940 §2.2.1).
 const RI_OCSP_RESPONSE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.16.2");
 
@@ -43,14 +46,38 @@ pub fn from_signed_data(parsed: &ParsedSignedData) -> Evidence {
         .and_then(|a| a.values.get(0))
         .and_then(|v| v.to_der().ok());
     if let Some(der) = adbe {
-        read_adbe_archival(&der, &mut evidence);
+        read_revocation_sequence(&der, false, &mut evidence);
+    }
+    // CAdES-X-L / B-LT revocation values: the same layout, but ocspVals are BasicOCSPResponses.
+    let values = parsed
+        .signed_data
+        .signer_infos
+        .0
+        .get(0)
+        .and_then(|s| s.unsigned_attrs.as_ref())
+        .and_then(|attrs| attrs.iter().find(|a| a.oid == ETS_REVOCATION_VALUES))
+        .and_then(|a| a.values.get(0))
+        .and_then(|v| v.to_der().ok());
+    if let Some(der) = values {
+        read_revocation_sequence(&der, true, &mut evidence);
     }
     evidence
 }
 
+/// Wraps a BasicOCSPResponse as a successful OCSPResponse (RFC 6960 §4.2.1).
+fn wrap_basic_response(basic: &[u8]) -> Option<Vec<u8>> {
+    use der::Decode;
+    let basic = x509_ocsp::BasicOcspResponse::from_der(basic).ok()?;
+    x509_ocsp::OcspResponse::successful(basic)
+        .ok()?
+        .to_der()
+        .ok()
+}
+
 /// RevocationInfoArchival ::= SEQUENCE { crl [0] EXPLICIT SEQUENCE OF CRL OPTIONAL,
-/// ocsp [1] EXPLICIT SEQUENCE OF OCSPResponse OPTIONAL, otherRevInfo [2] ... OPTIONAL }
-fn read_adbe_archival(der: &[u8], evidence: &mut Evidence) {
+/// ocsp [1] EXPLICIT SEQUENCE OF OCSPResponse OPTIONAL, otherRevInfo [2] ... OPTIONAL }, and
+/// RevocationValues, whose `[1]` holds BasicOCSPResponses (`basic_ocsp`).
+fn read_revocation_sequence(der: &[u8], basic_ocsp: bool, evidence: &mut Evidence) {
     let Some((_, body, _)) = tlv(der) else { return };
     let Some(fields) = children(&der[body]) else {
         return;
@@ -71,6 +98,7 @@ fn read_adbe_archival(der: &[u8], evidence: &mut Evidence) {
         for (_, item) in items {
             match tag {
                 0xA0 => evidence.crls.push(item.to_vec()),
+                0xA1 if basic_ocsp => evidence.ocsp.extend(wrap_basic_response(item)),
                 0xA1 => evidence.ocsp.push(item.to_vec()),
                 _ => {}
             }

@@ -26,7 +26,7 @@ use time::OffsetDateTime;
 
 use crate::error::ErrorCode;
 use report::{ChainEntry, Coverage, Identifier, SignatureKind, Signer, TimestampReport};
-use signer::{hash_parts, SignerCheck};
+use signer::hash_parts;
 
 /// The file could not be verified at all (as opposed to a signature failing).
 #[derive(Debug, thiserror::Error)]
@@ -124,13 +124,7 @@ fn verify_pdf(name: &str, input: &[u8], ctx: &ValidationContext) -> Result<Repor
                     let mut evidence = evidence::from_signed_data(&parsed);
                     evidence.extend(&found.dss);
                     check.embedded.extend(found.dss_certs.iter().cloned());
-                    evaluate(
-                        sig.field.clone(),
-                        check.into(),
-                        ctx,
-                        coverage.clone(),
-                        &evidence,
-                    )
+                    evaluate(sig.field.clone(), check, ctx, coverage.clone(), &evidence)
                 }
                 Err(e) => failed(
                     sig.field.clone(),
@@ -164,7 +158,7 @@ fn verify_pdf(name: &str, input: &[u8], ctx: &ValidationContext) -> Result<Repor
             report.modification = Some("none");
         } else if sig.byte_range_problems.is_empty() {
             let end = sig.ranges[1].0 + sig.ranges[1].1;
-            let found_changes = pdf::modifications(input, end, &found.document);
+            let found_changes = pdf::modifications(input, end, &found.document, &found.value_gaps);
             report.modification = Some(found_changes.level);
             report.changes = found_changes.changes;
             if found_changes.level == "disallowed" {
@@ -178,6 +172,7 @@ fn verify_pdf(name: &str, input: &[u8], ctx: &ValidationContext) -> Result<Repor
         }
         reports.push(report);
     }
+    check_timestamp_order(&mut reports);
     Ok(Report::new(name.into(), "pdf", reports))
 }
 
@@ -252,13 +247,7 @@ fn verify_cms(
                 revision: None,
                 element_path: None,
             };
-            let mut r = evaluate(
-                format!("signer-{}", i + 1),
-                check.into(),
-                ctx,
-                coverage,
-                &evidence,
-            );
+            let mut r = evaluate(format!("signer-{}", i + 1), check, ctx, coverage, &evidence);
             r.modification = Some("none");
             r
         })
@@ -332,22 +321,6 @@ pub(crate) struct SignatureFacts {
     pub format_errors: Vec<String>,
     /// The signature value (what a signature time-stamp imprints).
     pub signature_value: Vec<u8>,
-}
-
-impl From<SignerCheck> for SignatureFacts {
-    fn from(c: SignerCheck) -> Self {
-        Self {
-            hash_ok: c.hash_ok,
-            signature_ok: c.signature_ok,
-            certificate: c.certificate,
-            embedded: c.embedded,
-            claimed_time: c.claimed_time,
-            weak: c.weak,
-            timestamp_tokens: c.timestamp_tokens,
-            format_errors: c.format_errors,
-            signature_value: c.signature_value,
-        }
-    }
 }
 
 /// Turns the checks of one signature into its verdict, in the order of ETSI EN 319 102-1 §5:
@@ -453,7 +426,8 @@ fn evaluate(
     }
     if let Some(ts) = &report.timestamp {
         if !ts.valid {
-            report.sub_indication = Some(SubIndication::TimestampOrderFailure);
+            // A signature time-stamp that does not verify is a failed signature attribute.
+            report.sub_indication = Some(SubIndication::SigConstraintsFailure);
             return report;
         }
     }
@@ -743,4 +717,43 @@ pub fn validation_data(
         }
     }
     Ok(data)
+}
+
+/// A document time-stamp protects the revisions before it, so its genTime must not precede
+/// the signature time-stamps of the signatures it covers (ETSI EN 319 102-1 §5.6.2.4).
+fn check_timestamp_order(reports: &mut [SignatureReport]) {
+    let doc_stamps: Vec<(usize, String)> = reports
+        .iter()
+        .filter(|r| r.kind == SignatureKind::DocumentTimestamp)
+        .filter_map(|r| {
+            let ts = r.timestamp.as_ref().filter(|t| t.valid)?;
+            Some((r.coverage.revision?, ts.gen_time.clone()))
+        })
+        .collect();
+    for report in reports
+        .iter_mut()
+        .filter(|r| r.kind == SignatureKind::Signature)
+    {
+        let (Some(revision), Some(ts)) = (report.coverage.revision, report.timestamp.as_ref())
+        else {
+            continue;
+        };
+        if !ts.valid {
+            continue;
+        }
+        // RFC 3339 UTC strings of one format compare in time order.
+        let earlier = doc_stamps
+            .iter()
+            .find(|(r, gen)| *r > revision && gen.as_str() < ts.gen_time.as_str());
+        if let Some((_, gen)) = earlier {
+            report.notes.push(format!(
+                "a document time-stamp of {gen} covers this signature but predates its signature time-stamp of {}",
+                ts.gen_time
+            ));
+            if report.indication == Indication::TotalPassed {
+                report.indication = Indication::Indeterminate;
+                report.sub_indication = Some(SubIndication::TimestampOrderFailure);
+            }
+        }
+    }
 }

@@ -16,6 +16,9 @@ pub struct PdfSignature {
     pub claimed_time: Option<String>,
     /// ByteRange problems that make the signature a format failure.
     pub byte_range_problems: Vec<String>,
+    /// `/Contents` was read from the ByteRange gap of the original bytes (the parser saw it
+    /// blanked), which proves the gap is exactly this signature's `/Contents`.
+    pub value_from_gap: bool,
     /// The signature covers the whole file.
     pub whole_file: bool,
     /// The revision (1-based) that ends where the signature's coverage ends.
@@ -32,11 +35,103 @@ pub struct PdfSignatures {
     pub dss_certs: Vec<openssl::x509::X509>,
     /// The final document.
     pub document: Document,
+    /// Signature-value gaps (`<hex>` spans) confirmed to be signatures' `/Contents`, which
+    /// the parser was spared (see [`parse_sparing_values`]).
+    pub value_gaps: Vec<(usize, usize)>,
 }
 
 /// Lists the signature fields of `input` that have a value, and the DSS contents.
 pub fn signatures(input: &[u8]) -> Result<PdfSignatures, String> {
-    let doc = crate::pdf::parse_document(input).map_err(|e| format!("malformed PDF: {e}"))?;
+    let gaps = declared_value_gaps(input);
+    if !gaps.is_empty() {
+        if let Ok(found) = signatures_in(input, &blank_values(input, &gaps), &gaps) {
+            // Keep the fast parse only if every blanked span was a signature's /Contents.
+            let confirmed: Vec<(usize, usize)> = found
+                .signatures
+                .iter()
+                .filter(|s| s.value_from_gap)
+                .map(|s| (s.ranges[0].0 + s.ranges[0].1, s.ranges[1].0))
+                .collect();
+            if gaps.iter().all(|g| confirmed.contains(g)) {
+                return Ok(found);
+            }
+        }
+    }
+    signatures_in(input, input, &[])
+}
+
+/// `<hex>` spans that `/ByteRange [a b c d]` arrays in the raw bytes declare as signature
+/// values. Only candidates: [`signatures`] confirms each against the parsed dictionaries.
+fn declared_value_gaps(input: &[u8]) -> Vec<(usize, usize)> {
+    const KEY: &[u8] = b"/ByteRange";
+    let mut gaps = Vec::new();
+    let mut from = 0;
+    while let Some(pos) = input[from..].windows(KEY.len()).position(|w| w == KEY) {
+        let at = from + pos + KEY.len();
+        from = at;
+        let Some(close) = input[at..].iter().take(80).position(|&b| b == b']') else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&input[at..at + close]);
+        let numbers: Vec<usize> = text
+            .trim_start()
+            .trim_start_matches('[')
+            .split_whitespace()
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        if let [a, b, c, _] = numbers[..] {
+            let Some(start) = a.checked_add(b) else {
+                continue;
+            };
+            let gap = input.get(start..c).unwrap_or(&[]);
+            let is_hex = gap.len() >= 2
+                && gap[0] == b'<'
+                && gap[gap.len() - 1] == b'>'
+                && gap[1..gap.len() - 1].iter().all(u8::is_ascii_hexdigit);
+            if is_hex && !gaps.contains(&(start, c)) {
+                gaps.push((start, c));
+            }
+        }
+    }
+    gaps
+}
+
+/// A copy of `input` with each span in `gaps` replaced by `<>` and spaces: offsets stay the
+/// same, and the parser need not decode tens of kilobytes of hex per signature (the span is
+/// outside what the signature covers; its value is read from the original bytes).
+fn blank_values(input: &[u8], gaps: &[(usize, usize)]) -> Vec<u8> {
+    let mut copy = input.to_vec();
+    for &(start, end) in gaps {
+        copy[start + 1] = b'>';
+        copy[start + 2..end].fill(b' ');
+    }
+    copy
+}
+
+/// Parses `input` sparing the signature values in `gaps` (already confirmed), for the
+/// revision comparison.
+pub fn parse_sparing_values(
+    input: &[u8],
+    gaps: &[(usize, usize)],
+) -> Result<Document, lopdf::Error> {
+    let inside: Vec<(usize, usize)> = gaps
+        .iter()
+        .copied()
+        .filter(|&(_, end)| end <= input.len())
+        .collect();
+    if inside.is_empty() {
+        crate::pdf::parse_document(input)
+    } else {
+        crate::pdf::parse_document(&blank_values(input, &inside))
+    }
+}
+
+fn signatures_in(
+    input: &[u8],
+    parsed: &[u8],
+    blanked: &[(usize, usize)],
+) -> Result<PdfSignatures, String> {
+    let doc = crate::pdf::parse_document(parsed).map_err(|e| format!("malformed PDF: {e}"))?;
     if doc.trailer.get(b"Encrypt").is_ok() {
         return Err("encrypted PDFs cannot be verified".into());
     }
@@ -65,6 +160,7 @@ pub fn signatures(input: &[u8]) -> Result<PdfSignatures, String> {
         dss,
         dss_certs,
         document: doc,
+        value_gaps: blanked.to_vec(),
     })
 }
 
@@ -192,6 +288,15 @@ fn check_byte_range(
             _ => problems.push("ByteRange reaches beyond the end of the file".into()),
         }
     }
+    let mut contents = contents;
+    let mut value_from_gap = false;
+    if contents.is_empty() && problems.is_empty() {
+        let (start, stop) = (ranges[0].0 + ranges[0].1, ranges[1].0);
+        if let Ok(value) = hex::decode(&input[start + 1..stop - 1]) {
+            contents = value;
+            value_from_gap = true;
+        }
+    }
     let end = ranges[1].0.saturating_add(ranges[1].1);
     let whole_file = problems.is_empty() && end == len;
     let revision = revision_ending_at(input, end);
@@ -205,6 +310,7 @@ fn check_byte_range(
         ranges,
         claimed_time,
         byte_range_problems: problems,
+        value_from_gap,
         whole_file,
         revision,
     }
@@ -241,9 +347,17 @@ pub fn decode_text(bytes: &[u8]) -> String {
 }
 
 /// What changed after a signature whose coverage ends at byte `end` (end of its revision).
-pub fn modifications(input: &[u8], end: usize, latest: &Document) -> super::changes::Modifications {
+pub fn modifications(
+    input: &[u8],
+    end: usize,
+    latest: &Document,
+    value_gaps: &[(usize, usize)],
+) -> super::changes::Modifications {
     let mdp = super::changes::docmdp_level(latest).unwrap_or(super::changes::DocMdp::FormFilling);
-    let mut found = match input.get(..end).map(crate::pdf::parse_document) {
+    let mut found = match input
+        .get(..end)
+        .map(|prefix| parse_sparing_values(prefix, value_gaps))
+    {
         Some(Ok(signed)) => super::changes::compare(&signed, latest, mdp),
         _ => super::changes::Modifications {
             level: "disallowed",

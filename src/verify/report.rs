@@ -42,8 +42,11 @@ pub enum SubIndication {
     FormatFailure,
     /// The signer's certificate is not in the signature.
     NoSigningCertificateFound,
-    /// A time-stamp's time is not consistent with the signature.
+    /// Time-stamps are out of order (a later archive/document time-stamp predates the
+    /// signature time-stamp it protects).
     TimestampOrderFailure,
+    /// A signature attribute fails the constraints (e.g. an invalid signature time-stamp).
+    SigConstraintsFailure,
 }
 
 /// The report for one file.

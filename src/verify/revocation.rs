@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use openssl::asn1::Asn1TimeRef;
 use openssl::hash::MessageDigest;
-use openssl::ocsp::{
-    OcspCertId, OcspCertStatus, OcspFlag, OcspRequest, OcspResponse, OcspResponseStatus,
-};
+use openssl::ocsp::{OcspCertId, OcspCertStatus, OcspFlag, OcspResponse, OcspResponseStatus};
 use openssl::stack::Stack;
 use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::{CrlStatus, X509Crl, X509};
@@ -24,16 +22,22 @@ pub trait Fetcher: Send + Sync {
     fn get(&self, url: &str) -> Result<Vec<u8>, String>;
 }
 
-/// Plain HTTP fetcher with a per-request timeout and a response size cap.
-#[derive(Debug, Clone)]
+/// Plain HTTP fetcher with a per-request timeout, a response size cap and a cache of
+/// CRLs and CA certificates (GET answers) for the life of the fetcher, so one run does not
+/// download the same CRL once per signature.
+#[derive(Debug)]
 pub struct HttpFetcher {
     timeout: Duration,
+    cache: std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>,
 }
 
 impl HttpFetcher {
     /// A fetcher whose every request gives up after `timeout`.
     pub fn new(timeout: Duration) -> Self {
-        Self { timeout }
+        Self {
+            timeout,
+            cache: Default::default(),
+        }
     }
 
     fn read(resp: ureq::Response) -> Result<Vec<u8>, String> {
@@ -61,11 +65,18 @@ impl Fetcher for HttpFetcher {
     }
 
     fn get(&self, url: &str) -> Result<Vec<u8>, String> {
+        if let Some(hit) = self.cache.lock().ok().and_then(|c| c.get(url).cloned()) {
+            return Ok(hit);
+        }
         let resp = ureq::get(url)
             .timeout(self.timeout)
             .call()
             .map_err(|e| e.to_string())?;
-        Self::read(resp)
+        let body = Self::read(resp)?;
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert(url.to_string(), body.clone());
+        }
+        Ok(body)
     }
 }
 
@@ -131,9 +142,18 @@ pub fn check(
         return Checked::unknown(reasons);
     };
     for url in ocsp_urls(cert) {
-        match ocsp_request(cert, issuer)
-            .and_then(|req| fetcher.post(&url, "application/ocsp-request", &req))
-        {
+        let answer = ocsp_request(cert, issuer).and_then(|(req, nonce)| {
+            let der = fetcher.post(&url, "application/ocsp-request", &req)?;
+            // A responder that echoes a nonce must echo ours (replay protection); one that
+            // answers from pre-produced responses may omit it (RFC 8954 §4).
+            match response_nonce(&der) {
+                Some(echoed) if echoed != nonce => {
+                    Err("the OCSP response's nonce does not match the request".to_string())
+                }
+                _ => Ok(der),
+            }
+        });
+        match answer {
             Ok(der) => match ocsp_status(cert, issuer, path, &der, at) {
                 Ok((status, produced)) => {
                     return Checked::found(
@@ -237,13 +257,73 @@ fn entry(
 /// Clock skew tolerated between responders and the validation time.
 const SKEW_SECS: i64 = 300;
 
-/// A DER OCSP request for `cert` (SHA-1 CertID, as RFC 6960 §4.1.1 responders expect).
-pub fn ocsp_request(cert: &X509, issuer: &X509) -> Result<Vec<u8>, String> {
-    let id =
-        OcspCertId::from_cert(MessageDigest::sha1(), cert, issuer).map_err(|e| e.to_string())?;
-    let mut req = OcspRequest::new().map_err(|e| e.to_string())?;
-    req.add_id(id).map_err(|e| e.to_string())?;
-    req.to_der().map_err(|e| e.to_string())
+/// id-pkix-ocsp-nonce (RFC 6960 §4.4.1, RFC 8954).
+const OCSP_NONCE: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.2");
+
+/// A DER OCSP request for `cert` (SHA-1 CertID, as RFC 6960 §4.1.1 responders expect) with a
+/// random 32-byte nonce (RFC 8954), and the DER of that nonce extension's value.
+pub fn ocsp_request(cert: &X509, issuer: &X509) -> Result<(Vec<u8>, Vec<u8>), String> {
+    use der::{Decode, Encode};
+    let fail = |e: &dyn std::fmt::Display| e.to_string();
+    let issuer_cert = x509_cert::Certificate::from_der(&issuer.to_der().map_err(|e| fail(&e))?)
+        .map_err(|e| fail(&e))?;
+    let subject = x509_cert::Certificate::from_der(&cert.to_der().map_err(|e| fail(&e))?)
+        .map_err(|e| fail(&e))?;
+    let name = issuer_cert
+        .tbs_certificate
+        .subject
+        .to_der()
+        .map_err(|e| fail(&e))?;
+    let key = issuer_cert
+        .tbs_certificate
+        .subject_public_key_info
+        .subject_public_key
+        .raw_bytes();
+    let octets = |b: Vec<u8>| der::asn1::OctetString::new(b).map_err(|e| fail(&e));
+    let cert_id = x509_ocsp::CertId {
+        hash_algorithm: spki::AlgorithmIdentifierOwned {
+            oid: const_oid::ObjectIdentifier::new_unwrap("1.3.14.3.2.26"),
+            parameters: Some(der::Any::from(der::asn1::Null)),
+        },
+        issuer_name_hash: octets(openssl::sha::sha1(&name).to_vec())?,
+        issuer_key_hash: octets(openssl::sha::sha1(key).to_vec())?,
+        serial_number: subject.tbs_certificate.serial_number.clone(),
+    };
+    let mut nonce = [0u8; 32];
+    openssl::rand::rand_bytes(&mut nonce).map_err(|e| fail(&e))?;
+    let nonce_value = octets(nonce.to_vec())?.to_der().map_err(|e| fail(&e))?;
+    let request = x509_ocsp::OcspRequest {
+        tbs_request: x509_ocsp::TbsRequest {
+            version: x509_ocsp::Version::V1,
+            requestor_name: None,
+            request_list: vec![x509_ocsp::Request {
+                req_cert: cert_id,
+                single_request_extensions: None,
+            }],
+            request_extensions: Some(vec![x509_cert::ext::Extension {
+                extn_id: OCSP_NONCE,
+                critical: false,
+                extn_value: octets(nonce_value.clone())?,
+            }]),
+        },
+        optional_signature: None,
+    };
+    Ok((request.to_der().map_err(|e| fail(&e))?, nonce_value))
+}
+
+/// The nonce extension value a response carries, if any.
+fn response_nonce(response: &[u8]) -> Option<Vec<u8>> {
+    use der::Decode;
+    let resp = x509_ocsp::OcspResponse::from_der(response).ok()?;
+    let basic =
+        x509_ocsp::BasicOcspResponse::from_der(resp.response_bytes?.response.as_bytes()).ok()?;
+    basic
+        .tbs_response_data
+        .response_extensions?
+        .into_iter()
+        .find(|e| e.extn_id == OCSP_NONCE)
+        .map(|e| e.extn_value.as_bytes().to_vec())
 }
 
 fn ocsp_status(

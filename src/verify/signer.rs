@@ -12,6 +12,7 @@ use openssl::sign::{RsaPssSaltlen, Verifier};
 use openssl::x509::X509;
 use time::OffsetDateTime;
 
+use super::SignatureFacts;
 use crate::cms::ParsedSignedData;
 use crate::pki::oid;
 
@@ -26,30 +27,6 @@ const SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
 /// id-md5; only recognised to report it as weak.
 const MD5: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.2.5");
 
-/// What a SignerInfo check found.
-pub struct SignerCheck {
-    /// The message-digest attribute equals the digest of the signed content.
-    pub hash_ok: bool,
-    /// The signature value verifies with the signer certificate's key.
-    pub signature_ok: bool,
-    /// The signer's certificate, when found among the SignedData's certificates.
-    pub certificate: Option<X509>,
-    /// Every certificate carried in the SignedData.
-    pub embedded: Vec<X509>,
-    /// The signing-time attribute, when present.
-    pub claimed_time: Option<OffsetDateTime>,
-    /// Weak algorithms the signature itself uses (SHA-1, MD5); key sizes are checked with the path.
-    pub weak: Vec<String>,
-    /// Unsigned id-aa-timeStampToken values (DER ContentInfo).
-    pub timestamp_tokens: Vec<Vec<u8>>,
-    /// Problems with the structure.
-    pub format_errors: Vec<String>,
-    /// The digest algorithm's OpenSSL equivalent.
-    pub digest: Option<MessageDigest>,
-    /// The SignerInfo's signature value (what a signature time-stamp imprints).
-    pub signature_value: Vec<u8>,
-}
-
 /// A digest algorithm OID as OpenSSL knows it, SHA-1 and MD5 included (to report them).
 pub fn message_digest(oid: &ObjectIdentifier) -> Option<MessageDigest> {
     match *oid {
@@ -62,13 +39,30 @@ pub fn message_digest(oid: &ObjectIdentifier) -> Option<MessageDigest> {
     }
 }
 
-/// Hashes `parts` in order with `md`.
+/// Hashes `parts` in order with `md` (SHA-2 in Rust, which avoids OpenSSL's per-call
+/// algorithm fetch; SHA-1/MD5 through OpenSSL, only to report them as weak).
 pub fn hash_parts(md: MessageDigest, parts: &[&[u8]]) -> Option<Vec<u8>> {
-    let mut hasher = openssl::hash::Hasher::new(md).ok()?;
-    for p in parts {
-        hasher.update(p).ok()?;
+    use openssl::nid::Nid;
+    use sha2::Digest;
+    fn all<D: Digest>(parts: &[&[u8]]) -> Vec<u8> {
+        let mut h = D::new();
+        for p in parts {
+            h.update(p);
+        }
+        h.finalize().to_vec()
     }
-    hasher.finish().ok().map(|d| d.to_vec())
+    match md.type_() {
+        Nid::SHA256 => Some(all::<sha2::Sha256>(parts)),
+        Nid::SHA384 => Some(all::<sha2::Sha384>(parts)),
+        Nid::SHA512 => Some(all::<sha2::Sha512>(parts)),
+        _ => {
+            let mut hasher = openssl::hash::Hasher::new(md).ok()?;
+            for p in parts {
+                hasher.update(p).ok()?;
+            }
+            hasher.finish().ok().map(|d| d.to_vec())
+        }
+    }
 }
 
 /// Checks signer `index` of `parsed` against the signed content's digest, computed by
@@ -77,8 +71,8 @@ pub fn check_signer(
     parsed: &ParsedSignedData,
     index: usize,
     content_digest: &dyn Fn(MessageDigest) -> Option<Vec<u8>>,
-) -> SignerCheck {
-    let mut check = SignerCheck {
+) -> SignatureFacts {
+    let mut check = SignatureFacts {
         hash_ok: false,
         signature_ok: false,
         certificate: None,
@@ -87,7 +81,6 @@ pub fn check_signer(
         weak: Vec::new(),
         timestamp_tokens: Vec::new(),
         format_errors: Vec::new(),
-        digest: None,
         signature_value: Vec::new(),
     };
     let Some(signer) = parsed.signed_data.signer_infos.0.get(index) else {
@@ -104,7 +97,6 @@ pub fn check_signer(
             .push(format!("unknown digest algorithm {digest_oid}"));
         return check;
     };
-    check.digest = Some(md);
     if digest_oid == SHA1 || digest_oid == MD5 {
         check.weak.push(format!(
             "digest algorithm {}",

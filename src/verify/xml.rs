@@ -58,6 +58,7 @@ pub(super) fn verify(
         } else if has_format_errors && report.indication == Indication::TotalPassed {
             format_failure(&mut report, None);
         }
+        let verdict_ok = verdict.is_ok();
         if let Err(why) = verdict {
             if report.sub_indication != Some(SubIndication::HashFailure)
                 && report.sub_indication != Some(SubIndication::SigCryptoFailure)
@@ -72,7 +73,43 @@ pub(super) fn verify(
                     .push(format!("{} profile: {why}", profile.name()));
             }
         }
+        if verdict_ok && report.intact {
+            declared_tax_code_note(&mut report, profile, &parsed.doc);
+        }
         reports.push(report);
     }
     Ok(Report::new(name.into(), "xml", reports))
+}
+
+/// Compares the tax code the signed document declares with the signer certificate's `MST:`
+/// identifier; a mismatch is noted. Neither code is printed: tax codes are personal data.
+/// Only called when the signature is intact and covers what the profile signs, so the
+/// declared code is signed content.
+fn declared_tax_code_note(
+    report: &mut super::SignatureReport,
+    profile: Profile,
+    doc: &roxmltree::Document<'_>,
+) {
+    let Some(declared) = profile.declared_tax_code(doc) else {
+        return;
+    };
+    let Some(signer) = &report.signer else {
+        return;
+    };
+    let certified: Vec<&str> = signer
+        .identifiers
+        .iter()
+        .filter(|i| i.kind.eq_ignore_ascii_case("MST"))
+        .map(|i| i.value.as_str())
+        .collect();
+    if !certified.is_empty()
+        && !certified
+            .iter()
+            .any(|c| crate::xml::profile::tax_code_matches(&declared, c))
+    {
+        report.notes.push(format!(
+            "{} profile: the declared tax code does not match the signer's certificate",
+            profile.name()
+        ));
+    }
 }

@@ -359,8 +359,8 @@ pub fn process_reference(
     };
     let computed = digest_method.hash(&octets);
     let claimed = ds_child(reference, "DigestValue")
-        .and_then(|d| d.text())
-        .and_then(b64_decode);
+        .map(super::signed_text)
+        .and_then(|t| b64_decode(&t));
     check.digest_ok = claimed.as_deref() == Some(computed.as_slice());
     (check, Some(computed))
 }
@@ -444,8 +444,8 @@ pub fn check_signature(
     (check.embedded, check.certificate) =
         key_info_certificates(signature, &mut check.format_errors);
     check.signature_value = ds_child(signature, "SignatureValue")
-        .and_then(|v| v.text().or(Some("")))
-        .and_then(b64_decode)
+        .map(super::signed_text)
+        .and_then(|t| b64_decode(&t))
         .unwrap_or_default();
     match canonical_signed_info(parsed, signature) {
         Ok((octets, method)) => {
@@ -486,11 +486,7 @@ fn key_info_certificates(
     let mut certs = Vec::new();
     for data in ds_children(key_info, "X509Data") {
         for c in ds_children(data, "X509Certificate") {
-            match c
-                .text()
-                .and_then(b64_decode)
-                .and_then(|der| X509::from_der(&der).ok())
-            {
+            match b64_decode(&super::signed_text(c)).and_then(|der| X509::from_der(&der).ok()) {
                 Some(cert) => certs.push(cert),
                 None => errors.push("an X509Certificate cannot be decoded".into()),
             }
@@ -576,8 +572,8 @@ fn signed_signing_time(
         .descendants()
         .filter(|n| n.is_element() && n.tag_name().name() == "SigningTime")
         .find(|n| n.ancestors().any(|a| covered.contains(&a.id())))
-        .and_then(|n| n.text())
-        .and_then(parse_time)
+        .map(super::signed_text)
+        .and_then(|t| parse_time(&t))
 }
 
 /// RFC 3339, or `YYYY-MM-DDTHH:MM:SS` without an offset, read as Vietnam time (+07:00).

@@ -64,6 +64,20 @@ impl XmlError {
     }
 }
 
+/// The complete text of `element`: every text and CDATA node below it, concatenated in
+/// document order. Comments and processing instructions split a text into several nodes
+/// (`125<!-- x -->000` is two), and comments are not digested for `#id` references, so
+/// reading only the first node would let a signed value be reported truncated. Every value
+/// signgate reads from a document (DigestValue, SignatureValue, certificates, declared
+/// fields) goes through here, as libxml2's `xmlNodeGetContent` does for xmlsec1.
+pub fn signed_text(element: roxmltree::Node<'_, '_>) -> String {
+    element
+        .descendants()
+        .filter(|n| n.is_text())
+        .filter_map(|n| n.text())
+        .collect()
+}
+
 /// True when `input` looks like XML: `<` first after an optional BOM and whitespace.
 pub fn looks_like_xml(input: &[u8]) -> bool {
     let body = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);

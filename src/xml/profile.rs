@@ -256,6 +256,52 @@ impl Profile {
     }
 }
 
+impl Profile {
+    /// The tax code (MST) the document declares for its filer, read from the signed element
+    /// as complete text ([`signed_text`](super::signed_text): a comment splitting the value,
+    /// which leaves the signature valid, does not truncate it). `None` when the profile has
+    /// no such field or the document lacks it.
+    ///
+    /// - tax: the first `mst`/`MST` under `HSoKhaiThue/TTinChung` (HTKK puts it in
+    ///   `TTinTKhaiThue/NNT/mst`);
+    /// - e-invoice: the seller's `DLHDon/NDHDon/NBan/MST`;
+    /// - social-insurance: `Hoso/TTinChung/MST`.
+    pub fn declared_tax_code(self, doc: &roxmltree::Document<'_>) -> Option<String> {
+        let root = doc.root_element();
+        let node = match self {
+            Self::Tax => only_child(only_child(root, "HSoKhaiThue").ok()?, "TTinChung")
+                .ok()?
+                .descendants()
+                .find(|n| n.is_element() && n.tag_name().name().eq_ignore_ascii_case("mst"))?,
+            Self::EInvoice => {
+                let seller = only_child(
+                    only_child(only_child(root, "DLHDon").ok()?, "NDHDon").ok()?,
+                    "NBan",
+                )
+                .ok()?;
+                only_child(seller, "MST").ok()?
+            }
+            Self::SocialInsurance => only_child(only_child(root, "TTinChung").ok()?, "MST").ok()?,
+            Self::Edxml | Self::Enveloped => return None,
+        };
+        let code: String = super::signed_text(node)
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        (!code.is_empty()).then_some(code)
+    }
+}
+
+/// True when a declared tax code belongs to the certificate's: equal, or a dependent unit's
+/// 13-digit code `NNNNNNNNNN-NNN` of the certificate's enterprise.
+pub fn tax_code_matches(declared: &str, certificate: &str) -> bool {
+    declared == certificate
+        || declared
+            .strip_prefix(certificate)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .is_some_and(|branch| !branch.is_empty() && branch.bytes().all(|b| b.is_ascii_digit()))
+}
+
 fn reference(uri: String, transforms: Vec<String>) -> PlannedReference {
     PlannedReference { uri, transforms }
 }
@@ -339,5 +385,31 @@ fn append_splice(text: &str, container: Node<'_, '_>) -> Splice {
             before: String::new(),
             after: String::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tax_codes_match_exactly_or_as_a_branch() {
+        assert!(tax_code_matches("0100686209", "0100686209"));
+        assert!(tax_code_matches("0100686209-199", "0100686209"));
+        assert!(!tax_code_matches("0100686209-", "0100686209"));
+        assert!(!tax_code_matches("01006862099", "0100686209"));
+        assert!(!tax_code_matches("0100686209-1a", "0100686209"));
+        assert!(!tax_code_matches("01006", "0100686209"));
+    }
+
+    #[test]
+    fn declared_tax_code_joins_text_split_by_comments() {
+        let text = "<HSoThueDTu><HSoKhaiThue id=\"a\"><TTinChung><NNT><mst>01006<!-- x -->86209<?pi?>-199</mst></NNT></TTinChung></HSoKhaiThue><CKyDTu/></HSoThueDTu>";
+        let doc = roxmltree::Document::parse(text).unwrap();
+        assert_eq!(
+            Profile::Tax.declared_tax_code(&doc).as_deref(),
+            Some("0100686209-199")
+        );
+        assert_eq!(Profile::Enveloped.declared_tax_code(&doc), None);
     }
 }

@@ -1756,3 +1756,21 @@ pub fn verify_json<S: AsRef<OsStr>>(args: &[S]) -> (Option<i32>, serde_json::Val
     }
     (out.status.code(), report, out)
 }
+
+/// A live generated PKI (`signgate pki serve`) and a `signgate tsa serve` over its TSA key:
+/// what signing B-T and verifying online need. Keep one per test binary in a `static OnceLock`.
+pub struct LiveServices {
+    /// The PKI and its publication server.
+    pub pki: LivePki,
+    /// The time-stamp authority.
+    pub tsa: SigngateServer,
+}
+
+impl LiveServices {
+    /// Starts both.
+    pub fn start() -> LiveServices {
+        let pki = LivePki::start();
+        let tsa = SigngateServer::tsa_serve(&pki.path("tsa.p12"));
+        LiveServices { pki, tsa }
+    }
+}

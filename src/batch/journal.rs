@@ -1,0 +1,213 @@
+//! The batch journal `OUT/.signgate-batch.jsonl`: one JSON line per finished output.
+//!
+//! A line is appended (one `write`, so it survives the process being killed) right after the
+//! output's rename; outputs and journal are fsynced in groups. A re-run reads the journal and
+//! skips an input when an entry has the same input hash, certificate and options and the
+//! output on disk still has the recorded hash; anything else is signed again.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::fsio::IoError;
+
+/// The journal's file name inside the output folder.
+pub const JOURNAL_NAME: &str = ".signgate-batch.jsonl";
+
+/// One finished output.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct JournalEntry {
+    /// The input path as given.
+    pub input: String,
+    /// SHA-256 of the input bytes (hex).
+    pub input_sha256: String,
+    /// SHA-256 of the signer certificate's DER (hex).
+    pub cert_sha256: String,
+    /// SHA-256 of the signing options (hex), see `Engine::options_hash`.
+    pub options_sha256: String,
+    /// The output file name inside the output folder.
+    pub output: String,
+    /// SHA-256 of the output bytes (hex).
+    pub output_sha256: String,
+    /// When it was signed (RFC 3339 UTC).
+    pub signed_at: String,
+}
+
+/// The entries of an existing journal, by output name (the last entry wins).
+#[derive(Debug, Default)]
+pub struct JournalIndex {
+    entries: HashMap<String, JournalEntry>,
+}
+
+impl JournalIndex {
+    /// Reads `dir/.signgate-batch.jsonl`; a missing file is an empty journal and a torn last
+    /// line (the process was killed while writing it) is ignored.
+    pub fn load(dir: &Path) -> Result<Self, IoError> {
+        let path = dir.join(JOURNAL_NAME);
+        let text = match std::fs::read(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => {
+                return Err(IoError::Read {
+                    path,
+                    reason: e.to_string(),
+                })
+            }
+        };
+        let mut entries = HashMap::new();
+        for line in text.split(|b| *b == b'\n') {
+            if let Ok(entry) = serde_json::from_slice::<JournalEntry>(line) {
+                entries.insert(entry.output.clone(), entry);
+            }
+        }
+        Ok(Self { entries })
+    }
+
+    /// The entry for output `name`, if any.
+    pub fn get(&self, name: &str) -> Option<&JournalEntry> {
+        self.entries.get(name)
+    }
+
+    /// Number of outputs recorded.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when nothing is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// Appends entries and makes outputs and journal durable in groups.
+///
+/// A group sync is one `syncfs(2)` on the output folder's file system, run on a background
+/// thread so signing goes on meanwhile (one `fsync` per output measured ~2.3 ms here, far
+/// above the ~0.4 ms budget of a signature). The final [`JournalWriter::sync`] waits.
+pub(crate) struct JournalWriter {
+    dir: PathBuf,
+    file: File,
+    since_sync: usize,
+    group: usize,
+    durable: bool,
+    syncer: Option<(std::sync::mpsc::SyncSender<()>, std::thread::JoinHandle<()>)>,
+}
+
+impl JournalWriter {
+    /// Opens (creating) the journal in `dir` for appending.
+    pub(crate) fn open(dir: &Path, group: usize, durable: bool) -> Result<Self, IoError> {
+        let path = dir.join(JOURNAL_NAME);
+        let fail = |e: std::io::Error| IoError::Write {
+            path: path.clone(),
+            reason: e.to_string(),
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(fail)?;
+        let syncer = if durable {
+            let handle = file.try_clone().map_err(fail)?;
+            // Capacity 1: at most one sync queued behind the running one; extra requests merge.
+            let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+            let thread = std::thread::spawn(move || {
+                for () in rx.iter() {
+                    let _ = rustix::fs::syncfs(&handle);
+                }
+            });
+            Some((tx, thread))
+        } else {
+            None
+        };
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            file,
+            since_sync: 0,
+            group: group.max(1),
+            durable,
+            syncer,
+        })
+    }
+
+    /// Records a renamed output.
+    pub(crate) fn append(&mut self, entry: &JournalEntry) -> Result<(), IoError> {
+        let mut line = serde_json::to_vec(entry).map_err(|e| self.fail(e.to_string()))?;
+        line.push(b'\n');
+        // One write(2) per line: complete in the page cache even if the process is killed.
+        self.file
+            .write_all(&line)
+            .map_err(|e| self.fail(e.to_string()))?;
+        self.since_sync += 1;
+        if self.since_sync >= self.group {
+            self.since_sync = 0;
+            if let Some((tx, _)) = &self.syncer {
+                // Full queue: a sync is already pending and will cover this group too.
+                let _ = tx.try_send(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes everything written so far durable, waiting for it.
+    pub(crate) fn sync(&mut self) -> Result<(), IoError> {
+        if let Some((tx, thread)) = self.syncer.take() {
+            drop(tx);
+            let _ = thread.join();
+        }
+        if !self.durable {
+            return Ok(());
+        }
+        rustix::fs::syncfs(&self.file).map_err(|e| self.fail(e.to_string()))?;
+        if let Ok(d) = File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        self.file.sync_data().map_err(|e| self.fail(e.to_string()))
+    }
+
+    fn fail(&self, reason: String) -> IoError {
+        IoError::Write {
+            path: self.dir.join(JOURNAL_NAME),
+            reason,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(output: &str, hash: &str) -> JournalEntry {
+        JournalEntry {
+            input: format!("in/{output}"),
+            input_sha256: "aa".into(),
+            cert_sha256: "bb".into(),
+            options_sha256: "cc".into(),
+            output: output.into(),
+            output_sha256: hash.into(),
+            signed_at: "2026-01-01T00:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn append_then_load_ignores_torn_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = JournalWriter::open(dir.path(), 2, true).unwrap();
+        w.append(&entry("a.pdf", "01")).unwrap();
+        w.append(&entry("b.pdf", "02")).unwrap();
+        w.append(&entry("a.pdf", "03")).unwrap();
+        w.sync().unwrap();
+        drop(w);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(JOURNAL_NAME))
+            .unwrap();
+        f.write_all(b"{\"input\":\"torn").unwrap();
+        let index = JournalIndex::load(dir.path()).unwrap();
+        assert_eq!(index.len(), 2);
+        assert_eq!(index.get("a.pdf").unwrap().output_sha256, "03");
+        assert!(index.get("c.pdf").is_none());
+    }
+}

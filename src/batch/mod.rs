@@ -1,0 +1,716 @@
+//! The batch-signing engine: many documents, one key, limited by the private-key operation.
+//!
+//! Documents flow through a pipeline of plain threads joined by bounded channels, so memory
+//! stays flat however long the batch:
+//!
+//! ```text
+//! feeder ─▶ prepare (read, hash, skip check, PDF layout, digest)   × prepare_threads
+//!        ─▶ sign    (CMS signed attributes, the key operation)     × jobs (key pool)
+//!        ─▶ finish  (B-T time-stamp, patch /Contents, write+rename) × finish_threads
+//!        ─▶ collector (journal, audit event, progress)              × 1 (the caller's thread)
+//! ```
+//!
+//! Per-document failures are reported and the batch goes on; a key failure (token removed,
+//! PIN locked) stops it cleanly and a re-run resumes from the [journal].
+//! The engine is sync; async callers run it on a blocking thread.
+
+pub mod journal;
+pub mod sample;
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::cms::{PendingSignature, SignedDataBuilder};
+use crate::error::{Error, ErrorCode};
+use crate::fsio::IoError;
+use crate::keys::KeySource;
+use crate::pdf::{self, PdfSignOptions, PreparedPdf};
+use crate::pki::alg::{DigestAlgorithm, RsaPadding, SignatureScheme};
+use crate::sign::{Format, Level, TimeStamper};
+
+use journal::{JournalEntry, JournalIndex, JournalWriter};
+
+/// Prefix of the engine's temporary files in the output folder (stale ones are removed at start).
+const TEMP_PREFIX: &str = ".signgate-batch-";
+
+/// How a batch signs.
+#[derive(Debug, Clone)]
+pub struct BatchOptions {
+    /// Container; `None` picks it per document from the content.
+    pub format: Option<Format>,
+    /// Baseline level; B-T needs a time-stamper.
+    pub level: Level,
+    /// Digest algorithm.
+    pub digest: DigestAlgorithm,
+    /// RSA padding.
+    pub rsa_padding: RsaPadding,
+    /// Claimed signing time of every signature in the batch.
+    pub signing_time: OffsetDateTime,
+    /// PDF /Reason.
+    pub reason: Option<String>,
+    /// PDF /Location.
+    pub location: Option<String>,
+    /// Concurrent private-key operations (token sessions); 0 = number of cores.
+    pub jobs: usize,
+    /// Threads that read, parse and hash; 0 = number of cores.
+    pub prepare_threads: usize,
+    /// Threads that time-stamp, finish and write; 0 = cores for B-B, 8 × cores for B-T.
+    pub finish_threads: usize,
+    /// Capacity of each queue between stages.
+    pub queue_depth: usize,
+    /// Outputs per group sync of outputs and journal.
+    pub sync_every: usize,
+    /// Whether to fsync outputs and journal at all (off only for benchmarks on scratch disks).
+    pub durable: bool,
+}
+
+impl BatchOptions {
+    /// B-B, SHA-256, PKCS#1 v1.5, format from content, pools sized to the machine.
+    pub fn new(signing_time: OffsetDateTime) -> Self {
+        Self {
+            format: None,
+            level: Level::BB,
+            digest: DigestAlgorithm::Sha256,
+            rsa_padding: RsaPadding::Pkcs1,
+            signing_time,
+            reason: None,
+            location: None,
+            jobs: 0,
+            prepare_threads: 0,
+            finish_threads: 0,
+            queue_depth: 64,
+            sync_every: 256,
+            durable: true,
+        }
+    }
+
+    /// A stable hash of everything that shapes the output except the time (journal `options_sha256`).
+    pub fn options_hash(&self) -> String {
+        let text = format!(
+            "signgate-batch-v1|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+            self.format, self.level, self.digest, self.rsa_padding, self.reason, self.location
+        );
+        hex::encode(Sha256::digest(text.as_bytes()))
+    }
+}
+
+/// One signed document, as the service persists it in its audit log.
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    /// The input path.
+    pub input: PathBuf,
+    /// The output path.
+    pub output: PathBuf,
+    /// SHA-256 of the input (hex).
+    pub input_sha256: String,
+    /// SHA-256 of the output (hex).
+    pub output_sha256: String,
+    /// SHA-256 of the signer certificate (hex).
+    pub cert_sha256: String,
+    /// When the output was written (UTC).
+    pub at: OffsetDateTime,
+}
+
+/// Receives one event per signed document (called on the collector thread, in completion order).
+pub trait AuditSink: Send + Sync {
+    /// A document was signed and its output renamed into place.
+    fn signed(&self, event: &AuditEvent);
+}
+
+/// What happened to one input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocStatus {
+    /// Signed and written.
+    Signed,
+    /// Already signed by an earlier run with the same input, key and options.
+    Skipped,
+    /// Not signed.
+    Failed {
+        /// The stable error code.
+        code: ErrorCode,
+        /// One-line reason.
+        message: String,
+    },
+}
+
+/// The outcome for one input.
+#[derive(Debug, Clone)]
+pub struct DocOutcome {
+    /// 0-based position in the input stream.
+    pub index: usize,
+    /// The input path.
+    pub input: PathBuf,
+    /// The output path (also for skipped documents).
+    pub output: Option<PathBuf>,
+    /// What happened.
+    pub status: DocStatus,
+}
+
+/// A failed input in the summary.
+#[derive(Debug, Clone)]
+pub struct FailedDoc {
+    /// The input path.
+    pub input: PathBuf,
+    /// The stable error code.
+    pub code: ErrorCode,
+    /// One-line reason.
+    pub message: String,
+}
+
+/// The result of a batch.
+#[derive(Debug, Default)]
+pub struct BatchSummary {
+    /// Documents signed in this run.
+    pub signed: usize,
+    /// Documents skipped because an earlier run signed them.
+    pub skipped: usize,
+    /// Documents that failed, in completion order.
+    pub failed: Vec<FailedDoc>,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Set when the batch stopped early (key or output folder unusable); a re-run resumes.
+    pub aborted: Option<(ErrorCode, String)>,
+}
+
+impl BatchSummary {
+    /// Signed documents per second of wall time.
+    pub fn docs_per_s(&self) -> f64 {
+        let s = self.elapsed.as_secs_f64();
+        if s > 0.0 {
+            self.signed as f64 / s
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Signs batches with one key.
+pub struct Engine {
+    key: Arc<dyn KeySource>,
+    timestamper: Option<Arc<dyn TimeStamper>>,
+    audit: Option<Arc<dyn AuditSink>>,
+    options: BatchOptions,
+    scheme: SignatureScheme,
+    cert_sha256: String,
+    options_sha256: String,
+    signer_name: Option<String>,
+}
+
+struct InputJob {
+    index: usize,
+    input: PathBuf,
+    name: String,
+}
+
+enum Body {
+    Pdf(PreparedPdf),
+    Cms,
+}
+
+struct SignJob {
+    index: usize,
+    input: PathBuf,
+    output_name: String,
+    input_sha256: String,
+    digest: Vec<u8>,
+    body: Body,
+}
+
+struct FinishJob {
+    job: SignJob,
+    pending: PendingSignature,
+}
+
+enum Report {
+    Done(DocOutcome, Option<JournalEntry>),
+    Fatal(DocOutcome, ErrorCode, String),
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+impl Engine {
+    /// An engine signing with `key` as `options` say; checks the certificate once, here.
+    pub fn new(key: Arc<dyn KeySource>, options: BatchOptions) -> Result<Self, Error> {
+        crate::pki::check_signing_certificate(key.certificate(), options.signing_time)?;
+        let scheme = SignatureScheme::for_key(key.algorithm(), options.digest, options.rsa_padding);
+        let der = key
+            .certificate()
+            .to_der()
+            .map_err(|e| Error::Usage(format!("signer certificate cannot be encoded: {e}")))?;
+        let signer_name = crate::pki::subject_common_name(key.certificate());
+        Ok(Self {
+            cert_sha256: hex::encode(Sha256::digest(&der)),
+            options_sha256: options.options_hash(),
+            key,
+            timestamper: None,
+            audit: None,
+            options,
+            scheme,
+            signer_name,
+        })
+    }
+
+    /// Adds the time-stamp authority for B-T.
+    pub fn with_timestamper(mut self, tsa: Arc<dyn TimeStamper>) -> Self {
+        self.timestamper = Some(tsa);
+        self
+    }
+
+    /// Adds the audit sink that receives one event per signed document.
+    pub fn with_audit(mut self, audit: Arc<dyn AuditSink>) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &BatchOptions {
+        &self.options
+    }
+
+    /// Signs every input into `out_dir` (created if missing), calling `on_outcome` for each.
+    ///
+    /// Returns an error only when the batch cannot start (output folder unusable, B-T without
+    /// a TSA); per-document failures are in the summary.
+    pub fn run(
+        &self,
+        inputs: impl Iterator<Item = PathBuf> + Send,
+        out_dir: &Path,
+        on_outcome: &mut dyn FnMut(&DocOutcome),
+    ) -> Result<BatchSummary, Error> {
+        let started = Instant::now();
+        if self.options.level == Level::BT && self.timestamper.is_none() {
+            return Err(Error::Usage(
+                "level b-t needs a time-stamp authority (--tsa URL)".into(),
+            ));
+        }
+        std::fs::create_dir_all(out_dir).map_err(|e| IoError::Write {
+            path: out_dir.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        remove_stale_temp_files(out_dir);
+        let index = JournalIndex::load(out_dir)?;
+        let mut writer =
+            JournalWriter::open(out_dir, self.options.sync_every, self.options.durable)?;
+
+        let n = cores();
+        let pick = |v: usize, default: usize| if v == 0 { default } else { v };
+        let jobs = pick(self.options.jobs, n);
+        let prepare_threads = pick(self.options.prepare_threads, n);
+        let finish_threads = pick(
+            self.options.finish_threads,
+            if self.options.level == Level::BT {
+                8 * n
+            } else {
+                n
+            },
+        );
+        let depth = self.options.queue_depth.max(1);
+        let stop = AtomicBool::new(false);
+
+        let (in_tx, in_rx) = sync_channel::<InputJob>(depth);
+        let (sign_tx, sign_rx) = sync_channel::<SignJob>(depth);
+        let (fin_tx, fin_rx) = sync_channel::<FinishJob>(depth);
+        let (rep_tx, rep_rx) = sync_channel::<Report>(depth);
+        let in_rx = Mutex::new(in_rx);
+        let sign_rx = Mutex::new(sign_rx);
+        let fin_rx = Mutex::new(fin_rx);
+
+        let mut summary = BatchSummary::default();
+        std::thread::scope(|scope| {
+            // Feeder: names outputs and refuses duplicates before any work is done.
+            {
+                let rep_tx = rep_tx.clone();
+                let stop = &stop;
+                scope.spawn(move || {
+                    let mut names = HashSet::new();
+                    for (index, input) in inputs.enumerate() {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let name = input
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default();
+                        if name.is_empty() || !names.insert(name.clone()) {
+                            let message = if name.is_empty() {
+                                "input has no file name".to_string()
+                            } else {
+                                format!("another input already writes an output named {name}")
+                            };
+                            let _ = rep_tx.send(Report::Done(
+                                failed(index, input, None, ErrorCode::Usage, message),
+                                None,
+                            ));
+                            continue;
+                        }
+                        if in_tx.send(InputJob { index, input, name }).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            for _ in 0..prepare_threads {
+                let (rep_tx, sign_tx) = (rep_tx.clone(), sign_tx.clone());
+                let (in_rx, index, stop) = (&in_rx, &index, &stop);
+                scope.spawn(move || {
+                    while let Some(job) = next(in_rx) {
+                        if stop.load(Ordering::Relaxed) {
+                            continue;
+                        }
+                        match self.prepare(job, out_dir, index) {
+                            Ok(Prepared::Sign(job)) => {
+                                if sign_tx.send(job).is_err() {
+                                    break;
+                                }
+                            }
+                            Ok(Prepared::Skip(outcome)) | Err(outcome) => {
+                                let _ = rep_tx.send(Report::Done(outcome, None));
+                            }
+                        }
+                    }
+                });
+            }
+            drop(sign_tx);
+            for _ in 0..jobs {
+                let (rep_tx, fin_tx) = (rep_tx.clone(), fin_tx.clone());
+                let (sign_rx, stop) = (&sign_rx, &stop);
+                scope.spawn(move || {
+                    while let Some(job) = next(sign_rx) {
+                        if stop.load(Ordering::Relaxed) {
+                            continue;
+                        }
+                        let builder = SignedDataBuilder::new(
+                            self.key.as_ref(),
+                            self.scheme,
+                            job.digest.clone(),
+                        );
+                        match builder.sign() {
+                            Ok(pending) => {
+                                if fin_tx.send(FinishJob { job, pending }).is_err() {
+                                    break;
+                                }
+                            }
+                            Err(e) => {
+                                let e = Error::from(e);
+                                let (code, message) = (e.code(), one_line(&e.to_string()));
+                                let outcome =
+                                    failed(job.index, job.input, None, code, message.clone());
+                                // A key that cannot sign stops the batch: every later document would fail too.
+                                let fatal = matches!(
+                                    code,
+                                    ErrorCode::KeyUnavailable
+                                        | ErrorCode::KeyPasswordWrong
+                                        | ErrorCode::KeyInvalid
+                                );
+                                if fatal {
+                                    stop.store(true, Ordering::Relaxed);
+                                    let _ = rep_tx.send(Report::Fatal(outcome, code, message));
+                                } else {
+                                    let _ = rep_tx.send(Report::Done(outcome, None));
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+            drop(fin_tx);
+            for _ in 0..finish_threads {
+                let rep_tx = rep_tx.clone();
+                let (fin_rx, stop) = (&fin_rx, &stop);
+                scope.spawn(move || {
+                    while let Some(job) = next(fin_rx) {
+                        if stop.load(Ordering::Relaxed) {
+                            continue;
+                        }
+                        let report = self.finish(job, out_dir);
+                        if rep_tx.send(report).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(rep_tx);
+
+            // Collector on this thread: journal, audit, progress.
+            for report in rep_rx.iter() {
+                let outcome = match report {
+                    Report::Done(outcome, record) => {
+                        if let Some(entry) = record {
+                            if let Err(e) = writer.append(&entry) {
+                                stop.store(true, Ordering::Relaxed);
+                                summary.aborted = Some((e.code(), one_line(&e.to_string())));
+                            }
+                            if let Some(audit) = &self.audit {
+                                audit.signed(&AuditEvent {
+                                    input: outcome.input.clone(),
+                                    output: outcome.output.clone().unwrap_or_default(),
+                                    input_sha256: entry.input_sha256.clone(),
+                                    output_sha256: entry.output_sha256.clone(),
+                                    cert_sha256: entry.cert_sha256.clone(),
+                                    at: OffsetDateTime::now_utc(),
+                                });
+                            }
+                        }
+                        outcome
+                    }
+                    Report::Fatal(outcome, code, message) => {
+                        if summary.aborted.is_none() {
+                            summary.aborted = Some((code, message));
+                        }
+                        outcome
+                    }
+                };
+                match &outcome.status {
+                    DocStatus::Signed => summary.signed += 1,
+                    DocStatus::Skipped => summary.skipped += 1,
+                    DocStatus::Failed { code, message } => summary.failed.push(FailedDoc {
+                        input: outcome.input.clone(),
+                        code: *code,
+                        message: message.clone(),
+                    }),
+                }
+                on_outcome(&outcome);
+            }
+        });
+        writer.sync()?;
+        summary.elapsed = started.elapsed();
+        Ok(summary)
+    }
+
+    fn prepare(
+        &self,
+        job: InputJob,
+        out_dir: &Path,
+        index: &JournalIndex,
+    ) -> Result<Prepared, DocOutcome> {
+        let fail = |output: Option<PathBuf>, e: Error| {
+            failed(
+                job.index,
+                job.input.clone(),
+                output,
+                e.code(),
+                one_line(&e.to_string()),
+            )
+        };
+        let bytes = std::fs::read(&job.input).map_err(|e| {
+            fail(
+                None,
+                IoError::Read {
+                    path: job.input.clone(),
+                    reason: e.to_string(),
+                }
+                .into(),
+            )
+        })?;
+        let format = self
+            .options
+            .format
+            .unwrap_or_else(|| Format::detect(&bytes));
+        let output_name = match format {
+            Format::Pdf => job.name.clone(),
+            Format::Cms => format!("{}.p7s", job.name),
+            Format::Xml => job.name.clone(),
+        };
+        let output = out_dir.join(&output_name);
+        let input_sha256 = hex::encode(Sha256::digest(&bytes));
+        if let Some(entry) = index.get(&output_name) {
+            if entry.input_sha256 == input_sha256
+                && entry.cert_sha256 == self.cert_sha256
+                && entry.options_sha256 == self.options_sha256
+            {
+                if let Ok(existing) = std::fs::read(&output) {
+                    if hex::encode(Sha256::digest(&existing)) == entry.output_sha256 {
+                        return Ok(Prepared::Skip(DocOutcome {
+                            index: job.index,
+                            input: job.input,
+                            output: Some(output),
+                            status: DocStatus::Skipped,
+                        }));
+                    }
+                }
+            }
+        }
+        if same_file(&job.input, &output) {
+            return Err(fail(
+                None,
+                Error::Usage(format!(
+                    "output {} would overwrite its input",
+                    output.display()
+                )),
+            ));
+        }
+        let (digest, body) = match format {
+            Format::Xml => {
+                return Err(fail(
+                    None,
+                    Error::Usage(
+                        "batch-sign does not make XML-DSig signatures yet: use `signgate sign --format xml`, or --format cms".into(),
+                    ),
+                ))
+            }
+            Format::Cms => (self.options.digest.digest(&bytes), Body::Cms),
+            Format::Pdf => {
+                let opts = PdfSignOptions {
+                    field_name: None,
+                    reason: self.options.reason.clone(),
+                    location: self.options.location.clone(),
+                    name: self.signer_name.clone(),
+                    contact_info: None,
+                    signing_time: self.options.signing_time,
+                    contents_size: crate::sign::pdf_contents_size(self.options.level),
+                    visible: None,
+                };
+                let prepared = pdf::prepare(&bytes, &opts).map_err(|e| fail(None, e.into()))?;
+                (prepared.digest(self.options.digest), Body::Pdf(prepared))
+            }
+        };
+        Ok(Prepared::Sign(SignJob {
+            index: job.index,
+            input: job.input,
+            output_name,
+            input_sha256,
+            digest,
+            body,
+        }))
+    }
+
+    fn finish(&self, job: FinishJob, out_dir: &Path) -> Report {
+        let FinishJob { job, mut pending } = job;
+        let output = out_dir.join(&job.output_name);
+        let result = (|| -> Result<Vec<u8>, Error> {
+            if self.options.level == Level::BT {
+                let tsa = self
+                    .timestamper
+                    .as_ref()
+                    .ok_or_else(|| Error::Usage("level b-t needs a time-stamp authority".into()))?;
+                let digest = pending.digest_algorithm();
+                let token = tsa.timestamp(digest, &digest.digest(pending.signature_value()))?;
+                pending.add_timestamp_token(&token)?;
+            }
+            let cms = pending.to_der()?;
+            let bytes = match job.body {
+                Body::Pdf(prepared) => prepared.finish(&cms)?,
+                Body::Cms => cms,
+            };
+            write_renamed(&output, &bytes)?;
+            Ok(bytes)
+        })();
+        match result {
+            Ok(bytes) => {
+                let entry = JournalEntry {
+                    input: job.input.display().to_string(),
+                    input_sha256: job.input_sha256,
+                    cert_sha256: self.cert_sha256.clone(),
+                    options_sha256: self.options_sha256.clone(),
+                    output: job.output_name,
+                    output_sha256: hex::encode(Sha256::digest(&bytes)),
+                    signed_at: rfc3339(OffsetDateTime::now_utc()),
+                };
+                Report::Done(
+                    DocOutcome {
+                        index: job.index,
+                        input: job.input,
+                        output: Some(output),
+                        status: DocStatus::Signed,
+                    },
+                    Some(entry),
+                )
+            }
+            Err(e) => {
+                let code = e.code();
+                let message = one_line(&e.to_string());
+                let outcome = failed(job.index, job.input, None, code, message.clone());
+                if code == ErrorCode::OutputUnwritable {
+                    Report::Fatal(outcome, code, message)
+                } else {
+                    Report::Done(outcome, None)
+                }
+            }
+        }
+    }
+}
+
+enum Prepared {
+    Sign(SignJob),
+    Skip(DocOutcome),
+}
+
+fn failed(
+    index: usize,
+    input: PathBuf,
+    output: Option<PathBuf>,
+    code: ErrorCode,
+    message: String,
+) -> DocOutcome {
+    DocOutcome {
+        index,
+        input,
+        output,
+        status: DocStatus::Failed { code, message },
+    }
+}
+
+/// Takes the next job from a queue shared by a pool; `None` once the queue is closed and empty.
+fn next<T>(rx: &Mutex<Receiver<T>>) -> Option<T> {
+    rx.lock().ok()?.recv().ok()
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| at.to_string())
+}
+
+/// Writes `bytes` to a temporary file next to `path` and renames it into place, without an
+/// fsync of its own: the journal makes outputs durable in groups.
+fn write_renamed(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
+    let fail = |e: std::io::Error| IoError::Write {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(fail)?;
+    tmp.write_all(bytes).map_err(fail)?;
+    tmp.persist(path).map_err(|e| fail(e.error))?;
+    Ok(())
+}
+
+/// Removes temporary files a killed run left behind.
+fn remove_stale_temp_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(TEMP_PREFIX) && name.ends_with(".tmp") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! `signgate bench sign`: batch throughput beside the raw key rate, measured in one run.
+//!
+//! Prints, for a throwaway RSA-2048 key: the in-process raw PKCS#1 v1.5 rate over SHA-256
+//! digests on all cores, `openssl speed -multi N rsa2048` for comparison, the batch engine's
+//! documents/s on N generated ~40 KB PDFs (PAdES B-B) and on N small XML filings (CAdES
+//! detached), each with its ratio to the raw rate, and a process-per-document
+//! `openssl cms -sign` loop (a shell-scripted gateway).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand};
+use time::OffsetDateTime;
+
+use super::CliError;
+use crate::batch::{sample, BatchOptions, Engine};
+use crate::error::ErrorCode;
+use crate::keys::KeySource;
+use crate::pki::alg::{DigestAlgorithm, SignatureScheme};
+use crate::sign::Format;
+
+/// `signgate bench` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Signing throughput: raw key rate, batch PDFs and XML filings, openssl loops.
+    Sign(BenchSignArgs),
+}
+
+/// Arguments of `signgate bench sign`.
+#[derive(Debug, Args)]
+pub struct BenchSignArgs {
+    /// Documents per batch run.
+    #[arg(long, default_value_t = 2000)]
+    docs: usize,
+    /// Threads for the key (default: number of cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Size of the generated PDFs in bytes.
+    #[arg(long, default_value_t = 40_000)]
+    pdf_size: usize,
+    /// Seconds for the raw-rate measurement.
+    #[arg(long, default_value_t = 3)]
+    seconds: u64,
+    /// Documents for the process-per-document `openssl cms -sign` loop.
+    #[arg(long, default_value_t = 200)]
+    openssl_docs: usize,
+    /// Skip the `openssl` subprocess measurements.
+    #[arg(long)]
+    no_openssl: bool,
+}
+
+fn internal(what: &str, e: impl std::fmt::Display) -> CliError {
+    CliError {
+        code: ErrorCode::Internal,
+        message: format!("{what}: {e}"),
+    }
+}
+
+pub fn run(cmd: BenchCommand) -> Result<u8, CliError> {
+    match cmd {
+        BenchCommand::Sign(args) => bench_sign(args),
+    }
+}
+
+fn bench_sign(args: BenchSignArgs) -> Result<u8, CliError> {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let jobs = args.jobs.unwrap_or(cores).max(1);
+    println!(
+        "machine: {} logical cores, {}",
+        cores,
+        cpu_model().unwrap_or_else(|| "unknown CPU".into())
+    );
+    let (p12, key_pem, cert_pem) =
+        sample::throwaway_rsa_pkcs12(2048).map_err(|e| internal("key generation", e))?;
+    let key = crate::keys::Pkcs12Key::from_der(&p12, "bench", "throwaway key")?;
+    let key: Arc<dyn KeySource> = Arc::new(key);
+    let scheme = SignatureScheme::RsaPkcs1(DigestAlgorithm::Sha256);
+
+    let raw = sample::raw_sign_rate(
+        key.as_ref(),
+        scheme,
+        jobs,
+        Duration::from_secs(args.seconds),
+    )?;
+    println!("raw RSA-2048 PKCS#1 v1.5 sign (SHA-256 digest), {jobs} threads, in-process: {raw:.0} sig/s");
+    if !args.no_openssl {
+        match openssl_speed(jobs, args.seconds) {
+            Some(rate) => println!("openssl speed -multi {jobs} rsa2048: {rate:.0} sign/s"),
+            None => println!("openssl speed -multi {jobs} rsa2048: not available"),
+        }
+    }
+
+    let work = tempfile::Builder::new()
+        .prefix("signgate-bench-")
+        .tempdir()
+        .map_err(|e| internal("temp dir", e))?;
+    let pdf_in = work.path().join("pdf-in");
+    let xml_in = work.path().join("xml-in");
+    for d in [&pdf_in, &xml_in] {
+        std::fs::create_dir_all(d).map_err(|e| internal("temp dir", e))?;
+    }
+    for i in 0..args.docs {
+        std::fs::write(
+            pdf_in.join(format!("doc-{i:06}.pdf")),
+            sample::pdf(i, args.pdf_size),
+        )
+        .map_err(|e| internal("write input", e))?;
+        std::fs::write(
+            xml_in.join(format!("tk-{i:06}.xml")),
+            sample::tax_declaration(i),
+        )
+        .map_err(|e| internal("write input", e))?;
+    }
+
+    for (label, dir, format) in [
+        ("PAdES B-B, ~40 KB PDFs", &pdf_in, Format::Pdf),
+        ("CAdES detached, XML filings", &xml_in, Format::Cms),
+    ] {
+        for durable in [true, false] {
+            let out = work
+                .path()
+                .join(format!("out-{}-{durable}", format == Format::Pdf));
+            let mut options = BatchOptions::new(OffsetDateTime::now_utc());
+            options.format = Some(format);
+            options.jobs = jobs;
+            options.durable = durable;
+            let engine = Engine::new(key.clone(), options)?;
+            // The machine may be shared: re-measure the raw rate right before each batch.
+            let raw_now =
+                sample::raw_sign_rate(key.as_ref(), scheme, jobs, Duration::from_secs(1))?;
+            let inputs = list(dir)?;
+            let summary = engine.run(inputs.into_iter(), &out, &mut |_| {})?;
+            if !summary.failed.is_empty() {
+                return Err(internal(
+                    "bench batch",
+                    format!("{} documents failed", summary.failed.len()),
+                ));
+            }
+            let rate = summary.docs_per_s();
+            println!(
+                "batch {label} ({} docs, fsync {}): {rate:.0} docs/s = {:.2} x raw ({:.2} x the raw {raw_now:.0} sig/s measured just before)",
+                summary.signed,
+                if durable { "syncfs per group" } else { "off" },
+                rate / raw,
+                rate / raw_now
+            );
+        }
+    }
+
+    if !args.no_openssl {
+        let key_file = work.path().join("key.pem");
+        let cert_file = work.path().join("cert.pem");
+        std::fs::write(&key_file, &key_pem).map_err(|e| internal("write key", e))?;
+        std::fs::write(&cert_file, &cert_pem).map_err(|e| internal("write cert", e))?;
+        let n = args.openssl_docs.min(args.docs).max(1);
+        match openssl_cms_loop(&pdf_in, n, &key_file, &cert_file, work.path()) {
+            Some(rate) => println!(
+                "process per document `openssl cms -sign` (sequential, {n} PDFs): {rate:.0} docs/s = {:.2} x raw",
+                rate / raw
+            ),
+            None => println!("openssl cms -sign loop: not available"),
+        }
+    }
+    Ok(0)
+}
+
+fn list(dir: &Path) -> Result<Vec<std::path::PathBuf>, CliError> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| internal("list inputs", e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn cpu_model() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    text.lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string())
+}
+
+/// Runs `openssl speed -multi N -seconds S rsa2048` and reads the sign/s column.
+fn openssl_speed(jobs: usize, seconds: u64) -> Option<f64> {
+    let out = Command::new("openssl")
+        .args([
+            "speed",
+            "-multi",
+            &jobs.to_string(),
+            "-seconds",
+            &seconds.to_string(),
+            "rsa2048",
+        ])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "rsa 2048 bits 0.000xxx 0.0000yy   sign/s  verify/s"
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with("rsa 2048 bits"))?;
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    fields.get(5)?.parse().ok()
+}
+
+/// Signs `n` files of `dir` with one `openssl cms -sign` process each; returns docs/s.
+fn openssl_cms_loop(dir: &Path, n: usize, key: &Path, cert: &Path, work: &Path) -> Option<f64> {
+    let inputs: Vec<_> = list(dir).ok()?.into_iter().take(n).collect();
+    let out = work.join("openssl-out.p7s");
+    let started = Instant::now();
+    for input in &inputs {
+        let status = Command::new("openssl")
+            .arg("cms")
+            .arg("-sign")
+            .arg("-binary")
+            .arg("-in")
+            .arg(input)
+            .arg("-signer")
+            .arg(cert)
+            .arg("-inkey")
+            .arg(key)
+            .args(["-outform", "DER", "-out"])
+            .arg(&out)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .ok()?;
+        if !status.success() {
+            return None;
+        }
+    }
+    Some(inputs.len() as f64 / started.elapsed().as_secs_f64())
+}

@@ -1,0 +1,397 @@
+//! `signgate batch-sign`: mixed batches with broken inputs, kill-and-resume, SoftHSM2 keys.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use signgate::batch::journal::JOURNAL_NAME;
+use signgate::batch::sample;
+
+fn demo(name: &str) -> PathBuf {
+    common::repo_root().join("certs/demo").join(name)
+}
+
+/// Writes `pdfs` generated PDFs and `texts` small XML files into `dir`.
+fn make_inputs(dir: &Path, pdfs: usize, texts: usize, pdf_size: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    for i in 0..pdfs {
+        std::fs::write(
+            dir.join(format!("doc-{i:04}.pdf")),
+            sample::pdf(i, pdf_size),
+        )
+        .unwrap();
+    }
+    for i in 0..texts {
+        std::fs::write(
+            dir.join(format!("tk-{i:04}.xml")),
+            sample::tax_declaration(i),
+        )
+        .unwrap();
+    }
+}
+
+fn batch_cmd(input: &Path, out: &Path) -> Command {
+    let mut c = common::signgate(["batch-sign", "--key"]);
+    c.arg(demo("agency-signer.p12"))
+        .arg("--in")
+        .arg(input)
+        .arg("--out")
+        .arg(out)
+        .arg("--json")
+        .env("SIGNGATE_KEY_PASSWORD", "demo");
+    c
+}
+
+fn summary(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("--json summary: {e}: {}", common::stdout_str(out)))
+}
+
+fn temp_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect()
+}
+
+fn journal_lines(out: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(out.join(JOURNAL_NAME)).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// `signgate verify --offline`: the signature is intact (digest and value check).
+fn assert_intact(file: &Path, content: Option<&Path>) {
+    let mut c = common::signgate(["verify", "--offline", "--trust"]);
+    c.arg(demo("root-ca.pem"));
+    if let Some(content) = content {
+        c.arg("--content").arg(content);
+    }
+    c.arg(file);
+    let out = common::run(&mut c);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "verify {}: {e}: {}",
+            file.display(),
+            common::stderr_str(&out)
+        )
+    });
+    let sigs = report["signatures"].as_array().expect("signatures");
+    assert_eq!(sigs.len(), 1, "{report}");
+    assert_eq!(sigs[0]["intact"], true, "{}: {report}", file.display());
+}
+
+#[test]
+fn mixed_batch_signs_good_documents_and_lists_broken_ones() {
+    let tmp = common::tempdir();
+    let (input, out) = (tmp.path().join("in"), tmp.path().join("out"));
+    make_inputs(&input, 240, 40, 3000);
+    for broken in ["truncated.pdf", "encrypted.pdf"] {
+        std::fs::copy(common::corpus(broken), input.join(broken)).unwrap();
+    }
+    let run = common::run_expect(&mut batch_cmd(&input, &out), 3);
+    let s = summary(&run);
+    assert_eq!(s["signed"], 280, "{s}");
+    assert_eq!(s["skipped"], 0, "{s}");
+    let failed: HashMap<String, String> = s["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let name = Path::new(f["input"].as_str().unwrap()).file_name().unwrap();
+            (
+                name.to_string_lossy().into_owned(),
+                f["code"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(failed.len(), 2, "{s}");
+    assert_eq!(failed["truncated.pdf"], "PDF_MALFORMED");
+    assert_eq!(failed["encrypted.pdf"], "PDF_ENCRYPTED");
+    assert!(temp_files(&out).is_empty(), "{:?}", temp_files(&out));
+    assert!(!out.join("truncated.pdf").exists() && !out.join("encrypted.pdf").exists());
+    assert_eq!(journal_lines(&out).len(), 280);
+
+    for name in ["doc-0000.pdf", "doc-0117.pdf", "doc-0239.pdf"] {
+        assert_intact(&out.join(name), None);
+    }
+    assert_intact(
+        &out.join("tk-0007.xml.p7s"),
+        Some(&input.join("tk-0007.xml")),
+    );
+    if common::require_tools(&["pdfsig", "certutil"]) {
+        let nss = common::NssDb::new(&demo("root-ca.pem"));
+        let report = common::pdfsig_args(&nss, &out.join("doc-0042.pdf"), &["-nocert"]);
+        assert_eq!(report.signatures.len(), 1, "{}", report.raw);
+        assert!(report.signatures[0].signature_valid(), "{}", report.raw);
+        assert!(report.signatures[0].total_document_signed, "{}", report.raw);
+    }
+
+    // A second run changes nothing: every good document is skipped, outputs untouched.
+    let before = std::fs::read(out.join("doc-0005.pdf")).unwrap();
+    let again = summary(&common::run_expect(&mut batch_cmd(&input, &out), 3));
+    assert_eq!(again["signed"], 0, "{again}");
+    assert_eq!(again["skipped"], 280, "{again}");
+    assert_eq!(std::fs::read(out.join("doc-0005.pdf")).unwrap(), before);
+
+    // An output edited after signing no longer matches its journal entry: it is redone.
+    std::fs::write(out.join("doc-0006.pdf"), b"tampered").unwrap();
+    let redo = summary(&common::run_expect(&mut batch_cmd(&input, &out), 3));
+    assert_eq!(redo["signed"], 1, "{redo}");
+    assert_intact(&out.join("doc-0006.pdf"), None);
+}
+
+#[test]
+fn killed_batch_resumes_without_signing_twice() {
+    let tmp = common::tempdir();
+    let (input, out) = (tmp.path().join("in"), tmp.path().join("out"));
+    make_inputs(&input, 1500, 0, 2000);
+    let mut child = batch_cmd(&input, &out)
+        .args(["--jobs", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while journal_lines(&out).len() < 100 {
+        assert!(Instant::now() < deadline, "batch made no progress");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "batch finished before it could be killed"
+    );
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    let finished = journal_lines(&out);
+    assert!(finished.len() < 1500, "killed too late: {}", finished.len());
+    let kept: Vec<(String, Vec<u8>)> = finished
+        .iter()
+        .map(|e| {
+            let name = e["output"].as_str().unwrap().to_string();
+            let bytes = std::fs::read(out.join(&name)).unwrap();
+            (name, bytes)
+        })
+        .collect();
+
+    let s = summary(&common::run_ok(&mut batch_cmd(&input, &out)));
+    let (signed, skipped) = (
+        s["signed"].as_u64().unwrap(),
+        s["skipped"].as_u64().unwrap(),
+    );
+    assert_eq!(signed + skipped, 1500, "{s}");
+    assert!(
+        skipped >= kept.len() as u64,
+        "{s}: {} finished before the kill",
+        kept.len()
+    );
+    for (name, bytes) in &kept {
+        assert_eq!(
+            &std::fs::read(out.join(name)).unwrap(),
+            bytes,
+            "{name} changed on resume"
+        );
+    }
+    // Nothing signed twice: each output has exactly one journal entry across both runs.
+    let mut seen = HashMap::new();
+    for e in journal_lines(&out) {
+        *seen
+            .entry(e["output"].as_str().unwrap().to_string())
+            .or_insert(0) += 1;
+    }
+    assert_eq!(seen.len(), 1500);
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.len() <= 1, "signed twice: {twice:?}");
+    assert!(temp_files(&out).is_empty(), "{:?}", temp_files(&out));
+    assert_intact(&out.join("doc-1499.pdf"), None);
+}
+
+fn tool(cmd: &mut Command) {
+    let out = common::run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        common::stderr_str(&out)
+    );
+}
+
+#[test]
+fn softhsm_batch_verifies() {
+    let module = Path::new(signgate::keys::DEFAULT_MODULE);
+    if !common::require_tools(&["softhsm2-util", "pkcs11-tool"]) || !module.exists() {
+        return;
+    }
+    let tmp = common::tempdir();
+    let tokens = tmp.path().join("tokens");
+    std::fs::create_dir_all(&tokens).unwrap();
+    let conf = tmp.path().join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    let key_pem = tmp.path().join("key.pem");
+    let cert_der = tmp.path().join("cert.der");
+    let p12 = demo("agency-signer.p12");
+    let pem = common::run(
+        Command::new("openssl")
+            .args([
+                "pkcs12",
+                "-nocerts",
+                "-nodes",
+                "-passin",
+                "pass:demo",
+                "-in",
+            ])
+            .arg(&p12),
+    );
+    let mut pkey = Command::new("openssl")
+        .args(["pkey", "-out"])
+        .arg(&key_pem)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(pkey.stdin.as_mut().unwrap(), &pem.stdout).unwrap();
+    drop(pkey.stdin.take());
+    assert!(pkey.wait().unwrap().success());
+    let cert = common::run(
+        Command::new("openssl")
+            .args([
+                "pkcs12",
+                "-clcerts",
+                "-nokeys",
+                "-passin",
+                "pass:demo",
+                "-in",
+            ])
+            .arg(&p12),
+    );
+    let mut x509 = Command::new("openssl")
+        .args(["x509", "-outform", "DER", "-out"])
+        .arg(&cert_der)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(x509.stdin.as_mut().unwrap(), &cert.stdout).unwrap();
+    drop(x509.stdin.take());
+    assert!(x509.wait().unwrap().success());
+
+    tool(
+        Command::new("softhsm2-util")
+            .args([
+                "--init-token",
+                "--free",
+                "--label",
+                "T",
+                "--pin",
+                "1234",
+                "--so-pin",
+                "5678",
+            ])
+            .env("SOFTHSM2_CONF", &conf),
+    );
+    tool(
+        Command::new("softhsm2-util")
+            .arg("--import")
+            .arg(&key_pem)
+            .args([
+                "--token", "T", "--label", "agency", "--id", "01", "--pin", "1234",
+            ])
+            .env("SOFTHSM2_CONF", &conf),
+    );
+    tool(
+        Command::new("pkcs11-tool")
+            .arg("--module")
+            .arg(module)
+            .args([
+                "--token-label",
+                "T",
+                "--login",
+                "--pin",
+                "1234",
+                "--type",
+                "cert",
+                "--id",
+                "01",
+                "--label",
+                "agency",
+                "--write-object",
+            ])
+            .arg(&cert_der)
+            .env("SOFTHSM2_CONF", &conf),
+    );
+
+    let (input, out) = (tmp.path().join("in"), tmp.path().join("out"));
+    make_inputs(&input, 40, 10, 3000);
+    std::fs::copy(common::corpus("truncated.pdf"), input.join("truncated.pdf")).unwrap();
+    let pin_file = tmp.path().join("pin");
+    std::fs::write(&pin_file, "1234\n").unwrap();
+    let mut c = common::signgate([
+        "batch-sign",
+        "--key",
+        "pkcs11:token=T;object=agency",
+        "--json",
+        "--chain",
+    ]);
+    c.arg(demo("issuing-ca.pem"))
+        .arg("--pin-file")
+        .arg(&pin_file)
+        .arg("--in")
+        .arg(&input)
+        .arg("--out")
+        .arg(&out)
+        .env("SOFTHSM2_CONF", &conf);
+    let s = summary(&common::run_expect(&mut c, 3));
+    assert_eq!(s["signed"], 50, "{s}");
+    assert_eq!(s["failed"][0]["code"], "PDF_MALFORMED", "{s}");
+    assert_intact(&out.join("doc-0003.pdf"), None);
+    assert_intact(
+        &out.join("tk-0004.xml.p7s"),
+        Some(&input.join("tk-0004.xml")),
+    );
+    if common::require_tools(&["pdfsig", "certutil"]) {
+        let nss = common::NssDb::new(&demo("root-ca.pem"));
+        let report = common::pdfsig_args(&nss, &out.join("doc-0011.pdf"), &["-nocert"]);
+        assert!(report.signatures[0].signature_valid(), "{}", report.raw);
+    }
+
+    // `sign` takes the same key (PSS this time, id= form); a wrong PIN is KEY_PASSWORD_WRONG
+    // and never printed.
+    let signed = tmp.path().join("one.pdf");
+    let mut one = common::signgate([
+        "sign",
+        "--key",
+        "pkcs11:token=T;id=%01",
+        "--rsa-padding",
+        "pss",
+        "--in",
+    ]);
+    one.arg(input.join("doc-0001.pdf"))
+        .arg("--out")
+        .arg(&signed)
+        .env("SOFTHSM2_CONF", &conf)
+        .env("SIGNGATE_PKCS11_PIN", "1234");
+    common::run_ok(&mut one);
+    assert_intact(&signed, None);
+    let mut bad = common::signgate(["sign", "--key", "pkcs11:token=T;object=agency", "--in"]);
+    bad.arg(input.join("doc-0001.pdf"))
+        .arg("--out")
+        .arg(tmp.path().join("bad.pdf"))
+        .env("SOFTHSM2_CONF", &conf)
+        .env("SIGNGATE_PKCS11_PIN", "98765");
+    let out_bad = common::run_expect(&mut bad, 77);
+    let err = common::stderr_str(&out_bad);
+    assert!(
+        err.contains("KEY_PASSWORD_WRONG") && !err.contains("98765"),
+        "{err}"
+    );
+}
