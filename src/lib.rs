@@ -11,15 +11,20 @@
 //! - [`verify`]: signature validation and the ETSI-style report; never signs.
 //! - [`extend`]: long-term validation (PAdES B-LT/B-LTA: DSS and document time-stamps).
 //! - [`xml`]: hardened XML parser, C14N, XML-DSig and the filing/edXML profiles; no network.
+//! - [`store`]: the gateway database (SQLite or PostgreSQL): clients, keys, submissions, audit.
+//! - [`config`]: the gateway's TOML configuration and demo defaults.
+//! - [`api`]: the HTTP gateway (axum): routes, auth, error codes; no crypto of its own.
 //! - [`batch`]: the batch-signing engine (pipeline, journal, resume, audit events).
 //! - [`fsio`]: atomic output files.
 //! - [`cli`]: the command line, thin over the above.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod batch;
 pub mod cli;
 pub mod cms;
+pub mod config;
 pub mod error;
 pub mod extend;
 pub mod fsio;
@@ -28,6 +33,7 @@ pub mod pdf;
 pub mod pki;
 pub mod publish;
 pub mod sign;
+pub mod store;
 pub mod tsa;
 pub mod verify;
 pub mod xml;

@@ -5,6 +5,7 @@
 mod batch;
 mod bench;
 mod extend;
+mod gateway;
 mod pki;
 mod server;
 mod sign;
@@ -44,6 +45,17 @@ enum Command {
     /// Run an RFC 3161 time-stamp authority.
     #[command(subcommand)]
     Tsa(tsa::TsaCommand),
+    /// Run the HTTP gateway (demo mode without --config).
+    Serve(gateway::ServeArgs),
+    /// Manage the gateway's clients (calling systems and their tokens).
+    #[command(subcommand)]
+    Client(gateway::ClientCommand),
+    /// Manage the gateway's signing keys.
+    #[command(subcommand)]
+    Key(gateway::KeyCommand),
+    /// Check or checkpoint the gateway's audit trail.
+    #[command(subcommand)]
+    Audit(gateway::AuditCommand),
 }
 
 /// A failed command: the stable code and a one-line message.
@@ -110,6 +122,10 @@ pub fn main() -> ExitCode {
         Command::Bench(cmd) => bench::run(cmd),
         Command::Pki(cmd) => pki::run(cmd),
         Command::Tsa(cmd) => tsa::run(cmd),
+        Command::Serve(args) => gateway::serve(args),
+        Command::Client(cmd) => gateway::client(cmd),
+        Command::Key(cmd) => gateway::key(cmd),
+        Command::Audit(cmd) => gateway::audit(cmd),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),

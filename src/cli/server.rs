@@ -16,6 +16,14 @@ pub fn listen_address(listen: &str) -> Result<std::net::SocketAddr, CliError> {
 /// Serves `router` on `addr` (port 0 picks a free port) until a shutdown signal.
 /// The first line on stdout is exactly `listening on http://ADDR/`.
 pub fn run(addr: std::net::SocketAddr, router: axum::Router, what: &str) -> Result<u8, CliError> {
+    run_with(addr, what, async move { Ok(router) })
+}
+
+/// [`run`] with a router built inside the runtime (e.g. over a database pool), before binding.
+pub fn run_with<F>(addr: std::net::SocketAddr, what: &str, setup: F) -> Result<u8, CliError>
+where
+    F: std::future::Future<Output = Result<axum::Router, CliError>>,
+{
     let internal = |message: String| CliError {
         code: ErrorCode::Internal,
         message,
@@ -23,6 +31,7 @@ pub fn run(addr: std::net::SocketAddr, router: axum::Router, what: &str) -> Resu
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| internal(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async move {
+        let router = setup.await?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| internal(format!("cannot listen on {addr}: {e}")))?;

@@ -1,0 +1,151 @@
+//! The one place where a failure becomes an HTTP status and a stable code, answered as
+//! `{"error": {"code", "message", "request_id"}}` (CONTRACTS.md §4).
+//!
+//! Internal failures (database, bugs) reach the client as `INTERNAL` with a generic message;
+//! the details go to the log under the same request id.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::error::ErrorCode;
+use crate::store::StoreError;
+
+tokio::task_local! {
+    /// The id of the request being served (set by the request middleware).
+    pub static REQUEST_ID: String;
+}
+
+/// The current request id, or `-` outside a request.
+pub fn request_id() -> String {
+    REQUEST_ID
+        .try_with(|id| id.clone())
+        .unwrap_or_else(|_| "-".into())
+}
+
+/// Any failure of an API handler.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A library error: bad document, key problem, TSA down…
+    #[error(transparent)]
+    Domain(#[from] crate::Error),
+    /// No bearer token, an unknown one, or a revoked client.
+    #[error("missing, unknown or revoked bearer token")]
+    Unauthorized,
+    /// The resource does not exist, or belongs to another agency.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The key belongs to the caller's agency but is not granted to this client.
+    #[error("this client is not granted key '{0}'")]
+    ForbiddenKey(String),
+    /// A malformed request (query, multipart, headers).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The body exceeds the configured limit.
+    #[error("request body exceeds the limit of {0} bytes")]
+    PayloadTooLarge(usize),
+    /// The request took longer than the configured limit.
+    #[error("the request took longer than {0} s")]
+    Timeout(u64),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Anything else that is our fault.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// Status and stable code of a library error code; no `_` arm, so a new code picks a status.
+fn domain_status(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::Usage => StatusCode::BAD_REQUEST,
+        ErrorCode::InputMissing => StatusCode::BAD_REQUEST,
+        ErrorCode::PdfMalformed
+        | ErrorCode::PdfEncrypted
+        | ErrorCode::PdfCertifiedNoChanges
+        | ErrorCode::ImageInvalid
+        | ErrorCode::PdfPageOutOfRange
+        | ErrorCode::PdfNoSignatureToSeal
+        | ErrorCode::NoSignature
+        | ErrorCode::CmsMalformed
+        | ErrorCode::XmlDtdForbidden
+        | ErrorCode::XmlDuplicateId
+        | ErrorCode::XmlMalformed
+        | ErrorCode::XmlLimitExceeded
+        | ErrorCode::XmlProfileMismatch
+        | ErrorCode::XmlUnsupported => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::KeyAlgorithmMismatch => StatusCode::BAD_REQUEST,
+        // The gateway's own key is unusable: the caller can do nothing about it.
+        ErrorCode::KeyInvalid
+        | ErrorCode::KeyPasswordWrong
+        | ErrorCode::P12LegacyEncryption
+        | ErrorCode::CertExpired
+        | ErrorCode::CertNotYetValid
+        | ErrorCode::CertNoSigningUsage
+        | ErrorCode::KeyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::TsaUnavailable | ErrorCode::TsaBadResponse => StatusCode::BAD_GATEWAY,
+        ErrorCode::RevocationUnavailable => StatusCode::BAD_GATEWAY,
+        ErrorCode::OutputUnwritable | ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl AppError {
+    /// The HTTP status and the stable code.
+    pub fn status_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            AppError::Domain(e) => (domain_status(e.code()), e.code().as_str()),
+            AppError::Unauthorized => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
+            AppError::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            AppError::ForbiddenKey(_) => (StatusCode::FORBIDDEN, "FORBIDDEN_KEY"),
+            AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, "USAGE"),
+            AppError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
+            AppError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "TIMEOUT"),
+            AppError::Store(_) | AppError::Internal(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL")
+            }
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_code();
+        let request_id = request_id();
+        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(request_id = %request_id, error = %self, "internal error");
+            "internal error; see the gateway log for this request id".to_string()
+        } else {
+            self.to_string()
+        };
+        let body = serde_json::json!({
+            "error": {"code": code, "message": message, "request_id": request_id}
+        });
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_and_statuses_are_pinned() {
+        let table = [
+            (AppError::Unauthorized, 401, "UNAUTHORIZED"),
+            (AppError::NotFound("key"), 404, "NOT_FOUND"),
+            (AppError::ForbiddenKey("k".into()), 403, "FORBIDDEN_KEY"),
+            (AppError::PayloadTooLarge(1), 413, "PAYLOAD_TOO_LARGE"),
+            (AppError::BadRequest("x".into()), 400, "USAGE"),
+            (AppError::Internal("x".into()), 500, "INTERNAL"),
+            (AppError::Timeout(1), 504, "TIMEOUT"),
+            (
+                AppError::Domain(crate::Error::Usage("x".into())),
+                400,
+                "USAGE",
+            ),
+        ];
+        for (err, status, code) in table {
+            let (s, c) = err.status_code();
+            assert_eq!((s.as_u16(), c), (status, code));
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! The audit trail: append-only, canonically serialized (RFC 8785) and hash-chained records.
+//!
+//! `hash = SHA-256(prev_hash ‖ canonical)`, hex; the first record's `prev_hash` is 64 zeros.
+//! The head (`audit_head`, one row) is read and moved in the same transaction as the insert:
+//! SQLite takes the write lock up front (`BEGIN IMMEDIATE`), PostgreSQL locks the head row
+//! (`SELECT … FOR UPDATE`); `UNIQUE(prev_hash)` refuses a fork either way. The record is
+//! committed before the caller answers its request.
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use super::{Store, StoreError};
+
+/// `prev_hash` of the first record.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What is being recorded (the store adds sequence number and time).
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    /// Agency whose trail this belongs to (`-` for gateway-wide administration).
+    pub agency: String,
+    /// Client id, or `admin` for the command line.
+    pub client: String,
+    /// `sign`, `verify`, `submit`, `client.add`, …
+    pub action: String,
+    /// Details: subject hashes, key name, verdict. Strings and integers only.
+    pub subject: Value,
+}
+
+/// A stored record.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuditRecord {
+    /// Position in the chain, from 1.
+    pub seq: i64,
+    /// Hash of the previous record.
+    pub prev_hash: String,
+    /// This record's hash.
+    pub hash: String,
+    /// The canonical JSON that was hashed.
+    pub canonical: String,
+    /// RFC 3339 UTC.
+    pub at: String,
+    /// Agency.
+    pub agency: String,
+    /// Client.
+    pub client: String,
+    /// Action.
+    pub action: String,
+}
+
+/// RFC 8785 (JCS) serialization of the shapes the gateway writes: objects with ASCII keys
+/// (sorted by code unit), strings, integers, booleans, null and arrays. serde_json's string
+/// escaping is the one JCS prescribes; floats are not used in audit records.
+pub fn canonical_json(value: &Value) -> String {
+    fn write(v: &Value, out: &mut String) {
+        match v {
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort_by(|a, b| a.encode_utf16().cmp(b.encode_utf16()));
+                out.push('{');
+                for (i, k) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&Value::String(k.clone()).to_string());
+                    out.push(':');
+                    write(&map[k], out);
+                }
+                out.push('}');
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(item, out);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut out = String::new();
+    write(value, &mut out);
+    out
+}
+
+/// `SHA-256(prev_hash ‖ canonical)` as hex; `prev_hash` is taken as its hex text.
+pub fn chain_hash(prev_hash: &str, canonical: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(prev_hash.as_bytes());
+    h.update(canonical.as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// The outcome of [`Store::verify_audit`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ChainCheck {
+    /// Records read.
+    pub records: i64,
+    /// The last record's sequence number and hash.
+    pub head: Option<(i64, String)>,
+    /// The first problem found, or `None` when the chain is intact.
+    pub problem: Option<String>,
+}
+
+/// Reads an [`AuditRecord`] from a row of either backend.
+macro_rules! record_from_row {
+    ($r:expr) => {
+        AuditRecord {
+            seq: $r.get("seq"),
+            prev_hash: $r.get("prev_hash"),
+            hash: $r.get("hash"),
+            canonical: $r.get("canonical"),
+            at: $r.get("at"),
+            agency: $r.get("agency"),
+            client: $r.get("client"),
+            action: $r.get("action"),
+        }
+    };
+}
+
+/// Inserts an [`AuditRecord`] through `$executor`.
+macro_rules! insert {
+    ($record:expr, $executor:expr) => {
+        sqlx::query(INSERT)
+            .bind($record.seq)
+            .bind(&$record.prev_hash)
+            .bind(&$record.hash)
+            .bind(&$record.canonical)
+            .bind(&$record.at)
+            .bind(&$record.agency)
+            .bind(&$record.client)
+            .bind(&$record.action)
+            .execute($executor)
+            .await?
+    };
+}
+
+const INSERT: &str = "INSERT INTO audit (seq, prev_hash, hash, canonical, at, agency, client, action) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+const MOVE_HEAD: &str = "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1";
+
+fn build(entry: &AuditEntry, seq: i64, prev: &str, at: &str) -> AuditRecord {
+    let body = serde_json::json!({
+        "seq": seq,
+        "at": at,
+        "agency": entry.agency,
+        "client": entry.client,
+        "action": entry.action,
+        "subject": entry.subject,
+    });
+    let canonical = canonical_json(&body);
+    AuditRecord {
+        seq,
+        prev_hash: prev.to_string(),
+        hash: chain_hash(prev, &canonical),
+        canonical,
+        at: at.to_string(),
+        agency: entry.agency.clone(),
+        client: entry.client.clone(),
+        action: entry.action.clone(),
+    }
+}
+
+impl Store {
+    /// Appends `entry` at time `at` (RFC 3339) and returns the committed record.
+    pub async fn append_audit(
+        &self,
+        entry: &AuditEntry,
+        at: &str,
+    ) -> Result<AuditRecord, StoreError> {
+        match self {
+            Store::Sqlite(pool) => {
+                let mut conn = pool.acquire().await?;
+                sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+                let result: Result<AuditRecord, StoreError> = async {
+                    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+                        .fetch_one(&mut *conn)
+                        .await?;
+                    let record = build(
+                        entry,
+                        head.get::<i64, _>(0) + 1,
+                        &head.get::<String, _>(1),
+                        at,
+                    );
+                    insert!(record, &mut *conn);
+                    sqlx::query(MOVE_HEAD)
+                        .bind(record.seq)
+                        .bind(&record.hash)
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(record)
+                }
+                .await;
+                match result {
+                    Ok(record) => {
+                        sqlx::query("COMMIT").execute(&mut *conn).await?;
+                        Ok(record)
+                    }
+                    Err(e) => {
+                        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                        Err(e)
+                    }
+                }
+            }
+            Store::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let record = build(
+                    entry,
+                    head.get::<i64, _>(0) + 1,
+                    &head.get::<String, _>(1),
+                    at,
+                );
+                insert!(record, &mut *tx);
+                sqlx::query(MOVE_HEAD)
+                    .bind(record.seq)
+                    .bind(&record.hash)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(record)
+            }
+        }
+    }
+
+    /// Records of `agency` after `after_seq`, oldest first, at most `limit`; `action` filters.
+    pub async fn audit_for_agency(
+        &self,
+        agency: &str,
+        after_seq: i64,
+        action: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let sql = "SELECT seq, prev_hash, hash, canonical, at, agency, client, action FROM audit \
+                   WHERE agency = $1 AND seq > $2 AND ($3 = '' OR action = $3) ORDER BY seq LIMIT $4";
+        let action = action.unwrap_or("");
+        Ok(
+            super::with_pool!(self, p => sqlx::query(sql).bind(agency).bind(after_seq).bind(action).bind(limit)
+            .fetch_all(p).await?.iter().map(|r| record_from_row!(r)).collect()),
+        )
+    }
+
+    /// The head: last sequence number and hash.
+    pub async fn audit_head(&self) -> Result<(i64, String), StoreError> {
+        Ok(super::with_pool!(self, p => {
+            let r = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(p).await?;
+            (r.get(0), r.get(1))
+        }))
+    }
+
+    /// Walks the whole chain: sequence gaps (deleted records), broken links, altered records,
+    /// and, given a checkpoint `(seq, hash)`, a tail truncated below it or a rewritten history.
+    pub async fn verify_audit(
+        &self,
+        checkpoint: Option<(i64, &str)>,
+    ) -> Result<ChainCheck, StoreError> {
+        let sql = "SELECT seq, prev_hash, hash, canonical, at, agency, client, action FROM audit ORDER BY seq";
+        let records: Vec<AuditRecord> = super::with_pool!(self, p => sqlx::query(sql).fetch_all(p).await?.iter().map(|r| record_from_row!(r)).collect());
+        let mut prev_hash = GENESIS.to_string();
+        let mut expected_seq = 1;
+        let mut problem = None;
+        let mut checkpoint_seen = false;
+        for r in &records {
+            if r.seq != expected_seq {
+                problem = Some(format!(
+                    "record {expected_seq}{} missing (deleted): next present record is {}",
+                    if r.seq > expected_seq + 1 {
+                        format!("..{}", r.seq - 1)
+                    } else {
+                        String::new()
+                    },
+                    r.seq
+                ));
+                break;
+            }
+            if r.prev_hash != prev_hash {
+                problem = Some(format!(
+                    "broken link at record {}: prev_hash does not match record {}",
+                    r.seq,
+                    r.seq - 1
+                ));
+                break;
+            }
+            let recomputed = chain_hash(&r.prev_hash, &r.canonical);
+            let fields_match = serde_json::from_str::<Value>(&r.canonical)
+                .ok()
+                .map(|v| {
+                    v["seq"] == r.seq
+                        && v["at"] == r.at.as_str()
+                        && v["agency"] == r.agency.as_str()
+                        && v["client"] == r.client.as_str()
+                        && v["action"] == r.action.as_str()
+                })
+                .unwrap_or(false);
+            if recomputed != r.hash || !fields_match {
+                problem = Some(format!(
+                    "record {} was modified: its content does not match its hash",
+                    r.seq
+                ));
+                break;
+            }
+            if let Some((cp_seq, cp_hash)) = checkpoint {
+                if r.seq == cp_seq {
+                    checkpoint_seen = true;
+                    if r.hash != cp_hash {
+                        problem = Some(format!(
+                            "record {} differs from the checkpoint: history was rewritten",
+                            r.seq
+                        ));
+                        break;
+                    }
+                }
+            }
+            prev_hash = r.hash.clone();
+            expected_seq += 1;
+        }
+        if problem.is_none() {
+            if let Some((cp_seq, _)) = checkpoint {
+                if !checkpoint_seen {
+                    problem = Some(format!(
+                        "truncated tail: the checkpoint covers record {cp_seq} but the chain ends at {}",
+                        expected_seq - 1
+                    ));
+                }
+            }
+        }
+        if problem.is_none() {
+            let (head_seq, head_hash) = self.audit_head().await?;
+            if head_seq != expected_seq - 1 || (head_seq > 0 && head_hash != prev_hash) {
+                problem = Some(format!(
+                    "truncated tail: the head says record {head_seq} but the chain ends at {}",
+                    expected_seq - 1
+                ));
+            }
+        }
+        Ok(ChainCheck {
+            records: records.len() as i64,
+            head: records.last().map(|r| (r.seq, r.hash.clone())),
+            problem,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_json_sorts_keys_and_is_compact() {
+        let v = serde_json::json!({"b": 1, "a": {"z": "é\n", "y": [true, null]}});
+        assert_eq!(
+            canonical_json(&v),
+            r#"{"a":{"y":[true,null],"z":"é\n"},"b":1}"#
+        );
+    }
+
+    #[test]
+    fn chain_hash_depends_on_previous() {
+        assert_ne!(chain_hash(GENESIS, "{}"), chain_hash(&"1".repeat(64), "{}"));
+    }
+}

@@ -1,0 +1,346 @@
+//! The gateway's database: clients, keys and grants, submissions and the hash-chained audit
+//! trail. The only SQL in signgate lives here; no domain rules (who may do what is `api`'s job).
+//!
+//! [`Store`] has two backends over sqlx: embedded SQLite (a file in the data folder, WAL) and
+//! PostgreSQL. Both run the same statements (`$N` placeholders work in both); the schemas
+//! live in `migrations/sqlite` and `migrations/postgres` and are applied by [`Store::open`].
+
+pub mod audit;
+
+use std::path::Path;
+use std::str::FromStr;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::Row;
+
+pub use audit::{AuditEntry, AuditRecord, ChainCheck};
+
+/// A database failure; reaches API clients only as `INTERNAL`.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The driver failed (connection, SQL, constraint).
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    /// A migration failed at start-up.
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value is not what this version wrote.
+    #[error("database holds an unexpected value: {0}")]
+    Corrupt(String),
+}
+
+/// The database, SQLite or PostgreSQL.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// Embedded SQLite.
+    Sqlite(SqlitePool),
+    /// PostgreSQL.
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$p` bound to the backend's pool (the statements are the same for both).
+macro_rules! with_pool {
+    ($store:expr, $p:ident => $body:expr) => {
+        match $store {
+            Store::Sqlite($p) => $body,
+            Store::Postgres($p) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+/// A calling system.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Client {
+    /// Client id (`cl_…`).
+    pub id: String,
+    /// The agency it belongs to; it sees only this agency's keys, submissions and audit.
+    pub agency: String,
+    /// A human name.
+    pub name: String,
+    /// Revoked clients are refused.
+    pub revoked: bool,
+    /// When it was added (RFC 3339).
+    pub created_at: String,
+    /// SHA-256 of its bearer token, hex (never the token itself).
+    #[serde(skip)]
+    pub token_sha256: String,
+}
+
+/// A registered signing key: a reference to a PKCS#12 file and its bound seal image.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeyRecord {
+    /// Name used in `?key=`.
+    pub name: String,
+    /// Owning agency.
+    pub agency: String,
+    /// PKCS#12 path (the password comes from config or environment, never the database).
+    pub p12_path: String,
+    /// Seal image (PNG) bound by the administrator.
+    pub seal_path: Option<String>,
+    /// The seal's real diameter in millimetres.
+    pub seal_size_mm: Option<f64>,
+}
+
+/// A stored submission.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    /// Id (`sub_…`).
+    pub id: String,
+    /// Submitting client.
+    pub client_id: String,
+    /// The client's agency.
+    pub agency: String,
+    /// `Idempotency-Key` header, if any.
+    pub idempotency_key: Option<String>,
+    /// RFC 3339 UTC.
+    pub received_at: String,
+    /// SHA-256 of the document, hex.
+    pub sha256: String,
+    /// Document size in bytes.
+    pub size: i64,
+    /// Overall verdict.
+    pub indication: String,
+    /// The validation report JSON.
+    pub report: String,
+    /// The document bytes.
+    pub document: Vec<u8>,
+    /// The JSON response given to the filer (receipt and its signature), replayed for retries.
+    pub response: String,
+}
+
+/// Migrations compiled into the binary: (version, description, SQL).
+type Embedded = &'static [(i64, &'static str, &'static str)];
+
+const SQLITE_MIGRATIONS: Embedded = &[(
+    1,
+    "init",
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+)];
+const POSTGRES_MIGRATIONS: Embedded = &[(
+    1,
+    "init",
+    include_str!("../../migrations/postgres/0001_init.sql"),
+)];
+
+/// A migration source over SQL embedded with `include_str!` (what `sqlx::migrate!` would do,
+/// without the proc-macro crate and its compile time).
+#[derive(Debug)]
+struct EmbeddedMigrations(Embedded);
+
+impl sqlx::migrate::MigrationSource<'static> for EmbeddedMigrations {
+    fn resolve(
+        self,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = Result<Vec<sqlx::migrate::Migration>, sqlx::error::BoxDynError>,
+                > + Send,
+        >,
+    > {
+        Box::pin(async move {
+            Ok(self
+                .0
+                .iter()
+                .map(|(version, description, sql)| {
+                    sqlx::migrate::Migration::new(
+                        *version,
+                        (*description).into(),
+                        sqlx::migrate::MigrationType::Simple,
+                        (*sql).into(),
+                        false,
+                    )
+                })
+                .collect())
+        })
+    }
+}
+
+async fn migrator(migrations: Embedded) -> Result<sqlx::migrate::Migrator, StoreError> {
+    Ok(sqlx::migrate::Migrator::new(EmbeddedMigrations(migrations)).await?)
+}
+
+impl Store {
+    /// Opens `url` (`sqlite://PATH` or `postgres://…`) and applies the migrations.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let store = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new().max_connections(8).connect(url).await?;
+            migrator(POSTGRES_MIGRATIONS).await?.run(&pool).await?;
+            Store::Postgres(pool)
+        } else {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .busy_timeout(std::time::Duration::from_secs(10))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(options)
+                .await?;
+            migrator(SQLITE_MIGRATIONS).await?.run(&pool).await?;
+            Store::Sqlite(pool)
+        };
+        Ok(store)
+    }
+
+    /// The SQLite URL of `signgate.db` in `dir` (created if missing).
+    pub fn sqlite_url(dir: &Path) -> String {
+        format!("sqlite://{}", dir.join("signgate.db").display())
+    }
+
+    /// Closes the pool (waits for open connections).
+    pub async fn close(&self) {
+        with_pool!(self, p => p.close().await)
+    }
+
+    // ---------------------------------------------------------------- clients
+
+    /// Adds a client with the hash of its token.
+    pub async fn add_client(&self, client: &Client) -> Result<(), StoreError> {
+        with_pool!(self, p => {
+            sqlx::query("INSERT INTO clients (id, agency, name, token_sha256, revoked, created_at) VALUES ($1, $2, $3, $4, 0, $5)")
+                .bind(&client.id).bind(&client.agency).bind(&client.name)
+                .bind(&client.token_sha256).bind(&client.created_at)
+                .execute(p).await?;
+        });
+        Ok(())
+    }
+
+    /// The client whose token hash is `token_sha256`.
+    pub async fn client_by_token_hash(
+        &self,
+        token_sha256: &str,
+    ) -> Result<Option<Client>, StoreError> {
+        let sql = "SELECT id, agency, name, token_sha256, revoked, created_at FROM clients WHERE token_sha256 = $1";
+        Ok(with_pool!(self, p => {
+            sqlx::query(sql).bind(token_sha256).fetch_optional(p).await?.map(|r| Client {
+                id: r.get(0), agency: r.get(1), name: r.get(2), token_sha256: r.get(3),
+                revoked: r.get::<i64, _>(4) != 0, created_at: r.get(5),
+            })
+        }))
+    }
+
+    /// All clients.
+    pub async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
+        let sql = "SELECT id, agency, name, token_sha256, revoked, created_at FROM clients ORDER BY created_at, id";
+        Ok(with_pool!(self, p => {
+            sqlx::query(sql).fetch_all(p).await?.into_iter().map(|r| Client {
+                id: r.get(0), agency: r.get(1), name: r.get(2), token_sha256: r.get(3),
+                revoked: r.get::<i64, _>(4) != 0, created_at: r.get(5),
+            }).collect()
+        }))
+    }
+
+    /// Marks a client revoked; false when there is no such client.
+    pub async fn revoke_client(&self, id: &str) -> Result<bool, StoreError> {
+        let n = with_pool!(self, p => sqlx::query("UPDATE clients SET revoked = 1 WHERE id = $1").bind(id).execute(p).await?.rows_affected());
+        Ok(n > 0)
+    }
+
+    /// Number of clients (the demo client is created only when there are none).
+    pub async fn count_clients(&self) -> Result<i64, StoreError> {
+        Ok(
+            with_pool!(self, p => sqlx::query("SELECT COUNT(*) FROM clients").fetch_one(p).await?.get::<i64, _>(0)),
+        )
+    }
+
+    // ---------------------------------------------------------------- keys
+
+    /// Adds or replaces a key reference.
+    pub async fn upsert_key(&self, key: &KeyRecord, now: &str) -> Result<(), StoreError> {
+        let sql = "INSERT INTO keys (name, agency, p12_path, seal_path, seal_size_mm, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+                   ON CONFLICT (name) DO UPDATE SET agency = excluded.agency, p12_path = excluded.p12_path, seal_path = excluded.seal_path, seal_size_mm = excluded.seal_size_mm";
+        with_pool!(self, p => {
+            sqlx::query(sql).bind(&key.name).bind(&key.agency).bind(&key.p12_path)
+                .bind(&key.seal_path).bind(key.seal_size_mm).bind(now).execute(p).await?;
+        });
+        Ok(())
+    }
+
+    /// The key named `name`.
+    pub async fn key(&self, name: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let sql =
+            "SELECT name, agency, p12_path, seal_path, seal_size_mm FROM keys WHERE name = $1";
+        Ok(
+            with_pool!(self, p => sqlx::query(sql).bind(name).fetch_optional(p).await?.map(|r| KeyRecord {
+                name: r.get(0), agency: r.get(1), p12_path: r.get(2), seal_path: r.get(3), seal_size_mm: r.get(4),
+            })),
+        )
+    }
+
+    /// All keys.
+    pub async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let sql = "SELECT name, agency, p12_path, seal_path, seal_size_mm FROM keys ORDER BY name";
+        Ok(
+            with_pool!(self, p => sqlx::query(sql).fetch_all(p).await?.into_iter().map(|r| KeyRecord {
+            name: r.get(0), agency: r.get(1), p12_path: r.get(2), seal_path: r.get(3), seal_size_mm: r.get(4),
+        }).collect()),
+        )
+    }
+
+    /// Grants `client_id` the use of `key_name` (idempotent).
+    pub async fn grant(&self, client_id: &str, key_name: &str) -> Result<(), StoreError> {
+        let sql =
+            "INSERT INTO client_keys (client_id, key_name) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+        with_pool!(self, p => { sqlx::query(sql).bind(client_id).bind(key_name).execute(p).await?; });
+        Ok(())
+    }
+
+    /// True when `client_id` may use `key_name`.
+    pub async fn is_granted(&self, client_id: &str, key_name: &str) -> Result<bool, StoreError> {
+        let sql = "SELECT COUNT(*) FROM client_keys WHERE client_id = $1 AND key_name = $2";
+        let n: i64 = with_pool!(self, p => sqlx::query(sql).bind(client_id).bind(key_name).fetch_one(p).await?.get(0));
+        Ok(n > 0)
+    }
+
+    // ---------------------------------------------------------------- submissions
+
+    /// Stores a submission; `Ok(false)` when the client already used its idempotency key.
+    pub async fn insert_submission(&self, s: &Submission) -> Result<bool, StoreError> {
+        let sql = "INSERT INTO submissions (id, client_id, agency, idempotency_key, received_at, sha256, size, indication, report, document, response) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING";
+        let n = with_pool!(self, p => sqlx::query(sql)
+            .bind(&s.id).bind(&s.client_id).bind(&s.agency).bind(&s.idempotency_key)
+            .bind(&s.received_at).bind(&s.sha256).bind(s.size).bind(&s.indication)
+            .bind(&s.report).bind(&s.document).bind(&s.response)
+            .execute(p).await?.rows_affected());
+        Ok(n > 0)
+    }
+
+    /// The stored response of `client_id`'s submission with `key`, for an idempotent replay.
+    pub async fn submission_by_idempotency_key(
+        &self,
+        client_id: &str,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let sql = "SELECT response FROM submissions WHERE client_id = $1 AND idempotency_key = $2";
+        Ok(
+            with_pool!(self, p => sqlx::query(sql).bind(client_id).bind(key).fetch_optional(p).await?.map(|r| r.get(0))),
+        )
+    }
+
+    /// A submission of `agency` (another agency's submission reads as absent).
+    pub async fn submission(
+        &self,
+        agency: &str,
+        id: &str,
+    ) -> Result<Option<Submission>, StoreError> {
+        let sql = "SELECT id, client_id, agency, idempotency_key, received_at, sha256, size, indication, report, document, response \
+                   FROM submissions WHERE id = $1 AND agency = $2";
+        Ok(
+            with_pool!(self, p => sqlx::query(sql).bind(id).bind(agency).fetch_optional(p).await?.map(|r| Submission {
+                id: r.get(0), client_id: r.get(1), agency: r.get(2), idempotency_key: r.get(3),
+                received_at: r.get(4), sha256: r.get(5), size: r.get(6), indication: r.get(7),
+                report: r.get(8), document: r.get(9), response: r.get(10),
+            })),
+        )
+    }
+
+    /// Deletes submissions received before `cutoff` (RFC 3339); returns how many.
+    pub async fn purge_submissions_before(&self, cutoff: &str) -> Result<u64, StoreError> {
+        Ok(
+            with_pool!(self, p => sqlx::query("DELETE FROM submissions WHERE received_at < $1").bind(cutoff).execute(p).await?.rows_affected()),
+        )
+    }
+}
