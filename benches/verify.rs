@@ -86,7 +86,9 @@ fn main() {
         passed = 0;
         for f in &files {
             let bytes = std::fs::read(f).unwrap();
-            let report = verify::document("bench", &bytes, None, &offline).expect("report");
+            let report =
+                verify::document("bench", &bytes, None, &verify::Policy::default(), &offline)
+                    .expect("report");
             passed += usize::from(report.indication == Indication::TotalPassed);
         }
     }

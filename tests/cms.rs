@@ -305,3 +305,45 @@ fn signgate_verifies_its_own_and_openssls_p7s_with_live_revocation() {
         );
     }
 }
+
+#[test]
+fn the_validation_policy_is_applied() {
+    let work = tempdir();
+    let content = work.path().join("doc.txt");
+    std::fs::write(&content, b"policy\n").unwrap();
+    let p7s = work.path().join("doc.p7s");
+    sign_ok(&demo("agency-signer.p12"), &content, &p7s, &[]);
+    let base: Vec<&OsStr> = vec![
+        p7s.as_os_str(),
+        "--content".as_ref(),
+        content.as_os_str(),
+        "--trust".as_ref(),
+        demo_root_os(),
+        "--offline".as_ref(),
+    ];
+    // Default policy: offline with nothing embedded, the status is unknown → TRY_LATER.
+    let (code, report, _) = verify_json(&base);
+    assert_eq!(code, Some(2), "{report:#}");
+    assert_eq!(report["sub_indication"], "TRY_LATER");
+    // Tolerating an unknown status passes, with the reason kept as a note.
+    let mut lenient = base.clone();
+    lenient.push(OsStr::new("--allow-unknown-revocation"));
+    let (code, report, _) = verify_json(&lenient);
+    assert_eq!(code, Some(0), "{report:#}");
+    let notes = report["signatures"][0]["notes"].to_string();
+    assert!(notes.contains("revocation status"), "{notes}");
+    // A stricter key-size floor than the demo's RSA-2048 keys.
+    let mut strict = lenient.clone();
+    strict.extend([OsStr::new("--min-rsa-bits"), OsStr::new("4096")]);
+    let (code, report, _) = verify_json(&strict);
+    assert_eq!(code, Some(2), "{report:#}");
+    assert_eq!(
+        report["sub_indication"],
+        "CRYPTO_CONSTRAINTS_FAILURE_NO_POE"
+    );
+}
+
+fn demo_root_os() -> &'static OsStr {
+    static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(demo_root).as_os_str()
+}

@@ -474,7 +474,13 @@ impl Verdict {
 }
 
 fn signgate_verdict(input: &[u8], ctx: &signgate::verify::ValidationContext) -> Verdict {
-    match signgate::verify::document("mutant.xml", input, None, ctx) {
+    match signgate::verify::document(
+        "mutant.xml",
+        input,
+        None,
+        &signgate::verify::Policy::default(),
+        ctx,
+    ) {
         Ok(report) => {
             let v = serde_json::to_value(&report).expect("report serializes");
             Verdict::Intact(v["signatures"][0]["intact"] == true)

@@ -578,8 +578,14 @@ async fn run_verification(
 ) -> Result<verify::Report, AppError> {
     let ctx = state.inner.settings.validation_context()?;
     let report = blocking(move || {
-        verify::document("document", &document, content.as_deref(), &ctx)
-            .map_err(crate::Error::from)
+        verify::document(
+            "document",
+            &document,
+            content.as_deref(),
+            &verify::Policy::default(),
+            &ctx,
+        )
+        .map_err(crate::Error::from)
     })
     .await?;
     state

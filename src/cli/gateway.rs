@@ -442,9 +442,14 @@ fn read_checkpoint(path: &Path, config: &Config) -> Result<(i64, String), CliErr
         .map_err(|e| bad(format!("signature is not base64: {e}")))?;
     let mut ctx = config.settings.validation_context()?;
     ctx.fetcher = None;
-    let report =
-        crate::verify::document("checkpoint", &signature, Some(canonical.as_bytes()), &ctx)
-            .map_err(crate::Error::from)?;
+    let report = crate::verify::document(
+        "checkpoint",
+        &signature,
+        Some(canonical.as_bytes()),
+        &crate::verify::Policy::default(),
+        &ctx,
+    )
+    .map_err(crate::Error::from)?;
     let intact = report.signatures.first().is_some_and(|s| s.intact);
     if !intact || report.indication == crate::verify::Indication::TotalFailed {
         return Err(bad("its signature does not verify".into()));

@@ -71,6 +71,12 @@ pub struct VerifyArgs {
     /// Open no network connection: use only the validation data embedded in the file.
     #[arg(long)]
     offline: bool,
+    /// Smallest RSA key accepted in the certificate path.
+    #[arg(long, default_value_t = 2048)]
+    min_rsa_bits: u32,
+    /// Do not fail a signature whose revocation status is unknown (it gets a note instead).
+    #[arg(long)]
+    allow_unknown_revocation: bool,
     /// Output format.
     #[arg(long, default_value = "json", value_parser = ["json", "text"])]
     format: String,
@@ -78,11 +84,15 @@ pub struct VerifyArgs {
 
 pub fn run(args: VerifyArgs) -> Result<u8, CliError> {
     let ctx = args.trust.context(args.offline)?;
+    let policy = verify::Policy {
+        min_rsa_bits: args.min_rsa_bits,
+        require_revocation: !args.allow_unknown_revocation,
+    };
     let input = fsio::read_input(&args.file)?;
     let content = args.content.as_deref().map(fsio::read_input).transpose()?;
     let name = args.file.display().to_string();
-    let report =
-        verify::document(&name, &input, content.as_deref(), &ctx).map_err(crate::Error::from)?;
+    let report = verify::document(&name, &input, content.as_deref(), &policy, &ctx)
+        .map_err(crate::Error::from)?;
     if args.format == "json" {
         let json =
             serde_json::to_string_pretty(&report).map_err(|e| CliError::usage(e.to_string()))?;

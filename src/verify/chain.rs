@@ -208,8 +208,9 @@ pub fn check_tsa_usage(cert: &X509) -> Result<(), String> {
 }
 
 /// Weak algorithms in a path (signer first): certificates signed with MD5 or SHA-1 and RSA
-/// keys under 2048 bits. A self-signed anchor's own signature is exempt (it is trusted as is).
-pub fn weak_algorithms(path: &[X509]) -> Vec<String> {
+/// keys under `min_rsa_bits`. A self-signed anchor's own signature is exempt (it is trusted
+/// as is).
+pub fn weak_algorithms(path: &[X509], min_rsa_bits: u32) -> Vec<String> {
     use openssl::nid::Nid;
     let mut weak = Vec::new();
     for (i, cert) in path.iter().enumerate() {
@@ -238,7 +239,7 @@ pub fn weak_algorithms(path: &[X509]) -> Vec<String> {
             }
         }
         if let Ok(key) = cert.public_key() {
-            if key.id() == openssl::pkey::Id::RSA && key.bits() < 2048 {
+            if key.id() == openssl::pkey::Id::RSA && key.bits() < min_rsa_bits {
                 weak.push(format!(
                     "certificate '{subject}' has an RSA key of {} bits",
                     key.bits()

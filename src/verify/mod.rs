@@ -77,14 +77,50 @@ pub struct ValidationContext {
     pub fetcher: Option<Box<dyn Fetcher>>,
 }
 
-/// Verifies every signature of `input` (`name` is used in the report). `detached` is the
-/// signed content of a detached CMS signature.
+/// The validation policy: the constraints a signature must meet beyond integrity and trust.
+/// [`Policy::default`] is the policy the README describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// Smallest RSA modulus accepted anywhere in the path; smaller gives
+    /// CRYPTO_CONSTRAINTS_FAILURE_NO_POE (MD5 and SHA-1 are always refused).
+    pub min_rsa_bits: u32,
+    /// Whether an unknown revocation status makes a signature INDETERMINATE/TRY_LATER (`true`)
+    /// or only adds a note (`false`, e.g. to triage before the status can be obtained).
+    pub require_revocation: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            min_rsa_bits: 2048,
+            require_revocation: true,
+        }
+    }
+}
+
+/// A policy with the context it applies in, as the checks below [`document`] take them.
+pub(crate) struct Validation<'a> {
+    policy: &'a Policy,
+    ctx: &'a ValidationContext,
+}
+
+impl std::ops::Deref for Validation<'_> {
+    type Target = ValidationContext;
+    fn deref(&self) -> &ValidationContext {
+        self.ctx
+    }
+}
+
+/// Verifies every signature of `input` under `policy` (`name` is used in the report).
+/// `detached` is the signed content of a detached CMS signature.
 pub fn document(
     name: &str,
     input: &[u8],
     detached: Option<&[u8]>,
+    policy: &Policy,
     ctx: &ValidationContext,
 ) -> Result<Report, VerifyError> {
+    let ctx = &Validation { policy, ctx };
     if input.starts_with(b"%PDF-") {
         verify_pdf(name, input, ctx)
     } else if input.first() == Some(&0x30) || input.starts_with(b"-----BEGIN") {
@@ -96,7 +132,7 @@ pub fn document(
     }
 }
 
-fn verify_pdf(name: &str, input: &[u8], ctx: &ValidationContext) -> Result<Report, VerifyError> {
+fn verify_pdf(name: &str, input: &[u8], ctx: &Validation<'_>) -> Result<Report, VerifyError> {
     let found = pdf::signatures(input).map_err(VerifyError::PdfMalformed)?;
     if found.signatures.is_empty() {
         return Err(VerifyError::NoSignature(name.into()));
@@ -215,7 +251,7 @@ fn verify_cms(
     name: &str,
     input: &[u8],
     detached: Option<&[u8]>,
-    ctx: &ValidationContext,
+    ctx: &Validation<'_>,
 ) -> Result<Report, VerifyError> {
     let der = pem_or_der(input);
     let parsed = crate::cms::parse_signed_data(&der).map_err(|e| VerifyError::CmsMalformed {
@@ -328,7 +364,7 @@ pub(crate) struct SignatureFacts {
 fn evaluate(
     id: String,
     check: SignatureFacts,
-    ctx: &ValidationContext,
+    ctx: &Validation<'_>,
     coverage: Coverage,
     evidence: &revocation::Evidence,
 ) -> SignatureReport {
@@ -406,7 +442,10 @@ fn evaluate(
     report.chain = outcome.chain.iter().map(chain_entry).collect();
     report.indication = Indication::Indeterminate;
     let mut weak = check.weak.clone();
-    weak.extend(chain::weak_algorithms(&outcome.chain));
+    weak.extend(chain::weak_algorithms(
+        &outcome.chain,
+        ctx.policy.min_rsa_bits,
+    ));
     if !weak.is_empty() {
         report.sub_indication = Some(SubIndication::CryptoConstraintsFailureNoPoe);
         report
@@ -450,7 +489,7 @@ fn evaluate(
 fn revocation_verdict(
     path: &[X509],
     evidence: &revocation::Evidence,
-    ctx: &ValidationContext,
+    ctx: &Validation<'_>,
     proven_at: Option<OffsetDateTime>,
     report: &mut SignatureReport,
 ) -> Option<(Indication, SubIndication)> {
@@ -493,7 +532,9 @@ fn revocation_verdict(
                 report
                     .notes
                     .push(format!("revocation status of {subject} unknown: {why}"));
-                return Some((Indication::Indeterminate, SubIndication::TryLater));
+                if ctx.policy.require_revocation {
+                    return Some((Indication::Indeterminate, SubIndication::TryLater));
+                }
             }
         }
     }

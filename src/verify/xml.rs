@@ -3,7 +3,7 @@
 //! as PDF and CMS signatures.
 
 use super::report::{Coverage, Indication, Report, SubIndication};
-use super::{evaluate, revocation, SignatureFacts, ValidationContext, VerifyError};
+use super::{evaluate, revocation, SignatureFacts, Validation, VerifyError};
 use crate::xml::dsig::{self, IdIndex};
 use crate::xml::{parse, Limits, Profile};
 
@@ -11,7 +11,7 @@ use crate::xml::{parse, Limits, Profile};
 pub(super) fn verify(
     name: &str,
     input: &[u8],
-    ctx: &ValidationContext,
+    ctx: &Validation<'_>,
 ) -> Result<Report, VerifyError> {
     let parsed = parse::parse(input, &Limits::default())?;
     let profile = Profile::detect(&parsed.doc);
