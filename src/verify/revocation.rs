@@ -20,11 +20,18 @@ pub trait Fetcher: Send + Sync {
     fn post(&self, url: &str, content_type: &str, body: &[u8]) -> Result<Vec<u8>, String>;
     /// GETs `url`.
     fn get(&self, url: &str) -> Result<Vec<u8>, String>;
+    /// An OCSP response fetched and checked earlier under `key` (responder URL and certificate),
+    /// if the fetcher keeps them.
+    fn cached_ocsp(&self, _key: &str) -> Option<Vec<u8>> {
+        None
+    }
+    /// Keeps a checked OCSP response under `key`.
+    fn remember_ocsp(&self, _key: &str, _response: &[u8]) {}
 }
 
-/// Plain HTTP fetcher with a per-request timeout, a response size cap and a cache of
-/// CRLs and CA certificates (GET answers) for the life of the fetcher, so one run does not
-/// download the same CRL once per signature.
+/// Plain HTTP fetcher with a per-request timeout, a response size cap and, for the life of
+/// the fetcher, a cache of CRLs, CA certificates and checked OCSP responses, so one run (or
+/// one gateway process) does not fetch the same status once per signature.
 #[derive(Debug)]
 pub struct HttpFetcher {
     timeout: Duration,
@@ -62,6 +69,16 @@ impl Fetcher for HttpFetcher {
             .send_bytes(body)
             .map_err(|e| e.to_string())?;
         Self::read(resp)
+    }
+
+    fn cached_ocsp(&self, key: &str) -> Option<Vec<u8>> {
+        self.cache.lock().ok()?.get(key).cloned()
+    }
+
+    fn remember_ocsp(&self, key: &str, response: &[u8]) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert(key.to_string(), response.to_vec());
+        }
     }
 
     fn get(&self, url: &str) -> Result<Vec<u8>, String> {
@@ -142,6 +159,15 @@ pub fn check(
         return Checked::unknown(reasons);
     };
     for url in ocsp_urls(cert) {
+        let key = format!("ocsp {url} {serial} {}", serial_hex(issuer));
+        if let Some(der) = fetcher.cached_ocsp(&key) {
+            // Reused only while recent: a long-running gateway must see a revocation soon.
+            if let Ok((status, produced)) = ocsp_status(cert, issuer, path, &der, at) {
+                if (at - produced).whole_seconds() <= OCSP_REUSE_SECS {
+                    return Checked::found(&serial, "ocsp", "fetched", status, produced, der);
+                }
+            }
+        }
         let answer = ocsp_request(cert, issuer).and_then(|(req, nonce)| {
             let der = fetcher.post(&url, "application/ocsp-request", &req)?;
             // A responder that echoes a nonce must echo ours (replay protection); one that
@@ -156,6 +182,7 @@ pub fn check(
         match answer {
             Ok(der) => match ocsp_status(cert, issuer, path, &der, at) {
                 Ok((status, produced)) => {
+                    fetcher.remember_ocsp(&key, &der);
                     return Checked::found(
                         &serial,
                         "ocsp",
@@ -163,7 +190,7 @@ pub fn check(
                         status,
                         produced,
                         der.clone(),
-                    )
+                    );
                 }
                 Err(e) => reasons.push(format!("OCSP: {e}")),
             },
@@ -253,6 +280,9 @@ fn entry(
         produced_at: Some(super::rfc3339(produced)),
     }
 }
+
+/// How long a fetched OCSP response is reused for the same certificate (seconds).
+const OCSP_REUSE_SECS: i64 = 300;
 
 /// Clock skew tolerated between responders and the validation time.
 const SKEW_SECS: i64 = 300;
