@@ -343,6 +343,32 @@ fn the_validation_policy_is_applied() {
     );
 }
 
+#[test]
+fn a_certificate_not_yet_valid_at_the_validation_time_is_out_of_bounds() {
+    let work = tempdir();
+    let content = work.path().join("doc.txt");
+    std::fs::write(&content, b"early\n").unwrap();
+    let p7s = work.path().join("doc.p7s");
+    sign_ok(&demo("agency-signer.p12"), &content, &p7s, &[]);
+    let args: Vec<&OsStr> = vec![
+        p7s.as_os_str(),
+        "--content".as_ref(),
+        content.as_os_str(),
+        "--trust".as_ref(),
+        demo_root_os(),
+        "--offline".as_ref(),
+        "--allow-unknown-revocation".as_ref(),
+        "--at".as_ref(),
+        "2001-01-01T00:00:00Z".as_ref(),
+    ];
+    let (code, report, _) = verify_json(&args);
+    assert_eq!(code, Some(2), "{report:#}");
+    assert_eq!(
+        report["sub_indication"], "OUT_OF_BOUNDS_NO_POE",
+        "{report:#}"
+    );
+}
+
 fn demo_root_os() -> &'static OsStr {
     static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     ROOT.get_or_init(demo_root).as_os_str()
