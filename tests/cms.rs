@@ -306,36 +306,43 @@ fn signgate_verifies_its_own_and_openssls_p7s_with_live_revocation() {
     }
 }
 
+/// A .p7s by the demo agency key over a small file in `work`; returns `verify`'s arguments
+/// for it (content, demo root, offline) followed by `extra`.
+fn offline_verify_args(work: &Path, extra: &[&str]) -> Vec<std::ffi::OsString> {
+    let content = work.join("doc.txt");
+    std::fs::write(&content, b"policy\n").unwrap();
+    let p7s = work.join("doc.p7s");
+    sign_ok(&demo("agency-signer.p12"), &content, &p7s, &[]);
+    let mut args: Vec<std::ffi::OsString> = vec![
+        p7s.into(),
+        "--content".into(),
+        content.into(),
+        "--trust".into(),
+        demo_root().into(),
+        "--offline".into(),
+    ];
+    args.extend(extra.iter().map(Into::into));
+    args
+}
+
 #[test]
 fn the_validation_policy_is_applied() {
     let work = tempdir();
-    let content = work.path().join("doc.txt");
-    std::fs::write(&content, b"policy\n").unwrap();
-    let p7s = work.path().join("doc.p7s");
-    sign_ok(&demo("agency-signer.p12"), &content, &p7s, &[]);
-    let base: Vec<&OsStr> = vec![
-        p7s.as_os_str(),
-        "--content".as_ref(),
-        content.as_os_str(),
-        "--trust".as_ref(),
-        demo_root_os(),
-        "--offline".as_ref(),
-    ];
     // Default policy: offline with nothing embedded, the status is unknown → TRY_LATER.
-    let (code, report, _) = verify_json(&base);
+    let (code, report, _) = verify_json(&offline_verify_args(work.path(), &[]));
     assert_eq!(code, Some(2), "{report:#}");
     assert_eq!(report["sub_indication"], "TRY_LATER");
     // Tolerating an unknown status passes, with the reason kept as a note.
-    let mut lenient = base.clone();
-    lenient.push(OsStr::new("--allow-unknown-revocation"));
-    let (code, report, _) = verify_json(&lenient);
+    let (code, report, _) = verify_json(&offline_verify_args(
+        work.path(),
+        &["--allow-unknown-revocation"],
+    ));
     assert_eq!(code, Some(0), "{report:#}");
     let notes = report["signatures"][0]["notes"].to_string();
     assert!(notes.contains("revocation status"), "{notes}");
     // A stricter key-size floor than the demo's RSA-2048 keys.
-    let mut strict = lenient.clone();
-    strict.extend([OsStr::new("--min-rsa-bits"), OsStr::new("4096")]);
-    let (code, report, _) = verify_json(&strict);
+    let strict = ["--allow-unknown-revocation", "--min-rsa-bits", "4096"];
+    let (code, report, _) = verify_json(&offline_verify_args(work.path(), &strict));
     assert_eq!(code, Some(2), "{report:#}");
     assert_eq!(
         report["sub_indication"],
@@ -346,30 +353,11 @@ fn the_validation_policy_is_applied() {
 #[test]
 fn a_certificate_not_yet_valid_at_the_validation_time_is_out_of_bounds() {
     let work = tempdir();
-    let content = work.path().join("doc.txt");
-    std::fs::write(&content, b"early\n").unwrap();
-    let p7s = work.path().join("doc.p7s");
-    sign_ok(&demo("agency-signer.p12"), &content, &p7s, &[]);
-    let args: Vec<&OsStr> = vec![
-        p7s.as_os_str(),
-        "--content".as_ref(),
-        content.as_os_str(),
-        "--trust".as_ref(),
-        demo_root_os(),
-        "--offline".as_ref(),
-        "--allow-unknown-revocation".as_ref(),
-        "--at".as_ref(),
-        "2001-01-01T00:00:00Z".as_ref(),
-    ];
-    let (code, report, _) = verify_json(&args);
+    let early = ["--allow-unknown-revocation", "--at", "2001-01-01T00:00:00Z"];
+    let (code, report, _) = verify_json(&offline_verify_args(work.path(), &early));
     assert_eq!(code, Some(2), "{report:#}");
     assert_eq!(
         report["sub_indication"], "OUT_OF_BOUNDS_NO_POE",
         "{report:#}"
     );
-}
-
-fn demo_root_os() -> &'static OsStr {
-    static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    ROOT.get_or_init(demo_root).as_os_str()
 }
