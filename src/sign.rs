@@ -16,6 +16,18 @@ use crate::pdf::{self, PdfSignOptions, VisibleSignature};
 use crate::pki::alg::{DigestAlgorithm, RsaPadding, SignatureScheme};
 use crate::pki::tsp::TspError;
 
+/// Vietnam's offset: claimed signing times and times shown to people use it (CONTRACTS.md §1).
+pub const VIETNAM: time::UtcOffset = time::macros::offset!(+7);
+
+/// Formats a time for people (visible signatures, stamps): ISO 8601 with its offset, to the
+/// second.
+pub fn display_time(at: OffsetDateTime) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second][offset_hour sign:mandatory]:[offset_minute]"
+    );
+    at.format(&format).unwrap_or_else(|_| at.to_string())
+}
+
 /// The container a document is signed into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

@@ -44,9 +44,6 @@ pub use error::AppError;
 /// The OpenAPI 3.1 description served at `/v1/openapi.json`.
 pub const OPENAPI: &str = include_str!("../../schemas/openapi.json");
 
-/// Vietnam's offset, for the times printed on visible signatures.
-const VIETNAM: time::UtcOffset = time::macros::offset!(+7);
-
 /// Gateway settings, validated from the configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -400,7 +397,7 @@ async fn sign(
     let doc_number = q.doc_number.clone();
     let input_hash = sha256_hex(&input);
     let signed = blocking(move || {
-        let signing_time = OffsetDateTime::now_utc().to_offset(VIETNAM);
+        let signing_time = OffsetDateTime::now_utc().to_offset(crate::sign::VIETNAM);
         let resolved = format.unwrap_or_else(|| Format::detect(&input));
         let visible = if resolved == Format::Pdf {
             visible_signature(
@@ -487,7 +484,7 @@ fn visible_signature(
         let agency = crate::pki::subject_organization(cert)
             .or_else(|| crate::pki::subject_common_name(cert))
             .unwrap_or_default();
-        let when = crate::cli::display_time(at);
+        let when = crate::sign::display_time(at);
         let lines = vec![
             agency,
             format!("Số: {number}"),
@@ -512,18 +509,8 @@ fn visible_signature(
 }
 
 fn parse_rect(text: &str) -> Result<[f64; 4], AppError> {
-    let bad = || AppError::BadRequest(format!("rect '{text}' must be x,y,w,h in points"));
-    let parts: Vec<f64> = text
-        .split(',')
-        .map(|p| p.trim().parse::<f64>())
-        .collect::<Result<_, _>>()
-        .map_err(|_| bad())?;
-    match parts[..] {
-        [x, y, w, h] if w > 0.0 && h > 0.0 && [x, y, w, h].iter().all(|v| v.is_finite()) => {
-            Ok([x, y, w, h])
-        }
-        _ => Err(bad()),
-    }
+    crate::pdf::parse_rect(text)
+        .ok_or_else(|| AppError::BadRequest(format!("rect '{text}' must be x,y,w,h in points")))
 }
 
 /// The document (and, for a detached CMS signature, its content) of a verify or submit body:

@@ -40,9 +40,6 @@ pub struct BatchArgs {
     json: bool,
 }
 
-/// Vietnam's offset for the claimed signing time (CONTRACTS.md §1).
-const VIETNAM: time::UtcOffset = time::macros::offset!(+7);
-
 pub fn run(args: BatchArgs) -> Result<u8, CliError> {
     if args.signature.level == Level::BT && args.signature.tsa.is_none() {
         return Err(CliError::usage("--level b-t needs --tsa URL"));
@@ -52,7 +49,7 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
     }
     let inputs = list_inputs(&args)?;
     let key = super::open_key(&args.key)?;
-    let mut options = BatchOptions::new(OffsetDateTime::now_utc().to_offset(VIETNAM));
+    let mut options = BatchOptions::new(OffsetDateTime::now_utc().to_offset(crate::sign::VIETNAM));
     options.format = match args.format.as_str() {
         "pdf" => Some(Format::Pdf),
         "cms" => Some(Format::Cms),

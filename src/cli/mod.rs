@@ -228,14 +228,6 @@ fn token_pin(pin_file: Option<&std::path::Path>) -> Result<String, CliError> {
     })
 }
 
-/// Formats a time for people: ISO 8601 with its offset, to the second.
-pub(crate) fn display_time(at: time::OffsetDateTime) -> String {
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second][offset_hour sign:mandatory]:[offset_minute]"
-    );
-    at.format(&format).unwrap_or_else(|_| at.to_string())
-}
-
 /// Signature options shared by `sign` and `batch-sign`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct SignatureArgs {

@@ -57,9 +57,6 @@ pub struct SignArgs {
     copy_stamp: bool,
 }
 
-/// Vietnam's offset; times shown to people use it (CONTRACTS.md §1).
-const VIETNAM: time::UtcOffset = time::macros::offset!(+7);
-
 /// Default visible-signature box (x, y, w, h) on an A4 page when `--rect` is not given.
 const DEFAULT_SIGNATURE_RECT: [f64; 4] = [330.0, 90.0, 210.0, 100.0];
 
@@ -94,7 +91,7 @@ pub fn run(args: SignArgs) -> Result<u8, CliError> {
 
     let input = fsio::read_input(&args.input)?;
     let key = super::open_key(&args.key)?;
-    let signing_time = OffsetDateTime::now_utc().to_offset(VIETNAM);
+    let signing_time = OffsetDateTime::now_utc().to_offset(sign::VIETNAM);
     let visible = visible_signature(&args, key.as_ref(), page, rect, signing_time)?;
     let format = format.or(xml_profile.map(|_| Format::Xml));
     let resolved = format.unwrap_or_else(|| Format::detect(&input));
@@ -135,7 +132,7 @@ pub(crate) fn visible_signature(
     at: OffsetDateTime,
 ) -> Result<Option<VisibleSignature>, CliError> {
     let cert = key.certificate();
-    let when = crate::cli::display_time(at);
+    let when = sign::display_time(at);
     let to_rect = |r: [f64; 4]| Placement::Rect {
         x: r[0],
         y: r[1],
@@ -198,23 +195,6 @@ pub(crate) fn visible_signature(
 }
 
 fn parse_rect(text: &str) -> Result<[f64; 4], CliError> {
-    let bad = || CliError::usage(format!("--rect '{text}' must be x,y,w,h in points"));
-    let parts: Vec<f64> = text
-        .split(',')
-        .map(|p| p.trim().parse::<f64>())
-        .collect::<Result<_, _>>()
-        .map_err(|_| bad())?;
-    match parts[..] {
-        [x, y, w, h]
-            if w > 0.0
-                && h > 0.0
-                && x.is_finite()
-                && y.is_finite()
-                && w.is_finite()
-                && h.is_finite() =>
-        {
-            Ok([x, y, w, h])
-        }
-        _ => Err(bad()),
-    }
+    crate::pdf::parse_rect(text)
+        .ok_or_else(|| CliError::usage(format!("--rect '{text}' must be x,y,w,h in points")))
 }

@@ -25,6 +25,22 @@ use crate::pki::alg::DigestAlgorithm;
 
 pub use appearance::Appearance;
 
+/// Parses a rectangle `x,y,w,h` in points (as `--rect` and the API's `rect` give it); `None`
+/// unless all four are finite numbers and the width and height are positive.
+pub fn parse_rect(text: &str) -> Option<[f64; 4]> {
+    let parts: Vec<f64> = text
+        .split(',')
+        .map(|p| p.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .ok()?;
+    match parts[..] {
+        [x, y, w, h] if w > 0.0 && h > 0.0 && [x, y, w, h].iter().all(|v| v.is_finite()) => {
+            Some([x, y, w, h])
+        }
+        _ => None,
+    }
+}
+
 /// The largest input accepted: bigger files are refused before parsing.
 pub const MAX_INPUT_LEN: usize = 1 << 30;
 

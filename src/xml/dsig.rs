@@ -585,7 +585,7 @@ pub fn parse_time(text: &str) -> Option<OffsetDateTime> {
     let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
     time::PrimitiveDateTime::parse(t.get(..19)?, &fmt)
         .ok()
-        .map(|p| p.assume_offset(time::macros::offset!(+7)))
+        .map(|p| p.assume_offset(crate::sign::VIETNAM))
 }
 
 // ---------------------------------------------------------------------------------------
