@@ -4,6 +4,7 @@
 
 mod batch;
 mod bench;
+mod directory;
 mod extend;
 mod gateway;
 mod pki;
@@ -56,6 +57,9 @@ enum Command {
     /// Check or checkpoint the gateway's audit trail.
     #[command(subcommand)]
     Audit(gateway::AuditCommand),
+    /// Manage the agency directory (administrative units, agency identifiers, merges).
+    #[command(subcommand)]
+    Directory(directory::DirectoryCommand),
 }
 
 /// A failed command: the stable code and a one-line message.
@@ -100,7 +104,8 @@ from_domain_error!(
     crate::pki::tsp::TspError,
     crate::fsio::IoError,
     crate::cms::CmsError,
-    crate::verify::VerifyError
+    crate::verify::VerifyError,
+    crate::directory::DirectoryError
 );
 
 /// Runs the command line and returns the process exit code.
@@ -126,6 +131,7 @@ pub fn main() -> ExitCode {
         Command::Client(cmd) => gateway::client(cmd),
         Command::Key(cmd) => gateway::key(cmd),
         Command::Audit(cmd) => gateway::audit(cmd),
+        Command::Directory(cmd) => directory::run(cmd),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),

@@ -6,6 +6,7 @@
 //! live in `migrations/sqlite` and `migrations/postgres` and are applied by [`Store::open`].
 
 pub mod audit;
+pub mod directory;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -15,6 +16,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::Row;
 
 pub use audit::{AuditEntry, AuditRecord, ChainCheck};
+pub use directory::{ChangeRow, UnitRow};
 
 /// A database failure; reaches API clients only as `INTERNAL`.
 #[derive(Debug, thiserror::Error)]
@@ -113,16 +115,30 @@ pub struct Submission {
 /// Migrations compiled into the binary: (version, description, SQL).
 type Embedded = &'static [(i64, &'static str, &'static str)];
 
-const SQLITE_MIGRATIONS: Embedded = &[(
-    1,
-    "init",
-    include_str!("../../migrations/sqlite/0001_init.sql"),
-)];
-const POSTGRES_MIGRATIONS: Embedded = &[(
-    1,
-    "init",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+const SQLITE_MIGRATIONS: Embedded = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        100,
+        "directory",
+        include_str!("../../migrations/sqlite/0100_directory.sql"),
+    ),
+];
+const POSTGRES_MIGRATIONS: Embedded = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        100,
+        "directory",
+        include_str!("../../migrations/postgres/0100_directory.sql"),
+    ),
+];
 
 /// A migration source over SQL embedded with `include_str!` (what `sqlx::migrate!` would do,
 /// without the proc-macro crate and its compile time).
