@@ -253,8 +253,16 @@ fn status_messages_are_signed_by_the_node() {
     }
     let codes = StatusCodes::default();
     let s = status(StatusCode::Rejected);
-    let bytes = s
+    // The node signs with a document-signing (seal) key; its TLS certificate (serverAuth +
+    // clientAuth only) is refused for signatures, as for any document.
+    let tls_only = s
         .build_signed(key("node-district.p12").as_ref(), &codes)
+        .unwrap();
+    let v = edxml::verify_status(&tls_only, &Policy::default(), &ctx()).unwrap();
+    assert!(!v.passed);
+    assert!(v.reason.unwrap().contains("extended key usage"));
+    let bytes = s
+        .build_signed(key("agency-signer-ec.p12").as_ref(), &codes)
         .unwrap();
     assert!(String::from_utf8_lossy(&bytes).contains("<StatusCode>02</StatusCode>"));
     let v = edxml::verify_status(&bytes, &Policy::default(), &ctx()).unwrap();
