@@ -43,6 +43,10 @@ fn synthetic_codes(province: &str, a: &str, b: &str) -> String {
 }
 
 async fn exercise(store: Store) {
+    let backend = match &store {
+        Store::Sqlite(_) => "SQLite",
+        Store::Postgres(_) => "PostgreSQL",
+    };
     let dir = Directory::new(store.clone());
     let t = Instant::now();
     let s2024 = dir
@@ -63,7 +67,7 @@ async fn exercise(store: Store) {
         .await
         .unwrap();
     eprintln!(
-        "import: 2024 (10,794 units) in {t2024:?}, 2025 (3,355 units) in {:?}",
+        "{backend} import: 2024 (10,794 units) in {t2024:?}, 2025 (3,355 units) in {:?}",
         t.elapsed()
     );
     assert_eq!(
@@ -102,9 +106,14 @@ async fn exercise(store: Store) {
         (r.organ_id.as_str(), r.redirected_from.as_deref()),
         ("TEST.00.01.H99", None)
     );
-    dir.merge(Structure::S2025, &[a.clone()], &b, date!(2026 - 01 - 01))
-        .await
-        .unwrap();
+    dir.merge(
+        Structure::S2025,
+        std::slice::from_ref(&a),
+        &b,
+        date!(2026 - 01 - 01),
+    )
+    .await
+    .unwrap();
     let r = dir.resolve("TEST.00.01.H99").await.unwrap();
     assert_eq!(r.organ_id, "TEST.00.02.H99");
     assert_eq!(r.redirected_from.as_deref(), Some("TEST.00.01.H99"));
@@ -125,15 +134,25 @@ async fn exercise(store: Store) {
     assert_eq!(changes[0].kind, "merge");
     // A merged unit cannot merge again; levels must match; unknown codes are NotFound.
     assert!(dir
-        .merge(Structure::S2025, &[a.clone()], &b, date!(2026 - 01 - 02))
+        .merge(
+            Structure::S2025,
+            std::slice::from_ref(&a),
+            &b,
+            date!(2026 - 01 - 02)
+        )
         .await
         .is_err());
     assert_eq!(
-        dir.merge(Structure::S2025, &[b.clone()], "01", date!(2026 - 01 - 02))
-            .await
-            .unwrap_err()
-            .code()
-            .as_str(),
+        dir.merge(
+            Structure::S2025,
+            std::slice::from_ref(&b),
+            "01",
+            date!(2026 - 01 - 02)
+        )
+        .await
+        .unwrap_err()
+        .code()
+        .as_str(),
         "DIRECTORY_INVALID"
     );
     assert_eq!(
