@@ -227,7 +227,18 @@ fn tampering_is_refused_naming_the_part() {
     assert!(!xmlsec_verify(attachment.as_bytes(), &PACKAGE_IDS)
         .status
         .success());
-    assert!(reason.find("MessageHeader").is_none(), "{reason}");
+    assert!(!reason.contains("MessageHeader"), "{reason}");
+
+    // An attachment slipped in beside the signed ones (the manifest is signed, so it cannot
+    // list it) is refused before any signature check, naming it.
+    let injected = text.replacen(
+        "</AttachmentEncoded>",
+        "<Attachment Id=\"x\"><ContentType>application/pdf</ContentType><ContentId>extra</ContentId><ContentTransferEncoded>JVBERi0=</ContentTransferEncoded><AttachmentName>extra.pdf</AttachmentName></Attachment></AttachmentEncoded>",
+        1,
+    );
+    let e = edxml::verify(injected.as_bytes(), &Policy::default(), &ctx()).unwrap_err();
+    assert_eq!(e.code().as_str(), "EDXML_INVALID");
+    assert!(e.to_string().contains("'extra.pdf'"), "{e}");
 }
 
 fn status(code: StatusCode) -> Status {
