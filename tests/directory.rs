@@ -116,6 +116,20 @@ async fn exercise(store: Store) {
     .unwrap();
     let r = dir.resolve("TEST.00.01.H99").await.unwrap();
     assert_eq!(r.organ_id, "TEST.00.02.H99");
+    let before = dir
+        .resolve_on("TEST.00.01.H99", Some(date!(2025 - 12 - 31)))
+        .await
+        .unwrap();
+    assert_eq!(
+        (before.organ_id.as_str(), before.redirected_from),
+        ("TEST.00.01.H99", None),
+        "a merge is not in force before its effective date"
+    );
+    let on = dir
+        .resolve_on("TEST.00.01.H99", Some(date!(2026 - 01 - 01)))
+        .await
+        .unwrap();
+    assert_eq!(on.organ_id, "TEST.00.02.H99");
     assert_eq!(r.redirected_from.as_deref(), Some("TEST.00.01.H99"));
     assert_eq!(r.unit.gso_code, b);
     let r = dir.resolve("H99.TEST.01").await.unwrap();
@@ -296,6 +310,11 @@ fn directory_command_line() {
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["organ_id"], "TEST.00.02.H99");
     assert_eq!(r["redirected_from"], "TEST.00.01.H99");
+    let o = cmd(&["resolve", "TEST.00.01.H99", "--on", "2025-12-31"]);
+    common::assert_exit(&o, 0, "directory resolve --on");
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["organ_id"], "TEST.00.01.H99");
+    assert!(r["redirected_from"].is_null());
     let o = cmd(&["show", "--structure", "2025", &a]);
     common::assert_exit(&o, 0, "directory show");
     let shown: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
