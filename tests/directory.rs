@@ -90,6 +90,20 @@ async fn exercise(store: Store) {
     assert_eq!(old.level, "commune");
     assert_eq!(old.parent_code.as_deref(), Some("001"));
     assert_eq!(new.parent_code.as_deref(), Some("01"));
+    // An identifier already held by another unit is refused, and nothing of that import stays.
+    let clash = "gso_code,organ_id_qcvn102,organ_id_d20\n04,TEST.00.01.H99,\n";
+    let e = dir
+        .import(Structure::S2025, &text, Some(&clash))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code().as_str(), "DIRECTORY_INVALID", "{e}");
+    assert_eq!(
+        dir.unit(Structure::S2025, "04")
+            .await
+            .unwrap()
+            .organ_id_qcvn102,
+        None
+    );
     // Importing again is idempotent and keeps the identifiers.
     dir.import(Structure::S2025, &text, None).await.unwrap();
     assert_eq!(

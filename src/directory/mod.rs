@@ -149,7 +149,18 @@ impl Directory {
                 _ => summary.communes += 1,
             }
         }
-        self.store.upsert_units(&units).await?;
+        self.store.upsert_units(&units).await.map_err(|e| match &e {
+            StoreError::Db(db)
+                if db
+                    .as_database_error()
+                    .is_some_and(|d| d.is_unique_violation()) =>
+            {
+                DirectoryError::Invalid(
+                    "an agency identifier of the mapping is already held by another unit of this structure".into(),
+                )
+            }
+            _ => DirectoryError::Store(e),
+        })?;
         Ok(summary)
     }
 
