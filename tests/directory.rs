@@ -93,7 +93,7 @@ async fn exercise(store: Store) {
     // An identifier already held by another unit is refused, and nothing of that import stays.
     let clash = "gso_code,organ_id_qcvn102,organ_id_d20\n04,TEST.00.01.H99,\n";
     let e = dir
-        .import(Structure::S2025, &text, Some(&clash))
+        .import(Structure::S2025, &text, Some(clash))
         .await
         .unwrap_err();
     assert_eq!(e.code().as_str(), "DIRECTORY_INVALID", "{e}");
