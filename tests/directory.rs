@@ -50,7 +50,11 @@ async fn exercise(store: Store) {
     let dir = Directory::new(store.clone());
     let t = Instant::now();
     let s2024 = dir
-        .import(Structure::S2024, &units("2024"), None)
+        .import(
+            Structure::S2024,
+            &units("2024"),
+            Some("gso_code,organ_id_qcvn102,organ_id_d20\n00001,TEST.24.01.H99,\n"),
+        )
         .await
         .unwrap();
     let t2024 = t.elapsed();
@@ -203,6 +207,22 @@ async fn exercise(store: Store) {
         .dissolve(Structure::S2025, "01", date!(2026 - 01 - 01))
         .await
         .is_err());
+    // A dissolved unit resolves to nothing from its effective date on.
+    dir.dissolve(Structure::S2024, "00001", date!(2025 - 02 - 01))
+        .await
+        .unwrap();
+    let e = dir.resolve("TEST.24.01.H99").await.unwrap_err();
+    assert_eq!(e.code().as_str(), "DIRECTORY_INVALID");
+    assert!(e.to_string().contains("dissolved on 2025-02-01"), "{e}");
+    let before = dir
+        .resolve_on("TEST.24.01.H99", Some(date!(2025 - 01 - 31)))
+        .await
+        .unwrap();
+    assert_eq!(before.unit.gso_code, "00001");
+    assert_eq!(
+        dir.changes(Structure::S2024, Some("00001")).await.unwrap()[0].kind,
+        "dissolve"
+    );
     // Merging a district moves its communes under the successor.
     let children_before = dir
         .list(Structure::S2024, Some("002"), None)
