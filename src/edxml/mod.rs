@@ -249,6 +249,19 @@ pub struct MessageHeader {
     pub response_for: Option<ResponseFor>,
 }
 
+impl MessageHeader {
+    /// The `ResponseFor` that refers to this document (for a reply or a status message):
+    /// the sender, `number/notation`, the promulgation date and the DocumentId.
+    pub fn response_for(&self) -> ResponseFor {
+        ResponseFor {
+            organ_id: self.from.organ_id.clone(),
+            code: format!("{}/{}", self.code_number, self.code_notation),
+            promulgation_date: self.promulgation_date,
+            document_id: self.document_id.clone(),
+        }
+    }
+}
+
 /// One hop's trace (`TraceHeader`): which agency's node passed the package on, and when.
 /// Outside the signature; one is added at each hop.
 #[derive(Debug, Clone, PartialEq, Eq)]
