@@ -5,10 +5,14 @@ mod common;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use signgate::batch::journal::JOURNAL_NAME;
-use signgate::batch::sample;
+use signgate::batch::{sample, BatchOptions, Engine};
+use signgate::keys::{KeyError, KeySource, Pkcs12Key};
+use signgate::ErrorCode;
 
 fn demo(name: &str) -> PathBuf {
     common::repo_root().join("certs/demo").join(name)
@@ -394,4 +398,107 @@ fn softhsm_batch_verifies() {
         err.contains("KEY_PASSWORD_WRONG") && !err.contains("98765"),
         "{err}"
     );
+}
+
+/// A key that starts failing the way a removed token does (`CKR_DEVICE_REMOVED` from C_Sign,
+/// which [`signgate::keys::Pkcs11Key`] reports as a token error) after `left` signatures.
+/// SoftHSM2 has no removable device to pull, so removal is emulated here, at the
+/// `KeySource` boundary the engine sees.
+struct RemovableKey {
+    inner: Arc<dyn KeySource>,
+    left: AtomicUsize,
+}
+
+impl KeySource for RemovableKey {
+    fn certificate(&self) -> &openssl::x509::X509 {
+        self.inner.certificate()
+    }
+    fn chain(&self) -> &[openssl::x509::X509] {
+        self.inner.chain()
+    }
+    fn algorithm(&self) -> signgate::pki::alg::KeyAlgorithm {
+        self.inner.algorithm()
+    }
+    fn sign_digest(
+        &self,
+        scheme: signgate::pki::alg::SignatureScheme,
+        digest: &[u8],
+    ) -> Result<Vec<u8>, KeyError> {
+        let took = self
+            .left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if took.is_err() {
+            return Err(KeyError::Token {
+                uri: "pkcs11:token=T;object=agency".into(),
+                reason: "C_Sign: CKR_DEVICE_REMOVED".into(),
+            });
+        }
+        self.inner.sign_digest(scheme, digest)
+    }
+}
+
+#[test]
+fn removed_token_stops_the_batch_cleanly_and_a_rerun_completes() {
+    let tmp = common::tempdir();
+    let (input, out) = (tmp.path().join("in"), tmp.path().join("out"));
+    make_inputs(&input, 60, 0, 3000);
+    let key: Arc<dyn KeySource> =
+        Arc::new(Pkcs12Key::open(&demo("agency-signer.p12"), "demo").expect("demo key"));
+    let options = BatchOptions::new(time::OffsetDateTime::now_utc());
+    let inputs = || {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&input)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        files.into_iter()
+    };
+
+    let removable = Arc::new(RemovableKey {
+        inner: key.clone(),
+        left: AtomicUsize::new(15),
+    });
+    let engine = Engine::new(removable, options.clone()).unwrap();
+    let first = engine.run(inputs(), &out, &mut |_| {}).unwrap();
+    let (code, message) = first.aborted.clone().expect("the batch stops");
+    assert_eq!(code, ErrorCode::KeyUnavailable, "{message}");
+    assert!(message.contains("CKR_DEVICE_REMOVED"), "{message}");
+    assert!(first.signed <= 15, "{first:?}");
+    assert!(first.signed + first.failed.len() < 60, "{first:?}");
+    assert!(temp_files(&out).is_empty(), "{:?}", temp_files(&out));
+    // The journal lists exactly the outputs on disk, and each is whole and signed.
+    let journal = journal_lines(&out);
+    assert_eq!(journal.len(), first.signed);
+    let mut on_disk: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".pdf"))
+        .collect();
+    on_disk.sort();
+    let mut journaled: Vec<String> = journal
+        .iter()
+        .map(|e| e["output"].as_str().unwrap().to_string())
+        .collect();
+    journaled.sort();
+    assert_eq!(on_disk, journaled);
+    let before: HashMap<String, Vec<u8>> = on_disk
+        .iter()
+        .map(|n| (n.clone(), std::fs::read(out.join(n)).unwrap()))
+        .collect();
+    if let Some(name) = on_disk.first() {
+        assert_intact(&out.join(name), None);
+    }
+
+    // The token is back: the re-run signs the rest and leaves the earlier outputs alone.
+    let engine = Engine::new(key, options).unwrap();
+    let second = engine.run(inputs(), &out, &mut |_| {}).unwrap();
+    assert!(second.aborted.is_none(), "{second:?}");
+    assert!(second.failed.is_empty(), "{second:?}");
+    assert_eq!(second.skipped, first.signed, "{second:?}");
+    assert_eq!(second.signed + second.skipped, 60, "{second:?}");
+    assert_eq!(journal_lines(&out).len(), 60);
+    for (name, bytes) in &before {
+        assert_eq!(&std::fs::read(out.join(name)).unwrap(), bytes, "{name}");
+    }
+    assert_intact(&out.join("doc-0059.pdf"), None);
 }

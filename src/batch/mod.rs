@@ -32,7 +32,7 @@ use crate::cms::{PendingSignature, SignedDataBuilder};
 use crate::error::{Error, ErrorCode};
 use crate::fsio::IoError;
 use crate::keys::KeySource;
-use crate::pdf::{self, PdfSignOptions, PreparedPdf};
+use crate::pdf::{self, PdfSignOptions, PreparedPdf, PreparedPdfFile};
 use crate::pki::alg::{DigestAlgorithm, RsaPadding, SignatureScheme};
 use crate::sign::{Format, Level, TimeStamper};
 
@@ -212,6 +212,11 @@ struct InputJob {
 
 enum Body {
     Pdf(PreparedPdf),
+    /// A large PDF: its original bytes are already in the temporary output file.
+    PdfFile {
+        prepared: PreparedPdfFile,
+        out: HashingWriter<std::io::BufWriter<tempfile::NamedTempFile>>,
+    },
     Cms,
 }
 
@@ -310,7 +315,17 @@ impl Engine {
 
         let n = cores();
         let pick = |v: usize, default: usize| if v == 0 { default } else { v };
-        let jobs = pick(self.options.jobs, n);
+        let mut jobs = pick(self.options.jobs, n);
+        if let Some(cap) = self.key.max_concurrent_signatures() {
+            if jobs > cap {
+                tracing::warn!(
+                    requested = jobs,
+                    cap,
+                    "key pool capped to the token's session limit"
+                );
+                jobs = cap;
+            }
+        }
         let prepare_threads = pick(self.options.prepare_threads, n);
         let finish_threads = pick(
             self.options.finish_threads,
@@ -508,6 +523,14 @@ impl Engine {
                 one_line(&e.to_string()),
             )
         };
+        let large = std::fs::metadata(&job.input)
+            .map(|m| m.is_file() && m.len() > pdf::STREAMING_THRESHOLD)
+            .unwrap_or(false);
+        if large && self.options.format.unwrap_or(Format::Pdf) == Format::Pdf {
+            if let Some(prepared) = self.prepare_large(&job, out_dir, index)? {
+                return Ok(prepared);
+            }
+        }
         let bytes = std::fs::read(&job.input).map_err(|e| {
             fail(
                 None,
@@ -529,22 +552,13 @@ impl Engine {
         };
         let output = out_dir.join(&output_name);
         let input_sha256 = hex::encode(Sha256::digest(&bytes));
-        if let Some(entry) = index.get(&output_name) {
-            if entry.input_sha256 == input_sha256
-                && entry.cert_sha256 == self.cert_sha256
-                && entry.options_sha256 == self.options_sha256
-            {
-                if let Ok(existing) = std::fs::read(&output) {
-                    if hex::encode(Sha256::digest(&existing)) == entry.output_sha256 {
-                        return Ok(Prepared::Skip(DocOutcome {
-                            index: job.index,
-                            input: job.input,
-                            output: Some(output),
-                            status: DocStatus::Skipped,
-                        }));
-                    }
-                }
-            }
+        if self.already_signed(index, &output_name, &input_sha256, &output) {
+            return Ok(Prepared::Skip(DocOutcome {
+                index: job.index,
+                input: job.input,
+                output: Some(output),
+                status: DocStatus::Skipped,
+            }));
         }
         if same_file(&job.input, &output) {
             return Err(fail(
@@ -566,17 +580,8 @@ impl Engine {
             }
             Format::Cms => (self.options.digest.digest(&bytes), Body::Cms),
             Format::Pdf => {
-                let opts = PdfSignOptions {
-                    field_name: None,
-                    reason: self.options.reason.clone(),
-                    location: self.options.location.clone(),
-                    name: self.signer_name.clone(),
-                    contact_info: None,
-                    signing_time: self.options.signing_time,
-                    contents_size: crate::sign::pdf_contents_size(self.options.level),
-                    visible: None,
-                };
-                let prepared = pdf::prepare(&bytes, &opts).map_err(|e| fail(None, e.into()))?;
+                let prepared = pdf::prepare(&bytes, &self.pdf_options())
+                    .map_err(|e| fail(None, e.into()))?;
                 (prepared.digest(self.options.digest), Body::Pdf(prepared))
             }
         };
@@ -590,10 +595,125 @@ impl Engine {
         }))
     }
 
+    /// Prepares a PDF above [`pdf::STREAMING_THRESHOLD`] without reading it into memory: the
+    /// update is laid out from the objects the signature touches and the original bytes are
+    /// streamed into the temporary output while hashed. The input's SHA-256 (for the journal)
+    /// is that of the output's prefix, so the file is read once; a re-run therefore checks
+    /// the journal after that copy. `Ok(None)` when the file is not a PDF after all.
+    fn prepare_large(
+        &self,
+        job: &InputJob,
+        out_dir: &Path,
+        index: &JournalIndex,
+    ) -> Result<Option<Prepared>, DocOutcome> {
+        let fail = |e: Error| {
+            failed(
+                job.index,
+                job.input.clone(),
+                None,
+                e.code(),
+                one_line(&e.to_string()),
+            )
+        };
+        let read_fail = |e: std::io::Error| {
+            fail(
+                IoError::Read {
+                    path: job.input.clone(),
+                    reason: e.to_string(),
+                }
+                .into(),
+            )
+        };
+        let output = out_dir.join(&job.name);
+        let write_fail = |e: std::io::Error| {
+            fail(
+                IoError::Write {
+                    path: output.clone(),
+                    reason: e.to_string(),
+                }
+                .into(),
+            )
+        };
+        let mut source = std::fs::File::open(&job.input).map_err(read_fail)?;
+        let mut head = [0u8; 5];
+        let is_pdf = std::io::Read::read_exact(&mut source, &mut head).is_ok() && &head == b"%PDF-";
+        if !is_pdf && self.options.format.is_none() {
+            return Ok(None);
+        }
+        if same_file(&job.input, &output) {
+            return Err(fail(Error::Usage(format!(
+                "output {} would overwrite its input",
+                output.display()
+            ))));
+        }
+        let prepared =
+            pdf::prepare_file(&mut source, &self.pdf_options()).map_err(|e| fail(e.into()))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .suffix(".tmp")
+            .tempfile_in(out_dir)
+            .map_err(write_fail)?;
+        let mut out = HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, tmp));
+        let digest = prepared
+            .copy_and_digest(&mut source, &mut out, self.options.digest)
+            .map_err(|e| match e {
+                pdf::CopyError::Read(e) => read_fail(e),
+                pdf::CopyError::Write(e) => write_fail(e),
+            })?;
+        let input_sha256 = hex::encode(out.hasher.clone().finalize());
+        if self.already_signed(index, &job.name, &input_sha256, &output) {
+            return Ok(Some(Prepared::Skip(DocOutcome {
+                index: job.index,
+                input: job.input.clone(),
+                output: Some(output),
+                status: DocStatus::Skipped,
+            })));
+        }
+        Ok(Some(Prepared::Sign(SignJob {
+            index: job.index,
+            input: job.input.clone(),
+            output_name: job.name.clone(),
+            input_sha256,
+            digest,
+            body: Body::PdfFile { prepared, out },
+        })))
+    }
+
+    /// The PAdES options of every PDF in the batch.
+    fn pdf_options(&self) -> PdfSignOptions {
+        PdfSignOptions {
+            field_name: None,
+            reason: self.options.reason.clone(),
+            location: self.options.location.clone(),
+            name: self.signer_name.clone(),
+            contact_info: None,
+            signing_time: self.options.signing_time,
+            contents_size: crate::sign::pdf_contents_size(self.options.level),
+            visible: None,
+        }
+    }
+
+    /// Whether the journal records `output_name` as signed from this input with this key and
+    /// these options, and the output on disk is still what was written.
+    fn already_signed(
+        &self,
+        index: &JournalIndex,
+        output_name: &str,
+        input_sha256: &str,
+        output: &Path,
+    ) -> bool {
+        index.get(output_name).is_some_and(|entry| {
+            entry.input_sha256 == input_sha256
+                && entry.cert_sha256 == self.cert_sha256
+                && entry.options_sha256 == self.options_sha256
+                && sha256_file(output).is_ok_and(|existing| existing == entry.output_sha256)
+        })
+    }
+
     fn finish(&self, job: FinishJob, out_dir: &Path) -> Report {
         let FinishJob { job, mut pending } = job;
         let output = out_dir.join(&job.output_name);
-        let result = (|| -> Result<Vec<u8>, Error> {
+        let result = (|| -> Result<String, Error> {
             if self.options.level == Level::BT {
                 let tsa = self
                     .timestamper
@@ -607,19 +727,30 @@ impl Engine {
             let bytes = match job.body {
                 Body::Pdf(prepared) => prepared.finish(&cms)?,
                 Body::Cms => cms,
+                Body::PdfFile { prepared, mut out } => {
+                    let fail = |e: std::io::Error| IoError::Write {
+                        path: output.clone(),
+                        reason: e.to_string(),
+                    };
+                    out.write_all(&prepared.finish(&cms)?).map_err(fail)?;
+                    let (file, hasher) = out.into_parts();
+                    let file = file.into_inner().map_err(|e| fail(e.into_error()))?;
+                    file.persist(&output).map_err(|e| fail(e.error))?;
+                    return Ok(hex::encode(hasher.finalize()));
+                }
             };
             write_renamed(&output, &bytes)?;
-            Ok(bytes)
+            Ok(hex::encode(Sha256::digest(&bytes)))
         })();
         match result {
-            Ok(bytes) => {
+            Ok(output_sha256) => {
                 let entry = JournalEntry {
                     input: job.input.display().to_string(),
                     input_sha256: job.input_sha256,
                     cert_sha256: self.cert_sha256.clone(),
                     options_sha256: self.options_sha256.clone(),
                     output: job.output_name,
-                    output_sha256: hex::encode(Sha256::digest(&bytes)),
+                    output_sha256,
                     signed_at: rfc3339(OffsetDateTime::now_utc()),
                 };
                 Report::Done(
@@ -699,6 +830,44 @@ fn write_renamed(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
     tmp.write_all(bytes).map_err(fail)?;
     tmp.persist(path).map_err(|e| fail(e.error))?;
     Ok(())
+}
+
+/// SHA-256 (hex) of a file, read in chunks.
+fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut hasher = HashingWriter::new(std::io::sink());
+    std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
+    Ok(hex::encode(hasher.into_parts().1.finalize()))
+}
+
+/// A writer that hashes everything written through it with SHA-256.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+}
+
+impl<W: Write> HashingWriter<W> {
+    fn new(inner: W) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+        }
+    }
+
+    fn into_parts(self) -> (W, Sha256) {
+        (self.inner, self.hasher)
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Removes temporary files a killed run left behind.
