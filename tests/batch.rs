@@ -225,13 +225,14 @@ fn tool(cmd: &mut Command) {
     );
 }
 
-#[test]
-fn softhsm_batch_verifies() {
+/// A SoftHSM2 token `T` (user PIN 1234) under `tmp/tokens`, holding the demo agency key and
+/// certificate as `object=agency`, `id=%01`. Returns the `SOFTHSM2_CONF` file, or `None` when
+/// the tools are missing outside CI.
+fn softhsm_token(tmp: &tempfile::TempDir) -> Option<PathBuf> {
     let module = Path::new(signgate::keys::DEFAULT_MODULE);
     if !common::require_tools(&["softhsm2-util", "pkcs11-tool"]) || !module.exists() {
-        return;
+        return None;
     }
-    let tmp = common::tempdir();
     let tokens = tmp.path().join("tokens");
     std::fs::create_dir_all(&tokens).unwrap();
     let conf = tmp.path().join("softhsm2.conf");
@@ -334,6 +335,15 @@ fn softhsm_batch_verifies() {
             .env("SOFTHSM2_CONF", &conf),
     );
 
+    Some(conf)
+}
+
+#[test]
+fn softhsm_batch_verifies() {
+    let tmp = common::tempdir();
+    let Some(conf) = softhsm_token(&tmp) else {
+        return;
+    };
     let (input, out) = (tmp.path().join("in"), tmp.path().join("out"));
     make_inputs(&input, 40, 10, 3000);
     std::fs::copy(common::corpus("truncated.pdf"), input.join("truncated.pdf")).unwrap();
@@ -501,4 +511,90 @@ fn removed_token_stops_the_batch_cleanly_and_a_rerun_completes() {
         assert_eq!(&std::fs::read(out.join(name)).unwrap(), bytes, "{name}");
     }
     assert_intact(&out.join("doc-0059.pdf"), None);
+}
+
+/// SoftHSM2 loses the token when its directory disappears (what unplugging a USB token does
+/// to a real module): C_SignInit then fails (`CKR_OBJECT_HANDLE_INVALID`, measured with
+/// SoftHSM 2.6.1). The batch must stop with KEY_UNAVAILABLE, leave only whole, journaled
+/// outputs, and complete when re-run with the token back.
+#[test]
+fn softhsm_token_removed_mid_batch_stops_and_resumes() {
+    let tmp = common::tempdir();
+    let Some(conf) = softhsm_token(&tmp) else {
+        return;
+    };
+    let (input, out) = (tmp.path().join("in"), tmp.path().join("out"));
+    const DOCS: usize = 3000;
+    make_inputs(&input, DOCS, 0, 1500);
+    let pin_file = tmp.path().join("pin");
+    std::fs::write(&pin_file, "1234\n").unwrap();
+    let cmd = || {
+        let mut c = common::signgate([
+            "batch-sign",
+            "--key",
+            "pkcs11:token=T;object=agency",
+            "--json",
+            "--chain",
+        ]);
+        c.arg(demo("issuing-ca.pem"))
+            .arg("--pin-file")
+            .arg(&pin_file)
+            .arg("--in")
+            .arg(&input)
+            .arg("--out")
+            .arg(&out)
+            .env("SOFTHSM2_CONF", &conf)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    };
+    let child = cmd().spawn().unwrap();
+    // Pull the token once the batch is well under way.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let count = || {
+        std::fs::read_dir(&out)
+            .map(|d| {
+                d.filter(|e| {
+                    e.as_ref()
+                        .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".pdf"))
+                })
+                .count()
+            })
+            .unwrap_or(0)
+    };
+    while count() < 100 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let (tokens, gone) = (tmp.path().join("tokens"), tmp.path().join("tokens.gone"));
+    std::fs::rename(&tokens, &gone).unwrap();
+    let first = child.wait_with_output().unwrap();
+    let s = summary(&first);
+    common::assert_exit(&first, 77, "batch with the token pulled");
+    assert_eq!(s["aborted"]["code"], "KEY_UNAVAILABLE", "{s}");
+    let signed = s["signed"].as_u64().unwrap() as usize;
+    assert!(signed >= 100 && signed < DOCS, "{s}");
+    assert!(temp_files(&out).is_empty(), "{:?}", temp_files(&out));
+    assert_eq!(journal_lines(&out).len(), signed, "{s}");
+    assert_eq!(count(), signed, "only journaled outputs are on disk");
+    let kept = std::fs::read(out.join("doc-0000.pdf")).unwrap();
+    assert_intact(&out.join("doc-0000.pdf"), None);
+
+    // The token is back: the re-run completes without signing anything twice.
+    std::fs::rename(&gone, &tokens).unwrap();
+    let second = cmd().output().unwrap();
+    common::assert_exit(&second, 0, "re-run with the token back");
+    let again = summary(&second);
+    assert_eq!(
+        again["skipped"].as_u64().unwrap() as usize,
+        signed,
+        "{again}"
+    );
+    assert_eq!(
+        again["signed"].as_u64().unwrap() as usize,
+        DOCS - signed,
+        "{again}"
+    );
+    assert_eq!(journal_lines(&out).len(), DOCS);
+    assert_eq!(std::fs::read(out.join("doc-0000.pdf")).unwrap(), kept);
+    assert_intact(&out.join("doc-2999.pdf"), None);
 }

@@ -181,6 +181,7 @@ fn a_200_mb_pdf_is_signed_in_flat_memory_and_verifies() {
     let baseline = peak_rss_kib(&sign_cmd(&tiny, &tmp.path().join("tiny-signed.pdf")), 0);
     let signed = tmp.path().join("large-signed.pdf");
     let peak = peak_rss_kib(&sign_cmd(&big, &signed), 0);
+    eprintln!("sign: peak RSS {peak} KiB for {len} bytes, baseline {baseline} KiB");
     assert!(
         peak <= baseline + BOUND_KIB,
         "sign: peak RSS {peak} KiB, baseline {baseline} KiB"
@@ -204,6 +205,7 @@ fn a_200_mb_pdf_is_signed_in_flat_memory_and_verifies() {
         .arg("--json")
         .env("SIGNGATE_KEY_PASSWORD", "demo");
     let peak = peak_rss_kib(&batch, 0);
+    eprintln!("batch-sign: peak RSS {peak} KiB, baseline {baseline} KiB");
     assert!(
         peak <= baseline + BOUND_KIB,
         "batch-sign: peak RSS {peak} KiB, baseline {baseline} KiB"
