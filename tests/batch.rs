@@ -598,3 +598,61 @@ fn softhsm_token_removed_mid_batch_stops_and_resumes() {
     assert_eq!(std::fs::read(out.join("doc-0000.pdf")).unwrap(), kept);
     assert_intact(&out.join("doc-2999.pdf"), None);
 }
+
+/// `batch-sign --profile tax` signs XML filings as XML-DSig through the pipeline: outputs
+/// verify with xmlsec1 and with `signgate verify`; PDFs in the same folder stay PAdES.
+#[test]
+fn xml_filings_are_signed_as_xml_dsig_in_a_batch() {
+    let tmp = common::tempdir();
+    let (input, out) = (tmp.path().join("in"), tmp.path().join("out"));
+    make_inputs(&input, 5, 60, 3000);
+    std::fs::write(
+        input.join("broken.xml"),
+        b"<HSoThueDTu><unclosed></HSoThueDTu>",
+    )
+    .unwrap();
+    let mut c = batch_cmd(&input, &out);
+    c.args(["--profile", "tax"]);
+    let s = summary(&common::run_expect(&mut c, 3));
+    assert_eq!(s["signed"], 65, "{s}");
+    assert_eq!(s["failed"].as_array().unwrap().len(), 1, "{s}");
+    assert_eq!(s["failed"][0]["code"], "XML_MALFORMED", "{s}");
+    assert!(!out.join("tk-0000.xml.p7s").exists());
+    let signed = std::fs::read_to_string(out.join("tk-0007.xml")).unwrap();
+    assert!(signed.contains("<CKyDTu><Signature xmlns=\"http://www.w3.org/2000/09/xmldsig#\""));
+    // Only the Signature was inserted.
+    let original = String::from_utf8(sample::tax_declaration(7)).unwrap();
+    let start = signed.find("<Signature ").unwrap();
+    let end = signed.find("</Signature>").unwrap() + "</Signature>".len();
+    assert_eq!(format!("{}{}", &signed[..start], &signed[end..]), original);
+    for name in ["tk-0000.xml", "tk-0007.xml", "tk-0059.xml"] {
+        assert_intact(&out.join(name), None);
+    }
+    assert_intact(&out.join("doc-0003.pdf"), None);
+    if common::require_tool("xmlsec1").is_some() {
+        for name in ["tk-0007.xml", "tk-0042.xml"] {
+            let o = common::run(
+                Command::new("xmlsec1")
+                    .arg("--verify")
+                    .arg("--trusted-pem")
+                    .arg(demo("root-ca.pem"))
+                    .arg("--untrusted-pem")
+                    .arg(demo("issuing-ca.pem"))
+                    .arg("--id-attr:id")
+                    .arg("http://kekhaithue.gdt.gov.vn/TKhaiThue:HSoKhaiThue")
+                    .arg(out.join(name)),
+            );
+            assert!(
+                o.status.success(),
+                "xmlsec1 {name}: {}",
+                common::stderr_str(&o)
+            );
+        }
+    }
+    // A re-run skips every signed filing.
+    let again = summary(&common::run_expect(
+        &mut batch_cmd(&input, &out).args(["--profile", "tax"]),
+        3,
+    ));
+    assert_eq!(again["skipped"], 65, "{again}");
+}

@@ -54,6 +54,9 @@ pub struct BatchOptions {
     pub rsa_padding: RsaPadding,
     /// Claimed signing time of every signature in the batch.
     pub signing_time: OffsetDateTime,
+    /// XML-DSig profile; `None` picks it from each document's root element. With a profile
+    /// and no `format`, XML inputs are signed as XML-DSig instead of CMS.
+    pub xml_profile: Option<crate::xml::Profile>,
     /// PDF /Reason.
     pub reason: Option<String>,
     /// PDF /Location.
@@ -81,6 +84,7 @@ impl BatchOptions {
             digest: DigestAlgorithm::Sha256,
             rsa_padding: RsaPadding::Pkcs1,
             signing_time,
+            xml_profile: None,
             reason: None,
             location: None,
             jobs: 0,
@@ -94,10 +98,14 @@ impl BatchOptions {
 
     /// A stable hash of everything that shapes the output except the time (journal `options_sha256`).
     pub fn options_hash(&self) -> String {
-        let text = format!(
+        let mut text = format!(
             "signgate-batch-v1|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
             self.format, self.level, self.digest, self.rsa_padding, self.reason, self.location
         );
+        // Appended only when set, so journals written before profiles existed still match.
+        if let Some(profile) = self.xml_profile {
+            text.push_str(&format!("|{profile:?}"));
+        }
         hex::encode(Sha256::digest(text.as_bytes()))
     }
 }
@@ -212,6 +220,8 @@ struct InputJob {
 
 enum Body {
     Pdf(PreparedPdf),
+    /// An XML-DSig Signature laid out, waiting for its value.
+    Xml(Box<crate::xml::dsig::PreparedSignature>),
     /// A large PDF: its original bytes are already in the temporary output file.
     PdfFile {
         prepared: PreparedPdfFile,
@@ -231,7 +241,15 @@ struct SignJob {
 
 struct FinishJob {
     job: SignJob,
-    pending: PendingSignature,
+    signature: Signature,
+}
+
+/// What the key pool produced for one document.
+enum Signature {
+    /// A CMS SignedData (PDF and CMS bodies), still open for a B-T time-stamp.
+    Cms(PendingSignature),
+    /// The raw signature value (XML-DSig's SignatureValue).
+    Raw(Vec<u8>),
 }
 
 enum Report {
@@ -410,19 +428,13 @@ impl Engine {
                         if stop.load(Ordering::Relaxed) {
                             continue;
                         }
-                        let builder = SignedDataBuilder::new(
-                            self.key.as_ref(),
-                            self.scheme,
-                            job.digest.clone(),
-                        );
-                        match builder.sign() {
-                            Ok(pending) => {
-                                if fin_tx.send(FinishJob { job, pending }).is_err() {
+                        match self.sign(&job) {
+                            Ok(signature) => {
+                                if fin_tx.send(FinishJob { job, signature }).is_err() {
                                     break;
                                 }
                             }
                             Err(e) => {
-                                let e = Error::from(e);
                                 let (code, message) = (e.code(), one_line(&e.to_string()));
                                 let outcome =
                                     failed(job.index, job.input, None, code, message.clone());
@@ -541,10 +553,14 @@ impl Engine {
                 .into(),
             )
         })?;
-        let format = self
-            .options
-            .format
-            .unwrap_or_else(|| Format::detect(&bytes));
+        let format = self.options.format.unwrap_or_else(|| {
+            // With a profile, XML inputs get XML-DSig; without, every non-PDF is CMS.
+            if self.options.xml_profile.is_some() && crate::xml::looks_like_xml(&bytes) {
+                Format::Xml
+            } else {
+                Format::detect(&bytes)
+            }
+        });
         let output_name = match format {
             Format::Pdf => job.name.clone(),
             Format::Cms => format!("{}.p7s", job.name),
@@ -571,17 +587,13 @@ impl Engine {
         }
         let (digest, body) = match format {
             Format::Xml => {
-                return Err(fail(
-                    None,
-                    Error::Usage(
-                        "batch-sign does not make XML-DSig signatures yet: use `signgate sign --format xml`, or --format cms".into(),
-                    ),
-                ))
+                let prepared = self.prepare_xml(&bytes).map_err(|e| fail(None, e))?;
+                (prepared.digest().to_vec(), Body::Xml(Box::new(prepared)))
             }
             Format::Cms => (self.options.digest.digest(&bytes), Body::Cms),
             Format::Pdf => {
-                let prepared = pdf::prepare(&bytes, &self.pdf_options())
-                    .map_err(|e| fail(None, e.into()))?;
+                let prepared =
+                    pdf::prepare(&bytes, &self.pdf_options()).map_err(|e| fail(None, e.into()))?;
                 (prepared.digest(self.options.digest), Body::Pdf(prepared))
             }
         };
@@ -593,6 +605,22 @@ impl Engine {
             digest,
             body,
         }))
+    }
+
+    /// The private-key operation for one document: a CMS SignedData for PDF and CMS bodies,
+    /// the bare signature value for XML-DSig.
+    fn sign(&self, job: &SignJob) -> Result<Signature, Error> {
+        match job.body {
+            Body::Xml(_) => Ok(Signature::Raw(
+                self.key.sign_digest(self.scheme, &job.digest)?,
+            )),
+            Body::Pdf(_) | Body::PdfFile { .. } | Body::Cms => {
+                SignedDataBuilder::new(self.key.as_ref(), self.scheme, job.digest.clone())
+                    .sign()
+                    .map(Signature::Cms)
+                    .map_err(Error::from)
+            }
+        }
     }
 
     /// Prepares a PDF above [`pdf::STREAMING_THRESHOLD`] without reading it into memory: the
@@ -679,6 +707,28 @@ impl Engine {
         })))
     }
 
+    /// Lays out the XML-DSig Signature of one document (profile from the options, else from
+    /// its root element), up to the digest the key signs.
+    fn prepare_xml(&self, bytes: &[u8]) -> Result<crate::xml::dsig::PreparedSignature, Error> {
+        if self.options.level != Level::BB {
+            return Err(Error::Usage(
+                "XML signatures are B-B only for now (no XAdES time-stamp)".into(),
+            ));
+        }
+        let profile = match self.options.xml_profile {
+            Some(p) => p,
+            None => crate::xml::parse::parse(bytes, &crate::xml::Limits::default())
+                .map(|p| crate::xml::Profile::detect(&p.doc))?,
+        };
+        let signer = crate::xml::dsig::Signer {
+            certificate: self.key.certificate(),
+            chain: self.key.chain(),
+            algorithm: self.key.algorithm(),
+            scheme: self.scheme,
+        };
+        crate::xml::prepare(bytes, profile, &signer, self.options.signing_time)
+    }
+
     /// The PAdES options of every PDF in the batch.
     fn pdf_options(&self) -> PdfSignOptions {
         PdfSignOptions {
@@ -711,9 +761,20 @@ impl Engine {
     }
 
     fn finish(&self, job: FinishJob, out_dir: &Path) -> Report {
-        let FinishJob { job, mut pending } = job;
+        let FinishJob { job, signature } = job;
         let output = out_dir.join(&job.output_name);
         let result = (|| -> Result<String, Error> {
+            let (mut pending, body) = match (signature, job.body) {
+                (Signature::Raw(value), Body::Xml(prepared)) => {
+                    let bytes = prepared.finish(&value)?;
+                    write_renamed(&output, &bytes)?;
+                    return Ok(hex::encode(Sha256::digest(&bytes)));
+                }
+                (Signature::Cms(pending), body) => (pending, body),
+                (Signature::Raw(_), _) => {
+                    return Err(Error::Usage("a raw signature for a CMS body".into()))
+                }
+            };
             if self.options.level == Level::BT {
                 let tsa = self
                     .timestamper
@@ -724,7 +785,8 @@ impl Engine {
                 pending.add_timestamp_token(&token)?;
             }
             let cms = pending.to_der()?;
-            let bytes = match job.body {
+            let bytes = match body {
+                Body::Xml(_) => return Err(Error::Usage("a CMS signature for an XML body".into())),
                 Body::Pdf(prepared) => prepared.finish(&cms)?,
                 Body::Cms => cms,
                 Body::PdfFile { prepared, mut out } => {
