@@ -572,7 +572,7 @@ fn softhsm_token_removed_mid_batch_stops_and_resumes() {
     common::assert_exit(&first, 77, "batch with the token pulled");
     assert_eq!(s["aborted"]["code"], "KEY_UNAVAILABLE", "{s}");
     let signed = s["signed"].as_u64().unwrap() as usize;
-    assert!(signed >= 100 && signed < DOCS, "{s}");
+    assert!((100..DOCS).contains(&signed), "{s}");
     assert!(temp_files(&out).is_empty(), "{:?}", temp_files(&out));
     assert_eq!(journal_lines(&out).len(), signed, "{s}");
     assert_eq!(count(), signed, "only journaled outputs are on disk");
@@ -651,7 +651,7 @@ fn xml_filings_are_signed_as_xml_dsig_in_a_batch() {
     }
     // A re-run skips every signed filing.
     let again = summary(&common::run_expect(
-        &mut batch_cmd(&input, &out).args(["--profile", "tax"]),
+        batch_cmd(&input, &out).args(["--profile", "tax"]),
         3,
     ));
     assert_eq!(again["skipped"], 65, "{again}");

@@ -223,10 +223,7 @@ enum Body {
     /// An XML-DSig Signature laid out, waiting for its value.
     Xml(Box<crate::xml::dsig::PreparedSignature>),
     /// A large PDF: its original bytes are already in the temporary output file.
-    PdfFile {
-        prepared: PreparedPdfFile,
-        out: HashingWriter<std::io::BufWriter<tempfile::NamedTempFile>>,
-    },
+    PdfFile(Box<LargePdf>),
     Cms,
 }
 
@@ -242,6 +239,13 @@ struct SignJob {
 struct FinishJob {
     job: SignJob,
     signature: Signature,
+}
+
+/// A large PDF between prepare and finish: its update, and the temporary output holding
+/// the original bytes so far (hashed as written).
+struct LargePdf {
+    prepared: PreparedPdfFile,
+    out: HashingWriter<std::io::BufWriter<tempfile::NamedTempFile>>,
 }
 
 /// What the key pool produced for one document.
@@ -614,7 +618,7 @@ impl Engine {
             Body::Xml(_) => Ok(Signature::Raw(
                 self.key.sign_digest(self.scheme, &job.digest)?,
             )),
-            Body::Pdf(_) | Body::PdfFile { .. } | Body::Cms => {
+            Body::Pdf(_) | Body::PdfFile(_) | Body::Cms => {
                 SignedDataBuilder::new(self.key.as_ref(), self.scheme, job.digest.clone())
                     .sign()
                     .map(Signature::Cms)
@@ -703,7 +707,7 @@ impl Engine {
             output_name: job.name.clone(),
             input_sha256,
             digest,
-            body: Body::PdfFile { prepared, out },
+            body: Body::PdfFile(Box::new(LargePdf { prepared, out })),
         })))
     }
 
@@ -789,7 +793,8 @@ impl Engine {
                 Body::Xml(_) => return Err(Error::Usage("a CMS signature for an XML body".into())),
                 Body::Pdf(prepared) => prepared.finish(&cms)?,
                 Body::Cms => cms,
-                Body::PdfFile { prepared, mut out } => {
+                Body::PdfFile(large) => {
+                    let LargePdf { prepared, mut out } = *large;
                     let fail = |e: std::io::Error| IoError::Write {
                         path: output.clone(),
                         reason: e.to_string(),
