@@ -36,6 +36,10 @@ const MAX_SECTIONS: usize = 4096;
 /// Most objects loaded.
 const MAX_OBJECTS: usize = 500_000;
 
+/// How deep loading one object may recurse (an indirect `/Length`, the object stream that
+/// holds it, that stream's own `/Length`...): stops reference cycles between them.
+const MAX_NESTING: usize = 16;
+
 /// Dictionary keys whose values are followed when loading: what [`super::incremental`] and
 /// [`super::placement`] read (page tree and inherited boxes, form fields, signature values,
 /// DocMDP). `Annots` is followed only on the page that gets the widget.
@@ -195,6 +199,7 @@ struct SparseFile<'a, R> {
     entries: BTreeMap<u32, Entry>,
     object_streams: HashMap<u32, BTreeMap<ObjectId, Object>>,
     read_total: usize,
+    nesting: usize,
 }
 
 impl<'a, R: Read + Seek> SparseFile<'a, R> {
@@ -206,6 +211,7 @@ impl<'a, R: Read + Seek> SparseFile<'a, R> {
             entries: BTreeMap::new(),
             object_streams: HashMap::new(),
             read_total: 0,
+            nesting: 0,
         })
     }
 
@@ -382,6 +388,19 @@ impl<'a, R: Read + Seek> SparseFile<'a, R> {
 
     /// The object `id`, or `None` when the cross-reference data has no live entry for it.
     fn object(&mut self, id: ObjectId) -> Result<Option<Object>, PdfError> {
+        if self.nesting >= MAX_NESTING {
+            return Err(PdfError::Malformed(format!(
+                "object {} {} R: stream lengths and object streams refer to each other in a loop",
+                id.0, id.1
+            )));
+        }
+        self.nesting += 1;
+        let object = self.load(id);
+        self.nesting -= 1;
+        object
+    }
+
+    fn load(&mut self, id: ObjectId) -> Result<Option<Object>, PdfError> {
         match self.entries.get(&id.0).copied() {
             None | Some(Entry::Free) => Ok(None),
             Some(Entry::At(offset)) => self.object_at(offset, Some(id)).map(Some),
@@ -605,4 +624,98 @@ fn skip_whitespace(window: &[u8], mut pos: usize) -> usize {
 
 fn io(e: std::io::Error) -> PdfError {
     PdfError::Malformed(format!("cannot read the file: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    /// A PDF of `bodies` (object 1 first) with a classic table; `trailer_extra` is added to
+    /// the trailer, where `{XREF}` stands for the table's own offset.
+    fn pdf(bodies: &[&str], trailer_extra: &str) -> Vec<u8> {
+        let mut out = b"%PDF-1.7\n".to_vec();
+        let mut offsets = Vec::new();
+        for (i, body) in bodies.iter().enumerate() {
+            offsets.push(out.len());
+            out.extend_from_slice(format!("{} 0 obj\n{body}\nendobj\n", i + 1).as_bytes());
+        }
+        let xref = out.len();
+        let mut table = format!("xref\n0 {}\n0000000000 65535 f \n", bodies.len() + 1);
+        for off in offsets {
+            table.push_str(&format!("{off:010} 00000 n \n"));
+        }
+        let extra = trailer_extra.replace("{XREF}", &xref.to_string());
+        table.push_str(&format!(
+            "trailer\n<< /Size {} /Root 1 0 R {extra} >>\nstartxref\n{xref}\n%%EOF\n",
+            bodies.len() + 1
+        ));
+        out.extend_from_slice(table.as_bytes());
+        out
+    }
+
+    fn open_err(bytes: &[u8]) -> PdfError {
+        let opts = PdfSignOptions::new(time::OffsetDateTime::UNIX_EPOCH);
+        match open(&mut Cursor::new(bytes), &opts) {
+            Ok(_) => panic!("opened"),
+            Err(e) => e,
+        }
+    }
+
+    const PAGES: [&str; 3] = [
+        "<< /Type /Catalog /Pages 2 0 R >>",
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>",
+    ];
+
+    #[test]
+    fn reads_a_plain_file() {
+        let opts = PdfSignOptions::new(time::OffsetDateTime::UNIX_EPOCH);
+        let bytes = pdf(&PAGES, "");
+        let (opened, base) = open(&mut Cursor::new(&bytes), &opts).unwrap();
+        assert_eq!(base.len, bytes.len());
+        assert_eq!(opened.doc.get_pages().len(), 1);
+        assert_eq!(opened.xref_kind, XrefKind::Table);
+    }
+
+    #[test]
+    fn a_prev_chain_that_loops_is_refused() {
+        let err = open_err(&pdf(&PAGES, "/Prev {XREF}"));
+        assert!(err.to_string().contains("loops"), "{err}");
+    }
+
+    #[test]
+    fn stream_lengths_that_refer_to_each_other_are_refused() {
+        let err = open_err(&pdf(
+            &[
+                "<< /Type /Catalog /Pages 2 0 R >>",
+                "<< /Length 3 0 R >>\nstream\nabc\nendstream",
+                "<< /Length 2 0 R >>\nstream\nabc\nendstream",
+            ],
+            "",
+        ));
+        assert!(err.to_string().contains("in a loop"), "{err}");
+    }
+
+    #[test]
+    fn offsets_and_lengths_past_the_end_are_refused() {
+        let mut bytes = pdf(&PAGES, "");
+        let at = bytes.windows(10).position(|w| w == b"0000000009").unwrap();
+        bytes[at..at + 10].copy_from_slice(b"9999999999");
+        assert_eq!(open_err(&bytes).code(), crate::ErrorCode::PdfMalformed);
+        let long = pdf(
+            &[
+                "<< /Type /Catalog /Pages 2 0 R >>",
+                "<< /Length 99999999999 >>\nstream\nabc\nendstream",
+            ],
+            "",
+        );
+        assert_eq!(open_err(&long).code(), crate::ErrorCode::PdfMalformed);
+    }
+
+    #[test]
+    fn encrypted_trailers_are_refused() {
+        let err = open_err(&pdf(&PAGES, "/Encrypt << /Filter /Standard >>"));
+        assert_eq!(err.code(), crate::ErrorCode::PdfEncrypted);
+    }
 }
