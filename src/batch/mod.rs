@@ -4,14 +4,17 @@
 //! stays flat however long the batch:
 //!
 //! ```text
-//! feeder ─▶ prepare (read, hash, skip check, PDF layout, digest)   × prepare_threads
-//!        ─▶ sign    (CMS signed attributes, the key operation)     × jobs (key pool)
-//!        ─▶ finish  (B-T time-stamp, patch /Contents, write+rename) × finish_threads
+//! feeder ─▶ prepare (read, hash, skip check, PDF or XML-DSig layout, digest) × prepare_threads
+//!        ─▶ sign    (CMS signed attributes, the key operation)               × jobs (key pool)
+//!        ─▶ finish  (B-T time-stamp, patch /Contents or SignatureValue, write) × finish_threads
 //!        ─▶ collector (journal, audit event, progress)              × 1 (the caller's thread)
 //! ```
 //!
 //! Per-document failures are reported and the batch goes on; a key failure (token removed,
 //! PIN locked) stops it cleanly and a re-run resumes from the [journal].
+//! PDFs above [`pdf::STREAMING_THRESHOLD`] are never read whole: their original bytes stream
+//! into the temporary output during prepare, and finish appends the update. The key pool is
+//! capped to what the key allows ([`KeySource::max_concurrent_signatures`]).
 //! The engine is sync; async callers run it on a blocking thread.
 
 pub mod journal;
