@@ -209,7 +209,7 @@ impl Error {
         match self {
             Error::Key(e) => e.code(),
             Error::Cert(e) => e.code(),
-            Error::Cms(_) => ErrorCode::Internal,
+            Error::Cms(e) => e.code(),
             Error::Pdf(e) => e.code(),
             Error::Tsp(e) => e.code(),
             Error::Io(e) => e.code(),

@@ -54,14 +54,28 @@ pub fn read_input(path: &Path) -> Result<Vec<u8>, IoError> {
 ///
 /// `-` writes to standard output. On failure no file is left behind.
 pub fn write_output(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
+    write_output_with(path, |out| {
+        out.write_all(bytes).map_err(|e| IoError::Write {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
+    })
+}
+
+/// Like [`write_output`], for output produced piece by piece: `write` gets a buffered writer
+/// (to the temporary file, or standard output for `-`). If it fails, nothing is left behind.
+pub fn write_output_with<E: From<IoError>>(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> Result<(), E>,
+) -> Result<(), E> {
     let fail = |e: std::io::Error| IoError::Write {
         path: path.to_path_buf(),
         reason: e.to_string(),
     };
     if path == Path::new("-") {
-        let mut out = std::io::stdout().lock();
-        out.write_all(bytes).map_err(fail)?;
-        return out.flush().map_err(fail);
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        write(&mut out)?;
+        return Ok(out.flush().map_err(fail)?);
     }
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -72,7 +86,11 @@ pub fn write_output(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(fail)?;
-    tmp.write_all(bytes).map_err(fail)?;
+    {
+        let mut out = std::io::BufWriter::new(tmp.as_file_mut());
+        write(&mut out)?;
+        out.flush().map_err(fail)?;
+    }
     tmp.as_file().sync_all().map_err(fail)?;
     tmp.persist(path).map_err(|e| fail(e.error))?;
     Ok(())

@@ -3,14 +3,17 @@
 //! Ties together [`keys`](crate::keys) (the private-key operation), [`cms`](crate::cms)
 //! (the CAdES SignedData), [`pdf`](crate::pdf) (the PAdES incremental update) and an
 //! RFC 3161 [`TimeStamper`]. The CLI, the HTTP API and the batch engine all call
-//! [`sign_document`]; none of them builds signatures by itself.
+//! [`sign_document`] (or [`sign_pdf_path`] for large PDF files); none of them builds
+//! signatures by itself.
 
+use std::path::Path;
 use std::time::Duration;
 
 use time::OffsetDateTime;
 
 use crate::cms::{PendingSignature, SignedDataBuilder};
 use crate::error::Error;
+use crate::fsio::IoError;
 use crate::keys::KeySource;
 use crate::pdf::{self, PdfSignOptions, VisibleSignature};
 use crate::pki::alg::{DigestAlgorithm, RsaPadding, SignatureScheme};
@@ -162,12 +165,7 @@ pub fn sign_document(
     key: &dyn KeySource,
     request: &SignRequest<'_>,
 ) -> Result<Signed, Error> {
-    if request.level == Level::BT && request.timestamper.is_none() {
-        return Err(Error::Usage(
-            "level b-t needs a time-stamp authority (--tsa URL)".into(),
-        ));
-    }
-    crate::pki::check_signing_certificate(key.certificate(), request.signing_time)?;
+    check_request(key, request)?;
     let scheme = SignatureScheme::for_key(key.algorithm(), request.digest, request.rsa_padding);
     let format = request.format.unwrap_or_else(|| Format::detect(input));
     let bytes = match format {
@@ -194,24 +192,75 @@ pub fn sign_document(
     Ok(Signed { format, bytes })
 }
 
+/// Signs the PDF file at `input` into `output` (`-` for standard output) as
+/// [`sign_document`] does, without reading it into memory: only the cross-reference data and
+/// the objects the signature touches are read, and the original bytes stream through the
+/// digest into the output, so large files sign in flat memory (see
+/// [`pdf::STREAMING_THRESHOLD`]).
+pub fn sign_pdf_path(
+    input: &Path,
+    output: &Path,
+    key: &dyn KeySource,
+    request: &SignRequest<'_>,
+) -> Result<(), Error> {
+    check_request(key, request)?;
+    let scheme = SignatureScheme::for_key(key.algorithm(), request.digest, request.rsa_padding);
+    let read_fail = |e: std::io::Error| IoError::Read {
+        path: input.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let write_fail = |e: std::io::Error| IoError::Write {
+        path: output.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let mut source = std::fs::File::open(input).map_err(read_fail)?;
+    let prepared = pdf::prepare_file(&mut source, &pdf_options(key, request))?;
+    crate::fsio::write_output_with(output, |out| -> Result<(), Error> {
+        let digest = prepared
+            .copy_and_digest(&mut source, out, request.digest)
+            .map_err(|e| match e {
+                pdf::CopyError::Read(e) => read_fail(e),
+                pdf::CopyError::Write(e) => write_fail(e),
+            })?;
+        let builder = SignedDataBuilder::new(key, scheme, digest);
+        let cms = finish_cms(builder, request)?.to_der()?;
+        out.write_all(&prepared.finish(&cms)?).map_err(write_fail)?;
+        Ok(())
+    })
+}
+
+/// Refuses B-T without a time-stamper and certificates unusable at the signing time.
+fn check_request(key: &dyn KeySource, request: &SignRequest<'_>) -> Result<(), Error> {
+    if request.level == Level::BT && request.timestamper.is_none() {
+        return Err(Error::Usage(
+            "level b-t needs a time-stamp authority (--tsa URL)".into(),
+        ));
+    }
+    crate::pki::check_signing_certificate(key.certificate(), request.signing_time)?;
+    Ok(())
+}
+
+/// The PAdES options `request` asks for, signed by `key`'s holder.
+fn pdf_options(key: &dyn KeySource, request: &SignRequest<'_>) -> PdfSignOptions {
+    PdfSignOptions {
+        field_name: None,
+        reason: request.pdf.reason.clone(),
+        location: request.pdf.location.clone(),
+        name: crate::pki::subject_common_name(key.certificate()),
+        contact_info: request.pdf.contact_info.clone(),
+        signing_time: request.signing_time,
+        contents_size: pdf_contents_size(request.level),
+        visible: request.pdf.visible.clone(),
+    }
+}
+
 fn sign_pdf(
     input: &[u8],
     key: &dyn KeySource,
     scheme: SignatureScheme,
     request: &SignRequest<'_>,
 ) -> Result<Vec<u8>, Error> {
-    let name = crate::pki::subject_common_name(key.certificate());
-    let options = PdfSignOptions {
-        field_name: None,
-        reason: request.pdf.reason.clone(),
-        location: request.pdf.location.clone(),
-        name,
-        contact_info: request.pdf.contact_info.clone(),
-        signing_time: request.signing_time,
-        contents_size: pdf_contents_size(request.level),
-        visible: request.pdf.visible.clone(),
-    };
-    let prepared = pdf::prepare(input, &options)?;
+    let prepared = pdf::prepare(input, &pdf_options(key, request))?;
     // PAdES forbids the signing-time attribute: the claimed time is the dictionary's /M.
     let builder = SignedDataBuilder::new(key, scheme, prepared.digest(request.digest));
     let cms = finish_cms(builder, request)?.to_der()?;

@@ -4,14 +4,17 @@
 //! stays flat however long the batch:
 //!
 //! ```text
-//! feeder ─▶ prepare (read, hash, skip check, PDF layout, digest)   × prepare_threads
-//!        ─▶ sign    (CMS signed attributes, the key operation)     × jobs (key pool)
-//!        ─▶ finish  (B-T time-stamp, patch /Contents, write+rename) × finish_threads
+//! feeder ─▶ prepare (read, hash, skip check, PDF or XML-DSig layout, digest) × prepare_threads
+//!        ─▶ sign    (CMS signed attributes, the key operation)               × jobs (key pool)
+//!        ─▶ finish  (B-T time-stamp, patch /Contents or SignatureValue, write) × finish_threads
 //!        ─▶ collector (journal, audit event, progress)              × 1 (the caller's thread)
 //! ```
 //!
 //! Per-document failures are reported and the batch goes on; a key failure (token removed,
 //! PIN locked) stops it cleanly and a re-run resumes from the [journal].
+//! PDFs above [`pdf::STREAMING_THRESHOLD`] are never read whole: their original bytes stream
+//! into the temporary output during prepare, and finish appends the update. The key pool is
+//! capped to what the key allows ([`KeySource::max_concurrent_signatures`]).
 //! The engine is sync; async callers run it on a blocking thread.
 
 pub mod journal;
@@ -32,7 +35,7 @@ use crate::cms::{PendingSignature, SignedDataBuilder};
 use crate::error::{Error, ErrorCode};
 use crate::fsio::IoError;
 use crate::keys::KeySource;
-use crate::pdf::{self, PdfSignOptions, PreparedPdf};
+use crate::pdf::{self, PdfSignOptions, PreparedPdf, PreparedPdfFile};
 use crate::pki::alg::{DigestAlgorithm, RsaPadding, SignatureScheme};
 use crate::sign::{Format, Level, TimeStamper};
 
@@ -54,6 +57,9 @@ pub struct BatchOptions {
     pub rsa_padding: RsaPadding,
     /// Claimed signing time of every signature in the batch.
     pub signing_time: OffsetDateTime,
+    /// XML-DSig profile; `None` picks it from each document's root element. With a profile
+    /// and no `format`, XML inputs are signed as XML-DSig instead of CMS.
+    pub xml_profile: Option<crate::xml::Profile>,
     /// PDF /Reason.
     pub reason: Option<String>,
     /// PDF /Location.
@@ -81,6 +87,7 @@ impl BatchOptions {
             digest: DigestAlgorithm::Sha256,
             rsa_padding: RsaPadding::Pkcs1,
             signing_time,
+            xml_profile: None,
             reason: None,
             location: None,
             jobs: 0,
@@ -94,10 +101,14 @@ impl BatchOptions {
 
     /// A stable hash of everything that shapes the output except the time (journal `options_sha256`).
     pub fn options_hash(&self) -> String {
-        let text = format!(
+        let mut text = format!(
             "signgate-batch-v1|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
             self.format, self.level, self.digest, self.rsa_padding, self.reason, self.location
         );
+        // Appended only when set, so journals written before profiles existed still match.
+        if let Some(profile) = self.xml_profile {
+            text.push_str(&format!("|{profile:?}"));
+        }
         hex::encode(Sha256::digest(text.as_bytes()))
     }
 }
@@ -212,6 +223,10 @@ struct InputJob {
 
 enum Body {
     Pdf(PreparedPdf),
+    /// An XML-DSig Signature laid out, waiting for its value.
+    Xml(Box<crate::xml::dsig::PreparedSignature>),
+    /// A large PDF: its original bytes are already in the temporary output file.
+    PdfFile(Box<LargePdf>),
     Cms,
 }
 
@@ -226,7 +241,22 @@ struct SignJob {
 
 struct FinishJob {
     job: SignJob,
-    pending: PendingSignature,
+    signature: Signature,
+}
+
+/// A large PDF between prepare and finish: its update, and the temporary output holding
+/// the original bytes so far (hashed as written).
+struct LargePdf {
+    prepared: PreparedPdfFile,
+    out: HashingWriter<std::io::BufWriter<tempfile::NamedTempFile>>,
+}
+
+/// What the key pool produced for one document.
+enum Signature {
+    /// A CMS SignedData (PDF and CMS bodies), still open for a B-T time-stamp.
+    Cms(PendingSignature),
+    /// The raw signature value (XML-DSig's SignatureValue).
+    Raw(Vec<u8>),
 }
 
 enum Report {
@@ -310,7 +340,17 @@ impl Engine {
 
         let n = cores();
         let pick = |v: usize, default: usize| if v == 0 { default } else { v };
-        let jobs = pick(self.options.jobs, n);
+        let mut jobs = pick(self.options.jobs, n);
+        if let Some(cap) = self.key.max_concurrent_signatures() {
+            if jobs > cap {
+                tracing::warn!(
+                    requested = jobs,
+                    cap,
+                    "key pool capped to the token's session limit"
+                );
+                jobs = cap;
+            }
+        }
         let prepare_threads = pick(self.options.prepare_threads, n);
         let finish_threads = pick(
             self.options.finish_threads,
@@ -395,19 +435,13 @@ impl Engine {
                         if stop.load(Ordering::Relaxed) {
                             continue;
                         }
-                        let builder = SignedDataBuilder::new(
-                            self.key.as_ref(),
-                            self.scheme,
-                            job.digest.clone(),
-                        );
-                        match builder.sign() {
-                            Ok(pending) => {
-                                if fin_tx.send(FinishJob { job, pending }).is_err() {
+                        match self.sign(&job) {
+                            Ok(signature) => {
+                                if fin_tx.send(FinishJob { job, signature }).is_err() {
                                     break;
                                 }
                             }
                             Err(e) => {
-                                let e = Error::from(e);
                                 let (code, message) = (e.code(), one_line(&e.to_string()));
                                 let outcome =
                                     failed(job.index, job.input, None, code, message.clone());
@@ -508,6 +542,14 @@ impl Engine {
                 one_line(&e.to_string()),
             )
         };
+        let large = std::fs::metadata(&job.input)
+            .map(|m| m.is_file() && m.len() > pdf::STREAMING_THRESHOLD)
+            .unwrap_or(false);
+        if large && self.options.format.unwrap_or(Format::Pdf) == Format::Pdf {
+            if let Some(prepared) = self.prepare_large(&job, out_dir, index)? {
+                return Ok(prepared);
+            }
+        }
         let bytes = std::fs::read(&job.input).map_err(|e| {
             fail(
                 None,
@@ -518,10 +560,14 @@ impl Engine {
                 .into(),
             )
         })?;
-        let format = self
-            .options
-            .format
-            .unwrap_or_else(|| Format::detect(&bytes));
+        let format = self.options.format.unwrap_or_else(|| {
+            // With a profile, XML inputs get XML-DSig; without, every non-PDF is CMS.
+            if self.options.xml_profile.is_some() && crate::xml::looks_like_xml(&bytes) {
+                Format::Xml
+            } else {
+                Format::detect(&bytes)
+            }
+        });
         let output_name = match format {
             Format::Pdf => job.name.clone(),
             Format::Cms => format!("{}.p7s", job.name),
@@ -529,22 +575,13 @@ impl Engine {
         };
         let output = out_dir.join(&output_name);
         let input_sha256 = hex::encode(Sha256::digest(&bytes));
-        if let Some(entry) = index.get(&output_name) {
-            if entry.input_sha256 == input_sha256
-                && entry.cert_sha256 == self.cert_sha256
-                && entry.options_sha256 == self.options_sha256
-            {
-                if let Ok(existing) = std::fs::read(&output) {
-                    if hex::encode(Sha256::digest(&existing)) == entry.output_sha256 {
-                        return Ok(Prepared::Skip(DocOutcome {
-                            index: job.index,
-                            input: job.input,
-                            output: Some(output),
-                            status: DocStatus::Skipped,
-                        }));
-                    }
-                }
-            }
+        if self.already_signed(index, &output_name, &input_sha256, &output) {
+            return Ok(Prepared::Skip(DocOutcome {
+                index: job.index,
+                input: job.input,
+                output: Some(output),
+                status: DocStatus::Skipped,
+            }));
         }
         if same_file(&job.input, &output) {
             return Err(fail(
@@ -557,26 +594,13 @@ impl Engine {
         }
         let (digest, body) = match format {
             Format::Xml => {
-                return Err(fail(
-                    None,
-                    Error::Usage(
-                        "batch-sign does not make XML-DSig signatures yet: use `signgate sign --format xml`, or --format cms".into(),
-                    ),
-                ))
+                let prepared = self.prepare_xml(&bytes).map_err(|e| fail(None, e))?;
+                (prepared.digest().to_vec(), Body::Xml(Box::new(prepared)))
             }
             Format::Cms => (self.options.digest.digest(&bytes), Body::Cms),
             Format::Pdf => {
-                let opts = PdfSignOptions {
-                    field_name: None,
-                    reason: self.options.reason.clone(),
-                    location: self.options.location.clone(),
-                    name: self.signer_name.clone(),
-                    contact_info: None,
-                    signing_time: self.options.signing_time,
-                    contents_size: crate::sign::pdf_contents_size(self.options.level),
-                    visible: None,
-                };
-                let prepared = pdf::prepare(&bytes, &opts).map_err(|e| fail(None, e.into()))?;
+                let prepared =
+                    pdf::prepare(&bytes, &self.pdf_options()).map_err(|e| fail(None, e.into()))?;
                 (prepared.digest(self.options.digest), Body::Pdf(prepared))
             }
         };
@@ -590,10 +614,174 @@ impl Engine {
         }))
     }
 
+    /// The private-key operation for one document: a CMS SignedData for PDF and CMS bodies,
+    /// the bare signature value for XML-DSig.
+    fn sign(&self, job: &SignJob) -> Result<Signature, Error> {
+        match job.body {
+            Body::Xml(_) => Ok(Signature::Raw(
+                self.key.sign_digest(self.scheme, &job.digest)?,
+            )),
+            Body::Pdf(_) | Body::PdfFile(_) | Body::Cms => {
+                SignedDataBuilder::new(self.key.as_ref(), self.scheme, job.digest.clone())
+                    .sign()
+                    .map(Signature::Cms)
+                    .map_err(Error::from)
+            }
+        }
+    }
+
+    /// Prepares a PDF above [`pdf::STREAMING_THRESHOLD`] without reading it into memory: the
+    /// update is laid out from the objects the signature touches and the original bytes are
+    /// streamed into the temporary output while hashed. The input's SHA-256 (for the journal)
+    /// is that of the output's prefix, so the file is read once; a re-run therefore checks
+    /// the journal after that copy. `Ok(None)` when the file is not a PDF after all.
+    fn prepare_large(
+        &self,
+        job: &InputJob,
+        out_dir: &Path,
+        index: &JournalIndex,
+    ) -> Result<Option<Prepared>, DocOutcome> {
+        let fail = |e: Error| {
+            failed(
+                job.index,
+                job.input.clone(),
+                None,
+                e.code(),
+                one_line(&e.to_string()),
+            )
+        };
+        let read_fail = |e: std::io::Error| {
+            fail(
+                IoError::Read {
+                    path: job.input.clone(),
+                    reason: e.to_string(),
+                }
+                .into(),
+            )
+        };
+        let output = out_dir.join(&job.name);
+        let write_fail = |e: std::io::Error| {
+            fail(
+                IoError::Write {
+                    path: output.clone(),
+                    reason: e.to_string(),
+                }
+                .into(),
+            )
+        };
+        let mut source = std::fs::File::open(&job.input).map_err(read_fail)?;
+        let mut head = [0u8; 5];
+        let is_pdf = std::io::Read::read_exact(&mut source, &mut head).is_ok() && &head == b"%PDF-";
+        if !is_pdf && self.options.format.is_none() {
+            return Ok(None);
+        }
+        if same_file(&job.input, &output) {
+            return Err(fail(Error::Usage(format!(
+                "output {} would overwrite its input",
+                output.display()
+            ))));
+        }
+        let prepared =
+            pdf::prepare_file(&mut source, &self.pdf_options()).map_err(|e| fail(e.into()))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .suffix(".tmp")
+            .tempfile_in(out_dir)
+            .map_err(write_fail)?;
+        let mut out = HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, tmp));
+        let digest = prepared
+            .copy_and_digest(&mut source, &mut out, self.options.digest)
+            .map_err(|e| match e {
+                pdf::CopyError::Read(e) => read_fail(e),
+                pdf::CopyError::Write(e) => write_fail(e),
+            })?;
+        let input_sha256 = hex::encode(out.hasher.clone().finalize());
+        if self.already_signed(index, &job.name, &input_sha256, &output) {
+            return Ok(Some(Prepared::Skip(DocOutcome {
+                index: job.index,
+                input: job.input.clone(),
+                output: Some(output),
+                status: DocStatus::Skipped,
+            })));
+        }
+        Ok(Some(Prepared::Sign(SignJob {
+            index: job.index,
+            input: job.input.clone(),
+            output_name: job.name.clone(),
+            input_sha256,
+            digest,
+            body: Body::PdfFile(Box::new(LargePdf { prepared, out })),
+        })))
+    }
+
+    /// Lays out the XML-DSig Signature of one document (profile from the options, else from
+    /// its root element), up to the digest the key signs.
+    fn prepare_xml(&self, bytes: &[u8]) -> Result<crate::xml::dsig::PreparedSignature, Error> {
+        if self.options.level != Level::BB {
+            return Err(Error::Usage(
+                "XML signatures are B-B only for now (no XAdES time-stamp)".into(),
+            ));
+        }
+        let profile = match self.options.xml_profile {
+            Some(p) => p,
+            None => crate::xml::parse::parse(bytes, &crate::xml::Limits::default())
+                .map(|p| crate::xml::Profile::detect(&p.doc))?,
+        };
+        let signer = crate::xml::dsig::Signer {
+            certificate: self.key.certificate(),
+            chain: self.key.chain(),
+            algorithm: self.key.algorithm(),
+            scheme: self.scheme,
+        };
+        crate::xml::prepare(bytes, profile, &signer, self.options.signing_time)
+    }
+
+    /// The PAdES options of every PDF in the batch.
+    fn pdf_options(&self) -> PdfSignOptions {
+        PdfSignOptions {
+            field_name: None,
+            reason: self.options.reason.clone(),
+            location: self.options.location.clone(),
+            name: self.signer_name.clone(),
+            contact_info: None,
+            signing_time: self.options.signing_time,
+            contents_size: crate::sign::pdf_contents_size(self.options.level),
+            visible: None,
+        }
+    }
+
+    /// Whether the journal records `output_name` as signed from this input with this key and
+    /// these options, and the output on disk is still what was written.
+    fn already_signed(
+        &self,
+        index: &JournalIndex,
+        output_name: &str,
+        input_sha256: &str,
+        output: &Path,
+    ) -> bool {
+        index.get(output_name).is_some_and(|entry| {
+            entry.input_sha256 == input_sha256
+                && entry.cert_sha256 == self.cert_sha256
+                && entry.options_sha256 == self.options_sha256
+                && sha256_file(output).is_ok_and(|existing| existing == entry.output_sha256)
+        })
+    }
+
     fn finish(&self, job: FinishJob, out_dir: &Path) -> Report {
-        let FinishJob { job, mut pending } = job;
+        let FinishJob { job, signature } = job;
         let output = out_dir.join(&job.output_name);
-        let result = (|| -> Result<Vec<u8>, Error> {
+        let result = (|| -> Result<String, Error> {
+            let (mut pending, body) = match (signature, job.body) {
+                (Signature::Raw(value), Body::Xml(prepared)) => {
+                    let bytes = prepared.finish(&value)?;
+                    write_renamed(&output, &bytes)?;
+                    return Ok(hex::encode(Sha256::digest(&bytes)));
+                }
+                (Signature::Cms(pending), body) => (pending, body),
+                (Signature::Raw(_), _) => {
+                    return Err(Error::Usage("a raw signature for a CMS body".into()))
+                }
+            };
             if self.options.level == Level::BT {
                 let tsa = self
                     .timestamper
@@ -604,22 +792,35 @@ impl Engine {
                 pending.add_timestamp_token(&token)?;
             }
             let cms = pending.to_der()?;
-            let bytes = match job.body {
+            let bytes = match body {
+                Body::Xml(_) => return Err(Error::Usage("a CMS signature for an XML body".into())),
                 Body::Pdf(prepared) => prepared.finish(&cms)?,
                 Body::Cms => cms,
+                Body::PdfFile(large) => {
+                    let LargePdf { prepared, mut out } = *large;
+                    let fail = |e: std::io::Error| IoError::Write {
+                        path: output.clone(),
+                        reason: e.to_string(),
+                    };
+                    out.write_all(&prepared.finish(&cms)?).map_err(fail)?;
+                    let (file, hasher) = out.into_parts();
+                    let file = file.into_inner().map_err(|e| fail(e.into_error()))?;
+                    file.persist(&output).map_err(|e| fail(e.error))?;
+                    return Ok(hex::encode(hasher.finalize()));
+                }
             };
             write_renamed(&output, &bytes)?;
-            Ok(bytes)
+            Ok(hex::encode(Sha256::digest(&bytes)))
         })();
         match result {
-            Ok(bytes) => {
+            Ok(output_sha256) => {
                 let entry = JournalEntry {
                     input: job.input.display().to_string(),
                     input_sha256: job.input_sha256,
                     cert_sha256: self.cert_sha256.clone(),
                     options_sha256: self.options_sha256.clone(),
                     output: job.output_name,
-                    output_sha256: hex::encode(Sha256::digest(&bytes)),
+                    output_sha256,
                     signed_at: rfc3339(OffsetDateTime::now_utc()),
                 };
                 Report::Done(
@@ -699,6 +900,44 @@ fn write_renamed(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
     tmp.write_all(bytes).map_err(fail)?;
     tmp.persist(path).map_err(|e| fail(e.error))?;
     Ok(())
+}
+
+/// SHA-256 (hex) of a file, read in chunks.
+fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut hasher = HashingWriter::new(std::io::sink());
+    std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
+    Ok(hex::encode(hasher.into_parts().1.finalize()))
+}
+
+/// A writer that hashes everything written through it with SHA-256.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+}
+
+impl<W: Write> HashingWriter<W> {
+    fn new(inner: W) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+        }
+    }
+
+    fn into_parts(self) -> (W, Sha256) {
+        (self.inner, self.hasher)
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Removes temporary files a killed run left behind.

@@ -53,7 +53,8 @@ pub fn pdf(n: usize, approx_len: usize) -> Vec<u8> {
     out
 }
 
-/// A small XML tax declaration (a few KB) numbered `n`.
+/// A small XML tax declaration (a few KB) numbered `n`, in the layout the tax XML-DSig
+/// profile signs (`HSoKhaiThue` with an `id`, an empty `CKyDTu` for the Signature).
 pub fn tax_declaration(n: usize) -> Vec<u8> {
     let mut xml = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<HSoThueDTu xmlns=\"http://kekhaithue.gdt.gov.vn/TKhaiThue\">\n<HSoKhaiThue id=\"ID_{n}\">\n<TTinChung><MST>0100686209-{:03}</MST><KyKKhai>2026-Q3</KyKKhai></TTinChung>\n<CTieuTKhaiChinh>\n",
@@ -65,7 +66,8 @@ pub fn tax_declaration(n: usize) -> Vec<u8> {
             (n * 7919 + i * 104729) % 1_000_000_000
         ));
     }
-    xml.push_str("</CTieuTKhaiChinh>\n</HSoKhaiThue>\n</HSoThueDTu>\n");
+    // CKyDTu is where the tax profile's XML-DSig Signature goes.
+    xml.push_str("</CTieuTKhaiChinh>\n</HSoKhaiThue>\n<CKyDTu></CKyDTu>\n</HSoThueDTu>\n");
     xml.into_bytes()
 }
 

@@ -24,15 +24,21 @@ pub struct BatchArgs {
     /// File listing one document path per line (`-` for standard input).
     #[arg(long)]
     list: Option<PathBuf>,
-    /// Output folder: OUT/<name> for PDFs, OUT/<name>.p7s for CMS; holds the resume journal.
+    /// Output folder: OUT/<name> for PDFs and XML-DSig, OUT/<name>.p7s for CMS; holds the
+    /// resume journal.
     #[arg(long)]
     out: PathBuf,
     /// Concurrent private-key operations (default: number of cores; lower it for USB tokens).
     #[arg(long)]
     jobs: Option<usize>,
-    /// Container: pdf, cms, or auto (PDF when the file starts with %PDF-, else CMS).
-    #[arg(long, default_value = "auto", value_parser = ["auto", "pdf", "cms"])]
+    /// Container: pdf, cms, xml (XML-DSig), or auto (PDF when the file starts with %PDF-;
+    /// XML-DSig for XML when --profile is given; else CMS).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "pdf", "cms", "xml"])]
     format: String,
+    /// XML signature profile: tax, social-insurance, e-invoice, edxml or enveloped; without
+    /// it, `--format xml` picks the profile from each document's root element.
+    #[arg(long, value_parser = ["tax", "social-insurance", "e-invoice", "edxml", "enveloped"])]
+    profile: Option<String>,
     #[command(flatten)]
     signature: super::SignatureArgs,
     /// Print the summary as JSON on standard output.
@@ -53,8 +59,18 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
     options.format = match args.format.as_str() {
         "pdf" => Some(Format::Pdf),
         "cms" => Some(Format::Cms),
+        "xml" => Some(Format::Xml),
         _ => None,
     };
+    options.xml_profile = args
+        .profile
+        .as_deref()
+        .map(str::parse::<crate::xml::Profile>)
+        .transpose()
+        .map_err(CliError::usage)?;
+    if options.xml_profile.is_some() && matches!(options.format, Some(Format::Pdf | Format::Cms)) {
+        return Err(CliError::usage("--profile applies to XML inputs only"));
+    }
     options.level = args.signature.level;
     options.digest = args.signature.digest;
     options.rsa_padding = args.signature.rsa_padding;

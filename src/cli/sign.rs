@@ -89,7 +89,11 @@ pub fn run(args: SignArgs) -> Result<u8, CliError> {
         }
     };
 
-    let input = fsio::read_input(&args.input)?;
+    let large = large_file_head(&args.input)?;
+    let input = match &large {
+        Some(head) => head.clone(),
+        None => fsio::read_input(&args.input)?,
+    };
     let key = super::open_key(&args.key)?;
     let signing_time = OffsetDateTime::now_utc().to_offset(sign::VIETNAM);
     let visible = visible_signature(&args, key.as_ref(), page, rect, signing_time)?;
@@ -119,9 +123,42 @@ pub fn run(args: SignArgs) -> Result<u8, CliError> {
         },
         xml_profile,
     };
+    if large.is_some() && resolved == Format::Pdf {
+        sign::sign_pdf_path(&args.input, &args.out, key.as_ref(), &request)?;
+        return Ok(0);
+    }
+    let input = match large {
+        Some(_) => fsio::read_input(&args.input)?,
+        None => input,
+    };
     let signed = sign::sign_document(&input, key.as_ref(), &request)?;
     fsio::write_output(&args.out, &signed.bytes)?;
     Ok(0)
+}
+
+/// The first bytes of `path` when it is a regular file larger than
+/// [`crate::pdf::STREAMING_THRESHOLD`] (enough to tell its format), so a large PDF is signed
+/// streaming instead of being read whole; `None` otherwise.
+fn large_file_head(path: &std::path::Path) -> Result<Option<Vec<u8>>, CliError> {
+    use std::io::Read;
+    if path == std::path::Path::new("-") {
+        return Ok(None);
+    }
+    let fail = |e: std::io::Error| fsio::IoError::Read {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let meta = std::fs::metadata(path).map_err(fail)?;
+    if !meta.is_file() || meta.len() <= crate::pdf::STREAMING_THRESHOLD {
+        return Ok(None);
+    }
+    let mut head = Vec::with_capacity(1024);
+    std::fs::File::open(path)
+        .map_err(fail)?
+        .take(1024)
+        .read_to_end(&mut head)
+        .map_err(fail)?;
+    Ok(Some(head))
 }
 
 pub(crate) fn visible_signature(

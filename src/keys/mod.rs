@@ -109,6 +109,12 @@ pub trait KeySource: Send + Sync {
     ///
     /// RSA returns the raw signature; ECDSA returns a DER `ECDSA-Sig-Value`, as CMS carries it.
     fn sign_digest(&self, scheme: SignatureScheme, digest: &[u8]) -> Result<Vec<u8>, KeyError>;
+
+    /// How many signatures the key can compute at once (a token's session limit), or `None`
+    /// when it sets no limit. The batch engine caps its key pool to it.
+    fn max_concurrent_signatures(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Reads the key algorithm of an OpenSSL public key.

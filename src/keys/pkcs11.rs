@@ -16,7 +16,7 @@ use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
-use cryptoki::slot::Slot;
+use cryptoki::slot::{Limit, Slot};
 use openssl::x509::X509;
 use secrecy::SecretString;
 
@@ -186,6 +186,7 @@ pub struct Pkcs11Key {
     chain: Vec<X509>,
     algorithm: KeyAlgorithm,
     always_authenticate: bool,
+    session_cap: Option<usize>,
 }
 
 impl std::fmt::Debug for Pkcs11Key {
@@ -194,6 +195,7 @@ impl std::fmt::Debug for Pkcs11Key {
             .field("uri", &self.uri.to_string())
             .field("algorithm", &self.algorithm)
             .field("always_authenticate", &self.always_authenticate)
+            .field("session_cap", &self.session_cap)
             .finish_non_exhaustive()
     }
 }
@@ -287,6 +289,10 @@ impl Pkcs11Key {
             Some(path) => read_chain(path)?,
             None => Vec::new(),
         };
+        let session_cap = ctx
+            .get_token_info(slot)
+            .ok()
+            .and_then(|info| session_cap(info.max_session_count()));
         Ok(Self {
             sessions: Mutex::new(vec![(session, handle)]),
             ctx,
@@ -297,6 +303,7 @@ impl Pkcs11Key {
             chain,
             algorithm,
             always_authenticate,
+            session_cap,
         })
     }
 
@@ -342,6 +349,16 @@ impl Pkcs11Key {
     }
 }
 
+/// How many sessions the token lets this application open (`CK_TOKEN_INFO.ulMaxSessionCount`;
+/// signgate's sessions are read-only, so `ulMaxRwSessionCount` does not bind), or `None` when
+/// the token states no limit (`CK_UNAVAILABLE_INFORMATION`, `CK_EFFECTIVELY_INFINITE`).
+fn session_cap(max_sessions: Limit) -> Option<usize> {
+    match max_sessions {
+        Limit::Max(n) => Some(usize::try_from(n).unwrap_or(usize::MAX).max(1)),
+        Limit::Unavailable | Limit::Infinite => None,
+    }
+}
+
 fn poisoned() -> KeyError {
     KeyError::SignFailed("session pool lock poisoned".into())
 }
@@ -357,6 +374,10 @@ impl KeySource for Pkcs11Key {
 
     fn algorithm(&self) -> KeyAlgorithm {
         self.algorithm
+    }
+
+    fn max_concurrent_signatures(&self) -> Option<usize> {
+        self.session_cap
     }
 
     fn sign_digest(&self, scheme: SignatureScheme, digest: &[u8]) -> Result<Vec<u8>, KeyError> {
@@ -572,6 +593,14 @@ mod tests {
         assert!(Pkcs11Uri::parse("pkcs11:token=T").is_err());
         assert!(Pkcs11Uri::parse("pkcs11:token=T;object=%zz").is_err());
         assert!(Pkcs11Uri::parse("file.p12").is_err());
+    }
+
+    #[test]
+    fn session_limit_caps_only_when_the_token_states_one() {
+        assert_eq!(session_cap(Limit::Max(4)), Some(4));
+        assert_eq!(session_cap(Limit::Max(0)), Some(1));
+        assert_eq!(session_cap(Limit::Infinite), None);
+        assert_eq!(session_cap(Limit::Unavailable), None);
     }
 
     #[test]

@@ -35,11 +35,32 @@ pub(crate) enum XrefKind {
     Stream,
 }
 
-/// The laid-out output before `/Contents` is filled.
+/// The laid-out update before `/Contents` is filled: the bytes to append to the original
+/// file (whose length is `base_len`); offsets and `/ByteRange` count from the file's start.
 pub(crate) struct LaidOut {
-    pub bytes: Vec<u8>,
+    pub base_len: usize,
+    pub tail: Vec<u8>,
     pub byte_range: [usize; 4],
     pub field_name: String,
+}
+
+/// What the update needs to know of the original bytes it is appended to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Base {
+    /// Length of the original file.
+    pub len: usize,
+    /// Whether its last byte is an end-of-line (otherwise the update starts with one).
+    pub ends_with_eol: bool,
+}
+
+impl Base {
+    /// The base formed by `input`.
+    pub fn of(input: &[u8]) -> Self {
+        Self {
+            len: input.len(),
+            ends_with_eol: matches!(input.last(), Some(b'\n' | b'\r')),
+        }
+    }
 }
 
 /// What the new signature dictionary is.
@@ -51,23 +72,40 @@ pub(crate) enum SignatureKind {
     DocumentTimestamp,
 }
 
-/// Builds the incremental update for one signature.
+/// Builds the incremental update for one signature over a PDF held in memory.
 pub(crate) fn prepare(
     input: &[u8],
     opts: &PdfSignOptions,
     kind: SignatureKind,
 ) -> Result<LaidOut, PdfError> {
+    check_contents_size(opts)?;
+    prepare_opened(open_for_update(input)?, Base::of(input), opts, kind)
+}
+
+/// Refuses a `/Contents` reservation that is empty or too large.
+pub(crate) fn check_contents_size(opts: &PdfSignOptions) -> Result<(), PdfError> {
     if opts.contents_size == 0 || opts.contents_size > MAX_CONTENTS_SIZE {
         return Err(PdfError::InvalidOption(format!(
             "contents size must be between 1 and {MAX_CONTENTS_SIZE} bytes"
         )));
     }
+    Ok(())
+}
+
+/// Builds the incremental update for one signature over an opened document (parsed whole,
+/// or only the objects a signature touches, see [`super::sparse`]).
+pub(crate) fn prepare_opened(
+    opened: Opened,
+    base: Base,
+    opts: &PdfSignOptions,
+    kind: SignatureKind,
+) -> Result<LaidOut, PdfError> {
     let Opened {
         prev_startxref,
         xref_kind,
         doc,
         root_id,
-    } = open_for_update(input)?;
+    } = opened;
     let catalog = doc
         .get_dictionary(root_id)
         .map_err(|_| PdfError::Malformed("document catalog is missing".into()))?;
@@ -98,11 +136,7 @@ pub(crate) fn prepare(
     if count == 0 {
         return Err(PdfError::Malformed("document has no pages".into()));
     }
-    let page_number = match opts.visible.as_ref().map(|v| v.page) {
-        None => 1,
-        Some(PageSelector::Last) => count,
-        Some(PageSelector::Number(n)) => n,
-    };
+    let page_number = page_number(opts, count);
     let page_id = *pages.get(&page_number).ok_or(PdfError::PageOutOfRange {
         requested: page_number,
         count,
@@ -197,7 +231,7 @@ pub(crate) fn prepare(
 
     let sig = SignatureDictionary::new(opts, kind);
     write_update(
-        input,
+        base,
         &doc,
         update,
         Some((sig_id, &sig)),
@@ -206,6 +240,15 @@ pub(crate) fn prepare(
         root_id,
         field_name,
     )
+}
+
+/// The 1-based number of the page that gets the widget in a document of `count` pages.
+pub(crate) fn page_number(opts: &PdfSignOptions, count: u32) -> u32 {
+    match opts.visible.as_ref().map(|v| v.page) {
+        None => 1,
+        Some(PageSelector::Last) => count,
+        Some(PageSelector::Number(n)) => n,
+    }
 }
 
 /// Appends an update that adds the Document Security Store (ETSI EN 319 142-1 §5.4.2):
@@ -250,8 +293,8 @@ pub(crate) fn append_dss(
     let dss_id = update.add(Object::Dictionary(dss));
     catalog.set("DSS", Object::Reference(dss_id));
     update.put(root_id, Object::Dictionary(catalog));
-    write_update(
-        input,
+    let laid_out = write_update(
+        Base::of(input),
         &doc,
         update,
         None,
@@ -259,17 +302,20 @@ pub(crate) fn append_dss(
         xref_kind,
         root_id,
         String::new(),
-    )
-    .map(|laid_out| laid_out.bytes)
+    )?;
+    let mut out = Vec::with_capacity(input.len() + laid_out.tail.len());
+    out.extend_from_slice(input);
+    out.extend_from_slice(&laid_out.tail);
+    Ok(out)
 }
 
 /// A PDF parsed for appending an update: where its last cross-reference section is and what
-/// kind, the document, and its catalog's id.
-struct Opened {
-    prev_startxref: usize,
-    xref_kind: XrefKind,
-    doc: Document,
-    root_id: ObjectId,
+/// kind, the document (whole, or the objects a signature touches), and its catalog's id.
+pub(crate) struct Opened {
+    pub prev_startxref: usize,
+    pub xref_kind: XrefKind,
+    pub doc: Document,
+    pub root_id: ObjectId,
 }
 
 /// Checks and parses `input` for an incremental update; refuses oversized, non-PDF and
@@ -288,22 +334,32 @@ fn open_for_update(input: &[u8]) -> Result<Opened, PdfError> {
         ));
     }
     let (prev_startxref, xref_kind) = last_xref_section(input)?;
-    let doc = load(input)?;
-    // lopdf decrypts files with an empty user password and drops /Encrypt from the trailer.
-    if doc.trailer.has(b"Encrypt") || doc.encryption_state.is_some() {
-        return Err(PdfError::Encrypted);
+    Opened::new(prev_startxref, xref_kind, load(input)?)
+}
+
+impl Opened {
+    /// Checks that `doc` can take an update: not encrypted, and with a catalog reference.
+    pub fn new(
+        prev_startxref: usize,
+        xref_kind: XrefKind,
+        doc: Document,
+    ) -> Result<Self, PdfError> {
+        // lopdf decrypts files with an empty user password and drops /Encrypt from the trailer.
+        if doc.trailer.has(b"Encrypt") || doc.encryption_state.is_some() {
+            return Err(PdfError::Encrypted);
+        }
+        let root_id = doc
+            .trailer
+            .get(b"Root")
+            .and_then(Object::as_reference)
+            .map_err(|_| PdfError::Malformed("trailer has no /Root reference".into()))?;
+        Ok(Self {
+            prev_startxref,
+            xref_kind,
+            doc,
+            root_id,
+        })
     }
-    let root_id = doc
-        .trailer
-        .get(b"Root")
-        .and_then(Object::as_reference)
-        .map_err(|_| PdfError::Malformed("trailer has no /Root reference".into()))?;
-    Ok(Opened {
-        prev_startxref,
-        xref_kind,
-        doc,
-        root_id,
-    })
 }
 
 /// Loads the document, mapping lopdf's failures onto our errors.
@@ -326,7 +382,14 @@ fn load(input: &[u8]) -> Result<Document, PdfError> {
 /// Finds the last `startxref` and the kind of section it points at.
 pub(crate) fn last_xref_section(input: &[u8]) -> Result<(usize, XrefKind), PdfError> {
     let tail_start = input.len().saturating_sub(STARTXREF_WINDOW);
-    let tail = &input[tail_start..];
+    let offset = startxref_offset(&input[tail_start..], input.len())?;
+    Ok((offset, xref_kind_at(&input[offset..])?))
+}
+
+/// The offset the last `startxref` names, read from the file's last bytes `tail` (at most
+/// [`STARTXREF_WINDOW`] of them); `file_len` bounds it.
+pub(crate) fn startxref_offset(tail: &[u8], file_len: usize) -> Result<usize, PdfError> {
+    let tail = &tail[tail.len().saturating_sub(STARTXREF_WINDOW)..];
     let pos = tail
         .windows(9)
         .rposition(|w| w == b"startxref")
@@ -344,17 +407,20 @@ pub(crate) fn last_xref_section(input: &[u8]) -> Result<(usize, XrefKind), PdfEr
         .take_while(|b| b.is_ascii_digit())
         .copied()
         .collect();
-    let offset: usize = std::str::from_utf8(&digits)
+    std::str::from_utf8(&digits)
         .ok()
         .and_then(|s| s.parse().ok())
-        .filter(|&o| o < input.len())
+        .filter(|&o| o < file_len)
         .ok_or_else(|| {
             PdfError::Malformed("startxref offset is missing or beyond the end of the file".into())
-        })?;
-    let at = &input[offset..];
+        })
+}
+
+/// The kind of cross-reference section that starts `at` (the bytes from its offset on).
+pub(crate) fn xref_kind_at(at: &[u8]) -> Result<XrefKind, PdfError> {
     let at = &at[at.iter().take_while(|b| b.is_ascii_whitespace()).count()..];
     if at.starts_with(b"xref") {
-        return Ok((offset, XrefKind::Table));
+        return Ok(XrefKind::Table);
     }
     // `N G obj` introducing a cross-reference stream.
     let mut rest = at;
@@ -372,7 +438,7 @@ pub(crate) fn last_xref_section(input: &[u8]) -> Result<(usize, XrefKind), PdfEr
         rest = &rest[n + ws..];
     }
     if rest.starts_with(b"obj") {
-        Ok((offset, XrefKind::Stream))
+        Ok(XrefKind::Stream)
     } else {
         Err(PdfError::Malformed(
             "startxref does not point at a cross-reference section".into(),
@@ -638,10 +704,10 @@ impl SignatureDictionary {
     }
 }
 
-/// Appends the update section to a copy of `input` and patches `/ByteRange`.
+/// Writes the update section that follows `base` and patches `/ByteRange`.
 #[allow(clippy::too_many_arguments)]
 fn write_update(
-    input: &[u8],
+    base: Base,
     doc: &Document,
     mut update: Update,
     sig: Option<(ObjectId, &SignatureDictionary)>,
@@ -652,16 +718,17 @@ fn write_update(
 ) -> Result<LaidOut, PdfError> {
     let io = |e: std::io::Error| PdfError::Malformed(format!("cannot serialize update: {e}"));
     let reserved = sig.map_or(0, |(_, s)| s.contents_size);
-    let mut out = Vec::with_capacity(input.len() + 2 * reserved + 16 * 1024);
-    out.extend_from_slice(input);
-    if !matches!(input.last(), Some(b'\n' | b'\r')) {
+    let mut out = Vec::with_capacity(2 * reserved + 16 * 1024);
+    if !base.ends_with_eol {
         out.push(b'\n');
     }
+    // Offsets in the file: the update starts where the original bytes end.
+    let file_offset = |out: &Vec<u8>| base.len + out.len();
     let mut offsets: BTreeMap<u32, (usize, u16)> = BTreeMap::new();
 
     let objects = std::mem::take(&mut update.objects);
     for (id, object) in &objects {
-        offsets.insert(id.0, (out.len(), id.1));
+        offsets.insert(id.0, (file_offset(&out), id.1));
         writeln!(out, "{} {} obj", id.0, id.1).map_err(io)?;
         Writer::write_object(&mut out, object).map_err(io)?;
         out.extend_from_slice(b"\nendobj\n");
@@ -670,7 +737,7 @@ fn write_update(
     // The signature dictionary, laid out by hand so the holes are known.
     let mut holes = None;
     if let Some((sig_id, sig)) = sig {
-        offsets.insert(sig_id.0, (out.len(), sig_id.1));
+        offsets.insert(sig_id.0, (file_offset(&out), sig_id.1));
         let (type_name, sub_filter) = match sig.kind {
             SignatureKind::Signature => ("Sig", "ETSI.CAdES.detached"),
             SignatureKind::DocumentTimestamp => ("DocTimeStamp", "ETSI.RFC3161"),
@@ -684,11 +751,11 @@ fn write_update(
         let byte_range_at = out.len();
         out.extend_from_slice(&[b' '; BYTE_RANGE_LEN]);
         out.extend_from_slice(b"/Contents ");
-        let contents_start = out.len();
+        let contents_start = file_offset(&out);
         out.push(b'<');
         out.resize(out.len() + 2 * sig.contents_size, b'0');
         out.push(b'>');
-        let contents_end = out.len();
+        let contents_end = file_offset(&out);
         for (key, value) in &sig.tail {
             write!(out, "/{key} ").map_err(io)?;
             Writer::write_object(&mut out, value).map_err(io)?;
@@ -710,7 +777,7 @@ fn write_update(
         XrefKind::Table => {
             let size = update.next_id;
             trailer.set("Size", i64::from(size));
-            let at = out.len();
+            let at = file_offset(&out);
             out.extend_from_slice(b"xref\n");
             for run in runs(&offsets) {
                 writeln!(out, "{} {}", run[0].0, run.len()).map_err(io)?;
@@ -725,7 +792,7 @@ fn write_update(
         }
         XrefKind::Stream => {
             let xref_id = update.allocate();
-            let at = out.len();
+            let at = file_offset(&out);
             offsets.insert(xref_id.0, (at, 0));
             let size = update.next_id;
             let max_offset = offsets.values().map(|(o, _)| *o).max().unwrap_or(0);
@@ -758,7 +825,12 @@ fn write_update(
 
     let mut byte_range = [0; 4];
     if let Some((byte_range_at, contents_start, contents_end)) = holes {
-        byte_range = [0, contents_start, contents_end, out.len() - contents_end];
+        byte_range = [
+            0,
+            contents_start,
+            contents_end,
+            file_offset(&out) - contents_end,
+        ];
         let text = format!("[0 {} {} {}]", byte_range[1], byte_range[2], byte_range[3]);
         if text.len() > BYTE_RANGE_LEN {
             return Err(PdfError::Malformed(
@@ -768,7 +840,8 @@ fn write_update(
         out[byte_range_at..byte_range_at + text.len()].copy_from_slice(text.as_bytes());
     }
     Ok(LaidOut {
-        bytes: out,
+        base_len: base.len,
+        tail: out,
         byte_range,
         field_name,
     })

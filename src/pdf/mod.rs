@@ -7,8 +7,11 @@
 //! over the `/ByteRange` and finally patches the CMS blob in. The original bytes always stay
 //! the byte-for-byte prefix of the output, so earlier signatures remain valid.
 //!
-//! It does no file I/O (bytes in, bytes out) and builds no CMS: the caller signs
-//! [`PreparedPdf::digest`] with the `cms` module and hands the DER to [`PreparedPdf::finish`].
+//! It opens no files and builds no CMS: the caller signs [`PreparedPdf::digest`] with the
+//! `cms` module and hands the DER to [`PreparedPdf::finish`]. Large files go through
+//! [`prepare_file`] instead, which reads only the cross-reference data and the objects the
+//! signature touches from a `Read + Seek` source ([`sparse`]) and streams the original bytes
+//! through the digest into the output, so memory stays flat whatever the file's size.
 //! Drawing visible appearances is left to [`appearance`].
 
 pub mod appearance;
@@ -16,9 +19,11 @@ mod font;
 mod image;
 mod incremental;
 mod placement;
+mod sparse;
 mod syntax;
 
 use std::fmt;
+use std::io::{Read, Seek, SeekFrom, Write};
 
 use crate::error::ErrorCode;
 use crate::pki::alg::DigestAlgorithm;
@@ -65,6 +70,11 @@ pub fn parse_document(input: &[u8]) -> Result<lopdf::Document, lopdf::Error> {
     };
     lopdf::Document::load_mem_with_options(input, options)
 }
+
+/// Size from which callers holding a file sign it with [`prepare_file`] rather than reading it
+/// into memory: above this, a whole-file parse costs more memory than the bound promised for
+/// large documents (64 MiB over the process baseline).
+pub const STREAMING_THRESHOLD: u64 = 16 << 20;
 
 /// Largest `/Contents` reservation accepted (bytes of DER).
 pub const MAX_CONTENTS_SIZE: usize = 16 << 20;
@@ -293,11 +303,29 @@ fn prepare_kind(
     kind: incremental::SignatureKind,
 ) -> Result<PreparedPdf, PdfError> {
     let laid_out = incremental::prepare(input, opts, kind)?;
+    let mut bytes = Vec::with_capacity(input.len() + laid_out.tail.len());
+    bytes.extend_from_slice(input);
+    bytes.extend_from_slice(&laid_out.tail);
     Ok(PreparedPdf {
-        bytes: laid_out.bytes,
+        bytes,
         byte_range: laid_out.byte_range,
         field_name: laid_out.field_name,
     })
+}
+
+/// Writes `cms_der` as upper-case hex into the `/Contents` hole `<…>` that spans
+/// `hole[0]..hole[1]` of `bytes`.
+fn fill_contents(bytes: &mut [u8], hole: [usize; 2], cms_der: &[u8]) -> Result<(), PdfError> {
+    let available = (hole[1] - hole[0] - 2) / 2;
+    if cms_der.len() > available {
+        return Err(PdfError::SignatureTooLarge {
+            needed: cms_der.len(),
+            available,
+        });
+    }
+    let hex = hex::encode_upper(cms_der);
+    bytes[hole[0] + 1..hole[0] + 1 + hex.len()].copy_from_slice(hex.as_bytes());
+    Ok(())
 }
 
 impl PreparedPdf {
@@ -313,45 +341,135 @@ impl PreparedPdf {
 
     /// The message digest over the two byte ranges (what the CMS signs as detached content).
     pub fn digest(&self, alg: DigestAlgorithm) -> Vec<u8> {
-        use sha2::Digest;
         let [_, a, b, c] = self.byte_range;
-        let first = &self.bytes[..a];
-        let second = &self.bytes[b..b + c];
-        match alg {
-            DigestAlgorithm::Sha256 => {
-                let mut h = sha2::Sha256::new();
-                h.update(first);
-                h.update(second);
-                h.finalize().to_vec()
-            }
-            DigestAlgorithm::Sha384 => {
-                let mut h = sha2::Sha384::new();
-                h.update(first);
-                h.update(second);
-                h.finalize().to_vec()
-            }
-            DigestAlgorithm::Sha512 => {
-                let mut h = sha2::Sha512::new();
-                h.update(first);
-                h.update(second);
-                h.finalize().to_vec()
-            }
-        }
+        let mut hasher = alg.hasher();
+        hasher.update(&self.bytes[..a]);
+        hasher.update(&self.bytes[b..b + c]);
+        hasher.finish()
     }
 
     /// Writes `cms_der` into `/Contents` and returns the signed file.
     pub fn finish(mut self, cms_der: &[u8]) -> Result<Vec<u8>, PdfError> {
         let [_, a, b, _] = self.byte_range;
-        // The hole is `<` hex digits `>`.
-        let available = (b - a - 2) / 2;
-        if cms_der.len() > available {
-            return Err(PdfError::SignatureTooLarge {
-                needed: cms_der.len(),
-                available,
-            });
-        }
-        let hex = hex::encode_upper(cms_der);
-        self.bytes[a + 1..a + 1 + hex.len()].copy_from_slice(hex.as_bytes());
+        fill_contents(&mut self.bytes, [a, b], cms_der)?;
         Ok(self.bytes)
+    }
+}
+
+/// A PDF file with the signature's incremental update laid out but not held in memory: only
+/// the update is. The original bytes stay in the source and are streamed to the output.
+pub struct PreparedPdfFile {
+    base_len: usize,
+    tail: Vec<u8>,
+    byte_range: [usize; 4],
+    field_name: String,
+}
+
+impl fmt::Debug for PreparedPdfFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PreparedPdfFile")
+            .field("base_len", &self.base_len)
+            .field("update_len", &self.tail.len())
+            .field("byte_range", &self.byte_range)
+            .field("field_name", &self.field_name)
+            .finish()
+    }
+}
+
+/// Lays out the signature's incremental update over the PDF in `source` without loading it:
+/// reads the cross-reference data and the objects the signature touches by seeking.
+///
+/// Then [`PreparedPdfFile::copy_and_digest`] streams the original bytes into the output while
+/// hashing them, and [`PreparedPdfFile::finish`] appends the update with the CMS DER.
+pub fn prepare_file<R: Read + Seek>(
+    source: &mut R,
+    opts: &PdfSignOptions,
+) -> Result<PreparedPdfFile, PdfError> {
+    incremental::check_contents_size(opts)?;
+    let (opened, base) = sparse::open(source, opts)?;
+    let laid_out =
+        incremental::prepare_opened(opened, base, opts, incremental::SignatureKind::Signature)?;
+    Ok(PreparedPdfFile {
+        base_len: laid_out.base_len,
+        tail: laid_out.tail,
+        byte_range: laid_out.byte_range,
+        field_name: laid_out.field_name,
+    })
+}
+
+/// Which side of [`PreparedPdfFile::copy_and_digest`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    /// Reading the source failed, or it changed length since it was prepared.
+    #[error("{0}")]
+    Read(std::io::Error),
+    /// Writing the output failed.
+    #[error("{0}")]
+    Write(std::io::Error),
+}
+
+/// Chunk size of the streamed copy.
+const COPY_CHUNK: usize = 1 << 20;
+
+impl PreparedPdfFile {
+    /// The `/ByteRange` values `[0, a, b, c]`: everything but the `/Contents` hex string.
+    pub fn byte_range(&self) -> [usize; 4] {
+        self.byte_range
+    }
+
+    /// The name of the signature field that was added.
+    pub fn field_name(&self) -> &str {
+        &self.field_name
+    }
+
+    /// Copies the original bytes of `source` (from its start) to `out` and returns the message
+    /// digest over the two byte ranges: one pass over the file. Fails if `source` no longer
+    /// has the length it had when prepared.
+    pub fn copy_and_digest<R: Read + Seek, W: Write + ?Sized>(
+        &self,
+        source: &mut R,
+        out: &mut W,
+        alg: DigestAlgorithm,
+    ) -> Result<Vec<u8>, CopyError> {
+        let changed = |what: &str| {
+            CopyError::Read(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("the input {what} while it was being signed"),
+            ))
+        };
+        source.seek(SeekFrom::Start(0)).map_err(CopyError::Read)?;
+        let mut hasher = alg.hasher();
+        let mut buf = vec![0; COPY_CHUNK];
+        let mut left = self.base_len;
+        while left > 0 {
+            let n = source
+                .read(&mut buf[..left.min(COPY_CHUNK)])
+                .map_err(CopyError::Read)?;
+            if n == 0 {
+                return Err(changed("became shorter"));
+            }
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n]).map_err(CopyError::Write)?;
+            left -= n;
+        }
+        if source.read(&mut buf[..1]).map_err(CopyError::Read)? != 0 {
+            return Err(changed("grew"));
+        }
+        let [_, a, b, _] = self.byte_range;
+        hasher.update(&self.tail[..a - self.base_len]);
+        hasher.update(&self.tail[b - self.base_len..]);
+        Ok(hasher.finish())
+    }
+
+    /// Writes `cms_der` into `/Contents` and returns the update to append after the original
+    /// bytes that [`Self::copy_and_digest`] copied.
+    pub fn finish(mut self, cms_der: &[u8]) -> Result<Vec<u8>, PdfError> {
+        let [_, a, b, _] = self.byte_range;
+        fill_contents(
+            &mut self.tail,
+            [a - self.base_len, b - self.base_len],
+            cms_der,
+        )?;
+        Ok(self.tail)
     }
 }

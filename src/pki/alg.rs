@@ -64,11 +64,55 @@ impl DigestAlgorithm {
         }
     }
 
+    /// An incremental hash, for data that arrives in pieces (a PDF's two byte ranges, a
+    /// large file streamed through).
+    pub fn hasher(self) -> Hasher {
+        use sha2::Digest;
+        Hasher(match self {
+            Self::Sha256 => HasherState::Sha256(sha2::Sha256::new()),
+            Self::Sha384 => HasherState::Sha384(sha2::Sha384::new()),
+            Self::Sha512 => HasherState::Sha512(sha2::Sha512::new()),
+        })
+    }
+
     /// Recognises a digest OID.
     pub fn from_oid(oid: &const_oid::ObjectIdentifier) -> Option<Self> {
         [Self::Sha256, Self::Sha384, Self::Sha512]
             .into_iter()
             .find(|d| d.oid() == *oid)
+    }
+}
+
+/// An incremental hash started by [`DigestAlgorithm::hasher`].
+#[derive(Clone)]
+pub struct Hasher(HasherState);
+
+#[derive(Clone)]
+enum HasherState {
+    Sha256(sha2::Sha256),
+    Sha384(sha2::Sha384),
+    Sha512(sha2::Sha512),
+}
+
+impl Hasher {
+    /// Adds `data`.
+    pub fn update(&mut self, data: &[u8]) {
+        use sha2::Digest;
+        match &mut self.0 {
+            HasherState::Sha256(h) => h.update(data),
+            HasherState::Sha384(h) => h.update(data),
+            HasherState::Sha512(h) => h.update(data),
+        }
+    }
+
+    /// The digest of everything added.
+    pub fn finish(self) -> Vec<u8> {
+        use sha2::Digest;
+        match self.0 {
+            HasherState::Sha256(h) => h.finalize().to_vec(),
+            HasherState::Sha384(h) => h.finalize().to_vec(),
+            HasherState::Sha512(h) => h.finalize().to_vec(),
+        }
     }
 }
 

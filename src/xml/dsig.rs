@@ -631,36 +631,67 @@ pub struct SignaturePlan {
     pub object_transforms: Vec<String>,
 }
 
-/// Builds the Signature, signs with `key` and returns the output bytes.
+/// Who signs and how: what [`prepare`] needs of the key without using it.
+pub struct Signer<'a> {
+    /// The signer's certificate.
+    pub certificate: &'a openssl::x509::X509Ref,
+    /// Intermediate certificates to embed.
+    pub chain: &'a [openssl::x509::X509],
+    /// The key's algorithm (ECDSA values are converted to fixed-width r‖s by its size).
+    pub algorithm: crate::pki::alg::KeyAlgorithm,
+    /// The signature scheme.
+    pub scheme: SignatureScheme,
+}
+
+/// A Signature laid out over a document with every reference digest computed, waiting for
+/// its value: the key signs [`PreparedSignature::digest`] (the digest of the canonical
+/// SignedInfo) and [`PreparedSignature::finish`] splices the value in. Owns its input, so
+/// the batch engine can hand it from the preparing thread to the key pool and back.
+pub struct PreparedSignature {
+    input: Vec<u8>,
+    plan: SignaturePlan,
+    refs: Vec<PlannedReference>,
+    scheme: SignatureScheme,
+    key_bits: u32,
+    subject: String,
+    cert_b64: Vec<String>,
+    time_text: String,
+    digests: Vec<String>,
+    digest: Vec<u8>,
+    limits: super::parse::Limits,
+    id_names: Vec<&'static str>,
+}
+
+impl std::fmt::Debug for PreparedSignature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedSignature")
+            .field("len", &self.input.len())
+            .field("signature_id", &self.plan.signature_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Lays out the Signature of `plan` over `input` for `signer` and computes every digest.
 ///
 /// Three passes over the same splice, so every digest and the SignedInfo are computed by
 /// the same code that verifies them, over the final document: placeholders first, then
-/// digests, then the signature value. The result is checked once more before returning.
-pub fn sign(
+/// digests, then (in [`PreparedSignature::finish`]) the signature value, after which the
+/// result is checked once more.
+pub fn prepare(
     input: &[u8],
     plan: &SignaturePlan,
-    key: &dyn crate::keys::KeySource,
-    scheme: SignatureScheme,
+    signer: &Signer<'_>,
     signing_time: OffsetDateTime,
     limits: &super::parse::Limits,
-    id_names: &[&str],
-) -> Result<Vec<u8>, crate::Error> {
-    let offset = if input.starts_with(b"\xEF\xBB\xBF") {
-        3
-    } else {
-        0
-    };
-    let mut certs = vec![key.certificate().to_owned()];
-    certs.extend(key.chain().iter().cloned());
+    id_names: &[&'static str],
+) -> Result<PreparedSignature, crate::Error> {
+    let mut certs = vec![signer.certificate.to_owned()];
+    certs.extend(signer.chain.iter().cloned());
     let cert_b64: Vec<String> = certs
         .iter()
         .map(|c| c.to_der().map(|d| B64.encode(d)))
         .collect::<Result<_, _>>()
         .map_err(|e| XmlError::Malformed(format!("certificate cannot be encoded: {e}")))?;
-    let subject = rfc4514(key.certificate().subject_name());
-    let time_text = signing_time
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
     let mut refs = plan.references.clone();
     if let Some(obj) = &plan.time_object_id {
         refs.push(PlannedReference {
@@ -668,60 +699,29 @@ pub fn sign(
             transforms: plan.object_transforms.clone(),
         });
     }
-    let render = |digests: &[String], value: &str| -> Vec<u8> {
-        let mut s = String::new();
-        s.push_str(&format!(
-            "<Signature xmlns=\"{DSIG_NS}\" Id=\"{}\"><SignedInfo><CanonicalizationMethod Algorithm=\"{}\"/><SignatureMethod Algorithm=\"{}\"/>",
-            esc(&plan.signature_id),
-            plan.c14n.uri(),
-            XmlSignatureMethod::uri(scheme)
-        ));
-        for (i, r) in refs.iter().enumerate() {
-            s.push_str(&format!("<Reference URI=\"{}\">", esc(&r.uri)));
-            if !r.transforms.is_empty() {
-                s.push_str("<Transforms>");
-                for t in &r.transforms {
-                    s.push_str(&format!("<Transform Algorithm=\"{t}\"/>"));
-                }
-                s.push_str("</Transforms>");
-            }
-            s.push_str(&format!(
-                "<DigestMethod Algorithm=\"{}\"/><DigestValue>{}</DigestValue></Reference>",
-                XmlDigest::uri(scheme.digest()),
-                digests.get(i).map(String::as_str).unwrap_or("")
-            ));
-        }
-        s.push_str(&format!(
-            "</SignedInfo><SignatureValue>{value}</SignatureValue><KeyInfo><X509Data><X509SubjectName>{}</X509SubjectName>",
-            esc(&subject)
-        ));
-        for c in &cert_b64 {
-            s.push_str(&format!("<X509Certificate>{c}</X509Certificate>"));
-        }
-        s.push_str("</X509Data></KeyInfo>");
-        if let Some(obj) = &plan.time_object_id {
-            s.push_str(&format!(
-                "<Object Id=\"{}\"><SignatureProperties><SignatureProperty Target=\"#{}\"><SigningTime>{}</SigningTime></SignatureProperty></SignatureProperties></Object>",
-                esc(obj),
-                esc(&plan.signature_id),
-                time_text
-            ));
-        }
-        s.push_str("</Signature>");
-        let sp = &plan.splice;
-        let mut out = Vec::with_capacity(input.len() + s.len() + 64);
-        out.extend_from_slice(&input[..offset + sp.start]);
-        out.extend_from_slice(sp.before.as_bytes());
-        out.extend_from_slice(s.as_bytes());
-        out.extend_from_slice(sp.after.as_bytes());
-        out.extend_from_slice(&input[offset + sp.end..]);
-        out
+    let mut prepared = PreparedSignature {
+        input: input.to_vec(),
+        plan: plan.clone(),
+        refs,
+        scheme: signer.scheme,
+        key_bits: match signer.algorithm {
+            crate::pki::alg::KeyAlgorithm::Ec { bits } => bits,
+            crate::pki::alg::KeyAlgorithm::Rsa { bits } => bits,
+        },
+        subject: rfc4514(signer.certificate.subject_name()),
+        cert_b64,
+        time_text: signing_time
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        digests: Vec::new(),
+        digest: Vec::new(),
+        limits: *limits,
+        id_names: id_names.to_vec(),
     };
-    let internal = |why: String| crate::Error::Xml(XmlError::Internal(why));
 
     // Pass 1: digests over the final document.
-    let draft = render(&[], "");
-    let digests: Vec<String> = {
+    let draft = prepared.render("");
+    prepared.digests = {
         let parsed = super::parse::parse(&draft, limits)?;
         let ids = IdIndex::build(&parsed.doc, id_names)?;
         let sig = own_signature(&parsed, &ids, &plan.signature_id)?;
@@ -733,41 +733,111 @@ pub fn sign(
             })
             .collect::<Result<_, _>>()?
     };
-    // Pass 2: the canonical SignedInfo, signed.
-    let draft = render(&digests, "");
-    let value = {
+    // Pass 2: the canonical SignedInfo, to be signed.
+    let draft = prepared.render("");
+    prepared.digest = {
         let parsed = super::parse::parse(&draft, limits)?;
         let ids = IdIndex::build(&parsed.doc, id_names)?;
         let sig = own_signature(&parsed, &ids, &plan.signature_id)?;
         let (octets, _) = canonical_signed_info(&parsed, sig).map_err(internal)?;
-        let digest = scheme.digest().digest(&octets);
-        let raw = key.sign_digest(scheme, &digest)?;
-        match scheme {
-            SignatureScheme::Ecdsa(_) => {
-                let bits = match key.algorithm() {
-                    crate::pki::alg::KeyAlgorithm::Ec { bits } => bits,
-                    crate::pki::alg::KeyAlgorithm::Rsa { bits } => bits,
-                };
-                ecdsa_der_to_raw(&raw, bits.div_ceil(8) as usize).map_err(internal)?
-            }
-            _ => raw,
-        }
+        signer.scheme.digest().digest(&octets)
     };
-    // Pass 3: the final bytes, checked once more.
-    let out = render(&digests, &B64.encode(&value));
-    {
-        let parsed = super::parse::parse(&out, limits)?;
-        let ids = IdIndex::build(&parsed.doc, id_names)?;
-        let sig = own_signature(&parsed, &ids, &plan.signature_id)?;
-        let check = check_signature(&parsed, &ids, sig);
-        if !(check.digests_ok() && check.signature_ok) {
-            return Err(internal(format!(
-                "the new signature does not verify: {:?}",
-                check.format_errors
-            )));
-        }
+    Ok(prepared)
+}
+
+fn internal(why: String) -> crate::Error {
+    crate::Error::Xml(XmlError::Internal(why))
+}
+
+impl PreparedSignature {
+    /// The digest of the canonical SignedInfo: what the private key signs.
+    pub fn digest(&self) -> &[u8] {
+        &self.digest
     }
-    Ok(out)
+
+    /// Splices in the signature value (`raw` as [`crate::keys::KeySource::sign_digest`]
+    /// returns it) and returns the signed document, after checking it verifies (pass 3).
+    pub fn finish(self, raw: &[u8]) -> Result<Vec<u8>, crate::Error> {
+        let value = match self.scheme {
+            SignatureScheme::Ecdsa(_) => {
+                ecdsa_der_to_raw(raw, self.key_bits.div_ceil(8) as usize).map_err(internal)?
+            }
+            _ => raw.to_vec(),
+        };
+        let out = self.render(&B64.encode(&value));
+        {
+            let parsed = super::parse::parse(&out, &self.limits)?;
+            let ids = IdIndex::build(&parsed.doc, &self.id_names)?;
+            let sig = own_signature(&parsed, &ids, &self.plan.signature_id)?;
+            let check = check_signature(&parsed, &ids, sig);
+            if !(check.digests_ok() && check.signature_ok) {
+                return Err(internal(format!(
+                    "the new signature does not verify: {:?}",
+                    check.format_errors
+                )));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The document with the Signature spliced in, carrying the digests computed so far and
+    /// `value` as SignatureValue.
+    fn render(&self, value: &str) -> Vec<u8> {
+        let plan = &self.plan;
+        let mut s = String::new();
+        s.push_str(&format!(
+            "<Signature xmlns=\"{DSIG_NS}\" Id=\"{}\"><SignedInfo><CanonicalizationMethod Algorithm=\"{}\"/><SignatureMethod Algorithm=\"{}\"/>",
+            esc(&plan.signature_id),
+            plan.c14n.uri(),
+            XmlSignatureMethod::uri(self.scheme)
+        ));
+        for (i, r) in self.refs.iter().enumerate() {
+            s.push_str(&format!("<Reference URI=\"{}\">", esc(&r.uri)));
+            if !r.transforms.is_empty() {
+                s.push_str("<Transforms>");
+                for t in &r.transforms {
+                    s.push_str(&format!("<Transform Algorithm=\"{t}\"/>"));
+                }
+                s.push_str("</Transforms>");
+            }
+            s.push_str(&format!(
+                "<DigestMethod Algorithm=\"{}\"/><DigestValue>{}</DigestValue></Reference>",
+                XmlDigest::uri(self.scheme.digest()),
+                self.digests.get(i).map(String::as_str).unwrap_or("")
+            ));
+        }
+        s.push_str(&format!(
+            "</SignedInfo><SignatureValue>{value}</SignatureValue><KeyInfo><X509Data><X509SubjectName>{}</X509SubjectName>",
+            esc(&self.subject)
+        ));
+        for c in &self.cert_b64 {
+            s.push_str(&format!("<X509Certificate>{c}</X509Certificate>"));
+        }
+        s.push_str("</X509Data></KeyInfo>");
+        if let Some(obj) = &plan.time_object_id {
+            s.push_str(&format!(
+                "<Object Id=\"{}\"><SignatureProperties><SignatureProperty Target=\"#{}\"><SigningTime>{}</SigningTime></SignatureProperty></SignatureProperties></Object>",
+                esc(obj),
+                esc(&plan.signature_id),
+                self.time_text
+            ));
+        }
+        s.push_str("</Signature>");
+        let input = &self.input;
+        let offset = if input.starts_with(b"\xEF\xBB\xBF") {
+            3
+        } else {
+            0
+        };
+        let sp = &plan.splice;
+        let mut out = Vec::with_capacity(input.len() + s.len() + 64);
+        out.extend_from_slice(&input[..offset + sp.start]);
+        out.extend_from_slice(sp.before.as_bytes());
+        out.extend_from_slice(s.as_bytes());
+        out.extend_from_slice(sp.after.as_bytes());
+        out.extend_from_slice(&input[offset + sp.end..]);
+        out
+    }
 }
 
 fn own_signature<'a, 'i>(

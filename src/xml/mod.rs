@@ -94,15 +94,34 @@ pub fn sign(
     scheme: SignatureScheme,
     signing_time: OffsetDateTime,
 ) -> Result<Vec<u8>, crate::Error> {
+    let signer = dsig::Signer {
+        certificate: key.certificate(),
+        chain: key.chain(),
+        algorithm: key.algorithm(),
+        scheme,
+    };
+    let prepared = prepare(input, profile, &signer, signing_time)?;
+    let raw = key.sign_digest(scheme, prepared.digest())?;
+    prepared.finish(&raw)
+}
+
+/// Parses `input`, plans its Signature under `profile` and computes every digest, up to the
+/// value the key must sign ([`dsig::PreparedSignature::digest`]); for pipelines that run the
+/// key operation elsewhere (the batch engine).
+pub fn prepare(
+    input: &[u8],
+    profile: Profile,
+    signer: &dsig::Signer<'_>,
+    signing_time: OffsetDateTime,
+) -> Result<dsig::PreparedSignature, crate::Error> {
     let limits = Limits::default();
     let parsed = parse::parse(input, &limits)?;
     let ids = dsig::IdIndex::build(&parsed.doc, profile.id_attributes())?;
     let plan = profile.plan(&parsed, &ids)?;
-    dsig::sign(
+    dsig::prepare(
         input,
         &plan,
-        key,
-        scheme,
+        signer,
         signing_time,
         &limits,
         profile.id_attributes(),

@@ -153,9 +153,50 @@ fn visible(page: PageSelector, placement: Placement) -> Option<VisibleSignature>
     })
 }
 
+/// Prepares `input` both in memory and streaming ([`crate::pdf::prepare_file`], reading only
+/// what the signature touches): both must fail with the same code, or lay out the same bytes.
+fn prepare_both(input: &[u8], opts: &PdfSignOptions) -> Result<crate::pdf::PreparedPdf, PdfError> {
+    let whole = prepare_pdf(input, opts);
+    let streamed = crate::pdf::prepare_file(&mut std::io::Cursor::new(input), opts);
+    match (&whole, streamed) {
+        (Ok(whole), Ok(streamed)) => {
+            assert_eq!(whole.byte_range(), streamed.byte_range());
+            assert_eq!(whole.field_name(), streamed.field_name());
+            let mut out = Vec::new();
+            let digest = streamed
+                .copy_and_digest(
+                    &mut std::io::Cursor::new(input),
+                    &mut out,
+                    DigestAlgorithm::Sha256,
+                )
+                .expect("streamed copy");
+            assert_eq!(digest, whole.digest(DigestAlgorithm::Sha256));
+            out.extend_from_slice(&streamed.finish(DUMMY_CMS).expect("finish streamed"));
+            let expected = prepare_pdf(input, opts).unwrap().finish(DUMMY_CMS).unwrap();
+            assert!(
+                out == expected,
+                "streamed layout differs from the in-memory one"
+            );
+        }
+        (Err(whole), Err(streamed)) => {
+            assert_eq!(
+                whole.code(),
+                streamed.code(),
+                "{whole} vs streamed {streamed}"
+            )
+        }
+        (whole, streamed) => panic!(
+            "in memory: {:?}, streamed: {:?}",
+            whole.as_ref().map(|_| ()),
+            streamed.map(|_| ())
+        ),
+    }
+    whole
+}
+
 /// Signs with the dummy blob and checks the layout invariants every output must meet.
 fn sign(input: &[u8], opts: &PdfSignOptions) -> Vec<u8> {
-    let prepared = prepare_pdf(input, opts).expect("prepare");
+    let prepared = prepare_both(input, opts).expect("prepare");
     let [zero, a, b, c] = prepared.byte_range();
     let digest = prepared.digest(DigestAlgorithm::Sha256);
     let out = prepared.finish(DUMMY_CMS).expect("finish");
@@ -392,7 +433,7 @@ fn explicit_field_name_must_be_new() {
     opts.field_name = Some("Lãnh đạo".into());
     let out = sign(&input, &opts);
     widget_of(&Document::load_mem(&out).unwrap(), "Lãnh đạo");
-    let err = prepare_pdf(&out, &opts).unwrap_err();
+    let err = prepare_both(&out, &opts).unwrap_err();
     assert!(matches!(err, PdfError::InvalidOption(_)), "{err}");
 }
 
@@ -469,7 +510,7 @@ fn seal_goes_over_the_left_third_of_the_previous_signature() {
         PageSelector::Number(2),
         Placement::SealOverPreviousSignature { diameter_pt: 90.0 },
     );
-    let err = prepare_pdf(&once, &seal).unwrap_err();
+    let err = prepare_both(&once, &seal).unwrap_err();
     assert_eq!(err.code(), crate::ErrorCode::PdfNoSignatureToSeal);
 }
 
@@ -507,7 +548,7 @@ fn page_out_of_range_is_refused() {
             h: 10.0,
         },
     );
-    let err = prepare_pdf(&input, &opts).unwrap_err();
+    let err = prepare_both(&input, &opts).unwrap_err();
     assert!(
         matches!(
             err,
@@ -529,7 +570,7 @@ fn page_out_of_range_is_refused() {
         },
     );
     assert!(matches!(
-        prepare_pdf(&input, &opts),
+        prepare_both(&input, &opts),
         Err(PdfError::PageOutOfRange { .. })
     ));
 }
@@ -551,7 +592,7 @@ fn encrypted_pdfs_are_refused() {
         ][..],
     ] {
         let encrypted = qpdf(&input, args);
-        let err = prepare_pdf(&encrypted, &options()).unwrap_err();
+        let err = prepare_both(&encrypted, &options()).unwrap_err();
         assert_eq!(
             err.code(),
             crate::ErrorCode::PdfEncrypted,
@@ -578,14 +619,14 @@ fn broken_pdfs_are_refused() {
         }),
     ];
     for (what, bytes) in cases {
-        let err = prepare_pdf(&bytes, &options()).unwrap_err();
+        let err = prepare_both(&bytes, &options()).unwrap_err();
         assert_eq!(err.code(), crate::ErrorCode::PdfMalformed, "{what}: {err}");
     }
 }
 
 #[test]
 fn certification_with_no_changes_is_refused() {
-    let err = prepare_pdf(
+    let err = prepare_both(
         &make_pdf(&Spec {
             docmdp: Some(1),
             ..Spec::default()
