@@ -69,6 +69,14 @@ pub enum ErrorCode {
     XmlUnsupported,
     /// A bug or an environment failure.
     Internal,
+    /// Routing: the calling or called node is not a configured peer.
+    RoutePeerUnknown,
+    /// Routing: a peer node could not be reached.
+    RoutePeerUnavailable,
+    /// Routing: the same idempotency key arrived with different content (CONTRACTS §5).
+    ConflictingRedelivery,
+    /// Routing: no such document at this node.
+    RouteNotFound,
 }
 
 impl ErrorCode {
@@ -104,6 +112,10 @@ impl ErrorCode {
             Self::XmlProfileMismatch => "XML_PROFILE_MISMATCH",
             Self::XmlUnsupported => "XML_UNSUPPORTED",
             Self::Internal => "INTERNAL",
+            Self::RoutePeerUnknown => "ROUTE_PEER_UNKNOWN",
+            Self::RoutePeerUnavailable => "ROUTE_PEER_UNAVAILABLE",
+            Self::ConflictingRedelivery => "CONFLICTING_REDELIVERY",
+            Self::RouteNotFound => "ROUTE_NOT_FOUND",
         }
     }
 
@@ -125,7 +137,9 @@ impl ErrorCode {
             | Self::XmlProfileMismatch
             | Self::XmlUnsupported => 65,
             Self::NoSignature => 3,
-            Self::InputMissing => 66,
+            Self::InputMissing | Self::RouteNotFound => 66,
+            Self::RoutePeerUnknown | Self::ConflictingRedelivery => 65,
+            Self::RoutePeerUnavailable => 69,
             Self::TsaUnavailable | Self::TsaBadResponse | Self::RevocationUnavailable => 69,
             Self::Internal => 70,
             Self::OutputUnwritable => 73,
@@ -180,6 +194,9 @@ pub enum Error {
     /// The request itself is inconsistent (e.g. B-T without a TSA).
     #[error("{0}")]
     Usage(String),
+    /// Routing between gateway nodes failed.
+    #[error(transparent)]
+    Routing(#[from] crate::routing::RoutingError),
 }
 
 impl Error {
@@ -196,6 +213,7 @@ impl Error {
             Error::Validation(_) => ErrorCode::RevocationUnavailable,
             Error::Xml(e) => e.code(),
             Error::Usage(_) => ErrorCode::Usage,
+            Error::Routing(e) => e.code(),
         }
     }
 }
@@ -230,6 +248,10 @@ mod tests {
             (ErrorCode::XmlLimitExceeded, "XML_LIMIT_EXCEEDED", 65),
             (ErrorCode::XmlProfileMismatch, "XML_PROFILE_MISMATCH", 65),
             (ErrorCode::XmlUnsupported, "XML_UNSUPPORTED", 65),
+            (ErrorCode::RoutePeerUnknown, "ROUTE_PEER_UNKNOWN", 65),
+            (ErrorCode::RoutePeerUnavailable, "ROUTE_PEER_UNAVAILABLE", 69),
+            (ErrorCode::ConflictingRedelivery, "CONFLICTING_REDELIVERY", 65),
+            (ErrorCode::RouteNotFound, "ROUTE_NOT_FOUND", 66),
         ];
         for (code, text, exit) in table {
             assert_eq!(code.as_str(), text);

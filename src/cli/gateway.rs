@@ -25,7 +25,7 @@ pub struct StoreArgs {
 }
 
 impl StoreArgs {
-    fn config(&self, listen: Option<&str>) -> Result<Config, CliError> {
+    pub(super) fn config(&self, listen: Option<&str>) -> Result<Config, CliError> {
         Config::load(self.config.as_deref(), listen, self.data.as_deref()).map_err(CliError::usage)
     }
 }
@@ -129,17 +129,17 @@ fn internal(message: impl Into<String>) -> CliError {
     }
 }
 
-fn db_error(e: crate::store::StoreError) -> CliError {
+pub(super) fn db_error(e: crate::store::StoreError) -> CliError {
     internal(e.to_string())
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Runtime::new()
         .map_err(|e| internal(format!("cannot start the async runtime: {e}")))
 }
 
 /// Opens the database and registers the configured keys.
-async fn open(config: &Config) -> Result<Store, CliError> {
+pub(super) async fn open(config: &Config) -> Result<Store, CliError> {
     let store = Store::open(&config.database_url).await.map_err(db_error)?;
     let now = api::now_rfc3339();
     for key in &config.keys {
@@ -229,7 +229,14 @@ pub fn serve(args: ServeArgs) -> Result<u8, CliError> {
         if let Some(days) = config.retention_days {
             spawn_retention(store.clone(), days);
         }
-        Ok(api::router(AppState::new(store, config.settings.clone())))
+        let router = api::router(AppState::new(store.clone(), config.settings.clone()));
+        match &config.routing {
+            Some(routing) => {
+                let node = super::route::start_node(routing, store, &config.settings).await?;
+                Ok(router.layer(axum::Extension(node)))
+            }
+            None => Ok(router),
+        }
     })
 }
 

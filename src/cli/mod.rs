@@ -7,6 +7,7 @@ mod bench;
 mod extend;
 mod gateway;
 mod pki;
+mod route;
 mod server;
 mod sign;
 mod tsa;
@@ -56,6 +57,9 @@ enum Command {
     /// Check or checkpoint the gateway's audit trail.
     #[command(subcommand)]
     Audit(gateway::AuditCommand),
+    /// Send, list, acknowledge and trace edXML documents routed between gateway nodes.
+    #[command(subcommand)]
+    Route(route::RouteCommand),
 }
 
 /// A failed command: the stable code and a one-line message.
@@ -126,6 +130,7 @@ pub fn main() -> ExitCode {
         Command::Client(cmd) => gateway::client(cmd),
         Command::Key(cmd) => gateway::key(cmd),
         Command::Audit(cmd) => gateway::audit(cmd),
+        Command::Route(cmd) => route::run(cmd),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),

@@ -6,6 +6,7 @@
 //! live in `migrations/sqlite` and `migrations/postgres` and are applied by [`Store::open`].
 
 pub mod audit;
+pub mod routing;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -113,16 +114,30 @@ pub struct Submission {
 /// Migrations compiled into the binary: (version, description, SQL).
 type Embedded = &'static [(i64, &'static str, &'static str)];
 
-const SQLITE_MIGRATIONS: Embedded = &[(
-    1,
-    "init",
-    include_str!("../../migrations/sqlite/0001_init.sql"),
-)];
-const POSTGRES_MIGRATIONS: Embedded = &[(
-    1,
-    "init",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+const SQLITE_MIGRATIONS: Embedded = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        200,
+        "routing",
+        include_str!("../../migrations/sqlite/0200_routing.sql"),
+    ),
+];
+const POSTGRES_MIGRATIONS: Embedded = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        200,
+        "routing",
+        include_str!("../../migrations/postgres/0200_routing.sql"),
+    ),
+];
 
 /// A migration source over SQL embedded with `include_str!` (what `sqlx::migrate!` would do,
 /// without the proc-macro crate and its compile time).
