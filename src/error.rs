@@ -69,6 +69,14 @@ pub enum ErrorCode {
     XmlUnsupported,
     /// A bug or an environment failure.
     Internal,
+    /// An edXML package or status message does not follow the gateway's schema or rules.
+    EdxmlInvalid,
+    /// An edXML package exceeds a size or count limit (attachments, zip contents).
+    EdxmlLimitExceeded,
+    /// The agency directory has no such unit or agency.
+    DirectoryNotFound,
+    /// A directory input (CSV, change) is invalid or conflicts with the directory.
+    DirectoryInvalid,
     /// Routing: the calling or called node is not a configured peer.
     RoutePeerUnknown,
     /// Routing: a peer node could not be reached.
@@ -112,6 +120,10 @@ impl ErrorCode {
             Self::XmlProfileMismatch => "XML_PROFILE_MISMATCH",
             Self::XmlUnsupported => "XML_UNSUPPORTED",
             Self::Internal => "INTERNAL",
+            Self::EdxmlInvalid => "EDXML_INVALID",
+            Self::EdxmlLimitExceeded => "EDXML_LIMIT_EXCEEDED",
+            Self::DirectoryNotFound => "DIRECTORY_NOT_FOUND",
+            Self::DirectoryInvalid => "DIRECTORY_INVALID",
             Self::RoutePeerUnknown => "ROUTE_PEER_UNKNOWN",
             Self::RoutePeerUnavailable => "ROUTE_PEER_UNAVAILABLE",
             Self::ConflictingRedelivery => "CONFLICTING_REDELIVERY",
@@ -135,9 +147,12 @@ impl ErrorCode {
             | Self::XmlMalformed
             | Self::XmlLimitExceeded
             | Self::XmlProfileMismatch
-            | Self::XmlUnsupported => 65,
+            | Self::XmlUnsupported
+            | Self::EdxmlInvalid
+            | Self::EdxmlLimitExceeded
+            | Self::DirectoryInvalid => 65,
             Self::NoSignature => 3,
-            Self::InputMissing | Self::RouteNotFound => 66,
+            Self::InputMissing | Self::DirectoryNotFound | Self::RouteNotFound => 66,
             Self::RoutePeerUnknown | Self::ConflictingRedelivery => 65,
             Self::RoutePeerUnavailable => 69,
             Self::TsaUnavailable | Self::TsaBadResponse | Self::RevocationUnavailable => 69,
@@ -194,6 +209,12 @@ pub enum Error {
     /// The request itself is inconsistent (e.g. B-T without a TSA).
     #[error("{0}")]
     Usage(String),
+    /// An edXML package or status message is refused.
+    #[error(transparent)]
+    Edxml(#[from] crate::edxml::EdxmlError),
+    /// The agency directory refused an operation.
+    #[error(transparent)]
+    Directory(#[from] crate::directory::DirectoryError),
     /// Routing between gateway nodes failed.
     #[error(transparent)]
     Routing(#[from] crate::routing::RoutingError),
@@ -213,6 +234,8 @@ impl Error {
             Error::Validation(_) => ErrorCode::RevocationUnavailable,
             Error::Xml(e) => e.code(),
             Error::Usage(_) => ErrorCode::Usage,
+            Error::Edxml(e) => e.code(),
+            Error::Directory(e) => e.code(),
             Error::Routing(e) => e.code(),
         }
     }
@@ -248,6 +271,10 @@ mod tests {
             (ErrorCode::XmlLimitExceeded, "XML_LIMIT_EXCEEDED", 65),
             (ErrorCode::XmlProfileMismatch, "XML_PROFILE_MISMATCH", 65),
             (ErrorCode::XmlUnsupported, "XML_UNSUPPORTED", 65),
+            (ErrorCode::EdxmlInvalid, "EDXML_INVALID", 65),
+            (ErrorCode::EdxmlLimitExceeded, "EDXML_LIMIT_EXCEEDED", 65),
+            (ErrorCode::DirectoryNotFound, "DIRECTORY_NOT_FOUND", 66),
+            (ErrorCode::DirectoryInvalid, "DIRECTORY_INVALID", 65),
             (ErrorCode::RoutePeerUnknown, "ROUTE_PEER_UNKNOWN", 65),
             (ErrorCode::RoutePeerUnavailable, "ROUTE_PEER_UNAVAILABLE", 69),
             (ErrorCode::ConflictingRedelivery, "CONFLICTING_REDELIVERY", 65),

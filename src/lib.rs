@@ -11,6 +11,8 @@
 //! - [`verify`]: signature validation and the ETSI-style report; never signs.
 //! - [`extend`]: long-term validation (PAdES B-LT/B-LTA: DSS and document time-stamps).
 //! - [`xml`]: hardened XML parser, C14N, XML-DSig and the filing/edXML profiles; no network.
+//! - [`edxml`]: edXML packages and status messages (QCVN 102:2016): build, schema, trace, verify.
+//! - [`directory`]: the agency directory (administrative units, agency identifiers, merges).
 //! - [`store`]: the gateway database (SQLite or PostgreSQL): clients, keys, submissions, audit.
 //! - [`config`]: the gateway's TOML configuration and demo defaults.
 //! - [`api`]: the HTTP gateway (axum): routes, auth, error codes; no crypto of its own.
@@ -26,6 +28,8 @@ pub mod batch;
 pub mod cli;
 pub mod cms;
 pub mod config;
+pub mod directory;
+pub mod edxml;
 pub mod error;
 pub mod extend;
 pub mod fsio;

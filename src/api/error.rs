@@ -72,7 +72,11 @@ fn domain_status(code: ErrorCode) -> StatusCode {
         | ErrorCode::XmlMalformed
         | ErrorCode::XmlLimitExceeded
         | ErrorCode::XmlProfileMismatch
-        | ErrorCode::XmlUnsupported => StatusCode::UNPROCESSABLE_ENTITY,
+        | ErrorCode::XmlUnsupported
+        | ErrorCode::EdxmlInvalid
+        | ErrorCode::EdxmlLimitExceeded
+        | ErrorCode::DirectoryInvalid => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::DirectoryNotFound => StatusCode::NOT_FOUND,
         ErrorCode::KeyAlgorithmMismatch => StatusCode::BAD_REQUEST,
         // The gateway's own key is unusable: the caller can do nothing about it.
         ErrorCode::KeyInvalid

@@ -4,6 +4,7 @@
 
 mod batch;
 mod bench;
+mod directory;
 mod extend;
 mod gateway;
 mod pki;
@@ -57,6 +58,9 @@ enum Command {
     /// Check or checkpoint the gateway's audit trail.
     #[command(subcommand)]
     Audit(gateway::AuditCommand),
+    /// Manage the agency directory (administrative units, agency identifiers, merges).
+    #[command(subcommand)]
+    Directory(directory::DirectoryCommand),
     /// Send, list, acknowledge and trace edXML documents routed between gateway nodes.
     #[command(subcommand)]
     Route(route::RouteCommand),
@@ -104,7 +108,8 @@ from_domain_error!(
     crate::pki::tsp::TspError,
     crate::fsio::IoError,
     crate::cms::CmsError,
-    crate::verify::VerifyError
+    crate::verify::VerifyError,
+    crate::directory::DirectoryError
 );
 
 /// Runs the command line and returns the process exit code.
@@ -130,6 +135,7 @@ pub fn main() -> ExitCode {
         Command::Client(cmd) => gateway::client(cmd),
         Command::Key(cmd) => gateway::key(cmd),
         Command::Audit(cmd) => gateway::audit(cmd),
+        Command::Directory(cmd) => directory::run(cmd),
         Command::Route(cmd) => route::run(cmd),
     };
     match outcome {

@@ -131,10 +131,8 @@ impl Node {
         let connector = super::tls::connector(&identity, &config.peer_trust)?;
         let signer = Pkcs12Key::open(&config.identity, &config.identity_password)
             .map_err(|e| RoutingError::Config(format!("routing.identity: {e}")))?;
-        let codes = StatusCodes {
-            update_agreed: config.update_codes.0.clone(),
-            update_refused: config.update_codes.1.clone(),
-        };
+        let codes = StatusCodes::new(&config.update_codes.0, &config.update_codes.1)
+            .map_err(|e| RoutingError::Config(format!("routing update codes: {e}")))?;
         Ok(Self {
             config,
             store,
@@ -191,8 +189,10 @@ impl Node {
                     .unwrap_or_else(|| "the signature does not verify".into());
                 return Ok(Err((package, reason)));
             }
-            let digest = edxml::content_digest(&bytes)?;
-            Ok(Ok(Checked { package, digest }))
+            Ok(Ok(Checked {
+                package,
+                digest: verdict.content_digest,
+            }))
         })
         .await
     }
@@ -492,7 +492,7 @@ impl Node {
     ) -> Result<(), RoutingError> {
         let parsed = self
             .codes
-            .parse(code)
+            .status(code)
             .ok_or_else(|| RoutingError::Invalid(format!("status code {code} is not known")))?;
         let bytes = self.status(doc, from, parsed, description.clone()).await?;
         a.traces.push(trace(doc, "status-sent", format!("{code} from {from}")));

@@ -6,6 +6,7 @@
 //! live in `migrations/sqlite` and `migrations/postgres` and are applied by [`Store::open`].
 
 pub mod audit;
+pub mod directory;
 pub mod routing;
 
 use std::path::Path;
@@ -16,6 +17,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::Row;
 
 pub use audit::{AuditEntry, AuditRecord, ChainCheck};
+pub use directory::{ChangeRow, UnitRow};
 
 /// A database failure; reaches API clients only as `INTERNAL`.
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +123,11 @@ const SQLITE_MIGRATIONS: Embedded = &[
         include_str!("../../migrations/sqlite/0001_init.sql"),
     ),
     (
+        100,
+        "directory",
+        include_str!("../../migrations/sqlite/0100_directory.sql"),
+    ),
+    (
         200,
         "routing",
         include_str!("../../migrations/sqlite/0200_routing.sql"),
@@ -131,6 +138,11 @@ const POSTGRES_MIGRATIONS: Embedded = &[
         1,
         "init",
         include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        100,
+        "directory",
+        include_str!("../../migrations/postgres/0100_directory.sql"),
     ),
     (
         200,

@@ -1,0 +1,232 @@
+//! `signgate directory import|list|show|resolve|merge|rename|dissolve`: the agency directory
+//! in the gateway's database, thin over [`crate::directory`].
+
+use std::path::{Path, PathBuf};
+
+use clap::Subcommand;
+use serde_json::json;
+
+use super::gateway::{open, runtime, StoreArgs};
+use super::CliError;
+use crate::directory::{committee_name, Directory, Structure};
+
+/// `signgate directory …`.
+#[derive(Debug, Subcommand)]
+pub enum DirectoryCommand {
+    /// Import a unit file (code,name,level,parent_code,type) and optionally agency identifiers.
+    Import {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// `2024` (province/district/commune) or `2025` (province/commune).
+        #[arg(long)]
+        structure: Structure,
+        /// The GSO unit CSV (e.g. data/vn-admin/2024/units.csv).
+        #[arg(long)]
+        units: PathBuf,
+        /// Agency identifiers: gso_code,organ_id_qcvn102,organ_id_d20.
+        #[arg(long)]
+        codes: Option<PathBuf>,
+    },
+    /// List units (JSON lines), optionally below one parent or at one level.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// `2024` or `2025`.
+        #[arg(long)]
+        structure: Structure,
+        /// Only the children of this GSO code.
+        #[arg(long)]
+        parent: Option<String>,
+        /// Only `province`, `district` or `commune`.
+        #[arg(long)]
+        level: Option<String>,
+    },
+    /// Show one unit and its recorded changes.
+    Show {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// `2024` or `2025`.
+        #[arg(long)]
+        structure: Structure,
+        /// Its GSO code.
+        code: String,
+    },
+    /// Where documents addressed to an agency identifier go now.
+    Resolve {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The agency identifier (either form).
+        organ_id: String,
+    },
+    /// Merge units into another of the same level (documents to them are redirected).
+    Merge {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// `2024` or `2025`.
+        #[arg(long)]
+        structure: Structure,
+        /// GSO codes of the units merged away.
+        #[arg(required = true)]
+        old: Vec<String>,
+        /// GSO code of the unit they merge into.
+        #[arg(long)]
+        into: String,
+        /// Date it takes effect (YYYY-MM-DD).
+        #[arg(long)]
+        effective: String,
+    },
+    /// Rename a unit.
+    Rename {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// `2024` or `2025`.
+        #[arg(long)]
+        structure: Structure,
+        /// Its GSO code.
+        code: String,
+        /// The new short name (without the unit type).
+        #[arg(long)]
+        name: String,
+        /// Date it takes effect (YYYY-MM-DD).
+        #[arg(long)]
+        effective: String,
+    },
+    /// Dissolve a unit with no active units below it.
+    Dissolve {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// `2024` or `2025`.
+        #[arg(long)]
+        structure: Structure,
+        /// Its GSO code.
+        code: String,
+        /// Date it takes effect (YYYY-MM-DD).
+        #[arg(long)]
+        effective: String,
+    },
+}
+
+fn read_text(path: &Path) -> Result<String, CliError> {
+    let bytes = crate::fsio::read_input(path)?;
+    String::from_utf8(bytes)
+        .map_err(|_| CliError::usage(format!("{} is not UTF-8", path.display())))
+}
+
+fn date(text: &str) -> Result<time::Date, CliError> {
+    time::Date::parse(
+        text,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .map_err(|_| CliError::usage(format!("--effective '{text}' is not a YYYY-MM-DD date")))
+}
+
+fn print_json(value: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string(value).unwrap_or_default());
+}
+
+/// Runs a directory command.
+pub fn run(cmd: DirectoryCommand) -> Result<u8, CliError> {
+    runtime()?.block_on(async move {
+        match cmd {
+            DirectoryCommand::Import {
+                store,
+                structure,
+                units,
+                codes,
+            } => {
+                let units = read_text(&units)?;
+                let codes = codes.as_deref().map(read_text).transpose()?;
+                let db = open(&store.config(None)?).await?;
+                let summary = Directory::new(db.clone())
+                    .import(structure, &units, codes.as_deref())
+                    .await?;
+                print_json(&json!({"structure": structure.as_str(), "imported": summary}));
+                db.close().await;
+            }
+            DirectoryCommand::List {
+                store,
+                structure,
+                parent,
+                level,
+            } => {
+                let db = open(&store.config(None)?).await?;
+                let dir = Directory::new(db.clone());
+                for u in dir
+                    .list(structure, parent.as_deref(), level.as_deref())
+                    .await?
+                {
+                    print_json(&json!({"unit": u, "agency": committee_name(&u)}));
+                }
+                db.close().await;
+            }
+            DirectoryCommand::Show {
+                store,
+                structure,
+                code,
+            } => {
+                let db = open(&store.config(None)?).await?;
+                let dir = Directory::new(db.clone());
+                let u = dir.unit(structure, &code).await?;
+                let changes = dir.changes(structure, Some(&code)).await?;
+                print_json(&json!({"unit": u, "agency": committee_name(&u), "changes": changes}));
+                db.close().await;
+            }
+            DirectoryCommand::Resolve { store, organ_id } => {
+                let db = open(&store.config(None)?).await?;
+                let r = Directory::new(db.clone()).resolve(&organ_id).await?;
+                print_json(&json!({
+                    "organ_id": r.organ_id,
+                    "redirected_from": r.redirected_from,
+                    "agency": committee_name(&r.unit),
+                    "unit": r.unit,
+                }));
+                db.close().await;
+            }
+            DirectoryCommand::Merge {
+                store,
+                structure,
+                old,
+                into,
+                effective,
+            } => {
+                let effective = date(&effective)?;
+                let db = open(&store.config(None)?).await?;
+                Directory::new(db.clone())
+                    .merge(structure, &old, &into, effective)
+                    .await?;
+                print_json(&json!({"merged": old, "into": into, "structure": structure.as_str()}));
+                db.close().await;
+            }
+            DirectoryCommand::Rename {
+                store,
+                structure,
+                code,
+                name,
+                effective,
+            } => {
+                let effective = date(&effective)?;
+                let db = open(&store.config(None)?).await?;
+                Directory::new(db.clone())
+                    .rename(structure, &code, &name, effective)
+                    .await?;
+                print_json(&json!({"renamed": code, "name": name}));
+                db.close().await;
+            }
+            DirectoryCommand::Dissolve {
+                store,
+                structure,
+                code,
+                effective,
+            } => {
+                let effective = date(&effective)?;
+                let db = open(&store.config(None)?).await?;
+                Directory::new(db.clone())
+                    .dissolve(structure, &code, effective)
+                    .await?;
+                print_json(&json!({"dissolved": code}));
+                db.close().await;
+            }
+        }
+        Ok(0)
+    })
+}

@@ -1,0 +1,141 @@
+//! Verifying a received package: the envelope signature through [`crate::verify`] (chain,
+//! revocation, the `edxml` profile's coverage), each signed part's digest named when it fails,
+//! and the PDF signatures inside attachments, recorded.
+
+use super::package::{child, text_of};
+use super::{EdxmlError, Limits};
+use crate::verify::{Indication, Policy, Report, ValidationContext, VerifyError};
+use crate::xml::dsig::{self, IdIndex, DSIG_NS};
+use crate::xml::Profile;
+
+/// One attachment as checked.
+#[derive(Debug, Clone)]
+pub struct AttachmentVerdict {
+    /// `AttachmentName`.
+    pub name: String,
+    /// `ContentId`.
+    pub content_id: String,
+    /// Its digest matches the envelope signature.
+    pub intact: bool,
+    /// The verdict on the PDF's own signatures; `None` when it is not a signed PDF.
+    pub pdf: Option<Indication>,
+}
+
+/// The verdict on a package.
+#[derive(Debug, Clone)]
+pub struct PackageVerdict {
+    /// The envelope signature passed (TOTAL_PASSED) and every signed part is intact.
+    pub passed: bool,
+    /// Why not, naming the part (`MessageHeader`, `attachment 'x.pdf'`, the signer's chain…).
+    pub reason: Option<String>,
+    /// The envelope signature's validation report.
+    pub report: Report,
+    /// Each attachment.
+    pub attachments: Vec<AttachmentVerdict>,
+    /// [`content_digest`](super::content_digest) of the package.
+    pub content_digest: String,
+}
+
+/// Verifies the package signature and every part it covers (see the module doc). `Err` means
+/// the package is not even readable as edXML (schema, limits, no signature); a readable package
+/// with a bad signature or an altered part is `Ok` with `passed: false` and a reason.
+pub fn verify(
+    bytes: &[u8],
+    policy: &Policy,
+    ctx: &ValidationContext,
+) -> Result<PackageVerdict, EdxmlError> {
+    let package = super::parse(bytes, &Limits::default())?;
+    let content_digest = super::content_digest(bytes)?;
+    let report = crate::verify::document("edXML", bytes, None, policy, ctx)?;
+    let parsed = crate::xml::parse::parse(bytes, &crate::xml::Limits::default())?;
+    let ids = IdIndex::build(&parsed.doc, Profile::Edxml.id_attributes())?;
+    let root = parsed.doc.root_element();
+    let signature = child(root, "edXMLEnvelope")
+        .and_then(|e| child(e, "edXMLHeader"))
+        .and_then(|h| {
+            h.children()
+                .find(|c| c.is_element() && c.has_tag_name((DSIG_NS, "Signature")))
+        })
+        .ok_or_else(|| EdxmlError::invalid("the package is not signed"))?;
+    let check = dsig::check_signature(&parsed, &ids, signature);
+    let mut altered = Vec::new();
+    let mut broken_ids = Vec::new();
+    for r in check.references.iter().filter(|r| !r.digest_ok) {
+        let target = r.target.and_then(|t| parsed.doc.get_node(t));
+        let part = match target {
+            Some(n) if n.tag_name().name() == "Attachment" => {
+                broken_ids.push(text_of(n, "ContentId").unwrap_or_default());
+                format!(
+                    "attachment '{}'",
+                    text_of(n, "AttachmentName").unwrap_or_else(|| r.uri.clone())
+                )
+            }
+            Some(n) if r.inside_signature => format!("the signature's {}", n.tag_name().name()),
+            Some(n) => n.tag_name().name().to_string(),
+            None => format!("reference {}", r.uri),
+        };
+        altered.push(match &r.problem {
+            Some(p) => format!("{part} cannot be checked: {p}"),
+            None => format!("{part} was altered after signing (digest mismatch)"),
+        });
+    }
+    let mut attachments = Vec::new();
+    for a in &package.attachments {
+        let pdf = if a.data.starts_with(b"%PDF-") {
+            match crate::verify::document(&a.name, &a.data, None, policy, ctx) {
+                Ok(r) => Some(r.indication),
+                Err(VerifyError::NoSignature(_)) => None,
+                Err(_) => Some(Indication::TotalFailed),
+            }
+        } else {
+            None
+        };
+        attachments.push(AttachmentVerdict {
+            name: a.name.clone(),
+            content_id: a.content_id.clone(),
+            intact: !broken_ids.contains(&a.content_id),
+            pdf,
+        });
+    }
+    let reason = if !altered.is_empty() {
+        Some(altered.join("; "))
+    } else if report.indication != Indication::TotalPassed {
+        Some(describe(&report))
+    } else {
+        None
+    };
+    Ok(PackageVerdict {
+        passed: reason.is_none(),
+        reason,
+        report,
+        attachments,
+        content_digest,
+    })
+}
+
+/// `envelope signature TOTAL_FAILED/HASH_FAILURE: notes…` for a report that did not pass.
+pub(crate) fn describe(report: &Report) -> String {
+    let name = |v: serde_json::Result<serde_json::Value>| {
+        v.ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default()
+    };
+    let notes: Vec<&str> = report
+        .signatures
+        .iter()
+        .flat_map(|s| s.notes.iter().map(String::as_str))
+        .collect();
+    let mut out = format!(
+        "signature {}",
+        name(serde_json::to_value(report.indication))
+    );
+    if let Some(sub) = report.sub_indication {
+        out.push('/');
+        out.push_str(&name(serde_json::to_value(sub)));
+    }
+    if !notes.is_empty() {
+        out.push_str(": ");
+        out.push_str(&notes.join("; "));
+    }
+    out
+}

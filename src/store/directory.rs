@@ -1,0 +1,219 @@
+//! The agency directory's tables (`directory_units`, `directory_changes`): rows in and out.
+//! The rules (what a merge may do, how an identifier resolves) are `crate::directory`'s.
+
+use sqlx::Row;
+
+use super::{with_pool, Store, StoreError};
+
+/// One administrative unit's People's Committee as stored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UnitRow {
+    /// `2024` or `2025`.
+    pub structure: String,
+    /// GSO statistical code (2, 3 or 5 digits, as text).
+    pub gso_code: String,
+    /// Short name without the unit type (`Ba Đình`).
+    pub name: String,
+    /// Unit type (`Tỉnh`, `Huyện`, `Phường`, …).
+    pub unit_type: String,
+    /// `province`, `district` or `commune`.
+    pub level: String,
+    /// The parent unit's GSO code.
+    pub parent_code: Option<String>,
+    /// The agency's QCVN 102 (dotted) e-identifier, from the codes mapping.
+    pub organ_id_qcvn102: Option<String>,
+    /// The agency's Decision 20/2020 e-identifier, from the codes mapping.
+    pub organ_id_d20: Option<String>,
+    /// `active`, `merged` or `dissolved`.
+    pub state: String,
+    /// The unit it was merged into (same structure).
+    pub successor: Option<String>,
+    /// The date of its last change (`YYYY-MM-DD`).
+    pub effective_from: Option<String>,
+}
+
+/// One recorded directory change.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ChangeRow {
+    /// `2024` or `2025`.
+    pub structure: String,
+    /// `merge`, `rename` or `dissolve`.
+    pub kind: String,
+    /// The unit changed.
+    pub gso_code: String,
+    /// What changed (JSON).
+    pub detail: String,
+    /// When it takes effect (`YYYY-MM-DD`).
+    pub effective: String,
+    /// When it was recorded (RFC 3339).
+    pub recorded_at: String,
+}
+
+const UNIT_COLUMNS: &str = "structure, gso_code, name, unit_type, level, parent_code, organ_id_qcvn102, organ_id_d20, state, successor, effective_from";
+/// Rows per INSERT: 11 binds each stays well under SQLite's and PostgreSQL's bind limits.
+const BATCH: usize = 400;
+
+fn unit(r: &impl UnitGet) -> UnitRow {
+    UnitRow {
+        structure: r.s(0),
+        gso_code: r.s(1),
+        name: r.s(2),
+        unit_type: r.s(3),
+        level: r.s(4),
+        parent_code: r.o(5),
+        organ_id_qcvn102: r.o(6),
+        organ_id_d20: r.o(7),
+        state: r.s(8),
+        successor: r.o(9),
+        effective_from: r.o(10),
+    }
+}
+
+/// Column access shared by the two backends' rows.
+trait UnitGet {
+    fn s(&self, i: usize) -> String;
+    fn o(&self, i: usize) -> Option<String>;
+}
+
+impl UnitGet for sqlx::sqlite::SqliteRow {
+    fn s(&self, i: usize) -> String {
+        self.get(i)
+    }
+    fn o(&self, i: usize) -> Option<String> {
+        self.get(i)
+    }
+}
+
+impl UnitGet for sqlx::postgres::PgRow {
+    fn s(&self, i: usize) -> String {
+        self.get(i)
+    }
+    fn o(&self, i: usize) -> Option<String> {
+        self.get(i)
+    }
+}
+
+impl Store {
+    /// Inserts or updates `units` in one transaction, in multi-row batches. An existing unit
+    /// keeps its state and successor; its organ ids are replaced only by non-empty ones.
+    pub async fn upsert_units(&self, units: &[UnitRow]) -> Result<(), StoreError> {
+        with_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            for chunk in units.chunks(BATCH) {
+                let mut sql = format!("INSERT INTO directory_units ({UNIT_COLUMNS}) VALUES ");
+                for i in 0..chunk.len() {
+                    if i > 0 {
+                        sql.push(',');
+                    }
+                    let b = i * 11;
+                    sql.push('(');
+                    sql.push_str(&(1..=11).map(|k| format!("${}", b + k)).collect::<Vec<_>>().join(","));
+                    sql.push(')');
+                }
+                sql.push_str(" ON CONFLICT (structure, gso_code) DO UPDATE SET name = excluded.name, unit_type = excluded.unit_type, level = excluded.level, parent_code = excluded.parent_code, \
+                    organ_id_qcvn102 = COALESCE(excluded.organ_id_qcvn102, directory_units.organ_id_qcvn102), organ_id_d20 = COALESCE(excluded.organ_id_d20, directory_units.organ_id_d20)");
+                let mut q = sqlx::query(&sql);
+                for u in chunk {
+                    q = q.bind(&u.structure).bind(&u.gso_code).bind(&u.name).bind(&u.unit_type)
+                        .bind(&u.level).bind(&u.parent_code).bind(&u.organ_id_qcvn102)
+                        .bind(&u.organ_id_d20).bind(&u.state).bind(&u.successor).bind(&u.effective_from);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// The unit `(structure, gso_code)`.
+    pub async fn unit(
+        &self,
+        structure: &str,
+        gso_code: &str,
+    ) -> Result<Option<UnitRow>, StoreError> {
+        let sql = format!(
+            "SELECT {UNIT_COLUMNS} FROM directory_units WHERE structure = $1 AND gso_code = $2"
+        );
+        Ok(
+            with_pool!(self, p => sqlx::query(&sql).bind(structure).bind(gso_code).fetch_optional(p).await?.map(|r| unit(&r))),
+        )
+    }
+
+    /// Units carrying `organ_id` in either identifier form, any structure.
+    pub async fn units_by_organ_id(&self, organ_id: &str) -> Result<Vec<UnitRow>, StoreError> {
+        let sql = format!("SELECT {UNIT_COLUMNS} FROM directory_units WHERE organ_id_qcvn102 = $1 OR organ_id_d20 = $1 ORDER BY structure DESC, gso_code");
+        Ok(
+            with_pool!(self, p => sqlx::query(&sql).bind(organ_id).fetch_all(p).await?.iter().map(unit).collect()),
+        )
+    }
+
+    /// Units of `structure`, optionally only the children of `parent` and/or one `level`.
+    pub async fn list_units(
+        &self,
+        structure: &str,
+        parent: Option<&str>,
+        level: Option<&str>,
+    ) -> Result<Vec<UnitRow>, StoreError> {
+        let sql = format!("SELECT {UNIT_COLUMNS} FROM directory_units WHERE structure = $1 AND ($2 IS NULL OR parent_code = $2) AND ($3 IS NULL OR level = $3) ORDER BY gso_code");
+        Ok(
+            with_pool!(self, p => sqlx::query(&sql).bind(structure).bind(parent).bind(level).fetch_all(p).await?.iter().map(unit).collect()),
+        )
+    }
+
+    /// Number of units per level in `structure`: (level, count), ordered by level.
+    pub async fn count_units(&self, structure: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        let sql = "SELECT level, COUNT(*) FROM directory_units WHERE structure = $1 GROUP BY level ORDER BY level";
+        Ok(
+            with_pool!(self, p => sqlx::query(sql).bind(structure).fetch_all(p).await?.into_iter().map(|r| (r.get(0), r.get(1))).collect()),
+        )
+    }
+
+    /// Applies one directory change in a transaction: sets the units' state, successor, name
+    /// and effective date (`None` keeps a column), moves children of `reparent_from` under
+    /// `reparent_to`, and records `change`.
+    pub async fn apply_unit_change(
+        &self,
+        units: &[UnitRow],
+        reparent: Option<(&[String], &str)>,
+        change: &[ChangeRow],
+    ) -> Result<(), StoreError> {
+        with_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            for u in units {
+                sqlx::query("UPDATE directory_units SET name = $3, state = $4, successor = $5, effective_from = $6 WHERE structure = $1 AND gso_code = $2")
+                    .bind(&u.structure).bind(&u.gso_code).bind(&u.name).bind(&u.state)
+                    .bind(&u.successor).bind(&u.effective_from)
+                    .execute(&mut *tx).await?;
+            }
+            if let Some((from, to)) = reparent {
+                let structure = units.first().map(|u| u.structure.clone()).unwrap_or_default();
+                for old in from {
+                    sqlx::query("UPDATE directory_units SET parent_code = $3 WHERE structure = $1 AND parent_code = $2")
+                        .bind(&structure).bind(old).bind(to).execute(&mut *tx).await?;
+                }
+            }
+            for c in change {
+                sqlx::query("INSERT INTO directory_changes (structure, kind, gso_code, detail, effective, recorded_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                    .bind(&c.structure).bind(&c.kind).bind(&c.gso_code).bind(&c.detail)
+                    .bind(&c.effective).bind(&c.recorded_at)
+                    .execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// The recorded changes of `structure` (all units, or one), oldest first.
+    pub async fn unit_changes(
+        &self,
+        structure: &str,
+        gso_code: Option<&str>,
+    ) -> Result<Vec<ChangeRow>, StoreError> {
+        let sql = "SELECT structure, kind, gso_code, detail, effective, recorded_at FROM directory_changes WHERE structure = $1 AND ($2 IS NULL OR gso_code = $2) ORDER BY id";
+        Ok(
+            with_pool!(self, p => sqlx::query(sql).bind(structure).bind(gso_code).fetch_all(p).await?.into_iter().map(|r| ChangeRow {
+            structure: r.get(0), kind: r.get(1), gso_code: r.get(2), detail: r.get(3), effective: r.get(4), recorded_at: r.get(5),
+        }).collect()),
+        )
+    }
+}

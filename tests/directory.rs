@@ -1,0 +1,302 @@
+//! The agency directory: the full 2024 and 2025 unit files imported (counts as checked in
+//! data/vn-admin/README.md), a synthetic identifier mapping, a commune merge redirecting
+//! `resolve`, rename and dissolve, on SQLite and on PostgreSQL (a fresh database per run when
+//! `DATABASE_URL` is set), and the `signgate directory` command line on the same data.
+
+mod common;
+
+use std::time::Instant;
+
+use signgate::directory::{Directory, Structure};
+use signgate::store::Store;
+use time::macros::date;
+
+fn units(structure: &str) -> String {
+    std::fs::read_to_string(
+        common::repo_root().join(format!("data/vn-admin/{structure}/units.csv")),
+    )
+    .expect("unit file")
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// The first two communes of province `province` in the 2025 file, and the province itself.
+fn two_communes(text: &str, province: &str) -> (String, String) {
+    let mut found = text
+        .lines()
+        .filter(|l| l.contains(",commune,") && l.split(',').nth(3) == Some(province))
+        .map(|l| l.split(',').next().unwrap().to_string());
+    (found.next().unwrap(), found.next().unwrap())
+}
+
+/// A clearly synthetic mapping (`TEST.` prefix, `H99`): not real agency codes.
+fn synthetic_codes(province: &str, a: &str, b: &str) -> String {
+    format!(
+        "gso_code,organ_id_qcvn102,organ_id_d20\n{province},TEST.00.00.H99,H99.TEST\n{a},TEST.00.01.H99,H99.TEST.01\n{b},TEST.00.02.H99,H99.TEST.02\n"
+    )
+}
+
+async fn exercise(store: Store) {
+    let dir = Directory::new(store.clone());
+    let t = Instant::now();
+    let s2024 = dir
+        .import(Structure::S2024, &units("2024"), None)
+        .await
+        .unwrap();
+    let t2024 = t.elapsed();
+    assert_eq!(
+        (s2024.provinces, s2024.districts, s2024.communes),
+        (63, 696, 10_035)
+    );
+    let text = units("2025");
+    let (a, b) = two_communes(&text, "01");
+    let codes = synthetic_codes("01", &a, &b);
+    let t = Instant::now();
+    let s2025 = dir
+        .import(Structure::S2025, &text, Some(&codes))
+        .await
+        .unwrap();
+    eprintln!(
+        "import: 2024 (10,794 units) in {t2024:?}, 2025 (3,355 units) in {:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        (s2025.provinces, s2025.districts, s2025.communes),
+        (34, 0, 3_321)
+    );
+    assert_eq!(s2025.with_organ_ids, 3);
+    let counts = dir.counts(Structure::S2024).await.unwrap();
+    assert_eq!(
+        counts,
+        vec![
+            ("commune".into(), 10_035),
+            ("district".into(), 696),
+            ("province".into(), 63)
+        ]
+    );
+    // Same code, different structure, different area.
+    let old = dir.unit(Structure::S2024, "00004").await.unwrap();
+    let new = dir.unit(Structure::S2025, "00004").await.unwrap();
+    assert_eq!(old.level, "commune");
+    assert_eq!(old.parent_code.as_deref(), Some("001"));
+    assert_eq!(new.parent_code.as_deref(), Some("01"));
+    // Importing again is idempotent and keeps the identifiers.
+    dir.import(Structure::S2025, &text, None).await.unwrap();
+    assert_eq!(
+        dir.unit(Structure::S2025, &a)
+            .await
+            .unwrap()
+            .organ_id_qcvn102
+            .as_deref(),
+        Some("TEST.00.01.H99")
+    );
+
+    let r = dir.resolve("TEST.00.01.H99").await.unwrap();
+    assert_eq!(
+        (r.organ_id.as_str(), r.redirected_from.as_deref()),
+        ("TEST.00.01.H99", None)
+    );
+    dir.merge(Structure::S2025, &[a.clone()], &b, date!(2026 - 01 - 01))
+        .await
+        .unwrap();
+    let r = dir.resolve("TEST.00.01.H99").await.unwrap();
+    assert_eq!(r.organ_id, "TEST.00.02.H99");
+    assert_eq!(r.redirected_from.as_deref(), Some("TEST.00.01.H99"));
+    assert_eq!(r.unit.gso_code, b);
+    let r = dir.resolve("H99.TEST.01").await.unwrap();
+    assert_eq!(
+        r.organ_id, "H99.TEST.02",
+        "the Decision 20 form resolves to the same form"
+    );
+    let merged = dir.unit(Structure::S2025, &a).await.unwrap();
+    assert_eq!(
+        (merged.state.as_str(), merged.successor.as_deref()),
+        ("merged", Some(b.as_str()))
+    );
+    assert_eq!(merged.effective_from.as_deref(), Some("2026-01-01"));
+    let changes = dir.changes(Structure::S2025, Some(&a)).await.unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].kind, "merge");
+    // A merged unit cannot merge again; levels must match; unknown codes are NotFound.
+    assert!(dir
+        .merge(Structure::S2025, &[a.clone()], &b, date!(2026 - 01 - 02))
+        .await
+        .is_err());
+    assert_eq!(
+        dir.merge(Structure::S2025, &[b.clone()], "01", date!(2026 - 01 - 02))
+            .await
+            .unwrap_err()
+            .code()
+            .as_str(),
+        "DIRECTORY_INVALID"
+    );
+    assert_eq!(
+        dir.resolve("TEST.99.99.H99")
+            .await
+            .unwrap_err()
+            .code()
+            .as_str(),
+        "DIRECTORY_NOT_FOUND"
+    );
+    // Rename keeps the identifier; dissolve refuses a unit with active children.
+    dir.rename(Structure::S2025, &b, "Hợp Nhất", date!(2026 - 01 - 01))
+        .await
+        .unwrap();
+    assert_eq!(
+        dir.unit(Structure::S2025, &b).await.unwrap().name,
+        "Hợp Nhất"
+    );
+    assert!(dir
+        .dissolve(Structure::S2025, "01", date!(2026 - 01 - 01))
+        .await
+        .is_err());
+    // Merging a district moves its communes under the successor.
+    let children_before = dir
+        .list(Structure::S2024, Some("002"), None)
+        .await
+        .unwrap()
+        .len();
+    assert!(children_before > 0);
+    dir.merge(
+        Structure::S2024,
+        &["002".into()],
+        "001",
+        date!(2025 - 03 - 01),
+    )
+    .await
+    .unwrap();
+    assert!(dir
+        .list(Structure::S2024, Some("002"), None)
+        .await
+        .unwrap()
+        .is_empty());
+    let under_001 = dir.list(Structure::S2024, Some("001"), None).await.unwrap();
+    assert!(under_001.iter().any(|u| u.gso_code == old.gso_code));
+    assert!(under_001.len() > children_before);
+    store.close().await;
+}
+
+#[test]
+fn directory_on_sqlite() {
+    let tmp = common::tempdir();
+    let url = format!("sqlite://{}", tmp.path().join("dir.db").display());
+    block_on(async {
+        let store = Store::open(&url).await.unwrap();
+        exercise(store).await;
+    });
+}
+
+#[test]
+fn directory_on_postgres() {
+    let Ok(admin) = std::env::var("DATABASE_URL") else {
+        assert!(
+            !common::in_ci(),
+            "CI=true: DATABASE_URL must be set (tests/run sets it)"
+        );
+        eprintln!("skipping: DATABASE_URL not set");
+        return;
+    };
+    let name = format!("sg_dir_{}_{}", std::process::id(), rand_suffix());
+    let base = admin
+        .rsplit_once('/')
+        .map(|(b, _)| b)
+        .unwrap_or(&admin)
+        .to_string();
+    block_on(async {
+        let pool = sqlx::PgPool::connect(&admin)
+            .await
+            .expect("connect DATABASE_URL");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&pool)
+            .await
+            .unwrap();
+        let store = Store::open(&format!("{base}/{name}")).await.unwrap();
+        exercise(store).await;
+        sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    });
+}
+
+fn rand_suffix() -> u32 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+}
+
+#[test]
+fn directory_command_line() {
+    let data = common::tempdir();
+    let codes = data.path().join("codes.csv");
+    let text = units("2025");
+    let (a, b) = two_communes(&text, "04");
+    std::fs::write(&codes, synthetic_codes("04", &a, &b)).unwrap();
+    let cmd = |args: &[&str]| {
+        let mut c = common::signgate(["directory"]);
+        c.args(args)
+            .arg("--data")
+            .arg(data.path())
+            .current_dir(common::repo_root());
+        common::run(&mut c)
+    };
+    let o = cmd(&[
+        "import",
+        "--structure",
+        "2025",
+        "--units",
+        "data/vn-admin/2025/units.csv",
+        "--codes",
+        codes.to_str().unwrap(),
+    ]);
+    common::assert_exit(&o, 0, "directory import");
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["imported"]["communes"], 3321);
+    let o = cmd(&[
+        "merge",
+        "--structure",
+        "2025",
+        &a,
+        "--into",
+        &b,
+        "--effective",
+        "2026-01-01",
+    ]);
+    common::assert_exit(&o, 0, "directory merge");
+    let o = cmd(&["resolve", "TEST.00.01.H99"]);
+    common::assert_exit(&o, 0, "directory resolve");
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["organ_id"], "TEST.00.02.H99");
+    assert_eq!(r["redirected_from"], "TEST.00.01.H99");
+    let o = cmd(&["show", "--structure", "2025", &a]);
+    common::assert_exit(&o, 0, "directory show");
+    let shown: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(shown["unit"]["state"], "merged");
+    assert_eq!(shown["changes"][0]["kind"], "merge");
+    let o = cmd(&["list", "--structure", "2025", "--level", "province"]);
+    common::assert_exit(&o, 0, "directory list");
+    assert_eq!(common::stdout_str(&o).lines().count(), 34);
+    let o = cmd(&["resolve", "TEST.77.77.H99"]);
+    common::assert_exit(&o, 66, "directory resolve of an unknown agency");
+    assert!(common::stderr_str(&o).contains("DIRECTORY_NOT_FOUND"));
+    let o = cmd(&[
+        "merge",
+        "--structure",
+        "2025",
+        &a,
+        "--into",
+        &b,
+        "--effective",
+        "2026-13-01",
+    ]);
+    common::assert_exit(&o, 64, "bad date");
+}
