@@ -25,6 +25,11 @@ pub struct RoutingFileConfig {
     pub identity: PathBuf,
     /// Environment variable holding the identity's password (default `SIGNGATE_KEY_PASSWORD`).
     pub password_env: Option<String>,
+    /// PKCS#12 file of the key that signs this node's status messages (same password). A TLS
+    /// node certificate (EKU serverAuth/clientAuth only) is not accepted as a document signer
+    /// by the verifier's policy, so this is normally the node's own signing certificate;
+    /// default: `identity`.
+    pub signing_key: Option<PathBuf>,
     /// CA certificates (PEM files) that peer node certificates must chain to (default: the
     /// gateway's `trust`).
     #[serde(default)]
@@ -109,6 +114,8 @@ pub struct RoutingConfig {
     pub identity: PathBuf,
     /// Identity password (from the environment; never from the file).
     pub identity_password: String,
+    /// Key that signs status messages (PKCS#12, same password).
+    pub signing_key: PathBuf,
     /// CA certificates for peer certificates.
     pub peer_trust: Vec<PathBuf>,
     /// Peers.
@@ -200,6 +207,10 @@ impl RoutingConfig {
             listen: file.listen.clone(),
             identity: file.identity.clone(),
             identity_password,
+            signing_key: file
+                .signing_key
+                .clone()
+                .unwrap_or_else(|| file.identity.clone()),
             peer_trust,
             peers,
             delivery: DeliveryPolicy {

@@ -129,8 +129,8 @@ impl Node {
     pub fn new(config: RoutingConfig, store: Store, settings: Settings) -> Result<Self, RoutingError> {
         let identity = TlsIdentity::open(&config.identity, &config.identity_password)?;
         let connector = super::tls::connector(&identity, &config.peer_trust)?;
-        let signer = Pkcs12Key::open(&config.identity, &config.identity_password)
-            .map_err(|e| RoutingError::Config(format!("routing.identity: {e}")))?;
+        let signer = Pkcs12Key::open(&config.signing_key, &config.identity_password)
+            .map_err(|e| RoutingError::Config(format!("routing.signing_key: {e}")))?;
         let codes = StatusCodes::new(&config.update_codes.0, &config.update_codes.1)
             .map_err(|e| RoutingError::Config(format!("routing update codes: {e}")))?;
         Ok(Self {
