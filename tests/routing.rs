@@ -744,10 +744,10 @@ fn two_processes_on_one_postgres_database_drain_the_outbox_once() {
         let config = std::fs::read_to_string(&da.config)
             .unwrap()
             .replace(&format!("127.0.0.1:{}\"", da.tls_port), &format!("127.0.0.1:{second_port}\""));
-        let pg_section = format!("[database]\nurl = {url:?}\n");
-        std::fs::write(&da.config, format!("{pg_section}{}", std::fs::read_to_string(&da.config).unwrap())).unwrap();
+        let pg = |toml: String| toml.replacen("\n[routing]\n", &format!("\n[database]\nurl = {url:?}\n\n[routing]\n"), 1);
+        std::fs::write(&da.config, pg(std::fs::read_to_string(&da.config).unwrap())).unwrap();
         let second_config = second_dir.join("signgate.toml");
-        std::fs::write(&second_config, format!("{pg_section}{config}")).unwrap();
+        std::fs::write(&second_config, pg(config)).unwrap();
         net.nodes.insert(
             "DA2",
             NodeInfo {
@@ -791,6 +791,20 @@ fn two_processes_on_one_postgres_database_drain_the_outbox_once() {
             store.close().await;
             s
         });
+        // both processes took part: the forwarding events name their workers
+        let workers: std::collections::HashSet<String> = ids
+            .iter()
+            .flat_map(|id| {
+                net.status("DA", id).unwrap()["trace"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|e| e["event"] == "forwarded")
+                    .filter_map(|e| e["detail"].as_str()?.rsplit_once("(worker ").map(|(_, w)| w.to_string()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(workers.len(), 2, "both DA processes delivered: {workers:?}");
         let delivered = states.iter().find(|(s, _)| s == "delivered").map(|(_, n)| *n).unwrap_or(0);
         assert!(delivered >= 12, "{states:?}");
         assert!(!states.iter().any(|(s, _)| s == "dead" || s == "refused"), "{states:?}");

@@ -177,7 +177,10 @@ async fn handle(node: &Node, owner: &str, item: OutboxItem) -> Result<(), Routin
                     store.route_set_state_sent(env, &item.next_node, "forwarded", &now).await?;
                 }
                 store
-                    .route_trace(&event("forwarded", format!("{what} to node {}: {detail}", item.next_node)))
+                    .route_trace(&event(
+                        "forwarded",
+                        format!("{what} to node {}: {detail} (worker {owner})", item.next_node),
+                    ))
                     .await?;
             }
         }
