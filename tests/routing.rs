@@ -811,3 +811,54 @@ fn two_processes_on_one_postgres_database_drain_the_outbox_once() {
     }
     exec(format!("DROP DATABASE {name} WITH (FORCE)"));
 }
+
+/// The 2025 merge of two communes while a document to the merged one is in flight: the
+/// province's node resolves the old identifier through the agency directory, delivers to the
+/// commune it was merged into and records the redirect; nothing is lost or refused.
+#[test]
+fn directory_merge_redirects_documents_in_flight() {
+    let spec: Vec<(&'static str, &str, Links)> = vec![
+        ("K1", "TEST.K1", vec![("P3", s(&["*"]))]),
+        ("P3", "TEST.P3", vec![("K1", s(&["TEST.K1"])), ("K3", s(&["TEST.K3"])), ("K4", s(&["TEST.K4"]))]),
+        ("K3", "TEST.K3", vec![("P3", s(&["*"]))]),
+        ("K4", "TEST.K4", vec![("P3", s(&["*"]))]),
+    ];
+    let mut net = Net::new("merge", &spec, "", None);
+    // a synthetic directory (codes and names are not real) on the province's and the communes' nodes
+    let dir = net.nodes["P3"].dir.clone();
+    let units = dir.join("units.csv");
+    let codes = dir.join("codes.csv");
+    std::fs::write(&units, "code,name,level,parent_code,type\n91,Thử nghiệm,province,,Tỉnh\n91001,Một,commune,91,Xã\n91003,Ba,commune,91,Xã\n91004,Bốn,commune,91,Xã\n").unwrap();
+    std::fs::write(&codes, "gso_code,organ_id_qcvn102,organ_id_d20\n91,TEST.P3,H91.TEST\n91001,TEST.K1,H91.TEST.1\n91003,TEST.K3,H91.TEST.3\n91004,TEST.K4,H91.TEST.4\n").unwrap();
+    let configs: HashMap<&str, PathBuf> = ["P3", "K3"].iter().map(|n| (*n, net.nodes[n].config.clone())).collect();
+    let directory = |node: &str, args: &[&str]| {
+        let mut cmd = signgate(["directory"]);
+        cmd.args(args).arg("--config").arg(&configs[node]).env("SIGNGATE_KEY_PASSWORD", "demo");
+        let o = run(&mut cmd);
+        assert_exit(&o, 0, &format!("directory {args:?} at {node}"));
+    };
+    for node in ["P3", "K3"] {
+        directory(node, &["import", "--structure", "2025", "--units", units.to_str().unwrap(), "--codes", codes.to_str().unwrap()]);
+    }
+    // the province's node is down: the commune's document to TEST.K4 waits at K1
+    net.start_all(&["K1", "K3"]);
+    let id = doc_id("TEST.K1", "801");
+    net.send("K1", &envelope("TEST.K1", &["TEST.K4"], "801", "Gửi xã sắp sáp nhập", Business::default()));
+    wait_until(&net, Duration::from_secs(30), "801 queued at K1", || net.rows("K1", &id, "TEST.K4", "forwarding") == 1);
+    // meanwhile TEST.K4's commune is merged into TEST.K3
+    for node in ["P3", "K3"] {
+        directory(node, &["merge", "--structure", "2025", "91004", "--into", "91003", "--effective", "2025-07-01"]);
+    }
+    net.start("P3");
+    wait_until(&net, Duration::from_secs(40), "801 in the merged commune's inbox", || {
+        net.rows("K3", &id, "TEST.K4", "delivered") == 1
+    });
+    let v = net.status("P3", &id).unwrap();
+    let redirect = v["trace"].as_array().unwrap().iter().find(|e| e["event"] == "redirected").cloned();
+    let redirect = redirect.unwrap_or_else(|| panic!("no redirect in the trace: {v:#}"));
+    assert!(redirect["detail"].as_str().unwrap().contains("TEST.K3"), "{redirect}");
+    assert!(v["documents"].as_array().unwrap().iter().all(|d| d["next_node"] == "K3"), "{v:#}");
+    wait_until(&net, Duration::from_secs(40), "01 from the merged commune back at K1", || {
+        net.has_status("K1", &id, "TEST.K3", "01")
+    });
+}

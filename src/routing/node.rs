@@ -332,9 +332,21 @@ impl Node {
         if !fresh.is_empty() {
             let mut routes = Vec::new();
             for r in &fresh {
-                match self.config.next_hop(r) {
-                    Some(hop) => routes.push((r.clone(), hop)),
-                    None => return Ok(Accepted::Refused(format!("no route to recipient {r}"))),
+                let to = match self.resolve(r).await? {
+                    Ok(Some(successor)) => {
+                        a.traces.push(trace(
+                            doc,
+                            "redirected",
+                            format!("{r} now delivers to {successor} (agency directory)"),
+                        ));
+                        successor
+                    }
+                    Ok(None) => r.clone(),
+                    Err(reason) => return Ok(Accepted::Refused(reason)),
+                };
+                match self.config.next_hop(&to) {
+                    Some(hop) => routes.push((r.clone(), to, hop)),
+                    None => return Ok(Accepted::Refused(format!("no route to recipient {to}"))),
                 }
             }
             let stamped = {
@@ -363,7 +375,7 @@ impl Node {
                 ),
             ));
             let mut by_peer: Vec<(String, Vec<String>)> = Vec::new();
-            for (r, hop) in routes {
+            for (r, to, hop) in routes {
                 let mut row = DocumentRow {
                     id: random_id("rd_"),
                     sender_organ: doc.sender.clone(),
@@ -387,7 +399,8 @@ impl Node {
                         }
                     }
                     Hop::Local => {
-                        self.deliver_locally(&mut a, &mut row, doc, business, target).await?;
+                        self.deliver_locally(&mut a, &mut row, &to, doc, business, target)
+                            .await?;
                     }
                 }
                 a.documents.push(row);
@@ -433,6 +446,7 @@ impl Node {
         &self,
         a: &mut Acceptance,
         row: &mut DocumentRow,
+        agency: &str,
         doc: &DocRef,
         business: Business,
         target: &str,
@@ -450,13 +464,13 @@ impl Node {
         a.traces.push(trace(
             doc,
             "delivered",
-            format!("to the inbox of {recipient} ({})", outcome.row_state),
+            format!("to the inbox of {agency} ({})", outcome.row_state),
         ));
         if let (Some(o), Some(state)) = (&original, outcome.original_state) {
             a.updates.push((o.id.clone(), state.into()));
             a.traces.push(trace(doc, state, format!("{target} for {recipient}")));
         }
-        self.queue_status(a, doc, &recipient, outcome.status, None).await?;
+        self.queue_status(a, doc, agency, outcome.status, None).await?;
         if business == Business::New {
             // revoke/update/replace rows that arrived before this original
             let mut state = row.state.clone();
@@ -473,12 +487,25 @@ impl Node {
                     format!("{} (type {}) now {} ; original {state}", held.document_id, held.doc_type, replay.row_state),
                 ));
                 if replay.status != "01" {
-                    self.queue_status(a, doc, &recipient, replay.status, None).await?;
+                    self.queue_status(a, doc, agency, replay.status, None).await?;
                 }
             }
             row.state = state;
         }
         Ok(())
+    }
+
+    /// Follows the agency directory for `organ`: `Ok(Some(successor))` when it was merged away,
+    /// `Ok(None)` when it stands (or the directory does not know it), `Err(reason)` when it can
+    /// no longer receive (dissolved).
+    async fn resolve(&self, organ: &str) -> Result<Result<Option<String>, String>, RoutingError> {
+        use crate::directory::{Directory, DirectoryError};
+        match Directory::new(self.store.clone()).resolve(organ).await {
+            Ok(r) => Ok(Ok(r.redirected_from.map(|_| r.organ_id))),
+            Err(DirectoryError::NotFound(_)) => Ok(Ok(None)),
+            Err(DirectoryError::Store(e)) => Err(RoutingError::Store(e)),
+            Err(e) => Ok(Err(format!("recipient {organ}: {e}"))),
+        }
     }
 
     /// Queues (or, when the sender is served here, stores) a status from `from` about `doc`.
