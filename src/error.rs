@@ -276,8 +276,16 @@ mod tests {
             (ErrorCode::DirectoryNotFound, "DIRECTORY_NOT_FOUND", 66),
             (ErrorCode::DirectoryInvalid, "DIRECTORY_INVALID", 65),
             (ErrorCode::RoutePeerUnknown, "ROUTE_PEER_UNKNOWN", 65),
-            (ErrorCode::RoutePeerUnavailable, "ROUTE_PEER_UNAVAILABLE", 69),
-            (ErrorCode::ConflictingRedelivery, "CONFLICTING_REDELIVERY", 65),
+            (
+                ErrorCode::RoutePeerUnavailable,
+                "ROUTE_PEER_UNAVAILABLE",
+                69,
+            ),
+            (
+                ErrorCode::ConflictingRedelivery,
+                "CONFLICTING_REDELIVERY",
+                65,
+            ),
             (ErrorCode::RouteNotFound, "ROUTE_NOT_FOUND", 66),
         ];
         for (code, text, exit) in table {

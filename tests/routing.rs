@@ -45,11 +45,8 @@ fn agency_key() -> Arc<dyn KeySource> {
             secret: Some("demo".to_string().into()),
             ..Default::default()
         };
-        signgate::keys::open(
-            pki().path("agency-signer.p12").to_str().unwrap(),
-            &opts,
-        )
-        .expect("open agency key")
+        signgate::keys::open(pki().path("agency-signer.p12").to_str().unwrap(), &opts)
+            .expect("open agency key")
     })
     .clone()
 }
@@ -77,7 +74,10 @@ fn envelope(from: &str, to: &[&str], number: &str, subject: &str, business: Busi
     Package {
         header: MessageHeader {
             from: Organ::new(from, format!("UBND {from}")),
-            to: to.iter().map(|t| Organ::new(*t, format!("UBND {t}"))).collect(),
+            to: to
+                .iter()
+                .map(|t| Organ::new(*t, format!("UBND {t}")))
+                .collect(),
             document_id: doc_id(from, number),
             code_number: number.into(),
             code_notation: "UBND-VP".into(),
@@ -168,7 +168,8 @@ impl Net {
                 &LeafSpec::new(&format!("node {test} {name}")).with_profile(LeafProfile::Node),
                 &format!("node-{test}-{name}"),
             );
-            let fingerprint = hex::encode(openssl::sha::sha256(&leaf.certificate.to_der().unwrap()));
+            let fingerprint =
+                hex::encode(openssl::sha::sha256(&leaf.certificate.to_der().unwrap()));
             // status messages are signed with the node's document-signing certificate
             pki().issue(
                 &LeafSpec::new(&format!("signer {test} {name}")),
@@ -250,7 +251,10 @@ impl Net {
             for _ in lines {}
         });
         let first = rx.recv_timeout(Duration::from_secs(30)).ok().flatten();
-        let Some(url) = first.as_deref().and_then(|l| l.strip_prefix("listening on ")) else {
+        let Some(url) = first
+            .as_deref()
+            .and_then(|l| l.strip_prefix("listening on "))
+        else {
             let _ = child.kill();
             let log = std::fs::read_to_string(node.dir.join("stderr.log")).unwrap_or_default();
             panic!("node {name} did not start: {first:?}\n{log}");
@@ -295,7 +299,9 @@ impl Net {
     }
 
     fn send(&self, name: &str, envelope: &[u8]) -> Value {
-        let file = self.nodes[name].dir.join(format!("out-{}.xml", rand::random::<u32>()));
+        let file = self.nodes[name]
+            .dir
+            .join(format!("out-{}.xml", rand::random::<u32>()));
         std::fs::write(&file, envelope).unwrap();
         let o = self.route(name, &["send", "--envelope", file.to_str().unwrap()]);
         assert_exit(&o, 0, &format!("route send at {name}"));
@@ -357,24 +363,42 @@ impl Net {
         };
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
-            let store = signgate::store::Store::open(&url).await.expect("open node db");
+            let store = signgate::store::Store::open(&url)
+                .await
+                .expect("open node db");
             let rows = store.route_documents(document_id).await.unwrap();
             let row = rows
                 .iter()
                 .find(|r| r.recipient_organ == recipient)
                 .expect("row for recipient");
-            let env = store.route_envelope(&row.envelope_id).await.unwrap().unwrap();
+            let env = store
+                .route_envelope(&row.envelope_id)
+                .await
+                .unwrap()
+                .unwrap();
             store.close().await;
             env.bytes
         })
     }
 
     /// Posts `body` to `target`'s node endpoint `path` as node `as_node` (its certificate).
-    fn post_as(&self, as_node: &str, target: &str, path: &str, body: Vec<u8>) -> (u16, Option<String>, String) {
+    fn post_as(
+        &self,
+        as_node: &str,
+        target: &str,
+        path: &str,
+        body: Vec<u8>,
+    ) -> (u16, Option<String>, String) {
         self.post_with(&self.nodes[as_node].p12, target, path, body)
     }
 
-    fn post_with(&self, p12: &Path, target: &str, path: &str, body: Vec<u8>) -> (u16, Option<String>, String) {
+    fn post_with(
+        &self,
+        p12: &Path,
+        target: &str,
+        path: &str,
+        body: Vec<u8>,
+    ) -> (u16, Option<String>, String) {
         use signgate::routing::tls;
         let t = &self.nodes[target];
         let identity = tls::TlsIdentity::open(p12, "demo").expect("identity");
@@ -382,7 +406,14 @@ impl Net {
         let url = format!("https://127.0.0.1:{}/{path}", t.tls_port);
         let rt = tokio::runtime::Runtime::new().unwrap();
         let a = rt
-            .block_on(tls::post(&connector, &url, &t.fingerprint, "application/xml", body, Duration::from_secs(30)))
+            .block_on(tls::post(
+                &connector,
+                &url,
+                &t.fingerprint,
+                "application/xml",
+                body,
+                Duration::from_secs(30),
+            ))
             .expect("post");
         let code = a
             .headers
@@ -430,7 +461,10 @@ fn wait_until(net: &Net, timeout: Duration, what: &str, mut cond: impl FnMut() -
     for name in net.nodes.keys() {
         let log = net.log(name);
         let tail: Vec<&str> = log.lines().rev().take(15).collect();
-        logs.push_str(&format!("--- {name}\n{}\n", tail.into_iter().rev().collect::<Vec<_>>().join("\n")));
+        logs.push_str(&format!(
+            "--- {name}\n{}\n",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        ));
     }
     panic!("timed out waiting for {what}\n{logs}");
 }
@@ -457,9 +491,28 @@ fn s(v: &[&str]) -> Vec<String> {
 /// Province P (TEST.P), districts DA (communes C1, C2) and DB (commune C3): pre-2025.
 fn structure_2024() -> Vec<(&'static str, &'static str, Links)> {
     vec![
-        ("P", "TEST.P", vec![("DA", s(&["TEST.DA", "TEST.C1", "TEST.C2"])), ("DB", s(&["TEST.DB", "TEST.C3"]))]),
-        ("DA", "TEST.DA", vec![("P", s(&["*"])), ("C1", s(&["TEST.C1"])), ("C2", s(&["TEST.C2"]))]),
-        ("DB", "TEST.DB", vec![("P", s(&["*"])), ("C3", s(&["TEST.C3"]))]),
+        (
+            "P",
+            "TEST.P",
+            vec![
+                ("DA", s(&["TEST.DA", "TEST.C1", "TEST.C2"])),
+                ("DB", s(&["TEST.DB", "TEST.C3"])),
+            ],
+        ),
+        (
+            "DA",
+            "TEST.DA",
+            vec![
+                ("P", s(&["*"])),
+                ("C1", s(&["TEST.C1"])),
+                ("C2", s(&["TEST.C2"])),
+            ],
+        ),
+        (
+            "DB",
+            "TEST.DB",
+            vec![("P", s(&["*"])), ("C3", s(&["TEST.C3"]))],
+        ),
         ("C1", "TEST.C1", vec![("DA", s(&["*"]))]),
         ("C2", "TEST.C2", vec![("DA", s(&["*"]))]),
         ("C3", "TEST.C3", vec![("DB", s(&["*"]))]),
@@ -473,7 +526,11 @@ fn documents_reach_every_commune_and_statuses_flow_back() {
     }
     let mut spec = structure_2024();
     // the post-2025 structure: a province and its communes, no district level
-    spec.push(("P2", "TEST.P2", vec![("K1", s(&["TEST.K1"])), ("K2", s(&["TEST.K2"]))]));
+    spec.push((
+        "P2",
+        "TEST.P2",
+        vec![("K1", s(&["TEST.K1"])), ("K2", s(&["TEST.K2"]))],
+    ));
     spec.push(("K1", "TEST.K1", vec![("P2", s(&["*"]))]));
     spec.push(("K2", "TEST.K2", vec![("P2", s(&["*"]))]));
     let mut net = Net::new("net", &spec, "", None);
@@ -483,87 +540,192 @@ fn documents_reach_every_commune_and_statuses_flow_back() {
     let d1 = doc_id("TEST.P", "101");
     let sent = net.send(
         "P",
-        &envelope("TEST.P", &["TEST.DA", "TEST.C1", "TEST.C2", "TEST.C3"], "101", "Quyết định thử nghiệm", Business::default()),
+        &envelope(
+            "TEST.P",
+            &["TEST.DA", "TEST.C1", "TEST.C2", "TEST.C3"],
+            "101",
+            "Quyết định thử nghiệm",
+            Business::default(),
+        ),
     );
     assert_eq!(sent["status"], "01", "{sent}");
-    for (node, organ) in [("DA", "TEST.DA"), ("C1", "TEST.C1"), ("C2", "TEST.C2"), ("C3", "TEST.C3")] {
-        wait_until(&net, Duration::from_secs(40), &format!("{d1} in {node}'s inbox"), || {
-            net.rows(node, &d1, organ, "delivered") == 1
-        });
+    for (node, organ) in [
+        ("DA", "TEST.DA"),
+        ("C1", "TEST.C1"),
+        ("C2", "TEST.C2"),
+        ("C3", "TEST.C3"),
+    ] {
+        wait_until(
+            &net,
+            Duration::from_secs(40),
+            &format!("{d1} in {node}'s inbox"),
+            || net.rows(node, &d1, organ, "delivered") == 1,
+        );
     }
     // the commune answers: accepted, then completed; every recipient's 01 comes back too
     net.ack("C1", &d1, "03");
     net.ack("C1", &d1, "06");
-    wait_until(&net, Duration::from_secs(40), "statuses back at the province", || {
-        ["TEST.DA", "TEST.C1", "TEST.C2", "TEST.C3"]
-            .iter()
-            .all(|o| net.has_status("P", &d1, o, "01"))
-            && net.has_status("P", &d1, "TEST.C1", "03")
-            && net.has_status("P", &d1, "TEST.C1", "06")
-    });
+    wait_until(
+        &net,
+        Duration::from_secs(40),
+        "statuses back at the province",
+        || {
+            ["TEST.DA", "TEST.C1", "TEST.C2", "TEST.C3"]
+                .iter()
+                .all(|o| net.has_status("P", &d1, o, "01"))
+                && net.has_status("P", &d1, "TEST.C1", "03")
+                && net.has_status("P", &d1, "TEST.C1", "06")
+        },
+    );
     assert_eq!(net.rows("C1", &d1, "TEST.C1", "completed"), 1);
     let view = net.status("P", &d1).unwrap();
-    let events: Vec<&str> = view["trace"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
+    let events: Vec<&str> = view["trace"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
     for e in ["received", "queued", "forwarded", "status"] {
         assert!(events.contains(&e), "province trace lacks {e}: {events:?}");
     }
     let rows = view["documents"].as_array().unwrap();
-    assert_eq!(rows.len(), 4, "one row per recipient at the origin: {view:#}");
+    assert_eq!(
+        rows.len(),
+        4,
+        "one row per recipient at the origin: {view:#}"
+    );
     assert!(rows.iter().all(|r| r["state"] == "forwarded"), "{view:#}");
     // the commune's copy carries the origin's, the province's, the district's and its own
     // trace headers, and the origin signature still verifies in xmlsec1
     let copy = net.stored_envelope("C3", &d1, "TEST.C3");
     let text = String::from_utf8(copy.clone()).unwrap();
-    assert_eq!(text.matches("<TraceHeader>").count() + text.matches("<edXML:TraceHeader>").count(), 4, "{}", &text[..2000.min(text.len())]);
+    assert_eq!(
+        text.matches("<TraceHeader>").count() + text.matches("<edXML:TraceHeader>").count(),
+        4,
+        "{}",
+        &text[..2000.min(text.len())]
+    );
     let o = xmlsec_verify(&copy);
-    assert!(o.status.success(), "xmlsec1 after the hops: {}", stderr_str(&o));
+    assert!(
+        o.status.success(),
+        "xmlsec1 after the hops: {}",
+        stderr_str(&o)
+    );
 
     // 2. commune to commune across districts: C1 -> DA -> P -> DB -> C3 (four transfers)
     let d2 = doc_id("TEST.C1", "7");
-    net.send("C1", &envelope("TEST.C1", &["TEST.C3"], "7", "Báo cáo xã", Business::default()));
-    wait_until(&net, Duration::from_secs(40), "d2 at C3", || net.rows("C3", &d2, "TEST.C3", "delivered") == 1);
-    wait_until(&net, Duration::from_secs(40), "01 from C3 at C1", || net.has_status("C1", &d2, "TEST.C3", "01"));
+    net.send(
+        "C1",
+        &envelope(
+            "TEST.C1",
+            &["TEST.C3"],
+            "7",
+            "Báo cáo xã",
+            Business::default(),
+        ),
+    );
+    wait_until(&net, Duration::from_secs(40), "d2 at C3", || {
+        net.rows("C3", &d2, "TEST.C3", "delivered") == 1
+    });
+    wait_until(&net, Duration::from_secs(40), "01 from C3 at C1", || {
+        net.has_status("C1", &d2, "TEST.C3", "01")
+    });
     let copy = net.stored_envelope("C3", &d2, "TEST.C3");
     let o = xmlsec_verify(&copy);
-    assert!(o.status.success(), "xmlsec1 after four hops: {}", stderr_str(&o));
+    assert!(
+        o.status.success(),
+        "xmlsec1 after four hops: {}",
+        stderr_str(&o)
+    );
     for transit in ["DA", "P", "DB"] {
-        assert_eq!(net.rows(transit, &d2, "TEST.C3", "forwarded"), 1, "{transit} forwarded d2 once");
+        assert_eq!(
+            net.rows(transit, &d2, "TEST.C3", "forwarded"),
+            1,
+            "{transit} forwarded d2 once"
+        );
     }
 
     // 3. the post-2025 structure
     let d3 = doc_id("TEST.P2", "5");
-    net.send("P2", &envelope("TEST.P2", &["TEST.K1", "TEST.K2"], "5", "Công văn sau sắp xếp", Business::default()));
+    net.send(
+        "P2",
+        &envelope(
+            "TEST.P2",
+            &["TEST.K1", "TEST.K2"],
+            "5",
+            "Công văn sau sắp xếp",
+            Business::default(),
+        ),
+    );
     for (node, organ) in [("K1", "TEST.K1"), ("K2", "TEST.K2")] {
-        wait_until(&net, Duration::from_secs(40), "d3 at the communes", || net.rows(node, &d3, organ, "delivered") == 1);
+        wait_until(&net, Duration::from_secs(40), "d3 at the communes", || {
+            net.rows(node, &d3, organ, "delivered") == 1
+        });
     }
     wait_until(&net, Duration::from_secs(40), "01s at P2", || {
         net.has_status("P2", &d3, "TEST.K1", "01") && net.has_status("P2", &d3, "TEST.K2", "01")
     });
 
     // 4. the same views over HTTP (bearer token of a client of the province's gateway)
-    let mut cmd = signgate(["client", "add", "--agency", "p", "--name", "operator", "--config"]);
-    cmd.arg(&net.nodes["P"].config).env("SIGNGATE_KEY_PASSWORD", "demo");
+    let mut cmd = signgate([
+        "client", "add", "--agency", "p", "--name", "operator", "--config",
+    ]);
+    cmd.arg(&net.nodes["P"].config)
+        .env("SIGNGATE_KEY_PASSWORD", "demo");
     let o = run(&mut cmd);
     assert_exit(&o, 0, "client add");
-    let token = serde_json::from_str::<Value>(&stdout_str(&o)).unwrap()["token"].as_str().unwrap().to_string();
+    let token = serde_json::from_str::<Value>(&stdout_str(&o)).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let base = net.nodes["P"].process.as_ref().unwrap().url.clone();
-    let encoded: String = d1.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect();
+    let encoded: String = d1
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
     let resp = ureq::get(&format!("{base}v1/route/status?document_id={encoded}"))
         .set("Authorization", &format!("Bearer {token}"))
         .call()
         .expect("GET /v1/route/status");
     let body: Value = serde_json::from_str(&resp.into_string().unwrap()).unwrap();
     assert_eq!(body["document_id"], d1);
-    assert!(body["statuses"].as_array().unwrap().iter().any(|s| s["code"] == "06"), "{body:#}");
-    let err = ureq::get(&format!("{base}v1/route/inbox")).call().expect_err("no token");
+    assert!(
+        body["statuses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["code"] == "06"),
+        "{body:#}"
+    );
+    let err = ureq::get(&format!("{base}v1/route/inbox"))
+        .call()
+        .expect_err("no token");
     assert!(matches!(err, ureq::Error::Status(401, _)));
 }
 
 #[test]
 fn faults_are_refused_or_survived_without_loss_or_duplicates() {
     let spec: Vec<(&'static str, &str, Links)> = vec![
-        ("P", "TEST.P", vec![("DA", s(&["TEST.DA", "TEST.C1", "TEST.C9"]))]),
-        ("DA", "TEST.DA", vec![("P", s(&["*"])), ("C1", s(&["TEST.C1"])), ("C9", s(&["TEST.C9"]))]),
+        (
+            "P",
+            "TEST.P",
+            vec![("DA", s(&["TEST.DA", "TEST.C1", "TEST.C9"]))],
+        ),
+        (
+            "DA",
+            "TEST.DA",
+            vec![
+                ("P", s(&["*"])),
+                ("C1", s(&["TEST.C1"])),
+                ("C9", s(&["TEST.C9"])),
+            ],
+        ),
         ("C1", "TEST.C1", vec![("DA", s(&["*"]))]),
         // C9 never runs: its documents are dead-lettered at DA
         ("C9", "TEST.C9", vec![("DA", s(&["*"]))]),
@@ -571,32 +733,70 @@ fn faults_are_refused_or_survived_without_loss_or_duplicates() {
     let mut net = Net::new("faults", &spec, "", None);
     // a lower attempt limit for DA so the dead letter comes quickly
     let da = net.nodes["DA"].config.clone();
-    let text = std::fs::read_to_string(&da).unwrap().replace("max_attempts = 30", "max_attempts = 20");
+    let text = std::fs::read_to_string(&da)
+        .unwrap()
+        .replace("max_attempts = 30", "max_attempts = 20");
     std::fs::write(&da, text).unwrap();
     net.start_all(&["P", "DA", "C1"]);
 
     // duplicate delivery straight to DA (as P): acknowledged twice, stored and forwarded once
     let dup_id = doc_id("TEST.P", "201");
-    let dup = envelope("TEST.P", &["TEST.C1"], "201", "Gửi hai lần", Business::default());
+    let dup = envelope(
+        "TEST.P",
+        &["TEST.C1"],
+        "201",
+        "Gửi hai lần",
+        Business::default(),
+    );
     for _ in 0..2 {
-        let (status, code, reason) = net.post_as("P", "DA", "v1/route/envelopes?to=TEST.C1", dup.clone());
+        let (status, code, reason) =
+            net.post_as("P", "DA", "v1/route/envelopes?to=TEST.C1", dup.clone());
         assert_eq!((status, code.as_deref()), (200, Some("01")), "{reason}");
     }
-    wait_until(&net, Duration::from_secs(30), "duplicate at C1", || net.rows("C1", &dup_id, "TEST.C1", "delivered") == 1);
+    wait_until(&net, Duration::from_secs(30), "duplicate at C1", || {
+        net.rows("C1", &dup_id, "TEST.C1", "delivered") == 1
+    });
     let da_view = net.status("DA", &dup_id).unwrap();
-    assert_eq!(da_view["documents"].as_array().unwrap().len(), 1, "{da_view:#}");
-    assert!(da_view["trace"].as_array().unwrap().iter().any(|e| e["event"] == "duplicate"));
+    assert_eq!(
+        da_view["documents"].as_array().unwrap().len(),
+        1,
+        "{da_view:#}"
+    );
+    assert!(da_view["trace"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["event"] == "duplicate"));
     let c1_view = net.status("C1", &dup_id).unwrap();
-    assert!(!c1_view["trace"].as_array().unwrap().iter().any(|e| e["event"] == "duplicate"), "forwarded once: {c1_view:#}");
+    assert!(
+        !c1_view["trace"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "duplicate"),
+        "forwarded once: {c1_view:#}"
+    );
 
     // the same idempotency key with other content: 02 CONFLICTING_REDELIVERY
-    let other = envelope("TEST.P", &["TEST.C1"], "201", "Nội dung khác", Business::default());
+    let other = envelope(
+        "TEST.P",
+        &["TEST.C1"],
+        "201",
+        "Nội dung khác",
+        Business::default(),
+    );
     let (_, code, reason) = net.post_as("P", "DA", "v1/route/envelopes?to=TEST.C1", other);
     assert_eq!(code.as_deref(), Some("02"));
     assert!(reason.contains("CONFLICTING_REDELIVERY"), "{reason}");
 
     // tampered header, altered attachment: 02 with the reason, nothing stored
-    let fresh = envelope("TEST.P", &["TEST.C1"], "202", "Bản gốc", Business::default());
+    let fresh = envelope(
+        "TEST.P",
+        &["TEST.C1"],
+        "202",
+        "Bản gốc",
+        Business::default(),
+    );
     let text = String::from_utf8(fresh.clone()).unwrap();
     let tampered = text.replace("Bản gốc", "Bản sửa");
     let (_, code, reason) = net.post_as("P", "DA", "v1/route/envelopes", tampered.into_bytes());
@@ -609,9 +809,15 @@ fn faults_are_refused_or_survived_without_loss_or_duplicates() {
     let swapped = text.replace(&B64.encode(&pdf), &B64.encode(&altered));
     let (_, code, reason) = net.post_as("P", "DA", "v1/route/envelopes", swapped.into_bytes());
     assert_eq!(code.as_deref(), Some("02"));
-    assert!(reason.contains("congvan.pdf"), "names the attachment: {reason}");
-    assert_eq!(net.rows("DA", &doc_id("TEST.P", "202"), "TEST.C1", "forwarding")
-        + net.rows("DA", &doc_id("TEST.P", "202"), "TEST.C1", "forwarded"), 0);
+    assert!(
+        reason.contains("congvan.pdf"),
+        "names the attachment: {reason}"
+    );
+    assert_eq!(
+        net.rows("DA", &doc_id("TEST.P", "202"), "TEST.C1", "forwarding")
+            + net.rows("DA", &doc_id("TEST.P", "202"), "TEST.C1", "forwarded"),
+        0
+    );
     // a recipient the envelope does not address
     let (_, code, reason) = net.post_as("P", "DA", "v1/route/envelopes?to=TEST.X", fresh.clone());
     assert_eq!(code.as_deref(), Some("02"), "{reason}");
@@ -621,49 +827,109 @@ fn faults_are_refused_or_survived_without_loss_or_duplicates() {
         &LeafSpec::new("node faults stranger").with_profile(LeafProfile::Node),
         "node-faults-stranger",
     );
-    let (status, _, body) = net.post_with(&stranger.p12_path, "DA", "v1/route/envelopes", fresh.clone());
+    let (status, _, body) = net.post_with(
+        &stranger.p12_path,
+        "DA",
+        "v1/route/envelopes",
+        fresh.clone(),
+    );
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("ROUTE_PEER_UNKNOWN"), "{body}");
 
     // a peer down, then up: DA keeps retrying and delivers when C1 returns
     net.kill("C1");
     let down_id = doc_id("TEST.P", "203");
-    net.send("P", &envelope("TEST.P", &["TEST.C1"], "203", "Khi xã mất kết nối", Business::default()));
-    wait_until(&net, Duration::from_secs(30), "203 waiting at DA", || net.rows("DA", &down_id, "TEST.C1", "forwarding") == 1);
+    net.send(
+        "P",
+        &envelope(
+            "TEST.P",
+            &["TEST.C1"],
+            "203",
+            "Khi xã mất kết nối",
+            Business::default(),
+        ),
+    );
+    wait_until(&net, Duration::from_secs(30), "203 waiting at DA", || {
+        net.rows("DA", &down_id, "TEST.C1", "forwarding") == 1
+    });
     std::thread::sleep(Duration::from_millis(800));
     net.start("C1");
-    wait_until(&net, Duration::from_secs(40), "203 at C1 after it came back", || net.rows("C1", &down_id, "TEST.C1", "delivered") == 1);
-    wait_until(&net, Duration::from_secs(40), "01 back at P", || net.has_status("P", &down_id, "TEST.C1", "01"));
+    wait_until(
+        &net,
+        Duration::from_secs(40),
+        "203 at C1 after it came back",
+        || net.rows("C1", &down_id, "TEST.C1", "delivered") == 1,
+    );
+    wait_until(&net, Duration::from_secs(40), "01 back at P", || {
+        net.has_status("P", &down_id, "TEST.C1", "01")
+    });
 
     // SIGKILL of the district with documents in flight, then restart: none lost, none twice
     net.kill("C1");
-    let ids: Vec<String> = (0..8).map(|i| doc_id("TEST.P", &format!("3{i:02}"))).collect();
+    let ids: Vec<String> = (0..8)
+        .map(|i| doc_id("TEST.P", &format!("3{i:02}")))
+        .collect();
     for i in 0..8 {
-        net.send("P", &envelope("TEST.P", &["TEST.C1"], &format!("3{i:02}"), "Khi huyện sập", Business::default()));
+        net.send(
+            "P",
+            &envelope(
+                "TEST.P",
+                &["TEST.C1"],
+                &format!("3{i:02}"),
+                "Khi huyện sập",
+                Business::default(),
+            ),
+        );
     }
     wait_until(&net, Duration::from_secs(60), "all eight at DA", || {
-        ids.iter().all(|id| net.rows("DA", id, "TEST.C1", "forwarding") == 1)
+        ids.iter()
+            .all(|id| net.rows("DA", id, "TEST.C1", "forwarding") == 1)
     });
     net.start("C1");
     std::thread::sleep(Duration::from_millis(150));
     net.kill("DA");
     net.start("DA");
     for id in &ids {
-        wait_until(&net, Duration::from_secs(60), &format!("{id} at C1 after the restart"), || {
-            net.rows("C1", id, "TEST.C1", "delivered") == 1
-        });
+        wait_until(
+            &net,
+            Duration::from_secs(60),
+            &format!("{id} at C1 after the restart"),
+            || net.rows("C1", id, "TEST.C1", "delivered") == 1,
+        );
     }
     for id in &ids {
         let v = net.status("C1", id).unwrap();
-        assert_eq!(v["documents"].as_array().unwrap().len(), 1, "{id} stored once at C1");
+        assert_eq!(
+            v["documents"].as_array().unwrap().len(),
+            1,
+            "{id} stored once at C1"
+        );
     }
 
     // a recipient whose node never answers: dead-lettered at DA after the attempt limit
     let dead_id = doc_id("TEST.P", "400");
-    net.send("P", &envelope("TEST.P", &["TEST.C9"], "400", "Không tới được", Business::default()));
-    wait_until(&net, Duration::from_secs(60), "dead letter at DA", || net.rows("DA", &dead_id, "TEST.C9", "dead") == 1);
+    net.send(
+        "P",
+        &envelope(
+            "TEST.P",
+            &["TEST.C9"],
+            "400",
+            "Không tới được",
+            Business::default(),
+        ),
+    );
+    wait_until(&net, Duration::from_secs(60), "dead letter at DA", || {
+        net.rows("DA", &dead_id, "TEST.C9", "dead") == 1
+    });
     let v = net.status("DA", &dead_id).unwrap();
-    assert!(v["trace"].as_array().unwrap().iter().any(|e| e["event"] == "dead-letter"), "{v:#}");
+    assert!(
+        v["trace"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "dead-letter"),
+        "{v:#}"
+    );
     assert!(net.log("DA").contains("route_dead_letter"), "alert logged");
 }
 
@@ -675,7 +941,13 @@ fn recall_before_its_original_is_held_then_applied() {
     ];
     let mut net = Net::new("recall", &spec, "", None);
     net.start_all(&["P", "C1"]);
-    let original = envelope("TEST.P", &["TEST.C1"], "501", "Văn bản sẽ thu hồi", Business::default());
+    let original = envelope(
+        "TEST.P",
+        &["TEST.C1"],
+        "501",
+        "Văn bản sẽ thu hồi",
+        Business::default(),
+    );
     let recall = envelope(
         "TEST.P",
         &["TEST.C1"],
@@ -692,17 +964,41 @@ fn recall_before_its_original_is_held_then_applied() {
     let (_, code, reason) = net.post_as("P", "C1", "v1/route/envelopes", recall);
     assert_eq!(code.as_deref(), Some("01"), "{reason}");
     let v = net.status("C1", &id).unwrap();
-    assert!(v["documents"].as_array().unwrap().iter().any(|d| d["doc_type"] == 1 && d["state"] == "held"), "{v:#}");
+    assert!(
+        v["documents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["doc_type"] == 1 && d["state"] == "held"),
+        "{v:#}"
+    );
     let (_, code, reason) = net.post_as("P", "C1", "v1/route/envelopes", original);
     assert_eq!(code.as_deref(), Some("01"), "{reason}");
     let v = net.status("C1", &id).unwrap();
     let docs = v["documents"].as_array().unwrap();
-    assert!(docs.iter().any(|d| d["doc_type"] == 0 && d["state"] == "recalled"), "{v:#}");
-    assert!(docs.iter().any(|d| d["doc_type"] == 1 && d["state"] == "applied"), "{v:#}");
-    wait_until(&net, Duration::from_secs(30), "13 recalled back at P", || net.has_status("P", &id, "TEST.C1", "13"));
+    assert!(
+        docs.iter()
+            .any(|d| d["doc_type"] == 0 && d["state"] == "recalled"),
+        "{v:#}"
+    );
+    assert!(
+        docs.iter()
+            .any(|d| d["doc_type"] == 1 && d["state"] == "applied"),
+        "{v:#}"
+    );
+    wait_until(
+        &net,
+        Duration::from_secs(30),
+        "13 recalled back at P",
+        || net.has_status("P", &id, "TEST.C1", "13"),
+    );
     // nothing left in the inbox to act on
     let o = net.route("C1", &["inbox"]);
-    assert!(!stdout_str(&o).contains("501/UBND-VP"), "{}", stdout_str(&o));
+    assert!(
+        !stdout_str(&o).contains("501/UBND-VP"),
+        "{}",
+        stdout_str(&o)
+    );
 }
 
 /// Two gateway processes of one node share a PostgreSQL database and drain one outbox:
@@ -720,7 +1016,11 @@ fn two_processes_on_one_postgres_database_drain_the_outbox_once() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let exec = |sql: String| {
         rt.block_on(async {
-            let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&admin).await.expect("connect");
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .connect(&admin)
+                .await
+                .expect("connect");
             sqlx::query(&sql).execute(&pool).await.expect("admin sql");
             pool.close().await;
         })
@@ -732,7 +1032,11 @@ fn two_processes_on_one_postgres_database_drain_the_outbox_once() {
         // P and C1 on SQLite; the district's two processes share PostgreSQL
         let spec: Vec<(&'static str, &str, Links)> = vec![
             ("P", "TEST.P", vec![("DA", s(&["TEST.DA", "TEST.C1"]))]),
-            ("DA", "TEST.DA", vec![("P", s(&["*"])), ("C1", s(&["TEST.C1"]))]),
+            (
+                "DA",
+                "TEST.DA",
+                vec![("P", s(&["*"])), ("C1", s(&["TEST.C1"]))],
+            ),
             ("C1", "TEST.C1", vec![("DA", s(&["*"]))]),
         ];
         let mut net = Net::new("pg", &spec, "", None);
@@ -741,10 +1045,17 @@ fn two_processes_on_one_postgres_database_drain_the_outbox_once() {
         let second_dir = da.dir.join("second");
         std::fs::create_dir_all(&second_dir).unwrap();
         let second_port = free_port();
-        let config = std::fs::read_to_string(&da.config)
-            .unwrap()
-            .replace(&format!("127.0.0.1:{}\"", da.tls_port), &format!("127.0.0.1:{second_port}\""));
-        let pg = |toml: String| toml.replacen("\n[routing]\n", &format!("\n[database]\nurl = {url:?}\n\n[routing]\n"), 1);
+        let config = std::fs::read_to_string(&da.config).unwrap().replace(
+            &format!("127.0.0.1:{}\"", da.tls_port),
+            &format!("127.0.0.1:{second_port}\""),
+        );
+        let pg = |toml: String| {
+            toml.replacen(
+                "\n[routing]\n",
+                &format!("\n[database]\nurl = {url:?}\n\n[routing]\n"),
+                1,
+            )
+        };
         std::fs::write(&da.config, pg(std::fs::read_to_string(&da.config).unwrap())).unwrap();
         let second_config = second_dir.join("signgate.toml");
         std::fs::write(&second_config, pg(config)).unwrap();
@@ -760,28 +1071,59 @@ fn two_processes_on_one_postgres_database_drain_the_outbox_once() {
             },
         );
         net.start_all(&["P", "DA", "DA2"]);
-        let ids: Vec<String> = (0..12).map(|i| doc_id("TEST.P", &format!("6{i:02}"))).collect();
+        let ids: Vec<String> = (0..12)
+            .map(|i| doc_id("TEST.P", &format!("6{i:02}")))
+            .collect();
         for i in 0..12 {
-            net.send("P", &envelope("TEST.P", &["TEST.C1"], &format!("6{i:02}"), "Song song", Business::default()));
+            net.send(
+                "P",
+                &envelope(
+                    "TEST.P",
+                    &["TEST.C1"],
+                    &format!("6{i:02}"),
+                    "Song song",
+                    Business::default(),
+                ),
+            );
         }
         let pg_rows = |id: &str| -> usize {
             rt.block_on(async {
                 let store = signgate::store::Store::open(&url).await.unwrap();
-                let n = store.route_documents(id).await.unwrap().iter().filter(|r| r.state == "forwarding").count();
+                let n = store
+                    .route_documents(id)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .filter(|r| r.state == "forwarding")
+                    .count();
                 store.close().await;
                 n
             })
         };
-        wait_until(&net, Duration::from_secs(60), "all twelve queued in PostgreSQL", || ids.iter().all(|id| pg_rows(id) == 1));
+        wait_until(
+            &net,
+            Duration::from_secs(60),
+            "all twelve queued in PostgreSQL",
+            || ids.iter().all(|id| pg_rows(id) == 1),
+        );
         net.start("C1");
         for id in &ids {
-            wait_until(&net, Duration::from_secs(60), &format!("{id} at C1"), || net.rows("C1", id, "TEST.C1", "delivered") == 1);
+            wait_until(
+                &net,
+                Duration::from_secs(60),
+                &format!("{id} at C1"),
+                || net.rows("C1", id, "TEST.C1", "delivered") == 1,
+            );
         }
         std::thread::sleep(Duration::from_millis(500));
         for id in &ids {
             let v = net.status("C1", id).unwrap();
             assert!(
-                !v["trace"].as_array().unwrap().iter().any(|e| e["event"] == "duplicate"),
+                !v["trace"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|e| e["event"] == "duplicate"),
                 "{id} delivered more than once: {v:#}"
             );
         }
@@ -800,14 +1142,26 @@ fn two_processes_on_one_postgres_database_drain_the_outbox_once() {
                     .unwrap()
                     .iter()
                     .filter(|e| e["event"] == "forwarded")
-                    .filter_map(|e| e["detail"].as_str()?.rsplit_once("(worker ").map(|(_, w)| w.to_string()))
+                    .filter_map(|e| {
+                        e["detail"]
+                            .as_str()?
+                            .rsplit_once("(worker ")
+                            .map(|(_, w)| w.to_string())
+                    })
                     .collect::<Vec<_>>()
             })
             .collect();
         assert_eq!(workers.len(), 2, "both DA processes delivered: {workers:?}");
-        let delivered = states.iter().find(|(s, _)| s == "delivered").map(|(_, n)| *n).unwrap_or(0);
+        let delivered = states
+            .iter()
+            .find(|(s, _)| s == "delivered")
+            .map(|(_, n)| *n)
+            .unwrap_or(0);
         assert!(delivered >= 12, "{states:?}");
-        assert!(!states.iter().any(|(s, _)| s == "dead" || s == "refused"), "{states:?}");
+        assert!(
+            !states.iter().any(|(s, _)| s == "dead" || s == "refused"),
+            "{states:?}"
+        );
     }
     exec(format!("DROP DATABASE {name} WITH (FORCE)"));
 }
@@ -819,7 +1173,15 @@ fn two_processes_on_one_postgres_database_drain_the_outbox_once() {
 fn directory_merge_redirects_documents_in_flight() {
     let spec: Vec<(&'static str, &str, Links)> = vec![
         ("K1", "TEST.K1", vec![("P3", s(&["*"]))]),
-        ("P3", "TEST.P3", vec![("K1", s(&["TEST.K1"])), ("K3", s(&["TEST.K3"])), ("K4", s(&["TEST.K4"]))]),
+        (
+            "P3",
+            "TEST.P3",
+            vec![
+                ("K1", s(&["TEST.K1"])),
+                ("K3", s(&["TEST.K3"])),
+                ("K4", s(&["TEST.K4"])),
+            ],
+        ),
         ("K3", "TEST.K3", vec![("P3", s(&["*"]))]),
         ("K4", "TEST.K4", vec![("P3", s(&["*"]))]),
     ];
@@ -830,35 +1192,96 @@ fn directory_merge_redirects_documents_in_flight() {
     let codes = dir.join("codes.csv");
     std::fs::write(&units, "code,name,level,parent_code,type\n91,Thử nghiệm,province,,Tỉnh\n91001,Một,commune,91,Xã\n91003,Ba,commune,91,Xã\n91004,Bốn,commune,91,Xã\n").unwrap();
     std::fs::write(&codes, "gso_code,organ_id_qcvn102,organ_id_d20\n91,TEST.P3,H91.TEST\n91001,TEST.K1,H91.TEST.1\n91003,TEST.K3,H91.TEST.3\n91004,TEST.K4,H91.TEST.4\n").unwrap();
-    let configs: HashMap<&str, PathBuf> = ["P3", "K3"].iter().map(|n| (*n, net.nodes[n].config.clone())).collect();
+    let configs: HashMap<&str, PathBuf> = ["P3", "K3"]
+        .iter()
+        .map(|n| (*n, net.nodes[n].config.clone()))
+        .collect();
     let directory = |node: &str, args: &[&str]| {
         let mut cmd = signgate(["directory"]);
-        cmd.args(args).arg("--config").arg(&configs[node]).env("SIGNGATE_KEY_PASSWORD", "demo");
+        cmd.args(args)
+            .arg("--config")
+            .arg(&configs[node])
+            .env("SIGNGATE_KEY_PASSWORD", "demo");
         let o = run(&mut cmd);
         assert_exit(&o, 0, &format!("directory {args:?} at {node}"));
     };
     for node in ["P3", "K3"] {
-        directory(node, &["import", "--structure", "2025", "--units", units.to_str().unwrap(), "--codes", codes.to_str().unwrap()]);
+        directory(
+            node,
+            &[
+                "import",
+                "--structure",
+                "2025",
+                "--units",
+                units.to_str().unwrap(),
+                "--codes",
+                codes.to_str().unwrap(),
+            ],
+        );
     }
     // the province's node is down: the commune's document to TEST.K4 waits at K1
     net.start_all(&["K1", "K3"]);
     let id = doc_id("TEST.K1", "801");
-    net.send("K1", &envelope("TEST.K1", &["TEST.K4"], "801", "Gửi xã sắp sáp nhập", Business::default()));
-    wait_until(&net, Duration::from_secs(30), "801 queued at K1", || net.rows("K1", &id, "TEST.K4", "forwarding") == 1);
+    net.send(
+        "K1",
+        &envelope(
+            "TEST.K1",
+            &["TEST.K4"],
+            "801",
+            "Gửi xã sắp sáp nhập",
+            Business::default(),
+        ),
+    );
+    wait_until(&net, Duration::from_secs(30), "801 queued at K1", || {
+        net.rows("K1", &id, "TEST.K4", "forwarding") == 1
+    });
     // meanwhile TEST.K4's commune is merged into TEST.K3
     for node in ["P3", "K3"] {
-        directory(node, &["merge", "--structure", "2025", "91004", "--into", "91003", "--effective", "2025-07-01"]);
+        directory(
+            node,
+            &[
+                "merge",
+                "--structure",
+                "2025",
+                "91004",
+                "--into",
+                "91003",
+                "--effective",
+                "2025-07-01",
+            ],
+        );
     }
     net.start("P3");
-    wait_until(&net, Duration::from_secs(40), "801 in the merged commune's inbox", || {
-        net.rows("K3", &id, "TEST.K4", "delivered") == 1
-    });
+    wait_until(
+        &net,
+        Duration::from_secs(40),
+        "801 in the merged commune's inbox",
+        || net.rows("K3", &id, "TEST.K4", "delivered") == 1,
+    );
     let v = net.status("P3", &id).unwrap();
-    let redirect = v["trace"].as_array().unwrap().iter().find(|e| e["event"] == "redirected").cloned();
+    let redirect = v["trace"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"] == "redirected")
+        .cloned();
     let redirect = redirect.unwrap_or_else(|| panic!("no redirect in the trace: {v:#}"));
-    assert!(redirect["detail"].as_str().unwrap().contains("TEST.K3"), "{redirect}");
-    assert!(v["documents"].as_array().unwrap().iter().all(|d| d["next_node"] == "K3"), "{v:#}");
-    wait_until(&net, Duration::from_secs(40), "01 from the merged commune back at K1", || {
-        net.has_status("K1", &id, "TEST.K3", "01")
-    });
+    assert!(
+        redirect["detail"].as_str().unwrap().contains("TEST.K3"),
+        "{redirect}"
+    );
+    assert!(
+        v["documents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["next_node"] == "K3"),
+        "{v:#}"
+    );
+    wait_until(
+        &net,
+        Duration::from_secs(40),
+        "01 from the merged commune back at K1",
+        || net.has_status("K1", &id, "TEST.K3", "01"),
+    );
 }

@@ -45,9 +45,8 @@ pub fn peer_router(node: Arc<Node>, max_body: usize) -> Router {
 }
 
 fn peer_of(node: &Node, cert: Option<Extension<PeerCertificate>>) -> Result<String, AppError> {
-    let cert = cert.ok_or_else(|| {
-        AppError::from(RoutingError::PeerUnknown("no client certificate".into()))
-    })?;
+    let cert = cert
+        .ok_or_else(|| AppError::from(RoutingError::PeerUnknown("no client certificate".into())))?;
     Ok(node.peer_for_certificate(&cert.0.fingerprint())?)
 }
 
@@ -106,8 +105,9 @@ pub fn routes() -> Router<AppState> {
 }
 
 fn configured(node: Option<Extension<Arc<Node>>>) -> Result<Arc<Node>, AppError> {
-    node.map(|Extension(n)| n)
-        .ok_or(AppError::NotFound("routing (not configured on this gateway)"))
+    node.map(|Extension(n)| n).ok_or(AppError::NotFound(
+        "routing (not configured on this gateway)",
+    ))
 }
 
 /// Query of `GET /v1/route/status`.
@@ -147,7 +147,12 @@ async fn ack(
 ) -> Result<Response, AppError> {
     let node = configured(node)?;
     let rows = node
-        .acknowledge(&req.document_id, req.recipient.as_deref(), &req.status, req.description)
+        .acknowledge(
+            &req.document_id,
+            req.recipient.as_deref(),
+            &req.status,
+            req.description,
+        )
         .await?;
     Ok(Json(json!({"acknowledged": rows})).into_response())
 }

@@ -222,8 +222,12 @@ impl RoutingConfig {
                 peer_timeout: Duration::from_secs(file.peer_timeout_secs.unwrap_or(30)),
             },
             update_codes: (
-                file.update_agreed_code.clone().unwrap_or_else(|| "15".into()),
-                file.update_refused_code.clone().unwrap_or_else(|| "16".into()),
+                file.update_agreed_code
+                    .clone()
+                    .unwrap_or_else(|| "15".into()),
+                file.update_refused_code
+                    .clone()
+                    .unwrap_or_else(|| "16".into()),
             ),
         })
     }
@@ -231,7 +235,10 @@ impl RoutingConfig {
     /// The organ id this node writes in the trace headers it appends (its first served agency,
     /// else its node id).
     pub fn trace_organ(&self) -> &str {
-        self.serves.first().map(String::as_str).unwrap_or(&self.node_id)
+        self.serves
+            .first()
+            .map(String::as_str)
+            .unwrap_or(&self.node_id)
     }
 
     /// True when `organ` is delivered here.
@@ -248,7 +255,11 @@ impl RoutingConfig {
         self.peers
             .iter()
             .find(|p| p.serves.iter().any(|s| s == organ))
-            .or_else(|| self.peers.iter().find(|p| p.serves.iter().any(|s| s == "*")))
+            .or_else(|| {
+                self.peers
+                    .iter()
+                    .find(|p| p.serves.iter().any(|s| s == "*"))
+            })
             .map(|p| Hop::Peer(p.node_id.clone()))
     }
 
@@ -288,7 +299,8 @@ mod tests {
         assert_eq!(c.next_hop("X9"), Some(Hop::Peer("province".into())));
         assert_eq!(c.peers[0].url, "https://127.0.0.1:1/");
         assert_eq!(
-            c.peer_by_fingerprint(&normalize_fingerprint(FP)).map(|p| p.node_id.as_str()),
+            c.peer_by_fingerprint(&normalize_fingerprint(FP))
+                .map(|p| p.node_id.as_str()),
             Some("province")
         );
         assert_eq!(c.trace_organ(), "D1");
@@ -296,9 +308,12 @@ mod tests {
 
     #[test]
     fn no_default_route_means_unroutable_and_bad_peers_are_refused() {
-        let base = "node_id = \"c\"\nserves = [\"C1\"]\nlisten = \"127.0.0.1:0\"\nidentity = \"n.p12\"\n";
+        let base =
+            "node_id = \"c\"\nserves = [\"C1\"]\nlisten = \"127.0.0.1:0\"\nidentity = \"n.p12\"\n";
         assert_eq!(config(base).expect("valid").next_hop("X"), None);
-        let short = format!("{base}[[peers]]\nnode_id = \"p\"\nurl = \"https://h/\"\ncert_fingerprint = \"abcd\"\n");
+        let short = format!(
+            "{base}[[peers]]\nnode_id = \"p\"\nurl = \"https://h/\"\ncert_fingerprint = \"abcd\"\n"
+        );
         assert!(matches!(config(&short), Err(RoutingError::Config(_))));
         let plain = format!(
             "{base}[[peers]]\nnode_id = \"p\"\nurl = \"http://h/\"\ncert_fingerprint = \"{}\"\n",

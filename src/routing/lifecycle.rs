@@ -131,7 +131,10 @@ mod tests {
 
     #[test]
     fn update_replace_and_double_recall() {
-        assert_eq!(on_arrival(Business::Update, Some("accepted")).original_state, None);
+        assert_eq!(
+            on_arrival(Business::Update, Some("accepted")).original_state,
+            None
+        );
         assert_eq!(
             on_arrival(Business::Replace, Some("delivered")).original_state,
             Some("replaced")

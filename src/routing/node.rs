@@ -126,7 +126,11 @@ async fn blocking<T: Send + 'static>(
 
 impl Node {
     /// Opens the node's identity and builds its TLS client.
-    pub fn new(config: RoutingConfig, store: Store, settings: Settings) -> Result<Self, RoutingError> {
+    pub fn new(
+        config: RoutingConfig,
+        store: Store,
+        settings: Settings,
+    ) -> Result<Self, RoutingError> {
         let identity = TlsIdentity::open(&config.identity, &config.identity_password)?;
         let connector = super::tls::connector(&identity, &config.peer_trust)?;
         let signer = Pkcs12Key::open(&config.signing_key, &config.identity_password)
@@ -174,7 +178,10 @@ impl Node {
             })
     }
 
-    async fn check(&self, bytes: Arc<Vec<u8>>) -> Result<Result<Checked, (edxml::Package, String)>, RoutingError> {
+    async fn check(
+        &self,
+        bytes: Arc<Vec<u8>>,
+    ) -> Result<Result<Checked, (edxml::Package, String)>, RoutingError> {
         let limits = self.limits;
         let ctx = self
             .settings
@@ -234,10 +241,17 @@ impl Node {
         let bytes = Arc::new(bytes);
         let (package, digest) = match self.check(bytes.clone()).await? {
             Ok(c) => (c.package, c.digest),
-            Err((package, reason)) => return self.refuse(&DocRef::of(&package), from_node, reason).await,
+            Err((package, reason)) => {
+                return self.refuse(&DocRef::of(&package), from_node, reason).await
+            }
         };
         let doc = DocRef::of(&package);
-        let to: Vec<String> = package.header.to.iter().map(|o| o.organ_id.clone()).collect();
+        let to: Vec<String> = package
+            .header
+            .to
+            .iter()
+            .map(|o| o.organ_id.clone())
+            .collect();
         let recipients = match hop_recipients {
             Some(list) if !list.is_empty() => {
                 if let Some(stray) = list.iter().find(|r| !to.contains(r)) {
@@ -257,7 +271,16 @@ impl Node {
             .unwrap_or_else(|| doc.document_id.clone());
         for _ in 0..3 {
             match self
-                .accept(from_node, &bytes, &package, &doc, &digest, business, &target, &recipients)
+                .accept(
+                    from_node,
+                    &bytes,
+                    &package,
+                    &doc,
+                    &digest,
+                    business,
+                    &target,
+                    &recipients,
+                )
                 .await?
             {
                 Accepted::Done(receipt) => return Ok(receipt),
@@ -271,14 +294,28 @@ impl Node {
         )))
     }
 
-    async fn refuse(&self, doc: &DocRef, from_node: &str, reason: String) -> Result<Receipt, RoutingError> {
+    async fn refuse(
+        &self,
+        doc: &DocRef,
+        from_node: &str,
+        reason: String,
+    ) -> Result<Receipt, RoutingError> {
         self.counters.refused.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(document_id = %doc.document_id, from = %from_node, reason = %reason, "envelope refused (status 02)");
         self.store
-            .route_trace(&trace(doc, "refused", format!("from {from_node}: {reason}")))
+            .route_trace(&trace(
+                doc,
+                "refused",
+                format!("from {from_node}: {reason}"),
+            ))
             .await?;
         let message = self
-            .status(doc, self.config.trace_organ(), StatusCode::Rejected, Some(reason.clone()))
+            .status(
+                doc,
+                self.config.trace_organ(),
+                StatusCode::Rejected,
+                Some(reason.clone()),
+            )
             .await?;
         Ok(Receipt {
             code: "02".into(),
@@ -326,7 +363,10 @@ impl Node {
             a.traces.push(trace(
                 doc,
                 "duplicate",
-                format!("from {from_node} for {}: already here, acknowledged again", duplicates.join(", ")),
+                format!(
+                    "from {from_node} for {}: already here, acknowledged again",
+                    duplicates.join(", ")
+                ),
             ));
         }
         if !fresh.is_empty() {
@@ -468,13 +508,19 @@ impl Node {
         ));
         if let (Some(o), Some(state)) = (&original, outcome.original_state) {
             a.updates.push((o.id.clone(), state.into()));
-            a.traces.push(trace(doc, state, format!("{target} for {recipient}")));
+            a.traces
+                .push(trace(doc, state, format!("{target} for {recipient}")));
         }
-        self.queue_status(a, doc, agency, outcome.status, None).await?;
+        self.queue_status(a, doc, agency, outcome.status, None)
+            .await?;
         if business == Business::New {
             // revoke/update/replace rows that arrived before this original
             let mut state = row.state.clone();
-            for held in self.store.route_held(&doc.sender, &doc.document_id, &recipient).await? {
+            for held in self
+                .store
+                .route_held(&doc.sender, &doc.document_id, &recipient)
+                .await?
+            {
                 let kind = Business::from_code(held.doc_type).unwrap_or(Business::New);
                 let replay = lifecycle::on_arrival(kind, Some(&state));
                 a.updates.push((held.id.clone(), replay.row_state.into()));
@@ -484,10 +530,14 @@ impl Node {
                 a.traces.push(trace(
                     doc,
                     "held-applied",
-                    format!("{} (type {}) now {} ; original {state}", held.document_id, held.doc_type, replay.row_state),
+                    format!(
+                        "{} (type {}) now {} ; original {state}",
+                        held.document_id, held.doc_type, replay.row_state
+                    ),
                 ));
                 if replay.status != "01" {
-                    self.queue_status(a, doc, agency, replay.status, None).await?;
+                    self.queue_status(a, doc, agency, replay.status, None)
+                        .await?;
                 }
             }
             row.state = state;
@@ -522,7 +572,8 @@ impl Node {
             .status(code)
             .ok_or_else(|| RoutingError::Invalid(format!("status code {code} is not known")))?;
         let bytes = self.status(doc, from, parsed, description.clone()).await?;
-        a.traces.push(trace(doc, "status-sent", format!("{code} from {from}")));
+        a.traces
+            .push(trace(doc, "status-sent", format!("{code} from {from}")));
         match self.config.next_hop(&doc.sender) {
             Some(Hop::Local) => a.statuses.push(StatusRow {
                 id: random_id("st_"),
@@ -555,7 +606,11 @@ impl Node {
 
     /// Handles a signed status message from `from_node`: verified, stored once, passed on
     /// toward the document's sender.
-    pub async fn receive_status(&self, from_node: &str, bytes: Vec<u8>) -> Result<bool, RoutingError> {
+    pub async fn receive_status(
+        &self,
+        from_node: &str,
+        bytes: Vec<u8>,
+    ) -> Result<bool, RoutingError> {
         let codes = self.codes.clone();
         let limits = self.limits;
         let ctx = self
@@ -567,7 +622,8 @@ impl Node {
             let bytes = bytes.clone();
             blocking(move || {
                 let status = edxml::parse_status(&bytes, &codes, &limits)?;
-                let verdict = edxml::verify_status(&bytes, &crate::verify::Policy::default(), &ctx)?;
+                let verdict =
+                    edxml::verify_status(&bytes, &crate::verify::Policy::default(), &ctx)?;
                 if !verdict.passed {
                     return Err(RoutingError::Invalid(format!(
                         "status message signature: {}",
@@ -592,7 +648,11 @@ impl Node {
             format!(
                 "{code} from {} via {from_node}{}",
                 status.from.organ_id,
-                status.description.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
+                status
+                    .description
+                    .as_deref()
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default()
             ),
         ));
         match self.config.next_hop(&doc.sender) {
@@ -652,7 +712,7 @@ impl Node {
             .await?
             .into_iter()
             .filter(|r| r.document_id == document_id && r.next_node.is_none())
-            .filter(|r| recipient.is_none_or(|x| x == r.recipient_organ))
+            .filter(|r| recipient.map_or(true, |x| x == r.recipient_organ))
             .filter(|r| lifecycle::INBOX_STATES.contains(&r.state.as_str()))
             .filter(|r| (new_state.starts_with("update")) == (r.doc_type == 2))
             .collect();
@@ -672,8 +732,14 @@ impl Node {
             let package = blocking(move || Ok(edxml::parse(&envelope.bytes, &limits)?)).await?;
             let doc = DocRef::of(&package);
             a.updates.push((row.id.clone(), new_state.into()));
-            self.queue_status(&mut a, &doc, &row.recipient_organ, code, description.clone())
-                .await?;
+            self.queue_status(
+                &mut a,
+                &doc,
+                &row.recipient_organ,
+                code,
+                description.clone(),
+            )
+            .await?;
         }
         self.store.route_accept(&a, &now_rfc3339()).await?;
         Ok(rows)

@@ -111,7 +111,8 @@ pub fn acceptor(identity: &TlsIdentity, trust: &[PathBuf]) -> Result<SslAcceptor
     b.set_min_proto_version(Some(SslVersion::TLS1_2))
         .map_err(tls_error)?;
     b.set_private_key(&identity.key).map_err(tls_error)?;
-    b.set_certificate(&identity.certificate).map_err(tls_error)?;
+    b.set_certificate(&identity.certificate)
+        .map_err(tls_error)?;
     for c in &identity.chain {
         b.add_extra_chain_cert(c.clone()).map_err(tls_error)?;
     }
@@ -131,7 +132,8 @@ pub fn connector(identity: &TlsIdentity, trust: &[PathBuf]) -> Result<SslConnect
     b.set_min_proto_version(Some(SslVersion::TLS1_2))
         .map_err(tls_error)?;
     b.set_private_key(&identity.key).map_err(tls_error)?;
-    b.set_certificate(&identity.certificate).map_err(tls_error)?;
+    b.set_certificate(&identity.certificate)
+        .map_err(tls_error)?;
     for c in &identity.chain {
         b.add_extra_chain_cert(c.clone()).map_err(tls_error)?;
     }
@@ -175,7 +177,11 @@ pub async fn serve(
                     return;
                 }
             };
-            let Some(peer) = stream.ssl().peer_certificate().and_then(|c| c.to_der().ok()) else {
+            let Some(peer) = stream
+                .ssl()
+                .peer_certificate()
+                .and_then(|c| c.to_der().ok())
+            else {
                 return;
             };
             let peer = PeerCertificate(Arc::new(peer));
@@ -193,7 +199,10 @@ pub async fn serve(
     }
 }
 
-async fn handshake(acceptor: &SslAcceptor, tcp: TcpStream) -> Result<SslStream<TcpStream>, RoutingError> {
+async fn handshake(
+    acceptor: &SslAcceptor,
+    tcp: TcpStream,
+) -> Result<SslStream<TcpStream>, RoutingError> {
     let ssl = Ssl::new(acceptor.context()).map_err(tls_error)?;
     let mut stream = SslStream::new(ssl, tcp).map_err(tls_error)?;
     tokio::time::timeout(Duration::from_secs(10), Pin::new(&mut stream).accept())
@@ -227,9 +236,12 @@ pub async fn post(
     body: Vec<u8>,
     timeout: Duration,
 ) -> Result<Answer, RoutingError> {
-    tokio::time::timeout(timeout, post_inner(connector, url, fingerprint, content_type, body))
-        .await
-        .map_err(|_| RoutingError::PeerUnavailable(format!("{url}: no answer within {timeout:?}")))?
+    tokio::time::timeout(
+        timeout,
+        post_inner(connector, url, fingerprint, content_type, body),
+    )
+    .await
+    .map_err(|_| RoutingError::PeerUnavailable(format!("{url}: no answer within {timeout:?}")))?
 }
 
 async fn post_inner(
@@ -240,7 +252,9 @@ async fn post_inner(
     body: Vec<u8>,
 ) -> Result<Answer, RoutingError> {
     let unavailable = |m: String| RoutingError::PeerUnavailable(format!("{url}: {m}"));
-    let uri: hyper::Uri = url.parse().map_err(|e| RoutingError::Config(format!("{url}: {e}")))?;
+    let uri: hyper::Uri = url
+        .parse()
+        .map_err(|e| RoutingError::Config(format!("{url}: {e}")))?;
     let host = uri
         .host()
         .ok_or_else(|| RoutingError::Config(format!("{url}: no host")))?

@@ -78,7 +78,10 @@ pub async fn run(node: Arc<Node>, shutdown: impl Future<Output = ()>) {
 pub async fn drain_once(node: &Arc<Node>, owner: &str) -> Result<usize, RoutingError> {
     let now = now_ms();
     let lease = node.config.delivery.lease.as_millis() as i64;
-    let items = node.store().route_claim(owner, now, now + lease, BATCH).await?;
+    let items = node
+        .store()
+        .route_claim(owner, now, now + lease, BATCH)
+        .await?;
     let n = items.len();
     let mut tasks = Vec::new();
     for item in items {
@@ -98,16 +101,24 @@ pub async fn drain_once(node: &Arc<Node>, owner: &str) -> Result<usize, RoutingE
 
 async fn attempt(node: &Node, item: &OutboxItem) -> Result<Outcome, RoutingError> {
     let Some(peer) = node.config.peer(&item.next_node) else {
-        return Ok(Outcome::Refused(format!("node {} is no longer a peer", item.next_node)));
+        return Ok(Outcome::Refused(format!(
+            "node {} is no longer a peer",
+            item.next_node
+        )));
     };
     let timeout = node.config.delivery.peer_timeout;
     let (url, body, content_type) = if item.kind == "envelope" {
         let envelope_id = item.envelope_id.clone().unwrap_or_default();
         let Some(envelope) = node.store().route_envelope(&envelope_id).await? else {
-            return Ok(Outcome::Refused(format!("envelope {envelope_id} is missing")));
+            return Ok(Outcome::Refused(format!(
+                "envelope {envelope_id} is missing"
+            )));
         };
         let recipients: Vec<String> = serde_json::from_str(&item.recipients).unwrap_or_default();
-        let query: Vec<String> = recipients.iter().map(|r| format!("to={}", encode(r))).collect();
+        let query: Vec<String> = recipients
+            .iter()
+            .map(|r| format!("to={}", encode(r)))
+            .collect();
         (
             format!("{}v1/route/envelopes?{}", peer.url, query.join("&")),
             envelope.bytes,
@@ -120,13 +131,25 @@ async fn attempt(node: &Node, item: &OutboxItem) -> Result<Outcome, RoutingError
             "application/xml",
         )
     };
-    let answer = match tls::post(node.connector(), &url, &peer.fingerprint, content_type, body, timeout).await {
+    let answer = match tls::post(
+        node.connector(),
+        &url,
+        &peer.fingerprint,
+        content_type,
+        body,
+        timeout,
+    )
+    .await
+    {
         Ok(a) => a,
         Err(RoutingError::PeerUnavailable(m)) => return Ok(Outcome::Retry(m)),
         Err(RoutingError::PeerUnknown(m)) => return Ok(Outcome::Retry(m)),
         Err(e) => return Ok(Outcome::Retry(e.to_string())),
     };
-    let text = String::from_utf8_lossy(&answer.body).chars().take(300).collect::<String>();
+    let text = String::from_utf8_lossy(&answer.body)
+        .chars()
+        .take(300)
+        .collect::<String>();
     Ok(match answer.status {
         200 if item.kind == "status" => Outcome::Delivered("status accepted".into()),
         200 => {
@@ -139,10 +162,9 @@ async fn attempt(node: &Node, item: &OutboxItem) -> Result<Outcome, RoutingError
             };
             match header(STATUS_HEADER).as_deref() {
                 Some("01") => Outcome::Delivered("01 received".into()),
-                Some(code) => Outcome::Refused(format!(
-                    "{code}: {}",
-                    header(REASON_HEADER).unwrap_or(text)
-                )),
+                Some(code) => {
+                    Outcome::Refused(format!("{code}: {}", header(REASON_HEADER).unwrap_or(text)))
+                }
                 None => Outcome::Retry("answer without a route status".into()),
             }
         }
@@ -171,27 +193,43 @@ async fn handle(node: &Node, owner: &str, item: OutboxItem) -> Result<(), Routin
     };
     match outcome {
         Outcome::Delivered(detail) => {
-            if store.route_outbox_finish(&item.id, owner, "delivered", None, &now).await? {
+            if store
+                .route_outbox_finish(&item.id, owner, "delivered", None, &now)
+                .await?
+            {
                 node.counters.delivered.fetch_add(1, Ordering::Relaxed);
                 if let Some(env) = &item.envelope_id {
-                    store.route_set_state_sent(env, &item.next_node, "forwarded", &now).await?;
+                    store
+                        .route_set_state_sent(env, &item.next_node, "forwarded", &now)
+                        .await?;
                 }
                 store
                     .route_trace(&event(
                         "forwarded",
-                        format!("{what} to node {}: {detail} (worker {owner})", item.next_node),
+                        format!(
+                            "{what} to node {}: {detail} (worker {owner})",
+                            item.next_node
+                        ),
                     ))
                     .await?;
             }
         }
         Outcome::Refused(reason) => {
-            if store.route_outbox_finish(&item.id, owner, "refused", Some(&reason), &now).await? {
+            if store
+                .route_outbox_finish(&item.id, owner, "refused", Some(&reason), &now)
+                .await?
+            {
                 if let Some(env) = &item.envelope_id {
-                    store.route_set_state_sent(env, &item.next_node, "refused", &now).await?;
+                    store
+                        .route_set_state_sent(env, &item.next_node, "refused", &now)
+                        .await?;
                 }
                 tracing::warn!(document_id = %item.document_id, peer = %item.next_node, reason = %reason, "routing: refused by the next hop; the document stays here");
                 store
-                    .route_trace(&event("refused-by-peer", format!("{what} by node {}: {reason}", item.next_node)))
+                    .route_trace(&event(
+                        "refused-by-peer",
+                        format!("{what} by node {}: {reason}", item.next_node),
+                    ))
                     .await?;
             }
         }
@@ -199,15 +237,26 @@ async fn handle(node: &Node, owner: &str, item: OutboxItem) -> Result<(), Routin
             let attempts = item.attempts + 1;
             let policy = &node.config.delivery;
             if attempts >= i64::from(policy.max_attempts) {
-                if store.route_outbox_finish(&item.id, owner, "dead", Some(&error), &now).await? {
+                if store
+                    .route_outbox_finish(&item.id, owner, "dead", Some(&error), &now)
+                    .await?
+                {
                     node.counters.dead_letters.fetch_add(1, Ordering::Relaxed);
                     if let Some(env) = &item.envelope_id {
-                        store.route_set_state_sent(env, &item.next_node, "dead", &now).await?;
+                        store
+                            .route_set_state_sent(env, &item.next_node, "dead", &now)
+                            .await?;
                     }
                     tracing::error!(alert = "route_dead_letter", document_id = %item.document_id, peer = %item.next_node,
                         attempts, error = %error, "routing: dead-lettered after the attempt limit");
                     store
-                        .route_trace(&event("dead-letter", format!("{what} to node {} after {attempts} attempts: {error}", item.next_node)))
+                        .route_trace(&event(
+                            "dead-letter",
+                            format!(
+                                "{what} to node {} after {attempts} attempts: {error}",
+                                item.next_node
+                            ),
+                        ))
                         .await?;
                 }
             } else {
@@ -218,7 +267,9 @@ async fn handle(node: &Node, owner: &str, item: OutboxItem) -> Result<(), Routin
                     rand::random::<f64>(),
                 );
                 let next = now_ms() + delay.as_millis() as i64;
-                store.route_outbox_retry(&item.id, owner, attempts, next, &error).await?;
+                store
+                    .route_outbox_retry(&item.id, owner, attempts, next, &error)
+                    .await?;
                 tracing::info!(document_id = %item.document_id, peer = %item.next_node, attempts, error = %error, "routing: delivery failed, will retry");
             }
         }

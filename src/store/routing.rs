@@ -182,8 +182,10 @@ impl Store {
         recipient: &str,
     ) -> Result<Option<DocumentRow>, StoreError> {
         let sql = format!("SELECT {DOC_COLUMNS} FROM route_documents WHERE sender_organ = $1 AND document_id = $2 AND doc_type = $3 AND recipient_organ = $4");
-        Ok(with_pool!(self, p => sqlx::query(&sql).bind(sender).bind(document_id).bind(doc_type).bind(recipient)
-            .fetch_optional(p).await?.map(|r| document(&r))))
+        Ok(
+            with_pool!(self, p => sqlx::query(&sql).bind(sender).bind(document_id).bind(doc_type).bind(recipient)
+            .fetch_optional(p).await?.map(|r| document(&r))),
+        )
     }
 
     /// Rows held for `target` (revoke/update/replace that arrived before their original).
@@ -194,8 +196,10 @@ impl Store {
         recipient: &str,
     ) -> Result<Vec<DocumentRow>, StoreError> {
         let sql = format!("SELECT {DOC_COLUMNS} FROM route_documents WHERE sender_organ = $1 AND target_document = $2 AND recipient_organ = $3 AND state = 'held' AND doc_type <> 0 ORDER BY created_at, id");
-        Ok(with_pool!(self, p => sqlx::query(&sql).bind(sender).bind(target).bind(recipient)
-            .fetch_all(p).await?.iter().map(document).collect()))
+        Ok(
+            with_pool!(self, p => sqlx::query(&sql).bind(sender).bind(target).bind(recipient)
+            .fetch_all(p).await?.iter().map(document).collect()),
+        )
     }
 
     /// All rows of a DocumentId (every sender, type and recipient), oldest first.
@@ -219,16 +223,21 @@ impl Store {
     /// Counts of rows by state (for tests, metrics and the operator).
     pub async fn route_document_states(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let sql = "SELECT state, COUNT(*) FROM route_documents GROUP BY state ORDER BY state";
-        Ok(with_pool!(self, p => sqlx::query(sql).fetch_all(p).await?.iter()
-            .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1))).collect()))
+        Ok(
+            with_pool!(self, p => sqlx::query(sql).fetch_all(p).await?.iter()
+            .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1))).collect()),
+        )
     }
 
     /// An envelope by id.
     pub async fn route_envelope(&self, id: &str) -> Result<Option<EnvelopeRow>, StoreError> {
-        let sql = "SELECT id, digest, bytes, from_node, received_at FROM route_envelopes WHERE id = $1";
-        Ok(with_pool!(self, p => sqlx::query(sql).bind(id).fetch_optional(p).await?.map(|r| EnvelopeRow {
-            id: r.get(0), digest: r.get(1), bytes: r.get(2), from_node: r.get(3), received_at: r.get(4),
-        })))
+        let sql =
+            "SELECT id, digest, bytes, from_node, received_at FROM route_envelopes WHERE id = $1";
+        Ok(
+            with_pool!(self, p => sqlx::query(sql).bind(id).fetch_optional(p).await?.map(|r| EnvelopeRow {
+                id: r.get(0), digest: r.get(1), bytes: r.get(2), from_node: r.get(3), received_at: r.get(4),
+            })),
+        )
     }
 
     /// Writes an acceptance atomically; `Ok(false)` (nothing written) when one of its
@@ -298,21 +307,49 @@ impl Store {
                 let sql = format!("UPDATE route_outbox SET lease_owner = $1, lease_until_ms = $3 WHERE id IN \
                     (SELECT id FROM route_outbox WHERE {due} ORDER BY next_attempt_ms, created_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
                     RETURNING {OUTBOX_COLUMNS}");
-                sqlx::query(&sql).bind(owner).bind(now_ms).bind(lease_until_ms).bind(limit)
-                    .fetch_all(p).await?.iter().map(|r| OutboxItem {
-                        id: r.get(0), kind: r.get(1), next_node: r.get(2), document_id: r.get(3),
-                        envelope_id: r.get(4), recipients: r.get(5), payload: r.get(6), attempts: r.get(7),
-                    }).collect()
+                sqlx::query(&sql)
+                    .bind(owner)
+                    .bind(now_ms)
+                    .bind(lease_until_ms)
+                    .bind(limit)
+                    .fetch_all(p)
+                    .await?
+                    .iter()
+                    .map(|r| OutboxItem {
+                        id: r.get(0),
+                        kind: r.get(1),
+                        next_node: r.get(2),
+                        document_id: r.get(3),
+                        envelope_id: r.get(4),
+                        recipients: r.get(5),
+                        payload: r.get(6),
+                        attempts: r.get(7),
+                    })
+                    .collect()
             }
             Store::Sqlite(p) => {
                 let sql = format!("UPDATE route_outbox SET lease_owner = $1, lease_until_ms = $3 WHERE id IN \
                     (SELECT id FROM route_outbox WHERE {due} ORDER BY next_attempt_ms, created_at LIMIT $4) \
                     RETURNING {OUTBOX_COLUMNS}");
-                sqlx::query(&sql).bind(owner).bind(now_ms).bind(lease_until_ms).bind(limit)
-                    .fetch_all(p).await?.iter().map(|r| OutboxItem {
-                        id: r.get(0), kind: r.get(1), next_node: r.get(2), document_id: r.get(3),
-                        envelope_id: r.get(4), recipients: r.get(5), payload: r.get(6), attempts: r.get(7),
-                    }).collect()
+                sqlx::query(&sql)
+                    .bind(owner)
+                    .bind(now_ms)
+                    .bind(lease_until_ms)
+                    .bind(limit)
+                    .fetch_all(p)
+                    .await?
+                    .iter()
+                    .map(|r| OutboxItem {
+                        id: r.get(0),
+                        kind: r.get(1),
+                        next_node: r.get(2),
+                        document_id: r.get(3),
+                        envelope_id: r.get(4),
+                        recipients: r.get(5),
+                        payload: r.get(6),
+                        attempts: r.get(7),
+                    })
+                    .collect()
             }
         })
     }
@@ -353,8 +390,10 @@ impl Store {
     /// Outbox counts by state.
     pub async fn route_outbox_states(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let sql = "SELECT state, COUNT(*) FROM route_outbox GROUP BY state ORDER BY state";
-        Ok(with_pool!(self, p => sqlx::query(sql).fetch_all(p).await?.iter()
-            .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1))).collect()))
+        Ok(
+            with_pool!(self, p => sqlx::query(sql).fetch_all(p).await?.iter()
+            .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1))).collect()),
+        )
     }
 
     /// Sets the state of the rows an envelope outbox item carried to `next_node`.
@@ -371,7 +410,12 @@ impl Store {
     }
 
     /// Sets the state of the rows `ids`.
-    pub async fn route_set_state(&self, ids: &[String], state: &str, now: &str) -> Result<(), StoreError> {
+    pub async fn route_set_state(
+        &self,
+        ids: &[String],
+        state: &str,
+        now: &str,
+    ) -> Result<(), StoreError> {
         with_pool!(self, p => {
             for id in ids {
                 sqlx::query("UPDATE route_documents SET state = $1, updated_at = $2 WHERE id = $3")
@@ -394,9 +438,11 @@ impl Store {
     /// The history of a DocumentId at this node, in order.
     pub async fn route_traces(&self, document_id: &str) -> Result<Vec<TraceEvent>, StoreError> {
         let sql = "SELECT document_id, sender_organ, at, event, detail FROM route_traces WHERE document_id = $1 ORDER BY seq";
-        Ok(with_pool!(self, p => sqlx::query(sql).bind(document_id).fetch_all(p).await?.iter().map(|r| TraceEvent {
+        Ok(
+            with_pool!(self, p => sqlx::query(sql).bind(document_id).fetch_all(p).await?.iter().map(|r| TraceEvent {
             document_id: r.get(0), sender_organ: r.get(1), at: r.get(2), event: r.get(3), detail: r.get(4),
-        }).collect()))
+        }).collect()),
+        )
     }
 
     /// Stores a received status once; false when the same (document, sender, from, code) is
@@ -413,10 +459,12 @@ impl Store {
     /// Statuses received for a DocumentId, in arrival order.
     pub async fn route_statuses(&self, document_id: &str) -> Result<Vec<StatusRow>, StoreError> {
         let sql = "SELECT id, document_id, sender_organ, from_organ, code, description, at, bytes FROM route_statuses WHERE document_id = $1 ORDER BY at, code";
-        Ok(with_pool!(self, p => sqlx::query(sql).bind(document_id).fetch_all(p).await?.iter().map(|r| StatusRow {
+        Ok(
+            with_pool!(self, p => sqlx::query(sql).bind(document_id).fetch_all(p).await?.iter().map(|r| StatusRow {
             id: r.get(0), document_id: r.get(1), sender_organ: r.get(2), from_organ: r.get(3), code: r.get(4),
             description: r.get(5), at: r.get(6), bytes: r.get(7),
-        }).collect()))
+        }).collect()),
+        )
     }
 }
 
@@ -440,21 +488,37 @@ mod tests {
     #[tokio::test]
     async fn leases_fence_workers_and_expire_for_takeover() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&Store::sqlite_url(dir.path())).await.expect("open");
+        let store = Store::open(&Store::sqlite_url(dir.path()))
+            .await
+            .expect("open");
         let a = Acceptance {
             outbox: vec![item("ob_1"), item("ob_2")],
             ..Acceptance::default()
         };
-        assert!(store.route_accept(&a, "2026-01-01T00:00:00Z").await.expect("accept"));
+        assert!(store
+            .route_accept(&a, "2026-01-01T00:00:00Z")
+            .await
+            .expect("accept"));
         let first = store.route_claim("A", 1000, 2000, 1).await.expect("claim");
         assert_eq!(first.len(), 1);
         let second = store.route_claim("B", 1000, 2000, 10).await.expect("claim");
         assert_eq!(second.len(), 1, "B gets only the item A does not hold");
         assert_ne!(first[0].id, second[0].id);
-        assert!(store.route_claim("C", 1500, 2500, 10).await.expect("claim").is_empty());
+        assert!(store
+            .route_claim("C", 1500, 2500, 10)
+            .await
+            .expect("claim")
+            .is_empty());
         // A's lease expires: C takes the item over, and A can no longer finish it
         let taken = store.route_claim("C", 2001, 3000, 10).await.expect("claim");
-        assert_eq!(taken.iter().map(|i| i.id.as_str()).collect::<Vec<_>>().len(), 2);
+        assert_eq!(
+            taken
+                .iter()
+                .map(|i| i.id.as_str())
+                .collect::<Vec<_>>()
+                .len(),
+            2
+        );
         assert!(!store
             .route_outbox_finish(&first[0].id, "A", "delivered", None, "t")
             .await
@@ -468,7 +532,11 @@ mod tests {
             .route_outbox_retry(&second[0].id, "C", 1, 5000, "down")
             .await
             .expect("retry"));
-        assert!(store.route_claim("D", 4999, 9000, 10).await.expect("claim").is_empty());
+        assert!(store
+            .route_claim("D", 4999, 9000, 10)
+            .await
+            .expect("claim")
+            .is_empty());
         let again = store.route_claim("D", 5000, 9000, 10).await.expect("claim");
         assert_eq!((again.len(), again[0].attempts), (1, 1));
         assert_eq!(
@@ -480,7 +548,9 @@ mod tests {
     #[tokio::test]
     async fn one_row_per_idempotency_key() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&Store::sqlite_url(dir.path())).await.expect("open");
+        let store = Store::open(&Store::sqlite_url(dir.path()))
+            .await
+            .expect("open");
         let env = |id: &str| EnvelopeRow {
             id: id.into(),
             digest: "d1".into(),
@@ -513,14 +583,27 @@ mod tests {
             documents: vec![row("r2", "e2")],
             ..Acceptance::default()
         };
-        assert!(!store.route_accept(&again, "t").await.expect("accept"), "same key refused");
-        assert!(store.route_envelope("e2").await.expect("read").is_none(), "rolled back");
+        assert!(
+            !store.route_accept(&again, "t").await.expect("accept"),
+            "same key refused"
+        );
+        assert!(
+            store.route_envelope("e2").await.expect("read").is_none(),
+            "rolled back"
+        );
         let found = store
             .route_document("S", "S,2025/01/02,1/UBND", 0, "R")
             .await
             .expect("read")
             .expect("row");
         assert_eq!(found.id, "r1");
-        assert_eq!(store.route_inbox(&["delivered"]).await.expect("inbox").len(), 1);
+        assert_eq!(
+            store
+                .route_inbox(&["delivered"])
+                .await
+                .expect("inbox")
+                .len(),
+            1
+        );
     }
 }
