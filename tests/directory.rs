@@ -43,10 +43,18 @@ fn synthetic_codes(province: &str, a: &str, b: &str) -> String {
 }
 
 async fn exercise(store: Store) {
+    let backend = match &store {
+        Store::Sqlite(_) => "SQLite",
+        Store::Postgres(_) => "PostgreSQL",
+    };
     let dir = Directory::new(store.clone());
     let t = Instant::now();
     let s2024 = dir
-        .import(Structure::S2024, &units("2024"), None)
+        .import(
+            Structure::S2024,
+            &units("2024"),
+            Some("gso_code,organ_id_qcvn102,organ_id_d20\n00001,TEST.24.01.H99,\n"),
+        )
         .await
         .unwrap();
     let t2024 = t.elapsed();
@@ -63,7 +71,7 @@ async fn exercise(store: Store) {
         .await
         .unwrap();
     eprintln!(
-        "import: 2024 (10,794 units) in {t2024:?}, 2025 (3,355 units) in {:?}",
+        "{backend} import: 2024 (10,794 units) in {t2024:?}, 2025 (3,355 units) in {:?}",
         t.elapsed()
     );
     assert_eq!(
@@ -86,6 +94,20 @@ async fn exercise(store: Store) {
     assert_eq!(old.level, "commune");
     assert_eq!(old.parent_code.as_deref(), Some("001"));
     assert_eq!(new.parent_code.as_deref(), Some("01"));
+    // An identifier already held by another unit is refused, and nothing of that import stays.
+    let clash = "gso_code,organ_id_qcvn102,organ_id_d20\n04,TEST.00.01.H99,\n";
+    let e = dir
+        .import(Structure::S2025, &text, Some(clash))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code().as_str(), "DIRECTORY_INVALID", "{e}");
+    assert_eq!(
+        dir.unit(Structure::S2025, "04")
+            .await
+            .unwrap()
+            .organ_id_qcvn102,
+        None
+    );
     // Importing again is idempotent and keeps the identifiers.
     dir.import(Structure::S2025, &text, None).await.unwrap();
     assert_eq!(
@@ -102,11 +124,30 @@ async fn exercise(store: Store) {
         (r.organ_id.as_str(), r.redirected_from.as_deref()),
         ("TEST.00.01.H99", None)
     );
-    dir.merge(Structure::S2025, &[a.clone()], &b, date!(2026 - 01 - 01))
-        .await
-        .unwrap();
+    dir.merge(
+        Structure::S2025,
+        std::slice::from_ref(&a),
+        &b,
+        date!(2026 - 01 - 01),
+    )
+    .await
+    .unwrap();
     let r = dir.resolve("TEST.00.01.H99").await.unwrap();
     assert_eq!(r.organ_id, "TEST.00.02.H99");
+    let before = dir
+        .resolve_on("TEST.00.01.H99", Some(date!(2025 - 12 - 31)))
+        .await
+        .unwrap();
+    assert_eq!(
+        (before.organ_id.as_str(), before.redirected_from),
+        ("TEST.00.01.H99", None),
+        "a merge is not in force before its effective date"
+    );
+    let on = dir
+        .resolve_on("TEST.00.01.H99", Some(date!(2026 - 01 - 01)))
+        .await
+        .unwrap();
+    assert_eq!(on.organ_id, "TEST.00.02.H99");
     assert_eq!(r.redirected_from.as_deref(), Some("TEST.00.01.H99"));
     assert_eq!(r.unit.gso_code, b);
     let r = dir.resolve("H99.TEST.01").await.unwrap();
@@ -125,15 +166,25 @@ async fn exercise(store: Store) {
     assert_eq!(changes[0].kind, "merge");
     // A merged unit cannot merge again; levels must match; unknown codes are NotFound.
     assert!(dir
-        .merge(Structure::S2025, &[a.clone()], &b, date!(2026 - 01 - 02))
+        .merge(
+            Structure::S2025,
+            std::slice::from_ref(&a),
+            &b,
+            date!(2026 - 01 - 02)
+        )
         .await
         .is_err());
     assert_eq!(
-        dir.merge(Structure::S2025, &[b.clone()], "01", date!(2026 - 01 - 02))
-            .await
-            .unwrap_err()
-            .code()
-            .as_str(),
+        dir.merge(
+            Structure::S2025,
+            std::slice::from_ref(&b),
+            "01",
+            date!(2026 - 01 - 02)
+        )
+        .await
+        .unwrap_err()
+        .code()
+        .as_str(),
         "DIRECTORY_INVALID"
     );
     assert_eq!(
@@ -156,6 +207,22 @@ async fn exercise(store: Store) {
         .dissolve(Structure::S2025, "01", date!(2026 - 01 - 01))
         .await
         .is_err());
+    // A dissolved unit resolves to nothing from its effective date on.
+    dir.dissolve(Structure::S2024, "00001", date!(2025 - 02 - 01))
+        .await
+        .unwrap();
+    let e = dir.resolve("TEST.24.01.H99").await.unwrap_err();
+    assert_eq!(e.code().as_str(), "DIRECTORY_INVALID");
+    assert!(e.to_string().contains("dissolved on 2025-02-01"), "{e}");
+    let before = dir
+        .resolve_on("TEST.24.01.H99", Some(date!(2025 - 01 - 31)))
+        .await
+        .unwrap();
+    assert_eq!(before.unit.gso_code, "00001");
+    assert_eq!(
+        dir.changes(Structure::S2024, Some("00001")).await.unwrap()[0].kind,
+        "dissolve"
+    );
     // Merging a district moves its communes under the successor.
     let children_before = dir
         .list(Structure::S2024, Some("002"), None)
@@ -277,6 +344,11 @@ fn directory_command_line() {
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["organ_id"], "TEST.00.02.H99");
     assert_eq!(r["redirected_from"], "TEST.00.01.H99");
+    let o = cmd(&["resolve", "TEST.00.01.H99", "--on", "2025-12-31"]);
+    common::assert_exit(&o, 0, "directory resolve --on");
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["organ_id"], "TEST.00.01.H99");
+    assert!(r["redirected_from"].is_null());
     let o = cmd(&["show", "--structure", "2025", &a]);
     common::assert_exit(&o, 0, "directory show");
     let shown: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();

@@ -227,7 +227,18 @@ fn tampering_is_refused_naming_the_part() {
     assert!(!xmlsec_verify(attachment.as_bytes(), &PACKAGE_IDS)
         .status
         .success());
-    assert!(reason.find("MessageHeader").is_none(), "{reason}");
+    assert!(!reason.contains("MessageHeader"), "{reason}");
+
+    // An attachment slipped in beside the signed ones (the manifest is signed, so it cannot
+    // list it) is refused before any signature check, naming it.
+    let injected = text.replacen(
+        "</AttachmentEncoded>",
+        "<Attachment Id=\"x\"><ContentType>application/pdf</ContentType><ContentId>extra</ContentId><ContentTransferEncoded>JVBERi0=</ContentTransferEncoded><AttachmentName>extra.pdf</AttachmentName></Attachment></AttachmentEncoded>",
+        1,
+    );
+    let e = edxml::verify(injected.as_bytes(), &Policy::default(), &ctx()).unwrap_err();
+    assert_eq!(e.code().as_str(), "EDXML_INVALID");
+    assert!(e.to_string().contains("'extra.pdf'"), "{e}");
 }
 
 fn status(code: StatusCode) -> Status {
@@ -253,8 +264,16 @@ fn status_messages_are_signed_by_the_node() {
     }
     let codes = StatusCodes::default();
     let s = status(StatusCode::Rejected);
-    let bytes = s
+    // The node signs with a document-signing (seal) key; its TLS certificate (serverAuth +
+    // clientAuth only) is refused for signatures, as for any document.
+    let tls_only = s
         .build_signed(key("node-district.p12").as_ref(), &codes)
+        .unwrap();
+    let v = edxml::verify_status(&tls_only, &Policy::default(), &ctx()).unwrap();
+    assert!(!v.passed);
+    assert!(v.reason.unwrap().contains("extended key usage"));
+    let bytes = s
+        .build_signed(key("agency-signer-ec.p12").as_ref(), &codes)
         .unwrap();
     assert!(String::from_utf8_lossy(&bytes).contains("<StatusCode>02</StatusCode>"));
     let v = edxml::verify_status(&bytes, &Policy::default(), &ctx()).unwrap();

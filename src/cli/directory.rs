@@ -57,6 +57,9 @@ pub enum DirectoryCommand {
         store: StoreArgs,
         /// The agency identifier (either form).
         organ_id: String,
+        /// Apply only the changes in force on this date (YYYY-MM-DD); default: all.
+        #[arg(long)]
+        on: Option<String>,
     },
     /// Merge units into another of the same level (documents to them are redirected).
     Merge {
@@ -117,7 +120,7 @@ fn date(text: &str) -> Result<time::Date, CliError> {
         text,
         time::macros::format_description!("[year]-[month]-[day]"),
     )
-    .map_err(|_| CliError::usage(format!("--effective '{text}' is not a YYYY-MM-DD date")))
+    .map_err(|_| CliError::usage(format!("'{text}' is not a YYYY-MM-DD date")))
 }
 
 fn print_json(value: &impl serde::Serialize) {
@@ -171,9 +174,14 @@ pub fn run(cmd: DirectoryCommand) -> Result<u8, CliError> {
                 print_json(&json!({"unit": u, "agency": committee_name(&u), "changes": changes}));
                 db.close().await;
             }
-            DirectoryCommand::Resolve { store, organ_id } => {
+            DirectoryCommand::Resolve {
+                store,
+                organ_id,
+                on,
+            } => {
+                let on = on.as_deref().map(date).transpose()?;
                 let db = open(&store.config(None)?).await?;
-                let r = Directory::new(db.clone()).resolve(&organ_id).await?;
+                let r = Directory::new(db.clone()).resolve_on(&organ_id, on).await?;
                 print_json(&json!({
                     "organ_id": r.organ_id,
                     "redirected_from": r.redirected_from,

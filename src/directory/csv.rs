@@ -30,9 +30,11 @@ fn fields(line: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-/// The rows of `text` as maps from header names, with 1-based line numbers; `expected` are the
-/// required columns.
-fn rows(text: &str, expected: &[&str]) -> Result<Vec<(usize, HashMap<String, String>)>, String> {
+/// One data row: its 1-based line number and its fields by header name.
+type Row = (usize, HashMap<String, String>);
+
+/// The rows of `text`; `expected` are the required columns.
+fn rows(text: &str, expected: &[&str]) -> Result<Vec<Row>, String> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = text.lines().enumerate();
     let header = lines

@@ -149,7 +149,18 @@ impl Directory {
                 _ => summary.communes += 1,
             }
         }
-        self.store.upsert_units(&units).await?;
+        self.store.upsert_units(&units).await.map_err(|e| match &e {
+            StoreError::Db(db)
+                if db
+                    .as_database_error()
+                    .is_some_and(|d| d.is_unique_violation()) =>
+            {
+                DirectoryError::Invalid(
+                    "an agency identifier of the mapping is already held by another unit of this structure".into(),
+                )
+            }
+            _ => DirectoryError::Store(e),
+        })?;
         Ok(summary)
     }
 
@@ -200,11 +211,28 @@ impl Directory {
             .await?)
     }
 
-    /// Where a document addressed to `organ_id` goes now: the agency itself when active, or
-    /// the unit it was merged into (following successive merges). Unknown identifiers are
-    /// `NotFound`; a dissolved unit without successor is `Invalid` (nothing to deliver to).
-    /// When the identifier exists in both structures, the active unit wins.
+    /// Where a document addressed to `organ_id` goes, with every recorded change applied
+    /// (including changes whose effective date is still ahead): [`Directory::resolve_on`] with
+    /// no date limit.
     pub async fn resolve(&self, organ_id: &str) -> Result<Resolved, DirectoryError> {
+        self.resolve_on(organ_id, None).await
+    }
+
+    /// Where a document addressed to `organ_id` goes on `on`: the agency itself while active
+    /// (or while its merge or dissolution is not yet effective), else the unit it was merged
+    /// into (following successive merges). Unknown identifiers are `NotFound`; a dissolved
+    /// unit is `Invalid` (nothing to deliver to). When the identifier exists in both
+    /// structures, the active unit wins.
+    pub async fn resolve_on(
+        &self,
+        organ_id: &str,
+        on: Option<Date>,
+    ) -> Result<Resolved, DirectoryError> {
+        let on = on.map(date_text);
+        let in_force = |u: &UnitRow| match (&on, &u.effective_from) {
+            (Some(on), Some(from)) => from <= on,
+            _ => true,
+        };
         let found = self.store.units_by_organ_id(organ_id).await?;
         let start = found
             .iter()
@@ -218,7 +246,12 @@ impl Directory {
             && start.organ_id_qcvn102.as_deref() != Some(organ_id);
         let mut unit = start;
         for _ in 0..MAX_HOPS {
-            match unit.state.as_str() {
+            let state = if in_force(&unit) {
+                unit.state.as_str()
+            } else {
+                "active"
+            };
+            match state {
                 "active" => {
                     let (preferred, other) = if wants_d20 {
                         (&unit.organ_id_d20, &unit.organ_id_qcvn102)

@@ -22,7 +22,7 @@ pub mod zip;
 
 pub use dates::{format_date, format_timestamp, parse_date, parse_timestamp};
 pub use package::parse;
-pub use status::{parse_status, verify_status, Status, StatusCode, StatusCodes};
+pub use status::{parse_status, verify_status, Status, StatusCode, StatusCodes, StatusVerdict};
 pub use trace::{append_trace, content_digest};
 pub use verify::{verify, AttachmentVerdict, PackageVerdict};
 
@@ -247,6 +247,19 @@ pub struct MessageHeader {
     pub steering_type: Option<String>,
     /// The document this one answers.
     pub response_for: Option<ResponseFor>,
+}
+
+impl MessageHeader {
+    /// The `ResponseFor` that refers to this document (for a reply or a status message):
+    /// the sender, `number/notation`, the promulgation date and the DocumentId.
+    pub fn response_for(&self) -> ResponseFor {
+        ResponseFor {
+            organ_id: self.from.organ_id.clone(),
+            code: format!("{}/{}", self.code_number, self.code_notation),
+            promulgation_date: self.promulgation_date,
+            document_id: self.document_id.clone(),
+        }
+    }
 }
 
 /// One hop's trace (`TraceHeader`): which agency's node passed the package on, and when.

@@ -245,6 +245,14 @@ pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Package, EdxmlError> {
         )));
     }
     let parsed = crate::xml::parse::parse(bytes, &limits.xml())?;
+    read_parsed(&parsed, limits)
+}
+
+/// [`parse`] on an already parsed document: schema check, then the package.
+pub(crate) fn read_parsed(
+    parsed: &crate::xml::parse::Parsed<'_>,
+    limits: &Limits,
+) -> Result<Package, EdxmlError> {
     expect_kind(&parsed.doc, Kind::Package)?;
     read(parsed.doc.root_element(), limits)
 }

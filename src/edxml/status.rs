@@ -273,6 +273,15 @@ mod tests {
     }
 
     #[test]
+    fn a_status_answers_the_package_it_refers_to() {
+        let header = super::super::package::tests::sample().header;
+        assert_eq!(
+            header.response_for(),
+            sample(StatusCode::Received).response_for
+        );
+    }
+
+    #[test]
     fn update_codes_are_configurable_and_checked() {
         let codes = StatusCodes::new("21", "22").unwrap();
         let xml = sample(StatusCode::UpdateRefused).to_xml(&codes);

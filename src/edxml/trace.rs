@@ -9,7 +9,7 @@ use crate::xml::dsig::{self, DSIG_NS};
 use crate::xml::parse::{element_qname, prefix_of};
 
 /// The package's one Signature, at the end of `edXMLHeader`.
-fn signature<'a, 'i>(root: Node<'a, 'i>) -> Result<Node<'a, 'i>, EdxmlError> {
+pub(crate) fn signature<'a, 'i>(root: Node<'a, 'i>) -> Result<Node<'a, 'i>, EdxmlError> {
     let header = child(root, "edXMLEnvelope")
         .and_then(|e| child(e, "edXMLHeader"))
         .ok_or_else(|| EdxmlError::invalid("no edXMLEnvelope/edXMLHeader"))?;
@@ -30,8 +30,13 @@ fn signature<'a, 'i>(root: Node<'a, 'i>) -> Result<Node<'a, 'i>, EdxmlError> {
 /// so a redelivery with more trace headers has the same digest (CONTRACTS §5).
 pub fn content_digest(bytes: &[u8]) -> Result<String, EdxmlError> {
     let parsed = crate::xml::parse::parse(bytes, &crate::xml::Limits::default())?;
+    digest_of(&parsed)
+}
+
+/// [`content_digest`] of an already parsed package.
+pub(crate) fn digest_of(parsed: &crate::xml::parse::Parsed<'_>) -> Result<String, EdxmlError> {
     let sig = signature(parsed.doc.root_element())?;
-    let (octets, _) = dsig::canonical_signed_info(&parsed, sig).map_err(EdxmlError::Invalid)?;
+    let (octets, _) = dsig::canonical_signed_info(parsed, sig).map_err(EdxmlError::Invalid)?;
     Ok(hex::encode(
         crate::pki::alg::DigestAlgorithm::Sha256.digest(&octets),
     ))

@@ -2,10 +2,10 @@
 //! revocation, the `edxml` profile's coverage), each signed part's digest named when it fails,
 //! and the PDF signatures inside attachments, recorded.
 
-use super::package::{child, text_of};
+use super::package::text_of;
 use super::{EdxmlError, Limits};
 use crate::verify::{Indication, Policy, Report, ValidationContext, VerifyError};
-use crate::xml::dsig::{self, IdIndex, DSIG_NS};
+use crate::xml::dsig::{self, IdIndex};
 use crate::xml::Profile;
 
 /// One attachment as checked.
@@ -44,41 +44,17 @@ pub fn verify(
     policy: &Policy,
     ctx: &ValidationContext,
 ) -> Result<PackageVerdict, EdxmlError> {
-    let package = super::parse(bytes, &Limits::default())?;
-    let content_digest = super::content_digest(bytes)?;
+    let limits = Limits::default();
+    let parsed = crate::xml::parse::parse(bytes, &limits.xml())?;
+    let package = super::package::read_parsed(&parsed, &limits)?;
+    let content_digest = super::trace::digest_of(&parsed)?;
     let report = crate::verify::document("edXML", bytes, None, policy, ctx)?;
-    let parsed = crate::xml::parse::parse(bytes, &crate::xml::Limits::default())?;
-    let ids = IdIndex::build(&parsed.doc, Profile::Edxml.id_attributes())?;
-    let root = parsed.doc.root_element();
-    let signature = child(root, "edXMLEnvelope")
-        .and_then(|e| child(e, "edXMLHeader"))
-        .and_then(|h| {
-            h.children()
-                .find(|c| c.is_element() && c.has_tag_name((DSIG_NS, "Signature")))
-        })
-        .ok_or_else(|| EdxmlError::invalid("the package is not signed"))?;
-    let check = dsig::check_signature(&parsed, &ids, signature);
-    let mut altered = Vec::new();
-    let mut broken_ids = Vec::new();
-    for r in check.references.iter().filter(|r| !r.digest_ok) {
-        let target = r.target.and_then(|t| parsed.doc.get_node(t));
-        let part = match target {
-            Some(n) if n.tag_name().name() == "Attachment" => {
-                broken_ids.push(text_of(n, "ContentId").unwrap_or_default());
-                format!(
-                    "attachment '{}'",
-                    text_of(n, "AttachmentName").unwrap_or_else(|| r.uri.clone())
-                )
-            }
-            Some(n) if r.inside_signature => format!("the signature's {}", n.tag_name().name()),
-            Some(n) => n.tag_name().name().to_string(),
-            None => format!("reference {}", r.uri),
-        };
-        altered.push(match &r.problem {
-            Some(p) => format!("{part} cannot be checked: {p}"),
-            None => format!("{part} was altered after signing (digest mismatch)"),
-        });
-    }
+    // Which part broke is worked out only when a digest failed (the report says that much).
+    let (altered, broken_ids) = if report.signatures.iter().all(|s| s.intact) {
+        (Vec::new(), Vec::new())
+    } else {
+        altered_parts(&parsed)?
+    };
     let mut attachments = Vec::new();
     for a in &package.attachments {
         let pdf = if a.data.starts_with(b"%PDF-") {
@@ -113,7 +89,39 @@ pub fn verify(
     })
 }
 
-/// `envelope signature TOTAL_FAILED/HASH_FAILURE: notes…` for a report that did not pass.
+/// The signed parts whose digest fails, named (`MessageHeader`, `attachment 'x.pdf'`), and the
+/// ContentIds of the altered attachments.
+fn altered_parts(
+    parsed: &crate::xml::parse::Parsed<'_>,
+) -> Result<(Vec<String>, Vec<String>), EdxmlError> {
+    let ids = IdIndex::build(&parsed.doc, Profile::Edxml.id_attributes())?;
+    let signature = super::trace::signature(parsed.doc.root_element())?;
+    let check = dsig::check_signature(parsed, &ids, signature);
+    let mut altered = Vec::new();
+    let mut broken_ids = Vec::new();
+    for r in check.references.iter().filter(|r| !r.digest_ok) {
+        let target = r.target.and_then(|t| parsed.doc.get_node(t));
+        let part = match target {
+            Some(n) if n.tag_name().name() == "Attachment" => {
+                broken_ids.push(text_of(n, "ContentId").unwrap_or_default());
+                format!(
+                    "attachment '{}'",
+                    text_of(n, "AttachmentName").unwrap_or_else(|| r.uri.clone())
+                )
+            }
+            Some(n) if r.inside_signature => format!("the signature's {}", n.tag_name().name()),
+            Some(n) => n.tag_name().name().to_string(),
+            None => format!("reference {}", r.uri),
+        };
+        altered.push(match &r.problem {
+            Some(p) => format!("{part} cannot be checked: {p}"),
+            None => format!("{part} was altered after signing (digest mismatch)"),
+        });
+    }
+    Ok((altered, broken_ids))
+}
+
+/// `signature TOTAL_FAILED/HASH_FAILURE: notes…` for a report that did not pass.
 pub(crate) fn describe(report: &Report) -> String {
     let name = |v: serde_json::Result<serde_json::Value>| {
         v.ok()
