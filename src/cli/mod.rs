@@ -9,6 +9,7 @@ mod extend;
 mod gateway;
 mod pki;
 mod route;
+mod route_bench;
 mod server;
 mod sign;
 mod tsa;
