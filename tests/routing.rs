@@ -703,6 +703,23 @@ fn documents_reach_every_commune_and_statuses_flow_back() {
             .any(|s| s["code"] == "06"),
         "{body:#}"
     );
+    let counts: Value = serde_json::from_str(
+        &ureq::get(&format!("{base}v1/route/outbox"))
+            .set("Authorization", &format!("Bearer {token}"))
+            .call()
+            .expect("GET /v1/route/outbox")
+            .into_string()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        counts["outbox"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s[0] == "delivered"),
+        "{counts:#}"
+    );
     let err = ureq::get(&format!("{base}v1/route/inbox"))
         .call()
         .expect_err("no token");
@@ -821,6 +838,11 @@ fn faults_are_refused_or_survived_without_loss_or_duplicates() {
     // a recipient the envelope does not address
     let (_, code, reason) = net.post_as("P", "DA", "v1/route/envelopes?to=TEST.X", fresh.clone());
     assert_eq!(code.as_deref(), Some("02"), "{reason}");
+
+    // a configured peer delivering for an agency it does not route for: 02
+    let (_, code, reason) = net.post_as("C1", "DA", "v1/route/envelopes", fresh.clone());
+    assert_eq!(code.as_deref(), Some("02"));
+    assert!(reason.contains("not authorized"), "{reason}");
 
     // an unknown node (valid certificate from the same CA, not a configured peer): 403
     let stranger = pki().issue(

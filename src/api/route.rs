@@ -6,8 +6,9 @@
 //!   The caller is identified by its verified client certificate's fingerprint; an unknown
 //!   certificate answers 403 `ROUTE_PEER_UNKNOWN`.
 //! - [`routes`], on the gateway API with bearer tokens: `GET /v1/route/status?document_id=`,
-//!   `GET /v1/route/inbox`, `POST /v1/route/ack`, `POST /v1/route/send`. Without `[routing]`
-//!   they answer 404.
+//!   `GET /v1/route/inbox`, `POST /v1/route/ack`, `POST /v1/route/send`, `GET /v1/route/outbox`
+//!   (outbox and document counts by state, dead letters included). Without `[routing]` they
+//!   answer 404.
 
 use std::sync::Arc;
 
@@ -102,6 +103,24 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/route/inbox", get(inbox))
         .route("/v1/route/ack", post(ack))
         .route("/v1/route/send", post(send))
+        .route("/v1/route/outbox", get(outbox))
+}
+
+async fn outbox(_caller: Caller, node: Option<Extension<Arc<Node>>>) -> Result<Response, AppError> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let node = configured(node)?;
+    let c = &node.counters;
+    Ok(Json(json!({
+        "node": node.config.node_id,
+        "outbox": node.store().route_outbox_states().await?,
+        "documents": node.store().route_document_states().await?,
+        "since_start": {
+            "accepted": c.accepted.load(Relaxed), "duplicates": c.duplicates.load(Relaxed),
+            "refused": c.refused.load(Relaxed), "delivered": c.delivered.load(Relaxed),
+            "dead_letters": c.dead_letters.load(Relaxed),
+        },
+    }))
+    .into_response())
 }
 
 fn configured(node: Option<Extension<Arc<Node>>>) -> Result<Arc<Node>, AppError> {

@@ -246,6 +246,9 @@ impl Node {
             }
         };
         let doc = DocRef::of(&package);
+        if let Some(reason) = self.unauthorized(from_node, &doc.sender) {
+            return self.refuse(&doc, from_node, reason).await;
+        }
         let to: Vec<String> = package
             .header
             .to
@@ -292,6 +295,20 @@ impl Node {
             "document {} keeps racing with concurrent deliveries",
             doc.document_id
         )))
+    }
+
+    /// The reverse-path rule: a peer may deliver what this node would route back through it
+    /// for `organ` (a document's sender, a status's author); `None` when allowed.
+    fn unauthorized(&self, from_node: &str, organ: &str) -> Option<String> {
+        if from_node == "local" {
+            return None;
+        }
+        match self.config.next_hop(organ) {
+            Some(Hop::Peer(p)) if p == from_node => None,
+            _ => Some(format!(
+                "node {from_node} is not authorized to deliver for agency {organ}"
+            )),
+        }
     }
 
     async fn refuse(
@@ -634,6 +651,9 @@ impl Node {
             })
             .await?
         };
+        if let Some(reason) = self.unauthorized(from_node, &status.from.organ_id) {
+            return Err(RoutingError::PeerUnknown(reason));
+        }
         let code = self.codes.code(status.code).to_string();
         let doc = DocRef {
             sender: status.response_for.organ_id.clone(),
