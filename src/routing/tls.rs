@@ -146,6 +146,9 @@ pub fn connector(identity: &TlsIdentity, trust: &[PathBuf]) -> Result<SslConnect
     Ok(b.build())
 }
 
+/// Most connections served at once; further peers wait in the listen backlog.
+const MAX_CONNECTIONS: usize = 256;
+
 /// Serves `router` over mutual TLS on `listener` until `shutdown` completes. Each request
 /// carries the client's verified [`PeerCertificate`]; failed handshakes are logged and dropped.
 pub async fn serve(
@@ -155,7 +158,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
         let (tcp, remote) = tokio::select! {
             _ = &mut shutdown => return,
             accepted = listener.accept() => match accepted {
@@ -170,6 +177,7 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let router = router.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let stream = match handshake(&acceptor, tcp).await {
                 Ok(s) => s,
                 Err(e) => {
