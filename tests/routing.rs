@@ -1307,3 +1307,71 @@ fn directory_merge_redirects_documents_in_flight() {
         || net.has_status("K1", &id, "TEST.K3", "01"),
     );
 }
+
+/// A peer that answers 503 for a while: the sender retries with backoff (no refusal, no dead
+/// letter) and delivers once the real node is back.
+#[test]
+fn a_peer_returning_errors_is_retried_then_delivered() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let spec: Vec<(&'static str, &str, Links)> = vec![
+        ("P", "TEST.P", vec![("C1", s(&["TEST.C1"]))]),
+        ("C1", "TEST.C1", vec![("P", s(&["*"]))]),
+    ];
+    let mut net = Net::new("errors", &spec, "", None);
+    net.start("P");
+    // a stand-in for C1 (its certificate, its port) that answers every delivery with 503
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    {
+        use signgate::routing::tls;
+        let c1 = &net.nodes["C1"];
+        let identity = tls::TlsIdentity::open(&c1.p12, "demo").unwrap();
+        let acceptor = tls::acceptor(&identity, &[pki().root()]).unwrap();
+        let counter = hits.clone();
+        let router = axum::Router::new().route(
+            "/v1/route/envelopes",
+            axum::routing::post(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+                async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "busy") }
+            }),
+        );
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind(("127.0.0.1", c1.tls_port)))
+            .unwrap();
+        rt.spawn(tls::serve(listener, Arc::new(acceptor), router, async {
+            let _ = stopped.await;
+        }));
+    }
+    let id = doc_id("TEST.P", "901");
+    net.send(
+        "P",
+        &envelope(
+            "TEST.P",
+            &["TEST.C1"],
+            "901",
+            "Khi xã báo lỗi",
+            Business::default(),
+        ),
+    );
+    wait_until(&net, Duration::from_secs(30), "three 503 answers", || {
+        hits.load(Ordering::SeqCst) >= 3
+    });
+    assert_eq!(
+        net.rows("P", &id, "TEST.C1", "forwarding"),
+        1,
+        "still queued, not refused"
+    );
+    let _ = stop.send(());
+    rt.shutdown_timeout(Duration::from_secs(2));
+    net.start("C1");
+    wait_until(
+        &net,
+        Duration::from_secs(40),
+        "901 delivered after the errors",
+        || net.rows("C1", &id, "TEST.C1", "delivered") == 1,
+    );
+    wait_until(&net, Duration::from_secs(20), "901 forwarded at P", || {
+        net.rows("P", &id, "TEST.C1", "forwarded") == 1
+    });
+}
