@@ -602,16 +602,7 @@ impl Node {
                 at: now_rfc3339(),
                 bytes,
             }),
-            Some(Hop::Peer(peer)) => a.outbox.push(OutboxItem {
-                id: random_id("ob_"),
-                kind: "status".into(),
-                next_node: peer,
-                document_id: doc.document_id.clone(),
-                envelope_id: None,
-                recipients: serde_json::to_string(&[&doc.sender]).unwrap_or_default(),
-                payload: Some(bytes),
-                attempts: 0,
-            }),
+            Some(Hop::Peer(peer)) => a.outbox.push(status_item(peer, doc, bytes)),
             None => a.traces.push(trace(
                 doc,
                 "status-unroutable",
@@ -677,16 +668,7 @@ impl Node {
         ));
         match self.config.next_hop(&doc.sender) {
             Some(Hop::Local) => {}
-            Some(Hop::Peer(peer)) => a.outbox.push(OutboxItem {
-                id: random_id("ob_"),
-                kind: "status".into(),
-                next_node: peer,
-                document_id: doc.document_id.clone(),
-                envelope_id: None,
-                recipients: serde_json::to_string(&[&doc.sender]).unwrap_or_default(),
-                payload: Some(bytes.to_vec()),
-                attempts: 0,
-            }),
+            Some(Hop::Peer(peer)) => a.outbox.push(status_item(peer, &doc, bytes.to_vec())),
             None => return Err(RoutingError::Invalid(format!("no route to {}", doc.sender))),
         }
         let row = StatusRow {
@@ -780,6 +762,20 @@ impl Node {
             "trace": traces,
             "statuses": statuses,
         }))
+    }
+}
+
+/// An outbox item carrying a signed status message toward `doc`'s sender.
+fn status_item(peer: String, doc: &DocRef, bytes: Vec<u8>) -> OutboxItem {
+    OutboxItem {
+        id: random_id("ob_"),
+        kind: "status".into(),
+        next_node: peer,
+        document_id: doc.document_id.clone(),
+        envelope_id: None,
+        recipients: serde_json::to_string(&[&doc.sender]).unwrap_or_default(),
+        payload: Some(bytes),
+        attempts: 0,
     }
 }
 

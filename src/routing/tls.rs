@@ -20,7 +20,9 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use openssl::pkcs12::Pkcs12;
 use openssl::pkey::{PKey, Private};
-use openssl::ssl::{Ssl, SslAcceptor, SslConnector, SslMethod, SslVerifyMode, SslVersion};
+use openssl::ssl::{
+    Ssl, SslAcceptor, SslConnector, SslContextBuilder, SslMethod, SslVerifyMode, SslVersion,
+};
 use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::X509;
 use sha2::{Digest, Sha256};
@@ -105,9 +107,12 @@ fn tls_error(e: impl std::fmt::Display) -> RoutingError {
     RoutingError::Tls(e.to_string())
 }
 
-/// A server context that requires a client certificate chaining to `trust` (TLS 1.2+).
-pub fn acceptor(identity: &TlsIdentity, trust: &[PathBuf]) -> Result<SslAcceptor, RoutingError> {
-    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).map_err(tls_error)?;
+/// Both sides: TLS 1.2+, our certificate and chain, and `trust` for the other side's.
+fn configure(
+    b: &mut SslContextBuilder,
+    identity: &TlsIdentity,
+    trust: &[PathBuf],
+) -> Result<(), RoutingError> {
     b.set_min_proto_version(Some(SslVersion::TLS1_2))
         .map_err(tls_error)?;
     b.set_private_key(&identity.key).map_err(tls_error)?;
@@ -121,6 +126,13 @@ pub fn acceptor(identity: &TlsIdentity, trust: &[PathBuf]) -> Result<SslAcceptor
         store.add_cert(c).map_err(tls_error)?;
     }
     b.set_verify_cert_store(store.build()).map_err(tls_error)?;
+    Ok(())
+}
+
+/// A server context that requires a client certificate chaining to `trust` (TLS 1.2+).
+pub fn acceptor(identity: &TlsIdentity, trust: &[PathBuf]) -> Result<SslAcceptor, RoutingError> {
+    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).map_err(tls_error)?;
+    configure(&mut b, identity, trust)?;
     b.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
     b.check_private_key().map_err(tls_error)?;
     Ok(b.build())
@@ -129,19 +141,7 @@ pub fn acceptor(identity: &TlsIdentity, trust: &[PathBuf]) -> Result<SslAcceptor
 /// A client context presenting `identity` and trusting `trust` for server certificates.
 pub fn connector(identity: &TlsIdentity, trust: &[PathBuf]) -> Result<SslConnector, RoutingError> {
     let mut b = SslConnector::builder(SslMethod::tls_client()).map_err(tls_error)?;
-    b.set_min_proto_version(Some(SslVersion::TLS1_2))
-        .map_err(tls_error)?;
-    b.set_private_key(&identity.key).map_err(tls_error)?;
-    b.set_certificate(&identity.certificate)
-        .map_err(tls_error)?;
-    for c in &identity.chain {
-        b.add_extra_chain_cert(c.clone()).map_err(tls_error)?;
-    }
-    let mut store = X509StoreBuilder::new().map_err(tls_error)?;
-    for c in load_trust(trust)? {
-        store.add_cert(c).map_err(tls_error)?;
-    }
-    b.set_verify_cert_store(store.build()).map_err(tls_error)?;
+    configure(&mut b, identity, trust)?;
     b.set_verify(SslVerifyMode::PEER);
     Ok(b.build())
 }

@@ -146,6 +146,7 @@ fn document(r: &impl RowLike) -> DocumentRow {
 
 /// Column access shared by both backends' rows.
 trait RowLike {
+    fn b(&self, i: usize) -> Option<Vec<u8>>;
     fn s(&self, i: usize) -> String;
     fn o(&self, i: usize) -> Option<String>;
     fn i(&self, i: usize) -> i64;
@@ -154,6 +155,9 @@ trait RowLike {
 macro_rules! row_like {
     ($t:ty) => {
         impl RowLike for $t {
+            fn b(&self, i: usize) -> Option<Vec<u8>> {
+                self.get(i)
+            }
             fn s(&self, i: usize) -> String {
                 self.get(i)
             }
@@ -168,6 +172,19 @@ macro_rules! row_like {
 }
 row_like!(sqlx::sqlite::SqliteRow);
 row_like!(sqlx::postgres::PgRow);
+
+fn outbox(r: &impl RowLike) -> OutboxItem {
+    OutboxItem {
+        id: r.s(0),
+        kind: r.s(1),
+        next_node: r.s(2),
+        document_id: r.s(3),
+        envelope_id: r.o(4),
+        recipients: r.s(5),
+        payload: r.b(6),
+        attempts: r.i(7),
+    }
+}
 
 const OUTBOX_COLUMNS: &str =
     "id, kind, next_node, document_id, envelope_id, recipients, payload, attempts";
@@ -302,56 +319,17 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<OutboxItem>, StoreError> {
         let due = "state = 'pending' AND next_attempt_ms <= $2 AND (lease_until_ms IS NULL OR lease_until_ms < $2)";
-        Ok(match self {
-            Store::Postgres(p) => {
-                let sql = format!("UPDATE route_outbox SET lease_owner = $1, lease_until_ms = $3 WHERE id IN \
-                    (SELECT id FROM route_outbox WHERE {due} ORDER BY next_attempt_ms, created_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
-                    RETURNING {OUTBOX_COLUMNS}");
-                sqlx::query(&sql)
-                    .bind(owner)
-                    .bind(now_ms)
-                    .bind(lease_until_ms)
-                    .bind(limit)
-                    .fetch_all(p)
-                    .await?
-                    .iter()
-                    .map(|r| OutboxItem {
-                        id: r.get(0),
-                        kind: r.get(1),
-                        next_node: r.get(2),
-                        document_id: r.get(3),
-                        envelope_id: r.get(4),
-                        recipients: r.get(5),
-                        payload: r.get(6),
-                        attempts: r.get(7),
-                    })
-                    .collect()
-            }
-            Store::Sqlite(p) => {
-                let sql = format!("UPDATE route_outbox SET lease_owner = $1, lease_until_ms = $3 WHERE id IN \
-                    (SELECT id FROM route_outbox WHERE {due} ORDER BY next_attempt_ms, created_at LIMIT $4) \
-                    RETURNING {OUTBOX_COLUMNS}");
-                sqlx::query(&sql)
-                    .bind(owner)
-                    .bind(now_ms)
-                    .bind(lease_until_ms)
-                    .bind(limit)
-                    .fetch_all(p)
-                    .await?
-                    .iter()
-                    .map(|r| OutboxItem {
-                        id: r.get(0),
-                        kind: r.get(1),
-                        next_node: r.get(2),
-                        document_id: r.get(3),
-                        envelope_id: r.get(4),
-                        recipients: r.get(5),
-                        payload: r.get(6),
-                        attempts: r.get(7),
-                    })
-                    .collect()
-            }
-        })
+        let lock = match self {
+            Store::Postgres(_) => " FOR UPDATE SKIP LOCKED",
+            Store::Sqlite(_) => "",
+        };
+        let sql = format!("UPDATE route_outbox SET lease_owner = $1, lease_until_ms = $3 WHERE id IN \
+            (SELECT id FROM route_outbox WHERE {due} ORDER BY next_attempt_ms, created_at LIMIT $4{lock}) \
+            RETURNING {OUTBOX_COLUMNS}");
+        Ok(
+            with_pool!(self, p => sqlx::query(&sql).bind(owner).bind(now_ms).bind(lease_until_ms).bind(limit)
+            .fetch_all(p).await?.iter().map(outbox).collect()),
+        )
     }
 
     /// Ends an item `owner` holds: `delivered`, `refused` or `dead`. False when the lease was
