@@ -45,6 +45,8 @@ pub struct FileConfig {
     /// Keys registered (or updated) at start-up.
     #[serde(default)]
     pub keys: Vec<KeyConfig>,
+    /// `[routing]`: this gateway is a node exchanging edXML packages with peers.
+    pub routing: Option<crate::routing::RoutingFileConfig>,
 }
 
 /// `[database]`.
@@ -89,6 +91,8 @@ pub struct Config {
     pub retention_days: Option<u32>,
     /// No configuration file: demo PKI, demo client.
     pub demo: bool,
+    /// `[routing]`, validated (none: this gateway routes nothing).
+    pub routing: Option<crate::routing::RoutingConfig>,
 }
 
 /// The repository folder holding `certs/demo` (the working directory, else the source tree).
@@ -181,7 +185,15 @@ impl Config {
             .map(String::from)
             .or(parsed.listen.clone())
             .unwrap_or_else(|| "127.0.0.1:8080".into());
+        let routing = match &parsed.routing {
+            Some(r) => Some(
+                crate::routing::RoutingConfig::from_file(r, &trust, |v| std::env::var(v).ok())
+                    .map_err(|e| e.to_string())?,
+            ),
+            None => None,
+        };
         Ok(Config {
+            routing,
             listen,
             database_url,
             settings: Settings {

@@ -77,6 +77,14 @@ pub enum ErrorCode {
     DirectoryNotFound,
     /// A directory input (CSV, change) is invalid or conflicts with the directory.
     DirectoryInvalid,
+    /// Routing: the calling or called node is not a configured peer.
+    RoutePeerUnknown,
+    /// Routing: a peer node could not be reached.
+    RoutePeerUnavailable,
+    /// Routing: the same idempotency key arrived with different content (CONTRACTS §5).
+    ConflictingRedelivery,
+    /// Routing: no such document at this node.
+    RouteNotFound,
 }
 
 impl ErrorCode {
@@ -116,6 +124,10 @@ impl ErrorCode {
             Self::EdxmlLimitExceeded => "EDXML_LIMIT_EXCEEDED",
             Self::DirectoryNotFound => "DIRECTORY_NOT_FOUND",
             Self::DirectoryInvalid => "DIRECTORY_INVALID",
+            Self::RoutePeerUnknown => "ROUTE_PEER_UNKNOWN",
+            Self::RoutePeerUnavailable => "ROUTE_PEER_UNAVAILABLE",
+            Self::ConflictingRedelivery => "CONFLICTING_REDELIVERY",
+            Self::RouteNotFound => "ROUTE_NOT_FOUND",
         }
     }
 
@@ -140,7 +152,9 @@ impl ErrorCode {
             | Self::EdxmlLimitExceeded
             | Self::DirectoryInvalid => 65,
             Self::NoSignature => 3,
-            Self::InputMissing | Self::DirectoryNotFound => 66,
+            Self::InputMissing | Self::DirectoryNotFound | Self::RouteNotFound => 66,
+            Self::RoutePeerUnknown | Self::ConflictingRedelivery => 65,
+            Self::RoutePeerUnavailable => 69,
             Self::TsaUnavailable | Self::TsaBadResponse | Self::RevocationUnavailable => 69,
             Self::Internal => 70,
             Self::OutputUnwritable => 73,
@@ -201,6 +215,9 @@ pub enum Error {
     /// The agency directory refused an operation.
     #[error(transparent)]
     Directory(#[from] crate::directory::DirectoryError),
+    /// Routing between gateway nodes failed.
+    #[error(transparent)]
+    Routing(#[from] crate::routing::RoutingError),
 }
 
 impl Error {
@@ -219,6 +236,7 @@ impl Error {
             Error::Usage(_) => ErrorCode::Usage,
             Error::Edxml(e) => e.code(),
             Error::Directory(e) => e.code(),
+            Error::Routing(e) => e.code(),
         }
     }
 }
@@ -257,6 +275,18 @@ mod tests {
             (ErrorCode::EdxmlLimitExceeded, "EDXML_LIMIT_EXCEEDED", 65),
             (ErrorCode::DirectoryNotFound, "DIRECTORY_NOT_FOUND", 66),
             (ErrorCode::DirectoryInvalid, "DIRECTORY_INVALID", 65),
+            (ErrorCode::RoutePeerUnknown, "ROUTE_PEER_UNKNOWN", 65),
+            (
+                ErrorCode::RoutePeerUnavailable,
+                "ROUTE_PEER_UNAVAILABLE",
+                69,
+            ),
+            (
+                ErrorCode::ConflictingRedelivery,
+                "CONFLICTING_REDELIVERY",
+                65,
+            ),
+            (ErrorCode::RouteNotFound, "ROUTE_NOT_FOUND", 66),
         ];
         for (code, text, exit) in table {
             assert_eq!(code.as_str(), text);

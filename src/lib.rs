@@ -16,6 +16,7 @@
 //! - [`store`]: the gateway database (SQLite or PostgreSQL): clients, keys, submissions, audit.
 //! - [`config`]: the gateway's TOML configuration and demo defaults.
 //! - [`api`]: the HTTP gateway (axum): routes, auth, error codes; no crypto of its own.
+//! - [`routing`]: delivery of edXML packages between gateway nodes (outbox, mutual TLS).
 //! - [`batch`]: the batch-signing engine (pipeline, journal, resume, audit events).
 //! - [`fsio`]: atomic output files.
 //! - [`cli`]: the command line, thin over the above.
@@ -36,6 +37,7 @@ pub mod keys;
 pub mod pdf;
 pub mod pki;
 pub mod publish;
+pub mod routing;
 pub mod sign;
 pub mod store;
 pub mod tsa;

@@ -89,6 +89,10 @@ fn domain_status(code: ErrorCode) -> StatusCode {
         ErrorCode::TsaUnavailable | ErrorCode::TsaBadResponse => StatusCode::BAD_GATEWAY,
         ErrorCode::RevocationUnavailable => StatusCode::BAD_GATEWAY,
         ErrorCode::OutputUnwritable | ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::RoutePeerUnknown => StatusCode::FORBIDDEN,
+        ErrorCode::RoutePeerUnavailable => StatusCode::BAD_GATEWAY,
+        ErrorCode::ConflictingRedelivery => StatusCode::CONFLICT,
+        ErrorCode::RouteNotFound => StatusCode::NOT_FOUND,
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod metrics;
+pub mod route;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -228,6 +229,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
+        .merge(route::routes())
         .fallback(|| async { AppError::NotFound("route") })
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))

@@ -27,6 +27,8 @@ use crate::sign::Format;
 pub enum BenchCommand {
     /// Signing throughput: raw key rate, batch PDFs and XML filings, openssl loops.
     Sign(BenchSignArgs),
+    /// Routing: envelopes accepted per second by one node, end-to-end over three nodes.
+    Route(super::route_bench::BenchRouteArgs),
 }
 
 /// Arguments of `signgate bench sign`.
@@ -62,6 +64,7 @@ fn internal(what: &str, e: impl std::fmt::Display) -> CliError {
 pub fn run(cmd: BenchCommand) -> Result<u8, CliError> {
     match cmd {
         BenchCommand::Sign(args) => bench_sign(args),
+        BenchCommand::Route(args) => super::route_bench::run(args),
     }
 }
 

@@ -229,7 +229,14 @@ pub fn serve(args: ServeArgs) -> Result<u8, CliError> {
         if let Some(days) = config.retention_days {
             spawn_retention(store.clone(), days);
         }
-        Ok(api::router(AppState::new(store, config.settings.clone())))
+        let router = api::router(AppState::new(store.clone(), config.settings.clone()));
+        match &config.routing {
+            Some(routing) => {
+                let node = super::route::start_node(routing, store, &config.settings).await?;
+                Ok(router.layer(axum::Extension(node)))
+            }
+            None => Ok(router),
+        }
     })
 }
 

@@ -8,6 +8,8 @@ mod directory;
 mod extend;
 mod gateway;
 mod pki;
+mod route;
+mod route_bench;
 mod server;
 mod sign;
 mod tsa;
@@ -60,6 +62,9 @@ enum Command {
     /// Manage the agency directory (administrative units, agency identifiers, merges).
     #[command(subcommand)]
     Directory(directory::DirectoryCommand),
+    /// Send, list, acknowledge and trace edXML documents routed between gateway nodes.
+    #[command(subcommand)]
+    Route(route::RouteCommand),
 }
 
 /// A failed command: the stable code and a one-line message.
@@ -132,6 +137,7 @@ pub fn main() -> ExitCode {
         Command::Key(cmd) => gateway::key(cmd),
         Command::Audit(cmd) => gateway::audit(cmd),
         Command::Directory(cmd) => directory::run(cmd),
+        Command::Route(cmd) => route::run(cmd),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),

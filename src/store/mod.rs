@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod directory;
+pub mod routing;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -126,6 +127,11 @@ const SQLITE_MIGRATIONS: Embedded = &[
         "directory",
         include_str!("../../migrations/sqlite/0100_directory.sql"),
     ),
+    (
+        200,
+        "routing",
+        include_str!("../../migrations/sqlite/0200_routing.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: Embedded = &[
     (
@@ -137,6 +143,11 @@ const POSTGRES_MIGRATIONS: Embedded = &[
         100,
         "directory",
         include_str!("../../migrations/postgres/0100_directory.sql"),
+    ),
+    (
+        200,
+        "routing",
+        include_str!("../../migrations/postgres/0200_routing.sql"),
     ),
 ];
 

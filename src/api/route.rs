@@ -1,0 +1,196 @@
+//! Routing over HTTP. Two routers:
+//! - [`peer_router`], served on the node-to-node mutual-TLS listener: `POST /v1/route/envelopes`
+//!   (body: the envelope; `?to=` the recipients of this hop; answered 200 with the hop's signed
+//!   status message and its code in `Signgate-Route-Status`, 01 or 02 with
+//!   `Signgate-Route-Reason`) and `POST /v1/route/statuses` (body: a signed status message).
+//!   The caller is identified by its verified client certificate's fingerprint; an unknown
+//!   certificate answers 403 `ROUTE_PEER_UNKNOWN`.
+//! - [`routes`], on the gateway API with bearer tokens: `GET /v1/route/status?document_id=`,
+//!   `GET /v1/route/inbox`, `POST /v1/route/ack`, `POST /v1/route/send`, `GET /v1/route/outbox`
+//!   (outbox and document counts by state, dead letters included). Without `[routing]` they
+//!   answer 404.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{AppError, AppState, Caller};
+use crate::routing::tls::PeerCertificate;
+use crate::routing::worker::{encode, REASON_HEADER, STATUS_HEADER};
+use crate::routing::{lifecycle, Node, Receipt, RoutingError};
+
+impl From<RoutingError> for AppError {
+    fn from(e: RoutingError) -> Self {
+        match e {
+            RoutingError::Store(s) => AppError::Store(s),
+            other => AppError::Domain(crate::Error::Routing(other)),
+        }
+    }
+}
+
+/// The node-to-node endpoints (served over mutual TLS by [`crate::routing::tls::serve`]).
+pub fn peer_router(node: Arc<Node>, max_body: usize) -> Router {
+    Router::new()
+        .route("/v1/route/envelopes", post(peer_envelope))
+        .route("/v1/route/statuses", post(peer_status))
+        .fallback(|| async { AppError::NotFound("route") })
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(node)
+}
+
+fn peer_of(node: &Node, cert: Option<Extension<PeerCertificate>>) -> Result<String, AppError> {
+    let cert = cert
+        .ok_or_else(|| AppError::from(RoutingError::PeerUnknown("no client certificate".into())))?;
+    Ok(node.peer_for_certificate(&cert.0.fingerprint())?)
+}
+
+fn receipt_response(receipt: Receipt) -> Response {
+    let mut response = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/xml")],
+        receipt.message,
+    )
+        .into_response();
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&receipt.code) {
+        headers.insert(STATUS_HEADER, v);
+    }
+    if let Some(reason) = &receipt.reason {
+        if let Ok(v) = HeaderValue::from_str(&encode(reason)) {
+            headers.insert(REASON_HEADER, v);
+        }
+    }
+    response
+}
+
+async fn peer_envelope(
+    State(node): State<Arc<Node>>,
+    cert: Option<Extension<PeerCertificate>>,
+    Query(query): Query<Vec<(String, String)>>,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let from = peer_of(&node, cert)?;
+    let to: Vec<String> = query
+        .into_iter()
+        .filter(|(k, _)| k == "to")
+        .map(|(_, v)| v)
+        .collect();
+    let receipt = node.receive(&from, body.to_vec(), Some(to)).await?;
+    Ok(receipt_response(receipt))
+}
+
+async fn peer_status(
+    State(node): State<Arc<Node>>,
+    cert: Option<Extension<PeerCertificate>>,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let from = peer_of(&node, cert)?;
+    let stored = node.receive_status(&from, body.to_vec()).await?;
+    Ok(Json(json!({"stored": stored})).into_response())
+}
+
+/// The operator endpoints, merged into [`super::router`]; the node comes as an extension.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/route/status", get(status))
+        .route("/v1/route/inbox", get(inbox))
+        .route("/v1/route/ack", post(ack))
+        .route("/v1/route/send", post(send))
+        .route("/v1/route/outbox", get(outbox))
+}
+
+async fn outbox(_caller: Caller, node: Option<Extension<Arc<Node>>>) -> Result<Response, AppError> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let node = configured(node)?;
+    let c = &node.counters;
+    Ok(Json(json!({
+        "node": node.config.node_id,
+        "outbox": node.store().route_outbox_states().await?,
+        "documents": node.store().route_document_states().await?,
+        "since_start": {
+            "accepted": c.accepted.load(Relaxed), "duplicates": c.duplicates.load(Relaxed),
+            "refused": c.refused.load(Relaxed), "delivered": c.delivered.load(Relaxed),
+            "dead_letters": c.dead_letters.load(Relaxed),
+        },
+    }))
+    .into_response())
+}
+
+fn configured(node: Option<Extension<Arc<Node>>>) -> Result<Arc<Node>, AppError> {
+    node.map(|Extension(n)| n).ok_or(AppError::NotFound(
+        "routing (not configured on this gateway)",
+    ))
+}
+
+/// Query of `GET /v1/route/status`.
+#[derive(Debug, Deserialize)]
+pub struct StatusQuery {
+    document_id: String,
+}
+
+async fn status(
+    _caller: Caller,
+    node: Option<Extension<Arc<Node>>>,
+    Query(q): Query<StatusQuery>,
+) -> Result<Response, AppError> {
+    let node = configured(node)?;
+    Ok(Json(node.status_view(&q.document_id).await?).into_response())
+}
+
+async fn inbox(_caller: Caller, node: Option<Extension<Arc<Node>>>) -> Result<Response, AppError> {
+    let node = configured(node)?;
+    let rows = node.store().route_inbox(lifecycle::INBOX_STATES).await?;
+    Ok(Json(json!({"node": node.config.node_id, "documents": rows})).into_response())
+}
+
+/// Body of `POST /v1/route/ack`.
+#[derive(Debug, Deserialize)]
+pub struct AckRequest {
+    document_id: String,
+    status: String,
+    recipient: Option<String>,
+    description: Option<String>,
+}
+
+async fn ack(
+    _caller: Caller,
+    node: Option<Extension<Arc<Node>>>,
+    Json(req): Json<AckRequest>,
+) -> Result<Response, AppError> {
+    let node = configured(node)?;
+    let rows = node
+        .acknowledge(
+            &req.document_id,
+            req.recipient.as_deref(),
+            &req.status,
+            req.description,
+        )
+        .await?;
+    Ok(Json(json!({"acknowledged": rows})).into_response())
+}
+
+async fn send(
+    _caller: Caller,
+    node: Option<Extension<Arc<Node>>>,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let node = configured(node)?;
+    let receipt = node.receive("local", body.to_vec(), None).await?;
+    let status = if receipt.code == "01" {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    Ok((
+        status,
+        Json(json!({"document_id": receipt.document_id, "status": receipt.code, "reason": receipt.reason})),
+    )
+        .into_response())
+}

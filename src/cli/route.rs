@@ -1,0 +1,180 @@
+//! `signgate route send|inbox|ack|status|fingerprint`, on the node's own database, and the
+//! start-up of a routing node inside `signgate serve`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Subcommand;
+
+use super::gateway::{db_error, open, runtime, StoreArgs};
+use super::CliError;
+use crate::api::Settings;
+use crate::error::ErrorCode;
+use crate::routing::{lifecycle, tls, worker, Node, RoutingConfig, RoutingError};
+use crate::store::Store;
+
+/// `signgate route …`.
+#[derive(Debug, Subcommand)]
+pub enum RouteCommand {
+    /// Check a signed envelope and queue it for its recipients (the serving node delivers it).
+    Send {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The signed edXML envelope.
+        #[arg(long)]
+        envelope: PathBuf,
+    },
+    /// Documents delivered to the agencies this node serves and not yet completed.
+    Inbox {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Answer a delivered document with a status (03 accepted, 04 assigned, 05 processing,
+    /// 06 completed, or the update agreed/refused codes); it travels back to the sender.
+    Ack {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The DocumentId (may contain `/` and `,`).
+        #[arg(long)]
+        document_id: String,
+        /// Status code.
+        #[arg(long)]
+        status: String,
+        /// Only for this recipient agency (default: every recipient served here).
+        #[arg(long)]
+        recipient: Option<String>,
+        /// A note for the sender.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// The full trace of a document at this node: rows, history and statuses received.
+    Status {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The DocumentId.
+        #[arg(long)]
+        document_id: String,
+    },
+    /// Print the SHA-256 fingerprint of a node certificate (for peers' `cert_fingerprint`).
+    Fingerprint {
+        /// The node's PKCS#12 file (password from SIGNGATE_KEY_PASSWORD).
+        #[arg(long)]
+        identity: PathBuf,
+    },
+}
+
+fn routing_error(e: RoutingError) -> CliError {
+    crate::Error::Routing(e).into()
+}
+
+/// Opens the node of `[routing]` over `store`.
+fn node(routing: &RoutingConfig, store: Store, settings: &Settings) -> Result<Arc<Node>, CliError> {
+    Ok(Arc::new(
+        Node::new(routing.clone(), store, settings.clone()).map_err(routing_error)?,
+    ))
+}
+
+/// Starts the routing node of `signgate serve`: the mutual-TLS listener for peers and the
+/// outbox worker. Returns the node for the operator endpoints.
+pub(super) async fn start_node(
+    routing: &RoutingConfig,
+    store: Store,
+    settings: &Settings,
+) -> Result<Arc<Node>, CliError> {
+    let node = node(routing, store, settings)?;
+    let acceptor = tls::acceptor(node.identity(), &routing.peer_trust).map_err(routing_error)?;
+    let listener = tokio::net::TcpListener::bind(&routing.listen)
+        .await
+        .map_err(|e| CliError {
+            code: ErrorCode::Internal,
+            message: format!("cannot listen on {} (routing.listen): {e}", routing.listen),
+        })?;
+    let bound = listener.local_addr().map_err(|e| CliError {
+        code: ErrorCode::Internal,
+        message: e.to_string(),
+    })?;
+    let router = crate::api::route::peer_router(node.clone(), settings.max_body_bytes);
+    tokio::spawn(tls::serve(
+        listener,
+        Arc::new(acceptor),
+        router,
+        std::future::pending::<()>(),
+    ));
+    tokio::spawn(worker::run(node.clone(), std::future::pending::<()>()));
+    eprintln!(
+        "signgate: routing node {} listening on https://{bound}/",
+        routing.node_id
+    );
+    Ok(node)
+}
+
+/// Runs `signgate route …`.
+pub fn run(cmd: RouteCommand) -> Result<u8, CliError> {
+    if let RouteCommand::Fingerprint { identity } = &cmd {
+        let password = super::key_password(None)?;
+        let id = tls::TlsIdentity::open(identity, &password).map_err(routing_error)?;
+        println!("{}", id.fingerprint().map_err(routing_error)?);
+        return Ok(0);
+    }
+    runtime()?.block_on(async move {
+        let (store_args, action) = match &cmd {
+            RouteCommand::Send { store, .. }
+            | RouteCommand::Inbox { store }
+            | RouteCommand::Ack { store, .. }
+            | RouteCommand::Status { store, .. } => (store, &cmd),
+            RouteCommand::Fingerprint { .. } => return Ok(0),
+        };
+        let config = store_args.config(None)?;
+        let routing = config
+            .routing
+            .clone()
+            .ok_or_else(|| CliError::usage("the configuration has no [routing] section"))?;
+        let db = open(&config).await?;
+        let node = node(&routing, db.clone(), &config.settings)?;
+        let code = match action {
+            RouteCommand::Send { envelope, .. } => {
+                let bytes = crate::fsio::read_input(envelope)?;
+                let receipt = node.receive("local", bytes, None).await.map_err(routing_error)?;
+                println!(
+                    "{}",
+                    serde_json::json!({"document_id": receipt.document_id, "status": receipt.code, "reason": receipt.reason})
+                );
+                if receipt.code == "01" {
+                    0
+                } else {
+                    65
+                }
+            }
+            RouteCommand::Inbox { .. } => {
+                for row in db.route_inbox(lifecycle::INBOX_STATES).await.map_err(db_error)? {
+                    println!("{}", serde_json::to_string(&row).unwrap_or_default());
+                }
+                0
+            }
+            RouteCommand::Ack {
+                document_id,
+                status,
+                recipient,
+                description,
+                ..
+            } => {
+                let rows = node
+                    .acknowledge(document_id, recipient.as_deref(), status, description.clone())
+                    .await
+                    .map_err(routing_error)?;
+                for row in rows {
+                    println!("{}", serde_json::to_string(&row).unwrap_or_default());
+                }
+                0
+            }
+            RouteCommand::Status { document_id, .. } => {
+                let view = node.status_view(document_id).await.map_err(routing_error)?;
+                println!("{view:#}");
+                0
+            }
+            RouteCommand::Fingerprint { .. } => 0,
+        };
+        db.close().await;
+        Ok(code)
+    })
+}

@@ -1,0 +1,786 @@
+//! One gateway node: what happens when an envelope or a status message arrives, and what an
+//! operator can do here (send, acknowledge, look up).
+//!
+//! Receipt of an envelope, in order: schema and signature checks ([`crate::edxml`]); the
+//! idempotency key of each recipient handled at this hop (CONTRACTS §5: the same key with the
+//! same digest is acknowledged again and not stored, with another digest refused as
+//! `CONFLICTING_REDELIVERY`); a route for each recipient (local inbox or a peer); a trace header
+//! appended outside the signature; then one transaction writes the envelope, the rows, the
+//! outbox items and the history, and the caller gets a status 01 signed by this node. A failed
+//! check answers 02 with the reason, and nothing is stored: the sender keeps the document.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use openssl::ssl::SslConnector;
+use time::OffsetDateTime;
+
+use super::config::{Hop, RoutingConfig};
+use super::lifecycle::{self, Business};
+use super::tls::TlsIdentity;
+use super::RoutingError;
+use crate::api::{now_rfc3339, random_id, Settings};
+use crate::edxml::{self, Organ, ResponseFor, Status, StatusCode, StatusCodes, TraceHeader};
+use crate::keys::Pkcs12Key;
+use crate::store::routing::{
+    Acceptance, DocumentRow, EnvelopeRow, OutboxItem, StatusRow, TraceEvent,
+};
+use crate::store::Store;
+
+/// The answer to a delivered envelope: status 01 or 02 and the signed status message.
+#[derive(Debug, Clone)]
+pub struct Receipt {
+    /// `01` received or `02` refused.
+    pub code: String,
+    /// Why it was refused.
+    pub reason: Option<String>,
+    /// The status message, signed by this node.
+    pub message: Vec<u8>,
+    /// The DocumentId.
+    pub document_id: String,
+}
+
+/// Counters for `/metrics` and the operator.
+#[derive(Debug, Default)]
+pub struct RouteCounters {
+    /// Envelopes accepted (new rows written).
+    pub accepted: AtomicU64,
+    /// Redeliveries acknowledged without storing.
+    pub duplicates: AtomicU64,
+    /// Envelopes refused with status 02.
+    pub refused: AtomicU64,
+    /// Outbox items handed to a peer.
+    pub delivered: AtomicU64,
+    /// Outbox items dead-lettered.
+    pub dead_letters: AtomicU64,
+}
+
+/// The node: configuration, database, keys and TLS client.
+pub struct Node {
+    /// `[routing]`, validated.
+    pub config: RoutingConfig,
+    store: Store,
+    settings: Settings,
+    signer: Arc<Pkcs12Key>,
+    connector: SslConnector,
+    identity: TlsIdentity,
+    codes: StatusCodes,
+    limits: edxml::Limits,
+    /// Counters.
+    pub counters: RouteCounters,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("node_id", &self.config.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the checks found in an envelope.
+struct Checked {
+    package: edxml::Package,
+    digest: String,
+}
+
+/// The facts of a document that statuses refer to.
+#[derive(Debug, Clone)]
+struct DocRef {
+    sender: String,
+    document_id: String,
+    code: String,
+    promulgation_date: time::Date,
+}
+
+impl DocRef {
+    fn of(package: &edxml::Package) -> Self {
+        let h = &package.header;
+        Self {
+            sender: h.from.organ_id.clone(),
+            document_id: h.document_id.clone(),
+            code: format!("{}/{}", h.code_number, h.code_notation),
+            promulgation_date: h.promulgation_date,
+        }
+    }
+}
+
+fn trace(doc: &DocRef, event: &str, detail: String) -> TraceEvent {
+    TraceEvent {
+        document_id: doc.document_id.clone(),
+        sender_organ: doc.sender.clone(),
+        at: now_rfc3339(),
+        event: event.into(),
+        detail,
+    }
+}
+
+/// Runs `f` off the async runtime.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, RoutingError> + Send + 'static,
+) -> Result<T, RoutingError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| RoutingError::Sign(format!("worker failed: {e}")))?
+}
+
+impl Node {
+    /// Opens the node's identity and builds its TLS client.
+    pub fn new(
+        config: RoutingConfig,
+        store: Store,
+        settings: Settings,
+    ) -> Result<Self, RoutingError> {
+        let identity = TlsIdentity::open(&config.identity, &config.identity_password)?;
+        let connector = super::tls::connector(&identity, &config.peer_trust)?;
+        let signer = Pkcs12Key::open(&config.signing_key, &config.identity_password)
+            .map_err(|e| RoutingError::Config(format!("routing.signing_key: {e}")))?;
+        let codes = StatusCodes::new(&config.update_codes.0, &config.update_codes.1)
+            .map_err(|e| RoutingError::Config(format!("routing update codes: {e}")))?;
+        Ok(Self {
+            config,
+            store,
+            settings,
+            signer: Arc::new(signer),
+            connector,
+            identity,
+            codes,
+            limits: edxml::Limits::default(),
+            counters: RouteCounters::default(),
+        })
+    }
+
+    /// The database.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The TLS client context (node certificate, peer trust).
+    pub fn connector(&self) -> &SslConnector {
+        &self.connector
+    }
+
+    /// The node's TLS identity.
+    pub fn identity(&self) -> &TlsIdentity {
+        &self.identity
+    }
+
+    /// The peer (node id) behind a verified client certificate, or `PeerUnknown`.
+    pub fn peer_for_certificate(&self, fingerprint: &str) -> Result<String, RoutingError> {
+        self.config
+            .peer_by_fingerprint(fingerprint)
+            .map(|p| p.node_id.clone())
+            .ok_or_else(|| {
+                RoutingError::PeerUnknown(format!(
+                    "certificate {fingerprint} is not a configured peer of node {}",
+                    self.config.node_id
+                ))
+            })
+    }
+
+    async fn check(
+        &self,
+        bytes: Arc<Vec<u8>>,
+    ) -> Result<Result<Checked, (edxml::Package, String)>, RoutingError> {
+        let limits = self.limits;
+        let ctx = self
+            .settings
+            .validation_context()
+            .map_err(|e| RoutingError::Config(e.to_string()))?;
+        blocking(move || {
+            let package = edxml::parse(&bytes, &limits)?;
+            let verdict = edxml::verify(&bytes, &crate::verify::Policy::default(), &ctx)?;
+            if !verdict.passed {
+                let reason = verdict
+                    .reason
+                    .unwrap_or_else(|| "the signature does not verify".into());
+                return Ok(Err((package, reason)));
+            }
+            Ok(Ok(Checked {
+                package,
+                digest: verdict.content_digest,
+            }))
+        })
+        .await
+    }
+
+    /// Signs a status about `doc` from `from` (an agency served here, or this node).
+    async fn status(
+        &self,
+        doc: &DocRef,
+        from: &str,
+        code: StatusCode,
+        description: Option<String>,
+    ) -> Result<Vec<u8>, RoutingError> {
+        let status = Status {
+            response_for: ResponseFor {
+                organ_id: doc.sender.clone(),
+                code: doc.code.clone(),
+                promulgation_date: doc.promulgation_date,
+                document_id: doc.document_id.clone(),
+            },
+            from: Organ::new(from, from),
+            code,
+            description,
+            timestamp: OffsetDateTime::now_utc(),
+            staff: None,
+        };
+        let signer = self.signer.clone();
+        let codes = self.codes.clone();
+        blocking(move || Ok(status.build_signed(signer.as_ref(), &codes)?)).await
+    }
+
+    /// Handles an envelope from `from_node` (`local` for an operator's `route send`) for
+    /// `hop_recipients` (all of `To` when `None`).
+    pub async fn receive(
+        &self,
+        from_node: &str,
+        bytes: Vec<u8>,
+        hop_recipients: Option<Vec<String>>,
+    ) -> Result<Receipt, RoutingError> {
+        let bytes = Arc::new(bytes);
+        let (package, digest) = match self.check(bytes.clone()).await? {
+            Ok(c) => (c.package, c.digest),
+            Err((package, reason)) => {
+                return self.refuse(&DocRef::of(&package), from_node, reason).await
+            }
+        };
+        let doc = DocRef::of(&package);
+        if let Some(reason) = self.unauthorized(from_node, &doc.sender) {
+            return self.refuse(&doc, from_node, reason).await;
+        }
+        let to: Vec<String> = package
+            .header
+            .to
+            .iter()
+            .map(|o| o.organ_id.clone())
+            .collect();
+        let recipients = match hop_recipients {
+            Some(list) if !list.is_empty() => {
+                if let Some(stray) = list.iter().find(|r| !to.contains(r)) {
+                    let reason = format!("recipient {stray} is not addressed by the envelope");
+                    return self.refuse(&doc, from_node, reason).await;
+                }
+                list
+            }
+            _ => to,
+        };
+        let business = Business::from_code(i64::from(package.business.doc_type.code()))
+            .unwrap_or(Business::New);
+        let target = package
+            .business
+            .document_id
+            .clone()
+            .unwrap_or_else(|| doc.document_id.clone());
+        for _ in 0..3 {
+            match self
+                .accept(
+                    from_node,
+                    &bytes,
+                    &package,
+                    &doc,
+                    &digest,
+                    business,
+                    &target,
+                    &recipients,
+                )
+                .await?
+            {
+                Accepted::Done(receipt) => return Ok(receipt),
+                Accepted::Refused(reason) => return self.refuse(&doc, from_node, reason).await,
+                Accepted::Raced => continue,
+            }
+        }
+        Err(RoutingError::Invalid(format!(
+            "document {} keeps racing with concurrent deliveries",
+            doc.document_id
+        )))
+    }
+
+    /// The reverse-path rule: a peer may deliver what this node would route back through it
+    /// for `organ` (a document's sender, a status's author); `None` when allowed.
+    fn unauthorized(&self, from_node: &str, organ: &str) -> Option<String> {
+        if from_node == "local" {
+            return None;
+        }
+        match self.config.next_hop(organ) {
+            Some(Hop::Peer(p)) if p == from_node => None,
+            _ => Some(format!(
+                "node {from_node} is not authorized to deliver for agency {organ}"
+            )),
+        }
+    }
+
+    async fn refuse(
+        &self,
+        doc: &DocRef,
+        from_node: &str,
+        reason: String,
+    ) -> Result<Receipt, RoutingError> {
+        self.counters.refused.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(document_id = %doc.document_id, from = %from_node, reason = %reason, "envelope refused (status 02)");
+        self.store
+            .route_trace(&trace(
+                doc,
+                "refused",
+                format!("from {from_node}: {reason}"),
+            ))
+            .await?;
+        let message = self
+            .status(
+                doc,
+                self.config.trace_organ(),
+                StatusCode::Rejected,
+                Some(reason.clone()),
+            )
+            .await?;
+        Ok(Receipt {
+            code: "02".into(),
+            reason: Some(reason),
+            message,
+            document_id: doc.document_id.clone(),
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn accept(
+        &self,
+        from_node: &str,
+        bytes: &Arc<Vec<u8>>,
+        package: &edxml::Package,
+        doc: &DocRef,
+        digest: &str,
+        business: Business,
+        target: &str,
+        recipients: &[String],
+    ) -> Result<Accepted, RoutingError> {
+        let now = now_rfc3339();
+        let doc_type = business.code();
+        let mut fresh = Vec::new();
+        let mut duplicates = Vec::new();
+        for r in recipients {
+            match self
+                .store
+                .route_document(&doc.sender, &doc.document_id, doc_type, r)
+                .await?
+            {
+                Some(row) if row.digest == digest => duplicates.push(r.clone()),
+                Some(_) => {
+                    return Ok(Accepted::Refused(format!(
+                        "CONFLICTING_REDELIVERY: document {} for {r} was already received with other content",
+                        doc.document_id
+                    )))
+                }
+                None => fresh.push(r.clone()),
+            }
+        }
+        let mut a = Acceptance::default();
+        if !duplicates.is_empty() {
+            self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
+            a.traces.push(trace(
+                doc,
+                "duplicate",
+                format!(
+                    "from {from_node} for {}: already here, acknowledged again",
+                    duplicates.join(", ")
+                ),
+            ));
+        }
+        if !fresh.is_empty() {
+            let mut routes = Vec::new();
+            for r in &fresh {
+                let to = match self.resolve(r).await? {
+                    Ok(Some(successor)) => {
+                        a.traces.push(trace(
+                            doc,
+                            "redirected",
+                            format!("{r} now delivers to {successor} (agency directory)"),
+                        ));
+                        successor
+                    }
+                    Ok(None) => r.clone(),
+                    Err(reason) => return Ok(Accepted::Refused(reason)),
+                };
+                match self.config.next_hop(&to) {
+                    Some(hop) => routes.push((r.clone(), to, hop)),
+                    None => return Ok(Accepted::Refused(format!("no route to recipient {to}"))),
+                }
+            }
+            let stamped = {
+                let bytes = bytes.clone();
+                let header = TraceHeader {
+                    organ_id: self.config.trace_organ().to_string(),
+                    timestamp: OffsetDateTime::now_utc(),
+                };
+                blocking(move || Ok(edxml::append_trace(&bytes, &header)?)).await?
+            };
+            let envelope_id = random_id("env_");
+            a.envelope = Some(EnvelopeRow {
+                id: envelope_id.clone(),
+                digest: digest.into(),
+                bytes: stamped,
+                from_node: from_node.into(),
+                received_at: now.clone(),
+            });
+            a.traces.push(trace(
+                doc,
+                "received",
+                format!(
+                    "from {from_node} at node {} ({} trace headers before this hop)",
+                    self.config.node_id,
+                    package.traces.len()
+                ),
+            ));
+            let mut by_peer: Vec<(String, Vec<String>)> = Vec::new();
+            for (r, to, hop) in routes {
+                let mut row = DocumentRow {
+                    id: random_id("rd_"),
+                    sender_organ: doc.sender.clone(),
+                    document_id: doc.document_id.clone(),
+                    doc_type,
+                    recipient_organ: r.clone(),
+                    digest: digest.into(),
+                    envelope_id: envelope_id.clone(),
+                    target_document: target.into(),
+                    state: "forwarding".into(),
+                    next_node: None,
+                    created_at: now.clone(),
+                    updated_at: now.clone(),
+                };
+                match hop {
+                    Hop::Peer(peer) => {
+                        row.next_node = Some(peer.clone());
+                        match by_peer.iter_mut().find(|(p, _)| *p == peer) {
+                            Some((_, list)) => list.push(r.clone()),
+                            None => by_peer.push((peer, vec![r.clone()])),
+                        }
+                    }
+                    Hop::Local => {
+                        self.deliver_locally(&mut a, &mut row, &to, doc, business, target)
+                            .await?;
+                    }
+                }
+                a.documents.push(row);
+            }
+            for (peer, list) in by_peer {
+                a.traces.push(trace(
+                    doc,
+                    "queued",
+                    format!("for {} via node {peer}", list.join(", ")),
+                ));
+                a.outbox.push(OutboxItem {
+                    id: random_id("ob_"),
+                    kind: "envelope".into(),
+                    next_node: peer,
+                    document_id: doc.document_id.clone(),
+                    envelope_id: Some(envelope_id.clone()),
+                    recipients: serde_json::to_string(&list).unwrap_or_else(|_| "[]".into()),
+                    payload: None,
+                    attempts: 0,
+                });
+            }
+        }
+        if !self.store.route_accept(&a, &now).await? {
+            return Ok(Accepted::Raced);
+        }
+        if !fresh.is_empty() {
+            self.counters.accepted.fetch_add(1, Ordering::Relaxed);
+        }
+        let message = self
+            .status(doc, self.config.trace_organ(), StatusCode::Received, None)
+            .await?;
+        Ok(Accepted::Done(Receipt {
+            code: "01".into(),
+            reason: None,
+            message,
+            document_id: doc.document_id.clone(),
+        }))
+    }
+
+    /// Applies the recall/update state machine to a row delivered here and queues the status
+    /// the recipient's node sends back.
+    async fn deliver_locally(
+        &self,
+        a: &mut Acceptance,
+        row: &mut DocumentRow,
+        agency: &str,
+        doc: &DocRef,
+        business: Business,
+        target: &str,
+    ) -> Result<(), RoutingError> {
+        let recipient = row.recipient_organ.clone();
+        let original = if business == Business::New {
+            None
+        } else {
+            self.store
+                .route_document(&doc.sender, target, 0, &recipient)
+                .await?
+        };
+        let outcome = lifecycle::on_arrival(business, original.as_ref().map(|o| o.state.as_str()));
+        row.state = outcome.row_state.into();
+        a.traces.push(trace(
+            doc,
+            "delivered",
+            format!("to the inbox of {agency} ({})", outcome.row_state),
+        ));
+        if let (Some(o), Some(state)) = (&original, outcome.original_state) {
+            a.updates.push((o.id.clone(), state.into()));
+            a.traces
+                .push(trace(doc, state, format!("{target} for {recipient}")));
+        }
+        self.queue_status(a, doc, agency, outcome.status, None)
+            .await?;
+        if business == Business::New {
+            // revoke/update/replace rows that arrived before this original
+            let mut state = row.state.clone();
+            for held in self
+                .store
+                .route_held(&doc.sender, &doc.document_id, &recipient)
+                .await?
+            {
+                let kind = Business::from_code(held.doc_type).unwrap_or(Business::New);
+                let replay = lifecycle::on_arrival(kind, Some(&state));
+                a.updates.push((held.id.clone(), replay.row_state.into()));
+                if let Some(s) = replay.original_state {
+                    state = s.into();
+                }
+                a.traces.push(trace(
+                    doc,
+                    "held-applied",
+                    format!(
+                        "{} (type {}) now {} ; original {state}",
+                        held.document_id, held.doc_type, replay.row_state
+                    ),
+                ));
+                if replay.status != "01" {
+                    self.queue_status(a, doc, agency, replay.status, None)
+                        .await?;
+                }
+            }
+            row.state = state;
+        }
+        Ok(())
+    }
+
+    /// Follows the agency directory for `organ`: `Ok(Some(successor))` when it was merged away,
+    /// `Ok(None)` when it stands (or the directory does not know it), `Err(reason)` when it can
+    /// no longer receive (dissolved).
+    async fn resolve(&self, organ: &str) -> Result<Result<Option<String>, String>, RoutingError> {
+        use crate::directory::{Directory, DirectoryError};
+        match Directory::new(self.store.clone()).resolve(organ).await {
+            Ok(r) => Ok(Ok(r.redirected_from.map(|_| r.organ_id))),
+            Err(DirectoryError::NotFound(_)) => Ok(Ok(None)),
+            Err(DirectoryError::Store(e)) => Err(RoutingError::Store(e)),
+            Err(e) => Ok(Err(format!("recipient {organ}: {e}"))),
+        }
+    }
+
+    /// Queues (or, when the sender is served here, stores) a status from `from` about `doc`.
+    async fn queue_status(
+        &self,
+        a: &mut Acceptance,
+        doc: &DocRef,
+        from: &str,
+        code: &str,
+        description: Option<String>,
+    ) -> Result<(), RoutingError> {
+        let parsed = self
+            .codes
+            .status(code)
+            .ok_or_else(|| RoutingError::Invalid(format!("status code {code} is not known")))?;
+        let bytes = self.status(doc, from, parsed, description.clone()).await?;
+        a.traces
+            .push(trace(doc, "status-sent", format!("{code} from {from}")));
+        match self.config.next_hop(&doc.sender) {
+            Some(Hop::Local) => a.statuses.push(StatusRow {
+                id: random_id("st_"),
+                document_id: doc.document_id.clone(),
+                sender_organ: doc.sender.clone(),
+                from_organ: from.into(),
+                code: code.into(),
+                description,
+                at: now_rfc3339(),
+                bytes,
+            }),
+            Some(Hop::Peer(peer)) => a.outbox.push(status_item(peer, doc, bytes)),
+            None => a.traces.push(trace(
+                doc,
+                "status-unroutable",
+                format!("no route to {} for status {code}", doc.sender),
+            )),
+        }
+        Ok(())
+    }
+
+    /// Handles a signed status message from `from_node`: verified, stored once, passed on
+    /// toward the document's sender.
+    pub async fn receive_status(
+        &self,
+        from_node: &str,
+        bytes: Vec<u8>,
+    ) -> Result<bool, RoutingError> {
+        let codes = self.codes.clone();
+        let limits = self.limits;
+        let ctx = self
+            .settings
+            .validation_context()
+            .map_err(|e| RoutingError::Config(e.to_string()))?;
+        let bytes = Arc::new(bytes);
+        let status = {
+            let bytes = bytes.clone();
+            blocking(move || {
+                let status = edxml::parse_status(&bytes, &codes, &limits)?;
+                let verdict =
+                    edxml::verify_status(&bytes, &crate::verify::Policy::default(), &ctx)?;
+                if !verdict.passed {
+                    return Err(RoutingError::Invalid(format!(
+                        "status message signature: {}",
+                        verdict.reason.unwrap_or_else(|| "does not verify".into())
+                    )));
+                }
+                Ok(status)
+            })
+            .await?
+        };
+        if let Some(reason) = self.unauthorized(from_node, &status.from.organ_id) {
+            return Err(RoutingError::PeerUnknown(reason));
+        }
+        let code = self.codes.code(status.code).to_string();
+        let doc = DocRef {
+            sender: status.response_for.organ_id.clone(),
+            document_id: status.response_for.document_id.clone(),
+            code: status.response_for.code.clone(),
+            promulgation_date: status.response_for.promulgation_date,
+        };
+        let mut a = Acceptance::default();
+        a.traces.push(trace(
+            &doc,
+            "status",
+            format!(
+                "{code} from {} via {from_node}{}",
+                status.from.organ_id,
+                status
+                    .description
+                    .as_deref()
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default()
+            ),
+        ));
+        match self.config.next_hop(&doc.sender) {
+            Some(Hop::Local) => {}
+            Some(Hop::Peer(peer)) => a.outbox.push(status_item(peer, &doc, bytes.to_vec())),
+            None => return Err(RoutingError::Invalid(format!("no route to {}", doc.sender))),
+        }
+        let row = StatusRow {
+            id: random_id("st_"),
+            document_id: doc.document_id.clone(),
+            sender_organ: doc.sender.clone(),
+            from_organ: status.from.organ_id.clone(),
+            code,
+            description: status.description.clone(),
+            at: now_rfc3339(),
+            bytes: bytes.to_vec(),
+        };
+        if !self.store.route_add_status(&row).await? {
+            return Ok(false); // a redelivery: already stored and passed on
+        }
+        self.store.route_accept(&a, &now_rfc3339()).await?;
+        Ok(true)
+    }
+
+    /// An operator's status (03..06, or the update codes) for `document_id` delivered here,
+    /// for `recipient` (every local recipient when `None`); returns the rows acknowledged.
+    pub async fn acknowledge(
+        &self,
+        document_id: &str,
+        recipient: Option<&str>,
+        code: &str,
+        description: Option<String>,
+    ) -> Result<Vec<DocumentRow>, RoutingError> {
+        let (agreed, refused) = &self.config.update_codes;
+        let new_state = match lifecycle::state_for_status(code) {
+            Some(s) => s,
+            None if code == agreed => "update-agreed",
+            None if code == refused => "update-refused",
+            None => {
+                return Err(RoutingError::Invalid(format!(
+                    "status {code} cannot be sent by an operator (use 03, 04, 05, 06, {agreed} or {refused})"
+                )))
+            }
+        };
+        let rows: Vec<DocumentRow> = self
+            .store
+            .route_documents(document_id)
+            .await?
+            .into_iter()
+            .filter(|r| r.document_id == document_id && r.next_node.is_none())
+            .filter(|r| recipient.map_or(true, |x| x == r.recipient_organ))
+            .filter(|r| lifecycle::INBOX_STATES.contains(&r.state.as_str()))
+            .filter(|r| (new_state.starts_with("update")) == (r.doc_type == 2))
+            .collect();
+        if rows.is_empty() {
+            return Err(RoutingError::NotFound(format!(
+                "{document_id}: nothing in this node's inbox to answer with {code}"
+            )));
+        }
+        let mut a = Acceptance::default();
+        for row in &rows {
+            let envelope = self
+                .store
+                .route_envelope(&row.envelope_id)
+                .await?
+                .ok_or_else(|| RoutingError::NotFound(row.envelope_id.clone()))?;
+            let limits = self.limits;
+            let package = blocking(move || Ok(edxml::parse(&envelope.bytes, &limits)?)).await?;
+            let doc = DocRef::of(&package);
+            a.updates.push((row.id.clone(), new_state.into()));
+            self.queue_status(
+                &mut a,
+                &doc,
+                &row.recipient_organ,
+                code,
+                description.clone(),
+            )
+            .await?;
+        }
+        self.store.route_accept(&a, &now_rfc3339()).await?;
+        Ok(rows)
+    }
+
+    /// Everything this node knows of `document_id`: rows, history and statuses received.
+    pub async fn status_view(&self, document_id: &str) -> Result<serde_json::Value, RoutingError> {
+        let rows = self.store.route_documents(document_id).await?;
+        let traces = self.store.route_traces(document_id).await?;
+        let statuses = self.store.route_statuses(document_id).await?;
+        if rows.is_empty() && traces.is_empty() && statuses.is_empty() {
+            return Err(RoutingError::NotFound(document_id.into()));
+        }
+        Ok(serde_json::json!({
+            "node": self.config.node_id,
+            "document_id": document_id,
+            "documents": rows,
+            "trace": traces,
+            "statuses": statuses,
+        }))
+    }
+}
+
+/// An outbox item carrying a signed status message toward `doc`'s sender.
+fn status_item(peer: String, doc: &DocRef, bytes: Vec<u8>) -> OutboxItem {
+    OutboxItem {
+        id: random_id("ob_"),
+        kind: "status".into(),
+        next_node: peer,
+        document_id: doc.document_id.clone(),
+        envelope_id: None,
+        recipients: serde_json::to_string(&[&doc.sender]).unwrap_or_default(),
+        payload: Some(bytes),
+        attempts: 0,
+    }
+}
+
+enum Accepted {
+    Done(Receipt),
+    Refused(String),
+    Raced,
+}

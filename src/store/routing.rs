@@ -1,0 +1,587 @@
+//! Routing tables (`migrations/*/0200_routing.sql`): envelopes held by this node, one row per
+//! idempotency key, the outbox with leases, received status messages and each document's
+//! trace. SQL only; the rules live in `crate::routing`.
+
+use sqlx::Row;
+
+use super::{with_pool, Store, StoreError};
+
+/// An envelope as this node holds it.
+#[derive(Debug, Clone)]
+pub struct EnvelopeRow {
+    /// Id (`env_…`).
+    pub id: String,
+    /// Content digest (over the signed part; CONTRACTS §5).
+    pub digest: String,
+    /// The bytes, trace headers included.
+    pub bytes: Vec<u8>,
+    /// The node it came from (`local` for an envelope sent by an operator here).
+    pub from_node: String,
+    /// RFC 3339 UTC.
+    pub received_at: String,
+}
+
+/// One idempotency key: (sender organ, DocumentId, BussinessDocType, recipient organ).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DocumentRow {
+    /// Id (`rd_…`).
+    pub id: String,
+    /// Sender OrganId.
+    pub sender_organ: String,
+    /// DocumentId.
+    pub document_id: String,
+    /// BussinessDocType (0..3).
+    pub doc_type: i64,
+    /// Recipient OrganId.
+    pub recipient_organ: String,
+    /// Content digest.
+    pub digest: String,
+    /// The envelope.
+    pub envelope_id: String,
+    /// The DocumentId a revoke/update/replace acts on (its own id for a new document).
+    pub target_document: String,
+    /// `forwarding`, `forwarded`, `refused`, `dead`, `delivered`, `accepted`, ...
+    pub state: String,
+    /// The peer it goes to (none: delivered here).
+    pub next_node: Option<String>,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+    /// RFC 3339 UTC.
+    pub updated_at: String,
+}
+
+/// An outbox item.
+#[derive(Debug, Clone)]
+pub struct OutboxItem {
+    /// Id (`ob_…`).
+    pub id: String,
+    /// `envelope` or `status`.
+    pub kind: String,
+    /// The peer to hand it to.
+    pub next_node: String,
+    /// The DocumentId it concerns.
+    pub document_id: String,
+    /// The envelope (kind `envelope`).
+    pub envelope_id: Option<String>,
+    /// JSON array of the recipient organs this hop is for.
+    pub recipients: String,
+    /// The signed status message (kind `status`).
+    pub payload: Option<Vec<u8>>,
+    /// Failed attempts so far.
+    pub attempts: i64,
+}
+
+/// One event of a document's history at this node.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TraceEvent {
+    /// DocumentId.
+    pub document_id: String,
+    /// Sender organ.
+    pub sender_organ: String,
+    /// RFC 3339 UTC.
+    pub at: String,
+    /// `received`, `forwarded`, `delivered`, `refused`, `duplicate`, `redirected`, `status`, ...
+    pub event: String,
+    /// Details (peer, recipient, reason).
+    pub detail: String,
+}
+
+/// A status message received for a document.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StatusRow {
+    /// Id (`st_…`).
+    pub id: String,
+    /// DocumentId it answers.
+    pub document_id: String,
+    /// The organ that sent the document.
+    pub sender_organ: String,
+    /// The organ that sends the status.
+    pub from_organ: String,
+    /// Status code (`01`..`06`, `13`, ...).
+    pub code: String,
+    /// Description.
+    pub description: Option<String>,
+    /// RFC 3339 UTC.
+    pub at: String,
+    /// The signed status message.
+    #[serde(skip)]
+    pub bytes: Vec<u8>,
+}
+
+/// Everything an accepted envelope writes, in one transaction.
+#[derive(Debug, Default)]
+pub struct Acceptance {
+    /// The envelope.
+    pub envelope: Option<EnvelopeRow>,
+    /// New rows, one per recipient handled here.
+    pub documents: Vec<DocumentRow>,
+    /// State changes of existing rows (id, state).
+    pub updates: Vec<(String, String)>,
+    /// Outbox items to create.
+    pub outbox: Vec<OutboxItem>,
+    /// History events.
+    pub traces: Vec<TraceEvent>,
+    /// Status messages addressed to an agency served here (stored once each).
+    pub statuses: Vec<StatusRow>,
+}
+
+const DOC_COLUMNS: &str = "id, sender_organ, document_id, doc_type, recipient_organ, digest, envelope_id, target_document, state, next_node, created_at, updated_at";
+
+fn document(r: &impl RowLike) -> DocumentRow {
+    DocumentRow {
+        id: r.s(0),
+        sender_organ: r.s(1),
+        document_id: r.s(2),
+        doc_type: r.i(3),
+        recipient_organ: r.s(4),
+        digest: r.s(5),
+        envelope_id: r.s(6),
+        target_document: r.s(7),
+        state: r.s(8),
+        next_node: r.o(9),
+        created_at: r.s(10),
+        updated_at: r.s(11),
+    }
+}
+
+/// Column access shared by both backends' rows.
+trait RowLike {
+    fn b(&self, i: usize) -> Option<Vec<u8>>;
+    fn s(&self, i: usize) -> String;
+    fn o(&self, i: usize) -> Option<String>;
+    fn i(&self, i: usize) -> i64;
+}
+
+macro_rules! row_like {
+    ($t:ty) => {
+        impl RowLike for $t {
+            fn b(&self, i: usize) -> Option<Vec<u8>> {
+                self.get(i)
+            }
+            fn s(&self, i: usize) -> String {
+                self.get(i)
+            }
+            fn o(&self, i: usize) -> Option<String> {
+                self.get(i)
+            }
+            fn i(&self, i: usize) -> i64 {
+                self.get(i)
+            }
+        }
+    };
+}
+row_like!(sqlx::sqlite::SqliteRow);
+row_like!(sqlx::postgres::PgRow);
+
+fn outbox(r: &impl RowLike) -> OutboxItem {
+    OutboxItem {
+        id: r.s(0),
+        kind: r.s(1),
+        next_node: r.s(2),
+        document_id: r.s(3),
+        envelope_id: r.o(4),
+        recipients: r.s(5),
+        payload: r.b(6),
+        attempts: r.i(7),
+    }
+}
+
+const OUTBOX_COLUMNS: &str =
+    "id, kind, next_node, document_id, envelope_id, recipients, payload, attempts";
+
+impl Store {
+    /// The row of one idempotency key.
+    pub async fn route_document(
+        &self,
+        sender: &str,
+        document_id: &str,
+        doc_type: i64,
+        recipient: &str,
+    ) -> Result<Option<DocumentRow>, StoreError> {
+        let sql = format!("SELECT {DOC_COLUMNS} FROM route_documents WHERE sender_organ = $1 AND document_id = $2 AND doc_type = $3 AND recipient_organ = $4");
+        Ok(
+            with_pool!(self, p => sqlx::query(&sql).bind(sender).bind(document_id).bind(doc_type).bind(recipient)
+            .fetch_optional(p).await?.map(|r| document(&r))),
+        )
+    }
+
+    /// Rows held for `target` (revoke/update/replace that arrived before their original).
+    pub async fn route_held(
+        &self,
+        sender: &str,
+        target: &str,
+        recipient: &str,
+    ) -> Result<Vec<DocumentRow>, StoreError> {
+        let sql = format!("SELECT {DOC_COLUMNS} FROM route_documents WHERE sender_organ = $1 AND target_document = $2 AND recipient_organ = $3 AND state = 'held' AND doc_type <> 0 ORDER BY created_at, id");
+        Ok(
+            with_pool!(self, p => sqlx::query(&sql).bind(sender).bind(target).bind(recipient)
+            .fetch_all(p).await?.iter().map(document).collect()),
+        )
+    }
+
+    /// All rows of a DocumentId (every sender, type and recipient), oldest first.
+    pub async fn route_documents(&self, document_id: &str) -> Result<Vec<DocumentRow>, StoreError> {
+        let sql = format!("SELECT {DOC_COLUMNS} FROM route_documents WHERE document_id = $1 OR target_document = $1 ORDER BY created_at, id");
+        Ok(with_pool!(self, p => sqlx::query(&sql).bind(document_id)
+            .fetch_all(p).await?.iter().map(document).collect()))
+    }
+
+    /// Documents delivered here in one of `states`, newest first.
+    pub async fn route_inbox(&self, states: &[&str]) -> Result<Vec<DocumentRow>, StoreError> {
+        let sql = format!("SELECT {DOC_COLUMNS} FROM route_documents WHERE next_node IS NULL ORDER BY created_at DESC, id");
+        let rows: Vec<DocumentRow> = with_pool!(self, p => sqlx::query(&sql)
+            .fetch_all(p).await?.iter().map(document).collect());
+        Ok(rows
+            .into_iter()
+            .filter(|r| states.contains(&r.state.as_str()))
+            .collect())
+    }
+
+    /// Counts of rows by state (for tests, metrics and the operator).
+    pub async fn route_document_states(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let sql = "SELECT state, COUNT(*) FROM route_documents GROUP BY state ORDER BY state";
+        Ok(
+            with_pool!(self, p => sqlx::query(sql).fetch_all(p).await?.iter()
+            .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1))).collect()),
+        )
+    }
+
+    /// An envelope by id.
+    pub async fn route_envelope(&self, id: &str) -> Result<Option<EnvelopeRow>, StoreError> {
+        let sql =
+            "SELECT id, digest, bytes, from_node, received_at FROM route_envelopes WHERE id = $1";
+        Ok(
+            with_pool!(self, p => sqlx::query(sql).bind(id).fetch_optional(p).await?.map(|r| EnvelopeRow {
+                id: r.get(0), digest: r.get(1), bytes: r.get(2), from_node: r.get(3), received_at: r.get(4),
+            })),
+        )
+    }
+
+    /// Writes an acceptance atomically; `Ok(false)` (nothing written) when one of its
+    /// idempotency keys was stored meanwhile by a concurrent delivery.
+    pub async fn route_accept(&self, a: &Acceptance, now: &str) -> Result<bool, StoreError> {
+        with_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            if let Some(e) = &a.envelope {
+                sqlx::query("INSERT INTO route_envelopes (id, digest, bytes, from_node, received_at) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(&e.id).bind(&e.digest).bind(&e.bytes).bind(&e.from_node).bind(&e.received_at)
+                    .execute(&mut *tx).await?;
+            }
+            for d in &a.documents {
+                let n = sqlx::query("INSERT INTO route_documents (id, sender_organ, document_id, doc_type, recipient_organ, digest, envelope_id, target_document, state, next_node, created_at, updated_at) \
+                                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING")
+                    .bind(&d.id).bind(&d.sender_organ).bind(&d.document_id).bind(d.doc_type).bind(&d.recipient_organ)
+                    .bind(&d.digest).bind(&d.envelope_id).bind(&d.target_document).bind(&d.state).bind(&d.next_node)
+                    .bind(&d.created_at).bind(&d.updated_at)
+                    .execute(&mut *tx).await?.rows_affected();
+                if n == 0 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+            }
+            for (id, state) in &a.updates {
+                sqlx::query("UPDATE route_documents SET state = $1, updated_at = $2 WHERE id = $3")
+                    .bind(state).bind(now).bind(id).execute(&mut *tx).await?;
+            }
+            for o in &a.outbox {
+                sqlx::query("INSERT INTO route_outbox (id, kind, next_node, document_id, envelope_id, recipients, payload, state, attempts, next_attempt_ms, created_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, 0, $8)")
+                    .bind(&o.id).bind(&o.kind).bind(&o.next_node).bind(&o.document_id).bind(&o.envelope_id)
+                    .bind(&o.recipients).bind(&o.payload).bind(now)
+                    .execute(&mut *tx).await?;
+            }
+            for st in &a.statuses {
+                sqlx::query("INSERT INTO route_statuses (id, document_id, sender_organ, from_organ, code, description, at, bytes) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING")
+                    .bind(&st.id).bind(&st.document_id).bind(&st.sender_organ).bind(&st.from_organ)
+                    .bind(&st.code).bind(&st.description).bind(&st.at).bind(&st.bytes)
+                    .execute(&mut *tx).await?;
+            }
+            for t in &a.traces {
+                sqlx::query("INSERT INTO route_traces (document_id, sender_organ, at, event, detail) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(&t.document_id).bind(&t.sender_organ).bind(&t.at).bind(&t.event).bind(&t.detail)
+                    .execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(true)
+    }
+
+    /// Claims up to `limit` due outbox items for `owner` until `lease_until_ms`. PostgreSQL
+    /// skips rows another process is claiming (`FOR UPDATE SKIP LOCKED`); SQLite serves one
+    /// process and claims in one `UPDATE … RETURNING`. An expired lease is claimable again, so
+    /// a crashed worker's items are taken over.
+    pub async fn route_claim(
+        &self,
+        owner: &str,
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        let due = "state = 'pending' AND next_attempt_ms <= $2 AND (lease_until_ms IS NULL OR lease_until_ms < $2)";
+        let lock = match self {
+            Store::Postgres(_) => " FOR UPDATE SKIP LOCKED",
+            Store::Sqlite(_) => "",
+        };
+        let sql = format!("UPDATE route_outbox SET lease_owner = $1, lease_until_ms = $3 WHERE id IN \
+            (SELECT id FROM route_outbox WHERE {due} ORDER BY next_attempt_ms, created_at LIMIT $4{lock}) \
+            RETURNING {OUTBOX_COLUMNS}");
+        Ok(
+            with_pool!(self, p => sqlx::query(&sql).bind(owner).bind(now_ms).bind(lease_until_ms).bind(limit)
+            .fetch_all(p).await?.iter().map(outbox).collect()),
+        )
+    }
+
+    /// Ends an item `owner` holds: `delivered`, `refused` or `dead`. False when the lease was
+    /// lost (another worker took the item over), so the caller writes nothing else.
+    pub async fn route_outbox_finish(
+        &self,
+        id: &str,
+        owner: &str,
+        state: &str,
+        error: Option<&str>,
+        now: &str,
+    ) -> Result<bool, StoreError> {
+        let sql = "UPDATE route_outbox SET state = $1, last_error = $2, done_at = $3, lease_owner = NULL, lease_until_ms = NULL \
+                   WHERE id = $4 AND lease_owner = $5 AND state = 'pending'";
+        let n = with_pool!(self, p => sqlx::query(sql).bind(state).bind(error).bind(now).bind(id).bind(owner)
+            .execute(p).await?.rows_affected());
+        Ok(n > 0)
+    }
+
+    /// Records a failed attempt and when to try again (releases the lease).
+    pub async fn route_outbox_retry(
+        &self,
+        id: &str,
+        owner: &str,
+        attempts: i64,
+        next_attempt_ms: i64,
+        error: &str,
+    ) -> Result<bool, StoreError> {
+        let sql = "UPDATE route_outbox SET attempts = $1, next_attempt_ms = $2, last_error = $3, lease_owner = NULL, lease_until_ms = NULL \
+                   WHERE id = $4 AND lease_owner = $5 AND state = 'pending'";
+        let n = with_pool!(self, p => sqlx::query(sql).bind(attempts).bind(next_attempt_ms).bind(error).bind(id).bind(owner)
+            .execute(p).await?.rows_affected());
+        Ok(n > 0)
+    }
+
+    /// Outbox counts by state.
+    pub async fn route_outbox_states(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let sql = "SELECT state, COUNT(*) FROM route_outbox GROUP BY state ORDER BY state";
+        Ok(
+            with_pool!(self, p => sqlx::query(sql).fetch_all(p).await?.iter()
+            .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1))).collect()),
+        )
+    }
+
+    /// Sets the state of the rows an envelope outbox item carried to `next_node`.
+    pub async fn route_set_state_sent(
+        &self,
+        envelope_id: &str,
+        next_node: &str,
+        state: &str,
+        now: &str,
+    ) -> Result<(), StoreError> {
+        let sql = "UPDATE route_documents SET state = $1, updated_at = $2 WHERE envelope_id = $3 AND next_node = $4 AND state = 'forwarding'";
+        with_pool!(self, p => { sqlx::query(sql).bind(state).bind(now).bind(envelope_id).bind(next_node).execute(p).await?; });
+        Ok(())
+    }
+
+    /// Sets the state of the rows `ids`.
+    pub async fn route_set_state(
+        &self,
+        ids: &[String],
+        state: &str,
+        now: &str,
+    ) -> Result<(), StoreError> {
+        with_pool!(self, p => {
+            for id in ids {
+                sqlx::query("UPDATE route_documents SET state = $1, updated_at = $2 WHERE id = $3")
+                    .bind(state).bind(now).bind(id).execute(p).await?;
+            }
+        });
+        Ok(())
+    }
+
+    /// Appends a history event.
+    pub async fn route_trace(&self, t: &TraceEvent) -> Result<(), StoreError> {
+        with_pool!(self, p => {
+            sqlx::query("INSERT INTO route_traces (document_id, sender_organ, at, event, detail) VALUES ($1, $2, $3, $4, $5)")
+                .bind(&t.document_id).bind(&t.sender_organ).bind(&t.at).bind(&t.event).bind(&t.detail)
+                .execute(p).await?;
+        });
+        Ok(())
+    }
+
+    /// The history of a DocumentId at this node, in order.
+    pub async fn route_traces(&self, document_id: &str) -> Result<Vec<TraceEvent>, StoreError> {
+        let sql = "SELECT document_id, sender_organ, at, event, detail FROM route_traces WHERE document_id = $1 ORDER BY seq";
+        Ok(
+            with_pool!(self, p => sqlx::query(sql).bind(document_id).fetch_all(p).await?.iter().map(|r| TraceEvent {
+            document_id: r.get(0), sender_organ: r.get(1), at: r.get(2), event: r.get(3), detail: r.get(4),
+        }).collect()),
+        )
+    }
+
+    /// Stores a received status once; false when the same (document, sender, from, code) is
+    /// already here (a redelivery).
+    pub async fn route_add_status(&self, s: &StatusRow) -> Result<bool, StoreError> {
+        let sql = "INSERT INTO route_statuses (id, document_id, sender_organ, from_organ, code, description, at, bytes) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING";
+        let n = with_pool!(self, p => sqlx::query(sql).bind(&s.id).bind(&s.document_id).bind(&s.sender_organ)
+            .bind(&s.from_organ).bind(&s.code).bind(&s.description).bind(&s.at).bind(&s.bytes)
+            .execute(p).await?.rows_affected());
+        Ok(n > 0)
+    }
+
+    /// Statuses received for a DocumentId, in arrival order.
+    pub async fn route_statuses(&self, document_id: &str) -> Result<Vec<StatusRow>, StoreError> {
+        let sql = "SELECT id, document_id, sender_organ, from_organ, code, description, at, bytes FROM route_statuses WHERE document_id = $1 ORDER BY at, code";
+        Ok(
+            with_pool!(self, p => sqlx::query(sql).bind(document_id).fetch_all(p).await?.iter().map(|r| StatusRow {
+            id: r.get(0), document_id: r.get(1), sender_organ: r.get(2), from_organ: r.get(3), code: r.get(4),
+            description: r.get(5), at: r.get(6), bytes: r.get(7),
+        }).collect()),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(id: &str) -> OutboxItem {
+        OutboxItem {
+            id: id.into(),
+            kind: "status".into(),
+            next_node: "peer".into(),
+            document_id: "D/1,2".into(),
+            envelope_id: None,
+            recipients: "[]".into(),
+            payload: Some(b"<Status/>".to_vec()),
+            attempts: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn leases_fence_workers_and_expire_for_takeover() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&Store::sqlite_url(dir.path()))
+            .await
+            .expect("open");
+        let a = Acceptance {
+            outbox: vec![item("ob_1"), item("ob_2")],
+            ..Acceptance::default()
+        };
+        assert!(store
+            .route_accept(&a, "2026-01-01T00:00:00Z")
+            .await
+            .expect("accept"));
+        let first = store.route_claim("A", 1000, 2000, 1).await.expect("claim");
+        assert_eq!(first.len(), 1);
+        let second = store.route_claim("B", 1000, 2000, 10).await.expect("claim");
+        assert_eq!(second.len(), 1, "B gets only the item A does not hold");
+        assert_ne!(first[0].id, second[0].id);
+        assert!(store
+            .route_claim("C", 1500, 2500, 10)
+            .await
+            .expect("claim")
+            .is_empty());
+        // A's lease expires: C takes the item over, and A can no longer finish it
+        let taken = store.route_claim("C", 2001, 3000, 10).await.expect("claim");
+        assert_eq!(
+            taken
+                .iter()
+                .map(|i| i.id.as_str())
+                .collect::<Vec<_>>()
+                .len(),
+            2
+        );
+        assert!(!store
+            .route_outbox_finish(&first[0].id, "A", "delivered", None, "t")
+            .await
+            .expect("finish"));
+        assert!(store
+            .route_outbox_finish(&first[0].id, "C", "delivered", None, "t")
+            .await
+            .expect("finish"));
+        // a retry releases the lease and sets when the item is due again
+        assert!(store
+            .route_outbox_retry(&second[0].id, "C", 1, 5000, "down")
+            .await
+            .expect("retry"));
+        assert!(store
+            .route_claim("D", 4999, 9000, 10)
+            .await
+            .expect("claim")
+            .is_empty());
+        let again = store.route_claim("D", 5000, 9000, 10).await.expect("claim");
+        assert_eq!((again.len(), again[0].attempts), (1, 1));
+        assert_eq!(
+            store.route_outbox_states().await.expect("states"),
+            vec![("delivered".into(), 1), ("pending".into(), 1)]
+        );
+    }
+
+    #[tokio::test]
+    async fn one_row_per_idempotency_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&Store::sqlite_url(dir.path()))
+            .await
+            .expect("open");
+        let env = |id: &str| EnvelopeRow {
+            id: id.into(),
+            digest: "d1".into(),
+            bytes: b"<e/>".to_vec(),
+            from_node: "p".into(),
+            received_at: "t".into(),
+        };
+        let row = |id: &str, env: &str| DocumentRow {
+            id: id.into(),
+            sender_organ: "S".into(),
+            document_id: "S,2025/01/02,1/UBND".into(),
+            doc_type: 0,
+            recipient_organ: "R".into(),
+            digest: "d1".into(),
+            envelope_id: env.into(),
+            target_document: "S,2025/01/02,1/UBND".into(),
+            state: "delivered".into(),
+            next_node: None,
+            created_at: "t".into(),
+            updated_at: "t".into(),
+        };
+        let first = Acceptance {
+            envelope: Some(env("e1")),
+            documents: vec![row("r1", "e1")],
+            ..Acceptance::default()
+        };
+        assert!(store.route_accept(&first, "t").await.expect("accept"));
+        let again = Acceptance {
+            envelope: Some(env("e2")),
+            documents: vec![row("r2", "e2")],
+            ..Acceptance::default()
+        };
+        assert!(
+            !store.route_accept(&again, "t").await.expect("accept"),
+            "same key refused"
+        );
+        assert!(
+            store.route_envelope("e2").await.expect("read").is_none(),
+            "rolled back"
+        );
+        let found = store
+            .route_document("S", "S,2025/01/02,1/UBND", 0, "R")
+            .await
+            .expect("read")
+            .expect("row");
+        assert_eq!(found.id, "r1");
+        assert_eq!(
+            store
+                .route_inbox(&["delivered"])
+                .await
+                .expect("inbox")
+                .len(),
+            1
+        );
+    }
+}
