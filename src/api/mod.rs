@@ -6,6 +6,8 @@
 //! another agency answers 404 exactly as a missing one does; a key of the caller's agency
 //! that was not granted to this client answers 403 `FORBIDDEN_KEY`.
 
+pub mod audit_queue;
+pub mod batches;
 pub mod error;
 pub mod metrics;
 
@@ -65,6 +67,8 @@ pub struct Settings {
     pub fetch_timeout: Duration,
     /// Longest time a request may take before it is answered `TIMEOUT` (504).
     pub request_timeout: Duration,
+    /// Folder of the batches' inputs and outputs (`DATA/batches`).
+    pub batch_dir: PathBuf,
 }
 
 impl Settings {
@@ -112,17 +116,23 @@ struct Inner {
     settings: Settings,
     keys: Mutex<HashMap<String, (String, Arc<Pkcs12Key>)>>,
     metrics: metrics::Metrics,
+    audit_queue: audit_queue::AuditQueue,
+    /// Held by the batch being signed: batches run one after another.
+    batch_slot: Mutex<()>,
 }
 
 impl AppState {
-    /// State over `store` with `settings`.
+    /// State over `store` with `settings`; starts the audit writer, so it must be called
+    /// inside the Tokio runtime that serves.
     pub fn new(store: Store, settings: Settings) -> Self {
         Self {
             inner: Arc::new(Inner {
+                audit_queue: audit_queue::AuditQueue::start(store.clone()),
                 store,
                 settings,
                 keys: Mutex::new(HashMap::new()),
                 metrics: metrics::Metrics::default(),
+                batch_slot: Mutex::new(()),
             }),
         }
     }
@@ -162,6 +172,19 @@ impl AppState {
         Ok(key)
     }
 
+    /// The key `name` for `caller`: 404 when it is missing or another agency's, 403 when it
+    /// is the caller's agency's but not granted to this client.
+    async fn granted_key(&self, caller: &Client, name: &str) -> Result<KeyRecord, AppError> {
+        let record = match self.inner.store.key(name).await? {
+            Some(r) if r.agency == caller.agency => r,
+            _ => return Err(AppError::NotFound("key")),
+        };
+        if !self.inner.store.is_granted(&caller.id, &record.name).await? {
+            return Err(AppError::ForbiddenKey(record.name));
+        }
+        Ok(record)
+    }
+
     async fn audit(&self, caller: &Client, action: &str, subject: Value) -> Result<i64, AppError> {
         let entry = AuditEntry {
             agency: caller.agency.clone(),
@@ -171,8 +194,8 @@ impl AppState {
         };
         Ok(self
             .inner
-            .store
-            .append_audit(&entry, &now_rfc3339())
+            .audit_queue
+            .append(entry, now_rfc3339())
             .await?
             .seq)
     }
@@ -224,6 +247,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/verify", post(verify_document))
         .route("/v1/submissions", post(submit))
         .route("/v1/submissions/{id}", get(submission))
+        .route("/v1/batches", post(batches::create))
+        .route("/v1/batches/{id}", get(batches::status))
+        .route("/v1/batches/{id}/documents/{n}", get(batches::document))
         .route("/v1/audit", get(audit))
         .route("/v1/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
@@ -336,29 +362,8 @@ async fn sign(
 ) -> Result<Response, AppError> {
     let Query(q) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;
     let input = body(input, state.inner.settings.max_body_bytes)?;
-    let record = match state.inner.store.key(&q.key).await? {
-        Some(r) if r.agency == caller.agency => r,
-        _ => return Err(AppError::NotFound("key")),
-    };
-    if !state
-        .inner
-        .store
-        .is_granted(&caller.id, &record.name)
-        .await?
-    {
-        return Err(AppError::ForbiddenKey(record.name));
-    }
-    let format = match q.format.as_deref() {
-        None | Some("") | Some("auto") => None,
-        Some("pdf") => Some(Format::Pdf),
-        Some("cms") => Some(Format::Cms),
-        Some("xml") => Some(Format::Xml),
-        Some(other) => {
-            return Err(AppError::BadRequest(format!(
-                "format '{other}' is not pdf, cms or xml"
-            )))
-        }
-    };
+    let record = state.granted_key(&caller, &q.key).await?;
+    let format = parse_format(q.format.as_deref())?;
     let level: Level = q
         .level
         .as_deref()
@@ -460,6 +465,33 @@ async fn sign(
         .headers_mut()
         .insert("signgate-audit-id", HeaderValue::from(seq));
     Ok(response)
+}
+
+/// `?format=` / `"format"`: none or `auto` detects it from the content.
+fn parse_format(text: Option<&str>) -> Result<Option<Format>, AppError> {
+    match text {
+        None | Some("") | Some("auto") => Ok(None),
+        Some("pdf") => Ok(Some(Format::Pdf)),
+        Some("cms") => Ok(Some(Format::Cms)),
+        Some("xml") => Ok(Some(Format::Xml)),
+        Some(other) => Err(AppError::BadRequest(format!(
+            "format '{other}' is not pdf, cms or xml"
+        ))),
+    }
+}
+
+/// The `Idempotency-Key` header, if present and 1-200 visible characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, AppError> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    v.to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= 200)
+        .map(|k| Some(k.to_string()))
+        .ok_or_else(|| {
+            AppError::BadRequest("Idempotency-Key must be 1-200 visible characters".into())
+        })
 }
 
 /// The visible part of an API signature: the attachment stamp when `doc_number` is given,
@@ -617,18 +649,7 @@ async fn submit(
     headers: HeaderMap,
     req: Request,
 ) -> Result<Response, AppError> {
-    let idempotency_key = match headers.get("idempotency-key") {
-        Some(v) => Some(
-            v.to_str()
-                .ok()
-                .filter(|k| !k.is_empty() && k.len() <= 200)
-                .ok_or_else(|| {
-                    AppError::BadRequest("Idempotency-Key must be 1-200 visible characters".into())
-                })?
-                .to_string(),
-        ),
-        None => None,
-    };
+    let idempotency_key = idempotency_key(&headers)?;
     // The body is read first even for a replay: answering before it is consumed would reset
     // the connection under a client that is still sending.
     let (document, content) = read_document(&state, req).await?;

@@ -168,7 +168,7 @@ async fn admin_audit(
 }
 
 /// Adds a client and grants it `keys`; returns it and its token.
-async fn add_client(
+pub(super) async fn add_client(
     store: &Store,
     agency: &str,
     name: &str,
@@ -229,7 +229,12 @@ pub fn serve(args: ServeArgs) -> Result<u8, CliError> {
         if let Some(days) = config.retention_days {
             spawn_retention(store.clone(), days);
         }
-        Ok(api::router(AppState::new(store, config.settings.clone())))
+        let state = AppState::new(store, config.settings.clone());
+        let resumed = api::batches::resume(&state).await.map_err(db_error)?;
+        if resumed > 0 {
+            eprintln!("signgate: resuming {resumed} unfinished batch(es)");
+        }
+        Ok(api::router(state))
     })
 }
 

@@ -4,6 +4,7 @@
 
 mod batch;
 mod bench;
+mod bench_http;
 mod extend;
 mod gateway;
 mod pki;

@@ -6,6 +6,7 @@
 //! live in `migrations/sqlite` and `migrations/postgres` and are applied by [`Store::open`].
 
 pub mod audit;
+pub mod batches;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -15,6 +16,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::Row;
 
 pub use audit::{AuditEntry, AuditRecord, ChainCheck};
+pub use batches::{BatchDocument, BatchRecord};
 
 /// A database failure; reaches API clients only as `INTERNAL`.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +27,9 @@ pub enum StoreError {
     /// A migration failed at start-up.
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A group commit failed (the driver's message, shared by every record of the group).
+    #[error("database: {0}")]
+    Group(String),
     /// A stored value is not what this version wrote.
     #[error("database holds an unexpected value: {0}")]
     Corrupt(String),
@@ -113,16 +118,30 @@ pub struct Submission {
 /// Migrations compiled into the binary: (version, description, SQL).
 type Embedded = &'static [(i64, &'static str, &'static str)];
 
-const SQLITE_MIGRATIONS: Embedded = &[(
-    1,
-    "init",
-    include_str!("../../migrations/sqlite/0001_init.sql"),
-)];
-const POSTGRES_MIGRATIONS: Embedded = &[(
-    1,
-    "init",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+const SQLITE_MIGRATIONS: Embedded = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "batches",
+        include_str!("../../migrations/sqlite/0002_batches.sql"),
+    ),
+];
+const POSTGRES_MIGRATIONS: Embedded = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "batches",
+        include_str!("../../migrations/postgres/0002_batches.sql"),
+    ),
+];
 
 /// A migration source over SQL embedded with `include_str!` (what `sqlx::migrate!` would do,
 /// without the proc-macro crate and its compile time).
