@@ -815,6 +815,54 @@ fn configured_gateway_time_stamps_signatures_and_receipts() {
         printed.contains("id-smime-aa-timeStampToken"),
         "receipt has no signature time-stamp: {printed}"
     );
+    // The audit checkpoint is gateway-signed and time-stamped too, and verifies the chain.
+    let cp = dir.path().join("checkpoint.json");
+    let admin = |args: &[&str]| {
+        let mut cmd = common::signgate(args);
+        cmd.args(["--config", cfg])
+            .env_remove("SIGNGATE_DATABASE_URL");
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        common::run(&mut cmd)
+    };
+    let out = admin(&["audit", "checkpoint", "--out", cp.to_str().expect("utf-8")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file: Value = serde_json::from_slice(&std::fs::read(&cp).expect("read")).expect("json");
+    let cp_p7s = dir.path().join("checkpoint.p7s");
+    std::fs::write(
+        &cp_p7s,
+        base64::engine::general_purpose::STANDARD
+            .decode(file["signature"].as_str().expect("signature"))
+            .expect("base64"),
+    )
+    .expect("write");
+    let out = common::run(
+        std::process::Command::new("openssl")
+            .args(["cms", "-cmsout", "-print", "-inform", "DER", "-in"])
+            .arg(&cp_p7s),
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("id-smime-aa-timeStampToken"),
+        "checkpoint has no signature time-stamp: {printed}"
+    );
+    let out = admin(&[
+        "audit",
+        "verify",
+        "--checkpoint",
+        cp.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Over the 1 MiB limit: refused from the announced length, before any body is sent
     // (a raw request, so no client races the server's early answer with a broken pipe).
     {
@@ -1129,7 +1177,13 @@ fn batch_suite(b: &Backend) {
     let deadline = Instant::now() + Duration::from_secs(60);
     let signed_before: Vec<(usize, Vec<u8>)> = loop {
         assert!(Instant::now() < deadline, "batch never got under way");
-        let status = request("GET", &format!("{url}v1/batches/{id}"), Some(&token), &[], None);
+        let status = request(
+            "GET",
+            &format!("{url}v1/batches/{id}"),
+            Some(&token),
+            &[],
+            None,
+        );
         assert_eq!(status.status, 200);
         let status = status.json();
         let signed = status["signed"].as_u64().expect("signed") as usize;
@@ -1163,9 +1217,18 @@ fn batch_suite(b: &Backend) {
     let url = server.url.clone();
     let deadline = Instant::now() + Duration::from_secs(120);
     let status = loop {
-        assert!(Instant::now() < deadline, "the resumed batch did not finish");
-        let status = request("GET", &format!("{url}v1/batches/{id}"), Some(&token), &[], None)
-            .json();
+        assert!(
+            Instant::now() < deadline,
+            "the resumed batch did not finish"
+        );
+        let status = request(
+            "GET",
+            &format!("{url}v1/batches/{id}"),
+            Some(&token),
+            &[],
+            None,
+        )
+        .json();
         if status["state"] != "running" && status["state"] != "queued" {
             break status;
         }

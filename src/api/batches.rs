@@ -25,7 +25,8 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tokio::io::AsyncWriteExt;
 
-use super::{idempotency_key, now_rfc3339, parse_format, random_id, sha256_hex, AppError};
+use super::sign::parse_format;
+use super::{idempotency_key, now_rfc3339, random_id, sha256_hex, AppError};
 use super::{AppState, Caller};
 use crate::batch::{AuditEvent, AuditSink, BatchOptions, DocOutcome, DocStatus, Engine};
 use crate::keys::KeySource;
@@ -359,7 +360,11 @@ pub(super) async fn document(
                 doc.message.unwrap_or_default()
             )))
         }
-        _ => return Err(AppError::NotSigned(format!("document {n} is not signed yet"))),
+        _ => {
+            return Err(AppError::NotSigned(format!(
+                "document {n} is not signed yet"
+            )))
+        }
     };
     let path = state.batch_dir(&id).join("out").join(&output);
     let bytes = tokio::fs::read(&path)
@@ -535,11 +540,9 @@ impl Recorder {
             }),
         };
         let dedup = format!("batch:{}:{index}", self.batch.id);
-        let record = self.handle.block_on(self.store.append_audit_once(
-            &entry,
-            &now_rfc3339(),
-            &dedup,
-        ))?;
+        let record =
+            self.handle
+                .block_on(self.store.append_audit_once(&entry, &now_rfc3339(), &dedup))?;
         Ok(record.seq)
     }
 
@@ -565,7 +568,8 @@ impl Recorder {
                     }
                     // Signed by an earlier run (or its audit write failed): record it now.
                     None => {
-                        let read = |p: &Path| std::fs::read(p).map_err(|e| io_error("cannot read", p, e));
+                        let read =
+                            |p: &Path| std::fs::read(p).map_err(|e| io_error("cannot read", p, e));
                         let output_sha256 = sha256_hex(&read(output)?);
                         let input_sha256 = sha256_hex(&read(&outcome.input)?);
                         let seq = self.audit(outcome.index, &input_sha256, &output_sha256)?;
@@ -619,7 +623,9 @@ impl AuditSink for Recorder {
                     .insert(index, (seq, event.output_sha256.clone()));
             }
             // The outcome handler retries; a restart would too.
-            Err(e) => tracing::warn!(batch = %self.batch.id, index, error = %e, "audit write failed"),
+            Err(e) => {
+                tracing::warn!(batch = %self.batch.id, index, error = %e, "audit write failed")
+            }
         }
     }
 }
@@ -631,7 +637,10 @@ mod tests {
     #[test]
     fn upload_names_are_reduced_to_a_safe_last_segment() {
         assert_eq!(safe_name(Some("../../etc/passwd")), "passwd");
-        assert_eq!(safe_name(Some("C:\\docs\\Quyết định 12.pdf")), "Quy_t___nh_12.pdf");
+        assert_eq!(
+            safe_name(Some("C:\\docs\\Quyết định 12.pdf")),
+            "Quy_t___nh_12.pdf"
+        );
         assert_eq!(safe_name(Some("..")), "document");
         assert_eq!(safe_name(None), "document");
         assert_eq!(stored_name(7, "a.pdf"), "0007-a.pdf");

@@ -191,7 +191,10 @@ impl Store {
             at: at.to_string(),
             dedup: None,
         };
-        Ok(self.append_audit_group(std::slice::from_ref(&item)).await?.remove(0))
+        Ok(self
+            .append_audit_group(std::slice::from_ref(&item))
+            .await?
+            .remove(0))
     }
 
     /// Appends `entry` unless a record with the same `dedup` key exists, which is returned
@@ -208,12 +211,18 @@ impl Store {
             at: at.to_string(),
             dedup: Some(dedup.to_string()),
         };
-        Ok(self.append_audit_group(std::slice::from_ref(&item)).await?.remove(0))
+        Ok(self
+            .append_audit_group(std::slice::from_ref(&item))
+            .await?
+            .remove(0))
     }
 
     /// Appends `items` in order in one transaction (one commit, one log flush: group
     /// commit) and returns one record per item. Nothing is appended if any insert fails.
-    pub async fn append_audit_group(&self, items: &[Append]) -> Result<Vec<AuditRecord>, StoreError> {
+    pub async fn append_audit_group(
+        &self,
+        items: &[Append],
+    ) -> Result<Vec<AuditRecord>, StoreError> {
         match self {
             Store::Sqlite(pool) => {
                 let mut conn = pool.acquire().await?;

@@ -152,10 +152,12 @@ impl Store {
     /// The documents of batch `id`, in input order.
     pub async fn batch_documents(&self, id: &str) -> Result<Vec<BatchDocument>, StoreError> {
         let sql = "SELECT idx, name, state, output, output_sha256, audit_seq, code, message FROM batch_documents WHERE batch_id = $1 ORDER BY idx";
-        Ok(with_pool!(self, p => sqlx::query(sql).bind(id).fetch_all(p).await?.iter().map(|r| BatchDocument {
+        Ok(
+            with_pool!(self, p => sqlx::query(sql).bind(id).fetch_all(p).await?.iter().map(|r| BatchDocument {
             index: r.get(0), name: r.get(1), state: r.get(2), output: r.get(3),
             output_sha256: r.get(4), audit_seq: r.get(5), code: r.get(6), message: r.get(7),
-        }).collect()))
+        }).collect()),
+        )
     }
 
     /// Records that document `index` of batch `id` was signed into `output`.

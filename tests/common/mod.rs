@@ -1540,10 +1540,9 @@ impl SigngateServer {
         if let Some(child) = &self.child {
             // The server is the watchdog shell's only child.
             let watchdog = child.id();
-            let children = std::fs::read_to_string(format!(
-                "/proc/{watchdog}/task/{watchdog}/children"
-            ))
-            .expect("read the watchdog's children");
+            let children =
+                std::fs::read_to_string(format!("/proc/{watchdog}/task/{watchdog}/children"))
+                    .expect("read the watchdog's children");
             let pid = children
                 .split_whitespace()
                 .next()
