@@ -527,6 +527,13 @@ fn gateway_suite(b: &Backend) {
     let openapi = request("GET", &at("v1/openapi.json"), None, &[], None).json();
     assert_eq!(openapi["openapi"], "3.1.0");
     assert!(openapi["paths"]["/v1/sign"].is_object());
+    for path in [
+        "/v1/batches",
+        "/v1/batches/{id}",
+        "/v1/batches/{id}/documents/{n}",
+    ] {
+        assert!(openapi["paths"][path].is_object(), "{path} missing");
+    }
 
     // Detached CMS: sign as cms, verify as multipart `signature` + `content`.
     let p7s = request(
@@ -1327,6 +1334,12 @@ fn batch_suite(b: &Backend) {
         assert_eq!(seqs.len(), 1, "document {n} has sign records {seqs:?}");
         assert_eq!(status["documents"][n]["audit_id"], seqs[0]);
     }
+    let metrics = String::from_utf8(request("GET", &format!("{url}metrics"), None, &[], None).body)
+        .expect("utf-8");
+    assert!(
+        metrics.contains("signgate_batches_unfinished 0"),
+        "{metrics}"
+    );
     server.stop();
     let (code, text) = audit_verify(b, None);
     assert_eq!(code, 0, "{text}");

@@ -346,10 +346,8 @@ pub(super) async fn document(
     own_batch(&state, &caller, &id).await?;
     let doc = state
         .store()
-        .batch_documents(&id)
+        .batch_document(&id, n)
         .await?
-        .into_iter()
-        .find(|d| d.index == n)
         .ok_or(AppError::NotFound("document"))?;
     let output = match (doc.state.as_str(), &doc.output) {
         ("signed", Some(output)) => output.clone(),

@@ -4,6 +4,9 @@
 //! The gateway runs in-process (the same router `signgate serve` uses) on 127.0.0.1:0 over a
 //! fresh SQLite database with a throwaway RSA-2048 key; N client threads, each with its own
 //! keep-alive connection, post generated ~40 KB PDFs to `/v1/sign` and time every request.
+//! Then the batch engine signs the same number of the same PDFs with the same key, with its
+//! outputs synced in groups (as gateway batches run) and without fsync. Rounds alternate the
+//! two so that a shared machine's noise falls on both; medians are compared.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -23,9 +26,12 @@ use crate::store::{KeyRecord, Store};
 /// Arguments of `signgate bench http`.
 #[derive(Debug, Args)]
 pub struct BenchHttpArgs {
-    /// Signing requests to send (after a warm-up of one per client).
+    /// Signing requests per round (after a warm-up of one per client); also the batch size.
     #[arg(long, default_value_t = 2000)]
     requests: usize,
+    /// Rounds of HTTP load then batch core; the medians are compared.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Concurrent HTTP clients (default: 4 per core).
     #[arg(long)]
     clients: Option<usize>,
@@ -50,6 +56,9 @@ pub fn run(args: BenchHttpArgs) -> Result<u8, CliError> {
         .map(|n| n.get())
         .unwrap_or(1);
     let clients = args.clients.unwrap_or(4 * cores).max(1);
+    if args.requests == 0 || args.rounds == 0 {
+        return Err(CliError::usage("--requests and --rounds must be at least 1"));
+    }
     let work = tempfile::Builder::new()
         .prefix("signgate-bench-http-")
         .tempdir()
@@ -109,26 +118,102 @@ pub fn run(args: BenchHttpArgs) -> Result<u8, CliError> {
         post(agent, &url, &token, &pdfs[0])?;
     }
     println!(
-        "HTTP: {} requests of ~{} KB PDFs to POST /v1/sign (PAdES B-B, RSA-2048), {clients} keep-alive clients, gateway in-process on {cores} cores with SQLite",
+        "{} rounds of: {} requests of ~{} KB PDFs to POST /v1/sign (PAdES B-B, RSA-2048) from {clients} keep-alive clients, gateway in-process on {cores} cores with SQLite; then the batch core on as many of the same PDFs with the same key",
+        args.rounds,
         args.requests,
         args.pdf_size / 1000
     );
+
+    let key = crate::keys::Pkcs12Key::open(&p12_path, "bench")?;
+    let key: Arc<dyn KeySource> = Arc::new(key);
+    let in_dir = work.path().join("batch-in");
+    std::fs::create_dir_all(&in_dir).map_err(|e| internal("temp dir", e))?;
+    let inputs: Vec<_> = (0..args.requests)
+        .map(|i| {
+            let path = in_dir.join(format!("doc-{i:06}.pdf"));
+            std::fs::write(&path, &pdfs[i % VARIANTS]).map(|_| path)
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|e| internal("write input", e))?;
+
+    // Rounds alternate HTTP and core so that both see the same (shared, noisy) machine.
+    let (mut http, mut synced, mut unsynced, mut latencies) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for round in 0..args.rounds {
+        let started = Instant::now();
+        let mut lat = load(&agents, &url, &token, &pdfs, args.requests)?;
+        http.push(lat.len() as f64 / started.elapsed().as_secs_f64());
+        latencies.append(&mut lat);
+        // Durable (as the gateway's batches run) and without fsync: the HTTP path writes no
+        // output files, so the second is the closer like-for-like reference.
+        for (durable, rates) in [(true, &mut synced), (false, &mut unsynced)] {
+            let mut options = BatchOptions::new(OffsetDateTime::now_utc());
+            options.durable = durable;
+            let engine = Engine::new(key.clone(), options)?;
+            let out = work.path().join(format!("batch-out-{round}-{durable}"));
+            let summary = engine.run(inputs.iter().cloned(), &out, &mut |_| {})?;
+            rates.push(summary.docs_per_s());
+        }
+        println!(
+            "round {}: HTTP {:.0} signed PDFs/s; batch core {:.0} docs/s synced, {:.0} not synced",
+            round + 1,
+            http[round],
+            synced[round],
+            unsynced[round]
+        );
+    }
+    drop(runtime);
+    latencies.sort();
+    let pct = |p: f64| {
+        let i = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
+        latencies[i].as_secs_f64() * 1000.0
+    };
+    let (http, synced, unsynced) = (median(http), median(synced), median(unsynced));
+    println!(
+        "HTTP: {http:.0} signed PDFs/s (median of rounds); latency p50 {:.1} ms, p99 {:.1} ms",
+        pct(0.50),
+        pct(0.99)
+    );
+    println!(
+        "batch core (median of rounds): {synced:.0} docs/s outputs synced in groups, {unsynced:.0} not synced"
+    );
+    println!(
+        "HTTP / batch core: {:.2} vs synced, {:.2} vs not synced (target at least 0.70)",
+        http / synced,
+        http / unsynced
+    );
+    Ok(0)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Sends `requests` signing requests spread over the `agents` (one thread each); returns
+/// every request's latency.
+fn load(
+    agents: &[ureq::Agent],
+    url: &str,
+    token: &str,
+    pdfs: &[Vec<u8>],
+    requests: usize,
+) -> Result<Vec<Duration>, CliError> {
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let started = Instant::now();
-    let latencies = std::thread::scope(|scope| {
+    let per_client = std::thread::scope(|scope| {
         let handles: Vec<_> = agents
             .iter()
             .map(|agent| {
-                let (next, pdfs, url, token) = (&next, &pdfs, &url, &token);
+                let next = &next;
                 scope.spawn(move || -> Result<Vec<Duration>, CliError> {
                     let mut mine = Vec::new();
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if i >= args.requests {
+                        if i >= requests {
                             return Ok(mine);
                         }
                         let t = Instant::now();
-                        post(agent, url, token, &pdfs[i % VARIANTS])?;
+                        post(agent, url, token, &pdfs[i % pdfs.len()])?;
                         mine.push(t.elapsed());
                     }
                 })
@@ -142,49 +227,7 @@ pub fn run(args: BenchHttpArgs) -> Result<u8, CliError> {
             })
             .collect::<Result<Vec<_>, _>>()
     })?;
-    let elapsed = started.elapsed();
-    let mut latencies: Vec<Duration> = latencies.into_iter().flatten().collect();
-    latencies.sort();
-    let http_rate = latencies.len() as f64 / elapsed.as_secs_f64();
-    let pct = |p: f64| {
-        let i = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
-        latencies[i].as_secs_f64() * 1000.0
-    };
-    println!(
-        "HTTP: {http_rate:.0} signed PDFs/s; latency p50 {:.1} ms, p99 {:.1} ms",
-        pct(0.50),
-        pct(0.99)
-    );
-    drop(runtime);
-
-    // The batch core on the same key and documents, in the same run.
-    let key = crate::keys::Pkcs12Key::open(&p12_path, "bench")?;
-    let key: Arc<dyn KeySource> = Arc::new(key);
-    let in_dir = work.path().join("batch-in");
-    std::fs::create_dir_all(&in_dir).map_err(|e| internal("temp dir", e))?;
-    let inputs: Vec<_> = (0..args.requests)
-        .map(|i| {
-            let path = in_dir.join(format!("doc-{i:06}.pdf"));
-            std::fs::write(&path, &pdfs[i % VARIANTS]).map(|_| path)
-        })
-        .collect::<Result<_, _>>()
-        .map_err(|e| internal("write input", e))?;
-    let engine = Engine::new(key, BatchOptions::new(OffsetDateTime::now_utc()))?;
-    let summary = engine.run(
-        inputs.into_iter(),
-        &work.path().join("batch-out"),
-        &mut |_| {},
-    )?;
-    let core_rate = summary.docs_per_s();
-    println!(
-        "batch core: {core_rate:.0} docs/s ({} docs, outputs synced in groups)",
-        summary.signed
-    );
-    println!(
-        "HTTP / batch core: {:.2} (target at least 0.70)",
-        http_rate / core_rate
-    );
-    Ok(0)
+    Ok(per_client.into_iter().flatten().collect())
 }
 
 /// One `POST /v1/sign`; anything but 200 stops the benchmark.

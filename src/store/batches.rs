@@ -75,6 +75,24 @@ macro_rules! batch_from_row {
     };
 }
 
+const DOCUMENT_COLUMNS: &str = "idx, name, state, output, output_sha256, audit_seq, code, message";
+
+/// Reads a [`BatchDocument`] from a row of either backend.
+macro_rules! document_from_row {
+    ($r:expr) => {
+        BatchDocument {
+            index: $r.get(0),
+            name: $r.get(1),
+            state: $r.get(2),
+            output: $r.get(3),
+            output_sha256: $r.get(4),
+            audit_seq: $r.get(5),
+            code: $r.get(6),
+            message: $r.get(7),
+        }
+    };
+}
+
 impl Store {
     /// Stores a batch and its documents (all `pending`) in one transaction; `Ok(false)` when
     /// the client already used its idempotency key.
@@ -151,12 +169,25 @@ impl Store {
 
     /// The documents of batch `id`, in input order.
     pub async fn batch_documents(&self, id: &str) -> Result<Vec<BatchDocument>, StoreError> {
-        let sql = "SELECT idx, name, state, output, output_sha256, audit_seq, code, message FROM batch_documents WHERE batch_id = $1 ORDER BY idx";
+        let sql = format!(
+            "SELECT {DOCUMENT_COLUMNS} FROM batch_documents WHERE batch_id = $1 ORDER BY idx"
+        );
         Ok(
-            with_pool!(self, p => sqlx::query(sql).bind(id).fetch_all(p).await?.iter().map(|r| BatchDocument {
-            index: r.get(0), name: r.get(1), state: r.get(2), output: r.get(3),
-            output_sha256: r.get(4), audit_seq: r.get(5), code: r.get(6), message: r.get(7),
-        }).collect()),
+            with_pool!(self, p => sqlx::query(&sql).bind(id).fetch_all(p).await?.iter().map(|r| document_from_row!(r)).collect()),
+        )
+    }
+
+    /// Document `index` of batch `id`.
+    pub async fn batch_document(
+        &self,
+        id: &str,
+        index: i64,
+    ) -> Result<Option<BatchDocument>, StoreError> {
+        let sql = format!(
+            "SELECT {DOCUMENT_COLUMNS} FROM batch_documents WHERE batch_id = $1 AND idx = $2"
+        );
+        Ok(
+            with_pool!(self, p => sqlx::query(&sql).bind(id).bind(index).fetch_optional(p).await?.map(|r| document_from_row!(r))),
         )
     }
 
