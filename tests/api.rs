@@ -1334,6 +1334,120 @@ fn batch_suite(b: &Backend) {
         assert_eq!(seqs.len(), 1, "document {n} has sign records {seqs:?}");
         assert_eq!(status["documents"][n]["audit_id"], seqs[0]);
     }
+    // A document that is not a PDF fails alone, with its code; the batch is still done.
+    let (form, content_type) = multipart(&[
+        (
+            "document",
+            Some("ok.pdf".into()),
+            signgate::batch::sample::pdf(99, 5_000),
+        ),
+        (
+            "document",
+            Some("broken.pdf".into()),
+            b"%PDF-1.7 not really".to_vec(),
+        ),
+        (
+            "options",
+            None,
+            br#"{"key": "ubnd", "format": "pdf"}"#.to_vec(),
+        ),
+    ]);
+    let headers = [("Content-Type", content_type.as_str())];
+    let created = request(
+        "POST",
+        &format!("{url}v1/batches"),
+        Some(&token),
+        &headers,
+        Some(&form),
+    );
+    assert_eq!(
+        created.status,
+        202,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
+    let second = created.json()["id"].as_str().expect("id").to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mixed = loop {
+        assert!(Instant::now() < deadline, "the second batch did not finish");
+        let s = request(
+            "GET",
+            &format!("{url}v1/batches/{second}"),
+            Some(&token),
+            &[],
+            None,
+        )
+        .json();
+        if s["state"] == "done" {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        (mixed["signed"].as_u64(), mixed["failed"].as_u64()),
+        (Some(1), Some(1)),
+        "{mixed:#}"
+    );
+    assert_eq!(mixed["documents"][1]["state"], "failed");
+    assert_eq!(mixed["documents"][1]["code"], "PDF_MALFORMED", "{mixed:#}");
+    let failed = request(
+        "GET",
+        &format!("{url}v1/batches/{second}/documents/1"),
+        Some(&token),
+        &[],
+        None,
+    );
+    assert_eq!(failed.status, 409);
+    assert_eq!(failed.error_code(), "NOT_SIGNED");
+    let missing = request(
+        "GET",
+        &format!("{url}v1/batches/{second}/documents/2"),
+        Some(&token),
+        &[],
+        None,
+    );
+    assert_eq!(missing.status, 404);
+    // Refused uploads: no options part, XML, an unknown option, another agency's key.
+    for (options, code) in [
+        (None, "USAGE"),
+        (Some(r#"{"key": "ubnd", "format": "xml"}"#), "USAGE"),
+        (Some(r#"{"key": "ubnd", "colour": "red"}"#), "USAGE"),
+    ] {
+        let mut parts = vec![("document", Some("a.pdf".to_string()), b"%PDF-".to_vec())];
+        if let Some(o) = options {
+            parts.push(("options", None, o.as_bytes().to_vec()));
+        }
+        let (form, content_type) = multipart(&parts);
+        let r = request(
+            "POST",
+            &format!("{url}v1/batches"),
+            Some(&token),
+            &[("Content-Type", content_type.as_str())],
+            Some(&form),
+        );
+        assert_eq!(
+            (r.status, r.error_code()),
+            (400, code.to_string()),
+            "{options:?}"
+        );
+    }
+    let (form, content_type) = multipart(&[
+        ("document", Some("a.pdf".into()), b"%PDF-".to_vec()),
+        ("options", None, br#"{"key": "ubnd"}"#.to_vec()),
+    ]);
+    let r = request(
+        "POST",
+        &format!("{url}v1/batches"),
+        Some(&stranger),
+        &[("Content-Type", content_type.as_str())],
+        Some(&form),
+    );
+    assert_eq!((r.status, r.error_code()), (404, "NOT_FOUND".to_string()));
+    // Refused uploads leave nothing behind: only the two accepted batches have folders.
+    let folders = std::fs::read_dir(b.data().join("batches"))
+        .expect("batches")
+        .count();
+    assert_eq!(folders, 2);
     let metrics = String::from_utf8(request("GET", &format!("{url}metrics"), None, &[], None).body)
         .expect("utf-8");
     assert!(

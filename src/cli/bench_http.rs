@@ -57,7 +57,9 @@ pub fn run(args: BenchHttpArgs) -> Result<u8, CliError> {
         .unwrap_or(1);
     let clients = args.clients.unwrap_or(4 * cores).max(1);
     if args.requests == 0 || args.rounds == 0 {
-        return Err(CliError::usage("--requests and --rounds must be at least 1"));
+        return Err(CliError::usage(
+            "--requests and --rounds must be at least 1",
+        ));
     }
     let work = tempfile::Builder::new()
         .prefix("signgate-bench-http-")
