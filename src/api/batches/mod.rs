@@ -168,6 +168,16 @@ async fn receive(state: &AppState, req: Request, dir: &Path) -> Result<Upload, A
             }
         }
     }
+    // The new directory entries too: `in/*`, `<id>/in` and `batches/<id>`.
+    for folder in [in_dir.as_path(), dir, dir.parent().unwrap_or(dir)] {
+        let handle = tokio::fs::File::open(folder)
+            .await
+            .map_err(|e| io_error("cannot open", folder, e))?;
+        handle
+            .sync_all()
+            .await
+            .map_err(|e| io_error("cannot sync", folder, e))?;
+    }
     Ok(upload)
 }
 
