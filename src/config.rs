@@ -206,6 +206,7 @@ impl Config {
                 default_key_password,
                 fetch_timeout: Duration::from_secs(parsed.fetch_timeout_secs.unwrap_or(10)),
                 request_timeout: Duration::from_secs(parsed.request_timeout_secs.unwrap_or(300)),
+                batch_dir: data_dir.join("batches"),
             },
             keys,
             retention_days: parsed.retention_days,

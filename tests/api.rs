@@ -527,6 +527,13 @@ fn gateway_suite(b: &Backend) {
     let openapi = request("GET", &at("v1/openapi.json"), None, &[], None).json();
     assert_eq!(openapi["openapi"], "3.1.0");
     assert!(openapi["paths"]["/v1/sign"].is_object());
+    for path in [
+        "/v1/batches",
+        "/v1/batches/{id}",
+        "/v1/batches/{id}/documents/{n}",
+    ] {
+        assert!(openapi["paths"][path].is_object(), "{path} missing");
+    }
 
     // Detached CMS: sign as cms, verify as multipart `signature` + `content`.
     let p7s = request(
@@ -815,6 +822,54 @@ fn configured_gateway_time_stamps_signatures_and_receipts() {
         printed.contains("id-smime-aa-timeStampToken"),
         "receipt has no signature time-stamp: {printed}"
     );
+    // The audit checkpoint is gateway-signed and time-stamped too, and verifies the chain.
+    let cp = dir.path().join("checkpoint.json");
+    let admin = |args: &[&str]| {
+        let mut cmd = common::signgate(args);
+        cmd.args(["--config", cfg])
+            .env_remove("SIGNGATE_DATABASE_URL");
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        common::run(&mut cmd)
+    };
+    let out = admin(&["audit", "checkpoint", "--out", cp.to_str().expect("utf-8")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file: Value = serde_json::from_slice(&std::fs::read(&cp).expect("read")).expect("json");
+    let cp_p7s = dir.path().join("checkpoint.p7s");
+    std::fs::write(
+        &cp_p7s,
+        base64::engine::general_purpose::STANDARD
+            .decode(file["signature"].as_str().expect("signature"))
+            .expect("base64"),
+    )
+    .expect("write");
+    let out = common::run(
+        std::process::Command::new("openssl")
+            .args(["cms", "-cmsout", "-print", "-inform", "DER", "-in"])
+            .arg(&cp_p7s),
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("id-smime-aa-timeStampToken"),
+        "checkpoint has no signature time-stamp: {printed}"
+    );
+    let out = admin(&[
+        "audit",
+        "verify",
+        "--checkpoint",
+        cp.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Over the 1 MiB limit: refused from the announced length, before any body is sent
     // (a raw request, so no client races the server's early answer with a broken pipe).
     {
@@ -935,4 +990,486 @@ fn two_gateways_share_one_chain_on_postgres() {
         return;
     };
     two_gateways(&Backend::postgres(&url));
+}
+
+/// A TSA front that holds every request for `delay` before passing it to `target`: a slow
+/// time-stamp authority, so that a batch is still running when the test kills the gateway.
+fn slow_tsa(target: String, delay: std::time::Duration) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let target = target.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                    if let Some((k, v)) = line.split_once(':') {
+                        if k.eq_ignore_ascii_case("content-length") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                }
+                let mut query = vec![0u8; length];
+                if reader.read_exact(&mut query).is_err() {
+                    return;
+                }
+                std::thread::sleep(delay);
+                let Ok(reply) = ureq::post(&target)
+                    .set("Content-Type", "application/timestamp-query")
+                    .send_bytes(&query)
+                else {
+                    return;
+                };
+                let mut body = Vec::new();
+                let _ = reply.into_reader().read_to_end(&mut body);
+                let mut stream = stream;
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/timestamp-reply\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(&body);
+            });
+        }
+    });
+    url
+}
+
+/// A multipart/form-data body of `parts` (name, file name, bytes) and its content type.
+fn multipart(parts: &[(&str, Option<String>, Vec<u8>)]) -> (Vec<u8>, String) {
+    let boundary = "sgbatch5d41402abc4b2a76";
+    let mut form = Vec::new();
+    for (name, file, bytes) in parts {
+        let file = file
+            .as_ref()
+            .map(|f| format!("; filename=\"{f}\""))
+            .unwrap_or_default();
+        form.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"{file}\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
+        );
+        form.extend_from_slice(bytes);
+        form.extend_from_slice(b"\r\n");
+    }
+    form.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (form, format!("multipart/form-data; boundary={boundary}"))
+}
+
+/// A batch of 40 PDFs over HTTP, the gateway SIGKILLed while it runs and restarted on the same
+/// data folder and database: every document ends signed once, with one audit record each.
+fn batch_suite(b: &Backend) {
+    use std::time::{Duration, Instant};
+    const N: usize = 40;
+    let root = common::repo_root();
+    let tsa = SigngateServer::tsa_serve(&root.join("certs/demo/tsa.p12"));
+    let slow = slow_tsa(tsa.url.clone(), Duration::from_millis(400));
+    let config = b.data().join("signgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"{data}\"\ntsa_url = \"{slow}\"\noffline = true\n\
+             trust = [\"{root}/certs/demo/root-ca.pem\"]\nreceipt_key = \"ubnd\"\n\n\
+             [[keys]]\nname = \"ubnd\"\nagency = \"bac-ninh\"\np12 = \"{root}/certs/demo/agency-signer.p12\"\n\
+             password_env = \"SG_TEST_KEY_PASSWORD\"\n",
+            data = b.data().display(),
+            root = root.display(),
+        ),
+    )
+    .expect("write config");
+    let cfg = config.to_str().expect("utf-8 path");
+    let envs = [
+        ("SG_TEST_KEY_PASSWORD", "demo"),
+        ("SIGNGATE_DATABASE_URL", b.url.as_str()),
+    ];
+    let admin = |args: &[&str]| {
+        let mut cmd = common::signgate(args);
+        cmd.args(["--config", cfg]);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        common::run(&mut cmd)
+    };
+    let serve = || {
+        SigngateServer::start(
+            &[
+                OsStr::new("serve"),
+                OsStr::new("--config"),
+                config.as_os_str(),
+            ],
+            &envs,
+        )
+    };
+    let token = token_of(&admin(&[
+        "client", "add", "--agency", "bac-ninh", "--name", "e-office", "--key", "ubnd",
+    ]));
+    let stranger = token_of(&admin(&[
+        "client", "add", "--agency", "other", "--name", "x",
+    ]));
+
+    let mut parts: Vec<(&str, Option<String>, Vec<u8>)> = (0..N)
+        .map(|i| {
+            (
+                "document",
+                Some(format!("quyet-dinh-{i}.pdf")),
+                signgate::batch::sample::pdf(i, 40_000),
+            )
+        })
+        .collect();
+    parts.push((
+        "options",
+        None,
+        br#"{"key": "ubnd", "level": "b-t", "reason": "Ban hanh"}"#.to_vec(),
+    ));
+    let (form, content_type) = multipart(&parts);
+    let headers = [
+        ("Content-Type", content_type.as_str()),
+        ("Idempotency-Key", "batch-2026-11-26"),
+    ];
+
+    let server = serve();
+    let url = server.url.clone();
+    let created = request(
+        "POST",
+        &format!("{url}v1/batches"),
+        Some(&token),
+        &headers,
+        Some(&form),
+    );
+    assert_eq!(
+        created.status,
+        202,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
+    let id = created.json()["id"].as_str().expect("id").to_string();
+    // Nothing can be signed before the slow TSA's first answer.
+    let early = request(
+        "GET",
+        &format!("{url}v1/batches/{id}/documents/{}", N - 1),
+        Some(&token),
+        &[],
+        None,
+    );
+    assert_eq!(early.status, 409);
+    assert_eq!(early.error_code(), "NOT_SIGNED");
+    // A retry with the same Idempotency-Key is the same batch.
+    let again = request(
+        "POST",
+        &format!("{url}v1/batches"),
+        Some(&token),
+        &headers,
+        Some(&form),
+    );
+    assert_eq!(again.status, 202);
+    assert_eq!(again.json()["id"], id.as_str());
+    // Another agency sees no such batch.
+    for path in [
+        format!("v1/batches/{id}"),
+        format!("v1/batches/{id}/documents/0"),
+    ] {
+        let r = request("GET", &format!("{url}{path}"), Some(&stranger), &[], None);
+        assert_eq!(r.status, 404, "{path}");
+        assert_eq!(r.error_code(), "NOT_FOUND");
+    }
+
+    // Poll until some but not all are signed, keep those outputs, then crash the gateway.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let signed_before: Vec<(usize, Vec<u8>)> = loop {
+        assert!(Instant::now() < deadline, "batch never got under way");
+        let status = request(
+            "GET",
+            &format!("{url}v1/batches/{id}"),
+            Some(&token),
+            &[],
+            None,
+        );
+        assert_eq!(status.status, 200);
+        let status = status.json();
+        let signed = status["signed"].as_u64().expect("signed") as usize;
+        assert!(signed < N, "the batch finished before the kill: {status}");
+        if signed > 0 {
+            break status["documents"]
+                .as_array()
+                .expect("documents")
+                .iter()
+                .filter(|d| d["state"] == "signed")
+                .map(|d| {
+                    let n = d["index"].as_u64().expect("index") as usize;
+                    let r = request(
+                        "GET",
+                        &format!("{url}v1/batches/{id}/documents/{n}"),
+                        Some(&token),
+                        &[],
+                        None,
+                    );
+                    assert_eq!(r.status, 200);
+                    (n, r.body)
+                })
+                .collect();
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    };
+    server.kill_hard();
+
+    // Restarted on the same data folder and database, the gateway resumes the batch.
+    let server = serve();
+    let url = server.url.clone();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        assert!(
+            Instant::now() < deadline,
+            "the resumed batch did not finish"
+        );
+        let status = request(
+            "GET",
+            &format!("{url}v1/batches/{id}"),
+            Some(&token),
+            &[],
+            None,
+        )
+        .json();
+        if status["state"] != "running" && status["state"] != "queued" {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status["state"], "done", "{status:#}");
+    assert_eq!(status["total"], N);
+    assert_eq!(status["signed"], N, "{status:#}");
+    assert_eq!(status["failed"], 0);
+
+    let trust = signgate::verify::TrustList::load("default", &root.join("certs/demo/root-ca.pem"))
+        .expect("trust list");
+    let ctx = signgate::verify::ValidationContext {
+        at: time::OffsetDateTime::now_utc(),
+        trust_lists: vec![trust],
+        fetcher: None,
+    };
+    let mut outputs = Vec::new();
+    for n in 0..N {
+        let r = request(
+            "GET",
+            &format!("{url}v1/batches/{id}/documents/{n}"),
+            Some(&token),
+            &[],
+            None,
+        );
+        assert_eq!(r.status, 200, "document {n}");
+        let report = signgate::verify::document(
+            "batch.pdf",
+            &r.body,
+            None,
+            &signgate::verify::Policy::default(),
+            &ctx,
+        )
+        .expect("verify");
+        assert_eq!(report.signatures.len(), 1, "document {n}");
+        let sig = &report.signatures[0];
+        assert!(sig.intact, "document {n}: {:?}", sig.notes);
+        assert!(sig.timestamp.is_some(), "document {n} has no time-stamp");
+        assert_ne!(
+            report.indication,
+            signgate::verify::Indication::TotalFailed,
+            "document {n}"
+        );
+        assert_eq!(
+            status["documents"][n]["output_sha256"],
+            sha256_hex(&r.body).as_str()
+        );
+        outputs.push(r.body);
+    }
+    assert!(
+        signed_before.len() < N,
+        "some documents were left for the resumed run"
+    );
+    for (n, bytes) in &signed_before {
+        assert!(
+            outputs[*n] == *bytes,
+            "document {n} signed before the crash changed after it"
+        );
+    }
+    // Exactly one output per document in the batch folder.
+    let out_dir = b.data().join("batches").join(&id).join("out");
+    let mut names: Vec<String> = std::fs::read_dir(&out_dir)
+        .expect("out folder")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort();
+    let expected: Vec<String> = (0..N)
+        .map(|i| format!("{i:04}-quyet-dinh-{i}.pdf"))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(names, expected);
+
+    // Exactly one sign record per document, each the one the status names.
+    let audit = request(
+        "GET",
+        &format!("{url}v1/audit?action=sign&limit=1000"),
+        Some(&token),
+        &[],
+        None,
+    )
+    .json();
+    let mut per_index = vec![Vec::new(); N];
+    for r in audit["records"].as_array().expect("records") {
+        let subject = &r["record"]["subject"];
+        if subject["batch"] == id.as_str() {
+            let n = subject["index"].as_u64().expect("index") as usize;
+            per_index[n].push(r["seq"].as_i64().expect("seq"));
+            assert_eq!(subject["output_sha256"], sha256_hex(&outputs[n]).as_str());
+        }
+    }
+    for (n, seqs) in per_index.iter().enumerate() {
+        assert_eq!(seqs.len(), 1, "document {n} has sign records {seqs:?}");
+        assert_eq!(status["documents"][n]["audit_id"], seqs[0]);
+    }
+    // A document that is not a PDF fails alone, with its code; the batch is still done.
+    let (form, content_type) = multipart(&[
+        (
+            "document",
+            Some("ok.pdf".into()),
+            signgate::batch::sample::pdf(99, 5_000),
+        ),
+        (
+            "document",
+            Some("broken.pdf".into()),
+            b"%PDF-1.7 not really".to_vec(),
+        ),
+        (
+            "options",
+            None,
+            br#"{"key": "ubnd", "format": "pdf"}"#.to_vec(),
+        ),
+    ]);
+    let headers = [("Content-Type", content_type.as_str())];
+    let created = request(
+        "POST",
+        &format!("{url}v1/batches"),
+        Some(&token),
+        &headers,
+        Some(&form),
+    );
+    assert_eq!(
+        created.status,
+        202,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
+    let second = created.json()["id"].as_str().expect("id").to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mixed = loop {
+        assert!(Instant::now() < deadline, "the second batch did not finish");
+        let s = request(
+            "GET",
+            &format!("{url}v1/batches/{second}"),
+            Some(&token),
+            &[],
+            None,
+        )
+        .json();
+        if s["state"] == "done" {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        (mixed["signed"].as_u64(), mixed["failed"].as_u64()),
+        (Some(1), Some(1)),
+        "{mixed:#}"
+    );
+    assert_eq!(mixed["documents"][1]["state"], "failed");
+    assert_eq!(mixed["documents"][1]["code"], "PDF_MALFORMED", "{mixed:#}");
+    let failed = request(
+        "GET",
+        &format!("{url}v1/batches/{second}/documents/1"),
+        Some(&token),
+        &[],
+        None,
+    );
+    assert_eq!(failed.status, 409);
+    assert_eq!(failed.error_code(), "NOT_SIGNED");
+    let missing = request(
+        "GET",
+        &format!("{url}v1/batches/{second}/documents/2"),
+        Some(&token),
+        &[],
+        None,
+    );
+    assert_eq!(missing.status, 404);
+    // Refused uploads: no options part, XML, an unknown option, another agency's key.
+    for (options, code) in [
+        (None, "USAGE"),
+        (Some(r#"{"key": "ubnd", "format": "xml"}"#), "USAGE"),
+        (Some(r#"{"key": "ubnd", "colour": "red"}"#), "USAGE"),
+    ] {
+        let mut parts = vec![("document", Some("a.pdf".to_string()), b"%PDF-".to_vec())];
+        if let Some(o) = options {
+            parts.push(("options", None, o.as_bytes().to_vec()));
+        }
+        let (form, content_type) = multipart(&parts);
+        let r = request(
+            "POST",
+            &format!("{url}v1/batches"),
+            Some(&token),
+            &[("Content-Type", content_type.as_str())],
+            Some(&form),
+        );
+        assert_eq!(
+            (r.status, r.error_code()),
+            (400, code.to_string()),
+            "{options:?}"
+        );
+    }
+    let (form, content_type) = multipart(&[
+        ("document", Some("a.pdf".into()), b"%PDF-".to_vec()),
+        ("options", None, br#"{"key": "ubnd"}"#.to_vec()),
+    ]);
+    let r = request(
+        "POST",
+        &format!("{url}v1/batches"),
+        Some(&stranger),
+        &[("Content-Type", content_type.as_str())],
+        Some(&form),
+    );
+    assert_eq!((r.status, r.error_code()), (404, "NOT_FOUND".to_string()));
+    // Refused uploads leave nothing behind: only the two accepted batches have folders.
+    let folders = std::fs::read_dir(b.data().join("batches"))
+        .expect("batches")
+        .count();
+    assert_eq!(folders, 2);
+    let metrics = String::from_utf8(request("GET", &format!("{url}metrics"), None, &[], None).body)
+        .expect("utf-8");
+    assert!(
+        metrics.contains("signgate_batches_unfinished 0"),
+        "{metrics}"
+    );
+    server.stop();
+    let (code, text) = audit_verify(b, None);
+    assert_eq!(code, 0, "{text}");
+    tsa.stop();
+}
+
+#[test]
+fn batches_survive_a_crash_on_sqlite() {
+    batch_suite(&Backend::sqlite());
+}
+
+#[test]
+fn batches_survive_a_crash_on_postgres() {
+    let Ok(url) = std::env::var("DATABASE_URL") else {
+        eprintln!("skipping: DATABASE_URL not set");
+        return;
+    };
+    batch_suite(&Backend::postgres(&url));
 }

@@ -43,6 +43,9 @@ pub enum AppError {
     /// The body exceeds the configured limit.
     #[error("request body exceeds the limit of {0} bytes")]
     PayloadTooLarge(usize),
+    /// The batch document asked for is not signed (yet, or it failed).
+    #[error("{0}")]
+    NotSigned(String),
     /// The request took longer than the configured limit.
     #[error("the request took longer than {0} s")]
     Timeout(u64),
@@ -107,6 +110,7 @@ impl AppError {
             AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, "USAGE"),
             AppError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
             AppError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "TIMEOUT"),
+            AppError::NotSigned(_) => (StatusCode::CONFLICT, "NOT_SIGNED"),
             AppError::Store(_) | AppError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL")
             }
@@ -145,6 +149,7 @@ mod tests {
             (AppError::BadRequest("x".into()), 400, "USAGE"),
             (AppError::Internal("x".into()), 500, "INTERNAL"),
             (AppError::Timeout(1), 504, "TIMEOUT"),
+            (AppError::NotSigned("x".into()), 409, "NOT_SIGNED"),
             (
                 AppError::Domain(crate::Error::Usage("x".into())),
                 400,

@@ -1,5 +1,5 @@
 //! Prometheus text metrics: requests by route and status, a latency histogram per route,
-//! signatures by format and verdicts by indication.
+//! signatures by format, verdicts by indication and the batch queue depth.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -22,6 +22,7 @@ struct Inner {
     latency: BTreeMap<String, Histogram>,
     signatures: BTreeMap<String, u64>,
     verdicts: BTreeMap<String, u64>,
+    batches_unfinished: i64,
 }
 
 /// The gateway's counters.
@@ -60,6 +61,11 @@ impl Metrics {
     /// Counts a verification verdict.
     pub fn verdict(&self, indication: &str) {
         self.with(|m| *m.verdicts.entry(indication.to_string()).or_default() += 1);
+    }
+
+    /// Moves the number of batches queued or running by `delta`.
+    pub fn batch_queued(&self, delta: i64) {
+        self.with(|m| m.batches_unfinished += delta);
     }
 
     /// The Prometheus text exposition.
@@ -105,6 +111,11 @@ impl Metrics {
                     "signgate_verdicts_total{{indication=\"{indication}\"}} {n}"
                 );
             }
+            let _ = writeln!(
+                out,
+                "# HELP signgate_batches_unfinished Batches queued or running.\n# TYPE signgate_batches_unfinished gauge\nsigngate_batches_unfinished {}",
+                m.batches_unfinished
+            );
             out
         })
     }

@@ -27,6 +27,8 @@ use crate::sign::Format;
 pub enum BenchCommand {
     /// Signing throughput: raw key rate, batch PDFs and XML filings, openssl loops.
     Sign(BenchSignArgs),
+    /// The gateway under HTTP load (POST /v1/sign) beside the batch core's rate.
+    Http(super::bench_http::BenchHttpArgs),
     /// Routing: envelopes accepted per second by one node, end-to-end over three nodes.
     Route(super::route_bench::BenchRouteArgs),
 }
@@ -64,6 +66,7 @@ fn internal(what: &str, e: impl std::fmt::Display) -> CliError {
 pub fn run(cmd: BenchCommand) -> Result<u8, CliError> {
     match cmd {
         BenchCommand::Sign(args) => bench_sign(args),
+        BenchCommand::Http(args) => super::bench_http::run(args),
         BenchCommand::Route(args) => super::route_bench::run(args),
     }
 }

@@ -168,7 +168,7 @@ async fn admin_audit(
 }
 
 /// Adds a client and grants it `keys`; returns it and its token.
-async fn add_client(
+pub(super) async fn add_client(
     store: &Store,
     agency: &str,
     name: &str,
@@ -229,7 +229,12 @@ pub fn serve(args: ServeArgs) -> Result<u8, CliError> {
         if let Some(days) = config.retention_days {
             spawn_retention(store.clone(), days);
         }
-        let router = api::router(AppState::new(store.clone(), config.settings.clone()));
+        let state = AppState::new(store.clone(), config.settings.clone());
+        let resumed = api::batches::resume(&state).await.map_err(db_error)?;
+        if resumed > 0 {
+            eprintln!("signgate: resuming {resumed} unfinished batch(es)");
+        }
+        let router = api::router(state);
         match &config.routing {
             Some(routing) => {
                 let node = super::route::start_node(routing, store, &config.settings).await?;

@@ -4,6 +4,7 @@
 
 mod batch;
 mod bench;
+mod bench_http;
 mod directory;
 mod extend;
 mod gateway;

@@ -4,7 +4,8 @@
 //! The head (`audit_head`, one row) is read and moved in the same transaction as the insert:
 //! SQLite takes the write lock up front (`BEGIN IMMEDIATE`), PostgreSQL locks the head row
 //! (`SELECT … FOR UPDATE`); `UNIQUE(prev_hash)` refuses a fork either way. The record is
-//! committed before the caller answers its request.
+//! committed before the caller answers its request; the gateway commits concurrent requests'
+//! records together ([`Store::append_audit_group`], one log flush per group).
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -26,6 +27,18 @@ pub struct AuditEntry {
     pub action: String,
     /// Details: subject hashes, key name, verdict. Strings and integers only.
     pub subject: Value,
+}
+
+/// One record to append: the entry, its time (RFC 3339) and an optional deduplication key
+/// (see [`Store::append_audit_once`]).
+#[derive(Debug, Clone)]
+pub struct Append {
+    /// What is recorded.
+    pub entry: AuditEntry,
+    /// When (RFC 3339 UTC).
+    pub at: String,
+    /// Records with the same key are written once.
+    pub dedup: Option<String>,
 }
 
 /// A stored record.
@@ -122,9 +135,9 @@ macro_rules! record_from_row {
     };
 }
 
-/// Inserts an [`AuditRecord`] through `$executor`.
+/// Inserts an [`AuditRecord`] with its deduplication key through `$executor`.
 macro_rules! insert {
-    ($record:expr, $executor:expr) => {
+    ($record:expr, $dedup:expr, $executor:expr) => {
         sqlx::query(INSERT)
             .bind($record.seq)
             .bind(&$record.prev_hash)
@@ -134,12 +147,14 @@ macro_rules! insert {
             .bind(&$record.agency)
             .bind(&$record.client)
             .bind(&$record.action)
+            .bind($dedup)
             .execute($executor)
             .await?
     };
 }
 
-const INSERT: &str = "INSERT INTO audit (seq, prev_hash, hash, canonical, at, agency, client, action) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+const INSERT: &str = "INSERT INTO audit (seq, prev_hash, hash, canonical, at, agency, client, action, dedup) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+const BY_DEDUP: &str = "SELECT seq, prev_hash, hash, canonical, at, agency, client, action FROM audit WHERE dedup = $1";
 const MOVE_HEAD: &str = "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1";
 
 fn build(entry: &AuditEntry, seq: i64, prev: &str, at: &str) -> AuditRecord {
@@ -171,33 +186,81 @@ impl Store {
         entry: &AuditEntry,
         at: &str,
     ) -> Result<AuditRecord, StoreError> {
+        let item = Append {
+            entry: entry.clone(),
+            at: at.to_string(),
+            dedup: None,
+        };
+        Ok(self
+            .append_audit_group(std::slice::from_ref(&item))
+            .await?
+            .remove(0))
+    }
+
+    /// Appends `entry` unless a record with the same `dedup` key exists, which is returned
+    /// instead: an event that may be reported twice (a batch document after a restart) is
+    /// recorded once. The check runs under the chain lock, so it cannot race.
+    pub async fn append_audit_once(
+        &self,
+        entry: &AuditEntry,
+        at: &str,
+        dedup: &str,
+    ) -> Result<AuditRecord, StoreError> {
+        let item = Append {
+            entry: entry.clone(),
+            at: at.to_string(),
+            dedup: Some(dedup.to_string()),
+        };
+        Ok(self
+            .append_audit_group(std::slice::from_ref(&item))
+            .await?
+            .remove(0))
+    }
+
+    /// Appends `items` in order in one transaction (one commit, one log flush: group
+    /// commit) and returns one record per item. Nothing is appended if any insert fails.
+    pub async fn append_audit_group(
+        &self,
+        items: &[Append],
+    ) -> Result<Vec<AuditRecord>, StoreError> {
         match self {
             Store::Sqlite(pool) => {
                 let mut conn = pool.acquire().await?;
                 sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-                let result: Result<AuditRecord, StoreError> = async {
+                let result: Result<Vec<AuditRecord>, StoreError> = async {
                     let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
                         .fetch_one(&mut *conn)
                         .await?;
-                    let record = build(
-                        entry,
-                        head.get::<i64, _>(0) + 1,
-                        &head.get::<String, _>(1),
-                        at,
-                    );
-                    insert!(record, &mut *conn);
+                    let (mut seq, mut hash) = (head.get::<i64, _>(0), head.get::<String, _>(1));
+                    let mut records = Vec::with_capacity(items.len());
+                    for item in items {
+                        if let Some(key) = &item.dedup {
+                            let found = sqlx::query(BY_DEDUP)
+                                .bind(key)
+                                .fetch_optional(&mut *conn)
+                                .await?;
+                            if let Some(r) = found {
+                                records.push(record_from_row!(r));
+                                continue;
+                            }
+                        }
+                        let record = build(&item.entry, seq + 1, &hash, &item.at);
+                        insert!(record, &item.dedup, &mut *conn);
+                        (seq, hash) = (record.seq, record.hash.clone());
+                        records.push(record);
+                    }
                     sqlx::query(MOVE_HEAD)
-                        .bind(record.seq)
-                        .bind(&record.hash)
+                        .bind(seq)
+                        .bind(&hash)
                         .execute(&mut *conn)
                         .await?;
-                    Ok(record)
+                    Ok(records)
                 }
                 .await;
                 match result {
-                    Ok(record) => {
+                    Ok(records) => {
                         sqlx::query("COMMIT").execute(&mut *conn).await?;
-                        Ok(record)
+                        Ok(records)
                     }
                     Err(e) => {
                         let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
@@ -210,20 +273,31 @@ impl Store {
                 let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
                     .fetch_one(&mut *tx)
                     .await?;
-                let record = build(
-                    entry,
-                    head.get::<i64, _>(0) + 1,
-                    &head.get::<String, _>(1),
-                    at,
-                );
-                insert!(record, &mut *tx);
+                let (mut seq, mut hash) = (head.get::<i64, _>(0), head.get::<String, _>(1));
+                let mut records = Vec::with_capacity(items.len());
+                for item in items {
+                    if let Some(key) = &item.dedup {
+                        let found = sqlx::query(BY_DEDUP)
+                            .bind(key)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                        if let Some(r) = found {
+                            records.push(record_from_row!(r));
+                            continue;
+                        }
+                    }
+                    let record = build(&item.entry, seq + 1, &hash, &item.at);
+                    insert!(record, &item.dedup, &mut *tx);
+                    (seq, hash) = (record.seq, record.hash.clone());
+                    records.push(record);
+                }
                 sqlx::query(MOVE_HEAD)
-                    .bind(record.seq)
-                    .bind(&record.hash)
+                    .bind(seq)
+                    .bind(&hash)
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
-                Ok(record)
+                Ok(records)
             }
         }
     }

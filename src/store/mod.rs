@@ -6,6 +6,7 @@
 //! live in `migrations/sqlite` and `migrations/postgres` and are applied by [`Store::open`].
 
 pub mod audit;
+pub mod batches;
 pub mod directory;
 pub mod routing;
 
@@ -17,6 +18,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::Row;
 
 pub use audit::{AuditEntry, AuditRecord, ChainCheck};
+pub use batches::{BatchDocument, BatchRecord};
 pub use directory::{ChangeRow, UnitRow};
 
 /// A database failure; reaches API clients only as `INTERNAL`.
@@ -28,6 +30,9 @@ pub enum StoreError {
     /// A migration failed at start-up.
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A group commit failed (the driver's message, shared by every record of the group).
+    #[error("database: {0}")]
+    Group(String),
     /// A stored value is not what this version wrote.
     #[error("database holds an unexpected value: {0}")]
     Corrupt(String),
@@ -123,6 +128,11 @@ const SQLITE_MIGRATIONS: Embedded = &[
         include_str!("../../migrations/sqlite/0001_init.sql"),
     ),
     (
+        2,
+        "batches",
+        include_str!("../../migrations/sqlite/0002_batches.sql"),
+    ),
+    (
         100,
         "directory",
         include_str!("../../migrations/sqlite/0100_directory.sql"),
@@ -138,6 +148,11 @@ const POSTGRES_MIGRATIONS: Embedded = &[
         1,
         "init",
         include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "batches",
+        include_str!("../../migrations/postgres/0002_batches.sql"),
     ),
     (
         100,

@@ -1535,6 +1535,27 @@ impl SigngateServer {
         self.shutdown();
     }
 
+    /// Kills the server with SIGKILL (no graceful shutdown: a crash) and waits until it exited.
+    pub fn kill_hard(mut self) {
+        if let Some(child) = &self.child {
+            // The server is the watchdog shell's only child.
+            let watchdog = child.id();
+            let children =
+                std::fs::read_to_string(format!("/proc/{watchdog}/task/{watchdog}/children"))
+                    .expect("read the watchdog's children");
+            let pid = children
+                .split_whitespace()
+                .next()
+                .expect("the server process");
+            let status = Command::new("kill")
+                .args(["-KILL", pid])
+                .status()
+                .expect("run kill");
+            assert!(status.success(), "kill -KILL {pid} failed");
+        }
+        self.shutdown();
+    }
+
     fn shutdown(&mut self) {
         drop(self.stdin.take()); // the watchdog kills the server and exits
         if let Some(mut child) = self.child.take() {
