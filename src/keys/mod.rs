@@ -111,6 +111,7 @@ pub trait KeySource: Send + Sync {
     /// Signs `digest` (already hashed with `scheme.digest()`).
     ///
     /// RSA returns the raw signature; ECDSA returns a DER `ECDSA-Sig-Value`, as CMS carries it.
+    /// A key that must hash on its side (a token key needing a PIN per signature) refuses.
     fn sign_digest(&self, scheme: SignatureScheme, digest: &[u8]) -> Result<Vec<u8>, KeyError>;
 
     /// Signs `message` (hashed here with `scheme.digest()`); same output as

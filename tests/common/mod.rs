@@ -4,6 +4,7 @@
 //! interop oracles (poppler `pdfsig` with an NSS database, pyHanko via
 //! `tests/support/pyhanko_validate.py`, `openssl cms -verify`), an OCSP/CRL test server
 //! over `openssl ocsp`, a throwaway OpenSSL CA ([`TestPki`]) for bad-certificate cases,
+//! SoftHSM2 tokens holding the demo keys ([`softhsm_token`], [`softhsm_import`]),
 //! and page rendering (`pdftoppm`) with a PNG pixel reader for visual checks.
 //! Leaves to the tests: what to sign and what to assert.
 //!
