@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //! - [`pki`]: algorithms and OIDs, signing-certificate checks, RFC 3161 client, demo PKI.
-//! - [`keys`]: where private keys live ([`keys::KeySource`]); signs digests, never exports.
+//! - [`keys`]: where private keys live ([`keys::KeySource`]); signs messages or digests, never exports.
 //! - [`cms`]: CMS SignedData / CAdES built by us; knows no PDF or XML.
 //! - [`pdf`]: PAdES incremental update, ByteRange, visible signatures; no I/O.
 //! - [`publish`]: the PKI publication point: CRLs, CA certificates and an OCSP responder.

@@ -216,132 +216,10 @@ fn killed_batch_resumes_without_signing_twice() {
     assert_intact(&out.join("doc-1499.pdf"), None);
 }
 
-fn tool(cmd: &mut Command) {
-    let out = common::run(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        common::stderr_str(&out)
-    );
-}
-
-/// A SoftHSM2 token `T` (user PIN 1234) under `tmp/tokens`, holding the demo agency key and
-/// certificate as `object=agency`, `id=%01`. Returns the `SOFTHSM2_CONF` file, or `None` when
-/// the tools are missing outside CI.
-fn softhsm_token(tmp: &tempfile::TempDir) -> Option<PathBuf> {
-    let module = Path::new(signgate::keys::DEFAULT_MODULE);
-    if !common::require_tools(&["softhsm2-util", "pkcs11-tool"]) || !module.exists() {
-        return None;
-    }
-    let tokens = tmp.path().join("tokens");
-    std::fs::create_dir_all(&tokens).unwrap();
-    let conf = tmp.path().join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            tokens.display()
-        ),
-    )
-    .unwrap();
-    let key_pem = tmp.path().join("key.pem");
-    let cert_der = tmp.path().join("cert.der");
-    let p12 = demo("agency-signer.p12");
-    let pem = common::run(
-        Command::new("openssl")
-            .args([
-                "pkcs12",
-                "-nocerts",
-                "-nodes",
-                "-passin",
-                "pass:demo",
-                "-in",
-            ])
-            .arg(&p12),
-    );
-    let mut pkey = Command::new("openssl")
-        .args(["pkey", "-out"])
-        .arg(&key_pem)
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(pkey.stdin.as_mut().unwrap(), &pem.stdout).unwrap();
-    drop(pkey.stdin.take());
-    assert!(pkey.wait().unwrap().success());
-    let cert = common::run(
-        Command::new("openssl")
-            .args([
-                "pkcs12",
-                "-clcerts",
-                "-nokeys",
-                "-passin",
-                "pass:demo",
-                "-in",
-            ])
-            .arg(&p12),
-    );
-    let mut x509 = Command::new("openssl")
-        .args(["x509", "-outform", "DER", "-out"])
-        .arg(&cert_der)
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(x509.stdin.as_mut().unwrap(), &cert.stdout).unwrap();
-    drop(x509.stdin.take());
-    assert!(x509.wait().unwrap().success());
-
-    tool(
-        Command::new("softhsm2-util")
-            .args([
-                "--init-token",
-                "--free",
-                "--label",
-                "T",
-                "--pin",
-                "1234",
-                "--so-pin",
-                "5678",
-            ])
-            .env("SOFTHSM2_CONF", &conf),
-    );
-    tool(
-        Command::new("softhsm2-util")
-            .arg("--import")
-            .arg(&key_pem)
-            .args([
-                "--token", "T", "--label", "agency", "--id", "01", "--pin", "1234",
-            ])
-            .env("SOFTHSM2_CONF", &conf),
-    );
-    tool(
-        Command::new("pkcs11-tool")
-            .arg("--module")
-            .arg(module)
-            .args([
-                "--token-label",
-                "T",
-                "--login",
-                "--pin",
-                "1234",
-                "--type",
-                "cert",
-                "--id",
-                "01",
-                "--label",
-                "agency",
-                "--write-object",
-            ])
-            .arg(&cert_der)
-            .env("SOFTHSM2_CONF", &conf),
-    );
-
-    Some(conf)
-}
-
 #[test]
 fn softhsm_batch_verifies() {
     let tmp = common::tempdir();
-    let Some(conf) = softhsm_token(&tmp) else {
+    let Some(conf) = common::softhsm_token(&tmp) else {
         return;
     };
     let (input, out) = (tmp.path().join("in"), tmp.path().join("out"));
@@ -520,7 +398,7 @@ fn removed_token_stops_the_batch_cleanly_and_a_rerun_completes() {
 #[test]
 fn softhsm_token_removed_mid_batch_stops_and_resumes() {
     let tmp = common::tempdir();
-    let Some(conf) = softhsm_token(&tmp) else {
+    let Some(conf) = common::softhsm_token(&tmp) else {
         return;
     };
     let (input, out) = (tmp.path().join("in"), tmp.path().join("out"));

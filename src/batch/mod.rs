@@ -235,6 +235,8 @@ struct SignJob {
     input: PathBuf,
     output_name: String,
     input_sha256: String,
+    /// The content digest the CMS signs (PDF and CMS bodies); empty for XML, whose key
+    /// operation signs the prepared SignedInfo.
     digest: Vec<u8>,
     body: Body,
 }
@@ -595,7 +597,7 @@ impl Engine {
         let (digest, body) = match format {
             Format::Xml => {
                 let prepared = self.prepare_xml(&bytes).map_err(|e| fail(None, e))?;
-                (prepared.digest().to_vec(), Body::Xml(Box::new(prepared)))
+                (Vec::new(), Body::Xml(Box::new(prepared)))
             }
             Format::Cms => (self.options.digest.digest(&bytes), Body::Cms),
             Format::Pdf => {
@@ -617,9 +619,9 @@ impl Engine {
     /// The private-key operation for one document: a CMS SignedData for PDF and CMS bodies,
     /// the bare signature value for XML-DSig.
     fn sign(&self, job: &SignJob) -> Result<Signature, Error> {
-        match job.body {
-            Body::Xml(_) => Ok(Signature::Raw(
-                self.key.sign_digest(self.scheme, &job.digest)?,
+        match &job.body {
+            Body::Xml(prepared) => Ok(Signature::Raw(
+                self.key.sign_message(self.scheme, prepared.signed_info())?,
             )),
             Body::Pdf(_) | Body::PdfFile(_) | Body::Cms => {
                 SignedDataBuilder::new(self.key.as_ref(), self.scheme, job.digest.clone())

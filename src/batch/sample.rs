@@ -116,7 +116,7 @@ pub fn throwaway_rsa_key(bits: u32) -> Result<Pkcs12Key, KeyError> {
     Pkcs12Key::from_der(&p12, "bench", "throwaway key")
 }
 
-/// The raw private-key rate: `threads` threads sign random SHA-256 digests with `key` for
+/// The raw private-key rate: `threads` threads sign distinct 32-byte messages with `key` for
 /// about `duration`; returns signatures per second (the ceiling for any batch).
 pub fn raw_sign_rate(
     key: &dyn crate::keys::KeySource,
@@ -130,11 +130,11 @@ pub fn raw_sign_rate(
             .map(|t| {
                 scope.spawn(move || -> Result<u64, KeyError> {
                     let mut n = 0u64;
-                    let mut digest = [0u8; 32];
-                    digest[0] = t as u8;
+                    let mut message = [0u8; 32];
+                    message[0] = t as u8;
                     while started.elapsed() < duration {
-                        digest[1..9].copy_from_slice(&n.to_le_bytes());
-                        key.sign_digest(scheme, &digest)?;
+                        message[1..9].copy_from_slice(&n.to_le_bytes());
+                        key.sign_message(scheme, &message)?;
                         n += 1;
                     }
                     Ok(n)

@@ -107,9 +107,7 @@ impl<'a> SignedDataBuilder<'a> {
         let signed_attrs: SignedAttributes = SetOfVec::try_from(attrs)?;
         // The signature covers the DER of the SET OF, tagged as SET (RFC 5652 §5.4).
         let to_sign = signed_attrs.to_der()?;
-        let signature = self
-            .key
-            .sign_digest(self.scheme, &digest_alg.digest(&to_sign))?;
+        let signature = self.key.sign_message(self.scheme, &to_sign)?;
 
         let mut certificates = vec![CertificateChoices::Certificate(signer_cert.clone())];
         if self.include_chain {

@@ -1,6 +1,6 @@
-//! Signing keys: where a private key lives and how it signs a digest.
+//! Signing keys: where a private key lives and how it signs.
 //!
-//! A [`KeySource`] is loaded once and then signs digests; it never hands out the key.
+//! A [`KeySource`] is loaded once and then signs messages or digests; it never hands out the key.
 //! Keys live in PKCS#12 files ([`Pkcs12Key`]) or PKCS#11 tokens ([`Pkcs11Key`]); [`open`]
 //! picks one from a `--key` value. This module knows nothing of CMS, PDF or XML.
 
@@ -94,10 +94,13 @@ impl KeyError {
     }
 }
 
-/// A private key with its certificate, able to sign digests.
+/// A private key with its certificate, able to sign.
 ///
-/// Implementations are loaded once and shared across threads; `sign_digest` is the only
-/// private-key operation and receives an already computed digest.
+/// Implementations are loaded once and shared across threads. Signers call
+/// [`KeySource::sign_message`] with the to-be-signed bytes (CMS signed attributes, canonical
+/// SignedInfo); its default hashes them and calls [`KeySource::sign_digest`], the raw
+/// private-key operation. A key that cannot sign a bare digest (a token key needing a PIN per
+/// signature) overrides `sign_message`.
 pub trait KeySource: Send + Sync {
     /// The signer's certificate.
     fn certificate(&self) -> &X509;
@@ -108,7 +111,14 @@ pub trait KeySource: Send + Sync {
     /// Signs `digest` (already hashed with `scheme.digest()`).
     ///
     /// RSA returns the raw signature; ECDSA returns a DER `ECDSA-Sig-Value`, as CMS carries it.
+    /// A key that must hash on its side (a token key needing a PIN per signature) refuses.
     fn sign_digest(&self, scheme: SignatureScheme, digest: &[u8]) -> Result<Vec<u8>, KeyError>;
+
+    /// Signs `message` (hashed here with `scheme.digest()`); same output as
+    /// [`KeySource::sign_digest`]. The entry point for every signer.
+    fn sign_message(&self, scheme: SignatureScheme, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        self.sign_digest(scheme, &scheme.digest().digest(message))
+    }
 
     /// How many signatures the key can compute at once (a token's session limit), or `None`
     /// when it sets no limit. The batch engine caps its key pool to it.

@@ -3,9 +3,14 @@
 //! The private key never leaves the token: signgate sends it a digest (wrapped in a DigestInfo
 //! for `CKM_RSA_PKCS`) and gets the signature back. Sessions are pooled, one per concurrent
 //! signer, and the user logs in once for the whole application (PKCS#11 §5.6: a login is
-//! shared by all sessions of the application). Keys marked `CKA_ALWAYS_AUTHENTICATE` get a
-//! context-specific login before each signature. The PIN is kept as a [`SecretString`] and
+//! shared by all sessions of the application). The PIN is kept as a [`SecretString`] and
 //! never appears in errors or logs.
+//!
+//! Keys marked `CKA_ALWAYS_AUTHENTICATE` need a context-specific login between `C_SignInit`
+//! and the signature (PKCS#11 §5.6.1). The raw mechanisms (`CKM_RSA_PKCS`, `CKM_ECDSA`) are
+//! single-part, and `cryptoki` only offers `C_SignInit`+`C_Sign` as one call, so such keys sign
+//! whole messages with the multi-part hash-and-sign mechanisms (`CKM_SHA256_RSA_PKCS`,
+//! `CKM_SHA256_RSA_PKCS_PSS`, `CKM_ECDSA_SHA256`, …): init, login, update, final.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -209,6 +214,10 @@ fn token_error(uri: &Pkcs11Uri, what: &str, e: CkError) -> KeyError {
             uri: uri.to_string(),
             reason: "the PIN is locked".into(),
         },
+        CkError::Pkcs11(RvError::MechanismInvalid, _) => KeyError::Token {
+            uri: uri.to_string(),
+            reason: format!("{what}: the token does not offer this mechanism"),
+        },
         other => KeyError::Token {
             uri: uri.to_string(),
             reason: format!("{what}: {other}"),
@@ -331,22 +340,112 @@ impl Pkcs11Key {
         }
     }
 
-    fn sign_on(
+    /// Runs one private-key operation on a pooled session; a session whose operation failed is
+    /// dropped (closed), not returned to the pool. ECDSA results become DER.
+    fn with_session(
         &self,
-        session: &Session,
-        key: ObjectHandle,
-        mechanism: &Mechanism,
-        data: &[u8],
-    ) -> Result<Vec<u8>, CkError> {
-        if !self.always_authenticate {
-            return session.sign(mechanism, key, data);
+        what: &str,
+        op: impl FnOnce(&Session, ObjectHandle) -> Result<Vec<u8>, CkError>,
+    ) -> Result<Vec<u8>, KeyError> {
+        let (session, handle) = self.checkout()?;
+        let signature = match op(&session, handle) {
+            Ok(sig) => {
+                self.checkin((session, handle));
+                sig
+            }
+            Err(e) => return Err(token_error(&self.uri, what, e)),
+        };
+        match self.algorithm {
+            KeyAlgorithm::Ec { .. } => ecdsa_raw_to_der(&signature),
+            KeyAlgorithm::Rsa { .. } => Ok(signature),
         }
-        // Context-specific login goes between C_SignInit and the signing call (PKCS#11 §5.6.1).
-        session.sign_init(mechanism, key)?;
-        session.login(UserType::ContextSpecific, Some(&self.pin))?;
-        session.sign_update(data)?;
-        session.sign_final()
     }
+
+    /// Signs `message` with a hash-and-sign mechanism, logging in for this one signature
+    /// between `C_SignInit` and `C_SignUpdate` (`CKA_ALWAYS_AUTHENTICATE` keys).
+    fn sign_message_authenticated(
+        &self,
+        scheme: SignatureScheme,
+        message: &[u8],
+    ) -> Result<Vec<u8>, KeyError> {
+        let mechanism = hash_and_sign_mechanism(self.algorithm, scheme)?;
+        let what = format!(
+            "{} with a PIN for each signature (CKA_ALWAYS_AUTHENTICATE)",
+            mechanism.mechanism_type()
+        );
+        self.with_session(&what, |session, key| {
+            session.sign_init(&mechanism, key)?;
+            session.login(UserType::ContextSpecific, Some(&self.pin))?;
+            session.sign_update(message)?;
+            session.sign_final()
+        })
+    }
+}
+
+/// The single-part mechanism signing a precomputed digest, and the bytes it takes.
+fn digest_mechanism(
+    algorithm: KeyAlgorithm,
+    scheme: SignatureScheme,
+    digest: &[u8],
+) -> Result<(Mechanism<'static>, Vec<u8>), KeyError> {
+    let d = scheme.digest();
+    Ok(match (algorithm, scheme) {
+        (KeyAlgorithm::Rsa { .. }, SignatureScheme::RsaPkcs1(_)) => {
+            (Mechanism::RsaPkcs, digest_info(d, digest))
+        }
+        (KeyAlgorithm::Rsa { .. }, SignatureScheme::RsaPss(_)) => {
+            (Mechanism::RsaPkcsPss(pss_params(d)), digest.to_vec())
+        }
+        (KeyAlgorithm::Ec { .. }, SignatureScheme::Ecdsa(_)) => (Mechanism::Ecdsa, digest.to_vec()),
+        (algorithm, scheme) => return Err(mismatch(algorithm, scheme)),
+    })
+}
+
+/// The multi-part mechanism that hashes a message with `scheme.digest()` and signs it.
+fn hash_and_sign_mechanism(
+    algorithm: KeyAlgorithm,
+    scheme: SignatureScheme,
+) -> Result<Mechanism<'static>, KeyError> {
+    use DigestAlgorithm::{Sha256, Sha384, Sha512};
+    let d = scheme.digest();
+    Ok(match (algorithm, scheme) {
+        (KeyAlgorithm::Rsa { .. }, SignatureScheme::RsaPkcs1(_)) => match d {
+            Sha256 => Mechanism::Sha256RsaPkcs,
+            Sha384 => Mechanism::Sha384RsaPkcs,
+            Sha512 => Mechanism::Sha512RsaPkcs,
+        },
+        (KeyAlgorithm::Rsa { .. }, SignatureScheme::RsaPss(_)) => match d {
+            Sha256 => Mechanism::Sha256RsaPkcsPss(pss_params(d)),
+            Sha384 => Mechanism::Sha384RsaPkcsPss(pss_params(d)),
+            Sha512 => Mechanism::Sha512RsaPkcsPss(pss_params(d)),
+        },
+        (KeyAlgorithm::Ec { .. }, SignatureScheme::Ecdsa(_)) => match d {
+            Sha256 => Mechanism::EcdsaSha256,
+            Sha384 => Mechanism::EcdsaSha384,
+            Sha512 => Mechanism::EcdsaSha512,
+        },
+        (algorithm, scheme) => return Err(mismatch(algorithm, scheme)),
+    })
+}
+
+/// RSASSA-PSS with MGF1 over the same hash and a salt as long as the hash (RFC 8017 §9.1).
+fn pss_params(d: DigestAlgorithm) -> PkcsPssParams {
+    let (hash_alg, mgf) = match d {
+        DigestAlgorithm::Sha256 => (MechanismType::SHA256, PkcsMgfType::MGF1_SHA256),
+        DigestAlgorithm::Sha384 => (MechanismType::SHA384, PkcsMgfType::MGF1_SHA384),
+        DigestAlgorithm::Sha512 => (MechanismType::SHA512, PkcsMgfType::MGF1_SHA512),
+    };
+    PkcsPssParams {
+        hash_alg,
+        mgf,
+        s_len: (d.output_len() as u64).into(),
+    }
+}
+
+fn mismatch(algorithm: KeyAlgorithm, scheme: SignatureScheme) -> KeyError {
+    KeyError::Unsupported(format!(
+        "a {algorithm:?} key cannot make {scheme:?} signatures"
+    ))
 }
 
 /// How many sessions the token lets this application open (`CK_TOKEN_INFO.ulMaxSessionCount`;
@@ -380,6 +479,9 @@ impl KeySource for Pkcs11Key {
         self.session_cap
     }
 
+    /// Signs a digest with a single-part raw mechanism. A `CKA_ALWAYS_AUTHENTICATE` key
+    /// refuses: its login must come between `C_SignInit` and `C_Sign`, which `cryptoki`
+    /// cannot do for single-part mechanisms; [`KeySource::sign_message`] signs with it.
     fn sign_digest(&self, scheme: SignatureScheme, digest: &[u8]) -> Result<Vec<u8>, KeyError> {
         let d = scheme.digest();
         if digest.len() != d.output_len() {
@@ -389,45 +491,24 @@ impl KeySource for Pkcs11Key {
                 d.output_len()
             )));
         }
-        let (mechanism, data) = match (self.algorithm, scheme) {
-            (KeyAlgorithm::Rsa { .. }, SignatureScheme::RsaPkcs1(_)) => {
-                (Mechanism::RsaPkcs, digest_info(d, digest))
-            }
-            (KeyAlgorithm::Rsa { .. }, SignatureScheme::RsaPss(_)) => {
-                let (hash_alg, mgf) = match d {
-                    DigestAlgorithm::Sha256 => (MechanismType::SHA256, PkcsMgfType::MGF1_SHA256),
-                    DigestAlgorithm::Sha384 => (MechanismType::SHA384, PkcsMgfType::MGF1_SHA384),
-                    DigestAlgorithm::Sha512 => (MechanismType::SHA512, PkcsMgfType::MGF1_SHA512),
-                };
-                let params = PkcsPssParams {
-                    hash_alg,
-                    mgf,
-                    s_len: (d.output_len() as u64).into(),
-                };
-                (Mechanism::RsaPkcsPss(params), digest.to_vec())
-            }
-            (KeyAlgorithm::Ec { .. }, SignatureScheme::Ecdsa(_)) => {
-                (Mechanism::Ecdsa, digest.to_vec())
-            }
-            (algorithm, scheme) => {
-                return Err(KeyError::Unsupported(format!(
-                    "a {algorithm:?} key cannot make {scheme:?} signatures"
-                )))
-            }
-        };
-        let (session, handle) = self.checkout()?;
-        let result = self.sign_on(&session, handle, &mechanism, &data);
-        let signature = match result {
-            Ok(sig) => {
-                self.checkin((session, handle));
-                sig
-            }
-            // A broken session is dropped (closed), not returned to the pool.
-            Err(e) => return Err(token_error(&self.uri, "C_Sign", e)),
-        };
-        match self.algorithm {
-            KeyAlgorithm::Ec { .. } => ecdsa_raw_to_der(&signature),
-            KeyAlgorithm::Rsa { .. } => Ok(signature),
+        if self.always_authenticate {
+            return Err(KeyError::Unsupported(format!(
+                "the key {} needs a PIN for each signature (CKA_ALWAYS_AUTHENTICATE) and signs \
+                 whole messages only, not precomputed digests",
+                self.uri
+            )));
+        }
+        let (mechanism, data) = digest_mechanism(self.algorithm, scheme, digest)?;
+        self.with_session("C_Sign", |session, key| {
+            session.sign(&mechanism, key, &data)
+        })
+    }
+
+    fn sign_message(&self, scheme: SignatureScheme, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        if self.always_authenticate {
+            self.sign_message_authenticated(scheme, message)
+        } else {
+            self.sign_digest(scheme, &scheme.digest().digest(message))
         }
     }
 }
@@ -576,6 +657,7 @@ pub(crate) fn read_chain(path: &Path) -> Result<Vec<X509>, KeyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pki::alg::RsaPadding;
 
     #[test]
     fn parses_token_object_and_id() {
@@ -601,6 +683,42 @@ mod tests {
         assert_eq!(session_cap(Limit::Max(0)), Some(1));
         assert_eq!(session_cap(Limit::Infinite), None);
         assert_eq!(session_cap(Limit::Unavailable), None);
+    }
+
+    #[test]
+    fn always_authenticate_keys_use_the_hash_and_sign_mechanism_of_the_scheme() {
+        let rsa = KeyAlgorithm::Rsa { bits: 2048 };
+        let ec = KeyAlgorithm::Ec { bits: 256 };
+        let cases = [
+            (
+                rsa,
+                DigestAlgorithm::Sha384,
+                RsaPadding::Pkcs1,
+                MechanismType::SHA384_RSA_PKCS,
+            ),
+            (
+                rsa,
+                DigestAlgorithm::Sha512,
+                RsaPadding::Pss,
+                MechanismType::SHA512_RSA_PKCS_PSS,
+            ),
+            (
+                ec,
+                DigestAlgorithm::Sha256,
+                RsaPadding::Pkcs1,
+                MechanismType::ECDSA_SHA256,
+            ),
+        ];
+        for (key, digest, padding, expected) in cases {
+            let scheme = SignatureScheme::for_key(key, digest, padding);
+            let mechanism = hash_and_sign_mechanism(key, scheme).unwrap();
+            assert_eq!(mechanism.mechanism_type(), expected, "{scheme:?}");
+        }
+        let ecdsa = SignatureScheme::for_key(ec, DigestAlgorithm::Sha256, RsaPadding::Pkcs1);
+        assert!(matches!(
+            hash_and_sign_mechanism(rsa, ecdsa),
+            Err(KeyError::Unsupported(_))
+        ));
     }
 
     #[test]

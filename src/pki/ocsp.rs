@@ -209,7 +209,7 @@ impl OcspResponder {
         );
         let signature = self
             .key
-            .sign_digest(scheme, &DigestAlgorithm::Sha256.digest(&tbs))
+            .sign_message(scheme, &tbs)
             .map_err(|_| der::Error::from(der::ErrorKind::Failed))?;
         let basic = BasicOcspResponse {
             tbs_response_data: data,

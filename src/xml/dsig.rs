@@ -644,8 +644,8 @@ pub struct Signer<'a> {
 }
 
 /// A Signature laid out over a document with every reference digest computed, waiting for
-/// its value: the key signs [`PreparedSignature::digest`] (the digest of the canonical
-/// SignedInfo) and [`PreparedSignature::finish`] splices the value in. Owns its input, so
+/// its value: the key signs [`PreparedSignature::signed_info`] (the canonical SignedInfo)
+/// and [`PreparedSignature::finish`] splices the value in. Owns its input, so
 /// the batch engine can hand it from the preparing thread to the key pool and back.
 pub struct PreparedSignature {
     input: Vec<u8>,
@@ -657,7 +657,7 @@ pub struct PreparedSignature {
     cert_b64: Vec<String>,
     time_text: String,
     digests: Vec<String>,
-    digest: Vec<u8>,
+    signed_info: Vec<u8>,
     limits: super::parse::Limits,
     id_names: Vec<&'static str>,
 }
@@ -714,7 +714,7 @@ pub fn prepare(
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
         digests: Vec::new(),
-        digest: Vec::new(),
+        signed_info: Vec::new(),
         limits: *limits,
         id_names: id_names.to_vec(),
     };
@@ -735,12 +735,11 @@ pub fn prepare(
     };
     // Pass 2: the canonical SignedInfo, to be signed.
     let draft = prepared.render("");
-    prepared.digest = {
+    prepared.signed_info = {
         let parsed = super::parse::parse(&draft, limits)?;
         let ids = IdIndex::build(&parsed.doc, id_names)?;
         let sig = own_signature(&parsed, &ids, &plan.signature_id)?;
-        let (octets, _) = canonical_signed_info(&parsed, sig).map_err(internal)?;
-        signer.scheme.digest().digest(&octets)
+        canonical_signed_info(&parsed, sig).map_err(internal)?.0
     };
     Ok(prepared)
 }
@@ -750,12 +749,12 @@ fn internal(why: String) -> crate::Error {
 }
 
 impl PreparedSignature {
-    /// The digest of the canonical SignedInfo: what the private key signs.
-    pub fn digest(&self) -> &[u8] {
-        &self.digest
+    /// The canonical SignedInfo: the message the private key signs.
+    pub fn signed_info(&self) -> &[u8] {
+        &self.signed_info
     }
 
-    /// Splices in the signature value (`raw` as [`crate::keys::KeySource::sign_digest`]
+    /// Splices in the signature value (`raw` as [`crate::keys::KeySource::sign_message`]
     /// returns it) and returns the signed document, after checking it verifies (pass 3).
     pub fn finish(self, raw: &[u8]) -> Result<Vec<u8>, crate::Error> {
         let value = match self.scheme {

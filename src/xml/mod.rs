@@ -101,12 +101,12 @@ pub fn sign(
         scheme,
     };
     let prepared = prepare(input, profile, &signer, signing_time)?;
-    let raw = key.sign_digest(scheme, prepared.digest())?;
+    let raw = key.sign_message(scheme, prepared.signed_info())?;
     prepared.finish(&raw)
 }
 
 /// Parses `input`, plans its Signature under `profile` and computes every digest, up to the
-/// value the key must sign ([`dsig::PreparedSignature::digest`]); for pipelines that run the
+/// bytes the key must sign ([`dsig::PreparedSignature::signed_info`]); for pipelines that run the
 /// key operation elsewhere (the batch engine).
 pub fn prepare(
     input: &[u8],
