@@ -56,6 +56,9 @@ fn settings(root: &Path) -> Settings {
         default_key_password: None,
         fetch_timeout: Duration::from_secs(10),
         request_timeout: Duration::from_secs(300),
+        // The routing bench signs nothing through the gateway's batch or spool folders.
+        batch_dir: std::env::temp_dir().join("signgate-route-bench/batches"),
+        spool_dir: std::env::temp_dir().join("signgate-route-bench/spool"),
     }
 }
 
