@@ -264,6 +264,21 @@ fn client_certificates_authenticate_over_mutual_tls() {
     );
     assert_eq!(status, 401);
 
+    // A revoked certificate client is refused at once.
+    let mut revoke = common::signgate(["client", "revoke", "--config"]);
+    revoke
+        .arg(&config)
+        .arg(a["id"].as_str().expect("id"))
+        .env_remove("SIGNGATE_DATABASE_URL");
+    for (k, v) in ENVS {
+        revoke.env(k, v);
+    }
+    common::run_ok(&mut revoke);
+    assert_eq!(
+        with_cert(&a_cert, &a_key, &url("v1/sign?key=ubnd"), &dir.join("r")),
+        401
+    );
+
     // A certificate from a CA the gateway does not trust fails the handshake.
     let (_other_dir, mut other_pki) = common::generate_demo_pki("http://127.0.0.1:9/");
     let (x_key, x_cert) = issue(&mut other_pki, "foreign");

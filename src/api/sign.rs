@@ -177,7 +177,7 @@ pub(super) async fn sign(
     let mut response = match output {
         Output::Memory(bytes) => (StatusCode::OK, bytes).into_response(),
         Output::File(file, len) => {
-            let mut r = (StatusCode::OK, spool::FileBody::new(file, len)).into_response();
+            let mut r = (StatusCode::OK, spool::FileBody::body(file, len)).into_response();
             r.headers_mut()
                 .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
             r

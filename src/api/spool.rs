@@ -113,7 +113,7 @@ pub(super) struct FileBody {
 
 impl FileBody {
     /// Streams the `len` bytes of `file` from its current position.
-    pub(super) fn new(file: std::fs::File, len: u64) -> Body {
+    pub(super) fn body(file: std::fs::File, len: u64) -> Body {
         Body::new(FileBody {
             file: tokio::fs::File::from_std(file),
             left: len,
