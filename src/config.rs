@@ -47,6 +47,57 @@ pub struct FileConfig {
     pub keys: Vec<KeyConfig>,
     /// `[routing]`: this gateway is a node exchanging edXML packages with peers.
     pub routing: Option<crate::routing::RoutingFileConfig>,
+    /// `[tls]`: serve the API over HTTPS, accepting client certificates.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[tls]`: the API listener's certificate (PKCS#12, or PEM certificate and key) and the CA
+/// certificates that client certificates must chain to. Without `client_ca` no client
+/// certificate is asked for and clients use bearer tokens over HTTPS.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PKCS#12 file with the server certificate, key and chain.
+    pub p12: Option<PathBuf>,
+    /// Environment variable holding the PKCS#12 password.
+    pub password_env: Option<String>,
+    /// PEM certificate (leaf first, then intermediates), with `key`, instead of `p12`.
+    pub cert: Option<PathBuf>,
+    /// Unencrypted PEM private key of `cert`.
+    pub key: Option<PathBuf>,
+    /// PEM files of the CAs that issue client certificates.
+    #[serde(default)]
+    pub client_ca: Vec<PathBuf>,
+}
+
+impl TlsConfig {
+    /// Opens the server identity (the password from `password_env`, never from the file).
+    pub fn identity(&self) -> Result<crate::tls::TlsIdentity, String> {
+        match (&self.p12, &self.cert, &self.key) {
+            (Some(p12), None, None) => {
+                let password = match &self.password_env {
+                    Some(var) => std::env::var(var)
+                        .map_err(|_| format!("tls: environment variable {var} is not set"))?,
+                    None => String::new(),
+                };
+                crate::tls::TlsIdentity::open(p12, &password).map_err(|e| e.to_string())
+            }
+            (None, Some(cert), Some(key)) => {
+                crate::tls::TlsIdentity::from_pem(cert, key).map_err(|e| e.to_string())
+            }
+            _ => Err("tls: set either p12 or both cert and key".into()),
+        }
+    }
+
+    /// The listener context: client certificates optional, verified against `client_ca`.
+    pub fn acceptor(&self) -> Result<openssl::ssl::SslAcceptor, String> {
+        crate::tls::acceptor(
+            &self.identity()?,
+            &self.client_ca,
+            crate::tls::ClientCertificate::Optional,
+        )
+        .map_err(|e| e.to_string())
+    }
 }
 
 /// `[database]`.
@@ -93,6 +144,8 @@ pub struct Config {
     pub demo: bool,
     /// `[routing]`, validated (none: this gateway routes nothing).
     pub routing: Option<crate::routing::RoutingConfig>,
+    /// HTTPS for the API (`[tls]`), if configured.
+    pub tls: Option<TlsConfig>,
 }
 
 /// The repository folder holding `certs/demo` (the working directory, else the source tree).
@@ -194,6 +247,7 @@ impl Config {
         };
         Ok(Config {
             routing,
+            tls: parsed.tls.clone(),
             listen,
             database_url,
             settings: Settings {
@@ -207,6 +261,7 @@ impl Config {
                 fetch_timeout: Duration::from_secs(parsed.fetch_timeout_secs.unwrap_or(10)),
                 request_timeout: Duration::from_secs(parsed.request_timeout_secs.unwrap_or(300)),
                 batch_dir: data_dir.join("batches"),
+                spool_dir: data_dir.join("spool"),
             },
             keys,
             retention_days: parsed.retention_days,

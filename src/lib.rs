@@ -40,6 +40,7 @@ pub mod publish;
 pub mod routing;
 pub mod sign;
 pub mod store;
+pub mod tls;
 pub mod tsa;
 pub mod verify;
 pub mod xml;

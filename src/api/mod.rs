@@ -1,4 +1,4 @@
-//! The HTTP gateway (CONTRACTS.md §4): routes, bearer-token auth, limits, metrics and the
+//! The HTTP gateway (CONTRACTS.md §4): routes, bearer-token or client-certificate auth, limits, metrics and the
 //! error shape. Handlers are thin: signing and verification run in `spawn_blocking` through
 //! [`crate::sign`] and [`crate::verify`]; persistence goes through [`crate::store`].
 //!
@@ -12,6 +12,7 @@ pub mod error;
 pub mod metrics;
 pub mod route;
 mod sign;
+mod spool;
 mod submissions;
 mod verification;
 
@@ -39,6 +40,7 @@ use time::OffsetDateTime;
 use crate::keys::Pkcs12Key;
 use crate::sign::HttpTimeStamper;
 use crate::store::{AuditEntry, Client, KeyRecord, Store};
+use crate::tls::PeerCertificate;
 use crate::verify::{self, TrustList, ValidationContext};
 pub use error::AppError;
 pub use submissions::sign_detached_blocking;
@@ -69,6 +71,8 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Folder of the batches' inputs and outputs (`DATA/batches`).
     pub batch_dir: PathBuf,
+    /// Folder where large request bodies are spooled to disk (`DATA/spool`).
+    pub spool_dir: PathBuf,
 }
 
 impl Settings {
@@ -306,7 +310,8 @@ async fn track(State(state): State<AppState>, req: Request, next: Next) -> Respo
     response
 }
 
-/// The authenticated caller.
+/// The authenticated caller: by `Authorization: Bearer` token, else by the verified TLS
+/// client certificate registered with `signgate client add --cert`.
 pub struct Caller(pub Client);
 
 impl FromRequestParts<AppState> for Caller {
@@ -321,20 +326,28 @@ impl FromRequestParts<AppState> for Caller {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or(AppError::Unauthorized)?;
-        let hash = sha256_hex(token.as_bytes());
-        let client = state
-            .inner
-            .store
-            .client_by_token_hash(&hash)
-            .await?
-            .ok_or(AppError::Unauthorized)?;
-        let same: bool = client.token_sha256.as_bytes().ct_eq(hash.as_bytes()).into();
-        if !same || client.revoked {
-            return Err(AppError::Unauthorized);
+            .map(str::trim);
+        let client = match (token, parts.extensions.get::<PeerCertificate>()) {
+            (Some(token), _) => {
+                let hash = sha256_hex(token.as_bytes());
+                let client = state.inner.store.client_by_token_hash(&hash).await?;
+                client.filter(|c| bool::from(c.token_sha256.as_bytes().ct_eq(hash.as_bytes())))
+            }
+            // The TLS layer verified the chain to `[tls] client_ca`; the fingerprint names
+            // the client.
+            (None, Some(cert)) => {
+                state
+                    .inner
+                    .store
+                    .client_by_cert_fingerprint(&cert.fingerprint())
+                    .await?
+            }
+            (None, None) => None,
+        };
+        match client {
+            Some(client) if !client.revoked => Ok(Caller(client)),
+            _ => Err(AppError::Unauthorized),
         }
-        Ok(Caller(client))
     }
 }
 

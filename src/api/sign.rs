@@ -1,15 +1,15 @@
 //! `POST /v1/sign`: one document signed with a key of the caller's agency, off the runtime.
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use super::{blocking, body, sha256_hex, AppError, AppState, Caller};
+use super::{blocking, sha256_hex, spool, AppError, AppState, Caller};
 use crate::keys::KeySource;
 use crate::pdf::appearance::Appearance;
 use crate::pdf::{PageSelector, Placement, VisibleSignature};
@@ -28,15 +28,24 @@ pub struct SignQuery {
     doc_number: Option<String>,
 }
 
-/// `POST /v1/sign`: the document as body, options as query; the signed bytes back.
+/// `POST /v1/sign`: the document as body, options as query; the signed bytes back. A body
+/// above [`crate::pdf::STREAMING_THRESHOLD`] is spooled to disk; a PDF that large is signed
+/// by the streaming path and its result streamed from disk, so memory stays flat.
 pub(super) async fn sign(
     State(state): State<AppState>,
     Caller(caller): Caller,
     query: Result<Query<SignQuery>, axum::extract::rejection::QueryRejection>,
-    input: Result<Bytes, BytesRejection>,
+    input: Body,
 ) -> Result<Response, AppError> {
     let Query(q) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;
-    let input = body(input, state.inner.settings.max_body_bytes)?;
+    let settings = state.inner.settings.clone();
+    let input = spool::receive(
+        input,
+        settings.max_body_bytes,
+        crate::pdf::STREAMING_THRESHOLD,
+        &settings.spool_dir,
+    )
+    .await?;
     let record = state.granted_key(&caller, &q.key).await?;
     let format = parse_format(q.format.as_deref())?;
     let level: Level = q
@@ -72,13 +81,34 @@ pub(super) async fn sign(
         None => None,
     };
     let key = state.signing_key(&record).await?;
-    let settings = state.inner.settings.clone();
     let seal_size_mm = record.seal_size_mm.unwrap_or(36.0);
     let doc_number = q.doc_number.clone();
-    let input_hash = sha256_hex(&input);
-    let signed = blocking(move || {
+    let (input, input_hash) = match input {
+        spool::Input::Memory(bytes) => {
+            let hash = sha256_hex(&bytes);
+            (Source::Memory(bytes), hash)
+        }
+        spool::Input::File { path, sha256 } => {
+            let head = read_head(&path).await?;
+            let resolved = format.unwrap_or_else(|| Format::detect(&head));
+            if resolved == Format::Pdf {
+                (Source::File(path), sha256)
+            } else {
+                // Only PDFs sign streaming; other formats are bounded by max_body_mib.
+                let bytes = tokio::fs::read(&path)
+                    .await
+                    .map_err(|e| AppError::Internal(format!("reading the spooled body: {e}")))?;
+                (Source::Memory(Bytes::from(bytes)), sha256)
+            }
+        }
+    };
+    let spool_dir = settings.spool_dir.clone();
+    let (resolved, output, output_hash) = blocking(move || {
         let signing_time = OffsetDateTime::now_utc().to_offset(crate::sign::VIETNAM);
-        let resolved = format.unwrap_or_else(|| Format::detect(&input));
+        let resolved = match &input {
+            Source::Memory(bytes) => format.unwrap_or_else(|| Format::detect(bytes)),
+            Source::File(_) => Format::Pdf,
+        };
         let visible = if resolved == Format::Pdf {
             visible_signature(
                 &*key,
@@ -106,10 +136,22 @@ pub(super) async fn sign(
             },
             xml_profile,
         };
-        crate::sign::sign_document(&input, &*key, &request)
+        match input {
+            Source::Memory(bytes) => {
+                let signed = crate::sign::sign_document(&bytes, &*key, &request)?;
+                let hash = sha256_hex(&signed.bytes);
+                Ok((signed.format, Output::Memory(signed.bytes), hash))
+            }
+            Source::File(path) => {
+                let out = spool_dir.join(format!("{}.pdf", super::random_id("out_")));
+                crate::sign::sign_pdf_path(&path, &out, &*key, &request)?;
+                let (file, len, hash) = open_output(&out)?;
+                Ok((Format::Pdf, Output::File(file, len), hash))
+            }
+        }
     })
     .await?;
-    let format_name = match signed.format {
+    let format_name = match resolved {
         Format::Pdf => "pdf",
         Format::Cms => "cms",
         Format::Xml => "xml",
@@ -123,16 +165,24 @@ pub(super) async fn sign(
                 "key": record.name,
                 "format": format_name,
                 "input_sha256": input_hash,
-                "output_sha256": sha256_hex(&signed.bytes),
+                "output_sha256": output_hash,
             }),
         )
         .await?;
-    let content_type = match signed.format {
+    let content_type = match resolved {
         Format::Pdf => "application/pdf",
         Format::Cms => "application/pkcs7-signature",
         Format::Xml => "application/xml",
     };
-    let mut response = (StatusCode::OK, signed.bytes).into_response();
+    let mut response = match output {
+        Output::Memory(bytes) => (StatusCode::OK, bytes).into_response(),
+        Output::File(file, len) => {
+            let mut r = (StatusCode::OK, spool::FileBody::body(file, len)).into_response();
+            r.headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+            r
+        }
+    };
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -140,6 +190,50 @@ pub(super) async fn sign(
         .headers_mut()
         .insert("signgate-audit-id", HeaderValue::from(seq));
     Ok(response)
+}
+
+/// The document to sign: in memory, or a spooled PDF signed streaming.
+enum Source {
+    Memory(Bytes),
+    File(tempfile::TempPath),
+}
+
+/// The signed document: in memory, or an open (already unlinked) file and its length.
+enum Output {
+    Memory(Vec<u8>),
+    File(std::fs::File, u64),
+}
+
+/// The first KiB of a spooled body (enough to tell its format).
+async fn read_head(path: &std::path::Path) -> Result<Vec<u8>, AppError> {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::with_capacity(1024);
+    tokio::fs::File::open(path)
+        .await
+        .map_err(|e| AppError::Internal(format!("reading the spooled body: {e}")))?
+        .take(1024)
+        .read_to_end(&mut head)
+        .await
+        .map_err(|e| AppError::Internal(format!("reading the spooled body: {e}")))?;
+    Ok(head)
+}
+
+/// Opens the signed file at `path`, hashes it, rewinds, and unlinks the name (the open handle
+/// keeps the data until the response is sent); returns the handle, length and SHA-256 hex.
+fn open_output(path: &std::path::Path) -> Result<(std::fs::File, u64, String), crate::Error> {
+    use std::io::Seek;
+    let fail = |e: std::io::Error| {
+        crate::Error::from(crate::fsio::IoError::Read {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
+    };
+    let mut file = std::fs::File::open(path).map_err(fail)?;
+    let _ = std::fs::remove_file(path);
+    let mut hash = Sha256::new();
+    let len = std::io::copy(&mut file, &mut hash).map_err(fail)?;
+    file.rewind().map_err(fail)?;
+    Ok((file, len, hex::encode(hash.finalize())))
 }
 
 /// `?format=` / `"format"`: none or `auto` detects it from the content.

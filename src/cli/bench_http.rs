@@ -92,7 +92,7 @@ pub fn run(args: BenchHttpArgs) -> Result<u8, CliError> {
             .await
             .map_err(|e| internal("database", e))?;
         let (_, token) =
-            super::gateway::add_client(&store, "bench", "bench", &["bench".into()]).await?;
+            super::gateway::add_client(&store, "bench", "bench", &["bench".into()], None).await?;
         let settings = Settings {
             tsa_url: None,
             receipt_key: "bench".into(),
@@ -104,6 +104,7 @@ pub fn run(args: BenchHttpArgs) -> Result<u8, CliError> {
             fetch_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(300),
             batch_dir: work.path().join("batches"),
+            spool_dir: work.path().join("spool"),
         };
         let router = api::router(AppState::new(store, settings));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -56,6 +56,10 @@ pub enum ClientCommand {
         /// Keys this client may sign with (repeatable; must belong to the same agency).
         #[arg(long = "key")]
         keys: Vec<String>,
+        /// The client's TLS certificate (PEM): it authenticates by mutual TLS (`[tls]`)
+        /// instead of a bearer token, identified by the certificate's SHA-256 fingerprint.
+        #[arg(long)]
+        cert: Option<PathBuf>,
     },
     /// List clients (never tokens).
     List {
@@ -167,12 +171,14 @@ async fn admin_audit(
         .seq)
 }
 
-/// Adds a client and grants it `keys`; returns it and its token.
+/// Adds a client and grants it `keys`; returns it and its token (unusable and never shown
+/// for a client identified by its certificate's `cert_fingerprint`).
 pub(super) async fn add_client(
     store: &Store,
     agency: &str,
     name: &str,
     keys: &[String],
+    cert_fingerprint: Option<String>,
 ) -> Result<(Client, String), CliError> {
     for k in keys {
         match store.key(k).await.map_err(db_error)? {
@@ -197,6 +203,7 @@ pub(super) async fn add_client(
         revoked: false,
         created_at: api::now_rfc3339(),
         token_sha256: hash,
+        cert_fingerprint,
     };
     store.add_client(&client).await.map_err(db_error)?;
     for k in keys {
@@ -206,7 +213,7 @@ pub(super) async fn add_client(
         store,
         agency,
         "client.add",
-        json!({"id": client.id, "name": name, "keys": keys}),
+        json!({"id": client.id, "name": name, "keys": keys, "cert_fingerprint": client.cert_fingerprint}),
     )
     .await?;
     Ok((client, token))
@@ -216,11 +223,23 @@ pub(super) async fn add_client(
 pub fn serve(args: ServeArgs) -> Result<u8, CliError> {
     let config = args.store.config(args.listen.as_deref())?;
     let addr = super::server::listen_address(&config.listen)?;
-    super::server::run_with(addr, "gateway", async move {
+    let tls = match &config.tls {
+        Some(tls) => Some(std::sync::Arc::new(
+            tls.acceptor().map_err(CliError::usage)?,
+        )),
+        None => None,
+    };
+    super::server::run_tls_with(addr, "gateway", tls, async move {
         let store = open(&config).await?;
         if config.demo && store.count_clients().await.map_err(db_error)? == 0 {
-            let (client, token) =
-                add_client(&store, "demo", "demo client", &["demo-agency".to_string()]).await?;
+            let (client, token) = add_client(
+                &store,
+                "demo",
+                "demo client",
+                &["demo-agency".to_string()],
+                None,
+            )
+            .await?;
             eprintln!(
                 "signgate: demo client {} created; its bearer token (shown once, keep it):\n{token}",
                 client.id
@@ -269,11 +288,17 @@ fn spawn_retention(store: Store, days: u32) {
 pub fn client(cmd: ClientCommand) -> Result<u8, CliError> {
     runtime()?.block_on(async move {
         match cmd {
-            ClientCommand::Add { store, agency, name, keys } => {
+            ClientCommand::Add { store, agency, name, keys, cert } => {
+                let fingerprint = cert.as_deref().map(certificate_fingerprint).transpose()?;
                 let db = open(&store.config(None)?).await?;
-                let (client, token) = add_client(&db, &agency, &name, &keys).await?;
-                println!("{}", json!({"id": client.id, "agency": client.agency, "name": client.name, "keys": keys, "token": token}));
-                eprintln!("signgate: the token is shown once; the gateway keeps only its SHA-256");
+                let (client, token) = add_client(&db, &agency, &name, &keys, fingerprint).await?;
+                match &client.cert_fingerprint {
+                    Some(fp) => println!("{}", json!({"id": client.id, "agency": client.agency, "name": client.name, "keys": keys, "cert_fingerprint": fp})),
+                    None => {
+                        println!("{}", json!({"id": client.id, "agency": client.agency, "name": client.name, "keys": keys, "token": token}));
+                        eprintln!("signgate: the token is shown once; the gateway keeps only its SHA-256");
+                    }
+                }
                 db.close().await;
             }
             ClientCommand::List { store } => {
@@ -297,6 +322,15 @@ pub fn client(cmd: ClientCommand) -> Result<u8, CliError> {
         }
         Ok(0)
     })
+}
+
+/// SHA-256 (hex) of the first certificate of a PEM file, as the TLS layer computes it.
+fn certificate_fingerprint(path: &Path) -> Result<String, CliError> {
+    let pem = crate::fsio::read_input(path)?;
+    let cert = openssl::x509::X509::from_pem(&pem)
+        .map_err(|_| CliError::usage(format!("{}: not a PEM certificate", path.display())))?;
+    let der = cert.to_der().map_err(|e| internal(e.to_string()))?;
+    Ok(crate::tls::PeerCertificate(std::sync::Arc::new(der)).fingerprint())
 }
 
 /// `signgate key …`.

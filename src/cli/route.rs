@@ -112,8 +112,9 @@ pub(super) async fn start_node(
 pub fn run(cmd: RouteCommand) -> Result<u8, CliError> {
     if let RouteCommand::Fingerprint { identity } = &cmd {
         let password = super::key_password(None)?;
-        let id = tls::TlsIdentity::open(identity, &password).map_err(routing_error)?;
-        println!("{}", id.fingerprint().map_err(routing_error)?);
+        let id =
+            tls::TlsIdentity::open(identity, &password).map_err(|e| routing_error(e.into()))?;
+        println!("{}", id.fingerprint().map_err(|e| routing_error(e.into()))?);
         return Ok(0);
     }
     runtime()?.block_on(async move {

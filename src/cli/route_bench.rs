@@ -5,7 +5,7 @@
 //! each envelope is verified as in production (chain, live revocation, attachments).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,7 +45,7 @@ fn fail(what: &str, e: impl std::fmt::Display) -> CliError {
     }
 }
 
-fn settings(root: &Path, batch_dir: PathBuf) -> Settings {
+fn settings(root: &Path, work: &Path) -> Settings {
     Settings {
         tsa_url: None,
         receipt_key: String::new(),
@@ -56,7 +56,8 @@ fn settings(root: &Path, batch_dir: PathBuf) -> Settings {
         default_key_password: None,
         fetch_timeout: Duration::from_secs(10),
         request_timeout: Duration::from_secs(300),
-        batch_dir,
+        batch_dir: work.join("batches"),
+        spool_dir: work.join("spool"),
     }
 }
 
@@ -211,7 +212,7 @@ pub fn run(args: BenchRouteArgs) -> Result<u8, CliError> {
             .await
             .map_err(|e| fail("publication listener", e))?;
         tokio::spawn(async move { axum::serve(listener, publication).await });
-        let settings = settings(&root, tmp.path().join("batches"));
+        let settings = settings(&root, tmp.path());
         let open = |name: &str| {
             let path = tmp.path().join(format!("db-{name}"));
             async move {

@@ -24,6 +24,21 @@ pub fn run_with<F>(addr: std::net::SocketAddr, what: &str, setup: F) -> Result<u
 where
     F: std::future::Future<Output = Result<axum::Router, CliError>>,
 {
+    run_tls_with(addr, what, None, setup)
+}
+
+/// [`run_with`], over HTTPS when `tls` is given (client certificates reach the handlers as
+/// [`crate::tls::PeerCertificate`]); the ready line then says `https://`. On a shutdown
+/// signal the TLS listener stops accepting; requests in progress are not awaited.
+pub fn run_tls_with<F>(
+    addr: std::net::SocketAddr,
+    what: &str,
+    tls: Option<std::sync::Arc<openssl::ssl::SslAcceptor>>,
+    setup: F,
+) -> Result<u8, CliError>
+where
+    F: std::future::Future<Output = Result<axum::Router, CliError>>,
+{
     let internal = |message: String| CliError {
         code: ErrorCode::Internal,
         message,
@@ -40,8 +55,13 @@ where
             .map_err(|e| internal(format!("cannot read the bound address: {e}")))?;
         {
             let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "listening on http://{bound}/");
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            let _ = writeln!(out, "listening on {scheme}://{bound}/");
             let _ = out.flush();
+        }
+        if let Some(acceptor) = tls {
+            crate::tls::serve(listener, acceptor, router, shutdown_signal()).await;
+            return Ok(());
         }
         axum::serve(listener, router)
             .with_graceful_shutdown(shutdown_signal())

@@ -12,7 +12,7 @@
 //! - [`node`]: receipt, idempotency, forwarding decisions, statuses, operator actions.
 //! - [`lifecycle`]: the recall/update state machine at the delivering node.
 //! - [`worker`]: the outbox loop; [`backoff`]: retry delays.
-//! - [`tls`]: the mutual-TLS listener and client (reusable by the gateway API).
+//! - [`tls`]: the node-to-node client; the listener is the generic [`crate::tls`].
 //!
 //! SQL lives in `crate::store::routing`; HTTP handlers in `crate::api::route`.
 
@@ -62,6 +62,12 @@ pub enum RoutingError {
     /// Signing a status message failed.
     #[error("signing a status message: {0}")]
     Sign(String),
+}
+
+impl From<crate::tls::TlsError> for RoutingError {
+    fn from(e: crate::tls::TlsError) -> Self {
+        Self::Tls(e.0)
+    }
 }
 
 impl RoutingError {

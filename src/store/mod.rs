@@ -71,9 +71,12 @@ pub struct Client {
     pub revoked: bool,
     /// When it was added (RFC 3339).
     pub created_at: String,
-    /// SHA-256 of its bearer token, hex (never the token itself).
+    /// SHA-256 of its bearer token, hex (never the token itself). A certificate client's
+    /// is the hash of a random token that was never shown.
     #[serde(skip)]
     pub token_sha256: String,
+    /// SHA-256 of its TLS client certificate (DER), hex, when it authenticates by mutual TLS.
+    pub cert_fingerprint: Option<String>,
 }
 
 /// A registered signing key: a reference to a PKCS#12 file and its bound seal image.
@@ -118,6 +121,10 @@ pub struct Submission {
     pub response: String,
 }
 
+/// The columns of a [`Client`], in the order the row mappers read them.
+const CLIENT_COLUMNS: &str =
+    "id, agency, name, token_sha256, revoked, created_at, cert_fingerprint";
+
 /// Migrations compiled into the binary: (version, description, SQL).
 type Embedded = &'static [(i64, &'static str, &'static str)];
 
@@ -142,6 +149,11 @@ const SQLITE_MIGRATIONS: Embedded = &[
         "routing",
         include_str!("../../migrations/sqlite/0200_routing.sql"),
     ),
+    (
+        300,
+        "client certificates",
+        include_str!("../../migrations/sqlite/0300_client_certificates.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: Embedded = &[
     (
@@ -163,6 +175,11 @@ const POSTGRES_MIGRATIONS: Embedded = &[
         200,
         "routing",
         include_str!("../../migrations/postgres/0200_routing.sql"),
+    ),
+    (
+        300,
+        "client certificates",
+        include_str!("../../migrations/postgres/0300_client_certificates.sql"),
     ),
 ];
 
@@ -241,9 +258,9 @@ impl Store {
     /// Adds a client with the hash of its token.
     pub async fn add_client(&self, client: &Client) -> Result<(), StoreError> {
         with_pool!(self, p => {
-            sqlx::query("INSERT INTO clients (id, agency, name, token_sha256, revoked, created_at) VALUES ($1, $2, $3, $4, 0, $5)")
+            sqlx::query("INSERT INTO clients (id, agency, name, token_sha256, revoked, created_at, cert_fingerprint) VALUES ($1, $2, $3, $4, 0, $5, $6)")
                 .bind(&client.id).bind(&client.agency).bind(&client.name)
-                .bind(&client.token_sha256).bind(&client.created_at)
+                .bind(&client.token_sha256).bind(&client.created_at).bind(&client.cert_fingerprint)
                 .execute(p).await?;
         });
         Ok(())
@@ -254,22 +271,35 @@ impl Store {
         &self,
         token_sha256: &str,
     ) -> Result<Option<Client>, StoreError> {
-        let sql = "SELECT id, agency, name, token_sha256, revoked, created_at FROM clients WHERE token_sha256 = $1";
+        self.client_where("token_sha256", token_sha256).await
+    }
+
+    /// The client whose TLS certificate has SHA-256 `fingerprint` (hex).
+    pub async fn client_by_cert_fingerprint(
+        &self,
+        fingerprint: &str,
+    ) -> Result<Option<Client>, StoreError> {
+        self.client_where("cert_fingerprint", fingerprint).await
+    }
+
+    /// The client whose unique `column` equals `value` (`column` is one of ours, never input).
+    async fn client_where(&self, column: &str, value: &str) -> Result<Option<Client>, StoreError> {
+        let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE {column} = $1");
         Ok(with_pool!(self, p => {
-            sqlx::query(sql).bind(token_sha256).fetch_optional(p).await?.map(|r| Client {
+            sqlx::query(&sql).bind(value).fetch_optional(p).await?.map(|r| Client {
                 id: r.get(0), agency: r.get(1), name: r.get(2), token_sha256: r.get(3),
-                revoked: r.get::<i64, _>(4) != 0, created_at: r.get(5),
+                revoked: r.get::<i64, _>(4) != 0, created_at: r.get(5), cert_fingerprint: r.get(6),
             })
         }))
     }
 
     /// All clients.
     pub async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
-        let sql = "SELECT id, agency, name, token_sha256, revoked, created_at FROM clients ORDER BY created_at, id";
+        let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY created_at, id");
         Ok(with_pool!(self, p => {
-            sqlx::query(sql).fetch_all(p).await?.into_iter().map(|r| Client {
+            sqlx::query(&sql).fetch_all(p).await?.into_iter().map(|r| Client {
                 id: r.get(0), agency: r.get(1), name: r.get(2), token_sha256: r.get(3),
-                revoked: r.get::<i64, _>(4) != 0, created_at: r.get(5),
+                revoked: r.get::<i64, _>(4) != 0, created_at: r.get(5), cert_fingerprint: r.get(6),
             }).collect()
         }))
     }

@@ -1,0 +1,157 @@
+//! Large request bodies go to disk, and large responses come from it: a body is kept in memory
+//! up to [`crate::pdf::STREAMING_THRESHOLD`] and spooled to a temporary file in the data
+//! folder beyond that, so `POST /v1/sign` can sign a large PDF through the streaming path
+//! ([`crate::sign::sign_pdf_path`]) and stream the result back with [`FileBody`].
+
+use std::io::Write;
+use std::path::Path;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use axum::body::{Body, Bytes};
+use http_body_util::BodyExt;
+use hyper::body::{Frame, SizeHint};
+use sha2::{Digest, Sha256};
+use tempfile::TempPath;
+use tokio::io::{AsyncRead, ReadBuf};
+
+use super::AppError;
+
+/// A request body as received.
+pub(super) enum Input {
+    /// At most the streaming threshold, in memory.
+    Memory(Bytes),
+    /// Larger: in a temporary file (deleted when dropped), with its SHA-256 (hex).
+    File {
+        /// The temporary file.
+        path: TempPath,
+        /// SHA-256 of the bytes, lowercase hex.
+        sha256: String,
+    },
+}
+
+/// Reads `body`, refusing more than `limit` bytes; above `threshold` bytes it continues into a
+/// temporary file in `dir` (created if missing), hashing as it writes.
+pub(super) async fn receive(
+    body: Body,
+    limit: usize,
+    threshold: u64,
+    dir: &Path,
+) -> Result<Input, AppError> {
+    let mut body = body;
+    let mut memory: Vec<u8> = Vec::new();
+    let mut spool: Option<(tempfile::NamedTempFile, Sha256)> = None;
+    let mut total: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|e| AppError::BadRequest(format!("cannot read the request body: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total += data.len() as u64;
+        if total > limit as u64 {
+            return Err(AppError::PayloadTooLarge(limit));
+        }
+        match &mut spool {
+            Some((file, hash)) => {
+                hash.update(&data);
+                write_blocking(file, data.to_vec()).await?;
+            }
+            None if total > threshold => {
+                let mut file = new_spool_file(dir).await?;
+                let mut hash = Sha256::new();
+                memory.extend_from_slice(&data);
+                hash.update(&memory);
+                write_blocking(&mut file, std::mem::take(&mut memory)).await?;
+                spool = Some((file, hash));
+            }
+            None => memory.extend_from_slice(&data),
+        }
+    }
+    Ok(match spool {
+        None => Input::Memory(Bytes::from(memory)),
+        Some((file, hash)) => Input::File {
+            path: file.into_temp_path(),
+            sha256: hex::encode(hash.finalize()),
+        },
+    })
+}
+
+fn spool_error(e: impl std::fmt::Display) -> AppError {
+    AppError::Internal(format!("spooling a large request body: {e}"))
+}
+
+async fn new_spool_file(dir: &Path) -> Result<tempfile::NamedTempFile, AppError> {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&dir)?;
+        tempfile::Builder::new()
+            .prefix("in_")
+            .suffix(".part")
+            .tempfile_in(&dir)
+    })
+    .await
+    .map_err(spool_error)?
+    .map_err(spool_error)
+}
+
+/// Appends `data` to `file` off the runtime (the file stays owned by the caller).
+async fn write_blocking(file: &mut tempfile::NamedTempFile, data: Vec<u8>) -> Result<(), AppError> {
+    let mut handle = file.as_file().try_clone().map_err(spool_error)?;
+    tokio::task::spawn_blocking(move || handle.write_all(&data))
+        .await
+        .map_err(spool_error)?
+        .map_err(spool_error)
+}
+
+/// A response body read from an open file of known length, 256 KiB at a time.
+pub(super) struct FileBody {
+    file: tokio::fs::File,
+    left: u64,
+    buf: Box<[u8]>,
+}
+
+impl FileBody {
+    /// Streams the `len` bytes of `file` from its current position.
+    pub(super) fn body(file: std::fs::File, len: u64) -> Body {
+        Body::new(FileBody {
+            file: tokio::fs::File::from_std(file),
+            left: len,
+            buf: vec![0u8; 256 << 10].into_boxed_slice(),
+        })
+    }
+}
+
+impl hyper::body::Body for FileBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let this = self.get_mut();
+        if this.left == 0 {
+            return Poll::Ready(None);
+        }
+        let want = usize::try_from(this.left)
+            .unwrap_or(usize::MAX)
+            .min(this.buf.len());
+        let mut read = ReadBuf::new(&mut this.buf[..want]);
+        ready!(Pin::new(&mut this.file).poll_read(cx, &mut read))?;
+        let n = read.filled().len();
+        if n == 0 {
+            return Poll::Ready(Some(Err(std::io::ErrorKind::UnexpectedEof.into())));
+        }
+        this.left -= n as u64;
+        Poll::Ready(Some(Ok(Frame::data(Bytes::copy_from_slice(read.filled())))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.left == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.left)
+    }
+}
