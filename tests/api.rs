@@ -1347,9 +1347,14 @@ fn batch_suite(b: &Backend) {
             b"%PDF-1.7 not really".to_vec(),
         ),
         (
+            "document",
+            Some("to-khai.xml".into()),
+            signgate::batch::sample::tax_declaration(7),
+        ),
+        (
             "options",
             None,
-            br#"{"key": "ubnd", "format": "pdf"}"#.to_vec(),
+            br#"{"key": "ubnd", "profile": "tax"}"#.to_vec(),
         ),
     ]);
     let headers = [("Content-Type", content_type.as_str())];
@@ -1385,8 +1390,36 @@ fn batch_suite(b: &Backend) {
     };
     assert_eq!(
         (mixed["signed"].as_u64(), mixed["failed"].as_u64()),
-        (Some(1), Some(1)),
+        (Some(2), Some(1)),
         "{mixed:#}"
+    );
+    // The XML filing was signed as XML-DSig in the tax layout (profile "tax"), and verifies.
+    let filing = request(
+        "GET",
+        &format!("{url}v1/batches/{second}/documents/2"),
+        Some(&token),
+        &[],
+        None,
+    );
+    assert_eq!(filing.status, 200);
+    let text = String::from_utf8(filing.body.clone()).expect("utf-8 XML");
+    assert!(
+        text.contains("<CKyDTu><Signature") || text.contains("<CKyDTu><ds:Signature"),
+        "{text}"
+    );
+    let report = signgate::verify::document(
+        "to-khai.xml",
+        &filing.body,
+        None,
+        &signgate::verify::Policy::default(),
+        &ctx,
+    )
+    .expect("verify");
+    assert_eq!(report.signatures.len(), 1);
+    assert!(
+        report.signatures[0].intact,
+        "{:?}",
+        report.signatures[0].notes
     );
     assert_eq!(mixed["documents"][1]["state"], "failed");
     assert_eq!(mixed["documents"][1]["code"], "PDF_MALFORMED", "{mixed:#}");
@@ -1401,16 +1434,21 @@ fn batch_suite(b: &Backend) {
     assert_eq!(failed.error_code(), "NOT_SIGNED");
     let missing = request(
         "GET",
-        &format!("{url}v1/batches/{second}/documents/2"),
+        &format!("{url}v1/batches/{second}/documents/3"),
         Some(&token),
         &[],
         None,
     );
     assert_eq!(missing.status, 404);
-    // Refused uploads: no options part, XML, an unknown option, another agency's key.
+    // Refused uploads: no options part, a profile for PDFs, an unknown profile, an unknown
+    // option, another agency's key.
     for (options, code) in [
         (None, "USAGE"),
-        (Some(r#"{"key": "ubnd", "format": "xml"}"#), "USAGE"),
+        (
+            Some(r#"{"key": "ubnd", "format": "pdf", "profile": "tax"}"#),
+            "USAGE",
+        ),
+        (Some(r#"{"key": "ubnd", "profile": "letter"}"#), "USAGE"),
         (Some(r#"{"key": "ubnd", "colour": "red"}"#), "USAGE"),
     ] {
         let mut parts = vec![("document", Some("a.pdf".to_string()), b"%PDF-".to_vec())];

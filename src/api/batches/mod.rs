@@ -40,6 +40,8 @@ use runner::spawn;
 struct BatchRequest {
     key: String,
     format: Option<String>,
+    /// XML-DSig profile for XML documents (tax, social-insurance, e-invoice, edxml, enveloped).
+    profile: Option<String>,
     level: Option<String>,
     reason: Option<String>,
     location: Option<String>,
@@ -49,6 +51,8 @@ struct BatchRequest {
 #[derive(Debug, Serialize, Deserialize)]
 struct StoredOptions {
     format: Option<String>,
+    #[serde(default)]
+    profile: Option<String>,
     level: String,
     reason: Option<String>,
     location: Option<String>,
@@ -61,11 +65,20 @@ impl StoredOptions {
             .map_err(|e| format!("stored signing time: {e}"))?;
         let mut options = BatchOptions::new(signing_time);
         options.format = parse_format(self.format.as_deref()).map_err(|e| e.to_string())?;
+        options.xml_profile = parse_profile(self.profile.as_deref()).map_err(|e| e.to_string())?;
         options.level = self.level.parse()?;
         options.reason = self.reason.clone();
         options.location = self.location.clone();
         Ok(options)
     }
+}
+
+/// `"profile"`: the XML-DSig layout of XML documents; none leaves every non-PDF as CMS.
+fn parse_profile(text: Option<&str>) -> Result<Option<crate::xml::Profile>, AppError> {
+    text.filter(|t| !t.is_empty())
+        .map(str::parse)
+        .transpose()
+        .map_err(AppError::BadRequest)
 }
 
 /// `in/NNNN-name`, `out/NNNN-name…`: the index prefix keeps equal upload names apart.
@@ -240,9 +253,10 @@ async fn accept(
     }
     let record = state.granted_key(caller, &request.key).await?;
     let format = parse_format(request.format.as_deref())?;
-    if format == Some(Format::Xml) {
+    let profile = parse_profile(request.profile.as_deref())?;
+    if profile.is_some() && matches!(format, Some(Format::Pdf | Format::Cms)) {
         return Err(AppError::BadRequest(
-            "batches sign pdf or cms (detached CAdES); XML-DSig is POST /v1/sign only".into(),
+            "profile applies to XML documents only".into(),
         ));
     }
     let level: Level = request
@@ -258,6 +272,7 @@ async fn accept(
     }
     let options = StoredOptions {
         format: request.format.filter(|f| !f.is_empty() && f != "auto"),
+        profile: request.profile,
         level: request.level.unwrap_or_else(|| "b-b".into()),
         reason: request.reason,
         location: request.location,
