@@ -97,3 +97,87 @@ impl GroupCommit {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::routing::{DocumentRow, EnvelopeRow};
+
+    fn acceptance(n: usize, recipient: &str) -> Acceptance {
+        let env = format!("env_{n}");
+        Acceptance {
+            envelope: Some(EnvelopeRow {
+                id: env.clone(),
+                digest: "d".into(),
+                bytes: b"<e/>".to_vec(),
+                from_node: "p".into(),
+                received_at: "t".into(),
+            }),
+            documents: vec![DocumentRow {
+                id: format!("rd_{n}"),
+                sender_organ: "S".into(),
+                document_id: "S,2025/01/02,1/UBND".into(),
+                doc_type: 0,
+                recipient_organ: recipient.into(),
+                digest: "d".into(),
+                envelope_id: env,
+                target_document: "S,2025/01/02,1/UBND".into(),
+                state: "delivered".into(),
+                next_node: None,
+                created_at: "t".into(),
+                updated_at: "t".into(),
+            }],
+            ..Acceptance::default()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_acceptances_commit_together_and_races_roll_back_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&Store::sqlite_url(dir.path()))
+            .await
+            .expect("open");
+        let group = Arc::new(GroupCommit::default());
+        // 20 distinct recipients, and every one of them delivered twice concurrently
+        let mut tasks = Vec::new();
+        for n in 0..40 {
+            let (group, store) = (group.clone(), store.clone());
+            tasks.push(tokio::spawn(async move {
+                let a = acceptance(n, &format!("R{}", n % 20));
+                group.accept(&store, a, "t".into()).await.expect("commit")
+            }));
+        }
+        let mut written = 0;
+        for t in tasks {
+            written += usize::from(t.await.expect("task"));
+        }
+        assert_eq!(written, 20, "one acceptance per idempotency key");
+        let rows = store
+            .route_documents("S,2025/01/02,1/UBND")
+            .await
+            .expect("rows");
+        assert_eq!(rows.len(), 20);
+        for row in &rows {
+            assert!(
+                store
+                    .route_envelope(&row.envelope_id)
+                    .await
+                    .expect("read")
+                    .is_some(),
+                "the winner's envelope is stored"
+            );
+        }
+        // the losers' envelopes were rolled back with their savepoints
+        let mut stored = 0;
+        for n in 0..40 {
+            stored += usize::from(
+                store
+                    .route_envelope(&format!("env_{n}"))
+                    .await
+                    .expect("read")
+                    .is_some(),
+            );
+        }
+        assert_eq!(stored, 20);
+    }
+}
