@@ -1518,7 +1518,7 @@ fn dead_letters_are_retried_and_operator_views_are_per_agency() {
 
     // C1 is back: A retried by the CLI, B over HTTP; each delivered exactly once
     net.start("C1");
-    let o = net.route("P", &["retry", "--document-id", &a, "--to", "TEST.C1"]);
+    let o = net.route("P", &["retry", "--document-id", a.as_str(), "--to", "TEST.C1"]);
     assert_exit(&o, 0, "route retry");
     assert!(
         stdout_str(&o).contains("\"next_node\":\"C1\""),
@@ -1540,7 +1540,7 @@ fn dead_letters_are_retried_and_operator_views_are_per_agency() {
         });
     }
     // nothing dead any more: a second retry finds nothing to do
-    let o = net.route("P", &["retry", "--document-id", &a]);
+    let o = net.route("P", &["retry", "--document-id", a.as_str()]);
     assert_exit(&o, 66, "route retry without a dead letter");
     let (code, _) = api(&net, "P", &owner, "retry", Some(retry_b));
     assert_eq!(code, 404);
