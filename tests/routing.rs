@@ -1518,7 +1518,10 @@ fn dead_letters_are_retried_and_operator_views_are_per_agency() {
 
     // C1 is back: A retried by the CLI, B over HTTP; each delivered exactly once
     net.start("C1");
-    let o = net.route("P", &["retry", "--document-id", a.as_str(), "--to", "TEST.C1"]);
+    let o = net.route(
+        "P",
+        &["retry", "--document-id", a.as_str(), "--to", "TEST.C1"],
+    );
     assert_exit(&o, 0, "route retry");
     assert!(
         stdout_str(&o).contains("\"next_node\":\"C1\""),
