@@ -8,7 +8,8 @@
 //!   the hops;
 //! - faults: duplicate delivery, conflicting redelivery, tampered header, altered attachment,
 //!   unknown node, a peer down then up, a node killed with SIGKILL with documents in flight,
-//!   dead-lettering;
+//!   dead-lettering and `route retry`;
+//! - operator views over HTTP restricted to the client's agency;
 //! - two processes on one PostgreSQL database draining one outbox exactly once.
 
 mod common;
@@ -668,7 +669,7 @@ fn documents_reach_every_commune_and_statuses_flow_back() {
 
     // 4. the same views over HTTP (bearer token of a client of the province's gateway)
     let mut cmd = signgate([
-        "client", "add", "--agency", "p", "--name", "operator", "--config",
+        "client", "add", "--agency", "TEST.P", "--name", "operator", "--config",
     ]);
     cmd.arg(&net.nodes["P"].config)
         .env("SIGNGATE_KEY_PASSWORD", "demo");
@@ -1373,5 +1374,239 @@ fn a_peer_returning_errors_is_retried_then_delivered() {
     );
     wait_until(&net, Duration::from_secs(20), "901 forwarded at P", || {
         net.rows("P", &id, "TEST.C1", "forwarded") == 1
+    });
+}
+
+/// A bearer token of a new API client of `agency` at node `name`.
+fn client_token(net: &Net, name: &str, agency: &str) -> String {
+    let mut cmd = signgate([
+        "client", "add", "--agency", agency, "--name", "operator", "--config",
+    ]);
+    cmd.arg(&net.nodes[name].config)
+        .env("SIGNGATE_KEY_PASSWORD", "demo");
+    let o = run(&mut cmd);
+    assert_exit(&o, 0, "client add");
+    serde_json::from_str::<Value>(&stdout_str(&o)).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// `METHOD /v1/route/PATH` at node `name` with `token`: the HTTP status and the JSON body.
+fn api(net: &Net, name: &str, token: &str, path: &str, body: Option<Vec<u8>>) -> (u16, Value) {
+    let base = net.nodes[name].process.as_ref().unwrap().url.clone();
+    let url = format!("{base}v1/route/{path}");
+    let auth = format!("Bearer {token}");
+    let result = match body {
+        None => ureq::get(&url).set("Authorization", &auth).call(),
+        Some(b) => ureq::post(&url)
+            .set("Authorization", &auth)
+            .set("Content-Type", "application/json")
+            .send_bytes(&b),
+    };
+    let resp = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{url}: {e}"),
+    };
+    let status = resp.status();
+    let text = resp.into_string().unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// Deliveries dead-lettered while the next node is down are put back to pending by
+/// `route retry` (CLI) and `POST /v1/route/retry`, then delivered once; every operator view
+/// over HTTP shows a client only its agency's documents (others answer 404).
+#[test]
+fn dead_letters_are_retried_and_operator_views_are_per_agency() {
+    let spec: Vec<(&'static str, &str, Links)> = vec![
+        ("P", "TEST.P", vec![("C1", s(&["TEST.C1"]))]),
+        ("C1", "TEST.C1", vec![("P", s(&["*"]))]),
+    ];
+    let mut net = Net::new("retry", &spec, "", None);
+    let p = net.nodes["P"].config.clone();
+    let text = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("max_attempts = 30", "max_attempts = 2");
+    std::fs::write(&p, text).unwrap();
+    net.start("P");
+    let a = doc_id("TEST.P", "951");
+    let b = doc_id("TEST.P", "952");
+    for (n, subject) in [
+        ("951", "Thư chờ gửi lại"),
+        ("952", "Thư chờ gửi lại qua API"),
+    ] {
+        let sent = net.send(
+            "P",
+            &envelope("TEST.P", &["TEST.C1"], n, subject, Business::default()),
+        );
+        assert_eq!(sent["status"], "01", "{sent}");
+    }
+    // C1 is down: both dead-lettered after two attempts
+    for id in [&a, &b] {
+        wait_until(&net, Duration::from_secs(30), "dead letters at P", || {
+            net.rows("P", id, "TEST.C1", "dead") == 1
+        });
+    }
+    let owner = client_token(&net, "P", "TEST.P");
+    let other = client_token(&net, "P", "TEST.C9");
+    let enc = signgate::routing::worker::encode;
+
+    // another agency's client sees none of it and can act on none of it
+    let (code, _) = api(
+        &net,
+        "P",
+        &other,
+        &format!("status?document_id={}", enc(&a)),
+        None,
+    );
+    assert_eq!(code, 404);
+    let (code, body) = api(&net, "P", &other, "outbox", None);
+    assert_eq!(code, 200);
+    assert_eq!(body["outbox"], serde_json::json!([]), "{body:#}");
+    assert_eq!(body["documents"], serde_json::json!([]), "{body:#}");
+    let retry_b = serde_json::json!({"document_id": b})
+        .to_string()
+        .into_bytes();
+    let (code, _) = api(&net, "P", &other, "retry", Some(retry_b.clone()));
+    assert_eq!(code, 404);
+    let ack = serde_json::json!({"document_id": a, "status": "03"})
+        .to_string()
+        .into_bytes();
+    let (code, _) = api(&net, "P", &other, "ack", Some(ack));
+    assert_eq!(code, 404);
+    // nor send for the province
+    let base = net.nodes["P"].process.as_ref().unwrap().url.clone();
+    let foreign = envelope("TEST.P", &["TEST.C1"], "953", "Gửi hộ", Business::default());
+    let err = ureq::post(&format!("{base}v1/route/send"))
+        .set("Authorization", &format!("Bearer {other}"))
+        .send_bytes(&foreign)
+        .expect_err("sending for another agency");
+    let resp = match err {
+        ureq::Error::Status(422, resp) => resp,
+        other => panic!("{other:?}"),
+    };
+    let body: Value = serde_json::from_str(&resp.into_string().unwrap()).unwrap();
+    assert_eq!(body["status"], "02");
+    assert!(
+        body["reason"].as_str().unwrap().contains("may not send"),
+        "{body}"
+    );
+
+    // the province's client sees its documents and their dead letters
+    let (code, body) = api(
+        &net,
+        "P",
+        &owner,
+        &format!("status?document_id={}", enc(&a)),
+        None,
+    );
+    assert_eq!(code, 200);
+    assert_eq!(body["documents"][0]["state"], "dead", "{body:#}");
+    let (_, body) = api(&net, "P", &owner, "outbox", None);
+    assert!(
+        body["outbox"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s[0] == "dead" && s[1] == 2),
+        "{body:#}"
+    );
+
+    // C1 is back: A retried by the CLI, B over HTTP; each delivered exactly once
+    net.start("C1");
+    let o = net.route(
+        "P",
+        &["retry", "--document-id", a.as_str(), "--to", "TEST.C1"],
+    );
+    assert_exit(&o, 0, "route retry");
+    assert!(
+        stdout_str(&o).contains("\"next_node\":\"C1\""),
+        "{}",
+        stdout_str(&o)
+    );
+    let (code, body) = api(&net, "P", &owner, "retry", Some(retry_b.clone()));
+    assert_eq!(code, 200, "{body:#}");
+    assert_eq!(body["requeued"].as_array().unwrap().len(), 1, "{body:#}");
+    for id in [&a, &b] {
+        wait_until(
+            &net,
+            Duration::from_secs(30),
+            "retried delivery at C1",
+            || net.rows("C1", id, "TEST.C1", "delivered") == 1,
+        );
+        wait_until(&net, Duration::from_secs(30), "forwarded at P", || {
+            net.rows("P", id, "TEST.C1", "forwarded") == 1
+        });
+    }
+    // nothing dead any more: a second retry finds nothing to do
+    let o = net.route("P", &["retry", "--document-id", a.as_str()]);
+    assert_exit(&o, 66, "route retry without a dead letter");
+    let (code, _) = api(&net, "P", &owner, "retry", Some(retry_b));
+    assert_eq!(code, 404);
+    let v = net.status("P", &a).unwrap();
+    let events: Vec<&str> = v["trace"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    let dead = events
+        .iter()
+        .position(|e| *e == "dead-letter")
+        .expect("dead-letter");
+    let retry = events.iter().position(|e| *e == "retry").expect("retry");
+    let forwarded = events
+        .iter()
+        .rposition(|e| *e == "forwarded")
+        .expect("forwarded");
+    assert!(dead < retry && retry < forwarded, "{events:?}");
+
+    // at C1: the commune's client has both in its inbox; the sender sees the document there,
+    // another agency does not
+    let commune = client_token(&net, "C1", "TEST.C1");
+    let (_, body) = api(&net, "C1", &commune, "inbox", None);
+    let ids: Vec<&str> = body["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["document_id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&a.as_str()) && ids.contains(&b.as_str()),
+        "{body:#}"
+    );
+    let sender = client_token(&net, "C1", "TEST.P");
+    let (_, body) = api(&net, "C1", &sender, "inbox", None);
+    assert_eq!(body["documents"], serde_json::json!([]), "{body:#}");
+    let (code, _) = api(
+        &net,
+        "C1",
+        &sender,
+        &format!("status?document_id={}", enc(&a)),
+        None,
+    );
+    assert_eq!(code, 200);
+    let stranger = client_token(&net, "C1", "TEST.C9");
+    let (code, _) = api(
+        &net,
+        "C1",
+        &stranger,
+        &format!("status?document_id={}", enc(&a)),
+        None,
+    );
+    assert_eq!(code, 404);
+    let ack = serde_json::json!({"document_id": a, "status": "03"})
+        .to_string()
+        .into_bytes();
+    let (code, _) = api(&net, "C1", &stranger, "ack", Some(ack.clone()));
+    assert_eq!(code, 404);
+    let (code, body) = api(&net, "C1", &commune, "ack", Some(ack));
+    assert_eq!(code, 200, "{body:#}");
+    wait_until(&net, Duration::from_secs(30), "03 back at P", || {
+        net.has_status("P", &a, "TEST.C1", "03")
     });
 }

@@ -7,8 +7,12 @@
 //!   certificate answers 403 `ROUTE_PEER_UNKNOWN`.
 //! - [`routes`], on the gateway API with bearer tokens: `GET /v1/route/status?document_id=`,
 //!   `GET /v1/route/inbox`, `POST /v1/route/ack`, `POST /v1/route/send`, `GET /v1/route/outbox`
-//!   (outbox and document counts by state, dead letters included). Without `[routing]` they
-//!   answer 404.
+//!   (outbox and document counts by state, dead letters included), `POST /v1/route/retry`
+//!   (a dead letter back to pending). Without `[routing]` they answer 404.
+//!
+//!   Each client acts for its agency (an edXML OrganId served by this node): it sees and acts
+//!   on the documents that agency sent or receives, another agency's answer 404 like missing
+//!   ones (CONTRACTS §4), and it sends only envelopes whose sender is its agency (else 02).
 
 use std::sync::Arc;
 
@@ -24,7 +28,7 @@ use serde_json::json;
 use super::{AppError, AppState, Caller};
 use crate::routing::tls::PeerCertificate;
 use crate::routing::worker::{encode, REASON_HEADER, STATUS_HEADER};
-use crate::routing::{lifecycle, Node, Receipt, RoutingError};
+use crate::routing::{Node, Receipt, RoutingError};
 
 impl From<RoutingError> for AppError {
     fn from(e: RoutingError) -> Self {
@@ -104,16 +108,21 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/route/ack", post(ack))
         .route("/v1/route/send", post(send))
         .route("/v1/route/outbox", get(outbox))
+        .route("/v1/route/retry", post(retry))
 }
 
-async fn outbox(_caller: Caller, node: Option<Extension<Arc<Node>>>) -> Result<Response, AppError> {
+/// Outbox items and document rows by state, of the caller's agency's documents, and the
+/// node's counters since start (totals only, no document).
+async fn outbox(caller: Caller, node: Option<Extension<Arc<Node>>>) -> Result<Response, AppError> {
     use std::sync::atomic::Ordering::Relaxed;
     let node = configured(node)?;
+    let agency = &caller.0.agency;
     let c = &node.counters;
     Ok(Json(json!({
         "node": node.config.node_id,
-        "outbox": node.store().route_outbox_states().await?,
-        "documents": node.store().route_document_states().await?,
+        "agency": agency,
+        "outbox": node.store().route_outbox_states_for(agency).await?,
+        "documents": node.store().route_document_states_for(agency).await?,
         "since_start": {
             "accepted": c.accepted.load(Relaxed), "duplicates": c.duplicates.load(Relaxed),
             "refused": c.refused.load(Relaxed), "delivered": c.delivered.load(Relaxed),
@@ -121,6 +130,30 @@ async fn outbox(_caller: Caller, node: Option<Extension<Arc<Node>>>) -> Result<R
         },
     }))
     .into_response())
+}
+
+/// Body of `POST /v1/route/retry`.
+#[derive(Debug, Deserialize)]
+pub struct RetryRequest {
+    document_id: String,
+    /// Only the delivery carrying this recipient organ.
+    to: Option<String>,
+}
+
+async fn retry(
+    caller: Caller,
+    node: Option<Extension<Arc<Node>>>,
+    Json(req): Json<RetryRequest>,
+) -> Result<Response, AppError> {
+    let node = configured(node)?;
+    let items = node
+        .retry(&req.document_id, req.to.as_deref(), Some(&caller.0.agency))
+        .await?;
+    let requeued: Vec<_> = items
+        .iter()
+        .map(|i| json!({"kind": i.kind, "next_node": i.next_node, "recipients": i.recipients}))
+        .collect();
+    Ok(Json(json!({"document_id": req.document_id, "requeued": requeued})).into_response())
 }
 
 fn configured(node: Option<Extension<Arc<Node>>>) -> Result<Arc<Node>, AppError> {
@@ -136,17 +169,20 @@ pub struct StatusQuery {
 }
 
 async fn status(
-    _caller: Caller,
+    caller: Caller,
     node: Option<Extension<Arc<Node>>>,
     Query(q): Query<StatusQuery>,
 ) -> Result<Response, AppError> {
     let node = configured(node)?;
-    Ok(Json(node.status_view(&q.document_id).await?).into_response())
+    let view = node
+        .status_view_for(&q.document_id, Some(&caller.0.agency))
+        .await?;
+    Ok(Json(view).into_response())
 }
 
-async fn inbox(_caller: Caller, node: Option<Extension<Arc<Node>>>) -> Result<Response, AppError> {
+async fn inbox(caller: Caller, node: Option<Extension<Arc<Node>>>) -> Result<Response, AppError> {
     let node = configured(node)?;
-    let rows = node.store().route_inbox(lifecycle::INBOX_STATES).await?;
+    let rows = node.inbox(Some(&caller.0.agency)).await?;
     Ok(Json(json!({"node": node.config.node_id, "documents": rows})).into_response())
 }
 
@@ -160,29 +196,28 @@ pub struct AckRequest {
 }
 
 async fn ack(
-    _caller: Caller,
+    caller: Caller,
     node: Option<Extension<Arc<Node>>>,
     Json(req): Json<AckRequest>,
 ) -> Result<Response, AppError> {
     let node = configured(node)?;
+    let agency = &caller.0.agency;
+    if req.recipient.as_ref().is_some_and(|r| r != agency) {
+        return Err(RoutingError::NotFound(req.document_id).into());
+    }
     let rows = node
-        .acknowledge(
-            &req.document_id,
-            req.recipient.as_deref(),
-            &req.status,
-            req.description,
-        )
+        .acknowledge(&req.document_id, Some(agency), &req.status, req.description)
         .await?;
     Ok(Json(json!({"acknowledged": rows})).into_response())
 }
 
 async fn send(
-    _caller: Caller,
+    caller: Caller,
     node: Option<Extension<Arc<Node>>>,
     body: Bytes,
 ) -> Result<Response, AppError> {
     let node = configured(node)?;
-    let receipt = node.receive("local", body.to_vec(), None).await?;
+    let receipt = node.send_as(&caller.0.agency, body.to_vec()).await?;
     let status = if receipt.code == "01" {
         StatusCode::ACCEPTED
     } else {

@@ -1,4 +1,4 @@
-//! `signgate route send|inbox|ack|status|fingerprint`, on the node's own database, and the
+//! `signgate route send|inbox|ack|status|retry|fingerprint`, on the node's own database, and the
 //! start-up of a routing node inside `signgate serve`.
 
 use std::path::PathBuf;
@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use clap::Subcommand;
 
-use super::gateway::{db_error, open, runtime, StoreArgs};
+use super::gateway::{open, runtime, StoreArgs};
 use super::CliError;
 use crate::api::Settings;
 use crate::error::ErrorCode;
-use crate::routing::{lifecycle, tls, worker, Node, RoutingConfig, RoutingError};
+use crate::routing::{tls, worker, Node, RoutingConfig, RoutingError};
 use crate::store::Store;
 
 /// `signgate route …`.
@@ -54,6 +54,18 @@ pub enum RouteCommand {
         /// The DocumentId.
         #[arg(long)]
         document_id: String,
+    },
+    /// Put a dead-lettered delivery of a document back to pending (attempts from zero); the
+    /// running node's worker takes it at once.
+    Retry {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The DocumentId.
+        #[arg(long)]
+        document_id: String,
+        /// Only the delivery carrying this recipient agency (OrganId); default: all of them.
+        #[arg(long)]
+        to: Option<String>,
     },
     /// Print the SHA-256 fingerprint of a node certificate (for peers' `cert_fingerprint`).
     Fingerprint {
@@ -122,7 +134,8 @@ pub fn run(cmd: RouteCommand) -> Result<u8, CliError> {
             RouteCommand::Send { store, .. }
             | RouteCommand::Inbox { store }
             | RouteCommand::Ack { store, .. }
-            | RouteCommand::Status { store, .. } => (store, &cmd),
+            | RouteCommand::Status { store, .. }
+            | RouteCommand::Retry { store, .. } => (store, &cmd),
             RouteCommand::Fingerprint { .. } => return Ok(0),
         };
         let config = store_args.config(None)?;
@@ -147,7 +160,7 @@ pub fn run(cmd: RouteCommand) -> Result<u8, CliError> {
                 }
             }
             RouteCommand::Inbox { .. } => {
-                for row in db.route_inbox(lifecycle::INBOX_STATES).await.map_err(db_error)? {
+                for row in node.inbox(None).await.map_err(routing_error)? {
                     println!("{}", serde_json::to_string(&row).unwrap_or_default());
                 }
                 0
@@ -171,6 +184,21 @@ pub fn run(cmd: RouteCommand) -> Result<u8, CliError> {
             RouteCommand::Status { document_id, .. } => {
                 let view = node.status_view(document_id).await.map_err(routing_error)?;
                 println!("{view:#}");
+                0
+            }
+            RouteCommand::Retry {
+                document_id, to, ..
+            } => {
+                for item in node
+                    .retry(document_id, to.as_deref(), None)
+                    .await
+                    .map_err(routing_error)?
+                {
+                    println!(
+                        "{}",
+                        serde_json::json!({"requeued": item.kind, "next_node": item.next_node, "recipients": item.recipients})
+                    );
+                }
                 0
             }
             RouteCommand::Fingerprint { .. } => 0,

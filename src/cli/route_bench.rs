@@ -17,7 +17,7 @@ use crate::api::Settings;
 use crate::edxml::{Attachment, Business, MessageHeader, Organ, Package, SignerInfo, TraceHeader};
 use crate::error::ErrorCode;
 use crate::keys::{KeySource, Pkcs12Key};
-use crate::pki::demo::{DemoOptions, LeafProfile, LeafSpec};
+use crate::pki::demo::{DemoOptions, LeafKey, LeafProfile, LeafSpec};
 use crate::routing::{lifecycle, Node, RoutingConfig, RoutingFileConfig};
 use crate::store::Store;
 
@@ -36,6 +36,19 @@ pub struct BenchRouteArgs {
     /// Size of the PDF attachment in bytes.
     #[arg(long, default_value_t = 100_000)]
     attachment_size: usize,
+    /// Key of the nodes' status-signing certificates (`routing.signing_key`): RSA-2048 or
+    /// ECDSA P-256 (each accept signs status messages with it).
+    #[arg(long, value_enum, default_value_t = StatusKey::Rsa)]
+    status_key: StatusKey,
+}
+
+/// The key type of the bench nodes' status-signing certificates.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum StatusKey {
+    /// RSA-2048.
+    Rsa,
+    /// ECDSA on P-256.
+    Ec,
 }
 
 fn fail(what: &str, e: impl std::fmt::Display) -> CliError {
@@ -181,8 +194,15 @@ pub fn run(args: BenchRouteArgs) -> Result<u8, CliError> {
             )
             .map_err(|e| fail("node certificate", e))?;
         let signer = dir.join(format!("bench-signer-{name}.p12"));
-        pki.issue_leaf(&LeafSpec::new(&format!("bench signer {name}")), &signer)
-            .map_err(|e| fail("signer certificate", e))?;
+        let key = match args.status_key {
+            StatusKey::Rsa => LeafKey::Rsa(2048),
+            StatusKey::Ec => LeafKey::EcP256,
+        };
+        pki.issue_leaf(
+            &LeafSpec::new(&format!("bench signer {name}")).with_key(key),
+            &signer,
+        )
+        .map_err(|e| fail("signer certificate", e))?;
         let der = leaf
             .certificate
             .to_der()
@@ -222,8 +242,10 @@ pub fn run(args: BenchRouteArgs) -> Result<u8, CliError> {
                     .map_err(|e| fail("database", e))
             }
         };
-        // 1. one node accepting envelopes addressed to an agency it serves
-        let single = routing(&nodes[2], &[], &root)?;
+        // 1. one node accepting envelopes addressed to an agency it serves; its parent (not
+        // running) is the route back to the sender, so each accept queues the recipient's
+        // signed status 01 in the outbox as in production
+        let single = routing(&nodes[2], &[(&nodes[1], "*")], &root)?;
         let node = Arc::new(
             Node::new(single, open("single").await?, settings.clone())
                 .map_err(|e| fail("node", e))?,
@@ -283,7 +305,10 @@ pub fn run(args: BenchRouteArgs) -> Result<u8, CliError> {
     })?;
     let (latencies, e2e_secs) = e2e;
     let e2e_rate = latencies.len() as f64 / e2e_secs;
-    println!("envelope size: {} bytes", size);
+    println!(
+        "envelope size: {} bytes; status messages signed with {:?}",
+        size, args.status_key
+    );
     println!(
         "accept (one node, verify + store, SQLite synchronous=FULL): {accept:.1} envelopes/s ({} envelopes, concurrency {})",
         args.docs, args.concurrency

@@ -237,6 +237,15 @@ pub(crate) fn expect_kind(doc: &roxmltree::Document<'_>, kind: Kind) -> Result<(
 /// [`verify`](super::verify)). Attachments are decoded, matched one-to-one with the manifest,
 /// and zipped ones inspected within the zip limits.
 pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Package, EdxmlError> {
+    let parsed = parse_bounded(bytes, limits)?;
+    read_parsed(&parsed, limits)
+}
+
+/// The XML parse of an envelope within `limits` (its size first).
+pub(crate) fn parse_bounded<'i>(
+    bytes: &'i [u8],
+    limits: &Limits,
+) -> Result<crate::xml::parse::Parsed<'i>, EdxmlError> {
     if bytes.len() > limits.max_envelope_bytes {
         return Err(EdxmlError::LimitExceeded(format!(
             "envelope of {} bytes exceeds {}",
@@ -244,8 +253,7 @@ pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Package, EdxmlError> {
             limits.max_envelope_bytes
         )));
     }
-    let parsed = crate::xml::parse::parse(bytes, &limits.xml())?;
-    read_parsed(&parsed, limits)
+    Ok(crate::xml::parse::parse(bytes, &limits.xml())?)
 }
 
 /// [`parse`] on an already parsed document: schema check, then the package.

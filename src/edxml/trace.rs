@@ -48,6 +48,15 @@ pub(crate) fn digest_of(parsed: &crate::xml::parse::Parsed<'_>) -> Result<String
 pub fn append_trace(bytes: &[u8], trace: &TraceHeader) -> Result<Vec<u8>, EdxmlError> {
     let parsed = crate::xml::parse::parse(bytes, &crate::xml::Limits::default())?;
     super::package::expect_kind(&parsed.doc, super::schema::Kind::Package)?;
+    splice_trace(&parsed, bytes, trace)
+}
+
+/// [`append_trace`] on the already parsed (and schema-checked) package `bytes`.
+pub(crate) fn splice_trace(
+    parsed: &crate::xml::parse::Parsed<'_>,
+    bytes: &[u8],
+    trace: &TraceHeader,
+) -> Result<Vec<u8>, EdxmlError> {
     let text = parsed.text;
     let root = parsed.doc.root_element();
     let header = child(root, "edXMLEnvelope")

@@ -47,13 +47,59 @@ pub fn verify(
     let limits = Limits::default();
     let parsed = crate::xml::parse::parse(bytes, &limits.xml())?;
     let package = super::package::read_parsed(&parsed, &limits)?;
-    let content_digest = super::trace::digest_of(&parsed)?;
+    verify_parsed(&parsed, &package, bytes, policy, ctx)
+}
+
+/// What a routing hop needs from one parse of an envelope: the package, its verdict
+/// ([`verify`]) and, when it passed, the bytes with `trace` appended ([`append_trace`](super::append_trace)).
+#[derive(Debug)]
+pub struct HopCheck {
+    /// The package as read ([`parse`](super::parse) with default limits).
+    pub package: super::Package,
+    /// The verdict.
+    pub verdict: PackageVerdict,
+    /// The envelope with this hop's trace header (`None` when the verdict failed).
+    pub stamped: Option<Vec<u8>>,
+}
+
+/// [`parse`](super::parse), [`verify`] and [`append_trace`](super::append_trace) of one
+/// envelope over a single parse of it (a routing node does all three for each receipt).
+pub fn verify_for_hop(
+    bytes: &[u8],
+    policy: &Policy,
+    ctx: &ValidationContext,
+    trace: &super::TraceHeader,
+) -> Result<HopCheck, EdxmlError> {
+    let limits = Limits::default();
+    let parsed = super::package::parse_bounded(bytes, &limits)?;
+    let package = super::package::read_parsed(&parsed, &limits)?;
+    let verdict = verify_parsed(&parsed, &package, bytes, policy, ctx)?;
+    let stamped = if verdict.passed {
+        Some(super::trace::splice_trace(&parsed, bytes, trace)?)
+    } else {
+        None
+    };
+    Ok(HopCheck {
+        package,
+        verdict,
+        stamped,
+    })
+}
+
+fn verify_parsed(
+    parsed: &crate::xml::parse::Parsed<'_>,
+    package: &super::Package,
+    bytes: &[u8],
+    policy: &Policy,
+    ctx: &ValidationContext,
+) -> Result<PackageVerdict, EdxmlError> {
+    let content_digest = super::trace::digest_of(parsed)?;
     let report = crate::verify::document("edXML", bytes, None, policy, ctx)?;
     // Which part broke is worked out only when a digest failed (the report says that much).
     let (altered, broken_ids) = if report.signatures.iter().all(|s| s.intact) {
         (Vec::new(), Vec::new())
     } else {
-        altered_parts(&parsed)?
+        altered_parts(parsed)?
     };
     let mut attachments = Vec::new();
     for a in &package.attachments {

@@ -12,11 +12,13 @@
 //! - [`node`]: receipt, idempotency, forwarding decisions, statuses, operator actions.
 //! - [`lifecycle`]: the recall/update state machine at the delivering node.
 //! - [`worker`]: the outbox loop; [`backoff`]: retry delays.
+//! - [`commit`]: group commit of concurrent receipts (one transaction, one fsync).
 //! - [`tls`]: the node-to-node client; the listener is the generic [`crate::tls`].
 //!
 //! SQL lives in `crate::store::routing`; HTTP handlers in `crate::api::route`.
 
 pub mod backoff;
+pub mod commit;
 pub mod config;
 pub mod lifecycle;
 pub mod node;

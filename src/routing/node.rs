@@ -1,13 +1,16 @@
 //! One gateway node: what happens when an envelope or a status message arrives, and what an
 //! operator can do here (send, acknowledge, look up).
 //!
-//! Receipt of an envelope, in order: schema and signature checks ([`crate::edxml`]); the
+//! Receipt of an envelope, in order: schema and signature checks and this hop's trace header
+//! (appended outside the signature), over one parse ([`crate::edxml::verify_for_hop`], with the
+//! node's trust anchors and one revocation fetcher whose caches serve every receipt); the
 //! idempotency key of each recipient handled at this hop (CONTRACTS §5: the same key with the
 //! same digest is acknowledged again and not stored, with another digest refused as
-//! `CONFLICTING_REDELIVERY`); a route for each recipient (local inbox or a peer); a trace header
-//! appended outside the signature; then one transaction writes the envelope, the rows, the
-//! outbox items and the history, and the caller gets a status 01 signed by this node. A failed
-//! check answers 02 with the reason, and nothing is stored: the sender keeps the document.
+//! `CONFLICTING_REDELIVERY`); a route for each recipient (local inbox or a peer); then one
+//! transaction writes the envelope, the rows, the outbox items and the history — shared with
+//! concurrent receipts ([`super::commit`]) — and, once it has committed, the caller gets a
+//! status 01 signed by this node. A failed check answers 02 with the reason, and nothing is
+//! stored: the sender keeps the document.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,6 +18,7 @@ use std::sync::Arc;
 use openssl::ssl::SslConnector;
 use time::OffsetDateTime;
 
+use super::commit::GroupCommit;
 use super::config::{Hop, RoutingConfig};
 use super::lifecycle::{self, Business};
 use super::tls::TlsIdentity;
@@ -26,6 +30,7 @@ use crate::store::routing::{
     Acceptance, DocumentRow, EnvelopeRow, OutboxItem, StatusRow, TraceEvent,
 };
 use crate::store::Store;
+use crate::verify::{Fetcher, TrustList, ValidationContext};
 
 /// The answer to a delivered envelope: status 01 or 02 and the signed status message.
 #[derive(Debug, Clone)]
@@ -60,7 +65,13 @@ pub struct Node {
     /// `[routing]`, validated.
     pub config: RoutingConfig,
     store: Store,
-    settings: Settings,
+    /// Trust anchors, loaded once.
+    trust: Vec<TrustList>,
+    /// One fetcher for the node's life, so its OCSP (5 minutes) and CRL caches serve every
+    /// receipt instead of one live request per envelope; `None` when offline.
+    fetcher: Option<Arc<dyn Fetcher>>,
+    /// Concurrent receipts share a transaction.
+    commits: GroupCommit,
     signer: Arc<Pkcs12Key>,
     connector: SslConnector,
     identity: TlsIdentity,
@@ -82,6 +93,8 @@ impl std::fmt::Debug for Node {
 struct Checked {
     package: edxml::Package,
     digest: String,
+    /// The envelope with this hop's trace header.
+    stamped: Vec<u8>,
 }
 
 /// The facts of a document that statuses refer to.
@@ -137,10 +150,15 @@ impl Node {
             .map_err(|e| RoutingError::Config(format!("routing.signing_key: {e}")))?;
         let codes = StatusCodes::new(&config.update_codes.0, &config.update_codes.1)
             .map_err(|e| RoutingError::Config(format!("routing update codes: {e}")))?;
+        let base = settings
+            .validation_context()
+            .map_err(|e| RoutingError::Config(e.to_string()))?;
         Ok(Self {
             config,
             store,
-            settings,
+            trust: base.trust_lists,
+            fetcher: base.fetcher.map(Arc::from),
+            commits: GroupCommit::default(),
             signer: Arc::new(signer),
             connector,
             identity,
@@ -178,28 +196,45 @@ impl Node {
             })
     }
 
+    /// The validation context of one receipt: now, the node's trust anchors and its shared
+    /// fetcher.
+    fn context(&self) -> ValidationContext {
+        ValidationContext {
+            at: OffsetDateTime::now_utc(),
+            trust_lists: self.trust.clone(),
+            fetcher: self
+                .fetcher
+                .clone()
+                .map(|f| Box::new(f) as Box<dyn Fetcher>),
+        }
+    }
+
     async fn check(
         &self,
         bytes: Arc<Vec<u8>>,
     ) -> Result<Result<Checked, (edxml::Package, String)>, RoutingError> {
-        let limits = self.limits;
-        let ctx = self
-            .settings
-            .validation_context()
-            .map_err(|e| RoutingError::Config(e.to_string()))?;
+        let ctx = self.context();
+        let header = TraceHeader {
+            organ_id: self.config.trace_organ().to_string(),
+            timestamp: OffsetDateTime::now_utc(),
+        };
         blocking(move || {
-            let package = edxml::parse(&bytes, &limits)?;
-            let verdict = edxml::verify(&bytes, &crate::verify::Policy::default(), &ctx)?;
-            if !verdict.passed {
-                let reason = verdict
-                    .reason
-                    .unwrap_or_else(|| "the signature does not verify".into());
-                return Ok(Err((package, reason)));
+            let hop =
+                edxml::verify_for_hop(&bytes, &crate::verify::Policy::default(), &ctx, &header)?;
+            match hop.stamped {
+                Some(stamped) if hop.verdict.passed => Ok(Ok(Checked {
+                    package: hop.package,
+                    digest: hop.verdict.content_digest,
+                    stamped,
+                })),
+                _ => {
+                    let reason = hop
+                        .verdict
+                        .reason
+                        .unwrap_or_else(|| "the signature does not verify".into());
+                    Ok(Err((hop.package, reason)))
+                }
             }
-            Ok(Ok(Checked {
-                package,
-                digest: verdict.content_digest,
-            }))
         })
         .await
     }
@@ -238,15 +273,40 @@ impl Node {
         bytes: Vec<u8>,
         hop_recipients: Option<Vec<String>>,
     ) -> Result<Receipt, RoutingError> {
+        self.receive_for(from_node, bytes, hop_recipients, None)
+            .await
+    }
+
+    /// An operator's `route send` on behalf of `agency` (an API client's): as
+    /// [`Node::receive`] from `local`, refused with 02 unless the envelope's sender is
+    /// `agency`.
+    pub async fn send_as(&self, agency: &str, bytes: Vec<u8>) -> Result<Receipt, RoutingError> {
+        self.receive_for("local", bytes, None, Some(agency)).await
+    }
+
+    async fn receive_for(
+        &self,
+        from_node: &str,
+        bytes: Vec<u8>,
+        hop_recipients: Option<Vec<String>>,
+        agency: Option<&str>,
+    ) -> Result<Receipt, RoutingError> {
         let bytes = Arc::new(bytes);
-        let (package, digest) = match self.check(bytes.clone()).await? {
-            Ok(c) => (c.package, c.digest),
+        let (package, digest, stamped) = match self.check(bytes).await? {
+            Ok(c) => (c.package, c.digest, c.stamped),
             Err((package, reason)) => {
                 return self.refuse(&DocRef::of(&package), from_node, reason).await
             }
         };
         let doc = DocRef::of(&package);
         if let Some(reason) = self.unauthorized(from_node, &doc.sender) {
+            return self.refuse(&doc, from_node, reason).await;
+        }
+        if let Some(agency) = agency.filter(|a| *a != doc.sender) {
+            let reason = format!(
+                "a client of agency {agency} may not send for agency {}",
+                doc.sender
+            );
             return self.refuse(&doc, from_node, reason).await;
         }
         let to: Vec<String> = package
@@ -276,7 +336,7 @@ impl Node {
             match self
                 .accept(
                     from_node,
-                    &bytes,
+                    &stamped,
                     &package,
                     &doc,
                     &digest,
@@ -346,7 +406,7 @@ impl Node {
     async fn accept(
         &self,
         from_node: &str,
-        bytes: &Arc<Vec<u8>>,
+        stamped: &[u8],
         package: &edxml::Package,
         doc: &DocRef,
         digest: &str,
@@ -406,19 +466,11 @@ impl Node {
                     None => return Ok(Accepted::Refused(format!("no route to recipient {to}"))),
                 }
             }
-            let stamped = {
-                let bytes = bytes.clone();
-                let header = TraceHeader {
-                    organ_id: self.config.trace_organ().to_string(),
-                    timestamp: OffsetDateTime::now_utc(),
-                };
-                blocking(move || Ok(edxml::append_trace(&bytes, &header)?)).await?
-            };
             let envelope_id = random_id("env_");
             a.envelope = Some(EnvelopeRow {
                 id: envelope_id.clone(),
                 digest: digest.into(),
-                bytes: stamped,
+                bytes: stamped.to_vec(),
                 from_node: from_node.into(),
                 received_at: now.clone(),
             });
@@ -480,7 +532,7 @@ impl Node {
                 });
             }
         }
-        if !self.store.route_accept(&a, &now).await? {
+        if !self.commits.accept(&self.store, a, now).await? {
             return Ok(Accepted::Raced);
         }
         if !fresh.is_empty() {
@@ -588,11 +640,20 @@ impl Node {
             .codes
             .status(code)
             .ok_or_else(|| RoutingError::Invalid(format!("status code {code} is not known")))?;
+        let Some(hop) = self.config.next_hop(&doc.sender) else {
+            // nowhere to send it: not signed at all
+            a.traces.push(trace(
+                doc,
+                "status-unroutable",
+                format!("no route to {} for status {code}", doc.sender),
+            ));
+            return Ok(());
+        };
         let bytes = self.status(doc, from, parsed, description.clone()).await?;
         a.traces
             .push(trace(doc, "status-sent", format!("{code} from {from}")));
-        match self.config.next_hop(&doc.sender) {
-            Some(Hop::Local) => a.statuses.push(StatusRow {
+        match hop {
+            Hop::Local => a.statuses.push(StatusRow {
                 id: random_id("st_"),
                 document_id: doc.document_id.clone(),
                 sender_organ: doc.sender.clone(),
@@ -602,12 +663,7 @@ impl Node {
                 at: now_rfc3339(),
                 bytes,
             }),
-            Some(Hop::Peer(peer)) => a.outbox.push(status_item(peer, doc, bytes)),
-            None => a.traces.push(trace(
-                doc,
-                "status-unroutable",
-                format!("no route to {} for status {code}", doc.sender),
-            )),
+            Hop::Peer(peer) => a.outbox.push(status_item(peer, doc, bytes)),
         }
         Ok(())
     }
@@ -621,10 +677,7 @@ impl Node {
     ) -> Result<bool, RoutingError> {
         let codes = self.codes.clone();
         let limits = self.limits;
-        let ctx = self
-            .settings
-            .validation_context()
-            .map_err(|e| RoutingError::Config(e.to_string()))?;
+        let ctx = self.context();
         let bytes = Arc::new(bytes);
         let status = {
             let bytes = bytes.clone();
@@ -749,9 +802,32 @@ impl Node {
 
     /// Everything this node knows of `document_id`: rows, history and statuses received.
     pub async fn status_view(&self, document_id: &str) -> Result<serde_json::Value, RoutingError> {
-        let rows = self.store.route_documents(document_id).await?;
+        self.status_view_for(document_id, None).await
+    }
+
+    /// [`Node::status_view`] as `agency` sees it (every agency when `None`): the sender sees
+    /// everything; a recipient sees its own rows and statuses and the history here (its
+    /// envelope names the other recipients anyway); a document `agency` neither sent nor
+    /// receives is `NotFound`, as a missing one.
+    pub async fn status_view_for(
+        &self,
+        document_id: &str,
+        agency: Option<&str>,
+    ) -> Result<serde_json::Value, RoutingError> {
+        let mut rows = self.store.route_documents(document_id).await?;
         let traces = self.store.route_traces(document_id).await?;
-        let statuses = self.store.route_statuses(document_id).await?;
+        let mut statuses = self.store.route_statuses(document_id).await?;
+        if let Some(agency) = agency {
+            let sender = rows.iter().any(|r| r.sender_organ == agency)
+                || statuses.iter().any(|s| s.sender_organ == agency);
+            if !sender {
+                rows.retain(|r| r.recipient_organ == agency);
+                statuses.retain(|s| s.from_organ == agency);
+                if rows.is_empty() {
+                    return Err(RoutingError::NotFound(document_id.into()));
+                }
+            }
+        }
         if rows.is_empty() && traces.is_empty() && statuses.is_empty() {
             return Err(RoutingError::NotFound(document_id.into()));
         }
@@ -762,6 +838,74 @@ impl Node {
             "trace": traces,
             "statuses": statuses,
         }))
+    }
+}
+
+impl Node {
+    /// Documents delivered here and still open (`lifecycle::INBOX_STATES`), newest first;
+    /// only those addressed to `agency` when given.
+    pub async fn inbox(&self, agency: Option<&str>) -> Result<Vec<DocumentRow>, RoutingError> {
+        let mut rows = self.store.route_inbox(lifecycle::INBOX_STATES).await?;
+        if let Some(agency) = agency {
+            rows.retain(|r| r.recipient_organ == agency);
+        }
+        Ok(rows)
+    }
+
+    /// Puts the dead-lettered deliveries of `document_id` back to pending (attempts from
+    /// zero, due now): those carrying recipient `to` when given, else all of them; an item
+    /// carrying several recipients goes again as a whole. With `agency`, only a document that
+    /// agency sent or receives (else `NotFound`). Returns the items requeued.
+    pub async fn retry(
+        &self,
+        document_id: &str,
+        to: Option<&str>,
+        agency: Option<&str>,
+    ) -> Result<Vec<OutboxItem>, RoutingError> {
+        if let Some(agency) = agency {
+            let party = self
+                .store
+                .route_documents(document_id)
+                .await?
+                .iter()
+                .any(|r| r.sender_organ == agency || r.recipient_organ == agency);
+            if !party {
+                return Err(RoutingError::NotFound(document_id.into()));
+            }
+        }
+        let mut requeued = Vec::new();
+        for item in self.store.route_dead_items(document_id).await? {
+            let recipients: Vec<String> =
+                serde_json::from_str(&item.recipients).unwrap_or_default();
+            if to.is_some_and(|t| !recipients.iter().any(|r| r == t)) {
+                continue;
+            }
+            let now = now_rfc3339();
+            if self.store.route_requeue(&item, &now).await? {
+                self.store
+                    .route_trace(&TraceEvent {
+                        document_id: document_id.into(),
+                        sender_organ: String::new(),
+                        at: now,
+                        event: "retry".into(),
+                        detail: format!(
+                            "{} for {} to node {} put back to pending after a dead letter",
+                            item.kind,
+                            recipients.join(", "),
+                            item.next_node
+                        ),
+                    })
+                    .await?;
+                requeued.push(item);
+            }
+        }
+        if requeued.is_empty() {
+            return Err(RoutingError::NotFound(format!(
+                "{document_id}: no dead-lettered delivery{} to retry",
+                to.map(|t| format!(" for {t}")).unwrap_or_default()
+            )));
+        }
+        Ok(requeued)
     }
 }
 

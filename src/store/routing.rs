@@ -260,51 +260,73 @@ impl Store {
     /// Writes an acceptance atomically; `Ok(false)` (nothing written) when one of its
     /// idempotency keys was stored meanwhile by a concurrent delivery.
     pub async fn route_accept(&self, a: &Acceptance, now: &str) -> Result<bool, StoreError> {
+        Ok(self.route_accept_group(&[(a, now)]).await?[0])
+    }
+
+    /// Writes several acceptances in one transaction (one commit, one fsync), each in a
+    /// savepoint of its own: the answer for each is [`Store::route_accept`]'s, and a refused
+    /// one leaves no row while the others are written.
+    pub async fn route_accept_group(
+        &self,
+        items: &[(&Acceptance, &str)],
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut written = Vec::with_capacity(items.len());
         with_pool!(self, p => {
             let mut tx = p.begin().await?;
-            if let Some(e) = &a.envelope {
-                sqlx::query("INSERT INTO route_envelopes (id, digest, bytes, from_node, received_at) VALUES ($1, $2, $3, $4, $5)")
-                    .bind(&e.id).bind(&e.digest).bind(&e.bytes).bind(&e.from_node).bind(&e.received_at)
-                    .execute(&mut *tx).await?;
-            }
-            for d in &a.documents {
-                let n = sqlx::query("INSERT INTO route_documents (id, sender_organ, document_id, doc_type, recipient_organ, digest, envelope_id, target_document, state, next_node, created_at, updated_at) \
-                                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING")
-                    .bind(&d.id).bind(&d.sender_organ).bind(&d.document_id).bind(d.doc_type).bind(&d.recipient_organ)
-                    .bind(&d.digest).bind(&d.envelope_id).bind(&d.target_document).bind(&d.state).bind(&d.next_node)
-                    .bind(&d.created_at).bind(&d.updated_at)
-                    .execute(&mut *tx).await?.rows_affected();
-                if n == 0 {
-                    tx.rollback().await?;
-                    return Ok(false);
+            for (a, now) in items {
+                let mut sp = sqlx::Connection::begin(&mut *tx).await?;
+                let mut ok = true;
+                if let Some(e) = &a.envelope {
+                    sqlx::query("INSERT INTO route_envelopes (id, digest, bytes, from_node, received_at) VALUES ($1, $2, $3, $4, $5)")
+                        .bind(&e.id).bind(&e.digest).bind(&e.bytes).bind(&e.from_node).bind(&e.received_at)
+                        .execute(&mut *sp).await?;
                 }
-            }
-            for (id, state) in &a.updates {
-                sqlx::query("UPDATE route_documents SET state = $1, updated_at = $2 WHERE id = $3")
-                    .bind(state).bind(now).bind(id).execute(&mut *tx).await?;
-            }
-            for o in &a.outbox {
-                sqlx::query("INSERT INTO route_outbox (id, kind, next_node, document_id, envelope_id, recipients, payload, state, attempts, next_attempt_ms, created_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, 0, $8)")
-                    .bind(&o.id).bind(&o.kind).bind(&o.next_node).bind(&o.document_id).bind(&o.envelope_id)
-                    .bind(&o.recipients).bind(&o.payload).bind(now)
-                    .execute(&mut *tx).await?;
-            }
-            for st in &a.statuses {
-                sqlx::query("INSERT INTO route_statuses (id, document_id, sender_organ, from_organ, code, description, at, bytes) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING")
-                    .bind(&st.id).bind(&st.document_id).bind(&st.sender_organ).bind(&st.from_organ)
-                    .bind(&st.code).bind(&st.description).bind(&st.at).bind(&st.bytes)
-                    .execute(&mut *tx).await?;
-            }
-            for t in &a.traces {
-                sqlx::query("INSERT INTO route_traces (document_id, sender_organ, at, event, detail) VALUES ($1, $2, $3, $4, $5)")
-                    .bind(&t.document_id).bind(&t.sender_organ).bind(&t.at).bind(&t.event).bind(&t.detail)
-                    .execute(&mut *tx).await?;
+                for d in &a.documents {
+                    let n = sqlx::query("INSERT INTO route_documents (id, sender_organ, document_id, doc_type, recipient_organ, digest, envelope_id, target_document, state, next_node, created_at, updated_at) \
+                                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING")
+                        .bind(&d.id).bind(&d.sender_organ).bind(&d.document_id).bind(d.doc_type).bind(&d.recipient_organ)
+                        .bind(&d.digest).bind(&d.envelope_id).bind(&d.target_document).bind(&d.state).bind(&d.next_node)
+                        .bind(&d.created_at).bind(&d.updated_at)
+                        .execute(&mut *sp).await?.rows_affected();
+                    if n == 0 {
+                        ok = false;
+                        break;
+                    }
+                }
+                if !ok {
+                    sp.rollback().await?;
+                    written.push(false);
+                    continue;
+                }
+                for (id, state) in &a.updates {
+                    sqlx::query("UPDATE route_documents SET state = $1, updated_at = $2 WHERE id = $3")
+                        .bind(state).bind(*now).bind(id).execute(&mut *sp).await?;
+                }
+                for o in &a.outbox {
+                    sqlx::query("INSERT INTO route_outbox (id, kind, next_node, document_id, envelope_id, recipients, payload, state, attempts, next_attempt_ms, created_at) \
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, 0, $8)")
+                        .bind(&o.id).bind(&o.kind).bind(&o.next_node).bind(&o.document_id).bind(&o.envelope_id)
+                        .bind(&o.recipients).bind(&o.payload).bind(*now)
+                        .execute(&mut *sp).await?;
+                }
+                for st in &a.statuses {
+                    sqlx::query("INSERT INTO route_statuses (id, document_id, sender_organ, from_organ, code, description, at, bytes) \
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING")
+                        .bind(&st.id).bind(&st.document_id).bind(&st.sender_organ).bind(&st.from_organ)
+                        .bind(&st.code).bind(&st.description).bind(&st.at).bind(&st.bytes)
+                        .execute(&mut *sp).await?;
+                }
+                for t in &a.traces {
+                    sqlx::query("INSERT INTO route_traces (document_id, sender_organ, at, event, detail) VALUES ($1, $2, $3, $4, $5)")
+                        .bind(&t.document_id).bind(&t.sender_organ).bind(&t.at).bind(&t.event).bind(&t.detail)
+                        .execute(&mut *sp).await?;
+                }
+                sp.commit().await?;
+                written.push(true);
             }
             tx.commit().await?;
         });
-        Ok(true)
+        Ok(written)
     }
 
     /// Claims up to `limit` due outbox items for `owner` until `lease_until_ms`. PostgreSQL
@@ -372,6 +394,62 @@ impl Store {
             with_pool!(self, p => sqlx::query(sql).fetch_all(p).await?.iter()
             .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1))).collect()),
         )
+    }
+
+    /// Outbox counts by state, of the items about documents `agency` sent or receives.
+    pub async fn route_outbox_states_for(
+        &self,
+        agency: &str,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let sql = "SELECT o.state, COUNT(*) FROM route_outbox o WHERE EXISTS (SELECT 1 FROM route_documents d \
+                   WHERE d.document_id = o.document_id AND (d.sender_organ = $1 OR d.recipient_organ = $1)) \
+                   GROUP BY o.state ORDER BY o.state";
+        Ok(
+            with_pool!(self, p => sqlx::query(sql).bind(agency).fetch_all(p).await?.iter()
+            .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1))).collect()),
+        )
+    }
+
+    /// Counts of rows by state, of the rows `agency` sent or receives.
+    pub async fn route_document_states_for(
+        &self,
+        agency: &str,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let sql = "SELECT state, COUNT(*) FROM route_documents WHERE sender_organ = $1 OR recipient_organ = $1 \
+                   GROUP BY state ORDER BY state";
+        Ok(
+            with_pool!(self, p => sqlx::query(sql).bind(agency).fetch_all(p).await?.iter()
+            .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1))).collect()),
+        )
+    }
+
+    /// The dead-lettered outbox items of a DocumentId.
+    pub async fn route_dead_items(&self, document_id: &str) -> Result<Vec<OutboxItem>, StoreError> {
+        let sql = format!("SELECT {OUTBOX_COLUMNS} FROM route_outbox WHERE document_id = $1 AND state = 'dead' ORDER BY created_at, id");
+        Ok(with_pool!(self, p => sqlx::query(&sql).bind(document_id)
+            .fetch_all(p).await?.iter().map(outbox).collect()))
+    }
+
+    /// Puts a dead-lettered item back to `pending` (due now, attempts from zero) and its
+    /// envelope's rows for that peer back to `forwarding`, in one transaction; false when the
+    /// item is no longer dead (retried meanwhile).
+    pub async fn route_requeue(&self, item: &OutboxItem, now: &str) -> Result<bool, StoreError> {
+        with_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query("UPDATE route_outbox SET state = 'pending', attempts = 0, next_attempt_ms = 0, done_at = NULL, \
+                                 lease_owner = NULL, lease_until_ms = NULL WHERE id = $1 AND state = 'dead'")
+                .bind(&item.id).execute(&mut *tx).await?.rows_affected();
+            if n == 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            if let Some(env) = &item.envelope_id {
+                sqlx::query("UPDATE route_documents SET state = 'forwarding', updated_at = $1 WHERE envelope_id = $2 AND next_node = $3 AND state = 'dead'")
+                    .bind(now).bind(env).bind(&item.next_node).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(true)
     }
 
     /// Sets the state of the rows an envelope outbox item carried to `next_node`.

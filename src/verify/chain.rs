@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use super::report::SubIndication;
 
 /// A named set of trust anchors (e.g. `national`, `government`).
+#[derive(Clone)]
 pub struct TrustList {
     /// The list's name, reported with each chain that ends in it.
     pub name: String,

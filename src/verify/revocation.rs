@@ -29,14 +29,36 @@ pub trait Fetcher: Send + Sync {
     fn remember_ocsp(&self, _key: &str, _response: &[u8]) {}
 }
 
+/// A shared fetcher (e.g. one per routing node, reused by every request) is a fetcher too.
+impl<F: Fetcher + ?Sized> Fetcher for std::sync::Arc<F> {
+    fn post(&self, url: &str, content_type: &str, body: &[u8]) -> Result<Vec<u8>, String> {
+        (**self).post(url, content_type, body)
+    }
+    fn get(&self, url: &str) -> Result<Vec<u8>, String> {
+        (**self).get(url)
+    }
+    fn cached_ocsp(&self, key: &str) -> Option<Vec<u8>> {
+        (**self).cached_ocsp(key)
+    }
+    fn remember_ocsp(&self, key: &str, response: &[u8]) {
+        (**self).remember_ocsp(key, response)
+    }
+}
+
 /// Plain HTTP fetcher with a per-request timeout, a response size cap and, for the life of
 /// the fetcher, a cache of CRLs, CA certificates and checked OCSP responses, so one run (or
-/// one gateway process) does not fetch the same status once per signature.
+/// one gateway process) does not fetch the same status once per signature. A fetched CRL or
+/// certificate is reused for [`GET_REUSE`] at most, so a long-lived fetcher (a routing node
+/// keeps one) sees a new CRL soon; OCSP responses are reused for 5 minutes (see [`check`]).
 #[derive(Debug)]
 pub struct HttpFetcher {
     timeout: Duration,
     cache: std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>,
+    fetched: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Vec<u8>)>>,
 }
+
+/// How long a fetched CRL or certificate is reused by one [`HttpFetcher`].
+pub const GET_REUSE: Duration = Duration::from_secs(300);
 
 impl HttpFetcher {
     /// A fetcher whose every request gives up after `timeout`.
@@ -44,6 +66,7 @@ impl HttpFetcher {
         Self {
             timeout,
             cache: Default::default(),
+            fetched: Default::default(),
         }
     }
 
@@ -82,7 +105,12 @@ impl Fetcher for HttpFetcher {
     }
 
     fn get(&self, url: &str) -> Result<Vec<u8>, String> {
-        if let Some(hit) = self.cache.lock().ok().and_then(|c| c.get(url).cloned()) {
+        let hit = self.fetched.lock().ok().and_then(|c| {
+            c.get(url)
+                .filter(|(at, _)| at.elapsed() <= GET_REUSE)
+                .map(|(_, body)| body.clone())
+        });
+        if let Some(hit) = hit {
             return Ok(hit);
         }
         let resp = ureq::get(url)
@@ -90,8 +118,8 @@ impl Fetcher for HttpFetcher {
             .call()
             .map_err(|e| e.to_string())?;
         let body = Self::read(resp)?;
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(url.to_string(), body.clone());
+        if let Ok(mut cache) = self.fetched.lock() {
+            cache.insert(url.to_string(), (std::time::Instant::now(), body.clone()));
         }
         Ok(body)
     }
