@@ -721,6 +721,19 @@ fn documents_reach_every_commune_and_statuses_flow_back() {
             .any(|s| s[0] == "delivered"),
         "{counts:#}"
     );
+    // The node-wide outbox gauge is in the Prometheus exposition (no token needed).
+    let metrics = ureq::get(&format!("{base}metrics"))
+        .call()
+        .expect("GET /metrics")
+        .into_string()
+        .unwrap();
+    let delivered: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("signgate_route_outbox{state=\"delivered\"} "))
+        .unwrap_or_else(|| panic!("no delivered outbox gauge in {metrics}"))
+        .parse()
+        .unwrap();
+    assert!(delivered >= 1, "{metrics}");
     let err = ureq::get(&format!("{base}v1/route/inbox"))
         .call()
         .expect_err("no token");

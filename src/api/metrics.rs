@@ -1,5 +1,6 @@
 //! Prometheus text metrics: requests by route and status, a latency histogram per route,
-//! signatures by format, verdicts by indication and the batch queue depth.
+//! signatures by format, verdicts by indication, the batch queue depth and, on a routing node,
+//! the outbox by state.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -119,4 +120,16 @@ impl Metrics {
             out
         })
     }
+}
+
+/// The routing outbox gauge (items by state: pending, delivered, dead), appended to the
+/// exposition by a gateway that is a routing node.
+pub fn render_route_outbox(states: &[(String, i64)]) -> String {
+    let mut out = String::from(
+        "# HELP signgate_route_outbox Routing outbox items by state.\n# TYPE signgate_route_outbox gauge\n",
+    );
+    for (state, n) in states {
+        let _ = writeln!(out, "signgate_route_outbox{{state=\"{state}\"}} {n}");
+    }
+    out
 }

@@ -426,10 +426,16 @@ async fn healthz(State(state): State<AppState>) -> Result<Response, AppError> {
     Ok(Json(json!({"status": "ok"})).into_response())
 }
 
-async fn metrics_text(State(state): State<AppState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.inner.metrics.render(),
-    )
-        .into_response()
+async fn metrics_text(
+    State(state): State<AppState>,
+    node: Option<axum::Extension<std::sync::Arc<crate::routing::Node>>>,
+) -> Response {
+    let mut text = state.inner.metrics.render();
+    if let Some(axum::Extension(node)) = node {
+        match node.store().route_outbox_states().await {
+            Ok(states) => text.push_str(&metrics::render_route_outbox(&states)),
+            Err(e) => tracing::warn!("metrics: routing outbox counts unavailable: {e}"),
+        }
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
