@@ -30,7 +30,7 @@ pub enum BenchCommand {
     /// The gateway under HTTP load (POST /v1/sign) beside the batch core's rate.
     Http(super::bench_http::BenchHttpArgs),
     /// Routing: envelopes accepted per second by one node, end-to-end over three nodes.
-    Route(super::route_bench::BenchRouteArgs),
+    Route(super::bench_route::BenchRouteArgs),
 }
 
 /// Arguments of `signgate bench sign`.
@@ -67,7 +67,7 @@ pub fn run(cmd: BenchCommand) -> Result<u8, CliError> {
     match cmd {
         BenchCommand::Sign(args) => bench_sign(args),
         BenchCommand::Http(args) => super::bench_http::run(args),
-        BenchCommand::Route(args) => super::route_bench::run(args),
+        BenchCommand::Route(args) => super::bench_route::run(args),
     }
 }
 

@@ -5,12 +5,12 @@
 mod batch;
 mod bench;
 mod bench_http;
+mod bench_route;
 mod directory;
 mod extend;
 mod gateway;
 mod pki;
 mod route;
-mod route_bench;
 mod server;
 mod sign;
 mod tsa;
