@@ -153,6 +153,39 @@ macro_rules! insert {
     };
 }
 
+/// Inside a transaction holding the chain lock: reads the head with `$head_sql`, appends
+/// `$items` (returning the existing record for a `dedup` key already recorded), moves the
+/// head, and evaluates to the records. One body for both databases' connection types.
+macro_rules! append_locked {
+    ($items:expr, $head_sql:expr, $conn:expr) => {{
+        let head = sqlx::query($head_sql).fetch_one($conn).await?;
+        let (mut seq, mut hash) = (head.get::<i64, _>(0), head.get::<String, _>(1));
+        let mut records = Vec::with_capacity($items.len());
+        for item in $items {
+            if let Some(key) = &item.dedup {
+                let found = sqlx::query(BY_DEDUP)
+                    .bind(key)
+                    .fetch_optional($conn)
+                    .await?;
+                if let Some(r) = found {
+                    records.push(record_from_row!(r));
+                    continue;
+                }
+            }
+            let record = build(&item.entry, seq + 1, &hash, &item.at);
+            insert!(record, &item.dedup, $conn);
+            (seq, hash) = (record.seq, record.hash.clone());
+            records.push(record);
+        }
+        sqlx::query(MOVE_HEAD)
+            .bind(seq)
+            .bind(&hash)
+            .execute($conn)
+            .await?;
+        records
+    }};
+}
+
 const INSERT: &str = "INSERT INTO audit (seq, prev_hash, hash, canonical, at, agency, client, action, dedup) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 const BY_DEDUP: &str = "SELECT seq, prev_hash, hash, canonical, at, agency, client, action FROM audit WHERE dedup = $1";
 const MOVE_HEAD: &str = "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1";
@@ -228,33 +261,11 @@ impl Store {
                 let mut conn = pool.acquire().await?;
                 sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
                 let result: Result<Vec<AuditRecord>, StoreError> = async {
-                    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-                        .fetch_one(&mut *conn)
-                        .await?;
-                    let (mut seq, mut hash) = (head.get::<i64, _>(0), head.get::<String, _>(1));
-                    let mut records = Vec::with_capacity(items.len());
-                    for item in items {
-                        if let Some(key) = &item.dedup {
-                            let found = sqlx::query(BY_DEDUP)
-                                .bind(key)
-                                .fetch_optional(&mut *conn)
-                                .await?;
-                            if let Some(r) = found {
-                                records.push(record_from_row!(r));
-                                continue;
-                            }
-                        }
-                        let record = build(&item.entry, seq + 1, &hash, &item.at);
-                        insert!(record, &item.dedup, &mut *conn);
-                        (seq, hash) = (record.seq, record.hash.clone());
-                        records.push(record);
-                    }
-                    sqlx::query(MOVE_HEAD)
-                        .bind(seq)
-                        .bind(&hash)
-                        .execute(&mut *conn)
-                        .await?;
-                    Ok(records)
+                    Ok(append_locked!(
+                        items,
+                        "SELECT seq, hash FROM audit_head WHERE id = 1",
+                        &mut *conn
+                    ))
                 }
                 .await;
                 match result {
@@ -270,32 +281,11 @@ impl Store {
             }
             Store::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let (mut seq, mut hash) = (head.get::<i64, _>(0), head.get::<String, _>(1));
-                let mut records = Vec::with_capacity(items.len());
-                for item in items {
-                    if let Some(key) = &item.dedup {
-                        let found = sqlx::query(BY_DEDUP)
-                            .bind(key)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                        if let Some(r) = found {
-                            records.push(record_from_row!(r));
-                            continue;
-                        }
-                    }
-                    let record = build(&item.entry, seq + 1, &hash, &item.at);
-                    insert!(record, &item.dedup, &mut *tx);
-                    (seq, hash) = (record.seq, record.hash.clone());
-                    records.push(record);
-                }
-                sqlx::query(MOVE_HEAD)
-                    .bind(seq)
-                    .bind(&hash)
-                    .execute(&mut *tx)
-                    .await?;
+                let records = append_locked!(
+                    items,
+                    "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE",
+                    &mut *tx
+                );
                 tx.commit().await?;
                 Ok(records)
             }
