@@ -190,7 +190,11 @@ pub fn connector(identity: &TlsIdentity, trust: &[PathBuf]) -> Result<SslConnect
 /// Most connections served at once; further peers wait in the listen backlog.
 const MAX_CONNECTIONS: usize = 256;
 
-/// Serves `router` over TLS on `listener` until `shutdown` completes. A request on a connection
+/// How long a shutdown waits for the requests in flight on TLS connections.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves `router` over TLS on `listener` until `shutdown` completes, then lets the requests in
+/// flight finish (at most [`DRAIN_TIMEOUT`]) before returning. A request on a connection
 /// whose client presented a certificate carries it, verified, as a [`PeerCertificate`]
 /// extension; failed handshakes are logged and dropped.
 pub async fn serve(
@@ -201,12 +205,17 @@ pub async fn serve(
 ) {
     tokio::pin!(shutdown);
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let (closing_tx, closing_rx) = tokio::sync::watch::channel(false);
     loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
+        let slot = tokio::select! {
+            _ = &mut shutdown => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => return,
+            },
         };
         let (tcp, remote) = tokio::select! {
-            _ = &mut shutdown => return,
+            _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -218,6 +227,7 @@ pub async fn serve(
         };
         let acceptor = acceptor.clone();
         let router = router.clone();
+        let mut closing = closing_rx.clone();
         tokio::spawn(async move {
             let _slot = slot;
             let stream = match handshake(&acceptor, tcp).await {
@@ -238,13 +248,27 @@ pub async fn serve(
                 }
                 router.clone().oneshot(req.map(Body::new))
             });
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            let ended = tokio::select! {
+                ended = conn.as_mut() => ended,
+                _ = closing.changed() => {
+                    // Shutting down: finish the request in flight, then close.
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!(error = %e, "TLS connection ended");
             }
         });
+    }
+    // No new connections; let those open finish their requests (bounded, like a request).
+    let _ = closing_tx.send(true);
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, slots.acquire_many(MAX_CONNECTIONS as u32));
+    if drained.await.is_err() {
+        tracing::warn!("TLS connections still open after {DRAIN_TIMEOUT:?}; closing them");
     }
 }
 

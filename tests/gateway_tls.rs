@@ -5,6 +5,7 @@
 mod common;
 
 use std::ffi::OsStr;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -286,6 +287,52 @@ fn client_certificates_authenticate_over_mutual_tls() {
         with_cert(&x_cert, &x_key, &url("v1/sign?key=ubnd"), &dir.join("x")),
         0
     );
+
+    // SIGTERM with a request in flight (half its body sent before the signal): the request
+    // still completes with the signed PDF, then the server exits.
+    let body = std::fs::read(&pdf).expect("read sample");
+    let mut connector =
+        openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).expect("connector");
+    connector.set_ca_file(&root).expect("trust the demo root");
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    let mut tls = connector
+        .build()
+        .connect("127.0.0.1", tcp)
+        .expect("TLS handshake");
+    let head = format!(
+        "POST /v1/sign?key=ubnd HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/pdf\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let half = body.len() / 2;
+    tls.write_all(head.as_bytes()).expect("send head");
+    tls.write_all(&body[..half]).expect("send half the body");
+    tls.flush().expect("flush");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let term = Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(term.success());
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    tls.write_all(&body[half..])
+        .expect("send the rest after SIGTERM");
+    tls.flush().expect("flush");
+    let mut response = Vec::new();
+    let _ = tls.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response);
+    assert!(
+        text.starts_with("HTTP/1.1 200"),
+        "the request in flight at SIGTERM was not finished: {text:.300}"
+    );
+    let start = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of headers")
+        + 4;
+    let signed = dir.join("drained.pdf");
+    std::fs::write(&signed, &response[start..]).expect("write drained.pdf");
+    assert_verifies(&signed);
     server.stop();
 }
 
