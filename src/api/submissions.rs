@@ -30,15 +30,8 @@ pub(super) async fn submit(
     // The body is read first even for a replay: answering before it is consumed would reset
     // the connection under a client that is still sending.
     let (document, content) = read_document(&state, req).await?;
-    if let Some(k) = &idempotency_key {
-        if let Some(stored) = state
-            .inner
-            .store
-            .submission_by_idempotency_key(&caller.id, k)
-            .await?
-        {
-            return Ok(replay(&stored));
-        }
+    if let Some(stored) = replay_of(&state, &caller.id, idempotency_key.as_deref()).await? {
+        return Ok(stored);
     }
     let sha256 = sha256_hex(&document);
     let size = document.len() as i64;
@@ -86,15 +79,8 @@ pub(super) async fn submit(
         .await?;
     if !inserted {
         // A concurrent retry with the same Idempotency-Key won: answer with its receipt.
-        if let Some(k) = &idempotency_key {
-            if let Some(stored) = state
-                .inner
-                .store
-                .submission_by_idempotency_key(&caller.id, k)
-                .await?
-            {
-                return Ok(replay(&stored));
-            }
+        if let Some(stored) = replay_of(&state, &caller.id, idempotency_key.as_deref()).await? {
+            return Ok(stored);
         }
         return Err(AppError::Internal("submission was not stored".into()));
     }
@@ -110,6 +96,23 @@ pub(super) async fn submit(
         .headers_mut()
         .insert("signgate-audit-id", HeaderValue::from(seq));
     Ok(response)
+}
+
+/// The stored answer to the submission `client_id` made with `idempotency_key`, if any.
+async fn replay_of(
+    state: &AppState,
+    client_id: &str,
+    idempotency_key: Option<&str>,
+) -> Result<Option<Response>, AppError> {
+    let Some(key) = idempotency_key else {
+        return Ok(None);
+    };
+    let stored = state
+        .inner
+        .store
+        .submission_by_idempotency_key(client_id, key)
+        .await?;
+    Ok(stored.as_deref().map(replay))
 }
 
 fn replay(stored: &str) -> Response {
