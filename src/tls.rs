@@ -24,7 +24,6 @@ use openssl::ssl::{
 };
 use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::X509;
-use sha2::{Digest, Sha256};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_openssl::SslStream;
 use tower::ServiceExt;
@@ -53,7 +52,7 @@ pub struct PeerCertificate(pub Arc<Vec<u8>>);
 impl PeerCertificate {
     /// SHA-256 of the DER certificate, lowercase hex.
     pub fn fingerprint(&self) -> String {
-        hex::encode(Sha256::digest(self.0.as_slice()))
+        crate::pki::alg::sha256_hex(self.0.as_slice())
     }
 }
 
@@ -120,7 +119,7 @@ impl TlsIdentity {
             .certificate
             .to_der()
             .map_err(|e| TlsError(e.to_string()))?;
-        Ok(hex::encode(Sha256::digest(der)))
+        Ok(crate::pki::alg::sha256_hex(&der))
     }
 }
 

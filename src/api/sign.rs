@@ -6,7 +6,6 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::{blocking, sha256_hex, spool, AppError, AppState, Caller};
@@ -230,10 +229,10 @@ fn open_output(path: &std::path::Path) -> Result<(std::fs::File, u64, String), c
     };
     let mut file = std::fs::File::open(path).map_err(fail)?;
     let _ = std::fs::remove_file(path);
-    let mut hash = Sha256::new();
+    let mut hash = DigestAlgorithm::Sha256.hasher();
     let len = std::io::copy(&mut file, &mut hash).map_err(fail)?;
     file.rewind().map_err(fail)?;
-    Ok((file, len, hex::encode(hash.finalize())))
+    Ok((file, len, hex::encode(hash.finish())))
 }
 
 /// `?format=` / `"format"`: none or `auto` detects it from the content.

@@ -11,11 +11,11 @@ use std::task::{ready, Context, Poll};
 use axum::body::{Body, Bytes};
 use http_body_util::BodyExt;
 use hyper::body::{Frame, SizeHint};
-use sha2::{Digest, Sha256};
 use tempfile::TempPath;
 use tokio::io::{AsyncRead, ReadBuf};
 
 use super::AppError;
+use crate::pki::alg::{DigestAlgorithm, Hasher};
 
 /// A request body as received.
 pub(super) enum Input {
@@ -40,7 +40,7 @@ pub(super) async fn receive(
 ) -> Result<Input, AppError> {
     let mut body = body;
     let mut memory: Vec<u8> = Vec::new();
-    let mut spool: Option<(tempfile::NamedTempFile, Sha256)> = None;
+    let mut spool: Option<(tempfile::NamedTempFile, Hasher)> = None;
     let mut total: u64 = 0;
     while let Some(frame) = body.frame().await {
         let frame = frame
@@ -59,7 +59,7 @@ pub(super) async fn receive(
             }
             None if total > threshold => {
                 let mut file = new_spool_file(dir).await?;
-                let mut hash = Sha256::new();
+                let mut hash = DigestAlgorithm::Sha256.hasher();
                 memory.extend_from_slice(&data);
                 hash.update(&memory);
                 write_blocking(&mut file, std::mem::take(&mut memory)).await?;
@@ -72,7 +72,7 @@ pub(super) async fn receive(
         None => Input::Memory(Bytes::from(memory)),
         Some((file, hash)) => Input::File {
             path: file.into_temp_path(),
-            sha256: hex::encode(hash.finalize()),
+            sha256: hex::encode(hash.finish()),
         },
     })
 }

@@ -28,7 +28,6 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::cms::{PendingSignature, SignedDataBuilder};
@@ -36,7 +35,7 @@ use crate::error::{Error, ErrorCode};
 use crate::fsio::IoError;
 use crate::keys::KeySource;
 use crate::pdf::{self, PdfSignOptions, PreparedPdf, PreparedPdfFile};
-use crate::pki::alg::{DigestAlgorithm, RsaPadding, SignatureScheme};
+use crate::pki::alg::{sha256_hex, DigestAlgorithm, Hasher, RsaPadding, SignatureScheme};
 use crate::sign::{Format, Level, TimeStamper};
 
 use journal::{JournalEntry, JournalIndex, JournalWriter};
@@ -109,7 +108,7 @@ impl BatchOptions {
         if let Some(profile) = self.xml_profile {
             text.push_str(&format!("|{profile:?}"));
         }
-        hex::encode(Sha256::digest(text.as_bytes()))
+        sha256_hex(text.as_bytes())
     }
 }
 
@@ -287,7 +286,7 @@ impl Engine {
             .map_err(|e| Error::Usage(format!("signer certificate cannot be encoded: {e}")))?;
         let signer_name = crate::pki::subject_common_name(key.certificate());
         Ok(Self {
-            cert_sha256: hex::encode(Sha256::digest(&der)),
+            cert_sha256: sha256_hex(&der),
             options_sha256: options.options_hash(),
             key,
             timestamper: None,
@@ -576,7 +575,7 @@ impl Engine {
             Format::Xml => job.name.clone(),
         };
         let output = out_dir.join(&output_name);
-        let input_sha256 = hex::encode(Sha256::digest(&bytes));
+        let input_sha256 = sha256_hex(&bytes);
         if self.already_signed(index, &output_name, &input_sha256, &output) {
             return Ok(Prepared::Skip(DocOutcome {
                 index: job.index,
@@ -697,7 +696,7 @@ impl Engine {
                 pdf::CopyError::Read(e) => read_fail(e),
                 pdf::CopyError::Write(e) => write_fail(e),
             })?;
-        let input_sha256 = hex::encode(out.hasher.clone().finalize());
+        let input_sha256 = hex::encode(out.hasher.clone().finish());
         if self.already_signed(index, &job.name, &input_sha256, &output) {
             return Ok(Some(Prepared::Skip(DocOutcome {
                 index: job.index,
@@ -777,7 +776,7 @@ impl Engine {
                 (Signature::Raw(value), Body::Xml(prepared)) => {
                     let bytes = prepared.finish(&value)?;
                     write_renamed(&output, &bytes)?;
-                    return Ok(hex::encode(Sha256::digest(&bytes)));
+                    return Ok(sha256_hex(&bytes));
                 }
                 (Signature::Cms(pending), body) => (pending, body),
                 (Signature::Raw(_), _) => {
@@ -808,11 +807,11 @@ impl Engine {
                     let (file, hasher) = out.into_parts();
                     let file = file.into_inner().map_err(|e| fail(e.into_error()))?;
                     file.persist(&output).map_err(|e| fail(e.error))?;
-                    return Ok(hex::encode(hasher.finalize()));
+                    return Ok(hex::encode(hasher.finish()));
                 }
             };
             write_renamed(&output, &bytes)?;
-            Ok(hex::encode(Sha256::digest(&bytes)))
+            Ok(sha256_hex(&bytes))
         })();
         match result {
             Ok(output_sha256) => {
@@ -908,24 +907,24 @@ fn write_renamed(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
 fn sha256_file(path: &Path) -> std::io::Result<String> {
     let mut hasher = HashingWriter::new(std::io::sink());
     std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
-    Ok(hex::encode(hasher.into_parts().1.finalize()))
+    Ok(hex::encode(hasher.into_parts().1.finish()))
 }
 
 /// A writer that hashes everything written through it with SHA-256.
 struct HashingWriter<W> {
     inner: W,
-    hasher: Sha256,
+    hasher: Hasher,
 }
 
 impl<W: Write> HashingWriter<W> {
     fn new(inner: W) -> Self {
         Self {
             inner,
-            hasher: Sha256::new(),
+            hasher: DigestAlgorithm::Sha256.hasher(),
         }
     }
 
-    fn into_parts(self) -> (W, Sha256) {
+    fn into_parts(self) -> (W, Hasher) {
         (self.inner, self.hasher)
     }
 }

@@ -10,7 +10,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use lopdf::{dictionary, Object, ObjectId, Stream};
-use sha2::{Digest, Sha256};
 use unicode_normalization::UnicodeNormalization;
 
 use super::PdfError;
@@ -298,14 +297,14 @@ impl<'f> FontSubset<'f> {
     /// Six capital letters naming this subset (§9.9.2), derived from its contents so equal
     /// subsets get equal names and output is deterministic.
     fn subset_tag(&self) -> String {
-        let mut hasher = Sha256::new();
+        let mut hasher = crate::pki::alg::DigestAlgorithm::Sha256.hasher();
         for (cid, (c, gid)) in &self.by_cid {
-            hasher.update(cid.to_be_bytes());
-            hasher.update(u32::from(*c).to_be_bytes());
-            hasher.update(gid.to_be_bytes());
+            hasher.update(&cid.to_be_bytes());
+            hasher.update(&u32::from(*c).to_be_bytes());
+            hasher.update(&gid.to_be_bytes());
         }
         hasher
-            .finalize()
+            .finish()
             .iter()
             .take(6)
             .map(|b| char::from(b'A' + b % 26))

@@ -9,7 +9,6 @@ use std::time::Duration;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
 use openssl::ssl::{SslAcceptor, SslConnector};
-use sha2::{Digest, Sha256};
 use tokio::net::TcpStream;
 use tokio_openssl::SslStream;
 
@@ -96,7 +95,7 @@ async fn post_inner(
         .ssl()
         .peer_certificate()
         .and_then(|c| c.to_der().ok())
-        .map(|der| hex::encode(Sha256::digest(der)))
+        .map(|der| crate::pki::alg::sha256_hex(&der))
         .unwrap_or_default();
     if presented != fingerprint {
         return Err(RoutingError::PeerUnknown(format!(

@@ -8,10 +8,10 @@
 //! records together ([`Store::append_audit_group`], one log flush per group).
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use super::{Store, StoreError};
+use crate::pki::alg::DigestAlgorithm;
 
 /// `prev_hash` of the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -102,10 +102,10 @@ pub fn canonical_json(value: &Value) -> String {
 
 /// `SHA-256(prev_hash ‖ canonical)` as hex; `prev_hash` is taken as its hex text.
 pub fn chain_hash(prev_hash: &str, canonical: &str) -> String {
-    let mut h = Sha256::new();
+    let mut h = DigestAlgorithm::Sha256.hasher();
     h.update(prev_hash.as_bytes());
     h.update(canonical.as_bytes());
-    hex::encode(h.finalize())
+    hex::encode(h.finish())
 }
 
 /// The outcome of [`Store::verify_audit`].

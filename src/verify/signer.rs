@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 
 use super::SignatureFacts;
 use crate::cms::ParsedSignedData;
+use crate::pki::alg::DigestAlgorithm;
 use crate::pki::oid;
 
 /// sha1WithRSAEncryption; only recognised to report it as weak.
@@ -39,30 +40,28 @@ pub fn message_digest(oid: &ObjectIdentifier) -> Option<MessageDigest> {
     }
 }
 
-/// Hashes `parts` in order with `md` (SHA-2 in Rust, which avoids OpenSSL's per-call
-/// algorithm fetch; SHA-1/MD5 through OpenSSL, only to report them as weak).
+/// Hashes `parts` in order with `md` (SHA-2 through [`DigestAlgorithm::hasher`], which avoids
+/// OpenSSL's per-call algorithm fetch; SHA-1/MD5 through EVP, only to report them as weak).
 pub fn hash_parts(md: MessageDigest, parts: &[&[u8]]) -> Option<Vec<u8>> {
     use openssl::nid::Nid;
-    use sha2::Digest;
-    fn all<D: Digest>(parts: &[&[u8]]) -> Vec<u8> {
-        let mut h = D::new();
+    let sha2 = match md.type_() {
+        Nid::SHA256 => Some(DigestAlgorithm::Sha256),
+        Nid::SHA384 => Some(DigestAlgorithm::Sha384),
+        Nid::SHA512 => Some(DigestAlgorithm::Sha512),
+        _ => None,
+    };
+    if let Some(alg) = sha2 {
+        let mut hasher = alg.hasher();
         for p in parts {
-            h.update(p);
+            hasher.update(p);
         }
-        h.finalize().to_vec()
+        return Some(hasher.finish());
     }
-    match md.type_() {
-        Nid::SHA256 => Some(all::<sha2::Sha256>(parts)),
-        Nid::SHA384 => Some(all::<sha2::Sha384>(parts)),
-        Nid::SHA512 => Some(all::<sha2::Sha512>(parts)),
-        _ => {
-            let mut hasher = openssl::hash::Hasher::new(md).ok()?;
-            for p in parts {
-                hasher.update(p).ok()?;
-            }
-            hasher.finish().ok().map(|d| d.to_vec())
-        }
+    let mut hasher = openssl::hash::Hasher::new(md).ok()?;
+    for p in parts {
+        hasher.update(p).ok()?;
     }
+    hasher.finish().ok().map(|d| d.to_vec())
 }
 
 /// Checks signer `index` of `parsed` against the signed content's digest, computed by
