@@ -1,7 +1,11 @@
 //! The batch-signing engine: many documents, one key, limited by the private-key operation.
 //!
-//! Documents flow through a pipeline of plain threads joined by bounded channels, so memory
-//! stays flat however long the batch:
+//! When the key is in this process and the level is B-B, the work is CPU-bound: each of
+//! `jobs` workers takes a document through prepare, sign and finish itself, so nothing is
+//! handed between threads but the input and the outcome. Otherwise (a token with few
+//! sessions, or a TSA round trip per signature) documents flow through a pipeline of plain
+//! threads joined by bounded channels, so the slow stage never idles the others. Memory stays
+//! flat however long the batch:
 //!
 //! ```text
 //! feeder ─▶ prepare (read, hash, skip check, PDF or XML-DSig layout, digest) × prepare_threads
@@ -30,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
-use crate::cms::{PendingSignature, SignedDataBuilder};
+use crate::cms::{PendingSignature, SignedDataBuilder, SignerTemplate};
 use crate::error::{Error, ErrorCode};
 use crate::fsio::IoError;
 use crate::keys::KeySource;
@@ -65,9 +69,10 @@ pub struct BatchOptions {
     pub location: Option<String>,
     /// Concurrent private-key operations (token sessions); 0 = number of cores.
     pub jobs: usize,
-    /// Threads that read, parse and hash; 0 = number of cores.
+    /// Pipeline only: threads that read, parse and hash; 0 = number of cores.
     pub prepare_threads: usize,
-    /// Threads that time-stamp, finish and write; 0 = cores for B-B, 8 × cores for B-T.
+    /// Pipeline only: threads that time-stamp, finish and write; 0 = cores for B-B,
+    /// 8 × cores for B-T. (An in-process key at B-B runs `jobs` workers doing every stage.)
     pub finish_threads: usize,
     /// Capacity of each queue between stages.
     pub queue_depth: usize,
@@ -211,7 +216,10 @@ pub struct Engine {
     scheme: SignatureScheme,
     cert_sha256: String,
     options_sha256: String,
-    signer_name: Option<String>,
+    /// The signer's certificates converted once for every CMS of the batch.
+    template: SignerTemplate,
+    /// The PAdES options of every PDF, with `/Contents` sized to this key's signature.
+    pdf_options: PdfSignOptions,
 }
 
 struct InputJob {
@@ -238,6 +246,9 @@ struct SignJob {
     /// operation signs the prepared SignedInfo.
     digest: Vec<u8>,
     body: Body,
+    /// For in-memory PDFs: the output's SHA-256 so far (the input and the update up to the
+    /// `/Contents` hole), so finish hashes only the rest.
+    output_hash: Option<Box<Hasher>>,
 }
 
 struct FinishJob {
@@ -284,7 +295,17 @@ impl Engine {
             .certificate()
             .to_der()
             .map_err(|e| Error::Usage(format!("signer certificate cannot be encoded: {e}")))?;
-        let signer_name = crate::pki::subject_common_name(key.certificate());
+        let template = SignerTemplate::new(key.as_ref(), options.digest, true)?;
+        let pdf_options = PdfSignOptions {
+            field_name: None,
+            reason: options.reason.clone(),
+            location: options.location.clone(),
+            name: crate::pki::subject_common_name(key.certificate()),
+            contact_info: None,
+            signing_time: options.signing_time,
+            contents_size: contents_size(key.as_ref(), scheme, options.level)?,
+            visible: None,
+        };
         Ok(Self {
             cert_sha256: sha256_hex(&der),
             options_sha256: options.options_hash(),
@@ -293,7 +314,8 @@ impl Engine {
             audit: None,
             options,
             scheme,
-            signer_name,
+            template,
+            pdf_options,
         })
     }
 
@@ -363,6 +385,8 @@ impl Engine {
         );
         let depth = self.options.queue_depth.max(1);
         let stop = AtomicBool::new(false);
+        let fused =
+            self.options.level == Level::BB && self.key.max_concurrent_signatures().is_none();
 
         let (in_tx, in_rx) = sync_channel::<InputJob>(depth);
         let (sign_tx, sign_rx) = sync_channel::<SignJob>(depth);
@@ -406,7 +430,32 @@ impl Engine {
                     }
                 });
             }
-            for _ in 0..prepare_threads {
+            if fused {
+                for _ in 0..jobs {
+                    let rep_tx = rep_tx.clone();
+                    let (in_rx, index, stop) = (&in_rx, &index, &stop);
+                    scope.spawn(move || {
+                        while let Some(job) = next(in_rx) {
+                            if stop.load(Ordering::Relaxed) {
+                                continue;
+                            }
+                            let report = match self.prepare(job, out_dir, index) {
+                                Ok(Prepared::Sign(job)) => match self.sign_or_report(job, stop) {
+                                    Ok(job) => self.finish(job, out_dir),
+                                    Err(report) => *report,
+                                },
+                                Ok(Prepared::Skip(outcome)) | Err(outcome) => {
+                                    Report::Done(outcome, None)
+                                }
+                            };
+                            if rep_tx.send(report).is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+            }
+            for _ in 0..if fused { 0 } else { prepare_threads } {
                 let (rep_tx, sign_tx) = (rep_tx.clone(), sign_tx.clone());
                 let (in_rx, index, stop) = (&in_rx, &index, &stop);
                 scope.spawn(move || {
@@ -428,7 +477,7 @@ impl Engine {
                 });
             }
             drop(sign_tx);
-            for _ in 0..jobs {
+            for _ in 0..if fused { 0 } else { jobs } {
                 let (rep_tx, fin_tx) = (rep_tx.clone(), fin_tx.clone());
                 let (sign_rx, stop) = (&sign_rx, &stop);
                 scope.spawn(move || {
@@ -436,36 +485,18 @@ impl Engine {
                         if stop.load(Ordering::Relaxed) {
                             continue;
                         }
-                        match self.sign(&job) {
-                            Ok(signature) => {
-                                if fin_tx.send(FinishJob { job, signature }).is_err() {
-                                    break;
-                                }
-                            }
-                            Err(e) => {
-                                let (code, message) = (e.code(), one_line(&e.to_string()));
-                                let outcome =
-                                    failed(job.index, job.input, None, code, message.clone());
-                                // A key that cannot sign stops the batch: every later document would fail too.
-                                let fatal = matches!(
-                                    code,
-                                    ErrorCode::KeyUnavailable
-                                        | ErrorCode::KeyPasswordWrong
-                                        | ErrorCode::KeyInvalid
-                                );
-                                if fatal {
-                                    stop.store(true, Ordering::Relaxed);
-                                    let _ = rep_tx.send(Report::Fatal(outcome, code, message));
-                                } else {
-                                    let _ = rep_tx.send(Report::Done(outcome, None));
-                                }
-                            }
+                        let sent = match self.sign_or_report(job, stop) {
+                            Ok(job) => fin_tx.send(job).is_ok(),
+                            Err(report) => rep_tx.send(*report).is_ok(),
+                        };
+                        if !sent {
+                            break;
                         }
                     }
                 });
             }
             drop(fin_tx);
-            for _ in 0..finish_threads {
+            for _ in 0..if fused { 0 } else { finish_threads } {
                 let rep_tx = rep_tx.clone();
                 let (fin_rx, stop) = (&fin_rx, &stop);
                 scope.spawn(move || {
@@ -543,15 +574,7 @@ impl Engine {
                 one_line(&e.to_string()),
             )
         };
-        let large = std::fs::metadata(&job.input)
-            .map(|m| m.is_file() && m.len() > pdf::STREAMING_THRESHOLD)
-            .unwrap_or(false);
-        if large && self.options.format.unwrap_or(Format::Pdf) == Format::Pdf {
-            if let Some(prepared) = self.prepare_large(&job, out_dir, index)? {
-                return Ok(prepared);
-            }
-        }
-        let bytes = std::fs::read(&job.input).map_err(|e| {
+        let read_fail = |e: std::io::Error| {
             fail(
                 None,
                 IoError::Read {
@@ -560,7 +583,19 @@ impl Engine {
                 }
                 .into(),
             )
-        })?;
+        };
+        let mut source = std::fs::File::open(&job.input).map_err(read_fail)?;
+        let meta = source.metadata().map_err(read_fail)?;
+        let large = meta.is_file() && meta.len() > pdf::STREAMING_THRESHOLD;
+        if large && self.options.format.unwrap_or(Format::Pdf) == Format::Pdf {
+            if let Some(prepared) = self.prepare_large(&job, source, &meta, out_dir, index)? {
+                return Ok(prepared);
+            }
+            source = std::fs::File::open(&job.input).map_err(read_fail)?;
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0) + 8192);
+        std::io::Read::read_to_end(&mut source, &mut bytes).map_err(read_fail)?;
+        drop(source);
         let format = self.options.format.unwrap_or_else(|| {
             // With a profile, XML inputs get XML-DSig; without, every non-PDF is CMS.
             if self.options.xml_profile.is_some() && crate::xml::looks_like_xml(&bytes) {
@@ -575,7 +610,9 @@ impl Engine {
             Format::Xml => job.name.clone(),
         };
         let output = out_dir.join(&output_name);
-        let input_sha256 = sha256_hex(&bytes);
+        let mut output_hash = DigestAlgorithm::Sha256.hasher();
+        output_hash.update(&bytes);
+        let input_sha256 = hex::encode(output_hash.clone().finish());
         if self.already_signed(index, &output_name, &input_sha256, &output) {
             return Ok(Prepared::Skip(DocOutcome {
                 index: job.index,
@@ -584,7 +621,7 @@ impl Engine {
                 status: DocStatus::Skipped,
             }));
         }
-        if same_file(&job.input, &output) {
+        if same_file(&meta, &output) {
             return Err(fail(
                 None,
                 Error::Usage(format!(
@@ -593,16 +630,25 @@ impl Engine {
                 )),
             ));
         }
-        let (digest, body) = match format {
+        let (digest, body, output_hash) = match format {
             Format::Xml => {
                 let prepared = self.prepare_xml(&bytes).map_err(|e| fail(None, e))?;
-                (Vec::new(), Body::Xml(Box::new(prepared)))
+                (Vec::new(), Body::Xml(Box::new(prepared)), None)
             }
-            Format::Cms => (self.options.digest.digest(&bytes), Body::Cms),
+            Format::Cms => (self.options.digest.digest(&bytes), Body::Cms, None),
             Format::Pdf => {
-                let prepared =
-                    pdf::prepare(&bytes, &self.pdf_options()).map_err(|e| fail(None, e.into()))?;
-                (prepared.digest(self.options.digest), Body::Pdf(prepared))
+                let input_len = bytes.len();
+                let prepared = pdf::prepare_owned(bytes, &self.pdf_options)
+                    .map_err(|e| fail(None, e.into()))?;
+                // The output's hash continues from the input's; SHA-256 documents take their
+                // signed digest from the same pass.
+                let ranges = prepared.digest_continuing(&mut output_hash, input_len);
+                let digest = if self.options.digest == DigestAlgorithm::Sha256 {
+                    ranges
+                } else {
+                    prepared.digest(self.options.digest)
+                };
+                (digest, Body::Pdf(prepared), Some(Box::new(output_hash)))
             }
         };
         Ok(Prepared::Sign(SignJob {
@@ -612,6 +658,7 @@ impl Engine {
             input_sha256,
             digest,
             body,
+            output_hash,
         }))
     }
 
@@ -624,9 +671,32 @@ impl Engine {
             )),
             Body::Pdf(_) | Body::PdfFile(_) | Body::Cms => {
                 SignedDataBuilder::new(self.key.as_ref(), self.scheme, job.digest.clone())
+                    .with_template(&self.template)
                     .sign()
                     .map(Signature::Cms)
                     .map_err(Error::from)
+            }
+        }
+    }
+
+    /// [`Self::sign`] for one prepared document, or the report of its failure. A key that
+    /// cannot sign (token removed, PIN locked) sets `stop`: every later document would fail too.
+    fn sign_or_report(&self, job: SignJob, stop: &AtomicBool) -> Result<FinishJob, Box<Report>> {
+        match self.sign(&job) {
+            Ok(signature) => Ok(FinishJob { job, signature }),
+            Err(e) => {
+                let (code, message) = (e.code(), one_line(&e.to_string()));
+                let outcome = failed(job.index, job.input, None, code, message.clone());
+                let fatal = matches!(
+                    code,
+                    ErrorCode::KeyUnavailable | ErrorCode::KeyPasswordWrong | ErrorCode::KeyInvalid
+                );
+                if fatal {
+                    stop.store(true, Ordering::Relaxed);
+                    Err(Box::new(Report::Fatal(outcome, code, message)))
+                } else {
+                    Err(Box::new(Report::Done(outcome, None)))
+                }
             }
         }
     }
@@ -639,6 +709,8 @@ impl Engine {
     fn prepare_large(
         &self,
         job: &InputJob,
+        mut source: std::fs::File,
+        meta: &std::fs::Metadata,
         out_dir: &Path,
         index: &JournalIndex,
     ) -> Result<Option<Prepared>, DocOutcome> {
@@ -670,20 +742,19 @@ impl Engine {
                 .into(),
             )
         };
-        let mut source = std::fs::File::open(&job.input).map_err(read_fail)?;
         let mut head = [0u8; 5];
         let is_pdf = std::io::Read::read_exact(&mut source, &mut head).is_ok() && &head == b"%PDF-";
         if !is_pdf && self.options.format.is_none() {
             return Ok(None);
         }
-        if same_file(&job.input, &output) {
+        if same_file(meta, &output) {
             return Err(fail(Error::Usage(format!(
                 "output {} would overwrite its input",
                 output.display()
             ))));
         }
         let prepared =
-            pdf::prepare_file(&mut source, &self.pdf_options()).map_err(|e| fail(e.into()))?;
+            pdf::prepare_file(&mut source, &self.pdf_options).map_err(|e| fail(e.into()))?;
         let tmp = tempfile::Builder::new()
             .prefix(TEMP_PREFIX)
             .suffix(".tmp")
@@ -712,6 +783,7 @@ impl Engine {
             input_sha256,
             digest,
             body: Body::PdfFile(Box::new(LargePdf { prepared, out })),
+            output_hash: None,
         })))
     }
 
@@ -735,20 +807,6 @@ impl Engine {
             scheme: self.scheme,
         };
         crate::xml::prepare(bytes, profile, &signer, self.options.signing_time)
-    }
-
-    /// The PAdES options of every PDF in the batch.
-    fn pdf_options(&self) -> PdfSignOptions {
-        PdfSignOptions {
-            field_name: None,
-            reason: self.options.reason.clone(),
-            location: self.options.location.clone(),
-            name: self.signer_name.clone(),
-            contact_info: None,
-            signing_time: self.options.signing_time,
-            contents_size: crate::sign::pdf_contents_size(self.options.level),
-            visible: None,
-        }
     }
 
     /// Whether the journal records `output_name` as signed from this input with this key and
@@ -795,7 +853,16 @@ impl Engine {
             let cms = pending.to_der()?;
             let bytes = match body {
                 Body::Xml(_) => return Err(Error::Usage("a CMS signature for an XML body".into())),
-                Body::Pdf(prepared) => prepared.finish(&cms)?,
+                Body::Pdf(prepared) => {
+                    let Some(hash) = job.output_hash else {
+                        return Err(Error::Usage(
+                            "a PDF prepared without its output hash".into(),
+                        ));
+                    };
+                    let (bytes, output_sha256) = prepared.finish_hashed(&cms, *hash)?;
+                    write_renamed(&output, &bytes)?;
+                    return Ok(hex::encode(output_sha256));
+                }
                 Body::Cms => cms,
                 Body::PdfFile(large) => {
                     let LargePdf { prepared, mut out } = *large;
@@ -848,6 +915,26 @@ impl Engine {
     }
 }
 
+/// Bytes left free in a B-B `/Contents` beyond the CMS length bound.
+const CONTENTS_SLACK: usize = 32;
+
+/// The `/Contents` reservation: for B-B what this key's CMS can take, so no output carries
+/// (and hashes, and writes) kilobytes of unused zeros; B-T keeps room for the token.
+fn contents_size(
+    key: &dyn KeySource,
+    scheme: SignatureScheme,
+    level: Level,
+) -> Result<usize, Error> {
+    match level {
+        Level::BB => {
+            let digest = vec![0; scheme.digest().output_len()];
+            let bound = SignedDataBuilder::new(key, scheme, digest).encoded_len_bound()?;
+            Ok(bound + CONTENTS_SLACK)
+        }
+        Level::BT => Ok(crate::sign::pdf_contents_size(level)),
+    }
+}
+
 enum Prepared {
     Sign(SignJob),
     Skip(DocOutcome),
@@ -873,11 +960,11 @@ fn next<T>(rx: &Mutex<Receiver<T>>) -> Option<T> {
     rx.lock().ok()?.recv().ok()
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    }
+/// Whether `output` is the very file whose metadata is `input` (one `stat`, usually of a
+/// path that does not exist yet).
+fn same_file(input: &std::fs::Metadata, output: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(output).is_ok_and(|o| o.dev() == input.dev() && o.ino() == input.ino())
 }
 
 fn rfc3339(at: OffsetDateTime) -> String {

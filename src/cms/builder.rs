@@ -35,6 +35,46 @@ pub struct SignedDataBuilder<'a> {
     signing_time: Option<OffsetDateTime>,
     extra_signed: Vec<Attribute>,
     include_chain: bool,
+    template: Option<&'a SignerTemplate>,
+}
+
+/// The parts of a SignerInfo that depend only on the key and the digest: the certificates in
+/// RustCrypto form and the signing-certificate-v2 attribute. Parsed once per key and reused
+/// by every signature of a batch ([`SignedDataBuilder::with_template`]).
+#[derive(Debug, Clone)]
+pub struct SignerTemplate {
+    digest: DigestAlgorithm,
+    signer_cert: Certificate,
+    /// Already in DER SET OF order, so each signature clones it without sorting again.
+    certificates: CertificateSet,
+    signing_certificate: Attribute,
+}
+
+impl SignerTemplate {
+    /// Converts `key`'s certificate (and its chain when `include_chain`) once.
+    pub fn new(
+        key: &dyn KeySource,
+        digest: DigestAlgorithm,
+        include_chain: bool,
+    ) -> Result<Self, CmsError> {
+        let signer_cert = to_rust_cert(key.certificate())?;
+        let mut certificates = vec![CertificateChoices::Certificate(signer_cert.clone())];
+        if include_chain {
+            for c in key.chain() {
+                certificates.push(CertificateChoices::Certificate(to_rust_cert(c)?));
+            }
+        }
+        let signing_certificate = attribute(
+            oid::ATTR_SIGNING_CERTIFICATE_V2,
+            &signing_certificate_v2(&signer_cert, digest)?,
+        )?;
+        Ok(Self {
+            digest,
+            signer_cert,
+            certificates: CertificateSet(SetOfVec::try_from(certificates)?),
+            signing_certificate,
+        })
+    }
 }
 
 impl<'a> SignedDataBuilder<'a> {
@@ -49,7 +89,15 @@ impl<'a> SignedDataBuilder<'a> {
             signing_time: None,
             extra_signed: Vec::new(),
             include_chain: true,
+            template: None,
         }
+    }
+
+    /// Uses certificates already converted by [`SignerTemplate::new`] (which then also decides
+    /// whether the chain is embedded); its digest must be the scheme's.
+    pub fn with_template(mut self, template: &'a SignerTemplate) -> Self {
+        self.template = Some(template);
+        self
     }
 
     /// Encapsulates `content` of type `content_type` (e.g. a TSTInfo) instead of detaching it.
@@ -81,6 +129,39 @@ impl<'a> SignedDataBuilder<'a> {
 
     /// Signs and returns the signature, which may still take unsigned attributes.
     pub fn sign(self) -> Result<PendingSignature, CmsError> {
+        let owned;
+        let template = match self.template {
+            Some(t) if t.digest == self.scheme.digest() => t,
+            _ => {
+                owned = SignerTemplate::new(self.key, self.scheme.digest(), self.include_chain)?;
+                &owned
+            }
+        };
+        let signed_attrs = self.signed_attributes(template)?;
+        // The signature covers the DER of the SET OF, tagged as SET (RFC 5652 §5.4).
+        let signature = self
+            .key
+            .sign_message(self.scheme, &signed_attrs.to_der()?)?;
+        self.assemble(template, signed_attrs, signature)
+    }
+
+    /// An upper bound of the DER length of [`Self::sign`]'s result before any unsigned
+    /// attribute, without a key operation: the signature is stood in for by its maximum
+    /// length for the certificate's key. Sizes a PDF's `/Contents` hole exactly.
+    pub fn encoded_len_bound(self) -> Result<usize, CmsError> {
+        let max_signature = self
+            .key
+            .certificate()
+            .public_key()
+            .map(|k| k.size())
+            .map_err(|e| CmsError::Certificate(e.to_string()))?;
+        let template = SignerTemplate::new(self.key, self.scheme.digest(), self.include_chain)?;
+        let signed_attrs = self.signed_attributes(&template)?;
+        let pending = self.assemble(&template, signed_attrs, vec![0xff; max_signature])?;
+        pending.to_der().map(|der| der.len())
+    }
+
+    fn signed_attributes(&self, template: &SignerTemplate) -> Result<SignedAttributes, CmsError> {
         let digest_alg = self.scheme.digest();
         if self.message_digest.len() != digest_alg.output_len() {
             return Err(CmsError::DigestLength {
@@ -88,33 +169,29 @@ impl<'a> SignedDataBuilder<'a> {
                 expected: digest_alg.output_len(),
             });
         }
-        let signer_cert = to_rust_cert(self.key.certificate())?;
         let mut attrs = vec![
             attribute(oid::ATTR_CONTENT_TYPE, &self.content_type)?,
             attribute(
                 oid::ATTR_MESSAGE_DIGEST,
                 &OctetString::new(self.message_digest.clone())?,
             )?,
-            attribute(
-                oid::ATTR_SIGNING_CERTIFICATE_V2,
-                &signing_certificate_v2(&signer_cert, digest_alg)?,
-            )?,
+            template.signing_certificate.clone(),
         ];
         if let Some(at) = self.signing_time {
             attrs.push(attribute(oid::ATTR_SIGNING_TIME, &cms_time(at)?)?);
         }
-        attrs.extend(self.extra_signed);
-        let signed_attrs: SignedAttributes = SetOfVec::try_from(attrs)?;
-        // The signature covers the DER of the SET OF, tagged as SET (RFC 5652 §5.4).
-        let to_sign = signed_attrs.to_der()?;
-        let signature = self.key.sign_message(self.scheme, &to_sign)?;
+        attrs.extend(self.extra_signed.iter().cloned());
+        Ok(SetOfVec::try_from(attrs)?)
+    }
 
-        let mut certificates = vec![CertificateChoices::Certificate(signer_cert.clone())];
-        if self.include_chain {
-            for c in self.key.chain() {
-                certificates.push(CertificateChoices::Certificate(to_rust_cert(c)?));
-            }
-        }
+    fn assemble(
+        self,
+        template: &SignerTemplate,
+        signed_attrs: SignedAttributes,
+        signature: Vec<u8>,
+    ) -> Result<PendingSignature, CmsError> {
+        let digest_alg = self.scheme.digest();
+        let signer_cert = &template.signer_cert;
         let signer_info = SignerInfo {
             version: CmsVersion::V1,
             sid: SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
@@ -143,7 +220,7 @@ impl<'a> SignedDataBuilder<'a> {
                 econtent_type: self.content_type,
                 econtent,
             },
-            certificates: Some(CertificateSet(SetOfVec::try_from(certificates)?)),
+            certificates: Some(template.certificates.clone()),
             crls: None,
             signer_infos: SignerInfos(SetOfVec::try_from(vec![signer_info])?),
         };
@@ -251,4 +328,62 @@ fn signing_certificate_v2(
             }),
         }],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::Pkcs12Key;
+
+    fn demo_key(file: &str) -> Pkcs12Key {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("certs/demo")
+            .join(file);
+        Pkcs12Key::open(&path, "demo").expect("demo key opens")
+    }
+
+    /// The bound sizes PDF `/Contents` holes: a real signature must never exceed it, and for
+    /// RSA (fixed-length signatures) it is exact. The template gives the same bytes as the
+    /// builder converting the certificates itself.
+    #[test]
+    fn encoded_len_bound_holds_and_template_matches() {
+        for (file, exact) in [("agency-signer.p12", true), ("agency-signer-ec.p12", false)] {
+            let key = demo_key(file);
+            let scheme = SignatureScheme::for_key(
+                key.algorithm(),
+                DigestAlgorithm::Sha256,
+                crate::pki::alg::RsaPadding::Pkcs1,
+            );
+            let digest = vec![7; 32];
+            let bound = SignedDataBuilder::new(&key, scheme, digest.clone())
+                .encoded_len_bound()
+                .unwrap();
+            let template = SignerTemplate::new(&key, DigestAlgorithm::Sha256, true).unwrap();
+            for _ in 0..20 {
+                let plain = SignedDataBuilder::new(&key, scheme, digest.clone())
+                    .sign()
+                    .unwrap()
+                    .to_der()
+                    .unwrap();
+                let templated = SignedDataBuilder::new(&key, scheme, digest.clone())
+                    .with_template(&template)
+                    .sign()
+                    .unwrap()
+                    .to_der()
+                    .unwrap();
+                assert!(plain.len() <= bound, "{file}: {} > {bound}", plain.len());
+                if exact {
+                    assert_eq!(plain.len(), bound, "{file}");
+                    // PKCS#1 v1.5 is deterministic: the same input signs to the same bytes.
+                    assert_eq!(plain, templated, "{file}");
+                } else {
+                    assert!(
+                        templated.len() <= bound,
+                        "{file}: {} > {bound}",
+                        templated.len()
+                    );
+                }
+            }
+        }
+    }
 }

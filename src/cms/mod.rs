@@ -9,7 +9,7 @@ mod builder;
 pub(crate) mod parse;
 
 pub use attributes::{EssCertIdV2, SigningCertificateV2};
-pub use builder::{PendingSignature, SignedDataBuilder};
+pub use builder::{PendingSignature, SignedDataBuilder, SignerTemplate};
 pub use parse::{parse_signed_data, ParsedSignedData};
 
 /// Building a CMS structure failed.

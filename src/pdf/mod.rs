@@ -26,7 +26,7 @@ use std::fmt;
 use std::io::{Read, Seek, SeekFrom, Write};
 
 use crate::error::ErrorCode;
-use crate::pki::alg::DigestAlgorithm;
+use crate::pki::alg::{DigestAlgorithm, Hasher};
 
 pub use appearance::Appearance;
 
@@ -297,6 +297,19 @@ pub fn append_dss(
     incremental::append_dss(input, certs, ocsps, crls)
 }
 
+/// [`prepare`] taking the input by value, so the update is appended to it without a copy
+/// (the batch engine's path: it reads each file into a buffer it no longer needs).
+pub fn prepare_owned(input: Vec<u8>, opts: &PdfSignOptions) -> Result<PreparedPdf, PdfError> {
+    let laid_out = incremental::prepare(&input, opts, incremental::SignatureKind::Signature)?;
+    let mut bytes = input;
+    bytes.extend_from_slice(&laid_out.tail);
+    Ok(PreparedPdf {
+        bytes,
+        byte_range: laid_out.byte_range,
+        field_name: laid_out.field_name,
+    })
+}
+
 fn prepare_kind(
     input: &[u8],
     opts: &PdfSignOptions,
@@ -323,8 +336,12 @@ fn fill_contents(bytes: &mut [u8], hole: [usize; 2], cms_der: &[u8]) -> Result<(
             available,
         });
     }
-    let hex = hex::encode_upper(cms_der);
-    bytes[hole[0] + 1..hole[0] + 1 + hex.len()].copy_from_slice(hex.as_bytes());
+    const UPPER_HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let digits = &mut bytes[hole[0] + 1..hole[0] + 1 + 2 * cms_der.len()];
+    for (pair, byte) in digits.chunks_exact_mut(2).zip(cms_der) {
+        pair[0] = UPPER_HEX[usize::from(byte >> 4)];
+        pair[1] = UPPER_HEX[usize::from(byte & 0x0f)];
+    }
     Ok(())
 }
 
@@ -353,6 +370,31 @@ impl PreparedPdf {
         let [_, a, b, _] = self.byte_range;
         fill_contents(&mut self.bytes, [a, b], cms_der)?;
         Ok(self.bytes)
+    }
+
+    /// Advances `output`, a hash of this file's first `hashed` bytes, to the start of the
+    /// `/Contents` hole, and returns the byte-range digest (in `output`'s algorithm) from
+    /// there. With [`Self::finish_hashed`], a caller that hashed the input as read gets the
+    /// input digest, the signed digest and the output digest from one pass over the bytes.
+    pub fn digest_continuing(&self, output: &mut Hasher, hashed: usize) -> Vec<u8> {
+        let [_, a, b, c] = self.byte_range;
+        output.update(&self.bytes[hashed.min(a)..a]);
+        let mut ranges = output.clone();
+        ranges.update(&self.bytes[b..b + c]);
+        ranges.finish()
+    }
+
+    /// [`Self::finish`], also returning the digest of the whole signed file, continuing
+    /// `output` as [`Self::digest_continuing`] left it.
+    pub fn finish_hashed(
+        mut self,
+        cms_der: &[u8],
+        mut output: Hasher,
+    ) -> Result<(Vec<u8>, Vec<u8>), PdfError> {
+        let [_, a, b, _] = self.byte_range;
+        fill_contents(&mut self.bytes, [a, b], cms_der)?;
+        output.update(&self.bytes[a..]);
+        Ok((self.bytes, output.finish()))
     }
 }
 

@@ -109,11 +109,25 @@ pub fn canonicalize(
     subset: Subset<'_, '_>,
     method: &Method,
 ) -> Result<Vec<u8>, XmlError> {
+    canonicalize_filled(text, subset, method, &[])
+}
+
+/// [`canonicalize`] as if each element of `fills`, empty in the document, held the given
+/// text: the canonical form of a document that differs only there, without parsing it.
+/// A signer lays out SignedInfo with empty DigestValues, digests, then canonicalizes it
+/// with the digests filled in.
+pub fn canonicalize_filled(
+    text: &str,
+    subset: Subset<'_, '_>,
+    method: &Method,
+    fills: &[(NodeId, &str)],
+) -> Result<Vec<u8>, XmlError> {
     let mut w = Writer {
         text,
         method,
         comments: subset.comments && method.with_comments,
         exclude: subset.exclude,
+        fills,
         out: Vec::with_capacity(text.len()),
     };
     let apex = subset.apex;
@@ -168,6 +182,7 @@ struct Writer<'t, 'm> {
     method: &'m Method,
     comments: bool,
     exclude: Option<NodeId>,
+    fills: &'m [(NodeId, &'m str)],
     out: Vec<u8>,
 }
 
@@ -296,6 +311,11 @@ impl Writer<'_, '_> {
             next_ctx = c;
             &next_ctx
         };
+        if !node.has_children() {
+            if let Some((_, fill)) = self.fills.iter().find(|(id, _)| *id == node.id()) {
+                escape_text(&mut self.out, fill);
+            }
+        }
         for child in node.children() {
             match child.node_type() {
                 NodeType::Element if Some(child.id()) != self.exclude => {

@@ -378,6 +378,16 @@ pub fn canonical_signed_info(
     parsed: &Parsed<'_>,
     signature: Node<'_, '_>,
 ) -> Result<(Vec<u8>, XmlSignatureMethod), String> {
+    canonical_signed_info_filled(parsed, signature, &[])
+}
+
+/// [`canonical_signed_info`] with the empty elements of `fills` holding their text (see
+/// [`c14n::canonicalize_filled`]).
+fn canonical_signed_info_filled(
+    parsed: &Parsed<'_>,
+    signature: Node<'_, '_>,
+    fills: &[(NodeId, &str)],
+) -> Result<(Vec<u8>, XmlSignatureMethod), String> {
     let signed_info = ds_child(signature, "SignedInfo").ok_or("no SignedInfo")?;
     if ds_children(signature, "SignedInfo").count() != 1 {
         return Err("more than one SignedInfo".into());
@@ -396,7 +406,8 @@ pub fn canonical_signed_info(
         exclude: None,
         comments: true,
     };
-    let octets = c14n::canonicalize(parsed.text, subset, &method).map_err(|e| e.to_string())?;
+    let octets = c14n::canonicalize_filled(parsed.text, subset, &method, fills)
+        .map_err(|e| e.to_string())?;
     Ok((octets, sm))
 }
 
@@ -486,7 +497,9 @@ fn key_info_certificates(
     let mut certs = Vec::new();
     for data in ds_children(key_info, "X509Data") {
         for c in ds_children(data, "X509Certificate") {
-            match b64_decode(&super::signed_text(c)).and_then(|der| X509::from_der(&der).ok()) {
+            match b64_decode(&super::signed_text(c))
+                .and_then(|der| crate::pki::certs::from_der(&der))
+            {
                 Some(cert) => certs.push(cert),
                 None => errors.push("an X509Certificate cannot be decoded".into()),
             }
@@ -673,10 +686,10 @@ impl std::fmt::Debug for PreparedSignature {
 
 /// Lays out the Signature of `plan` over `input` for `signer` and computes every digest.
 ///
-/// Three passes over the same splice, so every digest and the SignedInfo are computed by
-/// the same code that verifies them, over the final document: placeholders first, then
-/// digests, then (in [`PreparedSignature::finish`]) the signature value, after which the
-/// result is checked once more.
+/// Two passes over the same splice, so every digest and the SignedInfo are computed by the
+/// same code that verifies them, over the final document: the layout with empty
+/// DigestValues gives the digests and then the canonical SignedInfo with the digests filled
+/// in; [`PreparedSignature::finish`] splices the signature value and checks the result.
 pub fn prepare(
     input: &[u8],
     plan: &SignaturePlan,
@@ -719,28 +732,31 @@ pub fn prepare(
         id_names: id_names.to_vec(),
     };
 
-    // Pass 1: digests over the final document.
+    // Pass 1: digests over the final document, then the SignedInfo they go into.
     let draft = prepared.render("");
-    prepared.digests = {
-        let parsed = super::parse::parse(&draft, limits)?;
-        let ids = IdIndex::build(&parsed.doc, id_names)?;
-        let sig = own_signature(&parsed, &ids, &plan.signature_id)?;
-        let si = ds_child(sig, "SignedInfo").ok_or_else(|| internal("no SignedInfo".into()))?;
-        ds_children(si, "Reference")
-            .map(|r| match process_reference(&parsed, &ids, sig, r) {
-                (_, Some(d)) => Ok(B64.encode(d)),
-                (c, None) => Err(internal(c.problem.unwrap_or_default())),
-            })
-            .collect::<Result<_, _>>()?
-    };
-    // Pass 2: the canonical SignedInfo, to be signed.
-    let draft = prepared.render("");
-    prepared.signed_info = {
-        let parsed = super::parse::parse(&draft, limits)?;
-        let ids = IdIndex::build(&parsed.doc, id_names)?;
-        let sig = own_signature(&parsed, &ids, &plan.signature_id)?;
-        canonical_signed_info(&parsed, sig).map_err(internal)?.0
-    };
+    let parsed = super::parse::parse(&draft, limits)?;
+    let ids = IdIndex::build(&parsed.doc, id_names)?;
+    let sig = own_signature(&parsed, &ids, &plan.signature_id)?;
+    let si = ds_child(sig, "SignedInfo").ok_or_else(|| internal("no SignedInfo".into()))?;
+    let mut digest_values = Vec::new();
+    for r in ds_children(si, "Reference") {
+        let value = ds_child(r, "DigestValue")
+            .ok_or_else(|| internal("no DigestValue".into()))?
+            .id();
+        match process_reference(&parsed, &ids, sig, r) {
+            (_, Some(d)) => digest_values.push((value, B64.encode(d))),
+            (c, None) => return Err(internal(c.problem.unwrap_or_default())),
+        }
+    }
+    let fills: Vec<(NodeId, &str)> = digest_values
+        .iter()
+        .map(|(id, text)| (*id, text.as_str()))
+        .collect();
+    let signed_info = canonical_signed_info_filled(&parsed, sig, &fills)
+        .map_err(internal)?
+        .0;
+    prepared.digests = digest_values.into_iter().map(|(_, text)| text).collect();
+    prepared.signed_info = signed_info;
     Ok(prepared)
 }
 

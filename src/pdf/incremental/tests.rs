@@ -866,3 +866,29 @@ fn hybrid_file_gets_a_table_and_the_compressed_page_is_rewritten() {
     let json = String::from_utf8_lossy(&json.stdout);
     assert!(json.contains("Signature1"), "{json}");
 }
+
+/// The batch engine's one pass (input hash, continued to the hole, then to the end) gives
+/// the same signed digest, the same file and the digest of that file as the separate calls,
+/// and `/Contents` holds the DER as upper-case hex.
+#[test]
+fn one_pass_hashing_matches_separate_digests() {
+    let input = make_pdf(&Spec::default());
+    let opts = options();
+    let cms: Vec<u8> = (0..=255u8).chain([0x0f, 0xa0]).collect();
+    let separate = prepare_pdf(&input, &opts).unwrap();
+    let separate_digest = separate.digest(DigestAlgorithm::Sha256);
+    let separate_file = separate.finish(&cms).unwrap();
+
+    let mut output = DigestAlgorithm::Sha256.hasher();
+    output.update(&input);
+    let prepared = crate::pdf::prepare_owned(input.clone(), &opts).unwrap();
+    assert_eq!(
+        prepared.digest_continuing(&mut output, input.len()),
+        separate_digest
+    );
+    let (file, file_digest) = prepared.finish_hashed(&cms, output).unwrap();
+    assert_eq!(file, separate_file);
+    assert_eq!(file_digest, DigestAlgorithm::Sha256.digest(&file));
+    let hex = hex::encode_upper(&cms);
+    assert!(file.windows(hex.len()).any(|w| w == hex.as_bytes()));
+}
