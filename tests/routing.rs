@@ -329,6 +329,21 @@ impl Net {
 
     /// Rows of `document_id` at `name` in `state`, for recipient `recipient`.
     fn rows(&self, name: &str, document_id: &str, recipient: &str, state: &str) -> usize {
+        self.states(name, document_id, recipient, None)
+            .iter()
+            .filter(|s| *s == state)
+            .count()
+    }
+
+    /// The states of the rows of `document_id` at `name` addressed to `recipient` (of
+    /// BussinessDocType `doc_type` when given), oldest first.
+    fn states(
+        &self,
+        name: &str,
+        document_id: &str,
+        recipient: &str,
+        doc_type: Option<i64>,
+    ) -> Vec<String> {
         self.status(name, document_id)
             .map(|v| {
                 v["documents"]
@@ -338,11 +353,12 @@ impl Net {
                     .filter(|d| {
                         d["document_id"] == document_id
                             && d["recipient_organ"] == recipient
-                            && d["state"] == state
+                            && doc_type.map_or(true, |t| d["doc_type"] == t)
                     })
-                    .count()
+                    .map(|d| d["state"].as_str().unwrap().to_string())
+                    .collect()
             })
-            .unwrap_or(0)
+            .unwrap_or_default()
     }
 
     /// Statuses `code` from `from` recorded at `name` for `document_id`.
@@ -1037,32 +1053,6 @@ fn recall_before_its_original_is_held_then_applied() {
     );
 }
 
-/// The state of the row of `document_id` with BussinessDocType `doc_type` for `recipient` at
-/// `name`, and how many such rows there are.
-fn row_states(
-    net: &Net,
-    name: &str,
-    document_id: &str,
-    doc_type: i64,
-    recipient: &str,
-) -> Vec<String> {
-    net.status(name, document_id)
-        .map(|v| {
-            v["documents"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|d| {
-                    d["document_id"] == document_id
-                        && d["doc_type"] == doc_type
-                        && d["recipient_organ"] == recipient
-                })
-                .map(|d| d["state"].as_str().unwrap().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// A recall, update or replace from the province to TEST.C1 of its document `number`.
 fn follow_up(number: &str, subject: &str, doc_type: BusinessDocType) -> Vec<u8> {
     envelope(
@@ -1111,6 +1101,28 @@ fn recall_and_update_flows_over_the_network() {
     let new = |number: &str, subject: &str| {
         envelope("TEST.P", &["TEST.C1"], number, subject, Business::default())
     };
+    // a follow-up sent once its original was received
+    let after_original = |number: &str, subject: &str, doc_type: BusinessDocType| {
+        let id = doc_id("TEST.P", number);
+        net.send("P", &new(number, "Văn bản gốc"));
+        back_at_p(&id, "01");
+        net.send("P", &follow_up(number, subject, doc_type));
+        id
+    };
+    // a follow-up sent before its original: held at the commune, nothing in the inbox
+    let held_first = |number: &str, subject: &str, doc_type: BusinessDocType| {
+        let id = doc_id("TEST.P", number);
+        net.send("P", &follow_up(number, subject, doc_type));
+        let kind = i64::from(doc_type.code());
+        wait_until(
+            &net,
+            Duration::from_secs(40),
+            &format!("{id} held at C1"),
+            || net.states("C1", &id, "TEST.C1", Some(kind)) == ["held"],
+        );
+        assert!(!inbox(&net).contains(&id), "{}", inbox(&net));
+        id
+    };
 
     // (a) recall of a delivered, accepted document
     let a = doc_id("TEST.P", "601");
@@ -1123,31 +1135,20 @@ fn recall_and_update_flows_over_the_network() {
         &follow_up("601", "Thu hồi văn bản đã giao", BusinessDocType::Revoke),
     );
     back_at_p(&a, "13");
-    assert_eq!(row_states(&net, "C1", &a, 0, "TEST.C1"), ["recalled"]);
-    assert_eq!(row_states(&net, "C1", &a, 1, "TEST.C1"), ["applied"]);
+    assert_eq!(net.states("C1", &a, "TEST.C1", Some(0)), ["recalled"]);
+    assert_eq!(net.states("C1", &a, "TEST.C1", Some(1)), ["applied"]);
     assert!(!inbox(&net).contains("601/UBND-VP"), "{}", inbox(&net));
     let o = net.route("C1", &["ack", "--document-id", &a, "--status", "05"]);
     assert_exit(&o, 66, "ack of a recalled document");
 
     // (b) the recall travels first: held at the commune, then the original arrives and is
     // recalled at once (01 then 13), never live in the inbox; a redelivery adds nothing
-    let b = doc_id("TEST.P", "602");
-    net.send(
-        "P",
-        &follow_up("602", "Thu hồi trước", BusinessDocType::Revoke),
-    );
-    wait_until(
-        &net,
-        Duration::from_secs(40),
-        "602 recall held at C1",
-        || row_states(&net, "C1", &b, 1, "TEST.C1") == ["held"],
-    );
-    assert!(!inbox(&net).contains("602/UBND-VP"), "{}", inbox(&net));
+    let b = held_first("602", "Thu hồi trước", BusinessDocType::Revoke);
     let original = new("602", "Văn bản bị thu hồi trước khi đến");
     net.send("P", &original);
     back_at_p(&b, "13");
-    assert_eq!(row_states(&net, "C1", &b, 0, "TEST.C1"), ["recalled"]);
-    assert_eq!(row_states(&net, "C1", &b, 1, "TEST.C1"), ["applied"]);
+    assert_eq!(net.states("C1", &b, "TEST.C1", Some(0)), ["recalled"]);
+    assert_eq!(net.states("C1", &b, "TEST.C1", Some(1)), ["applied"]);
     let (_, code, reason) = net.post_as("DA", "C1", "v1/route/envelopes?to=TEST.C1", original);
     assert_eq!(code.as_deref(), Some("01"), "{reason}");
     let v = net.status("C1", &b).unwrap();
@@ -1165,67 +1166,45 @@ fn recall_and_update_flows_over_the_network() {
     assert!(!inbox(&net).contains("602/UBND-VP"), "{}", inbox(&net));
 
     // (c) an update held before its original, then agreed with the configured code 21
-    let c = doc_id("TEST.P", "603");
-    net.send(
-        "P",
-        &follow_up("603", "Cập nhật trước", BusinessDocType::Update),
-    );
-    wait_until(
-        &net,
-        Duration::from_secs(40),
-        "603 update held at C1",
-        || row_states(&net, "C1", &c, 2, "TEST.C1") == ["held"],
-    );
+    let c = held_first("603", "Cập nhật trước", BusinessDocType::Update);
     net.send("P", &new("603", "Văn bản sẽ cập nhật"));
     wait_until(
         &net,
         Duration::from_secs(40),
         "603 update delivered after its original",
-        || row_states(&net, "C1", &c, 2, "TEST.C1") == ["delivered"],
+        || net.states("C1", &c, "TEST.C1", Some(2)) == ["delivered"],
     );
     assert_eq!(
-        row_states(&net, "C1", &c, 0, "TEST.C1"),
+        net.states("C1", &c, "TEST.C1", Some(0)),
         ["delivered"],
         "an update leaves the original"
     );
     net.ack("C1", &c, "21");
     back_at_p(&c, "21");
-    assert_eq!(row_states(&net, "C1", &c, 2, "TEST.C1"), ["update-agreed"]);
+    assert_eq!(net.states("C1", &c, "TEST.C1", Some(2)), ["update-agreed"]);
 
     // an update refused (22); 15 is not an update code on these nodes, 21 not for a new document
-    let d = doc_id("TEST.P", "604");
-    net.send("P", &new("604", "Văn bản gốc"));
-    back_at_p(&d, "01");
-    net.send(
-        "P",
-        &follow_up("604", "Cập nhật bị từ chối", BusinessDocType::Update),
-    );
+    let d = after_original("604", "Cập nhật bị từ chối", BusinessDocType::Update);
     wait_until(&net, Duration::from_secs(40), "604 update at C1", || {
-        row_states(&net, "C1", &d, 2, "TEST.C1") == ["delivered"]
+        net.states("C1", &d, "TEST.C1", Some(2)) == ["delivered"]
     });
     let o = net.route("C1", &["ack", "--document-id", &d, "--status", "15"]);
     assert_exit(&o, 64, "15 is not configured");
     net.ack("C1", &d, "22");
     back_at_p(&d, "22");
-    assert_eq!(row_states(&net, "C1", &d, 2, "TEST.C1"), ["update-refused"]);
-    assert_eq!(row_states(&net, "C1", &d, 0, "TEST.C1"), ["delivered"]);
+    assert_eq!(net.states("C1", &d, "TEST.C1", Some(2)), ["update-refused"]);
+    assert_eq!(net.states("C1", &d, "TEST.C1", Some(0)), ["delivered"]);
     let o = net.route("C1", &["ack", "--document-id", &d, "--status", "21"]);
     assert_exit(&o, 66, "no open update left to answer");
 
     // a replace: the original is replaced, the replacement is what the inbox offers
-    let e = doc_id("TEST.P", "605");
-    net.send("P", &new("605", "Văn bản sẽ thay thế"));
-    back_at_p(&e, "01");
-    net.send(
-        "P",
-        &follow_up("605", "Văn bản thay thế", BusinessDocType::Replace),
-    );
+    let e = after_original("605", "Văn bản thay thế", BusinessDocType::Replace);
     wait_until(&net, Duration::from_secs(40), "605 replaced at C1", || {
-        row_states(&net, "C1", &e, 0, "TEST.C1") == ["replaced"]
+        net.states("C1", &e, "TEST.C1", Some(0)) == ["replaced"]
     });
-    assert_eq!(row_states(&net, "C1", &e, 3, "TEST.C1"), ["delivered"]);
+    assert_eq!(net.states("C1", &e, "TEST.C1", Some(3)), ["delivered"]);
     net.ack("C1", &e, "03");
-    assert_eq!(row_states(&net, "C1", &e, 3, "TEST.C1"), ["accepted"]);
+    assert_eq!(net.states("C1", &e, "TEST.C1", Some(3)), ["accepted"]);
     back_at_p(&e, "03");
     let listed: Vec<Value> = inbox(&net)
         .lines()
