@@ -1,13 +1,15 @@
 //! The agency directory: the full 2024 and 2025 unit files imported (counts as checked in
 //! data/vn-admin/README.md), a synthetic identifier mapping, a commune merge redirecting
-//! `resolve`, rename and dissolve, on SQLite and on PostgreSQL (a fresh database per run when
-//! `DATABASE_URL` is set), and the `signgate directory` command line on the same data.
+//! `resolve` and passing documents already delivered to the successor, rename and dissolve,
+//! on SQLite and on PostgreSQL (a fresh database per run when `DATABASE_URL` is set), and the
+//! `signgate directory` command line on the same data.
 
 mod common;
 
 use std::time::Instant;
 
 use signgate::directory::{Directory, Structure};
+use signgate::store::routing::{Acceptance, DocumentRow, EnvelopeRow};
 use signgate::store::Store;
 use time::macros::date;
 
@@ -124,6 +126,12 @@ async fn exercise(store: Store) {
         (r.organ_id.as_str(), r.redirected_from.as_deref()),
         ("TEST.00.01.H99", None)
     );
+    // Documents already delivered at this node to the commune that merges (in either
+    // identifier form) pass to its successor; one forwarded to a peer stays as it is.
+    store
+        .route_accept(&delivered_rows(), "2025-12-01T00:00:00Z")
+        .await
+        .unwrap();
     dir.merge(
         Structure::S2025,
         std::slice::from_ref(&a),
@@ -134,6 +142,37 @@ async fn exercise(store: Store) {
     .unwrap();
     let r = dir.resolve("TEST.00.01.H99").await.unwrap();
     assert_eq!(r.organ_id, "TEST.00.02.H99");
+    let owners: Vec<(String, String, String)> = store
+        .route_documents("TEST.S,2025/12/01,1/UBND")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.id, d.recipient_organ, d.owner_organ))
+        .collect();
+    let expect =
+        |id: &str, addressee: &str, owner: &str| (id.into(), addressee.into(), owner.into());
+    assert_eq!(
+        owners,
+        vec![
+            expect("rd_q", "TEST.00.01.H99", "TEST.00.02.H99"),
+            expect("rd_d", "H99.TEST.01", "H99.TEST.02"),
+            expect("rd_f", "TEST.00.01.H99", "TEST.00.01.H99"),
+        ],
+        "addressee kept, holder moved for local rows only"
+    );
+    let reassigned = store
+        .route_traces("TEST.S,2025/12/01,1/UBND")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.event == "reassigned")
+        .map(|t| t.detail)
+        .collect::<Vec<_>>();
+    assert_eq!(reassigned.len(), 2, "{reassigned:?}");
+    assert!(
+        reassigned[0].contains("TEST.00.01.H99 merged into TEST.00.02.H99 from 2026-01-01"),
+        "{reassigned:?}"
+    );
     let before = dir
         .resolve_on("TEST.00.01.H99", Some(date!(2025 - 12 - 31)))
         .await
@@ -247,6 +286,47 @@ async fn exercise(store: Store) {
     assert!(under_001.iter().any(|u| u.gso_code == old.gso_code));
     assert!(under_001.len() > children_before);
     store.close().await;
+}
+
+/// Three rows of one document at a node: delivered here to the commune's QCVN 102 and
+/// Decision 20 identifiers, and forwarded to a peer for the former.
+fn delivered_rows() -> Acceptance {
+    let id = "TEST.S,2025/12/01,1/UBND";
+    let row = |rid: &str, recipient: &str, doc_type: i64, next_node: Option<&str>| DocumentRow {
+        id: rid.into(),
+        sender_organ: "TEST.S".into(),
+        document_id: id.into(),
+        doc_type,
+        recipient_organ: recipient.into(),
+        owner_organ: recipient.into(),
+        digest: "d".into(),
+        envelope_id: "env_1".into(),
+        target_document: id.into(),
+        state: if next_node.is_some() {
+            "forwarded"
+        } else {
+            "delivered"
+        }
+        .into(),
+        next_node: next_node.map(str::to_string),
+        created_at: format!("2025-12-01T00:00:0{doc_type}Z"),
+        updated_at: "2025-12-01T00:00:00Z".into(),
+    };
+    Acceptance {
+        envelope: Some(EnvelopeRow {
+            id: "env_1".into(),
+            digest: "d".into(),
+            bytes: b"<e/>".to_vec(),
+            from_node: "peer".into(),
+            received_at: "2025-12-01T00:00:00Z".into(),
+        }),
+        documents: vec![
+            row("rd_q", "TEST.00.01.H99", 0, None),
+            row("rd_d", "H99.TEST.01", 1, None),
+            row("rd_f", "TEST.00.01.H99", 2, Some("peer")),
+        ],
+        ..Acceptance::default()
+    }
 }
 
 #[test]

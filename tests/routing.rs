@@ -329,6 +329,21 @@ impl Net {
 
     /// Rows of `document_id` at `name` in `state`, for recipient `recipient`.
     fn rows(&self, name: &str, document_id: &str, recipient: &str, state: &str) -> usize {
+        self.states(name, document_id, recipient, None)
+            .iter()
+            .filter(|s| *s == state)
+            .count()
+    }
+
+    /// The states of the rows of `document_id` at `name` addressed to `recipient` (of
+    /// BussinessDocType `doc_type` when given), oldest first.
+    fn states(
+        &self,
+        name: &str,
+        document_id: &str,
+        recipient: &str,
+        doc_type: Option<i64>,
+    ) -> Vec<String> {
         self.status(name, document_id)
             .map(|v| {
                 v["documents"]
@@ -338,11 +353,12 @@ impl Net {
                     .filter(|d| {
                         d["document_id"] == document_id
                             && d["recipient_organ"] == recipient
-                            && d["state"] == state
+                            && doc_type.map_or(true, |t| d["doc_type"] == t)
                     })
-                    .count()
+                    .map(|d| d["state"].as_str().unwrap().to_string())
+                    .collect()
             })
-            .unwrap_or(0)
+            .unwrap_or_default()
     }
 
     /// Statuses `code` from `from` recorded at `name` for `document_id`.
@@ -1037,6 +1053,168 @@ fn recall_before_its_original_is_held_then_applied() {
     );
 }
 
+/// A recall, update or replace from the province to TEST.C1 of its document `number`.
+fn follow_up(number: &str, subject: &str, doc_type: BusinessDocType) -> Vec<u8> {
+    envelope(
+        "TEST.P",
+        &["TEST.C1"],
+        number,
+        subject,
+        Business {
+            doc_type,
+            reason: Some(subject.into()),
+            document_id: Some(doc_id("TEST.P", number)),
+        },
+    )
+}
+
+/// The recall and update flows of the state machine (`src/routing/lifecycle.rs`) end to end
+/// over province → district → commune, with the update codes configured to 21/22 on every
+/// node: a recall of a delivered and accepted document (13 back at the province, gone from the
+/// inbox); a recall sent before its original (held, then the original is delivered recalled at
+/// once, a redelivery of it absorbed: one row each, never in the inbox); an update held before
+/// its original, then agreed (21); an update refused (22, and the default 15 refused as not
+/// configured); a replace (the original `replaced`, the replacement in the inbox).
+#[test]
+fn recall_and_update_flows_over_the_network() {
+    let spec: Vec<(&'static str, &str, Links)> = vec![
+        ("P", "TEST.P", vec![("DA", s(&["TEST.DA", "TEST.C1"]))]),
+        (
+            "DA",
+            "TEST.DA",
+            vec![("P", s(&["*"])), ("C1", s(&["TEST.C1"]))],
+        ),
+        ("C1", "TEST.C1", vec![("DA", s(&["*"]))]),
+    ];
+    let codes = "update_agreed_code = \"21\"\nupdate_refused_code = \"22\"";
+    let mut net = Net::new("flows", &spec, codes, None);
+    net.start_all(&["P", "DA", "C1"]);
+    let back_at_p = |id: &str, code: &str| {
+        wait_until(
+            &net,
+            Duration::from_secs(40),
+            &format!("{code} from TEST.C1 at P for {id}"),
+            || net.has_status("P", id, "TEST.C1", code),
+        )
+    };
+    let inbox = |net: &Net| stdout_str(&net.route("C1", &["inbox"]));
+    let new = |number: &str, subject: &str| {
+        envelope("TEST.P", &["TEST.C1"], number, subject, Business::default())
+    };
+    // a follow-up sent once its original was received
+    let after_original = |number: &str, subject: &str, doc_type: BusinessDocType| {
+        let id = doc_id("TEST.P", number);
+        net.send("P", &new(number, "Văn bản gốc"));
+        back_at_p(&id, "01");
+        net.send("P", &follow_up(number, subject, doc_type));
+        id
+    };
+    // a follow-up sent before its original: held at the commune, nothing in the inbox
+    let held_first = |number: &str, subject: &str, doc_type: BusinessDocType| {
+        let id = doc_id("TEST.P", number);
+        net.send("P", &follow_up(number, subject, doc_type));
+        let kind = i64::from(doc_type.code());
+        wait_until(
+            &net,
+            Duration::from_secs(40),
+            &format!("{id} held at C1"),
+            || net.states("C1", &id, "TEST.C1", Some(kind)) == ["held"],
+        );
+        assert!(!inbox(&net).contains(&id), "{}", inbox(&net));
+        id
+    };
+
+    // (a) recall of a delivered, accepted document
+    let a = doc_id("TEST.P", "601");
+    net.send("P", &new("601", "Văn bản đã giao"));
+    back_at_p(&a, "01");
+    net.ack("C1", &a, "03");
+    back_at_p(&a, "03");
+    net.send(
+        "P",
+        &follow_up("601", "Thu hồi văn bản đã giao", BusinessDocType::Revoke),
+    );
+    back_at_p(&a, "13");
+    assert_eq!(net.states("C1", &a, "TEST.C1", Some(0)), ["recalled"]);
+    assert_eq!(net.states("C1", &a, "TEST.C1", Some(1)), ["applied"]);
+    assert!(!inbox(&net).contains("601/UBND-VP"), "{}", inbox(&net));
+    let o = net.route("C1", &["ack", "--document-id", &a, "--status", "05"]);
+    assert_exit(&o, 66, "ack of a recalled document");
+
+    // (b) the recall travels first: held at the commune, then the original arrives and is
+    // recalled at once (01 then 13), never live in the inbox; a redelivery adds nothing
+    let b = held_first("602", "Thu hồi trước", BusinessDocType::Revoke);
+    let original = new("602", "Văn bản bị thu hồi trước khi đến");
+    net.send("P", &original);
+    back_at_p(&b, "13");
+    assert_eq!(net.states("C1", &b, "TEST.C1", Some(0)), ["recalled"]);
+    assert_eq!(net.states("C1", &b, "TEST.C1", Some(1)), ["applied"]);
+    let (_, code, reason) = net.post_as("DA", "C1", "v1/route/envelopes?to=TEST.C1", original);
+    assert_eq!(code.as_deref(), Some("01"), "{reason}");
+    let v = net.status("C1", &b).unwrap();
+    assert_eq!(v["documents"].as_array().unwrap().len(), 2, "{v:#}");
+    let events: Vec<&str> = v["trace"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert!(
+        events.contains(&"held-applied") && events.contains(&"duplicate"),
+        "{events:?}"
+    );
+    assert!(!inbox(&net).contains("602/UBND-VP"), "{}", inbox(&net));
+
+    // (c) an update held before its original, then agreed with the configured code 21
+    let c = held_first("603", "Cập nhật trước", BusinessDocType::Update);
+    net.send("P", &new("603", "Văn bản sẽ cập nhật"));
+    wait_until(
+        &net,
+        Duration::from_secs(40),
+        "603 update delivered after its original",
+        || net.states("C1", &c, "TEST.C1", Some(2)) == ["delivered"],
+    );
+    assert_eq!(
+        net.states("C1", &c, "TEST.C1", Some(0)),
+        ["delivered"],
+        "an update leaves the original"
+    );
+    net.ack("C1", &c, "21");
+    back_at_p(&c, "21");
+    assert_eq!(net.states("C1", &c, "TEST.C1", Some(2)), ["update-agreed"]);
+
+    // an update refused (22); 15 is not an update code on these nodes, 21 not for a new document
+    let d = after_original("604", "Cập nhật bị từ chối", BusinessDocType::Update);
+    wait_until(&net, Duration::from_secs(40), "604 update at C1", || {
+        net.states("C1", &d, "TEST.C1", Some(2)) == ["delivered"]
+    });
+    let o = net.route("C1", &["ack", "--document-id", &d, "--status", "15"]);
+    assert_exit(&o, 64, "15 is not configured");
+    net.ack("C1", &d, "22");
+    back_at_p(&d, "22");
+    assert_eq!(net.states("C1", &d, "TEST.C1", Some(2)), ["update-refused"]);
+    assert_eq!(net.states("C1", &d, "TEST.C1", Some(0)), ["delivered"]);
+    let o = net.route("C1", &["ack", "--document-id", &d, "--status", "21"]);
+    assert_exit(&o, 66, "no open update left to answer");
+
+    // a replace: the original is replaced, the replacement is what the inbox offers
+    let e = after_original("605", "Văn bản thay thế", BusinessDocType::Replace);
+    wait_until(&net, Duration::from_secs(40), "605 replaced at C1", || {
+        net.states("C1", &e, "TEST.C1", Some(0)) == ["replaced"]
+    });
+    assert_eq!(net.states("C1", &e, "TEST.C1", Some(3)), ["delivered"]);
+    net.ack("C1", &e, "03");
+    assert_eq!(net.states("C1", &e, "TEST.C1", Some(3)), ["accepted"]);
+    back_at_p(&e, "03");
+    let listed: Vec<Value> = inbox(&net)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|d: &Value| d["document_id"] == e.as_str())
+        .collect();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["doc_type"], 3, "{listed:?}");
+}
+
 /// Two gateway processes of one node share a PostgreSQL database and drain one outbox:
 /// every document is delivered exactly once.
 #[test]
@@ -1202,9 +1380,14 @@ fn two_processes_on_one_postgres_database_drain_the_outbox_once() {
     exec(format!("DROP DATABASE {name} WITH (FORCE)"));
 }
 
-/// The 2025 merge of two communes while a document to the merged one is in flight: the
-/// province's node resolves the old identifier through the agency directory, delivers to the
-/// commune it was merged into and records the redirect; nothing is lost or refused.
+/// The 2025 merge of communes TEST.K4 and TEST.K5 into TEST.K3 (K5 served by K3's node) while
+/// a document to K4 is in flight: the province's node resolves the old identifier through the
+/// agency directory, delivers to the commune it was merged into and records the redirect;
+/// nothing is lost or refused. At K3's node the successor holds what was addressed to the
+/// merged communes — the document in flight, one delivered to K5 before the merge (reassigned
+/// by `directory merge`), one sent to K5 after it — in its inbox, its status view (the original
+/// addressee kept) and its acknowledgements, over HTTP and the CLI; K5's client sees nothing
+/// left; a document addressed to both K4 and K3 is delivered to K3 once.
 #[test]
 fn directory_merge_redirects_documents_in_flight() {
     let spec: Vec<(&'static str, &str, Links)> = vec![
@@ -1214,7 +1397,7 @@ fn directory_merge_redirects_documents_in_flight() {
             "TEST.P3",
             vec![
                 ("K1", s(&["TEST.K1"])),
-                ("K3", s(&["TEST.K3"])),
+                ("K3", s(&["TEST.K3", "TEST.K5"])),
                 ("K4", s(&["TEST.K4"])),
             ],
         ),
@@ -1222,12 +1405,18 @@ fn directory_merge_redirects_documents_in_flight() {
         ("K4", "TEST.K4", vec![("P3", s(&["*"]))]),
     ];
     let mut net = Net::new("merge", &spec, "", None);
+    let k3 = net.nodes["K3"].config.clone();
+    let text = std::fs::read_to_string(&k3).unwrap().replace(
+        "serves = [\"TEST.K3\"]",
+        "serves = [\"TEST.K3\", \"TEST.K5\"]",
+    );
+    std::fs::write(&k3, text).unwrap();
     // a synthetic directory (codes and names are not real) on the province's and the communes' nodes
     let dir = net.nodes["P3"].dir.clone();
     let units = dir.join("units.csv");
     let codes = dir.join("codes.csv");
-    std::fs::write(&units, "code,name,level,parent_code,type\n91,Thử nghiệm,province,,Tỉnh\n91001,Một,commune,91,Xã\n91003,Ba,commune,91,Xã\n91004,Bốn,commune,91,Xã\n").unwrap();
-    std::fs::write(&codes, "gso_code,organ_id_qcvn102,organ_id_d20\n91,TEST.P3,H91.TEST\n91001,TEST.K1,H91.TEST.1\n91003,TEST.K3,H91.TEST.3\n91004,TEST.K4,H91.TEST.4\n").unwrap();
+    std::fs::write(&units, "code,name,level,parent_code,type\n91,Thử nghiệm,province,,Tỉnh\n91001,Một,commune,91,Xã\n91003,Ba,commune,91,Xã\n91004,Bốn,commune,91,Xã\n91005,Năm,commune,91,Xã\n").unwrap();
+    std::fs::write(&codes, "gso_code,organ_id_qcvn102,organ_id_d20\n91,TEST.P3,H91.TEST\n91001,TEST.K1,H91.TEST.1\n91003,TEST.K3,H91.TEST.3\n91004,TEST.K4,H91.TEST.4\n91005,TEST.K5,H91.TEST.5\n").unwrap();
     let configs: HashMap<&str, PathBuf> = ["P3", "K3"]
         .iter()
         .map(|n| (*n, net.nodes[n].config.clone()))
@@ -1255,23 +1444,27 @@ fn directory_merge_redirects_documents_in_flight() {
             ],
         );
     }
-    // the province's node is down: the commune's document to TEST.K4 waits at K1
-    net.start_all(&["K1", "K3"]);
-    let id = doc_id("TEST.K1", "801");
+    let from_k1 = |to: &[&str], number: &str, subject: &str| {
+        envelope("TEST.K1", to, number, subject, Business::default())
+    };
+    // before the merge: a document delivered to TEST.K5 at K3's node
+    net.start_all(&["K1", "K3", "P3"]);
+    let before = doc_id("TEST.K1", "802");
     net.send(
         "K1",
-        &envelope(
-            "TEST.K1",
-            &["TEST.K4"],
-            "801",
-            "Gửi xã sắp sáp nhập",
-            Business::default(),
-        ),
+        &from_k1(&["TEST.K5"], "802", "Gửi xã Năm trước sáp nhập"),
     );
+    wait_until(&net, Duration::from_secs(40), "802 delivered to K5", || {
+        net.has_status("K1", &before, "TEST.K5", "01")
+    });
+    // the province's node is down: the commune's document to TEST.K4 waits at K1
+    net.kill("P3");
+    let id = doc_id("TEST.K1", "801");
+    net.send("K1", &from_k1(&["TEST.K4"], "801", "Gửi xã sắp sáp nhập"));
     wait_until(&net, Duration::from_secs(30), "801 queued at K1", || {
         net.rows("K1", &id, "TEST.K4", "forwarding") == 1
     });
-    // meanwhile TEST.K4's commune is merged into TEST.K3
+    // meanwhile TEST.K4's and TEST.K5's communes are merged into TEST.K3
     for node in ["P3", "K3"] {
         directory(
             node,
@@ -1280,6 +1473,7 @@ fn directory_merge_redirects_documents_in_flight() {
                 "--structure",
                 "2025",
                 "91004",
+                "91005",
                 "--into",
                 "91003",
                 "--effective",
@@ -1320,6 +1514,113 @@ fn directory_merge_redirects_documents_in_flight() {
         "01 from the merged commune back at K1",
         || net.has_status("K1", &id, "TEST.K3", "01"),
     );
+
+    // after the merge: to TEST.K5 alone, and to both TEST.K4 and TEST.K3
+    let after = doc_id("TEST.K1", "803");
+    let both = doc_id("TEST.K1", "804");
+    net.send(
+        "K1",
+        &from_k1(&["TEST.K5"], "803", "Gửi xã Năm sau sáp nhập"),
+    );
+    net.send(
+        "K1",
+        &from_k1(&["TEST.K4", "TEST.K3"], "804", "Gửi cả hai xã"),
+    );
+    wait_until(&net, Duration::from_secs(40), "803 and 804 at K3", || {
+        net.rows("K3", &after, "TEST.K5", "delivered") == 1
+            && net.rows("K3", &both, "TEST.K3", "delivered") == 1
+    });
+    assert_eq!(net.rows("K3", &both, "TEST.K4", "merged-duplicate"), 1);
+
+    // the successor holds all four, each once, the original addressee kept
+    let owner_of = |doc: &str, addressee: &str| {
+        let v = net.status("K3", doc).unwrap();
+        let row = v["documents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["recipient_organ"] == addressee && d["doc_type"] == 0)
+            .cloned()
+            .unwrap_or_else(|| panic!("no row for {addressee}: {v:#}"));
+        (row["owner_organ"].as_str().unwrap().to_string(), v)
+    };
+    for (doc, addressee) in [(&id, "TEST.K4"), (&before, "TEST.K5"), (&after, "TEST.K5")] {
+        assert_eq!(owner_of(doc, addressee).0, "TEST.K3", "{doc}");
+    }
+    let (_, v) = owner_of(&before, "TEST.K5");
+    assert!(
+        v["trace"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "reassigned"
+                && e["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("TEST.K5 merged into TEST.K3")),
+        "{v:#}"
+    );
+    let successor = client_token(&net, "K3", "TEST.K3");
+    let merged = client_token(&net, "K3", "TEST.K5");
+    let (code, body) = api(&net, "K3", &successor, "inbox", None);
+    assert_eq!(code, 200);
+    let mut listed: Vec<&str> = body["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["document_id"].as_str().unwrap())
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        [id.as_str(), before.as_str(), after.as_str(), both.as_str()],
+        "{body:#}"
+    );
+    let (_, body) = api(&net, "K3", &merged, "inbox", None);
+    assert_eq!(body["documents"], serde_json::json!([]), "{body:#}");
+    let enc = signgate::routing::worker::encode;
+    let (code, body) = api(
+        &net,
+        "K3",
+        &successor,
+        &format!("status?document_id={}", enc(&id)),
+        None,
+    );
+    assert_eq!(code, 200, "{body:#}");
+    assert_eq!(
+        body["documents"][0]["recipient_organ"], "TEST.K4",
+        "{body:#}"
+    );
+    assert_eq!(body["documents"][0]["owner_organ"], "TEST.K3", "{body:#}");
+    // acknowledged by the successor: over HTTP for 801 and 802, with the CLI for 803
+    for doc in [&id, &before] {
+        let ack = serde_json::json!({"document_id": doc, "status": "03"})
+            .to_string()
+            .into_bytes();
+        let (code, body) = api(&net, "K3", &successor, "ack", Some(ack));
+        assert_eq!(code, 200, "{body:#}");
+    }
+    let o = net.route(
+        "K3",
+        &[
+            "ack",
+            "--document-id",
+            &after,
+            "--status",
+            "05",
+            "--recipient",
+            "TEST.K3",
+        ],
+    );
+    assert_exit(&o, 0, "route ack by the successor");
+    for (doc, code) in [(&id, "03"), (&before, "03"), (&after, "05")] {
+        wait_until(
+            &net,
+            Duration::from_secs(40),
+            &format!("{code} from TEST.K3 back at K1 for {doc}"),
+            || net.has_status("K1", doc, "TEST.K3", code),
+        );
+    }
 }
 
 /// A peer that answers 503 for a while: the sender retries with backoff (no refusal, no dead

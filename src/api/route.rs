@@ -11,8 +11,9 @@
 //!   (a dead letter back to pending). Without `[routing]` they answer 404.
 //!
 //!   Each client acts for its agency (an edXML OrganId served by this node): it sees and acts
-//!   on the documents that agency sent or receives, another agency's answer 404 like missing
-//!   ones (CONTRACTS §4), and it sends only envelopes whose sender is its agency (else 02).
+//!   on the documents that agency sent or receives — including those addressed to an agency
+//!   merged into it (`owner_organ`) — another agency's answer 404 like missing ones
+//!   (CONTRACTS §4), and it sends only envelopes whose sender is its agency (else 02).
 
 use std::sync::Arc;
 

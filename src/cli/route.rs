@@ -24,7 +24,8 @@ pub enum RouteCommand {
         #[arg(long)]
         envelope: PathBuf,
     },
-    /// Documents delivered to the agencies this node serves and not yet completed.
+    /// Documents delivered to the agencies this node serves and not yet completed
+    /// (`owner_organ`: the agency holding each, the successor of a merged addressee).
     Inbox {
         #[command(flatten)]
         store: StoreArgs,
@@ -40,7 +41,8 @@ pub enum RouteCommand {
         /// Status code.
         #[arg(long)]
         status: String,
-        /// Only for this recipient agency (default: every recipient served here).
+        /// Only the documents this agency holds: addressed to it, or to an agency merged into
+        /// it (default: every recipient served here).
         #[arg(long)]
         recipient: Option<String>,
         /// A note for the sender.

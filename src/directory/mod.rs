@@ -12,7 +12,7 @@ mod csv;
 use time::Date;
 
 use crate::error::ErrorCode;
-use crate::store::{ChangeRow, Store, StoreError, UnitRow};
+use crate::store::{ChangeRow, OwnerMove, Store, StoreError, UnitRow};
 
 /// Why a directory operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +111,17 @@ fn date_text(d: Date) -> String {
 
 fn now_text() -> String {
     crate::verify::rfc3339(time::OffsetDateTime::now_utc())
+}
+
+/// The identifier of `unit` in the Decision 20/2020 form when `wants_d20`, else in the QCVN 102
+/// form; the other form when it lacks that one.
+fn identifier(unit: &UnitRow, wants_d20: bool) -> Option<String> {
+    let (preferred, other) = if wants_d20 {
+        (&unit.organ_id_d20, &unit.organ_id_qcvn102)
+    } else {
+        (&unit.organ_id_qcvn102, &unit.organ_id_d20)
+    };
+    preferred.clone().or_else(|| other.clone())
 }
 
 /// The agency name of a unit's People's Committee (`UBND Phường Ba Đình`).
@@ -253,12 +264,7 @@ impl Directory {
             };
             match state {
                 "active" => {
-                    let (preferred, other) = if wants_d20 {
-                        (&unit.organ_id_d20, &unit.organ_id_qcvn102)
-                    } else {
-                        (&unit.organ_id_qcvn102, &unit.organ_id_d20)
-                    };
-                    let id = preferred.clone().or_else(|| other.clone()).ok_or_else(|| {
+                    let id = identifier(&unit, wants_d20).ok_or_else(|| {
                         DirectoryError::Invalid(format!(
                             "{organ_id} was merged into unit {} ({}), which has no agency identifier",
                             unit.gso_code,
@@ -304,7 +310,9 @@ impl Directory {
     /// Merges the units `old` into `into` (all active, same level, same structure) from
     /// `effective`: they become `merged` with `into` as successor, their children move under
     /// `into`, and one change is recorded per unit. Documents addressed to them resolve to
-    /// `into` from then on.
+    /// `into` from then on, and those already delivered to them at this node pass to `into`
+    /// (its identifier in the same form) in the same transaction, so the successor's inbox and
+    /// acknowledgements include them; each gets a `reassigned` trace event.
     pub async fn merge(
         &self,
         structure: Structure,
@@ -318,6 +326,7 @@ impl Directory {
         let target = self.active(structure, into).await?;
         let mut changed = Vec::new();
         let mut records = Vec::new();
+        let mut owners = Vec::new();
         let when = date_text(effective);
         let now = now_text();
         for code in old {
@@ -344,10 +353,22 @@ impl Directory {
                 effective: when.clone(),
                 recorded_at: now.clone(),
             });
+            for (from, wants_d20) in [(&u.organ_id_qcvn102, false), (&u.organ_id_d20, true)] {
+                if let (Some(from), Some(to)) = (from, identifier(&target, wants_d20)) {
+                    owners.push(OwnerMove {
+                        note: format!(
+                            "{from} merged into {to} from {when} (agency directory): now held by {to}"
+                        ),
+                        from: from.clone(),
+                        to,
+                        at: now.clone(),
+                    });
+                }
+            }
             changed.push(u);
         }
         self.store
-            .apply_unit_change(&changed, Some((old, into)), &records)
+            .apply_unit_change(&changed, Some((old, into)), &records, &owners)
             .await?;
         Ok(())
     }
@@ -374,7 +395,9 @@ impl Directory {
         };
         u.name = new_name.trim().to_string();
         u.effective_from = Some(date_text(effective));
-        self.store.apply_unit_change(&[u], None, &[record]).await?;
+        self.store
+            .apply_unit_change(&[u], None, &[record], &[])
+            .await?;
         Ok(())
     }
 
@@ -403,7 +426,9 @@ impl Directory {
             effective: date_text(effective),
             recorded_at: now_text(),
         };
-        self.store.apply_unit_change(&[u], None, &[record]).await?;
+        self.store
+            .apply_unit_change(&[u], None, &[record], &[])
+            .await?;
         Ok(())
     }
 

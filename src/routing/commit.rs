@@ -119,6 +119,7 @@ mod tests {
                 document_id: "S,2025/01/02,1/UBND".into(),
                 doc_type: 0,
                 recipient_organ: recipient.into(),
+                owner_organ: recipient.into(),
                 digest: "d".into(),
                 envelope_id: env,
                 target_document: "S,2025/01/02,1/UBND".into(),

@@ -14,6 +14,17 @@
 //! | new, with held rows | – | each held row is then applied as if it arrived now | | |
 //!
 //! A revoke of an already recalled original changes nothing (`applied`, no second 13).
+//!
+//! Operators then move an open row ([`INBOX_STATES`]) with 03..06 ([`state_for_status`]); an
+//! update row takes only the update codes (`update-agreed`, `update-refused`). `held`,
+//! `recalled`, `replaced` and `applied` rows are never open, so a recalled original is never
+//! live, even when its recall arrived first.
+//!
+//! The original of a revoke/update/replace is the row of its target DocumentId delivered here
+//! to the same addressee or, failing that, held by the same agency (a directory merge moved it
+//! to the successor). A row whose agency already holds the same document under another
+//! addressee (the envelope named an agency and the one it was merged into) is
+//! [`MERGED_DUPLICATE`]: it takes no part in this table.
 
 /// BussinessDocType of QCVN 102 (the spelling is the standard's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +103,11 @@ pub fn on_arrival(business: Business, original: Option<&str>) -> Outcome {
         },
     }
 }
+
+/// The state of a row addressed to an agency whose successor (agency directory merge) already
+/// holds the same document here under another addressee: kept for the idempotency key and the
+/// trace, not delivered a second time (no inbox entry, no status).
+pub const MERGED_DUPLICATE: &str = "merged-duplicate";
 
 /// States an operator may still act on in the inbox.
 pub const INBOX_STATES: &[&str] = &["delivered", "accepted", "assigned", "processing"];

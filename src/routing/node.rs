@@ -466,6 +466,9 @@ impl Node {
                     None => return Ok(Accepted::Refused(format!("no route to recipient {to}"))),
                 }
             }
+            // an addressee that was not redirected first: it keeps the document when the
+            // envelope also names an agency merged into it
+            routes.sort_by_key(|(r, to, _)| r != to);
             let envelope_id = random_id("env_");
             a.envelope = Some(EnvelopeRow {
                 id: envelope_id.clone(),
@@ -491,6 +494,7 @@ impl Node {
                     document_id: doc.document_id.clone(),
                     doc_type,
                     recipient_organ: r.clone(),
+                    owner_organ: to.clone(),
                     digest: digest.into(),
                     envelope_id: envelope_id.clone(),
                     target_document: target.into(),
@@ -506,6 +510,14 @@ impl Node {
                             Some((_, list)) => list.push(r.clone()),
                             None => by_peer.push((peer, vec![r.clone()])),
                         }
+                    }
+                    Hop::Local if self.held_twice(&a, doc, doc_type, &to).await? => {
+                        row.state = lifecycle::MERGED_DUPLICATE.into();
+                        a.traces.push(trace(
+                            doc,
+                            lifecycle::MERGED_DUPLICATE,
+                            format!("for {r}: {to} already holds this document here, not delivered twice"),
+                        ));
                     }
                     Hop::Local => {
                         self.deliver_locally(&mut a, &mut row, &to, doc, business, target)
@@ -549,6 +561,29 @@ impl Node {
         }))
     }
 
+    /// Whether `owner` already holds this document (same sender, DocumentId and type) here
+    /// under another addressee: the envelope (or an earlier one) addressed both an agency and
+    /// the agency it was merged into.
+    async fn held_twice(
+        &self,
+        a: &Acceptance,
+        doc: &DocRef,
+        doc_type: i64,
+        owner: &str,
+    ) -> Result<bool, RoutingError> {
+        if a.documents
+            .iter()
+            .any(|d| d.next_node.is_none() && d.owner_organ == owner)
+        {
+            return Ok(true);
+        }
+        Ok(self
+            .store
+            .route_owned(&doc.sender, &doc.document_id, doc_type, owner)
+            .await?
+            .is_some())
+    }
+
     /// Applies the recall/update state machine to a row delivered here and queues the status
     /// the recipient's node sends back.
     async fn deliver_locally(
@@ -565,7 +600,7 @@ impl Node {
             None
         } else {
             self.store
-                .route_document(&doc.sender, target, 0, &recipient)
+                .route_original(&doc.sender, target, &recipient, agency)
                 .await?
         };
         let outcome = lifecycle::on_arrival(business, original.as_ref().map(|o| o.state.as_str()));
@@ -587,7 +622,7 @@ impl Node {
             let mut state = row.state.clone();
             for held in self
                 .store
-                .route_held(&doc.sender, &doc.document_id, &recipient)
+                .route_held(&doc.sender, &doc.document_id, &recipient, agency)
                 .await?
             {
                 let kind = Business::from_code(held.doc_type).unwrap_or(Business::New);
@@ -742,7 +777,9 @@ impl Node {
     }
 
     /// An operator's status (03..06, or the update codes) for `document_id` delivered here,
-    /// for `recipient` (every local recipient when `None`); returns the rows acknowledged.
+    /// for the agency `recipient` (every local recipient when `None`): the rows it holds,
+    /// including those addressed to an agency merged into it; the status is sent from the
+    /// holder. Returns the rows acknowledged.
     pub async fn acknowledge(
         &self,
         document_id: &str,
@@ -767,7 +804,7 @@ impl Node {
             .await?
             .into_iter()
             .filter(|r| r.document_id == document_id && r.next_node.is_none())
-            .filter(|r| recipient.map_or(true, |x| x == r.recipient_organ))
+            .filter(|r| recipient.map_or(true, |x| x == r.owner_organ))
             .filter(|r| lifecycle::INBOX_STATES.contains(&r.state.as_str()))
             .filter(|r| (new_state.starts_with("update")) == (r.doc_type == 2))
             .collect();
@@ -787,14 +824,8 @@ impl Node {
             let package = blocking(move || Ok(edxml::parse(&envelope.bytes, &limits)?)).await?;
             let doc = DocRef::of(&package);
             a.updates.push((row.id.clone(), new_state.into()));
-            self.queue_status(
-                &mut a,
-                &doc,
-                &row.recipient_organ,
-                code,
-                description.clone(),
-            )
-            .await?;
+            self.queue_status(&mut a, &doc, &row.owner_organ, code, description.clone())
+                .await?;
         }
         self.store.route_accept(&a, &now_rfc3339()).await?;
         Ok(rows)
@@ -806,9 +837,10 @@ impl Node {
     }
 
     /// [`Node::status_view`] as `agency` sees it (every agency when `None`): the sender sees
-    /// everything; a recipient sees its own rows and statuses and the history here (its
-    /// envelope names the other recipients anyway); a document `agency` neither sent nor
-    /// receives is `NotFound`, as a missing one.
+    /// everything; a recipient (the addressee, or the agency holding the row after a directory
+    /// merge) sees its rows, the statuses their addressees and holders sent and the history
+    /// here (its envelope names the other recipients anyway); a document `agency` neither sent
+    /// nor receives is `NotFound`, as a missing one.
     pub async fn status_view_for(
         &self,
         document_id: &str,
@@ -821,8 +853,11 @@ impl Node {
             let sender = rows.iter().any(|r| r.sender_organ == agency)
                 || statuses.iter().any(|s| s.sender_organ == agency);
             if !sender {
-                rows.retain(|r| r.recipient_organ == agency);
-                statuses.retain(|s| s.from_organ == agency);
+                rows.retain(|r| r.recipient_organ == agency || r.owner_organ == agency);
+                statuses.retain(|s| {
+                    rows.iter()
+                        .any(|r| s.from_organ == r.recipient_organ || s.from_organ == r.owner_organ)
+                });
                 if rows.is_empty() {
                     return Err(RoutingError::NotFound(document_id.into()));
                 }
@@ -843,11 +878,11 @@ impl Node {
 
 impl Node {
     /// Documents delivered here and still open (`lifecycle::INBOX_STATES`), newest first;
-    /// only those addressed to `agency` when given.
+    /// only those `agency` holds when given (addressed to it, or to an agency merged into it).
     pub async fn inbox(&self, agency: Option<&str>) -> Result<Vec<DocumentRow>, RoutingError> {
         let mut rows = self.store.route_inbox(lifecycle::INBOX_STATES).await?;
         if let Some(agency) = agency {
-            rows.retain(|r| r.recipient_organ == agency);
+            rows.retain(|r| r.owner_organ == agency);
         }
         Ok(rows)
     }
@@ -868,7 +903,11 @@ impl Node {
                 .route_documents(document_id)
                 .await?
                 .iter()
-                .any(|r| r.sender_organ == agency || r.recipient_organ == agency);
+                .any(|r| {
+                    r.sender_organ == agency
+                        || r.recipient_organ == agency
+                        || r.owner_organ == agency
+                });
             if !party {
                 return Err(RoutingError::NotFound(document_id.into()));
             }

@@ -49,6 +49,20 @@ pub struct ChangeRow {
     pub recorded_at: String,
 }
 
+/// Documents delivered at this node to an agency that a directory change merged away: they
+/// pass to its successor (`route_documents.owner_organ`), with a `reassigned` trace event each.
+#[derive(Debug, Clone)]
+pub struct OwnerMove {
+    /// The merged agency's identifier.
+    pub from: String,
+    /// The successor's identifier (same form when it has one).
+    pub to: String,
+    /// The trace event's detail.
+    pub note: String,
+    /// RFC 3339 UTC.
+    pub at: String,
+}
+
 const UNIT_COLUMNS: &str = "structure, gso_code, name, unit_type, level, parent_code, organ_id_qcvn102, organ_id_d20, state, successor, effective_from";
 /// Rows per INSERT: 11 binds each stays well under SQLite's and PostgreSQL's bind limits.
 const BATCH: usize = 400;
@@ -176,6 +190,7 @@ impl Store {
         units: &[UnitRow],
         reparent: Option<(&[String], &str)>,
         change: &[ChangeRow],
+        owners: &[OwnerMove],
     ) -> Result<(), StoreError> {
         with_pool!(self, p => {
             let mut tx = p.begin().await?;
@@ -197,6 +212,13 @@ impl Store {
                     .bind(&c.structure).bind(&c.kind).bind(&c.gso_code).bind(&c.detail)
                     .bind(&c.effective).bind(&c.recorded_at)
                     .execute(&mut *tx).await?;
+            }
+            for m in owners {
+                sqlx::query("INSERT INTO route_traces (document_id, sender_organ, at, event, detail) \
+                             SELECT document_id, sender_organ, $2, 'reassigned', $3 FROM route_documents WHERE owner_organ = $1 AND next_node IS NULL ORDER BY created_at, id")
+                    .bind(&m.from).bind(&m.at).bind(&m.note).execute(&mut *tx).await?;
+                sqlx::query("UPDATE route_documents SET owner_organ = $2, updated_at = $3 WHERE owner_organ = $1 AND next_node IS NULL")
+                    .bind(&m.from).bind(&m.to).bind(&m.at).execute(&mut *tx).await?;
             }
             tx.commit().await?;
         });

@@ -19,7 +19,7 @@ use sqlx::Row;
 
 pub use audit::{AuditEntry, AuditRecord, ChainCheck};
 pub use batches::{BatchDocument, BatchRecord};
-pub use directory::{ChangeRow, UnitRow};
+pub use directory::{ChangeRow, OwnerMove, UnitRow};
 
 /// A database failure; reaches API clients only as `INTERNAL`.
 #[derive(Debug, thiserror::Error)]
@@ -154,6 +154,11 @@ const SQLITE_MIGRATIONS: Embedded = &[
         "client certificates",
         include_str!("../../migrations/sqlite/0300_client_certificates.sql"),
     ),
+    (
+        400,
+        "route owner",
+        include_str!("../../migrations/sqlite/0400_route_owner.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: Embedded = &[
     (
@@ -180,6 +185,11 @@ const POSTGRES_MIGRATIONS: Embedded = &[
         300,
         "client certificates",
         include_str!("../../migrations/postgres/0300_client_certificates.sql"),
+    ),
+    (
+        400,
+        "route owner",
+        include_str!("../../migrations/postgres/0400_route_owner.sql"),
     ),
 ];
 

@@ -32,8 +32,12 @@ pub struct DocumentRow {
     pub document_id: String,
     /// BussinessDocType (0..3).
     pub doc_type: i64,
-    /// Recipient OrganId.
+    /// Recipient OrganId, as the envelope addresses it (part of the idempotency key).
     pub recipient_organ: String,
+    /// The agency that holds the document: the addressee, or its successor when the agency
+    /// directory redirected it (a merge before or after arrival); for a row forwarded to a
+    /// peer, the agency it is routed to. Inbox, acknowledgements and per-agency views go by it.
+    pub owner_organ: String,
     /// Content digest.
     pub digest: String,
     /// The envelope.
@@ -125,7 +129,7 @@ pub struct Acceptance {
     pub statuses: Vec<StatusRow>,
 }
 
-const DOC_COLUMNS: &str = "id, sender_organ, document_id, doc_type, recipient_organ, digest, envelope_id, target_document, state, next_node, created_at, updated_at";
+const DOC_COLUMNS: &str = "id, sender_organ, document_id, doc_type, recipient_organ, digest, envelope_id, target_document, state, next_node, created_at, updated_at, owner_organ";
 
 fn document(r: &impl RowLike) -> DocumentRow {
     DocumentRow {
@@ -141,6 +145,7 @@ fn document(r: &impl RowLike) -> DocumentRow {
         next_node: r.o(9),
         created_at: r.s(10),
         updated_at: r.s(11),
+        owner_organ: r.s(12),
     }
 }
 
@@ -205,17 +210,55 @@ impl Store {
         )
     }
 
-    /// Rows held for `target` (revoke/update/replace that arrived before their original).
+    /// Rows held here for `target` (revoke/update/replace that arrived before their original)
+    /// addressed to `recipient` or held by `owner`.
     pub async fn route_held(
         &self,
         sender: &str,
         target: &str,
         recipient: &str,
+        owner: &str,
     ) -> Result<Vec<DocumentRow>, StoreError> {
-        let sql = format!("SELECT {DOC_COLUMNS} FROM route_documents WHERE sender_organ = $1 AND target_document = $2 AND recipient_organ = $3 AND state = 'held' AND doc_type <> 0 ORDER BY created_at, id");
+        let sql = format!("SELECT {DOC_COLUMNS} FROM route_documents WHERE sender_organ = $1 AND target_document = $2 AND (recipient_organ = $3 OR owner_organ = $4) \
+                           AND state = 'held' AND doc_type <> 0 AND next_node IS NULL ORDER BY created_at, id");
         Ok(
-            with_pool!(self, p => sqlx::query(&sql).bind(sender).bind(target).bind(recipient)
+            with_pool!(self, p => sqlx::query(&sql).bind(sender).bind(target).bind(recipient).bind(owner)
             .fetch_all(p).await?.iter().map(document).collect()),
+        )
+    }
+
+    /// A row of (sender, DocumentId, BussinessDocType) delivered here and held by `owner`,
+    /// whichever agency it was addressed to.
+    pub async fn route_owned(
+        &self,
+        sender: &str,
+        document_id: &str,
+        doc_type: i64,
+        owner: &str,
+    ) -> Result<Option<DocumentRow>, StoreError> {
+        let sql = format!("SELECT {DOC_COLUMNS} FROM route_documents WHERE sender_organ = $1 AND document_id = $2 AND doc_type = $3 AND owner_organ = $4 \
+                           AND next_node IS NULL ORDER BY created_at, id LIMIT 1");
+        Ok(
+            with_pool!(self, p => sqlx::query(&sql).bind(sender).bind(document_id).bind(doc_type).bind(owner)
+            .fetch_optional(p).await?.map(|r| document(&r))),
+        )
+    }
+
+    /// The original (BussinessDocType 0) of `target` delivered here, addressed to `recipient`
+    /// or else held by `owner` (its addressee was merged into `owner`, or the revoke/update
+    /// names the successor while the original named the old agency).
+    pub async fn route_original(
+        &self,
+        sender: &str,
+        target: &str,
+        recipient: &str,
+        owner: &str,
+    ) -> Result<Option<DocumentRow>, StoreError> {
+        let sql = format!("SELECT {DOC_COLUMNS} FROM route_documents WHERE sender_organ = $1 AND document_id = $2 AND doc_type = 0 AND next_node IS NULL \
+                           AND (recipient_organ = $3 OR owner_organ = $4) ORDER BY CASE WHEN recipient_organ = $3 THEN 0 ELSE 1 END, created_at, id LIMIT 1");
+        Ok(
+            with_pool!(self, p => sqlx::query(&sql).bind(sender).bind(target).bind(recipient).bind(owner)
+            .fetch_optional(p).await?.map(|r| document(&r))),
         )
     }
 
@@ -282,11 +325,11 @@ impl Store {
                         .execute(&mut *sp).await?;
                 }
                 for d in &a.documents {
-                    let n = sqlx::query("INSERT INTO route_documents (id, sender_organ, document_id, doc_type, recipient_organ, digest, envelope_id, target_document, state, next_node, created_at, updated_at) \
-                                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING")
+                    let n = sqlx::query("INSERT INTO route_documents (id, sender_organ, document_id, doc_type, recipient_organ, digest, envelope_id, target_document, state, next_node, created_at, updated_at, owner_organ) \
+                                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING")
                         .bind(&d.id).bind(&d.sender_organ).bind(&d.document_id).bind(d.doc_type).bind(&d.recipient_organ)
                         .bind(&d.digest).bind(&d.envelope_id).bind(&d.target_document).bind(&d.state).bind(&d.next_node)
-                        .bind(&d.created_at).bind(&d.updated_at)
+                        .bind(&d.created_at).bind(&d.updated_at).bind(&d.owner_organ)
                         .execute(&mut *sp).await?.rows_affected();
                     if n == 0 {
                         ok = false;
@@ -396,13 +439,13 @@ impl Store {
         )
     }
 
-    /// Outbox counts by state, of the items about documents `agency` sent or receives.
+    /// Outbox counts by state, of the items about documents `agency` sent, is addressed or holds.
     pub async fn route_outbox_states_for(
         &self,
         agency: &str,
     ) -> Result<Vec<(String, i64)>, StoreError> {
         let sql = "SELECT o.state, COUNT(*) FROM route_outbox o WHERE EXISTS (SELECT 1 FROM route_documents d \
-                   WHERE d.document_id = o.document_id AND (d.sender_organ = $1 OR d.recipient_organ = $1)) \
+                   WHERE d.document_id = o.document_id AND (d.sender_organ = $1 OR d.recipient_organ = $1 OR d.owner_organ = $1)) \
                    GROUP BY o.state ORDER BY o.state";
         Ok(
             with_pool!(self, p => sqlx::query(sql).bind(agency).fetch_all(p).await?.iter()
@@ -410,12 +453,12 @@ impl Store {
         )
     }
 
-    /// Counts of rows by state, of the rows `agency` sent or receives.
+    /// Counts of rows by state, of the rows `agency` sent, is addressed or holds.
     pub async fn route_document_states_for(
         &self,
         agency: &str,
     ) -> Result<Vec<(String, i64)>, StoreError> {
-        let sql = "SELECT state, COUNT(*) FROM route_documents WHERE sender_organ = $1 OR recipient_organ = $1 \
+        let sql = "SELECT state, COUNT(*) FROM route_documents WHERE sender_organ = $1 OR recipient_organ = $1 OR owner_organ = $1 \
                    GROUP BY state ORDER BY state";
         Ok(
             with_pool!(self, p => sqlx::query(sql).bind(agency).fetch_all(p).await?.iter()
@@ -620,6 +663,7 @@ mod tests {
             document_id: "S,2025/01/02,1/UBND".into(),
             doc_type: 0,
             recipient_organ: "R".into(),
+            owner_organ: "R".into(),
             digest: "d1".into(),
             envelope_id: env.into(),
             target_document: "S,2025/01/02,1/UBND".into(),
