@@ -116,6 +116,18 @@ pub fn throwaway_rsa_key(bits: u32) -> Result<Pkcs12Key, KeyError> {
     Pkcs12Key::from_der(&p12, "bench", "throwaway key")
 }
 
+/// CPU time this process has used so far, all threads (user and system).
+///
+/// Benchmarks compare CPU per document with CPU per raw signature: on a shared machine the
+/// wall-clock rates move with the neighbours' load, the CPU each operation costs much less.
+pub fn process_cpu_time() -> std::time::Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    std::time::Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
+}
+
 /// The raw private-key rate: `threads` threads sign distinct 32-byte messages with `key` for
 /// about `duration`; returns signatures per second (the ceiling for any batch).
 pub fn raw_sign_rate(

@@ -87,13 +87,20 @@ fn bench_sign(args: BenchSignArgs) -> Result<u8, CliError> {
     let key: Arc<dyn KeySource> = Arc::new(key);
     let scheme = SignatureScheme::RsaPkcs1(DigestAlgorithm::Sha256);
 
-    let raw = sample::raw_sign_rate(
-        key.as_ref(),
-        scheme,
-        jobs,
-        Duration::from_secs(args.seconds),
-    )?;
-    println!("raw RSA-2048 PKCS#1 v1.5 sign (SHA-256 digest), {jobs} threads, in-process: {raw:.0} sig/s");
+    let (raw, raw_cpu) = cpu_per_op(|| {
+        let started = std::time::Instant::now();
+        let rate = sample::raw_sign_rate(
+            key.as_ref(),
+            scheme,
+            jobs,
+            Duration::from_secs(args.seconds),
+        )?;
+        Ok::<_, CliError>((rate, (rate * started.elapsed().as_secs_f64()).round() as usize))
+    })?;
+    println!(
+        "raw RSA-2048 PKCS#1 v1.5 sign (SHA-256 digest), {jobs} threads, in-process: {raw:.0} sig/s, {:.0} us CPU per signature",
+        raw_cpu * 1e6
+    );
     if !args.no_openssl {
         match openssl_speed(jobs, args.seconds) {
             Some(rate) => println!("openssl speed -multi {jobs} rsa2048: {rate:.0} sign/s"),
@@ -145,7 +152,11 @@ fn bench_sign(args: BenchSignArgs) -> Result<u8, CliError> {
             let raw_now =
                 sample::raw_sign_rate(key.as_ref(), scheme, jobs, Duration::from_secs(1))?;
             let inputs = list(dir)?;
-            let summary = engine.run(inputs.into_iter(), &out, &mut |_| {})?;
+            let (summary, doc_cpu) = cpu_per_op(|| {
+                let summary = engine.run(inputs.into_iter(), &out, &mut |_| {})?;
+                let signed = summary.signed;
+                Ok::<_, CliError>((summary, signed))
+            })?;
             if !summary.failed.is_empty() {
                 return Err(internal(
                     "bench batch",
@@ -154,11 +165,13 @@ fn bench_sign(args: BenchSignArgs) -> Result<u8, CliError> {
             }
             let rate = summary.docs_per_s();
             println!(
-                "batch {label} ({} docs, fsync {}): {rate:.0} docs/s = {:.2} x raw ({:.2} x the raw {raw_now:.0} sig/s measured just before)",
+                "batch {label} ({} docs, fsync {}): {rate:.0} docs/s = {:.2} x raw ({:.2} x the raw {raw_now:.0} sig/s measured just before); {:.0} us CPU per document = {:.2} x raw by CPU",
                 summary.signed,
                 if durable { "syncfs per group" } else { "off" },
                 rate / raw,
-                rate / raw_now
+                rate / raw_now,
+                doc_cpu * 1e6,
+                raw_cpu / doc_cpu
             );
         }
     }
@@ -178,6 +191,17 @@ fn bench_sign(args: BenchSignArgs) -> Result<u8, CliError> {
         }
     }
     Ok(0)
+}
+
+/// Runs `work`, which returns its result and how many operations it did, and adds the
+/// process CPU seconds per operation.
+fn cpu_per_op<T>(
+    work: impl FnOnce() -> Result<(T, usize), CliError>,
+) -> Result<(T, f64), CliError> {
+    let before = sample::process_cpu_time();
+    let (result, ops) = work()?;
+    let cpu = (sample::process_cpu_time() - before).as_secs_f64();
+    Ok((result, cpu / ops.max(1) as f64))
 }
 
 fn list(dir: &Path) -> Result<Vec<std::path::PathBuf>, CliError> {
