@@ -832,7 +832,8 @@ impl Engine {
         let result = (|| -> Result<String, Error> {
             let (mut pending, body) = match (signature, job.body) {
                 (Signature::Raw(value), Body::Xml(prepared)) => {
-                    let bytes = prepared.finish(&value)?;
+                    let recheck = job.index % XML_RECHECK_EVERY == 0;
+                    let bytes = prepared.finish_checked(&value, recheck)?;
                     write_renamed(&output, &bytes)?;
                     return Ok(sha256_hex(&bytes));
                 }
@@ -914,6 +915,11 @@ impl Engine {
         }
     }
 }
+
+/// XML-DSig outputs are re-parsed and verified before they are written for the first input
+/// and every this many after it (a canary on the layout code; see
+/// [`crate::xml::dsig::PreparedSignature::finish_checked`]).
+const XML_RECHECK_EVERY: usize = 64;
 
 /// Bytes left free in a B-B `/Contents` beyond the CMS length bound.
 const CONTENTS_SLACK: usize = 32;
