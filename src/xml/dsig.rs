@@ -486,7 +486,9 @@ fn key_info_certificates(
     let mut certs = Vec::new();
     for data in ds_children(key_info, "X509Data") {
         for c in ds_children(data, "X509Certificate") {
-            match b64_decode(&super::signed_text(c)).and_then(|der| X509::from_der(&der).ok()) {
+            match b64_decode(&super::signed_text(c))
+                .and_then(|der| crate::pki::certs::from_der(&der))
+            {
                 Some(cert) => certs.push(cert),
                 None => errors.push("an X509Certificate cannot be decoded".into()),
             }
