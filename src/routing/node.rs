@@ -35,7 +35,7 @@ use crate::verify::{Fetcher, TrustList, ValidationContext};
 /// `route send`) rather than delivered by a peer.
 pub const LOCAL: &str = "local";
 
-/// The answer to a delivered envelope: status 01 or 02 and the signed status message.
+/// The answer to a delivered envelope: status 01 or 02 and, to a peer, the signed status message.
 #[derive(Debug, Clone)]
 pub struct Receipt {
     /// `01` received or `02` refused.
