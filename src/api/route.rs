@@ -60,7 +60,7 @@ fn receipt_response(receipt: Receipt) -> Response {
     let mut response = (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/xml")],
-        receipt.message,
+        receipt.message.unwrap_or_default(),
     )
         .into_response();
     let headers = response.headers_mut();

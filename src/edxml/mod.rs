@@ -22,7 +22,10 @@ pub mod zip;
 
 pub use dates::{format_date, format_timestamp, parse_date, parse_timestamp};
 pub use package::parse;
-pub use status::{parse_status, verify_status, Status, StatusCode, StatusCodes, StatusVerdict};
+pub use status::{
+    parse_status, parse_verified_status, verify_status, Status, StatusCode, StatusCodes,
+    StatusVerdict,
+};
 pub use trace::{append_trace, content_digest};
 pub use verify::{verify, verify_for_hop, AttachmentVerdict, HopCheck, PackageVerdict};
 

@@ -271,6 +271,18 @@ pub fn validate(doc: &roxmltree::Document<'_>) -> Result<Kind, String> {
     Ok(kind)
 }
 
+/// Checks one `TraceHeaderList` element (a routing hop's splice, see
+/// [`splice_trace`](super::trace::splice_trace)) against the schema's model of it.
+pub(crate) fn validate_trace_list(node: Node<'_, '_>) -> Result<(), String> {
+    if node.tag_name().namespace() != Some(NS) || node.tag_name().name() != "TraceHeaderList" {
+        return Err(format!(
+            "{} is not a TraceHeaderList in the QCVN 102:2016 namespace",
+            qualified(node)
+        ));
+    }
+    complex(node, &TRACE_LIST)
+}
+
 fn qualified(node: Node<'_, '_>) -> String {
     match node.tag_name().namespace() {
         Some(ns) => format!("{{{ns}}}{}", node.tag_name().name()),

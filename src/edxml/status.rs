@@ -180,6 +180,29 @@ pub fn parse_status(
 ) -> Result<Status, EdxmlError> {
     let parsed = crate::xml::parse::parse(bytes, &limits.xml())?;
     super::package::expect_kind(&parsed.doc, Kind::Status)?;
+    read_status(&parsed, codes)
+}
+
+/// [`parse_status`] and [`verify_status`] over one parse of the message (a routing node does
+/// both for every status it receives).
+pub fn parse_verified_status(
+    bytes: &[u8],
+    codes: &StatusCodes,
+    limits: &Limits,
+    policy: &Policy,
+    ctx: &ValidationContext,
+) -> Result<(Status, StatusVerdict), EdxmlError> {
+    let parsed = crate::xml::parse::parse(bytes, &limits.xml())?;
+    super::package::expect_kind(&parsed.doc, Kind::Status)?;
+    let status = read_status(&parsed, codes)?;
+    let report = crate::verify::xml_document("Status", &parsed, policy, ctx)?;
+    Ok((status, StatusVerdict::of(report)))
+}
+
+fn read_status(
+    parsed: &crate::xml::parse::Parsed<'_>,
+    codes: &StatusCodes,
+) -> Result<Status, EdxmlError> {
     let root = parsed.doc.root_element();
     let code = required(root, "StatusCode")?;
     Ok(Status {
@@ -214,18 +237,25 @@ pub fn verify_status(
 ) -> Result<StatusVerdict, EdxmlError> {
     super::package::check_schema(bytes, Kind::Status)?;
     let report = crate::verify::document("Status", bytes, None, policy, ctx)?;
-    let reason = if report.signatures.iter().any(|s| !s.coverage.whole_file) {
-        Some("the signature does not cover the whole status message".to_string())
-    } else if report.indication != Indication::TotalPassed {
-        Some(super::verify::describe(&report))
-    } else {
-        None
-    };
-    Ok(StatusVerdict {
-        passed: reason.is_none(),
-        reason,
-        report,
-    })
+    Ok(StatusVerdict::of(report))
+}
+
+impl StatusVerdict {
+    /// The verdict a validation report of a status message gives.
+    fn of(report: Report) -> Self {
+        let reason = if report.signatures.iter().any(|s| !s.coverage.whole_file) {
+            Some("the signature does not cover the whole status message".to_string())
+        } else if report.indication != Indication::TotalPassed {
+            Some(super::verify::describe(&report))
+        } else {
+            None
+        };
+        Self {
+            passed: reason.is_none(),
+            reason,
+            report,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -68,7 +68,8 @@ pub(crate) fn splice_trace(
         Some(p) => format!("{p}:{local}"),
         None => local.to_string(),
     };
-    let (at, insert) = match child(header, "TraceHeaderList") {
+    let list = child(header, "TraceHeaderList");
+    let (at, insert) = match list {
         Some(list) => {
             let last_trace = children(list, "TraceHeader").last();
             let mut w = Writer(String::new());
@@ -91,15 +92,54 @@ pub(crate) fn splice_trace(
             (mh.range().end, w.0)
         }
     };
+    // The splice must leave a schema-valid package with the same signed content. Everything
+    // but the trace list is unchanged (and was validated with the package), so the new list
+    // alone is parsed and checked, instead of the whole envelope again.
+    let new_list = match list {
+        Some(list) => {
+            let r = list.range();
+            [&text[r.start..at], &insert, &text[at..r.end]].concat()
+        }
+        None => insert.clone(),
+    };
+    check_trace_list(&new_list, header)?;
     let at = parsed.offset + at;
     let mut out = Vec::with_capacity(bytes.len() + insert.len());
     out.extend_from_slice(&bytes[..at]);
     out.extend_from_slice(insert.as_bytes());
     out.extend_from_slice(&bytes[at..]);
-    // The splice must leave a schema-valid package with the same signed content.
-    let check = crate::xml::parse::parse(&out, &crate::xml::Limits::default())?;
-    super::package::expect_kind(&check.doc, super::schema::Kind::Package)?;
     Ok(out)
+}
+
+/// Parses `list` (the source of one `TraceHeaderList` element) with the namespaces in scope at
+/// `scope` declared around it, and checks it against the schema's model of a trace list.
+fn check_trace_list(list: &str, scope: Node<'_, '_>) -> Result<(), EdxmlError> {
+    let mut wrapped = String::from("<scope");
+    for ns in scope.namespaces().filter(|ns| ns.name() != Some("xml")) {
+        match ns.name() {
+            Some(prefix) => wrapped.push_str(&format!(" xmlns:{prefix}=\"")),
+            None => wrapped.push_str(" xmlns=\""),
+        }
+        wrapped.push_str(&crate::xml::dsig::esc(ns.uri()));
+        wrapped.push('"');
+    }
+    wrapped.push('>');
+    wrapped.push_str(list);
+    wrapped.push_str("</scope>");
+    let parsed = crate::xml::parse::parse(wrapped.as_bytes(), &crate::xml::Limits::default())?;
+    let mut elements = parsed
+        .doc
+        .root_element()
+        .children()
+        .filter(|c| c.is_element());
+    match (elements.next(), elements.next()) {
+        (Some(spliced), None) => {
+            super::schema::validate_trace_list(spliced).map_err(EdxmlError::Invalid)
+        }
+        _ => Err(EdxmlError::invalid(
+            "the spliced trace list is not one element",
+        )),
+    }
 }
 
 /// Where content goes at the end of `list` (before its end tag); a self-closing list is
@@ -140,6 +180,31 @@ mod tests {
         assert!(String::from_utf8(out)
             .unwrap()
             .contains("<edXML:TraceHeader><OrganId>TEST.01.00.H99"));
+    }
+
+    #[test]
+    fn a_splice_the_schema_refuses_is_not_returned() {
+        // A trace list that moves the default namespace elsewhere: its own (prefixed) content
+        // is valid, but a TraceHeader's unprefixed children would land in that namespace.
+        let mut package = super::super::package::tests::sample();
+        package.traces.clear();
+        let xml = package
+            .to_xml()
+            .replace(
+                "<edXML:TraceHeaderList ",
+                "<edXML:TraceHeaderList xmlns=\"urn:elsewhere\" ",
+            )
+            .replace("<Bussiness>", "<edXML:Bussiness>")
+            .replace("</Bussiness>", "</edXML:Bussiness>")
+            .replace("<BussinessDocType>", "<edXML:BussinessDocType>")
+            .replace("</BussinessDocType>", "</edXML:BussinessDocType>");
+        assert!(super::super::parse(xml.as_bytes(), &Default::default()).is_ok());
+        let t = TraceHeader {
+            organ_id: "TEST.01.00.H99".into(),
+            timestamp: time::macros::datetime!(2025-07-01 10:00:00 +7),
+        };
+        let err = append_trace(xml.as_bytes(), &t).unwrap_err().to_string();
+        assert!(err.contains("TraceHeader"), "{err}");
     }
 
     #[test]

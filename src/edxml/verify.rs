@@ -47,7 +47,7 @@ pub fn verify(
     let limits = Limits::default();
     let parsed = crate::xml::parse::parse(bytes, &limits.xml())?;
     let package = super::package::read_parsed(&parsed, &limits)?;
-    verify_parsed(&parsed, &package, bytes, policy, ctx)
+    verify_parsed(&parsed, &package, policy, ctx)
 }
 
 /// What a routing hop needs from one parse of an envelope: the package, its verdict
@@ -73,7 +73,7 @@ pub fn verify_for_hop(
     let limits = Limits::default();
     let parsed = super::package::parse_bounded(bytes, &limits)?;
     let package = super::package::read_parsed(&parsed, &limits)?;
-    let verdict = verify_parsed(&parsed, &package, bytes, policy, ctx)?;
+    let verdict = verify_parsed(&parsed, &package, policy, ctx)?;
     let stamped = if verdict.passed {
         Some(super::trace::splice_trace(&parsed, bytes, trace)?)
     } else {
@@ -89,12 +89,11 @@ pub fn verify_for_hop(
 fn verify_parsed(
     parsed: &crate::xml::parse::Parsed<'_>,
     package: &super::Package,
-    bytes: &[u8],
     policy: &Policy,
     ctx: &ValidationContext,
 ) -> Result<PackageVerdict, EdxmlError> {
     let content_digest = super::trace::digest_of(parsed)?;
-    let report = crate::verify::document("edXML", bytes, None, policy, ctx)?;
+    let report = crate::verify::xml_document("edXML", parsed, policy, ctx)?;
     // Which part broke is worked out only when a digest failed (the report says that much).
     let (altered, broken_ids) = if report.signatures.iter().all(|s| s.intact) {
         (Vec::new(), Vec::new())

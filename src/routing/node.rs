@@ -15,13 +15,12 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use openssl::ssl::SslConnector;
 use time::OffsetDateTime;
 
 use super::commit::GroupCommit;
 use super::config::{Hop, RoutingConfig};
 use super::lifecycle::{self, Business};
-use super::tls::TlsIdentity;
+use super::tls::{PeerClient, TlsIdentity};
 use super::RoutingError;
 use crate::api::{now_rfc3339, random_id, Settings};
 use crate::edxml::{self, Organ, ResponseFor, Status, StatusCode, StatusCodes, TraceHeader};
@@ -32,15 +31,21 @@ use crate::store::routing::{
 use crate::store::Store;
 use crate::verify::{Fetcher, TrustList, ValidationContext};
 
-/// The answer to a delivered envelope: status 01 or 02 and the signed status message.
+/// The `from_node` of an envelope submitted at this node (an operator's or API client's
+/// `route send`) rather than delivered by a peer.
+pub const LOCAL: &str = "local";
+
+/// The answer to a delivered envelope: status 01 or 02 and, to a peer, the signed status message.
 #[derive(Debug, Clone)]
 pub struct Receipt {
     /// `01` received or `02` refused.
     pub code: String,
     /// Why it was refused.
     pub reason: Option<String>,
-    /// The status message, signed by this node.
-    pub message: Vec<u8>,
+    /// The status message, signed by this node, for a peer that delivered the envelope;
+    /// `None` for a `local` submission (an operator's `route send`), whose answer is the code
+    /// and reason alone: no status message goes anywhere, so none is signed.
+    pub message: Option<Vec<u8>>,
     /// The DocumentId.
     pub document_id: String,
 }
@@ -73,7 +78,8 @@ pub struct Node {
     /// Concurrent receipts share a transaction.
     commits: GroupCommit,
     signer: Arc<Pkcs12Key>,
-    connector: SslConnector,
+    /// Mutual-TLS client of the peers, with its open connections.
+    peers: PeerClient,
     identity: TlsIdentity,
     codes: StatusCodes,
     limits: edxml::Limits,
@@ -160,7 +166,7 @@ impl Node {
             fetcher: base.fetcher.map(Arc::from),
             commits: GroupCommit::default(),
             signer: Arc::new(signer),
-            connector,
+            peers: PeerClient::new(connector),
             identity,
             codes,
             limits: edxml::Limits::default(),
@@ -173,9 +179,9 @@ impl Node {
         &self.store
     }
 
-    /// The TLS client context (node certificate, peer trust).
-    pub fn connector(&self) -> &SslConnector {
-        &self.connector
+    /// The client of the peers (node certificate, peer trust, open connections).
+    pub fn peers(&self) -> &PeerClient {
+        &self.peers
     }
 
     /// The node's TLS identity.
@@ -265,6 +271,23 @@ impl Node {
         blocking(move || Ok(status.build_signed(signer.as_ref(), &codes)?)).await
     }
 
+    /// The status this node answers a delivery from `from_node` with, signed; `None` for a
+    /// `local` submission, which gets no status message ([`Receipt::message`]).
+    async fn receipt_message(
+        &self,
+        from_node: &str,
+        doc: &DocRef,
+        code: StatusCode,
+        description: Option<String>,
+    ) -> Result<Option<Vec<u8>>, RoutingError> {
+        if from_node == LOCAL {
+            return Ok(None);
+        }
+        self.status(doc, self.config.trace_organ(), code, description)
+            .await
+            .map(Some)
+    }
+
     /// Handles an envelope from `from_node` (`local` for an operator's `route send`) for
     /// `hop_recipients` (all of `To` when `None`).
     pub async fn receive(
@@ -281,7 +304,7 @@ impl Node {
     /// [`Node::receive`] from `local`, refused with 02 unless the envelope's sender is
     /// `agency`.
     pub async fn send_as(&self, agency: &str, bytes: Vec<u8>) -> Result<Receipt, RoutingError> {
-        self.receive_for("local", bytes, None, Some(agency)).await
+        self.receive_for(LOCAL, bytes, None, Some(agency)).await
     }
 
     async fn receive_for(
@@ -360,7 +383,7 @@ impl Node {
     /// The reverse-path rule: a peer may deliver what this node would route back through it
     /// for `organ` (a document's sender, a status's author); `None` when allowed.
     fn unauthorized(&self, from_node: &str, organ: &str) -> Option<String> {
-        if from_node == "local" {
+        if from_node == LOCAL {
             return None;
         }
         match self.config.next_hop(organ) {
@@ -387,12 +410,7 @@ impl Node {
             ))
             .await?;
         let message = self
-            .status(
-                doc,
-                self.config.trace_organ(),
-                StatusCode::Rejected,
-                Some(reason.clone()),
-            )
+            .receipt_message(from_node, doc, StatusCode::Rejected, Some(reason.clone()))
             .await?;
         Ok(Receipt {
             code: "02".into(),
@@ -551,7 +569,7 @@ impl Node {
             self.counters.accepted.fetch_add(1, Ordering::Relaxed);
         }
         let message = self
-            .status(doc, self.config.trace_organ(), StatusCode::Received, None)
+            .receipt_message(from_node, doc, StatusCode::Received, None)
             .await?;
         Ok(Accepted::Done(Receipt {
             code: "01".into(),
@@ -717,9 +735,13 @@ impl Node {
         let status = {
             let bytes = bytes.clone();
             blocking(move || {
-                let status = edxml::parse_status(&bytes, &codes, &limits)?;
-                let verdict =
-                    edxml::verify_status(&bytes, &crate::verify::Policy::default(), &ctx)?;
+                let (status, verdict) = edxml::parse_verified_status(
+                    &bytes,
+                    &codes,
+                    &limits,
+                    &crate::verify::Policy::default(),
+                    &ctx,
+                )?;
                 if !verdict.passed {
                     return Err(RoutingError::Invalid(format!(
                         "status message signature: {}",

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Duration;
 
+use axum::body::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
 use openssl::ssl::{SslAcceptor, SslConnector};
@@ -43,8 +44,9 @@ pub struct Answer {
 /// Largest peer answer read (status messages and error bodies are small).
 const MAX_ANSWER: usize = 1 << 20;
 
-/// POSTs `body` to `url` (`https://HOST:PORT/path?query`) over mutual TLS, checking that the
-/// server's certificate has `fingerprint`; the whole exchange is bounded by `timeout`.
+/// POSTs `body` to `url` (`https://HOST:PORT/path?query`) over a new mutual-TLS connection,
+/// checking that the server's certificate has `fingerprint`; the whole exchange is bounded by
+/// `timeout`. A node's outbox goes through [`PeerClient`], which keeps connections open.
 pub async fn post(
     connector: &SslConnector,
     url: &str,
@@ -53,80 +55,206 @@ pub async fn post(
     body: Vec<u8>,
     timeout: Duration,
 ) -> Result<Answer, RoutingError> {
-    tokio::time::timeout(
-        timeout,
-        post_inner(connector, url, fingerprint, content_type, body),
-    )
+    bounded(url, timeout, async {
+        let target = Target::of(url, fingerprint)?;
+        let mut sender = connect(connector, &target).await?;
+        exchange(&mut sender, &target, content_type, body.into()).await
+    })
     .await
-    .map_err(|_| RoutingError::PeerUnavailable(format!("{url}: no answer within {timeout:?}")))?
 }
 
-async fn post_inner(
-    connector: &SslConnector,
+async fn bounded(
     url: &str,
-    fingerprint: &str,
-    content_type: &str,
-    body: Vec<u8>,
+    timeout: Duration,
+    exchange: impl std::future::Future<Output = Result<Answer, RoutingError>>,
 ) -> Result<Answer, RoutingError> {
-    let unavailable = |m: String| RoutingError::PeerUnavailable(format!("{url}: {m}"));
-    let uri: hyper::Uri = url
-        .parse()
-        .map_err(|e| RoutingError::Config(format!("{url}: {e}")))?;
-    let host = uri
-        .host()
-        .ok_or_else(|| RoutingError::Config(format!("{url}: no host")))?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    let port = uri.port_u16().unwrap_or(443);
-    let tcp = TcpStream::connect((host.as_str(), port))
+    tokio::time::timeout(timeout, exchange).await.map_err(|_| {
+        RoutingError::PeerUnavailable(format!("{url}: no answer within {timeout:?}"))
+    })?
+}
+
+/// Idle connections kept per peer by a [`PeerClient`].
+const MAX_IDLE_PER_PEER: usize = 16;
+
+/// How long an idle connection is kept before a new one is opened instead.
+const IDLE_FOR: Duration = Duration::from_secs(30);
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// A node's client for its peers: mutual TLS with certificate pinning as [`post`], over
+/// HTTP/1.1 connections kept open and reused (up to [`MAX_IDLE_PER_PEER`] idle per peer, for
+/// [`IDLE_FOR`] at most), so a busy outbox does not pay a TLS handshake (two RSA operations
+/// and a certificate chain check on each side) per envelope or status. The pin is checked
+/// when a connection is opened, and a connection is only reused for the same URL authority
+/// and fingerprint.
+pub struct PeerClient {
+    connector: SslConnector,
+    idle: std::sync::Mutex<std::collections::HashMap<String, Vec<(std::time::Instant, Sender)>>>,
+}
+
+impl PeerClient {
+    /// A client whose connections use `connector` (the node's certificate and peer trust).
+    pub fn new(connector: SslConnector) -> Self {
+        Self {
+            connector,
+            idle: Default::default(),
+        }
+    }
+
+    /// As [`post`], over an idle connection to the same peer when there is one. A reused
+    /// connection that fails before an answer (the peer closed it meanwhile) is replaced by a
+    /// new one once: receivers are idempotent (CONTRACTS §5), so a repeat is harmless.
+    pub async fn post(
+        &self,
+        url: &str,
+        fingerprint: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Answer, RoutingError> {
+        bounded(url, timeout, async {
+            let target = Target::of(url, fingerprint)?;
+            let body = Bytes::from(body);
+            if let Some(mut sender) = self.reusable(&target).await {
+                if let Ok(answer) = exchange(&mut sender, &target, content_type, body.clone()).await
+                {
+                    self.keep(&target, sender);
+                    return Ok(answer);
+                }
+            }
+            let mut sender = connect(&self.connector, &target).await?;
+            let answer = exchange(&mut sender, &target, content_type, body).await?;
+            self.keep(&target, sender);
+            Ok(answer)
+        })
         .await
-        .map_err(|e| unavailable(e.to_string()))?;
+    }
+
+    /// An idle connection to `target` that is still open.
+    async fn reusable(&self, target: &Target) -> Option<Sender> {
+        loop {
+            let (since, mut sender) = self.idle.lock().ok()?.get_mut(&target.key)?.pop()?;
+            if since.elapsed() < IDLE_FOR && sender.ready().await.is_ok() {
+                return Some(sender);
+            }
+        }
+    }
+
+    fn keep(&self, target: &Target, sender: Sender) {
+        if sender.is_closed() {
+            return;
+        }
+        if let Ok(mut idle) = self.idle.lock() {
+            let list = idle.entry(target.key.clone()).or_default();
+            if list.len() < MAX_IDLE_PER_PEER {
+                list.push((std::time::Instant::now(), sender));
+            }
+        }
+    }
+}
+
+/// Where a post goes: the URL's parts and the pinned fingerprint.
+struct Target {
+    url: String,
+    host: String,
+    port: u16,
+    path: String,
+    fingerprint: String,
+    /// Connections are shared by posts with the same key (authority and pin).
+    key: String,
+}
+
+impl Target {
+    fn of(url: &str, fingerprint: &str) -> Result<Self, RoutingError> {
+        let uri: hyper::Uri = url
+            .parse()
+            .map_err(|e| RoutingError::Config(format!("{url}: {e}")))?;
+        let host = uri
+            .host()
+            .ok_or_else(|| RoutingError::Config(format!("{url}: no host")))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let port = uri.port_u16().unwrap_or(443);
+        let path = uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into());
+        Ok(Self {
+            url: url.to_string(),
+            key: format!("{host}:{port} {fingerprint}"),
+            host,
+            port,
+            path,
+            fingerprint: fingerprint.to_string(),
+        })
+    }
+
+    fn unavailable(&self, m: impl std::fmt::Display) -> RoutingError {
+        RoutingError::PeerUnavailable(format!("{}: {m}", self.url))
+    }
+}
+
+/// Opens a mutual-TLS connection to `target` and checks the server's certificate pin.
+async fn connect(connector: &SslConnector, target: &Target) -> Result<Sender, RoutingError> {
+    let tcp = TcpStream::connect((target.host.as_str(), target.port))
+        .await
+        .map_err(|e| target.unavailable(e))?;
     let ssl = connector
         .configure()
-        .and_then(|c| c.into_ssl(&host))
+        .and_then(|c| c.into_ssl(&target.host))
         .map_err(tls_error)?;
     let mut stream = SslStream::new(ssl, tcp).map_err(tls_error)?;
     Pin::new(&mut stream)
         .connect()
         .await
-        .map_err(|e| unavailable(format!("TLS handshake: {e}")))?;
+        .map_err(|e| target.unavailable(format!("TLS handshake: {e}")))?;
     let presented = stream
         .ssl()
         .peer_certificate()
         .and_then(|c| c.to_der().ok())
         .map(|der| crate::pki::alg::sha256_hex(&der))
         .unwrap_or_default();
-    if presented != fingerprint {
+    if presented != target.fingerprint {
         return Err(RoutingError::PeerUnknown(format!(
-            "{url} presented a certificate with fingerprint {presented}, not the configured one"
+            "{} presented a certificate with fingerprint {presented}, not the configured one",
+            target.url
         )));
     }
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
-        .map_err(|e| unavailable(e.to_string()))?;
+        .map_err(|e| target.unavailable(e))?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
-    let path = uri
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "/".into());
-    let request = hyper::Request::post(path)
-        .header(hyper::header::HOST, format!("{host}:{port}"))
+    Ok(sender)
+}
+
+/// One request and its whole answer over `sender`.
+async fn exchange(
+    sender: &mut Sender,
+    target: &Target,
+    content_type: &str,
+    body: Bytes,
+) -> Result<Answer, RoutingError> {
+    let request = hyper::Request::post(target.path.as_str())
+        .header(
+            hyper::header::HOST,
+            format!("{}:{}", target.host, target.port),
+        )
         .header(hyper::header::CONTENT_TYPE, content_type)
-        .body(Full::new(axum::body::Bytes::from(body)))
+        .body(Full::new(body))
         .map_err(|e| RoutingError::Config(e.to_string()))?;
     let response = sender
         .send_request(request)
         .await
-        .map_err(|e| unavailable(e.to_string()))?;
+        .map_err(|e| target.unavailable(e))?;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let body = Limited::new(response.into_body(), MAX_ANSWER)
         .collect()
         .await
-        .map_err(|e| unavailable(format!("reading the answer: {e}")))?
+        .map_err(|e| target.unavailable(format!("reading the answer: {e}")))?
         .to_bytes()
         .to_vec();
     Ok(Answer {

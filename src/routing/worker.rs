@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::node::Node;
-use super::{backoff, tls, RoutingError};
+use super::{backoff, RoutingError};
 use crate::api::{now_rfc3339, random_id};
 use crate::store::routing::{OutboxItem, TraceEvent};
 
@@ -131,15 +131,10 @@ async fn attempt(node: &Node, item: &OutboxItem) -> Result<Outcome, RoutingError
             "application/xml",
         )
     };
-    let answer = match tls::post(
-        node.connector(),
-        &url,
-        &peer.fingerprint,
-        content_type,
-        body,
-        timeout,
-    )
-    .await
+    let answer = match node
+        .peers()
+        .post(&url, &peer.fingerprint, content_type, body, timeout)
+        .await
     {
         Ok(a) => a,
         Err(RoutingError::PeerUnavailable(m)) => return Ok(Outcome::Retry(m)),

@@ -132,6 +132,18 @@ pub fn document(
     }
 }
 
+/// [`document`] for an XML document the caller has already parsed (with
+/// [`crate::xml::parse::parse`], under limits no looser than the defaults), so a caller that
+/// needs the tree anyway (a routing node reading an edXML envelope) parses it once.
+pub fn xml_document(
+    name: &str,
+    parsed: &crate::xml::parse::Parsed<'_>,
+    policy: &Policy,
+    ctx: &ValidationContext,
+) -> Result<Report, VerifyError> {
+    xml::verify_parsed(name, parsed, &Validation { policy, ctx })
+}
+
 fn verify_pdf(name: &str, input: &[u8], ctx: &Validation<'_>) -> Result<Report, VerifyError> {
     let found = pdf::signatures(input).map_err(VerifyError::PdfMalformed)?;
     if found.signatures.is_empty() {

@@ -2,6 +2,8 @@
 //! from evidence embedded in the signature or document first, then fetched online through
 //! a [`Fetcher`] the caller supplies (none means offline).
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use openssl::asn1::Asn1TimeRef;
@@ -384,6 +386,43 @@ fn response_nonce(response: &[u8]) -> Option<Vec<u8>> {
         .map(|e| e.extn_value.as_bytes().to_vec())
 }
 
+/// What a checked OCSP response says about one certificate, before the validation time is
+/// applied: its status, thisUpdate and nextUpdate.
+#[derive(Debug, Clone)]
+struct OcspFinding {
+    status: Status,
+    this_update: OffsetDateTime,
+    next_update: Option<OffsetDateTime>,
+}
+
+/// Findings kept before the memo is emptied and starts again.
+const OCSP_MEMO_CAPACITY: usize = 4096;
+
+/// Responses already parsed and verified, by [`ocsp_memo_key`], with when they were: a node
+/// reuses one OCSP response for every envelope of a signer for minutes, and parsing it (its
+/// responder certificate included) and checking its signature again each time cost more than
+/// the envelope's own signature check. A finding is reused for [`OCSP_REUSE_SECS`] of wall
+/// time at most (the responder's certificate is checked at the time of the check).
+type OcspMemo = HashMap<[u8; 32], (std::time::Instant, OcspFinding)>;
+
+fn ocsp_memo() -> &'static Mutex<OcspMemo> {
+    static MEMO: OnceLock<Mutex<OcspMemo>> = OnceLock::new();
+    MEMO.get_or_init(Default::default)
+}
+
+/// SHA-256 over the response and the DER of the certificate, its issuer and the path the
+/// responder must chain to: every input of [`ocsp_finding`].
+fn ocsp_memo_key(cert: &X509, issuer: &X509, path: &[X509], der: &[u8]) -> Option<[u8; 32]> {
+    let mut h = openssl::sha::Sha256::new();
+    h.update(&(der.len() as u64).to_be_bytes());
+    h.update(der);
+    for c in [cert, issuer].into_iter().chain(path) {
+        h.update(&c.digest(MessageDigest::sha256()).ok()?);
+    }
+    Some(h.finish())
+}
+
+/// The status of `cert` in the OCSP response `der` at `at`, with the response's thisUpdate.
 fn ocsp_status(
     cert: &X509,
     issuer: &X509,
@@ -391,6 +430,43 @@ fn ocsp_status(
     der: &[u8],
     at: OffsetDateTime,
 ) -> Result<(Status, OffsetDateTime), String> {
+    let key = ocsp_memo_key(cert, issuer, path, der);
+    let reuse = Duration::from_secs(OCSP_REUSE_SECS as u64);
+    let memo = key.and_then(|k| {
+        let memo = ocsp_memo().lock().ok()?;
+        memo.get(&k)
+            .filter(|(when, _)| when.elapsed() <= reuse)
+            .map(|(_, f)| f.clone())
+    });
+    let finding = match memo {
+        Some(f) => f,
+        None => {
+            let f = ocsp_finding(cert, issuer, path, der)?;
+            if let (Some(k), Ok(mut memo)) = (key, ocsp_memo().lock()) {
+                if memo.len() >= OCSP_MEMO_CAPACITY {
+                    memo.clear();
+                }
+                memo.insert(k, (std::time::Instant::now(), f.clone()));
+            }
+            f
+        }
+    };
+    if let Some(next) = finding.next_update {
+        if next.unix_timestamp() + SKEW_SECS < at.unix_timestamp() {
+            return Err("the OCSP response is stale (nextUpdate passed)".into());
+        }
+    }
+    Ok((finding.status, finding.this_update))
+}
+
+/// Parses the OCSP response `der` and checks it is a valid answer about `cert` (issued by
+/// `issuer`) from a responder chaining to `path`.
+fn ocsp_finding(
+    cert: &X509,
+    issuer: &X509,
+    path: &[X509],
+    der: &[u8],
+) -> Result<OcspFinding, String> {
     let resp = OcspResponse::from_der(der).map_err(|_| "not an OCSP response".to_string())?;
     if resp.status() != OcspResponseStatus::SUCCESSFUL {
         return Err(format!(
@@ -417,11 +493,7 @@ fn ocsp_status(
         .verify(&certs, &store, OcspFlag::empty())
         .map_err(|_| "the OCSP response's signature or responder is not valid".to_string())?;
     let this_update = generalized(status.this_update).ok_or("thisUpdate unreadable")?;
-    if let Some(next) = status.next_update().and_then(generalized) {
-        if next.unix_timestamp() + SKEW_SECS < at.unix_timestamp() {
-            return Err("the OCSP response is stale (nextUpdate passed)".into());
-        }
-    }
+    let next_update = status.next_update().and_then(generalized);
     let result = match status.status {
         s if s == OcspCertStatus::GOOD => Status::Good,
         s if s == OcspCertStatus::REVOKED => {
@@ -433,7 +505,11 @@ fn ocsp_status(
         }
         _ => Status::Unknown("the responder does not know the certificate".into()),
     };
-    Ok((result, this_update))
+    Ok(OcspFinding {
+        status: result,
+        this_update,
+        next_update,
+    })
 }
 
 fn crl_status(

@@ -14,6 +14,15 @@ pub(super) fn verify(
     ctx: &Validation<'_>,
 ) -> Result<Report, VerifyError> {
     let parsed = parse::parse(input, &Limits::default())?;
+    verify_parsed(name, &parsed, ctx)
+}
+
+/// [`verify`] of a document the caller has already parsed.
+pub(super) fn verify_parsed(
+    name: &str,
+    parsed: &parse::Parsed<'_>,
+    ctx: &Validation<'_>,
+) -> Result<Report, VerifyError> {
     let profile = Profile::detect(&parsed.doc);
     let ids = IdIndex::build(&parsed.doc, profile.id_attributes())?;
     let signatures = dsig::find_signatures(&parsed.doc);
@@ -22,8 +31,8 @@ pub(super) fn verify(
     }
     let mut reports = Vec::new();
     for (i, sig) in signatures.into_iter().enumerate() {
-        let check = dsig::check_signature(&parsed, &ids, sig);
-        let (whole_file, element_path, verdict) = profile.check(&parsed, sig, &check);
+        let check = dsig::check_signature(parsed, &ids, sig);
+        let (whole_file, element_path, verdict) = profile.check(parsed, sig, &check);
         let coverage = Coverage {
             whole_file,
             revision: None,

@@ -128,7 +128,7 @@ pub fn canonicalize_filled(
         comments: subset.comments && method.with_comments,
         exclude: subset.exclude,
         fills,
-        out: Vec::with_capacity(text.len()),
+        out: Vec::with_capacity(subset.apex.range().len()),
     };
     let apex = subset.apex;
     if apex.node_type() == NodeType::Root {
@@ -364,29 +364,42 @@ impl Writer<'_, '_> {
 }
 
 fn escape_text(out: &mut Vec<u8>, s: &str) {
-    for b in s.bytes() {
-        match b {
-            b'&' => out.extend_from_slice(b"&amp;"),
-            b'<' => out.extend_from_slice(b"&lt;"),
-            b'>' => out.extend_from_slice(b"&gt;"),
-            b'\r' => out.extend_from_slice(b"&#xD;"),
-            _ => out.push(b),
-        }
-    }
+    escape(out, s, |b| match b {
+        b'&' => Some(b"&amp;"),
+        b'<' => Some(b"&lt;"),
+        b'>' => Some(b"&gt;"),
+        b'\r' => Some(b"&#xD;"),
+        _ => None,
+    })
 }
 
 fn escape_attr(out: &mut Vec<u8>, s: &str) {
-    for b in s.bytes() {
-        match b {
-            b'&' => out.extend_from_slice(b"&amp;"),
-            b'<' => out.extend_from_slice(b"&lt;"),
-            b'"' => out.extend_from_slice(b"&quot;"),
-            b'\t' => out.extend_from_slice(b"&#x9;"),
-            b'\n' => out.extend_from_slice(b"&#xA;"),
-            b'\r' => out.extend_from_slice(b"&#xD;"),
-            _ => out.push(b),
+    escape(out, s, |b| match b {
+        b'&' => Some(b"&amp;"),
+        b'<' => Some(b"&lt;"),
+        b'"' => Some(b"&quot;"),
+        b'\t' => Some(b"&#x9;"),
+        b'\n' => Some(b"&#xA;"),
+        b'\r' => Some(b"&#xD;"),
+        _ => None,
+    })
+}
+
+/// Copies `s` to `out` with each byte `entity` names replaced, in runs: a text node is mostly
+/// bytes that need nothing (an attachment's base64 is all of them), so they are copied as
+/// slices rather than pushed one by one.
+fn escape(out: &mut Vec<u8>, s: &str, entity: impl Fn(u8) -> Option<&'static [u8]>) {
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len());
+    let mut run = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if let Some(replacement) = entity(b) {
+            out.extend_from_slice(&bytes[run..i]);
+            out.extend_from_slice(replacement);
+            run = i + 1;
         }
     }
+    out.extend_from_slice(&bytes[run..]);
 }
 
 #[cfg(test)]
