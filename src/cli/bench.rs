@@ -95,7 +95,10 @@ fn bench_sign(args: BenchSignArgs) -> Result<u8, CliError> {
             jobs,
             Duration::from_secs(args.seconds),
         )?;
-        Ok::<_, CliError>((rate, (rate * started.elapsed().as_secs_f64()).round() as usize))
+        Ok::<_, CliError>((
+            rate,
+            (rate * started.elapsed().as_secs_f64()).round() as usize,
+        ))
     })?;
     println!(
         "raw RSA-2048 PKCS#1 v1.5 sign (SHA-256 digest), {jobs} threads, in-process: {raw:.0} sig/s, {:.0} us CPU per signature",
