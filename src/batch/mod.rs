@@ -229,7 +229,9 @@ struct InputJob {
 }
 
 enum Body {
-    Pdf(PreparedPdf),
+    /// An in-memory PDF, with the output's SHA-256 so far (the input and the update up to the
+    /// `/Contents` hole), so finish hashes only the rest.
+    Pdf(PreparedPdf, Box<Hasher>),
     /// An XML-DSig Signature laid out, waiting for its value.
     Xml(Box<crate::xml::dsig::PreparedSignature>),
     /// A large PDF: its original bytes are already in the temporary output file.
@@ -246,9 +248,6 @@ struct SignJob {
     /// operation signs the prepared SignedInfo.
     digest: Vec<u8>,
     body: Body,
-    /// For in-memory PDFs: the output's SHA-256 so far (the input and the update up to the
-    /// `/Contents` hole), so finish hashes only the rest.
-    output_hash: Option<Box<Hasher>>,
 }
 
 struct FinishJob {
@@ -374,19 +373,26 @@ impl Engine {
                 jobs = cap;
             }
         }
-        let prepare_threads = pick(self.options.prepare_threads, n);
-        let finish_threads = pick(
-            self.options.finish_threads,
-            if self.options.level == Level::BT {
+        let fused =
+            self.options.level == Level::BB && self.key.max_concurrent_signatures().is_none();
+        // Threads per stage: `jobs` workers doing every stage, or the three pools of the pipeline.
+        let (workers, prepare_threads, signers, finish_threads) = if fused {
+            (jobs, 0, 0, 0)
+        } else {
+            let finish_default = if self.options.level == Level::BT {
                 8 * n
             } else {
                 n
-            },
-        );
+            };
+            (
+                0,
+                pick(self.options.prepare_threads, n),
+                jobs,
+                pick(self.options.finish_threads, finish_default),
+            )
+        };
         let depth = self.options.queue_depth.max(1);
         let stop = AtomicBool::new(false);
-        let fused =
-            self.options.level == Level::BB && self.key.max_concurrent_signatures().is_none();
 
         let (in_tx, in_rx) = sync_channel::<InputJob>(depth);
         let (sign_tx, sign_rx) = sync_channel::<SignJob>(depth);
@@ -430,32 +436,30 @@ impl Engine {
                     }
                 });
             }
-            if fused {
-                for _ in 0..jobs {
-                    let rep_tx = rep_tx.clone();
-                    let (in_rx, index, stop) = (&in_rx, &index, &stop);
-                    scope.spawn(move || {
-                        while let Some(job) = next(in_rx) {
-                            if stop.load(Ordering::Relaxed) {
-                                continue;
-                            }
-                            let report = match self.prepare(job, out_dir, index) {
-                                Ok(Prepared::Sign(job)) => match self.sign_or_report(job, stop) {
-                                    Ok(job) => self.finish(job, out_dir),
-                                    Err(report) => *report,
-                                },
-                                Ok(Prepared::Skip(outcome)) | Err(outcome) => {
-                                    Report::Done(outcome, None)
-                                }
-                            };
-                            if rep_tx.send(report).is_err() {
-                                break;
-                            }
+            for _ in 0..workers {
+                let rep_tx = rep_tx.clone();
+                let (in_rx, index, stop) = (&in_rx, &index, &stop);
+                scope.spawn(move || {
+                    while let Some(job) = next(in_rx) {
+                        if stop.load(Ordering::Relaxed) {
+                            continue;
                         }
-                    });
-                }
+                        let report = match self.prepare(job, out_dir, index) {
+                            Ok(Prepared::Sign(job)) => match self.sign_or_report(job, stop) {
+                                Ok(job) => self.finish(job, out_dir),
+                                Err(report) => *report,
+                            },
+                            Ok(Prepared::Skip(outcome)) | Err(outcome) => {
+                                Report::Done(outcome, None)
+                            }
+                        };
+                        if rep_tx.send(report).is_err() {
+                            break;
+                        }
+                    }
+                });
             }
-            for _ in 0..if fused { 0 } else { prepare_threads } {
+            for _ in 0..prepare_threads {
                 let (rep_tx, sign_tx) = (rep_tx.clone(), sign_tx.clone());
                 let (in_rx, index, stop) = (&in_rx, &index, &stop);
                 scope.spawn(move || {
@@ -477,7 +481,7 @@ impl Engine {
                 });
             }
             drop(sign_tx);
-            for _ in 0..if fused { 0 } else { jobs } {
+            for _ in 0..signers {
                 let (rep_tx, fin_tx) = (rep_tx.clone(), fin_tx.clone());
                 let (sign_rx, stop) = (&sign_rx, &stop);
                 scope.spawn(move || {
@@ -496,7 +500,7 @@ impl Engine {
                 });
             }
             drop(fin_tx);
-            for _ in 0..if fused { 0 } else { finish_threads } {
+            for _ in 0..finish_threads {
                 let rep_tx = rep_tx.clone();
                 let (fin_rx, stop) = (&fin_rx, &stop);
                 scope.spawn(move || {
@@ -630,12 +634,12 @@ impl Engine {
                 )),
             ));
         }
-        let (digest, body, output_hash) = match format {
+        let (digest, body) = match format {
             Format::Xml => {
                 let prepared = self.prepare_xml(&bytes).map_err(|e| fail(None, e))?;
-                (Vec::new(), Body::Xml(Box::new(prepared)), None)
+                (Vec::new(), Body::Xml(Box::new(prepared)))
             }
-            Format::Cms => (self.options.digest.digest(&bytes), Body::Cms, None),
+            Format::Cms => (self.options.digest.digest(&bytes), Body::Cms),
             Format::Pdf => {
                 let input_len = bytes.len();
                 let prepared = pdf::prepare_owned(bytes, &self.pdf_options)
@@ -648,7 +652,7 @@ impl Engine {
                 } else {
                     prepared.digest(self.options.digest)
                 };
-                (digest, Body::Pdf(prepared), Some(Box::new(output_hash)))
+                (digest, Body::Pdf(prepared, Box::new(output_hash)))
             }
         };
         Ok(Prepared::Sign(SignJob {
@@ -658,7 +662,6 @@ impl Engine {
             input_sha256,
             digest,
             body,
-            output_hash,
         }))
     }
 
@@ -669,7 +672,7 @@ impl Engine {
             Body::Xml(prepared) => Ok(Signature::Raw(
                 self.key.sign_message(self.scheme, prepared.signed_info())?,
             )),
-            Body::Pdf(_) | Body::PdfFile(_) | Body::Cms => {
+            Body::Pdf(..) | Body::PdfFile(_) | Body::Cms => {
                 SignedDataBuilder::new(self.key.as_ref(), self.scheme, job.digest.clone())
                     .with_template(&self.template)
                     .sign()
@@ -783,7 +786,6 @@ impl Engine {
             input_sha256,
             digest,
             body: Body::PdfFile(Box::new(LargePdf { prepared, out })),
-            output_hash: None,
         })))
     }
 
@@ -854,12 +856,7 @@ impl Engine {
             let cms = pending.to_der()?;
             let bytes = match body {
                 Body::Xml(_) => return Err(Error::Usage("a CMS signature for an XML body".into())),
-                Body::Pdf(prepared) => {
-                    let Some(hash) = job.output_hash else {
-                        return Err(Error::Usage(
-                            "a PDF prepared without its output hash".into(),
-                        ));
-                    };
+                Body::Pdf(prepared, hash) => {
                     let (bytes, output_sha256) = prepared.finish_hashed(&cms, *hash)?;
                     write_renamed(&output, &bytes)?;
                     return Ok(hex::encode(output_sha256));
@@ -998,9 +995,9 @@ fn write_renamed(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
 
 /// SHA-256 (hex) of a file, read in chunks.
 fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut hasher = HashingWriter::new(std::io::sink());
+    let mut hasher = DigestAlgorithm::Sha256.hasher();
     std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
-    Ok(hex::encode(hasher.into_parts().1.finish()))
+    Ok(hex::encode(hasher.finish()))
 }
 
 /// A writer that hashes everything written through it with SHA-256.
