@@ -14,8 +14,10 @@
 //! - [`edxml`]: edXML packages and status messages (QCVN 102:2016): build, schema, trace, verify.
 //! - [`directory`]: the agency directory (administrative units, agency identifiers, merges).
 //! - [`store`]: the gateway database (SQLite or PostgreSQL): clients, keys, submissions, audit.
-//! - [`config`]: the gateway's TOML configuration and demo defaults.
-//! - [`api`]: the HTTP gateway (axum): routes, auth, error codes; no crypto of its own.
+//! - [`config`]: the gateway's TOML configuration file, as written.
+//! - [`gateway`]: the application layer: validated configuration, services (administration,
+//!   checkpoints, signing keys, audit), and `Gateway::start` behind one shutdown signal.
+//! - [`api`]: the HTTP adapter (axum): routes, auth, error codes over [`gateway`] services.
 //! - [`routing`]: delivery of edXML packages between gateway nodes (outbox, mutual TLS).
 //! - [`batch`]: the batch-signing engine (pipeline, journal, resume, audit events).
 //! - [`fsio`]: atomic output files.
@@ -33,6 +35,7 @@ pub mod edxml;
 pub mod error;
 pub mod extend;
 pub mod fsio;
+pub mod gateway;
 pub mod keys;
 pub mod pdf;
 pub mod pki;

@@ -25,32 +25,103 @@ use crate::pki::ocsp::{CaDatabase, OcspResponder};
 /// Largest OCSP request accepted.
 const MAX_REQUEST_BYTES: usize = 16 * 1024;
 
-/// What the publication point serves from.
-struct Publication {
+/// What the publication point serves from: a CA folder and the OCSP responder's key.
+///
+/// Its answers are plain functions, so a verifier in the same process can ask it directly
+/// ([`Publication::get`], [`Publication::post`]) instead of going over the network.
+pub struct Publication {
     dir: PathBuf,
     issuing_ca: X509,
     responder_key: Arc<dyn KeySource>,
 }
 
-/// Builds the router for the CA folder `dir` (holding `issuing-ca.pem`, `index.txt`, `*.crl`
-/// and CA `*.pem` files), signing OCSP responses with `responder_key`.
+impl std::fmt::Debug for Publication {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publication")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Publication {
+    /// Opens the CA folder `dir` (holding `issuing-ca.pem`, `index.txt`, `*.crl` and CA
+    /// `*.pem` files), signing OCSP responses with `responder_key`.
+    pub fn open(dir: PathBuf, responder_key: Arc<dyn KeySource>) -> Result<Self, String> {
+        let ca_path = dir.join("issuing-ca.pem");
+        let pem = std::fs::read(&ca_path).map_err(|e| format!("{}: {e}", ca_path.display()))?;
+        let issuing_ca = X509::from_pem(&pem)
+            .map_err(|_| format!("{} is not a PEM certificate", ca_path.display()))?;
+        Ok(Self {
+            dir,
+            issuing_ca,
+            responder_key,
+        })
+    }
+
+    /// The OCSP response (DER) to the DER `request`, answered at `now` from the CA database.
+    pub fn ocsp(&self, request: &[u8], now: OffsetDateTime) -> Option<Vec<u8>> {
+        let index = std::fs::read_to_string(self.dir.join("index.txt")).unwrap_or_default();
+        let responder = OcspResponder::new(
+            &self.issuing_ca,
+            self.responder_key.clone(),
+            CaDatabase::parse(&index),
+        )
+        .ok()?;
+        Some(responder.respond(request, now))
+    }
+
+    /// The CRL `NAME.crl` (DER), if the folder has it.
+    pub fn crl(&self, name: &str) -> Option<Vec<u8>> {
+        let stem = name.strip_suffix(".crl").filter(|s| safe_name(s))?;
+        std::fs::read(self.dir.join(format!("{stem}.crl"))).ok()
+    }
+
+    /// The CA certificate `NAME-ca.cer` as DER (AIA caIssuers); other certificates are not served.
+    pub fn ca_certificate(&self, name: &str) -> Option<Vec<u8>> {
+        let stem = name
+            .strip_suffix(".cer")
+            .filter(|s| safe_name(s) && s.ends_with("-ca"))?;
+        let pem = std::fs::read(self.dir.join(format!("{stem}.pem"))).ok()?;
+        X509::from_pem(&pem).ok().and_then(|c| c.to_der().ok())
+    }
+
+    /// Answers a GET of `path` (relative to the base URL: `crl/…`, `certs/…`, `ocsp/…`).
+    pub fn get(&self, path: &str, now: OffsetDateTime) -> Option<Vec<u8>> {
+        if let Some(name) = path.strip_prefix("crl/") {
+            self.crl(name)
+        } else if let Some(name) = path.strip_prefix("certs/") {
+            self.ca_certificate(name)
+        } else if let Some(request) = path.strip_prefix("ocsp/") {
+            let der = base64::engine::general_purpose::STANDARD
+                .decode(request.as_bytes())
+                .ok()?;
+            self.ocsp(&der, now)
+        } else {
+            None
+        }
+    }
+
+    /// Answers a POST of `body` to `path` (relative to the base URL; only `ocsp`).
+    pub fn post(&self, path: &str, body: &[u8], now: OffsetDateTime) -> Option<Vec<u8>> {
+        (path == "ocsp").then(|| self.ocsp(body, now)).flatten()
+    }
+
+    /// The HTTP routes of this publication point.
+    pub fn router(self: Arc<Self>) -> Router {
+        Router::new()
+            .route("/ocsp", post(ocsp_post))
+            .route("/ocsp/{request}", get(ocsp_get))
+            .route("/crl/{name}", get(crl))
+            .route("/certs/{name}", get(certificate))
+            .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+            .with_state(self)
+    }
+}
+
+/// Builds the router for the CA folder `dir`, signing OCSP responses with `responder_key`
+/// (see [`Publication::open`]).
 pub fn router(dir: PathBuf, responder_key: Arc<dyn KeySource>) -> Result<Router, String> {
-    let ca_path = dir.join("issuing-ca.pem");
-    let pem = std::fs::read(&ca_path).map_err(|e| format!("{}: {e}", ca_path.display()))?;
-    let issuing_ca = X509::from_pem(&pem)
-        .map_err(|_| format!("{} is not a PEM certificate", ca_path.display()))?;
-    let state = Arc::new(Publication {
-        dir,
-        issuing_ca,
-        responder_key,
-    });
-    Ok(Router::new()
-        .route("/ocsp", post(ocsp_post))
-        .route("/ocsp/{request}", get(ocsp_get))
-        .route("/crl/{name}", get(crl))
-        .route("/certs/{name}", get(certificate))
-        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
-        .with_state(state))
+    Ok(Arc::new(Publication::open(dir, responder_key)?).router())
 }
 
 async fn ocsp_post(State(p): State<Arc<Publication>>, body: Bytes) -> Response {
@@ -67,49 +138,24 @@ async fn ocsp_get(State(p): State<Arc<Publication>>, Path(request): Path<String>
 
 async fn answer(p: Arc<Publication>, request: Vec<u8>) -> Response {
     let now = OffsetDateTime::now_utc();
-    let result = tokio::task::spawn_blocking(move || {
-        let index = std::fs::read_to_string(p.dir.join("index.txt")).unwrap_or_default();
-        let responder = OcspResponder::new(
-            &p.issuing_ca,
-            p.responder_key.clone(),
-            CaDatabase::parse(&index),
-        )
-        .map_err(|e| e.to_string())?;
-        Ok::<_, String>(responder.respond(&request, now))
-    })
-    .await;
-    match result {
-        Ok(Ok(der)) => ([(CONTENT_TYPE, "application/ocsp-response")], der).into_response(),
+    match tokio::task::spawn_blocking(move || p.ocsp(&request, now)).await {
+        Ok(Some(der)) => ([(CONTENT_TYPE, "application/ocsp-response")], der).into_response(),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "responder failed").into_response(),
     }
 }
 
 async fn crl(State(p): State<Arc<Publication>>, Path(name): Path<String>) -> Response {
-    let Some(stem) = name.strip_suffix(".crl").filter(|s| safe_name(s)) else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    match tokio::fs::read(p.dir.join(format!("{stem}.crl"))).await {
-        Ok(der) => ([(CONTENT_TYPE, "application/pkix-crl")], der).into_response(),
-        Err(_) => StatusCode::NOT_FOUND.into_response(),
+    match tokio::task::spawn_blocking(move || p.crl(&name)).await {
+        Ok(Some(der)) => ([(CONTENT_TYPE, "application/pkix-crl")], der).into_response(),
+        _ => StatusCode::NOT_FOUND.into_response(),
     }
 }
 
 /// CA certificates only (`*-ca.pem`), served as DER (`.cer`) for AIA caIssuers.
 async fn certificate(State(p): State<Arc<Publication>>, Path(name): Path<String>) -> Response {
-    let Some(stem) = name
-        .strip_suffix(".cer")
-        .filter(|s| safe_name(s) && s.ends_with("-ca"))
-    else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    let der = tokio::fs::read(p.dir.join(format!("{stem}.pem")))
-        .await
-        .ok()
-        .and_then(|pem| X509::from_pem(&pem).ok())
-        .and_then(|c| c.to_der().ok());
-    match der {
-        Some(der) => ([(CONTENT_TYPE, "application/pkix-cert")], der).into_response(),
-        None => StatusCode::NOT_FOUND.into_response(),
+    match tokio::task::spawn_blocking(move || p.ca_certificate(&name)).await {
+        Ok(Some(der)) => ([(CONTENT_TYPE, "application/pkix-cert")], der).into_response(),
+        _ => StatusCode::NOT_FOUND.into_response(),
     }
 }
 

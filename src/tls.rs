@@ -189,23 +189,44 @@ pub fn connector(identity: &TlsIdentity, trust: &[PathBuf]) -> Result<SslConnect
 /// Most connections served at once; further peers wait in the listen backlog.
 const MAX_CONNECTIONS: usize = 256;
 
-/// How long a shutdown waits for the requests in flight on TLS connections.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a shutdown of [`serve`] waits for the requests in flight on TLS connections.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Longest time a client may take to send a request's headers (a client sending slowly
+/// cannot hold a connection, or a shutdown, open forever).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves `router` over TLS on `listener` until `shutdown` completes, then lets the requests in
-/// flight finish (at most [`DRAIN_TIMEOUT`]) before returning. A request on a connection
-/// whose client presented a certificate carries it, verified, as a [`PeerCertificate`]
-/// extension; failed handshakes are logged and dropped.
+/// flight finish (at most [`DRAIN_TIMEOUT`]) before closing what is left. A request on a
+/// connection whose client presented a certificate carries it, verified, as a
+/// [`PeerCertificate`] extension; failed handshakes are logged and dropped.
 pub async fn serve(
     listener: TcpListener,
     acceptor: Arc<SslAcceptor>,
     router: Router,
     shutdown: impl Future<Output = ()>,
 ) {
+    serve_http(listener, Some(acceptor), router, shutdown, DRAIN_TIMEOUT).await
+}
+
+/// Serves `router` on `listener` (over TLS when `acceptor` is given) until `shutdown`
+/// completes. Then it stops accepting, lets the requests in flight finish for at most
+/// `drain`, and closes the connections still open after that (a client sending slowly
+/// included). Returns once every connection is closed.
+pub async fn serve_http(
+    listener: TcpListener,
+    acceptor: Option<Arc<SslAcceptor>>,
+    router: Router,
+    shutdown: impl Future<Output = ()>,
+    drain: Duration,
+) {
     tokio::pin!(shutdown);
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let (closing_tx, closing_rx) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
     loop {
+        // Reap finished connections so the set stays small.
+        while connections.try_join_next().is_some() {}
         let slot = tokio::select! {
             _ = &mut shutdown => break,
             slot = slots.clone().acquire_owned() => match slot {
@@ -218,7 +239,7 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
-                    tracing::warn!(error = %e, "tls accept failed");
+                    tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -226,48 +247,77 @@ pub async fn serve(
         };
         let acceptor = acceptor.clone();
         let router = router.clone();
-        let mut closing = closing_rx.clone();
-        tokio::spawn(async move {
+        let closing = closing_rx.clone();
+        connections.spawn(async move {
             let _slot = slot;
-            let stream = match handshake(&acceptor, tcp).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(remote = %remote, error = %e, "TLS handshake refused");
-                    return;
+            match acceptor {
+                Some(acceptor) => {
+                    let stream = match handshake(&acceptor, tcp).await {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::warn!(remote = %remote, error = %e, "TLS handshake refused");
+                            return;
+                        }
+                    };
+                    let peer = stream
+                        .ssl()
+                        .peer_certificate()
+                        .and_then(|c| c.to_der().ok())
+                        .map(|der| PeerCertificate(Arc::new(der)));
+                    connection(stream, peer, router, closing).await
                 }
-            };
-            let peer = stream
-                .ssl()
-                .peer_certificate()
-                .and_then(|c| c.to_der().ok())
-                .map(|der| PeerCertificate(Arc::new(der)));
-            let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-                if let Some(peer) = &peer {
-                    req.extensions_mut().insert(peer.clone());
-                }
-                router.clone().oneshot(req.map(Body::new))
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            let ended = tokio::select! {
-                ended = conn.as_mut() => ended,
-                _ = closing.changed() => {
-                    // Shutting down: finish the request in flight, then close.
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            };
-            if let Err(e) = ended {
-                tracing::debug!(error = %e, "TLS connection ended");
+                None => connection(tcp, None, router, closing).await,
             }
         });
     }
-    // No new connections; let those open finish their requests (bounded, like a request).
+    // No new connections; let those open finish their requests, bounded by `drain`.
+    drop(listener);
     let _ = closing_tx.send(true);
-    let drained = tokio::time::timeout(DRAIN_TIMEOUT, slots.acquire_many(MAX_CONNECTIONS as u32));
+    let drained = tokio::time::timeout(drain, async {
+        while connections.join_next().await.is_some() {}
+    });
     if drained.await.is_err() {
-        tracing::warn!("TLS connections still open after {DRAIN_TIMEOUT:?}; closing them");
+        tracing::warn!(
+            open = connections.len(),
+            "connections still open after {drain:?}; closing them"
+        );
+        connections.abort_all();
+        while connections.join_next().await.is_some() {}
+    }
+}
+
+/// Serves one HTTP/1.1 connection; on `closing` it finishes the request in flight and closes.
+async fn connection<IO>(
+    io: IO,
+    peer: Option<PeerCertificate>,
+    router: Router,
+    mut closing: tokio::sync::watch::Receiver<bool>,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        if let Some(peer) = &peer {
+            req.extensions_mut().insert(peer.clone());
+        }
+        router.clone().oneshot(req.map(Body::new))
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    if *closing.borrow() {
+        conn.as_mut().graceful_shutdown();
+    }
+    let ended = tokio::select! {
+        ended = conn.as_mut() => ended,
+        _ = closing.changed() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = ended {
+        tracing::debug!(error = %e, "connection ended");
     }
 }
 

@@ -744,7 +744,7 @@ fn configured_gateway_time_stamps_signatures_and_receipts() {
             "listen = \"127.0.0.1:0\"\ndata_dir = \"{data}\"\ntsa_url = \"{tsa}\"\noffline = true\nmax_body_mib = 1\nretention_days = 30\n\
              trust = [\"{root}/certs/demo/root-ca.pem\"]\nreceipt_key = \"ubnd\"\n\n\
              [[keys]]\nname = \"ubnd\"\nagency = \"bac-ninh\"\np12 = \"{root}/certs/demo/agency-signer.p12\"\n\
-             password_env = \"SG_TEST_KEY_PASSWORD\"\nseal = \"{root}/tests/data/images/seal.png\"\nseal_size_mm = 30.0\n",
+             password_env = \"SG_TEST_KEY_PASSWORD\"\nseal = \"{root}/assets/seal.png\"\nseal_size_mm = 30.0\n",
             data = dir.path().join("data").display(),
             tsa = tsa.url,
             root = root.display(),

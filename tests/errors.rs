@@ -333,7 +333,7 @@ fn page_out_of_range_is_refused() {
 
 #[test]
 fn seal_without_previous_signature_is_refused() {
-    let seal = data_dir().join("images/seal.png");
+    let seal = repo_root().join("assets/seal.png");
     sign_fails(
         &corpus("simple.pdf"),
         &["--stamp", seal.to_str().unwrap()],

@@ -655,7 +655,7 @@ fn second_signature_on_xref_stream_pdf() {
     let first = f.out_path("two-1");
     let second = f.out_path("two-2");
     let sig_png = data_dir().join("images/signature.png");
-    let seal_png = data_dir().join("images/seal.png");
+    let seal_png = repo_root().join("assets/seal.png");
     sign(
         "official.p12",
         &input,
@@ -709,7 +709,7 @@ fn decree_30_signature_then_seal_rendering() {
     let sealed = f.out_path("decree30-seal");
     let (x, y, w, h) = (330.0, 90.0, 180.0, 90.0);
     let sig_png = data_dir().join("images/signature.png");
-    let seal_png = data_dir().join("images/seal.png");
+    let seal_png = repo_root().join("assets/seal.png");
     sign(
         "official.p12",
         &input,

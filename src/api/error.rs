@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ErrorCode;
+use crate::gateway::GatewayError;
 use crate::store::StoreError;
 
 tokio::task_local! {
@@ -49,12 +50,35 @@ pub enum AppError {
     /// The request took longer than the configured limit.
     #[error("the request took longer than {0} s")]
     Timeout(u64),
+    /// The gateway is not ready (database unreachable, a key does not open).
+    #[error("not ready: {0}")]
+    NotReady(String),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Anything else that is our fault.
     #[error("{0}")]
     Internal(String),
+}
+
+impl From<GatewayError> for AppError {
+    fn from(e: GatewayError) -> Self {
+        match e {
+            GatewayError::Domain(e) => AppError::Domain(e),
+            GatewayError::Store(e) => AppError::Store(e),
+            GatewayError::UnknownKey(_) => AppError::NotFound("key"),
+            GatewayError::ForbiddenKey(name) => AppError::ForbiddenKey(name),
+            GatewayError::UnknownClient(_) => AppError::NotFound("client"),
+            e @ (GatewayError::Config(_)
+            | GatewayError::ConfigMissing(_)
+            | GatewayError::ForeignKey(_)
+            | GatewayError::MissingFile(_)
+            | GatewayError::Checkpoint(_)) => AppError::BadRequest(e.to_string()),
+            e @ (GatewayError::NoReceiptKey(_)
+            | GatewayError::Listen { .. }
+            | GatewayError::Worker(_)) => AppError::Internal(e.to_string()),
+        }
+    }
 }
 
 /// Status and stable code of a library error code; no `_` arm, so a new code picks a status.
@@ -111,6 +135,7 @@ impl AppError {
             AppError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
             AppError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "TIMEOUT"),
             AppError::NotSigned(_) => (StatusCode::CONFLICT, "NOT_SIGNED"),
+            AppError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "NOT_READY"),
             AppError::Store(_) | AppError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL")
             }
@@ -150,6 +175,7 @@ mod tests {
             (AppError::Internal("x".into()), 500, "INTERNAL"),
             (AppError::Timeout(1), 504, "TIMEOUT"),
             (AppError::NotSigned("x".into()), 409, "NOT_SIGNED"),
+            (AppError::NotReady("x".into()), 503, "NOT_READY"),
             (
                 AppError::Domain(crate::Error::Usage("x".into())),
                 400,

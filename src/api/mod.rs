@@ -6,7 +6,6 @@
 //! another agency answers 404 exactly as a missing one does; a key of the caller's agency
 //! that was not granted to this client answers 403 `FORBIDDEN_KEY`.
 
-pub mod audit_queue;
 pub mod batches;
 pub mod error;
 pub mod metrics;
@@ -16,10 +15,8 @@ mod spool;
 mod submissions;
 mod verification;
 
-use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -29,224 +26,126 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
+use crate::gateway::{Actor, GatewayError, HttpApp, Services};
 use crate::keys::Pkcs12Key;
-use crate::sign::HttpTimeStamper;
-use crate::store::{AuditEntry, Client, KeyRecord, Store};
+use crate::store::{Client, KeyRecord, Store};
 use crate::tls::PeerCertificate;
-use crate::verify::{self, TrustList, ValidationContext};
 pub use error::AppError;
-pub use submissions::sign_detached_blocking;
 
 /// The OpenAPI 3.1 description served at `/v1/openapi.json`.
 pub const OPENAPI: &str = include_str!("../../schemas/openapi.json");
 
-/// Gateway settings, validated from the configuration.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// RFC 3161 TSA for B-T signatures and receipt time-stamps.
-    pub tsa_url: Option<String>,
-    /// Key that signs submission receipts and audit checkpoints.
-    pub receipt_key: String,
-    /// Largest accepted request body.
-    pub max_body_bytes: usize,
-    /// Trust anchors (PEM files or folders) for verification.
-    pub trust: Vec<PathBuf>,
-    /// Validate with embedded data only (no OCSP/CRL fetches).
-    pub offline: bool,
-    /// Key passwords by key name (from config or environment).
-    pub key_passwords: HashMap<String, String>,
-    /// Password for keys without their own (env `SIGNGATE_KEY_PASSWORD`, or `demo` in demo mode).
-    pub default_key_password: Option<String>,
-    /// Seconds to wait for a TSA, OCSP responder or CRL server.
-    pub fetch_timeout: Duration,
-    /// Longest time a request may take before it is answered `TIMEOUT` (504).
-    pub request_timeout: Duration,
-    /// Folder of the batches' inputs and outputs (`DATA/batches`).
-    pub batch_dir: PathBuf,
-    /// Folder where large request bodies are spooled to disk (`DATA/spool`).
-    pub spool_dir: PathBuf,
-}
+pub use crate::gateway::clock::{new_token, now_rfc3339, random_id};
+pub use crate::gateway::Settings;
+pub use crate::pki::alg::sha256_hex;
 
-impl Settings {
-    /// The password of key `name`, if any is configured.
-    pub fn key_password(&self, name: &str) -> Option<&str> {
-        self.key_passwords
-            .get(name)
-            .or(self.default_key_password.as_ref())
-            .map(String::as_str)
-    }
-
-    /// The validation context for a verification now.
-    pub fn validation_context(&self) -> Result<ValidationContext, crate::Error> {
-        let mut lists = Vec::new();
-        for path in &self.trust {
-            lists.push(TrustList::load("default", path).map_err(crate::Error::Usage)?);
-        }
-        let fetcher: Option<Box<dyn verify::Fetcher>> = if self.offline {
-            None
-        } else {
-            Some(Box::new(verify::HttpFetcher::new(self.fetch_timeout)))
-        };
-        Ok(ValidationContext {
-            at: OffsetDateTime::now_utc(),
-            trust_lists: lists,
-            fetcher,
-        })
-    }
-
-    fn timestamper(&self) -> Option<HttpTimeStamper> {
-        self.tsa_url
-            .as_ref()
-            .map(|url| HttpTimeStamper::new(url, self.fetch_timeout))
-    }
-}
-
-/// Shared state of the router.
+/// Shared state of the router: the gateway's services and the HTTP metrics.
 #[derive(Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    store: Store,
-    settings: Settings,
-    keys: Mutex<HashMap<String, (String, Arc<Pkcs12Key>)>>,
+    services: Services,
     metrics: metrics::Metrics,
-    audit_queue: audit_queue::AuditQueue,
-    /// Held by the batch being signed: batches run one after another.
-    batch_slot: Mutex<()>,
 }
 
 impl AppState {
     /// State over `store` with `settings`; starts the audit writer, so it must be called
     /// inside the Tokio runtime that serves.
     pub fn new(store: Store, settings: Settings) -> Self {
+        Self::over(Services::new(store, settings))
+    }
+
+    /// State over existing `services`.
+    pub fn over(services: Services) -> Self {
         Self {
             inner: Arc::new(Inner {
-                audit_queue: audit_queue::AuditQueue::start(store.clone()),
-                store,
-                settings,
-                keys: Mutex::new(HashMap::new()),
+                services,
                 metrics: metrics::Metrics::default(),
-                batch_slot: Mutex::new(()),
             }),
         }
     }
 
+    /// The services.
+    pub fn services(&self) -> &Services {
+        &self.inner.services
+    }
+
     /// The store.
     pub fn store(&self) -> &Store {
-        &self.inner.store
+        self.inner.services.store()
+    }
+
+    fn settings(&self) -> &Settings {
+        self.inner.services.settings()
     }
 
     /// Opens (once, then cached) the PKCS#12 file of `record`, off the runtime.
     async fn signing_key(&self, record: &KeyRecord) -> Result<Arc<Pkcs12Key>, AppError> {
-        {
-            let cache = self.inner.keys.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((path, key)) = cache.get(&record.name) {
-                if *path == record.p12_path {
-                    return Ok(key.clone());
-                }
-            }
-        }
-        let password = self
-            .inner
-            .settings
-            .key_password(&record.name)
-            .unwrap_or_default()
-            .to_string();
-        let path = record.p12_path.clone();
-        let key = blocking(move || {
-            Pkcs12Key::open(std::path::Path::new(&path), &password).map_err(crate::Error::from)
-        })
-        .await?;
-        let key = Arc::new(key);
-        self.inner
-            .keys
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(record.name.clone(), (record.p12_path.clone(), key.clone()));
-        Ok(key)
+        Ok(self.inner.services.signing_key(record).await?)
     }
 
     /// The key `name` for `caller`: 404 when it is missing or another agency's, 403 when it
     /// is the caller's agency's but not granted to this client.
     async fn granted_key(&self, caller: &Client, name: &str) -> Result<KeyRecord, AppError> {
-        let record = match self.inner.store.key(name).await? {
-            Some(r) if r.agency == caller.agency => r,
-            _ => return Err(AppError::NotFound("key")),
-        };
-        if !self
-            .inner
-            .store
-            .is_granted(&caller.id, &record.name)
-            .await?
-        {
-            return Err(AppError::ForbiddenKey(record.name));
-        }
-        Ok(record)
+        Ok(self.inner.services.granted_key(caller, name).await?)
     }
 
     async fn audit(&self, caller: &Client, action: &str, subject: Value) -> Result<i64, AppError> {
-        let entry = AuditEntry {
+        let actor = Actor {
             agency: caller.agency.clone(),
             client: caller.id.clone(),
-            action: action.into(),
-            subject,
         };
-        Ok(self
-            .inner
-            .audit_queue
-            .append(entry, now_rfc3339())
-            .await?
-            .seq)
+        Ok(self.inner.services.audit(&actor, action, subject).await?)
     }
-}
-
-/// Now, RFC 3339 UTC to the second.
-pub fn now_rfc3339() -> String {
-    let now = OffsetDateTime::now_utc();
-    let now = now.replace_nanosecond(0).unwrap_or(now);
-    now.format(&Rfc3339).unwrap_or_default()
-}
-
-pub use crate::pki::alg::sha256_hex;
-
-/// A fresh random id with `prefix` (128 bits).
-pub fn random_id(prefix: &str) -> String {
-    format!("{prefix}{}", hex::encode(rand::random::<[u8; 16]>()))
-}
-
-/// A new bearer token (256 bits, shown once) and its SHA-256 hex for the database.
-pub fn new_token() -> (String, String) {
-    let raw: [u8; 32] = rand::random();
-    let token = format!(
-        "sg_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
-    );
-    let hash = sha256_hex(token.as_bytes());
-    (token, hash)
 }
 
 /// Runs crypto off the async runtime.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, crate::Error> + Send + 'static,
 ) -> Result<T, AppError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| AppError::Internal(format!("worker failed: {e}")))?
-        .map_err(AppError::from)
+    Ok(crate::gateway::blocking(f).await?)
+}
+
+/// The HTTP adapter as the gateway starts it: the API router over `services` (with the
+/// routing node's operator endpoints), after resuming the batches left unfinished.
+pub async fn app(
+    services: Services,
+    node: Option<Arc<crate::routing::Node>>,
+) -> Result<Router, GatewayError> {
+    let state = AppState::over(services);
+    let resumed = batches::resume(&state).await?;
+    if resumed > 0 {
+        tracing::warn!(resumed, "resuming unfinished batches");
+    }
+    let router = router(state);
+    Ok(match node {
+        Some(node) => router.layer(axum::Extension(node)),
+        None => router,
+    })
+}
+
+/// The adapters [`crate::gateway::Gateway::start`] serves: [`app`] and the peers' router.
+pub fn http_app() -> HttpApp<
+    fn(
+        Services,
+        Option<Arc<crate::routing::Node>>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Router, GatewayError>> + Send>>,
+> {
+    HttpApp {
+        api: |services, node| Box::pin(app(services, node)),
+        peers: route::peer_router,
+    }
 }
 
 /// The router: `/v1/*`, `/healthz`, `/metrics`.
 pub fn router(state: AppState) -> Router {
-    let limit = state.inner.settings.max_body_bytes;
+    let limit = state.settings().max_body_bytes;
     Router::new()
         .route("/v1/sign", post(sign::sign))
         .route("/v1/verify", post(verification::verify_document))
@@ -258,6 +157,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit", get(audit))
         .route("/v1/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .merge(route::routes())
         .fallback(|| async { AppError::NotFound("route") })
@@ -275,8 +175,8 @@ async fn track(State(state): State<AppState>, req: Request, next: Next) -> Respo
         .unwrap_or_else(|| "unmatched".into());
     let id = random_id("req_");
     let started = Instant::now();
-    let limit = state.inner.settings.max_body_bytes;
-    let timeout = state.inner.settings.request_timeout;
+    let limit = state.settings().max_body_bytes;
+    let timeout = state.settings().request_timeout;
     let announced = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -326,15 +226,14 @@ impl FromRequestParts<AppState> for Caller {
         let client = match (token, parts.extensions.get::<PeerCertificate>()) {
             (Some(token), _) => {
                 let hash = sha256_hex(token.as_bytes());
-                let client = state.inner.store.client_by_token_hash(&hash).await?;
+                let client = state.store().client_by_token_hash(&hash).await?;
                 client.filter(|c| bool::from(c.token_sha256.as_bytes().ct_eq(hash.as_bytes())))
             }
             // The TLS layer verified the chain to `[tls] client_ca`; the fingerprint names
             // the client.
             (None, Some(cert)) => {
                 state
-                    .inner
-                    .store
+                    .store()
                     .client_by_cert_fingerprint(&cert.fingerprint())
                     .await?
             }
@@ -387,8 +286,7 @@ async fn audit(
     let Query(q) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let records = state
-        .inner
-        .store
+        .store()
         .audit_for_agency(
             &caller.agency,
             q.after.unwrap_or(0),
@@ -418,8 +316,17 @@ async fn openapi() -> Response {
 }
 
 async fn healthz(State(state): State<AppState>) -> Result<Response, AppError> {
-    state.inner.store.audit_head().await?;
+    state.store().audit_head().await?;
     Ok(Json(json!({"status": "ok"})).into_response())
+}
+
+/// Ready to serve: the database answers and every registered key opens; 503 with the error
+/// shape otherwise.
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.services().ready().await {
+        Ok(()) => Json(json!({"status": "ready"})).into_response(),
+        Err(e) => AppError::NotReady(e.to_string()).into_response(),
+    }
 }
 
 async fn metrics_text(

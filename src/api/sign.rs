@@ -37,7 +37,7 @@ pub(super) async fn sign(
     input: Body,
 ) -> Result<Response, AppError> {
     let Query(q) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;
-    let settings = state.inner.settings.clone();
+    let settings = state.settings().clone();
     let input = spool::receive(
         input,
         settings.max_body_bytes,

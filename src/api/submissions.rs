@@ -7,16 +7,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine as _;
 use serde_json::{json, Value};
-use time::OffsetDateTime;
 
 use super::verification::{indication_name, read_document, run_verification};
 use super::{
     blocking, idempotency_key, now_rfc3339, random_id, sha256_hex, AppError, AppState, Caller,
-    Settings,
 };
-use crate::keys::KeySource;
-use crate::pki::alg::{DigestAlgorithm, RsaPadding};
-use crate::sign::{Format, Level, PdfDetails, SignRequest, TimeStamper};
 use crate::store::Submission;
 
 /// `POST /v1/submissions`: intake of a signed filing, answered with a signed receipt.
@@ -61,8 +56,7 @@ pub(super) async fn submit(
     });
     let response_text = response.to_string();
     let inserted = state
-        .inner
-        .store
+        .store()
         .insert_submission(&Submission {
             id: id.clone(),
             client_id: caller.id.clone(),
@@ -108,8 +102,7 @@ async fn replay_of(
         return Ok(None);
     };
     let stored = state
-        .inner
-        .store
+        .store()
         .submission_by_idempotency_key(client_id, key)
         .await?;
     Ok(stored.as_deref().map(replay))
@@ -129,41 +122,15 @@ fn replay(stored: &str) -> Response {
 
 /// A detached CAdES signature (time-stamped when a TSA is configured) by the receipt key.
 async fn sign_detached(state: &AppState, content: Vec<u8>) -> Result<Vec<u8>, AppError> {
-    let name = state.inner.settings.receipt_key.clone();
+    let name = state.settings().receipt_key.clone();
     let record = state
-        .inner
-        .store
+        .store()
         .key(&name)
         .await?
         .ok_or_else(|| AppError::Internal(format!("receipt key '{name}' is not registered")))?;
     let key = state.signing_key(&record).await?;
-    let settings = state.inner.settings.clone();
-    blocking(move || sign_detached_blocking(&*key, &content, &settings)).await
-}
-
-/// Signs `content` detached with `key`, adding a signature time-stamp when a TSA is set.
-pub fn sign_detached_blocking(
-    key: &dyn KeySource,
-    content: &[u8],
-    settings: &Settings,
-) -> Result<Vec<u8>, crate::Error> {
-    let level = if settings.tsa_url.is_some() {
-        Level::BT
-    } else {
-        Level::BB
-    };
-    let timestamper = settings.timestamper();
-    let request = SignRequest {
-        format: Some(Format::Cms),
-        level,
-        digest: DigestAlgorithm::Sha256,
-        rsa_padding: RsaPadding::Pkcs1,
-        signing_time: OffsetDateTime::now_utc(),
-        timestamper: timestamper.as_ref().map(|t| t as &dyn TimeStamper),
-        pdf: PdfDetails::default(),
-        xml_profile: None,
-    };
-    Ok(crate::sign::sign_document(content, key, &request)?.bytes)
+    let settings = state.settings().clone();
+    blocking(move || crate::gateway::checkpoint::sign_detached(&*key, &content, &settings)).await
 }
 
 /// `GET /v1/submissions/{id}`: a submission of the caller's agency.
@@ -173,8 +140,7 @@ pub(super) async fn submission(
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let s = state
-        .inner
-        .store
+        .store()
         .submission(&caller.agency, &id)
         .await?
         .ok_or(AppError::NotFound("submission"))?;

@@ -16,7 +16,7 @@ pub(super) async fn read_document(
     state: &AppState,
     req: Request,
 ) -> Result<(Bytes, Option<Bytes>), AppError> {
-    let limit = state.inner.settings.max_body_bytes;
+    let limit = state.settings().max_body_bytes;
     let is_multipart = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -63,7 +63,7 @@ pub(super) async fn run_verification(
     document: Bytes,
     content: Option<Bytes>,
 ) -> Result<verify::Report, AppError> {
-    let ctx = state.inner.settings.validation_context()?;
+    let ctx = state.settings().validation_context()?;
     let report = blocking(move || {
         verify::document(
             "document",

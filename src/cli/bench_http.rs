@@ -8,7 +8,6 @@
 //! outputs synced in groups (as gateway batches run) and without fsync. Rounds alternate the
 //! two so that a shared machine's noise falls on both; medians are compared.
 
-use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -91,22 +90,23 @@ pub fn run(args: BenchHttpArgs) -> Result<u8, CliError> {
             .upsert_key(&key, &api::now_rfc3339())
             .await
             .map_err(|e| internal("database", e))?;
-        let (_, token) =
-            super::gateway::add_client(&store, "bench", "bench", &["bench".into()], None).await?;
-        let settings = Settings {
-            tsa_url: None,
-            receipt_key: "bench".into(),
-            max_body_bytes: 64 * 1024 * 1024,
-            trust: Vec::new(),
-            offline: true,
-            key_passwords: HashMap::from([("bench".to_string(), "bench".to_string())]),
-            default_key_password: None,
-            fetch_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(300),
-            batch_dir: work.path().join("batches"),
-            spool_dir: work.path().join("spool"),
-        };
-        let router = api::router(AppState::new(store, settings));
+        let mut settings = Settings::new(work.path(), "bench");
+        settings.offline = true;
+        settings
+            .key_passwords
+            .insert("bench".into(), crate::gateway::Secret::from("bench"));
+        let services = crate::gateway::Services::new(store, settings);
+        let token = services
+            .add_client(crate::gateway::admin::NewClient {
+                agency: "bench".into(),
+                name: "bench".into(),
+                keys: vec!["bench".into()],
+                cert_fingerprint: None,
+            })
+            .await
+            .map_err(|e| internal("client", e))?
+            .token;
+        let router = api::router(AppState::over(services));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|e| internal("listen", e))?;

@@ -59,19 +59,9 @@ fn fail(what: &str, e: impl std::fmt::Display) -> CliError {
 }
 
 fn settings(root: &Path, work: &Path) -> Settings {
-    Settings {
-        tsa_url: None,
-        receipt_key: String::new(),
-        max_body_bytes: 64 << 20,
-        trust: vec![root.to_path_buf()],
-        offline: false,
-        key_passwords: HashMap::new(),
-        default_key_password: None,
-        fetch_timeout: Duration::from_secs(10),
-        request_timeout: Duration::from_secs(300),
-        batch_dir: work.join("batches"),
-        spool_dir: work.join("spool"),
-    }
+    let mut settings = Settings::new(work, String::new());
+    settings.trust = vec![root.to_path_buf()];
+    settings
 }
 
 /// About 5 KB of header text plus the attachment.
@@ -268,9 +258,22 @@ pub fn run(args: BenchRouteArgs) -> Result<u8, CliError> {
             &root,
         )?;
         let c = routing(&nodes[2], &[(&nodes[1], "*")], &root)?;
-        let origin = super::route::start_node(&p, open("p").await?, &settings).await?;
-        super::route::start_node(&d, open("d").await?, &settings).await?;
-        let recipient = super::route::start_node(&c, open("c").await?, &settings).await?;
+        let start = |routing: crate::routing::RoutingConfig, store: Store| {
+            let services = crate::gateway::Services::new(store, settings.clone());
+            async move {
+                crate::gateway::RunningNode::start(
+                    &routing,
+                    &services,
+                    crate::api::route::peer_router,
+                )
+                .await
+                .map_err(CliError::from)
+            }
+        };
+        let origin_node = start(p, open("p").await?).await?;
+        let _middle = start(d, open("d").await?).await?;
+        let recipient_node = start(c, open("c").await?).await?;
+        let (origin, recipient) = (origin_node.node.clone(), recipient_node.node.clone());
         let mut sent_at = HashMap::new();
         let started = Instant::now();
         for chunk in rest.chunks(args.concurrency.max(1)) {

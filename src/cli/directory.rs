@@ -140,7 +140,7 @@ pub fn run(cmd: DirectoryCommand) -> Result<u8, CliError> {
                 let units = read_text(&units)?;
                 let codes = codes.as_deref().map(read_text).transpose()?;
                 let db = open(&store.config(None)?).await?;
-                let summary = Directory::new(db.clone())
+                let summary = Directory::new(db.store().clone())
                     .import(structure, &units, codes.as_deref())
                     .await?;
                 print_json(&json!({"structure": structure.as_str(), "imported": summary}));
@@ -153,7 +153,7 @@ pub fn run(cmd: DirectoryCommand) -> Result<u8, CliError> {
                 level,
             } => {
                 let db = open(&store.config(None)?).await?;
-                let dir = Directory::new(db.clone());
+                let dir = Directory::new(db.store().clone());
                 for u in dir
                     .list(structure, parent.as_deref(), level.as_deref())
                     .await?
@@ -168,7 +168,7 @@ pub fn run(cmd: DirectoryCommand) -> Result<u8, CliError> {
                 code,
             } => {
                 let db = open(&store.config(None)?).await?;
-                let dir = Directory::new(db.clone());
+                let dir = Directory::new(db.store().clone());
                 let u = dir.unit(structure, &code).await?;
                 let changes = dir.changes(structure, Some(&code)).await?;
                 print_json(&json!({"unit": u, "agency": committee_name(&u), "changes": changes}));
@@ -181,7 +181,7 @@ pub fn run(cmd: DirectoryCommand) -> Result<u8, CliError> {
             } => {
                 let on = on.as_deref().map(date).transpose()?;
                 let db = open(&store.config(None)?).await?;
-                let r = Directory::new(db.clone()).resolve_on(&organ_id, on).await?;
+                let r = Directory::new(db.store().clone()).resolve_on(&organ_id, on).await?;
                 print_json(&json!({
                     "organ_id": r.organ_id,
                     "redirected_from": r.redirected_from,
@@ -199,7 +199,7 @@ pub fn run(cmd: DirectoryCommand) -> Result<u8, CliError> {
             } => {
                 let effective = date(&effective)?;
                 let db = open(&store.config(None)?).await?;
-                Directory::new(db.clone())
+                Directory::new(db.store().clone())
                     .merge(structure, &old, &into, effective)
                     .await?;
                 print_json(&json!({"merged": old, "into": into, "structure": structure.as_str()}));
@@ -214,7 +214,7 @@ pub fn run(cmd: DirectoryCommand) -> Result<u8, CliError> {
             } => {
                 let effective = date(&effective)?;
                 let db = open(&store.config(None)?).await?;
-                Directory::new(db.clone())
+                Directory::new(db.store().clone())
                     .rename(structure, &code, &name, effective)
                     .await?;
                 print_json(&json!({"renamed": code, "name": name}));
@@ -228,7 +228,7 @@ pub fn run(cmd: DirectoryCommand) -> Result<u8, CliError> {
             } => {
                 let effective = date(&effective)?;
                 let db = open(&store.config(None)?).await?;
-                Directory::new(db.clone())
+                Directory::new(db.store().clone())
                     .dissolve(structure, &code, effective)
                     .await?;
                 print_json(&json!({"dissolved": code}));

@@ -1,5 +1,5 @@
-//! `signgate route send|inbox|ack|status|retry|fingerprint`, on the node's own database, and the
-//! start-up of a routing node inside `signgate serve`.
+//! `signgate route send|inbox|ack|status|retry|fingerprint`, on the node's own database (the
+//! routing node inside `signgate serve` is started by [`crate::gateway::Gateway::start`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,10 +8,8 @@ use clap::Subcommand;
 
 use super::gateway::{open, runtime, StoreArgs};
 use super::CliError;
-use crate::api::Settings;
-use crate::error::ErrorCode;
-use crate::routing::{tls, worker, Node, RoutingConfig, RoutingError};
-use crate::store::Store;
+use crate::gateway::Services;
+use crate::routing::{tls, Node, RoutingConfig, RoutingError};
 
 /// `signgate route …`.
 #[derive(Debug, Subcommand)]
@@ -81,45 +79,16 @@ fn routing_error(e: RoutingError) -> CliError {
     crate::Error::Routing(e).into()
 }
 
-/// Opens the node of `[routing]` over `store`.
-fn node(routing: &RoutingConfig, store: Store, settings: &Settings) -> Result<Arc<Node>, CliError> {
+/// Opens the node of `[routing]` over the gateway's services.
+fn node(routing: &RoutingConfig, services: &Services) -> Result<Arc<Node>, CliError> {
     Ok(Arc::new(
-        Node::new(routing.clone(), store, settings.clone()).map_err(routing_error)?,
+        Node::new(
+            routing.clone(),
+            services.store().clone(),
+            services.settings().clone(),
+        )
+        .map_err(routing_error)?,
     ))
-}
-
-/// Starts the routing node of `signgate serve`: the mutual-TLS listener for peers and the
-/// outbox worker. Returns the node for the operator endpoints.
-pub(super) async fn start_node(
-    routing: &RoutingConfig,
-    store: Store,
-    settings: &Settings,
-) -> Result<Arc<Node>, CliError> {
-    let node = node(routing, store, settings)?;
-    let acceptor = tls::acceptor(node.identity(), &routing.peer_trust).map_err(routing_error)?;
-    let listener = tokio::net::TcpListener::bind(&routing.listen)
-        .await
-        .map_err(|e| CliError {
-            code: ErrorCode::Internal,
-            message: format!("cannot listen on {} (routing.listen): {e}", routing.listen),
-        })?;
-    let bound = listener.local_addr().map_err(|e| CliError {
-        code: ErrorCode::Internal,
-        message: e.to_string(),
-    })?;
-    let router = crate::api::route::peer_router(node.clone(), settings.max_body_bytes);
-    tokio::spawn(tls::serve(
-        listener,
-        Arc::new(acceptor),
-        router,
-        std::future::pending::<()>(),
-    ));
-    tokio::spawn(worker::run(node.clone(), std::future::pending::<()>()));
-    eprintln!(
-        "signgate: routing node {} listening on https://{bound}/",
-        routing.node_id
-    );
-    Ok(node)
 }
 
 /// Runs `signgate route …`.
@@ -145,8 +114,8 @@ pub fn run(cmd: RouteCommand) -> Result<u8, CliError> {
             .routing
             .clone()
             .ok_or_else(|| CliError::usage("the configuration has no [routing] section"))?;
-        let db = open(&config).await?;
-        let node = node(&routing, db.clone(), &config.settings)?;
+        let services = open(&config).await?;
+        let node = node(&routing, &services)?;
         let code = match action {
             RouteCommand::Send { envelope, .. } => {
                 let bytes = crate::fsio::read_input(envelope)?;
@@ -205,7 +174,7 @@ pub fn run(cmd: RouteCommand) -> Result<u8, CliError> {
             }
             RouteCommand::Fingerprint { .. } => 0,
         };
-        db.close().await;
+        services.close().await;
         Ok(code)
     })
 }

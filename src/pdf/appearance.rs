@@ -377,7 +377,7 @@ mod tests {
     use std::process::Command;
     use unicode_normalization::UnicodeNormalization;
 
-    const SEAL_PNG: &[u8] = include_bytes!("../../tests/data/images/seal.png");
+    const SEAL_PNG: &[u8] = include_bytes!("../../assets/seal.png");
     const SIGNATURE_PNG: &[u8] = include_bytes!("../../tests/data/images/signature.png");
 
     fn vietnamese_lines() -> Vec<String> {

@@ -114,7 +114,7 @@ fn safe_name(raw: Option<&str>) -> String {
 
 impl AppState {
     fn batch_dir(&self, id: &str) -> PathBuf {
-        self.inner.settings.batch_dir.join(id)
+        self.settings().batch_dir.join(id)
     }
 }
 
@@ -130,7 +130,7 @@ struct Upload {
 
 /// Streams the `document` parts into `dir/in` and reads the `options` part.
 async fn receive(state: &AppState, req: Request, dir: &Path) -> Result<Upload, AppError> {
-    let limit = state.inner.settings.max_body_bytes;
+    let limit = state.settings().max_body_bytes;
     let multipart_error = |e: axum::extract::multipart::MultipartError| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             AppError::PayloadTooLarge(limit)
@@ -265,7 +265,7 @@ async fn accept(
         .unwrap_or("b-b")
         .parse()
         .map_err(AppError::BadRequest)?;
-    if level == Level::BT && state.inner.settings.tsa_url.is_none() {
+    if level == Level::BT && state.settings().tsa_url.is_none() {
         return Err(AppError::BadRequest(
             "level b-t needs a time-stamp authority, and this gateway has no tsa_url".into(),
         ));

@@ -12,7 +12,8 @@ use crate::api::{now_rfc3339, sha256_hex, AppError, AppState};
 use crate::batch::{AuditEvent, AuditSink, DocOutcome, DocStatus, Engine};
 use crate::keys::KeySource;
 use crate::sign::TimeStamper;
-use crate::store::{AuditEntry, BatchRecord, Store, StoreError};
+use crate::gateway::{Actor, AuditLog};
+use crate::store::{BatchRecord, Store, StoreError};
 
 /// Runs every unfinished batch whose folder is in this gateway's data folder; returns how many.
 pub async fn resume(state: &AppState) -> Result<usize, StoreError> {
@@ -68,13 +69,13 @@ async fn run(state: &AppState, id: &str) -> Result<(), AppError> {
         .map(|d| dir.join("in").join(stored_name(d.index, &d.name)))
         .collect();
     let timestamper = state
-        .inner
-        .settings
+        .settings()
         .timestamper()
         .map(|t| Arc::new(t) as Arc<dyn TimeStamper>);
     let recorder = Arc::new(Recorder {
         handle: tokio::runtime::Handle::current(),
         store: store.clone(),
+        audit: state.services().audit_log().clone(),
         batch: batch.clone(),
         index_of: inputs
             .iter()
@@ -89,8 +90,8 @@ async fn run(state: &AppState, id: &str) -> Result<(), AppError> {
     tokio::task::spawn_blocking(move || -> Result<(), AppError> {
         // One batch at a time: each already uses every core.
         let _slot = state
-            .inner
-            .batch_slot
+            .services()
+            .batch_slot()
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         let handle = recorder.handle.clone();
@@ -141,6 +142,7 @@ async fn run(state: &AppState, id: &str) -> Result<(), AppError> {
 struct Recorder {
     handle: tokio::runtime::Handle,
     store: Store,
+    audit: AuditLog,
     batch: BatchRecord,
     index_of: HashMap<PathBuf, usize>,
     /// Audit seq and output hash of documents signed in this run, until their outcome arrives.
@@ -163,22 +165,21 @@ impl Recorder {
         input_sha256: &str,
         output_sha256: &str,
     ) -> Result<i64, StoreError> {
-        let entry = AuditEntry {
+        let actor = Actor {
             agency: self.batch.agency.clone(),
             client: self.batch.client_id.clone(),
-            action: "sign".into(),
-            subject: json!({
-                "batch": self.batch.id,
-                "index": index,
-                "key": self.batch.key_name,
-                "input_sha256": input_sha256,
-                "output_sha256": output_sha256,
-            }),
         };
+        let subject = json!({
+            "batch": self.batch.id,
+            "index": index,
+            "key": self.batch.key_name,
+            "input_sha256": input_sha256,
+            "output_sha256": output_sha256,
+        });
         let dedup = format!("batch:{}:{index}", self.batch.id);
-        let record =
-            self.handle
-                .block_on(self.store.append_audit_once(&entry, &now_rfc3339(), &dedup))?;
+        let record = self
+            .handle
+            .block_on(self.audit.append_once(&actor, "sign", subject, dedup))?;
         Ok(record.seq)
     }
 

@@ -3,8 +3,8 @@
 
     python3 tests/data/images/make_images.py
 
-Writes, next to this script:
-- seal.png: a red round seal (600x600 RGBA, transparent outside the rings):
+Writes assets/seal.png (the demo gateway's built-in seal) and, next to this script:
+- seal.png (into assets/): a red round seal (600x600 RGBA, transparent outside the rings):
   two rings, a ring of dots where a real seal has its text, and a five-point star.
 - signature.png: a blue handwritten-like stroke on a transparent background (600x250 RGBA).
 
@@ -86,7 +86,7 @@ def make_seal():
                 a = max(a, hits / 4.0)
             row += bytes((red[0], red[1], red[2], int(round(a * 255))))
         rows.append(bytes(row))
-    write_png(os.path.join(HERE, "seal.png"), size, size, rows)
+    write_png(os.path.join(HERE, "..", "..", "..", "assets", "seal.png"), size, size, rows)
 
 
 def make_signature():

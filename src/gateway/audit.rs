@@ -1,4 +1,5 @@
-//! Group commit of the gateway's audit records.
+//! The one write path into the audit chain: every record (HTTP requests, batch documents,
+//! administration from the command line) goes through [`AuditLog::append`], with group commit.
 //!
 //! Every request's record must be committed before its answer, but one commit (and one log
 //! flush) per request caps the gateway at the disk's flush rate. Requests hand their entry to
@@ -11,19 +12,41 @@ use tokio::sync::{mpsc, oneshot};
 use crate::store::audit::Append;
 use crate::store::{AuditEntry, AuditRecord, Store, StoreError};
 
+/// Who an audit record names: the agency and the client (`admin` for the command line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// The agency acted for.
+    pub agency: String,
+    /// The client id, or [`Actor::ADMIN`].
+    pub client: String,
+}
+
+impl Actor {
+    /// The client name of administration commands.
+    pub const ADMIN: &'static str = "admin";
+
+    /// The administrator acting for `agency`.
+    pub fn admin(agency: &str) -> Self {
+        Self {
+            agency: agency.into(),
+            client: Self::ADMIN.into(),
+        }
+    }
+}
+
 /// Largest group committed in one transaction.
 const MAX_GROUP: usize = 256;
 
 type Reply = oneshot::Sender<Result<AuditRecord, String>>;
 
-/// The handle requests append through.
-#[derive(Debug)]
-pub struct AuditQueue {
+/// The handle every audit record is appended through (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct AuditLog {
     tx: mpsc::UnboundedSender<(Append, Reply)>,
 }
 
-impl AuditQueue {
-    /// Starts the writer task on the current runtime.
+impl AuditLog {
+    /// Starts the writer task on the current runtime; it ends when the last handle is dropped.
     pub fn start(store: Store) -> Self {
         let (tx, mut rx) = mpsc::unbounded_channel::<(Append, Reply)>();
         tokio::spawn(async move {
@@ -54,13 +77,45 @@ impl AuditQueue {
         Self { tx }
     }
 
-    /// Appends `entry` at `at` and waits until its group is committed.
-    pub async fn append(&self, entry: AuditEntry, at: String) -> Result<AuditRecord, StoreError> {
+    /// Records `action` on `subject` by `actor`, now, and waits until its group is committed.
+    pub async fn append(
+        &self,
+        actor: &Actor,
+        action: &str,
+        subject: serde_json::Value,
+    ) -> Result<AuditRecord, StoreError> {
+        self.write(actor, action, subject, None).await
+    }
+
+    /// [`AuditLog::append`], written once per `dedup` key: an event that may be reported twice
+    /// (a batch document after a restart) keeps its first record, which is returned.
+    pub async fn append_once(
+        &self,
+        actor: &Actor,
+        action: &str,
+        subject: serde_json::Value,
+        dedup: String,
+    ) -> Result<AuditRecord, StoreError> {
+        self.write(actor, action, subject, Some(dedup)).await
+    }
+
+    async fn write(
+        &self,
+        actor: &Actor,
+        action: &str,
+        subject: serde_json::Value,
+        dedup: Option<String>,
+    ) -> Result<AuditRecord, StoreError> {
         let (reply, answer) = oneshot::channel();
         let item = Append {
-            entry,
-            at,
-            dedup: None,
+            entry: AuditEntry {
+                agency: actor.agency.clone(),
+                client: actor.client.clone(),
+                action: action.into(),
+                subject,
+            },
+            at: super::clock::now_rfc3339(),
+            dedup,
         };
         let stopped = || StoreError::Group("the audit writer has stopped".into());
         self.tx.send((item, reply)).map_err(|_| stopped())?;

@@ -1,0 +1,247 @@
+//! The application layer: what the gateway does, below its adapters (`api`, `cli`) and above
+//! the domain modules.
+//!
+//! - [`config`]: the validated configuration ([`GatewayConfig`], [`Settings`]); secrets
+//!   never print.
+//! - [`clock`]: the time and the ids every record carries.
+//! - [`audit`]: the one write path into the audit chain.
+//! - [`Services`]: administration (clients, keys, grants, checkpoints), the signing keys and
+//!   the audit log, shared by every adapter.
+//! - [`Gateway::start`]: the listeners, the routing node, retention and batch resume behind
+//!   one shutdown signal; [`Running::shutdown`] drains every part.
+//!
+//! Arrows point down: adapters call these services; the services call the domain modules
+//! and the store; nothing here knows HTTP routes or command-line flags.
+
+pub mod admin;
+pub mod audit;
+pub mod checkpoint;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod fetch;
+mod run;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+pub use audit::{Actor, AuditLog};
+pub use config::{GatewayConfig, Secret, Settings};
+pub use run::{termination, Gateway, HttpApp, Running, RunningNode};
+
+use crate::error::ErrorCode;
+use crate::keys::Pkcs12Key;
+use crate::store::{Client, KeyRecord, Store, StoreError};
+
+/// Why a gateway service refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// A library error: bad document, key problem, TSA down…
+    #[error(transparent)]
+    Domain(#[from] crate::Error),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The configuration is invalid.
+    #[error("{0}")]
+    Config(String),
+    /// The configuration file cannot be read.
+    #[error("{0}")]
+    ConfigMissing(String),
+    /// No key of that name is registered (or it belongs to another agency, for a caller).
+    #[error("no key named '{0}' (add it with `signgate key add`)")]
+    UnknownKey(String),
+    /// The key belongs to another agency than the client being set up.
+    #[error("key '{0}' belongs to another agency")]
+    ForeignKey(String),
+    /// The key belongs to the caller's agency but is not granted to this client.
+    #[error("this client is not granted key '{0}'")]
+    ForbiddenKey(String),
+    /// No client of that id.
+    #[error("no client '{0}'")]
+    UnknownClient(String),
+    /// A file named in an administration command does not exist.
+    #[error("{0} does not exist")]
+    MissingFile(String),
+    /// The receipt key of the configuration is not registered.
+    #[error("receipt key '{0}' is not registered")]
+    NoReceiptKey(String),
+    /// An audit checkpoint is unreadable or not signed by this gateway's receipt key.
+    #[error(transparent)]
+    Checkpoint(#[from] checkpoint::CheckpointError),
+    /// A listener cannot be opened.
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// The system's reason.
+        reason: String,
+    },
+    /// A blocking task panicked or was cancelled.
+    #[error("worker failed: {0}")]
+    Worker(String),
+}
+
+impl GatewayError {
+    /// The stable code; no `_` arm, so each new variant picks a code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            GatewayError::Domain(e) => e.code(),
+            GatewayError::Store(_) | GatewayError::Listen { .. } | GatewayError::Worker(_) => {
+                ErrorCode::Internal
+            }
+            GatewayError::Config(_)
+            | GatewayError::UnknownKey(_)
+            | GatewayError::ForeignKey(_)
+            | GatewayError::ForbiddenKey(_)
+            | GatewayError::NoReceiptKey(_)
+            | GatewayError::Checkpoint(_) => ErrorCode::Usage,
+            GatewayError::ConfigMissing(_)
+            | GatewayError::UnknownClient(_)
+            | GatewayError::MissingFile(_) => ErrorCode::InputMissing,
+        }
+    }
+}
+
+/// Parses a `HOST:PORT` listen address.
+pub fn listen_address(listen: &str) -> Result<std::net::SocketAddr, GatewayError> {
+    listen
+        .parse()
+        .map_err(|_| GatewayError::Config(format!("listen address '{listen}' is not HOST:PORT")))
+}
+
+/// Runs `f` (crypto, file I/O) off the async runtime.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::Error> + Send + 'static,
+) -> Result<T, GatewayError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| GatewayError::Worker(e.to_string()))?
+        .map_err(GatewayError::from)
+}
+
+/// The services every adapter calls, over one store and one audit log (cheap to clone).
+#[derive(Clone)]
+pub struct Services {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    settings: Settings,
+    audit: AuditLog,
+    keys: Mutex<HashMap<String, (String, Arc<Pkcs12Key>)>>,
+    batch_slot: Mutex<()>,
+}
+
+impl Services {
+    /// Services over `store` with `settings`; starts the audit writer, so it must be called
+    /// inside the Tokio runtime that serves.
+    pub fn new(store: Store, settings: Settings) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                audit: AuditLog::start(store.clone()),
+                store,
+                settings,
+                keys: Mutex::new(HashMap::new()),
+                batch_slot: Mutex::new(()),
+            }),
+        }
+    }
+
+    /// Opens the database of `config` and registers its configured keys.
+    pub async fn open(config: &GatewayConfig) -> Result<Self, GatewayError> {
+        let store = Store::open(&config.database_url).await?;
+        let now = clock::now_rfc3339();
+        for key in &config.keys {
+            store.upsert_key(key, &now).await?;
+        }
+        Ok(Self::new(store, config.settings.clone()))
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// The audit log.
+    pub fn audit_log(&self) -> &AuditLog {
+        &self.inner.audit
+    }
+
+    /// Held by the batch being signed: batches run one after another.
+    pub fn batch_slot(&self) -> &Mutex<()> {
+        &self.inner.batch_slot
+    }
+
+    /// Records `action` on `subject` by `actor`; returns the record's sequence number.
+    pub async fn audit(
+        &self,
+        actor: &Actor,
+        action: &str,
+        subject: serde_json::Value,
+    ) -> Result<i64, GatewayError> {
+        Ok(self.inner.audit.append(actor, action, subject).await?.seq)
+    }
+
+    /// Waits until every audit record handed over so far is committed, then closes the store.
+    pub async fn close(&self) {
+        self.inner.store.close().await;
+    }
+
+    /// Readiness: the database answers and every registered key opens.
+    pub async fn ready(&self) -> Result<(), GatewayError> {
+        self.inner.store.audit_head().await?;
+        for record in self.inner.store.list_keys().await? {
+            self.signing_key(&record).await?;
+        }
+        Ok(())
+    }
+
+    /// Opens (once, then cached) the PKCS#12 file of `record`, off the runtime.
+    pub async fn signing_key(&self, record: &KeyRecord) -> Result<Arc<Pkcs12Key>, GatewayError> {
+        {
+            let cache = self.inner.keys.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((path, key)) = cache.get(&record.name) {
+                if *path == record.p12_path {
+                    return Ok(key.clone());
+                }
+            }
+        }
+        let password = self.inner.settings.key_password_text(&record.name);
+        let path = record.p12_path.clone();
+        let key = blocking(move || {
+            Pkcs12Key::open(std::path::Path::new(&path), &password).map_err(crate::Error::from)
+        })
+        .await?;
+        let key = Arc::new(key);
+        self.inner
+            .keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(record.name.clone(), (record.p12_path.clone(), key.clone()));
+        Ok(key)
+    }
+
+    /// The key `name` for `caller`: unknown when it is missing or another agency's,
+    /// forbidden when it is the caller's agency's but not granted to this client.
+    pub async fn granted_key(
+        &self,
+        caller: &Client,
+        name: &str,
+    ) -> Result<KeyRecord, GatewayError> {
+        let record = match self.inner.store.key(name).await? {
+            Some(r) if r.agency == caller.agency => r,
+            _ => return Err(GatewayError::UnknownKey(name.into())),
+        };
+        if !self.inner.store.is_granted(&caller.id, &record.name).await? {
+            return Err(GatewayError::ForbiddenKey(record.name));
+        }
+        Ok(record)
+    }
+}
