@@ -25,14 +25,18 @@
 
 pub mod api;
 pub mod batch;
+pub mod blocking;
 pub mod cli;
+pub mod clock;
 pub mod cms;
+pub mod code;
 pub mod config;
 pub mod directory;
 pub mod edxml;
 pub mod error;
 pub mod extend;
 pub mod fsio;
+pub mod ids;
 pub mod keys;
 pub mod pdf;
 pub mod pki;
@@ -45,4 +49,5 @@ pub mod tsa;
 pub mod verify;
 pub mod xml;
 
-pub use error::{Error, ErrorCode};
+pub use code::ErrorCode;
+pub use error::Error;

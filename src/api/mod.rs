@@ -29,11 +29,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::keys::Pkcs12Key;
@@ -209,39 +207,15 @@ impl AppState {
     }
 }
 
-/// Now, RFC 3339 UTC to the second.
-pub fn now_rfc3339() -> String {
-    let now = OffsetDateTime::now_utc();
-    let now = now.replace_nanosecond(0).unwrap_or(now);
-    now.format(&Rfc3339).unwrap_or_default()
-}
-
+pub use crate::clock::now_rfc3339;
+pub use crate::ids::{new_token, random_id};
 pub use crate::pki::alg::sha256_hex;
-
-/// A fresh random id with `prefix` (128 bits).
-pub fn random_id(prefix: &str) -> String {
-    format!("{prefix}{}", hex::encode(rand::random::<[u8; 16]>()))
-}
-
-/// A new bearer token (256 bits, shown once) and its SHA-256 hex for the database.
-pub fn new_token() -> (String, String) {
-    let raw: [u8; 32] = rand::random();
-    let token = format!(
-        "sg_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
-    );
-    let hash = sha256_hex(token.as_bytes());
-    (token, hash)
-}
 
 /// Runs crypto off the async runtime.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, crate::Error> + Send + 'static,
 ) -> Result<T, AppError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| AppError::Internal(format!("worker failed: {e}")))?
-        .map_err(AppError::from)
+    Ok(crate::blocking::run(f).await?)
 }
 
 /// The router: `/v1/*`, `/healthz`, `/metrics`.

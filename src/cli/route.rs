@@ -84,7 +84,7 @@ fn routing_error(e: RoutingError) -> CliError {
 /// Opens the node of `[routing]` over `store`.
 fn node(routing: &RoutingConfig, store: Store, settings: &Settings) -> Result<Arc<Node>, CliError> {
     Ok(Arc::new(
-        Node::new(routing.clone(), store, settings.clone()).map_err(routing_error)?,
+        Node::new(routing.clone(), store, settings.validation_context()?).map_err(routing_error)?,
     ))
 }
 
