@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::error::ErrorCode;
+use crate::code::ErrorCode;
 
 /// An input could not be read or an output could not be written.
 #[derive(Debug, thiserror::Error)]

@@ -27,8 +27,11 @@
 
 pub mod api;
 pub mod batch;
+pub mod blocking;
 pub mod cli;
+pub mod clock;
 pub mod cms;
+pub mod code;
 pub mod config;
 pub mod directory;
 pub mod edxml;
@@ -36,6 +39,7 @@ pub mod error;
 pub mod extend;
 pub mod fsio;
 pub mod gateway;
+pub mod ids;
 pub mod keys;
 pub mod pdf;
 pub mod pki;
@@ -48,4 +52,5 @@ pub mod tsa;
 pub mod verify;
 pub mod xml;
 
-pub use error::{Error, ErrorCode};
+pub use code::ErrorCode;
+pub use error::Error;

@@ -19,18 +19,6 @@ use crate::pdf::{self, PdfSignOptions, VisibleSignature};
 use crate::pki::alg::{DigestAlgorithm, RsaPadding, SignatureScheme};
 use crate::pki::tsp::TspError;
 
-/// Vietnam's offset: claimed signing times and times shown to people use it (CONTRACTS.md §1).
-pub const VIETNAM: time::UtcOffset = time::macros::offset!(+7);
-
-/// Formats a time for people (visible signatures, stamps): ISO 8601 with its offset, to the
-/// second.
-pub fn display_time(at: OffsetDateTime) -> String {
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second][offset_hour sign:mandatory]:[offset_minute]"
-    );
-    at.format(&format).unwrap_or_else(|_| at.to_string())
-}
-
 /// The container a document is signed into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -54,7 +42,48 @@ impl Format {
             Self::Cms
         }
     }
+
+    /// The name used on the command line, in `format=` and in audit entries.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pdf => "pdf",
+            Self::Cms => "cms",
+            Self::Xml => "xml",
+        }
+    }
+
+    /// The media type of a document signed in this format.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Self::Pdf => "application/pdf",
+            Self::Cms => "application/pkcs7-signature",
+            Self::Xml => "application/xml",
+        }
+    }
+
+    /// A requested format: none, empty or `auto` is `None` (decided from the content).
+    pub fn parse_choice(text: Option<&str>) -> Result<Option<Self>, UnknownFormat> {
+        match text {
+            None | Some("") | Some("auto") => Ok(None),
+            Some(name) => name.parse().map(Some),
+        }
+    }
 }
+
+impl std::str::FromStr for Format {
+    type Err = UnknownFormat;
+    fn from_str(s: &str) -> Result<Self, UnknownFormat> {
+        [Self::Pdf, Self::Cms, Self::Xml]
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| UnknownFormat(s.to_string()))
+    }
+}
+
+/// A format name that is none of `pdf`, `cms`, `xml` (or `auto`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("format '{0}' is not pdf, cms or xml")]
+pub struct UnknownFormat(pub String);
 
 /// The baseline level of the signature (ETSI EN 319 142-1 / 319 122-1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

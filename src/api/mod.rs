@@ -39,7 +39,8 @@ pub use error::AppError;
 /// The OpenAPI 3.1 description served at `/v1/openapi.json`.
 pub const OPENAPI: &str = include_str!("../../schemas/openapi.json");
 
-pub use crate::gateway::clock::{new_token, now_rfc3339, random_id};
+pub use crate::clock::now_rfc3339;
+pub use crate::ids::{new_token, random_id};
 pub use crate::gateway::Settings;
 pub use crate::pki::alg::sha256_hex;
 

@@ -103,7 +103,7 @@ pub(super) async fn sign(
     };
     let spool_dir = settings.spool_dir.clone();
     let (resolved, output, output_hash) = blocking(move || {
-        let signing_time = OffsetDateTime::now_utc().to_offset(crate::sign::VIETNAM);
+        let signing_time = OffsetDateTime::now_utc().to_offset(crate::clock::VIETNAM);
         let resolved = match &input {
             Source::Memory(bytes) => format.unwrap_or_else(|| Format::detect(bytes)),
             Source::File(_) => Format::Pdf,
@@ -150,11 +150,7 @@ pub(super) async fn sign(
         }
     })
     .await?;
-    let format_name = match resolved {
-        Format::Pdf => "pdf",
-        Format::Cms => "cms",
-        Format::Xml => "xml",
-    };
+    let format_name = resolved.name();
     state.inner.metrics.signature(format_name);
     let seq = state
         .audit(
@@ -168,11 +164,7 @@ pub(super) async fn sign(
             }),
         )
         .await?;
-    let content_type = match resolved {
-        Format::Pdf => "application/pdf",
-        Format::Cms => "application/pkcs7-signature",
-        Format::Xml => "application/xml",
-    };
+    let content_type = resolved.media_type();
     let mut response = match output {
         Output::Memory(bytes) => (StatusCode::OK, bytes).into_response(),
         Output::File(file, len) => {
@@ -237,15 +229,7 @@ fn open_output(path: &std::path::Path) -> Result<(std::fs::File, u64, String), c
 
 /// `?format=` / `"format"`: none or `auto` detects it from the content.
 pub(super) fn parse_format(text: Option<&str>) -> Result<Option<Format>, AppError> {
-    match text {
-        None | Some("") | Some("auto") => Ok(None),
-        Some("pdf") => Ok(Some(Format::Pdf)),
-        Some("cms") => Ok(Some(Format::Cms)),
-        Some("xml") => Ok(Some(Format::Xml)),
-        Some(other) => Err(AppError::BadRequest(format!(
-            "format '{other}' is not pdf, cms or xml"
-        ))),
-    }
+    Format::parse_choice(text).map_err(|e| AppError::BadRequest(e.to_string()))
 }
 
 /// The visible part of an API signature: the attachment stamp when `doc_number` is given,
@@ -270,7 +254,7 @@ fn visible_signature(
         let agency = crate::pki::subject_organization(cert)
             .or_else(|| crate::pki::subject_common_name(cert))
             .unwrap_or_default();
-        let when = crate::sign::display_time(at);
+        let when = crate::clock::display_time(at);
         let lines = vec![
             agency,
             format!("Số: {number}"),

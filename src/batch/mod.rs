@@ -34,8 +34,10 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
+use crate::clock::rfc3339;
 use crate::cms::{PendingSignature, SignedDataBuilder, SignerTemplate};
-use crate::error::{Error, ErrorCode};
+use crate::code::ErrorCode;
+use crate::error::Error;
 use crate::fsio::IoError;
 use crate::keys::KeySource;
 use crate::pdf::{self, PdfSignOptions, PreparedPdf, PreparedPdfFile};
@@ -808,7 +810,12 @@ impl Engine {
             algorithm: self.key.algorithm(),
             scheme: self.scheme,
         };
-        crate::xml::prepare(bytes, profile, &signer, self.options.signing_time)
+        Ok(crate::xml::prepare(
+            bytes,
+            profile,
+            &signer,
+            self.options.signing_time,
+        )?)
     }
 
     /// Whether the journal records `output_name` as signed from this input with this key and
@@ -968,11 +975,6 @@ fn next<T>(rx: &Mutex<Receiver<T>>) -> Option<T> {
 fn same_file(input: &std::fs::Metadata, output: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(output).is_ok_and(|o| o.dev() == input.dev() && o.ino() == input.ino())
-}
-
-fn rfc3339(at: OffsetDateTime) -> String {
-    at.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| at.to_string())
 }
 
 /// Writes `bytes` to a temporary file next to `path` and renames it into place, without an

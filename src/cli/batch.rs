@@ -55,13 +55,9 @@ pub fn run(args: BatchArgs) -> Result<u8, CliError> {
     }
     let inputs = list_inputs(&args)?;
     let key = super::open_key(&args.key)?;
-    let mut options = BatchOptions::new(OffsetDateTime::now_utc().to_offset(crate::sign::VIETNAM));
-    options.format = match args.format.as_str() {
-        "pdf" => Some(Format::Pdf),
-        "cms" => Some(Format::Cms),
-        "xml" => Some(Format::Xml),
-        _ => None,
-    };
+    let mut options = BatchOptions::new(OffsetDateTime::now_utc().to_offset(crate::clock::VIETNAM));
+    options.format =
+        Format::parse_choice(Some(&args.format)).map_err(|e| CliError::usage(e.to_string()))?;
     options.xml_profile = args
         .profile
         .as_deref()

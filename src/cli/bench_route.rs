@@ -237,8 +237,12 @@ pub fn run(args: BenchRouteArgs) -> Result<u8, CliError> {
         // signed status 01 in the outbox as in production
         let single = routing(&nodes[2], &[(&nodes[1], "*")], &root)?;
         let node = Arc::new(
-            Node::new(single, open("single").await?, settings.clone())
-                .map_err(|e| fail("node", e))?,
+            Node::new(
+                single,
+                open("single").await?,
+                settings.validation_context()?,
+            )
+            .map_err(|e| fail("node", e))?,
         );
         let (accept_docs, rest) = envelopes.split_at(args.docs);
         let started = Instant::now();

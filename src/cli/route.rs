@@ -85,7 +85,7 @@ fn node(routing: &RoutingConfig, services: &Services) -> Result<Arc<Node>, CliEr
         Node::new(
             routing.clone(),
             services.store().clone(),
-            services.settings().clone(),
+            services.settings().validation_context()?,
         )
         .map_err(routing_error)?,
     ))

@@ -61,12 +61,8 @@ pub struct SignArgs {
 const DEFAULT_SIGNATURE_RECT: [f64; 4] = [330.0, 90.0, 210.0, 100.0];
 
 pub fn run(args: SignArgs) -> Result<u8, CliError> {
-    let format = match args.format.as_deref() {
-        Some("pdf") => Some(Format::Pdf),
-        Some("cms") => Some(Format::Cms),
-        Some("xml") => Some(Format::Xml),
-        _ => None,
-    };
+    let format =
+        Format::parse_choice(args.format.as_deref()).map_err(|e| CliError::usage(e.to_string()))?;
     let xml_profile = args
         .profile
         .as_deref()
@@ -95,7 +91,7 @@ pub fn run(args: SignArgs) -> Result<u8, CliError> {
         None => fsio::read_input(&args.input)?,
     };
     let key = super::open_key(&args.key)?;
-    let signing_time = OffsetDateTime::now_utc().to_offset(sign::VIETNAM);
+    let signing_time = OffsetDateTime::now_utc().to_offset(crate::clock::VIETNAM);
     let visible = visible_signature(&args, key.as_ref(), page, rect, signing_time)?;
     let format = format.or(xml_profile.map(|_| Format::Xml));
     let resolved = format.unwrap_or_else(|| Format::detect(&input));
@@ -169,7 +165,7 @@ pub(crate) fn visible_signature(
     at: OffsetDateTime,
 ) -> Result<Option<VisibleSignature>, CliError> {
     let cert = key.certificate();
-    let when = sign::display_time(at);
+    let when = crate::clock::display_time(at);
     let to_rect = |r: [f64; 4]| Placement::Rect {
         x: r[0],
         y: r[1],

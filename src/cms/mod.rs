@@ -38,11 +38,11 @@ pub enum CmsError {
 impl CmsError {
     /// The stable error code: a key failure keeps its own (a removed token is
     /// `KEY_UNAVAILABLE`, which stops a batch), the rest are internal.
-    pub fn code(&self) -> crate::error::ErrorCode {
+    pub fn code(&self) -> crate::code::ErrorCode {
         match self {
             Self::Key(e) => e.code(),
             Self::Der(_) | Self::Certificate(_) | Self::DigestLength { .. } => {
-                crate::error::ErrorCode::Internal
+                crate::code::ErrorCode::Internal
             }
         }
     }

@@ -11,7 +11,8 @@ mod csv;
 
 use time::Date;
 
-use crate::error::ErrorCode;
+use crate::clock::now_rfc3339;
+use crate::code::ErrorCode;
 use crate::store::{ChangeRow, OwnerMove, Store, StoreError, UnitRow};
 
 /// Why a directory operation failed.
@@ -107,10 +108,6 @@ const MAX_HOPS: usize = 16;
 
 fn date_text(d: Date) -> String {
     format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
-}
-
-fn now_text() -> String {
-    crate::verify::rfc3339(time::OffsetDateTime::now_utc())
 }
 
 /// The identifier of `unit` in the Decision 20/2020 form when `wants_d20`, else in the QCVN 102
@@ -328,7 +325,7 @@ impl Directory {
         let mut records = Vec::new();
         let mut owners = Vec::new();
         let when = date_text(effective);
-        let now = now_text();
+        let now = now_rfc3339();
         for code in old {
             if code == into || changed.iter().any(|u: &UnitRow| &u.gso_code == code) {
                 return Err(DirectoryError::Invalid(format!(
@@ -391,7 +388,7 @@ impl Directory {
             gso_code: gso_code.into(),
             detail: serde_json::json!({"from": u.name, "to": new_name}).to_string(),
             effective: date_text(effective),
-            recorded_at: now_text(),
+            recorded_at: now_rfc3339(),
         };
         u.name = new_name.trim().to_string();
         u.effective_from = Some(date_text(effective));
@@ -424,7 +421,7 @@ impl Directory {
             gso_code: gso_code.into(),
             detail: "{}".into(),
             effective: date_text(effective),
-            recorded_at: now_text(),
+            recorded_at: now_rfc3339(),
         };
         self.store
             .apply_unit_change(&[u], None, &[record], &[])

@@ -5,7 +5,7 @@
 use time::macros::format_description;
 use time::{Date, OffsetDateTime, PrimitiveDateTime};
 
-use crate::sign::VIETNAM;
+use crate::clock::VIETNAM;
 
 /// Writes `yyyy/MM/dd`.
 pub fn format_date(d: Date) -> String {

@@ -29,7 +29,7 @@ pub use status::{
 pub use trace::{append_trace, content_digest};
 pub use verify::{verify, verify_for_hop, AttachmentVerdict, HopCheck, PackageVerdict};
 
-use crate::error::ErrorCode;
+use crate::code::ErrorCode;
 
 /// The QCVN 102:2016 namespace.
 pub const NS: &str = crate::xml::profile::EDXML_NS;
@@ -47,9 +47,9 @@ pub enum EdxmlError {
     /// A size or count limit on the package or an attachment was exceeded.
     #[error("edXML limit exceeded: {0}")]
     LimitExceeded(String),
-    /// Signing failed.
+    /// The signing certificate may not sign (expired, not yet valid, no signing usage).
     #[error(transparent)]
-    Sign(Box<crate::Error>),
+    Cert(#[from] crate::pki::CertError),
     /// The signature could not be checked at all.
     #[error(transparent)]
     Verify(#[from] crate::verify::VerifyError),
@@ -62,22 +62,13 @@ impl EdxmlError {
             Self::Xml(e) => e.code(),
             Self::Invalid(_) => ErrorCode::EdxmlInvalid,
             Self::LimitExceeded(_) => ErrorCode::EdxmlLimitExceeded,
-            Self::Sign(e) => e.code(),
+            Self::Cert(e) => e.code(),
             Self::Verify(e) => e.code(),
         }
     }
 
     pub(crate) fn invalid(why: impl Into<String>) -> Self {
         Self::Invalid(why.into())
-    }
-}
-
-impl From<crate::Error> for EdxmlError {
-    fn from(e: crate::Error) -> Self {
-        match e {
-            crate::Error::Xml(x) => Self::Xml(x),
-            other => Self::Sign(Box::new(other)),
-        }
     }
 }
 

@@ -207,8 +207,7 @@ pub(crate) fn sign(
     at: OffsetDateTime,
 ) -> Result<Vec<u8>, EdxmlError> {
     use crate::pki::alg::{DigestAlgorithm, RsaPadding, SignatureScheme};
-    crate::pki::check_signing_certificate(key.certificate(), at)
-        .map_err(|e| EdxmlError::Sign(Box::new(e.into())))?;
+    crate::pki::check_signing_certificate(key.certificate(), at)?;
     let scheme =
         SignatureScheme::for_key(key.algorithm(), DigestAlgorithm::Sha256, RsaPadding::Pkcs1);
     Ok(crate::xml::sign(xml, profile, key, scheme, at)?)

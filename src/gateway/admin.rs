@@ -5,7 +5,8 @@ use std::path::Path;
 
 use serde_json::json;
 
-use super::{clock, Actor, GatewayError, Services};
+use crate::clock;
+use super::{Actor, GatewayError, Services};
 use crate::store::{Client, KeyRecord};
 
 /// A new client: who it is and which keys it may sign with.
@@ -55,9 +56,9 @@ impl Services {
                 None => return Err(GatewayError::UnknownKey(k.clone())),
             }
         }
-        let (token, hash) = clock::new_token();
+        let (token, hash) = crate::ids::new_token();
         let client = Client {
-            id: clock::random_id("cl_"),
+            id: crate::ids::random_id("cl_"),
             agency: new.agency.clone(),
             name: new.name.clone(),
             revoked: false,

@@ -114,7 +114,7 @@ impl AuditLog {
                 action: action.into(),
                 subject,
             },
-            at: super::clock::now_rfc3339(),
+            at: crate::clock::now_rfc3339(),
             dedup,
         };
         let stopped = || StoreError::Group("the audit writer has stopped".into());

@@ -13,7 +13,8 @@ use openssl::x509::X509;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::{blocking, clock, GatewayError, Services, Settings};
+use super::{blocking, GatewayError, Services, Settings};
+use crate::clock;
 use crate::keys::KeySource;
 use crate::pki::alg::{DigestAlgorithm, RsaPadding};
 use crate::sign::{Format, Level, PdfDetails, SignRequest, TimeStamper};

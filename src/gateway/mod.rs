@@ -3,7 +3,6 @@
 //!
 //! - [`config`]: the validated configuration ([`GatewayConfig`], [`Settings`]); secrets
 //!   never print.
-//! - [`clock`]: the time and the ids every record carries.
 //! - [`audit`]: the one write path into the audit chain.
 //! - [`Services`]: administration (clients, keys, grants, checkpoints), the signing keys and
 //!   the audit log, shared by every adapter.
@@ -16,7 +15,6 @@
 pub mod admin;
 pub mod audit;
 pub mod checkpoint;
-pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod fetch;
@@ -114,10 +112,7 @@ pub fn listen_address(listen: &str) -> Result<std::net::SocketAddr, GatewayError
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, crate::Error> + Send + 'static,
 ) -> Result<T, GatewayError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| GatewayError::Worker(e.to_string()))?
-        .map_err(GatewayError::from)
+    Ok(crate::blocking::run(f).await?)
 }
 
 /// The services every adapter calls, over one store and one audit log (cheap to clone).
@@ -152,7 +147,7 @@ impl Services {
     /// Opens the database of `config` and registers its configured keys.
     pub async fn open(config: &GatewayConfig) -> Result<Self, GatewayError> {
         let store = Store::open(&config.database_url).await?;
-        let now = clock::now_rfc3339();
+        let now = crate::clock::now_rfc3339();
         for key in &config.keys {
             store.upsert_key(key, &now).await?;
         }

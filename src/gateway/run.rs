@@ -175,7 +175,7 @@ async fn spawn_node(
         Node::new(
             routing.clone(),
             services.store().clone(),
-            services.settings().clone(),
+            services.settings().validation_context()?,
         )
         .map_err(crate::Error::from)?,
     );
@@ -280,7 +280,7 @@ impl Services {
         let cutoff = time::OffsetDateTime::now_utc() - time::Duration::days(i64::from(days));
         Ok(self
             .store()
-            .purge_submissions_before(&super::clock::rfc3339(cutoff))
+            .purge_submissions_before(&crate::clock::rfc3339(cutoff))
             .await?)
     }
 }

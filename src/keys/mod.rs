@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::error::ErrorCode;
+use crate::code::ErrorCode;
 use crate::pki::alg::{KeyAlgorithm, SignatureScheme};
 use openssl::x509::X509;
 

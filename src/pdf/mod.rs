@@ -25,7 +25,7 @@ mod syntax;
 use std::fmt;
 use std::io::{Read, Seek, SeekFrom, Write};
 
-use crate::error::ErrorCode;
+use crate::code::ErrorCode;
 use crate::pki::alg::{DigestAlgorithm, Hasher};
 
 pub use appearance::Appearance;

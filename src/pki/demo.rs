@@ -43,7 +43,7 @@ use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::Time;
 
 use super::oid;
-use crate::error::ErrorCode;
+use crate::code::ErrorCode;
 use crate::fsio::write_output;
 
 /// The password of every PKCS#12 file in the demo PKI.

@@ -11,7 +11,7 @@ pub mod tsp;
 use openssl::x509::X509Ref;
 use time::OffsetDateTime;
 
-use crate::error::ErrorCode;
+use crate::code::ErrorCode;
 
 /// Why a certificate cannot be used to sign.
 #[derive(Debug, thiserror::Error)]
@@ -88,13 +88,7 @@ pub fn check_signing_certificate(cert: &X509Ref, at: OffsetDateTime) -> Result<(
 }
 
 fn rfc3339(unix: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| unix.to_string())
+    crate::clock::unix_rfc3339(unix).unwrap_or_else(|| unix.to_string())
 }
 
 /// The subject's commonName, for the PDF `/Name` and visible signature text.

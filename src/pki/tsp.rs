@@ -12,7 +12,7 @@ use x509_tsp::{MessageImprint, TimeStampReq, TspVersion, TstInfo};
 use super::alg::DigestAlgorithm;
 use super::oid;
 
-use crate::error::ErrorCode;
+use crate::code::ErrorCode;
 
 /// Obtaining a time-stamp token failed.
 #[derive(Debug, thiserror::Error)]

@@ -28,7 +28,7 @@ pub mod worker;
 pub use config::{Hop, RoutingConfig, RoutingFileConfig};
 pub use node::{Node, Receipt};
 
-use crate::error::ErrorCode;
+use crate::code::ErrorCode;
 
 /// Why a routing operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +64,9 @@ pub enum RoutingError {
     /// Signing a status message failed.
     #[error("signing a status message: {0}")]
     Sign(String),
+    /// A background worker did not finish.
+    #[error(transparent)]
+    Worker(#[from] crate::blocking::WorkerFailed),
 }
 
 impl From<crate::tls::TlsError> for RoutingError {
@@ -78,6 +81,7 @@ impl RoutingError {
         match self {
             Self::Config(_) | Self::Invalid(_) => ErrorCode::Usage,
             Self::Tls(_) | Self::Store(_) | Self::Sign(_) => ErrorCode::Internal,
+            Self::Worker(e) => e.code(),
             Self::PeerUnknown(_) => ErrorCode::RoutePeerUnknown,
             Self::PeerUnavailable(_) => ErrorCode::RoutePeerUnavailable,
             Self::ConflictingRedelivery(_) => ErrorCode::ConflictingRedelivery,

@@ -22,8 +22,10 @@ use super::config::{Hop, RoutingConfig};
 use super::lifecycle::{self, Business};
 use super::tls::{PeerClient, TlsIdentity};
 use super::RoutingError;
-use crate::api::{now_rfc3339, random_id, Settings};
+use crate::blocking::run as blocking;
+use crate::clock::now_rfc3339;
 use crate::edxml::{self, Organ, ResponseFor, Status, StatusCode, StatusCodes, TraceHeader};
+use crate::ids::random_id;
 use crate::keys::Pkcs12Key;
 use crate::store::routing::{
     Acceptance, DocumentRow, EnvelopeRow, OutboxItem, StatusRow, TraceEvent,
@@ -134,21 +136,14 @@ fn trace(doc: &DocRef, event: &str, detail: String) -> TraceEvent {
     }
 }
 
-/// Runs `f` off the async runtime.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, RoutingError> + Send + 'static,
-) -> Result<T, RoutingError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| RoutingError::Sign(format!("worker failed: {e}")))?
-}
-
 impl Node {
-    /// Opens the node's identity and builds its TLS client.
+    /// Opens the node's identity and builds its TLS client; envelopes and statuses are
+    /// validated under `validation`'s trust lists and fetcher (its time is not used: each
+    /// receipt is checked at its own now).
     pub fn new(
         config: RoutingConfig,
         store: Store,
-        settings: Settings,
+        validation: ValidationContext,
     ) -> Result<Self, RoutingError> {
         let identity = TlsIdentity::open(&config.identity, &config.identity_password)?;
         let connector = super::tls::connector(&identity, &config.peer_trust)?;
@@ -156,14 +151,11 @@ impl Node {
             .map_err(|e| RoutingError::Config(format!("routing.signing_key: {e}")))?;
         let codes = StatusCodes::new(&config.update_codes.0, &config.update_codes.1)
             .map_err(|e| RoutingError::Config(format!("routing update codes: {e}")))?;
-        let base = settings
-            .validation_context()
-            .map_err(|e| RoutingError::Config(e.to_string()))?;
         Ok(Self {
             config,
             store,
-            trust: base.trust_lists,
-            fetcher: base.fetcher.map(Arc::from),
+            trust: validation.trust_lists,
+            fetcher: validation.fetcher.map(Arc::from),
             commits: GroupCommit::default(),
             signer: Arc::new(signer),
             peers: PeerClient::new(connector),
@@ -843,7 +835,9 @@ impl Node {
                 .await?
                 .ok_or_else(|| RoutingError::NotFound(row.envelope_id.clone()))?;
             let limits = self.limits;
-            let package = blocking(move || Ok(edxml::parse(&envelope.bytes, &limits)?)).await?;
+            let package =
+                blocking(move || Ok::<_, RoutingError>(edxml::parse(&envelope.bytes, &limits)?))
+                    .await?;
             let doc = DocRef::of(&package);
             a.updates.push((row.id.clone(), new_state.into()));
             self.queue_status(&mut a, &doc, &row.owner_organ, code, description.clone())

@@ -13,7 +13,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::node::Node;
 use super::{backoff, RoutingError};
-use crate::api::{now_rfc3339, random_id};
+use crate::clock::now_rfc3339;
+use crate::ids::random_id;
 use crate::store::routing::{OutboxItem, TraceEvent};
 
 /// Items claimed per round.

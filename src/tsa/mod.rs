@@ -24,7 +24,7 @@ use x509_cert::ext::pkix::name::GeneralName;
 use x509_tsp::{Accuracy, TimeStampReq, TspVersion, TstInfo};
 
 use crate::cms::SignedDataBuilder;
-use crate::error::ErrorCode;
+use crate::code::ErrorCode;
 use crate::keys::KeySource;
 use crate::pki::alg::{DigestAlgorithm, RsaPadding, SignatureScheme};
 use crate::pki::oid;

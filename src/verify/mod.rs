@@ -24,7 +24,8 @@ pub use revocation::{Fetcher, HttpFetcher};
 use openssl::x509::X509;
 use time::OffsetDateTime;
 
-use crate::error::ErrorCode;
+use crate::clock::rfc3339;
+use crate::code::ErrorCode;
 use report::{ChainEntry, Coverage, Identifier, SignatureKind, Signer, TimestampReport};
 use signer::hash_parts;
 
@@ -613,14 +614,6 @@ fn asn1_time_rfc3339(t: &openssl::asn1::Asn1TimeRef) -> String {
             .unwrap_or_default(),
         Err(_) => String::new(),
     }
-}
-
-/// RFC 3339 in UTC, as every time in JSON is (CONTRACTS.md §1).
-pub fn rfc3339(t: OffsetDateTime) -> String {
-    let t = t.replace_nanosecond(0).unwrap_or(t);
-    t.to_offset(time::UtcOffset::UTC)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 /// Converts a PDF date `D:YYYYMMDDHHmmSS+HH'mm'` to RFC 3339 UTC.

@@ -307,7 +307,7 @@ fn entry(
             Status::Revoked(_) => "revoked",
             Status::Unknown(_) => "unknown",
         },
-        produced_at: Some(super::rfc3339(produced)),
+        produced_at: Some(crate::clock::rfc3339(produced)),
     }
 }
 

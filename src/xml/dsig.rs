@@ -598,7 +598,7 @@ pub fn parse_time(text: &str) -> Option<OffsetDateTime> {
     let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
     time::PrimitiveDateTime::parse(t.get(..19)?, &fmt)
         .ok()
-        .map(|p| p.assume_offset(crate::sign::VIETNAM))
+        .map(|p| p.assume_offset(crate::clock::VIETNAM))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -697,7 +697,7 @@ pub fn prepare(
     signing_time: OffsetDateTime,
     limits: &super::parse::Limits,
     id_names: &[&'static str],
-) -> Result<PreparedSignature, crate::Error> {
+) -> Result<PreparedSignature, XmlError> {
     let mut certs = vec![signer.certificate.to_owned()];
     certs.extend(signer.chain.iter().cloned());
     let cert_b64: Vec<String> = certs
@@ -723,9 +723,7 @@ pub fn prepare(
         },
         subject: rfc4514(signer.certificate.subject_name()),
         cert_b64,
-        time_text: signing_time
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
+        time_text: crate::clock::display_time(signing_time),
         digests: Vec::new(),
         signed_info: Vec::new(),
         limits: *limits,
@@ -760,8 +758,8 @@ pub fn prepare(
     Ok(prepared)
 }
 
-fn internal(why: String) -> crate::Error {
-    crate::Error::Xml(XmlError::Internal(why))
+fn internal(why: String) -> XmlError {
+    XmlError::Internal(why)
 }
 
 impl PreparedSignature {
@@ -772,7 +770,7 @@ impl PreparedSignature {
 
     /// Splices in the signature value (`raw` as [`crate::keys::KeySource::sign_message`]
     /// returns it) and returns the signed document, after checking it verifies (pass 3).
-    pub fn finish(self, raw: &[u8]) -> Result<Vec<u8>, crate::Error> {
+    pub fn finish(self, raw: &[u8]) -> Result<Vec<u8>, XmlError> {
         self.finish_checked(raw, true)
     }
 
@@ -780,7 +778,7 @@ impl PreparedSignature {
     /// engine rechecks a sample: every document is laid out by the same code over a layout
     /// whose digests were computed on the final splice, and the re-parse would cost as much
     /// as a third of the key operation.
-    pub fn finish_checked(self, raw: &[u8], recheck: bool) -> Result<Vec<u8>, crate::Error> {
+    pub fn finish_checked(self, raw: &[u8], recheck: bool) -> Result<Vec<u8>, XmlError> {
         let value = match self.scheme {
             SignatureScheme::Ecdsa(_) => {
                 ecdsa_der_to_raw(raw, self.key_bits.div_ceil(8) as usize).map_err(internal)?
@@ -867,10 +865,10 @@ fn own_signature<'a, 'i>(
     parsed: &'a Parsed<'i>,
     ids: &IdIndex,
     id: &str,
-) -> Result<Node<'a, 'i>, crate::Error> {
+) -> Result<Node<'a, 'i>, XmlError> {
     ids.get(id)
         .and_then(|n| parsed.doc.get_node(n))
-        .ok_or_else(|| crate::Error::Xml(XmlError::Internal("inserted Signature not found".into())))
+        .ok_or_else(|| XmlError::Internal("inserted Signature not found".into()))
 }
 
 /// DER `ECDSA-Sig-Value` → fixed-width r‖s (XML-DSig, RFC 4050).

@@ -18,7 +18,7 @@ pub use profile::Profile;
 
 use time::OffsetDateTime;
 
-use crate::error::ErrorCode;
+use crate::code::ErrorCode;
 use crate::keys::KeySource;
 use crate::pki::alg::SignatureScheme;
 
@@ -47,6 +47,9 @@ pub enum XmlError {
     /// A bug: the signature just built does not verify.
     #[error("internal XML signing error: {0}")]
     Internal(String),
+    /// The private-key operation failed.
+    #[error(transparent)]
+    Key(#[from] crate::keys::KeyError),
 }
 
 impl XmlError {
@@ -60,6 +63,7 @@ impl XmlError {
             Self::ProfileMismatch(_) => ErrorCode::XmlProfileMismatch,
             Self::Unsupported(_) => ErrorCode::XmlUnsupported,
             Self::Internal(_) => ErrorCode::Internal,
+            Self::Key(e) => e.code(),
         }
     }
 }
@@ -93,7 +97,7 @@ pub fn sign(
     key: &dyn KeySource,
     scheme: SignatureScheme,
     signing_time: OffsetDateTime,
-) -> Result<Vec<u8>, crate::Error> {
+) -> Result<Vec<u8>, XmlError> {
     let signer = dsig::Signer {
         certificate: key.certificate(),
         chain: key.chain(),
@@ -113,7 +117,7 @@ pub fn prepare(
     profile: Profile,
     signer: &dsig::Signer<'_>,
     signing_time: OffsetDateTime,
-) -> Result<dsig::PreparedSignature, crate::Error> {
+) -> Result<dsig::PreparedSignature, XmlError> {
     let limits = Limits::default();
     let parsed = parse::parse(input, &limits)?;
     let ids = dsig::IdIndex::build(&parsed.doc, profile.id_attributes())?;
