@@ -40,8 +40,8 @@ pub use error::AppError;
 pub const OPENAPI: &str = include_str!("../../schemas/openapi.json");
 
 pub use crate::clock::now_rfc3339;
-pub use crate::ids::{new_token, random_id};
 pub use crate::gateway::Settings;
+pub use crate::ids::{new_token, random_id};
 pub use crate::pki::alg::sha256_hex;
 
 /// Shared state of the router: the gateway's services and the HTTP metrics.
@@ -136,7 +136,8 @@ pub fn http_app() -> HttpApp<
     fn(
         Services,
         Option<Arc<crate::routing::Node>>,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Router, GatewayError>> + Send>>,
+    )
+        -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Router, GatewayError>> + Send>>,
 > {
     HttpApp {
         api: |services, node| Box::pin(app(services, node)),

@@ -181,7 +181,9 @@ pub fn run(cmd: DirectoryCommand) -> Result<u8, CliError> {
             } => {
                 let on = on.as_deref().map(date).transpose()?;
                 let db = open(&store.config(None)?).await?;
-                let r = Directory::new(db.store().clone()).resolve_on(&organ_id, on).await?;
+                let r = Directory::new(db.store().clone())
+                    .resolve_on(&organ_id, on)
+                    .await?;
                 print_json(&json!({
                     "organ_id": r.organ_id,
                     "redirected_from": r.redirected_from,

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::clock;
 use super::{Actor, GatewayError, Services};
+use crate::clock;
 use crate::store::{Client, KeyRecord};
 
 /// A new client: who it is and which keys it may sign with.

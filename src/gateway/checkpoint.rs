@@ -103,7 +103,9 @@ pub fn verify_checkpoint(
         )));
     };
     if !signature_report.intact {
-        return Err(refused("the signed content or the signature value is altered".into()));
+        return Err(refused(
+            "the signed content or the signature value is altered".into(),
+        ));
     }
     if signature_report.indication != Indication::TotalPassed
         || report.indication != Indication::TotalPassed
@@ -173,7 +175,10 @@ impl Services {
 
     /// Checks the audit chain, and with `checkpoint` (a file [`Services::create_checkpoint`]
     /// wrote) that it is this gateway's and nothing after it was cut off.
-    pub async fn verify_audit(&self, checkpoint: Option<&[u8]>) -> Result<ChainCheck, GatewayError> {
+    pub async fn verify_audit(
+        &self,
+        checkpoint: Option<&[u8]>,
+    ) -> Result<ChainCheck, GatewayError> {
         let head = match checkpoint {
             Some(file) => {
                 let name = &self.settings().receipt_key;
@@ -187,11 +192,10 @@ impl Services {
                 ctx.fetcher = None;
                 let file = file.to_vec();
                 let cert = key.certificate().clone();
-                let head = tokio::task::spawn_blocking(move || {
-                    verify_checkpoint(&file, &cert, &ctx)
-                })
-                .await
-                .map_err(|e| GatewayError::Worker(e.to_string()))??;
+                let head =
+                    tokio::task::spawn_blocking(move || verify_checkpoint(&file, &cert, &ctx))
+                        .await
+                        .map_err(|e| GatewayError::Worker(e.to_string()))??;
                 Some(head)
             }
             None => None,

@@ -280,13 +280,9 @@ impl GatewayConfig {
         settings.max_body_bytes = parsed.max_body_mib.unwrap_or(64) * 1024 * 1024;
         settings.offline = parsed.offline;
         settings.fetch_timeout = Duration::from_secs(parsed.fetch_timeout_secs.unwrap_or(10));
-        settings.request_timeout =
-            Duration::from_secs(parsed.request_timeout_secs.unwrap_or(300));
-        settings.drain_timeout = Duration::from_secs(
-            parsed
-                .shutdown_timeout_secs
-                .unwrap_or(DEFAULT_DRAIN_SECS),
-        );
+        settings.request_timeout = Duration::from_secs(parsed.request_timeout_secs.unwrap_or(300));
+        settings.drain_timeout =
+            Duration::from_secs(parsed.shutdown_timeout_secs.unwrap_or(DEFAULT_DRAIN_SECS));
         let listen = listen
             .map(String::from)
             .or(parsed.listen.clone())
@@ -354,7 +350,10 @@ mod tests {
         let config =
             GatewayConfig::load_with(None, None, Some(tmp.path()), env).expect("demo config");
         assert_eq!(
-            config.settings.key_password("other").map(|s| s.expose_secret()),
+            config
+                .settings
+                .key_password("other")
+                .map(|s| s.expose_secret()),
             Some("hunter2-s3cret")
         );
         let printed = format!("{config:?}");

@@ -30,12 +30,18 @@ const FILES: &[(&str, &[u8])] = &[
         "agency-signer.p12",
         include_bytes!("../../certs/demo/agency-signer.p12"),
     ),
-    ("root-ca.pem", include_bytes!("../../certs/demo/root-ca.pem")),
+    (
+        "root-ca.pem",
+        include_bytes!("../../certs/demo/root-ca.pem"),
+    ),
     (
         "issuing-ca.pem",
         include_bytes!("../../certs/demo/issuing-ca.pem"),
     ),
-    ("root-ca.crl", include_bytes!("../../certs/demo/root-ca.crl")),
+    (
+        "root-ca.crl",
+        include_bytes!("../../certs/demo/root-ca.crl"),
+    ),
     (
         "issuing-ca.crl",
         include_bytes!("../../certs/demo/issuing-ca.crl"),
@@ -97,8 +103,12 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let assets = DemoAssets::write(tmp.path()).expect("write");
         let key = crate::keys::Pkcs12Key::open(&assets.agency_key(), PASSWORD).expect("key");
-        assert!(crate::pki::subject_common_name(crate::keys::KeySource::certificate(&key)).is_some());
-        assert!(std::fs::read(assets.seal()).expect("seal").starts_with(b"\x89PNG"));
+        assert!(
+            crate::pki::subject_common_name(crate::keys::KeySource::certificate(&key)).is_some()
+        );
+        assert!(std::fs::read(assets.seal())
+            .expect("seal")
+            .starts_with(b"\x89PNG"));
         // A second write over the same folder is a no-op, not an error.
         DemoAssets::write(tmp.path()).expect("rewrite");
     }

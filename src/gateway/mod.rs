@@ -234,7 +234,12 @@ impl Services {
             Some(r) if r.agency == caller.agency => r,
             _ => return Err(GatewayError::UnknownKey(name.into())),
         };
-        if !self.inner.store.is_granted(&caller.id, &record.name).await? {
+        if !self
+            .inner
+            .store
+            .is_granted(&caller.id, &record.name)
+            .await?
+        {
             return Err(GatewayError::ForbiddenKey(record.name));
         }
         Ok(record)

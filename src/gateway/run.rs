@@ -73,7 +73,10 @@ impl Gateway {
     /// `[tls]`), the routing node (peer listener and outbox worker) with `[routing]`,
     /// retention with `retention_days`, and in demo mode the demo client and the demo
     /// publication point on its port (when free; one line on stderr otherwise).
-    pub async fn start<A, F>(config: GatewayConfig, app: HttpApp<A>) -> Result<Running, GatewayError>
+    pub async fn start<A, F>(
+        config: GatewayConfig,
+        app: HttpApp<A>,
+    ) -> Result<Running, GatewayError>
     where
         A: FnOnce(Services, Option<Arc<Node>>) -> F,
         F: Future<Output = Result<Router, GatewayError>>,
@@ -95,15 +98,8 @@ impl Gateway {
         let mut routing_addr = None;
         let node = match &config.routing {
             Some(routing) => {
-                let (node, addr) = spawn_node(
-                    routing,
-                    &services,
-                    app.peers,
-                    &stop,
-                    drain,
-                    &mut tasks,
-                )
-                .await?;
+                let (node, addr) =
+                    spawn_node(routing, &services, app.peers, &stop, drain, &mut tasks).await?;
                 routing_addr = Some(addr);
                 Some(node)
             }

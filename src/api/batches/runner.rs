@@ -10,9 +10,9 @@ use serde_json::json;
 use super::{io_error, stored_name, StoredOptions};
 use crate::api::{now_rfc3339, sha256_hex, AppError, AppState};
 use crate::batch::{AuditEvent, AuditSink, DocOutcome, DocStatus, Engine};
+use crate::gateway::{Actor, AuditLog};
 use crate::keys::KeySource;
 use crate::sign::TimeStamper;
-use crate::gateway::{Actor, AuditLog};
 use crate::store::{BatchRecord, Store, StoreError};
 
 /// Runs every unfinished batch whose folder is in this gateway's data folder; returns how many.
