@@ -31,18 +31,6 @@ pub enum Format {
 }
 
 impl Format {
-    /// Picks the format from the content: `%PDF-` at the start means PDF, `<` (after an
-    /// optional BOM and whitespace) XML, anything else CMS.
-    pub fn detect(input: &[u8]) -> Self {
-        // XML is signed as XML-DSig only when asked (`--format xml` or a profile): a detached
-        // .p7s over XML bytes is what the CLI contract promises by default.
-        if input.starts_with(b"%PDF-") {
-            Self::Pdf
-        } else {
-            Self::Cms
-        }
-    }
-
     /// The name used on the command line, in `format=` and in audit entries.
     pub fn name(self) -> &'static str {
         match self {
@@ -78,6 +66,90 @@ impl std::str::FromStr for Format {
             .find(|f| f.name() == s)
             .ok_or_else(|| UnknownFormat(s.to_string()))
     }
+}
+
+/// What besides the content may choose a document's format (CONTRACTS.md §1).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FormatHints<'a> {
+    /// `--format` / `format=`: always wins.
+    pub explicit: Option<Format>,
+    /// The input's file name (a file, a multipart part): one named `*.pdf` must be a PDF.
+    pub input_name: Option<&'a str>,
+    /// The output's file name, on the command line only: `*.p7s` / `*.p7m` selects CMS.
+    /// Over HTTP there is none, so there only `format=cms` selects CMS.
+    pub output_name: Option<&'a str>,
+}
+
+/// Why no format could be chosen for a document.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    /// Nothing to sign.
+    #[error("the input is empty: there is nothing to sign")]
+    Empty,
+    /// Named (or asked to be signed as) a PDF, but the content does not start with `%PDF-`.
+    #[error("{0} is not a PDF (it does not start with %PDF-)")]
+    NotPdf(String),
+    /// Neither a PDF nor XML, and nothing asked for CMS.
+    #[error("cannot choose a format: the content is neither a PDF (%PDF-) nor XML; ask for a detached CMS signature with format cms{0}")]
+    Undecided(&'static str),
+}
+
+impl From<FormatError> for Error {
+    fn from(e: FormatError) -> Self {
+        match e {
+            FormatError::NotPdf(_) => Error::Pdf(crate::pdf::PdfError::Malformed(e.to_string())),
+            FormatError::Empty | FormatError::Undecided(_) => Error::Usage(e.to_string()),
+        }
+    }
+}
+
+/// The one rule that chooses the format of a document to sign (CONTRACTS.md §1), used by
+/// `sign`, `batch-sign`, `POST /v1/sign` and `POST /v1/batches`; `head` is the document or
+/// its first KiB:
+/// 1. an empty input is always refused;
+/// 2. an explicit format wins (`pdf` over a non-PDF is `PDF_MALFORMED`);
+/// 3. on the command line an output named `*.p7s` / `*.p7m` selects CMS;
+/// 4. `%PDF-` selects PAdES; an input named `*.pdf` that is not a PDF is `PDF_MALFORMED`;
+/// 5. XML selects XML-DSig (the profile given, or the one its root element names);
+/// 6. anything else is refused, naming the rule.
+pub fn select_format(head: &[u8], hints: &FormatHints<'_>) -> Result<Format, FormatError> {
+    let named = |name: Option<&str>, exts: &[&str]| {
+        name.is_some_and(|n| {
+            let n = n.to_ascii_lowercase();
+            exts.iter().any(|e| n.ends_with(e))
+        })
+    };
+    let is_pdf = head.starts_with(b"%PDF-");
+    if head.is_empty() {
+        return Err(FormatError::Empty);
+    }
+    if let Some(format) = hints.explicit {
+        if format == Format::Pdf && !is_pdf {
+            return Err(FormatError::NotPdf(
+                hints.input_name.unwrap_or("the input").to_string(),
+            ));
+        }
+        return Ok(format);
+    }
+    if named(hints.output_name, &[".p7s", ".p7m"]) {
+        return Ok(Format::Cms);
+    }
+    if is_pdf {
+        return Ok(Format::Pdf);
+    }
+    if named(hints.input_name, &[".pdf"]) {
+        return Err(FormatError::NotPdf(
+            hints.input_name.unwrap_or_default().to_string(),
+        ));
+    }
+    if crate::xml::looks_like_xml(head) {
+        return Ok(Format::Xml);
+    }
+    Err(FormatError::Undecided(if hints.output_name.is_some() {
+        " (--format cms) or an output named *.p7s"
+    } else {
+        " (format=cms)"
+    }))
 }
 
 /// A format name that is none of `pdf`, `cms`, `xml` (or `auto`).
@@ -150,7 +222,7 @@ pub struct PdfDetails {
 
 /// Everything about one signature except the document and the key.
 pub struct SignRequest<'a> {
-    /// Container; `None` picks it from the content ([`Format::detect`]).
+    /// Container; `None` picks it from the content ([`select_format`]).
     pub format: Option<Format>,
     /// Baseline level; B-T needs `timestamper`.
     pub level: Level,
@@ -196,7 +268,10 @@ pub fn sign_document(
 ) -> Result<Signed, Error> {
     check_request(key, request)?;
     let scheme = SignatureScheme::for_key(key.algorithm(), request.digest, request.rsa_padding);
-    let format = request.format.unwrap_or_else(|| Format::detect(input));
+    let format = match request.format {
+        Some(format) => format,
+        None => select_format(input, &FormatHints::default())?,
+    };
     let bytes = match format {
         Format::Cms => {
             let builder = SignedDataBuilder::new(key, scheme, request.digest.digest(input))
@@ -311,4 +386,66 @@ fn finish_cms(
         pending.add_timestamp_token(&token)?;
     }
     Ok(pending)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hints<'a>(
+        explicit: Option<Format>,
+        input: Option<&'a str>,
+        output: Option<&'a str>,
+    ) -> FormatHints<'a> {
+        FormatHints {
+            explicit,
+            input_name: input,
+            output_name: output,
+        }
+    }
+
+    #[test]
+    fn one_rule_chooses_the_format() {
+        let pdf = b"%PDF-1.7\n...";
+        let xml = b"\xEF\xBB\xBF  <HSoThueDTu/>";
+        let random = b"\x00\x01binary";
+        let none = FormatHints::default();
+        assert_eq!(select_format(pdf, &none), Ok(Format::Pdf));
+        assert_eq!(select_format(xml, &none), Ok(Format::Xml));
+        // Random content: refused naming the rule, over HTTP and on the command line.
+        let http = select_format(random, &hints(None, None, None)).unwrap_err();
+        assert!(http.to_string().contains("format=cms"), "{http}");
+        let cli = select_format(random, &hints(None, Some("a.bin"), Some("a.sig"))).unwrap_err();
+        assert!(cli.to_string().contains("*.p7s"), "{cli}");
+        // Explicit CMS, or (command line) an output named *.p7s/*.p7m.
+        assert_eq!(
+            select_format(random, &hints(Some(Format::Cms), None, None)),
+            Ok(Format::Cms)
+        );
+        assert_eq!(
+            select_format(random, &hints(None, None, Some("x.P7S"))),
+            Ok(Format::Cms)
+        );
+        assert_eq!(
+            select_format(xml, &hints(None, None, Some("x.p7m"))),
+            Ok(Format::Cms)
+        );
+        // A file named *.pdf that is not a PDF is malformed, also with format=pdf.
+        assert!(matches!(
+            select_format(random, &hints(None, Some("decision.PDF"), None)),
+            Err(FormatError::NotPdf(_))
+        ));
+        assert!(matches!(
+            select_format(xml, &hints(Some(Format::Pdf), None, None)),
+            Err(FormatError::NotPdf(_))
+        ));
+        assert_eq!(
+            Error::from(FormatError::NotPdf("a.pdf".into())).code(),
+            crate::ErrorCode::PdfMalformed
+        );
+        // An empty input is always refused, whatever asks for it.
+        for h in [none, hints(Some(Format::Cms), None, Some("x.p7s"))] {
+            assert_eq!(select_format(b"", &h), Err(FormatError::Empty));
+        }
+    }
 }

@@ -251,15 +251,8 @@ fn audit_verify(b: &Backend, checkpoint: Option<&Path>) -> (i32, String) {
     )
 }
 
-/// The demo PKI's OCSP/CRL server on 127.0.0.1:8089, the URL the committed demo certificates
-/// name: the demo-mode gateway checks revocation there. Started once for this test binary.
-fn demo_pki_server() -> &'static SigngateServer {
-    static SERVER: std::sync::OnceLock<SigngateServer> = std::sync::OnceLock::new();
-    SERVER.get_or_init(|| SigngateServer::pki_serve(&common::repo_root().join("certs/demo"), 8089))
-}
-
+/// The demo gateway answers its demo PKI's OCSP/CRL in-process: no server on 127.0.0.1:8089.
 fn gateway_suite(b: &Backend) {
-    demo_pki_server();
     let server = b.serve();
     let url = server.url.clone();
     let at = |path: &str| format!("{url}{path}");

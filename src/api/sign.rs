@@ -82,14 +82,30 @@ pub(super) async fn sign(
     let key = state.signing_key(&record).await?;
     let seal_size_mm = record.seal_size_mm.unwrap_or(36.0);
     let doc_number = q.doc_number.clone();
+    let head = match &input {
+        spool::Input::Memory(bytes) => bytes.slice(..bytes.len().min(1024)).to_vec(),
+        spool::Input::File { path, .. } => read_head(path).await?,
+    };
+    // Over HTTP only `format=cms` selects CMS (CONTRACTS.md §1).
+    let resolved = crate::sign::select_format(
+        &head,
+        &crate::sign::FormatHints {
+            explicit: format,
+            ..Default::default()
+        },
+    )
+    .map_err(crate::Error::from)?;
+    if xml_profile.is_some() && resolved != Format::Xml {
+        return Err(AppError::BadRequest(
+            "profile applies to XML documents only".into(),
+        ));
+    }
     let (input, input_hash) = match input {
         spool::Input::Memory(bytes) => {
             let hash = sha256_hex(&bytes);
             (Source::Memory(bytes), hash)
         }
         spool::Input::File { path, sha256 } => {
-            let head = read_head(&path).await?;
-            let resolved = format.unwrap_or_else(|| Format::detect(&head));
             if resolved == Format::Pdf {
                 (Source::File(path), sha256)
             } else {
@@ -104,10 +120,6 @@ pub(super) async fn sign(
     let spool_dir = settings.spool_dir.clone();
     let (resolved, output, output_hash) = blocking(move || {
         let signing_time = OffsetDateTime::now_utc().to_offset(crate::clock::VIETNAM);
-        let resolved = match &input {
-            Source::Memory(bytes) => format.unwrap_or_else(|| Format::detect(bytes)),
-            Source::File(_) => Format::Pdf,
-        };
         let visible = if resolved == Format::Pdf {
             visible_signature(
                 &*key,

@@ -49,10 +49,22 @@ use journal::{JournalEntry, JournalIndex, JournalWriter};
 /// Prefix of the engine's temporary files in the output folder (stale ones are removed at start).
 const TEMP_PREFIX: &str = ".signgate-batch-";
 
+/// The format of an output the engine wrote: `NAME.p7s` is CMS; PAdES and XML-DSig outputs
+/// keep their input's name, so their content tells them apart.
+pub fn output_format(name: &str, content: &[u8]) -> Format {
+    if name.ends_with(".p7s") {
+        Format::Cms
+    } else if content.starts_with(b"%PDF-") {
+        Format::Pdf
+    } else {
+        Format::Xml
+    }
+}
+
 /// How a batch signs.
 #[derive(Debug, Clone)]
 pub struct BatchOptions {
-    /// Container; `None` picks it per document from the content.
+    /// Container; `None` picks it per document by [`crate::sign::select_format`].
     pub format: Option<Format>,
     /// Baseline level; B-T needs a time-stamper.
     pub level: Level,
@@ -62,8 +74,7 @@ pub struct BatchOptions {
     pub rsa_padding: RsaPadding,
     /// Claimed signing time of every signature in the batch.
     pub signing_time: OffsetDateTime,
-    /// XML-DSig profile; `None` picks it from each document's root element. With a profile
-    /// and no `format`, XML inputs are signed as XML-DSig instead of CMS.
+    /// XML-DSig profile; `None` picks it from each document's root element.
     pub xml_profile: Option<crate::xml::Profile>,
     /// PDF /Reason.
     pub reason: Option<String>,
@@ -602,14 +613,16 @@ impl Engine {
         let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0) + 8192);
         std::io::Read::read_to_end(&mut source, &mut bytes).map_err(read_fail)?;
         drop(source);
-        let format = self.options.format.unwrap_or_else(|| {
-            // With a profile, XML inputs get XML-DSig; without, every non-PDF is CMS.
-            if self.options.xml_profile.is_some() && crate::xml::looks_like_xml(&bytes) {
-                Format::Xml
-            } else {
-                Format::detect(&bytes)
-            }
-        });
+        let input_name = job.input.file_name().map(|n| n.to_string_lossy());
+        let format = crate::sign::select_format(
+            &bytes,
+            &crate::sign::FormatHints {
+                explicit: self.options.format,
+                input_name: input_name.as_deref(),
+                output_name: None,
+            },
+        )
+        .map_err(|e| fail(None, e.into()))?;
         let output_name = match format {
             Format::Pdf => job.name.clone(),
             Format::Cms => format!("{}.p7s", job.name),

@@ -31,8 +31,8 @@ pub struct BatchArgs {
     /// Concurrent private-key operations (default: number of cores; lower it for USB tokens).
     #[arg(long)]
     jobs: Option<usize>,
-    /// Container: pdf, cms, xml (XML-DSig), or auto (PDF when the file starts with %PDF-;
-    /// XML-DSig for XML when --profile is given; else CMS).
+    /// Container: pdf, cms, xml (XML-DSig), or auto (PAdES when the file starts with %PDF-,
+    /// XML-DSig for XML; anything else is refused unless --format cms).
     #[arg(long, default_value = "auto", value_parser = ["auto", "pdf", "cms", "xml"])]
     format: String,
     /// XML signature profile: tax, social-insurance, e-invoice, edxml or enveloped; without

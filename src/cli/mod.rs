@@ -32,9 +32,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Sign a document (PAdES for PDF, CAdES detached .p7s for anything else).
+    /// Sign a document (PAdES for PDF, XML-DSig for XML, CAdES detached with --format cms or an
+    /// output named *.p7s).
     Sign(sign::SignArgs),
-    /// Sign many documents with one key (PDF, or CMS .p7s), resumable.
+    /// Sign many documents with one key (PAdES, XML-DSig, or CMS .p7s), resumable.
     BatchSign(batch::BatchArgs),
     /// Measure signing throughput against the raw key rate.
     #[command(subcommand)]

@@ -22,7 +22,8 @@ pub struct SignArgs {
     /// Output: the signed PDF, or the detached .p7s for CMS (`-` for standard output).
     #[arg(long)]
     out: PathBuf,
-    /// Container: pdf (PAdES), cms (detached CAdES .p7s) or xml (XML-DSig); default from the content.
+    /// Container: pdf (PAdES), cms (detached CAdES .p7s) or xml (XML-DSig); default: PAdES for
+    /// a PDF, CMS for an output named *.p7s/*.p7m, XML-DSig for XML; anything else is refused.
     #[arg(long, value_parser = ["pdf", "cms", "xml"])]
     format: Option<String>,
     /// XML signature profile: tax, social-insurance, e-invoice, edxml or enveloped; default from
@@ -93,8 +94,19 @@ pub fn run(args: SignArgs) -> Result<u8, CliError> {
     let key = super::open_key(&args.key)?;
     let signing_time = OffsetDateTime::now_utc().to_offset(crate::clock::VIETNAM);
     let visible = visible_signature(&args, key.as_ref(), page, rect, signing_time)?;
-    let format = format.or(xml_profile.map(|_| Format::Xml));
-    let resolved = format.unwrap_or_else(|| Format::detect(&input));
+    let name = |p: &std::path::Path| {
+        (p != std::path::Path::new("-")).then(|| p.to_string_lossy().into_owned())
+    };
+    let (input_name, output_name) = (name(&args.input), name(&args.out));
+    let resolved = sign::select_format(
+        &input,
+        &sign::FormatHints {
+            explicit: format.or(xml_profile.map(|_| Format::Xml)),
+            input_name: input_name.as_deref(),
+            output_name: output_name.as_deref(),
+        },
+    )
+    .map_err(crate::Error::from)?;
     if xml_profile.is_some() && resolved != Format::Xml {
         return Err(CliError::usage("--profile applies to XML input only"));
     }
@@ -105,7 +117,7 @@ pub fn run(args: SignArgs) -> Result<u8, CliError> {
     }
     let timestamper = args.signature.timestamper();
     let request = SignRequest {
-        format,
+        format: Some(resolved),
         level: args.signature.level,
         digest: args.signature.digest,
         rsa_padding: args.signature.rsa_padding,

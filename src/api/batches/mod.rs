@@ -394,11 +394,7 @@ pub(super) async fn document(
     let bytes = tokio::fs::read(&path)
         .await
         .map_err(|e| io_error("cannot read", &path, e))?;
-    let content_type = if output.ends_with(".p7s") {
-        "application/pkcs7-signature"
-    } else {
-        "application/pdf"
-    };
+    let content_type = crate::batch::output_format(&output, &bytes).media_type();
     Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response())
 }
 

@@ -238,12 +238,15 @@ impl Recorder {
     }
 }
 
+/// The format name of a signed output, for the metrics (reads its first bytes).
 fn format_name(output: &Path) -> &'static str {
-    if output.extension().is_some_and(|e| e == "p7s") {
-        "cms"
-    } else {
-        "pdf"
-    }
+    use std::io::Read;
+    let mut head = [0u8; 5];
+    let n = std::fs::File::open(output)
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or(0);
+    let name = output.file_name().unwrap_or_default().to_string_lossy();
+    crate::batch::output_format(&name, &head[..n]).name()
 }
 
 impl AuditSink for Recorder {
