@@ -105,10 +105,13 @@ fn check_config_validates_and_exits() {
         .arg(tmp.path().join("data"))
         .env("SIGNGATE_KEY_PASSWORD", "x")
         .env_remove("SIGNGATE_DATABASE_URL"));
-    assert_ne!(o.status.code(), Some(0), "{}", stderr_str(&o));
+    assert_exit(&o, 64, "a key file that does not exist");
     let line = stderr_str(&o);
-    assert!(line.starts_with("signgate: "), "{line}");
-    assert!(line.contains("k.p12") || line.contains("KEY_"), "{line}");
+    assert!(line.starts_with("signgate: USAGE: key 'k'"), "{line}");
+    assert!(
+        line.contains("k.p12") && line.lines().count() == 1,
+        "{line}"
+    );
     // Unknown fields are a usage error (64).
     std::fs::write(&config, "nonsense = 1\n").expect("write");
     let o = run(signgate(["serve", "--check-config", "--config"])

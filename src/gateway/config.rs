@@ -307,27 +307,30 @@ impl GatewayConfig {
     }
 
     /// Checks what start-up would need beyond parsing, without opening the database: the
-    /// listen address, the TLS identity, the key files and their passwords, and the trust
-    /// anchors (`signgate serve --check-config`).
+    /// listen address, the TLS identity, the key files and their passwords, the seals and the
+    /// trust anchors (`signgate serve --check-config`). Every failure is a configuration
+    /// error naming what is wrong.
     pub fn check(&self) -> Result<(), GatewayError> {
+        let invalid =
+            |what: &str, e: &dyn std::fmt::Display| GatewayError::Config(format!("{what}: {e}"));
         super::listen_address(&self.listen)?;
         if let Some(tls) = &self.tls {
-            tls.acceptor().map_err(GatewayError::Config)?;
+            tls.acceptor().map_err(|e| invalid("[tls]", &e))?;
         }
         for key in &self.keys {
+            let what = format!("key '{}' ({})", key.name, key.p12_path);
             let password = self.settings.key_password_text(&key.name);
             crate::keys::Pkcs12Key::open(Path::new(&key.p12_path), &password)
-                .map_err(crate::Error::from)?;
+                .map_err(|e| invalid(&what, &e))?;
             if let Some(seal) = &key.seal_path {
                 if !Path::new(seal).is_file() {
-                    return Err(GatewayError::Config(format!(
-                        "key '{}': seal {seal} does not exist",
-                        key.name
-                    )));
+                    return Err(invalid(&what, &format!("seal {seal} does not exist")));
                 }
             }
         }
-        self.settings.validation_context()?;
+        self.settings
+            .validation_context()
+            .map_err(|e| invalid("trust", &e))?;
         Ok(())
     }
 }
