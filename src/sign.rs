@@ -167,6 +167,16 @@ pub enum Level {
     BT,
 }
 
+impl Level {
+    /// The name used on the command line and in options (`b-b`, `b-t`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::BB => "b-b",
+            Self::BT => "b-t",
+        }
+    }
+}
+
 impl std::str::FromStr for Level {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

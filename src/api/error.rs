@@ -9,7 +9,6 @@ use axum::response::{IntoResponse, Response};
 
 use crate::error::ErrorCode;
 use crate::gateway::GatewayError;
-use crate::store::StoreError;
 
 tokio::task_local! {
     /// The id of the request being served (set by the request middleware).
@@ -53,22 +52,28 @@ pub enum AppError {
     /// The gateway is not ready (database unreachable, a key does not open).
     #[error("not ready: {0}")]
     NotReady(String),
-    /// The database failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
     /// Anything else that is our fault.
     #[error("{0}")]
     Internal(String),
+}
+
+impl From<crate::blocking::WorkerFailed> for AppError {
+    fn from(e: crate::blocking::WorkerFailed) -> Self {
+        AppError::Internal(e.to_string())
+    }
 }
 
 impl From<GatewayError> for AppError {
     fn from(e: GatewayError) -> Self {
         match e {
             GatewayError::Domain(e) => AppError::Domain(e),
-            GatewayError::Store(e) => AppError::Store(e),
+            GatewayError::Store(e) => AppError::Internal(e.to_string()),
             GatewayError::UnknownKey(_) => AppError::NotFound("key"),
             GatewayError::ForbiddenKey(name) => AppError::ForbiddenKey(name),
             GatewayError::UnknownClient(_) => AppError::NotFound("client"),
+            GatewayError::NotFound(what) => AppError::NotFound(what),
+            GatewayError::NotSigned(why) => AppError::NotSigned(why),
+            GatewayError::Invalid(why) => AppError::BadRequest(why),
             e @ (GatewayError::Config(_)
             | GatewayError::ConfigMissing(_)
             | GatewayError::ForeignKey(_)
@@ -76,7 +81,8 @@ impl From<GatewayError> for AppError {
             | GatewayError::Checkpoint(_)) => AppError::BadRequest(e.to_string()),
             e @ (GatewayError::NoReceiptKey(_)
             | GatewayError::Listen { .. }
-            | GatewayError::Worker(_)) => AppError::Internal(e.to_string()),
+            | GatewayError::Worker(_)
+            | GatewayError::Io(_)) => AppError::Internal(e.to_string()),
         }
     }
 }
@@ -136,9 +142,7 @@ impl AppError {
             AppError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "TIMEOUT"),
             AppError::NotSigned(_) => (StatusCode::CONFLICT, "NOT_SIGNED"),
             AppError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "NOT_READY"),
-            AppError::Store(_) | AppError::Internal(_) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL")
-            }
+            AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
         }
     }
 }

@@ -1,6 +1,6 @@
-//! The HTTP gateway (CONTRACTS.md §4): routes, bearer-token or client-certificate auth, limits, metrics and the
-//! error shape. Handlers are thin: signing and verification run in `spawn_blocking` through
-//! [`crate::sign`] and [`crate::verify`]; persistence goes through [`crate::store`].
+//! The HTTP adapter (CONTRACTS.md §4): routes, bearer-token or client-certificate auth, limits,
+//! metrics and the error shape. Handlers parse the request, call a [`crate::gateway`] service
+//! and render its answer; the signing, verification, storage and audit are the gateway's.
 //!
 //! Access control: a client sees its own agency only. A key, submission or audit record of
 //! another agency answers 404 exactly as a missing one does; a key of the caller's agency
@@ -8,7 +8,6 @@
 
 pub mod batches;
 pub mod error;
-pub mod metrics;
 pub mod route;
 mod sign;
 mod spool;
@@ -28,11 +27,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use subtle::ConstantTimeEq;
 
-use crate::gateway::{Actor, GatewayError, HttpApp, Services};
-use crate::keys::Pkcs12Key;
-use crate::store::{Client, KeyRecord, Store};
+use crate::gateway::access::{AuditPage, Credential};
+use crate::gateway::Client;
+use crate::gateway::{GatewayError, HttpApp, Services};
 use crate::tls::PeerCertificate;
 pub use error::AppError;
 
@@ -44,7 +42,7 @@ pub use crate::gateway::Settings;
 pub use crate::ids::{new_token, random_id};
 pub use crate::pki::alg::sha256_hex;
 
-/// Shared state of the router: the gateway's services and the HTTP metrics.
+/// Shared state of the router: the gateway's services.
 #[derive(Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
@@ -52,23 +50,13 @@ pub struct AppState {
 
 struct Inner {
     services: Services,
-    metrics: metrics::Metrics,
 }
 
 impl AppState {
-    /// State over `store` with `settings`; starts the audit writer, so it must be called
-    /// inside the Tokio runtime that serves.
-    pub fn new(store: Store, settings: Settings) -> Self {
-        Self::over(Services::new(store, settings))
-    }
-
     /// State over existing `services`.
     pub fn over(services: Services) -> Self {
         Self {
-            inner: Arc::new(Inner {
-                services,
-                metrics: metrics::Metrics::default(),
-            }),
+            inner: Arc::new(Inner { services }),
         }
     }
 
@@ -77,40 +65,9 @@ impl AppState {
         &self.inner.services
     }
 
-    /// The store.
-    pub fn store(&self) -> &Store {
-        self.inner.services.store()
-    }
-
     fn settings(&self) -> &Settings {
         self.inner.services.settings()
     }
-
-    /// Opens (once, then cached) the PKCS#12 file of `record`, off the runtime.
-    async fn signing_key(&self, record: &KeyRecord) -> Result<Arc<Pkcs12Key>, AppError> {
-        Ok(self.inner.services.signing_key(record).await?)
-    }
-
-    /// The key `name` for `caller`: 404 when it is missing or another agency's, 403 when it
-    /// is the caller's agency's but not granted to this client.
-    async fn granted_key(&self, caller: &Client, name: &str) -> Result<KeyRecord, AppError> {
-        Ok(self.inner.services.granted_key(caller, name).await?)
-    }
-
-    async fn audit(&self, caller: &Client, action: &str, subject: Value) -> Result<i64, AppError> {
-        let actor = Actor {
-            agency: caller.agency.clone(),
-            client: caller.id.clone(),
-        };
-        Ok(self.inner.services.audit(&actor, action, subject).await?)
-    }
-}
-
-/// Runs crypto off the async runtime.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, crate::Error> + Send + 'static,
-) -> Result<T, AppError> {
-    Ok(crate::gateway::blocking(f).await?)
 }
 
 /// The HTTP adapter as the gateway starts it: the API router over `services` (with the
@@ -119,12 +76,11 @@ pub async fn app(
     services: Services,
     node: Option<Arc<crate::routing::Node>>,
 ) -> Result<Router, GatewayError> {
-    let state = AppState::over(services);
-    let resumed = batches::resume(&state).await?;
+    let resumed = services.resume_batches().await?;
     if resumed > 0 {
         tracing::warn!(resumed, "resuming unfinished batches");
     }
-    let router = router(state);
+    let router = router(AppState::over(services));
     Ok(match node {
         Some(node) => router.layer(axum::Extension(node)),
         None => router,
@@ -199,8 +155,8 @@ async fn track(State(state): State<AppState>, req: Request, next: Next) -> Respo
     tracing::info!(request_id = %id, route = %route, status = response.status().as_u16(),
         ms = started.elapsed().as_millis() as u64, "request");
     state
-        .inner
-        .metrics
+        .services()
+        .metrics()
         .request(&route, response.status().as_u16(), started.elapsed());
     if let Ok(v) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", v);
@@ -225,25 +181,20 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
-        let client = match (token, parts.extensions.get::<PeerCertificate>()) {
-            (Some(token), _) => {
-                let hash = sha256_hex(token.as_bytes());
-                let client = state.store().client_by_token_hash(&hash).await?;
-                client.filter(|c| bool::from(c.token_sha256.as_bytes().ct_eq(hash.as_bytes())))
-            }
-            // The TLS layer verified the chain to `[tls] client_ca`; the fingerprint names
-            // the client.
-            (None, Some(cert)) => {
-                state
-                    .store()
-                    .client_by_cert_fingerprint(&cert.fingerprint())
-                    .await?
-            }
-            (None, None) => None,
+        let fingerprint = parts
+            .extensions
+            .get::<PeerCertificate>()
+            .map(PeerCertificate::fingerprint);
+        // The TLS layer verified a client certificate's chain to `[tls] client_ca`; its
+        // fingerprint names the client when no token is given.
+        let credential = match (token, &fingerprint) {
+            (Some(token), _) => Credential::Token(token),
+            (None, Some(fingerprint)) => Credential::Certificate(fingerprint),
+            (None, None) => return Err(AppError::Unauthorized),
         };
-        match client {
-            Some(client) if !client.revoked => Ok(Caller(client)),
-            _ => Err(AppError::Unauthorized),
+        match state.services().authenticate(credential).await? {
+            Some(client) => Ok(Caller(client)),
+            None => Err(AppError::Unauthorized),
         }
     }
 }
@@ -286,16 +237,12 @@ async fn audit(
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, AppError> {
     let Query(q) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let records = state
-        .store()
-        .audit_for_agency(
-            &caller.agency,
-            q.after.unwrap_or(0),
-            q.action.as_deref(),
-            limit,
-        )
-        .await?;
+    let page = AuditPage {
+        after: q.after.unwrap_or(0),
+        action: q.action.as_deref(),
+        limit: q.limit.unwrap_or(100),
+    };
+    let records = state.services().audit_records(&caller, page).await?;
     let records: Vec<Value> = records
         .into_iter()
         .map(|r| {
@@ -318,7 +265,7 @@ async fn openapi() -> Response {
 }
 
 async fn healthz(State(state): State<AppState>) -> Result<Response, AppError> {
-    state.store().audit_head().await?;
+    state.services().alive().await?;
     Ok(Json(json!({"status": "ok"})).into_response())
 }
 
@@ -335,10 +282,10 @@ async fn metrics_text(
     State(state): State<AppState>,
     node: Option<axum::Extension<std::sync::Arc<crate::routing::Node>>>,
 ) -> Response {
-    let mut text = state.inner.metrics.render();
+    let mut text = state.services().metrics().render();
     if let Some(axum::Extension(node)) = node {
-        match node.store().route_outbox_states().await {
-            Ok(states) => text.push_str(&metrics::render_route_outbox(&states)),
+        match state.services().outbox_states(&node).await {
+            Ok(states) => text.push_str(&crate::gateway::metrics::render_route_outbox(&states)),
             Err(e) => tracing::warn!("metrics: routing outbox counts unavailable: {e}"),
         }
     }

@@ -27,6 +27,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{AppError, AppState, Caller};
+use crate::gateway::GatewayError;
 use crate::routing::tls::PeerCertificate;
 use crate::routing::worker::{encode, REASON_HEADER, STATUS_HEADER};
 use crate::routing::{Node, Receipt, RoutingError};
@@ -34,7 +35,7 @@ use crate::routing::{Node, Receipt, RoutingError};
 impl From<RoutingError> for AppError {
     fn from(e: RoutingError) -> Self {
         match e {
-            RoutingError::Store(s) => AppError::Store(s),
+            RoutingError::Store(s) => AppError::Internal(s.to_string()),
             other => AppError::Domain(crate::Error::Routing(other)),
         }
     }
@@ -122,8 +123,8 @@ async fn outbox(caller: Caller, node: Option<Extension<Arc<Node>>>) -> Result<Re
     Ok(Json(json!({
         "node": node.config.node_id,
         "agency": agency,
-        "outbox": node.store().route_outbox_states_for(agency).await?,
-        "documents": node.store().route_document_states_for(agency).await?,
+        "outbox": node.store().route_outbox_states_for(agency).await.map_err(GatewayError::from)?,
+        "documents": node.store().route_document_states_for(agency).await.map_err(GatewayError::from)?,
         "since_start": {
             "accepted": c.accepted.load(Relaxed), "duplicates": c.duplicates.load(Relaxed),
             "refused": c.refused.load(Relaxed), "delivered": c.delivered.load(Relaxed),

@@ -11,24 +11,11 @@ use std::task::{ready, Context, Poll};
 use axum::body::{Body, Bytes};
 use http_body_util::BodyExt;
 use hyper::body::{Frame, SizeHint};
-use tempfile::TempPath;
 use tokio::io::{AsyncRead, ReadBuf};
 
 use super::AppError;
+use crate::gateway::signing::Document as Input;
 use crate::pki::alg::{DigestAlgorithm, Hasher};
-
-/// A request body as received.
-pub(super) enum Input {
-    /// At most the streaming threshold, in memory.
-    Memory(Bytes),
-    /// Larger: in a temporary file (deleted when dropped), with its SHA-256 (hex).
-    File {
-        /// The temporary file.
-        path: TempPath,
-        /// SHA-256 of the bytes, lowercase hex.
-        sha256: String,
-    },
-}
 
 /// Reads `body`, refusing more than `limit` bytes; above `threshold` bytes it continues into a
 /// temporary file in `dir` (created if missing), hashing as it writes.
@@ -83,25 +70,21 @@ fn spool_error(e: impl std::fmt::Display) -> AppError {
 
 async fn new_spool_file(dir: &Path) -> Result<tempfile::NamedTempFile, AppError> {
     let dir = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        std::fs::create_dir_all(&dir)?;
+    crate::blocking::run(move || {
+        std::fs::create_dir_all(&dir).map_err(spool_error)?;
         tempfile::Builder::new()
             .prefix("in_")
             .suffix(".part")
             .tempfile_in(&dir)
+            .map_err(spool_error)
     })
     .await
-    .map_err(spool_error)?
-    .map_err(spool_error)
 }
 
 /// Appends `data` to `file` off the runtime (the file stays owned by the caller).
 async fn write_blocking(file: &mut tempfile::NamedTempFile, data: Vec<u8>) -> Result<(), AppError> {
     let mut handle = file.as_file().try_clone().map_err(spool_error)?;
-    tokio::task::spawn_blocking(move || handle.write_all(&data))
-        .await
-        .map_err(spool_error)?
-        .map_err(spool_error)
+    crate::blocking::run(move || handle.write_all(&data).map_err(spool_error)).await
 }
 
 /// A response body read from an open file of known length, 256 KiB at a time.

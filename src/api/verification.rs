@@ -1,14 +1,12 @@
-//! `POST /v1/verify`, and the document reading and verification that submissions share.
+//! `POST /v1/verify`, and the reading of a document (raw or multipart) that submissions share.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
 
-use super::{blocking, body, sha256_hex, AppError, AppState, Caller};
-use crate::verify;
+use super::{body, AppError, AppState, Caller};
 
 /// The document (and, for a detached CMS signature, its content) of a verify or submit body:
 /// the raw body, or multipart parts `signature` + `content` (or `document`).
@@ -58,37 +56,6 @@ pub(super) async fn read_document(
     Ok((document, content))
 }
 
-pub(super) async fn run_verification(
-    state: &AppState,
-    document: Bytes,
-    content: Option<Bytes>,
-) -> Result<verify::Report, AppError> {
-    let ctx = state.settings().validation_context()?;
-    let report = blocking(move || {
-        verify::document(
-            "document",
-            &document,
-            content.as_deref(),
-            &verify::Policy::default(),
-            &ctx,
-        )
-        .map_err(crate::Error::from)
-    })
-    .await?;
-    state
-        .inner
-        .metrics
-        .verdict(&indication_name(report.indication));
-    Ok(report)
-}
-
-pub(super) fn indication_name(i: verify::Indication) -> String {
-    serde_json::to_value(i)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_default()
-}
-
 /// `POST /v1/verify`: the validation report of the body (or of multipart `signature` + `content`).
 pub(super) async fn verify_document(
     State(state): State<AppState>,
@@ -96,18 +63,10 @@ pub(super) async fn verify_document(
     req: Request,
 ) -> Result<Response, AppError> {
     let (document, content) = read_document(&state, req).await?;
-    let sha256 = sha256_hex(&document);
-    let report = run_verification(&state, document, content).await?;
-    let seq = state
-        .audit(
-            &caller,
-            "verify",
-            json!({"sha256": sha256, "indication": indication_name(report.indication)}),
-        )
-        .await?;
-    let mut response = Json(report).into_response();
+    let verified = state.services().verify(&caller, document, content).await?;
+    let mut response = Json(verified.report).into_response();
     response
         .headers_mut()
-        .insert("signgate-audit-id", HeaderValue::from(seq));
+        .insert("signgate-audit-id", HeaderValue::from(verified.audit_seq));
     Ok(response)
 }

@@ -19,8 +19,8 @@ use super::CliError;
 use crate::api::{self, AppState, Settings};
 use crate::batch::{sample, BatchOptions, Engine};
 use crate::error::ErrorCode;
+use crate::gateway::KeyRecord;
 use crate::keys::KeySource;
-use crate::store::{KeyRecord, Store};
 
 /// Arguments of `signgate bench http`.
 #[derive(Debug, Args)]
@@ -75,10 +75,7 @@ pub fn run(args: BenchHttpArgs) -> Result<u8, CliError> {
 
     // The gateway, in-process, on its own runtime.
     let runtime = tokio::runtime::Runtime::new().map_err(|e| internal("runtime", e))?;
-    let (url, token) = runtime.block_on(async {
-        let store = Store::open(&Store::sqlite_url(work.path()))
-            .await
-            .map_err(|e| internal("database", e))?;
+    let (url, token, _server) = runtime.block_on(async {
         let key = KeyRecord {
             name: "bench".into(),
             agency: "bench".into(),
@@ -86,16 +83,18 @@ pub fn run(args: BenchHttpArgs) -> Result<u8, CliError> {
             seal_path: None,
             seal_size_mm: None,
         };
-        store
-            .upsert_key(&key, &api::now_rfc3339())
-            .await
-            .map_err(|e| internal("database", e))?;
         let mut settings = Settings::new(work.path(), "bench");
         settings.offline = true;
         settings
             .key_passwords
             .insert("bench".into(), crate::gateway::Secret::from("bench"));
-        let services = crate::gateway::Services::new(store, settings);
+        let services = crate::gateway::Services::connect(
+            &crate::gateway::sqlite_url(work.path()),
+            settings,
+            &[key],
+        )
+        .await
+        .map_err(|e| internal("database", e))?;
         let token = services
             .add_client(crate::gateway::admin::NewClient {
                 agency: "bench".into(),
@@ -111,8 +110,8 @@ pub fn run(args: BenchHttpArgs) -> Result<u8, CliError> {
             .await
             .map_err(|e| internal("listen", e))?;
         let addr = listener.local_addr().map_err(|e| internal("listen", e))?;
-        tokio::spawn(async move { axum::serve(listener, router).await });
-        Ok::<_, CliError>((format!("http://{addr}/v1/sign?key=bench"), token))
+        let server = crate::gateway::BackgroundServer::start(listener, router);
+        Ok::<_, CliError>((format!("http://{addr}/v1/sign?key=bench"), token, server))
     })?;
 
     // Warm-up: opens the key (cached afterwards) and every client's connection.

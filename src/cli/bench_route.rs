@@ -19,7 +19,6 @@ use crate::error::ErrorCode;
 use crate::keys::{KeySource, Pkcs12Key};
 use crate::pki::demo::{DemoOptions, LeafKey, LeafProfile, LeafSpec};
 use crate::routing::{lifecycle, Node, RoutingConfig, RoutingFileConfig};
-use crate::store::Store;
 
 /// Arguments of `signgate bench route`.
 #[derive(Debug, Args)]
@@ -217,99 +216,101 @@ pub fn run(args: BenchRouteArgs) -> Result<u8, CliError> {
         envelopes.push(envelope(&agency, n, &pdf)?);
     }
     let size = envelopes.first().map(|(_, b)| b.len()).unwrap_or(0);
-    let (accept, e2e) = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", pki_port))
-            .await
-            .map_err(|e| fail("publication listener", e))?;
-        tokio::spawn(async move { axum::serve(listener, publication).await });
-        let settings = settings(&root, tmp.path());
-        let open = |name: &str| {
-            let path = tmp.path().join(format!("db-{name}"));
-            async move {
-                std::fs::create_dir_all(&path).map_err(|e| fail("db dir", e))?;
-                Store::open(&Store::sqlite_url(&path))
+    let (accept, e2e) =
+        runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", pki_port))
+                .await
+                .map_err(|e| fail("publication listener", e))?;
+            let _publication = crate::gateway::BackgroundServer::start(listener, publication);
+            let settings = settings(&root, tmp.path());
+            let open = |name: &str| {
+                let path = tmp.path().join(format!("db-{name}"));
+                let settings = settings.clone();
+                async move {
+                    std::fs::create_dir_all(&path).map_err(|e| fail("db dir", e))?;
+                    crate::gateway::Services::connect(
+                        &crate::gateway::sqlite_url(&path),
+                        settings,
+                        &[],
+                    )
                     .await
                     .map_err(|e| fail("database", e))
-            }
-        };
-        // 1. one node accepting envelopes addressed to an agency it serves; its parent (not
-        // running) is the route back to the sender, so each accept queues the recipient's
-        // signed status 01 in the outbox as in production
-        let single = routing(&nodes[2], &[(&nodes[1], "*")], &root)?;
-        let node = Arc::new(
-            Node::new(
-                single,
-                open("single").await?,
-                settings.validation_context()?,
-            )
-            .map_err(|e| fail("node", e))?,
-        );
-        let (accept_docs, rest) = envelopes.split_at(args.docs);
-        let started = Instant::now();
-        run_concurrently(
-            &node,
-            accept_docs.iter().map(|(_, b)| b.clone()).collect(),
-            args.concurrency,
-        )
-        .await?;
-        let accept_secs = started.elapsed().as_secs_f64();
-        let accept = args.docs as f64 / accept_secs;
-        // 2. P -> D -> C over mutual TLS, with the outbox workers
-        let p = routing(&nodes[0], &[(&nodes[1], "*")], &root)?;
-        let d = routing(
-            &nodes[1],
-            &[(&nodes[0], "BENCH.P"), (&nodes[2], "BENCH.C")],
-            &root,
-        )?;
-        let c = routing(&nodes[2], &[(&nodes[1], "*")], &root)?;
-        let start = |routing: crate::routing::RoutingConfig, store: Store| {
-            let services = crate::gateway::Services::new(store, settings.clone());
-            async move {
-                crate::gateway::RunningNode::start(
-                    &routing,
-                    &services,
-                    crate::api::route::peer_router,
-                )
-                .await
-                .map_err(CliError::from)
-            }
-        };
-        let origin_node = start(p, open("p").await?).await?;
-        let _middle = start(d, open("d").await?).await?;
-        let recipient_node = start(c, open("c").await?).await?;
-        let (origin, recipient) = (origin_node.node.clone(), recipient_node.node.clone());
-        let mut sent_at = HashMap::new();
-        let started = Instant::now();
-        for chunk in rest.chunks(args.concurrency.max(1)) {
-            for (id, _) in chunk {
-                sent_at.insert(id.clone(), Instant::now());
-            }
+                }
+            };
+            // 1. one node accepting envelopes addressed to an agency it serves; its parent (not
+            // running) is the route back to the sender, so each accept queues the recipient's
+            // signed status 01 in the outbox as in production
+            let single = routing(&nodes[2], &[(&nodes[1], "*")], &root)?;
+            let node = open("single")
+                .await?
+                .routing_node(&single)
+                .map_err(|e| fail("node", e))?;
+            let (accept_docs, rest) = envelopes.split_at(args.docs);
+            let started = Instant::now();
             run_concurrently(
-                &origin,
-                chunk.iter().map(|(_, b)| b.clone()).collect(),
+                &node,
+                accept_docs.iter().map(|(_, b)| b.clone()).collect(),
                 args.concurrency,
             )
             .await?;
-        }
-        let mut latencies = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(600);
-        while latencies.len() < rest.len() && Instant::now() < deadline {
-            for row in recipient
-                .store()
-                .route_inbox(lifecycle::INBOX_STATES)
-                .await
-                .map_err(|e| fail("inbox", e))?
-            {
-                if let Some(at) = sent_at.remove(&row.document_id) {
-                    latencies.push(at.elapsed());
+            let accept_secs = started.elapsed().as_secs_f64();
+            let accept = args.docs as f64 / accept_secs;
+            // 2. P -> D -> C over mutual TLS, with the outbox workers
+            let p = routing(&nodes[0], &[(&nodes[1], "*")], &root)?;
+            let d = routing(
+                &nodes[1],
+                &[(&nodes[0], "BENCH.P"), (&nodes[2], "BENCH.C")],
+                &root,
+            )?;
+            let c = routing(&nodes[2], &[(&nodes[1], "*")], &root)?;
+            let start = |routing: crate::routing::RoutingConfig,
+                         services: crate::gateway::Services| {
+                async move {
+                    crate::gateway::RunningNode::start(
+                        &routing,
+                        &services,
+                        crate::api::route::peer_router,
+                    )
+                    .await
+                    .map_err(CliError::from)
                 }
+            };
+            let origin_node = start(p, open("p").await?).await?;
+            let _middle = start(d, open("d").await?).await?;
+            let recipient_node = start(c, open("c").await?).await?;
+            let (origin, recipient) = (origin_node.node.clone(), recipient_node.node.clone());
+            let mut sent_at = HashMap::new();
+            let started = Instant::now();
+            for chunk in rest.chunks(args.concurrency.max(1)) {
+                for (id, _) in chunk {
+                    sent_at.insert(id.clone(), Instant::now());
+                }
+                run_concurrently(
+                    &origin,
+                    chunk.iter().map(|(_, b)| b.clone()).collect(),
+                    args.concurrency,
+                )
+                .await?;
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let e2e_secs = started.elapsed().as_secs_f64();
-        latencies.sort();
-        Ok::<_, CliError>((accept, (latencies, e2e_secs)))
-    })?;
+            let mut latencies = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(600);
+            while latencies.len() < rest.len() && Instant::now() < deadline {
+                for row in recipient
+                    .store()
+                    .route_inbox(lifecycle::INBOX_STATES)
+                    .await
+                    .map_err(|e| fail("inbox", e))?
+                {
+                    if let Some(at) = sent_at.remove(&row.document_id) {
+                        latencies.push(at.elapsed());
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let e2e_secs = started.elapsed().as_secs_f64();
+            latencies.sort();
+            Ok::<_, CliError>((accept, (latencies, e2e_secs)))
+        })?;
     let (latencies, e2e_secs) = e2e;
     let e2e_rate = latencies.len() as f64 / e2e_secs;
     println!(

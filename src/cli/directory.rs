@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::gateway::{open, runtime, StoreArgs};
 use super::CliError;
-use crate::directory::{committee_name, Directory, Structure};
+use crate::directory::{committee_name, Structure};
 
 /// `signgate directory …`.
 #[derive(Debug, Subcommand)]
@@ -140,7 +140,8 @@ pub fn run(cmd: DirectoryCommand) -> Result<u8, CliError> {
                 let units = read_text(&units)?;
                 let codes = codes.as_deref().map(read_text).transpose()?;
                 let db = open(&store.config(None)?).await?;
-                let summary = Directory::new(db.store().clone())
+                let summary = db
+                    .directory()
                     .import(structure, &units, codes.as_deref())
                     .await?;
                 print_json(&json!({"structure": structure.as_str(), "imported": summary}));
@@ -153,7 +154,7 @@ pub fn run(cmd: DirectoryCommand) -> Result<u8, CliError> {
                 level,
             } => {
                 let db = open(&store.config(None)?).await?;
-                let dir = Directory::new(db.store().clone());
+                let dir = db.directory();
                 for u in dir
                     .list(structure, parent.as_deref(), level.as_deref())
                     .await?
@@ -168,7 +169,7 @@ pub fn run(cmd: DirectoryCommand) -> Result<u8, CliError> {
                 code,
             } => {
                 let db = open(&store.config(None)?).await?;
-                let dir = Directory::new(db.store().clone());
+                let dir = db.directory();
                 let u = dir.unit(structure, &code).await?;
                 let changes = dir.changes(structure, Some(&code)).await?;
                 print_json(&json!({"unit": u, "agency": committee_name(&u), "changes": changes}));
@@ -181,9 +182,7 @@ pub fn run(cmd: DirectoryCommand) -> Result<u8, CliError> {
             } => {
                 let on = on.as_deref().map(date).transpose()?;
                 let db = open(&store.config(None)?).await?;
-                let r = Directory::new(db.store().clone())
-                    .resolve_on(&organ_id, on)
-                    .await?;
+                let r = db.directory().resolve_on(&organ_id, on).await?;
                 print_json(&json!({
                     "organ_id": r.organ_id,
                     "redirected_from": r.redirected_from,
@@ -201,7 +200,7 @@ pub fn run(cmd: DirectoryCommand) -> Result<u8, CliError> {
             } => {
                 let effective = date(&effective)?;
                 let db = open(&store.config(None)?).await?;
-                Directory::new(db.store().clone())
+                db.directory()
                     .merge(structure, &old, &into, effective)
                     .await?;
                 print_json(&json!({"merged": old, "into": into, "structure": structure.as_str()}));
@@ -216,7 +215,7 @@ pub fn run(cmd: DirectoryCommand) -> Result<u8, CliError> {
             } => {
                 let effective = date(&effective)?;
                 let db = open(&store.config(None)?).await?;
-                Directory::new(db.store().clone())
+                db.directory()
                     .rename(structure, &code, &name, effective)
                     .await?;
                 print_json(&json!({"renamed": code, "name": name}));
@@ -230,9 +229,7 @@ pub fn run(cmd: DirectoryCommand) -> Result<u8, CliError> {
             } => {
                 let effective = date(&effective)?;
                 let db = open(&store.config(None)?).await?;
-                Directory::new(db.store().clone())
-                    .dissolve(structure, &code, effective)
-                    .await?;
+                db.directory().dissolve(structure, &code, effective).await?;
                 print_json(&json!({"dissolved": code}));
                 db.close().await;
             }

@@ -2,14 +2,12 @@
 //! routing node inside `signgate serve` is started by [`crate::gateway::Gateway::start`]).
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use clap::Subcommand;
 
 use super::gateway::{open, runtime, StoreArgs};
 use super::CliError;
-use crate::gateway::Services;
-use crate::routing::{tls, Node, RoutingConfig, RoutingError};
+use crate::routing::{tls, RoutingError};
 
 /// `signgate route …`.
 #[derive(Debug, Subcommand)]
@@ -79,18 +77,6 @@ fn routing_error(e: RoutingError) -> CliError {
     crate::Error::Routing(e).into()
 }
 
-/// Opens the node of `[routing]` over the gateway's services.
-fn node(routing: &RoutingConfig, services: &Services) -> Result<Arc<Node>, CliError> {
-    Ok(Arc::new(
-        Node::new(
-            routing.clone(),
-            services.store().clone(),
-            services.settings().validation_context()?,
-        )
-        .map_err(routing_error)?,
-    ))
-}
-
 /// Runs `signgate route …`.
 pub fn run(cmd: RouteCommand) -> Result<u8, CliError> {
     if let RouteCommand::Fingerprint { identity } = &cmd {
@@ -115,7 +101,7 @@ pub fn run(cmd: RouteCommand) -> Result<u8, CliError> {
             .clone()
             .ok_or_else(|| CliError::usage("the configuration has no [routing] section"))?;
         let services = open(&config).await?;
-        let node = node(&routing, &services)?;
+        let node = services.routing_node(&routing)?;
         let code = match action {
             RouteCommand::Send { envelope, .. } => {
                 let bytes = crate::fsio::read_input(envelope)?;

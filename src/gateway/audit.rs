@@ -25,6 +25,14 @@ impl Actor {
     /// The client name of administration commands.
     pub const ADMIN: &'static str = "admin";
 
+    /// A client acting for its agency.
+    pub fn of(client: &crate::store::Client) -> Self {
+        Self {
+            agency: client.agency.clone(),
+            client: client.id.clone(),
+        }
+    }
+
     /// The administrator acting for `agency`.
     pub fn admin(agency: &str) -> Self {
         Self {

@@ -13,7 +13,7 @@ use openssl::x509::X509;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::{blocking, GatewayError, Services, Settings};
+use super::{GatewayError, Services, Settings};
 use crate::clock;
 use crate::keys::KeySource;
 use crate::pki::alg::{DigestAlgorithm, RsaPadding};
@@ -154,18 +154,11 @@ impl Services {
     /// (JSON: the canonical checkpoint and its detached CMS signature) and the head.
     pub async fn create_checkpoint(&self) -> Result<(Vec<u8>, Checkpoint), GatewayError> {
         let (seq, hash) = self.store().audit_head().await?;
-        let name = &self.settings().receipt_key;
-        let record = self
-            .store()
-            .key(name)
-            .await?
-            .ok_or_else(|| GatewayError::NoReceiptKey(name.clone()))?;
-        let key = self.signing_key(&record).await?;
         let checkpoint = json!({"seq": seq, "hash": hash, "at": clock::now_rfc3339()});
         let canonical = crate::store::audit::canonical_json(&checkpoint);
-        let settings = self.settings().clone();
-        let content = canonical.clone();
-        let p7s = blocking(move || sign_detached(&*key, content.as_bytes(), &settings)).await?;
+        let p7s = self
+            .receipt_signature(canonical.clone().into_bytes())
+            .await?;
         let file = json!({
             "checkpoint": canonical,
             "signature": base64::engine::general_purpose::STANDARD.encode(p7s),

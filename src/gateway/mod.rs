@@ -12,24 +12,30 @@
 //! Arrows point down: adapters call these services; the services call the domain modules
 //! and the store; nothing here knows HTTP routes or command-line flags.
 
+pub mod access;
 pub mod admin;
 pub mod audit;
+pub mod batches;
 pub mod checkpoint;
 pub mod config;
 pub mod demo;
 pub mod fetch;
+pub mod intake;
+pub mod metrics;
 mod run;
+pub mod signing;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+pub use crate::store::{Client, KeyRecord};
 pub use audit::{Actor, AuditLog};
 pub use config::{GatewayConfig, Secret, Settings};
-pub use run::{termination, Gateway, HttpApp, Running, RunningNode};
+pub use run::{termination, BackgroundServer, Gateway, HttpApp, Running, RunningNode};
 
 use crate::error::ErrorCode;
 use crate::keys::Pkcs12Key;
-use crate::store::{Client, KeyRecord, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// Why a gateway service refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +84,24 @@ pub enum GatewayError {
     /// A blocking task panicked or was cancelled.
     #[error("worker failed: {0}")]
     Worker(String),
+    /// The request is inconsistent (options that do not go together, a part missing).
+    #[error("{0}")]
+    Invalid(String),
+    /// The resource does not exist, or belongs to another agency.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A batch document asked for is not signed (yet, or it failed).
+    #[error("{0}")]
+    NotSigned(String),
+    /// A file of the gateway's data folder cannot be read or written.
+    #[error("{0}")]
+    Io(String),
+}
+
+impl From<crate::blocking::WorkerFailed> for GatewayError {
+    fn from(e: crate::blocking::WorkerFailed) -> Self {
+        GatewayError::Worker(e.to_string())
+    }
 }
 
 impl GatewayError {
@@ -85,20 +109,29 @@ impl GatewayError {
     pub fn code(&self) -> ErrorCode {
         match self {
             GatewayError::Domain(e) => e.code(),
-            GatewayError::Store(_) | GatewayError::Listen { .. } | GatewayError::Worker(_) => {
-                ErrorCode::Internal
-            }
+            GatewayError::Store(_)
+            | GatewayError::Listen { .. }
+            | GatewayError::Worker(_)
+            | GatewayError::Io(_) => ErrorCode::Internal,
             GatewayError::Config(_)
             | GatewayError::UnknownKey(_)
             | GatewayError::ForeignKey(_)
             | GatewayError::ForbiddenKey(_)
             | GatewayError::NoReceiptKey(_)
-            | GatewayError::Checkpoint(_) => ErrorCode::Usage,
+            | GatewayError::Checkpoint(_)
+            | GatewayError::Invalid(_)
+            | GatewayError::NotSigned(_) => ErrorCode::Usage,
             GatewayError::ConfigMissing(_)
             | GatewayError::UnknownClient(_)
-            | GatewayError::MissingFile(_) => ErrorCode::InputMissing,
+            | GatewayError::MissingFile(_)
+            | GatewayError::NotFound(_) => ErrorCode::InputMissing,
         }
     }
+}
+
+/// The URL of an embedded SQLite database in folder `dir`.
+pub fn sqlite_url(dir: &std::path::Path) -> String {
+    Store::sqlite_url(dir)
 }
 
 /// Parses a `HOST:PORT` listen address.
@@ -127,6 +160,7 @@ struct Inner {
     audit: AuditLog,
     keys: Mutex<HashMap<String, (String, Arc<Pkcs12Key>)>>,
     batch_slot: Mutex<()>,
+    metrics: metrics::Metrics,
 }
 
 impl Services {
@@ -140,18 +174,48 @@ impl Services {
                 settings,
                 keys: Mutex::new(HashMap::new()),
                 batch_slot: Mutex::new(()),
+                metrics: metrics::Metrics::default(),
             }),
         }
     }
 
     /// Opens the database of `config` and registers its configured keys.
     pub async fn open(config: &GatewayConfig) -> Result<Self, GatewayError> {
-        let store = Store::open(&config.database_url).await?;
+        Self::connect(&config.database_url, config.settings.clone(), &config.keys).await
+    }
+
+    /// Opens the database at `database_url` (see [`sqlite_url`]) and registers `keys`.
+    pub async fn connect(
+        database_url: &str,
+        settings: Settings,
+        keys: &[KeyRecord],
+    ) -> Result<Self, GatewayError> {
+        let store = Store::open(database_url).await?;
         let now = crate::clock::now_rfc3339();
-        for key in &config.keys {
+        for key in keys {
             store.upsert_key(key, &now).await?;
         }
-        Ok(Self::new(store, config.settings.clone()))
+        Ok(Self::new(store, settings))
+    }
+
+    /// The routing node of `routing` over this gateway's database and trust.
+    pub fn routing_node(
+        &self,
+        routing: &crate::routing::RoutingConfig,
+    ) -> Result<Arc<crate::routing::Node>, GatewayError> {
+        Ok(Arc::new(
+            crate::routing::Node::new(
+                routing.clone(),
+                self.store().clone(),
+                self.settings().validation_context()?,
+            )
+            .map_err(crate::Error::from)?,
+        ))
+    }
+
+    /// The agency directory over this gateway's database.
+    pub fn directory(&self) -> crate::directory::Directory {
+        crate::directory::Directory::new(self.store().clone())
     }
 
     /// The store.
@@ -167,6 +231,11 @@ impl Services {
     /// The audit log.
     pub fn audit_log(&self) -> &AuditLog {
         &self.inner.audit
+    }
+
+    /// The counters `/metrics` renders.
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.inner.metrics
     }
 
     /// Held by the batch being signed: batches run one after another.
@@ -243,5 +312,35 @@ impl Services {
             return Err(GatewayError::ForbiddenKey(record.name));
         }
         Ok(record)
+    }
+}
+
+/// Serde helpers for typed fields written as text (query strings, JSON options).
+pub mod text {
+    use serde::{Deserialize, Deserializer};
+
+    use crate::sign::Format;
+
+    /// An optional value parsed with `FromStr`; an empty string is none.
+    pub fn optional<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
+        match Option::<String>::deserialize(d)? {
+            None => Ok(None),
+            Some(s) if s.is_empty() => Ok(None),
+            Some(s) => s.parse().map(Some).map_err(serde::de::Error::custom),
+        }
+    }
+
+    /// A requested format: none, empty or `auto` is none (chosen from the content).
+    pub fn format_choice<'de, D>(d: D) -> Result<Option<Format>, D::Error>
+    where
+        D: Deserializer<'de>,
+    {
+        let text = Option::<String>::deserialize(d)?;
+        Format::parse_choice(text.as_deref()).map_err(serde::de::Error::custom)
     }
 }

@@ -167,14 +167,7 @@ async fn spawn_node(
     drain: Duration,
     tasks: &mut JoinSet<()>,
 ) -> Result<(Arc<Node>, SocketAddr), GatewayError> {
-    let node = Arc::new(
-        Node::new(
-            routing.clone(),
-            services.store().clone(),
-            services.settings().validation_context()?,
-        )
-        .map_err(crate::Error::from)?,
-    );
+    let node = services.routing_node(routing)?;
     let acceptor =
         routing_tls::acceptor(node.identity(), &routing.peer_trust).map_err(crate::Error::from)?;
     let listener = bind(&routing.listen).await?;
@@ -221,6 +214,34 @@ impl RunningNode {
     }
 
     /// Stops the listener and the worker and waits for both.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// An HTTP server run in the background (benchmarks): serves until shut down or dropped.
+pub struct BackgroundServer {
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl BackgroundServer {
+    /// Serves `router` on `listener` on the current runtime.
+    pub fn start(listener: tokio::net::TcpListener, router: Router) -> Self {
+        let (stop, _) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        tasks.spawn(crate::tls::serve_http(
+            listener,
+            None,
+            router,
+            stopped(stop.subscribe()),
+            crate::tls::DRAIN_TIMEOUT,
+        ));
+        Self { stop, tasks }
+    }
+
+    /// Stops accepting, drains, and waits.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}

@@ -7,40 +7,27 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 
-use super::{io_error, stored_name, StoredOptions};
-use crate::api::{now_rfc3339, sha256_hex, AppError, AppState};
+use super::{stored_name, StoredOptions};
 use crate::batch::{AuditEvent, AuditSink, DocOutcome, DocStatus, Engine};
-use crate::gateway::{Actor, AuditLog};
+use crate::clock::now_rfc3339;
+use crate::gateway::{Actor, AuditLog, GatewayError, Services};
 use crate::keys::KeySource;
+use crate::pki::alg::sha256_hex;
 use crate::sign::TimeStamper;
 use crate::store::{BatchRecord, Store, StoreError};
 
-/// Runs every unfinished batch whose folder is in this gateway's data folder; returns how many.
-pub async fn resume(state: &AppState) -> Result<usize, StoreError> {
-    let mut n = 0;
-    for batch in state.store().unfinished_batches().await? {
-        if state.batch_dir(&batch.id).join("in").is_dir() {
-            tracing::info!(batch = %batch.id, "resuming batch");
-            state.inner.metrics.batch_queued(1);
-            spawn(state.clone(), batch.id);
-            n += 1;
-        }
-    }
-    Ok(n)
-}
-
 /// Runs batch `id` in the background; a failure to run marks it `failed`.
-pub(super) fn spawn(state: AppState, id: String) {
+pub(super) fn spawn(services: Services, id: String) {
     tokio::spawn(async move {
-        let result = run(&state, &id).await;
-        state.inner.metrics.batch_queued(-1);
+        let result = run(&services, &id).await;
+        services.metrics().batch_queued(-1);
         if let Err(e) = result {
             tracing::error!(batch = %id, error = %e, "batch stopped");
             let message = match &e {
-                AppError::Domain(d) => format!("{}: {d}", d.code().as_str()),
+                GatewayError::Domain(d) => format!("{}: {d}", d.code().as_str()),
                 _ => "internal error; see the gateway log".into(),
             };
-            let _ = state
+            let _ = services
                 .store()
                 .set_batch_state(&id, "failed", Some(&message), Some(&now_rfc3339()))
                 .await;
@@ -48,34 +35,34 @@ pub(super) fn spawn(state: AppState, id: String) {
     });
 }
 
-async fn run(state: &AppState, id: &str) -> Result<(), AppError> {
-    let store = state.store().clone();
+async fn run(services: &Services, id: &str) -> Result<(), GatewayError> {
+    let store = services.store().clone();
     let batch = store
         .batch(id)
         .await?
-        .ok_or_else(|| AppError::Internal(format!("batch {id} vanished")))?;
-    let options: StoredOptions = serde_json::from_str(&batch.options)
-        .map_err(|e| AppError::Internal(format!("stored batch options: {e}")))?;
-    let options = options.batch_options().map_err(AppError::Internal)?;
+        .ok_or(GatewayError::NotFound("batch"))?;
+    let options: StoredOptions =
+        serde_json::from_str(&batch.options).map_err(|e| super::corrupt("decoding", e))?;
+    let options = options.batch_options()?;
     let record = store
         .key(&batch.key_name)
         .await?
         .ok_or_else(|| crate::Error::Usage(format!("key '{}' is gone", batch.key_name)))?;
-    let key: Arc<dyn KeySource> = state.signing_key(&record).await?;
+    let key: Arc<dyn KeySource> = services.signing_key(&record).await?;
     let docs = store.batch_documents(id).await?;
-    let dir = state.batch_dir(id);
+    let dir = services.batch_dir(id);
     let inputs: Vec<PathBuf> = docs
         .iter()
-        .map(|d| dir.join("in").join(stored_name(d.index, &d.name)))
+        .map(|d| dir.join("in").join(stored_name(d.index as usize, &d.name)))
         .collect();
-    let timestamper = state
+    let timestamper = services
         .settings()
         .timestamper()
         .map(|t| Arc::new(t) as Arc<dyn TimeStamper>);
     let recorder = Arc::new(Recorder {
         handle: tokio::runtime::Handle::current(),
         store: store.clone(),
-        audit: state.services().audit_log().clone(),
+        audit: services.audit_log().clone(),
         batch: batch.clone(),
         index_of: inputs
             .iter()
@@ -85,27 +72,30 @@ async fn run(state: &AppState, id: &str) -> Result<(), AppError> {
         signed: Mutex::new(HashMap::new()),
         problems: Mutex::new(Vec::new()),
     });
-    let state = state.clone();
+    let services = services.clone();
     let id = id.to_string();
-    tokio::task::spawn_blocking(move || -> Result<(), AppError> {
+    crate::blocking::run(move || -> Result<(), GatewayError> {
         // One batch at a time: each already uses every core.
-        let _slot = state
-            .services()
+        let _slot = services
             .batch_slot()
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         let handle = recorder.handle.clone();
         handle.block_on(store.set_batch_state(&id, "running", None, None))?;
-        let mut engine = Engine::new(key, options)?.with_audit(recorder.clone());
+        let mut engine = Engine::new(key, options)
+            .map_err(crate::Error::from)?
+            .with_audit(recorder.clone());
         if let Some(tsa) = timestamper {
             engine = engine.with_timestamper(tsa);
         }
         let out = dir.join("out");
-        let summary = engine.run(inputs.into_iter(), &out, &mut |outcome| {
-            if let Err(e) = recorder.outcome(outcome, &state) {
-                recorder.problem(format!("document {}: {e}", outcome.index));
-            }
-        })?;
+        let summary = engine
+            .run(inputs.into_iter(), &out, &mut |outcome| {
+                if let Err(e) = recorder.outcome(outcome, &services) {
+                    recorder.problem(format!("document {}: {e}", outcome.index));
+                }
+            })
+            .map_err(crate::Error::from)?;
         let problems = recorder
             .problems
             .lock()
@@ -134,7 +124,6 @@ async fn run(state: &AppState, id: &str) -> Result<(), AppError> {
         Ok(())
     })
     .await
-    .map_err(|e| AppError::Internal(format!("batch worker failed: {e}")))?
 }
 
 /// The engine's audit sink and outcome handler for one batch: writes the `sign` audit record
@@ -184,7 +173,7 @@ impl Recorder {
     }
 
     /// Brings the document row up to date with `outcome`.
-    fn outcome(&self, outcome: &DocOutcome, state: &AppState) -> Result<(), AppError> {
+    fn outcome(&self, outcome: &DocOutcome, services: &Services) -> Result<(), GatewayError> {
         let index = outcome.index as i64;
         let id = &self.batch.id;
         match &outcome.status {
@@ -192,7 +181,7 @@ impl Recorder {
                 let output = outcome
                     .output
                     .as_ref()
-                    .ok_or_else(|| AppError::Internal("signed without an output".into()))?;
+                    .ok_or_else(|| GatewayError::Io("signed without an output".into()))?;
                 let recorded = self
                     .signed
                     .lock()
@@ -200,13 +189,16 @@ impl Recorder {
                     .remove(&outcome.index);
                 let (seq, output_sha256) = match recorded {
                     Some(r) => {
-                        state.inner.metrics.signature(format_name(output));
+                        services.metrics().signature(format_name(output));
                         r
                     }
                     // Signed by an earlier run (or its audit write failed): record it now.
                     None => {
-                        let read =
-                            |p: &Path| std::fs::read(p).map_err(|e| io_error("cannot read", p, e));
+                        let read = |p: &Path| {
+                            std::fs::read(p).map_err(|e| {
+                                GatewayError::Io(format!("cannot read {}: {e}", p.display()))
+                            })
+                        };
                         let output_sha256 = sha256_hex(&read(output)?);
                         let input_sha256 = sha256_hex(&read(&outcome.input)?);
                         let seq = self.audit(outcome.index, &input_sha256, &output_sha256)?;

@@ -1,0 +1,218 @@
+//! `POST /v1/batches`, `GET /v1/batches/{id}` and `GET /v1/batches/{id}/documents/{n}`: the
+//! upload is streamed into the new batch's `in/` folder here; recording, signing, resuming and
+//! the audit records are the gateway's ([`crate::gateway::batches`]).
+
+use std::path::Path;
+
+use axum::extract::{FromRequest, Multipart, Path as UrlPath, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
+
+use super::{idempotency_key, AppError, AppState, Caller};
+use crate::gateway::batches::{stored_name, BatchSpec};
+
+/// The last path segment of an uploaded file name, reduced to `[A-Za-z0-9._-]`.
+fn safe_name(raw: Option<&str>) -> String {
+    let base = raw
+        .unwrap_or_default()
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or_default();
+    let cleaned: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(120)
+        .collect();
+    let cleaned = cleaned.trim_start_matches('.');
+    if cleaned.is_empty() {
+        "document".into()
+    } else {
+        cleaned.into()
+    }
+}
+
+fn io_error(what: &str, path: &Path, e: std::io::Error) -> AppError {
+    AppError::Internal(format!("{what} {}: {e}", path.display()))
+}
+
+/// What the multipart upload held.
+struct Upload {
+    names: Vec<String>,
+    spec: Option<BatchSpec>,
+}
+
+/// Streams the `document` parts into `dir/in` and reads the `options` part.
+async fn receive(state: &AppState, req: Request, dir: &Path) -> Result<Upload, AppError> {
+    let limit = state.settings().max_body_bytes;
+    let multipart_error = |e: axum::extract::multipart::MultipartError| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::PayloadTooLarge(limit)
+        } else {
+            AppError::BadRequest(e.body_text())
+        }
+    };
+    let mut multipart = Multipart::from_request(req, state)
+        .await
+        .map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let in_dir = dir.join("in");
+    tokio::fs::create_dir_all(&in_dir)
+        .await
+        .map_err(|e| io_error("cannot create", &in_dir, e))?;
+    let mut upload = Upload {
+        names: Vec::new(),
+        spec: None,
+    };
+    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+        match field.name().unwrap_or_default() {
+            "document" => {
+                let name = safe_name(field.file_name());
+                let path = in_dir.join(stored_name(upload.names.len(), &name));
+                let mut file = tokio::fs::File::create(&path)
+                    .await
+                    .map_err(|e| io_error("cannot create", &path, e))?;
+                while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                    file.write_all(&chunk)
+                        .await
+                        .map_err(|e| io_error("cannot write", &path, e))?;
+                }
+                // Durable before the batch is acknowledged: a restart must find every input.
+                file.sync_all()
+                    .await
+                    .map_err(|e| io_error("cannot write", &path, e))?;
+                upload.names.push(name);
+            }
+            "options" => {
+                let bytes = field.bytes().await.map_err(multipart_error)?;
+                let spec = serde_json::from_slice(&bytes)
+                    .map_err(|e| AppError::BadRequest(format!("options part: {e}")))?;
+                upload.spec = Some(spec);
+            }
+            other => {
+                return Err(AppError::BadRequest(format!(
+                    "unknown multipart part '{other}' (expected document or options)"
+                )))
+            }
+        }
+    }
+    // The new directory entries too: `in/*`, `<id>/in` and `batches/<id>`.
+    for folder in [in_dir.as_path(), dir, dir.parent().unwrap_or(dir)] {
+        let handle = tokio::fs::File::open(folder)
+            .await
+            .map_err(|e| io_error("cannot open", folder, e))?;
+        handle
+            .sync_all()
+            .await
+            .map_err(|e| io_error("cannot sync", folder, e))?;
+    }
+    Ok(upload)
+}
+
+/// `POST /v1/batches`.
+pub(super) async fn create(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    headers: HeaderMap,
+    req: Request,
+) -> Result<Response, AppError> {
+    let idempotency_key = idempotency_key(&headers)?;
+    let batch = state.services().new_batch();
+    // The body is read first even for a replay (see `submit`).
+    let upload = match receive(&state, req, &batch.dir).await {
+        Ok(upload) => upload,
+        Err(e) => {
+            let _ = tokio::fs::remove_dir_all(&batch.dir).await;
+            return Err(e);
+        }
+    };
+    let (id, created) = state
+        .services()
+        .submit_batch(&caller, idempotency_key, batch, upload.names, upload.spec)
+        .await?;
+    let mut response = (
+        StatusCode::ACCEPTED,
+        Json(json!({"id": id, "state": "queued"})),
+    )
+        .into_response();
+    if !created {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// `GET /v1/batches/{id}`.
+pub(super) async fn status(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Response, AppError> {
+    let view = state.services().batch_status(&caller, &id).await?;
+    let (batch, docs) = (view.batch, view.documents);
+    let count = |s: &str| docs.iter().filter(|d| d.state == s).count();
+    let documents: Vec<Value> = docs
+        .iter()
+        .map(|d| {
+            json!({
+                "index": d.index,
+                "name": d.name,
+                "state": d.state,
+                "output_sha256": d.output_sha256,
+                "audit_id": d.audit_seq,
+                "code": d.code,
+                "message": d.message,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "id": batch.id,
+        "state": batch.state,
+        "key": batch.key_name,
+        "created_at": batch.created_at,
+        "finished_at": batch.finished_at,
+        "error": batch.error,
+        "total": batch.total,
+        "signed": count("signed"),
+        "failed": count("failed"),
+        "pending": count("pending"),
+        "documents": documents,
+    }))
+    .into_response())
+}
+
+/// `GET /v1/batches/{id}/documents/{n}`: the signed bytes of input `n` (0-based), with the
+/// media type of their format.
+pub(super) async fn document(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    UrlPath((id, n)): UrlPath<(String, i64)>,
+) -> Result<Response, AppError> {
+    let (bytes, format) = state.services().batch_output(&caller, &id, n).await?;
+    Ok(([(header::CONTENT_TYPE, format.media_type())], bytes).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upload_names_are_reduced_to_a_safe_last_segment() {
+        assert_eq!(safe_name(Some("../../etc/passwd")), "passwd");
+        assert_eq!(
+            safe_name(Some("C:\\docs\\Quyết định 12.pdf")),
+            "Quy_t___nh_12.pdf"
+        );
+        assert_eq!(safe_name(Some("..")), "document");
+        assert_eq!(safe_name(None), "document");
+        assert_eq!(stored_name(7, "a.pdf"), "0007-a.pdf");
+    }
+}

@@ -1,0 +1,80 @@
+//! Who is calling, and what the operators and the caller may read: authentication by bearer
+//! token or client certificate, the caller's audit records, liveness, and the routing outbox
+//! counts for the metrics.
+
+use subtle::ConstantTimeEq;
+
+use super::{GatewayError, Services};
+use crate::pki::alg::sha256_hex;
+use crate::store::{AuditRecord, Client};
+
+/// How a caller proves who it is.
+#[derive(Debug, Clone, Copy)]
+pub enum Credential<'a> {
+    /// A bearer token (compared by its SHA-256, in constant time).
+    Token(&'a str),
+    /// The SHA-256 fingerprint of a client certificate the TLS layer verified.
+    Certificate(&'a str),
+}
+
+/// A page of the caller's agency's audit records.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditPage<'a> {
+    /// Records after this sequence number.
+    pub after: i64,
+    /// Only this action.
+    pub action: Option<&'a str>,
+    /// At most this many (clamped to 1-1000).
+    pub limit: i64,
+}
+
+impl Services {
+    /// The non-revoked client `credential` names, if any.
+    pub async fn authenticate(
+        &self,
+        credential: Credential<'_>,
+    ) -> Result<Option<Client>, GatewayError> {
+        let client = match credential {
+            Credential::Token(token) => {
+                let hash = sha256_hex(token.as_bytes());
+                let client = self.store().client_by_token_hash(&hash).await?;
+                client.filter(|c| bool::from(c.token_sha256.as_bytes().ct_eq(hash.as_bytes())))
+            }
+            Credential::Certificate(fingerprint) => {
+                self.store().client_by_cert_fingerprint(fingerprint).await?
+            }
+        };
+        Ok(client.filter(|c| !c.revoked))
+    }
+
+    /// The caller's agency's audit records, oldest first.
+    pub async fn audit_records(
+        &self,
+        caller: &Client,
+        page: AuditPage<'_>,
+    ) -> Result<Vec<AuditRecord>, GatewayError> {
+        Ok(self
+            .store()
+            .audit_for_agency(
+                &caller.agency,
+                page.after,
+                page.action,
+                page.limit.clamp(1, 1000),
+            )
+            .await?)
+    }
+
+    /// Liveness: the database answers.
+    pub async fn alive(&self) -> Result<(), GatewayError> {
+        self.store().audit_head().await?;
+        Ok(())
+    }
+
+    /// The routing outbox by state, for the metrics of a routing node.
+    pub async fn outbox_states(
+        &self,
+        node: &crate::routing::Node,
+    ) -> Result<Vec<(String, i64)>, GatewayError> {
+        Ok(node.store().route_outbox_states().await?)
+    }
+}

@@ -1,0 +1,289 @@
+//! Asynchronous batch signing: a batch is accepted (its documents already written into
+//! `DATA/batches/<id>/in/` by the adapter), recorded, and signed in the background by
+//! [`crate::batch::Engine`], one batch at a time. Each signed document gets one `sign` audit
+//! record, keyed by `(batch, index)` so that it is written once even when a restart sees the
+//! document again.
+//!
+//! Restart safety: [`Services::resume_batches`] (run by [`super::Gateway::start`]) runs every
+//! unfinished batch whose folder is in this gateway's data folder again. The engine's journal
+//! skips outputs that were signed and journaled before the crash (their bytes stay as they
+//! were); for those the audit record is inserted if absent and the document row is brought up
+//! to date.
+
+mod runner;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::{Actor, GatewayError, Services};
+use crate::batch::BatchOptions;
+use crate::clock::now_rfc3339;
+use crate::sign::{Format, Level};
+use crate::store::{BatchDocument, BatchRecord, Client};
+
+/// How a batch is to be signed, as the caller asked (`options` of `POST /v1/batches`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchSpec {
+    /// The signing key.
+    pub key: String,
+    /// Container; none or `auto` chooses per document ([`crate::sign::select_format`]).
+    #[serde(default, deserialize_with = "super::text::format_choice")]
+    pub format: Option<Format>,
+    /// XML-DSig profile for XML documents.
+    #[serde(default, deserialize_with = "super::text::optional")]
+    pub profile: Option<crate::xml::Profile>,
+    /// Baseline level (default b-b).
+    #[serde(default, deserialize_with = "super::text::optional")]
+    pub level: Option<Level>,
+    /// PDF /Reason.
+    pub reason: Option<String>,
+    /// PDF /Location.
+    pub location: Option<String>,
+}
+
+/// The options as stored with the batch: what a resumed run needs to sign as the first did.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredOptions {
+    format: Option<String>,
+    #[serde(default)]
+    profile: Option<String>,
+    level: String,
+    reason: Option<String>,
+    location: Option<String>,
+    signing_time: String,
+}
+
+/// A stored batch option that this version cannot read back.
+fn corrupt(what: &str, e: impl std::fmt::Display) -> GatewayError {
+    GatewayError::Store(crate::store::StoreError::Corrupt(format!(
+        "stored batch options: {what}: {e}"
+    )))
+}
+
+impl StoredOptions {
+    fn batch_options(&self) -> Result<BatchOptions, GatewayError> {
+        let signing_time = OffsetDateTime::parse(&self.signing_time, &Rfc3339)
+            .map_err(|e| corrupt("signing time", e))?;
+        let mut options = BatchOptions::new(signing_time);
+        options.format =
+            Format::parse_choice(self.format.as_deref()).map_err(|e| corrupt("format", e))?;
+        options.xml_profile = self
+            .profile
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .map(str::parse)
+            .transpose()
+            .map_err(|e| corrupt("profile", e))?;
+        options.level = self.level.parse().map_err(|e| corrupt("level", e))?;
+        options.reason = self.reason.clone();
+        options.location = self.location.clone();
+        Ok(options)
+    }
+}
+
+/// `in/NNNN-name`, `out/NNNN-name…`: the index prefix keeps equal upload names apart.
+pub fn stored_name(index: usize, name: &str) -> String {
+    format!("{index:04}-{name}")
+}
+
+/// A new batch's id and folder (`DATA/batches/<id>`), where the adapter writes the documents
+/// as `in/`[`stored_name`] before [`Services::submit_batch`].
+#[derive(Debug)]
+pub struct NewBatch {
+    /// `bat_…`.
+    pub id: String,
+    /// Its folder.
+    pub dir: PathBuf,
+}
+
+/// A batch and its documents, as its owner sees them.
+#[derive(Debug)]
+pub struct BatchView {
+    /// The batch.
+    pub batch: BatchRecord,
+    /// Its documents, by index.
+    pub documents: Vec<BatchDocument>,
+}
+
+impl Services {
+    fn batch_dir(&self, id: &str) -> PathBuf {
+        self.settings().batch_dir.join(id)
+    }
+
+    /// A fresh batch id and its folder.
+    pub fn new_batch(&self) -> NewBatch {
+        let id = crate::ids::random_id("bat_");
+        NewBatch {
+            dir: self.batch_dir(&id),
+            id,
+        }
+    }
+
+    /// Records `batch` (its documents `names` already in `in/`) and starts signing it; with an
+    /// `Idempotency-Key` seen before, answers the first batch instead. Returns the batch id and
+    /// whether it is new. A refused, failed or replayed upload's folder is removed.
+    pub async fn submit_batch(
+        &self,
+        caller: &Client,
+        idempotency_key: Option<String>,
+        batch: NewBatch,
+        names: Vec<String>,
+        spec: Option<BatchSpec>,
+    ) -> Result<(String, bool), GatewayError> {
+        let result = self
+            .record_batch(caller, idempotency_key, &batch.id, names, spec)
+            .await;
+        if !matches!(result, Ok((_, true))) {
+            let _ = tokio::fs::remove_dir_all(&batch.dir).await;
+        }
+        let (id, created) = result?;
+        if created {
+            runner::spawn(self.clone(), id.clone());
+        }
+        Ok((id, created))
+    }
+
+    async fn record_batch(
+        &self,
+        caller: &Client,
+        idempotency_key: Option<String>,
+        id: &str,
+        names: Vec<String>,
+        spec: Option<BatchSpec>,
+    ) -> Result<(String, bool), GatewayError> {
+        let store = self.store();
+        if let Some(k) = &idempotency_key {
+            if let Some(existing) = store.batch_by_idempotency_key(&caller.id, k).await? {
+                return Ok((existing, false));
+            }
+        }
+        let spec = spec
+            .ok_or_else(|| GatewayError::Invalid("multipart body has no 'options' part".into()))?;
+        if names.is_empty() {
+            return Err(GatewayError::Invalid(
+                "multipart body has no 'document' part".into(),
+            ));
+        }
+        let record = self.granted_key(caller, &spec.key).await?;
+        if spec.profile.is_some() && matches!(spec.format, Some(Format::Pdf | Format::Cms)) {
+            return Err(GatewayError::Invalid(
+                "profile applies to XML documents only".into(),
+            ));
+        }
+        let level = spec.level.unwrap_or_default();
+        if level == Level::BT && self.settings().tsa_url.is_none() {
+            return Err(GatewayError::Invalid(
+                "level b-t needs a time-stamp authority, and this gateway has no tsa_url".into(),
+            ));
+        }
+        let options = StoredOptions {
+            format: spec.format.map(|f| f.name().to_string()),
+            profile: spec.profile.map(|p| p.name().to_string()),
+            level: level.name().to_string(),
+            reason: spec.reason,
+            location: spec.location,
+            signing_time: now_rfc3339(),
+        };
+        let batch = BatchRecord {
+            id: id.to_string(),
+            client_id: caller.id.clone(),
+            agency: caller.agency.clone(),
+            idempotency_key: idempotency_key.clone(),
+            key_name: record.name.clone(),
+            options: serde_json::to_string(&options).map_err(|e| corrupt("encoding", e))?,
+            state: "queued".into(),
+            total: names.len() as i64,
+            created_at: now_rfc3339(),
+            finished_at: None,
+            error: None,
+        };
+        if !store.insert_batch(&batch, &names).await? {
+            // A concurrent retry with the same Idempotency-Key won.
+            let k = idempotency_key.unwrap_or_default();
+            let existing = store
+                .batch_by_idempotency_key(&caller.id, &k)
+                .await?
+                .ok_or_else(|| corrupt("idempotency", "the winning batch was not stored"))?;
+            return Ok((existing, false));
+        }
+        self.audit(
+            &Actor::of(caller),
+            "batch.submit",
+            json!({"batch": id, "key": record.name, "documents": batch.total}),
+        )
+        .await?;
+        self.metrics().batch_queued(1);
+        Ok((id.to_string(), true))
+    }
+
+    /// The caller's agency's batch `id`, else not found.
+    async fn own_batch(&self, caller: &Client, id: &str) -> Result<BatchRecord, GatewayError> {
+        match self.store().batch(id).await? {
+            Some(b) if b.agency == caller.agency => Ok(b),
+            _ => Err(GatewayError::NotFound("batch")),
+        }
+    }
+
+    /// Batch `id` of the caller's agency and its documents.
+    pub async fn batch_status(&self, caller: &Client, id: &str) -> Result<BatchView, GatewayError> {
+        let batch = self.own_batch(caller, id).await?;
+        let documents = self.store().batch_documents(id).await?;
+        Ok(BatchView { batch, documents })
+    }
+
+    /// The signed bytes of document `n` (0-based) of batch `id`, and their format.
+    pub async fn batch_output(
+        &self,
+        caller: &Client,
+        id: &str,
+        n: i64,
+    ) -> Result<(Vec<u8>, Format), GatewayError> {
+        self.own_batch(caller, id).await?;
+        let doc = self
+            .store()
+            .batch_document(id, n)
+            .await?
+            .ok_or(GatewayError::NotFound("document"))?;
+        let output = match (doc.state.as_str(), &doc.output) {
+            ("signed", Some(output)) => output.clone(),
+            ("failed", _) => {
+                return Err(GatewayError::NotSigned(format!(
+                    "document {n} failed: {} {}",
+                    doc.code.unwrap_or_default(),
+                    doc.message.unwrap_or_default()
+                )))
+            }
+            _ => {
+                return Err(GatewayError::NotSigned(format!(
+                    "document {n} is not signed yet"
+                )))
+            }
+        };
+        let path = self.batch_dir(id).join("out").join(&output);
+        let bytes = tokio::fs::read(&path)
+            .await
+            .map_err(|e| GatewayError::Io(format!("cannot read {}: {e}", path.display())))?;
+        let format = crate::batch::output_format(&output, &bytes);
+        Ok((bytes, format))
+    }
+
+    /// Runs every unfinished batch whose folder is in this gateway's data folder again;
+    /// returns how many.
+    pub async fn resume_batches(&self) -> Result<usize, GatewayError> {
+        let mut n = 0;
+        for batch in self.store().unfinished_batches().await? {
+            if self.batch_dir(&batch.id).join("in").is_dir() {
+                tracing::info!(batch = %batch.id, "resuming batch");
+                self.metrics().batch_queued(1);
+                runner::spawn(self.clone(), batch.id);
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
