@@ -14,7 +14,7 @@ use x509_ocsp::{
     ResponderId, ResponseData, RevokedInfo, SingleResponse, Version,
 };
 
-use super::alg::{DigestAlgorithm, RsaPadding, SignatureScheme};
+use crate::pki::alg::{DigestAlgorithm, RsaPadding, SignatureScheme};
 use crate::keys::KeySource;
 
 /// id-pkix-ocsp-nonce (RFC 6960 §4.4.1).

@@ -19,8 +19,10 @@ use base64::Engine;
 use openssl::x509::X509;
 use time::OffsetDateTime;
 
+pub mod ocsp;
+
 use crate::keys::KeySource;
-use crate::pki::ocsp::{CaDatabase, OcspResponder};
+use ocsp::{CaDatabase, OcspResponder};
 
 /// Largest OCSP request accepted.
 const MAX_REQUEST_BYTES: usize = 16 * 1024;
