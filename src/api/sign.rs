@@ -52,13 +52,13 @@ pub(super) async fn sign(
         .as_deref()
         .unwrap_or("b-b")
         .parse()
-        .map_err(AppError::BadRequest)?;
+        .map_err(AppError::from)?;
     let xml_profile = q
         .profile
         .as_deref()
         .map(str::parse::<crate::xml::Profile>)
         .transpose()
-        .map_err(AppError::BadRequest)?;
+        .map_err(AppError::from)?;
     let page = match q.page {
         None | Some(-1) => PageSelector::Last,
         Some(n) if n >= 1 => PageSelector::Number(
@@ -229,7 +229,7 @@ fn open_output(path: &std::path::Path) -> Result<(std::fs::File, u64, String), c
 
 /// `?format=` / `"format"`: none or `auto` detects it from the content.
 pub(super) fn parse_format(text: Option<&str>) -> Result<Option<Format>, AppError> {
-    Format::parse_choice(text).map_err(|e| AppError::BadRequest(e.to_string()))
+    Ok(Format::parse_choice(text)?)
 }
 
 /// The visible part of an API signature: the attachment stamp when `doc_number` is given,

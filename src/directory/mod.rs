@@ -62,12 +62,16 @@ impl Structure {
 }
 
 impl std::str::FromStr for Structure {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = crate::code::UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "2024" => Ok(Self::S2024),
             "2025" => Ok(Self::S2025),
-            _ => Err(format!("unknown structure '{s}' (expected 2024 or 2025)")),
+            _ => Err(crate::code::UnknownName::new(
+                "structure",
+                s,
+                "2024 or 2025",
+            )),
         }
     }
 }

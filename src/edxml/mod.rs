@@ -47,6 +47,16 @@ pub enum EdxmlError {
     /// A size or count limit on the package or an attachment was exceeded.
     #[error("edXML limit exceeded: {0}")]
     LimitExceeded(String),
+    /// A zipped attachment is refused: over a limit (EDXML_LIMIT_EXCEEDED) or unreadable
+    /// (EDXML_INVALID).
+    #[error("attachment '{attachment}': {why}")]
+    Zip {
+        /// The attachment's name.
+        attachment: String,
+        /// Why it is refused.
+        #[source]
+        why: zip::ZipRefusal,
+    },
     /// The signing certificate may not sign (expired, not yet valid, no signing usage).
     #[error(transparent)]
     Cert(#[from] crate::pki::CertError),
@@ -63,6 +73,7 @@ impl EdxmlError {
             Self::Invalid(_) => ErrorCode::EdxmlInvalid,
             Self::LimitExceeded(_) => ErrorCode::EdxmlLimitExceeded,
             Self::Cert(e) => e.code(),
+            Self::Zip { why, .. } => why.code(),
             Self::Verify(e) => e.code(),
         }
     }

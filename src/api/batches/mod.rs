@@ -66,7 +66,7 @@ impl StoredOptions {
         let mut options = BatchOptions::new(signing_time);
         options.format = parse_format(self.format.as_deref()).map_err(|e| e.to_string())?;
         options.xml_profile = parse_profile(self.profile.as_deref()).map_err(|e| e.to_string())?;
-        options.level = self.level.parse()?;
+        options.level = self.level.parse().map_err(|e| format!("{e}"))?;
         options.reason = self.reason.clone();
         options.location = self.location.clone();
         Ok(options)
@@ -78,7 +78,7 @@ fn parse_profile(text: Option<&str>) -> Result<Option<crate::xml::Profile>, AppE
     text.filter(|t| !t.is_empty())
         .map(str::parse)
         .transpose()
-        .map_err(AppError::BadRequest)
+        .map_err(AppError::from)
 }
 
 /// `in/NNNN-name`, `out/NNNN-name…`: the index prefix keeps equal upload names apart.
@@ -264,7 +264,7 @@ async fn accept(
         .as_deref()
         .unwrap_or("b-b")
         .parse()
-        .map_err(AppError::BadRequest)?;
+        .map_err(AppError::from)?;
     if level == Level::BT && state.inner.settings.tsa_url.is_none() {
         return Err(AppError::BadRequest(
             "level b-t needs a time-stamp authority, and this gateway has no tsa_url".into(),
