@@ -148,11 +148,11 @@ impl Directory {
         units_csv: &str,
         codes_csv: Option<&str>,
     ) -> Result<ImportSummary, DirectoryError> {
-        let mut units = csv::units(structure, units_csv).map_err(DirectoryError::Invalid)?;
+        let mut units = csv::units(structure, units_csv)?;
         let mut summary = ImportSummary::default();
         if let Some(codes) = codes_csv {
             summary.with_organ_ids =
-                csv::apply_codes(&mut units, codes).map_err(DirectoryError::Invalid)?;
+                csv::apply_codes(&mut units, codes)?;
         }
         for u in &units {
             match u.level.as_str() {

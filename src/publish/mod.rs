@@ -34,13 +34,44 @@ struct Publication {
     responder_key: Arc<dyn KeySource>,
 }
 
+/// Why the publication point cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The issuing CA certificate cannot be read.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The issuing CA file is not a PEM certificate.
+    #[error("{} is not a PEM certificate", path.display())]
+    NotPem {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+impl PublishError {
+    /// INPUT_MISSING for an unreadable file, USAGE for a file that is not a certificate.
+    pub fn code(&self) -> crate::code::ErrorCode {
+        match self {
+            Self::Read { .. } => crate::code::ErrorCode::InputMissing,
+            Self::NotPem { .. } => crate::code::ErrorCode::Usage,
+        }
+    }
+}
+
 /// Builds the router for the CA folder `dir` (holding `issuing-ca.pem`, `index.txt`, `*.crl`
 /// and CA `*.pem` files), signing OCSP responses with `responder_key`.
-pub fn router(dir: PathBuf, responder_key: Arc<dyn KeySource>) -> Result<Router, String> {
+pub fn router(dir: PathBuf, responder_key: Arc<dyn KeySource>) -> Result<Router, PublishError> {
     let ca_path = dir.join("issuing-ca.pem");
-    let pem = std::fs::read(&ca_path).map_err(|e| format!("{}: {e}", ca_path.display()))?;
-    let issuing_ca = X509::from_pem(&pem)
-        .map_err(|_| format!("{} is not a PEM certificate", ca_path.display()))?;
+    let pem = std::fs::read(&ca_path).map_err(|source| PublishError::Read {
+        path: ca_path.clone(),
+        source,
+    })?;
+    let issuing_ca = X509::from_pem(&pem).map_err(|_| PublishError::NotPem { path: ca_path })?;
     let state = Arc::new(Publication {
         dir,
         issuing_ca,
@@ -75,9 +106,8 @@ async fn answer(p: Arc<Publication>, request: Vec<u8>) -> Response {
             &p.issuing_ca,
             p.responder_key.clone(),
             CaDatabase::parse(&index),
-        )
-        .map_err(|e| e.to_string())?;
-        Ok::<_, String>(responder.respond(&request, now))
+        )?;
+        Ok::<_, ocsp::ResponderError>(responder.respond(&request, now))
     })
     .await;
     match result {
