@@ -44,6 +44,9 @@ pub enum EdxmlError {
     /// The document does not follow the gateway's edXML schema or its rules.
     #[error("edXML: {0}")]
     Invalid(String),
+    /// The document departs from the gateway's edXML schema.
+    #[error("edXML: {0}")]
+    Schema(#[from] schema::SchemaViolation),
     /// A size or count limit on the package or an attachment was exceeded.
     #[error("edXML limit exceeded: {0}")]
     LimitExceeded(String),
@@ -70,7 +73,7 @@ impl EdxmlError {
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::Xml(e) => e.code(),
-            Self::Invalid(_) => ErrorCode::EdxmlInvalid,
+            Self::Invalid(_) | Self::Schema(_) => ErrorCode::EdxmlInvalid,
             Self::LimitExceeded(_) => ErrorCode::EdxmlLimitExceeded,
             Self::Cert(e) => e.code(),
             Self::Zip { why, .. } => why.code(),

@@ -228,7 +228,7 @@ pub(crate) fn expect_kind(doc: &roxmltree::Document<'_>, kind: Kind) -> Result<(
         Ok(Kind::Package) => Err(EdxmlError::invalid(
             "this is a package, not a status message",
         )),
-        Err(why) => Err(EdxmlError::Invalid(why)),
+        Err(why) => Err(why.into()),
     }
 }
 
