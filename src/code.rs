@@ -175,6 +175,35 @@ impl fmt::Display for ErrorCode {
     }
 }
 
+/// A name that is none of the names a setting accepts (a format, profile, digest, level…):
+/// the one error of every `FromStr` over a fixed set of names. Always [`ErrorCode::Usage`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} '{given}' (expected {expected})")]
+pub struct UnknownName {
+    /// What was being named, e.g. `profile`.
+    pub kind: &'static str,
+    /// The name given.
+    pub given: String,
+    /// The accepted names, for the message.
+    pub expected: &'static str,
+}
+
+impl UnknownName {
+    /// `given` is not a `kind`; `expected` lists the accepted names.
+    pub fn new(kind: &'static str, given: &str, expected: &'static str) -> Self {
+        Self {
+            kind,
+            given: given.to_string(),
+            expected,
+        }
+    }
+
+    /// Always [`ErrorCode::Usage`].
+    pub fn code(&self) -> ErrorCode {
+        ErrorCode::Usage
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -48,6 +48,9 @@ pub enum Error {
     /// Routing between gateway nodes failed.
     #[error(transparent)]
     Routing(#[from] crate::routing::RoutingError),
+    /// A setting names no known format, profile, level, digest….
+    #[error(transparent)]
+    Name(#[from] crate::code::UnknownName),
     /// A background worker did not finish.
     #[error(transparent)]
     Worker(#[from] crate::blocking::WorkerFailed),
@@ -71,6 +74,7 @@ impl Error {
             Error::Directory(e) => e.code(),
             Error::Routing(e) => e.code(),
             Error::Worker(e) => e.code(),
+            Error::Name(e) => e.code(),
         }
     }
 }

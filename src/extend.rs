@@ -18,12 +18,12 @@ pub enum LtvLevel {
 }
 
 impl std::str::FromStr for LtvLevel {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = crate::code::UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
             "b-lt" | "blt" => Ok(Self::BLt),
             "b-lta" | "blta" => Ok(Self::BLta),
-            _ => Err(format!("unknown level '{s}' (expected b-lt or b-lta)")),
+            _ => Err(crate::code::UnknownName::new("level", s, "b-lt or b-lta")),
         }
     }
 }

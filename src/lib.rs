@@ -1,27 +1,33 @@
 //! signgate: a digital signing and e-document exchange gateway for public administration.
 //!
 //! # Layout
-//! - [`pki`]: algorithms and OIDs, signing-certificate checks, RFC 3161 client, demo PKI.
-//! - [`keys`]: where private keys live ([`keys::KeySource`]); signs messages or digests, never exports.
-//! - [`cms`]: CMS SignedData / CAdES built by us; knows no PDF or XML.
-//! - [`pdf`]: PAdES incremental update, ByteRange, visible signatures; no I/O.
-//! - [`publish`]: the PKI publication point: CRLs, CA certificates and an OCSP responder.
-//! - [`tsa`]: a small RFC 3161 time-stamp server.
-//! - [`sign`]: the signing use case that ties keys, cms, pdf and the TSA client together.
-//! - [`verify`]: signature validation and the ETSI-style report; never signs.
-//! - [`extend`]: long-term validation (PAdES B-LT/B-LTA: DSS and document time-stamps).
-//! - [`xml`]: hardened XML parser, C14N, XML-DSig and the filing/edXML profiles; no network.
-//! - [`edxml`]: edXML packages and status messages (QCVN 102:2016): build, schema, trace, verify.
-//! - [`directory`]: the agency directory (administrative units, agency identifiers, merges).
-//! - [`store`]: the gateway database (SQLite or PostgreSQL): clients, keys, submissions, audit.
-//! - [`config`]: the gateway's TOML configuration file, as written.
-//! - [`gateway`]: the application layer: validated configuration, services (administration,
-//!   checkpoints, signing keys, audit), and `Gateway::start` behind one shutdown signal.
-//! - [`api`]: the HTTP adapter (axum): routes, auth, error codes over [`gateway`] services.
-//! - [`routing`]: delivery of edXML packages between gateway nodes (outbox, mutual TLS).
-//! - [`batch`]: the batch-signing engine (pipeline, journal, resume, audit events).
-//! - [`fsio`]: atomic output files.
-//! - [`cli`]: the command line, thin over the above.
+//!
+//! Layers, lowest first. A module uses modules of its own layer (never in a cycle) or of a
+//! lower layer, never of a higher one; `tests/architecture.rs` checks this from the source.
+//!
+//! 1. Base, no knowledge of signing:
+//!    [`code`] (the stable [`ErrorCode`] table every error maps to), [`clock`] (RFC 3339 UTC
+//!    and Vietnam time for people), [`ids`] (random ids, bearer tokens), [`blocking`] (work
+//!    off the async runtime).
+//! 2. Infrastructure:
+//!    [`pki`] (algorithms and OIDs, signing-certificate checks, RFC 3161 client, demo PKI),
+//!    [`fsio`] (atomic output files), [`keys`] (where private keys live,
+//!    [`keys::KeySource`]; signs, never exports), [`tls`] (listener with client certificates),
+//!    [`store`] (the gateway database, SQLite or PostgreSQL: SQL and rows only).
+//! 3. Domain:
+//!    [`cms`] (CMS/CAdES built by us), [`pdf`] (PAdES incremental update, no I/O), [`xml`]
+//!    (hardened parser, C14N, XML-DSig, filing/edXML profiles), [`verify`] (validation and
+//!    the ETSI-style report; never signs), [`tsa`] (an RFC 3161 server), [`publish`] (CRLs,
+//!    CA certificates and the OCSP responder), [`edxml`] (QCVN 102:2016 packages and status
+//!    messages), [`directory`] (the agency directory's rules).
+//! 4. Use cases:
+//!    [`sign`] (keys + cms + pdf + xml + TSA client; [`sign::Format`]), [`extend`] (PAdES
+//!    B-LT/B-LTA), [`batch`] (the batch-signing engine), [`routing`] (edXML delivery between
+//!    nodes), and [`error`], the crate-wide [`Error`] wrapping every domain error.
+//! 5. Application: [`gateway`] (the validated configuration with its secrets, the services
+//!    every adapter calls, `Gateway::start` → `Running` behind one shutdown signal) over
+//!    [`config`] (the configuration file as written).
+//! 6. Adapters, thin over the application: [`api`] (HTTP, axum), [`cli`] (the command line).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

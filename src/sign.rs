@@ -12,6 +12,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::cms::{PendingSignature, SignedDataBuilder};
+use crate::code::UnknownName;
 use crate::error::Error;
 use crate::fsio::IoError;
 use crate::keys::KeySource;
@@ -50,7 +51,7 @@ impl Format {
     }
 
     /// A requested format: none, empty or `auto` is `None` (decided from the content).
-    pub fn parse_choice(text: Option<&str>) -> Result<Option<Self>, UnknownFormat> {
+    pub fn parse_choice(text: Option<&str>) -> Result<Option<Self>, UnknownName> {
         match text {
             None | Some("") | Some("auto") => Ok(None),
             Some(name) => name.parse().map(Some),
@@ -59,12 +60,12 @@ impl Format {
 }
 
 impl std::str::FromStr for Format {
-    type Err = UnknownFormat;
-    fn from_str(s: &str) -> Result<Self, UnknownFormat> {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
         [Self::Pdf, Self::Cms, Self::Xml]
             .into_iter()
             .find(|f| f.name() == s)
-            .ok_or_else(|| UnknownFormat(s.to_string()))
+            .ok_or_else(|| UnknownName::new("format", s, "pdf, cms or xml"))
     }
 }
 
@@ -178,12 +179,12 @@ impl Level {
 }
 
 impl std::str::FromStr for Level {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
         match s.to_ascii_lowercase().as_str() {
             "b-b" | "bb" => Ok(Self::BB),
             "b-t" | "bt" => Ok(Self::BT),
-            _ => Err(format!("unknown level '{s}' (expected b-b or b-t)")),
+            _ => Err(UnknownName::new("level", s, "b-b or b-t")),
         }
     }
 }

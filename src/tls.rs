@@ -2,7 +2,7 @@
 //! listener that serves any axum [`Router`] and hands each handler the verified client
 //! certificate as a [`PeerCertificate`] extension. Used by the routing node (peers must present
 //! a certificate) and by the gateway API (calling systems may present one instead of a bearer
-//! token); the node-to-node client lives in [`crate::routing::tls`].
+//! token); the node-to-node client lives in `routing::tls`, above this module.
 //!
 //! Why hyper over `tokio-openssl` rather than a TLS-enabled HTTP crate: the certificates and
 //! trust stores are OpenSSL objects already, and no second TLS stack enters the build.

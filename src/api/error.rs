@@ -87,6 +87,12 @@ impl From<GatewayError> for AppError {
     }
 }
 
+impl From<crate::code::UnknownName> for AppError {
+    fn from(e: crate::code::UnknownName) -> Self {
+        Self::BadRequest(e.to_string())
+    }
+}
+
 /// Status and stable code of a library error code; no `_` arm, so a new code picks a status.
 fn domain_status(code: ErrorCode) -> StatusCode {
     match code {

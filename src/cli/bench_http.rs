@@ -202,33 +202,29 @@ fn load(
     requests: usize,
 ) -> Result<Vec<Duration>, CliError> {
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let per_client = std::thread::scope(|scope| {
-        let handles: Vec<_> = agents
-            .iter()
-            .map(|agent| {
-                let next = &next;
-                scope.spawn(move || -> Result<Vec<Duration>, CliError> {
-                    let mut mine = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if i >= requests {
-                            return Ok(mine);
-                        }
-                        let t = Instant::now();
-                        post(agent, url, token, &pdfs[i % pdfs.len()])?;
-                        mine.push(t.elapsed());
+    type Job<'a> = Box<dyn FnOnce() -> Result<Vec<Duration>, CliError> + Send + 'a>;
+    let jobs: Vec<Job<'_>> = agents
+        .iter()
+        .map(|agent| {
+            let next = &next;
+            Box::new(move || {
+                let mut mine = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= requests {
+                        return Ok(mine);
                     }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(internal("client", "thread panicked")))
-            })
-            .collect::<Result<Vec<_>, _>>()
-    })?;
+                    let t = Instant::now();
+                    post(agent, url, token, &pdfs[i % pdfs.len()])?;
+                    mine.push(t.elapsed());
+                }
+            }) as Job<'_>
+        })
+        .collect();
+    let per_client = crate::gateway::tasks::on_threads(jobs)
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(internal("client", "thread panicked"))))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(per_client.into_iter().flatten().collect())
 }
 

@@ -345,23 +345,18 @@ async fn run_concurrently(
     concurrency: usize,
 ) -> Result<(), CliError> {
     let sem = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
-    let mut tasks = Vec::new();
-    for bytes in envelopes {
-        let permit = sem
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| fail("semaphore", e))?;
-        let node = node.clone();
-        tasks.push(tokio::spawn(async move {
-            let r = node.receive("local", bytes, None).await;
-            drop(permit);
-            r
-        }));
-    }
-    for t in tasks {
-        let receipt = t
-            .await
+    let jobs: Vec<_> = envelopes
+        .into_iter()
+        .map(|bytes| {
+            let (node, sem) = (node.clone(), sem.clone());
+            async move {
+                let _permit = sem.acquire_owned().await;
+                node.receive("local", bytes, None).await
+            }
+        })
+        .collect();
+    for result in crate::gateway::tasks::as_tasks(jobs).await {
+        let receipt = result
             .map_err(|e| fail("task", e))?
             .map_err(|e| fail("receive", e))?;
         if receipt.code != "01" {

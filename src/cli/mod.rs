@@ -78,10 +78,10 @@ pub struct CliError {
 
 impl CliError {
     /// A usage error (exit 64).
-    pub fn usage(message: impl Into<String>) -> Self {
+    pub fn usage(message: impl std::fmt::Display) -> Self {
         Self {
             code: ErrorCode::Usage,
-            message: message.into(),
+            message: message.to_string(),
         }
     }
 }

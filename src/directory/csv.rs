@@ -2,11 +2,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::Structure;
+use super::{DirectoryError, Structure};
 use crate::store::UnitRow;
 
 /// Splits one CSV line into fields (quotes, doubled quotes inside quotes).
-fn fields(line: &str) -> Result<Vec<String>, String> {
+/// `None` for an unterminated quoted field.
+fn fields(line: &str) -> Option<Vec<String>> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut chars = line.chars().peekable();
@@ -24,30 +25,34 @@ fn fields(line: &str) -> Result<Vec<String>, String> {
         }
     }
     if quoted {
-        return Err("unterminated quoted field".into());
+        return None;
     }
     out.push(cur);
-    Ok(out)
+    Some(out)
+}
+
+fn invalid(why: impl Into<String>) -> DirectoryError {
+    DirectoryError::Invalid(why.into())
 }
 
 /// One data row: its 1-based line number and its fields by header name.
 type Row = (usize, HashMap<String, String>);
 
 /// The rows of `text`; `expected` are the required columns.
-fn rows(text: &str, expected: &[&str]) -> Result<Vec<Row>, String> {
+fn rows(text: &str, expected: &[&str]) -> Result<Vec<Row>, DirectoryError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = text.lines().enumerate();
     let header = lines
         .next()
-        .map(|(_, l)| fields(l.trim_end_matches('\r')))
-        .transpose()?
-        .ok_or("the CSV file is empty")?;
+        .ok_or_else(|| invalid("the CSV file is empty"))?;
+    let header = fields(header.1.trim_end_matches('\r'))
+        .ok_or_else(|| invalid("line 1: unterminated quoted field"))?;
     for col in expected {
         if !header.iter().any(|h| h == col) {
-            return Err(format!(
+            return Err(invalid(format!(
                 "the CSV header lacks column {col} (expected {})",
                 expected.join(",")
-            ));
+            )));
         }
     }
     let mut out = Vec::new();
@@ -56,14 +61,15 @@ fn rows(text: &str, expected: &[&str]) -> Result<Vec<Row>, String> {
         if line.is_empty() {
             continue;
         }
-        let values = fields(line).map_err(|e| format!("line {}: {e}", i + 1))?;
+        let values = fields(line)
+            .ok_or_else(|| invalid(format!("line {}: unterminated quoted field", i + 1)))?;
         if values.len() != header.len() {
-            return Err(format!(
+            return Err(invalid(format!(
                 "line {}: {} fields, the header has {}",
                 i + 1,
                 values.len(),
                 header.len()
-            ));
+            )));
         }
         out.push((i + 1, header.iter().cloned().zip(values).collect()));
     }
@@ -75,7 +81,7 @@ fn get<'a>(row: &'a HashMap<String, String>, col: &str) -> &'a str {
 }
 
 /// Parses and checks a unit file of `structure`.
-pub(super) fn units(structure: Structure, text: &str) -> Result<Vec<UnitRow>, String> {
+pub(super) fn units(structure: Structure, text: &str) -> Result<Vec<UnitRow>, DirectoryError> {
     let mut out = Vec::new();
     let mut seen: HashMap<String, String> = HashMap::new();
     for (line, row) in rows(text, &["code", "name", "level", "parent_code", "type"])? {
@@ -86,31 +92,31 @@ pub(super) fn units(structure: Structure, text: &str) -> Result<Vec<UnitRow>, St
             (Structure::S2024, "district") => 3,
             (_, "commune") => 5,
             _ => {
-                return Err(format!(
+                return Err(invalid(format!(
                     "line {line}: level '{level}' does not exist in the {} structure",
                     structure.as_str()
-                ))
+                )))
             }
         };
         if code.len() != digits || !code.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!(
+            return Err(invalid(format!(
                 "line {line}: code '{code}' is not {digits} digits as a {level} code is"
-            ));
+            )));
         }
         let name = get(&row, "name");
         let unit_type = get(&row, "type");
         if name.is_empty() || unit_type.is_empty() {
-            return Err(format!("line {line}: name or type is empty"));
+            return Err(invalid(format!("line {line}: name or type is empty")));
         }
         let parent = get(&row, "parent_code");
         if (level == "province") != parent.is_empty() {
-            return Err(format!(
+            return Err(invalid(format!(
                 "line {line}: a {level} must {}have a parent",
                 if level == "province" { "not " } else { "" }
-            ));
+            )));
         }
         if seen.insert(code.to_string(), level.to_string()).is_some() {
-            return Err(format!("line {line}: code {code} occurs twice"));
+            return Err(invalid(format!("line {line}: code {code} occurs twice")));
         }
         out.push(UnitRow {
             structure: structure.as_str().into(),
@@ -137,16 +143,16 @@ pub(super) fn units(structure: Structure, text: &str) -> Result<Vec<UnitRow>, St
         match seen.get(parent) {
             Some(l) if l == expected => {}
             Some(l) => {
-                return Err(format!(
+                return Err(invalid(format!(
                     "unit {}: parent {parent} is a {l}, expected a {expected}",
                     u.gso_code
-                ))
+                )))
             }
             None => {
-                return Err(format!(
+                return Err(invalid(format!(
                     "unit {}: parent {parent} is not in the file",
                     u.gso_code
-                ))
+                )))
             }
         }
     }
@@ -164,7 +170,7 @@ fn valid_organ_id(id: &str) -> bool {
 }
 
 /// Applies a codes mapping to `units`; returns how many units got an identifier.
-pub(super) fn apply_codes(units: &mut [UnitRow], text: &str) -> Result<usize, String> {
+pub(super) fn apply_codes(units: &mut [UnitRow], text: &str) -> Result<usize, DirectoryError> {
     let index: HashMap<String, usize> = units
         .iter()
         .enumerate()
@@ -174,9 +180,11 @@ pub(super) fn apply_codes(units: &mut [UnitRow], text: &str) -> Result<usize, St
     let mut mapped = 0;
     for (line, row) in rows(text, &["gso_code", "organ_id_qcvn102", "organ_id_d20"])? {
         let code = get(&row, "gso_code");
-        let &i = index
-            .get(code)
-            .ok_or_else(|| format!("codes line {line}: unit {code} is not in the unit file"))?;
+        let &i = index.get(code).ok_or_else(|| {
+            invalid(format!(
+                "codes line {line}: unit {code} is not in the unit file"
+            ))
+        })?;
         let mut any = false;
         for (col, slot) in [("organ_id_qcvn102", 0), ("organ_id_d20", 1)] {
             let id = get(&row, col);
@@ -184,12 +192,14 @@ pub(super) fn apply_codes(units: &mut [UnitRow], text: &str) -> Result<usize, St
                 continue;
             }
             if !valid_organ_id(id) {
-                return Err(format!(
+                return Err(invalid(format!(
                     "codes line {line}: {col} '{id}' is not an agency identifier (at most 35 of 0-9 A-Z .)"
-                ));
+                )));
             }
             if !ids.insert((slot, id.to_string())) {
-                return Err(format!("codes line {line}: {col} {id} is given twice"));
+                return Err(invalid(format!(
+                    "codes line {line}: {col} {id} is given twice"
+                )));
             }
             let target = if slot == 0 {
                 &mut units[i].organ_id_qcvn102
@@ -197,7 +207,9 @@ pub(super) fn apply_codes(units: &mut [UnitRow], text: &str) -> Result<usize, St
                 &mut units[i].organ_id_d20
             };
             if target.is_some() {
-                return Err(format!("codes line {line}: unit {code} is mapped twice"));
+                return Err(invalid(format!(
+                    "codes line {line}: unit {code} is mapped twice"
+                )));
             }
             *target = Some(id.to_string());
             any = true;
@@ -222,16 +234,19 @@ mod tests {
         assert_eq!(u[2].name, "Đạ M'ri, \"A\"");
         assert!(units(Structure::S2025, UNITS)
             .unwrap_err()
+            .to_string()
             .contains("district"));
         let orphan = UNITS.replace(",commune,001,", ",commune,002,");
         assert!(units(Structure::S2024, &orphan)
             .unwrap_err()
+            .to_string()
             .contains("not in the file"));
         let short = UNITS.replace("00001,", "0001,");
         assert!(units(Structure::S2024, &short).is_err());
         let twice = format!("{UNITS}01,Hai,province,,Tỉnh\n");
         assert!(units(Structure::S2024, &twice)
             .unwrap_err()
+            .to_string()
             .contains("twice"));
     }
 
@@ -239,7 +254,7 @@ mod tests {
     fn codes_are_opaque_but_well_formed() {
         let mut u = units(Structure::S2024, UNITS).unwrap();
         let codes = "gso_code,organ_id_qcvn102,organ_id_d20\n01,TEST.00.00.H99,H99.TEST\n00001,TEST.01.01.H99,\n";
-        assert_eq!(apply_codes(&mut u, codes), Ok(2));
+        assert_eq!(apply_codes(&mut u, codes).unwrap(), 2);
         assert_eq!(u[0].organ_id_d20.as_deref(), Some("H99.TEST"));
         let mut u = units(Structure::S2024, UNITS).unwrap();
         assert!(apply_codes(&mut u, "gso_code,organ_id_qcvn102,organ_id_d20\n99,X,\n").is_err());

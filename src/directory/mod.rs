@@ -62,12 +62,16 @@ impl Structure {
 }
 
 impl std::str::FromStr for Structure {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = crate::code::UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "2024" => Ok(Self::S2024),
             "2025" => Ok(Self::S2025),
-            _ => Err(format!("unknown structure '{s}' (expected 2024 or 2025)")),
+            _ => Err(crate::code::UnknownName::new(
+                "structure",
+                s,
+                "2024 or 2025",
+            )),
         }
     }
 }
@@ -144,11 +148,10 @@ impl Directory {
         units_csv: &str,
         codes_csv: Option<&str>,
     ) -> Result<ImportSummary, DirectoryError> {
-        let mut units = csv::units(structure, units_csv).map_err(DirectoryError::Invalid)?;
+        let mut units = csv::units(structure, units_csv)?;
         let mut summary = ImportSummary::default();
         if let Some(codes) = codes_csv {
-            summary.with_organ_ids =
-                csv::apply_codes(&mut units, codes).map_err(DirectoryError::Invalid)?;
+            summary.with_organ_ids = csv::apply_codes(&mut units, codes)?;
         }
         for u in &units {
             match u.level.as_str() {

@@ -44,9 +44,22 @@ pub enum EdxmlError {
     /// The document does not follow the gateway's edXML schema or its rules.
     #[error("edXML: {0}")]
     Invalid(String),
+    /// The document departs from the gateway's edXML schema.
+    #[error("edXML: {0}")]
+    Schema(#[from] schema::SchemaViolation),
     /// A size or count limit on the package or an attachment was exceeded.
     #[error("edXML limit exceeded: {0}")]
     LimitExceeded(String),
+    /// A zipped attachment is refused: over a limit (EDXML_LIMIT_EXCEEDED) or unreadable
+    /// (EDXML_INVALID).
+    #[error("attachment '{attachment}': {why}")]
+    Zip {
+        /// The attachment's name.
+        attachment: String,
+        /// Why it is refused.
+        #[source]
+        why: zip::ZipRefusal,
+    },
     /// The signing certificate may not sign (expired, not yet valid, no signing usage).
     #[error(transparent)]
     Cert(#[from] crate::pki::CertError),
@@ -60,9 +73,10 @@ impl EdxmlError {
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::Xml(e) => e.code(),
-            Self::Invalid(_) => ErrorCode::EdxmlInvalid,
+            Self::Invalid(_) | Self::Schema(_) => ErrorCode::EdxmlInvalid,
             Self::LimitExceeded(_) => ErrorCode::EdxmlLimitExceeded,
             Self::Cert(e) => e.code(),
+            Self::Zip { why, .. } => why.code(),
             Self::Verify(e) => e.code(),
         }
     }

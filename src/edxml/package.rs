@@ -228,7 +228,7 @@ pub(crate) fn expect_kind(doc: &roxmltree::Document<'_>, kind: Kind) -> Result<(
         Ok(Kind::Package) => Err(EdxmlError::invalid(
             "this is a package, not a status message",
         )),
-        Err(why) => Err(EdxmlError::Invalid(why)),
+        Err(why) => Err(why.into()),
     }
 }
 
@@ -506,8 +506,10 @@ fn read_attachments(
         )?;
         let content_type = required(node, "ContentType")?;
         if super::zip::is_zip(&content_type, &data) {
-            super::zip::inspect(&data, limits)
-                .map_err(|why| EdxmlError::LimitExceeded(format!("attachment '{name}': {why}")))?;
+            super::zip::inspect(&data, limits).map_err(|why| EdxmlError::Zip {
+                attachment: name.clone(),
+                why,
+            })?;
         }
         out.push(Attachment {
             content_id,
@@ -617,6 +619,24 @@ pub(crate) mod tests {
             ..Limits::default()
         };
         assert!(parse(xml.as_bytes(), &tiny).is_err());
+    }
+
+    #[test]
+    fn an_unreadable_zip_is_invalid_not_over_a_limit() {
+        let mut p = sample();
+        p.attachments[0].name = "hoso.zip".into();
+        p.attachments[0].content_type = "application/zip".into();
+        p.attachments[0].data = b"PK\x03\x04 not really an archive".to_vec();
+        let e = parse(p.to_xml().as_bytes(), &Limits::default()).unwrap_err();
+        assert_eq!(e.code(), crate::ErrorCode::EdxmlInvalid, "{e}");
+        assert!(e.to_string().contains("attachment 'hoso.zip'"), "{e}");
+        p.attachments[0].data = super::super::zip::tests::zip(&[("a.txt", b"abc")]);
+        let few = Limits {
+            max_zip_entries: 0,
+            ..Limits::default()
+        };
+        let e = parse(p.to_xml().as_bytes(), &few).unwrap_err();
+        assert_eq!(e.code(), crate::ErrorCode::EdxmlLimitExceeded, "{e}");
     }
 
     #[test]

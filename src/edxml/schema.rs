@@ -19,6 +19,12 @@ use crate::xml::dsig::DSIG_NS;
 const XLINK_NS: &str = "http://www.w3.org/1999/xlink";
 const XSI_NS: &str = "http://www.w3.org/2001/XMLSchema-instance";
 
+/// Where and how a document departs from the schema, e.g. `/Status/StatusCode: '1' is not a
+/// valid status code`. EDXML_INVALID.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SchemaViolation(pub String);
+
 /// The simple types of the schema.
 #[derive(Debug, Clone, Copy)]
 enum Text {
@@ -255,16 +261,16 @@ pub enum Kind {
 }
 
 /// Checks `doc` against the schema; returns its kind, or the first violation with its path.
-pub fn validate(doc: &roxmltree::Document<'_>) -> Result<Kind, String> {
+pub fn validate(doc: &roxmltree::Document<'_>) -> Result<Kind, SchemaViolation> {
     let root = doc.root_element();
     let (kind, model) = match (root.tag_name().namespace(), root.tag_name().name()) {
         (Some(NS), "edXML") => (Kind::Package, &ROOT),
         (Some(NS), "Status") => (Kind::Status, &STATUS),
         _ => {
-            return Err(format!(
+            return Err(SchemaViolation(format!(
                 "the root element {} is neither edXML nor Status in the QCVN 102:2016 namespace",
                 qualified(root)
-            ))
+            )))
         }
     };
     complex(root, model)?;
@@ -273,12 +279,12 @@ pub fn validate(doc: &roxmltree::Document<'_>) -> Result<Kind, String> {
 
 /// Checks one `TraceHeaderList` element (a routing hop's splice, see
 /// [`splice_trace`](super::trace::splice_trace)) against the schema's model of it.
-pub(crate) fn validate_trace_list(node: Node<'_, '_>) -> Result<(), String> {
+pub(crate) fn validate_trace_list(node: Node<'_, '_>) -> Result<(), SchemaViolation> {
     if node.tag_name().namespace() != Some(NS) || node.tag_name().name() != "TraceHeaderList" {
-        return Err(format!(
+        return Err(SchemaViolation(format!(
             "{} is not a TraceHeaderList in the QCVN 102:2016 namespace",
             qualified(node)
-        ));
+        )));
     }
     complex(node, &TRACE_LIST)
 }
@@ -294,7 +300,7 @@ fn path(node: Node<'_, '_>) -> String {
     crate::xml::parse::element_path(node)
 }
 
-fn attributes(node: Node<'_, '_>, model: &Complex) -> Result<(), String> {
+fn attributes(node: Node<'_, '_>, model: &Complex) -> Result<(), SchemaViolation> {
     for a in node.attributes() {
         let allowed = match a.namespace() {
             None => model.attrs.iter().any(|(n, _)| *n == a.name()),
@@ -303,22 +309,25 @@ fn attributes(node: Node<'_, '_>, model: &Complex) -> Result<(), String> {
             Some(_) => false,
         };
         if !allowed {
-            return Err(format!(
+            return Err(SchemaViolation(format!(
                 "{}: attribute {} is not allowed",
                 path(node),
                 a.name()
-            ));
+            )));
         }
     }
     for (name, required) in model.attrs {
         if *required && node.attribute(*name).is_none() {
-            return Err(format!("{}: attribute {name} is missing", path(node)));
+            return Err(SchemaViolation(format!(
+                "{}: attribute {name} is missing",
+                path(node)
+            )));
         }
     }
     Ok(())
 }
 
-fn complex(node: Node<'_, '_>, model: &Complex) -> Result<(), String> {
+fn complex(node: Node<'_, '_>, model: &Complex) -> Result<(), SchemaViolation> {
     attributes(node, model)?;
     let mut i = 0usize;
     let mut count = 0u32;
@@ -326,7 +335,10 @@ fn complex(node: Node<'_, '_>, model: &Complex) -> Result<(), String> {
         if child.is_text() {
             let text = child.text().unwrap_or("");
             if !text.chars().all(|c| matches!(c, ' ' | '\t' | '\r' | '\n')) {
-                return Err(format!("{}: text is not allowed here", path(node)));
+                return Err(SchemaViolation(format!(
+                    "{}: text is not allowed here",
+                    path(node)
+                )));
             }
             continue;
         }
@@ -335,11 +347,11 @@ fn complex(node: Node<'_, '_>, model: &Complex) -> Result<(), String> {
         }
         loop {
             let Some(p) = model.children.get(i) else {
-                return Err(format!(
+                return Err(SchemaViolation(format!(
                     "{}: element {} is not expected here",
                     path(node),
                     qualified(child)
-                ));
+                )));
             };
             let matches = match p.content {
                 Content::AnyDsig => child.tag_name().namespace() == Some(DSIG_NS),
@@ -356,28 +368,32 @@ fn complex(node: Node<'_, '_>, model: &Complex) -> Result<(), String> {
             }
             if matches || count >= p.min {
                 if matches {
-                    return Err(format!(
+                    return Err(SchemaViolation(format!(
                         "{}: too many {} elements (at most {})",
                         path(node),
                         p.name,
                         p.max
-                    ));
+                    )));
                 }
                 i += 1;
                 count = 0;
                 continue;
             }
-            return Err(format!(
+            return Err(SchemaViolation(format!(
                 "{}: {} is missing before {}",
                 path(node),
                 p.name,
                 qualified(child)
-            ));
+            )));
         }
     }
     while let Some(p) = model.children.get(i) {
         if count < p.min {
-            return Err(format!("{}: {} is missing", path(node), p.name));
+            return Err(SchemaViolation(format!(
+                "{}: {} is missing",
+                path(node),
+                p.name
+            )));
         }
         i += 1;
         count = 0;
@@ -385,16 +401,19 @@ fn complex(node: Node<'_, '_>, model: &Complex) -> Result<(), String> {
     Ok(())
 }
 
-fn text(node: Node<'_, '_>, kind: Text) -> Result<(), String> {
+fn text(node: Node<'_, '_>, kind: Text) -> Result<(), SchemaViolation> {
     if let Some(a) = node.attributes().next() {
-        return Err(format!(
+        return Err(SchemaViolation(format!(
             "{}: attribute {} is not allowed",
             path(node),
             a.name()
-        ));
+        )));
     }
     if node.children().any(|c| c.is_element()) {
-        return Err(format!("{}: child elements are not allowed", path(node)));
+        return Err(SchemaViolation(format!(
+            "{}: child elements are not allowed",
+            path(node)
+        )));
     }
     let value = crate::xml::signed_text(node);
     let ok = match kind {
@@ -410,7 +429,7 @@ fn text(node: Node<'_, '_>, kind: Text) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
+        Err(SchemaViolation(format!(
             "{}: '{}' is not a valid {}",
             path(node),
             value.chars().take(40).collect::<String>(),
@@ -421,7 +440,7 @@ fn text(node: Node<'_, '_>, kind: Text) -> Result<(), String> {
                 StatusCode => "status code (two digits)",
                 DocType => "BussinessDocType (0-3)",
             }
-        ))
+        )))
     }
 }
 
@@ -445,7 +464,7 @@ fn is_date(value: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn check(xml: &str) -> Result<Kind, String> {
+    fn check(xml: &str) -> Result<Kind, SchemaViolation> {
         validate(&roxmltree::Document::parse(xml).unwrap())
     }
 
@@ -455,10 +474,11 @@ mod tests {
     fn status_messages_follow_the_model() {
         assert_eq!(check(STATUS_OK), Ok(Kind::Status));
         let bad = STATUS_OK.replace("<StatusCode>01", "<StatusCode>1");
-        assert!(check(&bad).unwrap_err().contains("status code"));
+        assert!(check(&bad).unwrap_err().0.contains("status code"));
         let missing = STATUS_OK.replace("<StatusCode>01</StatusCode>", "");
         assert!(check(&missing)
             .unwrap_err()
+            .0
             .contains("StatusCode is missing"));
         let twice = STATUS_OK.replace(
             "</From>",
@@ -466,11 +486,11 @@ mod tests {
         );
         assert!(check(&twice).is_err());
         let date = STATUS_OK.replace("01/07/2025<", "2025-07-01<");
-        assert!(check(&date).unwrap_err().contains("date"));
+        assert!(check(&date).unwrap_err().0.contains("date"));
         let attr = STATUS_OK.replace("<From>", "<From x=\"1\">");
-        assert!(check(&attr).unwrap_err().contains("attribute x"));
+        assert!(check(&attr).unwrap_err().0.contains("attribute x"));
         let text = STATUS_OK.replace("<From>", "<From>hello");
-        assert!(check(&text).unwrap_err().contains("text"));
+        assert!(check(&text).unwrap_err().0.contains("text"));
     }
 
     #[test]

@@ -11,6 +11,55 @@
 use std::io::Read;
 
 use super::Limits;
+use crate::code::ErrorCode;
+
+/// Why a zipped attachment is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ZipRefusal {
+    /// The bytes are not a zip archive this reader can walk.
+    #[error("not a readable zip archive ({0})")]
+    Malformed(&'static str),
+    /// ZIP64 archives cannot be bounded here.
+    #[error("ZIP64 archives are not inspected; refused")]
+    Zip64,
+    /// An encrypted entry cannot be inflated to count it.
+    #[error("an encrypted entry cannot be inspected; refused")]
+    Encrypted,
+    /// An entry uses a compression method other than stored or deflate.
+    #[error("compression method {0} cannot be inspected; refused")]
+    Method(u16),
+    /// More entries than [`Limits::max_zip_entries`].
+    #[error("{entries} entries exceed the limit of {limit}")]
+    TooManyEntries {
+        /// Entries in the archive.
+        entries: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The entries decompress to more than the size or ratio limit allows.
+    #[error("decompresses to more than {budget} bytes (limits: {max} bytes, ratio {ratio}:1)")]
+    TooLarge {
+        /// The budget for this archive: the smaller of the two limits.
+        budget: u64,
+        /// [`Limits::max_zip_uncompressed_bytes`].
+        max: u64,
+        /// [`Limits::max_zip_ratio`].
+        ratio: u64,
+    },
+}
+
+impl ZipRefusal {
+    /// EDXML_LIMIT_EXCEEDED for a limit, EDXML_INVALID for an archive that cannot be read
+    /// or bounded.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::TooManyEntries { .. } | Self::TooLarge { .. } => ErrorCode::EdxmlLimitExceeded,
+            Self::Malformed(_) | Self::Zip64 | Self::Encrypted | Self::Method(_) => {
+                ErrorCode::EdxmlInvalid
+            }
+        }
+    }
+}
 
 /// True when the attachment is to be inspected as a zip archive.
 pub fn is_zip(content_type: &str, data: &[u8]) -> bool {
@@ -39,11 +88,11 @@ pub struct ZipSummary {
 }
 
 /// Walks `data` as a zip archive within `limits`; `Err` says why it is refused.
-pub fn inspect(data: &[u8], limits: &Limits) -> Result<ZipSummary, String> {
+pub fn inspect(data: &[u8], limits: &Limits) -> Result<ZipSummary, ZipRefusal> {
     const EOCD: u32 = 0x0605_4b50;
     const CENTRAL: u32 = 0x0201_4b50;
     const LOCAL: u32 = 0x0403_4b50;
-    let malformed = |what: &str| format!("not a readable zip archive ({what})");
+    let malformed = ZipRefusal::Malformed;
     let search_from = data.len().saturating_sub(22 + 65_535);
     let eocd = (search_from..=data.len().saturating_sub(22))
         .rev()
@@ -53,13 +102,13 @@ pub fn inspect(data: &[u8], limits: &Limits) -> Result<ZipSummary, String> {
     let cd_size = u32_at(data, eocd + 12).ok_or_else(|| malformed("short"))?;
     let cd_offset = u32_at(data, eocd + 16).ok_or_else(|| malformed("short"))?;
     if total == 0xFFFF || cd_size == u32::MAX || cd_offset == u32::MAX {
-        return Err("ZIP64 archives are not inspected; refused".into());
+        return Err(ZipRefusal::Zip64);
     }
     if total > limits.max_zip_entries {
-        return Err(format!(
-            "{total} entries exceed the limit of {}",
-            limits.max_zip_entries
-        ));
+        return Err(ZipRefusal::TooManyEntries {
+            entries: total,
+            limit: limits.max_zip_entries,
+        });
     }
     let budget = limits
         .max_zip_uncompressed_bytes
@@ -82,7 +131,7 @@ pub fn inspect(data: &[u8], limits: &Limits) -> Result<ZipSummary, String> {
         let local = u32_at(data, at + 42).ok_or_else(|| malformed("short entry"))? as usize;
         at += 46 + name_len + extra_len + comment_len;
         if flags & 1 != 0 {
-            return Err("an encrypted entry cannot be inspected; refused".into());
+            return Err(ZipRefusal::Encrypted);
         }
         if u32_at(data, local) != Some(LOCAL) {
             return Err(malformed("bad local header"));
@@ -102,18 +151,15 @@ pub fn inspect(data: &[u8], limits: &Limits) -> Result<ZipSummary, String> {
                 &mut std::io::sink(),
             )
             .map_err(|_| malformed("corrupt deflate data"))?,
-            other => {
-                return Err(format!(
-                    "compression method {other} cannot be inspected; refused"
-                ))
-            }
+            other => return Err(ZipRefusal::Method(other)),
         };
         uncompressed += produced;
         if uncompressed > budget {
-            return Err(format!(
-                "decompresses to more than {budget} bytes (limits: {} bytes, ratio {}:1)",
-                limits.max_zip_uncompressed_bytes, limits.max_zip_ratio
-            ));
+            return Err(ZipRefusal::TooLarge {
+                budget,
+                max: limits.max_zip_uncompressed_bytes,
+                ratio: limits.max_zip_ratio,
+            });
         }
     }
     Ok(ZipSummary {
@@ -190,7 +236,8 @@ pub(crate) mod tests {
         let bomb = zip(&[("zeros.bin", &zeros)]);
         assert!(bomb.len() < 200_000);
         let e = inspect(&bomb, &Limits::default()).unwrap_err();
-        assert!(e.contains("decompresses to more than"), "{e}");
+        assert!(matches!(e, ZipRefusal::TooLarge { .. }), "{e}");
+        assert_eq!(e.code(), ErrorCode::EdxmlLimitExceeded);
         let many: Vec<(String, Vec<u8>)> = (0..20).map(|i| (format!("{i}"), vec![1u8])).collect();
         let refs: Vec<(&str, &[u8])> = many
             .iter()
@@ -200,7 +247,15 @@ pub(crate) mod tests {
             max_zip_entries: 10,
             ..Limits::default()
         };
-        assert!(inspect(&zip(&refs), &few).unwrap_err().contains("entries"));
-        assert!(inspect(b"PK\x03\x04 truncated", &Limits::default()).is_err());
+        assert_eq!(
+            inspect(&zip(&refs), &few),
+            Err(ZipRefusal::TooManyEntries {
+                entries: 20,
+                limit: 10
+            })
+        );
+        let broken = inspect(b"PK\x03\x04 truncated", &Limits::default()).unwrap_err();
+        assert!(matches!(broken, ZipRefusal::Malformed(_)), "{broken}");
+        assert_eq!(broken.code(), ErrorCode::EdxmlInvalid);
     }
 }

@@ -263,7 +263,7 @@ impl GatewayConfig {
                 let responder = crate::keys::Pkcs12Key::open(&assets.ocsp_key(), demo::PASSWORD)
                     .map_err(crate::Error::from)?;
                 let publication = Publication::open(assets.dir.clone(), Arc::new(responder))
-                    .map_err(GatewayError::Config)?;
+                    .map_err(|e| GatewayError::Config(e.to_string()))?;
                 settings.local_publications.push(LocalPublication {
                     base_url: demo::PUBLICATION_BASE_URL.into(),
                     publication: Arc::new(publication),

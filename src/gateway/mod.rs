@@ -24,6 +24,7 @@ pub mod intake;
 pub mod metrics;
 mod run;
 pub mod signing;
+pub mod tasks;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -72,7 +72,8 @@ impl Pkcs11Uri {
             let (name, value) = part
                 .split_once('=')
                 .ok_or_else(|| bad(format!("attribute '{part}' has no '='")))?;
-            let value = percent_decode(value).map_err(bad)?;
+            let value = percent_decode(value)
+                .ok_or_else(|| bad(format!("bad percent-encoding in '{value}'")))?;
             let text = || {
                 String::from_utf8(value.clone()).map_err(|_| bad(format!("{name} is not UTF-8")))
             };
@@ -112,7 +113,8 @@ impl Pkcs11Uri {
                     ))
                 }
                 "module-path" => {
-                    let v = percent_decode(value).map_err(bad)?;
+                    let v = percent_decode(value)
+                        .ok_or_else(|| bad(format!("bad percent-encoding in '{value}'")))?;
                     uri.module_path = Some(
                         String::from_utf8(v).map_err(|_| bad("module-path is not UTF-8".into()))?,
                     );
@@ -147,7 +149,8 @@ impl std::fmt::Display for Pkcs11Uri {
     }
 }
 
-fn percent_decode(text: &str) -> Result<Vec<u8>, String> {
+/// `text` with `%XX` escapes decoded; `None` for a malformed escape.
+fn percent_decode(text: &str) -> Option<Vec<u8>> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -156,8 +159,7 @@ fn percent_decode(text: &str) -> Result<Vec<u8>, String> {
             let hex = bytes
                 .get(i + 1..i + 3)
                 .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| format!("bad percent-encoding in '{text}'"))?;
+                .and_then(|h| u8::from_str_radix(h, 16).ok())?;
             out.push(hex);
             i += 3;
         } else {
@@ -165,7 +167,7 @@ fn percent_decode(text: &str) -> Result<Vec<u8>, String> {
             i += 1;
         }
     }
-    Ok(out)
+    Some(out)
 }
 
 /// Where the certificate of a token key comes from, and what else to load.

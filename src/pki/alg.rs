@@ -1,5 +1,6 @@
 //! Digest and signature algorithms that signgate signs with, and their AlgorithmIdentifiers.
 
+use crate::code::UnknownName;
 use der::asn1::{Null, OctetString};
 use der::{Any, Decode, Encode, Sequence};
 use spki::AlgorithmIdentifierOwned;
@@ -134,15 +135,13 @@ pub fn sha256_hex(data: &[u8]) -> String {
 }
 
 impl std::str::FromStr for DigestAlgorithm {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
         match s.to_ascii_lowercase().replace('-', "").as_str() {
             "sha256" => Ok(Self::Sha256),
             "sha384" => Ok(Self::Sha384),
             "sha512" => Ok(Self::Sha512),
-            _ => Err(format!(
-                "unknown digest '{s}' (expected sha256, sha384 or sha512)"
-            )),
+            _ => Err(UnknownName::new("digest", s, "sha256, sha384 or sha512")),
         }
     }
 }
@@ -158,12 +157,12 @@ pub enum RsaPadding {
 }
 
 impl std::str::FromStr for RsaPadding {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
         match s.to_ascii_lowercase().as_str() {
             "pkcs1" | "pkcs1v15" => Ok(Self::Pkcs1),
             "pss" => Ok(Self::Pss),
-            _ => Err(format!("unknown RSA padding '{s}' (expected pkcs1 or pss)")),
+            _ => Err(UnknownName::new("RSA padding", s, "pkcs1 or pss")),
         }
     }
 }

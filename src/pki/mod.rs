@@ -4,7 +4,6 @@
 pub mod alg;
 pub mod certs;
 pub mod demo;
-pub mod ocsp;
 pub mod oid;
 pub mod tsp;
 

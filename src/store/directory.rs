@@ -1,5 +1,6 @@
 //! The agency directory's tables (`directory_units`, `directory_changes`): rows in and out.
-//! The rules (what a merge may do, how an identifier resolves) are `crate::directory`'s.
+//! The rules (what a merge may do, how an identifier resolves) are the `directory` module's
+//! (above this one).
 
 use sqlx::Row;
 

@@ -1,6 +1,6 @@
 //! Routing tables (`migrations/*/0200_routing.sql`): envelopes held by this node, one row per
 //! idempotency key, the outbox with leases, received status messages and each document's
-//! trace. SQL only; the rules live in `crate::routing`.
+//! trace. SQL only; the rules live in the `routing` module (above this one).
 
 use sqlx::Row;
 

@@ -2,8 +2,8 @@
 //! Vietnamese filings (tax, social insurance, e-invoice) and edXML envelopes.
 //!
 //! Owns parsing, C14N, building and checking `ds:Signature` cryptographically, and the
-//! profile rules. Leaves trust, revocation and the report to [`verify`](crate::verify) and the
-//! private-key operation to [`keys`](crate::keys). No network, no file access.
+//! profile rules. Leaves trust, revocation and the report to the `verify` module (above this
+//! one) and the private-key operation to [`keys`](crate::keys). No network, no file access.
 //!
 //! Signing splices the Signature into the input bytes: nothing else of the input changes
 //! (no re-serialization, prefix, whitespace or encoding change).

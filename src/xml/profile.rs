@@ -36,8 +36,8 @@ pub enum Profile {
 }
 
 impl std::str::FromStr for Profile {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = crate::code::UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(match s {
             "tax" => Self::Tax,
             "social-insurance" => Self::SocialInsurance,
@@ -45,8 +45,10 @@ impl std::str::FromStr for Profile {
             "edxml" => Self::Edxml,
             "enveloped" => Self::Enveloped,
             _ => {
-                return Err(format!(
-                    "unknown profile '{s}' (expected tax, social-insurance, e-invoice, edxml or enveloped)"
+                return Err(crate::code::UnknownName::new(
+                    "profile",
+                    s,
+                    "tax, social-insurance, e-invoice, edxml or enveloped",
                 ))
             }
         })

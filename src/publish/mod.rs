@@ -19,8 +19,10 @@ use base64::Engine;
 use openssl::x509::X509;
 use time::OffsetDateTime;
 
+pub mod ocsp;
+
 use crate::keys::KeySource;
-use crate::pki::ocsp::{CaDatabase, OcspResponder};
+use ocsp::{CaDatabase, OcspResponder};
 
 /// Largest OCSP request accepted.
 const MAX_REQUEST_BYTES: usize = 16 * 1024;
@@ -35,6 +37,35 @@ pub struct Publication {
     responder_key: Arc<dyn KeySource>,
 }
 
+/// Why the publication point cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The issuing CA certificate cannot be read.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The issuing CA file is not a PEM certificate.
+    #[error("{} is not a PEM certificate", path.display())]
+    NotPem {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+impl PublishError {
+    /// INPUT_MISSING for an unreadable file, USAGE for a file that is not a certificate.
+    pub fn code(&self) -> crate::code::ErrorCode {
+        match self {
+            Self::Read { .. } => crate::code::ErrorCode::InputMissing,
+            Self::NotPem { .. } => crate::code::ErrorCode::Usage,
+        }
+    }
+}
+
 impl std::fmt::Debug for Publication {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Publication")
@@ -46,11 +77,14 @@ impl std::fmt::Debug for Publication {
 impl Publication {
     /// Opens the CA folder `dir` (holding `issuing-ca.pem`, `index.txt`, `*.crl` and CA
     /// `*.pem` files), signing OCSP responses with `responder_key`.
-    pub fn open(dir: PathBuf, responder_key: Arc<dyn KeySource>) -> Result<Self, String> {
+    pub fn open(dir: PathBuf, responder_key: Arc<dyn KeySource>) -> Result<Self, PublishError> {
         let ca_path = dir.join("issuing-ca.pem");
-        let pem = std::fs::read(&ca_path).map_err(|e| format!("{}: {e}", ca_path.display()))?;
-        let issuing_ca = X509::from_pem(&pem)
-            .map_err(|_| format!("{} is not a PEM certificate", ca_path.display()))?;
+        let pem = std::fs::read(&ca_path).map_err(|source| PublishError::Read {
+            path: ca_path.clone(),
+            source,
+        })?;
+        let issuing_ca =
+            X509::from_pem(&pem).map_err(|_| PublishError::NotPem { path: ca_path })?;
         Ok(Self {
             dir,
             issuing_ca,
@@ -120,7 +154,7 @@ impl Publication {
 
 /// Builds the router for the CA folder `dir`, signing OCSP responses with `responder_key`
 /// (see [`Publication::open`]).
-pub fn router(dir: PathBuf, responder_key: Arc<dyn KeySource>) -> Result<Router, String> {
+pub fn router(dir: PathBuf, responder_key: Arc<dyn KeySource>) -> Result<Router, PublishError> {
     Ok(Arc::new(Publication::open(dir, responder_key)?).router())
 }
 

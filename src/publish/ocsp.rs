@@ -14,8 +14,8 @@ use x509_ocsp::{
     ResponderId, ResponseData, RevokedInfo, SingleResponse, Version,
 };
 
-use super::alg::{DigestAlgorithm, RsaPadding, SignatureScheme};
 use crate::keys::KeySource;
+use crate::pki::alg::{DigestAlgorithm, RsaPadding, SignatureScheme};
 
 /// id-pkix-ocsp-nonce (RFC 6960 §4.4.1).
 const NONCE: const_oid::ObjectIdentifier =
