@@ -78,6 +78,18 @@ fn cms_sign(cert: &X509, key: &PKey<openssl::pkey::Private>, content: &[u8]) -> 
         .expect("der")
 }
 
+/// `audit verify` refused the checkpoint: not exit 0, and the reason on stderr.
+fn assert_refused(out: &std::process::Output, what: &str) {
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "{what} passed: {}",
+        stdout_str(out)
+    );
+    let err = stderr_str(out);
+    assert!(err.contains("does not verify"), "{what}: {err}");
+}
+
 #[test]
 fn a_genuine_checkpoint_verifies() {
     let data = DemoData::new();
@@ -117,18 +129,7 @@ fn a_checkpoint_signed_by_an_untrusted_certificate_is_refused() {
         &canonical,
         &cms_sign(&cert, &key, canonical.as_bytes()),
     );
-    let out = data.verify(&forged);
-    assert_ne!(
-        out.status.code(),
-        Some(0),
-        "an untrusted checkpoint passed: {}",
-        stdout_str(&out)
-    );
-    assert!(
-        stderr_str(&out).contains("does not verify"),
-        "{}",
-        stderr_str(&out)
-    );
+    assert_refused(&data.verify(&forged), "an untrusted checkpoint");
 }
 
 #[test]
@@ -149,16 +150,5 @@ fn a_checkpoint_signed_by_another_trusted_key_is_refused() {
         &canonical,
         &cms_sign(&cert, &key, canonical.as_bytes()),
     );
-    let out = data.verify(&forged);
-    assert_ne!(
-        out.status.code(),
-        Some(0),
-        "another key's checkpoint passed: {}",
-        stdout_str(&out)
-    );
-    assert!(
-        stderr_str(&out).contains("does not verify"),
-        "{}",
-        stderr_str(&out)
-    );
+    assert_refused(&data.verify(&forged), "another key's checkpoint");
 }

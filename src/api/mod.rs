@@ -87,14 +87,16 @@ pub async fn app(
     })
 }
 
+/// How [`http_app`] builds the API: [`app`], boxed.
+pub type BuildApi = fn(
+    Services,
+    Option<Arc<crate::routing::Node>>,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Router, GatewayError>> + Send>,
+>;
+
 /// The adapters [`crate::gateway::Gateway::start`] serves: [`app`] and the peers' router.
-pub fn http_app() -> HttpApp<
-    fn(
-        Services,
-        Option<Arc<crate::routing::Node>>,
-    )
-        -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Router, GatewayError>> + Send>>,
-> {
+pub fn http_app() -> HttpApp<BuildApi> {
     HttpApp {
         api: |services, node| Box::pin(app(services, node)),
         peers: route::peer_router,

@@ -21,24 +21,13 @@ pub fn run(addr: std::net::SocketAddr, router: axum::Router, what: &str) -> Resu
         code: ErrorCode::Internal,
         message,
     };
-    let runtime = tokio::runtime::Runtime::new()
-        .map_err(|e| internal(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(addr)
+    super::gateway::runtime()?.block_on(async move {
+        let (server, bound) = crate::gateway::BackgroundServer::bind(addr, router)
             .await
-            .map_err(|e| internal(format!("cannot listen on {addr} ({what}): {e}")))?;
-        let bound = listener
-            .local_addr()
-            .map_err(|e| internal(format!("cannot read the bound address: {e}")))?;
+            .map_err(|e| internal(format!("{what}: {e}")))?;
         ready_line("http", bound);
-        crate::tls::serve_http(
-            listener,
-            None,
-            router,
-            crate::gateway::termination(),
-            crate::tls::DRAIN_TIMEOUT,
-        )
-        .await;
+        crate::gateway::termination().await;
+        server.shutdown().await;
         Ok::<_, CliError>(())
     })?;
     Ok(0)

@@ -174,21 +174,15 @@ impl Services {
     ) -> Result<ChainCheck, GatewayError> {
         let head = match checkpoint {
             Some(file) => {
-                let name = &self.settings().receipt_key;
-                let record = self
-                    .store()
-                    .key(name)
-                    .await?
-                    .ok_or_else(|| GatewayError::NoReceiptKey(name.clone()))?;
-                let key = self.signing_key(&record).await?;
+                let key = self.receipt_key().await?;
                 let mut ctx = self.settings().validation_context()?;
                 ctx.fetcher = None;
                 let file = file.to_vec();
                 let cert = key.certificate().clone();
-                let head =
-                    tokio::task::spawn_blocking(move || verify_checkpoint(&file, &cert, &ctx))
-                        .await
-                        .map_err(|e| GatewayError::Worker(e.to_string()))??;
+                let head = crate::blocking::run(move || {
+                    verify_checkpoint(&file, &cert, &ctx).map_err(GatewayError::from)
+                })
+                .await?;
                 Some(head)
             }
             None => None,

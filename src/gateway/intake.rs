@@ -198,19 +198,26 @@ impl Services {
         }))
     }
 
-    /// A detached CAdES signature over `content` by the receipt key (time-stamped when a TSA
-    /// is configured): receipts and checkpoints.
-    pub(crate) async fn receipt_signature(
+    /// The key that signs receipts and checkpoints (`receipt_key`).
+    pub(crate) async fn receipt_key(
         &self,
-        content: Vec<u8>,
-    ) -> Result<Vec<u8>, GatewayError> {
+    ) -> Result<std::sync::Arc<crate::keys::Pkcs12Key>, GatewayError> {
         let name = &self.settings().receipt_key;
         let record = self
             .store()
             .key(name)
             .await?
             .ok_or_else(|| GatewayError::NoReceiptKey(name.clone()))?;
-        let key = self.signing_key(&record).await?;
+        self.signing_key(&record).await
+    }
+
+    /// A detached CAdES signature over `content` by the receipt key (time-stamped when a TSA
+    /// is configured): receipts and checkpoints.
+    pub(crate) async fn receipt_signature(
+        &self,
+        content: Vec<u8>,
+    ) -> Result<Vec<u8>, GatewayError> {
+        let key = self.receipt_key().await?;
         let settings = self.settings().clone();
         blocking(move || super::checkpoint::sign_detached(&*key, &content, &settings)).await
     }

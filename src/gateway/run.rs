@@ -46,10 +46,8 @@ pub struct Running {
 }
 
 /// Completes once `stop` says so (or its sender is gone).
-fn stopped(mut stop: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
-    async move {
-        let _ = stop.wait_for(|s| *s).await;
-    }
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 async fn bind(addr: &str) -> Result<tokio::net::TcpListener, GatewayError> {
@@ -220,7 +218,8 @@ impl RunningNode {
     }
 }
 
-/// An HTTP server run in the background (benchmarks): serves until shut down or dropped.
+/// An HTTP server run in the background (`tsa serve`, `pki serve`, benchmarks): serves until
+/// shut down or dropped.
 pub struct BackgroundServer {
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
@@ -239,6 +238,17 @@ impl BackgroundServer {
             crate::tls::DRAIN_TIMEOUT,
         ));
         Self { stop, tasks }
+    }
+
+    /// Binds `addr` (port 0 picks a free port) and serves `router` there; returns the server
+    /// and the bound address.
+    pub async fn bind(
+        addr: SocketAddr,
+        router: Router,
+    ) -> Result<(Self, SocketAddr), GatewayError> {
+        let listener = bind(&addr.to_string()).await?;
+        let bound = local_addr(&listener)?;
+        Ok((Self::start(listener, router), bound))
     }
 
     /// Stops accepting, drains, and waits.

@@ -82,20 +82,16 @@ async fn run(services: &Services, id: &str) -> Result<(), GatewayError> {
             .unwrap_or_else(|e| e.into_inner());
         let handle = recorder.handle.clone();
         handle.block_on(store.set_batch_state(&id, "running", None, None))?;
-        let mut engine = Engine::new(key, options)
-            .map_err(crate::Error::from)?
-            .with_audit(recorder.clone());
+        let mut engine = Engine::new(key, options)?.with_audit(recorder.clone());
         if let Some(tsa) = timestamper {
             engine = engine.with_timestamper(tsa);
         }
         let out = dir.join("out");
-        let summary = engine
-            .run(inputs.into_iter(), &out, &mut |outcome| {
-                if let Err(e) = recorder.outcome(outcome, &services) {
-                    recorder.problem(format!("document {}: {e}", outcome.index));
-                }
-            })
-            .map_err(crate::Error::from)?;
+        let summary = engine.run(inputs.into_iter(), &out, &mut |outcome| {
+            if let Err(e) = recorder.outcome(outcome, &services) {
+                recorder.problem(format!("document {}: {e}", outcome.index));
+            }
+        })?;
         let problems = recorder
             .problems
             .lock()
