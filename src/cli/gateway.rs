@@ -229,13 +229,8 @@ pub fn client(cmd: ClientCommand) -> Result<u8, CliError> {
 /// SHA-256 (hex) of the first certificate of a PEM file, as the TLS layer computes it.
 fn certificate_fingerprint(path: &Path) -> Result<String, CliError> {
     let pem = crate::fsio::read_input(path)?;
-    let cert = openssl::x509::X509::from_pem(&pem)
-        .map_err(|_| CliError::usage(format!("{}: not a PEM certificate", path.display())))?;
-    let der = cert.to_der().map_err(|e| CliError {
-        code: ErrorCode::Internal,
-        message: e.to_string(),
-    })?;
-    Ok(crate::tls::PeerCertificate(std::sync::Arc::new(der)).fingerprint())
+    crate::gateway::admin::certificate_fingerprint(&pem)
+        .map_err(|e| CliError::usage(format!("{}: {e}", path.display())))
 }
 
 /// `signgate key …`.

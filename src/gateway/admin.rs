@@ -155,6 +155,17 @@ impl Services {
     }
 }
 
+/// The SHA-256 fingerprint (hex) of the first certificate of `pem`, as the TLS layer computes
+/// it for a client certificate (`client add --cert`).
+pub fn certificate_fingerprint(pem: &[u8]) -> Result<String, GatewayError> {
+    let cert = openssl::x509::X509::from_pem(pem)
+        .map_err(|_| GatewayError::Invalid("not a PEM certificate".into()))?;
+    let der = cert
+        .to_der()
+        .map_err(|e| GatewayError::Invalid(format!("certificate: {e}")))?;
+    Ok(crate::tls::PeerCertificate(std::sync::Arc::new(der)).fingerprint())
+}
+
 fn absolute(path: &Path) -> String {
     std::path::absolute(path)
         .unwrap_or_else(|_| path.to_path_buf())

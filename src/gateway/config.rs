@@ -161,7 +161,7 @@ impl std::fmt::Debug for GatewayConfig {
             .field("keys", &self.keys)
             .field("retention_days", &self.retention_days)
             .field("demo", &self.demo)
-            .field("routing", &self.routing.as_ref().map(|r| &r.node_id))
+            .field("routing", &self.routing)
             .field("tls", &self.tls)
             .finish_non_exhaustive()
     }

@@ -112,8 +112,8 @@ pub struct RoutingConfig {
     pub listen: String,
     /// Node identity (PKCS#12).
     pub identity: PathBuf,
-    /// Identity password (from the environment; never from the file).
-    pub identity_password: String,
+    /// Identity password (from the environment; never from the file; never printed).
+    pub identity_password: secrecy::SecretString,
     /// Key that signs status messages (PKCS#12, same password).
     pub signing_key: PathBuf,
     /// CA certificates for peer certificates.
@@ -206,7 +206,7 @@ impl RoutingConfig {
             serves: file.serves.clone(),
             listen: file.listen.clone(),
             identity: file.identity.clone(),
-            identity_password,
+            identity_password: identity_password.into(),
             signing_key: file
                 .signing_key
                 .clone()

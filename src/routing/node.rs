@@ -145,9 +145,11 @@ impl Node {
         store: Store,
         validation: ValidationContext,
     ) -> Result<Self, RoutingError> {
-        let identity = TlsIdentity::open(&config.identity, &config.identity_password)?;
+        use secrecy::ExposeSecret;
+        let password = config.identity_password.expose_secret();
+        let identity = TlsIdentity::open(&config.identity, password)?;
         let connector = super::tls::connector(&identity, &config.peer_trust)?;
-        let signer = Pkcs12Key::open(&config.signing_key, &config.identity_password)
+        let signer = Pkcs12Key::open(&config.signing_key, password)
             .map_err(|e| RoutingError::Config(format!("routing.signing_key: {e}")))?;
         let codes = StatusCodes::new(&config.update_codes.0, &config.update_codes.1)
             .map_err(|e| RoutingError::Config(format!("routing update codes: {e}")))?;
