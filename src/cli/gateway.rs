@@ -134,7 +134,7 @@ fn internal(message: impl Into<String>) -> CliError {
 }
 
 pub(super) fn db_error(e: crate::store::StoreError) -> CliError {
-    internal(e.to_string())
+    e.into()
 }
 
 pub(super) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {

@@ -180,13 +180,11 @@ pub(super) fn apply_codes(units: &mut [UnitRow], text: &str) -> Result<usize, Di
     let mut mapped = 0;
     for (line, row) in rows(text, &["gso_code", "organ_id_qcvn102", "organ_id_d20"])? {
         let code = get(&row, "gso_code");
-        let &i = index
-            .get(code)
-            .ok_or_else(|| {
-                invalid(format!(
-                    "codes line {line}: unit {code} is not in the unit file"
-                ))
-            })?;
+        let &i = index.get(code).ok_or_else(|| {
+            invalid(format!(
+                "codes line {line}: unit {code} is not in the unit file"
+            ))
+        })?;
         let mut any = false;
         for (col, slot) in [("organ_id_qcvn102", 0), ("organ_id_d20", 1)] {
             let id = get(&row, col);
@@ -199,7 +197,9 @@ pub(super) fn apply_codes(units: &mut [UnitRow], text: &str) -> Result<usize, Di
                 )));
             }
             if !ids.insert((slot, id.to_string())) {
-                return Err(invalid(format!("codes line {line}: {col} {id} is given twice")));
+                return Err(invalid(format!(
+                    "codes line {line}: {col} {id} is given twice"
+                )));
             }
             let target = if slot == 0 {
                 &mut units[i].organ_id_qcvn102
@@ -207,7 +207,9 @@ pub(super) fn apply_codes(units: &mut [UnitRow], text: &str) -> Result<usize, Di
                 &mut units[i].organ_id_d20
             };
             if target.is_some() {
-                return Err(invalid(format!("codes line {line}: unit {code} is mapped twice")));
+                return Err(invalid(format!(
+                    "codes line {line}: unit {code} is mapped twice"
+                )));
             }
             *target = Some(id.to_string());
             any = true;

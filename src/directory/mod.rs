@@ -151,8 +151,7 @@ impl Directory {
         let mut units = csv::units(structure, units_csv)?;
         let mut summary = ImportSummary::default();
         if let Some(codes) = codes_csv {
-            summary.with_organ_ids =
-                csv::apply_codes(&mut units, codes)?;
+            summary.with_organ_ids = csv::apply_codes(&mut units, codes)?;
         }
         for u in &units {
             match u.level.as_str() {

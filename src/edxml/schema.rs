@@ -318,7 +318,10 @@ fn attributes(node: Node<'_, '_>, model: &Complex) -> Result<(), SchemaViolation
     }
     for (name, required) in model.attrs {
         if *required && node.attribute(*name).is_none() {
-            return Err(SchemaViolation(format!("{}: attribute {name} is missing", path(node))));
+            return Err(SchemaViolation(format!(
+                "{}: attribute {name} is missing",
+                path(node)
+            )));
         }
     }
     Ok(())
@@ -332,7 +335,10 @@ fn complex(node: Node<'_, '_>, model: &Complex) -> Result<(), SchemaViolation> {
         if child.is_text() {
             let text = child.text().unwrap_or("");
             if !text.chars().all(|c| matches!(c, ' ' | '\t' | '\r' | '\n')) {
-                return Err(SchemaViolation(format!("{}: text is not allowed here", path(node))));
+                return Err(SchemaViolation(format!(
+                    "{}: text is not allowed here",
+                    path(node)
+                )));
             }
             continue;
         }
@@ -383,7 +389,11 @@ fn complex(node: Node<'_, '_>, model: &Complex) -> Result<(), SchemaViolation> {
     }
     while let Some(p) = model.children.get(i) {
         if count < p.min {
-            return Err(SchemaViolation(format!("{}: {} is missing", path(node), p.name)));
+            return Err(SchemaViolation(format!(
+                "{}: {} is missing",
+                path(node),
+                p.name
+            )));
         }
         i += 1;
         count = 0;
@@ -400,7 +410,10 @@ fn text(node: Node<'_, '_>, kind: Text) -> Result<(), SchemaViolation> {
         )));
     }
     if node.children().any(|c| c.is_element()) {
-        return Err(SchemaViolation(format!("{}: child elements are not allowed", path(node))));
+        return Err(SchemaViolation(format!(
+            "{}: child elements are not allowed",
+            path(node)
+        )));
     }
     let value = crate::xml::signed_text(node);
     let ok = match kind {

@@ -133,9 +133,7 @@ fn check_trace_list(list: &str, scope: Node<'_, '_>) -> Result<(), EdxmlError> {
         .children()
         .filter(|c| c.is_element());
     match (elements.next(), elements.next()) {
-        (Some(spliced), None) => {
-            Ok(super::schema::validate_trace_list(spliced)?)
-        }
+        (Some(spliced), None) => Ok(super::schema::validate_trace_list(spliced)?),
         _ => Err(EdxmlError::invalid(
             "the spliced trace list is not one element",
         )),

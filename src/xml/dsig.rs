@@ -418,8 +418,7 @@ fn canonical_signed_info_filled(
     signature: Node<'_, '_>,
     fills: &[(NodeId, &str)],
 ) -> Result<(Vec<u8>, XmlSignatureMethod), SignedInfoProblem> {
-    let signed_info =
-        ds_child(signature, "SignedInfo").ok_or(SignedInfoProblem::NoSignedInfo)?;
+    let signed_info = ds_child(signature, "SignedInfo").ok_or(SignedInfoProblem::NoSignedInfo)?;
     if ds_children(signature, "SignedInfo").count() != 1 {
         return Err(SignedInfoProblem::SeveralSignedInfo);
     }
