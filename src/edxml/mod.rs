@@ -187,6 +187,13 @@ impl BusinessDocType {
         self as u8
     }
 
+    /// The type for a number, `None` for anything but 0–3.
+    pub fn from_number(n: u8) -> Option<Self> {
+        [Self::New, Self::Revoke, Self::Update, Self::Replace]
+            .into_iter()
+            .find(|t| t.code() == n)
+    }
+
     /// The type for a code, `None` for anything but 0–3.
     pub fn from_code(code: &str) -> Option<Self> {
         Some(match code {
