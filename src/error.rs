@@ -48,6 +48,18 @@ pub enum Error {
     /// Routing between gateway nodes failed.
     #[error(transparent)]
     Routing(#[from] crate::routing::RoutingError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// Generating or changing the demo PKI failed.
+    #[error(transparent)]
+    Pki(#[from] crate::pki::demo::PkiError),
+    /// The time-stamp server cannot be set up.
+    #[error(transparent)]
+    Tsa(#[from] crate::tsa::TsaError),
+    /// The publication point cannot start.
+    #[error(transparent)]
+    Publish(#[from] crate::publish::PublishError),
     /// A setting names no known format, profile, level, digest….
     #[error(transparent)]
     Name(#[from] crate::code::UnknownName),
@@ -75,6 +87,10 @@ impl Error {
             Error::Routing(e) => e.code(),
             Error::Worker(e) => e.code(),
             Error::Name(e) => e.code(),
+            Error::Store(e) => e.code(),
+            Error::Pki(e) => e.code(),
+            Error::Tsa(e) => e.code(),
+            Error::Publish(e) => e.code(),
         }
     }
 }

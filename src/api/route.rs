@@ -58,6 +58,7 @@ fn peer_of(node: &Node, cert: Option<Extension<PeerCertificate>>) -> Result<Stri
 }
 
 fn receipt_response(receipt: Receipt) -> Response {
+    let code = receipt.code_text();
     let mut response = (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/xml")],
@@ -65,7 +66,7 @@ fn receipt_response(receipt: Receipt) -> Response {
     )
         .into_response();
     let headers = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&receipt.code) {
+    if let Ok(v) = HeaderValue::from_str(code) {
         headers.insert(STATUS_HEADER, v);
     }
     if let Some(reason) = &receipt.reason {
@@ -220,14 +221,14 @@ async fn send(
 ) -> Result<Response, AppError> {
     let node = configured(node)?;
     let receipt = node.send_as(&caller.0.agency, body.to_vec()).await?;
-    let status = if receipt.code == "01" {
+    let status = if receipt.code == crate::edxml::StatusCode::Received {
         StatusCode::ACCEPTED
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
     Ok((
         status,
-        Json(json!({"document_id": receipt.document_id, "status": receipt.code, "reason": receipt.reason})),
+        Json(json!({"document_id": receipt.document_id, "status": receipt.code_text(), "reason": receipt.reason})),
     )
         .into_response())
 }

@@ -28,7 +28,7 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -235,6 +235,261 @@ pub struct Engine {
     pdf_options: PdfSignOptions,
 }
 
+/// The threads of a batch run (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// `workers` threads, each taking a document through prepare, sign and finish.
+    WorkerPerCore {
+        /// Threads, one key operation each at a time.
+        workers: usize,
+    },
+    /// Three pools joined by bounded queues.
+    Pipeline {
+        /// Threads that read, parse, hash and lay out (prepare).
+        readers: usize,
+        /// Threads doing the key operation (the key pool).
+        signers: usize,
+        /// Threads that time-stamp, finish and write.
+        writers: usize,
+    },
+}
+
+/// What the threads of one run share: the engine, the output folder, the journal's index
+/// of earlier outputs, and the stop flag a fatal error raises.
+struct Run<'a> {
+    engine: &'a Engine,
+    out_dir: &'a Path,
+    index: &'a JournalIndex,
+    stop: AtomicBool,
+}
+
+impl Run<'_> {
+    /// Starts the feeder and the threads of `layout`, and hands the stream of reports to
+    /// `collect` on this thread until every document is reported.
+    fn threads(
+        &self,
+        layout: Layout,
+        inputs: impl Iterator<Item = PathBuf> + Send,
+        collect: &mut dyn FnMut(Receiver<Report>),
+    ) {
+        let depth = self.engine.options.queue_depth.max(1);
+        let (in_tx, in_rx) = sync_channel::<InputJob>(depth);
+        let (sign_tx, sign_rx) = sync_channel::<SignJob>(depth);
+        let (fin_tx, fin_rx) = sync_channel::<FinishJob>(depth);
+        let (rep_tx, rep_rx) = sync_channel::<Report>(depth);
+        let (in_rx, sign_rx, fin_rx) = (Mutex::new(in_rx), Mutex::new(sign_rx), Mutex::new(fin_rx));
+        std::thread::scope(|scope| {
+            let feed_tx = rep_tx.clone();
+            scope.spawn(move || self.feed(inputs, in_tx, feed_tx));
+            match layout {
+                Layout::WorkerPerCore { workers } => {
+                    for _ in 0..workers {
+                        let (rep_tx, in_rx) = (rep_tx.clone(), &in_rx);
+                        scope.spawn(move || self.work(in_rx, rep_tx));
+                    }
+                }
+                Layout::Pipeline {
+                    readers,
+                    signers,
+                    writers,
+                } => {
+                    for _ in 0..readers {
+                        let (rep_tx, sign_tx, in_rx) = (rep_tx.clone(), sign_tx.clone(), &in_rx);
+                        scope.spawn(move || self.read(in_rx, sign_tx, rep_tx));
+                    }
+                    for _ in 0..signers {
+                        let (rep_tx, fin_tx, sign_rx) = (rep_tx.clone(), fin_tx.clone(), &sign_rx);
+                        scope.spawn(move || self.sign(sign_rx, fin_tx, rep_tx));
+                    }
+                    for _ in 0..writers {
+                        let (rep_tx, fin_rx) = (rep_tx.clone(), &fin_rx);
+                        scope.spawn(move || self.write(fin_rx, rep_tx));
+                    }
+                }
+            }
+            // Every sender left is a thread's: the stages end as their inputs run dry.
+            drop((sign_tx, fin_tx, rep_tx));
+            collect(rep_rx);
+        });
+    }
+
+    /// The feeder: names outputs and refuses duplicates before any work is done.
+    fn feed(
+        &self,
+        inputs: impl Iterator<Item = PathBuf>,
+        in_tx: SyncSender<InputJob>,
+        rep_tx: SyncSender<Report>,
+    ) {
+        let mut names = HashSet::new();
+        for (index, input) in inputs.enumerate() {
+            if self.stopped() {
+                break;
+            }
+            let name = input
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if name.is_empty() || !names.insert(name.clone()) {
+                let message = if name.is_empty() {
+                    "input has no file name".to_string()
+                } else {
+                    format!("another input already writes an output named {name}")
+                };
+                let _ = rep_tx.send(Report::Done(
+                    failed(index, input, None, ErrorCode::Usage, message),
+                    None,
+                ));
+                continue;
+            }
+            if in_tx.send(InputJob { index, input, name }).is_err() {
+                break;
+            }
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// [`Layout::WorkerPerCore`]: every stage of each document on this thread.
+    fn work(&self, in_rx: &Mutex<Receiver<InputJob>>, rep_tx: SyncSender<Report>) {
+        let engine = self.engine;
+        while let Some(job) = next(in_rx) {
+            if self.stopped() {
+                continue;
+            }
+            let report = match engine.prepare(job, self.out_dir, self.index) {
+                Ok(Prepared::Sign(job)) => match engine.sign_or_report(job, &self.stop) {
+                    Ok(job) => engine.finish(job, self.out_dir),
+                    Err(report) => *report,
+                },
+                Ok(Prepared::Skip(outcome)) | Err(outcome) => Report::Done(outcome, None),
+            };
+            if rep_tx.send(report).is_err() {
+                break;
+            }
+        }
+    }
+
+    /// Pipeline, first stage: read, hash, skip check, layout, digest.
+    fn read(
+        &self,
+        in_rx: &Mutex<Receiver<InputJob>>,
+        sign_tx: SyncSender<SignJob>,
+        rep_tx: SyncSender<Report>,
+    ) {
+        while let Some(job) = next(in_rx) {
+            if self.stopped() {
+                continue;
+            }
+            match self.engine.prepare(job, self.out_dir, self.index) {
+                Ok(Prepared::Sign(job)) => {
+                    if sign_tx.send(job).is_err() {
+                        break;
+                    }
+                }
+                Ok(Prepared::Skip(outcome)) | Err(outcome) => {
+                    let _ = rep_tx.send(Report::Done(outcome, None));
+                }
+            }
+        }
+    }
+
+    /// Pipeline, second stage: the key operation.
+    fn sign(
+        &self,
+        sign_rx: &Mutex<Receiver<SignJob>>,
+        fin_tx: SyncSender<FinishJob>,
+        rep_tx: SyncSender<Report>,
+    ) {
+        while let Some(job) = next(sign_rx) {
+            if self.stopped() {
+                continue;
+            }
+            let sent = match self.engine.sign_or_report(job, &self.stop) {
+                Ok(job) => fin_tx.send(job).is_ok(),
+                Err(report) => rep_tx.send(*report).is_ok(),
+            };
+            if !sent {
+                break;
+            }
+        }
+    }
+
+    /// Pipeline, third stage: time-stamp, finish, write.
+    fn write(&self, fin_rx: &Mutex<Receiver<FinishJob>>, rep_tx: SyncSender<Report>) {
+        while let Some(job) = next(fin_rx) {
+            if self.stopped() {
+                continue;
+            }
+            if rep_tx.send(self.engine.finish(job, self.out_dir)).is_err() {
+                break;
+            }
+        }
+    }
+
+    /// The collector, on the caller's thread: journal, audit, progress, summary.
+    fn collect(
+        &self,
+        reports: Receiver<Report>,
+        writer: &mut JournalWriter,
+        summary: &mut BatchSummary,
+        on_outcome: &mut dyn FnMut(&DocOutcome),
+    ) {
+        for report in reports.iter() {
+            let outcome = match report {
+                Report::Done(outcome, record) => {
+                    if let Some(entry) = record {
+                        self.record(&outcome, &entry, writer, summary);
+                    }
+                    outcome
+                }
+                Report::Fatal(outcome, code, message) => {
+                    if summary.aborted.is_none() {
+                        summary.aborted = Some((code, message));
+                    }
+                    outcome
+                }
+            };
+            match &outcome.status {
+                DocStatus::Signed => summary.signed += 1,
+                DocStatus::Skipped => summary.skipped += 1,
+                DocStatus::Failed { code, message } => summary.failed.push(FailedDoc {
+                    input: outcome.input.clone(),
+                    code: *code,
+                    message: message.clone(),
+                }),
+            }
+            on_outcome(&outcome);
+        }
+    }
+
+    /// Journals a signed document and sends its audit event; a journal that cannot be
+    /// written stops the batch.
+    fn record(
+        &self,
+        outcome: &DocOutcome,
+        entry: &JournalEntry,
+        writer: &mut JournalWriter,
+        summary: &mut BatchSummary,
+    ) {
+        if let Err(e) = writer.append(entry) {
+            self.stop.store(true, Ordering::Relaxed);
+            summary.aborted = Some((e.code(), one_line(&e.to_string())));
+        }
+        if let Some(audit) = &self.engine.audit {
+            audit.signed(&AuditEvent {
+                input: outcome.input.clone(),
+                output: outcome.output.clone().unwrap_or_default(),
+                input_sha256: entry.input_sha256.clone(),
+                output_sha256: entry.output_sha256.clone(),
+                cert_sha256: entry.cert_sha256.clone(),
+                at: OffsetDateTime::now_utc(),
+            });
+        }
+    }
+}
+
 struct InputJob {
     index: usize,
     input: PathBuf,
@@ -348,6 +603,38 @@ impl Engine {
         &self.options
     }
 
+    /// How [`Engine::run`] lays out its threads: one worker per core doing every stage when
+    /// the key is in this process and the level is B-B (the key operation is cheap, nothing
+    /// waits), else the three-stage pipeline sized by the options, the key's session limit
+    /// and the level (B-T waits on the TSA in the write stage).
+    pub fn layout(&self) -> Layout {
+        let n = cores();
+        let pick = |v: usize, default: usize| if v == 0 { default } else { v };
+        let mut jobs = pick(self.options.jobs, n);
+        let cap = self.key.max_concurrent_signatures();
+        if let Some(cap) = cap.filter(|cap| jobs > *cap) {
+            tracing::warn!(
+                requested = jobs,
+                cap,
+                "key pool capped to the token's session limit"
+            );
+            jobs = cap;
+        }
+        if self.options.level == Level::BB && cap.is_none() {
+            return Layout::WorkerPerCore { workers: jobs };
+        }
+        let writers_default = if self.options.level == Level::BT {
+            8 * n
+        } else {
+            n
+        };
+        Layout::Pipeline {
+            readers: pick(self.options.prepare_threads, n),
+            signers: jobs,
+            writers: pick(self.options.finish_threads, writers_default),
+        }
+    }
+
     /// Signs every input into `out_dir` (created if missing), calling `on_outcome` for each.
     ///
     /// Returns an error only when the batch cannot start (output folder unusable, B-T without
@@ -372,204 +659,15 @@ impl Engine {
         let index = JournalIndex::load(out_dir)?;
         let mut writer =
             JournalWriter::open(out_dir, self.options.sync_every, self.options.durable)?;
-
-        let n = cores();
-        let pick = |v: usize, default: usize| if v == 0 { default } else { v };
-        let mut jobs = pick(self.options.jobs, n);
-        if let Some(cap) = self.key.max_concurrent_signatures() {
-            if jobs > cap {
-                tracing::warn!(
-                    requested = jobs,
-                    cap,
-                    "key pool capped to the token's session limit"
-                );
-                jobs = cap;
-            }
-        }
-        let fused =
-            self.options.level == Level::BB && self.key.max_concurrent_signatures().is_none();
-        // Threads per stage: `jobs` workers doing every stage, or the three pools of the pipeline.
-        let (workers, prepare_threads, signers, finish_threads) = if fused {
-            (jobs, 0, 0, 0)
-        } else {
-            let finish_default = if self.options.level == Level::BT {
-                8 * n
-            } else {
-                n
-            };
-            (
-                0,
-                pick(self.options.prepare_threads, n),
-                jobs,
-                pick(self.options.finish_threads, finish_default),
-            )
+        let run = Run {
+            engine: self,
+            out_dir,
+            index: &index,
+            stop: AtomicBool::new(false),
         };
-        let depth = self.options.queue_depth.max(1);
-        let stop = AtomicBool::new(false);
-
-        let (in_tx, in_rx) = sync_channel::<InputJob>(depth);
-        let (sign_tx, sign_rx) = sync_channel::<SignJob>(depth);
-        let (fin_tx, fin_rx) = sync_channel::<FinishJob>(depth);
-        let (rep_tx, rep_rx) = sync_channel::<Report>(depth);
-        let in_rx = Mutex::new(in_rx);
-        let sign_rx = Mutex::new(sign_rx);
-        let fin_rx = Mutex::new(fin_rx);
-
         let mut summary = BatchSummary::default();
-        std::thread::scope(|scope| {
-            // Feeder: names outputs and refuses duplicates before any work is done.
-            {
-                let rep_tx = rep_tx.clone();
-                let stop = &stop;
-                scope.spawn(move || {
-                    let mut names = HashSet::new();
-                    for (index, input) in inputs.enumerate() {
-                        if stop.load(Ordering::Relaxed) {
-                            break;
-                        }
-                        let name = input
-                            .file_name()
-                            .map(|n| n.to_string_lossy().into_owned())
-                            .unwrap_or_default();
-                        if name.is_empty() || !names.insert(name.clone()) {
-                            let message = if name.is_empty() {
-                                "input has no file name".to_string()
-                            } else {
-                                format!("another input already writes an output named {name}")
-                            };
-                            let _ = rep_tx.send(Report::Done(
-                                failed(index, input, None, ErrorCode::Usage, message),
-                                None,
-                            ));
-                            continue;
-                        }
-                        if in_tx.send(InputJob { index, input, name }).is_err() {
-                            break;
-                        }
-                    }
-                });
-            }
-            for _ in 0..workers {
-                let rep_tx = rep_tx.clone();
-                let (in_rx, index, stop) = (&in_rx, &index, &stop);
-                scope.spawn(move || {
-                    while let Some(job) = next(in_rx) {
-                        if stop.load(Ordering::Relaxed) {
-                            continue;
-                        }
-                        let report = match self.prepare(job, out_dir, index) {
-                            Ok(Prepared::Sign(job)) => match self.sign_or_report(job, stop) {
-                                Ok(job) => self.finish(job, out_dir),
-                                Err(report) => *report,
-                            },
-                            Ok(Prepared::Skip(outcome)) | Err(outcome) => {
-                                Report::Done(outcome, None)
-                            }
-                        };
-                        if rep_tx.send(report).is_err() {
-                            break;
-                        }
-                    }
-                });
-            }
-            for _ in 0..prepare_threads {
-                let (rep_tx, sign_tx) = (rep_tx.clone(), sign_tx.clone());
-                let (in_rx, index, stop) = (&in_rx, &index, &stop);
-                scope.spawn(move || {
-                    while let Some(job) = next(in_rx) {
-                        if stop.load(Ordering::Relaxed) {
-                            continue;
-                        }
-                        match self.prepare(job, out_dir, index) {
-                            Ok(Prepared::Sign(job)) => {
-                                if sign_tx.send(job).is_err() {
-                                    break;
-                                }
-                            }
-                            Ok(Prepared::Skip(outcome)) | Err(outcome) => {
-                                let _ = rep_tx.send(Report::Done(outcome, None));
-                            }
-                        }
-                    }
-                });
-            }
-            drop(sign_tx);
-            for _ in 0..signers {
-                let (rep_tx, fin_tx) = (rep_tx.clone(), fin_tx.clone());
-                let (sign_rx, stop) = (&sign_rx, &stop);
-                scope.spawn(move || {
-                    while let Some(job) = next(sign_rx) {
-                        if stop.load(Ordering::Relaxed) {
-                            continue;
-                        }
-                        let sent = match self.sign_or_report(job, stop) {
-                            Ok(job) => fin_tx.send(job).is_ok(),
-                            Err(report) => rep_tx.send(*report).is_ok(),
-                        };
-                        if !sent {
-                            break;
-                        }
-                    }
-                });
-            }
-            drop(fin_tx);
-            for _ in 0..finish_threads {
-                let rep_tx = rep_tx.clone();
-                let (fin_rx, stop) = (&fin_rx, &stop);
-                scope.spawn(move || {
-                    while let Some(job) = next(fin_rx) {
-                        if stop.load(Ordering::Relaxed) {
-                            continue;
-                        }
-                        let report = self.finish(job, out_dir);
-                        if rep_tx.send(report).is_err() {
-                            break;
-                        }
-                    }
-                });
-            }
-            drop(rep_tx);
-
-            // Collector on this thread: journal, audit, progress.
-            for report in rep_rx.iter() {
-                let outcome = match report {
-                    Report::Done(outcome, record) => {
-                        if let Some(entry) = record {
-                            if let Err(e) = writer.append(&entry) {
-                                stop.store(true, Ordering::Relaxed);
-                                summary.aborted = Some((e.code(), one_line(&e.to_string())));
-                            }
-                            if let Some(audit) = &self.audit {
-                                audit.signed(&AuditEvent {
-                                    input: outcome.input.clone(),
-                                    output: outcome.output.clone().unwrap_or_default(),
-                                    input_sha256: entry.input_sha256.clone(),
-                                    output_sha256: entry.output_sha256.clone(),
-                                    cert_sha256: entry.cert_sha256.clone(),
-                                    at: OffsetDateTime::now_utc(),
-                                });
-                            }
-                        }
-                        outcome
-                    }
-                    Report::Fatal(outcome, code, message) => {
-                        if summary.aborted.is_none() {
-                            summary.aborted = Some((code, message));
-                        }
-                        outcome
-                    }
-                };
-                match &outcome.status {
-                    DocStatus::Signed => summary.signed += 1,
-                    DocStatus::Skipped => summary.skipped += 1,
-                    DocStatus::Failed { code, message } => summary.failed.push(FailedDoc {
-                        input: outcome.input.clone(),
-                        code: *code,
-                        message: message.clone(),
-                    }),
-                }
-                on_outcome(&outcome);
-            }
+        run.threads(self.layout(), inputs, &mut |reports| {
+            run.collect(reports, &mut writer, &mut summary, on_outcome)
         });
         writer.sync()?;
         summary.elapsed = started.elapsed();

@@ -297,7 +297,7 @@ pub fn run(args: BenchRouteArgs) -> Result<u8, CliError> {
             while latencies.len() < rest.len() && Instant::now() < deadline {
                 for row in recipient
                     .store()
-                    .route_inbox(lifecycle::INBOX_STATES)
+                    .route_inbox(&lifecycle::inbox_state_names())
                     .await
                     .map_err(|e| fail("inbox", e))?
                 {
@@ -359,7 +359,7 @@ async fn run_concurrently(
         let receipt = result
             .map_err(|e| fail("task", e))?
             .map_err(|e| fail("receive", e))?;
-        if receipt.code != "01" {
+        if receipt.code != crate::edxml::StatusCode::Received {
             return Err(fail("receive", receipt.reason.unwrap_or_default()));
         }
     }

@@ -112,7 +112,11 @@ from_domain_error!(
     crate::fsio::IoError,
     crate::cms::CmsError,
     crate::verify::VerifyError,
-    crate::directory::DirectoryError
+    crate::directory::DirectoryError,
+    crate::store::StoreError,
+    crate::pki::demo::PkiError,
+    crate::tsa::TsaError,
+    crate::publish::PublishError
 );
 
 /// Runs the command line and returns the process exit code.

@@ -40,10 +40,7 @@ pub fn run(cmd: PkiCommand) -> Result<u8, CliError> {
     match cmd {
         PkiCommand::Demo { out, base_url } => {
             let opts = crate::pki::demo::DemoOptions::with_base_url(base_url);
-            crate::pki::demo::generate(&out, &opts).map_err(|e| CliError {
-                code: e.code(),
-                message: e.to_string(),
-            })?;
+            crate::pki::demo::generate(&out, &opts)?;
             println!(
                 "demo PKI written to {} (test keys only, password 'demo')",
                 out.display()
@@ -60,8 +57,7 @@ pub fn run(cmd: PkiCommand) -> Result<u8, CliError> {
             let key_path = responder_key.unwrap_or_else(|| dir.join("ocsp.p12"));
             let password = super::key_password(password_file.as_deref())?;
             let key = crate::keys::Pkcs12Key::open(&key_path, &password)?;
-            let router =
-                crate::publish::router(dir, std::sync::Arc::new(key)).map_err(CliError::usage)?;
+            let router = crate::publish::router(dir, std::sync::Arc::new(key))?;
             super::server::run(addr, router, "PKI publication server")
         }
     }

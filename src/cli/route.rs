@@ -108,9 +108,9 @@ pub fn run(cmd: RouteCommand) -> Result<u8, CliError> {
                 let receipt = node.receive("local", bytes, None).await.map_err(routing_error)?;
                 println!(
                     "{}",
-                    serde_json::json!({"document_id": receipt.document_id, "status": receipt.code, "reason": receipt.reason})
+                    serde_json::json!({"document_id": receipt.document_id, "status": receipt.code_text(), "reason": receipt.reason})
                 );
-                if receipt.code == "01" {
+                if receipt.code == crate::edxml::StatusCode::Received {
                     0
                 } else {
                     65

@@ -45,10 +45,7 @@ pub fn run(cmd: TsaCommand) -> Result<u8, CliError> {
             let password = super::key_password(password_file.as_deref())?;
             let key = Pkcs12Key::open(&key, &password)?;
             drop(password);
-            let tsa = TimeStampAuthority::new(Arc::new(key), policy).map_err(|e| CliError {
-                code: e.code(),
-                message: e.to_string(),
-            })?;
+            let tsa = TimeStampAuthority::new(Arc::new(key), policy)?;
             super::server::run(addr, crate::tsa::router(Arc::new(tsa)), "time-stamp server")
         }
     }

@@ -47,6 +47,9 @@ pub enum EdxmlError {
     /// The document departs from the gateway's edXML schema.
     #[error("edXML: {0}")]
     Schema(#[from] schema::SchemaViolation),
+    /// The envelope's SignedInfo cannot be canonicalized (for the trace digest).
+    #[error("edXML: {0}")]
+    SignedInfo(#[from] crate::xml::dsig::SignedInfoProblem),
     /// A size or count limit on the package or an attachment was exceeded.
     #[error("edXML limit exceeded: {0}")]
     LimitExceeded(String),
@@ -73,7 +76,7 @@ impl EdxmlError {
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::Xml(e) => e.code(),
-            Self::Invalid(_) | Self::Schema(_) => ErrorCode::EdxmlInvalid,
+            Self::Invalid(_) | Self::Schema(_) | Self::SignedInfo(_) => ErrorCode::EdxmlInvalid,
             Self::LimitExceeded(_) => ErrorCode::EdxmlLimitExceeded,
             Self::Cert(e) => e.code(),
             Self::Zip { why, .. } => why.code(),
@@ -182,6 +185,13 @@ impl BusinessDocType {
     /// The numeric code as written in `BussinessDocType`.
     pub fn code(self) -> u8 {
         self as u8
+    }
+
+    /// The type for a number, `None` for anything but 0–3.
+    pub fn from_number(n: u8) -> Option<Self> {
+        [Self::New, Self::Revoke, Self::Update, Self::Replace]
+            .into_iter()
+            .find(|t| t.code() == n)
     }
 
     /// The type for a code, `None` for anything but 0–3.

@@ -67,6 +67,14 @@ const FIXED: [(StatusCode, &str); 7] = [
     (StatusCode::Recalled, "13"),
 ];
 
+impl StatusCode {
+    /// The two-digit code of a status whose code is fixed by the standard (01 … 06, 13);
+    /// `None` for the update codes, which a gateway configures ([`StatusCodes`]).
+    pub fn fixed_code(self) -> Option<&'static str> {
+        FIXED.iter().find(|(s, _)| *s == self).map(|(_, c)| *c)
+    }
+}
+
 impl StatusCodes {
     /// A table with these update codes: two digits each, distinct, and not a fixed code.
     pub fn new(update_agreed: &str, update_refused: &str) -> Result<Self, EdxmlError> {
@@ -98,11 +106,7 @@ impl StatusCodes {
         match status {
             StatusCode::UpdateAgreed => &self.update_agreed,
             StatusCode::UpdateRefused => &self.update_refused,
-            fixed => FIXED
-                .iter()
-                .find(|(s, _)| *s == fixed)
-                .map(|(_, c)| *c)
-                .unwrap_or("00"),
+            fixed => fixed.fixed_code().unwrap_or_default(),
         }
     }
 

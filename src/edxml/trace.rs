@@ -36,7 +36,7 @@ pub fn content_digest(bytes: &[u8]) -> Result<String, EdxmlError> {
 /// [`content_digest`] of an already parsed package.
 pub(crate) fn digest_of(parsed: &crate::xml::parse::Parsed<'_>) -> Result<String, EdxmlError> {
     let sig = signature(parsed.doc.root_element())?;
-    let (octets, _) = dsig::canonical_signed_info(parsed, sig).map_err(EdxmlError::Invalid)?;
+    let (octets, _) = dsig::canonical_signed_info(parsed, sig)?;
     Ok(hex::encode(
         crate::pki::alg::DigestAlgorithm::Sha256.digest(&octets),
     ))

@@ -123,7 +123,9 @@ mod tests {
                 digest: "d".into(),
                 envelope_id: env,
                 target_document: "S,2025/01/02,1/UBND".into(),
-                state: "delivered".into(),
+                state: crate::routing::lifecycle::RowState::Delivered
+                    .as_str()
+                    .into(),
                 next_node: None,
                 created_at: "t".into(),
                 updated_at: "t".into(),

@@ -24,123 +24,203 @@
 //! to the same addressee or, failing that, held by the same agency (a directory merge moved it
 //! to the successor). A row whose agency already holds the same document under another
 //! addressee (the envelope named an agency and the one it was merged into) is
-//! [`MERGED_DUPLICATE`]: it takes no part in this table.
+//! [`RowState::MergedDuplicate`]: it takes no part in this table.
+//!
+//! States and codes are enums; the database keeps their text (`delivered`, …) and the
+//! numeric BussinessDocType, converted at the store boundary ([`RowState::as_str`],
+//! [`RowState::from_str`](std::str::FromStr), [`business_of`]): a stored value this version
+//! did not write is an error, never a default.
 
-/// BussinessDocType of QCVN 102 (the spelling is the standard's).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Business {
-    /// 0: a new document.
-    New,
-    /// 1: recall (revoke) an earlier document.
-    Revoke,
-    /// 2: update an earlier document.
-    Update,
-    /// 3: replace an earlier document.
-    Replace,
+use std::str::FromStr;
+
+use crate::edxml::{BusinessDocType, StatusCode};
+use crate::store::StoreError;
+
+/// The state of a document row (`route_documents.state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RowState {
+    /// Queued for a peer node.
+    Forwarding,
+    /// Delivered to the peer node.
+    Forwarded,
+    /// The peer node refused it (status 02).
+    Refused,
+    /// Dead-lettered after the retry limit.
+    Dead,
+    /// In the addressee's inbox here.
+    Delivered,
+    /// A revoke/update/replace whose original has not arrived.
+    Held,
+    /// A revoke applied to its original (or to an already recalled one).
+    Applied,
+    /// The original after a revoke (13).
+    Recalled,
+    /// The original after a replace.
+    Replaced,
+    /// 03: accepted into the registry.
+    Accepted,
+    /// 04: assigned.
+    Assigned,
+    /// 05: being processed.
+    Processing,
+    /// 06: completed.
+    Completed,
+    /// An update row the operator agreed to.
+    UpdateAgreed,
+    /// An update row the operator refused.
+    UpdateRefused,
+    /// Addressed to an agency whose successor (agency directory merge) already holds the same
+    /// document here under another addressee: kept for the idempotency key and the trace, not
+    /// delivered a second time (no inbox entry, no status).
+    MergedDuplicate,
 }
 
-impl Business {
-    /// From the numeric BussinessDocType; `None` for other values.
-    pub fn from_code(code: i64) -> Option<Self> {
-        match code {
-            0 => Some(Self::New),
-            1 => Some(Self::Revoke),
-            2 => Some(Self::Update),
-            3 => Some(Self::Replace),
-            _ => None,
-        }
+const ROW_STATES: [(RowState, &str); 16] = [
+    (RowState::Forwarding, "forwarding"),
+    (RowState::Forwarded, "forwarded"),
+    (RowState::Refused, "refused"),
+    (RowState::Dead, "dead"),
+    (RowState::Delivered, "delivered"),
+    (RowState::Held, "held"),
+    (RowState::Applied, "applied"),
+    (RowState::Recalled, "recalled"),
+    (RowState::Replaced, "replaced"),
+    (RowState::Accepted, "accepted"),
+    (RowState::Assigned, "assigned"),
+    (RowState::Processing, "processing"),
+    (RowState::Completed, "completed"),
+    (RowState::UpdateAgreed, "update-agreed"),
+    (RowState::UpdateRefused, "update-refused"),
+    (RowState::MergedDuplicate, "merged-duplicate"),
+];
+
+impl RowState {
+    /// The stored text, e.g. `delivered`.
+    pub fn as_str(self) -> &'static str {
+        ROW_STATES
+            .iter()
+            .find(|(s, _)| *s == self)
+            .map_or("", |(_, text)| text)
     }
 
-    /// The numeric BussinessDocType.
-    pub fn code(self) -> i64 {
-        match self {
-            Self::New => 0,
-            Self::Revoke => 1,
-            Self::Update => 2,
-            Self::Replace => 3,
-        }
+    /// Whether an operator may still act on a row in this state (the inbox).
+    pub fn is_open(self) -> bool {
+        INBOX_STATES.contains(&self)
     }
+}
+
+impl std::fmt::Display for RowState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RowState {
+    type Err = StoreError;
+    /// A stored state; one this version did not write is [`StoreError::Corrupt`].
+    fn from_str(s: &str) -> Result<Self, StoreError> {
+        ROW_STATES
+            .iter()
+            .find(|(_, text)| *text == s)
+            .map(|(state, _)| *state)
+            .ok_or_else(|| StoreError::Corrupt(format!("document row state '{s}'")))
+    }
+}
+
+/// The BussinessDocType of a stored row (`route_documents.doc_type`); an unknown number is
+/// [`StoreError::Corrupt`].
+pub fn business_of(stored: i64) -> Result<BusinessDocType, StoreError> {
+    u8::try_from(stored)
+        .ok()
+        .and_then(BusinessDocType::from_number)
+        .ok_or_else(|| StoreError::Corrupt(format!("document row type {stored}")))
 }
 
 /// What to write when a row arrives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     /// State of the arriving row.
-    pub row_state: &'static str,
+    pub row_state: RowState,
     /// New state of the original, if it changes.
-    pub original_state: Option<&'static str>,
-    /// The status code the recipient's node sends back to the sender (`01`, `13`).
-    pub status: &'static str,
+    pub original_state: Option<RowState>,
+    /// The status the recipient's node sends back to the sender (01, 13).
+    pub status: StatusCode,
 }
 
 /// Decides an arrival of `business` given the original's current state (`None`: not here yet).
-/// Never called for [`Business::New`] with held rows: the node replays those with the new row
-/// as their original.
-pub fn on_arrival(business: Business, original: Option<&str>) -> Outcome {
+/// Never called for [`BusinessDocType::New`] with held rows: the node replays those with the
+/// new row as their original.
+pub fn on_arrival(business: BusinessDocType, original: Option<RowState>) -> Outcome {
+    use BusinessDocType as B;
     let received = |row_state| Outcome {
         row_state,
         original_state: None,
-        status: "01",
+        status: StatusCode::Received,
     };
     match (business, original) {
-        (Business::New, _) => received("delivered"),
-        (_, None) => received("held"),
-        (Business::Revoke, Some("recalled")) => Outcome {
-            row_state: "applied",
-            original_state: None,
-            status: "01",
+        (B::New, _) => received(RowState::Delivered),
+        (_, None) => received(RowState::Held),
+        (B::Revoke, Some(RowState::Recalled)) => received(RowState::Applied),
+        (B::Revoke, Some(_)) => Outcome {
+            row_state: RowState::Applied,
+            original_state: Some(RowState::Recalled),
+            status: StatusCode::Recalled,
         },
-        (Business::Revoke, Some(_)) => Outcome {
-            row_state: "applied",
-            original_state: Some("recalled"),
-            status: "13",
-        },
-        (Business::Update, Some(_)) => received("delivered"),
-        (Business::Replace, Some(_)) => Outcome {
-            row_state: "delivered",
-            original_state: Some("replaced"),
-            status: "01",
+        (B::Update, Some(_)) => received(RowState::Delivered),
+        (B::Replace, Some(_)) => Outcome {
+            row_state: RowState::Delivered,
+            original_state: Some(RowState::Replaced),
+            status: StatusCode::Received,
         },
     }
 }
 
-/// The state of a row addressed to an agency whose successor (agency directory merge) already
-/// holds the same document here under another addressee: kept for the idempotency key and the
-/// trace, not delivered a second time (no inbox entry, no status).
-pub const MERGED_DUPLICATE: &str = "merged-duplicate";
-
 /// States an operator may still act on in the inbox.
-pub const INBOX_STATES: &[&str] = &["delivered", "accepted", "assigned", "processing"];
+pub const INBOX_STATES: &[RowState] = &[
+    RowState::Delivered,
+    RowState::Accepted,
+    RowState::Assigned,
+    RowState::Processing,
+];
 
-/// The row state an operator's status code (03..06) moves a delivered document to.
-pub fn state_for_status(code: &str) -> Option<&'static str> {
-    match code {
-        "03" => Some("accepted"),
-        "04" => Some("assigned"),
-        "05" => Some("processing"),
-        "06" => Some("completed"),
-        _ => None,
+/// The stored text of [`INBOX_STATES`], for the store's inbox query.
+pub fn inbox_state_names() -> Vec<&'static str> {
+    INBOX_STATES.iter().map(|s| s.as_str()).collect()
+}
+
+/// The row state an operator's status (03..06, or the update codes) moves a delivered
+/// document to; `None` for a status an operator does not send.
+pub fn state_for_status(status: StatusCode) -> Option<RowState> {
+    match status {
+        StatusCode::Accepted => Some(RowState::Accepted),
+        StatusCode::Assigned => Some(RowState::Assigned),
+        StatusCode::Processing => Some(RowState::Processing),
+        StatusCode::Completed => Some(RowState::Completed),
+        StatusCode::UpdateAgreed => Some(RowState::UpdateAgreed),
+        StatusCode::UpdateRefused => Some(RowState::UpdateRefused),
+        StatusCode::Received | StatusCode::Rejected | StatusCode::Recalled => None,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use BusinessDocType as B;
 
     #[test]
     fn recall_before_original_is_held_then_applied() {
-        let early = on_arrival(Business::Revoke, None);
-        assert_eq!(early.row_state, "held");
+        let early = on_arrival(B::Revoke, None);
+        assert_eq!(early.row_state, RowState::Held);
         assert_eq!(early.original_state, None);
         // the original arrives: it is delivered, then the held recall replays against it
-        assert_eq!(on_arrival(Business::New, None).row_state, "delivered");
-        let replay = on_arrival(Business::Revoke, Some("delivered"));
+        assert_eq!(on_arrival(B::New, None).row_state, RowState::Delivered);
+        let replay = on_arrival(B::Revoke, Some(RowState::Delivered));
         assert_eq!(
             replay,
             Outcome {
-                row_state: "applied",
-                original_state: Some("recalled"),
-                status: "13"
+                row_state: RowState::Applied,
+                original_state: Some(RowState::Recalled),
+                status: StatusCode::Recalled,
             }
         );
     }
@@ -148,21 +228,37 @@ mod tests {
     #[test]
     fn update_replace_and_double_recall() {
         assert_eq!(
-            on_arrival(Business::Update, Some("accepted")).original_state,
+            on_arrival(B::Update, Some(RowState::Accepted)).original_state,
             None
         );
         assert_eq!(
-            on_arrival(Business::Replace, Some("delivered")).original_state,
-            Some("replaced")
+            on_arrival(B::Replace, Some(RowState::Delivered)).original_state,
+            Some(RowState::Replaced)
         );
-        assert_eq!(on_arrival(Business::Update, None).row_state, "held");
-        let again = on_arrival(Business::Revoke, Some("recalled"));
-        assert_eq!((again.original_state, again.status), (None, "01"));
-        for code in 0..4 {
-            assert_eq!(Business::from_code(code).map(Business::code), Some(code));
+        assert_eq!(on_arrival(B::Update, None).row_state, RowState::Held);
+        let again = on_arrival(B::Revoke, Some(RowState::Recalled));
+        assert_eq!(
+            (again.original_state, again.status),
+            (None, StatusCode::Received)
+        );
+        assert_eq!(
+            state_for_status(StatusCode::Completed),
+            Some(RowState::Completed)
+        );
+        assert_eq!(state_for_status(StatusCode::Recalled), None);
+    }
+
+    #[test]
+    fn stored_values_round_trip_and_unknown_ones_are_errors() {
+        for (state, text) in ROW_STATES {
+            assert_eq!(state.as_str(), text);
+            assert_eq!(text.parse::<RowState>().unwrap(), state);
         }
-        assert_eq!(Business::from_code(7), None);
-        assert_eq!(state_for_status("06"), Some("completed"));
-        assert_eq!(state_for_status("13"), None);
+        assert!("delivred".parse::<RowState>().is_err());
+        for n in 0..4 {
+            assert_eq!(business_of(n).map(|b| i64::from(b.code())).unwrap(), n);
+        }
+        assert!(business_of(7).is_err());
+        assert!(business_of(-1).is_err());
     }
 }

@@ -19,12 +19,15 @@ use time::OffsetDateTime;
 
 use super::commit::GroupCommit;
 use super::config::{Hop, RoutingConfig};
-use super::lifecycle::{self, Business};
+use super::lifecycle::{self, business_of, RowState};
 use super::tls::{PeerClient, TlsIdentity};
 use super::RoutingError;
 use crate::blocking::run as blocking;
 use crate::clock::now_rfc3339;
-use crate::edxml::{self, Organ, ResponseFor, Status, StatusCode, StatusCodes, TraceHeader};
+use crate::code::ErrorCode;
+use crate::edxml::{
+    self, BusinessDocType, Organ, ResponseFor, Status, StatusCode, StatusCodes, TraceHeader,
+};
 use crate::ids::random_id;
 use crate::keys::Pkcs12Key;
 use crate::store::routing::{
@@ -40,8 +43,8 @@ pub const LOCAL: &str = "local";
 /// The answer to a delivered envelope: status 01 or 02 and, to a peer, the signed status message.
 #[derive(Debug, Clone)]
 pub struct Receipt {
-    /// `01` received or `02` refused.
-    pub code: String,
+    /// [`StatusCode::Received`] (01) or [`StatusCode::Rejected`] (02).
+    pub code: StatusCode,
     /// Why it was refused.
     pub reason: Option<String>,
     /// The status message, signed by this node, for a peer that delivered the envelope;
@@ -50,6 +53,13 @@ pub struct Receipt {
     pub message: Option<Vec<u8>>,
     /// The DocumentId.
     pub document_id: String,
+}
+
+impl Receipt {
+    /// The two-digit code as it goes over the wire: `01` or `02`.
+    pub fn code_text(&self) -> &'static str {
+        self.code.fixed_code().unwrap_or_default()
+    }
 }
 
 /// Counters for `/metrics` and the operator.
@@ -209,10 +219,7 @@ impl Node {
         }
     }
 
-    async fn check(
-        &self,
-        bytes: Arc<Vec<u8>>,
-    ) -> Result<Result<Checked, (edxml::Package, String)>, RoutingError> {
+    async fn check(&self, bytes: Arc<Vec<u8>>) -> Result<Check, RoutingError> {
         let ctx = self.context();
         let header = TraceHeader {
             organ_id: self.config.trace_organ().to_string(),
@@ -222,7 +229,7 @@ impl Node {
             let hop =
                 edxml::verify_for_hop(&bytes, &crate::verify::Policy::default(), &ctx, &header)?;
             match hop.stamped {
-                Some(stamped) if hop.verdict.passed => Ok(Ok(Checked {
+                Some(stamped) if hop.verdict.passed => Ok(Check::Passed(Checked {
                     package: hop.package,
                     digest: hop.verdict.content_digest,
                     stamped,
@@ -232,7 +239,10 @@ impl Node {
                         .verdict
                         .reason
                         .unwrap_or_else(|| "the signature does not verify".into());
-                    Ok(Err((hop.package, reason)))
+                    Ok(Check::Failed {
+                        package: hop.package,
+                        reason,
+                    })
                 }
             }
         })
@@ -310,8 +320,8 @@ impl Node {
     ) -> Result<Receipt, RoutingError> {
         let bytes = Arc::new(bytes);
         let (package, digest, stamped) = match self.check(bytes).await? {
-            Ok(c) => (c.package, c.digest, c.stamped),
-            Err((package, reason)) => {
+            Check::Passed(c) => (c.package, c.digest, c.stamped),
+            Check::Failed { package, reason } => {
                 return self.refuse(&DocRef::of(&package), from_node, reason).await
             }
         };
@@ -342,8 +352,7 @@ impl Node {
             }
             _ => to,
         };
-        let business = Business::from_code(i64::from(package.business.doc_type.code()))
-            .unwrap_or(Business::New);
+        let business = package.business.doc_type;
         let target = package
             .business
             .document_id
@@ -364,7 +373,9 @@ impl Node {
                 .await?
             {
                 Accepted::Done(receipt) => return Ok(receipt),
-                Accepted::Refused(reason) => return self.refuse(&doc, from_node, reason).await,
+                Accepted::Refused(why) => {
+                    return self.refuse(&doc, from_node, why.to_string()).await
+                }
                 Accepted::Raced => continue,
             }
         }
@@ -407,7 +418,7 @@ impl Node {
             .receipt_message(from_node, doc, StatusCode::Rejected, Some(reason.clone()))
             .await?;
         Ok(Receipt {
-            code: "02".into(),
+            code: StatusCode::Rejected,
             reason: Some(reason),
             message,
             document_id: doc.document_id.clone(),
@@ -422,12 +433,12 @@ impl Node {
         package: &edxml::Package,
         doc: &DocRef,
         digest: &str,
-        business: Business,
+        business: BusinessDocType,
         target: &str,
         recipients: &[String],
     ) -> Result<Accepted, RoutingError> {
         let now = now_rfc3339();
-        let doc_type = business.code();
+        let doc_type = i64::from(business.code());
         let mut fresh = Vec::new();
         let mut duplicates = Vec::new();
         for r in recipients {
@@ -438,10 +449,10 @@ impl Node {
             {
                 Some(row) if row.digest == digest => duplicates.push(r.clone()),
                 Some(_) => {
-                    return Ok(Accepted::Refused(format!(
-                        "CONFLICTING_REDELIVERY: document {} for {r} was already received with other content",
-                        doc.document_id
-                    )))
+                    return Ok(Accepted::Refused(Refusal::ConflictingRedelivery {
+                        document_id: doc.document_id.clone(),
+                        recipient: r.clone(),
+                    }))
                 }
                 None => fresh.push(r.clone()),
             }
@@ -462,7 +473,7 @@ impl Node {
             let mut routes = Vec::new();
             for r in &fresh {
                 let to = match self.resolve(r).await? {
-                    Ok(Some(successor)) => {
+                    Resolved::MergedInto(successor) => {
                         a.traces.push(trace(
                             doc,
                             "redirected",
@@ -470,12 +481,12 @@ impl Node {
                         ));
                         successor
                     }
-                    Ok(None) => r.clone(),
-                    Err(reason) => return Ok(Accepted::Refused(reason)),
+                    Resolved::Stands => r.clone(),
+                    Resolved::Closed(why) => return Ok(Accepted::Refused(why)),
                 };
                 match self.config.next_hop(&to) {
                     Some(hop) => routes.push((r.clone(), to, hop)),
-                    None => return Ok(Accepted::Refused(format!("no route to recipient {to}"))),
+                    None => return Ok(Accepted::Refused(Refusal::NoRoute(to))),
                 }
             }
             // an addressee that was not redirected first: it keeps the document when the
@@ -510,7 +521,7 @@ impl Node {
                     digest: digest.into(),
                     envelope_id: envelope_id.clone(),
                     target_document: target.into(),
-                    state: "forwarding".into(),
+                    state: RowState::Forwarding.as_str().into(),
                     next_node: None,
                     created_at: now.clone(),
                     updated_at: now.clone(),
@@ -524,10 +535,10 @@ impl Node {
                         }
                     }
                     Hop::Local if self.held_twice(&a, doc, doc_type, &to).await? => {
-                        row.state = lifecycle::MERGED_DUPLICATE.into();
+                        row.state = RowState::MergedDuplicate.as_str().into();
                         a.traces.push(trace(
                             doc,
-                            lifecycle::MERGED_DUPLICATE,
+                            RowState::MergedDuplicate.as_str(),
                             format!("for {r}: {to} already holds this document here, not delivered twice"),
                         ));
                     }
@@ -566,7 +577,7 @@ impl Node {
             .receipt_message(from_node, doc, StatusCode::Received, None)
             .await?;
         Ok(Accepted::Done(Receipt {
-            code: "01".into(),
+            code: StatusCode::Received,
             reason: None,
             message,
             document_id: doc.document_id.clone(),
@@ -604,44 +615,52 @@ impl Node {
         row: &mut DocumentRow,
         agency: &str,
         doc: &DocRef,
-        business: Business,
+        business: BusinessDocType,
         target: &str,
     ) -> Result<(), RoutingError> {
         let recipient = row.recipient_organ.clone();
-        let original = if business == Business::New {
+        let original = if business == BusinessDocType::New {
             None
         } else {
             self.store
                 .route_original(&doc.sender, target, &recipient, agency)
                 .await?
         };
-        let outcome = lifecycle::on_arrival(business, original.as_ref().map(|o| o.state.as_str()));
-        row.state = outcome.row_state.into();
+        let original_state = match &original {
+            Some(o) => Some(o.state.parse::<RowState>()?),
+            None => None,
+        };
+        let outcome = lifecycle::on_arrival(business, original_state);
+        row.state = outcome.row_state.as_str().into();
         a.traces.push(trace(
             doc,
             "delivered",
             format!("to the inbox of {agency} ({})", outcome.row_state),
         ));
         if let (Some(o), Some(state)) = (&original, outcome.original_state) {
-            a.updates.push((o.id.clone(), state.into()));
-            a.traces
-                .push(trace(doc, state, format!("{target} for {recipient}")));
+            a.updates.push((o.id.clone(), state.as_str().into()));
+            a.traces.push(trace(
+                doc,
+                state.as_str(),
+                format!("{target} for {recipient}"),
+            ));
         }
         self.queue_status(a, doc, agency, outcome.status, None)
             .await?;
-        if business == Business::New {
+        if business == BusinessDocType::New {
             // revoke/update/replace rows that arrived before this original
-            let mut state = row.state.clone();
+            let mut state = outcome.row_state;
             for held in self
                 .store
                 .route_held(&doc.sender, &doc.document_id, &recipient, agency)
                 .await?
             {
-                let kind = Business::from_code(held.doc_type).unwrap_or(Business::New);
-                let replay = lifecycle::on_arrival(kind, Some(&state));
-                a.updates.push((held.id.clone(), replay.row_state.into()));
+                let kind = business_of(held.doc_type)?;
+                let replay = lifecycle::on_arrival(kind, Some(state));
+                a.updates
+                    .push((held.id.clone(), replay.row_state.as_str().into()));
                 if let Some(s) = replay.original_state {
-                    state = s.into();
+                    state = s;
                 }
                 a.traces.push(trace(
                     doc,
@@ -651,26 +670,31 @@ impl Node {
                         held.document_id, held.doc_type, replay.row_state
                     ),
                 ));
-                if replay.status != "01" {
+                if replay.status != StatusCode::Received {
                     self.queue_status(a, doc, agency, replay.status, None)
                         .await?;
                 }
             }
-            row.state = state;
+            row.state = state.as_str().into();
         }
         Ok(())
     }
 
-    /// Follows the agency directory for `organ`: `Ok(Some(successor))` when it was merged away,
-    /// `Ok(None)` when it stands (or the directory does not know it), `Err(reason)` when it can
-    /// no longer receive (dissolved).
-    async fn resolve(&self, organ: &str) -> Result<Result<Option<String>, String>, RoutingError> {
+    /// Follows the agency directory for `organ`: merged away, standing (or unknown to the
+    /// directory), or closed to deliveries (dissolved).
+    async fn resolve(&self, organ: &str) -> Result<Resolved, RoutingError> {
         use crate::directory::{Directory, DirectoryError};
         match Directory::new(self.store.clone()).resolve(organ).await {
-            Ok(r) => Ok(Ok(r.redirected_from.map(|_| r.organ_id))),
-            Err(DirectoryError::NotFound(_)) => Ok(Ok(None)),
+            Ok(r) => Ok(match r.redirected_from {
+                Some(_) => Resolved::MergedInto(r.organ_id),
+                None => Resolved::Stands,
+            }),
+            Err(DirectoryError::NotFound(_)) => Ok(Resolved::Stands),
             Err(DirectoryError::Store(e)) => Err(RoutingError::Store(e)),
-            Err(e) => Ok(Err(format!("recipient {organ}: {e}"))),
+            Err(e) => Ok(Resolved::Closed(Refusal::RecipientClosed {
+                recipient: organ.to_string(),
+                why: e.to_string(),
+            })),
         }
     }
 
@@ -680,13 +704,10 @@ impl Node {
         a: &mut Acceptance,
         doc: &DocRef,
         from: &str,
-        code: &str,
+        status: StatusCode,
         description: Option<String>,
     ) -> Result<(), RoutingError> {
-        let parsed = self
-            .codes
-            .status(code)
-            .ok_or_else(|| RoutingError::Invalid(format!("status code {code} is not known")))?;
+        let code = self.codes.code(status).to_string();
         let Some(hop) = self.config.next_hop(&doc.sender) else {
             // nowhere to send it: not signed at all
             a.traces.push(trace(
@@ -696,7 +717,7 @@ impl Node {
             ));
             return Ok(());
         };
-        let bytes = self.status(doc, from, parsed, description.clone()).await?;
+        let bytes = self.status(doc, from, status, description.clone()).await?;
         a.traces
             .push(trace(doc, "status-sent", format!("{code} from {from}")));
         match hop {
@@ -705,7 +726,7 @@ impl Node {
                 document_id: doc.document_id.clone(),
                 sender_organ: doc.sender.clone(),
                 from_organ: from.into(),
-                code: code.into(),
+                code,
                 description,
                 at: now_rfc3339(),
                 bytes,
@@ -804,26 +825,29 @@ impl Node {
         description: Option<String>,
     ) -> Result<Vec<DocumentRow>, RoutingError> {
         let (agreed, refused) = &self.config.update_codes;
-        let new_state = match lifecycle::state_for_status(code) {
-            Some(s) => s,
-            None if code == agreed => "update-agreed",
-            None if code == refused => "update-refused",
-            None => {
-                return Err(RoutingError::Invalid(format!(
-                    "status {code} cannot be sent by an operator (use 03, 04, 05, 06, {agreed} or {refused})"
-                )))
-            }
+        let status = self.codes.status(code);
+        let Some((status, new_state)) =
+            status.and_then(|s| lifecycle::state_for_status(s).map(|state| (s, state)))
+        else {
+            return Err(RoutingError::Invalid(format!(
+                "status {code} cannot be sent by an operator (use 03, 04, 05, 06, {agreed} or {refused})"
+            )));
         };
-        let rows: Vec<DocumentRow> = self
-            .store
-            .route_documents(document_id)
-            .await?
-            .into_iter()
-            .filter(|r| r.document_id == document_id && r.next_node.is_none())
-            .filter(|r| recipient.map_or(true, |x| x == r.owner_organ))
-            .filter(|r| lifecycle::INBOX_STATES.contains(&r.state.as_str()))
-            .filter(|r| (new_state.starts_with("update")) == (r.doc_type == 2))
-            .collect();
+        let answers_update = matches!(new_state, RowState::UpdateAgreed | RowState::UpdateRefused);
+        let mut rows = Vec::new();
+        for r in self.store.route_documents(document_id).await? {
+            if r.document_id != document_id
+                || r.next_node.is_some()
+                || recipient.is_some_and(|x| x != r.owner_organ)
+            {
+                continue;
+            }
+            let open = r.state.parse::<RowState>()?.is_open();
+            let update = business_of(r.doc_type)? == BusinessDocType::Update;
+            if open && update == answers_update {
+                rows.push(r);
+            }
+        }
         if rows.is_empty() {
             return Err(RoutingError::NotFound(format!(
                 "{document_id}: nothing in this node's inbox to answer with {code}"
@@ -841,8 +865,8 @@ impl Node {
                 blocking(move || Ok::<_, RoutingError>(edxml::parse(&envelope.bytes, &limits)?))
                     .await?;
             let doc = DocRef::of(&package);
-            a.updates.push((row.id.clone(), new_state.into()));
-            self.queue_status(&mut a, &doc, &row.owner_organ, code, description.clone())
+            a.updates.push((row.id.clone(), new_state.as_str().into()));
+            self.queue_status(&mut a, &doc, &row.owner_organ, status, description.clone())
                 .await?;
         }
         self.store.route_accept(&a, &now_rfc3339()).await?;
@@ -898,7 +922,10 @@ impl Node {
     /// Documents delivered here and still open (`lifecycle::INBOX_STATES`), newest first;
     /// only those `agency` holds when given (addressed to it, or to an agency merged into it).
     pub async fn inbox(&self, agency: Option<&str>) -> Result<Vec<DocumentRow>, RoutingError> {
-        let mut rows = self.store.route_inbox(lifecycle::INBOX_STATES).await?;
+        let mut rows = self
+            .store
+            .route_inbox(&lifecycle::inbox_state_names())
+            .await?;
         if let Some(agency) = agency {
             rows.retain(|r| r.owner_organ == agency);
         }
@@ -980,8 +1007,49 @@ fn status_item(peer: String, doc: &DocRef, bytes: Vec<u8>) -> OutboxItem {
     }
 }
 
+/// What became of one attempt to accept an envelope.
 enum Accepted {
     Done(Receipt),
-    Refused(String),
+    Refused(Refusal),
+    /// A concurrent delivery of the same document committed first: try again.
     Raced,
+}
+
+/// The verdict on an envelope's schema, signature and trace before anything is stored.
+enum Check {
+    Passed(Checked),
+    Failed {
+        package: edxml::Package,
+        reason: String,
+    },
+}
+
+/// What the agency directory says of a recipient.
+enum Resolved {
+    /// It receives under its own identifier (or the directory does not know it).
+    Stands,
+    /// It was merged into this agency.
+    MergedInto(String),
+    /// It can no longer receive.
+    Closed(Refusal),
+}
+
+/// Why an envelope that passed its checks is refused (answered 02 with this as the reason).
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    /// The same idempotency key arrived with other content (CONTRACTS §5).
+    #[error(
+        "{}: document {document_id} for {recipient} was already received with other content",
+        ErrorCode::ConflictingRedelivery
+    )]
+    ConflictingRedelivery {
+        document_id: String,
+        recipient: String,
+    },
+    /// The directory closes the recipient to deliveries.
+    #[error("recipient {recipient}: {why}")]
+    RecipientClosed { recipient: String, why: String },
+    /// No route to the recipient.
+    #[error("no route to recipient {0}")]
+    NoRoute(String),
 }

@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::lifecycle::RowState;
 use super::node::Node;
 use super::{backoff, RoutingError};
 use crate::clock::now_rfc3339;
@@ -196,7 +197,12 @@ async fn handle(node: &Node, owner: &str, item: OutboxItem) -> Result<(), Routin
                 node.counters.delivered.fetch_add(1, Ordering::Relaxed);
                 if let Some(env) = &item.envelope_id {
                     store
-                        .route_set_state_sent(env, &item.next_node, "forwarded", &now)
+                        .route_set_state_sent(
+                            env,
+                            &item.next_node,
+                            RowState::Forwarded.as_str(),
+                            &now,
+                        )
                         .await?;
                 }
                 store
@@ -217,7 +223,12 @@ async fn handle(node: &Node, owner: &str, item: OutboxItem) -> Result<(), Routin
             {
                 if let Some(env) = &item.envelope_id {
                     store
-                        .route_set_state_sent(env, &item.next_node, "refused", &now)
+                        .route_set_state_sent(
+                            env,
+                            &item.next_node,
+                            RowState::Refused.as_str(),
+                            &now,
+                        )
                         .await?;
                 }
                 tracing::warn!(document_id = %item.document_id, peer = %item.next_node, reason = %reason, "routing: refused by the next hop; the document stays here");
@@ -240,7 +251,12 @@ async fn handle(node: &Node, owner: &str, item: OutboxItem) -> Result<(), Routin
                     node.counters.dead_letters.fetch_add(1, Ordering::Relaxed);
                     if let Some(env) = &item.envelope_id {
                         store
-                            .route_set_state_sent(env, &item.next_node, "dead", &now)
+                            .route_set_state_sent(
+                                env,
+                                &item.next_node,
+                                RowState::Dead.as_str(),
+                                &now,
+                            )
                             .await?;
                     }
                     tracing::error!(alert = "route_dead_letter", document_id = %item.document_id, peer = %item.next_node,

@@ -38,6 +38,14 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// Always [`ErrorCode::Internal`](crate::code::ErrorCode::Internal): the caller did
+    /// nothing wrong.
+    pub fn code(&self) -> crate::code::ErrorCode {
+        crate::code::ErrorCode::Internal
+    }
+}
+
 /// The database, SQLite or PostgreSQL.
 #[derive(Debug, Clone)]
 pub enum Store {

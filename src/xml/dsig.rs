@@ -373,11 +373,41 @@ fn inclusive_prefixes(node: Node<'_, '_>) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Why a Signature's SignedInfo cannot be canonicalized or its value checked; recorded as a
+/// format error of the signature, not raised.
+#[derive(Debug, thiserror::Error)]
+pub enum SignedInfoProblem {
+    /// No SignedInfo element.
+    #[error("no SignedInfo")]
+    NoSignedInfo,
+    /// More than one SignedInfo element.
+    #[error("more than one SignedInfo")]
+    SeveralSignedInfo,
+    /// No CanonicalizationMethod element.
+    #[error("no CanonicalizationMethod")]
+    NoCanonicalizationMethod,
+    /// A canonicalization algorithm this build does not implement.
+    #[error("CanonicalizationMethod {0} is not supported")]
+    Canonicalization(String),
+    /// A signature algorithm this build does not implement.
+    #[error("SignatureMethod {0} is not supported")]
+    SignatureMethod(String),
+    /// The signature algorithm does not fit the certificate's key type.
+    #[error("SignatureMethod {0:?} does not fit the certificate's key")]
+    KeyMismatch(XmlSignatureMethod),
+    /// Canonicalizing the SignedInfo failed.
+    #[error(transparent)]
+    C14n(#[from] XmlError),
+    /// OpenSSL refused the signature value or the verifier settings.
+    #[error("{0}")]
+    Crypto(#[from] openssl::error::ErrorStack),
+}
+
 /// The canonical SignedInfo and its SignatureMethod.
 pub fn canonical_signed_info(
     parsed: &Parsed<'_>,
     signature: Node<'_, '_>,
-) -> Result<(Vec<u8>, XmlSignatureMethod), String> {
+) -> Result<(Vec<u8>, XmlSignatureMethod), SignedInfoProblem> {
     canonical_signed_info_filled(parsed, signature, &[])
 }
 
@@ -387,27 +417,27 @@ fn canonical_signed_info_filled(
     parsed: &Parsed<'_>,
     signature: Node<'_, '_>,
     fills: &[(NodeId, &str)],
-) -> Result<(Vec<u8>, XmlSignatureMethod), String> {
-    let signed_info = ds_child(signature, "SignedInfo").ok_or("no SignedInfo")?;
+) -> Result<(Vec<u8>, XmlSignatureMethod), SignedInfoProblem> {
+    let signed_info = ds_child(signature, "SignedInfo").ok_or(SignedInfoProblem::NoSignedInfo)?;
     if ds_children(signature, "SignedInfo").count() != 1 {
-        return Err("more than one SignedInfo".into());
+        return Err(SignedInfoProblem::SeveralSignedInfo);
     }
-    let cm = ds_child(signed_info, "CanonicalizationMethod").ok_or("no CanonicalizationMethod")?;
+    let cm = ds_child(signed_info, "CanonicalizationMethod")
+        .ok_or(SignedInfoProblem::NoCanonicalizationMethod)?;
     let cm_uri = cm.attribute("Algorithm").unwrap_or("");
     let method = Method::from_uri(cm_uri, inclusive_prefixes(cm))
-        .ok_or_else(|| format!("CanonicalizationMethod {cm_uri} is not supported"))?;
+        .ok_or_else(|| SignedInfoProblem::Canonicalization(cm_uri.to_string()))?;
     let sm_uri = ds_child(signed_info, "SignatureMethod")
         .and_then(|s| s.attribute("Algorithm"))
         .unwrap_or("");
     let sm = XmlSignatureMethod::from_uri(sm_uri)
-        .ok_or_else(|| format!("SignatureMethod {sm_uri} is not supported"))?;
+        .ok_or_else(|| SignedInfoProblem::SignatureMethod(sm_uri.to_string()))?;
     let subset = Subset {
         apex: signed_info,
         exclude: None,
         comments: true,
     };
-    let octets = c14n::canonicalize_filled(parsed.text, subset, &method, fills)
-        .map_err(|e| e.to_string())?;
+    let octets = c14n::canonicalize_filled(parsed.text, subset, &method, fills)?;
     Ok((octets, sm))
 }
 
@@ -471,7 +501,7 @@ pub fn check_signature(
                         }
                         match verify_value(&key, method, &octets, &check.signature_value) {
                             Ok(ok) => check.signature_ok = ok,
-                            Err(why) => check.format_errors.push(why),
+                            Err(why) => check.format_errors.push(why.to_string()),
                         }
                     }
                     Err(_) => check
@@ -480,7 +510,7 @@ pub fn check_signature(
                 }
             }
         }
-        Err(why) => check.format_errors.push(why),
+        Err(why) => check.format_errors.push(why.to_string()),
     }
     check.claimed_time = signed_signing_time(parsed, signature, &check.references);
     check
@@ -525,7 +555,7 @@ fn verify_value(
     method: XmlSignatureMethod,
     data: &[u8],
     value: &[u8],
-) -> Result<bool, String> {
+) -> Result<bool, SignedInfoProblem> {
     use openssl::pkey::Id;
     let md = method.digest().md();
     let fits = matches!(
@@ -536,9 +566,7 @@ fn verify_value(
         ) | (XmlSignatureMethod::Ecdsa(_), Id::EC)
     );
     if !fits {
-        return Err(format!(
-            "SignatureMethod {method:?} does not fit the certificate's key"
-        ));
+        return Err(SignedInfoProblem::KeyMismatch(method));
     }
     let der;
     let value = if let XmlSignatureMethod::Ecdsa(_) = method {
@@ -549,14 +577,13 @@ fn verify_value(
         let sig = openssl::bn::BigNum::from_slice(r)
             .and_then(|r| openssl::bn::BigNum::from_slice(s).map(|s| (r, s)))
             .and_then(|(r, s)| openssl::ecdsa::EcdsaSig::from_private_components(r, s))
-            .and_then(|s| s.to_der())
-            .map_err(|e| e.to_string())?;
+            .and_then(|s| s.to_der())?;
         der = sig;
         der.as_slice()
     } else {
         value
     };
-    let mut v = openssl::sign::Verifier::new(md, key).map_err(|e| e.to_string())?;
+    let mut v = openssl::sign::Verifier::new(md, key)?;
     match method {
         XmlSignatureMethod::Rsa(_) => v.set_rsa_padding(openssl::rsa::Padding::PKCS1),
         XmlSignatureMethod::RsaPss(_) => v
@@ -564,8 +591,7 @@ fn verify_value(
             .and_then(|_| v.set_rsa_pss_saltlen(openssl::sign::RsaPssSaltlen::custom(-2)))
             .and_then(|_| v.set_rsa_mgf1_md(md)),
         XmlSignatureMethod::Ecdsa(_) => Ok(()),
-    }
-    .map_err(|e| e.to_string())?;
+    }?;
     Ok(v.verify_oneshot(value, data).unwrap_or(false))
 }
 
@@ -735,11 +761,11 @@ pub fn prepare(
     let parsed = super::parse::parse(&draft, limits)?;
     let ids = IdIndex::build(&parsed.doc, id_names)?;
     let sig = own_signature(&parsed, &ids, &plan.signature_id)?;
-    let si = ds_child(sig, "SignedInfo").ok_or_else(|| internal("no SignedInfo".into()))?;
+    let si = ds_child(sig, "SignedInfo").ok_or_else(|| internal("no SignedInfo"))?;
     let mut digest_values = Vec::new();
     for r in ds_children(si, "Reference") {
         let value = ds_child(r, "DigestValue")
-            .ok_or_else(|| internal("no DigestValue".into()))?
+            .ok_or_else(|| internal("no DigestValue"))?
             .id();
         match process_reference(&parsed, &ids, sig, r) {
             (_, Some(d)) => digest_values.push((value, B64.encode(d))),
@@ -758,8 +784,8 @@ pub fn prepare(
     Ok(prepared)
 }
 
-fn internal(why: String) -> XmlError {
-    XmlError::Internal(why)
+fn internal(why: impl std::fmt::Display) -> XmlError {
+    XmlError::Internal(why.to_string())
 }
 
 impl PreparedSignature {
@@ -872,16 +898,10 @@ fn own_signature<'a, 'i>(
 }
 
 /// DER `ECDSA-Sig-Value` → fixed-width r‖s (XML-DSig, RFC 4050).
-pub fn ecdsa_der_to_raw(der: &[u8], width: usize) -> Result<Vec<u8>, String> {
-    let sig = openssl::ecdsa::EcdsaSig::from_der(der).map_err(|e| e.to_string())?;
-    let r = sig
-        .r()
-        .to_vec_padded(width as i32)
-        .map_err(|e| e.to_string())?;
-    let s = sig
-        .s()
-        .to_vec_padded(width as i32)
-        .map_err(|e| e.to_string())?;
+pub fn ecdsa_der_to_raw(der: &[u8], width: usize) -> Result<Vec<u8>, openssl::error::ErrorStack> {
+    let sig = openssl::ecdsa::EcdsaSig::from_der(der)?;
+    let r = sig.r().to_vec_padded(width as i32)?;
+    let s = sig.s().to_vec_padded(width as i32)?;
     Ok([r, s].concat())
 }
 

@@ -102,15 +102,15 @@ impl Profile {
     pub fn plan(self, parsed: &Parsed<'_>, ids: &IdIndex) -> Result<SignaturePlan, XmlError> {
         let root = parsed.doc.root_element();
         let mismatch =
-            |why: String| XmlError::ProfileMismatch(format!("{} profile: {why}", self.name()));
+            |why: Misplaced| XmlError::ProfileMismatch(format!("{} profile: {why}", self.name()));
         let expect_root = |name: &str| {
             if root.tag_name().name() == name {
                 Ok(())
             } else {
-                Err(mismatch(format!(
+                Err(mismatch(Misplaced(format!(
                     "the root element is {}, expected {name}",
                     root.tag_name().name()
-                )))
+                ))))
             }
         };
         let c14n_uri = self.c14n_uri().to_string();
@@ -148,7 +148,10 @@ impl Profile {
                 let mut refs = Vec::new();
                 for node in edxml_signed(root).map_err(&mismatch)? {
                     let id = id_of(node, self).ok_or_else(|| {
-                        mismatch(format!("{} has no Id to reference", node.tag_name().name()))
+                        mismatch(Misplaced(format!(
+                            "{} has no Id to reference",
+                            node.tag_name().name()
+                        )))
                     })?;
                     refs.push(reference(format!("#{id}"), vec![c14n_uri.clone()]));
                 }
@@ -175,7 +178,7 @@ impl Profile {
         parsed: &Parsed<'_>,
         signature: Node<'_, '_>,
         check: &SignatureCheck,
-    ) -> (bool, Option<String>, Result<(), String>) {
+    ) -> (bool, Option<String>, Result<(), Misplaced>) {
         let doc_refs: Vec<_> = check
             .references
             .iter()
@@ -190,7 +193,7 @@ impl Profile {
         let root = parsed.doc.root_element();
         let parent = signature.parent_element();
         let targets: Vec<NodeId> = doc_refs.iter().filter_map(|r| r.target).collect();
-        let verdict = (|| -> Result<(), String> {
+        let verdict = (|| -> Result<(), Misplaced> {
             if doc_refs.is_empty() {
                 return Err("the signature references no document content".into());
             }
@@ -203,11 +206,11 @@ impl Profile {
                 if targets.len() == 1 && targets[0] == expected.id() {
                     Ok(())
                 } else {
-                    Err(format!(
+                    Err(Misplaced(format!(
                         "the signature must cover exactly {}, it covers {}",
                         super::parse::element_path(expected),
                         element_path.clone().unwrap_or_default()
-                    ))
+                    )))
                 }
             };
             match self {
@@ -315,30 +318,42 @@ fn id_of<'a>(node: Node<'a, '_>, profile: Profile) -> Option<&'a str> {
         .find_map(|n| node.attribute(*n))
 }
 
+/// Why a signature or document does not have the profile's layout (the profile's name is
+/// added by the caller). XML_PROFILE_MISMATCH when raised as an [`XmlError`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Misplaced(pub String);
+
+impl From<&'static str> for Misplaced {
+    fn from(why: &'static str) -> Self {
+        Self(why.to_string())
+    }
+}
+
 /// The one child element of `parent` with local name `name`.
-fn only_child<'a, 'i>(parent: Node<'a, 'i>, name: &str) -> Result<Node<'a, 'i>, String> {
+fn only_child<'a, 'i>(parent: Node<'a, 'i>, name: &str) -> Result<Node<'a, 'i>, Misplaced> {
     let mut found = parent
         .children()
         .filter(|c| c.is_element() && c.tag_name().name() == name);
     match (found.next(), found.next()) {
         (Some(n), None) => Ok(n),
-        (None, _) => Err(format!(
+        (None, _) => Err(Misplaced(format!(
             "{} has no {name} element",
             parent.tag_name().name()
-        )),
-        (Some(_), Some(_)) => Err(format!(
+        ))),
+        (Some(_), Some(_)) => Err(Misplaced(format!(
             "{} has more than one {name}",
             parent.tag_name().name()
-        )),
+        ))),
     }
 }
 
-fn edxml_header<'a, 'i>(root: Node<'a, 'i>) -> Result<Node<'a, 'i>, String> {
+fn edxml_header<'a, 'i>(root: Node<'a, 'i>) -> Result<Node<'a, 'i>, Misplaced> {
     only_child(only_child(root, "edXMLEnvelope")?, "edXMLHeader")
 }
 
 /// MessageHeader, edXMLBody and every attachment, in document order.
-fn edxml_signed<'a, 'i>(root: Node<'a, 'i>) -> Result<Vec<Node<'a, 'i>>, String> {
+fn edxml_signed<'a, 'i>(root: Node<'a, 'i>) -> Result<Vec<Node<'a, 'i>>, Misplaced> {
     let envelope = only_child(root, "edXMLEnvelope")?;
     let mut out = vec![
         only_child(only_child(envelope, "edXMLHeader")?, "MessageHeader")?,
