@@ -113,7 +113,6 @@ from_domain_error!(
     crate::cms::CmsError,
     crate::verify::VerifyError,
     crate::directory::DirectoryError,
-    crate::store::StoreError,
     crate::pki::demo::PkiError,
     crate::tsa::TsaError,
     crate::publish::PublishError
