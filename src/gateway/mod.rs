@@ -2,15 +2,21 @@
 //! the domain modules.
 //!
 //! - [`config`]: the validated configuration ([`GatewayConfig`], [`Settings`]); secrets
-//!   never print.
-//! - [`audit`]: the one write path into the audit chain.
-//! - [`Services`]: administration (clients, keys, grants, checkpoints), the signing keys and
-//!   the audit log, shared by every adapter.
+//!   never print. [`demo`]: the demo gateway's built-in assets; [`fetch`]: revocation data
+//!   of an in-process publication point answered without the network.
+//! - [`Services`], shared by every adapter, with typed inputs and outputs: [`signing`] (one
+//!   document, the one format rule), [`intake`] (verification, submissions and receipts),
+//!   [`batches`] (accept, run, resume, download), [`access`] (authentication, audit
+//!   queries, health), [`admin`] (clients, keys, grants), [`checkpoint`] (signed audit
+//!   checkpoints and their strict check); [`audit`] is the one write path into the audit
+//!   chain and [`metrics`] the counters `/metrics` renders.
 //! - [`Gateway::start`]: the listeners, the routing node, retention and batch resume behind
-//!   one shutdown signal; [`Running::shutdown`] drains every part.
+//!   one shutdown signal; [`Running::shutdown`] drains every part. [`tasks`] runs jobs in
+//!   parallel for the adapters, which start none of their own.
 //!
-//! Arrows point down: adapters call these services; the services call the domain modules
-//! and the store; nothing here knows HTTP routes or command-line flags.
+//! Arrows point down: adapters call these services; the services call the use cases, the
+//! domain modules and the store. The HTTP routers are handed in by the adapter
+//! ([`HttpApp`]): nothing here knows HTTP routes or command-line flags.
 
 pub mod access;
 pub mod admin;
