@@ -120,3 +120,25 @@ fn check_config_validates_and_exits() {
     assert_exit(&o, 64, "unknown field");
     assert!(!tmp.path().join("data").join("signgate.db").exists());
 }
+
+#[test]
+fn a_taken_publication_port_is_one_line_and_verification_still_passes() {
+    // Hold 127.0.0.1:8089 (or find it held already): either way the gateway cannot bind it.
+    let _held = std::net::TcpListener::bind("127.0.0.1:8089");
+    let gw = DemoGateway::start();
+    let log = gw.server.log();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("127.0.0.1:8089"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    assert!(
+        lines[0].starts_with("signgate: demo OCSP/CRL server not started"),
+        "{log}"
+    );
+    let pdf = std::fs::read(sample_pdf()).expect("sample.pdf");
+    let signed = gw.post("v1/sign?key=demo-agency", &pdf);
+    assert_eq!(signed.status, 200);
+    let report = gw.post("v1/verify", &signed.body).json();
+    assert_eq!(report["indication"], "TOTAL_PASSED", "{report:#}");
+}
