@@ -30,7 +30,7 @@ pub struct AuditEntry {
 }
 
 /// One record to append: the entry, its time (RFC 3339) and an optional deduplication key
-/// (see [`Store::append_audit_once`]).
+/// (records with the same key are written once).
 #[derive(Debug, Clone)]
 pub struct Append {
     /// What is recorded.
@@ -213,45 +213,11 @@ fn build(entry: &AuditEntry, seq: i64, prev: &str, at: &str) -> AuditRecord {
 }
 
 impl Store {
-    /// Appends `entry` at time `at` (RFC 3339) and returns the committed record.
-    pub async fn append_audit(
-        &self,
-        entry: &AuditEntry,
-        at: &str,
-    ) -> Result<AuditRecord, StoreError> {
-        let item = Append {
-            entry: entry.clone(),
-            at: at.to_string(),
-            dedup: None,
-        };
-        Ok(self
-            .append_audit_group(std::slice::from_ref(&item))
-            .await?
-            .remove(0))
-    }
-
-    /// Appends `entry` unless a record with the same `dedup` key exists, which is returned
-    /// instead: an event that may be reported twice (a batch document after a restart) is
-    /// recorded once. The check runs under the chain lock, so it cannot race.
-    pub async fn append_audit_once(
-        &self,
-        entry: &AuditEntry,
-        at: &str,
-        dedup: &str,
-    ) -> Result<AuditRecord, StoreError> {
-        let item = Append {
-            entry: entry.clone(),
-            at: at.to_string(),
-            dedup: Some(dedup.to_string()),
-        };
-        Ok(self
-            .append_audit_group(std::slice::from_ref(&item))
-            .await?
-            .remove(0))
-    }
-
     /// Appends `items` in order in one transaction (one commit, one log flush: group
-    /// commit) and returns one record per item. Nothing is appended if any insert fails.
+    /// commit) and returns one record per item. Nothing is appended if any insert fails. An
+    /// item whose `dedup` key is already recorded is not appended again: the existing record
+    /// is returned (the check runs under the chain lock, so it cannot race). The gateway's
+    /// audit log is the only caller: one write path into the chain.
     pub async fn append_audit_group(
         &self,
         items: &[Append],
