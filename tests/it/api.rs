@@ -5,7 +5,7 @@
 //! Runs on SQLite always and on PostgreSQL too when `DATABASE_URL` is set (each run in a fresh
 //! database `sg_test_<pid>_<n>`, dropped at the end).
 
-mod common;
+use crate::common;
 
 use std::ffi::OsStr;
 use std::io::Read;
@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use base64::Engine as _;
-use common::SigngateServer;
+use crate::common::SigngateServer;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::Row;

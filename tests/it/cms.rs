@@ -5,14 +5,13 @@
 //! `signgate verify --offline`); a generated PKI served live by `signgate pki serve` for
 //! TOTAL_PASSED.
 
-mod common;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use common::*;
+use crate::common::*;
 
 /// A file of the shipped demo PKI.
 fn demo(name: &str) -> PathBuf {

@@ -4,7 +4,7 @@
 //! on SQLite and on PostgreSQL (a fresh database per run when `DATABASE_URL` is set), and the
 //! `signgate directory` command line on the same data.
 
-mod common;
+use crate::common;
 
 use std::time::Instant;
 

@@ -4,7 +4,6 @@
 //! `xmllint --schema` on a corpus; zipped attachments bounded (a zip bomb made by Python's
 //! zipfile).
 
-mod common;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -12,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::*;
+use crate::common::*;
 use signgate::edxml::{
     self, Attachment, Business, MessageHeader, Organ, Package, ResponseFor, SignerInfo, Status,
     StatusCode, StatusCodes, TraceHeader,

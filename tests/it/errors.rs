@@ -4,13 +4,12 @@
 //! Bad certificates come from a demo PKI generated once per test binary
 //! ([`signgate::pki::demo::DemoPki::issue_leaf`]); nothing here needs a live server.
 
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Mutex, OnceLock};
 
-use common::*;
+use crate::common::*;
 use signgate::pki::demo::{DemoPki, LeafProfile, LeafSpec};
 
 /// The generated PKI (no server: its URLs point at a port nobody serves).

@@ -2,12 +2,11 @@
 //! signing code: PDFs are signed by pyHanko and CMS by `openssl cms`, with a throwaway
 //! OpenSSL CA, so a failure here means the harness (or a tool) is broken, not signgate.
 
-mod common;
 
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 const ORACLE_TOOLS: &[&str] = &["openssl", "pdfsig", "certutil", "pyhanko"];
 

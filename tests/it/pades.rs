@@ -9,14 +9,13 @@
 //! a pipe only this process holds) kills the responder and the TSA when the test binary
 //! exits, whatever way it exits: `cargo test` never waits for them and no orphan survives.
 
-mod common;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
-use common::*;
+use crate::common::*;
 
 /// Tools every test here needs.
 const TOOLS: &[&str] = &["openssl", "pdfsig", "certutil", "pyhanko", "qpdf"];

@@ -3,7 +3,7 @@
 //! signs with such keys (`sign`, `batch-sign`, PDF and XML) because it logs in between
 //! `C_SignInit` and the hash-and-sign operation.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

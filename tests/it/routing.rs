@@ -12,7 +12,6 @@
 //! - operator views over HTTP restricted to the client's agency;
 //! - two processes on one PostgreSQL database draining one outbox exactly once.
 
-mod common;
 
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -22,7 +21,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use signgate::edxml::{
     Attachment, Business, BusinessDocType, MessageHeader, Organ, Package, SignerInfo, TraceHeader,

@@ -2,7 +2,6 @@
 //! demo PKI published live by `signgate pki serve` (OCSP, CRLs) and time-stamps from
 //! `signgate tsa serve`. Every JSON report is checked against the schema.
 
-mod common;
 
 use std::ffi::OsStr;
 use std::net::TcpListener;
@@ -11,7 +10,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use signgate::pki::demo::{Issuer, LeafKey, LeafProfile, LeafSpec};
 use time::OffsetDateTime;

@@ -3,13 +3,12 @@
 //! (amount change, moved signature, duplicated ID, wrapping, namespace and prefix tricks)
 //! judged against xmlsec1, and hostile inputs.
 
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn demo(name: &str) -> PathBuf {
