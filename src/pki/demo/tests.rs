@@ -1,6 +1,7 @@
 use std::process::{Command, Stdio};
 
 use super::*;
+use crate::test_support::require_tool;
 
 /// Fast options for tests: smaller CA keys, same structure.
 fn fast(base_url: &str) -> DemoOptions {
@@ -60,6 +61,9 @@ const P12S: [&str; 10] = [
 
 #[test]
 fn generates_exactly_the_contract_files_and_they_verify() {
+    if !require_tool("openssl") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("demo");
     generate(&out, &fast(DEFAULT_BASE_URL)).unwrap();
@@ -154,6 +158,9 @@ fn generates_exactly_the_contract_files_and_they_verify() {
 
 #[test]
 fn leaves_carry_the_contract_extensions() {
+    if !require_tool("openssl") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let base = "http://127.0.0.1:9999/";
     generate(dir.path(), &fast(base)).unwrap();
@@ -233,6 +240,9 @@ fn leaves_carry_the_contract_extensions() {
 
 #[test]
 fn bad_leaves_for_tests() {
+    if !require_tool("openssl") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let mut pki = generate(dir.path(), &fast(DEFAULT_BASE_URL)).unwrap();
     let now = OffsetDateTime::now_utc();
@@ -342,6 +352,53 @@ fn bad_leaves_for_tests() {
 }
 
 #[test]
+fn revoking_an_issued_leaf_updates_index_and_crl() {
+    if !require_tool("openssl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut pki = generate(dir.path(), &fast(DEFAULT_BASE_URL)).unwrap();
+    let leaf = pki
+        .issue_leaf(&LeafSpec::new("Later revoked"), &dir.path().join("l.p12"))
+        .unwrap();
+    let serial = hex::encode_upper(leaf.certificate.serial_number().to_bn().unwrap().to_vec());
+    let index_line = || {
+        std::fs::read_to_string(dir.path().join("index.txt"))
+            .unwrap()
+            .lines()
+            .find(|l| l.contains(&serial))
+            .expect("serial in index.txt")
+            .to_string()
+    };
+    assert!(index_line().starts_with("V\t"), "{}", index_line());
+
+    let at = OffsetDateTime::now_utc() - time::Duration::minutes(5);
+    pki.revoke(&leaf.certificate, at).unwrap();
+    assert!(index_line().starts_with("R\t"), "{}", index_line());
+    assert_eq!(index_line().split('\t').nth(2).unwrap(), index_time(at));
+    let crl = dir.path().join("issuing-ca.crl");
+    let (ok, text) = run_openssl(&[
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        crl.to_str().unwrap(),
+        "-noout",
+        "-text",
+    ]);
+    assert!(ok, "{text}");
+    assert!(text.contains(&format!("Serial Number: {serial}")), "{text}");
+
+    // A certificate of another PKI is refused.
+    let other_dir = tempfile::tempdir().unwrap();
+    let mut other = generate(other_dir.path(), &fast(DEFAULT_BASE_URL)).unwrap();
+    let stranger = other
+        .issue_leaf(&LeafSpec::new("Stranger"), &other_dir.path().join("s.p12"))
+        .unwrap();
+    assert!(pki.revoke(&stranger.certificate, at).is_err());
+}
+
+#[test]
 fn bad_base_url_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let err = generate(dir.path(), &fast("ftp://x/")).unwrap_err();
@@ -359,6 +416,9 @@ fn index_time_matches_openssl_format() {
 /// A live `openssl ocsp` responder answers from the generated index.txt.
 #[test]
 fn openssl_ocsp_responder_serves_the_index() {
+    if !require_tool("openssl") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let mut pki = generate(d, &fast(DEFAULT_BASE_URL)).unwrap();
