@@ -4,7 +4,6 @@
 //! Bad certificates come from a demo PKI generated once per test binary
 //! ([`signgate::pki::demo::DemoPki::issue_leaf`]); nothing here needs a live server.
 
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Mutex, OnceLock};
@@ -173,6 +172,9 @@ fn wrong_password_is_reported_without_the_password() {
 
 #[test]
 fn legacy_rc2_3des_p12_signs() {
+    let Some(_) = require_tool("openssl") else {
+        return;
+    };
     let work = tempdir();
     let legacy = legacy_p12(&pki().signer(), work.path(), "legacy");
     let text = run_ok(

@@ -5,7 +5,7 @@
 //! `./tests/run --test it routing::two_processes`. The tests share one process and run on
 //! parallel threads: nothing here may change the process environment or the working
 //! directory (pass `.env(..)`/`.current_dir(..)` to the child `Command` instead, or run the test
-//! in a process of its own with [`common::process::run_in_child`]).
+//! in a process of its own with [`common::run_in_child`]).
 //!
 //! Shared helpers live in [`common`], split by concern. A new area is a new module file here
 //! plus its `mod` line below.

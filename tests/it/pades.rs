@@ -9,7 +9,6 @@
 //! a pipe only this process holds) kills the responder and the TSA when the test binary
 //! exits, whatever way it exits: `cargo test` never waits for them and no orphan survives.
 
-
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, Stdio};

@@ -11,7 +11,6 @@
 //! print the mutant. signgate runs in-process (the library the CLI calls); xmlsec1 is one
 //! process per file, on two threads. `SIGNGATE_DIFF_MUTATIONS` sets the count per file.
 
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
