@@ -284,38 +284,7 @@ fn bad_leaves_for_tests() {
     // The p12 opens through the crate's own key loader.
     let key = crate::keys::Pkcs12Key::open(&dir.path().join("revoked.p12"), DEMO_PASSWORD).unwrap();
     assert_eq!(crate::keys::KeySource::chain(&key).len(), 1);
-    let serial = hex::encode_upper(
-        revoked
-            .certificate
-            .serial_number()
-            .to_bn()
-            .unwrap()
-            .to_vec(),
-    );
-    let index = std::fs::read_to_string(dir.path().join("index.txt")).unwrap();
-    let line = index
-        .lines()
-        .find(|l| l.contains(&serial))
-        .expect("revoked serial in index.txt");
-    assert!(line.starts_with("R\t"), "{line}");
-    assert_eq!(line.split('\t').nth(2).unwrap(), index_time(revoked_at));
-
-    let crl = dir.path().join("issuing-ca.crl");
-    let (ok, text) = run_openssl(&[
-        "crl",
-        "-inform",
-        "DER",
-        "-in",
-        crl.to_str().unwrap(),
-        "-noout",
-        "-text",
-    ]);
-    assert!(ok, "{text}");
-    assert!(
-        text.contains(&format!("Serial Number: {serial}")),
-        "{serial} not in {text}"
-    );
-    assert!(text.contains("Key Compromise"), "{text}");
+    assert_revoked(dir.path(), &revoked.certificate, revoked_at);
 
     let weak = pki
         .issue_leaf(
@@ -351,32 +320,19 @@ fn bad_leaves_for_tests() {
     assert!(!ok, "untrusted leaf verified: {text}");
 }
 
-#[test]
-fn revoking_an_issued_leaf_updates_index_and_crl() {
-    if !require_tool("openssl") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let mut pki = generate(dir.path(), &fast(DEFAULT_BASE_URL)).unwrap();
-    let leaf = pki
-        .issue_leaf(&LeafSpec::new("Later revoked"), &dir.path().join("l.p12"))
-        .unwrap();
-    let serial = hex::encode_upper(leaf.certificate.serial_number().to_bn().unwrap().to_vec());
-    let index_line = || {
-        std::fs::read_to_string(dir.path().join("index.txt"))
-            .unwrap()
-            .lines()
-            .find(|l| l.contains(&serial))
-            .expect("serial in index.txt")
-            .to_string()
-    };
-    assert!(index_line().starts_with("V\t"), "{}", index_line());
+/// Asserts that `cert` is revoked at `at` in `DIR/index.txt` and listed with reason
+/// keyCompromise in `DIR/issuing-ca.crl`.
+fn assert_revoked(dir: &Path, cert: &X509, at: OffsetDateTime) {
+    let serial = hex::encode_upper(cert.serial_number().to_bn().unwrap().to_vec());
+    let index = std::fs::read_to_string(dir.join("index.txt")).unwrap();
+    let line = index
+        .lines()
+        .find(|l| l.contains(&serial))
+        .expect("revoked serial in index.txt");
+    assert!(line.starts_with("R\t"), "{line}");
+    assert_eq!(line.split('\t').nth(2).unwrap(), index_time(at));
 
-    let at = OffsetDateTime::now_utc() - time::Duration::minutes(5);
-    pki.revoke(&leaf.certificate, at).unwrap();
-    assert!(index_line().starts_with("R\t"), "{}", index_line());
-    assert_eq!(index_line().split('\t').nth(2).unwrap(), index_time(at));
-    let crl = dir.path().join("issuing-ca.crl");
+    let crl = dir.join("issuing-ca.crl");
     let (ok, text) = run_openssl(&[
         "crl",
         "-inform",
@@ -387,7 +343,26 @@ fn revoking_an_issued_leaf_updates_index_and_crl() {
         "-text",
     ]);
     assert!(ok, "{text}");
-    assert!(text.contains(&format!("Serial Number: {serial}")), "{text}");
+    assert!(
+        text.contains(&format!("Serial Number: {serial}")),
+        "{serial} not in {text}"
+    );
+    assert!(text.contains("Key Compromise"), "{text}");
+}
+
+#[test]
+fn revoking_an_issued_leaf_updates_index_and_crl() {
+    if !require_tool("openssl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut pki = generate(dir.path(), &fast(DEFAULT_BASE_URL)).unwrap();
+    let leaf = pki
+        .issue_leaf(&LeafSpec::new("Later revoked"), &dir.path().join("l.p12"))
+        .unwrap();
+    let at = OffsetDateTime::now_utc() - time::Duration::minutes(5);
+    pki.revoke(&leaf.certificate, at).unwrap();
+    assert_revoked(dir.path(), &leaf.certificate, at);
 
     // A certificate of another PKI is refused.
     let other_dir = tempfile::tempdir().unwrap();
