@@ -132,6 +132,12 @@ impl OcspResponder {
         }
     }
 
+    /// The process id of its `openssl ocsp` child (to kill it at exit when the responder lives
+    /// in a `static` and is never dropped).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.port
