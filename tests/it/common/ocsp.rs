@@ -1,6 +1,5 @@
 //! An OCSP/CRL responder over `openssl ocsp`, independent of signgate's own `pki serve`.
 
-use super::{free_port, tempdir};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
@@ -9,6 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use super::{free_port, tempdir};
 
 /// OCSP + CRL test server for a PKI directory laid out like the demo PKI
 /// (CONTRACTS §2: `index.txt`, `issuing-ca.pem`, `ocsp.pem`, `ocsp.key`, `*.crl`).

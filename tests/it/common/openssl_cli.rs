@@ -1,9 +1,10 @@
 //! The openssl command line: `openssl cms -verify` as an oracle, PKCS#12 conversions.
 
-use super::{run, run_ok};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+
+use super::{run, run_ok};
 
 /// Verifies a detached DER CMS signature over `content`, trusting `root_pem`
 /// (`openssl cms -verify -binary -inform DER -purpose any`). True when openssl says OK.

@@ -1,9 +1,10 @@
 //! PDF files for tests: `qpdf --check`, and large PDFs written streaming.
 
-use super::run;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::process::Command;
+
+use super::run;
 
 /// `qpdf --check`: true when qpdf finds no errors (exit 0, or 3 = warnings only).
 pub fn qpdf_check(pdf: &Path) -> bool {

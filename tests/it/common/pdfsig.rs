@@ -1,8 +1,9 @@
 //! poppler `pdfsig` as an oracle, with a temporary NSS database of trusted roots.
 
-use super::{run, run_ok, stderr_str, stdout_str, tempdir};
 use std::path::Path;
 use std::process::Command;
+
+use super::{run, run_ok, stderr_str, stdout_str, tempdir};
 
 /// A temporary NSS certificate database trusting one root (for `pdfsig -nssdir`).
 pub struct NssDb {

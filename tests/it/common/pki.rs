@@ -3,9 +3,10 @@
 //! demo PKI does not ship (expired, revoked, no signing usage, weak keys, untrusted roots) are
 //! issued with [`signgate::pki::demo::LeafSpec`] and revoked later with `DemoPki::revoke`.
 
-use super::{free_port, tempdir, SigngateServer};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+
+use super::{free_port, tempdir, SigngateServer};
 
 /// Generates a demo PKI (CONTRACTS §2, CA keys RSA-2048 for speed) into a fresh temp dir,
 /// with `base_url` in its CRL DP / AIA URLs.
@@ -23,7 +24,7 @@ pub fn generate_demo_pki(base_url: &str) -> (tempfile::TempDir, signgate::pki::d
 
 /// A generated demo PKI served live by `signgate pki serve` on its base-url port (OCSP, CRLs,
 /// CA certificates), so signatures by its leaves can reach TOTAL_PASSED. Keep one per test
-/// binary in a `static OnceLock` (generation takes 1-3 s).
+/// module in a `static OnceLock` (generation takes 1-3 s).
 pub struct LivePki {
     /// The PKI, able to issue more leaves ([`LivePki::issue`]).
     pub pki: Mutex<signgate::pki::demo::DemoPki>,

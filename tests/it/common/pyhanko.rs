@@ -1,10 +1,12 @@
 //! pyHanko (pinned in `tests/requirements.txt`, in the venv `./tests/run` makes) as an oracle
 //! and as an independent signer.
 
-use super::{repo_root, require_tool, run, run_ok, stderr_str, stdout_str};
-use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use serde::Deserialize;
+
+use super::{repo_root, require_tool, run, run_ok, stderr_str, stdout_str};
 
 /// One signature as judged by pyHanko (see `tests/support/pyhanko_validate.py`).
 #[derive(Clone, Debug, Default, Deserialize)]

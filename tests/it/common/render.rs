@@ -1,8 +1,9 @@
 //! Rendering pages (`pdftoppm`) and reading their pixels; text extraction (`pdftotext`).
 
-use super::{run_ok, scratch_path, stdout_str};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use super::{run_ok, scratch_path, stdout_str};
 
 /// Renders page `page` (1-based) of `pdf` at `dpi` to a PNG (pdftoppm); returns its path
 /// (under `CARGO_TARGET_TMPDIR`, kept for inspection after a failure).

@@ -1,8 +1,9 @@
 //! Validation reports of `signgate verify`: the JSON schema and a runner.
 
-use super::{repo_root, run, signgate};
 use std::ffi::OsStr;
 use std::process::Output;
+
+use super::{repo_root, run, signgate};
 
 /// Asserts `report` is valid against `schemas/validation-report.v1.schema.json`.
 pub fn assert_report_matches_schema(report: &serde_json::Value) {

@@ -1,11 +1,12 @@
 //! signgate servers in child processes: `serve`, `pki serve`, `tsa serve`.
 
-use super::{signgate_bin, LivePki};
 use std::ffi::OsStr;
 use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use super::{signgate_bin, LivePki};
 
 /// A `signgate … serve` child started with `--listen 127.0.0.1:PORT`, ready once it printed
 /// `listening on http://127.0.0.1:PORT/` (CONTRACTS §1).
@@ -170,7 +171,7 @@ impl Drop for SigngateServer {
 }
 
 /// A live generated PKI (`signgate pki serve`) and a `signgate tsa serve` over its TSA key:
-/// what signing B-T and verifying online need. Keep one per test binary in a `static OnceLock`.
+/// what signing B-T and verifying online need. Keep one per test module in a `static OnceLock`.
 pub struct LiveServices {
     /// The PKI and its publication server.
     pub pki: LivePki,

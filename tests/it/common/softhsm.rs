@@ -1,9 +1,10 @@
 //! SoftHSM2 tokens holding demo keys, for the PKCS#11 paths.
 
-use super::openssl_cli::openssl_filter;
-use super::{repo_root, require_file, require_tools, run, stderr_str};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use super::openssl_cli::openssl_filter;
+use super::{repo_root, require_file, require_tools, run, stderr_str};
 
 fn tool(cmd: &mut Command) {
     let out = run(cmd);
