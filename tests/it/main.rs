@@ -8,7 +8,8 @@
 //! in a process of its own with [`common::run_in_child`]).
 //!
 //! Shared helpers live in [`common`], split by concern. A new area is a new module file here
-//! plus its `mod` line below.
+//! plus its `mod` line below (the `layout` module fails otherwise, and for a file left directly
+//! in `tests/`, which would be a binary of its own).
 
 mod common;
 
@@ -21,6 +22,7 @@ mod errors;
 mod gateway_tls;
 mod hostile;
 mod interop_tools;
+mod layout;
 mod large_pdf;
 mod ltv;
 mod pades;
