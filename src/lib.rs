@@ -8,7 +8,7 @@
 //! 1. Base, no knowledge of signing:
 //!    [`code`] (the stable [`ErrorCode`] table every error maps to), [`clock`] (RFC 3339 UTC
 //!    and Vietnam time for people), [`ids`] (random ids, bearer tokens), [`blocking`] (work
-//!    off the async runtime).
+//!    off the async runtime); `test_support` (unit tests' tool checks) sits here too.
 //! 2. Infrastructure:
 //!    [`pki`] (algorithms and OIDs, signing-certificate checks, RFC 3161 client, demo PKI),
 //!    [`fsio`] (atomic output files), [`keys`] (where private keys live,
@@ -50,6 +50,8 @@ pub mod publish;
 pub mod routing;
 pub mod sign;
 pub mod store;
+#[cfg(test)]
+mod test_support;
 pub mod tls;
 pub mod tsa;
 pub mod verify;
