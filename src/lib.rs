@@ -3,7 +3,7 @@
 //! # Layout
 //!
 //! Layers, lowest first. A module uses modules of its own layer (never in a cycle) or of a
-//! lower layer, never of a higher one; `tests/architecture.rs` checks this from the source.
+//! lower layer, never of a higher one; `tests/it/architecture.rs` checks this from the source.
 //!
 //! 1. Base, no knowledge of signing:
 //!    [`code`] (the stable [`ErrorCode`] table every error maps to), [`clock`] (RFC 3339 UTC
