@@ -51,7 +51,7 @@ const ADAPTERS: &[&str] = &["cli", "api", "console"];
 /// What starts a task or thread; an adapter contains none of these.
 const SPAWNS: &[&str] = &[
     "tokio::spawn",
-    "task::spawn",
+    "task::spawn(",
     "spawn_blocking",
     "thread::spawn",
     "thread::Builder",
