@@ -3,12 +3,12 @@
 //! # Layout
 //!
 //! Layers, lowest first. A module uses modules of its own layer (never in a cycle) or of a
-//! lower layer, never of a higher one; `tests/architecture.rs` checks this from the source.
+//! lower layer, never of a higher one; `tests/it/architecture.rs` checks this from the source.
 //!
 //! 1. Base, no knowledge of signing:
 //!    [`code`] (the stable [`ErrorCode`] table every error maps to), [`clock`] (RFC 3339 UTC
 //!    and Vietnam time for people), [`ids`] (random ids, bearer tokens), [`blocking`] (work
-//!    off the async runtime).
+//!    off the async runtime); `test_support` (unit tests' tool checks) sits here too.
 //! 2. Infrastructure:
 //!    [`pki`] (algorithms and OIDs, signing-certificate checks, RFC 3161 client, demo PKI),
 //!    [`fsio`] (atomic output files), [`keys`] (where private keys live,
@@ -53,6 +53,8 @@ pub mod publish;
 pub mod routing;
 pub mod sign;
 pub mod store;
+#[cfg(test)]
+mod test_support;
 pub mod tls;
 pub mod tsa;
 pub mod verify;

@@ -75,57 +75,99 @@ pub enum RowState {
     MergedDuplicate,
 }
 
-const ROW_STATES: [(RowState, &str); 16] = [
-    (RowState::Forwarding, "forwarding"),
-    (RowState::Forwarded, "forwarded"),
-    (RowState::Refused, "refused"),
-    (RowState::Dead, "dead"),
-    (RowState::Delivered, "delivered"),
-    (RowState::Held, "held"),
-    (RowState::Applied, "applied"),
-    (RowState::Recalled, "recalled"),
-    (RowState::Replaced, "replaced"),
-    (RowState::Accepted, "accepted"),
-    (RowState::Assigned, "assigned"),
-    (RowState::Processing, "processing"),
-    (RowState::Completed, "completed"),
-    (RowState::UpdateAgreed, "update-agreed"),
-    (RowState::UpdateRefused, "update-refused"),
-    (RowState::MergedDuplicate, "merged-duplicate"),
-];
+/// `as_str`, `Display` and `FromStr` (an unknown stored text is [`StoreError::Corrupt`]) for
+/// an enum kept as text in the database, from one table of its values.
+macro_rules! stored_text {
+    ($ty:ident, $what:literal, $table:ident, [$($variant:ident => $text:literal),+ $(,)?]) => {
+        const $table: &[($ty, &str)] = &[$(($ty::$variant, $text)),+];
+
+        impl $ty {
+            /// The stored text.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $text),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = StoreError;
+            fn from_str(s: &str) -> Result<Self, StoreError> {
+                $table
+                    .iter()
+                    .find(|(_, text)| *text == s)
+                    .map(|(value, _)| *value)
+                    .ok_or_else(|| StoreError::Corrupt(format!("{} '{s}'", $what)))
+            }
+        }
+    };
+}
+
+stored_text!(RowState, "document row state", ROW_STATES, [
+    Forwarding => "forwarding",
+    Forwarded => "forwarded",
+    Refused => "refused",
+    Dead => "dead",
+    Delivered => "delivered",
+    Held => "held",
+    Applied => "applied",
+    Recalled => "recalled",
+    Replaced => "replaced",
+    Accepted => "accepted",
+    Assigned => "assigned",
+    Processing => "processing",
+    Completed => "completed",
+    UpdateAgreed => "update-agreed",
+    UpdateRefused => "update-refused",
+    MergedDuplicate => "merged-duplicate",
+]);
 
 impl RowState {
-    /// The stored text, e.g. `delivered`.
-    pub fn as_str(self) -> &'static str {
-        ROW_STATES
-            .iter()
-            .find(|(s, _)| *s == self)
-            .map_or("", |(_, text)| text)
-    }
-
     /// Whether an operator may still act on a row in this state (the inbox).
     pub fn is_open(self) -> bool {
         INBOX_STATES.contains(&self)
     }
 }
 
-impl std::fmt::Display for RowState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// What an outbox item carries (`route_outbox.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutboxKind {
+    /// An envelope for the recipients it lists.
+    Envelope,
+    /// A signed status message toward a document's sender.
+    Status,
 }
 
-impl FromStr for RowState {
-    type Err = StoreError;
-    /// A stored state; one this version did not write is [`StoreError::Corrupt`].
-    fn from_str(s: &str) -> Result<Self, StoreError> {
-        ROW_STATES
-            .iter()
-            .find(|(_, text)| *text == s)
-            .map(|(state, _)| *state)
-            .ok_or_else(|| StoreError::Corrupt(format!("document row state '{s}'")))
-    }
+stored_text!(OutboxKind, "outbox item kind", OUTBOX_KINDS, [
+    Envelope => "envelope",
+    Status => "status",
+]);
+
+/// The state of an outbox item (`route_outbox.state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutboxState {
+    /// Waiting for (another) attempt.
+    Pending,
+    /// The next node accepted it.
+    Delivered,
+    /// The next node refused it; not retried.
+    Refused,
+    /// Dead-lettered after the attempt limit; an operator may retry it.
+    Dead,
 }
+
+stored_text!(OutboxState, "outbox item state", OUTBOX_STATES, [
+    Pending => "pending",
+    Delivered => "delivered",
+    Refused => "refused",
+    Dead => "dead",
+]);
 
 /// The BussinessDocType of a stored row (`route_documents.doc_type`); an unknown number is
 /// [`StoreError::Corrupt`].
@@ -250,11 +292,19 @@ mod tests {
 
     #[test]
     fn stored_values_round_trip_and_unknown_ones_are_errors() {
-        for (state, text) in ROW_STATES {
+        for &(state, text) in ROW_STATES {
             assert_eq!(state.as_str(), text);
             assert_eq!(text.parse::<RowState>().unwrap(), state);
         }
+        for &(kind, text) in OUTBOX_KINDS {
+            assert_eq!(text.parse::<OutboxKind>().unwrap(), kind);
+        }
+        for &(state, text) in OUTBOX_STATES {
+            assert_eq!(text.parse::<OutboxState>().unwrap(), state);
+        }
+        assert_eq!(ROW_STATES.len(), 16);
         assert!("delivred".parse::<RowState>().is_err());
+        assert!("sent".parse::<OutboxState>().is_err());
         for n in 0..4 {
             assert_eq!(business_of(n).map(|b| i64::from(b.code())).unwrap(), n);
         }

@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 
 use super::commit::GroupCommit;
 use super::config::{Hop, RoutingConfig};
-use super::lifecycle::{self, business_of, RowState};
+use super::lifecycle::{self, business_of, OutboxKind, RowState};
 use super::tls::{PeerClient, TlsIdentity};
 use super::RoutingError;
 use crate::blocking::run as blocking;
@@ -557,7 +557,7 @@ impl Node {
                 ));
                 a.outbox.push(OutboxItem {
                     id: random_id("ob_"),
-                    kind: "envelope".into(),
+                    kind: OutboxKind::Envelope.as_str().into(),
                     next_node: peer,
                     document_id: doc.document_id.clone(),
                     envelope_id: Some(envelope_id.clone()),
@@ -997,7 +997,7 @@ impl Node {
 fn status_item(peer: String, doc: &DocRef, bytes: Vec<u8>) -> OutboxItem {
     OutboxItem {
         id: random_id("ob_"),
-        kind: "status".into(),
+        kind: OutboxKind::Status.as_str().into(),
         next_node: peer,
         document_id: doc.document_id.clone(),
         envelope_id: None,

@@ -11,10 +11,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::lifecycle::RowState;
+use super::lifecycle::{OutboxKind, OutboxState, RowState};
 use super::node::Node;
 use super::{backoff, RoutingError};
 use crate::clock::now_rfc3339;
+use crate::edxml::StatusCode;
 use crate::ids::random_id;
 use crate::store::routing::{OutboxItem, TraceEvent};
 
@@ -109,7 +110,8 @@ async fn attempt(node: &Node, item: &OutboxItem) -> Result<Outcome, RoutingError
         )));
     };
     let timeout = node.config.delivery.peer_timeout;
-    let (url, body, content_type) = if item.kind == "envelope" {
+    let kind: OutboxKind = item.kind.parse()?;
+    let (url, body, content_type) = if kind == OutboxKind::Envelope {
         let envelope_id = item.envelope_id.clone().unwrap_or_default();
         let Some(envelope) = node.store().route_envelope(&envelope_id).await? else {
             return Ok(Outcome::Refused(format!(
@@ -148,7 +150,7 @@ async fn attempt(node: &Node, item: &OutboxItem) -> Result<Outcome, RoutingError
         .take(300)
         .collect::<String>();
     Ok(match answer.status {
-        200 if item.kind == "status" => Outcome::Delivered("status accepted".into()),
+        200 if kind == OutboxKind::Status => Outcome::Delivered("status accepted".into()),
         200 => {
             let header = |name: &str| {
                 answer
@@ -158,7 +160,9 @@ async fn attempt(node: &Node, item: &OutboxItem) -> Result<Outcome, RoutingError
                     .map(str::to_string)
             };
             match header(STATUS_HEADER).as_deref() {
-                Some("01") => Outcome::Delivered("01 received".into()),
+                Some(code) if StatusCode::Received.fixed_code() == Some(code) => {
+                    Outcome::Delivered("01 received".into())
+                }
                 Some(code) => {
                     Outcome::Refused(format!("{code}: {}", header(REASON_HEADER).unwrap_or(text)))
                 }
@@ -183,7 +187,7 @@ async fn handle(node: &Node, owner: &str, item: OutboxItem) -> Result<(), Routin
         event: event.into(),
         detail,
     };
-    let what = if item.kind == "envelope" {
+    let what = if item.kind.parse::<OutboxKind>()? == OutboxKind::Envelope {
         format!("envelope for {}", item.recipients)
     } else {
         "status".to_string()
@@ -191,7 +195,7 @@ async fn handle(node: &Node, owner: &str, item: OutboxItem) -> Result<(), Routin
     match outcome {
         Outcome::Delivered(detail) => {
             if store
-                .route_outbox_finish(&item.id, owner, "delivered", None, &now)
+                .route_outbox_finish(&item.id, owner, OutboxState::Delivered.as_str(), None, &now)
                 .await?
             {
                 node.counters.delivered.fetch_add(1, Ordering::Relaxed);
@@ -218,7 +222,13 @@ async fn handle(node: &Node, owner: &str, item: OutboxItem) -> Result<(), Routin
         }
         Outcome::Refused(reason) => {
             if store
-                .route_outbox_finish(&item.id, owner, "refused", Some(&reason), &now)
+                .route_outbox_finish(
+                    &item.id,
+                    owner,
+                    OutboxState::Refused.as_str(),
+                    Some(&reason),
+                    &now,
+                )
                 .await?
             {
                 if let Some(env) = &item.envelope_id {
@@ -245,7 +255,13 @@ async fn handle(node: &Node, owner: &str, item: OutboxItem) -> Result<(), Routin
             let policy = &node.config.delivery;
             if attempts >= i64::from(policy.max_attempts) {
                 if store
-                    .route_outbox_finish(&item.id, owner, "dead", Some(&error), &now)
+                    .route_outbox_finish(
+                        &item.id,
+                        owner,
+                        OutboxState::Dead.as_str(),
+                        Some(&error),
+                        &now,
+                    )
                     .await?
                 {
                     node.counters.dead_letters.fetch_add(1, Ordering::Relaxed);

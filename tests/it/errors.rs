@@ -1,0 +1,376 @@
+//! Bad input through the CLI: each case gives `signgate: CODE: ` on stderr, the exit code of
+//! CONTRACTS.md §1, and leaves no output file (nor a temporary one) behind.
+//!
+//! Bad certificates come from a demo PKI generated once per test binary
+//! ([`signgate::pki::demo::DemoPki::issue_leaf`]); nothing here needs a live server.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, OnceLock};
+
+use crate::common::*;
+use signgate::pki::demo::{DemoPki, LeafProfile, LeafSpec};
+
+/// The generated PKI (no server: its URLs point at a port nobody serves).
+struct Pki {
+    pki: Mutex<DemoPki>,
+    dir: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+fn pki() -> &'static Pki {
+    static PKI: OnceLock<Pki> = OnceLock::new();
+    PKI.get_or_init(|| {
+        let (tmp, pki) = generate_demo_pki(&format!("http://127.0.0.1:{}/", free_port()));
+        Pki {
+            pki: Mutex::new(pki),
+            dir: tmp.path().to_path_buf(),
+            _tmp: tmp,
+        }
+    })
+}
+
+impl Pki {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Issues `spec` into `DIR/FILE.p12`, once per name.
+    fn leaf(&self, spec: LeafSpec, file: &str) -> PathBuf {
+        let p12 = self.path(&format!("{file}.p12"));
+        let mut pki = self.pki.lock().unwrap_or_else(|e| e.into_inner());
+        if !p12.exists() {
+            pki.issue_leaf(&spec, &p12)
+                .unwrap_or_else(|e| panic!("issue {file}: {e}"));
+        }
+        p12
+    }
+
+    fn signer(&self) -> PathBuf {
+        self.path("agency-signer.p12")
+    }
+}
+
+/// An empty output folder; [`Case::assert_fails`] checks it stays empty.
+struct Case {
+    out_dir: tempfile::TempDir,
+}
+
+impl Case {
+    fn new() -> Case {
+        Case { out_dir: tempdir() }
+    }
+
+    fn out(&self, name: &str) -> PathBuf {
+        self.out_dir.path().join(name)
+    }
+
+    /// `signgate sign --key KEY --in INPUT --out OUT EXTRA…` with password `password`.
+    fn sign(&self, key: &Path, input: &Path, out: &Path, extra: &[&str], password: &str) -> Output {
+        run(signgate(["sign", "--key"])
+            .arg(key)
+            .arg("--in")
+            .arg(input)
+            .arg("--out")
+            .arg(out)
+            .args(extra)
+            .env("SIGNGATE_KEY_PASSWORD", password))
+    }
+
+    /// Asserts exit `exit`, stderr starting with `signgate: CODE: ` (one line), and an
+    /// output folder with nothing in it.
+    fn assert_fails(&self, out: &Output, code: &str, exit: i32) {
+        assert_exit(out, exit, code);
+        let stderr = stderr_str(out);
+        assert!(
+            stderr.starts_with(&format!("signgate: {code}: ")),
+            "expected `signgate: {code}: …`, got: {stderr}"
+        );
+        assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        let left: Vec<_> = std::fs::read_dir(self.out_dir.path())
+            .expect("read output dir")
+            .map(|e| e.map(|e| e.file_name()))
+            .collect();
+        assert!(left.is_empty(), "{code}: files left behind: {left:?}");
+    }
+}
+
+/// Signs `input` with the demo signer into a fresh folder and expects `code`/`exit`.
+fn sign_fails(input: &Path, extra: &[&str], code: &str, exit: i32) {
+    let case = Case::new();
+    let out = case.sign(
+        &pki().signer(),
+        input,
+        &case.out("signed.pdf"),
+        extra,
+        "demo",
+    );
+    case.assert_fails(&out, code, exit);
+}
+
+#[test]
+fn truncated_pdf_is_malformed() {
+    sign_fails(&corpus("truncated.pdf"), &[], "PDF_MALFORMED", 65);
+}
+
+#[test]
+fn not_a_pdf_with_format_pdf_is_malformed() {
+    sign_fails(
+        &corpus("not-a-pdf.txt"),
+        &["--format", "pdf"],
+        "PDF_MALFORMED",
+        65,
+    );
+}
+
+#[test]
+fn encrypted_pdf_is_refused() {
+    sign_fails(&corpus("encrypted.pdf"), &[], "PDF_ENCRYPTED", 65);
+}
+
+#[test]
+fn certified_no_changes_pdf_is_refused() {
+    sign_fails(
+        &corpus("certified-p1.pdf"),
+        &[],
+        "PDF_CERTIFIED_NO_CHANGES",
+        65,
+    );
+}
+
+#[test]
+fn wrong_password_is_reported_without_the_password() {
+    let case = Case::new();
+    let secret = "Wr0ng-Secret-4711";
+    let out = case.sign(
+        &pki().signer(),
+        &corpus("simple.pdf"),
+        &case.out("signed.pdf"),
+        &[],
+        secret,
+    );
+    case.assert_fails(&out, "KEY_PASSWORD_WRONG", 77);
+    assert!(!stderr_str(&out).contains(secret), "{}", stderr_str(&out));
+    assert!(!stdout_str(&out).contains(secret));
+    // The same through --password-file.
+    let pw_dir = tempdir();
+    let pw = pw_dir.path().join("pw.txt");
+    std::fs::write(&pw, format!("{secret}\n")).unwrap();
+    let out = run(signgate(["sign", "--key"])
+        .arg(pki().signer())
+        .arg("--in")
+        .arg(corpus("simple.pdf"))
+        .arg("--out")
+        .arg(case.out("signed.pdf"))
+        .arg("--password-file")
+        .arg(&pw)
+        .env_remove("SIGNGATE_KEY_PASSWORD"));
+    case.assert_fails(&out, "KEY_PASSWORD_WRONG", 77);
+    assert!(!stderr_str(&out).contains(secret), "{}", stderr_str(&out));
+}
+
+#[test]
+fn legacy_rc2_3des_p12_signs() {
+    let Some(_) = require_tool("openssl") else {
+        return;
+    };
+    let work = tempdir();
+    let legacy = legacy_p12(&pki().signer(), work.path(), "legacy");
+    let text = run_ok(
+        Command::new("openssl")
+            .args([
+                "pkcs12",
+                "-info",
+                "-noout",
+                "-legacy",
+                "-passin",
+                "pass:demo",
+                "-in",
+            ])
+            .arg(&legacy),
+    );
+    let info = stderr_str(&text) + &stdout_str(&text);
+    assert!(
+        info.contains("RC2") || info.contains("3DES") || info.contains("des-ede3"),
+        "not a legacy p12: {info}"
+    );
+    // CMS: checked by openssl.
+    let content = work.path().join("doc.txt");
+    std::fs::write(&content, "Tờ trình số 12/TTr-UBND\n").unwrap();
+    let p7s = work.path().join("doc.p7s");
+    run_ok(
+        signgate(["sign", "--key"])
+            .arg(&legacy)
+            .arg("--in")
+            .arg(&content)
+            .arg("--out")
+            .arg(&p7s)
+            .env("SIGNGATE_KEY_PASSWORD", "demo"),
+    );
+    let verdict = openssl_cms_verify_output(&p7s, &content, &pki().path("root-ca.pem"));
+    assert!(verdict.status.success(), "{}", stderr_str(&verdict));
+    // PDF: intact and chained by signgate verify (offline: revocation cannot be known here).
+    let pdf = work.path().join("signed.pdf");
+    run_ok(
+        signgate(["sign", "--key"])
+            .arg(&legacy)
+            .arg("--in")
+            .arg(corpus("simple.pdf"))
+            .arg("--out")
+            .arg(&pdf)
+            .env("SIGNGATE_KEY_PASSWORD", "demo"),
+    );
+    let root = pki().path("root-ca.pem");
+    let (code, report, _) = verify_json(&[
+        pdf.as_os_str(),
+        "--trust".as_ref(),
+        root.as_os_str(),
+        "--offline".as_ref(),
+    ]);
+    assert_eq!(report["signatures"][0]["intact"], true, "{report:#}");
+    assert_eq!(
+        report["signatures"][0]["trust_list"], "default",
+        "{report:#}"
+    );
+    assert_eq!(code, Some(2), "{report:#}");
+    assert_eq!(report["sub_indication"], "TRY_LATER", "{report:#}");
+}
+
+#[test]
+fn expired_certificate_is_refused() {
+    let p12 = pki().leaf(LeafSpec::new("Expired Signer").expired(), "expired");
+    let case = Case::new();
+    let out = case.sign(&p12, &corpus("simple.pdf"), &case.out("o.pdf"), &[], "demo");
+    case.assert_fails(&out, "CERT_EXPIRED", 77);
+}
+
+#[test]
+fn not_yet_valid_certificate_is_refused() {
+    let p12 = pki().leaf(LeafSpec::new("Future Signer").not_yet_valid(), "future");
+    let case = Case::new();
+    let out = case.sign(&p12, &corpus("simple.pdf"), &case.out("o.pdf"), &[], "demo");
+    case.assert_fails(&out, "CERT_NOT_YET_VALID", 77);
+}
+
+#[test]
+fn certificate_without_signing_usage_is_refused() {
+    let p12 = pki().leaf(
+        LeafSpec::new("Encipherment Only").with_profile(LeafProfile::NoSigningUsage),
+        "no-usage",
+    );
+    let case = Case::new();
+    for (input, name) in [
+        (corpus("simple.pdf"), "o.pdf"),
+        (corpus("not-a-pdf.txt"), "o.p7s"),
+    ] {
+        let out = case.sign(&p12, &input, &case.out(name), &[], "demo");
+        case.assert_fails(&out, "CERT_NO_SIGNING_USAGE", 77);
+    }
+}
+
+#[test]
+fn unreachable_tsa_is_unavailable() {
+    let port = free_port(); // bound then released: nothing listens there
+    let url = format!("http://127.0.0.1:{port}/");
+    sign_fails(
+        &corpus("simple.pdf"),
+        &["--level", "b-t", "--tsa", &url, "--tsa-timeout", "3"],
+        "TSA_UNAVAILABLE",
+        69,
+    );
+    let case = Case::new();
+    let out = case.sign(
+        &pki().signer(),
+        &corpus("not-a-pdf.txt"),
+        &case.out("o.p7s"),
+        &["--level", "b-t", "--tsa", &url, "--tsa-timeout", "3"],
+        "demo",
+    );
+    case.assert_fails(&out, "TSA_UNAVAILABLE", 69);
+}
+
+#[test]
+fn b_t_without_tsa_is_usage() {
+    sign_fails(&corpus("simple.pdf"), &["--level", "b-t"], "USAGE", 64);
+}
+
+#[test]
+fn missing_input_is_66() {
+    let case = Case::new();
+    let missing = case.out("nope").join("missing.pdf");
+    let out = case.sign(&pki().signer(), &missing, &case.out("o.pdf"), &[], "demo");
+    case.assert_fails(&out, "INPUT_MISSING", 66);
+    // A missing key file is missing input too.
+    let out = case.sign(
+        &case.out("no-key.p12"),
+        &corpus("simple.pdf"),
+        &case.out("o.pdf"),
+        &[],
+        "demo",
+    );
+    case.assert_fails(&out, "INPUT_MISSING", 66);
+}
+
+#[test]
+fn output_into_missing_folder_is_73() {
+    let case = Case::new();
+    let target = case.out("no-such-folder").join("signed.pdf");
+    let out = case.sign(&pki().signer(), &corpus("simple.pdf"), &target, &[], "demo");
+    case.assert_fails(&out, "OUTPUT_UNWRITABLE", 73);
+    assert!(!case.out("no-such-folder").exists());
+}
+
+#[test]
+fn page_out_of_range_is_refused() {
+    let image = data_dir().join("images/signature.png");
+    sign_fails(
+        &corpus("simple.pdf"),
+        &["--signature-image", image.to_str().unwrap(), "--page", "99"],
+        "PDF_PAGE_OUT_OF_RANGE",
+        65,
+    );
+}
+
+#[test]
+fn seal_without_previous_signature_is_refused() {
+    let seal = repo_root().join("assets/seal.png");
+    sign_fails(
+        &corpus("simple.pdf"),
+        &["--stamp", seal.to_str().unwrap()],
+        "PDF_NO_SIGNATURE_TO_SEAL",
+        65,
+    );
+}
+
+#[test]
+fn broken_png_is_image_invalid() {
+    let work = tempdir();
+    let good = std::fs::read(data_dir().join("images/signature.png")).unwrap();
+    // A real PNG cut in the middle of its image data, and a PNG signature followed by junk.
+    let cut = work.path().join("cut.png");
+    std::fs::write(&cut, &good[..good.len() / 2]).unwrap();
+    let junk = work.path().join("junk.png");
+    let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
+    bytes.extend_from_slice(b"this is not a PNG chunk stream at all");
+    std::fs::write(&junk, bytes).unwrap();
+    for png in [&cut, &junk] {
+        sign_fails(
+            &corpus("simple.pdf"),
+            &["--signature-image", png.to_str().unwrap()],
+            "IMAGE_INVALID",
+            65,
+        );
+        sign_fails(
+            &corpus("simple.pdf"),
+            &[
+                "--stamp",
+                png.to_str().unwrap(),
+                "--rect",
+                "100,100,100,100",
+            ],
+            "IMAGE_INVALID",
+            65,
+        );
+    }
+}
