@@ -169,7 +169,8 @@ fn assert_intact(file: &Path, content: Option<&Path>) {
 }
 
 /// The CLI with an always-authenticate RSA key: `sign` of a PDF (PSS) and of a tax filing
-/// (XML-DSig), and `batch-sign` of 20 PDFs and a text file; everything verifies.
+/// (XML-DSig), `batch-sign` of 20 PDFs and a text file (refused: no format chosen), and the
+/// text file as a detached CMS signature; everything signed verifies.
 #[test]
 fn sign_and_batch_sign_with_an_always_authenticate_key() {
     let tmp = common::tempdir();
@@ -226,13 +227,25 @@ fn sign_and_batch_sign_with_an_always_authenticate_key() {
         .arg("--out")
         .arg(&out)
         .env("SOFTHSM2_CONF", &conf);
-    let result = common::run_ok(&mut batch);
+    // The text file is neither a PDF nor XML and nothing asks for CMS: it fails alone
+    // (CONTRACTS §1), the PDFs are signed.
+    let result = common::run_expect(&mut batch, 3);
     let summary: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
-    assert_eq!(summary["signed"], 21, "{summary}");
+    assert_eq!(summary["signed"], 20, "{summary}");
+    assert_eq!(summary["failed"][0]["code"], "USAGE", "{summary}");
     for i in [0, 7, 19] {
         assert_intact(&out.join(format!("doc-{i:02}.pdf")), None);
     }
-    assert_intact(&out.join("note.txt.p7s"), Some(&input.join("note.txt")));
     let stderr = common::stderr_str(&result);
     assert!(!stderr.contains("1234"), "{stderr}");
+    // Asked for, it is a detached CMS signature.
+    let p7s = tmp.path().join("note.txt.p7s");
+    let mut cms = common::signgate(["sign", "--key", uri, "--in"]);
+    cms.arg(input.join("note.txt"))
+        .arg("--out")
+        .arg(&p7s)
+        .env("SOFTHSM2_CONF", &conf)
+        .env("SIGNGATE_PKCS11_PIN", "1234");
+    common::run_ok(&mut cms);
+    assert_intact(&p7s, Some(&input.join("note.txt")));
 }
