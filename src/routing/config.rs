@@ -2,6 +2,7 @@
 //! peers, and the delivery policy (backoff, dead-letter limit, leases). Validated once at
 //! start-up into [`RoutingConfig`]; [`RoutingConfig::next_hop`] is the routing table.
 
+use crate::edxml::{StatusCode, StatusCodes};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -122,8 +123,21 @@ pub struct RoutingConfig {
     pub peers: Vec<Peer>,
     /// Retry and lease settings.
     pub delivery: DeliveryPolicy,
-    /// Status codes for update agreed / refused.
-    pub update_codes: (String, String),
+    /// The status code table, with this network's update agreed / refused codes (checked
+    /// when the configuration is read).
+    pub status_codes: StatusCodes,
+}
+
+/// The code table of `[routing]`: the standard's defaults unless the update codes are set.
+fn status_codes(file: &RoutingFileConfig) -> Result<StatusCodes, RoutingError> {
+    let defaults = StatusCodes::default();
+    let agreed = file.update_agreed_code.as_deref();
+    let refused = file.update_refused_code.as_deref();
+    StatusCodes::new(
+        agreed.unwrap_or(defaults.code(StatusCode::UpdateAgreed)),
+        refused.unwrap_or(defaults.code(StatusCode::UpdateRefused)),
+    )
+    .map_err(|e| RoutingError::Config(format!("routing update codes: {e}")))
 }
 
 /// Where a document for one recipient goes next.
@@ -221,15 +235,18 @@ impl RoutingConfig {
                 poll: ms(file.poll_ms, 500),
                 peer_timeout: Duration::from_secs(file.peer_timeout_secs.unwrap_or(30)),
             },
-            update_codes: (
-                file.update_agreed_code
-                    .clone()
-                    .unwrap_or_else(|| "15".into()),
-                file.update_refused_code
-                    .clone()
-                    .unwrap_or_else(|| "16".into()),
-            ),
+            status_codes: status_codes(file)?,
         })
+    }
+
+    /// The operator statuses, for messages: `03, 04, 05, 06, 15 or 16`.
+    pub fn operator_codes(&self) -> String {
+        let c = &self.status_codes;
+        format!(
+            "03, 04, 05, 06, {} or {}",
+            c.code(StatusCode::UpdateAgreed),
+            c.code(StatusCode::UpdateRefused)
+        )
     }
 
     /// The organ id this node writes in the trace headers it appends (its first served agency,

@@ -161,8 +161,7 @@ impl Node {
         let connector = super::tls::connector(&identity, &config.peer_trust)?;
         let signer = Pkcs12Key::open(&config.signing_key, password)
             .map_err(|e| RoutingError::Config(format!("routing.signing_key: {e}")))?;
-        let codes = StatusCodes::new(&config.update_codes.0, &config.update_codes.1)
-            .map_err(|e| RoutingError::Config(format!("routing update codes: {e}")))?;
+        let codes = config.status_codes.clone();
         Ok(Self {
             config,
             store,
@@ -824,13 +823,13 @@ impl Node {
         code: &str,
         description: Option<String>,
     ) -> Result<Vec<DocumentRow>, RoutingError> {
-        let (agreed, refused) = &self.config.update_codes;
         let status = self.codes.status(code);
         let Some((status, new_state)) =
             status.and_then(|s| lifecycle::state_for_status(s).map(|state| (s, state)))
         else {
             return Err(RoutingError::Invalid(format!(
-                "status {code} cannot be sent by an operator (use 03, 04, 05, 06, {agreed} or {refused})"
+                "status {code} cannot be sent by an operator (use {})",
+                self.config.operator_codes()
             )));
         };
         let answers_update = matches!(new_state, RowState::UpdateAgreed | RowState::UpdateRefused);
