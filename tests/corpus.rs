@@ -1,0 +1,398 @@
+//! The development corpus `../shared/corpus` (third-party signed documents with independent
+//! verdicts in `manifest.tsv`): signgate's verifier runs over every row, in parallel, through
+//! the library, and must agree with the row's `expect_intact`:
+//!
+//! - `yes`: a report, and every signature in it intact;
+//! - `no`: never TOTAL_PASSED (a refusal is fine);
+//! - `mixed`: at least one intact signature, and at least one signature or signature
+//!   time-stamp whose bytes do not check out (HASH_FAILURE / SIG_CRYPTO_FAILURE);
+//! - `unknown`: any verdict or refusal, without a panic, within [`TIME_LIMIT`].
+//!
+//! A disagreement passes only when `tests/data/corpus-allowlist.tsv` lists the path with a
+//! one-line reason; a `yes` row of the issue's failure classes 1–10 may never be listed, and
+//! a listed row that agrees is reported as stale. The test prints the agreement per class.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use signgate::verify::{self, Policy, TrustList, ValidationContext};
+
+/// The longest one file may take (debug build, two shared cores).
+const TIME_LIMIT: Duration = Duration::from_secs(30);
+
+/// One manifest row.
+#[derive(Debug, Clone)]
+struct Row {
+    path: String,
+    kind: String,
+    expect: String,
+    features: Vec<String>,
+    content: Option<String>,
+    note: String,
+}
+
+/// What signgate said about one row, reduced to what the rules need.
+#[derive(Debug)]
+struct Outcome {
+    /// `Ok(report JSON)` or `Err(error code and message)`.
+    result: Result<Value, String>,
+    elapsed: Duration,
+}
+
+fn corpus_dir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    dir.join("manifest.tsv").exists().then_some(dir)
+}
+
+fn read_manifest(dir: &Path) -> Vec<Row> {
+    let text = std::fs::read_to_string(dir.join("manifest.tsv")).expect("read manifest.tsv");
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("header").split('\t').collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("manifest has no {name} column"))
+    };
+    let (path, kind, expect, features, content, note) = (
+        col("path"),
+        col("kind"),
+        col("expect_intact"),
+        col("features"),
+        col("content"),
+        col("note"),
+    );
+    lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            let get = |i: usize| f.get(i).copied().unwrap_or("").to_string();
+            Row {
+                path: get(path),
+                kind: get(kind),
+                expect: get(expect),
+                features: get(features)
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect(),
+                content: Some(get(content)).filter(|c| !c.is_empty() && c != "-"),
+                note: get(note),
+            }
+        })
+        .collect()
+}
+
+/// The certificates under `trust/` that the row's note names (the README: "A few files need
+/// a key or certificate from `trust/`"); keys and HMAC secrets are not trust anchors.
+fn trust_for(dir: &Path, row: &Row) -> Vec<TrustList> {
+    let mut lists = Vec::new();
+    for (i, _) in row.note.match_indices("trust/") {
+        let name: String = row.note[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || "/._-".contains(*c))
+            .collect();
+        let name = name.trim_end_matches('.');
+        if let Ok(list) = TrustList::load("corpus", &dir.join(name)) {
+            lists.push(list);
+        }
+    }
+    lists
+}
+
+fn verify_row(dir: &Path, row: &Row) -> Outcome {
+    let started = Instant::now();
+    let input = match std::fs::read(dir.join(&row.path)) {
+        Ok(b) => b,
+        Err(e) => {
+            return Outcome {
+                result: Err(format!("unreadable: {e}")),
+                elapsed: started.elapsed(),
+            }
+        }
+    };
+    let content = row
+        .content
+        .as_ref()
+        .map(|c| std::fs::read(dir.join(c)).expect("detached content is in the corpus"));
+    let ctx = ValidationContext {
+        at: time::OffsetDateTime::now_utc(),
+        trust_lists: trust_for(dir, row),
+        fetcher: None,
+    };
+    let result = verify::document(
+        &row.path,
+        &input,
+        content.as_deref(),
+        &Policy::default(),
+        &ctx,
+    )
+    .map(|r| serde_json::to_value(&r).expect("report serialises"))
+    .map_err(|e| format!("{}: {e}", e.code().as_str()));
+    Outcome {
+        result,
+        elapsed: started.elapsed(),
+    }
+}
+
+/// Whether a signature entry's bytes failed (as opposed to trust or policy).
+fn bytes_failed(sig: &Value) -> bool {
+    sig["intact"] == Value::Bool(false)
+}
+
+/// Whether a signature's own time-stamp failed on its bytes.
+fn timestamp_bytes_failed(sig: &Value) -> bool {
+    matches!(
+        sig["timestamp"]["sub_indication"].as_str(),
+        Some("HASH_FAILURE" | "SIG_CRYPTO_FAILURE")
+    )
+}
+
+/// The rule of the module doc; `Err` says why the row disagrees.
+fn judge(row: &Row, outcome: &Outcome) -> Result<(), String> {
+    if outcome.elapsed > TIME_LIMIT {
+        return Err(format!("took {:?}", outcome.elapsed));
+    }
+    match (row.expect.as_str(), &outcome.result) {
+        ("unknown", _) => Ok(()),
+        ("no", Ok(report)) if report["indication"] == "TOTAL_PASSED" => {
+            Err("TOTAL_PASSED on a known-bad file".into())
+        }
+        ("no", _) => Ok(()),
+        ("yes", Err(e)) => Err(format!("refused: {e}")),
+        ("yes", Ok(report)) => {
+            let sigs = report["signatures"].as_array().cloned().unwrap_or_default();
+            let broken: Vec<String> = sigs
+                .iter()
+                .filter(|s| bytes_failed(s))
+                .map(|s| {
+                    format!(
+                        "{} {} {}",
+                        s["id"],
+                        s["sub_indication"],
+                        s["notes"].as_array().map(|n| n.len()).unwrap_or(0)
+                    )
+                })
+                .collect();
+            if sigs.is_empty() {
+                Err("no signature reported".into())
+            } else if broken.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("not intact: {}", broken.join("; ")))
+            }
+        }
+        ("mixed", Err(e)) => Err(format!("refused: {e}")),
+        ("mixed", Ok(report)) => {
+            let sigs = report["signatures"].as_array().cloned().unwrap_or_default();
+            let intact = sigs.iter().any(|s| !bytes_failed(s));
+            let failed = sigs
+                .iter()
+                .any(|s| bytes_failed(s) || timestamp_bytes_failed(s));
+            match (intact, failed) {
+                (true, true) => Ok(()),
+                (false, _) => Err("no intact signature".into()),
+                (true, false) => Err("no signature or time-stamp reported as altered".into()),
+            }
+        }
+        (other, _) => Err(format!("unknown expect_intact value {other}")),
+    }
+}
+
+/// The issue's failure classes a row belongs to, from its features and kind.
+fn classes(row: &Row) -> Vec<u8> {
+    let has = |f: &[&str]| row.features.iter().any(|x| f.contains(&x.as_str()));
+    let mut out = Vec::new();
+    let table: [(u8, &[&str]); 9] = [
+        (1, &["ber", "non-der-signed-attrs"]),
+        (2, &["timestamp", "doc-timestamp", "timestamp-cert-missing"]),
+        (
+            3,
+            &["timestamp", "archive-timestamp", "duplicated-timestamp"],
+        ),
+        (4, &["no-signed-attrs"]),
+        (5, &["ecdsa", "pss", "sha3", "eddsa", "dsa"]),
+        (
+            6,
+            &["pkcs7-sha1", "pkcs7-detached", "pbad-subfilter", "adbe-revocation"],
+        ),
+        (7, &["encrypted", "pubkey-encryption"]),
+        (
+            8,
+            &["incremental", "certification", "fieldmdp", "shared-signature-dict"],
+        ),
+        (10, &["counter-signature"]),
+    ];
+    for (class, features) in table {
+        if has(features) {
+            out.push(class);
+        }
+    }
+    if row.kind == "xml" {
+        out.push(9);
+    }
+    out.sort_unstable();
+    out
+}
+
+/// `tests/data/corpus-allowlist.tsv`: path TAB reason.
+fn allow_list() -> BTreeMap<String, String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/corpus-allowlist.tsv");
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return BTreeMap::new();
+    };
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (p, reason) = l.split_once('\t').unwrap_or((l, ""));
+            assert!(
+                !reason.trim().is_empty(),
+                "allow-list entry {p} has no reason"
+            );
+            (p.to_string(), reason.to_string())
+        })
+        .collect()
+}
+
+/// Runs every row on all cores; results in manifest order.
+fn run_all(dir: &Path, rows: &[Row]) -> Vec<Outcome> {
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (tx, rx) = mpsc::channel();
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let next = &next;
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(row) = rows.get(i) else { break };
+                let outcome = std::panic::catch_unwind(|| verify_row(dir, row)).unwrap_or_else(
+                    |_| Outcome {
+                        result: Err("PANIC".into()),
+                        elapsed: Duration::ZERO,
+                    },
+                );
+                if tx.send((i, outcome)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+    });
+    let mut outcomes: Vec<Option<Outcome>> = rows.iter().map(|_| None).collect();
+    for (i, o) in rx {
+        outcomes[i] = Some(o);
+    }
+    outcomes
+        .into_iter()
+        .map(|o| o.expect("every row ran"))
+        .collect()
+}
+
+fn summary(report: &Result<Value, String>) -> String {
+    match report {
+        Err(e) => format!("error {e}"),
+        Ok(r) => {
+            let sigs: Vec<String> = r["signatures"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| {
+                    format!(
+                        "{}{}{}",
+                        if s["intact"] == true { "I" } else { "X" },
+                        s["indication"]
+                            .as_str()
+                            .map(|i| &i[..1])
+                            .unwrap_or("?"),
+                        s["sub_indication"]
+                            .as_str()
+                            .map(|x| format!("/{x}"))
+                            .unwrap_or_default()
+                    )
+                })
+                .collect();
+            format!("{} [{}]", r["indication"].as_str().unwrap_or("?"), sigs.join(" "))
+        }
+    }
+}
+
+#[test]
+fn corpus_verdicts_agree_with_the_independent_oracles() {
+    let Some(dir) = corpus_dir() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "../shared/corpus is missing (CI=true)"
+        );
+        eprintln!("skipped: ../shared/corpus is missing");
+        return;
+    };
+    let rows = read_manifest(&dir);
+    assert!(rows.len() > 100, "manifest has only {} rows", rows.len());
+    let allowed = allow_list();
+    let outcomes = run_all(&dir, &rows);
+
+    let mut failures = Vec::new();
+    let mut per_class: BTreeMap<u8, (usize, usize)> = BTreeMap::new();
+    let mut decided = (0usize, 0usize);
+    let mut per_expect: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for (row, outcome) in rows.iter().zip(&outcomes) {
+        let verdict = judge(row, outcome);
+        let agrees = verdict.is_ok();
+        println!(
+            "{}\t{}\t{:?}\t{}\t{}",
+            if agrees { "agree" } else { "DISAGREE" },
+            row.expect,
+            classes(row),
+            row.path,
+            summary(&outcome.result)
+        );
+        let e = per_expect.entry(row.expect.clone()).or_default();
+        e.0 += agrees as usize;
+        e.1 += 1;
+        if row.expect == "yes" || row.expect == "no" {
+            decided.0 += agrees as usize;
+            decided.1 += 1;
+            for c in classes(row) {
+                let e = per_class.entry(c).or_default();
+                e.0 += agrees as usize;
+                e.1 += 1;
+            }
+        }
+        match (verdict, allowed.get(&row.path)) {
+            (Ok(()), Some(_)) => failures.push(format!(
+                "{}: agrees now; remove it from the allow-list",
+                row.path
+            )),
+            (Err(why), None) => failures.push(format!("{}: {why}", row.path)),
+            (Err(_), Some(_)) if row.expect == "yes" && !classes(row).is_empty() => failures
+                .push(format!(
+                    "{}: a `yes` row of classes {:?} may not be allow-listed",
+                    row.path,
+                    classes(row)
+                )),
+            _ => {}
+        }
+    }
+    println!(
+        "decided rows (yes/no) agreeing: {} of {}",
+        decided.0, decided.1
+    );
+    for (expect, (a, n)) in &per_expect {
+        println!("expect_intact={expect}: {a} of {n} agree");
+    }
+    for (class, (a, n)) in &per_class {
+        println!("class {class}: {a} of {n} decided rows agree");
+    }
+    assert!(
+        failures.is_empty(),
+        "{} corpus rows disagree:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
