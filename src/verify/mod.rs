@@ -26,7 +26,7 @@ use time::OffsetDateTime;
 
 use crate::error::ErrorCode;
 use report::{ChainEntry, Coverage, Identifier, SignatureKind, Signer, TimestampReport};
-use signer::hash_parts;
+use signer::Parts;
 
 /// The file could not be verified at all (as opposed to a signature failing).
 #[derive(Debug, thiserror::Error)]
@@ -150,7 +150,7 @@ fn verify_pdf(name: &str, input: &[u8], ctx: &Validation<'_>) -> Result<Report, 
         return Err(VerifyError::NoSignature(name.into()));
     }
     let mut reports = Vec::new();
-    for sig in found.signatures {
+    for sig in &found.signatures {
         let coverage = Coverage {
             whole_file: sig.whole_file,
             revision: Some(sig.revision),
@@ -162,29 +162,33 @@ fn verify_pdf(name: &str, input: &[u8], ctx: &Validation<'_>) -> Result<Report, 
         } else {
             Vec::new()
         };
-        let is_doc_ts = sig.sub_filter == "ETSI.RFC3161";
-        let mut report = if is_doc_ts {
-            document_timestamp(&sig, &signed, ctx, coverage.clone())
-        } else {
-            match crate::cms::parse_signed_data(&sig.contents) {
+        let kind = PdfSubFilter::of(&sig.sub_filter);
+        let mut sig_reports = match kind {
+            PdfSubFilter::DocTimeStamp => vec![document_timestamp(
+                sig,
+                &signed,
+                ctx,
+                coverage.clone(),
+                &found.dss_certs,
+            )],
+            _ => match crate::cms::parse_signed_data(&sig.contents) {
                 Ok(parsed) => {
-                    let mut check = signer::check_signer(&parsed, 0, &|md| hash_parts(md, &signed));
                     let mut evidence = evidence::from_signed_data(&parsed);
                     evidence.extend(&found.dss);
-                    check.embedded.extend(found.dss_certs.iter().cloned());
-                    evaluate(sig.field.clone(), check, ctx, coverage.clone(), &evidence)
+                    pdf_signature(sig, kind, &parsed, &signed, ctx, &coverage, &evidence, &found.dss_certs)
                 }
-                Err(e) => failed(
+                Err(e) => vec![failed(
                     sig.field.clone(),
                     SubIndication::FormatFailure,
                     format!("/Contents is not CMS: {e}"),
                     ctx,
                     coverage.clone(),
-                ),
-            }
+                )],
+            },
         };
+        let report = &mut sig_reports[0];
         if let Some(m) = &sig.claimed_time {
-            report.claimed_signing_time = pdf_date_to_rfc3339(m).or(report.claimed_signing_time);
+            report.claimed_signing_time = pdf_date_to_rfc3339(m).or(report.claimed_signing_time.take());
         }
         if !sig.byte_range_problems.is_empty() {
             report.intact = false;
@@ -192,10 +196,8 @@ fn verify_pdf(name: &str, input: &[u8], ctx: &Validation<'_>) -> Result<Report, 
             report.sub_indication = Some(SubIndication::FormatFailure);
             report.notes.extend(sig.byte_range_problems.iter().cloned());
         }
-        if !matches!(
-            sig.sub_filter.as_str(),
-            "ETSI.CAdES.detached" | "adbe.pkcs7.detached" | "ETSI.RFC3161"
-        ) {
+        if kind == PdfSubFilter::Unsupported {
+            report.intact = false;
             report.indication = Indication::TotalFailed;
             report.sub_indication = Some(SubIndication::FormatFailure);
             report
@@ -218,10 +220,117 @@ fn verify_pdf(name: &str, input: &[u8], ctx: &Validation<'_>) -> Result<Report, 
                 );
             }
         }
-        reports.push(report);
+        reports.extend(sig_reports);
     }
     check_timestamp_order(&mut reports);
     Ok(Report::new(name.into(), "pdf", reports))
+}
+
+/// How a PDF signature dictionary's /SubFilter says its /Contents is to be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PdfSubFilter {
+    /// A detached CMS over the byte ranges: `ETSI.CAdES.detached`, `adbe.pkcs7.detached`
+    /// (plain PKCS#7 allowed) and ICP-Brasil's `PBAD.PAdES`.
+    Detached,
+    /// `adbe.pkcs7.sha1`: the SignedData encapsulates the SHA-1 digest of the byte ranges.
+    Sha1,
+    /// `ETSI.RFC3161`: a document time-stamp.
+    DocTimeStamp,
+    /// Anything else (`adbe.x509.rsa_sha1`, unknown values).
+    Unsupported,
+}
+
+impl PdfSubFilter {
+    fn of(name: &str) -> Self {
+        match name {
+            "ETSI.CAdES.detached" | "adbe.pkcs7.detached" | "PBAD.PAdES" => Self::Detached,
+            "adbe.pkcs7.sha1" => Self::Sha1,
+            "ETSI.RFC3161" => Self::DocTimeStamp,
+            _ => Self::Unsupported,
+        }
+    }
+}
+
+/// The reports of a PDF signature's CMS: its first SignerInfo, then its counter-signatures.
+#[allow(clippy::too_many_arguments)]
+fn pdf_signature(
+    sig: &pdf::PdfSignature,
+    kind: PdfSubFilter,
+    parsed: &crate::cms::ParsedSignedData,
+    signed: &[&[u8]],
+    ctx: &Validation<'_>,
+    coverage: &Coverage,
+    evidence: &revocation::Evidence,
+    dss_certs: &[X509],
+) -> Vec<SignatureReport> {
+    let Some(signer_info) = parsed.signer_infos.first() else {
+        return vec![failed(
+            sig.field.clone(),
+            SubIndication::FormatFailure,
+            "the CMS has no SignerInfo".into(),
+            ctx,
+            coverage.clone(),
+        )];
+    };
+    let sha1_content;
+    let content: &[&[u8]] = match (kind, &parsed.econtent) {
+        (PdfSubFilter::Sha1, Some(econtent)) => {
+            sha1_content = [econtent.as_slice()];
+            &sha1_content
+        }
+        _ => signed,
+    };
+    let mut check = signer::check_signer(parsed, signer_info, &Parts(content), dss_certs);
+    check.embedded.extend(dss_certs.iter().cloned());
+    if kind == PdfSubFilter::Sha1 {
+        let ranges_sha1 = openssl::sha::sha1(&signed.concat());
+        let matches = parsed.econtent.as_deref() == Some(ranges_sha1.as_slice());
+        check.hash_ok &= matches;
+        if !matches {
+            check
+                .notes
+                .push("adbe.pkcs7.sha1: the encapsulated digest is not the SHA-1 of the byte ranges".into());
+        }
+        if !check.weak.iter().any(|w| w.contains("SHA-1")) {
+            check.weak.push("adbe.pkcs7.sha1 (SHA-1 digest of the document)".into());
+        }
+    }
+    let mut reports = vec![evaluate(
+        sig.field.clone(),
+        check,
+        ctx,
+        coverage.clone(),
+        evidence,
+        dss_certs,
+    )];
+    counter_signatures(parsed, signer_info, &sig.field, ctx, coverage, evidence, dss_certs, &mut reports);
+    reports
+}
+
+/// Reports every counter-signature of `parent_info` (recursively), each as a signature of
+/// its own over its parent's signature value.
+#[allow(clippy::too_many_arguments)]
+fn counter_signatures(
+    parsed: &crate::cms::ParsedSignedData,
+    parent_info: &crate::cms::parse::SignerInfo,
+    parent_id: &str,
+    ctx: &Validation<'_>,
+    coverage: &Coverage,
+    evidence: &revocation::Evidence,
+    extra: &[X509],
+    out: &mut Vec<SignatureReport>,
+) {
+    for (k, counter) in parent_info.counter_signatures.iter().enumerate() {
+        let id = format!("{parent_id}/counter-{}", k + 1);
+        let value = [parent_info.signature.as_slice()];
+        let check = signer::check_signer(parsed, counter, &Parts(&value), extra);
+        let mut report = evaluate(id.clone(), check, ctx, coverage.clone(), evidence, extra);
+        report.kind = SignatureKind::CounterSignature;
+        report.parent = Some(parent_id.to_string());
+        report.modification = Some("none");
+        out.push(report);
+        counter_signatures(parsed, counter, &id, ctx, coverage, evidence, extra, out);
+    }
 }
 
 fn document_timestamp(
@@ -229,34 +338,35 @@ fn document_timestamp(
     signed: &[&[u8]],
     ctx: &ValidationContext,
     coverage: Coverage,
+    extra: &[X509],
 ) -> SignatureReport {
-    let ts = timestamp::check(&sig.contents, signed, &ctx.trust_lists);
-    let mut report = failed(
-        sig.field.clone(),
-        SubIndication::HashFailure,
-        String::new(),
-        ctx,
-        coverage,
-    );
+    let ts = timestamp::check(&sig.contents, signed, &ctx.trust_lists, extra);
+    let mut report = failed(sig.field.clone(), SubIndication::HashFailure, String::new(), ctx, coverage);
     report.notes.clear();
     report.kind = SignatureKind::DocumentTimestamp;
-    report.intact = ts.valid;
+    report.intact = ts.intact;
     report.trust_list = ts.trust_list.clone();
-    if ts.valid {
-        report.indication = Indication::TotalPassed;
-        report.sub_indication = None;
-    } else {
-        report.notes.extend(ts.problems.iter().cloned());
+    report.indication = ts.indication;
+    report.sub_indication = ts.sub_indication;
+    report.notes.extend(ts.problems.iter().cloned());
+    if let Some(cert) = &ts.tsa_certificate {
+        report.signer = Some(signer_of(cert));
     }
-    report.timestamp = Some(TimestampReport {
-        gen_time: ts.gen_time.map(rfc3339).unwrap_or_default(),
-        tsa: ts.tsa,
-        valid: ts.valid,
-    });
     if let Some(t) = ts.gen_time {
         report.best_signature_time = rfc3339(t);
     }
+    report.timestamp = Some(timestamp_report(&ts));
     report
+}
+
+fn timestamp_report(ts: &timestamp::TimestampCheck) -> TimestampReport {
+    TimestampReport {
+        gen_time: ts.gen_time.map(rfc3339).unwrap_or_default(),
+        tsa: ts.tsa.clone(),
+        valid: ts.valid(),
+        indication: ts.indication,
+        sub_indication: ts.sub_indication,
+    }
 }
 
 fn verify_cms(
@@ -270,36 +380,29 @@ fn verify_cms(
         file: name.into(),
         reason: e.to_string(),
     })?;
-    let encapsulated = parsed
-        .signed_data
-        .encap_content_info
-        .econtent
-        .as_ref()
-        .and_then(|any| any.decode_as::<der::asn1::OctetString>().ok())
-        .map(|o| o.as_bytes().to_vec());
-    let content: Vec<u8> = match (encapsulated, detached) {
+    let content: &[u8] = match (&parsed.econtent, detached) {
         (Some(c), _) => c,
-        (None, Some(d)) => d.to_vec(),
+        (None, Some(d)) => d,
         (None, None) => return Err(VerifyError::ContentMissing(name.into())),
     };
     let evidence = evidence::from_signed_data(&parsed);
-    let count = parsed.signed_data.signer_infos.0.len();
-    if count == 0 {
+    if parsed.signer_infos.is_empty() {
         return Err(VerifyError::NoSignature(name.into()));
     }
-    let reports = (0..count)
-        .map(|i| {
-            let check = signer::check_signer(&parsed, i, &|md| hash_parts(md, &[&content]));
-            let coverage = Coverage {
-                whole_file: true,
-                revision: None,
-                element_path: None,
-            };
-            let mut r = evaluate(format!("signer-{}", i + 1), check, ctx, coverage, &evidence);
-            r.modification = Some("none");
-            r
-        })
-        .collect();
+    let coverage = Coverage {
+        whole_file: true,
+        revision: None,
+        element_path: None,
+    };
+    let mut reports = Vec::new();
+    for (i, signer_info) in parsed.signer_infos.iter().enumerate() {
+        let check = signer::check_signer(&parsed, signer_info, &Parts(&[content]), &[]);
+        let id = format!("signer-{}", i + 1);
+        let mut r = evaluate(id.clone(), check, ctx, coverage.clone(), &evidence, &[]);
+        r.modification = Some("none");
+        reports.push(r);
+        counter_signatures(&parsed, signer_info, &id, ctx, &coverage, &evidence, &[], &mut reports);
+    }
     Ok(Report::new(name.into(), "cms", reports))
 }
 
@@ -326,6 +429,7 @@ fn failed(
     SignatureReport {
         id,
         kind: SignatureKind::Signature,
+        parent: None,
         intact: false,
         indication: Indication::TotalFailed,
         sub_indication: Some(sub),
@@ -363,22 +467,29 @@ pub(crate) struct SignatureFacts {
     pub claimed_time: Option<OffsetDateTime>,
     /// Weak algorithms used.
     pub weak: Vec<String>,
-    /// Signature time-stamp tokens (DER ContentInfo) over `signature_value`.
+    /// Signature time-stamp tokens (ContentInfo, BER or DER) over `signature_value`.
     pub timestamp_tokens: Vec<Vec<u8>>,
     /// Structural problems.
     pub format_errors: Vec<String>,
+    /// Facts worth telling that change no verdict.
+    pub notes: Vec<String>,
+    /// An algorithm the verifier does not implement: the value could not be checked, which
+    /// the algorithm policy reports (never as a crypto failure).
+    pub unsupported: Option<String>,
     /// The signature value (what a signature time-stamp imprints).
     pub signature_value: Vec<u8>,
 }
 
 /// Turns the checks of one signature into its verdict, in the order of ETSI EN 319 102-1 §5:
 /// format and integrity, then time-stamp (best signature time), algorithms, path, usage.
+/// `extra` are certificates from outside the signature (a PDF's DSS) for the time-stamps.
 fn evaluate(
     id: String,
     check: SignatureFacts,
     ctx: &Validation<'_>,
     coverage: Coverage,
     evidence: &revocation::Evidence,
+    extra: &[X509],
 ) -> SignatureReport {
     let mut report = failed(
         id,
@@ -389,6 +500,7 @@ fn evaluate(
     );
     report.claimed_signing_time = check.claimed_time.map(rfc3339);
     report.notes.extend(check.format_errors.iter().cloned());
+    report.notes.extend(check.notes.iter().cloned());
     let Some(cert) = check.certificate.clone() else {
         report.indication = Indication::Indeterminate;
         report.sub_indication = Some(SubIndication::NoSigningCertificateFound);
@@ -398,6 +510,14 @@ fn evaluate(
         return report;
     };
     report.signer = Some(signer_of(&cert));
+    if let Some(why) = &check.unsupported {
+        report.indication = Indication::Indeterminate;
+        report.sub_indication = Some(SubIndication::CryptoConstraintsFailureNoPoe);
+        report
+            .notes
+            .push(format!("{why}: the signature value could not be checked"));
+        return report;
+    }
     report.intact = check.hash_ok && check.signature_ok;
     if !check.hash_ok {
         report.sub_indication = Some(SubIndication::HashFailure);
@@ -415,30 +535,41 @@ fn evaluate(
     }
 
     let mut best_time = ctx.at;
-    let mut proven_at = None;
-    if let Some(token) = check.timestamp_tokens.first() {
-        let ts = timestamp::check(token, &[&check.signature_value], &ctx.trust_lists);
-        if ts.valid {
+    let mut proven_at: Option<OffsetDateTime> = None;
+    let mut stamp_altered = false;
+    let mut stamp_extra = check.embedded.clone();
+    stamp_extra.extend(extra.iter().cloned());
+    let stamps: Vec<timestamp::TimestampCheck> = check
+        .timestamp_tokens
+        .iter()
+        .map(|token| timestamp::check(token, &[&check.signature_value], &ctx.trust_lists, &stamp_extra))
+        .collect();
+    for ts in &stamps {
+        if ts.valid() {
             if let Some(t) = ts.gen_time {
                 best_time = best_time.min(t);
-                proven_at = Some(t);
+                proven_at = Some(proven_at.map_or(t, |p| p.min(t)));
             }
         } else {
+            stamp_altered |= !ts.intact;
             report.notes.extend(
                 ts.problems
                     .iter()
                     .map(|p| format!("signature time-stamp: {p}")),
             );
         }
-        report.timestamp = Some(TimestampReport {
-            gen_time: ts.gen_time.map(rfc3339).unwrap_or_default(),
-            tsa: ts.tsa,
-            valid: ts.valid,
-        });
     }
+    // Show an altered time-stamp first, else a valid one, else the first.
+    let shown = stamps
+        .iter()
+        .find(|t| !t.intact)
+        .or_else(|| stamps.iter().find(|t| t.valid()))
+        .or_else(|| stamps.first());
+    report.timestamp = shown.map(timestamp_report);
     report.best_signature_time = rfc3339(best_time);
 
     let mut untrusted = check.embedded.clone();
+    untrusted.extend(extra.iter().cloned());
     let mut outcome = chain::validate(&cert, &untrusted, &ctx.trust_lists, best_time);
     if let (Some((SubIndication::NoCertificateChainFound, _)), Some(fetcher)) =
         (&outcome.failure, ctx.fetcher.as_deref())
@@ -475,12 +606,10 @@ fn evaluate(
         report.notes.push(why);
         return report;
     }
-    if let Some(ts) = &report.timestamp {
-        if !ts.valid {
-            // A signature time-stamp that does not verify is a failed signature attribute.
-            report.sub_indication = Some(SubIndication::SigConstraintsFailure);
-            return report;
-        }
+    if stamp_altered {
+        // A signature time-stamp whose bytes do not verify is a failed signature attribute.
+        report.sub_indication = Some(SubIndication::SigConstraintsFailure);
+        return report;
     }
     if let Some((indication, sub)) =
         revocation_verdict(&outcome.chain, evidence, ctx, proven_at, &mut report)
@@ -749,27 +878,44 @@ pub fn validation_data(
         if sig.sub_filter == "ETSI.RFC3161" {
             tokens.push(sig.contents.clone());
         } else {
-            let check = signer::check_signer(&parsed, 0, &|_| None);
-            let mut untrusted = check.embedded.clone();
-            untrusted.extend(found.dss_certs.iter().cloned());
-            if let Some(cert) = &check.certificate {
+            let (cert, untrusted) = signer_certificate(&parsed, &found.dss_certs);
+            if let Some(cert) = &cert {
                 data.add_path(cert, &untrusted, &embedded, ctx);
             }
-            tokens.extend(check.timestamp_tokens.iter().cloned());
+            if let Some(first) = parsed.signer_infos.first() {
+                tokens.extend(first.unsigned_values(crate::pki::oid::ATTR_TIME_STAMP_TOKEN));
+            }
         }
         for token in tokens {
             let Ok(ts) = crate::cms::parse_signed_data(&token) else {
                 continue;
             };
-            let check = signer::check_signer(&ts, 0, &|_| None);
-            let mut untrusted = check.embedded.clone();
-            untrusted.extend(found.dss_certs.iter().cloned());
-            if let Some(cert) = &check.certificate {
+            let (cert, untrusted) = signer_certificate(&ts, &found.dss_certs);
+            if let Some(cert) = &cert {
                 data.add_path(cert, &untrusted, &embedded, ctx);
             }
         }
     }
     Ok(data)
+}
+
+/// The first signer's certificate of `parsed` (looked up in it and in `extra`), and the
+/// certificates that may build its path.
+fn signer_certificate(
+    parsed: &crate::cms::ParsedSignedData,
+    extra: &[X509],
+) -> (Option<X509>, Vec<X509>) {
+    let mut certs: Vec<X509> = parsed
+        .certificates
+        .iter()
+        .filter_map(|d| crate::pki::certs::from_der(d))
+        .collect();
+    certs.extend(extra.iter().cloned());
+    let cert = parsed
+        .signer_infos
+        .first()
+        .and_then(|s| signer::find_signer_certificate(&s.sid, &certs));
+    (cert, certs)
 }
 
 /// A document time-stamp protects the revisions before it, so its genTime must not precede

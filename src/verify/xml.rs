@@ -49,13 +49,22 @@ pub(super) fn verify_parsed(
             weak: check.weak.clone(),
             timestamp_tokens: Vec::new(),
             format_errors: check.format_errors.clone(),
+            notes: Vec::new(),
+            unsupported: None,
             signature_value: check.signature_value.clone(),
         };
         let id = check
             .id
             .clone()
             .unwrap_or_else(|| format!("signature-{}", i + 1));
-        let mut report = evaluate(id, facts, ctx, coverage, &revocation::Evidence::default());
+        let mut report = evaluate(
+            id,
+            facts,
+            ctx,
+            coverage,
+            &revocation::Evidence::default(),
+            &[],
+        );
         let format_failure = |r: &mut super::SignatureReport, note: Option<String>| {
             r.indication = Indication::TotalFailed;
             r.sub_indication = Some(SubIndication::FormatFailure);
