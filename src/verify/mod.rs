@@ -533,6 +533,11 @@ fn evaluate(
             .push("the signature value does not verify with the signer's key".into());
         return report;
     }
+    if !check.format_errors.is_empty() {
+        // Intact, but not the structure the format requires (e.g. two signing-time attributes).
+        report.sub_indication = Some(SubIndication::FormatFailure);
+        return report;
+    }
 
     let mut best_time = ctx.at;
     let mut proven_at: Option<OffsetDateTime> = None;
@@ -551,7 +556,7 @@ fn evaluate(
                 proven_at = Some(proven_at.map_or(t, |p| p.min(t)));
             }
         } else {
-            stamp_altered |= !ts.intact;
+            stamp_altered |= ts.indication == Indication::TotalFailed;
             report.notes.extend(
                 ts.problems
                     .iter()
@@ -562,7 +567,7 @@ fn evaluate(
     // Show an altered time-stamp first, else a valid one, else the first.
     let shown = stamps
         .iter()
-        .find(|t| !t.intact)
+        .find(|t| t.indication == Indication::TotalFailed)
         .or_else(|| stamps.iter().find(|t| t.valid()))
         .or_else(|| stamps.first());
     report.timestamp = shown.map(timestamp_report);

@@ -482,13 +482,11 @@ pub fn find_signer_certificate(sid: &SignerId, certs: &[X509]) -> Option<X509> {
 fn matches_sid(sid: &SignerId, cert: &X509) -> bool {
     match sid {
         SignerId::IssuerSerial { issuer, serial } => {
-            let serial = strip_leading_zeros(serial);
-            let cert_serial = cert
+            let same_serial = cert
                 .serial_number()
                 .to_bn()
-                .map(|b| b.to_vec())
-                .unwrap_or_default();
-            if strip_leading_zeros(&cert_serial) != serial {
+                .is_ok_and(|bn| signed_magnitude(serial) == (bn.is_negative(), bn.to_vec()));
+            if !same_serial {
                 return false;
             }
             let issued_by = cert.issuer_name();
@@ -506,9 +504,26 @@ fn matches_sid(sid: &SignerId, cert: &X509) -> bool {
     }
 }
 
-fn strip_leading_zeros(v: &[u8]) -> &[u8] {
-    let skip = v.iter().take_while(|b| **b == 0).count();
-    &v[skip..]
+/// An INTEGER's content octets (two's complement) as (negative, magnitude without leading
+/// zeros): serial numbers of some issuers are negative.
+fn signed_magnitude(content: &[u8]) -> (bool, Vec<u8>) {
+    let negative = content.first().is_some_and(|b| b & 0x80 != 0);
+    let mut magnitude = content.to_vec();
+    if negative {
+        // Two's complement: invert and add one.
+        for b in magnitude.iter_mut() {
+            *b = !*b;
+        }
+        for b in magnitude.iter_mut().rev() {
+            let (v, carry) = b.overflowing_add(1);
+            *b = v;
+            if !carry {
+                break;
+            }
+        }
+    }
+    let skip = magnitude.iter().take_while(|b| **b == 0).count();
+    (negative, magnitude.split_off(skip))
 }
 
 /// The claimed signing time of a SignerInfo's signed attributes.
@@ -532,6 +547,13 @@ mod tests {
         assert_eq!(sig.r().to_vec(), [1]);
         assert_eq!(sig.s().to_vec(), [0x80; 32]);
         assert!(plain_to_der(&[1, 2, 3]).is_none());
+    }
+
+    #[test]
+    fn negative_serials_compare_by_sign_and_magnitude() {
+        assert_eq!(signed_magnitude(&[0x00, 0x80]), (false, vec![0x80]));
+        assert_eq!(signed_magnitude(&[0xff, 0x7f]), (true, vec![0x81]));
+        assert_eq!(signed_magnitude(&[0x80]), (true, vec![0x80]));
     }
 
     #[test]
