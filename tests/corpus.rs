@@ -4,8 +4,9 @@
 //!
 //! - `yes`: a report, and every signature in it intact;
 //! - `no`: never TOTAL_PASSED (a refusal is fine);
-//! - `mixed`: at least one intact signature, and at least one signature or signature
-//!   time-stamp whose bytes do not check out (HASH_FAILURE / SIG_CRYPTO_FAILURE);
+//! - `mixed`: at least one intact signature, and at least one signature that is not intact
+//!   or TOTAL_FAILED, or a signature time-stamp whose bytes do not check out (HASH_FAILURE /
+//!   SIG_CRYPTO_FAILURE);
 //! - `unknown`: any verdict or refusal, without a panic, within [`TIME_LIMIT`].
 //!
 //! A disagreement passes only when `tests/data/corpus-allowlist.tsv` lists the path with a
@@ -189,9 +190,9 @@ fn judge(row: &Row, outcome: &Outcome) -> Result<(), String> {
         ("mixed", Ok(report)) => {
             let sigs = report["signatures"].as_array().cloned().unwrap_or_default();
             let intact = sigs.iter().any(|s| !bytes_failed(s));
-            let failed = sigs
-                .iter()
-                .any(|s| bytes_failed(s) || timestamp_bytes_failed(s));
+            let failed = sigs.iter().any(|s| {
+                bytes_failed(s) || timestamp_bytes_failed(s) || s["indication"] == "TOTAL_FAILED"
+            });
             match (intact, failed) {
                 (true, true) => Ok(()),
                 (false, _) => Err("no intact signature".into()),
@@ -395,4 +396,93 @@ fn corpus_verdicts_agree_with_the_independent_oracles() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// The signed bytes of `row` with one byte flipped, and the content to verify with; `None`
+/// when the row offers no place to flip that keeps the file readable.
+fn flipped(dir: &Path, row: &Row) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
+    let mut input = std::fs::read(dir.join(&row.path)).ok()?;
+    let content = row
+        .content
+        .as_ref()
+        .and_then(|c| std::fs::read(dir.join(c)).ok());
+    match row.kind.as_str() {
+        "pdf" => {
+            // Inside the binary comment on the second line (ISO 32000 §7.5.2): covered by
+            // every signature's first byte range, ignored by parsers.
+            let eol = input.iter().take(32).position(|b| *b == b'\n' || *b == b'\r')?;
+            let start = eol + input[eol..].iter().take_while(|b| b.is_ascii_whitespace()).count();
+            if input.get(start) != Some(&b'%') || input.get(start + 1)? & 0x80 == 0 {
+                return None;
+            }
+            input[start + 1] ^= 0x01;
+            Some((input, content))
+        }
+        "cms" => match content {
+            Some(mut c) if !c.is_empty() => {
+                let mid = c.len() / 2;
+                c[mid] ^= 0x01;
+                Some((input, Some(c)))
+            }
+            _ => {
+                let econtent = signgate::cms::parse_signed_data(&input).ok()?.econtent?;
+                let probe = econtent.get(econtent.len() / 2..econtent.len() / 2 + 16)?;
+                let at = input.windows(16).position(|w| w == probe)?;
+                input[at + 8] ^= 0x01;
+                Some((input, None))
+            }
+        },
+        _ => None,
+    }
+}
+
+#[test]
+fn corpus_files_with_a_flipped_signed_byte_are_never_intact() {
+    let Some(dir) = corpus_dir() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "../shared/corpus is missing (CI=true)"
+        );
+        return;
+    };
+    let rows: Vec<Row> = read_manifest(&dir)
+        .into_iter()
+        .filter(|r| r.expect == "yes" && r.kind != "xml")
+        .collect();
+    let mut checked = 0;
+    let mut problems = Vec::new();
+    for row in &rows {
+        let Some((input, content)) = flipped(&dir, row) else {
+            continue;
+        };
+        checked += 1;
+        let ctx = ValidationContext {
+            at: time::OffsetDateTime::now_utc(),
+            trust_lists: trust_for(&dir, row),
+            fetcher: None,
+        };
+        let Ok(report) = verify::document(
+            &row.path,
+            &input,
+            content.as_deref(),
+            &Policy::default(),
+            &ctx,
+        ) else {
+            continue; // Refused outright: not passed either.
+        };
+        let report = serde_json::to_value(&report).unwrap();
+        let still_intact: Vec<String> = report["signatures"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| s["kind"] != "counter_signature" && s["intact"] == true)
+            .map(|s| s["id"].to_string())
+            .collect();
+        if !still_intact.is_empty() || report["indication"] != "TOTAL_FAILED" {
+            problems.push(format!("{}: {}", row.path, summary(&Ok(report))));
+        }
+    }
+    println!("flipped a signed byte in {checked} of {} rows", rows.len());
+    assert!(checked >= 40, "only {checked} rows could be altered");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
