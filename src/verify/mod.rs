@@ -476,6 +476,9 @@ pub(crate) struct SignatureFacts {
     /// An algorithm the verifier does not implement: the value could not be checked, which
     /// the algorithm policy reports (never as a crypto failure).
     pub unsupported: Option<String>,
+    /// No certificate, but `hash_ok`/`signature_ok` were checked with a key given bare
+    /// (XML KeyValue): integrity is known, the signer is not.
+    pub verified_with_bare_key: bool,
     /// The signature value (what a signature time-stamp imprints).
     pub signature_value: Vec<u8>,
 }
@@ -501,23 +504,33 @@ fn evaluate(
     report.claimed_signing_time = check.claimed_time.map(rfc3339);
     report.notes.extend(check.format_errors.iter().cloned());
     report.notes.extend(check.notes.iter().cloned());
-    let Some(cert) = check.certificate.clone() else {
-        report.indication = Indication::Indeterminate;
-        report.sub_indication = Some(SubIndication::NoSigningCertificateFound);
-        report
-            .notes
-            .push("the signer's certificate is not in the signature".into());
-        return report;
-    };
-    report.signer = Some(signer_of(&cert));
     if let Some(why) = &check.unsupported {
         report.indication = Indication::Indeterminate;
         report.sub_indication = Some(SubIndication::CryptoConstraintsFailureNoPoe);
+        report.signer = check.certificate.as_ref().map(signer_of);
         report
             .notes
             .push(format!("{why}: the signature value could not be checked"));
         return report;
     }
+    let Some(cert) = check.certificate.clone() else {
+        report.intact = check.verified_with_bare_key && check.hash_ok && check.signature_ok;
+        if check.verified_with_bare_key && !check.hash_ok {
+            report.sub_indication = Some(SubIndication::HashFailure);
+        } else if check.verified_with_bare_key && !check.signature_ok {
+            report.sub_indication = Some(SubIndication::SigCryptoFailure);
+        } else {
+            report.indication = Indication::Indeterminate;
+            report.sub_indication = Some(SubIndication::NoSigningCertificateFound);
+            report.notes.push(if check.verified_with_bare_key {
+                "the signature verifies with the key in KeyInfo, but no certificate names the signer".into()
+            } else {
+                "the signer's certificate is not in the signature".into()
+            });
+        }
+        return report;
+    };
+    report.signer = Some(signer_of(&cert));
     report.intact = check.hash_ok && check.signature_ok;
     if !check.hash_ok {
         report.sub_indication = Some(SubIndication::HashFailure);

@@ -334,6 +334,7 @@ pub fn check_signer(
         format_errors: Vec::new(),
         notes: Vec::new(),
         unsupported: None,
+        verified_with_bare_key: false,
         signature_value: signer.signature.clone(),
     };
     check.certificate = find_signer_certificate(&signer.sid, &check.embedded)

@@ -29,9 +29,14 @@ pub(super) fn verify_parsed(
     if signatures.is_empty() {
         return Err(VerifyError::NoSignature(name.into()));
     }
+    let anchors: Vec<openssl::x509::X509> = ctx
+        .trust_lists
+        .iter()
+        .flat_map(|l| l.anchors.iter().cloned())
+        .collect();
     let mut reports = Vec::new();
     for (i, sig) in signatures.into_iter().enumerate() {
-        let check = dsig::check_signature(parsed, &ids, sig);
+        let check = dsig::check_signature_with(parsed, &ids, sig, &anchors);
         let (whole_file, element_path, verdict) = profile.check(parsed, sig, &check);
         let coverage = Coverage {
             whole_file,
@@ -50,7 +55,9 @@ pub(super) fn verify_parsed(
             timestamp_tokens: Vec::new(),
             format_errors: check.format_errors.clone(),
             notes: Vec::new(),
-            unsupported: None,
+            // A digest mismatch is reported as such even when the value cannot be checked.
+            unsupported: check.unsupported.clone().filter(|_| check.digests_ok()),
+            verified_with_bare_key: check.key_only,
             signature_value: check.signature_value.clone(),
         };
         let id = check

@@ -93,12 +93,13 @@ impl Method {
 }
 
 /// Which nodes are canonicalized.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Subset<'a, 'input> {
     /// The document root (whole document) or an element (that element's subtree).
     pub apex: Node<'a, 'input>,
-    /// An element whose whole subtree is left out (enveloped-signature transform).
-    pub exclude: Option<NodeId>,
+    /// Elements whose whole subtrees are left out (the enveloped-signature transform, or
+    /// the XPath `not(ancestor-or-self::ds:Signature)` that leaves out every signature).
+    pub exclude: Vec<NodeId>,
     /// Comments are in the node-set (false for `URI=""` and `#id` references).
     pub comments: bool,
 }
@@ -136,7 +137,7 @@ pub fn canonicalize_filled(
         for child in apex.children() {
             match child.node_type() {
                 NodeType::Element => {
-                    if Some(child.id()) != w.exclude {
+                    if !w.exclude.contains(&child.id()) {
                         w.element(child, &BTreeMap::new(), false)?;
                     }
                     seen_root = true;
@@ -181,7 +182,7 @@ struct Writer<'t, 'm> {
     text: &'t str,
     method: &'m Method,
     comments: bool,
-    exclude: Option<NodeId>,
+    exclude: Vec<NodeId>,
     fills: &'m [(NodeId, &'m str)],
     out: Vec<u8>,
 }
@@ -318,7 +319,7 @@ impl Writer<'_, '_> {
         }
         for child in node.children() {
             match child.node_type() {
-                NodeType::Element if Some(child.id()) != self.exclude => {
+                NodeType::Element if !self.exclude.contains(&child.id()) => {
                     self.element(child, ctx, false)?;
                 }
                 NodeType::Text => escape_text(&mut self.out, child.text().unwrap_or("")),
@@ -418,7 +419,7 @@ mod tests {
         let m = Method::from_uri(uri, prefixes.iter().map(|s| s.to_string()).collect()).unwrap();
         let subset = Subset {
             apex,
-            exclude: None,
+            exclude: Vec::new(),
             comments: true,
         };
         String::from_utf8(canonicalize(text, subset, &m).unwrap()).unwrap()
