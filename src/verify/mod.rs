@@ -38,6 +38,9 @@ pub enum VerifyError {
     /// The PDF cannot be parsed.
     #[error("{0}")]
     PdfMalformed(String),
+    /// The PDF is encrypted and cannot be read without its password or key.
+    #[error("{0}: the PDF is encrypted and its signatures cannot be read without its password or key")]
+    PdfEncrypted(String),
     /// A detached CMS signature needs its content.
     #[error("{0} is a detached signature: give the signed file with --content")]
     ContentMissing(String),
@@ -60,6 +63,7 @@ impl VerifyError {
         match self {
             Self::NoSignature(_) => ErrorCode::NoSignature,
             Self::PdfMalformed(_) => ErrorCode::PdfMalformed,
+            Self::PdfEncrypted(_) => ErrorCode::PdfEncrypted,
             Self::ContentMissing(_) => ErrorCode::Usage,
             Self::CmsMalformed { .. } => ErrorCode::CmsMalformed,
             Self::Xml(e) => e.code(),
@@ -144,8 +148,16 @@ pub fn xml_document(
     xml::verify_parsed(name, parsed, &Validation { policy, ctx })
 }
 
+/// The typed error of a PDF whose signatures cannot be listed.
+fn pdf_read_error(name: &str, e: pdf::PdfReadError) -> VerifyError {
+    match e {
+        pdf::PdfReadError::Encrypted => VerifyError::PdfEncrypted(name.into()),
+        other => VerifyError::PdfMalformed(other.to_string()),
+    }
+}
+
 fn verify_pdf(name: &str, input: &[u8], ctx: &Validation<'_>) -> Result<Report, VerifyError> {
-    let found = pdf::signatures(input).map_err(VerifyError::PdfMalformed)?;
+    let found = pdf::signatures(input).map_err(|e| pdf_read_error(name, e))?;
     if found.signatures.is_empty() {
         return Err(VerifyError::NoSignature(name.into()));
     }
@@ -206,6 +218,14 @@ fn verify_pdf(name: &str, input: &[u8], ctx: &Validation<'_>) -> Result<Report, 
         }
         if sig.whole_file {
             report.modification = Some("none");
+        } else if found.undecrypted {
+            report.notes.push(
+                "the document is encrypted with a password or key that was not given: the signed bytes are checked, the changes made after signing cannot be read".into(),
+            );
+            if report.indication == Indication::TotalPassed {
+                report.indication = Indication::Indeterminate;
+                report.sub_indication = Some(SubIndication::FormatFailure);
+            }
         } else if sig.byte_range_problems.is_empty() {
             let end = sig.ranges[1].0 + sig.ranges[1].1;
             let found_changes = pdf::modifications(input, end, &found.document, &found.value_gaps);
@@ -881,7 +901,7 @@ pub fn validation_data(
     input: &[u8],
     ctx: &ValidationContext,
 ) -> Result<ValidationData, VerifyError> {
-    let found = pdf::signatures(input).map_err(VerifyError::PdfMalformed)?;
+    let found = pdf::signatures(input).map_err(|e| pdf_read_error("the PDF", e))?;
     if found.signatures.is_empty() {
         return Err(VerifyError::NoSignature("the PDF".into()));
     }
