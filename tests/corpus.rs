@@ -2,7 +2,9 @@
 //! verdicts in `manifest.tsv`): signgate's verifier runs over every row, in parallel, through
 //! the library, and must agree with the row's `expect_intact`:
 //!
-//! - `yes`: a report, and every signature in it intact;
+//! - `yes`: a report, every signature in it intact, and none TOTAL_FAILED unless the row is
+//!   tagged `modified-after-signing` (an intact signature failed by the revision analysis is
+//!   the false positive of the class 8);
 //! - `no`: never TOTAL_PASSED (a refusal is fine);
 //! - `mixed`: at least one intact signature, and at least one signature that is not intact
 //!   or TOTAL_FAILED, or a signature time-stamp whose bytes do not check out (HASH_FAILURE /
@@ -178,12 +180,20 @@ fn judge(row: &Row, outcome: &Outcome) -> Result<(), String> {
                     )
                 })
                 .collect();
+            let modified = row.features.iter().any(|f| f == "modified-after-signing");
+            let failed: Vec<String> = sigs
+                .iter()
+                .filter(|s| s["indication"] == "TOTAL_FAILED" && !modified)
+                .map(|s| format!("{} {}", s["id"], s["changes"]))
+                .collect();
             if sigs.is_empty() {
                 Err("no signature reported".into())
-            } else if broken.is_empty() {
-                Ok(())
-            } else {
+            } else if !broken.is_empty() {
                 Err(format!("not intact: {}", broken.join("; ")))
+            } else if !failed.is_empty() {
+                Err(format!("intact but TOTAL_FAILED: {}", failed.join("; ")))
+            } else {
+                Ok(())
             }
         }
         ("mixed", Err(e)) => Err(format!("refused: {e}")),

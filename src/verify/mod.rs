@@ -231,7 +231,14 @@ fn verify_pdf(name: &str, input: &[u8], ctx: &Validation<'_>) -> Result<Report, 
             let found_changes = pdf::modifications(input, end, &found.document, &found.value_gaps);
             report.modification = Some(found_changes.level);
             report.changes = found_changes.changes;
-            if found_changes.level == "disallowed" {
+            if found_changes.level == "disallowed" && kind == PdfSubFilter::DocTimeStamp {
+                // A document time-stamp proves that its revision existed; it restricts
+                // nothing after it (the changes stay listed).
+                report.modification = Some("permitted");
+                report.notes.push(
+                    "changes after a document time-stamp are not covered by it; they are listed, the time-stamp is not affected".into(),
+                );
+            } else if found_changes.level == "disallowed" {
                 report.indication = Indication::TotalFailed;
                 report.sub_indication = Some(SubIndication::FormatFailure);
                 report.notes.push(

@@ -24,8 +24,20 @@ pub(super) fn verify_parsed(
     ctx: &Validation<'_>,
 ) -> Result<Report, VerifyError> {
     let profile = Profile::detect(&parsed.doc);
-    let ids = IdIndex::build(&parsed.doc, profile.id_attributes())?;
+    let (ids, ambiguous) = IdIndex::build_tolerant(&parsed.doc, profile.id_attributes());
     let signatures = dsig::find_signatures(&parsed.doc);
+    // An ID that occurs twice is refused only where a signature refers to it.
+    for sig in &signatures {
+        let targets = sig
+            .descendants()
+            .filter(|n| n.has_tag_name((dsig::DSIG_NS, "Reference")))
+            .filter_map(|r| r.attribute("URI")?.strip_prefix('#'));
+        for target in targets {
+            if ambiguous.iter().any(|a| a == target) {
+                return Err(crate::xml::XmlError::DuplicateId(target.to_string()).into());
+            }
+        }
+    }
     if signatures.is_empty() {
         return Err(VerifyError::NoSignature(name.into()));
     }

@@ -194,6 +194,28 @@ impl IdIndex {
         Ok(Self { map })
     }
 
+    /// [`IdIndex::build`] for a verifier: a value occurring twice is left out of the index
+    /// and returned, so that only a reference to it (an ambiguous target) is refused.
+    pub fn build_tolerant(doc: &roxmltree::Document<'_>, names: &[&str]) -> (Self, Vec<String>) {
+        let mut map = HashMap::new();
+        let mut ambiguous = Vec::new();
+        for node in doc.descendants().filter(|n| n.is_element()) {
+            let is_ds = node.tag_name().namespace() == Some(DSIG_NS);
+            for a in node.attributes() {
+                if a.namespace().is_none()
+                    && (names.contains(&a.name()) || (is_ds && a.name() == "Id"))
+                    && map.insert(a.value().to_string(), node.id()).is_some()
+                {
+                    ambiguous.push(a.value().to_string());
+                }
+            }
+        }
+        for value in &ambiguous {
+            map.remove(value);
+        }
+        (Self { map }, ambiguous)
+    }
+
     /// The element carrying ID `value`.
     pub fn get(&self, value: &str) -> Option<NodeId> {
         self.map.get(value).copied()
