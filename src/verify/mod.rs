@@ -130,7 +130,7 @@ pub fn document(
     } else if input.first() == Some(&0x30) || input.starts_with(b"-----BEGIN") {
         verify_cms(name, input, detached, ctx)
     } else if crate::xml::looks_like_xml(input) {
-        xml::verify(name, input, ctx)
+        xml::verify(name, input, detached, ctx)
     } else {
         Err(VerifyError::NoSignature(name.into()))
     }
@@ -145,7 +145,7 @@ pub fn xml_document(
     policy: &Policy,
     ctx: &ValidationContext,
 ) -> Result<Report, VerifyError> {
-    xml::verify_parsed(name, parsed, &Validation { policy, ctx })
+    xml::verify_parsed(name, parsed, None, &Validation { policy, ctx })
 }
 
 /// The typed error of a PDF whose signatures cannot be listed.

@@ -11,16 +11,19 @@ use crate::xml::{parse, Limits, Profile};
 pub(super) fn verify(
     name: &str,
     input: &[u8],
+    detached: Option<&[u8]>,
     ctx: &Validation<'_>,
 ) -> Result<Report, VerifyError> {
     let parsed = parse::parse(input, &Limits::default())?;
-    verify_parsed(name, &parsed, ctx)
+    verify_parsed(name, &parsed, detached, ctx)
 }
 
 /// [`verify`] of a document the caller has already parsed.
+/// `detached` is the content of references to anything outside the document.
 pub(super) fn verify_parsed(
     name: &str,
     parsed: &parse::Parsed<'_>,
+    detached: Option<&[u8]>,
     ctx: &Validation<'_>,
 ) -> Result<Report, VerifyError> {
     let profile = Profile::detect(&parsed.doc);
@@ -48,7 +51,7 @@ pub(super) fn verify_parsed(
         .collect();
     let mut reports = Vec::new();
     for (i, sig) in signatures.into_iter().enumerate() {
-        let check = dsig::check_signature_with(parsed, &ids, sig, &anchors);
+        let check = dsig::check_signature_with(parsed, &ids, sig, &anchors, detached);
         let (whole_file, element_path, verdict) = profile.check(parsed, sig, &check);
         let coverage = Coverage {
             whole_file,

@@ -93,13 +93,12 @@ impl Method {
 }
 
 /// Which nodes are canonicalized.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct Subset<'a, 'input> {
     /// The document root (whole document) or an element (that element's subtree).
     pub apex: Node<'a, 'input>,
-    /// Elements whose whole subtrees are left out (the enveloped-signature transform, or
-    /// the XPath `not(ancestor-or-self::ds:Signature)` that leaves out every signature).
-    pub exclude: Vec<NodeId>,
+    /// An element whose whole subtree is left out (enveloped-signature transform).
+    pub exclude: Option<NodeId>,
     /// Comments are in the node-set (false for `URI=""` and `#id` references).
     pub comments: bool,
 }
@@ -123,11 +122,34 @@ pub fn canonicalize_filled(
     method: &Method,
     fills: &[(NodeId, &str)],
 ) -> Result<Vec<u8>, XmlError> {
+    write_subset(text, subset, method, fills, &[])
+}
+
+/// [`canonicalize`] leaving out the subtrees of `also` as well as `subset.exclude` (the XPath
+/// `not(ancestor-or-self::ds:Signature)` leaves out every signature).
+pub fn canonicalize_excluding(
+    text: &str,
+    subset: Subset<'_, '_>,
+    method: &Method,
+    also: &[NodeId],
+) -> Result<Vec<u8>, XmlError> {
+    write_subset(text, subset, method, &[], also)
+}
+
+fn write_subset(
+    text: &str,
+    subset: Subset<'_, '_>,
+    method: &Method,
+    fills: &[(NodeId, &str)],
+    also: &[NodeId],
+) -> Result<Vec<u8>, XmlError> {
+    let mut exclude: Vec<NodeId> = subset.exclude.into_iter().collect();
+    exclude.extend_from_slice(also);
     let mut w = Writer {
         text,
         method,
         comments: subset.comments && method.with_comments,
-        exclude: subset.exclude,
+        exclude,
         fills,
         out: Vec::with_capacity(subset.apex.range().len()),
     };
@@ -419,7 +441,7 @@ mod tests {
         let m = Method::from_uri(uri, prefixes.iter().map(|s| s.to_string()).collect()).unwrap();
         let subset = Subset {
             apex,
-            exclude: Vec::new(),
+            exclude: None,
             comments: true,
         };
         String::from_utf8(canonicalize(text, subset, &m).unwrap()).unwrap()

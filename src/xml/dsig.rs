@@ -244,6 +244,8 @@ pub struct ReferenceCheck {
     pub digest_ok: bool,
     /// Why the reference could not be processed, if so.
     pub problem: Option<String>,
+    /// The reference is to content outside the document, which the caller supplied.
+    pub external: bool,
 }
 
 /// What checking one `ds:Signature` found (cryptography only; no trust, no profile).
@@ -322,6 +324,18 @@ pub fn process_reference(
     signature: Node<'_, '_>,
     reference: Node<'_, '_>,
 ) -> (ReferenceCheck, Option<Vec<u8>>) {
+    process_reference_with(parsed, ids, signature, reference, None)
+}
+
+/// [`process_reference`] where a reference to anything but the document itself takes
+/// `detached` (content the caller supplies; nothing is ever fetched) as its target.
+pub fn process_reference_with(
+    parsed: &Parsed<'_>,
+    ids: &IdIndex,
+    signature: Node<'_, '_>,
+    reference: Node<'_, '_>,
+    detached: Option<&[u8]>,
+) -> (ReferenceCheck, Option<Vec<u8>>) {
     let uri = reference.attribute("URI").unwrap_or("").to_string();
     let mut check = ReferenceCheck {
         uri: uri.clone(),
@@ -331,6 +345,7 @@ pub fn process_reference(
         inside_signature: false,
         digest_ok: false,
         problem: None,
+        external: false,
     };
     let fail = |mut c: ReferenceCheck, why: String| {
         c.problem = Some(why);
@@ -351,6 +366,16 @@ pub fn process_reference(
             Some(n) => n,
             None => return fail(check, format!("URI {uri} does not resolve to an element")),
         }
+    } else if let (Some(content), false) = (detached, uri.starts_with('#')) {
+        check.external = true;
+        check.element_path = Some(uri.clone());
+        return match detached_digest(reference, content) {
+            Ok((claimed, computed)) => {
+                check.digest_ok = claimed.as_deref() == Some(computed.as_slice());
+                (check, Some(computed))
+            }
+            Err(why) => fail(check, why),
+        };
     } else {
         return fail(
             check,
@@ -363,6 +388,7 @@ pub fn process_reference(
 
     let mut enveloped = false;
     let mut all_signatures_out = false;
+    let mut base64 = false;
     let mut method: Option<Method> = None;
     if let Some(transforms) = ds_child(reference, "Transforms") {
         for t in transforms.children().filter(|c| c.is_element()) {
@@ -375,6 +401,11 @@ pub fn process_reference(
                     return fail(check, "enveloped-signature transform out of order".into());
                 }
                 enveloped = true;
+            } else if alg == BASE64 {
+                if base64 {
+                    return fail(check, "more than one base64 transform".into());
+                }
+                base64 = true;
             } else if alg == XPATH {
                 if method.is_some() || !excludes_signatures(t) {
                     return fail(
@@ -393,6 +424,9 @@ pub fn process_reference(
             }
         }
     }
+    if base64 && (method.is_some() || enveloped || all_signatures_out) {
+        return fail(check, "the base64 transform must be the only transform".into());
+    }
     let method = method
         .unwrap_or_else(|| Method::from_uri(c14n::C14N10, Vec::new()).expect("C14N 1.0 is known"));
     let Some(digest_method) = ds_child(reference, "DigestMethod")
@@ -401,17 +435,27 @@ pub fn process_reference(
     else {
         return fail(check, "DigestMethod missing or not supported".into());
     };
+    let claimed = ds_child(reference, "DigestValue")
+        .map(super::signed_text)
+        .and_then(|t| b64_decode(&t));
+    if base64 {
+        // The decoded text of the target (XML-DSig §6.6.2).
+        let Some(octets) = b64_decode(&super::signed_text(target)) else {
+            return fail(check, "the base64 transform's input is not base64".into());
+        };
+        let computed = digest_method.hash(&octets);
+        check.digest_ok = claimed.as_deref() == Some(computed.as_slice());
+        return (check, Some(computed));
+    }
     let apex = if check.whole_document {
         doc.root()
     } else {
         target
     };
-    let mut exclude: Vec<NodeId> = Vec::new();
-    if enveloped && is_inside(signature, target.id()) {
-        exclude.push(signature.id());
-    }
+    let exclude = (enveloped && is_inside(signature, target.id())).then(|| signature.id());
+    let mut all_signatures: Vec<NodeId> = Vec::new();
     if all_signatures_out {
-        exclude.extend(
+        all_signatures.extend(
             apex.descendants()
                 .filter(|n| n.is_element() && n.has_tag_name((DSIG_NS, "Signature")))
                 .map(|n| n.id()),
@@ -422,16 +466,55 @@ pub fn process_reference(
         exclude,
         comments: false,
     };
-    let octets = match c14n::canonicalize(parsed.text, subset, &method) {
+    let octets = match c14n::canonicalize_excluding(parsed.text, subset, &method, &all_signatures) {
         Ok(o) => o,
         Err(e) => return fail(check, e.to_string()),
     };
     let computed = digest_method.hash(&octets);
+    check.digest_ok = claimed.as_deref() == Some(computed.as_slice());
+    (check, Some(computed))
+}
+
+/// The base64 transform (XML-DSig §6.6.2).
+const BASE64: &str = "http://www.w3.org/2000/09/xmldsig#base64";
+
+/// (claimed, computed) digests of a reference to caller-supplied content: the bytes as
+/// they are, or, after a canonicalization transform, the canonical form of them as XML.
+fn detached_digest(
+    reference: Node<'_, '_>,
+    content: &[u8],
+) -> Result<(Option<Vec<u8>>, Vec<u8>), String> {
+    let mut method = None;
+    if let Some(transforms) = ds_child(reference, "Transforms") {
+        for t in transforms.children().filter(|c| c.is_element()) {
+            let alg = t.attribute("Algorithm").unwrap_or("");
+            match Method::from_uri(alg, inclusive_prefixes(t)) {
+                Some(m) if method.is_none() => method = Some(m),
+                _ => return Err(format!("transform {alg} on detached content is not supported")),
+            }
+        }
+    }
+    let digest = ds_child(reference, "DigestMethod")
+        .and_then(|d| d.attribute("Algorithm"))
+        .and_then(XmlDigest::from_uri)
+        .ok_or("DigestMethod missing or not supported")?;
+    let octets = match method {
+        None => content.to_vec(),
+        Some(m) => {
+            let doc = super::parse::parse(content, &super::Limits::default())
+                .map_err(|e| format!("detached content: {e}"))?;
+            let subset = Subset {
+                apex: doc.doc.root(),
+                exclude: None,
+                comments: false,
+            };
+            c14n::canonicalize(doc.text, subset, &m).map_err(|e| e.to_string())?
+        }
+    };
     let claimed = ds_child(reference, "DigestValue")
         .map(super::signed_text)
         .and_then(|t| b64_decode(&t));
-    check.digest_ok = claimed.as_deref() == Some(computed.as_slice());
-    (check, Some(computed))
+    Ok((claimed, digest.hash(&octets)))
 }
 
 /// The XPath 1.0 transform.
@@ -497,7 +580,7 @@ fn canonical_signed_info_filled(
         .ok_or_else(|| format!("SignatureMethod {sm_uri} is not supported"))?;
     let subset = Subset {
         apex: signed_info,
-        exclude: Vec::new(),
+        exclude: None,
         comments: true,
     };
     let octets = c14n::canonicalize_filled(parsed.text, subset, &method, fills)
@@ -511,16 +594,18 @@ pub fn check_signature(
     ids: &IdIndex,
     signature: Node<'_, '_>,
 ) -> SignatureCheck {
-    check_signature_with(parsed, ids, signature, &[])
+    check_signature_with(parsed, ids, signature, &[], None)
 }
 
 /// [`check_signature`], looking for the signer's certificate also among `extra` (KeyInfo
-/// that only names it: X509SKI, X509IssuerSerial, X509SubjectName, KeyName, a KeyValue).
+/// that only names it: X509SKI, X509IssuerSerial, X509SubjectName, KeyName, a KeyValue),
+/// with `detached` as the content of references outside the document.
 pub fn check_signature_with(
     parsed: &Parsed<'_>,
     ids: &IdIndex,
     signature: Node<'_, '_>,
     extra: &[X509],
+    detached: Option<&[u8]>,
 ) -> SignatureCheck {
     let mut check = SignatureCheck {
         node: signature.id(),
@@ -540,7 +625,7 @@ pub fn check_signature_with(
     let signed_info = ds_child(signature, "SignedInfo");
     if let Some(si) = signed_info {
         for r in ds_children(si, "Reference") {
-            let (rc, _) = process_reference(parsed, ids, signature, r);
+            let (rc, _) = process_reference_with(parsed, ids, signature, r, detached);
             if let Some(p) = &rc.problem {
                 check
                     .format_errors

@@ -203,6 +203,11 @@ impl Profile {
             if self == Self::Enveloped && doc_refs.is_empty() && enveloped_objects {
                 return Ok(());
             }
+            // Detached: every document reference is to content the caller supplied.
+            if self == Self::Enveloped && !doc_refs.is_empty() && doc_refs.iter().all(|r| r.external)
+            {
+                return Ok(());
+            }
             if doc_refs.is_empty() {
                 return Err("the signature references no document content".into());
             }
