@@ -496,3 +496,133 @@ fn signed_attributes_reordered_after_signing_verify_over_der_with_a_note() {
     assert!(notes.contains("DER re-encoding"), "{report:#}");
     assert_altered(&verify_bytes(&flip_in(&p7, b"interop test"), None, &[&s.cert]));
 }
+
+// ---- XML-DSig made by xmlsec1 -----------------------------------------------------------
+
+/// An enveloped-signature template over `<Doc>` with the given methods, transforms and KeyInfo.
+fn xml_template(sig_method: &str, digest: &str, transform: &str, key_info: &str) -> String {
+    format!(
+        r#"<?xml version="1.0"?>
+<Doc><Data>Quyet dinh: interop test content</Data><Signature xmlns="http://www.w3.org/2000/09/xmldsig#"><SignedInfo><CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/><SignatureMethod Algorithm="{sig_method}"/><Reference URI=""><Transforms>{transform}</Transforms><DigestMethod Algorithm="{digest}"/><DigestValue/></Reference></SignedInfo><SignatureValue/><KeyInfo>{key_info}</KeyInfo></Signature></Doc>
+"#
+    )
+}
+
+const ENVELOPED_T: &str =
+    r#"<Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/>"#;
+const XPATH_T: &str = r#"<Transform Algorithm="http://www.w3.org/TR/1999/REC-xpath-19991116"><XPath xmlns:dsig="http://www.w3.org/2000/09/xmldsig#">not(ancestor-or-self::dsig:Signature)</XPath></Transform>"#;
+
+fn xmlsec_available() -> bool {
+    let ok = Command::new("xmlsec1")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok || std::env::var("CI").as_deref() != Ok("true"),
+        "xmlsec1 is required (CI=true)"
+    );
+    ok
+}
+
+fn xmlsec_sign(dir: &Path, template: &str, key_args: &[&str]) -> Vec<u8> {
+    std::fs::write(dir.join("template.xml"), template).unwrap();
+    let mut args = vec!["--sign"];
+    args.extend_from_slice(key_args);
+    args.extend_from_slice(&["--output", "signed.xml", "template.xml"]);
+    let out = Command::new("xmlsec1")
+        .current_dir(dir)
+        .args(&args)
+        .output()
+        .expect("run xmlsec1");
+    assert!(
+        out.status.success(),
+        "xmlsec1 {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read(dir.join("signed.xml")).unwrap()
+}
+
+#[test]
+fn xml_signature_variants_from_xmlsec1_verify_and_a_flipped_byte_fails() {
+    if !openssl_available() || !xmlsec_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cert = identity(d, "rsa", &["-newkey", "rsa:2048"], None);
+    let other = identity(d, "other", &["-newkey", "rsa:2048"], None);
+    openssl(
+        d,
+        &["genpkey", "-genparam", "-algorithm", "DSA", "-pkeyopt", "dsa_paramgen_bits:2048", "-out", "dsa.param"],
+    );
+    openssl(d, &["genpkey", "-paramfile", "dsa.param", "-out", "dsa.key"]);
+    let cases: Vec<(&str, String, Vec<String>, bool)> = vec![
+        // SHA-224 digest and RSA-SHA224; two certificates, the signer's not first.
+        (
+            "rsa-sha224, X509Data with an unrelated certificate first",
+            xml_template(
+                "http://www.w3.org/2001/04/xmldsig-more#rsa-sha224",
+                "http://www.w3.org/2001/04/xmldsig-more#sha224",
+                ENVELOPED_T,
+                "<X509Data/>",
+            ),
+            vec!["--privkey-pem".into(), "rsa.key,other.pem,rsa.pem".into()],
+            true,
+        ),
+        // The XPath form of the enveloped-signature transform.
+        (
+            "XPath not(ancestor-or-self::ds:Signature)",
+            xml_template(
+                "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+                "http://www.w3.org/2001/04/xmlenc#sha256",
+                XPATH_T,
+                "<X509Data/>",
+            ),
+            vec!["--privkey-pem".into(), "rsa.key,rsa.pem".into()],
+            true,
+        ),
+        // DSA with a bare DSAKeyValue: intact, but no certificate names the signer.
+        (
+            "dsa-sha256 with KeyValue",
+            xml_template(
+                "http://www.w3.org/2009/xmldsig11#dsa-sha256",
+                "http://www.w3.org/2001/04/xmlenc#sha256",
+                ENVELOPED_T,
+                "<KeyValue/>",
+            ),
+            vec!["--privkey-pem".into(), "dsa.key".into()],
+            false,
+        ),
+    ];
+    for (name, template, key_args, named_signer) in cases {
+        let args: Vec<&str> = key_args.iter().map(String::as_str).collect();
+        let signed = xmlsec_sign(d, &template, &args);
+        let report = verify_bytes(&signed, None, &[&cert, &other]);
+        assert_intact(&report);
+        let expected = if named_signer { "TOTAL_PASSED" } else { "INDETERMINATE" };
+        assert_eq!(sig(&report, 0)["indication"], expected, "{name}: {report:#}");
+        if named_signer {
+            assert!(
+                sig(&report, 0)["signer"]["subject"]
+                    .as_str()
+                    .unwrap()
+                    .contains("interop rsa"),
+                "{name}: {report:#}"
+            );
+        }
+        assert_altered(&verify_bytes(&flip_in(&signed, b"interop test"), None, &[&cert]));
+    }
+
+    // HMAC: correct for whoever holds the key, but it names no signer: never TOTAL_PASSED.
+    std::fs::write(d.join("hmac.bin"), b"shared secret").unwrap();
+    let hmac = xml_template(
+        "http://www.w3.org/2001/04/xmldsig-more#hmac-sha256",
+        "http://www.w3.org/2001/04/xmlenc#sha256",
+        ENVELOPED_T,
+        "",
+    );
+    let signed = xmlsec_sign(d, &hmac, &["--hmackey", "hmac.bin"]);
+    let report = verify_bytes(&signed, None, &[&cert]);
+    assert_ne!(report["indication"], "TOTAL_PASSED", "{report:#}");
+    assert_eq!(sig(&report, 0)["indication"], "INDETERMINATE", "{report:#}");
+}
