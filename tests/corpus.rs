@@ -228,12 +228,22 @@ fn classes(row: &Row) -> Vec<u8> {
         (5, &["ecdsa", "pss", "sha3", "eddsa", "dsa"]),
         (
             6,
-            &["pkcs7-sha1", "pkcs7-detached", "pbad-subfilter", "adbe-revocation"],
+            &[
+                "pkcs7-sha1",
+                "pkcs7-detached",
+                "pbad-subfilter",
+                "adbe-revocation",
+            ],
         ),
         (7, &["encrypted", "pubkey-encryption"]),
         (
             8,
-            &["incremental", "certification", "fieldmdp", "shared-signature-dict"],
+            &[
+                "incremental",
+                "certification",
+                "fieldmdp",
+                "shared-signature-dict",
+            ],
         ),
         (10, &["counter-signature"]),
     ];
@@ -282,12 +292,11 @@ fn run_all(dir: &Path, rows: &[Row]) -> Vec<Outcome> {
             scope.spawn(move || loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let Some(row) = rows.get(i) else { break };
-                let outcome = std::panic::catch_unwind(|| verify_row(dir, row)).unwrap_or_else(
-                    |_| Outcome {
+                let outcome =
+                    std::panic::catch_unwind(|| verify_row(dir, row)).unwrap_or_else(|_| Outcome {
                         result: Err("PANIC".into()),
                         elapsed: Duration::ZERO,
-                    },
-                );
+                    });
                 if tx.send((i, outcome)).is_err() {
                     break;
                 }
@@ -317,10 +326,7 @@ fn summary(report: &Result<Value, String>) -> String {
                     format!(
                         "{}{}{}",
                         if s["intact"] == true { "I" } else { "X" },
-                        s["indication"]
-                            .as_str()
-                            .map(|i| &i[..1])
-                            .unwrap_or("?"),
+                        s["indication"].as_str().map(|i| &i[..1]).unwrap_or("?"),
                         s["sub_indication"]
                             .as_str()
                             .map(|x| format!("/{x}"))
@@ -328,7 +334,11 @@ fn summary(report: &Result<Value, String>) -> String {
                     )
                 })
                 .collect();
-            format!("{} [{}]", r["indication"].as_str().unwrap_or("?"), sigs.join(" "))
+            format!(
+                "{} [{}]",
+                r["indication"].as_str().unwrap_or("?"),
+                sigs.join(" ")
+            )
         }
     }
 }
@@ -381,12 +391,13 @@ fn corpus_verdicts_agree_with_the_independent_oracles() {
                 row.path
             )),
             (Err(why), None) => failures.push(format!("{}: {why}", row.path)),
-            (Err(_), Some(_)) if row.expect == "yes" && !classes(row).is_empty() => failures
-                .push(format!(
+            (Err(_), Some(_)) if row.expect == "yes" && !classes(row).is_empty() => {
+                failures.push(format!(
                     "{}: a `yes` row of classes {:?} may not be allow-listed",
                     row.path,
                     classes(row)
-                )),
+                ))
+            }
             _ => {}
         }
     }
@@ -420,8 +431,15 @@ fn flipped(dir: &Path, row: &Row) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
         "pdf" => {
             // Inside the binary comment on the second line (ISO 32000 §7.5.2): covered by
             // every signature's first byte range, ignored by parsers.
-            let eol = input.iter().take(32).position(|b| *b == b'\n' || *b == b'\r')?;
-            let start = eol + input[eol..].iter().take_while(|b| b.is_ascii_whitespace()).count();
+            let eol = input
+                .iter()
+                .take(32)
+                .position(|b| *b == b'\n' || *b == b'\r')?;
+            let start = eol
+                + input[eol..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_whitespace())
+                    .count();
             if input.get(start) != Some(&b'%') || input.get(start + 1)? & 0x80 == 0 {
                 return None;
             }

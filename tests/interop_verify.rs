@@ -170,7 +170,11 @@ fn ber_streamed_cms_from_openssl_verifies_and_a_flipped_byte_fails() {
     let report = verify_bytes(&s.p7, None, &[&s.cert]);
     assert_intact(&report);
     assert_eq!(sig(&report, 0)["indication"], "TOTAL_PASSED", "{report:#}");
-    assert_altered(&verify_bytes(&flip_in(&s.p7, b"interop test"), None, &[&s.cert]));
+    assert_altered(&verify_bytes(
+        &flip_in(&s.p7, b"interop test"),
+        None,
+        &[&s.cert],
+    ));
     // Zero padding (a PDF /Contents hole) is allowed after the structure, data is not.
     let mut padded = s.p7.clone();
     padded.extend_from_slice(&[0; 64]);
@@ -191,7 +195,11 @@ fn signer_info_without_signed_attributes_verifies_and_a_flipped_byte_fails() {
         let s = cms_sign(key, &["-nodetach", "-noattr"]);
         let report = verify_bytes(&s.p7, None, &[&s.cert]);
         assert_intact(&report);
-        assert_altered(&verify_bytes(&flip_in(&s.p7, b"interop test"), None, &[&s.cert]));
+        assert_altered(&verify_bytes(
+            &flip_in(&s.p7, b"interop test"),
+            None,
+            &[&s.cert],
+        ));
     }
 }
 
@@ -201,43 +209,102 @@ fn other_algorithms_verify_or_are_reported_by_policy_never_as_crypto_failures() 
         return;
     }
     let cases: Vec<(&str, Vec<&str>, Vec<&str>)> = vec![
-        ("P-384", vec!["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384"], vec![]),
-        ("P-521", vec!["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-521"], vec!["-md", "sha512"]),
         (
-            "brainpoolP256r1",
-            vec!["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:brainpoolP256r1"],
+            "P-384",
+            vec!["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384"],
             vec![],
         ),
-        ("DSA", vec!["-newkey", "dsa:dsa.param"], vec!["-md", "sha256"]),
+        (
+            "P-521",
+            vec!["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-521"],
+            vec!["-md", "sha512"],
+        ),
+        (
+            "brainpoolP256r1",
+            vec![
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:brainpoolP256r1",
+            ],
+            vec![],
+        ),
+        (
+            "DSA",
+            vec!["-newkey", "dsa:dsa.param"],
+            vec!["-md", "sha256"],
+        ),
         (
             "RSA-PSS",
             vec!["-newkey", "rsa:2048"],
-            vec!["-keyopt", "rsa_padding_mode:pss", "-keyopt", "rsa_pss_saltlen:32"],
+            vec![
+                "-keyopt",
+                "rsa_padding_mode:pss",
+                "-keyopt",
+                "rsa_pss_saltlen:32",
+            ],
         ),
-        ("SHA3-256", vec!["-newkey", "rsa:2048"], vec!["-md", "sha3-256"]),
-        ("SHA-224", vec!["-newkey", "rsa:2048"], vec!["-md", "sha224"]),
+        (
+            "SHA3-256",
+            vec!["-newkey", "rsa:2048"],
+            vec!["-md", "sha3-256"],
+        ),
+        (
+            "SHA-224",
+            vec!["-newkey", "rsa:2048"],
+            vec!["-md", "sha224"],
+        ),
     ];
     for (name, key, extra) in cases {
         let dir = tempfile::tempdir().unwrap();
         if name == "DSA" {
             openssl(
                 dir.path(),
-                &["genpkey", "-genparam", "-algorithm", "DSA", "-pkeyopt", "dsa_paramgen_bits:2048", "-out", "dsa.param"],
+                &[
+                    "genpkey",
+                    "-genparam",
+                    "-algorithm",
+                    "DSA",
+                    "-pkeyopt",
+                    "dsa_paramgen_bits:2048",
+                    "-out",
+                    "dsa.param",
+                ],
             );
         }
         std::fs::write(dir.path().join("content.txt"), CONTENT).unwrap();
         let cert = identity(dir.path(), "signer", &key, None);
         let mut args = vec![
-            "cms", "-sign", "-binary", "-nodetach", "-in", "content.txt", "-signer", "signer.pem",
-            "-inkey", "signer.key", "-outform", "DER", "-out", "signed.p7m",
+            "cms",
+            "-sign",
+            "-binary",
+            "-nodetach",
+            "-in",
+            "content.txt",
+            "-signer",
+            "signer.pem",
+            "-inkey",
+            "signer.key",
+            "-outform",
+            "DER",
+            "-out",
+            "signed.p7m",
         ];
         args.extend_from_slice(&extra);
         openssl(dir.path(), &args);
         let p7 = std::fs::read(dir.path().join("signed.p7m")).unwrap();
         let report = verify_bytes(&p7, None, &[&cert]);
         assert_intact(&report);
-        assert_ne!(sig(&report, 0)["sub_indication"], "SIG_CRYPTO_FAILURE", "{name}");
-        assert_altered(&verify_bytes(&flip_in(&p7, b"interop test"), None, &[&cert]));
+        assert_ne!(
+            sig(&report, 0)["sub_indication"],
+            "SIG_CRYPTO_FAILURE",
+            "{name}"
+        );
+        assert_altered(&verify_bytes(
+            &flip_in(&p7, b"interop test"),
+            None,
+            &[&cert],
+        ));
     }
 }
 
@@ -263,11 +330,17 @@ fn signed_data_fields(p7: &[u8]) -> Vec<Vec<u8>> {
     let info = ber::read_one(p7).unwrap();
     let explicit = info.children().unwrap()[1];
     let sd = explicit.children().unwrap()[0];
-    sd.children().unwrap().iter().map(|t| t.raw.to_vec()).collect()
+    sd.children()
+        .unwrap()
+        .iter()
+        .map(|t| t.raw.to_vec())
+        .collect()
 }
 
 fn assemble(fields: &[Vec<u8>]) -> Vec<u8> {
-    let oid = [0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02];
+    let oid = [
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02,
+    ];
     let sd = tlv(0x30, &fields.concat());
     tlv(0x30, &[oid.to_vec(), tlv(0xa0, &sd)].concat())
 }
@@ -276,7 +349,11 @@ fn assemble(fields: &[Vec<u8>]) -> Vec<u8> {
 fn signer_fields(fields: &[Vec<u8>]) -> Vec<Vec<u8>> {
     let set = ber::read_one(fields.last().unwrap()).unwrap();
     let si = set.children().unwrap()[0];
-    si.children().unwrap().iter().map(|t| t.raw.to_vec()).collect()
+    si.children()
+        .unwrap()
+        .iter()
+        .map(|t| t.raw.to_vec())
+        .collect()
 }
 
 fn set_signer(fields: &mut [Vec<u8>], signer: &[Vec<u8>]) {
@@ -316,18 +393,40 @@ fn tsa_config(dir: &Path, options: &str) {
     )
     .unwrap();
     // A 160-bit serial number.
-    std::fs::write(dir.join("serial"), "7FEDCBA9876543210FEDCBA9876543210FEDCBA9\n").unwrap();
+    std::fs::write(
+        dir.join("serial"),
+        "7FEDCBA9876543210FEDCBA9876543210FEDCBA9\n",
+    )
+    .unwrap();
 }
 
 /// An `openssl ts` token over `data`.
 fn ts_token(dir: &Path, data: &[u8], query_extra: &[&str]) -> Vec<u8> {
     std::fs::write(dir.join("stamped.bin"), data).unwrap();
-    let mut q = vec!["ts", "-query", "-data", "stamped.bin", "-sha256", "-out", "q.tsq"];
+    let mut q = vec![
+        "ts",
+        "-query",
+        "-data",
+        "stamped.bin",
+        "-sha256",
+        "-out",
+        "q.tsq",
+    ];
     q.extend_from_slice(query_extra);
     openssl(dir, &q);
     openssl(
         dir,
-        &["ts", "-reply", "-queryfile", "q.tsq", "-config", "ts.cnf", "-token_out", "-out", "token.der"],
+        &[
+            "ts",
+            "-reply",
+            "-queryfile",
+            "q.tsq",
+            "-config",
+            "ts.cnf",
+            "-token_out",
+            "-out",
+            "token.der",
+        ],
     );
     std::fs::read(dir.join("token.der")).unwrap()
 }
@@ -347,7 +446,10 @@ fn time_stamp_tokens_of_another_tsa_verify_and_trust_never_decides_intact() {
         // No accuracy, no nonce, ESSCertIDv2 with SHA-256 (hashAlgorithm absent).
         ("ess_cert_id_alg = sha256\n", vec!["-cert", "-no_nonce"]),
         // certReq false: the token carries no certificate; the TSA's comes from the trust list.
-        ("ess_cert_id_alg = sha256\nclock_precision_digits = 6\n", vec![]),
+        (
+            "ess_cert_id_alg = sha256\nclock_precision_digits = 6\n",
+            vec![],
+        ),
     ];
     for (config, query) in variants {
         let s = cms_sign(&["-newkey", "rsa:2048"], &["-nodetach"]);
@@ -376,7 +478,10 @@ fn time_stamp_tokens_of_another_tsa_verify_and_trust_never_decides_intact() {
         let ts = &sig(&report, 0)["timestamp"];
         assert_eq!(ts["indication"], "INDETERMINATE", "{report:#}");
         assert!(
-            !matches!(ts["sub_indication"].as_str(), Some("HASH_FAILURE" | "SIG_CRYPTO_FAILURE")),
+            !matches!(
+                ts["sub_indication"].as_str(),
+                Some("HASH_FAILURE" | "SIG_CRYPTO_FAILURE")
+            ),
             "{report:#}"
         );
         assert_eq!(sig(&report, 0)["indication"], "TOTAL_PASSED", "{report:#}");
@@ -400,14 +505,30 @@ fn counter_signatures_are_reported_as_signatures_of_their_own() {
     }
     let s = cms_sign(&["-newkey", "rsa:2048"], &["-nodetach"]);
     let dir = s.dir.path();
-    let counter_cert = identity(dir, "counter", &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"], None);
+    let counter_cert = identity(
+        dir,
+        "counter",
+        &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        None,
+    );
     let mut fields = signed_data_fields(&s.p7);
     std::fs::write(dir.join("value.bin"), signature_value(&fields)).unwrap();
     openssl(
         dir,
         &[
-            "cms", "-sign", "-binary", "-in", "value.bin", "-signer", "counter.pem", "-inkey",
-            "counter.key", "-outform", "DER", "-out", "counter.p7s",
+            "cms",
+            "-sign",
+            "-binary",
+            "-in",
+            "value.bin",
+            "-signer",
+            "counter.pem",
+            "-inkey",
+            "counter.key",
+            "-outform",
+            "DER",
+            "-out",
+            "counter.p7s",
         ],
     );
     let counter_fields = signed_data_fields(&std::fs::read(dir.join("counter.p7s")).unwrap());
@@ -422,7 +543,10 @@ fn counter_signatures_are_reported_as_signatures_of_their_own() {
     fields[3] = tlv(0xa0, &[certs.value.to_vec(), cert_der].concat());
     add_unsigned(
         &mut fields,
-        &tlv(0x30, &[OID_COUNTER_SIGNATURE.to_vec(), tlv(0x31, &counter_info)].concat()),
+        &tlv(
+            0x30,
+            &[OID_COUNTER_SIGNATURE.to_vec(), tlv(0x31, &counter_info)].concat(),
+        ),
     );
     let countersigned = assemble(&fields);
     let report = verify_bytes(&countersigned, None, &[&s.cert, &counter_cert]);
@@ -439,7 +563,11 @@ fn counter_signatures_are_reported_as_signatures_of_their_own() {
         let kids = si.children().unwrap();
         kids.iter().rev().find(|k| k.tag == 0x04).unwrap().value[10..20].to_vec()
     };
-    let report = verify_bytes(&flip_in(&countersigned, &value), None, &[&s.cert, &counter_cert]);
+    let report = verify_bytes(
+        &flip_in(&countersigned, &value),
+        None,
+        &[&s.cert, &counter_cert],
+    );
     assert_eq!(sig(&report, 0)["intact"], true, "{report:#}");
     assert_eq!(sig(&report, 1)["intact"], false, "{report:#}");
     assert_eq!(report["indication"], "TOTAL_FAILED", "{report:#}");
@@ -466,13 +594,19 @@ fn plain_ecdsa_values_verify_and_a_flipped_byte_fails() {
     ]
     .concat();
     // ecdsa-plain-SHA256, BSI TR-03111: 0.4.0.127.0.7.1.1.4.1.3.
-    let oid = [0x06, 0x0a, 0x04, 0x00, 0x7f, 0x00, 0x07, 0x01, 0x01, 0x04, 0x01, 0x03];
+    let oid = [
+        0x06, 0x0a, 0x04, 0x00, 0x7f, 0x00, 0x07, 0x01, 0x01, 0x04, 0x01, 0x03,
+    ];
     signer[alg_at] = tlv(0x30, &oid);
     signer[value_at] = tlv(0x04, &plain);
     set_signer(&mut fields, &signer);
     let p7 = assemble(&fields);
     assert_intact(&verify_bytes(&p7, None, &[&s.cert]));
-    assert_altered(&verify_bytes(&flip_in(&p7, b"interop test"), None, &[&s.cert]));
+    assert_altered(&verify_bytes(
+        &flip_in(&p7, b"interop test"),
+        None,
+        &[&s.cert],
+    ));
 }
 
 #[test]
@@ -485,7 +619,12 @@ fn signed_attributes_reordered_after_signing_verify_over_der_with_a_note() {
     let mut signer = signer_fields(&fields);
     let attrs_at = signer.iter().position(|f| f[0] == 0xa0).unwrap();
     let attrs = ber::read_one(&signer[attrs_at]).unwrap();
-    let mut items: Vec<Vec<u8>> = attrs.children().unwrap().iter().map(|a| a.raw.to_vec()).collect();
+    let mut items: Vec<Vec<u8>> = attrs
+        .children()
+        .unwrap()
+        .iter()
+        .map(|a| a.raw.to_vec())
+        .collect();
     items.reverse();
     signer[attrs_at] = tlv(0xa0, &items.concat());
     set_signer(&mut fields, &signer);
@@ -494,7 +633,11 @@ fn signed_attributes_reordered_after_signing_verify_over_der_with_a_note() {
     assert_intact(&report);
     let notes = sig(&report, 0)["notes"].to_string();
     assert!(notes.contains("DER re-encoding"), "{report:#}");
-    assert_altered(&verify_bytes(&flip_in(&p7, b"interop test"), None, &[&s.cert]));
+    assert_altered(&verify_bytes(
+        &flip_in(&p7, b"interop test"),
+        None,
+        &[&s.cert],
+    ));
 }
 
 // ---- XML-DSig made by xmlsec1 -----------------------------------------------------------
@@ -553,9 +696,21 @@ fn xml_signature_variants_from_xmlsec1_verify_and_a_flipped_byte_fails() {
     let other = identity(d, "other", &["-newkey", "rsa:2048"], None);
     openssl(
         d,
-        &["genpkey", "-genparam", "-algorithm", "DSA", "-pkeyopt", "dsa_paramgen_bits:2048", "-out", "dsa.param"],
+        &[
+            "genpkey",
+            "-genparam",
+            "-algorithm",
+            "DSA",
+            "-pkeyopt",
+            "dsa_paramgen_bits:2048",
+            "-out",
+            "dsa.param",
+        ],
     );
-    openssl(d, &["genpkey", "-paramfile", "dsa.param", "-out", "dsa.key"]);
+    openssl(
+        d,
+        &["genpkey", "-paramfile", "dsa.param", "-out", "dsa.key"],
+    );
     let cases: Vec<(&str, String, Vec<String>, bool)> = vec![
         // SHA-224 digest and RSA-SHA224; two certificates, the signer's not first.
         (
@@ -599,8 +754,16 @@ fn xml_signature_variants_from_xmlsec1_verify_and_a_flipped_byte_fails() {
         let signed = xmlsec_sign(d, &template, &args);
         let report = verify_bytes(&signed, None, &[&cert, &other]);
         assert_intact(&report);
-        let expected = if named_signer { "TOTAL_PASSED" } else { "INDETERMINATE" };
-        assert_eq!(sig(&report, 0)["indication"], expected, "{name}: {report:#}");
+        let expected = if named_signer {
+            "TOTAL_PASSED"
+        } else {
+            "INDETERMINATE"
+        };
+        assert_eq!(
+            sig(&report, 0)["indication"],
+            expected,
+            "{name}: {report:#}"
+        );
         if named_signer {
             assert!(
                 sig(&report, 0)["signer"]["subject"]
@@ -610,7 +773,11 @@ fn xml_signature_variants_from_xmlsec1_verify_and_a_flipped_byte_fails() {
                 "{name}: {report:#}"
             );
         }
-        assert_altered(&verify_bytes(&flip_in(&signed, b"interop test"), None, &[&cert]));
+        assert_altered(&verify_bytes(
+            &flip_in(&signed, b"interop test"),
+            None,
+            &[&cert],
+        ));
     }
 
     // HMAC: correct for whoever holds the key, but it names no signer: never TOTAL_PASSED.

@@ -37,8 +37,20 @@ fn openssl_signed(dir: &Path, name: &str) -> bool {
         "req", "-x509", "-nodes", "-newkey", "rsa:2048", "-subj", "/CN=many", "-keyout", "k.pem",
         "-out", "c.pem", "-days", "30",
     ]) && run(&[
-        "cms", "-sign", "-binary", "-nodetach", "-in", "content.txt", "-signer", "c.pem", "-inkey",
-        "k.pem", "-outform", "DER", "-out", name,
+        "cms",
+        "-sign",
+        "-binary",
+        "-nodetach",
+        "-in",
+        "content.txt",
+        "-signer",
+        "c.pem",
+        "-inkey",
+        "k.pem",
+        "-outform",
+        "DER",
+        "-out",
+        name,
     ])
 }
 
@@ -47,11 +59,17 @@ fn many_files_give_json_lines_in_order_and_the_worst_exit_code() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     if !openssl_signed(dir, "a-signed.p7m") {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "openssl is required (CI=true)");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "openssl is required (CI=true)"
+        );
         return;
     }
     let mut altered = std::fs::read(dir.join("a-signed.p7m")).unwrap();
-    let at = altered.windows(10).position(|w| w == b"many files").unwrap();
+    let at = altered
+        .windows(10)
+        .position(|w| w == b"many files")
+        .unwrap();
     altered[at] ^= 1;
     std::fs::write(dir.join("b-altered.p7m"), &altered).unwrap();
     std::fs::write(dir.join("c-plain.txt"), b"not signed").unwrap();
@@ -60,18 +78,41 @@ fn many_files_give_json_lines_in_order_and_the_worst_exit_code() {
     // Files in the order given; an untrusted signature alone is INDETERMINATE (exit 2).
     let signed = dir.join("a-signed.p7m");
     let out = signgate(&[signed.as_os_str(), signed.as_os_str()]);
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(lines(&out).len(), 2);
 
     // Trusted: passed (0); with the altered copy the worst is TOTAL_FAILED (1).
-    let mut args = vec!["--trust".as_ref(), trust.as_os_str(), "--in".as_ref(), dir.as_os_str()];
+    let mut args = vec![
+        "--trust".as_ref(),
+        trust.as_os_str(),
+        "--in".as_ref(),
+        dir.as_os_str(),
+    ];
     let out = signgate(&args);
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let reports = lines(&out);
     // c.pem, content.txt and k.pem are files of the folder too: no signature.
     let files: Vec<String> = reports
         .iter()
-        .map(|r| r["file"].as_str().unwrap().rsplit('/').next().unwrap().to_string())
+        .map(|r| {
+            r["file"]
+                .as_str()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     let mut sorted = files.clone();
     sorted.sort();
@@ -83,9 +124,19 @@ fn many_files_give_json_lines_in_order_and_the_worst_exit_code() {
 
     // An unreadable file gets an error line; the others still report.
     let missing = dir.join("missing.pdf");
-    args = vec!["--trust".as_ref(), trust.as_os_str(), missing.as_os_str(), signed.as_os_str()];
+    args = vec![
+        "--trust".as_ref(),
+        trust.as_os_str(),
+        missing.as_os_str(),
+        signed.as_os_str(),
+    ];
     let out = signgate(&args);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let reports = lines(&out);
     assert_eq!(reports[0]["error"]["code"], "INPUT_MISSING");
     assert_eq!(reports[1]["indication"], "TOTAL_PASSED");

@@ -112,7 +112,9 @@ impl Outcome {
                 Indication::TotalPassed => 0,
             },
             Self::Failed { code, .. } if *code == crate::error::ErrorCode::NoSignature => 1,
-            Self::Failed { unreadable: true, .. } => 0,
+            Self::Failed {
+                unreadable: true, ..
+            } => 0,
             Self::Failed { .. } => 3,
         }
     }
@@ -138,7 +140,9 @@ fn inputs(args: &VerifyArgs) -> Result<Vec<PathBuf>, CliError> {
         return Err(CliError::usage("give the files to verify, or --in DIR"));
     }
     if args.content.is_some() && inputs.len() > 1 {
-        return Err(CliError::usage("--content goes with exactly one signature file"));
+        return Err(CliError::usage(
+            "--content goes with exactly one signature file",
+        ));
     }
     Ok(inputs)
 }
@@ -274,24 +278,35 @@ fn emit(path: &std::path::Path, outcome: &Outcome, format: &str) -> Result<(), C
 /// `N files: P passed, F failed, I indeterminate, S without signature, E errors`.
 fn summary(outcomes: &[Outcome]) -> String {
     let count = |f: &dyn Fn(&Outcome) -> bool| outcomes.iter().filter(|o| f(o)).count();
-    let verdict = |i: Indication| move |o: &Outcome| matches!(o, Outcome::Report(r) if r.indication == i);
+    let verdict =
+        |i: Indication| move |o: &Outcome| matches!(o, Outcome::Report(r) if r.indication == i);
     format!(
         "{} files: {} passed, {} failed, {} indeterminate, {} without signature, {} errors",
         outcomes.len(),
         count(&verdict(Indication::TotalPassed)),
         count(&verdict(Indication::TotalFailed)),
         count(&verdict(Indication::Indeterminate)),
-        count(&|o| matches!(o, Outcome::Failed { code, .. } if *code == crate::error::ErrorCode::NoSignature)),
-        count(&|o| matches!(o, Outcome::Failed { code, .. } if *code != crate::error::ErrorCode::NoSignature)),
+        count(
+            &|o| matches!(o, Outcome::Failed { code, .. } if *code == crate::error::ErrorCode::NoSignature)
+        ),
+        count(
+            &|o| matches!(o, Outcome::Failed { code, .. } if *code != crate::error::ErrorCode::NoSignature)
+        ),
     )
 }
 
 /// The worst outcome's exit code (1 > 2 > 3 > 0); 66 when no file could be read at all.
 fn exit_code(outcomes: &[Outcome]) -> u8 {
     if !outcomes.is_empty()
-        && outcomes
-            .iter()
-            .all(|o| matches!(o, Outcome::Failed { unreadable: true, .. }))
+        && outcomes.iter().all(|o| {
+            matches!(
+                o,
+                Outcome::Failed {
+                    unreadable: true,
+                    ..
+                }
+            )
+        })
     {
         return 66;
     }

@@ -274,7 +274,10 @@ fn read_at(input: &[u8], depth: usize) -> Result<(Tlv<'_>, &[u8]), BerError> {
             return Err(BerError::LengthTooLong(1));
         }
         let bytes = input.get(2..2 + n).ok_or(BerError::Truncated(2))?;
-        (bytes.iter().fold(0usize, |l, b| (l << 8) | *b as usize), 2 + n)
+        (
+            bytes.iter().fold(0usize, |l, b| (l << 8) | *b as usize),
+            2 + n,
+        )
     };
     let end = header.checked_add(len).ok_or(BerError::Truncated(header))?;
     if end > input.len() {
@@ -362,14 +365,21 @@ pub fn small_uint(tlv: &Tlv<'_>) -> Result<u64, BerError> {
 /// and a `Z` or `±hhmm` offset (BER allows them all; RFC 3161 genTime uses fractions).
 pub fn time(tlv: &Tlv<'_>) -> Result<time::OffsetDateTime, BerError> {
     let bad = || BerError::Invalid("time");
-    let text = std::str::from_utf8(&tlv.octets()?).map_err(|_| bad())?.to_string();
+    let text = std::str::from_utf8(&tlv.octets()?)
+        .map_err(|_| bad())?
+        .to_string();
     let (year, rest) = match tlv.tag & !0x20 {
         0x17 => {
-            let yy: i32 = text.get(0..2).and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+            let yy: i32 = text
+                .get(0..2)
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(bad)?;
             (if yy < 50 { 2000 + yy } else { 1900 + yy }, &text[2..])
         }
         0x18 => (
-            text.get(0..4).and_then(|v| v.parse().ok()).ok_or_else(bad)?,
+            text.get(0..4)
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(bad)?,
             text.get(4..).ok_or_else(bad)?,
         ),
         _ => return Err(bad()),
@@ -406,12 +416,9 @@ pub fn time(tlv: &Tlv<'_>) -> Result<time::OffsetDateTime, BerError> {
         }
         _ => return Err(bad()),
     };
-    let date = time::Date::from_calendar_date(
-        year,
-        time::Month::try_from(month).map_err(|_| bad())?,
-        day,
-    )
-    .map_err(|_| bad())?;
+    let date =
+        time::Date::from_calendar_date(year, time::Month::try_from(month).map_err(|_| bad())?, day)
+            .map_err(|_| bad())?;
     let clock = time::Time::from_hms_nano(hour, minute, second, nanos).map_err(|_| bad())?;
     Ok(time::PrimitiveDateTime::new(date, clock).assume_offset(offset))
 }
@@ -434,7 +441,11 @@ mod tests {
         assert_eq!(frac.millisecond(), 123);
         let off = t(&gt("20250701163000+0700")).unwrap();
         assert_eq!(off, whole);
-        let utc = t(&[0x17, 0x0d, b'2', b'5', b'0', b'7', b'0', b'1', b'0', b'9', b'3', b'0', b'0', b'0', b'Z']).unwrap();
+        let utc = t(&[
+            0x17, 0x0d, b'2', b'5', b'0', b'7', b'0', b'1', b'0', b'9', b'3', b'0', b'0', b'0',
+            b'Z',
+        ])
+        .unwrap();
         assert_eq!(utc, whole);
         assert!(t(&gt("2025070109")).is_err());
     }

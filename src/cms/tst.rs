@@ -47,7 +47,10 @@ pub fn parse(bytes: &[u8]) -> Result<TimeStampInfo, BerError> {
     if hashed.tag & !0x20 != ber::OCTET_STRING {
         return Err(BerError::Invalid("hashedMessage"));
     }
-    let serial = fields.required(ber::INTEGER, "serialNumber")?.value.to_vec();
+    let serial = fields
+        .required(ber::INTEGER, "serialNumber")?
+        .value
+        .to_vec();
     let gen_time = fields.any("genTime")?;
     if gen_time.tag & !0x20 != 0x18 {
         return Err(BerError::Invalid("genTime"));
@@ -129,10 +132,15 @@ mod tests {
             &[tlv(0x02, &[1]), tlv(0x80, &[2]), tlv(0x81, &[3])].concat(),
         );
         extra.extend(tlv(0x01, &[0xff]));
-        extra.extend(tlv(0x02, &[0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09]));
+        extra.extend(tlv(
+            0x02,
+            &[0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09],
+        ));
         extra.extend(tlv(0xA0, &tlv(0xA4, &tlv(0x30, &[]))));
         extra.extend(tlv(0xA1, &tlv(0x30, &[])));
-        let serial = [0x00, 0xff, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19];
+        let serial = [
+            0x00, 0xff, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19,
+        ];
         let info = parse(&tst_info(&extra, "20250701093000.5Z", &serial)).unwrap();
         assert_eq!(info.accuracy_micros, Some(1_002_003));
         assert_eq!(info.serial.len(), 21);

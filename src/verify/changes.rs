@@ -188,12 +188,9 @@ impl<'a> Comparer<'a> {
         if direct.contains(&id) {
             return true;
         }
-        direct.iter().any(|r| {
-            self.new
-                .objects
-                .get(r)
-                .is_some_and(|o| refers_to(o, id))
-        })
+        direct
+            .iter()
+            .any(|r| self.new.objects.get(r).is_some_and(|o| refers_to(o, id)))
     }
 
     fn new_signature_count(&self) -> usize {

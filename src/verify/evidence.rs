@@ -58,10 +58,12 @@ fn read_revocation_sequence(der: &[u8], basic_ocsp: bool, evidence: &mut Evidenc
         return;
     };
     for field in fields {
-        let Ok(items) = field
-            .children()
-            .and_then(|inner| inner.first().map(|s| s.children()).unwrap_or(Ok(Vec::new())))
-        else {
+        let Ok(items) = field.children().and_then(|inner| {
+            inner
+                .first()
+                .map(|s| s.children())
+                .unwrap_or(Ok(Vec::new()))
+        }) else {
             continue;
         };
         for item in items {

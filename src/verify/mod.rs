@@ -39,7 +39,9 @@ pub enum VerifyError {
     #[error("{0}")]
     PdfMalformed(String),
     /// The PDF is encrypted and cannot be read without its password or key.
-    #[error("{0}: the PDF is encrypted and its signatures cannot be read without its password or key")]
+    #[error(
+        "{0}: the PDF is encrypted and its signatures cannot be read without its password or key"
+    )]
     PdfEncrypted(String),
     /// A detached CMS signature needs its content.
     #[error("{0} is a detached signature: give the signed file with --content")]
@@ -187,7 +189,16 @@ fn verify_pdf(name: &str, input: &[u8], ctx: &Validation<'_>) -> Result<Report, 
                 Ok(parsed) => {
                     let mut evidence = evidence::from_signed_data(&parsed);
                     evidence.extend(&found.dss);
-                    pdf_signature(sig, kind, &parsed, &signed, ctx, &coverage, &evidence, &found.dss_certs)
+                    pdf_signature(
+                        sig,
+                        kind,
+                        &parsed,
+                        &signed,
+                        ctx,
+                        &coverage,
+                        &evidence,
+                        &found.dss_certs,
+                    )
                 }
                 Err(e) => vec![failed(
                     sig.field.clone(),
@@ -200,7 +211,8 @@ fn verify_pdf(name: &str, input: &[u8], ctx: &Validation<'_>) -> Result<Report, 
         };
         let report = &mut sig_reports[0];
         if let Some(m) = &sig.claimed_time {
-            report.claimed_signing_time = pdf_date_to_rfc3339(m).or(report.claimed_signing_time.take());
+            report.claimed_signing_time =
+                pdf_date_to_rfc3339(m).or(report.claimed_signing_time.take());
         }
         if !sig.byte_range_problems.is_empty() {
             report.intact = false;
@@ -314,12 +326,15 @@ fn pdf_signature(
         let matches = parsed.econtent.as_deref() == Some(ranges_sha1.as_slice());
         check.hash_ok &= matches;
         if !matches {
-            check
-                .notes
-                .push("adbe.pkcs7.sha1: the encapsulated digest is not the SHA-1 of the byte ranges".into());
+            check.notes.push(
+                "adbe.pkcs7.sha1: the encapsulated digest is not the SHA-1 of the byte ranges"
+                    .into(),
+            );
         }
         if !check.weak.iter().any(|w| w.contains("SHA-1")) {
-            check.weak.push("adbe.pkcs7.sha1 (SHA-1 digest of the document)".into());
+            check
+                .weak
+                .push("adbe.pkcs7.sha1 (SHA-1 digest of the document)".into());
         }
     }
     let mut reports = vec![evaluate(
@@ -330,7 +345,16 @@ fn pdf_signature(
         evidence,
         dss_certs,
     )];
-    counter_signatures(parsed, signer_info, &sig.field, ctx, coverage, evidence, dss_certs, &mut reports);
+    counter_signatures(
+        parsed,
+        signer_info,
+        &sig.field,
+        ctx,
+        coverage,
+        evidence,
+        dss_certs,
+        &mut reports,
+    );
     reports
 }
 
@@ -368,7 +392,13 @@ fn document_timestamp(
     extra: &[X509],
 ) -> SignatureReport {
     let ts = timestamp::check(&sig.contents, signed, &ctx.trust_lists, extra);
-    let mut report = failed(sig.field.clone(), SubIndication::HashFailure, String::new(), ctx, coverage);
+    let mut report = failed(
+        sig.field.clone(),
+        SubIndication::HashFailure,
+        String::new(),
+        ctx,
+        coverage,
+    );
     report.notes.clear();
     report.kind = SignatureKind::DocumentTimestamp;
     report.intact = ts.intact;
@@ -428,7 +458,16 @@ fn verify_cms(
         let mut r = evaluate(id.clone(), check, ctx, coverage.clone(), &evidence, &[]);
         r.modification = Some("none");
         reports.push(r);
-        counter_signatures(&parsed, signer_info, &id, ctx, &coverage, &evidence, &[], &mut reports);
+        counter_signatures(
+            &parsed,
+            signer_info,
+            &id,
+            ctx,
+            &coverage,
+            &evidence,
+            &[],
+            &mut reports,
+        );
     }
     Ok(Report::new(name.into(), "cms", reports))
 }
@@ -587,7 +626,14 @@ fn evaluate(
     let stamps: Vec<timestamp::TimestampCheck> = check
         .timestamp_tokens
         .iter()
-        .map(|token| timestamp::check(token, &[&check.signature_value], &ctx.trust_lists, &stamp_extra))
+        .map(|token| {
+            timestamp::check(
+                token,
+                &[&check.signature_value],
+                &ctx.trust_lists,
+                &stamp_extra,
+            )
+        })
         .collect();
     for ts in &stamps {
         if ts.valid() {

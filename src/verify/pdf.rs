@@ -148,8 +148,8 @@ fn signatures_in(
     parsed: &[u8],
     blanked: &[(usize, usize)],
 ) -> Result<PdfSignatures, PdfReadError> {
-    let mut doc = crate::pdf::parse_document(parsed)
-        .map_err(|e| PdfReadError::Malformed(e.to_string()))?;
+    let mut doc =
+        crate::pdf::parse_document(parsed).map_err(|e| PdfReadError::Malformed(e.to_string()))?;
     // Still encrypted after loading: the empty user password did not open it, and the
     // parser dropped what it could not decrypt. /ByteRange, /SubFilter and /Contents are
     // never encrypted (ISO 32000-2 §7.6.2): read the structure as stored, strings left as
@@ -211,15 +211,24 @@ fn without_encrypt_entries(input: &[u8]) -> Vec<u8> {
         // Whitespace, object number, whitespace, generation, whitespace, `R`.
         let mut parts = 0;
         while parts < 2 {
-            let ws = out[end..].iter().take_while(|b| b.is_ascii_whitespace()).count();
-            let digits = out[end + ws..].iter().take_while(|b| b.is_ascii_digit()).count();
+            let ws = out[end..]
+                .iter()
+                .take_while(|b| b.is_ascii_whitespace())
+                .count();
+            let digits = out[end + ws..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .count();
             if ws == 0 || digits == 0 {
                 break;
             }
             end += ws + digits;
             parts += 1;
         }
-        let ws = out[end..].iter().take_while(|b| b.is_ascii_whitespace()).count();
+        let ws = out[end..]
+            .iter()
+            .take_while(|b| b.is_ascii_whitespace())
+            .count();
         if parts == 2 && ws > 0 && out.get(end + ws) == Some(&b'R') {
             out[start..end + ws + 1].fill(b' ');
         }

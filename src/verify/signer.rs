@@ -232,7 +232,9 @@ fn pss_params(params: Option<&[u8]>) -> Result<Scheme, String> {
     if let Some(params) = params {
         let seq = ber::read_one(params).map_err(bad)?;
         for field in seq.children().map_err(bad)? {
-            let inner = Fields::of(&field).and_then(|mut f| f.any("value")).map_err(bad)?;
+            let inner = Fields::of(&field)
+                .and_then(|mut f| f.any("value"))
+                .map_err(bad)?;
             match field.tag {
                 0xA0 => {
                     let alg = crate::cms::parse::algorithm(&inner).map_err(bad)?;

@@ -118,9 +118,7 @@ impl XmlSignatureMethod {
             "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384" => Self::Ecdsa(s2(Sha384)),
             "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512" => Self::Ecdsa(s2(Sha512)),
             "http://www.w3.org/2001/04/xmldsig-more#rsa-sha224" => Self::Rsa(XmlDigest::Sha224),
-            "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha224" => {
-                Self::Ecdsa(XmlDigest::Sha224)
-            }
+            "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha224" => Self::Ecdsa(XmlDigest::Sha224),
             "http://www.w3.org/2000/09/xmldsig#dsa-sha1" => Self::Dsa(XmlDigest::Sha1),
             "http://www.w3.org/2009/xmldsig11#dsa-sha256" => Self::Dsa(s2(Sha256)),
             "http://www.w3.org/2000/09/xmldsig#hmac-sha1"
@@ -425,7 +423,10 @@ pub fn process_reference_with(
         }
     }
     if base64 && (method.is_some() || enveloped || all_signatures_out) {
-        return fail(check, "the base64 transform must be the only transform".into());
+        return fail(
+            check,
+            "the base64 transform must be the only transform".into(),
+        );
     }
     let method = method
         .unwrap_or_else(|| Method::from_uri(c14n::C14N10, Vec::new()).expect("C14N 1.0 is known"));
@@ -490,7 +491,11 @@ fn detached_digest(
             let alg = t.attribute("Algorithm").unwrap_or("");
             match Method::from_uri(alg, inclusive_prefixes(t)) {
                 Some(m) if method.is_none() => method = Some(m),
-                _ => return Err(format!("transform {alg} on detached content is not supported")),
+                _ => {
+                    return Err(format!(
+                        "transform {alg} on detached content is not supported"
+                    ))
+                }
             }
         }
     }
@@ -638,13 +643,14 @@ pub fn check_signature_with(
             }
             // XAdES signed properties belong to this signature; elsewhere they are a
             // wrapping attack's decoy or its hidden original.
-            if r.attribute("Type").is_some_and(|t| t.ends_with("#SignedProperties"))
+            if r.attribute("Type")
+                .is_some_and(|t| t.ends_with("#SignedProperties"))
                 && rc.target.is_some()
                 && !rc.inside_signature
             {
-                check.format_errors.push(
-                    "the SignedProperties reference points outside the signature".into(),
-                );
+                check
+                    .format_errors
+                    .push("the SignedProperties reference points outside the signature".into());
             }
             check.references.push(rc);
         }
@@ -745,8 +751,9 @@ fn key_value(key_info: Node<'_, '_>) -> Option<PKey<Public>> {
     };
     match inner.tag_name().name() {
         "RSAKeyValue" => {
-            let rsa = openssl::rsa::Rsa::from_public_components(field("Modulus")?, field("Exponent")?)
-                .ok()?;
+            let rsa =
+                openssl::rsa::Rsa::from_public_components(field("Modulus")?, field("Exponent")?)
+                    .ok()?;
             PKey::from_rsa(rsa).ok()
         }
         "DSAKeyValue" => {

@@ -196,7 +196,9 @@ impl Profile {
                     .is_some_and(|t| {
                         t.has_tag_name((super::dsig::DSIG_NS, "Object"))
                             && t.parent_element().map(|p| p.id()) == Some(signature.id())
-                            && !t.descendants().any(|d| d.tag_name().name() == "SignedProperties")
+                            && !t
+                                .descendants()
+                                .any(|d| d.tag_name().name() == "SignedProperties")
                     })
         });
         let verdict = (|| -> Result<(), String> {
@@ -204,7 +206,9 @@ impl Profile {
                 return Ok(());
             }
             // Detached: every document reference is to content the caller supplied.
-            if self == Self::Enveloped && !doc_refs.is_empty() && doc_refs.iter().all(|r| r.external)
+            if self == Self::Enveloped
+                && !doc_refs.is_empty()
+                && doc_refs.iter().all(|r| r.external)
             {
                 return Ok(());
             }
