@@ -135,7 +135,11 @@ struct Signed {
 
 /// `openssl cms -sign` over [`CONTENT`] with a fresh key of type `newkey` and `extra` options.
 fn cms_sign(newkey: &[&str], extra: &[&str]) -> Signed {
-    let dir = tempfile::tempdir().unwrap();
+    cms_sign_in(tempfile::tempdir().unwrap(), newkey, extra)
+}
+
+/// [`cms_sign`] in `dir` (which may already hold key parameters).
+fn cms_sign_in(dir: tempfile::TempDir, newkey: &[&str], extra: &[&str]) -> Signed {
     std::fs::write(dir.path().join("content.txt"), CONTENT).unwrap();
     let cert = identity(dir.path(), "signer", newkey, None);
     let mut args = vec![
@@ -272,27 +276,9 @@ fn other_algorithms_verify_or_are_reported_by_policy_never_as_crypto_failures() 
                 ],
             );
         }
-        std::fs::write(dir.path().join("content.txt"), CONTENT).unwrap();
-        let cert = identity(dir.path(), "signer", &key, None);
-        let mut args = vec![
-            "cms",
-            "-sign",
-            "-binary",
-            "-nodetach",
-            "-in",
-            "content.txt",
-            "-signer",
-            "signer.pem",
-            "-inkey",
-            "signer.key",
-            "-outform",
-            "DER",
-            "-out",
-            "signed.p7m",
-        ];
-        args.extend_from_slice(&extra);
-        openssl(dir.path(), &args);
-        let p7 = std::fs::read(dir.path().join("signed.p7m")).unwrap();
+        let mut extra = extra;
+        extra.push("-nodetach");
+        let Signed { dir: _dir, cert, p7 } = cms_sign_in(dir, &key, &extra);
         let report = verify_bytes(&p7, None, &[&cert]);
         assert_intact(&report);
         assert_ne!(
@@ -311,18 +297,7 @@ fn other_algorithms_verify_or_are_reported_by_policy_never_as_crypto_failures() 
 // ---- grafting OpenSSL-made parts into an OpenSSL-made SignedData --------------------------
 
 fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let len = content.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let skip = bytes.iter().take_while(|b| **b == 0).count();
-        out.push(0x80 | (bytes.len() - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
-    }
-    out.extend_from_slice(content);
-    out
+    ber::encode(tag, content)
 }
 
 /// The SignedData fields (raw) of a ContentInfo.

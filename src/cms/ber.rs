@@ -152,6 +152,14 @@ fn is_string_type(tag: u8) -> bool {
     tag & 0xc0 == 0 && matches!(tag & 0x1f, 3 | 4 | 12 | 18..=22 | 25..=28 | 30)
 }
 
+/// The definite-length encoding of one element with identifier `tag` and `content`.
+pub fn encode(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(content.len() + 6);
+    write_header(tag, content.len(), &mut out);
+    out.extend_from_slice(content);
+    out
+}
+
 fn write_header(tag: u8, len: usize, out: &mut Vec<u8>) {
     out.push(tag);
     if len < 0x80 {

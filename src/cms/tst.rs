@@ -99,14 +99,7 @@ mod tests {
     use super::*;
 
     fn tlv(tag: u8, value: &[u8]) -> Vec<u8> {
-        let mut v = vec![tag];
-        if value.len() < 0x80 {
-            v.push(value.len() as u8);
-        } else {
-            v.extend_from_slice(&[0x81, value.len() as u8]);
-        }
-        v.extend_from_slice(value);
-        v
+        ber::encode(tag, value)
     }
 
     fn tst_info(extra: &[u8], time: &str, serial: &[u8]) -> Vec<u8> {
