@@ -12,17 +12,21 @@ use serde_json::Value;
 use signgate::cms::ber;
 use signgate::verify::{self, Policy, TrustList, ValidationContext};
 
-/// `openssl` on PATH; under CI=true its absence fails the test.
-fn openssl_available() -> bool {
-    let ok = Command::new("openssl")
-        .arg("version")
+/// Whether `tool` runs (with `version_arg`); under CI=true its absence fails the test.
+fn tool_available(tool: &str, version_arg: &str) -> bool {
+    let ok = Command::new(tool)
+        .arg(version_arg)
         .output()
         .is_ok_and(|o| o.status.success());
     assert!(
         ok || std::env::var("CI").as_deref() != Ok("true"),
-        "openssl is required (CI=true)"
+        "{tool} is required (CI=true)"
     );
     ok
+}
+
+fn openssl_available() -> bool {
+    tool_available("openssl", "version")
 }
 
 fn openssl(dir: &Path, args: &[&str]) {
@@ -35,6 +39,15 @@ fn openssl(dir: &Path, args: &[&str]) {
         out.status.success(),
         "openssl {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// DSA domain parameters (2048 bits) in `dir/dsa.param`.
+fn dsa_params(dir: &Path) {
+    let args = ["genpkey", "-genparam", "-algorithm", "DSA", "-pkeyopt"];
+    openssl(
+        dir,
+        &[&args[..], &["dsa_paramgen_bits:2048", "-out", "dsa.param"]].concat(),
     );
 }
 
@@ -114,6 +127,15 @@ fn assert_altered(report: &Value) {
     );
 }
 
+/// With one byte of the signed content flipped, `signed` is TOTAL_FAILED and not intact.
+fn assert_flipped_fails(signed: &[u8], trust: &Path) {
+    assert_altered(&verify_bytes(
+        &flip_in(signed, b"interop test"),
+        None,
+        &[trust],
+    ));
+}
+
 /// Flips one byte of `needle`'s first occurrence in `haystack`.
 fn flip_in(haystack: &[u8], needle: &[u8]) -> Vec<u8> {
     let at = haystack
@@ -174,11 +196,7 @@ fn ber_streamed_cms_from_openssl_verifies_and_a_flipped_byte_fails() {
     let report = verify_bytes(&s.p7, None, &[&s.cert]);
     assert_intact(&report);
     assert_eq!(sig(&report, 0)["indication"], "TOTAL_PASSED", "{report:#}");
-    assert_altered(&verify_bytes(
-        &flip_in(&s.p7, b"interop test"),
-        None,
-        &[&s.cert],
-    ));
+    assert_flipped_fails(&s.p7, &s.cert);
     // Zero padding (a PDF /Contents hole) is allowed after the structure, data is not.
     let mut padded = s.p7.clone();
     padded.extend_from_slice(&[0; 64]);
@@ -199,11 +217,7 @@ fn signer_info_without_signed_attributes_verifies_and_a_flipped_byte_fails() {
         let s = cms_sign(key, &["-nodetach", "-noattr"]);
         let report = verify_bytes(&s.p7, None, &[&s.cert]);
         assert_intact(&report);
-        assert_altered(&verify_bytes(
-            &flip_in(&s.p7, b"interop test"),
-            None,
-            &[&s.cert],
-        ));
+        assert_flipped_fails(&s.p7, &s.cert);
     }
 }
 
@@ -262,23 +276,15 @@ fn other_algorithms_verify_or_are_reported_by_policy_never_as_crypto_failures() 
     for (name, key, extra) in cases {
         let dir = tempfile::tempdir().unwrap();
         if name == "DSA" {
-            openssl(
-                dir.path(),
-                &[
-                    "genpkey",
-                    "-genparam",
-                    "-algorithm",
-                    "DSA",
-                    "-pkeyopt",
-                    "dsa_paramgen_bits:2048",
-                    "-out",
-                    "dsa.param",
-                ],
-            );
+            dsa_params(dir.path());
         }
         let mut extra = extra;
         extra.push("-nodetach");
-        let Signed { dir: _dir, cert, p7 } = cms_sign_in(dir, &key, &extra);
+        let Signed {
+            dir: _dir,
+            cert,
+            p7,
+        } = cms_sign_in(dir, &key, &extra);
         let report = verify_bytes(&p7, None, &[&cert]);
         assert_intact(&report);
         assert_ne!(
@@ -286,11 +292,7 @@ fn other_algorithms_verify_or_are_reported_by_policy_never_as_crypto_failures() 
             "SIG_CRYPTO_FAILURE",
             "{name}"
         );
-        assert_altered(&verify_bytes(
-            &flip_in(&p7, b"interop test"),
-            None,
-            &[&cert],
-        ));
+        assert_flipped_fails(&p7, &cert);
     }
 }
 
@@ -577,11 +579,7 @@ fn plain_ecdsa_values_verify_and_a_flipped_byte_fails() {
     set_signer(&mut fields, &signer);
     let p7 = assemble(&fields);
     assert_intact(&verify_bytes(&p7, None, &[&s.cert]));
-    assert_altered(&verify_bytes(
-        &flip_in(&p7, b"interop test"),
-        None,
-        &[&s.cert],
-    ));
+    assert_flipped_fails(&p7, &s.cert);
 }
 
 #[test]
@@ -608,11 +606,7 @@ fn signed_attributes_reordered_after_signing_verify_over_der_with_a_note() {
     assert_intact(&report);
     let notes = sig(&report, 0)["notes"].to_string();
     assert!(notes.contains("DER re-encoding"), "{report:#}");
-    assert_altered(&verify_bytes(
-        &flip_in(&p7, b"interop test"),
-        None,
-        &[&s.cert],
-    ));
+    assert_flipped_fails(&p7, &s.cert);
 }
 
 // ---- XML-DSig made by xmlsec1 -----------------------------------------------------------
@@ -631,15 +625,7 @@ const ENVELOPED_T: &str =
 const XPATH_T: &str = r#"<Transform Algorithm="http://www.w3.org/TR/1999/REC-xpath-19991116"><XPath xmlns:dsig="http://www.w3.org/2000/09/xmldsig#">not(ancestor-or-self::dsig:Signature)</XPath></Transform>"#;
 
 fn xmlsec_available() -> bool {
-    let ok = Command::new("xmlsec1")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok || std::env::var("CI").as_deref() != Ok("true"),
-        "xmlsec1 is required (CI=true)"
-    );
-    ok
+    tool_available("xmlsec1", "--version")
 }
 
 fn xmlsec_sign(dir: &Path, template: &str, key_args: &[&str]) -> Vec<u8> {
@@ -669,19 +655,7 @@ fn xml_signature_variants_from_xmlsec1_verify_and_a_flipped_byte_fails() {
     let d = dir.path();
     let cert = identity(d, "rsa", &["-newkey", "rsa:2048"], None);
     let other = identity(d, "other", &["-newkey", "rsa:2048"], None);
-    openssl(
-        d,
-        &[
-            "genpkey",
-            "-genparam",
-            "-algorithm",
-            "DSA",
-            "-pkeyopt",
-            "dsa_paramgen_bits:2048",
-            "-out",
-            "dsa.param",
-        ],
-    );
+    dsa_params(d);
     openssl(
         d,
         &["genpkey", "-paramfile", "dsa.param", "-out", "dsa.key"],
@@ -748,11 +722,7 @@ fn xml_signature_variants_from_xmlsec1_verify_and_a_flipped_byte_fails() {
                 "{name}: {report:#}"
             );
         }
-        assert_altered(&verify_bytes(
-            &flip_in(&signed, b"interop test"),
-            None,
-            &[&cert],
-        ));
+        assert_flipped_fails(&signed, &cert);
     }
 
     // HMAC: correct for whoever holds the key, but it names no signer: never TOTAL_PASSED.
