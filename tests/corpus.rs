@@ -213,6 +213,20 @@ fn judge(row: &Row, outcome: &Outcome) -> Result<(), String> {
     }
 }
 
+/// The failure classes, 1 to 10.
+const CLASS_NAMES: [&str; 10] = [
+    "BER, signed attributes",
+    "intact vs trust",
+    "time-stamp tokens",
+    "no signed attributes",
+    "algorithms",
+    "PDF sub-filters",
+    "encrypted PDFs",
+    "revision analysis",
+    "XML-DSig variants",
+    "counter-signatures",
+];
+
 /// The failure classes a row belongs to, from its features and kind.
 fn classes(row: &Row) -> Vec<u8> {
     let has = |f: &[&str]| row.features.iter().any(|x| f.contains(&x.as_str()));
@@ -411,6 +425,20 @@ fn corpus_verdicts_agree_with_the_independent_oracles() {
     for (class, (a, n)) in &per_class {
         println!("class {class}: {a} of {n} decided rows agree");
     }
+    // The table the README's "Signatures made by other tools" section shows.
+    let mut table = format!(
+        "| decided rows agreeing | {} of {} |\n",
+        decided.0, decided.1
+    );
+    for (class, (a, n)) in &per_class {
+        table.push_str(&format!(
+            "| class {class} ({}) | {a} of {n} |\n",
+            CLASS_NAMES[*class as usize - 1]
+        ));
+    }
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("corpus-agreement.md");
+    std::fs::write(&out, &table).expect("write the agreement table");
+    println!("agreement table: {}", out.display());
     assert!(
         failures.is_empty(),
         "{} corpus rows disagree:\n{}",
