@@ -244,16 +244,19 @@ impl<'a> Comparer<'a> {
         if self.in_dss(id) {
             return self.permitted.push("validation data (DSS) updated".into());
         }
-        if self.in_catalog_entry(b"Extensions", id) {
-            // Developer extensions declare what the file uses (ISO 32000-2 §7.12).
-            return self
-                .permitted
-                .push("developer extensions (/Extensions) updated".into());
-        }
         if let Some(&page) = self.contents.get(&id) {
             return self
                 .disallowed
                 .push(format!("page {page} content stream replaced"));
+        }
+        if is_extensions_object(old, self.old)
+            && is_extensions_object(new, self.new)
+            && self.in_catalog_entry(b"Extensions", id)
+        {
+            // Developer extensions only declare what the file uses (ISO 32000-2 §7.12).
+            return self
+                .permitted
+                .push("developer extensions (/Extensions) updated".into());
         }
         if self.new.catalog().ok().map(|c| c as *const Dictionary)
             == new.as_dict().ok().map(|d| d as *const Dictionary)
@@ -507,6 +510,32 @@ fn is_dss(d: &Dictionary) -> bool {
     d.has(b"VRI")
         || (d.has(b"OCSPs") || d.has(b"CRLs")) && d.has(b"Certs")
         || d.get(b"Type").ok().and_then(|t| t.as_name().ok()) == Some(b"DSS")
+}
+
+/// The /Extensions dictionary (prefix → extension dictionaries or arrays of them) or one
+/// developer extension dictionary (/BaseVersion, /ExtensionLevel), references resolved in
+/// `doc`: nothing that renders.
+fn is_extensions_object(obj: &Object, doc: &Document) -> bool {
+    let Ok(d) = obj.as_dict() else {
+        return false;
+    };
+    let extension = |o: &Object| {
+        let resolved = match o {
+            Object::Reference(r) => doc.objects.get(r),
+            other => Some(other),
+        };
+        resolved
+            .and_then(|o| o.as_dict().ok())
+            .is_some_and(|d| d.has(b"BaseVersion") && d.has(b"ExtensionLevel"))
+    };
+    (d.has(b"BaseVersion") && d.has(b"ExtensionLevel"))
+        || d.iter().all(|(key, value)| {
+            key.as_slice() == b"Type"
+                || match value {
+                    Object::Array(items) => items.iter().all(extension),
+                    other => extension(other),
+                }
+        })
 }
 
 fn is_acroform(d: &Dictionary) -> bool {
