@@ -542,3 +542,47 @@ fn corpus_files_with_a_flipped_signed_byte_are_never_intact() {
     assert!(checked >= 40, "only {checked} rows could be altered");
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+#[test]
+fn xpath_filter2_covers_exactly_what_its_filters_keep() {
+    let Some(dir) = corpus_dir() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "../shared/corpus is missing (CI=true)"
+        );
+        return;
+    };
+    // The Filter 2.0 specification's example: ToBeSigned minus NotToBeSigned plus
+    // ReallyToBeSigned (Baltimore's interop vector, verified by xmlsec1).
+    let input = std::fs::read(dir.join("xml/xmlsec-merlin-xpath-filter2-sign-spec.xml")).unwrap();
+    let text = String::from_utf8(input).unwrap();
+    let verdict = |xml: &str| {
+        let ctx = ValidationContext {
+            at: time::OffsetDateTime::now_utc(),
+            trust_lists: Vec::new(),
+            fetcher: None,
+        };
+        let report =
+            verify::document("f2.xml", xml.as_bytes(), None, &Policy::default(), &ctx).unwrap();
+        serde_json::to_value(report).unwrap()["signatures"][0]["intact"] == true
+    };
+    assert!(verdict(&text), "the vector as published is intact");
+    // A byte flipped in a kept element (the first <Data />, under ToBeSigned).
+    assert!(!verdict(&text.replacen("<Data />", "<Dbta />", 1)));
+    // In the re-included ReallyToBeSigned, inside the subtracted NotToBeSigned.
+    let really = text.find("<ReallyToBeSigned>").unwrap();
+    let mut changed = text.clone();
+    changed.replace_range(
+        really..really + 80,
+        &text[really..really + 80].replacen("<Data />", "<Dbta />", 1),
+    );
+    assert!(!verdict(&changed));
+    // Inside the second NotToBeSigned: not covered, still intact.
+    let second = text.rfind("<NotToBeSigned>").unwrap();
+    let mut outside = text.clone();
+    outside.replace_range(
+        second..second + 40,
+        &text[second..second + 40].replacen("<Data />", "<Dbta />", 1),
+    );
+    assert!(verdict(&outside));
+}

@@ -122,7 +122,7 @@ pub fn canonicalize_filled(
     method: &Method,
     fills: &[(NodeId, &str)],
 ) -> Result<Vec<u8>, XmlError> {
-    write_subset(text, subset, method, fills, &[])
+    write_subset(text, subset, method, fills, &[], &[])
 }
 
 /// [`canonicalize`] leaving out the subtrees of `also` as well as `subset.exclude` (the XPath
@@ -133,7 +133,21 @@ pub fn canonicalize_excluding(
     method: &Method,
     also: &[NodeId],
 ) -> Result<Vec<u8>, XmlError> {
-    write_subset(text, subset, method, &[], also)
+    write_subset(text, subset, method, &[], also, &[])
+}
+
+/// [`canonicalize_excluding`] where the elements of `omitted` are not in the node-set but
+/// their descendants may be: their tags, attributes and text are left out, their element
+/// children are visited (an XPath Filter 2.0 node-set, where a subtree can be taken out and
+/// part of it put back).
+pub fn canonicalize_filtered(
+    text: &str,
+    subset: Subset<'_, '_>,
+    method: &Method,
+    also: &[NodeId],
+    omitted: &[NodeId],
+) -> Result<Vec<u8>, XmlError> {
+    write_subset(text, subset, method, &[], also, omitted)
 }
 
 fn write_subset(
@@ -142,6 +156,7 @@ fn write_subset(
     method: &Method,
     fills: &[(NodeId, &str)],
     also: &[NodeId],
+    omitted: &[NodeId],
 ) -> Result<Vec<u8>, XmlError> {
     let mut exclude: Vec<NodeId> = subset.exclude.into_iter().collect();
     exclude.extend_from_slice(also);
@@ -150,6 +165,7 @@ fn write_subset(
         method,
         comments: subset.comments && method.with_comments,
         exclude,
+        omitted: omitted.iter().copied().collect(),
         fills,
         out: Vec::with_capacity(subset.apex.range().len()),
     };
@@ -205,6 +221,7 @@ struct Writer<'t, 'm> {
     method: &'m Method,
     comments: bool,
     exclude: Vec<NodeId>,
+    omitted: std::collections::HashSet<NodeId>,
     fills: &'m [(NodeId, &'m str)],
     out: Vec<u8>,
 }
@@ -216,6 +233,16 @@ impl Writer<'_, '_> {
         rendered: &BTreeMap<String, String>,
         apex: bool,
     ) -> Result<(), XmlError> {
+        if self.omitted.contains(&node.id()) {
+            // Not in the node-set: only its element descendants may be, each rendered as
+            // the first output element of its branch (inheriting xml:* like an apex).
+            for child in node.children() {
+                if child.is_element() && !self.exclude.contains(&child.id()) {
+                    self.element(child, rendered, true)?;
+                }
+            }
+            return Ok(());
+        }
         let qname = element_qname(self.text, node);
         let in_scope: BTreeMap<String, String> = node
             .namespaces()

@@ -387,6 +387,7 @@ pub fn process_reference_with(
     let mut enveloped = false;
     let mut all_signatures_out = false;
     let mut base64 = false;
+    let mut filters: Vec<super::filter2::Filters> = Vec::new();
     let mut method: Option<Method> = None;
     if let Some(transforms) = ds_child(reference, "Transforms") {
         for t in transforms.children().filter(|c| c.is_element()) {
@@ -399,6 +400,14 @@ pub fn process_reference_with(
                     return fail(check, "enveloped-signature transform out of order".into());
                 }
                 enveloped = true;
+            } else if alg == super::filter2::ALGORITHM {
+                if method.is_some() || base64 {
+                    return fail(check, "XPath Filter 2.0 after canonicalization".into());
+                }
+                match super::filter2::Filters::read(t) {
+                    Ok(f) => filters.push(f),
+                    Err(why) => return fail(check, why),
+                }
             } else if alg == BASE64 {
                 if base64 {
                     return fail(check, "more than one base64 transform".into());
@@ -462,18 +471,97 @@ pub fn process_reference_with(
                 .map(|n| n.id()),
         );
     }
-    let subset = Subset {
-        apex,
-        exclude,
-        comments: false,
+    let octets = if enveloped && check.inside_signature {
+        // The enveloped-signature transform removes the whole signature, and with it a
+        // target inside it: nothing is left (XML-DSig §6.6.4).
+        Ok(Vec::new())
+    } else if filters.is_empty() {
+        let subset = Subset {
+            apex,
+            exclude,
+            comments: false,
+        };
+        c14n::canonicalize_excluding(parsed.text, subset, &method, &all_signatures)
+    } else {
+        all_signatures.extend(exclude);
+        filtered_octets(parsed.text, apex, &all_signatures, &filters, &method).map(
+            |(octets, heads)| {
+                // What the reference really covers: the heads of the kept branches.
+                check.inside_signature = !heads.is_empty()
+                    && heads
+                        .iter()
+                        .all(|h| h.id() == signature.id() || is_inside(*h, signature.id()));
+                if !heads.is_empty() {
+                    check.whole_document = false;
+                    check.target = Some(heads[0].id());
+                    check.element_path = Some(
+                        heads
+                            .iter()
+                            .map(|h| element_path(*h))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    );
+                }
+                octets
+            },
+        )
     };
-    let octets = match c14n::canonicalize_excluding(parsed.text, subset, &method, &all_signatures) {
+    let octets = match octets {
         Ok(o) => o,
         Err(e) => return fail(check, e.to_string()),
     };
     let computed = digest_method.hash(&octets);
     check.digest_ok = claimed.as_deref() == Some(computed.as_slice());
     (check, Some(computed))
+}
+
+/// The canonical form of the node-set that XPath Filter 2.0 `filters` leave of the subtree
+/// of `apex` without the subtrees of `excluded`, and the elements that head its kept
+/// branches.
+fn filtered_octets<'a, 'i>(
+    text: &str,
+    apex: Node<'a, 'i>,
+    excluded: &[NodeId],
+    filters: &[super::filter2::Filters],
+    method: &Method,
+) -> Result<(Vec<u8>, Vec<Node<'a, 'i>>), XmlError> {
+    let kept = |e: Node<'_, '_>| filters.iter().all(|f| f.keeps(e));
+    let in_input = |e: Node<'_, '_>| !e.ancestors().any(|a| excluded.contains(&a.id()));
+    if !in_input(apex) {
+        // The enveloped signature took the whole input away (a reference into it).
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let elements: Vec<Node<'a, 'i>> = apex
+        .descendants()
+        .filter(|n| n.is_element() && in_input(*n))
+        .collect();
+    let omitted: Vec<NodeId> = elements
+        .iter()
+        .filter(|e| !kept(**e))
+        .map(|e| e.id())
+        .collect();
+    let heads: Vec<Node<'a, 'i>> = elements
+        .iter()
+        .filter(|e| kept(**e))
+        .filter(|e| {
+            e.id() == apex.id()
+                || match e.parent_element() {
+                    None => true,
+                    Some(p) => {
+                        omitted.contains(&p.id())
+                            || (p.id() != apex.id() && !is_inside(p, apex.id()))
+                    }
+                }
+        })
+        .copied()
+        .collect();
+    let subset = Subset {
+        apex,
+        exclude: None,
+        comments: false,
+    };
+    let octets = c14n::canonicalize_filtered(text, subset, method, excluded, &omitted)?;
+    Ok((octets, heads))
 }
 
 /// The base64 transform (XML-DSig §6.6.2).
