@@ -40,6 +40,8 @@ pub mod publish;
 pub mod routing;
 pub mod sign;
 pub mod store;
+#[cfg(test)]
+mod test_support;
 pub mod tls;
 pub mod tsa;
 pub mod verify;

@@ -373,6 +373,7 @@ fn fmt(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::require_tool;
     use std::path::{Path, PathBuf};
     use std::process::Command;
     use unicode_normalization::UnicodeNormalization;
@@ -386,23 +387,6 @@ mod tests {
             "Số: 123/QĐ-UBND".to_string(),
             "Thời gian ký: 2025-07-01T09:30:00+07:00".to_string(),
         ]
-    }
-
-    /// Whether a poppler tool can run. Missing tools skip the test locally and fail it on CI.
-    fn have_tool(name: &str) -> bool {
-        let ok = Command::new(name)
-            .arg("-v")
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        if !ok {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "{name} (poppler-utils) is required on CI"
-            );
-            eprintln!("skipping: {name} not installed");
-        }
-        ok
     }
 
     /// A one-page PDF (`page` = width, height as displayed, `/Rotate rotate`) with one
@@ -563,7 +547,7 @@ mod tests {
 
     #[test]
     fn text_stamp_extracts_exact_vietnamese() {
-        if !have_tool("pdftotext") {
+        if !require_tool("pdftotext") {
             return;
         }
         let lines = vietnamese_lines();
@@ -578,7 +562,7 @@ mod tests {
 
     #[test]
     fn decomposed_input_extracts_as_nfc() {
-        if !have_tool("pdftotext") {
+        if !require_tool("pdftotext") {
             return;
         }
         let decomposed: String = "Ủy ban nhân dân tỉnh Bắc Ninh".nfd().collect();
@@ -595,7 +579,7 @@ mod tests {
 
     #[test]
     fn missing_glyphs_do_not_fail_and_still_extract() {
-        if !have_tool("pdftotext") {
+        if !require_tool("pdftotext") {
             return;
         }
         // U+4E2D is not in Liberation Serif: drawn as .notdef, extracted via /ToUnicode.
@@ -610,7 +594,7 @@ mod tests {
 
     #[test]
     fn signature_reads_upright_on_rotated_pages() {
-        if !have_tool("pdftoppm") || !have_tool("pdftotext") {
+        if !require_tool("pdftoppm") || !require_tool("pdftotext") {
             return;
         }
         let lines = vietnamese_lines();
@@ -656,7 +640,7 @@ mod tests {
 
     #[test]
     fn seal_renders_red_with_transparent_corners() {
-        if !have_tool("pdftoppm") {
+        if !require_tool("pdftoppm") {
             return;
         }
         let ap = Appearance::Seal {

@@ -29,7 +29,7 @@ use openssl::x509::extension::{
     AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
     SubjectKeyIdentifier,
 };
-use openssl::x509::{X509Extension, X509Name, X509NameBuilder, X509};
+use openssl::x509::{X509Extension, X509Name, X509NameBuilder, X509VerifyResult, X509};
 use time::OffsetDateTime;
 use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
 use x509_cert::ext::pkix::crl::dp::DistributionPoint;
@@ -763,6 +763,40 @@ impl DemoPki {
             key,
             p12_path: p12_path.to_path_buf(),
         })
+    }
+
+    /// Revokes an already issued leaf (keyCompromise, at `at`): its `index.txt` line becomes
+    /// `R` and its CA's CRL is rewritten with it, as `openssl ca -revoke` would. A running
+    /// `openssl ocsp -index` reads the index only at start: restart it afterwards.
+    pub fn revoke(&mut self, leaf: &X509, at: OffsetDateTime) -> Result<(), PkiError> {
+        let issued_by = |ca: &Authority| ca.certificate.issued(leaf) == X509VerifyResult::OK;
+        let issuer = if issued_by(&self.issuing) {
+            Issuer::Issuing
+        } else if issued_by(&self.root) {
+            Issuer::Root
+        } else {
+            return Err(PkiError::Invalid(
+                "the certificate was not issued by this PKI".into(),
+            ));
+        };
+        let serial = leaf
+            .serial_number()
+            .to_bn()
+            .map_err(ossl("serial"))?
+            .to_vec();
+        let ca = match issuer {
+            Issuer::Root => &mut self.root,
+            _ => &mut self.issuing,
+        };
+        if !ca.revoked.iter().any(|(s, _)| *s == serial) {
+            ca.revoked.push((serial.clone(), at));
+        }
+        self.write_crl(issuer)?;
+        if let Some(entry) = self.index.iter_mut().find(|e| e.serial == serial) {
+            entry.revoked_at = Some(at);
+            self.write_index()?;
+        }
+        Ok(())
     }
 
     /// Rewrites the CRL of `issuer` (Root or Issuing) with its current revocations.

@@ -1,6 +1,7 @@
 use std::process::{Command, Stdio};
 
 use super::*;
+use crate::test_support::require_tool;
 
 /// Fast options for tests: smaller CA keys, same structure.
 fn fast(base_url: &str) -> DemoOptions {
@@ -60,6 +61,9 @@ const P12S: [&str; 10] = [
 
 #[test]
 fn generates_exactly_the_contract_files_and_they_verify() {
+    if !require_tool("openssl") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("demo");
     generate(&out, &fast(DEFAULT_BASE_URL)).unwrap();
@@ -154,6 +158,9 @@ fn generates_exactly_the_contract_files_and_they_verify() {
 
 #[test]
 fn leaves_carry_the_contract_extensions() {
+    if !require_tool("openssl") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let base = "http://127.0.0.1:9999/";
     generate(dir.path(), &fast(base)).unwrap();
@@ -233,6 +240,9 @@ fn leaves_carry_the_contract_extensions() {
 
 #[test]
 fn bad_leaves_for_tests() {
+    if !require_tool("openssl") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let mut pki = generate(dir.path(), &fast(DEFAULT_BASE_URL)).unwrap();
     let now = OffsetDateTime::now_utc();
@@ -274,38 +284,7 @@ fn bad_leaves_for_tests() {
     // The p12 opens through the crate's own key loader.
     let key = crate::keys::Pkcs12Key::open(&dir.path().join("revoked.p12"), DEMO_PASSWORD).unwrap();
     assert_eq!(crate::keys::KeySource::chain(&key).len(), 1);
-    let serial = hex::encode_upper(
-        revoked
-            .certificate
-            .serial_number()
-            .to_bn()
-            .unwrap()
-            .to_vec(),
-    );
-    let index = std::fs::read_to_string(dir.path().join("index.txt")).unwrap();
-    let line = index
-        .lines()
-        .find(|l| l.contains(&serial))
-        .expect("revoked serial in index.txt");
-    assert!(line.starts_with("R\t"), "{line}");
-    assert_eq!(line.split('\t').nth(2).unwrap(), index_time(revoked_at));
-
-    let crl = dir.path().join("issuing-ca.crl");
-    let (ok, text) = run_openssl(&[
-        "crl",
-        "-inform",
-        "DER",
-        "-in",
-        crl.to_str().unwrap(),
-        "-noout",
-        "-text",
-    ]);
-    assert!(ok, "{text}");
-    assert!(
-        text.contains(&format!("Serial Number: {serial}")),
-        "{serial} not in {text}"
-    );
-    assert!(text.contains("Key Compromise"), "{text}");
+    assert_revoked(dir.path(), &revoked.certificate, revoked_at);
 
     let weak = pki
         .issue_leaf(
@@ -341,6 +320,59 @@ fn bad_leaves_for_tests() {
     assert!(!ok, "untrusted leaf verified: {text}");
 }
 
+/// Asserts that `cert` is revoked at `at` in `DIR/index.txt` and listed with reason
+/// keyCompromise in `DIR/issuing-ca.crl`.
+fn assert_revoked(dir: &Path, cert: &X509, at: OffsetDateTime) {
+    let serial = hex::encode_upper(cert.serial_number().to_bn().unwrap().to_vec());
+    let index = std::fs::read_to_string(dir.join("index.txt")).unwrap();
+    let line = index
+        .lines()
+        .find(|l| l.contains(&serial))
+        .expect("revoked serial in index.txt");
+    assert!(line.starts_with("R\t"), "{line}");
+    assert_eq!(line.split('\t').nth(2).unwrap(), index_time(at));
+
+    let crl = dir.join("issuing-ca.crl");
+    let (ok, text) = run_openssl(&[
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        crl.to_str().unwrap(),
+        "-noout",
+        "-text",
+    ]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains(&format!("Serial Number: {serial}")),
+        "{serial} not in {text}"
+    );
+    assert!(text.contains("Key Compromise"), "{text}");
+}
+
+#[test]
+fn revoking_an_issued_leaf_updates_index_and_crl() {
+    if !require_tool("openssl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut pki = generate(dir.path(), &fast(DEFAULT_BASE_URL)).unwrap();
+    let leaf = pki
+        .issue_leaf(&LeafSpec::new("Later revoked"), &dir.path().join("l.p12"))
+        .unwrap();
+    let at = OffsetDateTime::now_utc() - time::Duration::minutes(5);
+    pki.revoke(&leaf.certificate, at).unwrap();
+    assert_revoked(dir.path(), &leaf.certificate, at);
+
+    // A certificate of another PKI is refused.
+    let other_dir = tempfile::tempdir().unwrap();
+    let mut other = generate(other_dir.path(), &fast(DEFAULT_BASE_URL)).unwrap();
+    let stranger = other
+        .issue_leaf(&LeafSpec::new("Stranger"), &other_dir.path().join("s.p12"))
+        .unwrap();
+    assert!(pki.revoke(&stranger.certificate, at).is_err());
+}
+
 #[test]
 fn bad_base_url_is_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -359,6 +391,9 @@ fn index_time_matches_openssl_format() {
 /// A live `openssl ocsp` responder answers from the generated index.txt.
 #[test]
 fn openssl_ocsp_responder_serves_the_index() {
+    if !require_tool("openssl") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let mut pki = generate(d, &fast(DEFAULT_BASE_URL)).unwrap();

@@ -5,7 +5,7 @@
 //! must verify TOTAL_PASSED offline; and on a corpus of pyHanko- and signgate-signed,
 //! extended and tampered files, signgate's verdict must match pyHanko's.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -4,13 +4,11 @@
 //! Bad certificates come from a demo PKI generated once per test binary
 //! ([`signgate::pki::demo::DemoPki::issue_leaf`]); nothing here needs a live server.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Mutex, OnceLock};
 
-use common::*;
+use crate::common::*;
 use signgate::pki::demo::{DemoPki, LeafProfile, LeafSpec};
 
 /// The generated PKI (no server: its URLs point at a port nobody serves).
@@ -174,6 +172,9 @@ fn wrong_password_is_reported_without_the_password() {
 
 #[test]
 fn legacy_rc2_3des_p12_signs() {
+    let Some(_) = require_tool("openssl") else {
+        return;
+    };
     let work = tempdir();
     let legacy = legacy_p12(&pki().signer(), work.path(), "legacy");
     let text = run_ok(

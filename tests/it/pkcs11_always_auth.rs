@@ -3,7 +3,7 @@
 //! signs with such keys (`sign`, `batch-sign`, PDF and XML) because it logs in between
 //! `C_SignInit` and the hash-and-sign operation.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
@@ -46,17 +46,23 @@ fn verifies(key: &dyn KeySource, scheme: SignatureScheme, message: &[u8], sig: &
     v.verify_oneshot(sig, message).unwrap_or(false)
 }
 
-/// In-process (the only test of this binary that loads the module itself, as SoftHSM2 reads
-/// `SOFTHSM2_CONF` once per process): SoftHSM2 enforces the attribute, and `Pkcs11Key`
-/// signs messages with it in every RSA scheme; ECDSA needs `CKM_ECDSA_SHA*`, which the token
-/// may not offer, and then the error says so without the PIN.
+/// In-process, in a process of its own (SoftHSM2 reads `SOFTHSM2_CONF` from the environment
+/// once per process, and the tests' shared process must not change its environment):
+/// SoftHSM2 enforces the attribute, and `Pkcs11Key` signs messages with it in every RSA
+/// scheme; ECDSA needs `CKM_ECDSA_SHA*`, which the token may not offer, and then the error
+/// says so without the PIN.
 #[test]
 fn token_enforces_the_attribute_and_the_key_signs_messages() {
-    let tmp = common::tempdir();
-    let Some(conf) = token(&tmp) else {
+    const NAME: &str =
+        "pkcs11_always_auth::token_enforces_the_attribute_and_the_key_signs_messages";
+    if !common::is_child(NAME) {
+        let tmp = common::tempdir();
+        let Some(conf) = token(&tmp) else {
+            return;
+        };
+        common::run_in_child(NAME, &[("SOFTHSM2_CONF", conf.as_os_str())]);
         return;
-    };
-    std::env::set_var("SOFTHSM2_CONF", &conf);
+    }
     let module = signgate::keys::DEFAULT_MODULE;
 
     // Raw cryptoki: logged in as user, C_SignInit + C_Sign without the context-specific

@@ -11,12 +11,10 @@
 //! print the mutant. signgate runs in-process (the library the CLI calls); xmlsec1 is one
 //! process per file, on two threads. `SIGNGATE_DIFF_MUTATIONS` sets the count per file.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 const EDXML_NS: &str = "http://www.mic.gov.vn/TBT/QCVN_102_2016";
 const DEFAULT_MUTATIONS: usize = 200;

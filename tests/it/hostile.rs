@@ -2,7 +2,7 @@
 //! counts, random bytes. Signing and verifying each must end with a clear error code (never a
 //! panic), quickly and within bounded memory (measured by GNU time's peak RSS).
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::Path;

@@ -2,14 +2,14 @@
 //! through `POST /v1/sign` (item 5): real `signgate serve` processes, real TLS with curl, certificates
 //! from a freshly generated demo PKI.
 
-mod common;
+use crate::common;
 
 use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::SigngateServer;
+use crate::common::SigngateServer;
 use signgate::pki::demo::{LeafProfile, LeafSpec};
 
 /// A gateway configuration in `dir` with key `ubnd` (agency bac-ninh) and key `hn` (agency

@@ -1,10 +1,10 @@
 //! The agency directory: the full 2024 and 2025 unit files imported (counts as checked in
 //! data/vn-admin/README.md), a synthetic identifier mapping, a commune merge redirecting
 //! `resolve` and passing documents already delivered to the successor, rename and dissolve,
-//! on SQLite and on PostgreSQL (a fresh database per run when `DATABASE_URL` is set), and the
+//! on SQLite and on PostgreSQL (a fresh database per run on the `DATABASE_URL` server), and the
 //! `signgate directory` command line on the same data.
 
-mod common;
+use crate::common;
 
 use std::time::Instant;
 
@@ -18,14 +18,6 @@ fn units(structure: &str) -> String {
         common::repo_root().join(format!("data/vn-admin/{structure}/units.csv")),
     )
     .expect("unit file")
-}
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
 }
 
 /// The first two communes of province `province` in the 2025 file, and the province itself.
@@ -333,7 +325,7 @@ fn delivered_rows() -> Acceptance {
 fn directory_on_sqlite() {
     let tmp = common::tempdir();
     let url = format!("sqlite://{}", tmp.path().join("dir.db").display());
-    block_on(async {
+    common::block_on(async {
         let store = Store::open(&url).await.unwrap();
         exercise(store).await;
     });
@@ -341,44 +333,13 @@ fn directory_on_sqlite() {
 
 #[test]
 fn directory_on_postgres() {
-    let Ok(admin) = std::env::var("DATABASE_URL") else {
-        assert!(
-            !common::in_ci(),
-            "CI=true: DATABASE_URL must be set (tests/run sets it)"
-        );
-        eprintln!("skipping: DATABASE_URL not set");
+    let Some(db) = common::PgDatabase::create("sg_dir") else {
         return;
     };
-    let name = format!("sg_dir_{}_{}", std::process::id(), rand_suffix());
-    let base = admin
-        .rsplit_once('/')
-        .map(|(b, _)| b)
-        .unwrap_or(&admin)
-        .to_string();
-    block_on(async {
-        let pool = sqlx::PgPool::connect(&admin)
-            .await
-            .expect("connect DATABASE_URL");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&pool)
-            .await
-            .unwrap();
-        let store = Store::open(&format!("{base}/{name}")).await.unwrap();
+    common::block_on(async {
+        let store = Store::open(&db.url).await.unwrap();
         exercise(store).await;
-        sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-            .execute(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
     });
-}
-
-fn rand_suffix() -> u32 {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0)
 }
 
 #[test]

@@ -2,18 +2,19 @@
 //! admin commands on the same database, and the audit chain checked by `signgate audit
 //! verify` after tampering with the database directly.
 //!
-//! Runs on SQLite always and on PostgreSQL too when `DATABASE_URL` is set (each run in a fresh
-//! database `sg_test_<pid>_<n>`, dropped at the end).
+//! Runs on SQLite and on PostgreSQL (`DATABASE_URL`; each run in a fresh database
+//! `sg_test_<pid>_<n>`, dropped at the end; without a server the PostgreSQL runs skip locally
+//! and fail under `CI=true`).
 
-mod common;
+use crate::common;
 
 use std::ffi::OsStr;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use crate::common::SigngateServer;
 use base64::Engine as _;
-use common::SigngateServer;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -22,7 +23,8 @@ use sqlx::Row;
 struct Backend {
     dir: tempfile::TempDir,
     url: String,
-    postgres: Option<(String, String)>, // (admin URL, database name)
+    /// The PostgreSQL database, dropped with the backend.
+    _postgres: Option<common::PgDatabase>,
 }
 
 impl Backend {
@@ -32,37 +34,18 @@ impl Backend {
         Backend {
             dir,
             url,
-            postgres: None,
+            _postgres: None,
         }
     }
 
-    fn postgres(admin_url: &str) -> Self {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let name = format!(
-            "sg_test_{}_{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        );
-        block_on(async {
-            let pool = sqlx::PgPool::connect(admin_url)
-                .await
-                .expect("connect to DATABASE_URL");
-            sqlx::query(&format!("CREATE DATABASE {name}"))
-                .execute(&pool)
-                .await
-                .expect("create test database");
-            pool.close().await;
-        });
-        let base = admin_url
-            .rsplit_once('/')
-            .map(|(b, _)| b)
-            .unwrap_or(admin_url);
-        Backend {
+    /// A fresh PostgreSQL database (`None`: no server outside CI, see `common::require_database`).
+    fn postgres() -> Option<Self> {
+        let db = common::PgDatabase::create("sg_test")?;
+        Some(Backend {
             dir: common::tempdir(),
-            url: format!("{base}/{name}"),
-            postgres: Some((admin_url.to_string(), name)),
-        }
+            url: db.url.clone(),
+            _postgres: Some(db),
+        })
     }
 
     fn data(&self) -> &Path {
@@ -96,7 +79,7 @@ impl Backend {
     fn sql(&self, statements: &[&str]) {
         let url = self.url.clone();
         let statements: Vec<String> = statements.iter().map(|s| s.to_string()).collect();
-        block_on(async move {
+        common::block_on(async move {
             if url.starts_with("postgres") {
                 let pool = sqlx::PgPool::connect(&url).await.expect("connect");
                 for s in &statements {
@@ -116,7 +99,7 @@ impl Backend {
     fn audit_canonical(&self, seq: i64) -> String {
         let url = self.url.clone();
         let sql = format!("SELECT canonical FROM audit WHERE seq = {seq}");
-        block_on(async move {
+        common::block_on(async move {
             if url.starts_with("postgres") {
                 let pool = sqlx::PgPool::connect(&url).await.expect("connect");
                 let r = sqlx::query(&sql).fetch_one(&pool).await.expect("select");
@@ -128,29 +111,6 @@ impl Backend {
             }
         })
     }
-}
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        if let Some((admin, name)) = self.postgres.take() {
-            block_on(async move {
-                if let Ok(pool) = sqlx::PgPool::connect(&admin).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&pool)
-                        .await;
-                    pool.close().await;
-                }
-            });
-        }
-    }
-}
-
-fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
 }
 
 struct Reply {
@@ -694,11 +654,9 @@ fn gateway_round_trips_on_sqlite() {
 
 #[test]
 fn gateway_round_trips_on_postgres() {
-    let Ok(url) = std::env::var("DATABASE_URL") else {
-        eprintln!("skipping: DATABASE_URL not set");
+    let Some(b) = Backend::postgres() else {
         return;
     };
-    let b = Backend::postgres(&url);
     gateway_suite(&b);
 }
 
@@ -903,7 +861,7 @@ fn configured_gateway_time_stamps_signatures_and_receipts() {
     let db = Backend {
         dir: common::tempdir(),
         url: format!("sqlite://{}", dir.path().join("data/signgate.db").display()),
-        postgres: None,
+        _postgres: None,
     };
     db.sql(&["UPDATE submissions SET received_at = '2001-01-01T00:00:00Z'"]);
     let server = SigngateServer::start(
@@ -985,11 +943,10 @@ fn two_gateways_share_one_chain_on_sqlite() {
 
 #[test]
 fn two_gateways_share_one_chain_on_postgres() {
-    let Ok(url) = std::env::var("DATABASE_URL") else {
-        eprintln!("skipping: DATABASE_URL not set");
+    let Some(b) = Backend::postgres() else {
         return;
     };
-    two_gateways(&Backend::postgres(&url));
+    two_gateways(&b);
 }
 
 /// A TSA front that holds every request for `delay` before passing it to `target`: a slow
@@ -1505,9 +1462,8 @@ fn batches_survive_a_crash_on_sqlite() {
 
 #[test]
 fn batches_survive_a_crash_on_postgres() {
-    let Ok(url) = std::env::var("DATABASE_URL") else {
-        eprintln!("skipping: DATABASE_URL not set");
+    let Some(b) = Backend::postgres() else {
         return;
     };
-    batch_suite(&Backend::postgres(&url));
+    batch_suite(&b);
 }

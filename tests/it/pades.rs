@@ -9,14 +9,12 @@
 //! a pipe only this process holds) kills the responder and the TSA when the test binary
 //! exits, whatever way it exits: `cargo test` never waits for them and no orphan survives.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
-use common::*;
+use crate::common::*;
 
 /// Tools every test here needs.
 const TOOLS: &[&str] = &["openssl", "pdfsig", "certutil", "pyhanko", "qpdf"];
@@ -72,36 +70,6 @@ fn fx() -> &'static Fixture {
     FX.get_or_init(make_fixture)
 }
 
-/// Pids of our own running child processes named `comm` (from /proc; Linux only).
-fn own_children_named(comm: &str) -> Vec<u32> {
-    let me = std::process::id();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut pids = Vec::new();
-    for e in entries.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-            continue;
-        };
-        // "pid (comm) state ppid ..."; comm may contain spaces, so split at the last ')'.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let name = &stat[open + 1..close];
-        let ppid = stat[close + 1..]
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse::<u32>().ok());
-        if ppid == Some(me) && name == comm {
-            pids.push(pid);
-        }
-    }
-    pids
-}
-
 fn make_fixture() -> Fixture {
     // Outputs under cargo's scratch dir; drop those of earlier runs whose process is gone.
     let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pades");
@@ -139,8 +107,7 @@ fn make_fixture() -> Fixture {
             .arg(pki.join("issuing-ca.cer")),
     );
     let responder = OcspResponder::start(&pki, port);
-    let mut to_kill = own_children_named("openssl");
-    assert!(!to_kill.is_empty(), "cannot find the openssl ocsp child");
+    let mut to_kill = vec![responder.pid()];
 
     let mut tsa = signgate(["tsa", "serve", "--listen", "127.0.0.1:0", "--key"])
         .arg(pki.join("tsa.p12"))

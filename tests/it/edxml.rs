@@ -4,15 +4,13 @@
 //! `xmllint --schema` on a corpus; zipped attachments bounded (a zip bomb made by Python's
 //! zipfile).
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use crate::common::*;
 use base64::Engine as _;
-use common::*;
 use signgate::edxml::{
     self, Attachment, Business, MessageHeader, Organ, Package, ResponseFor, SignerInfo, Status,
     StatusCode, StatusCodes, TraceHeader,

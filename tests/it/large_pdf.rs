@@ -3,7 +3,7 @@
 //! (`/usr/bin/time -f %M`) stays within 64 MiB of the same binary signing a tiny PDF, and the
 //! outputs pass `pdfsig` and `signgate verify`.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,39 +1,57 @@
-//! Self-tests of the interop harness in `tests/common/` — independent of signgate's
-//! signing code: PDFs are signed by pyHanko and CMS by `openssl cms`, with a throwaway
-//! OpenSSL CA, so a failure here means the harness (or a tool) is broken, not signgate.
+//! Self-tests of the interop harness in `tests/it/common/` — independent of signgate's
+//! signing code: PDFs are signed by pyHanko and CMS by `openssl cms`, with certificates of a
+//! throwaway PKI from the demo generator (`signgate::pki::demo`), so a failure here means the
+//! harness (or a tool) is broken, not signgate's signing or verification.
 
-mod common;
-
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use signgate::pki::demo::{DemoPki, IssuedLeaf, LeafSpec};
+
+use crate::common::*;
 
 const ORACLE_TOOLS: &[&str] = &["openssl", "pdfsig", "certutil", "pyhanko"];
 
 /// A PKI with a signer, an OCSP/CRL responder, and simple.pdf signed by pyHanko.
 struct Fixture {
-    pki: TestPki,
-    leaf: Leaf,
+    pki: DemoPki,
+    leaf: IssuedLeaf,
     responder: Option<OcspResponder>,
     port: u16,
-    signed: std::path::PathBuf,
+    signed: PathBuf,
+    _pki_dir: tempfile::TempDir,
     _out: tempfile::TempDir,
+}
+
+impl Fixture {
+    /// `root-ca.pem`, the trust anchor.
+    fn root(&self) -> PathBuf {
+        self.pki.dir.join("root-ca.pem")
+    }
+
+    /// Revokes the signer now and restarts the responder, which reads `index.txt` at start.
+    fn revoke_signer(&mut self) -> OcspResponder {
+        self.pki
+            .revoke(&self.leaf.certificate, time::OffsetDateTime::now_utc())
+            .expect("revoke the signer");
+        drop(self.responder.take());
+        OcspResponder::start(&self.pki.dir, self.port)
+    }
 }
 
 fn fixture() -> Fixture {
     let port = free_port();
-    let pki = TestPki::new(&format!("http://127.0.0.1:{port}/"));
-    let leaf = pki.issue("Nguyen Van A", &LeafOptions::default());
-    let responder = OcspResponder::start(&pki.dir, port);
+    let (pki_dir, mut pki) = generate_demo_pki(&format!("http://127.0.0.1:{port}/"));
+    let (leaf, key, cert) = issue_pem(&mut pki, "Nguyen Van A", "signer");
+    let responder = OcspResponder::start(pki_dir.path(), port);
     let out = tempdir();
     let signed = out.path().join("signed.pdf");
-    let ica = pki.path("issuing-ca.pem");
+    let ica = pki_dir.path().join("issuing-ca.pem");
     pyhanko_sign(
         &corpus("simple.pdf"),
         &signed,
-        &leaf.key,
-        &leaf.cert,
+        &key,
+        &cert,
         &[&ica],
         "Sig1",
         &[],
@@ -44,8 +62,23 @@ fn fixture() -> Fixture {
         responder: Some(responder),
         port,
         signed,
+        _pki_dir: pki_dir,
         _out: out,
     }
+}
+
+/// Issues a signer `common_name` from `pki` and writes its key and certificate as PEM files
+/// `FILE.key`/`FILE.pem` in the PKI folder; returns the leaf and (key, cert).
+fn issue_pem(pki: &mut DemoPki, common_name: &str, file: &str) -> (IssuedLeaf, PathBuf, PathBuf) {
+    let dir = pki.dir.clone();
+    let leaf = pki
+        .issue_leaf(
+            &LeafSpec::new(common_name),
+            &dir.join(format!("{file}.p12")),
+        )
+        .expect("issue a leaf");
+    let (key, cert) = leaf_pem_files(&leaf, &dir, file);
+    (leaf, key, cert)
 }
 
 fn flip_byte(src: &Path, dst: &Path, at: usize) {
@@ -60,7 +93,7 @@ fn pdfsig_trusts_pyhanko_signature_and_consults_ocsp() {
         return;
     }
     let mut fx = fixture();
-    let nss = NssDb::new(&fx.pki.root());
+    let nss = NssDb::new(&fx.root());
     let report = pdfsig(&nss, &fx.signed);
     assert_eq!(report.exit_code, Some(0), "{}", report.raw);
     assert_eq!(report.signatures.len(), 1, "{}", report.raw);
@@ -99,9 +132,7 @@ fn pdfsig_trusts_pyhanko_signature_and_consults_ocsp() {
     assert!(!report.signatures[0].signature_valid(), "{}", report.raw);
 
     // revoked: the restarted responder says so and pdfsig reports it
-    fx.pki.revoke(&fx.leaf);
-    drop(fx.responder.take());
-    let responder = OcspResponder::start(&fx.pki.dir, fx.port);
+    let responder = fx.revoke_signer();
     let report = pdfsig(&nss, &fx.signed);
     assert!(report.signatures[0].signature_valid(), "{}", report.raw);
     assert_eq!(
@@ -119,7 +150,7 @@ fn pyhanko_validate_reports_trust_coverage_and_revocation() {
         return;
     }
     let mut fx = fixture();
-    let report = pyhanko_validate(&fx.signed, &fx.pki.root());
+    let report = pyhanko_validate(&fx.signed, &fx.root());
     assert_eq!(report.signatures.len(), 1, "{}", report.raw);
     let s = &report.signatures[0];
     assert_eq!(s.kind, "signature");
@@ -134,8 +165,8 @@ fn pyhanko_validate_reports_trust_coverage_and_revocation() {
     assert_eq!(s.timestamp_valid, None);
 
     // untrusted root
-    let other = TestPki::new("http://127.0.0.1:9/");
-    let report = pyhanko_validate(&fx.signed, &other.root());
+    let (other, _) = generate_demo_pki("http://127.0.0.1:9/");
+    let report = pyhanko_validate(&fx.signed, &other.path().join("root-ca.pem"));
     let s = &report.signatures[0];
     assert!(s.intact && !s.trusted, "{}", report.raw);
     assert_eq!(
@@ -144,7 +175,7 @@ fn pyhanko_validate_reports_trust_coverage_and_revocation() {
     );
 
     // online revocation checking through the responder (OCSP and/or CRL)
-    let root = fx.pki.root();
+    let root = fx.root();
     let args = [
         "--trust",
         root.to_str().unwrap(),
@@ -161,9 +192,7 @@ fn pyhanko_validate_reports_trust_coverage_and_revocation() {
         r.request_log()
     );
 
-    fx.pki.revoke(&fx.leaf);
-    drop(fx.responder.take());
-    let _responder = OcspResponder::start(&fx.pki.dir, fx.port);
+    let _responder = fx.revoke_signer();
     let report = pyhanko_validate_args(&fx.signed, &args).unwrap();
     let s = &report.signatures[0];
     assert!(s.intact && !s.trusted, "{}", report.raw);
@@ -177,7 +206,7 @@ fn pyhanko_validate_reports_trust_coverage_and_revocation() {
     // tampered
     let tampered = fx.signed.with_file_name("tampered.pdf");
     flip_byte(&fx.signed, &tampered, 200);
-    let report = pyhanko_validate(&tampered, &fx.pki.root());
+    let report = pyhanko_validate(&tampered, &fx.root());
     assert!(!report.signatures[0].intact, "{}", report.raw);
 
     // unreadable input is an Err, not a panic
@@ -213,8 +242,9 @@ fn openssl_cms_verify_accepts_good_and_rejects_bad() {
     let Some(_) = require_tool("openssl") else {
         return;
     };
-    let pki = TestPki::new("http://127.0.0.1:9/");
-    let leaf = pki.issue("cms-signer", &LeafOptions::default());
+    let (pki_dir, mut pki) = generate_demo_pki("http://127.0.0.1:9/");
+    let (_, key, cert) = issue_pem(&mut pki, "cms-signer", "cms-signer");
+    let root = pki_dir.path().join("root-ca.pem");
     let dir = tempdir();
     let content = dir.path().join("content.bin");
     std::fs::write(&content, b"signgate detached CMS content\n").unwrap();
@@ -226,20 +256,24 @@ fn openssl_cms_verify_accepts_good_and_rejects_bad() {
             ])
             .arg(&content)
             .arg("-signer")
-            .arg(&leaf.cert)
+            .arg(&cert)
             .arg("-inkey")
-            .arg(&leaf.key)
+            .arg(&key)
             .arg("-certfile")
-            .arg(pki.path("issuing-ca.pem"))
+            .arg(pki_dir.path().join("issuing-ca.pem"))
             .arg("-out")
             .arg(&p7s),
     );
-    assert!(openssl_cms_verify(&p7s, &content, &pki.root()));
+    assert!(openssl_cms_verify(&p7s, &content, &root));
     let other = dir.path().join("other.bin");
     std::fs::write(&other, b"signgate detached CMS content?\n").unwrap();
-    assert!(!openssl_cms_verify(&p7s, &other, &pki.root()));
-    let stranger = TestPki::new("http://127.0.0.1:9/");
-    assert!(!openssl_cms_verify(&p7s, &content, &stranger.root()));
+    assert!(!openssl_cms_verify(&p7s, &other, &root));
+    let (stranger, _) = generate_demo_pki("http://127.0.0.1:9/");
+    assert!(!openssl_cms_verify(
+        &p7s,
+        &content,
+        &stranger.path().join("root-ca.pem")
+    ));
 }
 
 #[test]
@@ -280,7 +314,7 @@ fn rendering_and_text_extraction() {
 
 #[test]
 fn corpus_has_the_promised_structures() {
-    if !require_tools(&["qpdf", "pdfsig"]) {
+    if !require_tools(&["qpdf", "pdfsig", "certutil"]) {
         return;
     }
     let has = |name: &str, needle: &[u8]| {

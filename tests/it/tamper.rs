@@ -1,7 +1,7 @@
 //! Changes made to a signed PDF after signing, and what the verifier says about them
 //! (the shadow and incremental-saving attacks, ByteRange tricks; CONTRACTS.md §3 mapping).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -2,7 +2,7 @@
 //! proof of existence from time-stamps (a certificate that expired after its signature's
 //! time-stamp still validates); time-stamps out of order.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};

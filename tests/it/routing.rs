@@ -12,8 +12,6 @@
 //! - operator views over HTTP restricted to the client's agency;
 //! - two processes on one PostgreSQL database draining one outbox exactly once.
 
-mod common;
-
 use std::collections::HashMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -21,8 +19,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use base64::Engine as _;
-use common::*;
 use serde_json::Value;
 use signgate::edxml::{
     Attachment, Business, BusinessDocType, MessageHeader, Organ, Package, SignerInfo, TraceHeader,
@@ -1219,29 +1217,11 @@ fn recall_and_update_flows_over_the_network() {
 /// every document is delivered exactly once.
 #[test]
 fn two_processes_on_one_postgres_database_drain_the_outbox_once() {
-    let Ok(admin) = std::env::var("DATABASE_URL") else {
-        if in_ci() {
-            panic!("DATABASE_URL is required under CI for the PostgreSQL routing test");
-        }
-        eprintln!("skipped: DATABASE_URL not set");
+    let Some(db) = PgDatabase::create("sg_route") else {
         return;
     };
-    let name = format!("sg_route_{}_{}", std::process::id(), rand::random::<u32>());
+    let url = db.url.clone();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let exec = |sql: String| {
-        rt.block_on(async {
-            let pool = sqlx::postgres::PgPoolOptions::new()
-                .max_connections(1)
-                .connect(&admin)
-                .await
-                .expect("connect");
-            sqlx::query(&sql).execute(&pool).await.expect("admin sql");
-            pool.close().await;
-        })
-    };
-    exec(format!("CREATE DATABASE {name}"));
-    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
-    let url = format!("{base}/{name}");
     {
         // P and C1 on SQLite; the district's two processes share PostgreSQL
         let spec: Vec<(&'static str, &str, Links)> = vec![
@@ -1377,7 +1357,6 @@ fn two_processes_on_one_postgres_database_drain_the_outbox_once() {
             "{states:?}"
         );
     }
-    exec(format!("DROP DATABASE {name} WITH (FORCE)"));
 }
 
 /// The 2025 merge of communes TEST.K4 and TEST.K5 into TEST.K3 (K5 served by K3's node) while

@@ -1,6 +1,6 @@
 //! `signgate batch-sign`: mixed batches with broken inputs, kill-and-resume, SoftHSM2 keys.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -3,13 +3,11 @@
 //! (amount change, moved signature, duplicated ID, wrapping, namespace and prefix tricks)
 //! judged against xmlsec1, and hostile inputs.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn demo(name: &str) -> PathBuf {
@@ -386,9 +384,9 @@ fn template(case: &Case, sig_alg: &str, digest_uri: &str) -> String {
 
 #[test]
 fn xmlsec1_signatures_verify_in_signgate() {
-    let Some(_) = require_tool("xmlsec1") else {
+    if !require_tools(&["xmlsec1", "openssl"]) {
         return;
-    };
+    }
     let dir = tempdir();
     for (p12, family) in [
         ("agency-signer.p12", "rsa"),
@@ -501,12 +499,7 @@ fn rsa_pss_round_trip_and_independent_check() {
         return;
     };
     let python = venv_dir().join("bin/python");
-    if !python.exists() {
-        assert!(
-            !in_ci(),
-            "the test venv (cryptography) is missing: run ./tests/run"
-        );
-        eprintln!("skipping: no test venv at {}", venv_dir().display());
+    if !require_file(&python, "the test venv (Python cryptography)") {
         return;
     }
     let script = scratch_path("pss-check", "py");

@@ -1,0 +1,35 @@
+//! signgate's integration tests: one test binary (`cargo test --test it`), one module per area,
+//! so the tests link once instead of once per file.
+//!
+//! Run one area or one test with a name filter: `cargo test --test it api::` or
+//! `./tests/run --test it routing::two_processes`. The tests share one process and run on
+//! parallel threads: nothing here may change the process environment or the working
+//! directory (pass `.env(..)`/`.current_dir(..)` to the child `Command` instead, or run the test
+//! in a process of its own with [`common::run_in_child`]).
+//!
+//! Shared helpers live in [`common`], split by concern. A new area is a new module file here
+//! plus its `mod` line below (the `layout` module fails otherwise, and for a file left directly
+//! in `tests/`, which would be a binary of its own).
+
+mod common;
+
+mod api;
+mod batch;
+mod cms;
+mod directory;
+mod edxml;
+mod errors;
+mod gateway_tls;
+mod hostile;
+mod interop_tools;
+mod large_pdf;
+mod layout;
+mod ltv;
+mod pades;
+mod pkcs11_always_auth;
+mod pyhanko_interop;
+mod routing;
+mod tamper;
+mod verify;
+mod xmldsig;
+mod xmldsig_differential;
