@@ -67,21 +67,7 @@ fn changes_hidden_behind_extensions_or_reordered_fields_stay_disallowed() {
 
     // A page's font dictionary swapped, with /Extensions pointing at it as cover.
     let attack = changed(&input, |doc| {
-        let font_id = doc
-            .get_prev_documents()
-            .objects
-            .iter()
-            .find(|(_, o)| matches!(o, Object::Dictionary(d) if d.get(b"Type").and_then(|t| t.as_name()).ok() == Some(b"Font")))
-            .map(|(id, _)| *id)
-            .expect("the document has a font object");
-        doc.opt_clone_object_to_new_document(font_id).unwrap();
-        let font = doc
-            .new_document
-            .get_object_mut(font_id)
-            .unwrap()
-            .as_dict_mut()
-            .unwrap();
-        font.set("BaseFont", Object::Name(b"Courier".to_vec()));
+        let font_id = crate::tamper::swap_first_font(doc);
         let root = catalog_id(doc);
         doc.opt_clone_object_to_new_document(root).unwrap();
         let catalog = doc
