@@ -423,6 +423,11 @@ fn escape_text(out: &mut Vec<u8>, s: &str) {
     })
 }
 
+/// Escapes an attribute value as canonical XML writes it (C14N 1.0 §2.3).
+pub fn escape_attribute(out: &mut Vec<u8>, value: &str) {
+    escape_attr(out, value)
+}
+
 fn escape_attr(out: &mut Vec<u8>, s: &str) {
     escape(out, s, |b| match b {
         b'&' => Some(b"&amp;"),

@@ -564,6 +564,77 @@ fn filtered_octets<'a, 'i>(
     Ok((octets, heads))
 }
 
+/// The OPC Relationship transform (ECMA-376 Part 2 §13.2.4.24).
+const RELATIONSHIP_TRANSFORM: &str =
+    "http://schemas.openxmlformats.org/package/2006/RelationshipTransform";
+/// The OPC relationships namespace.
+const RELATIONSHIPS_NS: &str = "http://schemas.openxmlformats.org/package/2006/relationships";
+
+/// The canonical form of the Relationship transform's output over a `.rels` part: the
+/// relationships the transform selects (by `SourceId` or `SourceType`), sorted by Id, with
+/// `TargetMode="Internal"` made explicit and everything else (text, other elements) dropped.
+fn relationship_transform(transform: Node<'_, '_>, content: &[u8]) -> Result<Vec<u8>, String> {
+    let ids: Vec<&str> = transform
+        .children()
+        .filter(|c| c.is_element() && c.tag_name().name() == "RelationshipReference")
+        .filter_map(|c| c.attribute("SourceId"))
+        .collect();
+    let types: Vec<&str> = transform
+        .children()
+        .filter(|c| c.is_element() && c.tag_name().name() == "RelationshipsGroupReference")
+        .filter_map(|c| c.attribute("SourceType"))
+        .collect();
+    let parsed = super::parse::parse(content, &super::Limits::default())
+        .map_err(|e| format!("relationships part: {e}"))?;
+    let root = parsed.doc.root_element();
+    if !root.has_tag_name((RELATIONSHIPS_NS, "Relationships")) {
+        return Err("the Relationship transform's input is not a Relationships part".into());
+    }
+    let mut selected: Vec<Vec<(String, String)>> = Vec::new();
+    for rel in root
+        .children()
+        .filter(|c| c.has_tag_name((RELATIONSHIPS_NS, "Relationship")))
+    {
+        let id = rel.attribute("Id").unwrap_or("");
+        let kind = rel.attribute("Type").unwrap_or("");
+        if !ids.contains(&id) && !types.contains(&kind) {
+            continue;
+        }
+        if rel.attributes().any(|a| a.namespace().is_some()) {
+            return Err("a Relationship with namespaced attributes is not supported".into());
+        }
+        let mut attrs: Vec<(String, String)> = rel
+            .attributes()
+            .map(|a| (a.name().to_string(), a.value().to_string()))
+            .collect();
+        if rel.attribute("TargetMode").is_none() {
+            attrs.push(("TargetMode".into(), "Internal".into()));
+        }
+        attrs.sort();
+        selected.push(attrs);
+    }
+    let id_of = |attrs: &Vec<(String, String)>| {
+        attrs
+            .iter()
+            .find(|(n, _)| n == "Id")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    selected.sort_by_key(id_of);
+    let mut out = format!("<Relationships xmlns=\"{RELATIONSHIPS_NS}\">").into_bytes();
+    for attrs in selected {
+        out.extend_from_slice(b"<Relationship");
+        for (name, value) in attrs {
+            out.extend_from_slice(format!(" {name}=\"").as_bytes());
+            c14n::escape_attribute(&mut out, &value);
+            out.push(b'"');
+        }
+        out.extend_from_slice(b"></Relationship>");
+    }
+    out.extend_from_slice(b"</Relationships>");
+    Ok(out)
+}
+
 /// The base64 transform (XML-DSig §6.6.2).
 const BASE64: &str = "http://www.w3.org/2000/09/xmldsig#base64";
 
@@ -574,9 +645,14 @@ fn detached_digest(
     content: &[u8],
 ) -> Result<(Option<Vec<u8>>, Vec<u8>), String> {
     let mut method = None;
+    let mut relationships = None;
     if let Some(transforms) = ds_child(reference, "Transforms") {
         for t in transforms.children().filter(|c| c.is_element()) {
             let alg = t.attribute("Algorithm").unwrap_or("");
+            if alg == RELATIONSHIP_TRANSFORM && method.is_none() && relationships.is_none() {
+                relationships = Some(t);
+                continue;
+            }
             match Method::from_uri(alg, inclusive_prefixes(t)) {
                 Some(m) if method.is_none() => method = Some(m),
                 _ => {
@@ -586,6 +662,19 @@ fn detached_digest(
                 }
             }
         }
+    }
+    if let Some(transform) = relationships {
+        let digest = ds_child(reference, "DigestMethod")
+            .and_then(|d| d.attribute("Algorithm"))
+            .and_then(XmlDigest::from_uri)
+            .ok_or("DigestMethod missing or not supported")?;
+        let claimed = ds_child(reference, "DigestValue")
+            .map(super::signed_text)
+            .and_then(|t| b64_decode(&t));
+        return Ok((
+            claimed,
+            digest.hash(&relationship_transform(transform, content)?),
+        ));
     }
     let digest = ds_child(reference, "DigestMethod")
         .and_then(|d| d.attribute("Algorithm"))

@@ -569,3 +569,38 @@ fn xpath_filter2_covers_exactly_what_its_filters_keep() {
     );
     assert!(verdict(&outside));
 }
+
+#[test]
+fn relationship_transform_covers_only_the_selected_relationships() {
+    let Some(dir) = corpus_dir() else { return };
+    // xmlsec's OPC vector: the signature selects rId1 of a detached .rels part.
+    let signature =
+        std::fs::read(dir.join("xml/xmlsec-enveloping-sha256-rsa-sha256-relationship.xml"))
+            .unwrap();
+    let rels = std::fs::read_to_string(dir.join("xml/relationship/xml-base-input.xml")).unwrap();
+    let intact = |content: &str| {
+        let ctx = ValidationContext {
+            at: time::OffsetDateTime::now_utc(),
+            trust_lists: Vec::new(),
+            fetcher: None,
+        };
+        let report = verify::document(
+            "rels.xml",
+            &signature,
+            Some(content.as_bytes()),
+            &Policy::default(),
+            &ctx,
+        )
+        .unwrap();
+        serde_json::to_value(report).unwrap()["signatures"][0]["intact"] == true
+    };
+    assert!(intact(&rels));
+    // The selected relationship's target changed: not intact.
+    assert!(!intact(
+        &rels.replace("word/document.xml", "word/documenu.xml")
+    ));
+    // Another relationship changed: still intact (not covered).
+    assert!(intact(
+        &rels.replace("docProps/app.xml", "docProps/apq.xml")
+    ));
+}
