@@ -1,4 +1,5 @@
-//! `signgate verify`: the validation report of a PDF or CMS signature, as JSON or text.
+//! `signgate verify FILE... | --in DIR`: validation reports of PDF, CMS and XML signatures,
+//! verified in parallel and printed in input order as JSON Lines or text (CONTRACTS.md §1).
 
 use std::path::PathBuf;
 
@@ -61,9 +62,12 @@ impl TrustArgs {
 /// Arguments of `signgate verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// Signed file: a PDF, or a CMS/PKCS#7 signature (.p7s/.p7m).
-    file: PathBuf,
-    /// The signed content of a detached CMS signature.
+    /// Signed files: PDFs, CMS/PKCS#7 signatures (.p7s/.p7m) or signed XML (`-` is stdin).
+    files: Vec<PathBuf>,
+    /// Also verify every file of this folder (not recursive, in name order).
+    #[arg(long = "in", value_name = "DIR")]
+    input_dir: Option<PathBuf>,
+    /// The signed content of a detached CMS signature (one input file only).
     #[arg(long)]
     content: Option<PathBuf>,
     #[command(flatten)]
@@ -77,9 +81,70 @@ pub struct VerifyArgs {
     /// Do not fail a signature whose revocation status is unknown (it gets a note instead).
     #[arg(long)]
     allow_unknown_revocation: bool,
-    /// Output format.
+    /// Output format: JSON Lines (one report per file) or text blocks.
     #[arg(long, default_value = "json", value_parser = ["json", "text"])]
     format: String,
+    /// Files verified at once (default: one per CPU core).
+    #[arg(long)]
+    jobs: Option<usize>,
+}
+
+/// What verifying one input gave.
+enum Outcome {
+    /// A validation report.
+    Report(Box<Report>),
+    /// No report: the file could not be read (`unreadable`) or verified.
+    Failed {
+        code: crate::error::ErrorCode,
+        message: String,
+        unreadable: bool,
+    },
+}
+
+impl Outcome {
+    /// The rank of this outcome in the exit-code order 1 > 2 > 3 > 0 (higher is worse);
+    /// a file that is readable but cannot be verified counts as failed.
+    fn rank(&self) -> u8 {
+        match self {
+            Self::Report(r) => match r.indication {
+                Indication::TotalFailed => 3,
+                Indication::Indeterminate => 2,
+                Indication::TotalPassed => 0,
+            },
+            Self::Failed { code, .. } if *code == crate::error::ErrorCode::NoSignature => 1,
+            Self::Failed {
+                unreadable: true, ..
+            } => 0,
+            Self::Failed { .. } => 3,
+        }
+    }
+}
+
+/// The inputs in order: the files given, then the folder's files by name.
+fn inputs(args: &VerifyArgs) -> Result<Vec<PathBuf>, CliError> {
+    let mut inputs = args.files.clone();
+    if let Some(dir) = &args.input_dir {
+        let entries = std::fs::read_dir(dir).map_err(|e| CliError {
+            code: crate::error::ErrorCode::InputMissing,
+            message: format!("{}: {e}", dir.display()),
+        })?;
+        let mut found: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .collect();
+        found.sort();
+        inputs.extend(found);
+    }
+    if inputs.is_empty() {
+        return Err(CliError::usage("give the files to verify, or --in DIR"));
+    }
+    if args.content.is_some() && inputs.len() > 1 {
+        return Err(CliError::usage(
+            "--content goes with exactly one signature file",
+        ));
+    }
+    Ok(inputs)
 }
 
 pub fn run(args: VerifyArgs) -> Result<u8, CliError> {
@@ -88,23 +153,169 @@ pub fn run(args: VerifyArgs) -> Result<u8, CliError> {
         min_rsa_bits: args.min_rsa_bits,
         require_revocation: !args.allow_unknown_revocation,
     };
-    let input = fsio::read_input(&args.file)?;
+    let inputs = inputs(&args)?;
     let content = args.content.as_deref().map(fsio::read_input).transpose()?;
-    let name = args.file.display().to_string();
-    let report = verify::document(&name, &input, content.as_deref(), &policy, &ctx)
-        .map_err(crate::Error::from)?;
-    if args.format == "json" {
-        let json =
-            serde_json::to_string_pretty(&report).map_err(|e| CliError::usage(e.to_string()))?;
+    if inputs.len() == 1 {
+        // One file keeps the single-file contract: an error is the command's error.
+        let name = inputs[0].display().to_string();
+        let input = fsio::read_input(&inputs[0])?;
+        let report = verify::document(&name, &input, content.as_deref(), &policy, &ctx)
+            .map_err(crate::Error::from)?;
+        print_report(&report, &args.format)?;
+        return Ok(exit_code(&[Outcome::Report(Box::new(report))]));
+    }
+    let verify_one = |path: &PathBuf| -> Outcome {
+        let name = path.display().to_string();
+        let input = match fsio::read_input(path) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                return Outcome::Failed {
+                    code: e.code(),
+                    message: e.to_string(),
+                    unreadable: true,
+                }
+            }
+        };
+        match verify::document(&name, &input, None, &policy, &ctx) {
+            Ok(report) => Outcome::Report(Box::new(report)),
+            Err(e) => Outcome::Failed {
+                code: e.code(),
+                message: e.to_string(),
+                unreadable: false,
+            },
+        }
+    };
+    let workers = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let mut outcomes = Vec::with_capacity(inputs.len());
+    let mut failure = None;
+    in_order_parallel(&inputs, workers, verify_one, |i, outcome| {
+        if failure.is_none() {
+            if let Err(e) = emit(&inputs[i], &outcome, &args.format) {
+                failure = Some(e);
+            }
+        }
+        outcomes.push(outcome);
+    });
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    eprintln!("{}", summary(&outcomes));
+    Ok(exit_code(&outcomes))
+}
+
+/// Runs `work` over `items` on `workers` threads and hands each result to `emit` in the
+/// order of `items`, as soon as every earlier one has been emitted.
+fn in_order_parallel<T: Sync, R: Send>(
+    items: &[T],
+    workers: usize,
+    work: impl Fn(&T) -> R + Sync,
+    mut emit: impl FnMut(usize, R),
+) {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        for _ in 0..workers.min(items.len()) {
+            let tx = tx.clone();
+            let (next, work) = (&next, &work);
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(item) = items.get(i) else { break };
+                if tx.send((i, work(item))).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        let mut pending = std::collections::BTreeMap::new();
+        let mut due = 0;
+        for (i, result) in rx {
+            pending.insert(i, result);
+            while let Some(result) = pending.remove(&due) {
+                emit(due, result);
+                due += 1;
+            }
+        }
+    });
+}
+
+fn print_report(report: &Report, format: &str) -> Result<(), CliError> {
+    if format == "json" {
+        let json = serde_json::to_string(report).map_err(|e| CliError {
+            code: crate::error::ErrorCode::Internal,
+            message: e.to_string(),
+        })?;
         println!("{json}");
     } else {
-        print!("{}", text_summary(&report));
+        print!("{}", text_summary(report));
     }
-    Ok(match report.indication {
-        Indication::TotalPassed => 0,
-        Indication::TotalFailed => 1,
-        Indication::Indeterminate => 2,
-    })
+    Ok(())
+}
+
+/// Prints one input's outcome: its report, or an error line (stdout keeps one line per
+/// input in JSON mode; stderr gets the usual `signgate: CODE: message`).
+fn emit(path: &std::path::Path, outcome: &Outcome, format: &str) -> Result<(), CliError> {
+    match outcome {
+        Outcome::Report(report) => print_report(report, format),
+        Outcome::Failed { code, message, .. } => {
+            eprintln!("signgate: {}: {message}", code.as_str());
+            if format == "json" {
+                let line = serde_json::json!({
+                    "file": path.display().to_string(),
+                    "error": { "code": code.as_str(), "message": message },
+                });
+                println!("{line}");
+            } else {
+                println!("{}: error {}: {message}\n", path.display(), code.as_str());
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `N files: P passed, F failed, I indeterminate, S without signature, E errors`.
+fn summary(outcomes: &[Outcome]) -> String {
+    let count = |f: &dyn Fn(&Outcome) -> bool| outcomes.iter().filter(|o| f(o)).count();
+    let verdict =
+        |i: Indication| move |o: &Outcome| matches!(o, Outcome::Report(r) if r.indication == i);
+    format!(
+        "{} files: {} passed, {} failed, {} indeterminate, {} without signature, {} errors",
+        outcomes.len(),
+        count(&verdict(Indication::TotalPassed)),
+        count(&verdict(Indication::TotalFailed)),
+        count(&verdict(Indication::Indeterminate)),
+        count(
+            &|o| matches!(o, Outcome::Failed { code, .. } if *code == crate::error::ErrorCode::NoSignature)
+        ),
+        count(
+            &|o| matches!(o, Outcome::Failed { code, .. } if *code != crate::error::ErrorCode::NoSignature)
+        ),
+    )
+}
+
+/// The worst outcome's exit code (1 > 2 > 3 > 0); 66 when no file could be read at all.
+fn exit_code(outcomes: &[Outcome]) -> u8 {
+    if !outcomes.is_empty()
+        && outcomes.iter().all(|o| {
+            matches!(
+                o,
+                Outcome::Failed {
+                    unreadable: true,
+                    ..
+                }
+            )
+        })
+    {
+        return 66;
+    }
+    match outcomes.iter().map(Outcome::rank).max().unwrap_or(0) {
+        3 => 1,
+        2 => 2,
+        1 => 3,
+        _ => 0,
+    }
 }
 
 /// A readable summary of the same report.

@@ -3,14 +3,18 @@
 //! OpenSSL's CMS API always adds signing-time and cannot sign through an HSM, so the
 //! structures are assembled here with the RustCrypto `cms` types and signed through a
 //! [`KeySource`]. This module knows no PDF or XML: it takes a content digest and returns DER.
+//! For verification it reads SignedData and time-stamp tokens from BER ([`ber`], [`parse`],
+//! [`tst`]), as other signers emit them.
 
 mod attributes;
+pub mod ber;
 mod builder;
-pub(crate) mod parse;
+pub mod parse;
+pub mod tst;
 
 pub use attributes::{EssCertIdV2, SigningCertificateV2};
 pub use builder::{PendingSignature, SignedDataBuilder, SignerTemplate};
-pub use parse::{parse_signed_data, ParsedSignedData};
+pub use parse::{parse_signed_data, CmsParseError, ParsedSignedData};
 
 /// Building a CMS structure failed.
 #[derive(Debug, thiserror::Error)]

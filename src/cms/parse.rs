@@ -1,112 +1,340 @@
-//! Reading CMS SignedData for verification, keeping the exact DER of each SignerInfo's
-//! signed attributes (the signature covers those bytes, and a re-encoding could differ).
+//! Reading CMS SignedData (RFC 5652 §5) for verification, from BER or DER, with the one
+//! [`ber`](super::ber) reader that time-stamp tokens go through as well.
+//!
+//! Everything a signature covers is kept as received: the encapsulated content's octets
+//! (segments of a constructed OCTET STRING joined, RFC 5652 §5.3: the digest covers the
+//! value octets only), each SignerInfo's signed attributes (re-tagged `[0]` → SET, 0x31, the
+//! encoding that was signed) and the certificates' bytes. The DER re-encoding of the signed
+//! attributes is kept beside them only when it differs (see [`SignedAttributes`]).
 
-use cms::content_info::ContentInfo;
-use cms::signed_data::SignedData;
-use der::{Decode, Encode};
+use const_oid::ObjectIdentifier;
 
-use super::CmsError;
+use super::ber::{self, BerError, Fields, Tlv};
 use crate::pki::oid;
 
-/// A parsed SignedData plus, per SignerInfo, the signed attributes as the signer encoded them.
-#[derive(Debug, Clone)]
-pub struct ParsedSignedData {
-    /// The decoded structure.
-    pub signed_data: SignedData,
-    /// Raw signed attributes per SignerInfo (same order), re-tagged as `SET` (0x31) as signed.
-    pub raw_signed_attrs: Vec<Option<Vec<u8>>>,
+/// id-countersignature unsigned attribute (RFC 5652 §11.4).
+pub const ATTR_COUNTER_SIGNATURE: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.6");
+/// id-ri-ocsp-response (RFC 5940 §2.2.1): an OCSP response among the `crls`.
+const RI_OCSP_RESPONSE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.16.2");
+/// Deepest chain of counter-signatures read (each is a SignerInfo inside an attribute).
+const MAX_COUNTER_DEPTH: usize = 8;
+
+/// Reading a CMS structure failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CmsParseError {
+    /// The bytes are not well-formed BER, or not the structure RFC 5652 defines.
+    #[error(transparent)]
+    Ber(#[from] BerError),
+    /// The ContentInfo holds something other than SignedData.
+    #[error("content type {0} is not signedData")]
+    NotSignedData(ObjectIdentifier),
 }
 
-/// Parses a DER ContentInfo holding SignedData (RFC 5652 §3, §5.1).
-pub fn parse_signed_data(der: &[u8]) -> Result<ParsedSignedData, CmsError> {
-    let info = ContentInfo::from_der(trim_trailing_zeros(der))?;
-    if info.content_type != oid::SIGNED_DATA {
-        return Err(CmsError::Certificate(format!(
-            "content type {} is not signedData",
-            info.content_type
-        )));
+impl CmsParseError {
+    /// The stable error code.
+    pub fn code(&self) -> crate::error::ErrorCode {
+        crate::error::ErrorCode::CmsMalformed
     }
-    let content = info.content.to_der()?;
-    let signed_data = info.content.decode_as::<SignedData>()?;
-    let raw_signed_attrs = raw_signer_attrs(&content)?;
-    if raw_signed_attrs.len() != signed_data.signer_infos.0.len() {
-        return Err(CmsError::Der(
-            der::ErrorKind::Length { tag: der::Tag::Set }.into(),
-        ));
+}
+
+/// An AlgorithmIdentifier: the OID and the parameters' encoding, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlgorithmId {
+    /// The algorithm.
+    pub oid: ObjectIdentifier,
+    /// The parameters as received (absent or NULL are both `None`).
+    pub params: Option<Vec<u8>>,
+}
+
+/// One attribute: its type and each value's encoding as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attribute {
+    /// attrType.
+    pub oid: ObjectIdentifier,
+    /// attrValues, each element's whole encoding.
+    pub values: Vec<Vec<u8>>,
+}
+
+/// How a SignerInfo names its certificate (RFC 5652 §5.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignerId {
+    /// issuerAndSerialNumber: the issuer Name's encoding and the serial's content octets.
+    IssuerSerial {
+        /// The issuer Name (a SEQUENCE) as received.
+        issuer: Vec<u8>,
+        /// The serial number's INTEGER content octets.
+        serial: Vec<u8>,
+    },
+    /// subjectKeyIdentifier.
+    SubjectKeyId(Vec<u8>),
+}
+
+/// The signed attributes of one SignerInfo, in the encodings a signature may cover.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedAttributes {
+    /// The attributes.
+    pub attributes: Vec<Attribute>,
+    /// The encoding as received with the `[0]` tag replaced by SET (0x31): what OpenSSL and
+    /// poppler verify, and what the signer should have signed (RFC 5652 §5.4).
+    pub as_received: Vec<u8>,
+    /// The DER re-encoding (attributes sorted, definite lengths), only when it differs from
+    /// `as_received`: some signers sign the DER form and store another order (what EU DSS
+    /// verifies).
+    pub der: Option<Vec<u8>>,
+}
+
+impl SignedAttributes {
+    /// The first value of attribute `oid`.
+    pub fn value(&self, oid: ObjectIdentifier) -> Option<&[u8]> {
+        self.attributes
+            .iter()
+            .find(|a| a.oid == oid)
+            .and_then(|a| a.values.first())
+            .map(Vec::as_slice)
     }
+
+    /// How many attributes of type `oid` there are.
+    pub fn count(&self, oid: ObjectIdentifier) -> usize {
+        self.attributes.iter().filter(|a| a.oid == oid).count()
+    }
+}
+
+/// One SignerInfo (RFC 5652 §5.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignerInfo {
+    /// The signer's certificate reference.
+    pub sid: SignerId,
+    /// digestAlgorithm.
+    pub digest_alg: AlgorithmId,
+    /// signedAttrs, if present.
+    pub signed_attrs: Option<SignedAttributes>,
+    /// signatureAlgorithm.
+    pub signature_alg: AlgorithmId,
+    /// The signature value.
+    pub signature: Vec<u8>,
+    /// unsignedAttrs (time-stamps, counter-signatures, validation data).
+    pub unsigned_attrs: Vec<Attribute>,
+    /// Counter-signatures found in `unsigned_attrs`, parsed (RFC 5652 §11.4).
+    pub counter_signatures: Vec<SignerInfo>,
+}
+
+impl SignerInfo {
+    /// Every value of unsigned attribute `oid`, in order.
+    pub fn unsigned_values(&self, oid: ObjectIdentifier) -> Vec<Vec<u8>> {
+        self.unsigned_attrs
+            .iter()
+            .filter(|a| a.oid == oid)
+            .flat_map(|a| a.values.iter().cloned())
+            .collect()
+    }
+}
+
+/// A parsed SignedData.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedSignedData {
+    /// eContentType.
+    pub econtent_type: ObjectIdentifier,
+    /// The encapsulated content's octets, when the signature is not detached.
+    pub econtent: Option<Vec<u8>>,
+    /// The certificates (only `Certificate` choices), each as received.
+    pub certificates: Vec<Vec<u8>>,
+    /// CRLs from the `crls` field.
+    pub crls: Vec<Vec<u8>>,
+    /// OCSP responses from the `crls` field (RFC 5940 `other` choice).
+    pub ocsp: Vec<Vec<u8>>,
+    /// The SignerInfos.
+    pub signer_infos: Vec<SignerInfo>,
+}
+
+/// Parses a ContentInfo holding SignedData (RFC 5652 §3, §5.1), BER or DER; only zero
+/// bytes (the padding of a PDF `/Contents`) may follow it.
+pub fn parse_signed_data(input: &[u8]) -> Result<ParsedSignedData, CmsParseError> {
+    let info = ber::read_one(input)?.expect(ber::SEQUENCE, "ContentInfo")?;
+    let mut fields = Fields::of(&info)?;
+    let content_type = ber::oid(&fields.required(ber::OID, "contentType")?)?;
+    if content_type != oid::SIGNED_DATA {
+        return Err(CmsParseError::NotSignedData(content_type));
+    }
+    let explicit = fields.required(0xA0, "content")?;
+    let signed = Fields::of(&explicit)?.required(ber::SEQUENCE, "SignedData")?;
+    signed_data(&signed)
+}
+
+fn signed_data(signed: &Tlv<'_>) -> Result<ParsedSignedData, CmsParseError> {
+    let mut fields = Fields::of(signed)?;
+    fields.required(ber::INTEGER, "version")?;
+    fields.required(ber::SET, "digestAlgorithms")?;
+    let encap = fields.required(ber::SEQUENCE, "encapContentInfo")?;
+    let mut encap_fields = Fields::of(&encap)?;
+    let econtent_type = ber::oid(&encap_fields.required(ber::OID, "eContentType")?)?;
+    let econtent = match encap_fields.optional(0xA0) {
+        Some(explicit) => {
+            let inner = Fields::of(&explicit)?.any("eContent")?;
+            Some(match inner.tag {
+                0x04 | 0x24 => inner.octets()?.into_owned(),
+                // PKCS#7 v1.5 content of another type: its content octets (RFC 5652 §5.3).
+                _ => inner.value.to_vec(),
+            })
+        }
+        None => None,
+    };
+    let mut certificates = Vec::new();
+    if let Some(set) = fields.optional(0xA0) {
+        for choice in set.children()? {
+            // Other choices (attribute certificates, `other`) are not signer certificates.
+            if choice.tag == ber::SEQUENCE {
+                certificates.push(if choice.indefinite {
+                    choice.to_definite()?
+                } else {
+                    choice.raw.to_vec()
+                });
+            }
+        }
+    }
+    let (mut crls, mut ocsp) = (Vec::new(), Vec::new());
+    if let Some(set) = fields.optional(0xA1) {
+        for choice in set.children()? {
+            match choice.tag {
+                ber::SEQUENCE => crls.push(choice.to_definite()?),
+                // other [1] IMPLICIT OtherRevocationInfoFormat { format OID, info ANY }.
+                0xA1 => {
+                    let mut other = Fields::of(&choice)?;
+                    let format = ber::oid(&other.required(ber::OID, "otherRevInfoFormat")?)?;
+                    let info = other.any("otherRevInfo")?;
+                    if format == RI_OCSP_RESPONSE {
+                        ocsp.push(info.to_definite()?);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let infos = fields.required(ber::SET, "signerInfos")?;
+    let signer_infos = infos
+        .children()?
+        .iter()
+        .map(|s| signer_info(s, 0))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(ParsedSignedData {
-        signed_data,
-        raw_signed_attrs,
+        econtent_type,
+        econtent,
+        certificates,
+        crls,
+        ocsp,
+        signer_infos,
     })
 }
 
-/// PDF /Contents holes are zero-padded after the DER; accept the padding.
-fn trim_trailing_zeros(der: &[u8]) -> &[u8] {
-    match tlv(der) {
-        Some((_, _, total)) if total <= der.len() => &der[..total],
-        _ => der,
-    }
+/// Reads an AlgorithmIdentifier.
+pub fn algorithm(tlv: &Tlv<'_>) -> Result<AlgorithmId, BerError> {
+    let mut fields = Fields::of(&tlv.expect(ber::SEQUENCE, "AlgorithmIdentifier")?)?;
+    let oid = ber::oid(&fields.required(ber::OID, "algorithm")?)?;
+    let params = fields
+        .rest()
+        .first()
+        .filter(|p| p.tag != 0x05)
+        .map(|p| p.raw.to_vec());
+    Ok(AlgorithmId { oid, params })
 }
 
-/// Reads one DER TLV: (tag, value range start..end, total length).
-pub(crate) fn tlv(input: &[u8]) -> Option<(u8, std::ops::Range<usize>, usize)> {
-    let tag = *input.first()?;
-    let first = *input.get(1)? as usize;
-    let (len, header) = if first < 0x80 {
-        (first, 2)
-    } else {
-        let n = first & 0x7f;
-        if n == 0 || n > 4 {
-            return None;
+fn attributes(set: &Tlv<'_>) -> Result<Vec<Attribute>, BerError> {
+    set.children()?
+        .iter()
+        .map(|a| {
+            let mut fields = Fields::of(&a.expect(ber::SEQUENCE, "Attribute")?)?;
+            let oid = ber::oid(&fields.required(ber::OID, "attrType")?)?;
+            let values = fields
+                .required(ber::SET, "attrValues")?
+                .children()?
+                .iter()
+                .map(|v| v.raw.to_vec())
+                .collect();
+            Ok(Attribute { oid, values })
+        })
+        .collect()
+}
+
+/// Reads one SignerInfo (`depth` counts enclosing counter-signatures).
+pub fn signer_info(tlv: &Tlv<'_>, depth: usize) -> Result<SignerInfo, CmsParseError> {
+    if depth > MAX_COUNTER_DEPTH {
+        return Err(BerError::TooDeep.into());
+    }
+    let mut fields = Fields::of(&tlv.expect(ber::SEQUENCE, "SignerInfo")?)?;
+    fields.required(ber::INTEGER, "version")?;
+    let sid = fields.any("sid")?;
+    let sid = match sid.tag {
+        ber::SEQUENCE => {
+            let mut ias = Fields::of(&sid)?;
+            let issuer = ias.required(ber::SEQUENCE, "issuer")?;
+            let serial = ias.required(ber::INTEGER, "serialNumber")?;
+            SignerId::IssuerSerial {
+                issuer: issuer.to_definite()?,
+                serial: serial.value.to_vec(),
+            }
         }
-        let mut len = 0usize;
-        for i in 0..n {
-            len = (len << 8) | *input.get(2 + i)? as usize;
+        0x80 | 0xA0 => SignerId::SubjectKeyId(sid.octets()?.into_owned()),
+        found => {
+            return Err(BerError::Unexpected {
+                expected: "SignerIdentifier",
+                found,
+                at: 0,
+            }
+            .into())
         }
-        (len, 2 + n)
     };
-    let end = header.checked_add(len)?;
-    (end <= input.len()).then_some((tag, header..end, end))
-}
-
-/// Iterates the TLVs inside a constructed value.
-pub(crate) fn children(mut value: &[u8]) -> Option<Vec<(u8, &[u8])>> {
-    let mut out = Vec::new();
-    while !value.is_empty() {
-        let (tag, _, total) = tlv(value)?;
-        out.push((tag, &value[..total]));
-        value = &value[total..];
+    let digest_alg = algorithm(&fields.any("digestAlgorithm")?)?;
+    let signed_attrs = match fields.optional(0xA0) {
+        Some(attrs) => {
+            let mut as_received = attrs.raw.to_vec();
+            as_received[0] = ber::SET;
+            let retagged = Tlv {
+                tag: ber::SET,
+                ..attrs
+            };
+            let der = retagged.to_der()?;
+            Some(SignedAttributes {
+                attributes: attributes(&attrs)?,
+                der: (der != as_received).then_some(der),
+                as_received,
+            })
+        }
+        None => None,
+    };
+    let signature_alg = algorithm(&fields.any("signatureAlgorithm")?)?;
+    let signature = fields.any("signature")?;
+    if signature.tag & !0x20 != ber::OCTET_STRING {
+        return Err(BerError::Unexpected {
+            expected: "signature OCTET STRING",
+            found: signature.tag,
+            at: 0,
+        }
+        .into());
     }
-    Some(out)
-}
-
-/// Finds each SignerInfo's `[0] IMPLICIT SignedAttributes` in the SignedData encoding.
-fn raw_signer_attrs(signed_data_der: &[u8]) -> Result<Vec<Option<Vec<u8>>>, CmsError> {
-    let malformed = || CmsError::Der(der::ErrorKind::Failed.into());
-    let (_, body, _) = tlv(signed_data_der).ok_or_else(malformed)?;
-    let fields = children(&signed_data_der[body]).ok_or_else(malformed)?;
-    // signerInfos is the last field: a SET (0x31) of SignerInfo SEQUENCEs.
-    let (tag, signer_infos) = *fields.last().ok_or_else(malformed)?;
-    if tag != 0x31 {
-        return Err(malformed());
+    let signature = signature.octets()?.into_owned();
+    let unsigned_attrs = match fields.optional(0xA1) {
+        Some(attrs) => attributes(&attrs)?,
+        None => Vec::new(),
+    };
+    let mut counter_signatures = Vec::new();
+    for value in unsigned_attrs
+        .iter()
+        .filter(|a| a.oid == ATTR_COUNTER_SIGNATURE)
+        .flat_map(|a| a.values.iter())
+    {
+        let tlv = ber::read_one(value)?;
+        counter_signatures.push(signer_info(&tlv, depth + 1)?);
     }
-    let (_, inner, _) = tlv(signer_infos).ok_or_else(malformed)?;
-    let mut result = Vec::new();
-    for (_, signer_info) in children(&signer_infos[inner]).ok_or_else(malformed)? {
-        let (_, body, _) = tlv(signer_info).ok_or_else(malformed)?;
-        let parts = children(&signer_info[body]).ok_or_else(malformed)?;
-        // version, sid, digestAlgorithm, then [0] signedAttrs if present.
-        let attrs = parts
-            .get(3)
-            .filter(|(tag, _)| *tag == 0xA0)
-            .map(|(_, raw)| {
-                let mut bytes = raw.to_vec();
-                bytes[0] = 0x31;
-                bytes
-            });
-        result.push(attrs);
-    }
-    Ok(result)
+    Ok(SignerInfo {
+        sid,
+        digest_alg,
+        signed_attrs,
+        signature_alg,
+        signature,
+        unsigned_attrs,
+        counter_signatures,
+    })
 }
 
 #[cfg(test)]

@@ -136,28 +136,66 @@ pub struct TimeStampResp {
     pub time_stamp_token: Option<ContentInfo>,
 }
 
+/// A time-stamp response or token that is not what was asked for.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// A value cannot be DER-decoded or encoded.
+    #[error("{what}: {source}")]
+    Der {
+        /// Which structure.
+        what: &'static str,
+        /// The decoder's error.
+        source: der::Error,
+    },
+    /// The token's ContentInfo holds something other than SignedData.
+    #[error("token content type is {0}, not signedData")]
+    NotSignedData(const_oid::ObjectIdentifier),
+    /// The SignedData encapsulates something other than a TSTInfo.
+    #[error("token encapsulates {0}, not a TSTInfo")]
+    NotTstInfo(const_oid::ObjectIdentifier),
+    /// The SignedData has no encapsulated content.
+    #[error("token has no encapsulated TSTInfo")]
+    NoTstInfo,
+    /// The TSA did not grant the request.
+    #[error("status {status} (not granted) {text}")]
+    NotGranted {
+        /// PKIStatus.
+        status: u8,
+        /// The TSA's free text.
+        text: String,
+    },
+    /// Granted, yet no token.
+    #[error("granted but no token")]
+    NoToken,
+    /// The nonce is not the one sent.
+    #[error("nonce in the token does not match the request")]
+    NonceMismatch,
+    /// The messageImprint is not the one sent.
+    #[error("messageImprint in the token does not match the request")]
+    ImprintMismatch,
+}
+
+fn der_error(what: &'static str) -> impl FnOnce(der::Error) -> TokenError {
+    move |source| TokenError::Der { what, source }
+}
+
 /// Extracts the `TSTInfo` from a time-stamp token (DER ContentInfo). No signature check.
-pub fn token_tst_info(token: &ContentInfo) -> Result<TstInfo, String> {
+pub fn token_tst_info(token: &ContentInfo) -> Result<TstInfo, TokenError> {
     if token.content_type != oid::SIGNED_DATA {
-        return Err(format!(
-            "token content type is {}, not signedData",
-            token.content_type
-        ));
+        return Err(TokenError::NotSignedData(token.content_type));
     }
-    let signed = SignedData::from_der(&token.content.to_der().map_err(|e| e.to_string())?)
-        .map_err(|e| format!("token is not a SignedData: {e}"))?;
+    let content = token.content.to_der().map_err(der_error("token"))?;
+    let signed = SignedData::from_der(&content).map_err(der_error("token SignedData"))?;
     let encap = signed.encap_content_info;
     if encap.econtent_type != oid::TST_INFO {
-        return Err(format!(
-            "token encapsulates {}, not a TSTInfo",
-            encap.econtent_type
-        ));
+        return Err(TokenError::NotTstInfo(encap.econtent_type));
     }
-    let content = encap.econtent.ok_or("token has no encapsulated TSTInfo")?;
+    let content = encap.econtent.ok_or(TokenError::NoTstInfo)?;
     let octets = content
         .decode_as::<OctetString>()
-        .map_err(|e| format!("eContent: {e}"))?;
-    TstInfo::from_der(octets.as_bytes()).map_err(|e| format!("TSTInfo: {e}"))
+        .map_err(der_error("eContent"))?;
+    TstInfo::from_der(octets.as_bytes()).map_err(der_error("TSTInfo"))
 }
 
 /// Asks the RFC 3161 TSA at `url` (plain `http://`) for a time-stamp token over `imprint`
@@ -226,13 +264,16 @@ pub fn request_token(
     if bytes.len() as u64 > MAX_RESPONSE {
         return Err(bad(format!("response larger than {MAX_RESPONSE} bytes")));
     }
-    check_response(&bytes, &message_imprint, &nonce).map_err(bad)
+    check_response(&bytes, &message_imprint, &nonce).map_err(|e| bad(e.to_string()))
 }
 
 /// Checks a DER `TimeStampResp` against the request and returns the token's DER.
-fn check_response(bytes: &[u8], imprint: &MessageImprint, nonce: &Int) -> Result<Vec<u8>, String> {
-    let response =
-        TimeStampResp::from_der(bytes).map_err(|e| format!("not a TimeStampResp: {e}"))?;
+fn check_response(
+    bytes: &[u8],
+    imprint: &MessageImprint,
+    nonce: &Int,
+) -> Result<Vec<u8>, TokenError> {
+    let response = TimeStampResp::from_der(bytes).map_err(der_error("TimeStampResp"))?;
     let status = &response.status;
     if status.status != status::GRANTED && status.status != status::GRANTED_WITH_MODS {
         let text = status
@@ -240,19 +281,20 @@ fn check_response(bytes: &[u8], imprint: &MessageImprint, nonce: &Int) -> Result
             .as_ref()
             .map(|s| s.join("; "))
             .unwrap_or_default();
-        return Err(format!("status {} (not granted) {text}", status.status)
-            .trim()
-            .to_string());
+        return Err(TokenError::NotGranted {
+            status: status.status,
+            text,
+        });
     }
-    let token = response.time_stamp_token.ok_or("granted but no token")?;
+    let token = response.time_stamp_token.ok_or(TokenError::NoToken)?;
     let tst = token_tst_info(&token)?;
     if tst.nonce.as_ref() != Some(nonce) {
-        return Err("nonce in the token does not match the request".into());
+        return Err(TokenError::NonceMismatch);
     }
     if tst.message_imprint != *imprint {
-        return Err("messageImprint in the token does not match the request".into());
+        return Err(TokenError::ImprintMismatch);
     }
-    token.to_der().map_err(|e| e.to_string())
+    token.to_der().map_err(der_error("token"))
 }
 
 #[cfg(test)]
@@ -323,6 +365,9 @@ mod tests {
             time_stamp_token: None,
         };
         let err = check_response(&rejected.to_der().unwrap(), &imprint, &nonce).unwrap_err();
-        assert!(err.contains("status 2"), "{err}");
+        assert!(
+            matches!(err, TokenError::NotGranted { status: 2, .. }),
+            "{err}"
+        );
     }
 }

@@ -117,7 +117,11 @@ impl<'a> Comparer<'a> {
         // First find what permitted additions reach, so that objects they bring in are allowed.
         for id in &added {
             if let Some(Object::Dictionary(d)) = self.new.objects.get(id) {
-                if is_signature_widget(d, self.new) || is_sig_dict(d) || is_dss(d) {
+                // A new signature field (with its widgets merged or as /Kids), its
+                // signature dictionary, or validation data (ISO 32000-2 §12.8.2.2.3:
+                // adding signatures and DSS is always allowed).
+                let sig_field = is_field(d) && field_type(d, self.new).as_deref() == Some(b"Sig");
+                if sig_field || is_signature_widget(d, self.new) || is_sig_dict(d) || is_dss(d) {
                     self.allow_from(*id);
                 }
             }
@@ -172,6 +176,21 @@ impl<'a> Comparer<'a> {
             }
         }
         false
+    }
+
+    /// Whether `id` is the object the catalog's `key` refers to, or one it refers to directly.
+    fn in_catalog_entry(&self, key: &[u8], id: ObjectId) -> bool {
+        let Some(entry) = self.new.catalog().ok().and_then(|c| c.get(key).ok()) else {
+            return false;
+        };
+        let mut direct = Vec::new();
+        collect_refs(entry, &mut direct, 0);
+        if direct.contains(&id) {
+            return true;
+        }
+        direct
+            .iter()
+            .any(|r| self.new.objects.get(r).is_some_and(|o| refers_to(o, id)))
     }
 
     fn new_signature_count(&self) -> usize {
@@ -229,6 +248,15 @@ impl<'a> Comparer<'a> {
             return self
                 .disallowed
                 .push(format!("page {page} content stream replaced"));
+        }
+        if is_extensions_object(old, self.old)
+            && is_extensions_object(new, self.new)
+            && self.in_catalog_entry(b"Extensions", id)
+        {
+            // Developer extensions only declare what the file uses (ISO 32000-2 §7.12).
+            return self
+                .permitted
+                .push("developer extensions (/Extensions) updated".into());
         }
         if self.new.catalog().ok().map(|c| c as *const Dictionary)
             == new.as_dict().ok().map(|d| d as *const Dictionary)
@@ -293,6 +321,11 @@ impl<'a> Comparer<'a> {
             };
             match self.new.objects.get(&id) {
                 Some(Object::Dictionary(d)) if is_signature_widget(d, self.new) => {}
+                // A widget that a new signature field lists in its /Kids (without /Parent).
+                Some(Object::Dictionary(d))
+                    if self.allowed.contains(&id)
+                        && d.get(b"Subtype").ok().and_then(|s| s.as_name().ok())
+                            == Some(b"Widget".as_slice()) => {}
                 Some(Object::Dictionary(d)) => {
                     let subtype = d
                         .get(b"Subtype")
@@ -368,7 +401,8 @@ impl<'a> Comparer<'a> {
                 b"V" | b"AS" | b"AP" if !is_sig => self
                     .permitted
                     .push(format!("form field {} {} filled in", id.0, id.1)),
-                b"AP" if is_sig && !a.has(b"V") => {}
+                // Signing an empty field may also set its widget's flags and look.
+                b"AP" | b"F" | b"MK" | b"DA" if is_sig && !a.has(b"V") => {}
                 other => self.disallowed.push(format!(
                     "field {} {} /{} changed",
                     id.0,
@@ -408,14 +442,23 @@ impl<'a> Comparer<'a> {
         }
     }
 
-    /// An array that only gained references to new signature fields or widgets.
+    /// An array that only gained references to new signature fields or widgets, wherever
+    /// they were inserted (the old entries keep their order).
     fn array_appended_permitted(&self, old: &[Object], new: &[Object]) -> bool {
-        new.len() >= old.len()
-            && new[..old.len()] == *old
-            && new[old.len()..].iter().all(|o| match o.as_reference() {
-                Ok(id) => self.allowed.contains(&id),
-                Err(_) => false,
-            })
+        let mut remaining = old.iter().peekable();
+        for item in new {
+            if remaining.peek() == Some(&item) {
+                remaining.next();
+                continue;
+            }
+            let allowed = item
+                .as_reference()
+                .is_ok_and(|id| self.allowed.contains(&id));
+            if !allowed {
+                return false;
+            }
+        }
+        remaining.peek().is_none()
     }
 }
 
@@ -467,6 +510,32 @@ fn is_dss(d: &Dictionary) -> bool {
     d.has(b"VRI")
         || (d.has(b"OCSPs") || d.has(b"CRLs")) && d.has(b"Certs")
         || d.get(b"Type").ok().and_then(|t| t.as_name().ok()) == Some(b"DSS")
+}
+
+/// The /Extensions dictionary (prefix → extension dictionaries or arrays of them) or one
+/// developer extension dictionary (/BaseVersion, /ExtensionLevel), references resolved in
+/// `doc`: nothing that renders.
+fn is_extensions_object(obj: &Object, doc: &Document) -> bool {
+    let Ok(d) = obj.as_dict() else {
+        return false;
+    };
+    let extension = |o: &Object| {
+        let resolved = match o {
+            Object::Reference(r) => doc.objects.get(r),
+            other => Some(other),
+        };
+        resolved
+            .and_then(|o| o.as_dict().ok())
+            .is_some_and(|d| d.has(b"BaseVersion") && d.has(b"ExtensionLevel"))
+    };
+    (d.has(b"BaseVersion") && d.has(b"ExtensionLevel"))
+        || d.iter().all(|(key, value)| {
+            key.as_slice() == b"Type"
+                || match value {
+                    Object::Array(items) => items.iter().all(extension),
+                    other => extension(other),
+                }
+        })
 }
 
 fn is_acroform(d: &Dictionary) -> bool {

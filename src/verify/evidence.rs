@@ -2,14 +2,13 @@
 //! CRLs from the CMS `crls` field, Adobe's revocation-info-archival signed attribute and
 //! the PDF Document Security Store (ETSI EN 319 142-1 §5.4).
 
-use cms::revocation::RevocationInfoChoice;
 use const_oid::ObjectIdentifier;
 use der::Encode;
 use lopdf::{Document, Object};
 use openssl::x509::X509;
 
 use super::revocation::Evidence;
-use crate::cms::parse::{children, tlv};
+use crate::cms::ber;
 use crate::cms::ParsedSignedData;
 
 /// adbe-revocationInfoArchival (Adobe PDF reference, 1.2.840.113583.1.1.8).
@@ -17,48 +16,25 @@ const ADBE_REVOCATION_INFO: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2
 /// id-aa-ets-revocationValues (ETSI EN 319 122-1 §5.5.2, RFC 5126 §6.3.4).
 const ETS_REVOCATION_VALUES: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.2.24");
-/// id-ri-ocsp-response (RFC 5940 §2.2.1).
-const RI_OCSP_RESPONSE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.16.2");
 
-/// Revocation data carried by a SignedData and its first signer's signed attributes.
+/// Revocation data carried by a SignedData and its first signer's attributes.
 pub fn from_signed_data(parsed: &ParsedSignedData) -> Evidence {
-    let mut evidence = Evidence::default();
-    if let Some(crls) = &parsed.signed_data.crls {
-        for choice in crls.0.iter() {
-            match choice {
-                RevocationInfoChoice::Crl(crl) => evidence.crls.extend(crl.to_der().ok()),
-                RevocationInfoChoice::Other(other)
-                    if other.other_format.oid == RI_OCSP_RESPONSE =>
-                {
-                    evidence.ocsp.extend(other.other.to_der().ok())
-                }
-                RevocationInfoChoice::Other(_) => {}
-            }
-        }
-    }
-    let adbe = parsed
-        .signed_data
-        .signer_infos
-        .0
-        .get(0)
-        .and_then(|s| s.signed_attrs.as_ref())
-        .and_then(|attrs| attrs.iter().find(|a| a.oid == ADBE_REVOCATION_INFO))
-        .and_then(|a| a.values.get(0))
-        .and_then(|v| v.to_der().ok());
+    let mut evidence = Evidence {
+        crls: parsed.crls.clone(),
+        ocsp: parsed.ocsp.clone(),
+    };
+    let Some(signer) = parsed.signer_infos.first() else {
+        return evidence;
+    };
+    let adbe = signer
+        .signed_attrs
+        .as_ref()
+        .and_then(|attrs| attrs.value(ADBE_REVOCATION_INFO));
     if let Some(der) = adbe {
-        read_revocation_sequence(&der, false, &mut evidence);
+        read_revocation_sequence(der, false, &mut evidence);
     }
     // CAdES-X-L / B-LT revocation values: the same layout, but ocspVals are BasicOCSPResponses.
-    let values = parsed
-        .signed_data
-        .signer_infos
-        .0
-        .get(0)
-        .and_then(|s| s.unsigned_attrs.as_ref())
-        .and_then(|attrs| attrs.iter().find(|a| a.oid == ETS_REVOCATION_VALUES))
-        .and_then(|a| a.values.get(0))
-        .and_then(|v| v.to_der().ok());
-    if let Some(der) = values {
+    for der in signer.unsigned_values(ETS_REVOCATION_VALUES) {
         read_revocation_sequence(&der, true, &mut evidence);
     }
     evidence
@@ -78,28 +54,26 @@ fn wrap_basic_response(basic: &[u8]) -> Option<Vec<u8>> {
 /// ocsp [1] EXPLICIT SEQUENCE OF OCSPResponse OPTIONAL, otherRevInfo [2] ... OPTIONAL }, and
 /// RevocationValues, whose `[1]` holds BasicOCSPResponses (`basic_ocsp`).
 fn read_revocation_sequence(der: &[u8], basic_ocsp: bool, evidence: &mut Evidence) {
-    let Some((_, body, _)) = tlv(der) else { return };
-    let Some(fields) = children(&der[body]) else {
+    let Ok(fields) = ber::read_one(der).and_then(|seq| seq.children()) else {
         return;
     };
-    for (tag, field) in fields {
-        let Some((_, inner, _)) = tlv(field) else {
+    for field in fields {
+        let Ok(items) = field.children().and_then(|inner| {
+            inner
+                .first()
+                .map(|s| s.children())
+                .unwrap_or(Ok(Vec::new()))
+        }) else {
             continue;
         };
-        let Some(seq) = children(&field[inner]).and_then(|c| c.first().map(|(_, s)| *s)) else {
-            continue;
-        };
-        let Some((_, items, _)) = tlv(seq) else {
-            continue;
-        };
-        let Some(items) = children(&seq[items]) else {
-            continue;
-        };
-        for (_, item) in items {
-            match tag {
-                0xA0 => evidence.crls.push(item.to_vec()),
-                0xA1 if basic_ocsp => evidence.ocsp.extend(wrap_basic_response(item)),
-                0xA1 => evidence.ocsp.push(item.to_vec()),
+        for item in items {
+            let Ok(item) = item.to_definite() else {
+                continue;
+            };
+            match field.tag {
+                0xA0 => evidence.crls.push(item),
+                0xA1 if basic_ocsp => evidence.ocsp.extend(wrap_basic_response(&item)),
+                0xA1 => evidence.ocsp.push(item),
                 _ => {}
             }
         }

@@ -27,7 +27,7 @@ use time::OffsetDateTime;
 use crate::clock::rfc3339;
 use crate::code::ErrorCode;
 use report::{ChainEntry, Coverage, Identifier, SignatureKind, Signer, TimestampReport};
-use signer::hash_parts;
+use signer::Parts;
 
 /// The file could not be verified at all (as opposed to a signature failing).
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +39,11 @@ pub enum VerifyError {
     /// The PDF cannot be parsed.
     #[error("{0}")]
     PdfMalformed(String),
+    /// The PDF is encrypted and cannot be read without its password or key.
+    #[error(
+        "{0}: the PDF is encrypted and its signatures cannot be read without its password or key"
+    )]
+    PdfEncrypted(String),
     /// A detached CMS signature needs its content.
     #[error("{0} is a detached signature: give the signed file with --content")]
     ContentMissing(String),
@@ -61,6 +66,7 @@ impl VerifyError {
         match self {
             Self::NoSignature(_) => ErrorCode::NoSignature,
             Self::PdfMalformed(_) => ErrorCode::PdfMalformed,
+            Self::PdfEncrypted(_) => ErrorCode::PdfEncrypted,
             Self::ContentMissing(_) => ErrorCode::Usage,
             Self::CmsMalformed { .. } => ErrorCode::CmsMalformed,
             Self::Xml(e) => e.code(),
@@ -127,7 +133,7 @@ pub fn document(
     } else if input.first() == Some(&0x30) || input.starts_with(b"-----BEGIN") {
         verify_cms(name, input, detached, ctx)
     } else if crate::xml::looks_like_xml(input) {
-        xml::verify(name, input, ctx)
+        xml::verify(name, input, detached, ctx)
     } else {
         Err(VerifyError::NoSignature(name.into()))
     }
@@ -142,16 +148,24 @@ pub fn xml_document(
     policy: &Policy,
     ctx: &ValidationContext,
 ) -> Result<Report, VerifyError> {
-    xml::verify_parsed(name, parsed, &Validation { policy, ctx })
+    xml::verify_parsed(name, parsed, None, &Validation { policy, ctx })
+}
+
+/// The typed error of a PDF whose signatures cannot be listed.
+fn pdf_read_error(name: &str, e: pdf::PdfReadError) -> VerifyError {
+    match e {
+        pdf::PdfReadError::Encrypted => VerifyError::PdfEncrypted(name.into()),
+        other => VerifyError::PdfMalformed(other.to_string()),
+    }
 }
 
 fn verify_pdf(name: &str, input: &[u8], ctx: &Validation<'_>) -> Result<Report, VerifyError> {
-    let found = pdf::signatures(input).map_err(VerifyError::PdfMalformed)?;
+    let found = pdf::signatures(input).map_err(|e| pdf_read_error(name, e))?;
     if found.signatures.is_empty() {
         return Err(VerifyError::NoSignature(name.into()));
     }
     let mut reports = Vec::new();
-    for sig in found.signatures {
+    for sig in &found.signatures {
         let coverage = Coverage {
             whole_file: sig.whole_file,
             revision: Some(sig.revision),
@@ -163,29 +177,43 @@ fn verify_pdf(name: &str, input: &[u8], ctx: &Validation<'_>) -> Result<Report, 
         } else {
             Vec::new()
         };
-        let is_doc_ts = sig.sub_filter == "ETSI.RFC3161";
-        let mut report = if is_doc_ts {
-            document_timestamp(&sig, &signed, ctx, coverage.clone())
-        } else {
-            match crate::cms::parse_signed_data(&sig.contents) {
+        let kind = PdfSubFilter::of(&sig.sub_filter);
+        let mut sig_reports = match kind {
+            PdfSubFilter::DocTimeStamp => vec![document_timestamp(
+                sig,
+                &signed,
+                ctx,
+                coverage.clone(),
+                &found.dss_certs,
+            )],
+            _ => match crate::cms::parse_signed_data(&sig.contents) {
                 Ok(parsed) => {
-                    let mut check = signer::check_signer(&parsed, 0, &|md| hash_parts(md, &signed));
                     let mut evidence = evidence::from_signed_data(&parsed);
                     evidence.extend(&found.dss);
-                    check.embedded.extend(found.dss_certs.iter().cloned());
-                    evaluate(sig.field.clone(), check, ctx, coverage.clone(), &evidence)
+                    pdf_signature(
+                        sig,
+                        kind,
+                        &parsed,
+                        &signed,
+                        ctx,
+                        &coverage,
+                        &evidence,
+                        &found.dss_certs,
+                    )
                 }
-                Err(e) => failed(
+                Err(e) => vec![failed(
                     sig.field.clone(),
                     SubIndication::FormatFailure,
                     format!("/Contents is not CMS: {e}"),
                     ctx,
                     coverage.clone(),
-                ),
-            }
+                )],
+            },
         };
+        let report = &mut sig_reports[0];
         if let Some(m) = &sig.claimed_time {
-            report.claimed_signing_time = pdf_date_to_rfc3339(m).or(report.claimed_signing_time);
+            report.claimed_signing_time =
+                pdf_date_to_rfc3339(m).or(report.claimed_signing_time.take());
         }
         if !sig.byte_range_problems.is_empty() {
             report.intact = false;
@@ -193,10 +221,8 @@ fn verify_pdf(name: &str, input: &[u8], ctx: &Validation<'_>) -> Result<Report, 
             report.sub_indication = Some(SubIndication::FormatFailure);
             report.notes.extend(sig.byte_range_problems.iter().cloned());
         }
-        if !matches!(
-            sig.sub_filter.as_str(),
-            "ETSI.CAdES.detached" | "adbe.pkcs7.detached" | "ETSI.RFC3161"
-        ) {
+        if kind == PdfSubFilter::Unsupported {
+            report.intact = false;
             report.indication = Indication::TotalFailed;
             report.sub_indication = Some(SubIndication::FormatFailure);
             report
@@ -205,12 +231,27 @@ fn verify_pdf(name: &str, input: &[u8], ctx: &Validation<'_>) -> Result<Report, 
         }
         if sig.whole_file {
             report.modification = Some("none");
+        } else if found.undecrypted {
+            report.notes.push(
+                "the document is encrypted with a password or key that was not given: the signed bytes are checked, the changes made after signing cannot be read".into(),
+            );
+            if report.indication == Indication::TotalPassed {
+                report.indication = Indication::Indeterminate;
+                report.sub_indication = Some(SubIndication::FormatFailure);
+            }
         } else if sig.byte_range_problems.is_empty() {
             let end = sig.ranges[1].0 + sig.ranges[1].1;
             let found_changes = pdf::modifications(input, end, &found.document, &found.value_gaps);
             report.modification = Some(found_changes.level);
             report.changes = found_changes.changes;
-            if found_changes.level == "disallowed" {
+            if found_changes.level == "disallowed" && kind == PdfSubFilter::DocTimeStamp {
+                // A document time-stamp proves that its revision existed; it restricts
+                // nothing after it (the changes stay listed).
+                report.modification = Some("permitted");
+                report.notes.push(
+                    "changes after a document time-stamp are not covered by it; they are listed, the time-stamp is not affected".into(),
+                );
+            } else if found_changes.level == "disallowed" {
                 report.indication = Indication::TotalFailed;
                 report.sub_indication = Some(SubIndication::FormatFailure);
                 report.notes.push(
@@ -219,10 +260,129 @@ fn verify_pdf(name: &str, input: &[u8], ctx: &Validation<'_>) -> Result<Report, 
                 );
             }
         }
-        reports.push(report);
+        reports.extend(sig_reports);
     }
     check_timestamp_order(&mut reports);
     Ok(Report::new(name.into(), "pdf", reports))
+}
+
+/// How a PDF signature dictionary's /SubFilter says its /Contents is to be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PdfSubFilter {
+    /// A detached CMS over the byte ranges: `ETSI.CAdES.detached`, `adbe.pkcs7.detached`
+    /// (plain PKCS#7 allowed) and ICP-Brasil's `PBAD.PAdES`.
+    Detached,
+    /// `adbe.pkcs7.sha1`: the SignedData encapsulates the SHA-1 digest of the byte ranges.
+    Sha1,
+    /// `ETSI.RFC3161`: a document time-stamp.
+    DocTimeStamp,
+    /// Anything else (`adbe.x509.rsa_sha1`, unknown values).
+    Unsupported,
+}
+
+impl PdfSubFilter {
+    fn of(name: &str) -> Self {
+        match name {
+            "ETSI.CAdES.detached" | "adbe.pkcs7.detached" | "PBAD.PAdES" => Self::Detached,
+            "adbe.pkcs7.sha1" => Self::Sha1,
+            "ETSI.RFC3161" => Self::DocTimeStamp,
+            _ => Self::Unsupported,
+        }
+    }
+}
+
+/// The reports of a PDF signature's CMS: its first SignerInfo, then its counter-signatures.
+#[allow(clippy::too_many_arguments)]
+fn pdf_signature(
+    sig: &pdf::PdfSignature,
+    kind: PdfSubFilter,
+    parsed: &crate::cms::ParsedSignedData,
+    signed: &[&[u8]],
+    ctx: &Validation<'_>,
+    coverage: &Coverage,
+    evidence: &revocation::Evidence,
+    dss_certs: &[X509],
+) -> Vec<SignatureReport> {
+    let Some(signer_info) = parsed.signer_infos.first() else {
+        return vec![failed(
+            sig.field.clone(),
+            SubIndication::FormatFailure,
+            "the CMS has no SignerInfo".into(),
+            ctx,
+            coverage.clone(),
+        )];
+    };
+    let sha1_content;
+    let content: &[&[u8]] = match (kind, &parsed.econtent) {
+        (PdfSubFilter::Sha1, Some(econtent)) => {
+            sha1_content = [econtent.as_slice()];
+            &sha1_content
+        }
+        _ => signed,
+    };
+    let mut check = signer::check_signer(parsed, signer_info, &Parts(content), dss_certs);
+    check.embedded.extend(dss_certs.iter().cloned());
+    if kind == PdfSubFilter::Sha1 {
+        let ranges_sha1 = openssl::sha::sha1(&signed.concat());
+        let matches = parsed.econtent.as_deref() == Some(ranges_sha1.as_slice());
+        check.hash_ok &= matches;
+        if !matches {
+            check.notes.push(
+                "adbe.pkcs7.sha1: the encapsulated digest is not the SHA-1 of the byte ranges"
+                    .into(),
+            );
+        }
+        if !check.weak.iter().any(|w| w.contains("SHA-1")) {
+            check
+                .weak
+                .push("adbe.pkcs7.sha1 (SHA-1 digest of the document)".into());
+        }
+    }
+    let mut reports = vec![evaluate(
+        sig.field.clone(),
+        check,
+        ctx,
+        coverage.clone(),
+        evidence,
+        dss_certs,
+    )];
+    counter_signatures(
+        parsed,
+        signer_info,
+        &sig.field,
+        ctx,
+        coverage,
+        evidence,
+        dss_certs,
+        &mut reports,
+    );
+    reports
+}
+
+/// Reports every counter-signature of `parent_info` (recursively), each as a signature of
+/// its own over its parent's signature value.
+#[allow(clippy::too_many_arguments)]
+fn counter_signatures(
+    parsed: &crate::cms::ParsedSignedData,
+    parent_info: &crate::cms::parse::SignerInfo,
+    parent_id: &str,
+    ctx: &Validation<'_>,
+    coverage: &Coverage,
+    evidence: &revocation::Evidence,
+    extra: &[X509],
+    out: &mut Vec<SignatureReport>,
+) {
+    for (k, counter) in parent_info.counter_signatures.iter().enumerate() {
+        let id = format!("{parent_id}/counter-{}", k + 1);
+        let value = [parent_info.signature.as_slice()];
+        let check = signer::check_signer(parsed, counter, &Parts(&value), extra);
+        let mut report = evaluate(id.clone(), check, ctx, coverage.clone(), evidence, extra);
+        report.kind = SignatureKind::CounterSignature;
+        report.parent = Some(parent_id.to_string());
+        report.modification = Some("none");
+        out.push(report);
+        counter_signatures(parsed, counter, &id, ctx, coverage, evidence, extra, out);
+    }
 }
 
 fn document_timestamp(
@@ -230,8 +390,9 @@ fn document_timestamp(
     signed: &[&[u8]],
     ctx: &ValidationContext,
     coverage: Coverage,
+    extra: &[X509],
 ) -> SignatureReport {
-    let ts = timestamp::check(&sig.contents, signed, &ctx.trust_lists);
+    let ts = timestamp::check(&sig.contents, signed, &ctx.trust_lists, extra);
     let mut report = failed(
         sig.field.clone(),
         SubIndication::HashFailure,
@@ -241,23 +402,29 @@ fn document_timestamp(
     );
     report.notes.clear();
     report.kind = SignatureKind::DocumentTimestamp;
-    report.intact = ts.valid;
+    report.intact = ts.intact;
     report.trust_list = ts.trust_list.clone();
-    if ts.valid {
-        report.indication = Indication::TotalPassed;
-        report.sub_indication = None;
-    } else {
-        report.notes.extend(ts.problems.iter().cloned());
+    report.indication = ts.indication;
+    report.sub_indication = ts.sub_indication;
+    report.notes.extend(ts.problems.iter().cloned());
+    if let Some(cert) = &ts.tsa_certificate {
+        report.signer = Some(signer_of(cert));
     }
-    report.timestamp = Some(TimestampReport {
-        gen_time: ts.gen_time.map(rfc3339).unwrap_or_default(),
-        tsa: ts.tsa,
-        valid: ts.valid,
-    });
     if let Some(t) = ts.gen_time {
         report.best_signature_time = rfc3339(t);
     }
+    report.timestamp = Some(timestamp_report(&ts));
     report
+}
+
+fn timestamp_report(ts: &timestamp::TimestampCheck) -> TimestampReport {
+    TimestampReport {
+        gen_time: ts.gen_time.map(rfc3339).unwrap_or_default(),
+        tsa: ts.tsa.clone(),
+        valid: ts.valid(),
+        indication: ts.indication,
+        sub_indication: ts.sub_indication,
+    }
 }
 
 fn verify_cms(
@@ -271,36 +438,38 @@ fn verify_cms(
         file: name.into(),
         reason: e.to_string(),
     })?;
-    let encapsulated = parsed
-        .signed_data
-        .encap_content_info
-        .econtent
-        .as_ref()
-        .and_then(|any| any.decode_as::<der::asn1::OctetString>().ok())
-        .map(|o| o.as_bytes().to_vec());
-    let content: Vec<u8> = match (encapsulated, detached) {
+    let content: &[u8] = match (&parsed.econtent, detached) {
         (Some(c), _) => c,
-        (None, Some(d)) => d.to_vec(),
+        (None, Some(d)) => d,
         (None, None) => return Err(VerifyError::ContentMissing(name.into())),
     };
     let evidence = evidence::from_signed_data(&parsed);
-    let count = parsed.signed_data.signer_infos.0.len();
-    if count == 0 {
+    if parsed.signer_infos.is_empty() {
         return Err(VerifyError::NoSignature(name.into()));
     }
-    let reports = (0..count)
-        .map(|i| {
-            let check = signer::check_signer(&parsed, i, &|md| hash_parts(md, &[&content]));
-            let coverage = Coverage {
-                whole_file: true,
-                revision: None,
-                element_path: None,
-            };
-            let mut r = evaluate(format!("signer-{}", i + 1), check, ctx, coverage, &evidence);
-            r.modification = Some("none");
-            r
-        })
-        .collect();
+    let coverage = Coverage {
+        whole_file: true,
+        revision: None,
+        element_path: None,
+    };
+    let mut reports = Vec::new();
+    for (i, signer_info) in parsed.signer_infos.iter().enumerate() {
+        let check = signer::check_signer(&parsed, signer_info, &Parts(&[content]), &[]);
+        let id = format!("signer-{}", i + 1);
+        let mut r = evaluate(id.clone(), check, ctx, coverage.clone(), &evidence, &[]);
+        r.modification = Some("none");
+        reports.push(r);
+        counter_signatures(
+            &parsed,
+            signer_info,
+            &id,
+            ctx,
+            &coverage,
+            &evidence,
+            &[],
+            &mut reports,
+        );
+    }
     Ok(Report::new(name.into(), "cms", reports))
 }
 
@@ -327,6 +496,7 @@ fn failed(
     SignatureReport {
         id,
         kind: SignatureKind::Signature,
+        parent: None,
         intact: false,
         indication: Indication::TotalFailed,
         sub_indication: Some(sub),
@@ -364,22 +534,32 @@ pub(crate) struct SignatureFacts {
     pub claimed_time: Option<OffsetDateTime>,
     /// Weak algorithms used.
     pub weak: Vec<String>,
-    /// Signature time-stamp tokens (DER ContentInfo) over `signature_value`.
+    /// Signature time-stamp tokens (ContentInfo, BER or DER) over `signature_value`.
     pub timestamp_tokens: Vec<Vec<u8>>,
     /// Structural problems.
     pub format_errors: Vec<String>,
+    /// Facts worth telling that change no verdict.
+    pub notes: Vec<String>,
+    /// An algorithm the verifier does not implement: the value could not be checked, which
+    /// the algorithm policy reports (never as a crypto failure).
+    pub unsupported: Option<String>,
+    /// No certificate, but `hash_ok`/`signature_ok` were checked with a key given bare
+    /// (XML KeyValue): integrity is known, the signer is not.
+    pub verified_with_bare_key: bool,
     /// The signature value (what a signature time-stamp imprints).
     pub signature_value: Vec<u8>,
 }
 
 /// Turns the checks of one signature into its verdict, in the order of ETSI EN 319 102-1 §5:
 /// format and integrity, then time-stamp (best signature time), algorithms, path, usage.
+/// `extra` are certificates from outside the signature (a PDF's DSS) for the time-stamps.
 fn evaluate(
     id: String,
     check: SignatureFacts,
     ctx: &Validation<'_>,
     coverage: Coverage,
     evidence: &revocation::Evidence,
+    extra: &[X509],
 ) -> SignatureReport {
     let mut report = failed(
         id,
@@ -390,12 +570,31 @@ fn evaluate(
     );
     report.claimed_signing_time = check.claimed_time.map(rfc3339);
     report.notes.extend(check.format_errors.iter().cloned());
-    let Some(cert) = check.certificate.clone() else {
+    report.notes.extend(check.notes.iter().cloned());
+    if let Some(why) = &check.unsupported {
         report.indication = Indication::Indeterminate;
-        report.sub_indication = Some(SubIndication::NoSigningCertificateFound);
+        report.sub_indication = Some(SubIndication::CryptoConstraintsFailureNoPoe);
+        report.signer = check.certificate.as_ref().map(signer_of);
         report
             .notes
-            .push("the signer's certificate is not in the signature".into());
+            .push(format!("{why}: the signature value could not be checked"));
+        return report;
+    }
+    let Some(cert) = check.certificate.clone() else {
+        report.intact = check.verified_with_bare_key && check.hash_ok && check.signature_ok;
+        if check.verified_with_bare_key && !check.hash_ok {
+            report.sub_indication = Some(SubIndication::HashFailure);
+        } else if check.verified_with_bare_key && !check.signature_ok {
+            report.sub_indication = Some(SubIndication::SigCryptoFailure);
+        } else {
+            report.indication = Indication::Indeterminate;
+            report.sub_indication = Some(SubIndication::NoSigningCertificateFound);
+            report.notes.push(if check.verified_with_bare_key {
+                "the signature verifies with the key in KeyInfo, but no certificate names the signer".into()
+            } else {
+                "the signer's certificate is not in the signature".into()
+            });
+        }
         return report;
     };
     report.signer = Some(signer_of(&cert));
@@ -414,32 +613,55 @@ fn evaluate(
             .push("the signature value does not verify with the signer's key".into());
         return report;
     }
+    if !check.format_errors.is_empty() {
+        // Intact, but not the structure the format requires (e.g. two signing-time attributes).
+        report.sub_indication = Some(SubIndication::FormatFailure);
+        return report;
+    }
 
     let mut best_time = ctx.at;
-    let mut proven_at = None;
-    if let Some(token) = check.timestamp_tokens.first() {
-        let ts = timestamp::check(token, &[&check.signature_value], &ctx.trust_lists);
-        if ts.valid {
+    let mut proven_at: Option<OffsetDateTime> = None;
+    let mut stamp_altered = false;
+    let mut stamp_extra = check.embedded.clone();
+    stamp_extra.extend(extra.iter().cloned());
+    let stamps: Vec<timestamp::TimestampCheck> = check
+        .timestamp_tokens
+        .iter()
+        .map(|token| {
+            timestamp::check(
+                token,
+                &[&check.signature_value],
+                &ctx.trust_lists,
+                &stamp_extra,
+            )
+        })
+        .collect();
+    for ts in &stamps {
+        if ts.valid() {
             if let Some(t) = ts.gen_time {
                 best_time = best_time.min(t);
-                proven_at = Some(t);
+                proven_at = Some(proven_at.map_or(t, |p| p.min(t)));
             }
         } else {
+            stamp_altered |= ts.indication == Indication::TotalFailed;
             report.notes.extend(
                 ts.problems
                     .iter()
                     .map(|p| format!("signature time-stamp: {p}")),
             );
         }
-        report.timestamp = Some(TimestampReport {
-            gen_time: ts.gen_time.map(rfc3339).unwrap_or_default(),
-            tsa: ts.tsa,
-            valid: ts.valid,
-        });
     }
+    // Show an altered time-stamp first, else a valid one, else the first.
+    let shown = stamps
+        .iter()
+        .find(|t| t.indication == Indication::TotalFailed)
+        .or_else(|| stamps.iter().find(|t| t.valid()))
+        .or_else(|| stamps.first());
+    report.timestamp = shown.map(timestamp_report);
     report.best_signature_time = rfc3339(best_time);
 
     let mut untrusted = check.embedded.clone();
+    untrusted.extend(extra.iter().cloned());
     let mut outcome = chain::validate(&cert, &untrusted, &ctx.trust_lists, best_time);
     if let (Some((SubIndication::NoCertificateChainFound, _)), Some(fetcher)) =
         (&outcome.failure, ctx.fetcher.as_deref())
@@ -476,12 +698,10 @@ fn evaluate(
         report.notes.push(why);
         return report;
     }
-    if let Some(ts) = &report.timestamp {
-        if !ts.valid {
-            // A signature time-stamp that does not verify is a failed signature attribute.
-            report.sub_indication = Some(SubIndication::SigConstraintsFailure);
-            return report;
-        }
+    if stamp_altered {
+        // A signature time-stamp whose bytes do not verify is a failed signature attribute.
+        report.sub_indication = Some(SubIndication::SigConstraintsFailure);
+        return report;
     }
     if let Some((indication, sub)) =
         revocation_verdict(&outcome.chain, evidence, ctx, proven_at, &mut report)
@@ -727,7 +947,7 @@ pub fn validation_data(
     input: &[u8],
     ctx: &ValidationContext,
 ) -> Result<ValidationData, VerifyError> {
-    let found = pdf::signatures(input).map_err(VerifyError::PdfMalformed)?;
+    let found = pdf::signatures(input).map_err(|e| pdf_read_error("the PDF", e))?;
     if found.signatures.is_empty() {
         return Err(VerifyError::NoSignature("the PDF".into()));
     }
@@ -742,27 +962,44 @@ pub fn validation_data(
         if sig.sub_filter == "ETSI.RFC3161" {
             tokens.push(sig.contents.clone());
         } else {
-            let check = signer::check_signer(&parsed, 0, &|_| None);
-            let mut untrusted = check.embedded.clone();
-            untrusted.extend(found.dss_certs.iter().cloned());
-            if let Some(cert) = &check.certificate {
+            let (cert, untrusted) = signer_certificate(&parsed, &found.dss_certs);
+            if let Some(cert) = &cert {
                 data.add_path(cert, &untrusted, &embedded, ctx);
             }
-            tokens.extend(check.timestamp_tokens.iter().cloned());
+            if let Some(first) = parsed.signer_infos.first() {
+                tokens.extend(first.unsigned_values(crate::pki::oid::ATTR_TIME_STAMP_TOKEN));
+            }
         }
         for token in tokens {
             let Ok(ts) = crate::cms::parse_signed_data(&token) else {
                 continue;
             };
-            let check = signer::check_signer(&ts, 0, &|_| None);
-            let mut untrusted = check.embedded.clone();
-            untrusted.extend(found.dss_certs.iter().cloned());
-            if let Some(cert) = &check.certificate {
+            let (cert, untrusted) = signer_certificate(&ts, &found.dss_certs);
+            if let Some(cert) = &cert {
                 data.add_path(cert, &untrusted, &embedded, ctx);
             }
         }
     }
     Ok(data)
+}
+
+/// The first signer's certificate of `parsed` (looked up in it and in `extra`), and the
+/// certificates that may build its path.
+fn signer_certificate(
+    parsed: &crate::cms::ParsedSignedData,
+    extra: &[X509],
+) -> (Option<X509>, Vec<X509>) {
+    let mut certs: Vec<X509> = parsed
+        .certificates
+        .iter()
+        .filter_map(|d| crate::pki::certs::from_der(d))
+        .collect();
+    certs.extend(extra.iter().cloned());
+    let cert = parsed
+        .signer_infos
+        .first()
+        .and_then(|s| signer::find_signer_certificate(&s.sid, &certs));
+    (cert, certs)
 }
 
 /// A document time-stamp protects the revisions before it, so its genTime must not precede

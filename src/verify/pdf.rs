@@ -25,8 +25,25 @@ pub struct PdfSignature {
     pub revision: usize,
 }
 
+/// A PDF whose signatures cannot be listed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PdfReadError {
+    /// The file cannot be parsed.
+    #[error("malformed PDF: {0}")]
+    Malformed(String),
+    /// The file is encrypted with a password or key that was not given, and its
+    /// signatures cannot be found without it.
+    #[error("the PDF is encrypted and its signatures cannot be read without its password or key")]
+    Encrypted,
+}
+
 /// The signatures of a PDF and the validation data of its DSS.
 pub struct PdfSignatures {
+    /// The document is encrypted and could not be decrypted (no empty user password):
+    /// signatures were found through its unencrypted structure, field names and content
+    /// stay ciphertext.
+    pub undecrypted: bool,
     /// Signature fields with a value.
     pub signatures: Vec<PdfSignature>,
     /// OCSP responses and CRLs from the DSS.
@@ -41,7 +58,7 @@ pub struct PdfSignatures {
 }
 
 /// Lists the signature fields of `input` that have a value, and the DSS contents.
-pub fn signatures(input: &[u8]) -> Result<PdfSignatures, String> {
+pub fn signatures(input: &[u8]) -> Result<PdfSignatures, PdfReadError> {
     let gaps = declared_value_gaps(input);
     if !gaps.is_empty() {
         if let Ok(found) = signatures_in(input, &blank_values(input, &gaps), &gaps) {
@@ -130,15 +147,23 @@ fn signatures_in(
     input: &[u8],
     parsed: &[u8],
     blanked: &[(usize, usize)],
-) -> Result<PdfSignatures, String> {
-    let doc = crate::pdf::parse_document(parsed).map_err(|e| format!("malformed PDF: {e}"))?;
-    if doc.trailer.get(b"Encrypt").is_ok() {
-        return Err("encrypted PDFs cannot be verified".into());
+) -> Result<PdfSignatures, PdfReadError> {
+    let mut doc =
+        crate::pdf::parse_document(parsed).map_err(|e| PdfReadError::Malformed(e.to_string()))?;
+    // Still encrypted after loading: the empty user password did not open it, and the
+    // parser dropped what it could not decrypt. /ByteRange, /SubFilter and /Contents are
+    // never encrypted (ISO 32000-2 §7.6.2): read the structure as stored, strings left as
+    // ciphertext, unless the dictionaries sit in encrypted object streams.
+    let undecrypted = doc.trailer.get(b"Encrypt").is_ok();
+    if undecrypted {
+        doc = crate::pdf::parse_document(&without_encrypt_entries(parsed))
+            .map_err(|_| PdfReadError::Encrypted)?;
     }
-    let catalog = doc
-        .catalog()
-        .map_err(|e| format!("malformed PDF: {e}"))?
-        .clone();
+    let catalog = match doc.catalog() {
+        Ok(c) => c.clone(),
+        Err(_) if undecrypted => return Err(PdfReadError::Encrypted),
+        Err(e) => return Err(PdfReadError::Malformed(e.to_string())),
+    };
     let fields = match catalog.get(b"AcroForm").ok().and_then(|a| deref(&doc, a)) {
         Some(Object::Dictionary(form)) => form
             .get(b"Fields")
@@ -154,14 +179,62 @@ fn signatures_in(
             collect(&doc, input, f, "", None, 0, &mut budget, &mut out);
         }
     }
+    if undecrypted {
+        if out.is_empty() {
+            return Err(PdfReadError::Encrypted);
+        }
+        // Field names are encrypted strings.
+        for (i, sig) in out.iter_mut().enumerate() {
+            sig.field = format!("signature-{}", i + 1);
+        }
+    }
     let (dss, dss_certs) = super::evidence::from_dss(&doc);
     Ok(PdfSignatures {
+        undecrypted,
         signatures: out,
         dss,
         dss_certs,
         document: doc,
         value_gaps: blanked.to_vec(),
     })
+}
+
+/// A copy of `input` with every `/Encrypt N G R` entry blanked (same length), so the parser
+/// reads objects as stored instead of dropping those it cannot decrypt.
+fn without_encrypt_entries(input: &[u8]) -> Vec<u8> {
+    const KEY: &[u8] = b"/Encrypt";
+    let mut out = input.to_vec();
+    let mut from = 0;
+    while let Some(pos) = out[from..].windows(KEY.len()).position(|w| w == KEY) {
+        let start = from + pos;
+        let mut end = start + KEY.len();
+        // Whitespace, object number, whitespace, generation, whitespace, `R`.
+        let mut parts = 0;
+        while parts < 2 {
+            let ws = out[end..]
+                .iter()
+                .take_while(|b| b.is_ascii_whitespace())
+                .count();
+            let digits = out[end + ws..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+            if ws == 0 || digits == 0 {
+                break;
+            }
+            end += ws + digits;
+            parts += 1;
+        }
+        let ws = out[end..]
+            .iter()
+            .take_while(|b| b.is_ascii_whitespace())
+            .count();
+        if parts == 2 && ws > 0 && out.get(end + ws) == Some(&b'R') {
+            out[start..end + ws + 1].fill(b' ');
+        }
+        from = start + KEY.len();
+    }
+    out
 }
 
 fn deref<'a>(doc: &'a Document, obj: &'a Object) -> Option<&'a Object> {
@@ -384,4 +457,22 @@ fn trailing_garbage(input: &[u8]) -> usize {
         .iter()
         .filter(|b| !b.is_ascii_whitespace() && **b != 0)
         .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_encrypt_entries;
+
+    #[test]
+    fn encrypt_references_are_blanked_in_place() {
+        let input = b"<< /Root 1 0 R /Encrypt 8 0 R /Size 9 >> /Encrypted /Encrypt 12";
+        let out = without_encrypt_entries(input);
+        assert_eq!(out.len(), input.len());
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("/Encrypt 8 0 R"), "{text}");
+        assert!(text.contains("/Root 1 0 R"));
+        assert!(text.contains("/Size 9"));
+        // Not followed by a reference: left alone.
+        assert!(text.contains("/Encrypted /Encrypt 12"));
+    }
 }

@@ -88,7 +88,7 @@ impl Report {
     }
 }
 
-/// `signature` or `document_timestamp`.
+/// `signature`, `document_timestamp` or `counter_signature`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SignatureKind {
@@ -96,6 +96,9 @@ pub enum SignatureKind {
     Signature,
     /// A document time-stamp (PAdES ETSI.RFC3161).
     DocumentTimestamp,
+    /// A CMS counter-signature (RFC 5652 §11.4) over another signature's value; `parent`
+    /// names that signature.
+    CounterSignature,
 }
 
 /// The verdict on one signature.
@@ -105,6 +108,8 @@ pub struct SignatureReport {
     pub id: String,
     /// What kind of signature this is.
     pub kind: SignatureKind,
+    /// For a counter-signature: the id of the signature it counter-signs.
+    pub parent: Option<String>,
     /// The digest and the signature value are valid over what it signs.
     pub intact: bool,
     /// The verdict.
@@ -165,8 +170,13 @@ pub struct TimestampReport {
     pub gen_time: String,
     /// The TSA certificate's subject.
     pub tsa: String,
-    /// Imprint, signature and TSA chain all valid.
+    /// Imprint, signature and TSA chain all valid (`indication` is TOTAL_PASSED).
     pub valid: bool,
+    /// The time-stamp's own verdict: TOTAL_FAILED when its imprint or signature fails,
+    /// INDETERMINATE when its TSA cannot be trusted or identified.
+    pub indication: Indication,
+    /// Why the time-stamp did not pass.
+    pub sub_indication: Option<SubIndication>,
 }
 
 /// One certificate of the path.

@@ -11,27 +11,47 @@ use crate::xml::{parse, Limits, Profile};
 pub(super) fn verify(
     name: &str,
     input: &[u8],
+    detached: Option<&[u8]>,
     ctx: &Validation<'_>,
 ) -> Result<Report, VerifyError> {
     let parsed = parse::parse(input, &Limits::default())?;
-    verify_parsed(name, &parsed, ctx)
+    verify_parsed(name, &parsed, detached, ctx)
 }
 
 /// [`verify`] of a document the caller has already parsed.
+/// `detached` is the content of references to anything outside the document.
 pub(super) fn verify_parsed(
     name: &str,
     parsed: &parse::Parsed<'_>,
+    detached: Option<&[u8]>,
     ctx: &Validation<'_>,
 ) -> Result<Report, VerifyError> {
     let profile = Profile::detect(&parsed.doc);
-    let ids = IdIndex::build(&parsed.doc, profile.id_attributes())?;
+    let (ids, ambiguous) = IdIndex::build_tolerant(&parsed.doc, profile.id_attributes());
     let signatures = dsig::find_signatures(&parsed.doc);
+    // An ID that occurs twice is refused only where a signature refers to it.
+    for sig in &signatures {
+        let targets = sig
+            .descendants()
+            .filter(|n| n.has_tag_name((dsig::DSIG_NS, "Reference")))
+            .filter_map(|r| r.attribute("URI")?.strip_prefix('#'));
+        for target in targets {
+            if ambiguous.iter().any(|a| a == target) {
+                return Err(crate::xml::XmlError::DuplicateId(target.to_string()).into());
+            }
+        }
+    }
     if signatures.is_empty() {
         return Err(VerifyError::NoSignature(name.into()));
     }
+    let anchors: Vec<openssl::x509::X509> = ctx
+        .trust_lists
+        .iter()
+        .flat_map(|l| l.anchors.iter().cloned())
+        .collect();
     let mut reports = Vec::new();
     for (i, sig) in signatures.into_iter().enumerate() {
-        let check = dsig::check_signature(parsed, &ids, sig);
+        let check = dsig::check_signature_with(parsed, &ids, sig, &anchors, detached);
         let (whole_file, element_path, verdict) = profile.check(parsed, sig, &check);
         let coverage = Coverage {
             whole_file,
@@ -49,13 +69,24 @@ pub(super) fn verify_parsed(
             weak: check.weak.clone(),
             timestamp_tokens: Vec::new(),
             format_errors: check.format_errors.clone(),
+            notes: Vec::new(),
+            // A digest mismatch is reported as such even when the value cannot be checked.
+            unsupported: check.unsupported.clone().filter(|_| check.digests_ok()),
+            verified_with_bare_key: check.key_only,
             signature_value: check.signature_value.clone(),
         };
         let id = check
             .id
             .clone()
             .unwrap_or_else(|| format!("signature-{}", i + 1));
-        let mut report = evaluate(id, facts, ctx, coverage, &revocation::Evidence::default());
+        let mut report = evaluate(
+            id,
+            facts,
+            ctx,
+            coverage,
+            &revocation::Evidence::default(),
+            &[],
+        );
         let format_failure = |r: &mut super::SignatureReport, note: Option<String>| {
             r.indication = Indication::TotalFailed;
             r.sub_indication = Some(SubIndication::FormatFailure);

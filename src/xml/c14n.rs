@@ -122,11 +122,50 @@ pub fn canonicalize_filled(
     method: &Method,
     fills: &[(NodeId, &str)],
 ) -> Result<Vec<u8>, XmlError> {
+    write_subset(text, subset, method, fills, &[], &[])
+}
+
+/// [`canonicalize`] leaving out the subtrees of `also` as well as `subset.exclude` (the XPath
+/// `not(ancestor-or-self::ds:Signature)` leaves out every signature).
+pub fn canonicalize_excluding(
+    text: &str,
+    subset: Subset<'_, '_>,
+    method: &Method,
+    also: &[NodeId],
+) -> Result<Vec<u8>, XmlError> {
+    write_subset(text, subset, method, &[], also, &[])
+}
+
+/// [`canonicalize_excluding`] where the elements of `omitted` are not in the node-set but
+/// their descendants may be: their tags, attributes and text are left out, their element
+/// children are visited (an XPath Filter 2.0 node-set, where a subtree can be taken out and
+/// part of it put back).
+pub fn canonicalize_filtered(
+    text: &str,
+    subset: Subset<'_, '_>,
+    method: &Method,
+    also: &[NodeId],
+    omitted: &[NodeId],
+) -> Result<Vec<u8>, XmlError> {
+    write_subset(text, subset, method, &[], also, omitted)
+}
+
+fn write_subset(
+    text: &str,
+    subset: Subset<'_, '_>,
+    method: &Method,
+    fills: &[(NodeId, &str)],
+    also: &[NodeId],
+    omitted: &[NodeId],
+) -> Result<Vec<u8>, XmlError> {
+    let mut exclude: Vec<NodeId> = subset.exclude.into_iter().collect();
+    exclude.extend_from_slice(also);
     let mut w = Writer {
         text,
         method,
         comments: subset.comments && method.with_comments,
-        exclude: subset.exclude,
+        exclude,
+        omitted: omitted.iter().copied().collect(),
         fills,
         out: Vec::with_capacity(subset.apex.range().len()),
     };
@@ -136,7 +175,7 @@ pub fn canonicalize_filled(
         for child in apex.children() {
             match child.node_type() {
                 NodeType::Element => {
-                    if Some(child.id()) != w.exclude {
+                    if !w.exclude.contains(&child.id()) {
                         w.element(child, &BTreeMap::new(), false)?;
                     }
                     seen_root = true;
@@ -181,7 +220,8 @@ struct Writer<'t, 'm> {
     text: &'t str,
     method: &'m Method,
     comments: bool,
-    exclude: Option<NodeId>,
+    exclude: Vec<NodeId>,
+    omitted: std::collections::HashSet<NodeId>,
     fills: &'m [(NodeId, &'m str)],
     out: Vec<u8>,
 }
@@ -193,6 +233,16 @@ impl Writer<'_, '_> {
         rendered: &BTreeMap<String, String>,
         apex: bool,
     ) -> Result<(), XmlError> {
+        if self.omitted.contains(&node.id()) {
+            // Not in the node-set: only its element descendants may be, each rendered as
+            // the first output element of its branch (inheriting xml:* like an apex).
+            for child in node.children() {
+                if child.is_element() && !self.exclude.contains(&child.id()) {
+                    self.element(child, rendered, true)?;
+                }
+            }
+            return Ok(());
+        }
         let qname = element_qname(self.text, node);
         let in_scope: BTreeMap<String, String> = node
             .namespaces()
@@ -318,7 +368,7 @@ impl Writer<'_, '_> {
         }
         for child in node.children() {
             match child.node_type() {
-                NodeType::Element if Some(child.id()) != self.exclude => {
+                NodeType::Element if !self.exclude.contains(&child.id()) => {
                     self.element(child, ctx, false)?;
                 }
                 NodeType::Text => escape_text(&mut self.out, child.text().unwrap_or("")),
@@ -371,6 +421,11 @@ fn escape_text(out: &mut Vec<u8>, s: &str) {
         b'\r' => Some(b"&#xD;"),
         _ => None,
     })
+}
+
+/// Escapes an attribute value as canonical XML writes it (C14N 1.0 §2.3).
+pub fn escape_attribute(out: &mut Vec<u8>, value: &str) {
+    escape_attr(out, value)
 }
 
 fn escape_attr(out: &mut Vec<u8>, s: &str) {

@@ -2,12 +2,16 @@
 //! one by splicing it into the unchanged input bytes.
 //!
 //! Supported: same-document references (`URI=""` and `URI="#id"`, resolved only through the
-//! ID attributes the caller declares), the enveloped-signature transform followed by at most
-//! one canonicalization, SHA-1 (reported weak), SHA-256/384/512, RSA PKCS#1 v1.5, RSASSA-PSS
-//! with MGF1 (RFC 9231 §2.3.10 identifiers) and ECDSA (SignatureValue is r‖s, RFC 4050 /
-//! RFC 9231 §2.3.6), and X.509 certificates in KeyInfo/X509Data. XPath, XSLT, base64
-//! transforms, external URIs, HMAC and bare KeyValue keys are refused. Trust, revocation and
-//! the profile rules are left to the callers (`verify::xml`, [`super::profile`]).
+//! ID attributes the caller declares), the enveloped-signature transform (or its XPath form
+//! `not(ancestor-or-self::ds:Signature)`) followed by at most one canonicalization, SHA-1
+//! (reported weak), SHA-224/256/384/512, RSA PKCS#1 v1.5, RSASSA-PSS with MGF1 (RFC 9231
+//! §2.3.10 identifiers), ECDSA and DSA (SignatureValue is r‖s, RFC 4050 / RFC 9231 §2.3.6),
+//! X.509 certificates in KeyInfo/X509Data in any order (the signer's is the one whose key
+//! verifies), certificates the caller supplies, and bare KeyValue keys (RSA, DSA, EC), which
+//! prove integrity but name no signer. Other XPath, XSLT and base64 transforms and external
+//! URIs are refused; HMAC has no signer and is reported as not verifiable, and HMAC output
+//! truncation is refused. Trust, revocation and the profile rules are left to the callers
+//! (`verify::xml`, [`super::profile`]).
 
 use std::collections::HashMap;
 
@@ -35,6 +39,8 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 pub enum XmlDigest {
     /// SHA-1: verified but reported as weak.
     Sha1,
+    /// SHA-224 (RFC 9231 §2.1.2).
+    Sha224,
     /// A SHA-2 digest.
     Sha2(DigestAlgorithm),
 }
@@ -44,6 +50,7 @@ impl XmlDigest {
     pub fn from_uri(uri: &str) -> Option<Self> {
         Some(match uri {
             "http://www.w3.org/2000/09/xmldsig#sha1" => Self::Sha1,
+            "http://www.w3.org/2001/04/xmldsig-more#sha224" => Self::Sha224,
             "http://www.w3.org/2001/04/xmlenc#sha256" => Self::Sha2(DigestAlgorithm::Sha256),
             "http://www.w3.org/2001/04/xmldsig-more#sha384" => Self::Sha2(DigestAlgorithm::Sha384),
             "http://www.w3.org/2001/04/xmlenc#sha512" => Self::Sha2(DigestAlgorithm::Sha512),
@@ -63,13 +70,14 @@ impl XmlDigest {
     fn md(self) -> MessageDigest {
         match self {
             Self::Sha1 => MessageDigest::sha1(),
+            Self::Sha224 => MessageDigest::sha224(),
             Self::Sha2(d) => d.message_digest(),
         }
     }
 
     fn hash(self, data: &[u8]) -> Vec<u8> {
         match self {
-            Self::Sha1 => openssl::hash::hash(MessageDigest::sha1(), data)
+            Self::Sha1 | Self::Sha224 => openssl::hash::hash(self.md(), data)
                 .map(|d| d.to_vec())
                 .unwrap_or_default(),
             Self::Sha2(d) => d.digest(data),
@@ -86,6 +94,10 @@ pub enum XmlSignatureMethod {
     RsaPss(XmlDigest),
     /// ECDSA, value r‖s.
     Ecdsa(XmlDigest),
+    /// DSA, value r‖s.
+    Dsa(XmlDigest),
+    /// HMAC: a shared secret, no signer; never verified.
+    Hmac,
 }
 
 impl XmlSignatureMethod {
@@ -105,6 +117,15 @@ impl XmlSignatureMethod {
             "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256" => Self::Ecdsa(s2(Sha256)),
             "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384" => Self::Ecdsa(s2(Sha384)),
             "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512" => Self::Ecdsa(s2(Sha512)),
+            "http://www.w3.org/2001/04/xmldsig-more#rsa-sha224" => Self::Rsa(XmlDigest::Sha224),
+            "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha224" => Self::Ecdsa(XmlDigest::Sha224),
+            "http://www.w3.org/2000/09/xmldsig#dsa-sha1" => Self::Dsa(XmlDigest::Sha1),
+            "http://www.w3.org/2009/xmldsig11#dsa-sha256" => Self::Dsa(s2(Sha256)),
+            "http://www.w3.org/2000/09/xmldsig#hmac-sha1"
+            | "http://www.w3.org/2001/04/xmldsig-more#hmac-sha224"
+            | "http://www.w3.org/2001/04/xmldsig-more#hmac-sha256"
+            | "http://www.w3.org/2001/04/xmldsig-more#hmac-sha384"
+            | "http://www.w3.org/2001/04/xmldsig-more#hmac-sha512" => Self::Hmac,
             _ => return None,
         })
     }
@@ -139,7 +160,8 @@ impl XmlSignatureMethod {
 
     fn digest(self) -> XmlDigest {
         match self {
-            Self::Rsa(d) | Self::RsaPss(d) | Self::Ecdsa(d) => d,
+            Self::Rsa(d) | Self::RsaPss(d) | Self::Ecdsa(d) | Self::Dsa(d) => d,
+            Self::Hmac => XmlDigest::Sha1,
         }
     }
 }
@@ -170,6 +192,28 @@ impl IdIndex {
         Ok(Self { map })
     }
 
+    /// [`IdIndex::build`] for a verifier: a value occurring twice is left out of the index
+    /// and returned, so that only a reference to it (an ambiguous target) is refused.
+    pub fn build_tolerant(doc: &roxmltree::Document<'_>, names: &[&str]) -> (Self, Vec<String>) {
+        let mut map = HashMap::new();
+        let mut ambiguous = Vec::new();
+        for node in doc.descendants().filter(|n| n.is_element()) {
+            let is_ds = node.tag_name().namespace() == Some(DSIG_NS);
+            for a in node.attributes() {
+                if a.namespace().is_none()
+                    && (names.contains(&a.name()) || (is_ds && a.name() == "Id"))
+                    && map.insert(a.value().to_string(), node.id()).is_some()
+                {
+                    ambiguous.push(a.value().to_string());
+                }
+            }
+        }
+        for value in &ambiguous {
+            map.remove(value);
+        }
+        (Self { map }, ambiguous)
+    }
+
     /// The element carrying ID `value`.
     pub fn get(&self, value: &str) -> Option<NodeId> {
         self.map.get(value).copied()
@@ -198,6 +242,8 @@ pub struct ReferenceCheck {
     pub digest_ok: bool,
     /// Why the reference could not be processed, if so.
     pub problem: Option<String>,
+    /// The reference is to content outside the document, which the caller supplied.
+    pub external: bool,
 }
 
 /// What checking one `ds:Signature` found (cryptography only; no trust, no profile).
@@ -225,6 +271,10 @@ pub struct SignatureCheck {
     pub format_errors: Vec<String>,
     /// The decoded SignatureValue.
     pub signature_value: Vec<u8>,
+    /// The value was checked with a bare KeyValue key: integrity is known, the signer is not.
+    pub key_only: bool,
+    /// Why the value cannot be checked at all (HMAC: a shared secret, no signer).
+    pub unsupported: Option<String>,
 }
 
 impl SignatureCheck {
@@ -272,6 +322,18 @@ pub fn process_reference(
     signature: Node<'_, '_>,
     reference: Node<'_, '_>,
 ) -> (ReferenceCheck, Option<Vec<u8>>) {
+    process_reference_with(parsed, ids, signature, reference, None)
+}
+
+/// [`process_reference`] where a reference to anything but the document itself takes
+/// `detached` (content the caller supplies; nothing is ever fetched) as its target.
+pub fn process_reference_with(
+    parsed: &Parsed<'_>,
+    ids: &IdIndex,
+    signature: Node<'_, '_>,
+    reference: Node<'_, '_>,
+    detached: Option<&[u8]>,
+) -> (ReferenceCheck, Option<Vec<u8>>) {
     let uri = reference.attribute("URI").unwrap_or("").to_string();
     let mut check = ReferenceCheck {
         uri: uri.clone(),
@@ -281,6 +343,7 @@ pub fn process_reference(
         inside_signature: false,
         digest_ok: false,
         problem: None,
+        external: false,
     };
     let fail = |mut c: ReferenceCheck, why: String| {
         c.problem = Some(why);
@@ -301,6 +364,16 @@ pub fn process_reference(
             Some(n) => n,
             None => return fail(check, format!("URI {uri} does not resolve to an element")),
         }
+    } else if let (Some(content), false) = (detached, uri.starts_with('#')) {
+        check.external = true;
+        check.element_path = Some(uri.clone());
+        return match detached_digest(reference, content) {
+            Ok((claimed, computed)) => {
+                check.digest_ok = claimed.as_deref() == Some(computed.as_slice());
+                (check, Some(computed))
+            }
+            Err(why) => fail(check, why),
+        };
     } else {
         return fail(
             check,
@@ -312,6 +385,9 @@ pub fn process_reference(
     check.inside_signature = target.id() == signature.id() || is_inside(target, signature.id());
 
     let mut enveloped = false;
+    let mut all_signatures_out = false;
+    let mut base64 = false;
+    let mut filters: Vec<super::filter2::Filters> = Vec::new();
     let mut method: Option<Method> = None;
     if let Some(transforms) = ds_child(reference, "Transforms") {
         for t in transforms.children().filter(|c| c.is_element()) {
@@ -324,6 +400,27 @@ pub fn process_reference(
                     return fail(check, "enveloped-signature transform out of order".into());
                 }
                 enveloped = true;
+            } else if alg == super::filter2::ALGORITHM {
+                if method.is_some() || base64 {
+                    return fail(check, "XPath Filter 2.0 after canonicalization".into());
+                }
+                match super::filter2::Filters::read(t) {
+                    Ok(f) => filters.push(f),
+                    Err(why) => return fail(check, why),
+                }
+            } else if alg == BASE64 {
+                if base64 {
+                    return fail(check, "more than one base64 transform".into());
+                }
+                base64 = true;
+            } else if alg == XPATH {
+                if method.is_some() || !excludes_signatures(t) {
+                    return fail(
+                        check,
+                        "only the XPath not(ancestor-or-self::ds:Signature) is supported".into(),
+                    );
+                }
+                all_signatures_out = true;
             } else if let Some(m) = Method::from_uri(alg, inclusive_prefixes(t)) {
                 if method.is_some() {
                     return fail(check, "more than one canonicalization transform".into());
@@ -334,6 +431,12 @@ pub fn process_reference(
             }
         }
     }
+    if base64 && (method.is_some() || enveloped || all_signatures_out) {
+        return fail(
+            check,
+            "the base64 transform must be the only transform".into(),
+        );
+    }
     let method = method
         .unwrap_or_else(|| Method::from_uri(c14n::C14N10, Vec::new()).expect("C14N 1.0 is known"));
     let Some(digest_method) = ds_child(reference, "DigestMethod")
@@ -342,27 +445,283 @@ pub fn process_reference(
     else {
         return fail(check, "DigestMethod missing or not supported".into());
     };
-    let exclude = (enveloped && is_inside(signature, target.id())).then(|| signature.id());
+    let claimed = ds_child(reference, "DigestValue")
+        .map(super::signed_text)
+        .and_then(|t| b64_decode(&t));
+    if base64 {
+        // The decoded text of the target (XML-DSig §6.6.2).
+        let Some(octets) = b64_decode(&super::signed_text(target)) else {
+            return fail(check, "the base64 transform's input is not base64".into());
+        };
+        let computed = digest_method.hash(&octets);
+        check.digest_ok = claimed.as_deref() == Some(computed.as_slice());
+        return (check, Some(computed));
+    }
     let apex = if check.whole_document {
         doc.root()
     } else {
         target
     };
-    let subset = Subset {
-        apex,
-        exclude,
-        comments: false,
+    let exclude = (enveloped && is_inside(signature, target.id())).then(|| signature.id());
+    let mut all_signatures: Vec<NodeId> = Vec::new();
+    if all_signatures_out {
+        all_signatures.extend(
+            apex.descendants()
+                .filter(|n| n.is_element() && n.has_tag_name((DSIG_NS, "Signature")))
+                .map(|n| n.id()),
+        );
+    }
+    let octets = if enveloped && check.inside_signature {
+        // The enveloped-signature transform removes the whole signature, and with it a
+        // target inside it: nothing is left (XML-DSig §6.6.4).
+        Ok(Vec::new())
+    } else if filters.is_empty() {
+        let subset = Subset {
+            apex,
+            exclude,
+            comments: false,
+        };
+        c14n::canonicalize_excluding(parsed.text, subset, &method, &all_signatures)
+    } else {
+        all_signatures.extend(exclude);
+        filtered_octets(parsed.text, apex, &all_signatures, &filters, &method).map(
+            |(octets, heads)| {
+                // What the reference really covers: the heads of the kept branches.
+                check.inside_signature = !heads.is_empty()
+                    && heads
+                        .iter()
+                        .all(|h| h.id() == signature.id() || is_inside(*h, signature.id()));
+                if !heads.is_empty() {
+                    check.whole_document = false;
+                    check.target = Some(heads[0].id());
+                    check.element_path = Some(
+                        heads
+                            .iter()
+                            .map(|h| element_path(*h))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    );
+                }
+                octets
+            },
+        )
     };
-    let octets = match c14n::canonicalize(parsed.text, subset, &method) {
+    let octets = match octets {
         Ok(o) => o,
         Err(e) => return fail(check, e.to_string()),
     };
     let computed = digest_method.hash(&octets);
+    check.digest_ok = claimed.as_deref() == Some(computed.as_slice());
+    (check, Some(computed))
+}
+
+/// The canonical form of the node-set that XPath Filter 2.0 `filters` leave of the subtree
+/// of `apex` without the subtrees of `excluded`, and the elements that head its kept
+/// branches.
+fn filtered_octets<'a, 'i>(
+    text: &str,
+    apex: Node<'a, 'i>,
+    excluded: &[NodeId],
+    filters: &[super::filter2::Filters],
+    method: &Method,
+) -> Result<(Vec<u8>, Vec<Node<'a, 'i>>), XmlError> {
+    let kept = |e: Node<'_, '_>| filters.iter().all(|f| f.keeps(e));
+    let in_input = |e: Node<'_, '_>| !e.ancestors().any(|a| excluded.contains(&a.id()));
+    if !in_input(apex) {
+        // The enveloped signature took the whole input away (a reference into it).
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let elements: Vec<Node<'a, 'i>> = apex
+        .descendants()
+        .filter(|n| n.is_element() && in_input(*n))
+        .collect();
+    let omitted: Vec<NodeId> = elements
+        .iter()
+        .filter(|e| !kept(**e))
+        .map(|e| e.id())
+        .collect();
+    let heads: Vec<Node<'a, 'i>> = elements
+        .iter()
+        .filter(|e| kept(**e))
+        .filter(|e| {
+            e.id() == apex.id()
+                || match e.parent_element() {
+                    None => true,
+                    Some(p) => {
+                        omitted.contains(&p.id())
+                            || (p.id() != apex.id() && !is_inside(p, apex.id()))
+                    }
+                }
+        })
+        .copied()
+        .collect();
+    let subset = Subset {
+        apex,
+        exclude: None,
+        comments: false,
+    };
+    let octets = c14n::canonicalize_filtered(text, subset, method, excluded, &omitted)?;
+    Ok((octets, heads))
+}
+
+/// The OPC Relationship transform (ECMA-376 Part 2 §13.2.4.24).
+const RELATIONSHIP_TRANSFORM: &str =
+    "http://schemas.openxmlformats.org/package/2006/RelationshipTransform";
+/// The OPC relationships namespace.
+const RELATIONSHIPS_NS: &str = "http://schemas.openxmlformats.org/package/2006/relationships";
+
+/// The canonical form of the Relationship transform's output over a `.rels` part: the
+/// relationships the transform selects (by `SourceId` or `SourceType`), sorted by Id, with
+/// `TargetMode="Internal"` made explicit and everything else (text, other elements) dropped.
+fn relationship_transform(transform: Node<'_, '_>, content: &[u8]) -> Result<Vec<u8>, String> {
+    let ids: Vec<&str> = transform
+        .children()
+        .filter(|c| c.is_element() && c.tag_name().name() == "RelationshipReference")
+        .filter_map(|c| c.attribute("SourceId"))
+        .collect();
+    let types: Vec<&str> = transform
+        .children()
+        .filter(|c| c.is_element() && c.tag_name().name() == "RelationshipsGroupReference")
+        .filter_map(|c| c.attribute("SourceType"))
+        .collect();
+    let parsed = super::parse::parse(content, &super::Limits::default())
+        .map_err(|e| format!("relationships part: {e}"))?;
+    let root = parsed.doc.root_element();
+    if !root.has_tag_name((RELATIONSHIPS_NS, "Relationships")) {
+        return Err("the Relationship transform's input is not a Relationships part".into());
+    }
+    let mut selected: Vec<Vec<(String, String)>> = Vec::new();
+    for rel in root
+        .children()
+        .filter(|c| c.has_tag_name((RELATIONSHIPS_NS, "Relationship")))
+    {
+        let id = rel.attribute("Id").unwrap_or("");
+        let kind = rel.attribute("Type").unwrap_or("");
+        if !ids.contains(&id) && !types.contains(&kind) {
+            continue;
+        }
+        if rel.attributes().any(|a| a.namespace().is_some()) {
+            return Err("a Relationship with namespaced attributes is not supported".into());
+        }
+        let mut attrs: Vec<(String, String)> = rel
+            .attributes()
+            .map(|a| (a.name().to_string(), a.value().to_string()))
+            .collect();
+        if rel.attribute("TargetMode").is_none() {
+            attrs.push(("TargetMode".into(), "Internal".into()));
+        }
+        attrs.sort();
+        selected.push(attrs);
+    }
+    let id_of = |attrs: &Vec<(String, String)>| {
+        attrs
+            .iter()
+            .find(|(n, _)| n == "Id")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    selected.sort_by_key(id_of);
+    let mut out = format!("<Relationships xmlns=\"{RELATIONSHIPS_NS}\">").into_bytes();
+    for attrs in selected {
+        out.extend_from_slice(b"<Relationship");
+        for (name, value) in attrs {
+            out.extend_from_slice(format!(" {name}=\"").as_bytes());
+            c14n::escape_attribute(&mut out, &value);
+            out.push(b'"');
+        }
+        out.extend_from_slice(b"></Relationship>");
+    }
+    out.extend_from_slice(b"</Relationships>");
+    Ok(out)
+}
+
+/// The base64 transform (XML-DSig §6.6.2).
+const BASE64: &str = "http://www.w3.org/2000/09/xmldsig#base64";
+
+/// (claimed, computed) digests of a reference to caller-supplied content: the bytes as
+/// they are, or, after a canonicalization transform, the canonical form of them as XML.
+fn detached_digest(
+    reference: Node<'_, '_>,
+    content: &[u8],
+) -> Result<(Option<Vec<u8>>, Vec<u8>), String> {
+    let mut method = None;
+    let mut relationships = None;
+    if let Some(transforms) = ds_child(reference, "Transforms") {
+        for t in transforms.children().filter(|c| c.is_element()) {
+            let alg = t.attribute("Algorithm").unwrap_or("");
+            if alg == RELATIONSHIP_TRANSFORM && method.is_none() && relationships.is_none() {
+                relationships = Some(t);
+                continue;
+            }
+            match Method::from_uri(alg, inclusive_prefixes(t)) {
+                Some(m) if method.is_none() => method = Some(m),
+                _ => {
+                    return Err(format!(
+                        "transform {alg} on detached content is not supported"
+                    ))
+                }
+            }
+        }
+    }
+    if let Some(transform) = relationships {
+        let digest = ds_child(reference, "DigestMethod")
+            .and_then(|d| d.attribute("Algorithm"))
+            .and_then(XmlDigest::from_uri)
+            .ok_or("DigestMethod missing or not supported")?;
+        let claimed = ds_child(reference, "DigestValue")
+            .map(super::signed_text)
+            .and_then(|t| b64_decode(&t));
+        return Ok((
+            claimed,
+            digest.hash(&relationship_transform(transform, content)?),
+        ));
+    }
+    let digest = ds_child(reference, "DigestMethod")
+        .and_then(|d| d.attribute("Algorithm"))
+        .and_then(XmlDigest::from_uri)
+        .ok_or("DigestMethod missing or not supported")?;
+    let octets = match method {
+        None => content.to_vec(),
+        Some(m) => {
+            let doc = super::parse::parse(content, &super::Limits::default())
+                .map_err(|e| format!("detached content: {e}"))?;
+            let subset = Subset {
+                apex: doc.doc.root(),
+                exclude: None,
+                comments: false,
+            };
+            c14n::canonicalize(doc.text, subset, &m).map_err(|e| e.to_string())?
+        }
+    };
     let claimed = ds_child(reference, "DigestValue")
         .map(super::signed_text)
         .and_then(|t| b64_decode(&t));
-    check.digest_ok = claimed.as_deref() == Some(computed.as_slice());
-    (check, Some(computed))
+    Ok((claimed, digest.hash(&octets)))
+}
+
+/// The XPath 1.0 transform.
+const XPATH: &str = "http://www.w3.org/TR/1999/REC-xpath-19991116";
+
+/// Whether an XPath transform is `not(ancestor-or-self::P:Signature)` with `P` bound to the
+/// XML-DSig namespace: every signature left out, the rest of the node-set kept.
+fn excludes_signatures(transform: Node<'_, '_>) -> bool {
+    let Some(xpath) = transform
+        .children()
+        .find(|c| c.is_element() && c.tag_name().name() == "XPath")
+    else {
+        return false;
+    };
+    let text: String = super::signed_text(xpath)
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    let Some(prefix) = text
+        .strip_prefix("not(ancestor-or-self::")
+        .and_then(|rest| rest.strip_suffix(":Signature)"))
+    else {
+        return false;
+    };
+    xpath.lookup_namespace_uri(Some(prefix)) == Some(DSIG_NS)
 }
 
 fn inclusive_prefixes(node: Node<'_, '_>) -> Vec<String> {
@@ -447,6 +806,19 @@ pub fn check_signature(
     ids: &IdIndex,
     signature: Node<'_, '_>,
 ) -> SignatureCheck {
+    check_signature_with(parsed, ids, signature, &[], None)
+}
+
+/// [`check_signature`], looking for the signer's certificate also among `extra` (KeyInfo
+/// that only names it: X509SKI, X509IssuerSerial, X509SubjectName, KeyName, a KeyValue),
+/// with `detached` as the content of references outside the document.
+pub fn check_signature_with(
+    parsed: &Parsed<'_>,
+    ids: &IdIndex,
+    signature: Node<'_, '_>,
+    extra: &[X509],
+    detached: Option<&[u8]>,
+) -> SignatureCheck {
     let mut check = SignatureCheck {
         node: signature.id(),
         id: signature.attribute("Id").map(String::from),
@@ -459,11 +831,13 @@ pub fn check_signature(
         weak: Vec::new(),
         format_errors: Vec::new(),
         signature_value: Vec::new(),
+        key_only: false,
+        unsupported: None,
     };
     let signed_info = ds_child(signature, "SignedInfo");
     if let Some(si) = signed_info {
         for r in ds_children(si, "Reference") {
-            let (rc, _) = process_reference(parsed, ids, signature, r);
+            let (rc, _) = process_reference_with(parsed, ids, signature, r, detached);
             if let Some(p) = &rc.problem {
                 check
                     .format_errors
@@ -474,6 +848,17 @@ pub fn check_signature(
             {
                 check.weak.push("digest algorithm SHA-1".into());
             }
+            // XAdES signed properties belong to this signature; elsewhere they are a
+            // wrapping attack's decoy or its hidden original.
+            if r.attribute("Type")
+                .is_some_and(|t| t.ends_with("#SignedProperties"))
+                && rc.target.is_some()
+                && !rc.inside_signature
+            {
+                check
+                    .format_errors
+                    .push("the SignedProperties reference points outside the signature".into());
+            }
             check.references.push(rc);
         }
     }
@@ -482,38 +867,135 @@ pub fn check_signature(
             .format_errors
             .push("SignedInfo has no Reference".into());
     }
-    (check.embedded, check.certificate) =
-        key_info_certificates(signature, &mut check.format_errors);
+    let preferred;
+    (check.embedded, preferred) = key_info_certificates(signature, &mut check.format_errors);
     check.signature_value = ds_child(signature, "SignatureValue")
         .map(super::signed_text)
         .and_then(|t| b64_decode(&t))
         .unwrap_or_default();
-    match canonical_signed_info(parsed, signature) {
-        Ok((octets, method)) => {
-            if method.digest() == XmlDigest::Sha1 {
-                check.weak.push(format!("signature algorithm {method:?}"));
+    let (octets, method) = match canonical_signed_info(parsed, signature) {
+        Ok(v) => v,
+        Err(why) => {
+            check.format_errors.push(why.to_string());
+            check.certificate = preferred;
+            return check;
+        }
+    };
+    check.claimed_time = signed_signing_time(parsed, signature, &check.references);
+    if method == XmlSignatureMethod::Hmac {
+        check.unsupported =
+            Some("an HMAC signature has no signer: its value cannot be verified".into());
+        let truncated = signed_info
+            .and_then(|si| ds_child(si, "SignatureMethod"))
+            .and_then(|m| ds_child(m, "HMACOutputLength"))
+            .is_some();
+        if truncated {
+            check
+                .format_errors
+                .push("HMACOutputLength (a truncated HMAC) is refused".into());
+        }
+        return check;
+    }
+    if method.digest() == XmlDigest::Sha1 {
+        check.weak.push(format!("signature algorithm {method:?}"));
+    }
+    // The signer's certificate is the one whose key verifies: KeyInfo's preferred one first,
+    // then the other embedded certificates, then those the caller supplies.
+    let mut candidates: Vec<X509> = preferred.iter().cloned().collect();
+    candidates.extend(check.embedded.iter().cloned());
+    candidates.extend(extra.iter().cloned());
+    let mut last_error = None;
+    for cert in &candidates {
+        let Ok(key) = cert.public_key() else { continue };
+        match verify_value(&key, method, &octets, &check.signature_value) {
+            Ok(true) => {
+                check.signature_ok = true;
+                check.certificate = Some(cert.clone());
+                break;
             }
-            if let Some(cert) = &check.certificate {
-                match cert.public_key() {
-                    Ok(key) => {
-                        if key.id() == openssl::pkey::Id::RSA && key.bits() < 2048 {
-                            check.weak.push(format!("RSA key of {} bits", key.bits()));
-                        }
-                        match verify_value(&key, method, &octets, &check.signature_value) {
-                            Ok(ok) => check.signature_ok = ok,
-                            Err(why) => check.format_errors.push(why.to_string()),
-                        }
-                    }
-                    Err(_) => check
-                        .format_errors
-                        .push("the certificate's public key cannot be read".into()),
+            Ok(false) => {}
+            Err(why) => last_error = Some(why),
+        }
+    }
+    if check.certificate.is_none() {
+        check.certificate = preferred;
+    }
+    if !check.signature_ok && check.embedded.is_empty() {
+        if let Some(key) = ds_child(signature, "KeyInfo").and_then(key_value) {
+            match verify_value(&key, method, &octets, &check.signature_value) {
+                Ok(ok) => {
+                    check.signature_ok = ok;
+                    check.key_only = check.certificate.is_none();
                 }
+                Err(why) => last_error = Some(why),
             }
         }
-        Err(why) => check.format_errors.push(why.to_string()),
     }
-    check.claimed_time = signed_signing_time(parsed, signature, &check.references);
+    if let Some(cert) = &check.certificate {
+        if let Ok(key) = cert.public_key() {
+            if key.id() == openssl::pkey::Id::RSA && key.bits() < 2048 {
+                check.weak.push(format!("RSA key of {} bits", key.bits()));
+            }
+        }
+    }
+    if !check.signature_ok && (check.certificate.is_some() || check.key_only) {
+        check.format_errors.extend(last_error.map(|e| e.to_string()));
+    }
     check
+}
+
+/// The public key of a KeyInfo/KeyValue: RSAKeyValue, DSAKeyValue or (XML-DSig 1.1)
+/// ECKeyValue with a named curve.
+fn key_value(key_info: Node<'_, '_>) -> Option<PKey<Public>> {
+    use openssl::bn::BigNum;
+    let value = ds_child(key_info, "KeyValue")?;
+    let inner = value.children().find(|c| c.is_element())?;
+    let field = |name: &str| -> Option<BigNum> {
+        let node = inner
+            .children()
+            .find(|c| c.is_element() && c.tag_name().name() == name)?;
+        BigNum::from_slice(&b64_decode(&super::signed_text(node))?).ok()
+    };
+    match inner.tag_name().name() {
+        "RSAKeyValue" => {
+            let rsa =
+                openssl::rsa::Rsa::from_public_components(field("Modulus")?, field("Exponent")?)
+                    .ok()?;
+            PKey::from_rsa(rsa).ok()
+        }
+        "DSAKeyValue" => {
+            let dsa = openssl::dsa::Dsa::from_public_components(
+                field("P")?,
+                field("Q")?,
+                field("G")?,
+                field("Y")?,
+            )
+            .ok()?;
+            PKey::from_dsa(dsa).ok()
+        }
+        "ECKeyValue" => {
+            let curve = inner
+                .children()
+                .find(|c| c.is_element() && c.tag_name().name() == "NamedCurve")?
+                .attribute("URI")?;
+            let nid = match curve.strip_prefix("urn:oid:")? {
+                "1.2.840.10045.3.1.7" => openssl::nid::Nid::X9_62_PRIME256V1,
+                "1.3.132.0.34" => openssl::nid::Nid::SECP384R1,
+                "1.3.132.0.35" => openssl::nid::Nid::SECP521R1,
+                _ => return None,
+            };
+            let group = openssl::ec::EcGroup::from_curve_name(nid).ok()?;
+            let point_node = inner
+                .children()
+                .find(|c| c.is_element() && c.tag_name().name() == "PublicKey")?;
+            let bytes = b64_decode(&super::signed_text(point_node))?;
+            let mut ctx = openssl::bn::BigNumContext::new().ok()?;
+            let point = openssl::ec::EcPoint::from_bytes(&group, &bytes, &mut ctx).ok()?;
+            let key = openssl::ec::EcKey::from_public_key(&group, &point).ok()?;
+            PKey::from_ec_key(key).ok()
+        }
+        _ => None,
+    }
 }
 
 /// Certificates of KeyInfo/X509Data; the signer is the one that issued none of the others.
@@ -564,20 +1046,27 @@ fn verify_value(
             XmlSignatureMethod::Rsa(_) | XmlSignatureMethod::RsaPss(_),
             Id::RSA
         ) | (XmlSignatureMethod::Ecdsa(_), Id::EC)
+            | (XmlSignatureMethod::Dsa(_), Id::DSA)
     );
     if !fits {
         return Err(SignedInfoProblem::KeyMismatch(method));
     }
     let der;
-    let value = if let XmlSignatureMethod::Ecdsa(_) = method {
+    let value = if let XmlSignatureMethod::Ecdsa(_) | XmlSignatureMethod::Dsa(_) = method {
         if value.is_empty() || value.len() % 2 != 0 {
             return Ok(false);
         }
         let (r, s) = value.split_at(value.len() / 2);
-        let sig = openssl::bn::BigNum::from_slice(r)
-            .and_then(|r| openssl::bn::BigNum::from_slice(s).map(|s| (r, s)))
-            .and_then(|(r, s)| openssl::ecdsa::EcdsaSig::from_private_components(r, s))
-            .and_then(|s| s.to_der())?;
+        let pair = openssl::bn::BigNum::from_slice(r)
+            .and_then(|r| openssl::bn::BigNum::from_slice(s).map(|s| (r, s)));
+        let sig = if let XmlSignatureMethod::Dsa(_) = method {
+            pair.and_then(|(r, s)| openssl::dsa::DsaSig::from_private_components(r, s))
+                .and_then(|s| s.to_der())
+        } else {
+            pair.and_then(|(r, s)| openssl::ecdsa::EcdsaSig::from_private_components(r, s))
+                .and_then(|s| s.to_der())
+        }
+?;
         der = sig;
         der.as_slice()
     } else {
@@ -590,7 +1079,8 @@ fn verify_value(
             .set_rsa_padding(openssl::rsa::Padding::PKCS1_PSS)
             .and_then(|_| v.set_rsa_pss_saltlen(openssl::sign::RsaPssSaltlen::custom(-2)))
             .and_then(|_| v.set_rsa_mgf1_md(md)),
-        XmlSignatureMethod::Ecdsa(_) => Ok(()),
+        XmlSignatureMethod::Ecdsa(_) | XmlSignatureMethod::Dsa(_) => Ok(()),
+        XmlSignatureMethod::Hmac => return Err(SignedInfoProblem::KeyMismatch(method)),
     }?;
     Ok(v.verify_oneshot(value, data).unwrap_or(false))
 }

@@ -10,6 +10,7 @@
 
 pub mod c14n;
 pub mod dsig;
+pub mod filter2;
 pub mod parse;
 pub mod profile;
 

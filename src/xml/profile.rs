@@ -193,7 +193,30 @@ impl Profile {
         let root = parsed.doc.root_element();
         let parent = signature.parent_element();
         let targets: Vec<NodeId> = doc_refs.iter().filter_map(|r| r.target).collect();
+        // Enveloping: content in a ds:Object of this signature (not its signed properties).
+        let enveloped_objects = check.references.iter().any(|r| {
+            r.inside_signature
+                && r.target
+                    .and_then(|t| parsed.doc.get_node(t))
+                    .is_some_and(|t| {
+                        t.has_tag_name((super::dsig::DSIG_NS, "Object"))
+                            && t.parent_element().map(|p| p.id()) == Some(signature.id())
+                            && !t
+                                .descendants()
+                                .any(|d| d.tag_name().name() == "SignedProperties")
+                    })
+        });
         let verdict = (|| -> Result<(), Misplaced> {
+            if self == Self::Enveloped && doc_refs.is_empty() && enveloped_objects {
+                return Ok(());
+            }
+            // Detached: every document reference is to content the caller supplied.
+            if self == Self::Enveloped
+                && !doc_refs.is_empty()
+                && doc_refs.iter().all(|r| r.external)
+            {
+                return Ok(());
+            }
             if doc_refs.is_empty() {
                 return Err("the signature references no document content".into());
             }

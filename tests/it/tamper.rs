@@ -41,6 +41,26 @@ fn tampered(signed: &Path, name: &str, change: impl FnOnce(&mut IncrementalDocum
     out
 }
 
+/// Replaces the first font of the signed revision by Courier in `doc`'s update; returns its id.
+pub(crate) fn swap_first_font(doc: &mut IncrementalDocument) -> lopdf::ObjectId {
+    let font_id = doc
+        .get_prev_documents()
+        .objects
+        .iter()
+        .find(|(_, o)| matches!(o, Object::Dictionary(d) if d.get(b"Type").and_then(|t| t.as_name()).ok() == Some(b"Font")))
+        .map(|(id, _)| *id)
+        .expect("the document has a font object");
+    doc.opt_clone_object_to_new_document(font_id).unwrap();
+    let font = doc
+        .new_document
+        .get_object_mut(font_id)
+        .unwrap()
+        .as_dict_mut()
+        .unwrap();
+    font.set("BaseFont", Object::Name(b"Courier".to_vec()));
+    font_id
+}
+
 fn first_page(doc: &IncrementalDocument) -> lopdf::ObjectId {
     *doc.get_prev_documents().get_pages().get(&1).unwrap()
 }
@@ -134,21 +154,7 @@ fn swapped_font_is_disallowed() {
     let dir = common::tempdir();
     let signed = signed_copy(&common::sample_pdf(), dir.path(), "signed.pdf");
     let out = tampered(&signed, "font.pdf", |doc| {
-        let font_id = doc
-            .get_prev_documents()
-            .objects
-            .iter()
-            .find(|(_, o)| matches!(o, Object::Dictionary(d) if d.get(b"Type").and_then(|t| t.as_name()).ok() == Some(b"Font")))
-            .map(|(id, _)| *id)
-            .expect("sample.pdf has a font object");
-        doc.opt_clone_object_to_new_document(font_id).unwrap();
-        let font = doc
-            .new_document
-            .get_object_mut(font_id)
-            .unwrap()
-            .as_dict_mut()
-            .unwrap();
-        font.set("BaseFont", Object::Name(b"Courier".to_vec()));
+        swap_first_font(doc);
     });
     assert_disallowed(&verify(&out), "font");
 }
