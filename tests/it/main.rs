@@ -27,6 +27,7 @@ mod layout;
 mod ltv;
 mod pades;
 mod pkcs11_always_auth;
+mod pkits;
 mod pyhanko_interop;
 mod routing;
 mod tamper;
