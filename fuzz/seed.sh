@@ -37,7 +37,7 @@ put pdf_verify "$ROOT"/tests/data/*.pdf "$ROOT"/tests/data/pdfs/*.pdf "$SHARED"/
 put pdf_prepare "$ROOT"/tests/data/*.pdf "$ROOT"/tests/data/pdfs/*.pdf "$SHARED"/pdf/*.pdf
 put cms_tsp "$SHARED"/cms/*.p7m "$SHARED"/cms/*.p7s "$SHARED"/cms/*.sig "$SHARED"/cms/*.pkcs7
 put xml_c14n "$ROOT"/tests/data/xml/*.xml "$ROOT"/tests/data/xml/c14n/*.xml "$SHARED"/xml/*.xml
-put edxml_zip "$ROOT"/tests/data/xml/edxml.xml
+put edxml_zip "$ROOT"/tests/data/xml/*.xml
 der_of_pem x509_revocation "$ROOT"/tests/data/pki-throwaway/*.pem "$SHARED"/trust/*.pem
 put x509_revocation "$SHARED"/trust/*.der "$SHARED"/trust/*.crt
 

@@ -617,14 +617,15 @@ fn crl_scope(cert: &X509, issuer: &X509, crl: &X509Crl) -> Result<(), String> {
                         );
                     }
                     None => {}
-                    Some(DistributionPointName::FullName(names)) => {
-                        if !names.iter().any(|n| cert_points.contains(n)) {
-                            return Err(
-                                "the CRL is for another distribution point than the certificate's"
-                                    .into(),
-                            );
-                        }
+                    Some(DistributionPointName::FullName(names))
+                        if !names.iter().any(|n| cert_points.contains(n)) =>
+                    {
+                        return Err(
+                            "the CRL is for another distribution point than the certificate's"
+                                .into(),
+                        );
                     }
+                    Some(DistributionPointName::FullName(_)) => {}
                     Some(DistributionPointName::NameRelativeToCRLIssuer(_)) => {
                         return Err(
                             "a distribution point relative to the CRL issuer is not used".into(),
