@@ -36,8 +36,8 @@ fn cert(subject: &str, issuer: Option<(&X509, &PKey<Private>)>, key: &PKey<Priva
 fn pair() -> &'static (X509, X509) {
     static PAIR: OnceLock<(X509, X509)> = OnceLock::new();
     PAIR.get_or_init(|| {
-        let group = openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1)
-            .unwrap();
+        let group =
+            openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
         let key = || PKey::from_ec_key(openssl::ec::EcKey::generate(&group).unwrap()).unwrap();
         let (ca_key, ee_key) = (key(), key());
         let ca = cert("Fuzz CA", None, &ca_key);
