@@ -521,13 +521,16 @@ fn crl_status(
     let crl = X509Crl::from_der(der)
         .or_else(|_| X509Crl::from_pem(der))
         .map_err(|_| "not a CRL".to_string())?;
-    if crl.issuer_name().to_der().ok() != issuer.subject_name().to_der().ok() {
+    // Names compare after RFC 5280 §7.1 normalisation (string type, case, spaces), as OpenSSL
+    // compares them when it chains certificates.
+    if crl.issuer_name().try_cmp(issuer.subject_name()).ok() != Some(std::cmp::Ordering::Equal) {
         return Err("the CRL is from another issuer".into());
     }
     let key = issuer.public_key().map_err(|e| e.to_string())?;
     if !crl.verify(&key).unwrap_or(false) {
         return Err("the CRL's signature is not valid".into());
     }
+    crl_scope(cert, issuer, &crl)?;
     let this_update = asn1_time(crl.last_update()).ok_or("thisUpdate unreadable")?;
     if let Some(next) = crl.next_update().and_then(asn1_time) {
         if next.unix_timestamp() + SKEW_SECS < at.unix_timestamp() {
@@ -541,6 +544,116 @@ fn crl_status(
         }
     };
     Ok((status, this_update))
+}
+
+/// Checks that `crl` may decide the status of `cert` (RFC 5280 §6.3.3): its issuer may sign
+/// CRLs (keyUsage cRLSign), it is a complete CRL (not a delta), its issuing distribution point
+/// covers `cert` (kind of certificate, every reason, the certificate's distribution point) and
+/// it has no critical extension left unprocessed. A CRL outside these is not used, so the
+/// status stays unknown rather than "good" on the word of a CRL that does not cover the
+/// certificate.
+fn crl_scope(cert: &X509, issuer: &X509, crl: &X509Crl) -> Result<(), String> {
+    use x509_parser::extensions::{DistributionPointName, GeneralName, ParsedExtension};
+    let unreadable = |what: &str| format!("the {what} cannot be read for the CRL's scope");
+    let (cert_der, issuer_der, crl_der) = (
+        cert.to_der().map_err(|_| unreadable("certificate"))?,
+        issuer.to_der().map_err(|_| unreadable("issuer"))?,
+        crl.to_der().map_err(|_| unreadable("CRL"))?,
+    );
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(&cert_der).map_err(|_| unreadable("certificate"))?;
+    let (_, issuer) =
+        x509_parser::parse_x509_certificate(&issuer_der).map_err(|_| unreadable("issuer"))?;
+    let (_, crl) = x509_parser::parse_x509_crl(&crl_der).map_err(|_| unreadable("CRL"))?;
+    if let Ok(Some(ku)) = issuer.key_usage() {
+        if !ku.value.crl_sign() {
+            return Err("the CRL issuer's key usage does not allow cRLSign".into());
+        }
+    }
+    // The names of the certificate's distribution points; without the extension, the CRL
+    // issuer is the certificate's issuer (RFC 5280 §6.3.3).
+    let cert_points: Vec<GeneralName> =
+        match cert
+            .tbs_certificate
+            .extensions()
+            .iter()
+            .find_map(|e| match e.parsed_extension() {
+                ParsedExtension::CRLDistributionPoints(points) => Some(points),
+                _ => None,
+            }) {
+            Some(points) => points
+                .points
+                .iter()
+                .flat_map(|p| match &p.distribution_point {
+                    Some(DistributionPointName::FullName(names)) => names.clone(),
+                    _ => p.crl_issuer.clone().unwrap_or_default(),
+                })
+                .collect(),
+            None => vec![GeneralName::DirectoryName(cert.issuer().clone())],
+        };
+    for ext in crl.tbs_cert_list.extensions() {
+        match ext.parsed_extension() {
+            ParsedExtension::IssuingDistributionPoint(idp) => {
+                if idp.only_contains_attribute_certs {
+                    return Err("the CRL covers attribute certificates only".into());
+                }
+                if idp.only_contains_user_certs && cert.is_ca() {
+                    return Err("the CRL covers end-entity certificates only".into());
+                }
+                if idp.only_contains_ca_certs && !cert.is_ca() {
+                    return Err("the CRL covers CA certificates only".into());
+                }
+                if idp.only_some_reasons.is_some() {
+                    return Err("the CRL covers only some revocation reasons".into());
+                }
+                if idp.indirect_crl {
+                    return Err("indirect CRLs are not used".into());
+                }
+                match &idp.distribution_point {
+                    // x509-parser 0.16 reads a nameRelativeToCRLIssuer as no name at all.
+                    None if idp_names_a_point(ext.value) => {
+                        return Err(
+                            "a distribution point relative to the CRL issuer is not used".into(),
+                        );
+                    }
+                    None => {}
+                    Some(DistributionPointName::FullName(names))
+                        if !names.iter().any(|n| cert_points.contains(n)) =>
+                    {
+                        return Err(
+                            "the CRL is for another distribution point than the certificate's"
+                                .into(),
+                        );
+                    }
+                    Some(DistributionPointName::FullName(_)) => {}
+                    Some(DistributionPointName::NameRelativeToCRLIssuer(_)) => {
+                        return Err(
+                            "a distribution point relative to the CRL issuer is not used".into(),
+                        );
+                    }
+                }
+            }
+            _ if ext.oid.to_id_string() == "2.5.29.27" => {
+                return Err("delta CRLs are not used".into());
+            }
+            ParsedExtension::CRLNumber(_) | ParsedExtension::AuthorityKeyIdentifier(_) => {}
+            _ if ext.critical => {
+                return Err("the CRL has an unrecognised critical extension".into());
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Whether the DER IssuingDistributionPoint `value` starts with a distributionPoint ([0]).
+fn idp_names_a_point(value: &[u8]) -> bool {
+    let content = match value {
+        [0x30, len, rest @ ..] if *len < 0x80 => rest,
+        [0x30, len, rest @ ..] => rest.get(usize::from(len & 0x7f)..).unwrap_or_default(),
+        _ => return false,
+    };
+    content.first() == Some(&0xa0)
 }
 
 fn ocsp_urls(cert: &X509) -> Vec<String> {
@@ -590,4 +703,27 @@ fn generalized(t: &openssl::asn1::Asn1GeneralizedTimeRef) -> Option<OffsetDateTi
     time::PrimitiveDateTime::parse(&text, &format)
         .ok()
         .map(|p| p.assume_utc())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::idp_names_a_point;
+
+    #[test]
+    fn idp_distribution_point_is_seen_in_either_form() {
+        // IDP { distributionPoint [0] { nameRelativeToCRLIssuer [1] { CN=x } } }
+        let relative = [
+            0x30, 0x13, 0xa0, 0x11, 0xa1, 0x0f, 0x30, 0x0d, 0x06, 0x03, 0x55, 0x04, 0x03, 0x0c,
+            0x01, b'x', 0, 0, 0, 0, 0,
+        ];
+        assert!(idp_names_a_point(&relative));
+        // IDP { onlyContainsUserCerts [1] TRUE }
+        assert!(!idp_names_a_point(&[0x30, 0x03, 0x81, 0x01, 0xff]));
+        // Long-form length.
+        let mut long = vec![0x30, 0x81, 0x80, 0xa0, 0x7e];
+        long.resize(0x83, 0);
+        assert!(idp_names_a_point(&long));
+        assert!(!idp_names_a_point(&[]));
+        assert!(!idp_names_a_point(&[0x30, 0x82]));
+    }
 }

@@ -34,6 +34,7 @@ mod layout;
 mod ltv;
 mod pades;
 mod pkcs11_always_auth;
+mod pkits;
 mod pyhanko_interop;
 mod revisions;
 mod routing;
