@@ -199,16 +199,20 @@ impl OutputDir {
         let flags = OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC;
         let fd = match rustix::fs::openat(&self.fd, ".", flags, Mode::RUSR | Mode::WUSR) {
             Ok(fd) => fd,
-            Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL | Errno::NOENT) => {
-                return Ok(false)
-            }
+            Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL | Errno::NOENT) => return Ok(false),
             Err(e) => return Err(e.into()),
         };
         let mut file = std::fs::File::from(fd);
         file.write_all(bytes)?;
         let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
         let link = |to: &str| {
-            rustix::fs::linkat(CWD, proc_path.as_str(), &self.fd, to, AtFlags::SYMLINK_FOLLOW)
+            rustix::fs::linkat(
+                CWD,
+                proc_path.as_str(),
+                &self.fd,
+                to,
+                AtFlags::SYMLINK_FOLLOW,
+            )
         };
         match link(name) {
             Ok(()) => Ok(true),

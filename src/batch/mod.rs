@@ -487,7 +487,10 @@ impl Run<'_> {
             if self.stopped() {
                 continue;
             }
-            if rep_tx.send(vec![self.engine.finish(job, self.out)]).is_err() {
+            if rep_tx
+                .send(vec![self.engine.finish(job, self.out)])
+                .is_err()
+            {
                 break;
             }
         }
@@ -527,30 +530,30 @@ impl Run<'_> {
         summary: &mut BatchSummary,
         on_outcome: &mut dyn FnMut(&DocOutcome),
     ) {
-            let outcome = match report {
-                Report::Done(outcome, record) => {
-                    if let Some(entry) = record {
-                        self.audit(&outcome, &entry);
-                    }
-                    outcome
+        let outcome = match report {
+            Report::Done(outcome, record) => {
+                if let Some(entry) = record {
+                    self.audit(&outcome, &entry);
                 }
-                Report::Fatal(outcome, code, message) => {
-                    if summary.aborted.is_none() {
-                        summary.aborted = Some((code, message));
-                    }
-                    outcome
-                }
-            };
-            match &outcome.status {
-                DocStatus::Signed => summary.signed += 1,
-                DocStatus::Skipped => summary.skipped += 1,
-                DocStatus::Failed { code, message } => summary.failed.push(FailedDoc {
-                    input: outcome.input.clone(),
-                    code: *code,
-                    message: message.clone(),
-                }),
+                outcome
             }
-            on_outcome(&outcome);
+            Report::Fatal(outcome, code, message) => {
+                if summary.aborted.is_none() {
+                    summary.aborted = Some((code, message));
+                }
+                outcome
+            }
+        };
+        match &outcome.status {
+            DocStatus::Signed => summary.signed += 1,
+            DocStatus::Skipped => summary.skipped += 1,
+            DocStatus::Failed { code, message } => summary.failed.push(FailedDoc {
+                input: outcome.input.clone(),
+                code: *code,
+                message: message.clone(),
+            }),
+        }
+        on_outcome(&outcome);
     }
 
     /// Sends the audit event of a signed (and journaled) document.
