@@ -1,7 +1,13 @@
-//! Reading inputs and writing outputs atomically (temporary file in the target folder, then rename).
+//! Reading inputs and writing outputs atomically (temporary file in the target folder, then rename;
+//! or, for many outputs into one folder, an unnamed `O_TMPFILE` file linked under its name).
 
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use rustix::fs::{AtFlags, Mode, OFlags, CWD};
+use rustix::io::Errno;
 
 use crate::code::ErrorCode;
 
@@ -96,6 +102,152 @@ pub fn write_output_with<E: From<IoError>>(
     Ok(())
 }
 
+/// Reads a whole regular file with one `openat`, one `statx` and (for a file that does not
+/// change meanwhile) one `read`: the buffer is sized from the metadata, so no probing read
+/// for the end of the file follows. Returns the bytes and the metadata.
+pub fn read_whole(path: &Path) -> std::io::Result<(Vec<u8>, std::fs::Metadata)> {
+    let mut file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    let bytes = read_sized(&mut file, &meta)?;
+    Ok((bytes, meta))
+}
+
+/// Reads `file` whose metadata is `meta`: exactly its size for a regular file (a file that
+/// shrank meanwhile ends early), to its end for anything else (pipes report no size).
+pub fn read_sized(file: &mut std::fs::File, meta: &std::fs::Metadata) -> std::io::Result<Vec<u8>> {
+    let len = usize::try_from(meta.len()).unwrap_or(0);
+    if !meta.is_file() || len == 0 {
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        return Ok(bytes);
+    }
+    let mut bytes = vec![0; len];
+    let mut filled = 0;
+    while filled < len {
+        match file.read(&mut bytes[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    bytes.truncate(filled);
+    Ok(bytes)
+}
+
+/// An output folder held open, into which files appear atomically under their final names.
+///
+/// A file is written unnamed (`open(dir, O_TMPFILE)`) and linked under its name
+/// (`linkat("/proc/self/fd/N", dir, name, AT_SYMLINK_FOLLOW)`), so a killed process leaves
+/// nothing behind and the name only ever shows the whole content. An existing name is
+/// replaced through a temporary name and `rename`. Where the file system or the sandbox
+/// refuses `O_TMPFILE` or `/proc`, every later file goes through a temporary name and
+/// `rename` (prefix `temp_prefix`, which the caller cleans up after a crash). Nothing is
+/// fsynced here: the caller makes outputs durable in groups.
+pub struct OutputDir {
+    path: PathBuf,
+    fd: OwnedFd,
+    temp_prefix: &'static str,
+    unnamed: AtomicBool,
+    counter: AtomicU64,
+}
+
+impl OutputDir {
+    /// Opens the existing folder `path`.
+    pub fn open(path: &Path, temp_prefix: &'static str) -> Result<Self, IoError> {
+        let fd = rustix::fs::open(
+            path,
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| IoError::Write {
+            path: path.to_path_buf(),
+            reason: std::io::Error::from(e).to_string(),
+        })?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            fd,
+            temp_prefix,
+            unnamed: AtomicBool::new(true),
+            counter: AtomicU64::new(0),
+        })
+    }
+
+    /// The folder's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes `bytes` as `name` in this folder: complete under that name, or absent.
+    pub fn write(&self, name: &str, bytes: &[u8]) -> Result<(), IoError> {
+        let fail = |e: std::io::Error| IoError::Write {
+            path: self.path.join(name),
+            reason: e.to_string(),
+        };
+        if self.unnamed.load(Ordering::Relaxed) {
+            match self.write_unnamed(name, bytes) {
+                Ok(true) => return Ok(()),
+                Ok(false) => self.unnamed.store(false, Ordering::Relaxed),
+                Err(e) => return Err(fail(e)),
+            }
+        }
+        write_output(&self.path.join(name), bytes)
+    }
+
+    /// The `O_TMPFILE` path; `Ok(false)` when this system refuses it (nothing was created).
+    fn write_unnamed(&self, name: &str, bytes: &[u8]) -> std::io::Result<bool> {
+        let flags = OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC;
+        let fd = match rustix::fs::openat(&self.fd, ".", flags, Mode::RUSR | Mode::WUSR) {
+            Ok(fd) => fd,
+            Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL | Errno::NOENT) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        let mut file = std::fs::File::from(fd);
+        file.write_all(bytes)?;
+        let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
+        let link = |to: &str| {
+            rustix::fs::linkat(
+                CWD,
+                proc_path.as_str(),
+                &self.fd,
+                to,
+                AtFlags::SYMLINK_FOLLOW,
+            )
+        };
+        match link(name) {
+            Ok(()) => Ok(true),
+            // No /proc (a sandbox): fall back to temporary names from now on.
+            Err(Errno::NOENT) if !Path::new("/proc/self/fd").exists() => Ok(false),
+            Err(Errno::EXIST) => loop {
+                // Replacing an earlier output: link under a fresh temporary name, rename over.
+                let n = self.counter.fetch_add(1, Ordering::Relaxed);
+                let temp = format!("{}{}-{n}.tmp", self.temp_prefix, std::process::id());
+                match link(&temp) {
+                    Ok(()) => {
+                        let renamed = rustix::fs::renameat(&self.fd, temp.as_str(), &self.fd, name);
+                        if let Err(e) = renamed {
+                            let _ = rustix::fs::unlinkat(&self.fd, temp.as_str(), AtFlags::empty());
+                            return Err(e.into());
+                        }
+                        return Ok(true);
+                    }
+                    Err(Errno::EXIST) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            },
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Names present in the folder now (one listing), for checks that would otherwise
+    /// `stat` each output name before it exists.
+    pub fn names(&self) -> std::collections::HashSet<std::ffi::OsString> {
+        std::fs::read_dir(&self.path)
+            .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +263,20 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn output_dir_writes_and_replaces_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = OutputDir::open(dir.path(), ".t-").unwrap();
+        out.write("a.bin", b"first").unwrap();
+        assert_eq!(std::fs::read(dir.path().join("a.bin")).unwrap(), b"first");
+        out.write("a.bin", b"second").unwrap();
+        assert_eq!(std::fs::read(dir.path().join("a.bin")).unwrap(), b"second");
+        let names: Vec<_> = out.names().into_iter().collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("a.bin")]);
+        let (bytes, meta) = read_whole(&dir.path().join("a.bin")).unwrap();
+        assert_eq!((bytes.as_slice(), meta.len()), (&b"second"[..], 6));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The batch journal `OUT/.signgate-batch.jsonl`: one JSON line per finished output.
 //!
-//! A line is appended (one `write`, so it survives the process being killed) right after the
-//! output's rename; outputs and journal are fsynced in groups. A re-run reads the journal and
+//! Lines are appended in groups (one `write`, so a group survives the process being killed)
+//! right after their outputs got their names; outputs and journal are fsynced in groups. A re-run reads the journal and
 //! skips an input when an entry has the same input hash, certificate and options and the
 //! output on disk still has the recorded hash; anything else is signed again.
 
@@ -132,15 +132,23 @@ impl JournalWriter {
         })
     }
 
-    /// Records a renamed output.
-    pub(crate) fn append(&mut self, entry: &JournalEntry) -> Result<(), IoError> {
-        let mut line = serde_json::to_vec(entry).map_err(|e| self.fail(e.to_string()))?;
-        line.push(b'\n');
-        // One write(2) per line: complete in the page cache even if the process is killed.
+    /// Records outputs already in place, all lines in one `write(2)`: complete in the page
+    /// cache even if the process is killed right after. A killed run may lose the lines of
+    /// the group it had not written yet; a re-run signs those documents again and replaces
+    /// their outputs atomically.
+    pub(crate) fn append_all(&mut self, entries: &[&JournalEntry]) -> Result<(), IoError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut lines = Vec::with_capacity(entries.len() * 512);
+        for entry in entries {
+            serde_json::to_writer(&mut lines, entry).map_err(|e| self.fail(e.to_string()))?;
+            lines.push(b'\n');
+        }
         self.file
-            .write_all(&line)
+            .write_all(&lines)
             .map_err(|e| self.fail(e.to_string()))?;
-        self.since_sync += 1;
+        self.since_sync += entries.len();
         if self.since_sync >= self.group {
             self.since_sync = 0;
             if let Some((tx, _)) = &self.syncer {
@@ -195,9 +203,9 @@ mod tests {
     fn append_then_load_ignores_torn_line() {
         let dir = tempfile::tempdir().unwrap();
         let mut w = JournalWriter::open(dir.path(), 2, true).unwrap();
-        w.append(&entry("a.pdf", "01")).unwrap();
-        w.append(&entry("b.pdf", "02")).unwrap();
-        w.append(&entry("a.pdf", "03")).unwrap();
+        w.append_all(&[&entry("a.pdf", "01"), &entry("b.pdf", "02")])
+            .unwrap();
+        w.append_all(&[&entry("a.pdf", "03")]).unwrap();
         w.sync().unwrap();
         drop(w);
         let mut f = std::fs::OpenOptions::new()
