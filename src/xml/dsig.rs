@@ -939,7 +939,9 @@ pub fn check_signature_with(
         }
     }
     if !check.signature_ok && (check.certificate.is_some() || check.key_only) {
-        check.format_errors.extend(last_error.map(|e| e.to_string()));
+        check
+            .format_errors
+            .extend(last_error.map(|e| e.to_string()));
     }
     check
 }
@@ -1065,8 +1067,7 @@ fn verify_value(
         } else {
             pair.and_then(|(r, s)| openssl::ecdsa::EcdsaSig::from_private_components(r, s))
                 .and_then(|s| s.to_der())
-        }
-?;
+        }?;
         der = sig;
         der.as_slice()
     } else {

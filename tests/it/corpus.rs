@@ -172,7 +172,9 @@ fn judge(row: &Row, outcome: &Outcome) -> Result<(), String> {
         ("yes", Ok(report)) if row.features.iter().any(|f| f == "hmac") => {
             match report["indication"].as_str() {
                 Some("INDETERMINATE") => Ok(()),
-                other => Err(format!("an HMAC signature must be INDETERMINATE, got {other:?}")),
+                other => Err(format!(
+                    "an HMAC signature must be INDETERMINATE, got {other:?}"
+                )),
             }
         }
         ("yes", Err(e)) => Err(format!("refused: {e}")),
