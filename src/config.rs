@@ -68,32 +68,43 @@ pub struct TlsConfig {
 
 impl TlsConfig {
     /// Opens the server identity (the password from `password_env`, never from the file).
-    pub fn identity(&self) -> Result<crate::tls::TlsIdentity, String> {
+    pub fn identity(&self) -> Result<crate::tls::TlsIdentity, TlsConfigError> {
         match (&self.p12, &self.cert, &self.key) {
             (Some(p12), None, None) => {
                 let password = match &self.password_env {
                     Some(var) => std::env::var(var)
-                        .map_err(|_| format!("tls: environment variable {var} is not set"))?,
+                        .map_err(|_| TlsConfigError::PasswordEnvMissing(var.clone()))?,
                     None => String::new(),
                 };
-                crate::tls::TlsIdentity::open(p12, &password).map_err(|e| e.to_string())
+                Ok(crate::tls::TlsIdentity::open(p12, &password)?)
             }
-            (None, Some(cert), Some(key)) => {
-                crate::tls::TlsIdentity::from_pem(cert, key).map_err(|e| e.to_string())
-            }
-            _ => Err("tls: set either p12 or both cert and key".into()),
+            (None, Some(cert), Some(key)) => Ok(crate::tls::TlsIdentity::from_pem(cert, key)?),
+            _ => Err(TlsConfigError::Ambiguous),
         }
     }
 
     /// The listener context: client certificates optional, verified against `client_ca`.
-    pub fn acceptor(&self) -> Result<openssl::ssl::SslAcceptor, String> {
-        crate::tls::acceptor(
+    pub fn acceptor(&self) -> Result<openssl::ssl::SslAcceptor, TlsConfigError> {
+        Ok(crate::tls::acceptor(
             &self.identity()?,
             &self.client_ca,
             crate::tls::ClientCertificate::Optional,
-        )
-        .map_err(|e| e.to_string())
+        )?)
     }
+}
+
+/// Why the `[tls]` table cannot give a listener.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsConfigError {
+    /// `password_env` names a variable that is not set.
+    #[error("tls: environment variable {0} is not set")]
+    PasswordEnvMissing(String),
+    /// Neither `p12` alone nor `cert` with `key` is given.
+    #[error("tls: set either p12 or both cert and key")]
+    Ambiguous,
+    /// The identity or the CA files cannot be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// `[database]`.

@@ -191,7 +191,7 @@ pub fn run(args: VerifyArgs) -> Result<u8, CliError> {
         .max(1);
     let mut outcomes = Vec::with_capacity(inputs.len());
     let mut failure = None;
-    in_order_parallel(&inputs, workers, verify_one, |i, outcome| {
+    crate::blocking::in_order_parallel(&inputs, workers, verify_one, |i, outcome| {
         if failure.is_none() {
             if let Err(e) = emit(&inputs[i], &outcome, &args.format) {
                 failure = Some(e);
@@ -204,41 +204,6 @@ pub fn run(args: VerifyArgs) -> Result<u8, CliError> {
     }
     eprintln!("{}", summary(&outcomes));
     Ok(exit_code(&outcomes))
-}
-
-/// Runs `work` over `items` on `workers` threads and hands each result to `emit` in the
-/// order of `items`, as soon as every earlier one has been emitted.
-fn in_order_parallel<T: Sync, R: Send>(
-    items: &[T],
-    workers: usize,
-    work: impl Fn(&T) -> R + Sync,
-    mut emit: impl FnMut(usize, R),
-) {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::scope(|scope| {
-        for _ in 0..workers.min(items.len()) {
-            let tx = tx.clone();
-            let (next, work) = (&next, &work);
-            scope.spawn(move || loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(item) = items.get(i) else { break };
-                if tx.send((i, work(item))).is_err() {
-                    break;
-                }
-            });
-        }
-        drop(tx);
-        let mut pending = std::collections::BTreeMap::new();
-        let mut due = 0;
-        for (i, result) in rx {
-            pending.insert(i, result);
-            while let Some(result) = pending.remove(&due) {
-                emit(due, result);
-                due += 1;
-            }
-        }
-    });
 }
 
 fn print_report(report: &Report, format: &str) -> Result<(), CliError> {

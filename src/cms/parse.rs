@@ -34,8 +34,8 @@ pub enum CmsParseError {
 
 impl CmsParseError {
     /// The stable error code.
-    pub fn code(&self) -> crate::error::ErrorCode {
-        crate::error::ErrorCode::CmsMalformed
+    pub fn code(&self) -> crate::code::ErrorCode {
+        crate::code::ErrorCode::CmsMalformed
     }
 }
 

@@ -22,11 +22,14 @@ pub struct TrustList {
 
 impl TrustList {
     /// Loads every certificate from a PEM file, or from each `.pem`/`.crt`/`.cer` file of a folder.
-    pub fn load(name: &str, path: &Path) -> Result<Self, String> {
+    pub fn load(name: &str, path: &Path) -> Result<Self, TrustListError> {
+        let unreadable = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| TrustListError::Unreadable { path, source }
+        };
         let mut files = Vec::new();
         if path.is_dir() {
-            let entries =
-                std::fs::read_dir(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let entries = std::fs::read_dir(path).map_err(unreadable(path))?;
             for entry in entries.flatten() {
                 let p = entry.path();
                 if matches!(
@@ -42,16 +45,16 @@ impl TrustList {
         }
         let mut anchors = Vec::new();
         for file in files {
-            let bytes = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let bytes = std::fs::read(&file).map_err(unreadable(&file))?;
             let certs = X509::stack_from_pem(&bytes)
                 .ok()
                 .filter(|c| !c.is_empty())
                 .or_else(|| X509::from_der(&bytes).ok().map(|c| vec![c]))
-                .ok_or_else(|| format!("{} holds no certificate", file.display()))?;
+                .ok_or_else(|| TrustListError::NoCertificate(file.clone()))?;
             anchors.extend(certs);
         }
         if anchors.is_empty() {
-            return Err(format!("{} holds no certificate", path.display()));
+            return Err(TrustListError::NoCertificate(path.to_path_buf()));
         }
         Ok(Self {
             name: name.to_string(),
@@ -167,6 +170,39 @@ fn store_for(
     Ok(builder.build())
 }
 
+/// Why a trust list cannot be loaded (the operator named a file that does not serve).
+#[derive(Debug, thiserror::Error)]
+pub enum TrustListError {
+    /// The file or folder cannot be read.
+    #[error("{}: {source}", path.display())]
+    Unreadable {
+        /// The file or folder.
+        path: std::path::PathBuf,
+        /// What the file system said.
+        source: std::io::Error,
+    },
+    /// The file (or every file of the folder) holds no certificate.
+    #[error("{} holds no certificate", .0.display())]
+    NoCertificate(std::path::PathBuf),
+}
+
+/// Why a certificate may not serve the purpose it was used for (a chain constraint).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UsageProblem {
+    /// The certificate cannot be decoded to read its extensions.
+    #[error("the certificate's extensions cannot be read")]
+    Unreadable,
+    /// The key usage allows neither digitalSignature nor nonRepudiation.
+    #[error("the key usage allows neither digitalSignature nor nonRepudiation")]
+    NoSigningKeyUsage,
+    /// The extended key usage does not allow document signing.
+    #[error("the extended key usage does not allow document signing")]
+    NoDocumentSigning,
+    /// A TSA certificate without a critical timeStamping extended key usage.
+    #[error("the TSA certificate lacks a critical timeStamping extended key usage")]
+    NoTimeStamping,
+}
+
 /// documentSigning (RFC 9336), Adobe Authentic Documents Trust and Microsoft document signing.
 const DOCUMENT_SIGNING_EKUS: [&str; 3] = [
     "1.3.6.1.5.5.7.3.36",
@@ -176,12 +212,13 @@ const DOCUMENT_SIGNING_EKUS: [&str; 3] = [
 
 /// Checks that a signer certificate may sign documents: digitalSignature or nonRepudiation,
 /// and an extended key usage (when present) that allows document signing.
-pub fn check_signer_usage(cert: &X509) -> Result<(), String> {
-    let der = cert.to_der().map_err(|e| e.to_string())?;
-    let (_, parsed) = x509_parser::parse_x509_certificate(&der).map_err(|e| e.to_string())?;
+pub fn check_signer_usage(cert: &X509) -> Result<(), UsageProblem> {
+    let der = cert.to_der().map_err(|_| UsageProblem::Unreadable)?;
+    let (_, parsed) =
+        x509_parser::parse_x509_certificate(&der).map_err(|_| UsageProblem::Unreadable)?;
     if let Ok(Some(ku)) = parsed.key_usage() {
         if !ku.value.digital_signature() && !ku.value.non_repudiation() {
-            return Err("the key usage allows neither digitalSignature nor nonRepudiation".into());
+            return Err(UsageProblem::NoSigningKeyUsage);
         }
     }
     if let Ok(Some(eku)) = parsed.extended_key_usage() {
@@ -191,7 +228,7 @@ pub fn check_signer_usage(cert: &X509) -> Result<(), String> {
             .iter()
             .any(|o| DOCUMENT_SIGNING_EKUS.contains(&o.to_id_string().as_str()));
         if !(e.any || e.email_protection || vendor) {
-            return Err("the extended key usage does not allow document signing".into());
+            return Err(UsageProblem::NoDocumentSigning);
         }
     }
     Ok(())
@@ -199,12 +236,13 @@ pub fn check_signer_usage(cert: &X509) -> Result<(), String> {
 
 /// Checks that a TSA certificate has the timeStamping extended key usage, marked critical
 /// (RFC 3161 §2.3).
-pub fn check_tsa_usage(cert: &X509) -> Result<(), String> {
-    let der = cert.to_der().map_err(|e| e.to_string())?;
-    let (_, parsed) = x509_parser::parse_x509_certificate(&der).map_err(|e| e.to_string())?;
+pub fn check_tsa_usage(cert: &X509) -> Result<(), UsageProblem> {
+    let der = cert.to_der().map_err(|_| UsageProblem::Unreadable)?;
+    let (_, parsed) =
+        x509_parser::parse_x509_certificate(&der).map_err(|_| UsageProblem::Unreadable)?;
     match parsed.extended_key_usage() {
         Ok(Some(eku)) if eku.critical && eku.value.time_stamping => Ok(()),
-        _ => Err("the TSA certificate lacks a critical timeStamping extended key usage".into()),
+        _ => Err(UsageProblem::NoTimeStamping),
     }
 }
 

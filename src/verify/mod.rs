@@ -695,7 +695,7 @@ fn evaluate(
     }
     if let Err(why) = chain::check_signer_usage(&cert) {
         report.sub_indication = Some(SubIndication::ChainConstraintsFailure);
-        report.notes.push(why);
+        report.notes.push(why.to_string());
         return report;
     }
     if stamp_altered {

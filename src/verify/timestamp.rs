@@ -187,7 +187,7 @@ pub fn check(
         out.fail(
             Indication::Indeterminate,
             SubIndication::ChainConstraintsFailure,
-            e,
+            e.to_string(),
         );
     }
     let mut untrusted = facts.embedded.clone();

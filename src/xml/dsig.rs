@@ -353,13 +353,17 @@ pub fn process_reference_with(
         return fail(check, "Reference without URI is not supported".into());
     }
     let doc = &parsed.doc;
-    let target = if uri.is_empty() {
+    // XML-DSig §4.4.3.3: `#xpointer(/)` and `#xpointer(id('ID'))` select what `""` and `#ID`
+    // select, but keep the comment nodes in the node-set.
+    let xpointer = xpointer_target(uri);
+    let keep_comments = xpointer.is_some();
+    let target = if uri.is_empty() || xpointer == Some(XPointer::Root) {
         check.whole_document = true;
         doc.root_element()
-    } else if let Some(id) = uri
-        .strip_prefix('#')
-        .filter(|id| !id.starts_with("xpointer("))
-    {
+    } else if let Some(id) = match xpointer {
+        Some(XPointer::Id(id)) => Some(id),
+        _ => uri.strip_prefix('#').filter(|id| !id.starts_with("xpointer(")),
+    } {
         match ids.get(id).and_then(|n| doc.get_node(n)) {
             Some(n) => n,
             None => return fail(check, format!("URI {uri} does not resolve to an element")),
@@ -406,7 +410,7 @@ pub fn process_reference_with(
                 }
                 match super::filter2::Filters::read(t) {
                     Ok(f) => filters.push(f),
-                    Err(why) => return fail(check, why),
+                    Err(why) => return fail(check, why.to_string()),
                 }
             } else if alg == BASE64 {
                 if base64 {
@@ -479,7 +483,7 @@ pub fn process_reference_with(
         let subset = Subset {
             apex,
             exclude,
-            comments: false,
+            comments: keep_comments,
         };
         c14n::canonicalize_excluding(parsed.text, subset, &method, &all_signatures)
     } else {
@@ -513,6 +517,30 @@ pub fn process_reference_with(
     let computed = digest_method.hash(&octets);
     check.digest_ok = claimed.as_deref() == Some(computed.as_slice());
     (check, Some(computed))
+}
+
+/// A same-document XPointer reference of the two forms XML-DSig §4.4.3.3 names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum XPointer<'u> {
+    /// `#xpointer(/)`: the whole document, comments included.
+    Root,
+    /// `#xpointer(id('ID'))`: the element with that ID, comments included.
+    Id(&'u str),
+}
+
+/// Reads `uri` as one of the XPointer forms of [`XPointer`]; any other XPointer is refused
+/// by the caller as an unsupported reference.
+fn xpointer_target(uri: &str) -> Option<XPointer<'_>> {
+    let inner = uri.strip_prefix("#xpointer(")?.strip_suffix(')')?;
+    if inner == "/" {
+        return Some(XPointer::Root);
+    }
+    let id = inner.strip_prefix("id(")?.strip_suffix(')')?;
+    let id = id
+        .strip_prefix('\'')
+        .and_then(|i| i.strip_suffix('\''))
+        .or_else(|| id.strip_prefix('"').and_then(|i| i.strip_suffix('"')))?;
+    (!id.is_empty()).then_some(XPointer::Id(id))
 }
 
 /// The canonical form of the node-set that XPath Filter 2.0 `filters` leave of the subtree
@@ -1428,4 +1456,19 @@ pub fn rfc4514(name: &openssl::x509::X509NameRef) -> String {
         .collect();
     parts.reverse();
     parts.join(",")
+}
+
+#[cfg(test)]
+mod xpointer_tests {
+    use super::{xpointer_target, XPointer};
+
+    #[test]
+    fn reads_the_two_xpointer_forms_and_nothing_else() {
+        assert_eq!(xpointer_target("#xpointer(/)"), Some(XPointer::Root));
+        assert_eq!(xpointer_target("#xpointer(id('a1'))"), Some(XPointer::Id("a1")));
+        assert_eq!(xpointer_target("#xpointer(id(\"a1\"))"), Some(XPointer::Id("a1")));
+        for other in ["#a1", "", "#xpointer(//x)", "#xpointer(id(a1))", "#xpointer(id(''))"] {
+            assert_eq!(xpointer_target(other), None, "{other}");
+        }
+    }
 }

@@ -26,6 +26,23 @@ enum Op {
     Union,
 }
 
+/// Why an XPath Filter 2.0 transform is refused (a format failure of the reference).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FilterError {
+    /// A child of the transform other than `XPath`.
+    #[error("unexpected element in an XPath Filter 2.0 transform")]
+    UnexpectedElement,
+    /// A `Filter` attribute other than intersect, subtract or union.
+    #[error("XPath Filter {0:?} is not defined")]
+    UnknownOperation(Option<String>),
+    /// The transform has no `XPath` child.
+    #[error("an XPath Filter 2.0 transform without XPath")]
+    NoXPath,
+    /// An expression beyond the simple location paths this build evaluates.
+    #[error("XPath expression {0:?} is not supported")]
+    UnsupportedExpression(String),
+}
+
 /// The filters of one transform, evaluated: each operation with the roots of the subtrees
 /// its expression selects.
 pub struct Filters {
@@ -34,24 +51,24 @@ pub struct Filters {
 
 impl Filters {
     /// Reads and evaluates the `XPath` children of a filter2 `Transform` element.
-    pub fn read(transform: Node<'_, '_>) -> Result<Self, String> {
+    pub fn read(transform: Node<'_, '_>) -> Result<Self, FilterError> {
         let mut steps = Vec::new();
         for xpath in transform.children().filter(|c| c.is_element()) {
             if !xpath.has_tag_name((NS, "XPath")) {
-                return Err("unexpected element in an XPath Filter 2.0 transform".into());
+                return Err(FilterError::UnexpectedElement);
             }
             let op = match xpath.attribute("Filter") {
                 Some("intersect") => Op::Intersect,
                 Some("subtract") => Op::Subtract,
                 Some("union") => Op::Union,
-                other => return Err(format!("XPath Filter {other:?} is not defined")),
+                other => return Err(FilterError::UnknownOperation(other.map(str::to_string))),
             };
             let expr = super::signed_text(xpath);
             let (selected, whole) = evaluate(xpath, expr.trim())?;
             steps.push((op, selected, whole));
         }
         if steps.is_empty() {
-            return Err("an XPath Filter 2.0 transform without XPath".into());
+            return Err(FilterError::NoXPath);
         }
         Ok(Self { steps })
     }
@@ -73,8 +90,8 @@ impl Filters {
 
 /// Evaluates a location path from the document root: the selected elements, and whether the
 /// root node itself (`/`, the whole document) is selected.
-fn evaluate(context: Node<'_, '_>, expr: &str) -> Result<(HashSet<NodeId>, bool), String> {
-    let unsupported = || format!("XPath expression {expr:?} is not supported");
+fn evaluate(context: Node<'_, '_>, expr: &str) -> Result<(HashSet<NodeId>, bool), FilterError> {
+    let unsupported = || FilterError::UnsupportedExpression(expr.to_string());
     if expr == "/" {
         return Ok((HashSet::new(), true));
     }
