@@ -115,7 +115,9 @@ impl Settings {
     pub fn validation_context(&self) -> Result<ValidationContext, crate::Error> {
         let mut lists = Vec::new();
         for path in &self.trust {
-            lists.push(TrustList::load("default", path).map_err(|e| crate::Error::Usage(e.to_string()))?);
+            lists.push(
+                TrustList::load("default", path).map_err(|e| crate::Error::Usage(e.to_string()))?,
+            );
         }
         Ok(ValidationContext {
             at: OffsetDateTime::now_utc(),

@@ -81,7 +81,10 @@ impl Gateway {
     {
         let addr = super::listen_address(&config.listen)?;
         let acceptor = match &config.tls {
-            Some(tls) => Some(Arc::new(tls.acceptor().map_err(|e| GatewayError::Config(e.to_string()))?)),
+            Some(tls) => Some(Arc::new(
+                tls.acceptor()
+                    .map_err(|e| GatewayError::Config(e.to_string()))?,
+            )),
             None => None,
         };
         let services = Services::open(&config).await?;

@@ -355,14 +355,16 @@ pub fn process_reference_with(
     let doc = &parsed.doc;
     // XML-DSig §4.4.3.3: `#xpointer(/)` and `#xpointer(id('ID'))` select what `""` and `#ID`
     // select, but keep the comment nodes in the node-set.
-    let xpointer = xpointer_target(uri);
+    let xpointer = xpointer_target(&uri);
     let keep_comments = xpointer.is_some();
     let target = if uri.is_empty() || xpointer == Some(XPointer::Root) {
         check.whole_document = true;
         doc.root_element()
     } else if let Some(id) = match xpointer {
         Some(XPointer::Id(id)) => Some(id),
-        _ => uri.strip_prefix('#').filter(|id| !id.starts_with("xpointer(")),
+        _ => uri
+            .strip_prefix('#')
+            .filter(|id| !id.starts_with("xpointer(")),
     } {
         match ids.get(id).and_then(|n| doc.get_node(n)) {
             Some(n) => n,
@@ -1465,9 +1467,21 @@ mod xpointer_tests {
     #[test]
     fn reads_the_two_xpointer_forms_and_nothing_else() {
         assert_eq!(xpointer_target("#xpointer(/)"), Some(XPointer::Root));
-        assert_eq!(xpointer_target("#xpointer(id('a1'))"), Some(XPointer::Id("a1")));
-        assert_eq!(xpointer_target("#xpointer(id(\"a1\"))"), Some(XPointer::Id("a1")));
-        for other in ["#a1", "", "#xpointer(//x)", "#xpointer(id(a1))", "#xpointer(id(''))"] {
+        assert_eq!(
+            xpointer_target("#xpointer(id('a1'))"),
+            Some(XPointer::Id("a1"))
+        );
+        assert_eq!(
+            xpointer_target("#xpointer(id(\"a1\"))"),
+            Some(XPointer::Id("a1"))
+        );
+        for other in [
+            "#a1",
+            "",
+            "#xpointer(//x)",
+            "#xpointer(id(a1))",
+            "#xpointer(id(''))",
+        ] {
             assert_eq!(xpointer_target(other), None, "{other}");
         }
     }
