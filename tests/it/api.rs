@@ -113,71 +113,7 @@ impl Backend {
     }
 }
 
-struct Reply {
-    status: u16,
-    audit_id: Option<String>,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "not JSON ({e}): {}",
-                String::from_utf8_lossy(&self.body[..self.body.len().min(400)])
-            )
-        })
-    }
-
-    fn error_code(&self) -> String {
-        let v = self.json();
-        assert!(
-            v["error"]["request_id"]
-                .as_str()
-                .is_some_and(|s| !s.is_empty()),
-            "error shape: {v}"
-        );
-        assert!(v["error"]["message"].is_string(), "error shape: {v}");
-        v["error"]["code"].as_str().unwrap_or_default().to_string()
-    }
-}
-
-fn request(
-    method: &str,
-    url: &str,
-    token: Option<&str>,
-    headers: &[(&str, &str)],
-    body: Option<&[u8]>,
-) -> Reply {
-    let mut req = ureq::request(method, url);
-    if let Some(t) = token {
-        req = req.set("Authorization", &format!("Bearer {t}"));
-    }
-    for (k, v) in headers {
-        req = req.set(k, v);
-    }
-    let result = match body {
-        Some(b) => req.send_bytes(b),
-        None => req.call(),
-    };
-    let response = match result {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("{method} {url}: {e}"),
-    };
-    let status = response.status();
-    let audit_id = response.header("signgate-audit-id").map(String::from);
-    let mut body = Vec::new();
-    response
-        .into_reader()
-        .read_to_end(&mut body)
-        .expect("read body");
-    Reply {
-        status,
-        audit_id,
-        body,
-    }
-}
+use crate::common::request_with as request;
 
 fn token_of(out: &Output) -> String {
     assert!(

@@ -18,6 +18,8 @@ pub struct Reply {
     pub status: u16,
     /// `Content-Type`.
     pub content_type: Option<String>,
+    /// `Signgate-Audit-Id`.
+    pub audit_id: Option<String>,
     /// Body.
     pub body: Vec<u8>,
 }
@@ -81,6 +83,7 @@ pub fn request_with(
     };
     let status = response.status();
     let content_type = response.header("content-type").map(String::from);
+    let audit_id = response.header("signgate-audit-id").map(String::from);
     let mut body = Vec::new();
     response
         .into_reader()
@@ -89,6 +92,7 @@ pub fn request_with(
     Reply {
         status,
         content_type,
+        audit_id,
         body,
     }
 }
