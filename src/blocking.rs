@@ -1,4 +1,5 @@
-//! Running blocking work (crypto, parsing, file I/O) off the async runtime. Bottom layer.
+//! Running blocking work (crypto, parsing, file I/O) off the async runtime, and on a few worker
+//! threads with results kept in input order. Bottom layer.
 
 use crate::code::ErrorCode;
 

@@ -30,17 +30,13 @@ use serde_json::{json, Value};
 
 use crate::gateway::access::{AuditPage, Credential};
 use crate::gateway::Client;
-use crate::gateway::{GatewayError, HttpApp, Services};
+use crate::gateway::{GatewayError, HttpApp, Services, Settings};
+use crate::ids::random_id;
 use crate::tls::PeerCertificate;
 pub use error::AppError;
 
 /// The OpenAPI 3.1 description served at `/v1/openapi.json`.
 pub const OPENAPI: &str = include_str!("../../schemas/openapi.json");
-
-pub use crate::clock::now_rfc3339;
-pub use crate::gateway::Settings;
-pub use crate::ids::{new_token, random_id};
-pub use crate::pki::alg::sha256_hex;
 
 /// Shared state of the router: the gateway's services.
 #[derive(Clone)]

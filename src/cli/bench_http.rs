@@ -16,10 +16,11 @@ use clap::Args;
 use time::OffsetDateTime;
 
 use super::CliError;
-use crate::api::{self, AppState, Settings};
+use crate::api::{self, AppState};
 use crate::batch::{sample, BatchOptions, Engine};
 use crate::error::ErrorCode;
 use crate::gateway::KeyRecord;
+use crate::gateway::Settings;
 use crate::keys::KeySource;
 
 /// Arguments of `signgate bench http`.

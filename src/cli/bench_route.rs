@@ -13,9 +13,9 @@ use clap::Args;
 use time::OffsetDateTime;
 
 use super::CliError;
-use crate::api::Settings;
 use crate::edxml::{Attachment, Business, MessageHeader, Organ, Package, SignerInfo, TraceHeader};
 use crate::error::ErrorCode;
+use crate::gateway::Settings;
 use crate::keys::{KeySource, Pkcs12Key};
 use crate::pki::demo::{DemoOptions, LeafKey, LeafProfile, LeafSpec};
 use crate::routing::{lifecycle, Node, RoutingConfig, RoutingFileConfig};
