@@ -490,27 +490,33 @@ pub fn process_reference_with(
         c14n::canonicalize_excluding(parsed.text, subset, &method, &all_signatures)
     } else {
         all_signatures.extend(exclude);
-        filtered_octets(parsed.text, apex, &all_signatures, &filters, &method).map(
-            |(octets, heads)| {
-                // What the reference really covers: the heads of the kept branches.
-                check.inside_signature = !heads.is_empty()
-                    && heads
-                        .iter()
-                        .all(|h| h.id() == signature.id() || is_inside(*h, signature.id()));
-                if !heads.is_empty() {
-                    check.whole_document = false;
-                    check.target = Some(heads[0].id());
-                    check.element_path = Some(
-                        heads
-                            .iter()
-                            .map(|h| element_path(*h))
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    );
-                }
-                octets
-            },
+        filtered_octets(
+            parsed.text,
+            apex,
+            &all_signatures,
+            &filters,
+            &method,
+            keep_comments,
         )
+        .map(|(octets, heads)| {
+            // What the reference really covers: the heads of the kept branches.
+            check.inside_signature = !heads.is_empty()
+                && heads
+                    .iter()
+                    .all(|h| h.id() == signature.id() || is_inside(*h, signature.id()));
+            if !heads.is_empty() {
+                check.whole_document = false;
+                check.target = Some(heads[0].id());
+                check.element_path = Some(
+                    heads
+                        .iter()
+                        .map(|h| element_path(*h))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                );
+            }
+            octets
+        })
     };
     let octets = match octets {
         Ok(o) => o,
@@ -554,6 +560,7 @@ fn filtered_octets<'a, 'i>(
     excluded: &[NodeId],
     filters: &[super::filter2::Filters],
     method: &Method,
+    comments: bool,
 ) -> Result<(Vec<u8>, Vec<Node<'a, 'i>>), XmlError> {
     let kept = |e: Node<'_, '_>| filters.iter().all(|f| f.keeps(e));
     let in_input = |e: Node<'_, '_>| !e.ancestors().any(|a| excluded.contains(&a.id()));
@@ -588,7 +595,7 @@ fn filtered_octets<'a, 'i>(
     let subset = Subset {
         apex,
         exclude: None,
-        comments: false,
+        comments,
     };
     let octets = c14n::canonicalize_filtered(text, subset, method, excluded, &omitted)?;
     Ok((octets, heads))
