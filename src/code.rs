@@ -85,6 +85,10 @@ pub enum ErrorCode {
     ConflictingRedelivery,
     /// Routing: no such document at this node.
     RouteNotFound,
+    /// An `Idempotency-Key` reused by the same client for a different request (HTTP 422).
+    IdempotencyKeyReused,
+    /// The first request with this `Idempotency-Key` is still in flight (HTTP 409).
+    IdempotencyInProgress,
 }
 
 impl ErrorCode {
@@ -128,6 +132,8 @@ impl ErrorCode {
             Self::RoutePeerUnavailable => "ROUTE_PEER_UNAVAILABLE",
             Self::ConflictingRedelivery => "CONFLICTING_REDELIVERY",
             Self::RouteNotFound => "ROUTE_NOT_FOUND",
+            Self::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            Self::IdempotencyInProgress => "IDEMPOTENCY_IN_PROGRESS",
         }
     }
 
@@ -154,6 +160,8 @@ impl ErrorCode {
             Self::NoSignature => 3,
             Self::InputMissing | Self::DirectoryNotFound | Self::RouteNotFound => 66,
             Self::RoutePeerUnknown | Self::ConflictingRedelivery => 65,
+            Self::IdempotencyKeyReused => 65,
+            Self::IdempotencyInProgress => 75,
             Self::RoutePeerUnavailable => 69,
             Self::TsaUnavailable | Self::TsaBadResponse | Self::RevocationUnavailable => 69,
             Self::Internal => 70,
@@ -250,6 +258,16 @@ mod tests {
                 65,
             ),
             (ErrorCode::RouteNotFound, "ROUTE_NOT_FOUND", 66),
+            (
+                ErrorCode::IdempotencyKeyReused,
+                "IDEMPOTENCY_KEY_REUSED",
+                65,
+            ),
+            (
+                ErrorCode::IdempotencyInProgress,
+                "IDEMPOTENCY_IN_PROGRESS",
+                75,
+            ),
         ];
         for (code, text, exit) in table {
             assert_eq!(code.as_str(), text);

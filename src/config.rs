@@ -38,6 +38,8 @@ pub struct FileConfig {
     /// Seconds a shutdown (SIGTERM) lets requests in flight finish before closing them
     /// (default 30).
     pub shutdown_timeout_secs: Option<u64>,
+    /// Hours an answered `Idempotency-Key` replays its answer (default 24).
+    pub idempotency_ttl_hours: Option<u64>,
     /// Keys registered (or updated) at start-up.
     #[serde(default)]
     pub keys: Vec<KeyConfig>,

@@ -42,6 +42,17 @@ impl IoError {
     }
 }
 
+/// Creates folder `path` and its missing parents readable by their owner only (0700); an
+/// existing folder keeps its mode. The gateway's data folder and everything in it are made
+/// this way, and its files 0600 (see [`write_output`], [`OutputDir`]).
+pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+}
+
 /// Reads a whole file, or standard input for `-`.
 pub fn read_input(path: &Path) -> Result<Vec<u8>, IoError> {
     let fail = |e: std::io::Error| IoError::Read {
@@ -58,7 +69,8 @@ pub fn read_input(path: &Path) -> Result<Vec<u8>, IoError> {
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, synced, then renamed.
 ///
-/// `-` writes to standard output. On failure no file is left behind.
+/// `-` writes to standard output. On failure no file is left behind. A new file is readable
+/// by its owner only (0600, the temporary file's mode).
 pub fn write_output(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
     write_output_with(path, |out| {
         out.write_all(bytes).map_err(|e| IoError::Write {
@@ -277,6 +289,22 @@ mod tests {
         assert_eq!(names, vec![std::ffi::OsString::from("a.bin")]);
         let (bytes, meta) = read_whole(&dir.path().join("a.bin")).unwrap();
         assert_eq!((bytes.as_slice(), meta.len()), (&b"second"[..], 6));
+    }
+
+    #[test]
+    fn private_folders_and_outputs_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let nested = dir.path().join("a/b");
+        create_private_dir(&nested).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.path().join("a")), 0o700);
+        assert_eq!(mode(&nested), 0o700);
+        write_output(&nested.join("f"), b"x").unwrap();
+        assert_eq!(mode(&nested.join("f")), 0o600);
+        let out = OutputDir::open(&nested, ".t-").unwrap();
+        out.write("g", b"y").unwrap();
+        assert_eq!(mode(&nested.join("g")), 0o600);
     }
 
     #[test]

@@ -13,6 +13,8 @@ use tokio::io::AsyncWriteExt;
 
 use super::{idempotency_key, AppError, AppState, Caller};
 use crate::gateway::batches::{stored_name, BatchSpec};
+use crate::gateway::idempotency::{Operation, RequestDigest};
+use crate::pki::alg::{sha256_hex, DigestAlgorithm};
 
 /// The last path segment of an uploaded file name, reduced to `[A-Za-z0-9._-]`.
 fn safe_name(raw: Option<&str>) -> String {
@@ -48,10 +50,13 @@ fn io_error(what: &str, path: &Path, e: std::io::Error) -> AppError {
 struct Upload {
     names: Vec<String>,
     spec: Option<BatchSpec>,
+    /// The request's fingerprint, for its `Idempotency-Key`.
+    fingerprint: String,
 }
 
 /// Streams the `document` parts into `dir/in` and reads the `options` part.
 async fn receive(state: &AppState, req: Request, dir: &Path) -> Result<Upload, AppError> {
+    let mut digest = RequestDigest::new(Operation::Batch, req.uri().query().unwrap_or_default());
     let limit = state.settings().max_body_bytes;
     let multipart_error = |e: axum::extract::multipart::MultipartError| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -64,22 +69,30 @@ async fn receive(state: &AppState, req: Request, dir: &Path) -> Result<Upload, A
         .await
         .map_err(|e| AppError::BadRequest(e.body_text()))?;
     let in_dir = dir.join("in");
-    tokio::fs::create_dir_all(&in_dir)
+    tokio::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&in_dir)
         .await
         .map_err(|e| io_error("cannot create", &in_dir, e))?;
-    let mut upload = Upload {
-        names: Vec::new(),
-        spec: None,
-    };
+    let mut names = Vec::new();
+    let mut spec = None;
     while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
         match field.name().unwrap_or_default() {
             "document" => {
                 let name = safe_name(field.file_name());
-                let path = in_dir.join(stored_name(upload.names.len(), &name));
-                let mut file = tokio::fs::File::create(&path)
+                let path = in_dir.join(stored_name(names.len(), &name));
+                let mut file = tokio::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(&path)
                     .await
                     .map_err(|e| io_error("cannot create", &path, e))?;
+                let mut hash = DigestAlgorithm::Sha256.hasher();
                 while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                    hash.update(&chunk);
                     file.write_all(&chunk)
                         .await
                         .map_err(|e| io_error("cannot write", &path, e))?;
@@ -88,13 +101,16 @@ async fn receive(state: &AppState, req: Request, dir: &Path) -> Result<Upload, A
                 file.sync_all()
                     .await
                     .map_err(|e| io_error("cannot write", &path, e))?;
-                upload.names.push(name);
+                digest.part("document", Some(&name), &hex::encode(hash.finish()));
+                names.push(name);
             }
             "options" => {
                 let bytes = field.bytes().await.map_err(multipart_error)?;
-                let spec = serde_json::from_slice(&bytes)
-                    .map_err(|e| AppError::BadRequest(format!("options part: {e}")))?;
-                upload.spec = Some(spec);
+                digest.part("options", None, &sha256_hex(&bytes));
+                spec = Some(
+                    serde_json::from_slice(&bytes)
+                        .map_err(|e| AppError::BadRequest(format!("options part: {e}")))?,
+                );
             }
             other => {
                 return Err(AppError::BadRequest(format!(
@@ -113,7 +129,11 @@ async fn receive(state: &AppState, req: Request, dir: &Path) -> Result<Upload, A
             .await
             .map_err(|e| io_error("cannot sync", folder, e))?;
     }
-    Ok(upload)
+    Ok(Upload {
+        names,
+        spec,
+        fingerprint: digest.finish(),
+    })
 }
 
 /// `POST /v1/batches`.
@@ -123,9 +143,11 @@ pub(super) async fn create(
     headers: HeaderMap,
     req: Request,
 ) -> Result<Response, AppError> {
-    let idempotency_key = idempotency_key(&headers)?;
+    let key = idempotency_key(&headers)?;
+    // Claimed before the body is read, so a slow upload holds its key.
+    let claim = state.services().claim_idempotency_key(&caller, key).await;
     let batch = state.services().new_batch();
-    // The body is read first even for a replay (see `submit`).
+    // The body is read first even for a replay or a refusal (see `submit`).
     let upload = match receive(&state, req, &batch.dir).await {
         Ok(upload) => upload,
         Err(e) => {
@@ -133,9 +155,23 @@ pub(super) async fn create(
             return Err(e);
         }
     };
+    let claim = match claim {
+        Ok(claim) => claim,
+        Err(e) => {
+            let _ = tokio::fs::remove_dir_all(&batch.dir).await;
+            return Err(e.into());
+        }
+    };
     let (id, created) = state
         .services()
-        .submit_batch(&caller, idempotency_key, batch, upload.names, upload.spec)
+        .submit_batch(
+            &caller,
+            claim,
+            &upload.fingerprint,
+            batch,
+            upload.names,
+            upload.spec,
+        )
         .await?;
     let mut response = (
         StatusCode::ACCEPTED,

@@ -52,6 +52,12 @@ pub enum AppError {
     /// The gateway is not ready (database unreachable, a key does not open).
     #[error("not ready: {0}")]
     NotReady(String),
+    /// The `Idempotency-Key` was used by this client for a different request.
+    #[error("{0}")]
+    IdempotencyKeyReused(String),
+    /// The first request with this `Idempotency-Key` is still in flight.
+    #[error("{0}")]
+    IdempotencyInProgress(String),
     /// Anything else that is our fault.
     #[error("{0}")]
     Internal(String),
@@ -74,6 +80,10 @@ impl From<GatewayError> for AppError {
             GatewayError::NotFound(what) => AppError::NotFound(what),
             GatewayError::NotSigned(why) => AppError::NotSigned(why),
             GatewayError::Invalid(why) => AppError::BadRequest(why),
+            e @ GatewayError::IdempotencyKeyReused => AppError::IdempotencyKeyReused(e.to_string()),
+            e @ GatewayError::IdempotencyInProgress => {
+                AppError::IdempotencyInProgress(e.to_string())
+            }
             e @ (GatewayError::Config(_)
             | GatewayError::ConfigMissing(_)
             | GatewayError::ForeignKey(_)
@@ -132,6 +142,8 @@ fn domain_status(code: ErrorCode) -> StatusCode {
         ErrorCode::RoutePeerUnavailable => StatusCode::BAD_GATEWAY,
         ErrorCode::ConflictingRedelivery => StatusCode::CONFLICT,
         ErrorCode::RouteNotFound => StatusCode::NOT_FOUND,
+        ErrorCode::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::IdempotencyInProgress => StatusCode::CONFLICT,
     }
 }
 
@@ -148,6 +160,14 @@ impl AppError {
             AppError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "TIMEOUT"),
             AppError::NotSigned(_) => (StatusCode::CONFLICT, "NOT_SIGNED"),
             AppError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "NOT_READY"),
+            AppError::IdempotencyKeyReused(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::IdempotencyKeyReused.as_str(),
+            ),
+            AppError::IdempotencyInProgress(_) => (
+                StatusCode::CONFLICT,
+                ErrorCode::IdempotencyInProgress.as_str(),
+            ),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
         }
     }
@@ -186,6 +206,16 @@ mod tests {
             (AppError::Timeout(1), 504, "TIMEOUT"),
             (AppError::NotSigned("x".into()), 409, "NOT_SIGNED"),
             (AppError::NotReady("x".into()), 503, "NOT_READY"),
+            (
+                AppError::from(GatewayError::IdempotencyKeyReused),
+                422,
+                "IDEMPOTENCY_KEY_REUSED",
+            ),
+            (
+                AppError::from(GatewayError::IdempotencyInProgress),
+                409,
+                "IDEMPOTENCY_IN_PROGRESS",
+            ),
             (
                 AppError::Domain(crate::Error::Usage("x".into())),
                 400,

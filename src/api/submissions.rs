@@ -17,13 +17,16 @@ pub(super) async fn submit(
     headers: HeaderMap,
     req: Request,
 ) -> Result<Response, AppError> {
-    let idempotency_key = idempotency_key(&headers)?;
-    // The body is read first even for a replay: answering before it is consumed would reset
-    // the connection under a client that is still sending.
+    let key = idempotency_key(&headers)?;
+    let query = req.uri().query().unwrap_or_default().to_string();
+    // Claimed before the body is read, so a slow upload holds its key.
+    let claim = state.services().claim_idempotency_key(&caller, key).await;
+    // The body is read first even for a replay or a refusal: answering before it is consumed
+    // would reset the connection under a client that is still sending.
     let (document, content) = read_document(&state, req).await?;
     match state
         .services()
-        .submit(&caller, idempotency_key, document, content)
+        .submit(&caller, claim?, &query, document, content)
         .await?
     {
         Submitted::Replayed(stored) => Ok(replay(&stored)),

@@ -99,6 +99,7 @@ pub(crate) struct JournalWriter {
 impl JournalWriter {
     /// Opens (creating) the journal in `dir` for appending.
     pub(crate) fn open(dir: &Path, group: usize, durable: bool) -> Result<Self, IoError> {
+        use std::os::unix::fs::OpenOptionsExt;
         let path = dir.join(JOURNAL_NAME);
         let fail = |e: std::io::Error| IoError::Write {
             path: path.clone(),
@@ -107,6 +108,7 @@ impl JournalWriter {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(&path)
             .map_err(fail)?;
         let syncer = if durable {

@@ -114,7 +114,8 @@ pub enum KeyCommand {
 /// `signgate audit …`.
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Check the hash chain (and, with --checkpoint, that nothing after it was cut off).
+    /// Check the hash chain (and, with --checkpoint, that nothing after it was cut off), and
+    /// that every stored submission, batch and signed batch document has its audit record.
     Verify {
         #[command(flatten)]
         store: StoreArgs,
@@ -289,7 +290,18 @@ pub fn audit(cmd: AuditCommand) -> Result<u8, CliError> {
                     .as_ref()
                     .map(|(s, h)| format!("record {s}, hash {h}"))
                     .unwrap_or_else(|| "empty".into());
+                for orphan in &check.orphans {
+                    println!("not in the audit chain: {orphan}");
+                }
                 match &check.problem {
+                    None if !check.orphans.is_empty() => {
+                        println!(
+                            "audit chain intact ({} records, head {head}) but {} stored item(s) have no audit record",
+                            check.records,
+                            check.orphans.len()
+                        );
+                        Ok(1)
+                    }
                     None => {
                         println!(
                             "audit chain intact: {} records, head {head}{}",

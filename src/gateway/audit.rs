@@ -1,5 +1,8 @@
 //! The one write path into the audit chain: every record (HTTP requests, batch documents,
 //! administration from the command line) goes through [`AuditLog::append`], with group commit.
+//! What must never be stored without its record (a submission, a batch) is handed over with
+//! the record ([`AuditLog::append_with`]) and inserted in the same transaction, carrying the
+//! record's sequence number; so is the completion of the request's idempotency key.
 //!
 //! Every request's record must be committed before its answer, but one commit (and one log
 //! flush) per request caps the gateway at the disk's flush rate. Requests hand their entry to
@@ -9,7 +12,8 @@
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::audit::Append;
+use crate::store::audit::{Append, Companion};
+use crate::store::idempotency::Completion;
 use crate::store::{AuditEntry, AuditRecord, Store, StoreError};
 
 /// Who an audit record names: the agency and the client (`admin` for the command line).
@@ -92,7 +96,22 @@ impl AuditLog {
         action: &str,
         subject: serde_json::Value,
     ) -> Result<AuditRecord, StoreError> {
-        self.write(actor, action, subject, None).await
+        self.write(actor, action, subject, None, None, None).await
+    }
+
+    /// [`AuditLog::append`] with `with` inserted in the same transaction (carrying the
+    /// record's sequence number) and `completes` written there too: committed together or
+    /// not at all.
+    pub async fn append_with(
+        &self,
+        actor: &Actor,
+        action: &str,
+        subject: serde_json::Value,
+        with: Companion,
+        completes: Option<Completion>,
+    ) -> Result<AuditRecord, StoreError> {
+        self.write(actor, action, subject, None, Some(with), completes)
+            .await
     }
 
     /// [`AuditLog::append`], written once per `dedup` key: an event that may be reported twice
@@ -104,7 +123,8 @@ impl AuditLog {
         subject: serde_json::Value,
         dedup: String,
     ) -> Result<AuditRecord, StoreError> {
-        self.write(actor, action, subject, Some(dedup)).await
+        self.write(actor, action, subject, Some(dedup), None, None)
+            .await
     }
 
     async fn write(
@@ -113,6 +133,8 @@ impl AuditLog {
         action: &str,
         subject: serde_json::Value,
         dedup: Option<String>,
+        with: Option<Companion>,
+        completes: Option<Completion>,
     ) -> Result<AuditRecord, StoreError> {
         let (reply, answer) = oneshot::channel();
         let item = Append {
@@ -124,6 +146,8 @@ impl AuditLog {
             },
             at: crate::clock::now_rfc3339(),
             dedup,
+            with,
+            completes,
         };
         let stopped = || StoreError::Group("the audit writer has stopped".into());
         self.tx.send((item, reply)).map_err(|_| stopped())?;

@@ -65,6 +65,8 @@ pub struct Settings {
     pub batch_dir: PathBuf,
     /// Folder where large request bodies are spooled to disk (`DATA/spool`).
     pub spool_dir: PathBuf,
+    /// How long an answered `Idempotency-Key` replays (`idempotency_ttl_hours`, default 24).
+    pub idempotency_ttl: Duration,
     /// Publication points answered in-process (the demo PKI's in demo mode).
     pub local_publications: Vec<LocalPublication>,
 }
@@ -85,6 +87,7 @@ impl Settings {
             drain_timeout: Duration::from_secs(DEFAULT_DRAIN_SECS),
             batch_dir: data_dir.join("batches"),
             spool_dir: data_dir.join("spool"),
+            idempotency_ttl: Duration::from_secs(super::idempotency::DEFAULT_TTL_HOURS * 3600),
             local_publications: Vec::new(),
         }
     }
@@ -215,7 +218,7 @@ impl GatewayConfig {
             _ => match &parsed.database.url {
                 Some(url) => url.clone(),
                 None => {
-                    std::fs::create_dir_all(&data_dir).map_err(created)?;
+                    crate::fsio::create_private_dir(&data_dir).map_err(created)?;
                     crate::store::Store::sqlite_url(&data_dir)
                 }
             },
@@ -285,6 +288,12 @@ impl GatewayConfig {
         settings.request_timeout = Duration::from_secs(parsed.request_timeout_secs.unwrap_or(300));
         settings.drain_timeout =
             Duration::from_secs(parsed.shutdown_timeout_secs.unwrap_or(DEFAULT_DRAIN_SECS));
+        settings.idempotency_ttl = Duration::from_secs(
+            parsed
+                .idempotency_ttl_hours
+                .unwrap_or(super::idempotency::DEFAULT_TTL_HOURS)
+                * 3600,
+        );
         let listen = listen
             .map(String::from)
             .or(parsed.listen.clone())

@@ -59,14 +59,15 @@ pub struct DemoAssets {
 }
 
 impl DemoAssets {
-    /// Writes the embedded files into `data_dir/demo`.
+    /// Writes the embedded files into `data_dir/demo` (folders 0700, files 0600).
     pub fn write(data_dir: &Path) -> Result<Self, std::io::Error> {
         let dir = data_dir.join("demo");
-        std::fs::create_dir_all(&dir)?;
+        crate::fsio::create_private_dir(&dir)?;
         for (name, bytes) in FILES {
             let path = dir.join(name);
             if std::fs::read(&path).ok().as_deref() != Some(*bytes) {
-                std::fs::write(&path, bytes)?;
+                // Atomic, and 0600 like every file of the data folder.
+                crate::fsio::write_output(&path, bytes).map_err(std::io::Error::other)?;
             }
         }
         let dir = std::path::absolute(&dir).unwrap_or(dir);

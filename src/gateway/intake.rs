@@ -5,9 +5,11 @@ use axum::body::Bytes;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
+use super::idempotency::{Checked, Claim, Operation, RequestDigest, Reservation};
 use super::{blocking, Actor, GatewayError, Services};
 use crate::clock::now_rfc3339;
 use crate::pki::alg::sha256_hex;
+use crate::store::audit::Companion;
 use crate::store::{Client, Submission};
 use crate::verify;
 
@@ -21,7 +23,8 @@ pub struct Verified {
 
 /// The answer to a submission.
 pub enum Submitted {
-    /// The first answer to the same `Idempotency-Key`, replayed as stored (JSON text).
+    /// The first answer to the same request with the same `Idempotency-Key`, replayed as
+    /// stored (JSON text).
     Replayed(String),
     /// A new submission: its receipt and the audit record's sequence number.
     Created {
@@ -81,37 +84,57 @@ impl Services {
         Ok(Verified { report, audit_seq })
     }
 
-    /// The stored answer to `caller`'s submission made with `idempotency_key`, if any.
-    pub async fn submission_replay(
-        &self,
-        caller: &Client,
-        idempotency_key: Option<&str>,
-    ) -> Result<Option<String>, GatewayError> {
-        let Some(key) = idempotency_key else {
-            return Ok(None);
-        };
-        Ok(self
-            .store()
-            .submission_by_idempotency_key(&caller.id, key)
-            .await?)
-    }
-
-    /// Verifies and stores a filing, and answers with a signed receipt (or, for an
-    /// `Idempotency-Key` seen before, the first answer).
+    /// Verifies and stores a filing, and answers with a signed receipt; for an
+    /// `Idempotency-Key` already answered, the first answer when this is the same request
+    /// (`query` and body), else [`GatewayError::IdempotencyKeyReused`]. The submission row,
+    /// its `submit` audit record and the key's answer commit in one transaction.
     pub async fn submit(
         &self,
         caller: &Client,
-        idempotency_key: Option<String>,
+        claim: Option<Claim>,
+        query: &str,
         document: Bytes,
         content: Option<Bytes>,
     ) -> Result<Submitted, GatewayError> {
-        if let Some(stored) = self
-            .submission_replay(caller, idempotency_key.as_deref())
-            .await?
-        {
-            return Ok(Submitted::Replayed(stored));
-        }
         let sha256 = sha256_hex(&document);
+        let mut digest = RequestDigest::new(Operation::Submission, query);
+        digest.part("document", None, &sha256);
+        if let Some(c) = &content {
+            digest.part("content", None, &sha256_hex(c));
+        }
+        let fingerprint = digest.finish();
+        let reservation = match Claim::check(claim, &fingerprint)? {
+            Checked::Replay(stored) => return Ok(Submitted::Replayed(stored)),
+            Checked::Proceed(r) => r,
+        };
+        let result = self
+            .store_submission(
+                caller,
+                reservation.as_ref(),
+                &fingerprint,
+                sha256,
+                document,
+                content,
+            )
+            .await;
+        if let Some(r) = reservation {
+            match &result {
+                Ok(_) => r.committed(),
+                Err(_) => r.release().await,
+            }
+        }
+        result
+    }
+
+    async fn store_submission(
+        &self,
+        caller: &Client,
+        reservation: Option<&Reservation>,
+        fingerprint: &str,
+        sha256: String,
+        document: Bytes,
+        content: Option<Bytes>,
+    ) -> Result<Submitted, GatewayError> {
         let size = document.len() as i64;
         let stored_document = document.to_vec();
         let report = self.validate(document, content).await?;
@@ -139,42 +162,34 @@ impl Services {
             "receipt_json": receipt_json,
             "receipt_p7s": base64::engine::general_purpose::STANDARD.encode(receipt_p7s),
         });
-        let inserted = self
-            .store()
-            .insert_submission(&Submission {
-                id: id.clone(),
-                client_id: caller.id.clone(),
-                agency: caller.agency.clone(),
-                idempotency_key: idempotency_key.clone(),
-                received_at,
-                sha256: sha256.clone(),
-                size,
-                indication: indication.clone(),
-                report: report_json,
-                document: stored_document,
-                response: response.to_string(),
-            })
-            .await?;
-        if !inserted {
-            // A concurrent retry with the same Idempotency-Key won: answer with its receipt.
-            return match self
-                .submission_replay(caller, idempotency_key.as_deref())
-                .await?
-            {
-                Some(stored) => Ok(Submitted::Replayed(stored)),
-                None => Err(GatewayError::Io("submission was not stored".into())),
-            };
-        }
-        let audit_seq = self
-            .audit(
+        let response_text = response.to_string();
+        let submission = Submission {
+            id: id.clone(),
+            client_id: caller.id.clone(),
+            agency: caller.agency.clone(),
+            // The key lives in the idempotency table, where it expires.
+            idempotency_key: None,
+            received_at,
+            sha256: sha256.clone(),
+            size,
+            indication: indication.clone(),
+            report: report_json,
+            document: stored_document,
+            response: response_text.clone(),
+        };
+        let record = self
+            .audit_log()
+            .append_with(
                 &Actor::of(caller),
                 "submit",
                 json!({"submission_id": id, "sha256": sha256, "indication": indication}),
+                Companion::Submission(Box::new(submission)),
+                reservation.map(|r| r.completion(fingerprint, &response_text)),
             )
             .await?;
         Ok(Submitted::Created {
             response,
-            audit_seq,
+            audit_seq: record.seq,
         })
     }
 

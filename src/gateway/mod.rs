@@ -8,8 +8,9 @@
 //!   document, the one format rule), [`intake`] (verification, submissions and receipts),
 //!   [`batches`] (accept, run, resume, download), [`access`] (authentication, audit
 //!   queries, health), [`admin`] (clients, keys, grants), [`checkpoint`] (signed audit
-//!   checkpoints and their strict check); [`audit`] is the one write path into the audit
-//!   chain and [`metrics`] the counters `/metrics` renders.
+//!   checkpoints and their strict check), [`idempotency`] (claimed, completed and replayed
+//!   `Idempotency-Key`s); [`audit`] is the one write path into the audit chain and
+//!   [`metrics`] the counters `/metrics` renders.
 //! - [`Gateway::start`]: the listeners, the routing node, retention and batch resume behind
 //!   one shutdown signal; [`Running::shutdown`] drains every part. [`tasks`] runs jobs in
 //!   parallel for the adapters, which start none of their own.
@@ -26,6 +27,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod demo;
 pub mod fetch;
+pub mod idempotency;
 pub mod intake;
 pub mod metrics;
 mod run;
@@ -38,7 +40,7 @@ use std::sync::{Arc, Mutex};
 pub use crate::store::{Client, KeyRecord};
 pub use audit::{Actor, AuditLog};
 pub use config::{GatewayConfig, Secret, Settings};
-pub use run::{termination, BackgroundServer, Gateway, HttpApp, Running, RunningNode};
+pub use run::{termination, BackgroundServer, Gateway, HttpApp, Leftovers, Running, RunningNode};
 
 use crate::error::ErrorCode;
 use crate::keys::Pkcs12Key;
@@ -103,6 +105,12 @@ pub enum GatewayError {
     /// A file of the gateway's data folder cannot be read or written.
     #[error("{0}")]
     Io(String),
+    /// The `Idempotency-Key` was used by this client for another request.
+    #[error("this Idempotency-Key was used for a different request")]
+    IdempotencyKeyReused,
+    /// The first request with this `Idempotency-Key` is still being processed.
+    #[error("a request with this Idempotency-Key is still in progress; retry later")]
+    IdempotencyInProgress,
 }
 
 impl From<crate::blocking::WorkerFailed> for GatewayError {
@@ -128,6 +136,8 @@ impl GatewayError {
             | GatewayError::Checkpoint(_)
             | GatewayError::Invalid(_)
             | GatewayError::NotSigned(_) => ErrorCode::Usage,
+            GatewayError::IdempotencyKeyReused => ErrorCode::IdempotencyKeyReused,
+            GatewayError::IdempotencyInProgress => ErrorCode::IdempotencyInProgress,
             GatewayError::ConfigMissing(_)
             | GatewayError::UnknownClient(_)
             | GatewayError::MissingFile(_)

@@ -3,8 +3,9 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use tokio::sync::watch;
@@ -88,6 +89,17 @@ impl Gateway {
             None => None,
         };
         let services = Services::open(&config).await?;
+        let left = services.clean_leftovers(true).await?;
+        if left.spool_files + left.batch_folders > 0 {
+            // Counts only: file and batch names may carry personal data.
+            tracing::warn!(
+                spool_files = left.spool_files,
+                batch_folders = left.batch_folders,
+                bytes = left.bytes,
+                "start-up: removed what an interrupted run left in the data folder"
+            );
+        }
+        services.purge_idempotency_keys(true).await?;
         let demo_client = match config.demo {
             Some(_) => services.demo_client().await?,
             None => None,
@@ -107,6 +119,7 @@ impl Gateway {
             None => None,
         };
 
+        tasks.spawn(housekeeping(services.clone(), stopped(stop.subscribe())));
         if let Some(days) = config.retention_days {
             tasks.spawn(retention(services.clone(), days, stopped(stop.subscribe())));
         }
@@ -304,7 +317,132 @@ async fn retention(services: Services, days: u32, stop: impl Future<Output = ()>
     }
 }
 
+/// Every hour until `stop`: deletes expired idempotency keys and what interrupted requests
+/// left in the data folder (once older than the request timeout).
+async fn housekeeping(services: Services, stop: impl Future<Output = ()>) {
+    tokio::pin!(stop);
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = services.purge_idempotency_keys(false).await {
+            tracing::warn!(error = %e, "purging expired idempotency keys failed");
+        }
+        if let Err(e) = services.clean_leftovers(false).await {
+            tracing::warn!(error = %e, "cleaning the data folder failed");
+        }
+    }
+}
+
+/// What [`Services::clean_leftovers`] removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Leftovers {
+    /// Spooled request bodies (`spool/*.part`) and signed outputs (`spool/out_*`).
+    pub spool_files: usize,
+    /// Batch folders without a batch row (an upload cut off before it was recorded).
+    pub batch_folders: usize,
+    /// Bytes freed.
+    pub bytes: u64,
+}
+
+/// The newest modification time under `path` (itself included) and the bytes of its files.
+fn newest_and_size(path: &Path) -> (SystemTime, u64) {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return (SystemTime::UNIX_EPOCH, 0);
+    };
+    let mut newest = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    let mut size = 0;
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
+            let (n, s) = newest_and_size(&entry.path());
+            newest = newest.max(n);
+            size += s;
+        }
+    } else {
+        size = meta.len();
+    }
+    (newest, size)
+}
+
+/// A leftover's candidates in `dir`: `(name, path, newest modification, bytes)` of entries
+/// whose name `pick` accepts.
+fn candidates(dir: &Path, pick: fn(&str) -> bool) -> Vec<(String, PathBuf, SystemTime, u64)> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_str()?.to_string();
+            pick(&name).then(|| {
+                let path = e.path();
+                let (newest, size) = newest_and_size(&path);
+                (name, path, newest, size)
+            })
+        })
+        .collect()
+}
+
 impl Services {
+    /// Removes what a killed process left in the data folder: spooled bodies and outputs
+    /// (`spool/*.part`, `spool/out_*`) and batch folders that have no batch row (an upload
+    /// cut off before it was recorded). `at_start` on SQLite (one gateway per data folder,
+    /// nothing in flight yet) removes them all; otherwise only those untouched for longer
+    /// than the request timeout (another process on the same database may be receiving
+    /// them). Also creates the spool and batch folders, owner-only.
+    pub async fn clean_leftovers(&self, at_start: bool) -> Result<Leftovers, GatewayError> {
+        let settings = self.settings();
+        let (spool, batches) = (settings.spool_dir.clone(), settings.batch_dir.clone());
+        let cutoff = if at_start && self.store().is_sqlite() {
+            None
+        } else {
+            SystemTime::now().checked_sub(settings.request_timeout)
+        };
+        let old_enough = move |newest: SystemTime| cutoff.is_none_or(|c| newest < c);
+        let listed = crate::blocking::run(move || {
+            for dir in [&spool, &batches] {
+                crate::fsio::create_private_dir(dir).map_err(|e| {
+                    GatewayError::Io(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+            let spooled = candidates(&spool, |n| n.ends_with(".part") || n.starts_with("out_"));
+            let folders = candidates(&batches, |n| n.starts_with("bat_"));
+            Ok::<_, GatewayError>((spooled, folders))
+        })
+        .await?;
+        let (spooled, folders) = listed;
+        let mut doomed = Vec::new();
+        let mut left = Leftovers::default();
+        for (_, path, newest, size) in spooled {
+            if old_enough(newest) {
+                left.spool_files += 1;
+                left.bytes += size;
+                doomed.push(path);
+            }
+        }
+        for (name, path, newest, size) in folders {
+            if old_enough(newest) && self.store().batch(&name).await?.is_none() {
+                left.batch_folders += 1;
+                left.bytes += size;
+                doomed.push(path);
+            }
+        }
+        crate::blocking::run(move || {
+            for path in doomed {
+                let _ = if path.is_dir() {
+                    std::fs::remove_dir_all(&path)
+                } else {
+                    std::fs::remove_file(&path)
+                };
+            }
+            Ok::<_, GatewayError>(())
+        })
+        .await?;
+        Ok(left)
+    }
+
     /// Deletes submissions stored more than `days` ago; returns how many.
     pub async fn purge_expired(&self, days: u32) -> Result<u64, GatewayError> {
         let cutoff = time::OffsetDateTime::now_utc() - time::Duration::days(i64::from(days));

@@ -10,7 +10,9 @@
 use serde_json::Value;
 use sqlx::Row;
 
-use super::{Store, StoreError};
+use super::batches::{INSERT_BATCH, INSERT_BATCH_DOCUMENT};
+use super::idempotency::{Completion, COMPLETE};
+use super::{BatchRecord, Store, StoreError, Submission, INSERT_SUBMISSION};
 use crate::pki::alg::DigestAlgorithm;
 
 /// `prev_hash` of the first record.
@@ -29,8 +31,9 @@ pub struct AuditEntry {
     pub subject: Value,
 }
 
-/// One record to append: the entry, its time (RFC 3339) and an optional deduplication key
-/// (records with the same key are written once).
+/// One record to append: the entry, its time (RFC 3339), an optional deduplication key
+/// (records with the same key are written once), and what is stored with it in the same
+/// transaction.
 #[derive(Debug, Clone)]
 pub struct Append {
     /// What is recorded.
@@ -39,6 +42,25 @@ pub struct Append {
     pub at: String,
     /// Records with the same key are written once.
     pub dedup: Option<String>,
+    /// The row this record is about, inserted with it (carrying its sequence number).
+    pub with: Option<Companion>,
+    /// The idempotency key whose answer this record's request gives, completed with it.
+    pub completes: Option<Completion>,
+}
+
+/// A row that must never exist without its audit record: inserted in the transaction that
+/// appends the record, with the record's sequence number in its `audit_seq` column.
+#[derive(Debug, Clone)]
+pub enum Companion {
+    /// A filing (`submit`).
+    Submission(Box<Submission>),
+    /// A batch and its documents, all `pending` (`batch.submit`).
+    Batch {
+        /// The batch.
+        record: Box<BatchRecord>,
+        /// Its documents' names, by index.
+        names: Vec<String>,
+    },
 }
 
 /// A stored record.
@@ -117,6 +139,16 @@ pub struct ChainCheck {
     pub head: Option<(i64, String)>,
     /// The first problem found, or `None` when the chain is intact.
     pub problem: Option<String>,
+    /// Stored things without their audit record: submissions without `submit`, batches
+    /// without `batch.submit`, signed batch documents without `sign` (one line each).
+    pub orphans: Vec<String>,
+}
+
+impl ChainCheck {
+    /// Intact, with every stored submission, batch and signed batch document in the chain.
+    pub fn is_ok(&self) -> bool {
+        self.problem.is_none() && self.orphans.is_empty()
+    }
 }
 
 /// Reads an [`AuditRecord`] from a row of either backend.
@@ -174,6 +206,63 @@ macro_rules! append_locked {
             }
             let record = build(&item.entry, seq + 1, &hash, &item.at);
             insert!(record, &item.dedup, $conn);
+            match &item.with {
+                Some(Companion::Submission(s)) => {
+                    sqlx::query(INSERT_SUBMISSION)
+                        .bind(&s.id)
+                        .bind(&s.client_id)
+                        .bind(&s.agency)
+                        .bind(&s.idempotency_key)
+                        .bind(&s.received_at)
+                        .bind(&s.sha256)
+                        .bind(s.size)
+                        .bind(&s.indication)
+                        .bind(&s.report)
+                        .bind(&s.document)
+                        .bind(&s.response)
+                        .bind(record.seq)
+                        .execute($conn)
+                        .await?;
+                }
+                Some(Companion::Batch { record: b, names }) => {
+                    sqlx::query(INSERT_BATCH)
+                        .bind(&b.id)
+                        .bind(&b.client_id)
+                        .bind(&b.agency)
+                        .bind(&b.idempotency_key)
+                        .bind(&b.key_name)
+                        .bind(&b.options)
+                        .bind(&b.state)
+                        .bind(b.total)
+                        .bind(&b.created_at)
+                        .bind(&b.finished_at)
+                        .bind(&b.error)
+                        .bind(record.seq)
+                        .execute($conn)
+                        .await?;
+                    for (i, name) in names.iter().enumerate() {
+                        sqlx::query(INSERT_BATCH_DOCUMENT)
+                            .bind(&b.id)
+                            .bind(i as i64)
+                            .bind(name)
+                            .execute($conn)
+                            .await?;
+                    }
+                }
+                None => {}
+            }
+            if let Some(c) = &item.completes {
+                sqlx::query(COMPLETE)
+                    .bind(&c.client_id)
+                    .bind(&c.key)
+                    .bind(&c.owner)
+                    .bind(&c.fingerprint)
+                    .bind(&c.response)
+                    .bind(&c.at)
+                    .bind(&c.expires_at)
+                    .execute($conn)
+                    .await?;
+            }
             (seq, hash) = (record.seq, record.hash.clone());
             records.push(record);
         }
@@ -368,11 +457,66 @@ impl Store {
                 ));
             }
         }
+        let orphans = self.orphans(&records).await?;
         Ok(ChainCheck {
             records: records.len() as i64,
             head: records.last().map(|r| (r.seq, r.hash.clone())),
             problem,
+            orphans,
         })
+    }
+
+    /// The cross-check: stored submissions, batches and signed batch documents that no
+    /// record of `records` names.
+    async fn orphans(&self, records: &[AuditRecord]) -> Result<Vec<String>, StoreError> {
+        use std::collections::HashSet;
+        let (mut submissions, mut batches, mut signed) =
+            (HashSet::new(), HashSet::new(), HashSet::new());
+        for r in records {
+            let Ok(v) = serde_json::from_str::<Value>(&r.canonical) else {
+                continue;
+            };
+            let subject = &v["subject"];
+            match r.action.as_str() {
+                "submit" => {
+                    if let Some(id) = subject["submission_id"].as_str() {
+                        submissions.insert(id.to_string());
+                    }
+                }
+                "batch.submit" => {
+                    if let Some(id) = subject["batch"].as_str() {
+                        batches.insert(id.to_string());
+                    }
+                }
+                "sign" => {
+                    if let (Some(id), Some(i)) =
+                        (subject["batch"].as_str(), subject["index"].as_i64())
+                    {
+                        signed.insert((id.to_string(), i));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut orphans = Vec::new();
+        for id in self.submission_ids().await? {
+            if !submissions.contains(&id) {
+                orphans.push(format!("submission {id} has no submit audit record"));
+            }
+        }
+        for id in self.batch_ids().await? {
+            if !batches.contains(&id) {
+                orphans.push(format!("batch {id} has no batch.submit audit record"));
+            }
+        }
+        for (id, i) in self.signed_batch_documents().await? {
+            if !signed.contains(&(id.clone(), i)) {
+                orphans.push(format!(
+                    "document {i} of batch {id} has no sign audit record"
+                ));
+            }
+        }
+        Ok(orphans)
     }
 }
 

@@ -54,6 +54,15 @@ pub struct BatchDocument {
     pub message: Option<String>,
 }
 
+/// `INSERT` of a [`BatchRecord`] with the sequence number of its `batch.submit` audit record
+/// (`$12`); run by the audit writer in the transaction that appends that record.
+pub(crate) const INSERT_BATCH: &str = "INSERT INTO batches (id, client_id, agency, idempotency_key, key_name, options, state, total, created_at, finished_at, error, audit_seq) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+
+/// `INSERT` of a `pending` batch document (`$1` batch, `$2` index, `$3` name).
+pub(crate) const INSERT_BATCH_DOCUMENT: &str =
+    "INSERT INTO batch_documents (batch_id, idx, name, state) VALUES ($1, $2, $3, 'pending')";
+
 const BATCH_COLUMNS: &str = "id, client_id, agency, idempotency_key, key_name, options, state, total, created_at, finished_at, error";
 
 /// Reads a [`BatchRecord`] from a row of either backend.
@@ -94,45 +103,18 @@ macro_rules! document_from_row {
 }
 
 impl Store {
-    /// Stores a batch and its documents (all `pending`) in one transaction; `Ok(false)` when
-    /// the client already used its idempotency key.
-    pub async fn insert_batch(
-        &self,
-        b: &BatchRecord,
-        names: &[String],
-    ) -> Result<bool, StoreError> {
-        let sql = format!(
-            "INSERT INTO batches ({BATCH_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING"
-        );
-        let doc = "INSERT INTO batch_documents (batch_id, idx, name, state) VALUES ($1, $2, $3, 'pending')";
-        Ok(with_pool!(self, p => {
-            let mut tx = p.begin().await?;
-            let n = sqlx::query(&sql)
-                .bind(&b.id).bind(&b.client_id).bind(&b.agency).bind(&b.idempotency_key)
-                .bind(&b.key_name).bind(&b.options).bind(&b.state).bind(b.total)
-                .bind(&b.created_at).bind(&b.finished_at).bind(&b.error)
-                .execute(&mut *tx).await?.rows_affected();
-            if n == 0 {
-                false
-            } else {
-                for (i, name) in names.iter().enumerate() {
-                    sqlx::query(doc).bind(&b.id).bind(i as i64).bind(name).execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
-                true
-            }
-        }))
+    /// Ids of every stored batch (the audit cross-check).
+    pub async fn batch_ids(&self) -> Result<Vec<String>, StoreError> {
+        Ok(
+            with_pool!(self, p => sqlx::query("SELECT id FROM batches ORDER BY id").fetch_all(p).await?.iter().map(|r| r.get(0)).collect()),
+        )
     }
 
-    /// The id of `client_id`'s batch submitted with idempotency key `key`.
-    pub async fn batch_by_idempotency_key(
-        &self,
-        client_id: &str,
-        key: &str,
-    ) -> Result<Option<String>, StoreError> {
-        let sql = "SELECT id FROM batches WHERE client_id = $1 AND idempotency_key = $2";
+    /// `(batch, index)` of every document recorded as signed (the audit cross-check).
+    pub async fn signed_batch_documents(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let sql = "SELECT batch_id, idx FROM batch_documents WHERE state = 'signed' ORDER BY batch_id, idx";
         Ok(
-            with_pool!(self, p => sqlx::query(sql).bind(client_id).bind(key).fetch_optional(p).await?.map(|r| r.get(0))),
+            with_pool!(self, p => sqlx::query(sql).fetch_all(p).await?.iter().map(|r| (r.get(0), r.get(1))).collect()),
         )
     }
 

@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod batches;
 pub mod directory;
+pub mod idempotency;
 pub mod routing;
 
 use std::path::Path;
@@ -129,6 +130,31 @@ pub struct Submission {
     pub response: String,
 }
 
+/// `INSERT` of a [`Submission`] with the sequence number of its `submit` audit record
+/// (`$12`); run by the audit writer in the transaction that appends that record.
+pub(crate) const INSERT_SUBMISSION: &str = "INSERT INTO submissions (id, client_id, agency, idempotency_key, received_at, sha256, size, indication, report, document, response, audit_seq) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+
+/// Creates the SQLite database file `path` empty and readable by its owner only (0600), so
+/// SQLite, which gives its `-wal` and `-shm` files the database's mode, never makes them
+/// world-readable. An existing file is left as it is.
+fn create_private_file(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.as_os_str().is_empty() || path == Path::new(":memory:") {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Db(sqlx::Error::Io(e))),
+    }
+}
+
 /// The columns of a [`Client`], in the order the row mappers read them.
 const CLIENT_COLUMNS: &str =
     "id, agency, name, token_sha256, revoked, created_at, cert_fingerprint";
@@ -167,6 +193,11 @@ const SQLITE_MIGRATIONS: Embedded = &[
         "route owner",
         include_str!("../../migrations/sqlite/0400_route_owner.sql"),
     ),
+    (
+        500,
+        "integrity",
+        include_str!("../../migrations/sqlite/0500_integrity.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: Embedded = &[
     (
@@ -198,6 +229,11 @@ const POSTGRES_MIGRATIONS: Embedded = &[
         400,
         "route owner",
         include_str!("../../migrations/postgres/0400_route_owner.sql"),
+    ),
+    (
+        500,
+        "integrity",
+        include_str!("../../migrations/postgres/0500_integrity.sql"),
     ),
 ];
 
@@ -246,7 +282,9 @@ impl Store {
             migrator(POSTGRES_MIGRATIONS).await?.run(&pool).await?;
             Store::Postgres(pool)
         } else {
-            let options = SqliteConnectOptions::from_str(url)?
+            let options = SqliteConnectOptions::from_str(url)?;
+            create_private_file(options.get_filename())?;
+            let options = options
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .busy_timeout(std::time::Duration::from_secs(10))
@@ -264,6 +302,11 @@ impl Store {
     /// The SQLite URL of `signgate.db` in `dir` (created if missing).
     pub fn sqlite_url(dir: &Path) -> String {
         format!("sqlite://{}", dir.join("signgate.db").display())
+    }
+
+    /// True for the embedded SQLite database (one gateway process per data folder).
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self, Store::Sqlite(_))
     }
 
     /// Closes the pool (waits for open connections).
@@ -386,27 +429,10 @@ impl Store {
 
     // ---------------------------------------------------------------- submissions
 
-    /// Stores a submission; `Ok(false)` when the client already used its idempotency key.
-    pub async fn insert_submission(&self, s: &Submission) -> Result<bool, StoreError> {
-        let sql = "INSERT INTO submissions (id, client_id, agency, idempotency_key, received_at, sha256, size, indication, report, document, response) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING";
-        let n = with_pool!(self, p => sqlx::query(sql)
-            .bind(&s.id).bind(&s.client_id).bind(&s.agency).bind(&s.idempotency_key)
-            .bind(&s.received_at).bind(&s.sha256).bind(s.size).bind(&s.indication)
-            .bind(&s.report).bind(&s.document).bind(&s.response)
-            .execute(p).await?.rows_affected());
-        Ok(n > 0)
-    }
-
-    /// The stored response of `client_id`'s submission with `key`, for an idempotent replay.
-    pub async fn submission_by_idempotency_key(
-        &self,
-        client_id: &str,
-        key: &str,
-    ) -> Result<Option<String>, StoreError> {
-        let sql = "SELECT response FROM submissions WHERE client_id = $1 AND idempotency_key = $2";
+    /// Ids of every stored submission (the audit cross-check).
+    pub async fn submission_ids(&self) -> Result<Vec<String>, StoreError> {
         Ok(
-            with_pool!(self, p => sqlx::query(sql).bind(client_id).bind(key).fetch_optional(p).await?.map(|r| r.get(0))),
+            with_pool!(self, p => sqlx::query("SELECT id FROM submissions ORDER BY id").fetch_all(p).await?.iter().map(|r| r.get(0)).collect()),
         )
     }
 

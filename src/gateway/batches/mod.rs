@@ -19,10 +19,12 @@ use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use super::idempotency::{Checked, Claim, Reservation};
 use super::{Actor, GatewayError, Services};
 use crate::batch::BatchOptions;
 use crate::clock::now_rfc3339;
 use crate::sign::{Format, Level};
+use crate::store::audit::Companion;
 use crate::store::{BatchDocument, BatchRecord, Client};
 
 /// How a batch is to be signed, as the caller asked (`options` of `POST /v1/batches`).
@@ -124,20 +126,47 @@ impl Services {
         }
     }
 
-    /// Records `batch` (its documents `names` already in `in/`) and starts signing it; with an
-    /// `Idempotency-Key` seen before, answers the first batch instead. Returns the batch id and
-    /// whether it is new. A refused, failed or replayed upload's folder is removed.
+    /// Records `batch` (its documents `names` already in `in/`) and starts signing it; for an
+    /// `Idempotency-Key` already answered, answers the first batch when this is the same
+    /// request (`fingerprint`, see [`super::idempotency::RequestDigest`]), else
+    /// [`GatewayError::IdempotencyKeyReused`]. Returns the batch id and whether it is new. A
+    /// refused, failed or replayed upload's folder is removed. The batch rows, the
+    /// `batch.submit` audit record and the key's answer commit in one transaction.
     pub async fn submit_batch(
         &self,
         caller: &Client,
-        idempotency_key: Option<String>,
+        claim: Option<Claim>,
+        fingerprint: &str,
         batch: NewBatch,
         names: Vec<String>,
         spec: Option<BatchSpec>,
     ) -> Result<(String, bool), GatewayError> {
-        let result = self
-            .record_batch(caller, idempotency_key, &batch.id, names, spec)
-            .await;
+        let result = match Claim::check(claim, fingerprint) {
+            Err(e) => Err(e),
+            Ok(Checked::Replay(stored)) => serde_json::from_str::<serde_json::Value>(&stored)
+                .ok()
+                .and_then(|v| v["id"].as_str().map(|id| (id.to_string(), false)))
+                .ok_or_else(|| corrupt("idempotency", "the stored answer has no batch id")),
+            Ok(Checked::Proceed(reservation)) => {
+                let result = self
+                    .record_batch(
+                        caller,
+                        reservation.as_ref(),
+                        fingerprint,
+                        &batch.id,
+                        names,
+                        spec,
+                    )
+                    .await;
+                if let Some(r) = reservation {
+                    match &result {
+                        Ok(_) => r.committed(),
+                        Err(_) => r.release().await,
+                    }
+                }
+                result
+            }
+        };
         if !matches!(result, Ok((_, true))) {
             let _ = tokio::fs::remove_dir_all(&batch.dir).await;
         }
@@ -151,17 +180,12 @@ impl Services {
     async fn record_batch(
         &self,
         caller: &Client,
-        idempotency_key: Option<String>,
+        reservation: Option<&Reservation>,
+        fingerprint: &str,
         id: &str,
         names: Vec<String>,
         spec: Option<BatchSpec>,
     ) -> Result<(String, bool), GatewayError> {
-        let store = self.store();
-        if let Some(k) = &idempotency_key {
-            if let Some(existing) = store.batch_by_idempotency_key(&caller.id, k).await? {
-                return Ok((existing, false));
-            }
-        }
         let spec = spec
             .ok_or_else(|| GatewayError::Invalid("multipart body has no 'options' part".into()))?;
         if names.is_empty() {
@@ -193,7 +217,8 @@ impl Services {
             id: id.to_string(),
             client_id: caller.id.clone(),
             agency: caller.agency.clone(),
-            idempotency_key: idempotency_key.clone(),
+            // The key lives in the idempotency table, where it expires.
+            idempotency_key: None,
             key_name: record.name.clone(),
             options: serde_json::to_string(&options).map_err(|e| corrupt("encoding", e))?,
             state: "queued".into(),
@@ -202,21 +227,20 @@ impl Services {
             finished_at: None,
             error: None,
         };
-        if !store.insert_batch(&batch, &names).await? {
-            // A concurrent retry with the same Idempotency-Key won.
-            let k = idempotency_key.unwrap_or_default();
-            let existing = store
-                .batch_by_idempotency_key(&caller.id, &k)
-                .await?
-                .ok_or_else(|| corrupt("idempotency", "the winning batch was not stored"))?;
-            return Ok((existing, false));
-        }
-        self.audit(
-            &Actor::of(caller),
-            "batch.submit",
-            json!({"batch": id, "key": record.name, "documents": batch.total}),
-        )
-        .await?;
+        let response = json!({"id": id, "state": "queued"}).to_string();
+        let subject = json!({"batch": id, "key": record.name, "documents": batch.total});
+        self.audit_log()
+            .append_with(
+                &Actor::of(caller),
+                "batch.submit",
+                subject,
+                Companion::Batch {
+                    record: Box::new(batch),
+                    names,
+                },
+                reservation.map(|r| r.completion(fingerprint, &response)),
+            )
+            .await?;
         self.metrics().batch_queued(1);
         Ok((id.to_string(), true))
     }

@@ -87,6 +87,9 @@ async fn run(services: &Services, id: &str) -> Result<(), GatewayError> {
             engine = engine.with_timestamper(tsa);
         }
         let out = dir.join("out");
+        // Owner-only like the rest of the data folder (the engine would make it 0755).
+        crate::fsio::create_private_dir(&out)
+            .map_err(|e| GatewayError::Io(format!("cannot create {}: {e}", out.display())))?;
         let summary = engine.run(inputs.into_iter(), &out, &mut |outcome| {
             if let Err(e) = recorder.outcome(outcome, &services) {
                 recorder.problem(format!("document {}: {e}", outcome.index));
