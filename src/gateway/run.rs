@@ -400,7 +400,7 @@ impl Services {
         } else {
             SystemTime::now().checked_sub(settings.request_timeout)
         };
-        let old_enough = move |newest: SystemTime| cutoff.is_none_or(|c| newest < c);
+        let old_enough = move |newest: SystemTime| cutoff.map_or(true, |c| newest < c);
         let listed = crate::blocking::run(move || {
             for dir in [&spool, &batches] {
                 crate::fsio::create_private_dir(dir).map_err(|e| {
