@@ -9,7 +9,7 @@
 //! holds it), completed in the transaction that stores the filing and its audit record
 //! ([`crate::store::idempotency::Completion`]), and released when the request fails or is cut
 //! off. A claim left by a crash is taken over once the request timeout has passed (at once
-//! on SQLite, whose gateway is alone on its database and clears claims at start-up).
+//! on SQLite when the gateway starts alone on its data folder: it clears claims then).
 
 use time::OffsetDateTime;
 
@@ -212,11 +212,12 @@ impl Services {
         }
     }
 
-    /// Deletes expired idempotency keys (and, `at_start` on SQLite, the claims a crash left);
-    /// returns how many.
-    pub async fn purge_idempotency_keys(&self, at_start: bool) -> Result<u64, GatewayError> {
+    /// Deletes expired idempotency keys (and, `alone` on SQLite, i.e. at start-up with no
+    /// other gateway on the data folder and its database, the claims a crash left); returns
+    /// how many.
+    pub async fn purge_idempotency_keys(&self, alone: bool) -> Result<u64, GatewayError> {
         let now = crate::clock::now_rfc3339();
-        let in_progress = at_start && self.store().is_sqlite();
+        let in_progress = alone && self.store().is_sqlite();
         Ok(self
             .store()
             .purge_idempotency_keys(&now, in_progress)

@@ -44,6 +44,8 @@ pub struct Running {
     node: Option<Arc<Node>>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
+    /// `DATA/spool/.lock`, held shared while the gateway runs (see [`lock_data_folder`]).
+    _data_lock: std::fs::File,
 }
 
 /// Completes once `stop` says so (or its sender is gone).
@@ -89,7 +91,9 @@ impl Gateway {
             None => None,
         };
         let services = Services::open(&config).await?;
-        let left = services.clean_leftovers(true).await?;
+        let spool = config.settings.spool_dir.clone();
+        let (data_lock, alone) = crate::blocking::run(move || lock_data_folder(&spool)).await?;
+        let left = services.clean_leftovers(alone).await?;
         if left.spool_files + left.batch_folders > 0 {
             // Counts only: file and batch names may carry personal data.
             tracing::warn!(
@@ -99,7 +103,14 @@ impl Gateway {
                 "start-up: removed what an interrupted run left in the data folder"
             );
         }
-        services.purge_idempotency_keys(true).await?;
+        services.purge_idempotency_keys(alone).await?;
+        // Cleaned: now share the folder with other gateway processes.
+        let data_lock = crate::blocking::run(move || {
+            rustix::fs::flock(&data_lock, rustix::fs::FlockOperation::LockShared)
+                .map_err(|e| GatewayError::Io(format!("cannot lock the data folder: {e}")))?;
+            Ok::<_, GatewayError>(data_lock)
+        })
+        .await?;
         let demo_client = match config.demo {
             Some(_) => services.demo_client().await?,
             None => None,
@@ -167,8 +178,28 @@ impl Gateway {
             node,
             stop,
             tasks,
+            _data_lock: data_lock,
         })
     }
+}
+
+/// Opens `spool/.lock` of the data folder (creating the spool folder) and tries to lock it
+/// exclusively: `true` when that succeeded, i.e. no other gateway process uses this data
+/// folder (each holds the lock shared while it runs), so nothing in it is in flight.
+fn lock_data_folder(spool: &Path) -> Result<(std::fs::File, bool), GatewayError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let fail = |e: std::io::Error| GatewayError::Io(format!("cannot lock the data folder: {e}"));
+    crate::fsio::create_private_dir(spool).map_err(fail)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(spool.join(".lock"))
+        .map_err(fail)?;
+    let alone =
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok();
+    Ok((file, alone))
 }
 
 /// Starts the routing node of `routing` over `services`: its mutual-TLS listener for peers
@@ -388,14 +419,14 @@ fn candidates(dir: &Path, pick: fn(&str) -> bool) -> Vec<(String, PathBuf, Syste
 impl Services {
     /// Removes what a killed process left in the data folder: spooled bodies and outputs
     /// (`spool/*.part`, `spool/out_*`) and batch folders that have no batch row (an upload
-    /// cut off before it was recorded). `at_start` on SQLite (one gateway per data folder,
-    /// nothing in flight yet) removes them all; otherwise only those untouched for longer
-    /// than the request timeout (another process on the same database may be receiving
-    /// them). Also creates the spool and batch folders, owner-only.
-    pub async fn clean_leftovers(&self, at_start: bool) -> Result<Leftovers, GatewayError> {
+    /// cut off before it was recorded). `alone` (at start-up, when no other gateway process
+    /// uses the data folder, so nothing in it is in flight) removes them all; otherwise only
+    /// those untouched for longer than the request timeout. Also creates the spool and batch
+    /// folders, owner-only.
+    pub async fn clean_leftovers(&self, alone: bool) -> Result<Leftovers, GatewayError> {
         let settings = self.settings();
         let (spool, batches) = (settings.spool_dir.clone(), settings.batch_dir.clone());
-        let cutoff = if at_start && self.store().is_sqlite() {
+        let cutoff = if alone {
             None
         } else {
             SystemTime::now().checked_sub(settings.request_timeout)

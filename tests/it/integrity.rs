@@ -493,6 +493,14 @@ fn start_up_removes_what_a_crash_left() {
         !log.contains("Nguyen") && !log.contains("bat_cutoff"),
         "{log}"
     );
+    // A second gateway on the same data folder leaves what the running one may be receiving.
+    std::fs::write(data.join("spool/in_Ab34.part"), b"uploading").expect("part");
+    let second = serve(gw.dir.path());
+    assert!(
+        data.join("spool/in_Ab34.part").exists(),
+        "in-flight upload removed"
+    );
+    drop(second);
 }
 
 /// Every folder under `dir` (itself included) is 0700 and every file 0600; returns how many
