@@ -85,6 +85,8 @@ pub enum ErrorCode {
     ConflictingRedelivery,
     /// Routing: no such document at this node.
     RouteNotFound,
+    /// Too many requests, or too many in flight, from one client or address: retry later.
+    RateLimited,
 }
 
 impl ErrorCode {
@@ -128,6 +130,7 @@ impl ErrorCode {
             Self::RoutePeerUnavailable => "ROUTE_PEER_UNAVAILABLE",
             Self::ConflictingRedelivery => "CONFLICTING_REDELIVERY",
             Self::RouteNotFound => "ROUTE_NOT_FOUND",
+            Self::RateLimited => "RATE_LIMITED",
         }
     }
 
@@ -157,6 +160,7 @@ impl ErrorCode {
             Self::RoutePeerUnavailable => 69,
             Self::TsaUnavailable | Self::TsaBadResponse | Self::RevocationUnavailable => 69,
             Self::Internal => 70,
+            Self::RateLimited => 75,
             Self::OutputUnwritable => 73,
             Self::KeyInvalid
             | Self::KeyPasswordWrong
@@ -250,6 +254,7 @@ mod tests {
                 65,
             ),
             (ErrorCode::RouteNotFound, "ROUTE_NOT_FOUND", 66),
+            (ErrorCode::RateLimited, "RATE_LIMITED", 75),
         ];
         for (code, text, exit) in table {
             assert_eq!(code.as_str(), text);

@@ -20,12 +20,19 @@ pub(super) async fn submit(
     let idempotency_key = idempotency_key(&headers)?;
     // The body is read first even for a replay: answering before it is consumed would reset
     // the connection under a client that is still sending.
-    let (document, content) = read_document(&state, req).await?;
-    match state
+    // One more copy than a verification: the service keeps the document for storage.
+    let received = read_document(&state, req, super::verification::VERIFY_COPIES + 1).await?;
+    let submitted = state
         .services()
-        .submit(&caller, idempotency_key, document, content)
-        .await?
-    {
+        .submit(
+            &caller,
+            idempotency_key,
+            received.document,
+            received.content,
+        )
+        .await?;
+    drop(received.budget);
+    match submitted {
         Submitted::Replayed(stored) => Ok(replay(&stored)),
         Submitted::Created {
             response,

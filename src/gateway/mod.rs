@@ -27,6 +27,7 @@ pub mod config;
 pub mod demo;
 pub mod fetch;
 pub mod intake;
+pub mod limits;
 pub mod metrics;
 mod run;
 pub mod signing;

@@ -137,12 +137,12 @@ impl Gateway {
         let router = (app.api)(services.clone(), node.clone()).await?;
         let listener = bind(&addr.to_string()).await?;
         let api_addr = local_addr(&listener)?;
-        tasks.spawn(crate::tls::serve_http(
+        tasks.spawn(crate::tls::serve_http_with(
             listener,
             acceptor.clone(),
             router,
             stopped(stop.subscribe()),
-            drain,
+            serve_limits(&config.settings.limits, drain),
         ));
         Ok(Running {
             api_addr,
@@ -155,6 +155,17 @@ impl Gateway {
             stop,
             tasks,
         })
+    }
+}
+
+/// The API listener's limits: connections and timeouts from `[limits]`, and the drain.
+fn serve_limits(limits: &super::config::Limits, drain: Duration) -> crate::tls::ServeLimits {
+    crate::tls::ServeLimits {
+        max_connections: limits.max_connections,
+        header_read_timeout: limits.header_read_timeout,
+        body_read_timeout: limits.body_read_timeout,
+        idle_timeout: limits.idle_timeout,
+        drain,
     }
 }
 
