@@ -234,13 +234,15 @@ pub fn without_paths(message: &str) -> String {
             .unwrap_or(word.len());
         let (lead, rest) = word.split_at(start);
         let end = rest
-            .rfind(|c: char| {
+            .char_indices()
+            .rev()
+            .find(|(_, c)| {
                 !matches!(
                     c,
                     '\'' | '"' | ')' | ']' | '`' | '>' | ',' | ';' | ':' | '.'
                 )
             })
-            .map_or(0, |i| i + 1);
+            .map_or(0, |(i, c)| i + c.len_utf8());
         let (path, trail) = rest.split_at(end);
         let is_path = path.starts_with('/') && !path.starts_with("//") && path[1..].contains('/');
         // The API's own paths are no secret.
@@ -355,6 +357,11 @@ mod tests {
                 "fetch http://127.0.0.1:8089/ocsp failed",
             ),
             ("use /v1/sign or a/b", "use /v1/sign or a/b"),
+            (
+                "part '\u{80}' or 'é/x' in /tmp/é",
+                "part '\u{80}' or 'é/x' in [path]",
+            ),
+            ("in /tmp/é/x.pdf.", "in [path]."),
         ];
         for (given, expected) in cases {
             assert_eq!(without_paths(given), expected);

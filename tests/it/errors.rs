@@ -499,11 +499,23 @@ fn the_audit_view_numbers_an_agencys_own_records() {
     let other: serde_json::Value = serde_json::from_slice(&other.stdout).expect("JSON");
     let other = other["token"].as_str().expect("token").to_string();
     let pdf = std::fs::read(sample_pdf()).expect("sample");
-    let first = gw.post("v1/verify", &pdf);
+    let first = gw.post("v1/sign?key=demo-agency", &pdf);
+    assert_eq!(
+        first.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&first.body)
+    );
     for _ in 0..5 {
-        request("POST", &gw.url("v1/verify"), Some(&other), Some(&pdf));
+        let r = request(
+            "POST",
+            &gw.url("v1/verify"),
+            Some(&other),
+            Some(&first.body),
+        );
+        assert_eq!(r.status, 200);
     }
-    let second = gw.post("v1/verify", &pdf);
+    let second = gw.post("v1/verify", &first.body);
     let ids: Vec<i64> = [&first, &second]
         .iter()
         .map(|r| {
