@@ -176,8 +176,7 @@ impl AppError {
             AppError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED"),
             AppError::UriTooLong(_) => (StatusCode::URI_TOO_LONG, "URI_TOO_LONG"),
             AppError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "REQUEST_TIMEOUT"),
-            AppError::Rejected(status, _) if status.is_server_error() => (*status, "INTERNAL"),
-            AppError::Rejected(status, _) => (*status, "USAGE"),
+            AppError::Rejected(status, _) => (*status, rejection_code(*status)),
         }
     }
 }
@@ -217,6 +216,19 @@ impl IntoResponse for AppError {
             _ => {}
         }
         response
+    }
+}
+
+/// The stable code of an answer the HTTP layer chose the status of.
+fn rejection_code(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "PAYLOAD_TOO_LARGE",
+        StatusCode::URI_TOO_LONG => "URI_TOO_LONG",
+        StatusCode::REQUEST_TIMEOUT => "REQUEST_TIMEOUT",
+        StatusCode::NOT_FOUND => "NOT_FOUND",
+        StatusCode::METHOD_NOT_ALLOWED => "METHOD_NOT_ALLOWED",
+        s if s.is_server_error() => "INTERNAL",
+        _ => "USAGE",
     }
 }
 
@@ -328,6 +340,16 @@ mod tests {
                 AppError::Rejected(StatusCode::UNSUPPORTED_MEDIA_TYPE, "x".into()),
                 415,
                 "USAGE",
+            ),
+            (
+                AppError::Rejected(StatusCode::PAYLOAD_TOO_LARGE, "x".into()),
+                413,
+                "PAYLOAD_TOO_LARGE",
+            ),
+            (
+                AppError::Rejected(StatusCode::BAD_GATEWAY, "x".into()),
+                502,
+                "INTERNAL",
             ),
             (
                 AppError::Domain(crate::Error::Usage("x".into())),
