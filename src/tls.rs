@@ -459,6 +459,72 @@ pub async fn serve_http_with(
 struct Watched<IO> {
     io: IO,
     state: Arc<ConnState>,
+    /// hyper's own answer to an unparsable request, rewritten with the JSON error shape:
+    /// the bytes and how many are written.
+    rewritten: Option<(Vec<u8>, usize)>,
+}
+
+/// The JSON error shape for hyper's own answer to a request it could not parse (a 4xx head
+/// with `content-length: 0`, written before any request reached the service: a target above
+/// 64 KiB, headers too large, bad syntax), or `None` for anything else.
+fn shaped_parse_error(head: &[u8]) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(head).ok()?;
+    let (status_line, _) = text.split_once("\r\n")?;
+    let status: u16 = status_line
+        .strip_prefix("HTTP/1.1 ")?
+        .get(..3)?
+        .parse()
+        .ok()?;
+    let lower = text.to_ascii_lowercase();
+    if !(400..500).contains(&status)
+        || !lower.contains("\r\ncontent-length: 0\r\n")
+        || !lower.ends_with("\r\n\r\n")
+    {
+        return None;
+    }
+    let (code, message) = match status {
+        414 => ("URI_TOO_LONG", "the request target is too long"),
+        431 => ("USAGE", "the request headers are too large"),
+        408 => ("REQUEST_TIMEOUT", "the request did not arrive in time"),
+        _ => ("USAGE", "the request cannot be parsed as HTTP/1.1"),
+    };
+    let body = serde_json::json!({
+        "error": {"code": code, "message": message, "request_id": crate::ids::random_id("req_")}
+    })
+    .to_string();
+    Some(
+        format!(
+            "{status_line}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+    )
+}
+
+impl<IO: AsyncWrite + Unpin> Watched<IO> {
+    /// Writes `buf`, unless it is hyper's own error answer: then its JSON-shaped version,
+    /// reported as `buf` written.
+    fn write_answer(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        if self.rewritten.is_none() && matches!(self.state.phase(), Phase::Head(_)) {
+            if let Some(shaped) = shaped_parse_error(buf) {
+                self.rewritten = Some((shaped, 0));
+            }
+        }
+        let Some((bytes, written)) = &mut self.rewritten else {
+            return Pin::new(&mut self.io).poll_write(cx, buf);
+        };
+        if *written >= bytes.len() {
+            return Pin::new(&mut self.io).poll_write(cx, buf);
+        }
+        while *written < bytes.len() {
+            let n = std::task::ready!(Pin::new(&mut self.io).poll_write(cx, &bytes[*written..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+            }
+            *written += n;
+        }
+        Poll::Ready(Ok(buf.len()))
+    }
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
@@ -481,11 +547,11 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
 
 impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        self.get_mut().write_answer(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -497,11 +563,17 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
     }
 
     fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        if matches!(this.state.phase(), Phase::Head(_)) || this.rewritten.is_some() {
+            // Before any request reached the service: possibly hyper's own error answer.
+            let joined: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+            return this.write_answer(cx, &joined);
+        }
+        Pin::new(&mut this.io).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -647,6 +719,7 @@ async fn connection<IO>(
     let watched = Watched {
         io,
         state: state.clone(),
+        rewritten: None,
     };
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())

@@ -460,6 +460,32 @@ fn http_errors_have_the_json_shape() {
     assert_eq!(status, 414);
     assert_eq!(json_error(status, &headers, &body), "URI_TOO_LONG");
 
+    // Beyond hyper's own 64 KiB limit, and an unparsable request: hyper answers, in the shape.
+    for request in [
+        format!(
+            "GET /v1/audit?action={} HTTP/1.1\r\nHost: x\r\n\r\n",
+            "a".repeat(70_000)
+        ),
+        "GET /v1/audit HTTP/1.1\r\nHost x\r\n\r\n".to_string(),
+    ] {
+        let mut tcp = std::net::TcpStream::connect(("127.0.0.1", gw.server.port)).expect("connect");
+        std::io::Write::write_all(&mut tcp, request.as_bytes()).expect("send");
+        tcp.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .expect("timeout");
+        let mut answer = String::new();
+        let _ = std::io::Read::read_to_string(&mut tcp, &mut answer);
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+        assert!(head.starts_with("HTTP/1.1 4"), "{answer}");
+        assert!(head.contains("content-type: application/json"), "{head}");
+        let v: serde_json::Value = serde_json::from_str(body).expect("JSON body");
+        let expected = if request.len() > 65_536 {
+            "URI_TOO_LONG"
+        } else {
+            "USAGE"
+        };
+        assert_eq!(v["error"]["code"], expected, "{v}");
+    }
+
     // 401 says how to authenticate, with and without a token.
     for t in [None, Some("sg_wrong")] {
         let (status, headers, body) = http("GET", &gw.url("v1/audit"), t, &[]);
