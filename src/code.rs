@@ -89,6 +89,8 @@ pub enum ErrorCode {
     IdempotencyKeyReused,
     /// The first request with this `Idempotency-Key` is still in flight (HTTP 409).
     IdempotencyInProgress,
+    /// Too many requests, or too many in flight, from one client or address: retry later.
+    RateLimited,
 }
 
 impl ErrorCode {
@@ -134,6 +136,7 @@ impl ErrorCode {
             Self::RouteNotFound => "ROUTE_NOT_FOUND",
             Self::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             Self::IdempotencyInProgress => "IDEMPOTENCY_IN_PROGRESS",
+            Self::RateLimited => "RATE_LIMITED",
         }
     }
 
@@ -165,6 +168,7 @@ impl ErrorCode {
             Self::RoutePeerUnavailable => 69,
             Self::TsaUnavailable | Self::TsaBadResponse | Self::RevocationUnavailable => 69,
             Self::Internal => 70,
+            Self::RateLimited => 75,
             Self::OutputUnwritable => 73,
             Self::KeyInvalid
             | Self::KeyPasswordWrong
@@ -268,6 +272,7 @@ mod tests {
                 "IDEMPOTENCY_IN_PROGRESS",
                 75,
             ),
+            (ErrorCode::RateLimited, "RATE_LIMITED", 75),
         ];
         for (code, text, exit) in table {
             assert_eq!(code.as_str(), text);

@@ -47,6 +47,41 @@ pub struct FileConfig {
     pub routing: Option<crate::routing::RoutingFileConfig>,
     /// `[tls]`: serve the API over HTTPS, accepting client certificates.
     pub tls: Option<TlsConfig>,
+    /// `[limits]`: rate, concurrency, connection, timeout and memory limits.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+/// `[limits]`, as written: every field optional, defaults in
+/// [`crate::gateway::config::Limits::default`]. A rate of 0 or a count of 0 turns that limit off.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Requests per second one client (token or certificate) may make, sustained.
+    pub client_rate_per_sec: Option<f64>,
+    /// Requests one client may make in a burst above its rate.
+    pub client_burst: Option<u32>,
+    /// Requests one client may have in flight at once.
+    pub client_concurrency: Option<usize>,
+    /// Requests per second from one IP address, sustained.
+    pub ip_rate_per_sec: Option<f64>,
+    /// Requests one IP address may make in a burst above its rate.
+    pub ip_burst: Option<u32>,
+    /// Requests one IP address may have in flight at once.
+    pub ip_concurrency: Option<usize>,
+    /// Connections open at once on the API listener.
+    pub max_connections: Option<usize>,
+    /// Seconds a client may take to send a request's headers.
+    pub header_read_timeout_secs: Option<u64>,
+    /// Seconds a client may take to send a request's body.
+    pub body_read_timeout_secs: Option<u64>,
+    /// Seconds a connection may stay open with no request in flight.
+    pub idle_timeout_secs: Option<u64>,
+    /// MiB of request bodies held in memory at once by verifications and submissions.
+    pub body_memory_mib: Option<u64>,
+    /// KiB of a verify or submission body kept in memory while it arrives; beyond, it is
+    /// spooled to `data_dir/spool`.
+    pub spool_threshold_kib: Option<u64>,
 }
 
 /// `[tls]`: the API listener's certificate (PKCS#12, or PEM certificate and key) and the CA

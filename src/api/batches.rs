@@ -194,6 +194,9 @@ pub(super) async fn status(
 ) -> Result<Response, AppError> {
     let view = state.services().batch_status(&caller, &id).await?;
     let (batch, docs) = (view.batch, view.documents);
+    // Audit ids in the agency's own numbering, as `GET /v1/audit` shows them.
+    let seqs: Vec<i64> = docs.iter().filter_map(|d| d.audit_seq).collect();
+    let numbers = state.services().audit_numbers(&caller, &seqs).await?;
     let count = |s: &str| docs.iter().filter(|d| d.state == s).count();
     let documents: Vec<Value> = docs
         .iter()
@@ -203,7 +206,7 @@ pub(super) async fn status(
                 "name": d.name,
                 "state": d.state,
                 "output_sha256": d.output_sha256,
-                "audit_id": d.audit_seq,
+                "audit_id": d.audit_seq.and_then(|seq| numbers.get(&seq)),
                 "code": d.code,
                 "message": d.message,
             })

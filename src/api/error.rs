@@ -7,7 +7,10 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use axum::http::{header, HeaderValue};
+
 use crate::error::ErrorCode;
+use crate::gateway::limits::Refused;
 use crate::gateway::GatewayError;
 
 tokio::task_local! {
@@ -61,6 +64,22 @@ pub enum AppError {
     /// Anything else that is our fault.
     #[error("{0}")]
     Internal(String),
+    /// Too many requests, or too many in flight, from this client or address.
+    #[error(transparent)]
+    RateLimited(#[from] Refused),
+    /// The route exists, but not with this method (the answer carries `Allow`).
+    #[error("method not allowed on this path")]
+    MethodNotAllowed,
+    /// The request target (path and query) is longer than the limit.
+    #[error("the request target exceeds the limit of {0} bytes")]
+    UriTooLong(usize),
+    /// The request body did not arrive within the body read timeout.
+    #[error("the request body did not arrive within {0} s")]
+    BodyTimeout(u64),
+    /// A request the HTTP layer refused before a handler ran (a path segment of the wrong
+    /// type, a missing content type…), with the status it chose.
+    #[error("{1}")]
+    Rejected(StatusCode, String),
 }
 
 impl From<crate::blocking::WorkerFailed> for AppError {
@@ -144,6 +163,7 @@ fn domain_status(code: ErrorCode) -> StatusCode {
         ErrorCode::RouteNotFound => StatusCode::NOT_FOUND,
         ErrorCode::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::IdempotencyInProgress => StatusCode::CONFLICT,
+        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
     }
 }
 
@@ -169,6 +189,14 @@ impl AppError {
                 ErrorCode::IdempotencyInProgress.as_str(),
             ),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
+            AppError::RateLimited(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::RateLimited.as_str(),
+            ),
+            AppError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED"),
+            AppError::UriTooLong(_) => (StatusCode::URI_TOO_LONG, "URI_TOO_LONG"),
+            AppError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "REQUEST_TIMEOUT"),
+            AppError::Rejected(status, _) => (*status, rejection_code(*status)),
         }
     }
 }
@@ -181,13 +209,124 @@ impl IntoResponse for AppError {
             tracing::error!(request_id = %request_id, error = %self, "internal error");
             "internal error; see the gateway log for this request id".to_string()
         } else {
-            self.to_string()
+            // Server file paths stay in the log (a key file, a trust folder, the spool).
+            if self.to_string() != without_paths(&self.to_string()) {
+                tracing::info!(request_id = %request_id, error = %self, "error answered without its paths");
+            }
+            without_paths(&self.to_string())
         };
         let body = serde_json::json!({
             "error": {"code": code, "message": message, "request_id": request_id}
         });
-        (status, axum::Json(body)).into_response()
+        let mut response = (status, axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        match &self {
+            AppError::Unauthorized => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"signgate\""),
+                );
+            }
+            AppError::RateLimited(refused) => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(refused.retry_after_secs()),
+                );
+            }
+            _ => {}
+        }
+        response
     }
+}
+
+/// The stable code of an answer the HTTP layer chose the status of.
+fn rejection_code(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "PAYLOAD_TOO_LARGE",
+        StatusCode::URI_TOO_LONG => "URI_TOO_LONG",
+        StatusCode::REQUEST_TIMEOUT => "REQUEST_TIMEOUT",
+        StatusCode::NOT_FOUND => "NOT_FOUND",
+        StatusCode::METHOD_NOT_ALLOWED => "METHOD_NOT_ALLOWED",
+        s if s.is_server_error() => "INTERNAL",
+        _ => "USAGE",
+    }
+}
+
+/// `message` with every absolute file path replaced by `[path]`: a word starting with `/`
+/// (after an opening quote or bracket) that names at least two path components. URLs and
+/// the API's `/v1/…` paths stay.
+pub fn without_paths(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for (i, word) in message.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let start = word
+            .find(|c: char| !matches!(c, '\'' | '"' | '(' | '[' | '`' | '<'))
+            .unwrap_or(word.len());
+        let (lead, rest) = word.split_at(start);
+        let end = rest
+            .char_indices()
+            .rev()
+            .find(|(_, c)| {
+                !matches!(
+                    c,
+                    '\'' | '"' | ')' | ']' | '`' | '>' | ',' | ';' | ':' | '.'
+                )
+            })
+            .map_or(0, |(i, c)| i + c.len_utf8());
+        let (path, trail) = rest.split_at(end);
+        let is_path = path.starts_with('/') && !path.starts_with("//") && path[1..].contains('/');
+        // The API's own paths are no secret.
+        if is_path && !path.starts_with("/v1/") {
+            out.push_str(lead);
+            out.push_str("[path]");
+            out.push_str(trail);
+        } else {
+            out.push_str(word);
+        }
+    }
+    out
+}
+
+/// Most bytes of a non-JSON error body kept as the message of its JSON form.
+const REJECTION_TEXT: usize = 1024;
+
+/// `response` unchanged unless it is an error answered by the HTTP layer rather than a
+/// handler (empty or `text/plain`: a 405, a path segment of the wrong type, a body the
+/// extractor refused): that becomes the JSON error shape, keeping `Allow` and `Retry-After`.
+pub async fn json_shape(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, REJECTION_TEXT)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let text = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
+    } else {
+        text
+    };
+    let error = match status {
+        StatusCode::METHOD_NOT_ALLOWED => AppError::MethodNotAllowed,
+        StatusCode::NOT_FOUND => AppError::NotFound("route"),
+        _ => AppError::Rejected(status, text),
+    };
+    let mut shaped = error.into_response();
+    for name in [header::ALLOW, header::RETRY_AFTER] {
+        if let Some(v) = parts.headers.get(&name) {
+            shaped.headers_mut().insert(name, v.clone());
+        }
+    }
+    shaped
 }
 
 #[cfg(test)]
@@ -206,6 +345,32 @@ mod tests {
             (AppError::Timeout(1), 504, "TIMEOUT"),
             (AppError::NotSigned("x".into()), 409, "NOT_SIGNED"),
             (AppError::NotReady("x".into()), 503, "NOT_READY"),
+            (AppError::MethodNotAllowed, 405, "METHOD_NOT_ALLOWED"),
+            (AppError::UriTooLong(1), 414, "URI_TOO_LONG"),
+            (AppError::BodyTimeout(1), 408, "REQUEST_TIMEOUT"),
+            (
+                AppError::RateLimited(Refused::Concurrency {
+                    who: "client",
+                    max: 1,
+                }),
+                429,
+                "RATE_LIMITED",
+            ),
+            (
+                AppError::Rejected(StatusCode::UNSUPPORTED_MEDIA_TYPE, "x".into()),
+                415,
+                "USAGE",
+            ),
+            (
+                AppError::Rejected(StatusCode::PAYLOAD_TOO_LARGE, "x".into()),
+                413,
+                "PAYLOAD_TOO_LARGE",
+            ),
+            (
+                AppError::Rejected(StatusCode::BAD_GATEWAY, "x".into()),
+                502,
+                "INTERNAL",
+            ),
             (
                 AppError::from(GatewayError::IdempotencyKeyReused),
                 422,
@@ -225,6 +390,33 @@ mod tests {
         for (err, status, code) in table {
             let (s, c) = err.status_code();
             assert_eq!((s.as_u16(), c), (status, code));
+        }
+    }
+
+    #[test]
+    fn paths_are_left_out_of_messages() {
+        let cases = [
+            (
+                "key 'k' (/etc/signgate/keys/k.p12): cannot be opened",
+                "key 'k' ([path]): cannot be opened",
+            ),
+            (
+                "cannot read \"/var/lib/x/spool/in_1.part\", retry",
+                "cannot read \"[path]\", retry",
+            ),
+            (
+                "fetch http://127.0.0.1:8089/ocsp failed",
+                "fetch http://127.0.0.1:8089/ocsp failed",
+            ),
+            ("use /v1/sign or a/b", "use /v1/sign or a/b"),
+            (
+                "part '\u{80}' or 'é/x' in /tmp/é",
+                "part '\u{80}' or 'é/x' in [path]",
+            ),
+            ("in /tmp/é/x.pdf.", "in [path]."),
+        ];
+        for (given, expected) in cases {
+            assert_eq!(without_paths(given), expected);
         }
     }
 }

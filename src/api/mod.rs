@@ -17,22 +17,22 @@ mod verification;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Query, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use http_body_util::BodyExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::gateway::access::{AuditPage, Credential};
+use crate::gateway::access::{AgencyRecord, AuditPage, Credential};
+use crate::gateway::limits::{Admitted, Limiter};
 use crate::gateway::Client;
 use crate::gateway::{GatewayError, HttpApp, Services, Settings};
 use crate::ids::random_id;
-use crate::tls::PeerCertificate;
+use crate::tls::{BodyTimedOut, PeerCertificate, RemoteAddr};
 pub use error::AppError;
 
 /// The OpenAPI 3.1 description served at `/v1/openapi.json`.
@@ -46,14 +46,21 @@ pub struct AppState {
 
 struct Inner {
     services: Services,
+    limiter: Limiter,
 }
 
 impl AppState {
-    /// State over existing `services`.
+    /// State over existing `services`, enforcing their `[limits]`.
     pub fn over(services: Services) -> Self {
+        let limiter = Limiter::new(&services.settings().limits);
         Self {
-            inner: Arc::new(Inner { services }),
+            inner: Arc::new(Inner { services, limiter }),
         }
+    }
+
+    /// The rate, concurrency and body memory limits.
+    fn limiter(&self) -> &Limiter {
+        &self.inner.limiter
     }
 
     /// The services.
@@ -138,15 +145,37 @@ async fn track(State(state): State<AppState>, req: Request, next: Next) -> Respo
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let body_timeout = state.settings().limits.body_read_timeout;
+    let served = state.clone();
     let run = async move {
+        let state = served;
         // Refuse an announced oversize body at once instead of reading up to the limit.
         if announced.is_some_and(|n| n > limit as u64) {
             return AppError::PayloadTooLarge(limit).into_response();
         }
-        match tokio::time::timeout(timeout, next.run(req)).await {
+        let mut req = req;
+        let _admitted = match admit(&state, &mut req).await {
+            Ok(admitted) => admitted,
+            Err(e) => return refuse(req, e).await,
+        };
+        let body_timed_out = req.extensions().get::<BodyTimedOut>().cloned();
+        let caller = req.extensions().get::<Authenticated>().cloned();
+        let mut response = match tokio::time::timeout(timeout, next.run(req)).await {
             Ok(response) => response,
             Err(_) => AppError::Timeout(timeout.as_secs()).into_response(),
+        };
+        if let Some(Authenticated(Some(client))) = caller {
+            agency_audit_id(&state, &client, &mut response).await;
         }
+        if body_timed_out.is_some_and(|t| t.is_set()) {
+            // The client is still sending (slowly): answer and close the connection.
+            let mut response = AppError::BodyTimeout(body_timeout.as_secs()).into_response();
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
+        }
+        error::json_shape(response).await
     };
     let mut response = error::REQUEST_ID.scope(id.clone(), run).await;
     // Route, status and timing only: never documents, tokens or personal data.
@@ -162,6 +191,124 @@ async fn track(State(state): State<AppState>, req: Request, next: Next) -> Respo
     response
 }
 
+/// Longest request target (path and query) answered; longer ones are 414 `URI_TOO_LONG`.
+const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// Paths served to anyone, however busy: probes and metrics.
+const UNLIMITED_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics"];
+
+/// The client a request authenticated as (`None`: no or a bad credential), found once by
+/// [`admit`] for the limits and reused by [`Caller`].
+#[derive(Clone)]
+struct Authenticated(Option<Client>);
+
+/// Admits a request under the limits: its target's length, its remote address's rate and
+/// in-flight count, and, when it authenticates, its client's. The guard counts it in flight.
+async fn admit(state: &AppState, req: &mut Request) -> Result<Admitted, AppError> {
+    let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if target > MAX_URI_BYTES {
+        return Err(AppError::UriTooLong(MAX_URI_BYTES));
+    }
+    let mut admitted = Admitted::default();
+    if UNLIMITED_PATHS.contains(&req.uri().path()) {
+        return Ok(admitted);
+    }
+    let limiter = state.limiter();
+    if let Some(RemoteAddr(remote)) = req.extensions().get::<RemoteAddr>() {
+        limiter.admit_address(&remote.ip().to_string(), &mut admitted)?;
+    }
+    let client = authenticate(state, req.headers(), req.extensions()).await?;
+    if let Some(client) = &client {
+        limiter.admit_client(&client.id, &mut admitted)?;
+    }
+    req.extensions_mut().insert(Authenticated(client));
+    Ok(admitted)
+}
+
+/// The client that the request's bearer token, else its verified TLS client certificate,
+/// names; `None` without a credential or with an unknown or revoked one.
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
+) -> Result<Option<Client>, AppError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let fingerprint = extensions
+        .get::<PeerCertificate>()
+        .map(PeerCertificate::fingerprint);
+    // The TLS layer verified a client certificate's chain to `[tls] client_ca`; its
+    // fingerprint names the client when no token is given.
+    let credential = match (token, &fingerprint) {
+        (Some(token), _) => Credential::Token(token),
+        (None, Some(fingerprint)) => Credential::Certificate(fingerprint),
+        (None, None) => return Ok(None),
+    };
+    Ok(state.services().authenticate(credential).await?)
+}
+
+/// Most bytes of a refused request's body read (and dropped) before the answer.
+const DRAIN_REFUSED: u64 = 1 << 20;
+
+/// Answers a request refused before its handler with `error`. Its body is read and dropped
+/// first (up to [`DRAIN_REFUSED`] bytes, for at most a second), so that a client still
+/// sending it gets the answer rather than a reset connection; a longer or slower body closes
+/// the connection after the answer.
+async fn refuse(req: Request, error: AppError) -> Response {
+    let mut body = req.into_body();
+    let drain = async {
+        let mut read: u64 = 0;
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else { return false };
+            read += frame.data_ref().map_or(0, |d| d.len() as u64);
+            if read > DRAIN_REFUSED {
+                return false;
+            }
+        }
+        true
+    };
+    let drained = tokio::time::timeout(std::time::Duration::from_secs(1), drain)
+        .await
+        .unwrap_or(false);
+    let mut response = error.into_response();
+    if !drained {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// Replaces the chain's global sequence number in `Signgate-Audit-Id` by the caller's
+/// agency's own number of that record (as `GET /v1/audit` shows it).
+async fn agency_audit_id(state: &AppState, client: &Client, response: &mut Response) {
+    let Some(seq) = response
+        .headers()
+        .get(AUDIT_ID)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i64>().ok())
+    else {
+        return;
+    };
+    match state.services().audit_number(client, seq).await {
+        Ok(number) => {
+            response
+                .headers_mut()
+                .insert(AUDIT_ID, HeaderValue::from(number));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "audit id not renumbered; left out");
+            response.headers_mut().remove(AUDIT_ID);
+        }
+    }
+}
+
+/// The header naming a request's audit record.
+const AUDIT_ID: &str = "signgate-audit-id";
+
 /// The authenticated caller: by `Authorization: Bearer` token, else by the verified TLS
 /// client certificate registered with `signgate client add --cert`.
 pub struct Caller(pub Client);
@@ -173,38 +320,12 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut axum::http::request::Parts,
         state: &AppState,
     ) -> Result<Self, AppError> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        let fingerprint = parts
-            .extensions
-            .get::<PeerCertificate>()
-            .map(PeerCertificate::fingerprint);
-        // The TLS layer verified a client certificate's chain to `[tls] client_ca`; its
-        // fingerprint names the client when no token is given.
-        let credential = match (token, &fingerprint) {
-            (Some(token), _) => Credential::Token(token),
-            (None, Some(fingerprint)) => Credential::Certificate(fingerprint),
-            (None, None) => return Err(AppError::Unauthorized),
+        let client = match parts.extensions.get::<Authenticated>() {
+            Some(Authenticated(client)) => client.clone(),
+            None => authenticate(state, &parts.headers, &parts.extensions).await?,
         };
-        match state.services().authenticate(credential).await? {
-            Some(client) => Ok(Caller(client)),
-            None => Err(AppError::Unauthorized),
-        }
+        client.map(Caller).ok_or(AppError::Unauthorized)
     }
-}
-
-fn body(result: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, AppError> {
-    result.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            AppError::PayloadTooLarge(limit)
-        } else {
-            AppError::BadRequest(format!("cannot read the request body: {e}"))
-        }
-    })
 }
 
 /// The `Idempotency-Key` header, if present and 1-200 visible characters.
@@ -243,15 +364,20 @@ async fn audit(
     let records = state.services().audit_records(&caller, page).await?;
     let records: Vec<Value> = records
         .into_iter()
-        .map(|r| {
+        .map(|AgencyRecord { number, record: r }| {
+            // The chain's global sequence number (and the link to the record before, which
+            // may be another agency's) stay out of the agency's view; its hash stays in.
+            let mut fields = serde_json::from_str::<Value>(&r.canonical).unwrap_or(Value::Null);
+            if let Some(fields) = fields.as_object_mut() {
+                fields.remove("seq");
+            }
             json!({
-                "seq": r.seq,
+                "seq": number,
                 "at": r.at,
                 "client": r.client,
                 "action": r.action,
                 "hash": r.hash,
-                "prev_hash": r.prev_hash,
-                "record": serde_json::from_str::<Value>(&r.canonical).unwrap_or(Value::Null),
+                "record": fields,
             })
         })
         .collect();

@@ -25,13 +25,22 @@ pub(super) async fn receive(
     threshold: u64,
     dir: &Path,
 ) -> Result<Input, AppError> {
+    Ok(receive_counted(body, limit, threshold, dir).await?.0)
+}
+
+/// [`receive`], with the body's length.
+pub(super) async fn receive_counted(
+    body: Body,
+    limit: usize,
+    threshold: u64,
+    dir: &Path,
+) -> Result<(Input, u64), AppError> {
     let mut body = body;
     let mut memory: Vec<u8> = Vec::new();
     let mut spool: Option<(tempfile::NamedTempFile, Hasher)> = None;
     let mut total: u64 = 0;
     while let Some(frame) = body.frame().await {
-        let frame = frame
-            .map_err(|e| AppError::BadRequest(format!("cannot read the request body: {e}")))?;
+        let frame = frame.map_err(|e| AppError::BadRequest(body_error(&e)))?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
@@ -55,13 +64,44 @@ pub(super) async fn receive(
             None => memory.extend_from_slice(&data),
         }
     }
-    Ok(match spool {
+    let input = match spool {
         None => Input::Memory(Bytes::from(memory)),
         Some((file, hash)) => Input::File {
             path: file.into_temp_path(),
             sha256: hex::encode(hash.finish()),
         },
-    })
+    };
+    Ok((input, total))
+}
+
+/// The bytes of a received body, read back from its spool file if it has one.
+pub(super) async fn into_bytes(input: Input) -> Result<Bytes, AppError> {
+    match input {
+        Input::Memory(bytes) => Ok(bytes),
+        Input::File { path, .. } => {
+            crate::blocking::run(move || std::fs::read(&path).map(Bytes::from).map_err(spool_error))
+                .await
+        }
+    }
+}
+
+/// A received body as a request body again (streamed from its spool file if it has one).
+pub(super) async fn into_body(input: Input, len: u64) -> Result<Body, AppError> {
+    match input {
+        Input::Memory(bytes) => Ok(Body::from(bytes)),
+        Input::File { path, .. } => {
+            // The open file outlives the temporary path, which unlinks it when dropped.
+            let file =
+                crate::blocking::run(move || std::fs::File::open(&path).map_err(spool_error))
+                    .await?;
+            Ok(FileBody::body(file, len))
+        }
+    }
+}
+
+/// The message of a body that could not be read.
+fn body_error(e: &axum::Error) -> String {
+    format!("cannot read the request body: {e}")
 }
 
 fn spool_error(e: impl std::fmt::Display) -> AppError {

@@ -23,12 +23,14 @@ pub(super) async fn submit(
     let claim = state.services().claim_idempotency_key(&caller, key).await;
     // The body is read first even for a replay or a refusal: answering before it is consumed
     // would reset the connection under a client that is still sending.
-    let (document, content) = read_document(&state, req).await?;
-    match state
+    // One more copy than a verification: the service keeps the document for storage.
+    let received = read_document(&state, req, super::verification::VERIFY_COPIES + 1).await?;
+    let submitted = state
         .services()
-        .submit(&caller, claim?, &query, document, content)
-        .await?
-    {
+        .submit(&caller, claim?, &query, received.document, received.content)
+        .await?;
+    drop(received.budget);
+    match submitted {
         Submitted::Replayed(stored) => Ok(replay(&stored)),
         Submitted::Created {
             response,

@@ -2,6 +2,8 @@
 //! token or client certificate, the caller's audit records, liveness, and the routing outbox
 //! counts for the metrics.
 
+use std::collections::HashMap;
+
 use subtle::ConstantTimeEq;
 
 use super::{GatewayError, Services};
@@ -17,10 +19,19 @@ pub enum Credential<'a> {
     Certificate(&'a str),
 }
 
+/// An audit record as its agency sees it: numbered among the agency's own records.
+#[derive(Debug, Clone)]
+pub struct AgencyRecord {
+    /// The agency's own number of the record (1 for its first).
+    pub number: i64,
+    /// The record as chained.
+    pub record: AuditRecord,
+}
+
 /// A page of the caller's agency's audit records.
 #[derive(Debug, Clone, Copy)]
 pub struct AuditPage<'a> {
-    /// Records after this sequence number.
+    /// Records after this one of the agency's own numbers.
     pub after: i64,
     /// Only this action.
     pub action: Option<&'a str>,
@@ -47,21 +58,52 @@ impl Services {
         Ok(client.filter(|c| !c.revoked))
     }
 
-    /// The caller's agency's audit records, oldest first.
+    /// The caller's agency's audit records, oldest first, in its own numbering (1, 2, … over
+    /// its records only), so that no agency learns how much the others did from the chain's
+    /// global sequence numbers. The chain (global numbers, hashes, checkpoints) is unchanged.
     pub async fn audit_records(
         &self,
         caller: &Client,
         page: AuditPage<'_>,
-    ) -> Result<Vec<AuditRecord>, GatewayError> {
+    ) -> Result<Vec<AgencyRecord>, GatewayError> {
         Ok(self
             .store()
-            .audit_for_agency(
+            .audit_numbered_for_agency(
                 &caller.agency,
-                page.after,
+                page.after.max(0),
                 page.action,
                 page.limit.clamp(1, 1000),
             )
+            .await?
+            .into_iter()
+            .map(|(number, record)| AgencyRecord { number, record })
+            .collect())
+    }
+
+    /// The caller's agency's own number of its audit record `seq` (a global sequence number,
+    /// e.g. of the request just served).
+    pub async fn audit_number(&self, caller: &Client, seq: i64) -> Result<i64, GatewayError> {
+        Ok(self
+            .store()
+            .audit_agency_number(&caller.agency, seq)
             .await?)
+    }
+
+    /// [`Services::audit_number`] of each of `seqs`, in one query.
+    pub async fn audit_numbers(
+        &self,
+        caller: &Client,
+        seqs: &[i64],
+    ) -> Result<HashMap<i64, i64>, GatewayError> {
+        let (Some(first), Some(last)) = (seqs.iter().min(), seqs.iter().max()) else {
+            return Ok(HashMap::new());
+        };
+        Ok(self
+            .store()
+            .audit_agency_numbers(&caller.agency, *first, *last)
+            .await?
+            .into_iter()
+            .collect())
     }
 
     /// Liveness: the database answers.

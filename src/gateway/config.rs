@@ -38,6 +38,90 @@ pub struct LocalPublication {
     pub publication: Arc<Publication>,
 }
 
+/// A sustained request rate with a burst allowance (a token bucket).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    /// Requests per second, sustained.
+    pub per_sec: f64,
+    /// Requests allowed at once above the rate (the bucket's size).
+    pub burst: u32,
+}
+
+impl Rate {
+    /// `per_sec` with `burst`, or no limit when either is 0.
+    fn limit(per_sec: f64, burst: u32) -> Option<Rate> {
+        (per_sec > 0.0 && burst > 0).then_some(Rate { per_sec, burst })
+    }
+}
+
+/// Limits against one client and on the API listener (`[limits]`); `None` or 0 means off.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Requests per client (bearer token or client certificate).
+    pub client_rate: Option<Rate>,
+    /// Requests in flight per client.
+    pub client_concurrency: usize,
+    /// Requests per remote IP address.
+    pub ip_rate: Option<Rate>,
+    /// Requests in flight per remote IP address.
+    pub ip_concurrency: usize,
+    /// Connections open at once; beyond it an idle connection is closed to make room, or the
+    /// new one is closed at once.
+    pub max_connections: usize,
+    /// Longest time from a request's first byte to its last header byte.
+    pub header_read_timeout: Duration,
+    /// Longest time from a request's headers to the last byte of its body.
+    pub body_read_timeout: Duration,
+    /// Longest time a connection stays open with no request in flight.
+    pub idle_timeout: Duration,
+    /// Bytes of request bodies that verifications and submissions hold in memory at once.
+    pub body_memory_bytes: u64,
+    /// Bytes of a verify or submission body kept in memory while it arrives; the rest is
+    /// spooled to disk.
+    pub spool_threshold: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::from_file(&crate::config::LimitsConfig::default())
+    }
+}
+
+impl Limits {
+    /// The limits of a `[limits]` table, with the defaults for what it leaves out.
+    pub fn from_file(f: &crate::config::LimitsConfig) -> Self {
+        Self {
+            client_rate: Rate::limit(
+                f.client_rate_per_sec.unwrap_or(50.0),
+                f.client_burst.unwrap_or(200),
+            ),
+            client_concurrency: f.client_concurrency.unwrap_or(32),
+            ip_rate: Rate::limit(
+                f.ip_rate_per_sec.unwrap_or(200.0),
+                f.ip_burst.unwrap_or(800),
+            ),
+            ip_concurrency: f.ip_concurrency.unwrap_or(128),
+            max_connections: match f.max_connections.unwrap_or(512) {
+                0 => usize::MAX,
+                n => n,
+            },
+            header_read_timeout: seconds(f.header_read_timeout_secs.unwrap_or(10)),
+            body_read_timeout: seconds(f.body_read_timeout_secs.unwrap_or(120)),
+            idle_timeout: seconds(f.idle_timeout_secs.unwrap_or(30)),
+            body_memory_bytes: f.body_memory_mib.unwrap_or(256) << 20,
+            spool_threshold: f.spool_threshold_kib.unwrap_or(1024) << 10,
+        }
+    }
+}
+
+/// `n` seconds, or (0) no limit: a century.
+fn seconds(n: u64) -> Duration {
+    match n {
+        0 => Duration::from_secs(100 * 365 * 24 * 3600),
+        n => Duration::from_secs(n),
+    }
+}
+
 /// What the services need at run time.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -69,6 +153,8 @@ pub struct Settings {
     pub idempotency_ttl: Duration,
     /// Publication points answered in-process (the demo PKI's in demo mode).
     pub local_publications: Vec<LocalPublication>,
+    /// Rate, concurrency, connection, timeout and memory limits.
+    pub limits: Limits,
 }
 
 impl Settings {
@@ -89,6 +175,7 @@ impl Settings {
             spool_dir: data_dir.join("spool"),
             idempotency_ttl: Duration::from_secs(super::idempotency::DEFAULT_TTL_HOURS * 3600),
             local_publications: Vec::new(),
+            limits: Limits::default(),
         }
     }
 
@@ -294,6 +381,7 @@ impl GatewayConfig {
                 .unwrap_or(super::idempotency::DEFAULT_TTL_HOURS)
                 * 3600,
         );
+        settings.limits = Limits::from_file(&parsed.limits);
         let listen = listen
             .map(String::from)
             .or(parsed.listen.clone())

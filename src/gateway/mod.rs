@@ -29,6 +29,7 @@ pub mod demo;
 pub mod fetch;
 pub mod idempotency;
 pub mod intake;
+pub mod limits;
 pub mod metrics;
 mod run;
 pub mod signing;

@@ -161,12 +161,12 @@ impl Gateway {
         let router = (app.api)(services.clone(), node.clone()).await?;
         let listener = bind(&addr.to_string()).await?;
         let api_addr = local_addr(&listener)?;
-        tasks.spawn(crate::tls::serve_http(
+        tasks.spawn(crate::tls::serve_http_with(
             listener,
             acceptor.clone(),
             router,
             stopped(stop.subscribe()),
-            drain,
+            serve_limits(&config.settings.limits, drain),
         ));
         Ok(Running {
             api_addr,
@@ -200,6 +200,17 @@ fn lock_data_folder(spool: &Path) -> Result<(std::fs::File, bool), GatewayError>
     let alone =
         rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok();
     Ok((file, alone))
+}
+
+/// The API listener's limits: connections and timeouts from `[limits]`, and the drain.
+fn serve_limits(limits: &super::config::Limits, drain: Duration) -> crate::tls::ServeLimits {
+    crate::tls::ServeLimits {
+        max_connections: limits.max_connections,
+        header_read_timeout: limits.header_read_timeout,
+        body_read_timeout: limits.body_read_timeout,
+        idle_timeout: limits.idle_timeout,
+        drain,
+    }
 }
 
 /// Starts the routing node of `routing` over `services`: its mutual-TLS listener for peers

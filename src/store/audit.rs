@@ -364,6 +364,49 @@ impl Store {
         )
     }
 
+    /// Agency `agency`'s own numbering of its records: `(n, record)` where `n` counts the
+    /// agency's records from 1 in chain order; those numbered above `after` (and of `action`,
+    /// if given), at most `limit`. The global sequence numbers stay out of the agency's view.
+    pub async fn audit_numbered_for_agency(
+        &self,
+        agency: &str,
+        after: i64,
+        action: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<(i64, AuditRecord)>, StoreError> {
+        let sql = "SELECT n, seq, prev_hash, hash, canonical, at, agency, client, action FROM                    (SELECT ROW_NUMBER() OVER (ORDER BY seq) AS n, seq, prev_hash, hash, canonical, at, agency, client, action                     FROM audit WHERE agency = $1) numbered                    WHERE n > $2 AND ($3 = '' OR action = $3) ORDER BY seq LIMIT $4";
+        let action = action.unwrap_or("");
+        Ok(
+            super::with_pool!(self, p => sqlx::query(sql).bind(agency).bind(after).bind(action).bind(limit)
+            .fetch_all(p).await?.iter().map(|r| (r.get::<i64, _>("n"), record_from_row!(r))).collect()),
+        )
+    }
+
+    /// The agency's own number of its record `seq`: how many of its records are at or
+    /// before it in the chain.
+    pub async fn audit_agency_number(&self, agency: &str, seq: i64) -> Result<i64, StoreError> {
+        let sql = "SELECT COUNT(*) FROM audit WHERE agency = $1 AND seq <= $2";
+        Ok(super::with_pool!(self, p => {
+            let r = sqlx::query(sql).bind(agency).bind(seq).fetch_one(p).await?;
+            r.get::<i64, _>(0)
+        }))
+    }
+
+    /// [`Store::audit_agency_number`] of each of the agency's records from `first` to
+    /// `last` (global sequence numbers, inclusive), as `(seq, n)`.
+    pub async fn audit_agency_numbers(
+        &self,
+        agency: &str,
+        first: i64,
+        last: i64,
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
+        let sql = "SELECT seq, n FROM (SELECT seq, ROW_NUMBER() OVER (ORDER BY seq) AS n                    FROM audit WHERE agency = $1 AND seq <= $3) numbered WHERE seq >= $2";
+        Ok(
+            super::with_pool!(self, p => sqlx::query(sql).bind(agency).bind(first).bind(last)
+            .fetch_all(p).await?.iter().map(|r| (r.get::<i64, _>("seq"), r.get::<i64, _>("n"))).collect()),
+        )
+    }
+
     /// The head: last sequence number and hash.
     pub async fn audit_head(&self) -> Result<(i64, String), StoreError> {
         Ok(super::with_pool!(self, p => {

@@ -1,5 +1,9 @@
 //! Bad input through the CLI: each case gives `signgate: CODE: ` on stderr, the exit code of
-//! CONTRACTS.md §1, and leaves no output file (nor a temporary one) behind.
+//! CONTRACTS.md §1, and leaves no output file (nor a temporary one) behind. Through HTTP
+//! (issue 16 item 7): every error answer has the JSON error shape (405 with `Allow`, 414, a
+//! bad path segment), 401 carries `WWW-Authenticate`, no message shows a server path, the
+//! agency's audit view hides the global sequence, `schemas/openapi.json` passes
+//! openapi-spec-validator, and schemathesis finds the real answers conforming to it.
 //!
 //! Bad certificates come from a demo PKI generated once per test binary
 //! ([`signgate::pki::demo::DemoPki::issue_leaf`]); nothing here needs a live server.
@@ -373,4 +377,286 @@ fn broken_png_is_image_invalid() {
             65,
         );
     }
+}
+
+/// `method url` with a token and extra headers: status, headers (lowercase names) and body.
+fn http(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let mut req = ureq::request(method, url);
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    let response = match req.call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{method} {url}: {e}"),
+    };
+    let status = response.status();
+    let names = response.headers_names();
+    let headers = names
+        .iter()
+        .filter_map(|n| Some((n.to_lowercase(), response.header(n)?.to_string())))
+        .collect();
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut response.into_reader(), &mut body).expect("body");
+    (status, headers, body)
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The error code of a JSON error answer, after checking its shape and content type.
+fn json_error(status: u16, headers: &[(String, String)], body: &[u8]) -> String {
+    assert_eq!(
+        header(headers, "content-type"),
+        Some("application/json"),
+        "{status}: {}",
+        String::from_utf8_lossy(body)
+    );
+    let v: serde_json::Value = serde_json::from_slice(body).expect("JSON");
+    assert!(v["error"]["message"].is_string(), "{v}");
+    assert!(v["error"]["request_id"].is_string(), "{v}");
+    v["error"]["code"].as_str().expect("code").to_string()
+}
+
+#[test]
+fn http_errors_have_the_json_shape() {
+    let gw = DemoGateway::start();
+    let token = gw.token.as_str();
+
+    // 405 with Allow.
+    let (status, headers, body) = http("DELETE", &gw.url("v1/sign"), Some(token), &[]);
+    assert_eq!(status, 405);
+    assert_eq!(json_error(status, &headers, &body), "METHOD_NOT_ALLOWED");
+    assert!(
+        header(&headers, "allow").is_some_and(|a| a.contains("POST")),
+        "{headers:?}"
+    );
+
+    // A path segment of the wrong type.
+    let (status, headers, body) = http(
+        "GET",
+        &gw.url("v1/batches/x/documents/notanumber"),
+        Some(token),
+        &[],
+    );
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(json_error(status, &headers, &body), "USAGE");
+
+    // 414.
+    let long = format!("v1/audit?action={}", "a".repeat(10_000));
+    let (status, headers, body) = http("GET", &gw.url(&long), Some(token), &[]);
+    assert_eq!(status, 414);
+    assert_eq!(json_error(status, &headers, &body), "URI_TOO_LONG");
+
+    // Beyond hyper's own 64 KiB limit, and an unparsable request: hyper answers, in the shape.
+    for request in [
+        format!(
+            "GET /v1/audit?action={} HTTP/1.1\r\nHost: x\r\n\r\n",
+            "a".repeat(70_000)
+        ),
+        "GET /v1/audit HTTP/1.1\r\nHost x\r\n\r\n".to_string(),
+    ] {
+        let mut tcp = std::net::TcpStream::connect(("127.0.0.1", gw.server.port)).expect("connect");
+        std::io::Write::write_all(&mut tcp, request.as_bytes()).expect("send");
+        tcp.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .expect("timeout");
+        let mut answer = String::new();
+        let _ = std::io::Read::read_to_string(&mut tcp, &mut answer);
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+        assert!(head.starts_with("HTTP/1.1 4"), "{answer}");
+        assert!(head.contains("content-type: application/json"), "{head}");
+        let v: serde_json::Value = serde_json::from_str(body).expect("JSON body");
+        let expected = if request.len() > 65_536 {
+            "URI_TOO_LONG"
+        } else {
+            "USAGE"
+        };
+        assert_eq!(v["error"]["code"], expected, "{v}");
+    }
+
+    // 401 says how to authenticate, with and without a token.
+    for t in [None, Some("sg_wrong")] {
+        let (status, headers, body) = http("GET", &gw.url("v1/audit"), t, &[]);
+        assert_eq!(status, 401);
+        assert_eq!(json_error(status, &headers, &body), "UNAUTHORIZED");
+        assert!(
+            header(&headers, "www-authenticate").is_some_and(|v| v.starts_with("Bearer")),
+            "{headers:?}"
+        );
+    }
+
+    // A key file gone missing: the error names the key, not where it lives on the server.
+    let data = gw.dir.path().join("data");
+    std::fs::remove_file(data.join("demo/agency-signer.p12")).expect("remove the demo key");
+    let pdf = std::fs::read(sample_pdf()).expect("sample");
+    let signed = gw.post("v1/sign?key=demo-agency", &pdf);
+    assert!(signed.status >= 400, "signed without its key file");
+    let message = signed.error_message();
+    let shown = std::fs::canonicalize(&data).expect("data dir");
+    for dir in [data.display().to_string(), shown.display().to_string()] {
+        assert!(!message.contains(&dir), "server path in: {message}");
+    }
+    assert!(
+        !message.contains("agency-signer.p12"),
+        "server path in: {message}"
+    );
+}
+
+#[test]
+fn the_audit_view_numbers_an_agencys_own_records() {
+    let gw = DemoGateway::start();
+    // Another agency's activity between two of this agency's requests.
+    let other = run_ok(&mut demo_admin(
+        gw.dir.path(),
+        &["client", "add", "--agency", "other", "--name", "o"],
+    ));
+    let other: serde_json::Value = serde_json::from_slice(&other.stdout).expect("JSON");
+    let other = other["token"].as_str().expect("token").to_string();
+    let pdf = std::fs::read(sample_pdf()).expect("sample");
+    let first = gw.post("v1/sign?key=demo-agency", &pdf);
+    assert_eq!(
+        first.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&first.body)
+    );
+    for _ in 0..5 {
+        let r = request(
+            "POST",
+            &gw.url("v1/verify"),
+            Some(&other),
+            Some(&first.body),
+        );
+        assert_eq!(r.status, 200);
+    }
+    let second = gw.post("v1/verify", &first.body);
+    let ids: Vec<i64> = [&first, &second]
+        .iter()
+        .map(|r| {
+            r.audit_id
+                .as_deref()
+                .and_then(|s| s.parse().ok())
+                .expect("audit id")
+        })
+        .collect();
+    assert_eq!(
+        ids[1],
+        ids[0] + 1,
+        "the other agency's 5 records show in {ids:?}"
+    );
+
+    let page = request("GET", &gw.url("v1/audit?limit=1000"), Some(&gw.token), None).json();
+    let records = page["records"].as_array().expect("records");
+    let seqs: Vec<i64> = records
+        .iter()
+        .map(|r| r["seq"].as_i64().expect("seq"))
+        .collect();
+    let expected: Vec<i64> = (1..=seqs.len() as i64).collect();
+    assert_eq!(seqs, expected, "the agency's records are numbered 1, 2, …");
+    for r in records {
+        assert!(r["record"].get("seq").is_none(), "global seq shown: {r}");
+        assert!(r.get("prev_hash").is_none(), "chain link shown: {r}");
+        assert_eq!(r["hash"].as_str().map(str::len), Some(64), "{r}");
+    }
+    assert!(records
+        .iter()
+        .any(|r| r["seq"] == ids[1] && r["action"] == "verify"));
+    // Paging continues from the agency's own numbers.
+    let after = request(
+        "GET",
+        &gw.url(&format!("v1/audit?after={}", ids[0])),
+        Some(&gw.token),
+        None,
+    )
+    .json();
+    assert_eq!(after["records"][0]["seq"], ids[1]);
+    // The chain itself is intact.
+    let verified = run(&mut demo_admin(gw.dir.path(), &["audit", "verify"]));
+    assert!(verified.status.success(), "{}", stderr_str(&verified));
+}
+
+#[test]
+fn the_api_document_is_a_valid_openapi_description() {
+    let Some(validator) = require_tool("openapi-spec-validator") else {
+        return;
+    };
+    let out = run(Command::new(validator).arg(repo_root().join("schemas/openapi.json")));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        stdout_str(&out),
+        stderr_str(&out)
+    );
+    // The document the gateway serves is that file.
+    let doc: serde_json::Value = serde_json::from_str(signgate::api::OPENAPI).expect("JSON");
+    let batch_download = &doc["paths"]["/v1/batches/{id}/documents/{n}"]["get"]["responses"]["200"];
+    for media in [
+        "application/pdf",
+        "application/pkcs7-signature",
+        "application/xml",
+    ] {
+        assert!(batch_download["content"].get(media).is_some(), "{media}");
+    }
+    for (path, method) in [
+        ("/v1/verify", "post"),
+        ("/v1/submissions", "post"),
+        ("/v1/audit", "get"),
+        ("/v1/batches/{id}/documents/{n}", "get"),
+    ] {
+        let responses = &doc["paths"][path][method]["responses"];
+        for code in ["400", "401", "429"] {
+            assert!(responses.get(code).is_some(), "{method} {path}: no {code}");
+        }
+    }
+}
+
+#[test]
+fn schemathesis_finds_the_answers_conforming_to_the_api_document() {
+    let Some(st) = require_tool("st") else {
+        return;
+    };
+    let gw = DemoGateway::start();
+    let report = gw.dir.path().join("st-report");
+    let out = run(Command::new(st)
+        .args(["run", "--url"])
+        .arg(gw.server.url.trim_end_matches('/'))
+        .arg(repo_root().join("schemas/openapi.json"))
+        .args(["--header", &format!("Authorization: Bearer {}", gw.token)])
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance",
+            "--max-examples",
+            "8",
+            "--phases",
+            "examples,fuzzing",
+            "--seed",
+            "16",
+            "--workers",
+            "1",
+            "--max-time",
+            "90",
+            "--request-timeout",
+            "20",
+            "--exclude-path-regex",
+            "^/v1/route/",
+            "--suppress-health-check",
+            "all",
+            "--report-dir",
+        ])
+        .arg(&report)
+        .env("NO_COLOR", "1"));
+    let text = format!("{}{}", stdout_str(&out), stderr_str(&out));
+    assert!(out.status.success(), "{text}");
 }

@@ -13,6 +13,7 @@
 
 mod common;
 
+mod abuse;
 mod api;
 mod architecture;
 mod batch;
