@@ -45,6 +45,25 @@ pub struct FileConfig {
     pub routing: Option<crate::routing::RoutingFileConfig>,
     /// `[tls]`: serve the API over HTTPS, accepting client certificates.
     pub tls: Option<TlsConfig>,
+    /// `[fetch]`: the outbound fetch policy of verification (AIA, CRL, OCSP).
+    #[serde(default)]
+    pub fetch: FetchFileConfig,
+}
+
+/// `[fetch]`: what verification may fetch (see `crate::gateway::fetch`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetchFileConfig {
+    /// Addresses outside the public internet that may be fetched anyway: `ADDRESS`,
+    /// `ADDRESS/PREFIX` or `ADDRESS:PORT` (default: none).
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Largest answer accepted, in KiB (default 16384).
+    pub max_response_kib: Option<u64>,
+    /// Fetch missing intermediates from AIA caIssuers URLs (default false).
+    pub chase_issuers: Option<bool>,
+    /// Most answers cached (default 256).
+    pub cache_entries: Option<usize>,
 }
 
 /// `[tls]`: the API listener's certificate (PKCS#12, or PEM certificate and key) and the CA

@@ -67,6 +67,8 @@ pub struct Settings {
     pub spool_dir: PathBuf,
     /// Publication points answered in-process (the demo PKI's in demo mode).
     pub local_publications: Vec<LocalPublication>,
+    /// Outbound fetch policy (`[fetch]`) and the process's cache of fetched answers.
+    pub fetch: super::fetch::OutboundFetch,
 }
 
 impl Settings {
@@ -86,6 +88,7 @@ impl Settings {
             batch_dir: data_dir.join("batches"),
             spool_dir: data_dir.join("spool"),
             local_publications: Vec::new(),
+            fetch: Default::default(),
         }
     }
 
@@ -108,6 +111,7 @@ impl Settings {
         Box::new(super::fetch::GatewayFetcher::new(
             self.local_publications.clone(),
             self.fetch_timeout,
+            self.fetch.clone(),
         ))
     }
 
@@ -281,6 +285,14 @@ impl GatewayConfig {
         settings.tsa_url = parsed.tsa_url.clone();
         settings.max_body_bytes = parsed.max_body_mib.unwrap_or(64) * 1024 * 1024;
         settings.offline = parsed.offline;
+        let mut fetch = super::fetch::FetchPolicy::from_file(&parsed.fetch)
+            .map_err(|e| GatewayError::Config(e.to_string()))?;
+        if demo.is_some() {
+            // The demo PKI's publication point (answered in-process anyway).
+            let point = demo::PUBLICATION_BASE_URL.trim_start_matches("http://");
+            fetch.allow.extend(point.trim_end_matches('/').parse().ok());
+        }
+        settings.fetch = super::fetch::OutboundFetch::new(fetch);
         settings.fetch_timeout = Duration::from_secs(parsed.fetch_timeout_secs.unwrap_or(10));
         settings.request_timeout = Duration::from_secs(parsed.request_timeout_secs.unwrap_or(300));
         settings.drain_timeout =
