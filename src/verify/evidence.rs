@@ -133,3 +133,37 @@ fn deref<'a>(doc: &'a Document, obj: &'a Object) -> Option<&'a Object> {
         other => Some(other),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lopdf::{dictionary, Stream};
+    use std::io::Write;
+
+    fn deflated(bytes: &[u8]) -> Vec<u8> {
+        let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(bytes).unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn dss_streams_inflate_within_one_budget() {
+        let mut doc = Document::with_version("1.7");
+        let small = doc.add_object(Stream::new(
+            dictionary! { "Filter" => "FlateDecode" },
+            deflated(b"crl bytes"),
+        ));
+        // 40 MiB of zeros in ~40 KiB: over the budget, so left out rather than inflated.
+        let bomb = doc.add_object(Stream::new(
+            dictionary! { "Filter" => "FlateDecode" },
+            deflated(&vec![0u8; 40 << 20]),
+        ));
+        let dss = doc.add_object(dictionary! {
+            "CRLs" => vec![small.into(), bomb.into()],
+        });
+        let catalog = doc.add_object(dictionary! { "Type" => "Catalog", "DSS" => dss });
+        doc.trailer.set("Root", catalog);
+        let (evidence, _) = from_dss(&doc);
+        assert_eq!(evidence.crls, vec![b"crl bytes".to_vec()]);
+    }
+}
