@@ -233,15 +233,21 @@ fn resigned_ocsp(data: &[u8]) -> Option<Vec<u8>> {
 /// OCSP responses and CRLs past their signature: the input, read as a CRL and as an OCSP
 /// response, is re-signed by the CA of a fixed certificate and offered as evidence about it.
 pub fn revocation_signed(data: &[u8]) {
+    let _ = revocation_signed_status(data);
+}
+
+/// What [`revocation_signed`] concludes: the status of the fixed certificate, or `None` when
+/// the input is neither a CRL nor an OCSP response.
+pub fn revocation_signed_status(data: &[u8]) -> Option<signgate::verify::revocation::Status> {
     let p = pki();
     let evidence = Evidence {
         ocsp: resigned_ocsp(data).into_iter().collect(),
         crls: resigned_crl(data).into_iter().collect(),
     };
     if evidence.ocsp.is_empty() && evidence.crls.is_empty() {
-        return;
+        return None;
     }
-    let _ = check(
+    let checked = check(
         &p.ee,
         &p.ca,
         std::slice::from_ref(&p.ca),
@@ -249,6 +255,7 @@ pub fn revocation_signed(data: &[u8]) {
         None,
         validation_time(),
     );
+    Some(checked.status)
 }
 
 /// The hardened XML parser, every canonicalization method on the whole document and on the

@@ -101,3 +101,21 @@ fn edxml_zip_seeds() {
 fn http_api_seeds() {
     run("http_api");
 }
+
+#[test]
+fn revocation_signed_reaches_past_the_signature_check() {
+    use signgate::verify::revocation::Status;
+    let seed = |name: &str| {
+        std::fs::read(repo_root().join("fuzz/seeds/revocation_signed").join(name)).unwrap()
+    };
+    // The re-signed OCSP response and CRL are accepted: their status decides (good).
+    assert_eq!(
+        bodies::revocation_signed_status(&seed("demo-good.ocsp")),
+        Some(Status::Good)
+    );
+    assert_eq!(
+        bodies::revocation_signed_status(&seed("pkits-trust-anchor.crl")),
+        Some(Status::Good)
+    );
+    assert_eq!(bodies::revocation_signed_status(b"not DER"), None);
+}
