@@ -309,7 +309,12 @@ struct Api {
 fn api() -> &'static Api {
     static API: OnceLock<Api> = OnceLock::new();
     API.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("tempdir");
+        // Kept for the life of the process (a static is never dropped): named so it can be
+        // found and removed after a campaign.
+        let dir = tempfile::Builder::new()
+            .prefix("signgate-fuzz-api-")
+            .tempdir()
+            .expect("tempdir");
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
