@@ -2,6 +2,9 @@
 # CI step for the fuzz targets: builds every target (nightly toolchain, libFuzzer, ASan) and
 # runs each for a few seconds from the committed seeds, so a target that no longer builds or
 # crashes at once fails the step. Not a fuzzing campaign (see SECURITY.md for those).
+# tests/run does not call it: building the fuzz workspace is a second full build with ASan
+# (SECURITY.md, "Fuzzing", has the measured time); CI instead runs every target's function over
+# its seeds as a normal test (`cargo test --test it fuzz_seeds::`, stable toolchain).
 # Usage: fuzz/ci.sh [SECONDS_PER_TARGET]   (default 5)
 # Needs: cargo-fuzz (`cargo install cargo-fuzz`) and a nightly toolchain (`rustup toolchain
 # install nightly`); without them it fails under CI=true and skips with a reason otherwise.

@@ -40,10 +40,12 @@ put xml_c14n "$ROOT"/tests/data/xml/*.xml "$ROOT"/tests/data/xml/c14n/*.xml "$SH
 put edxml_zip "$ROOT"/tests/data/xml/*.xml
 der_of_pem x509_revocation "$ROOT"/tests/data/pki-throwaway/*.pem "$SHARED"/trust/*.pem
 put x509_revocation "$SHARED"/trust/*.der "$SHARED"/trust/*.crt
+put revocation_signed "$ROOT"/certs/demo/*.crl
 
 PKITS=$("$VENV/bin/python" -c 'import cryptography_vectors, os; print(os.path.dirname(cryptography_vectors.__file__))' 2>/dev/null || true)
 if [[ -n $PKITS && -d $PKITS/x509/PKITS_data ]]; then
   put x509_revocation "$PKITS"/x509/PKITS_data/crls/*.crl "$PKITS"/x509/PKITS_data/certs/*.crt
+  put revocation_signed "$PKITS"/x509/PKITS_data/crls/*.crl
   for eml in "$PKITS"/x509/PKITS_data/smime/*.eml; do
     out=$FUZZ/corpus/cms_tsp/$(basename "$eml" .eml).p7s
     [[ -f $out ]] || openssl smime -pk7out -in "$eml" -outform der -out "$out" 2>/dev/null || true

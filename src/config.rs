@@ -50,6 +50,9 @@ pub struct FileConfig {
     /// `[limits]`: rate, concurrency, connection, timeout and memory limits.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// `[fetch]`: the outbound fetch policy of verification (AIA, CRL, OCSP).
+    #[serde(default)]
+    pub fetch: FetchFileConfig,
 }
 
 /// `[limits]`, as written: every field optional, defaults in
@@ -82,6 +85,22 @@ pub struct LimitsConfig {
     /// KiB of a verify or submission body kept in memory while it arrives; beyond, it is
     /// spooled to `data_dir/spool`.
     pub spool_threshold_kib: Option<u64>,
+}
+
+/// `[fetch]`: what verification may fetch (see `crate::gateway::fetch`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetchFileConfig {
+    /// Addresses outside the public internet that may be fetched anyway: `ADDRESS`,
+    /// `ADDRESS/PREFIX` or `ADDRESS:PORT` (default: none).
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Largest answer accepted, in KiB (default 16384).
+    pub max_response_kib: Option<u64>,
+    /// Fetch missing intermediates from AIA caIssuers URLs (default false).
+    pub chase_issuers: Option<bool>,
+    /// Most answers cached (default 256).
+    pub cache_entries: Option<usize>,
 }
 
 /// `[tls]`: the API listener's certificate (PKCS#12, or PEM certificate and key) and the CA

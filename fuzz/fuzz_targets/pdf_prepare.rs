@@ -1,11 +1,4 @@
-//! The signing side's PDF reader: preparing an incremental update (trailer, xref tables and
-//! streams, pages, AcroForm) of an uploaded PDF.
+//! The signing side's PDF reader (see `signgate_fuzz::pdf_prepare`).
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use signgate::pdf::{prepare, PdfSignOptions};
-
-fuzz_target!(|data: &[u8]| {
-    let opts = PdfSignOptions::new(time::OffsetDateTime::UNIX_EPOCH);
-    let _ = prepare(data, &opts);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| signgate_fuzz::pdf_prepare(data));

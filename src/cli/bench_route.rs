@@ -60,6 +60,16 @@ fn fail(what: &str, e: impl std::fmt::Display) -> CliError {
 fn settings(root: &Path, work: &Path) -> Settings {
     let mut settings = Settings::new(work, String::new());
     settings.trust = vec![root.to_path_buf()];
+    // The bench PKI's publication point is on loopback, which the fetch policy refuses unless
+    // allowed.
+    settings.fetch =
+        crate::gateway::fetch::OutboundFetch::new(crate::gateway::fetch::FetchPolicy {
+            allow: vec![crate::gateway::fetch::Allowed::Net {
+                addr: std::net::Ipv4Addr::LOCALHOST.into(),
+                prefix: 32,
+            }],
+            ..Default::default()
+        });
     settings
 }
 

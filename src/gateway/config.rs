@@ -155,6 +155,8 @@ pub struct Settings {
     pub local_publications: Vec<LocalPublication>,
     /// Rate, concurrency, connection, timeout and memory limits.
     pub limits: Limits,
+    /// Outbound fetch policy (`[fetch]`) and the process's cache of fetched answers.
+    pub fetch: super::fetch::OutboundFetch,
 }
 
 impl Settings {
@@ -176,6 +178,7 @@ impl Settings {
             idempotency_ttl: Duration::from_secs(super::idempotency::DEFAULT_TTL_HOURS * 3600),
             local_publications: Vec::new(),
             limits: Limits::default(),
+            fetch: Default::default(),
         }
     }
 
@@ -198,6 +201,7 @@ impl Settings {
         Box::new(super::fetch::GatewayFetcher::new(
             self.local_publications.clone(),
             self.fetch_timeout,
+            self.fetch.clone(),
         ))
     }
 
@@ -371,6 +375,14 @@ impl GatewayConfig {
         settings.tsa_url = parsed.tsa_url.clone();
         settings.max_body_bytes = parsed.max_body_mib.unwrap_or(64) * 1024 * 1024;
         settings.offline = parsed.offline;
+        let mut fetch = super::fetch::FetchPolicy::from_file(&parsed.fetch)
+            .map_err(|e| GatewayError::Config(e.to_string()))?;
+        if demo.is_some() {
+            // The demo PKI's publication point (answered in-process anyway).
+            let point = demo::PUBLICATION_BASE_URL.trim_start_matches("http://");
+            fetch.allow.extend(point.trim_end_matches('/').parse().ok());
+        }
+        settings.fetch = super::fetch::OutboundFetch::new(fetch);
         settings.fetch_timeout = Duration::from_secs(parsed.fetch_timeout_secs.unwrap_or(10));
         settings.request_timeout = Duration::from_secs(parsed.request_timeout_secs.unwrap_or(300));
         settings.drain_timeout =

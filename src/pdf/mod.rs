@@ -56,8 +56,9 @@ pub const DEFAULT_CONTENTS_SIZE: usize = 16384;
 /// bounds the memory a decompression bomb can take.
 pub const MAX_DECOMPRESSED_STREAM: usize = 32 << 20;
 
-/// Parses a whole PDF with signgate's limits (input size, stream inflation; lopdf itself
-/// bounds nesting depth). Every module that reads a PDF goes through here.
+/// Parses a whole PDF with signgate's limits (input size, stream inflation: each object or
+/// cross-reference stream to [`MAX_DECOMPRESSED_STREAM`], lopdf bounding the filters per
+/// stream; lopdf itself bounds nesting depth). Every module that reads a PDF goes through here.
 pub fn parse_document(input: &[u8]) -> Result<lopdf::Document, lopdf::Error> {
     if input.len() > MAX_INPUT_LEN {
         return Err(lopdf::Error::Syntax(format!(
@@ -68,7 +69,12 @@ pub fn parse_document(input: &[u8]) -> Result<lopdf::Document, lopdf::Error> {
         max_decompressed_size: Some(MAX_DECOMPRESSED_STREAM),
         ..lopdf::LoadOptions::default()
     };
-    lopdf::Document::load_mem_with_options(input, options)
+    lopdf::Document::load_mem_with_options(input, options).map_err(|e| match e {
+        // lopdf prints every decompression failure as "couldn't decompress stream": keep the
+        // reason (a stream over MAX_DECOMPRESSED_STREAM says "possible decompression bomb").
+        lopdf::Error::Decompress(why) => lopdf::Error::Syntax(format!("a stream: {why}")),
+        other => other,
+    })
 }
 
 /// Size from which callers holding a file sign it with [`prepare_file`] rather than reading it

@@ -290,9 +290,12 @@ pub fn weak_algorithms(path: &[X509], min_rsa_bits: u32) -> Vec<String> {
 }
 
 /// Fetches missing issuer certificates from the AIA caIssuers URLs of `cert` and of what
-/// it finds, up to a few levels (DER or PEM answers).
+/// it finds, up to a few levels (DER or PEM answers), when the fetcher chases issuers.
 pub fn fetch_issuers(cert: &X509, fetcher: &dyn super::Fetcher) -> Vec<X509> {
     let mut found: Vec<X509> = Vec::new();
+    if !fetcher.chases_issuers() {
+        return found;
+    }
     let mut current = cert.clone();
     for _ in 0..4 {
         let urls: Vec<String> = current

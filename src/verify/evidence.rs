@@ -80,6 +80,10 @@ fn read_revocation_sequence(der: &[u8], basic_ocsp: bool, evidence: &mut Evidenc
     }
 }
 
+/// Most bytes the streams of one DSS may inflate to in all (a DSS stream over what is left is
+/// not used).
+pub const DSS_INFLATE_BUDGET: usize = crate::pdf::MAX_DECOMPRESSED_STREAM;
+
 /// The DSS of a PDF: its OCSP responses and CRLs, and its certificates (as intermediates).
 pub fn from_dss(doc: &Document) -> (Evidence, Vec<X509>) {
     let mut evidence = Evidence::default();
@@ -90,15 +94,23 @@ pub fn from_dss(doc: &Document) -> (Evidence, Vec<X509>) {
     let Some(Object::Dictionary(dss)) = catalog.get(b"DSS").ok().and_then(|d| deref(doc, d)) else {
         return (evidence, certs);
     };
-    let streams = |key: &[u8]| -> Vec<Vec<u8>> {
+    // Every DSS stream inflates within what is left of one budget for the whole DSS: a small
+    // file cannot make the verifier hold more than DSS_INFLATE_BUDGET bytes of evidence.
+    let mut left = DSS_INFLATE_BUDGET;
+    let mut streams = |key: &[u8]| -> Vec<Vec<u8>> {
         match dss.get(key).ok().and_then(|a| deref(doc, a)) {
             Some(Object::Array(items)) => items
                 .iter()
                 .filter_map(|i| match deref(doc, i) {
-                    Some(Object::Stream(s)) => s
-                        .decompressed_content()
-                        .ok()
-                        .or_else(|| Some(s.content.clone())),
+                    Some(Object::Stream(s)) => {
+                        let bytes = if s.dict.has(b"Filter") {
+                            s.decompressed_content_with_limit(left).ok()?
+                        } else {
+                            s.content.clone()
+                        };
+                        left = left.checked_sub(bytes.len())?;
+                        Some(bytes)
+                    }
                     _ => None,
                 })
                 .collect(),
@@ -119,5 +131,39 @@ fn deref<'a>(doc: &'a Document, obj: &'a Object) -> Option<&'a Object> {
     match obj {
         Object::Reference(id) => doc.get_object(*id).ok(),
         other => Some(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lopdf::{dictionary, Stream};
+    use std::io::Write;
+
+    fn deflated(bytes: &[u8]) -> Vec<u8> {
+        let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(bytes).unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn dss_streams_inflate_within_one_budget() {
+        let mut doc = Document::with_version("1.7");
+        let small = doc.add_object(Stream::new(
+            dictionary! { "Filter" => "FlateDecode" },
+            deflated(b"crl bytes"),
+        ));
+        // 40 MiB of zeros in ~40 KiB: over the budget, so left out rather than inflated.
+        let bomb = doc.add_object(Stream::new(
+            dictionary! { "Filter" => "FlateDecode" },
+            deflated(&vec![0u8; 40 << 20]),
+        ));
+        let dss = doc.add_object(dictionary! {
+            "CRLs" => vec![small.into(), bomb.into()],
+        });
+        let catalog = doc.add_object(dictionary! { "Type" => "Catalog", "DSS" => dss });
+        doc.trailer.set("Root", catalog);
+        let (evidence, _) = from_dss(&doc);
+        assert_eq!(evidence.crls, vec![b"crl bytes".to_vec()]);
     }
 }

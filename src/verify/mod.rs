@@ -914,12 +914,14 @@ impl ValidationData {
         ctx: &ValidationContext,
     ) {
         let outcome = chain::validate(cert, untrusted, &ctx.trust_lists, ctx.at);
-        if let Some((_, why)) = &outcome.failure {
-            self.missing
-                .push(format!("{}: {why}", chain_entry(cert).subject));
-        }
         for c in &outcome.chain {
             self.add_certificate(c);
+        }
+        if let Some((_, why)) = &outcome.failure {
+            // No revocation data is fetched for a path that does not reach a trust anchor.
+            self.missing
+                .push(format!("{}: {why}", chain_entry(cert).subject));
+            return;
         }
         for i in 0..outcome.chain.len().saturating_sub(1) {
             let (c, above) = (&outcome.chain[i], &outcome.chain[i + 1..]);

@@ -16,12 +16,48 @@ use time::OffsetDateTime;
 
 use super::report::RevocationEntry;
 
+/// Why a fetch gave no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    /// The fetch policy forbids this URL (scheme, or an address outside the public internet
+    /// that is not allowed); nothing was sent.
+    #[error("{url}: not fetched: {reason}")]
+    Refused {
+        /// The URL the certificate names.
+        url: String,
+        /// Why, e.g. "127.0.0.1 is a loopback address".
+        reason: String,
+    },
+    /// The answer is larger than the fetcher accepts.
+    #[error("{url}: the answer is larger than {limit} bytes")]
+    TooLarge {
+        /// The URL.
+        url: String,
+        /// The size limit in bytes.
+        limit: u64,
+    },
+    /// No answer: name resolution, connection, time-out, an HTTP error status, a local
+    /// publication point that does not serve the path.
+    #[error("{url}: {detail}")]
+    Failed {
+        /// The URL.
+        url: String,
+        /// What went wrong.
+        detail: String,
+    },
+}
+
 /// Fetches revocation data and certificates over the network, with bounded time.
 pub trait Fetcher: Send + Sync {
     /// POSTs `body` of `content_type` to `url` and returns the answer's body.
-    fn post(&self, url: &str, content_type: &str, body: &[u8]) -> Result<Vec<u8>, String>;
+    fn post(&self, url: &str, content_type: &str, body: &[u8]) -> Result<Vec<u8>, FetchError>;
     /// GETs `url`.
-    fn get(&self, url: &str) -> Result<Vec<u8>, String>;
+    fn get(&self, url: &str) -> Result<Vec<u8>, FetchError>;
+    /// Whether missing issuer certificates may be fetched from the AIA caIssuers URLs of a
+    /// certificate whose path does not yet reach a trust anchor.
+    fn chases_issuers(&self) -> bool {
+        true
+    }
     /// An OCSP response fetched and checked earlier under `key` (responder URL and certificate),
     /// if the fetcher keeps them.
     fn cached_ocsp(&self, _key: &str) -> Option<Vec<u8>> {
@@ -33,11 +69,14 @@ pub trait Fetcher: Send + Sync {
 
 /// A shared fetcher (e.g. one per routing node, reused by every request) is a fetcher too.
 impl<F: Fetcher + ?Sized> Fetcher for std::sync::Arc<F> {
-    fn post(&self, url: &str, content_type: &str, body: &[u8]) -> Result<Vec<u8>, String> {
+    fn post(&self, url: &str, content_type: &str, body: &[u8]) -> Result<Vec<u8>, FetchError> {
         (**self).post(url, content_type, body)
     }
-    fn get(&self, url: &str) -> Result<Vec<u8>, String> {
+    fn get(&self, url: &str) -> Result<Vec<u8>, FetchError> {
         (**self).get(url)
+    }
+    fn chases_issuers(&self) -> bool {
+        (**self).chases_issuers()
     }
     fn cached_ocsp(&self, key: &str) -> Option<Vec<u8>> {
         (**self).cached_ocsp(key)
@@ -71,29 +110,47 @@ impl HttpFetcher {
             fetched: Default::default(),
         }
     }
+}
 
-    fn read(resp: ureq::Response) -> Result<Vec<u8>, String> {
-        let mut body = Vec::new();
-        std::io::Read::read_to_end(
-            &mut std::io::Read::take(resp.into_reader(), MAX_RESPONSE_BYTES),
-            &mut body,
-        )
-        .map_err(|e| e.to_string())?;
-        Ok(body)
+/// Reads the body of `resp` (from `url`), refusing one longer than `limit` bytes.
+pub fn read_capped(url: &str, resp: ureq::Response, limit: u64) -> Result<Vec<u8>, FetchError> {
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(resp.into_reader(), limit.saturating_add(1)),
+        &mut body,
+    )
+    .map_err(|e| FetchError::Failed {
+        url: url.to_string(),
+        detail: e.to_string(),
+    })?;
+    if body.len() as u64 > limit {
+        return Err(FetchError::TooLarge {
+            url: url.to_string(),
+            limit,
+        });
+    }
+    Ok(body)
+}
+
+/// The [`FetchError`] of a failed ureq request to `url`.
+pub fn request_failed(url: &str, e: ureq::Error) -> FetchError {
+    FetchError::Failed {
+        url: url.to_string(),
+        detail: e.to_string(),
     }
 }
 
 /// Largest OCSP response or CRL accepted (a national CA's CRL can be several MB).
-const MAX_RESPONSE_BYTES: u64 = 64 * 1024 * 1024;
+pub const MAX_RESPONSE_BYTES: u64 = 64 * 1024 * 1024;
 
 impl Fetcher for HttpFetcher {
-    fn post(&self, url: &str, content_type: &str, body: &[u8]) -> Result<Vec<u8>, String> {
+    fn post(&self, url: &str, content_type: &str, body: &[u8]) -> Result<Vec<u8>, FetchError> {
         let resp = ureq::post(url)
             .timeout(self.timeout)
             .set("Content-Type", content_type)
             .send_bytes(body)
-            .map_err(|e| e.to_string())?;
-        Self::read(resp)
+            .map_err(|e| request_failed(url, e))?;
+        read_capped(url, resp, MAX_RESPONSE_BYTES)
     }
 
     fn cached_ocsp(&self, key: &str) -> Option<Vec<u8>> {
@@ -106,7 +163,7 @@ impl Fetcher for HttpFetcher {
         }
     }
 
-    fn get(&self, url: &str) -> Result<Vec<u8>, String> {
+    fn get(&self, url: &str) -> Result<Vec<u8>, FetchError> {
         let hit = self.fetched.lock().ok().and_then(|c| {
             c.get(url)
                 .filter(|(at, _)| at.elapsed() <= GET_REUSE)
@@ -118,8 +175,8 @@ impl Fetcher for HttpFetcher {
         let resp = ureq::get(url)
             .timeout(self.timeout)
             .call()
-            .map_err(|e| e.to_string())?;
-        let body = Self::read(resp)?;
+            .map_err(|e| request_failed(url, e))?;
+        let body = read_capped(url, resp, MAX_RESPONSE_BYTES)?;
         if let Ok(mut cache) = self.fetched.lock() {
             cache.insert(url.to_string(), (std::time::Instant::now(), body.clone()));
         }
@@ -173,7 +230,7 @@ pub fn check(
             Ok((status, produced)) => {
                 return Checked::found(&serial, "ocsp", "embedded", status, produced, der.clone())
             }
-            Err(e) => reasons.push(e),
+            Err(e) => reasons.push(e.to_string()),
         }
     }
     for der in &evidence.crls {
@@ -181,7 +238,7 @@ pub fn check(
             Ok((status, produced)) => {
                 return Checked::found(&serial, "crl", "embedded", status, produced, der.clone())
             }
-            Err(e) => reasons.push(e),
+            Err(e) => reasons.push(e.to_string()),
         }
     }
     let Some(fetcher) = fetcher else {
@@ -191,21 +248,24 @@ pub fn check(
     for url in ocsp_urls(cert) {
         let key = format!("ocsp {url} {serial} {}", serial_hex(issuer));
         if let Some(der) = fetcher.cached_ocsp(&key) {
-            // Reused only while recent: a long-running gateway must see a revocation soon.
-            if let Ok((status, produced)) = ocsp_status(cert, issuer, path, &der, at) {
-                if (at - produced).whole_seconds() <= OCSP_REUSE_SECS {
-                    return Checked::found(&serial, "ocsp", "fetched", status, produced, der);
+            // Reused while the response is valid: until its nextUpdate (ocsp_status refuses it
+            // after that), or for OCSP_REUSE_SECS when it names none.
+            if let Ok(found) = ocsp_found(cert, issuer, path, &der, at) {
+                let produced = found.this_update;
+                if found.next_update.is_some() || (at - produced).whole_seconds() <= OCSP_REUSE_SECS
+                {
+                    return Checked::found(&serial, "ocsp", "fetched", found.status, produced, der);
                 }
             }
         }
         let answer = ocsp_request(cert, issuer).and_then(|(req, nonce)| {
-            let der = fetcher.post(&url, "application/ocsp-request", &req)?;
+            let der = fetcher
+                .post(&url, "application/ocsp-request", &req)
+                .map_err(EvidenceRejected::Fetch)?;
             // A responder that echoes a nonce must echo ours (replay protection); one that
             // answers from pre-produced responses may omit it (RFC 8954 §4).
             match response_nonce(&der) {
-                Some(echoed) if echoed != nonce => {
-                    Err("the OCSP response's nonce does not match the request".to_string())
-                }
+                Some(echoed) if echoed != nonce => Err(EvidenceRejected::NonceMismatch),
                 _ => Ok(der),
             }
         });
@@ -228,7 +288,7 @@ pub fn check(
         }
     }
     for url in crl_urls(cert) {
-        match fetcher.get(&url) {
+        match fetcher.get(&url).map_err(EvidenceRejected::Fetch) {
             Ok(der) => match crl_status(cert, issuer, &der, at) {
                 Ok((status, produced)) => {
                     return Checked::found(&serial, "crl", "fetched", status, produced, der.clone())
@@ -311,6 +371,75 @@ fn entry(
     }
 }
 
+/// Why an OCSP response or CRL does not decide a certificate's status (the texts are the
+/// report's reasons).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EvidenceRejected {
+    /// The bytes are not an OCSPResponse.
+    #[error("not an OCSP response")]
+    NotOcsp,
+    /// The responder answered an error status (RFC 6960 §4.2.1).
+    #[error("responder answered status {0}")]
+    ResponderStatus(i32),
+    /// The response has no SingleResponse for this certificate.
+    #[error("the response does not cover this certificate")]
+    NotCovered,
+    /// The response's signature or its responder does not verify.
+    #[error("the OCSP response's signature or responder is not valid")]
+    OcspSignature,
+    /// The echoed nonce is not the request's.
+    #[error("the OCSP response's nonce does not match the request")]
+    NonceMismatch,
+    /// A time field cannot be read.
+    #[error("{0} unreadable")]
+    TimeUnreadable(&'static str),
+    /// The OCSP response's or CRL's nextUpdate is before the validation time.
+    #[error("the {0} is stale (nextUpdate passed)")]
+    Stale(&'static str),
+    /// The bytes are not a CRL.
+    #[error("not a CRL")]
+    NotCrl,
+    /// The CRL's issuer is not the certificate's issuer.
+    #[error("the CRL is from another issuer")]
+    CrlIssuer,
+    /// The CRL's signature does not verify with the issuer's key.
+    #[error("the CRL's signature is not valid")]
+    CrlSignature,
+    /// A structure cannot be re-read to check the CRL's scope.
+    #[error("the {0} cannot be read for the CRL's scope")]
+    ScopeUnreadable(&'static str),
+    /// The CRL's issuer may not sign CRLs.
+    #[error("the CRL issuer's key usage does not allow cRLSign")]
+    NoCrlSign,
+    /// The CRL does not cover this kind of certificate or every reason.
+    #[error("the CRL covers {0}")]
+    Partial(&'static str),
+    /// Indirect CRLs are not used.
+    #[error("indirect CRLs are not used")]
+    Indirect,
+    /// A distribution point named relative to the CRL issuer is not used.
+    #[error("a distribution point relative to the CRL issuer is not used")]
+    RelativeName,
+    /// The CRL's distribution point is not the certificate's.
+    #[error("the CRL is for another distribution point than the certificate's")]
+    OtherPoint,
+    /// Delta CRLs are not used.
+    #[error("delta CRLs are not used")]
+    Delta,
+    /// The CRL has a critical extension that is not processed.
+    #[error("the CRL has an unrecognised critical extension")]
+    CriticalExtension,
+    /// OpenSSL failed while reading or checking.
+    #[error("{0}")]
+    Crypto(#[from] openssl::error::ErrorStack),
+    /// The OCSP request cannot be encoded.
+    #[error("{0}")]
+    Encoding(#[from] der::Error),
+    /// The fetch gave no answer.
+    #[error("{0}")]
+    Fetch(FetchError),
+}
+
 /// How long a fetched OCSP response is reused for the same certificate (seconds).
 const OCSP_REUSE_SECS: i64 = 300;
 
@@ -323,24 +452,17 @@ const OCSP_NONCE: const_oid::ObjectIdentifier =
 
 /// A DER OCSP request for `cert` (SHA-1 CertID, as RFC 6960 §4.1.1 responders expect) with a
 /// random 32-byte nonce (RFC 8954), and the DER of that nonce extension's value.
-pub fn ocsp_request(cert: &X509, issuer: &X509) -> Result<(Vec<u8>, Vec<u8>), String> {
+pub fn ocsp_request(cert: &X509, issuer: &X509) -> Result<(Vec<u8>, Vec<u8>), EvidenceRejected> {
     use der::{Decode, Encode};
-    let fail = |e: &dyn std::fmt::Display| e.to_string();
-    let issuer_cert = x509_cert::Certificate::from_der(&issuer.to_der().map_err(|e| fail(&e))?)
-        .map_err(|e| fail(&e))?;
-    let subject = x509_cert::Certificate::from_der(&cert.to_der().map_err(|e| fail(&e))?)
-        .map_err(|e| fail(&e))?;
-    let name = issuer_cert
-        .tbs_certificate
-        .subject
-        .to_der()
-        .map_err(|e| fail(&e))?;
+    let issuer_cert = x509_cert::Certificate::from_der(&issuer.to_der()?)?;
+    let subject = x509_cert::Certificate::from_der(&cert.to_der()?)?;
+    let name = issuer_cert.tbs_certificate.subject.to_der()?;
     let key = issuer_cert
         .tbs_certificate
         .subject_public_key_info
         .subject_public_key
         .raw_bytes();
-    let octets = |b: Vec<u8>| der::asn1::OctetString::new(b).map_err(|e| fail(&e));
+    let octets = |b: Vec<u8>| der::asn1::OctetString::new(b);
     let cert_id = x509_ocsp::CertId {
         hash_algorithm: spki::AlgorithmIdentifierOwned {
             oid: const_oid::ObjectIdentifier::new_unwrap("1.3.14.3.2.26"),
@@ -351,8 +473,8 @@ pub fn ocsp_request(cert: &X509, issuer: &X509) -> Result<(Vec<u8>, Vec<u8>), St
         serial_number: subject.tbs_certificate.serial_number.clone(),
     };
     let mut nonce = [0u8; 32];
-    openssl::rand::rand_bytes(&mut nonce).map_err(|e| fail(&e))?;
-    let nonce_value = octets(nonce.to_vec())?.to_der().map_err(|e| fail(&e))?;
+    openssl::rand::rand_bytes(&mut nonce)?;
+    let nonce_value = octets(nonce.to_vec())?.to_der()?;
     let request = x509_ocsp::OcspRequest {
         tbs_request: x509_ocsp::TbsRequest {
             version: x509_ocsp::Version::V1,
@@ -369,7 +491,7 @@ pub fn ocsp_request(cert: &X509, issuer: &X509) -> Result<(Vec<u8>, Vec<u8>), St
         },
         optional_signature: None,
     };
-    Ok((request.to_der().map_err(|e| fail(&e))?, nonce_value))
+    Ok((request.to_der()?, nonce_value))
 }
 
 /// The nonce extension value a response carries, if any.
@@ -429,7 +551,18 @@ fn ocsp_status(
     path: &[X509],
     der: &[u8],
     at: OffsetDateTime,
-) -> Result<(Status, OffsetDateTime), String> {
+) -> Result<(Status, OffsetDateTime), EvidenceRejected> {
+    ocsp_found(cert, issuer, path, der, at).map(|f| (f.status, f.this_update))
+}
+
+/// [`ocsp_status`] with the response's nextUpdate.
+fn ocsp_found(
+    cert: &X509,
+    issuer: &X509,
+    path: &[X509],
+    der: &[u8],
+    at: OffsetDateTime,
+) -> Result<OcspFinding, EvidenceRejected> {
     let key = ocsp_memo_key(cert, issuer, path, der);
     let reuse = Duration::from_secs(OCSP_REUSE_SECS as u64);
     let memo = key.and_then(|k| {
@@ -453,10 +586,10 @@ fn ocsp_status(
     };
     if let Some(next) = finding.next_update {
         if next.unix_timestamp() + SKEW_SECS < at.unix_timestamp() {
-            return Err("the OCSP response is stale (nextUpdate passed)".into());
+            return Err(EvidenceRejected::Stale("OCSP response"));
         }
     }
-    Ok((finding.status, finding.this_update))
+    Ok(finding)
 }
 
 /// Parses the OCSP response `der` and checks it is a valid answer about `cert` (issued by
@@ -466,33 +599,28 @@ fn ocsp_finding(
     issuer: &X509,
     path: &[X509],
     der: &[u8],
-) -> Result<OcspFinding, String> {
-    let resp = OcspResponse::from_der(der).map_err(|_| "not an OCSP response".to_string())?;
+) -> Result<OcspFinding, EvidenceRejected> {
+    let resp = OcspResponse::from_der(der).map_err(|_| EvidenceRejected::NotOcsp)?;
     if resp.status() != OcspResponseStatus::SUCCESSFUL {
-        return Err(format!(
-            "responder answered status {}",
-            resp.status().as_raw()
-        ));
+        return Err(EvidenceRejected::ResponderStatus(resp.status().as_raw()));
     }
-    let basic = resp.basic().map_err(|e| e.to_string())?;
-    let id =
-        OcspCertId::from_cert(MessageDigest::sha1(), cert, issuer).map_err(|e| e.to_string())?;
-    let status = basic
-        .find_status(&id)
-        .ok_or("the response does not cover this certificate")?;
+    let basic = resp.basic()?;
+    let id = OcspCertId::from_cert(MessageDigest::sha1(), cert, issuer)?;
+    let status = basic.find_status(&id).ok_or(EvidenceRejected::NotCovered)?;
     // OpenSSL's default checks: the signer is the issuer, or a delegate the issuer certified
     // with id-kp-OCSPSigning (RFC 6960 §4.2.2.2), chaining to the already validated path.
-    let mut store = X509StoreBuilder::new().map_err(|e| e.to_string())?;
+    let mut store = X509StoreBuilder::new()?;
     for c in path {
-        store.add_cert(c.clone()).map_err(|e| e.to_string())?;
+        store.add_cert(c.clone())?;
     }
     let store = store.build();
-    let mut certs = Stack::new().map_err(|e| e.to_string())?;
-    certs.push(issuer.clone()).map_err(|e| e.to_string())?;
+    let mut certs = Stack::new()?;
+    certs.push(issuer.clone())?;
     basic
         .verify(&certs, &store, OcspFlag::empty())
-        .map_err(|_| "the OCSP response's signature or responder is not valid".to_string())?;
-    let this_update = generalized(status.this_update).ok_or("thisUpdate unreadable")?;
+        .map_err(|_| EvidenceRejected::OcspSignature)?;
+    let this_update =
+        generalized(status.this_update).ok_or(EvidenceRejected::TimeUnreadable("thisUpdate"))?;
     let next_update = status.next_update().and_then(generalized);
     let result = match status.status {
         s if s == OcspCertStatus::GOOD => Status::Good,
@@ -500,7 +628,7 @@ fn ocsp_finding(
             let when = status
                 .revocation_time
                 .and_then(generalized)
-                .ok_or("revocationTime unreadable")?;
+                .ok_or(EvidenceRejected::TimeUnreadable("revocationTime"))?;
             Status::Revoked(when)
         }
         _ => Status::Unknown("the responder does not know the certificate".into()),
@@ -517,31 +645,33 @@ fn crl_status(
     issuer: &X509,
     der: &[u8],
     at: OffsetDateTime,
-) -> Result<(Status, OffsetDateTime), String> {
+) -> Result<(Status, OffsetDateTime), EvidenceRejected> {
     let crl = X509Crl::from_der(der)
         .or_else(|_| X509Crl::from_pem(der))
-        .map_err(|_| "not a CRL".to_string())?;
+        .map_err(|_| EvidenceRejected::NotCrl)?;
     // Names compare after RFC 5280 §7.1 normalisation (string type, case, spaces), as OpenSSL
     // compares them when it chains certificates.
     if crl.issuer_name().try_cmp(issuer.subject_name()).ok() != Some(std::cmp::Ordering::Equal) {
-        return Err("the CRL is from another issuer".into());
+        return Err(EvidenceRejected::CrlIssuer);
     }
-    let key = issuer.public_key().map_err(|e| e.to_string())?;
+    let key = issuer.public_key()?;
     if !crl.verify(&key).unwrap_or(false) {
-        return Err("the CRL's signature is not valid".into());
+        return Err(EvidenceRejected::CrlSignature);
     }
     crl_scope(cert, issuer, &crl)?;
-    let this_update = asn1_time(crl.last_update()).ok_or("thisUpdate unreadable")?;
+    let this_update =
+        asn1_time(crl.last_update()).ok_or(EvidenceRejected::TimeUnreadable("thisUpdate"))?;
     if let Some(next) = crl.next_update().and_then(asn1_time) {
         if next.unix_timestamp() + SKEW_SECS < at.unix_timestamp() {
-            return Err("the CRL is stale (nextUpdate passed)".into());
+            return Err(EvidenceRejected::Stale("CRL"));
         }
     }
     let status = match crl.get_by_cert(cert) {
         CrlStatus::NotRevoked => Status::Good,
-        CrlStatus::Revoked(r) | CrlStatus::RemoveFromCrl(r) => {
-            Status::Revoked(asn1_time(r.revocation_date()).ok_or("revocation date unreadable")?)
-        }
+        CrlStatus::Revoked(r) | CrlStatus::RemoveFromCrl(r) => Status::Revoked(
+            asn1_time(r.revocation_date())
+                .ok_or(EvidenceRejected::TimeUnreadable("revocation date"))?,
+        ),
     };
     Ok((status, this_update))
 }
@@ -552,9 +682,9 @@ fn crl_status(
 /// it has no critical extension left unprocessed. A CRL outside these is not used, so the
 /// status stays unknown rather than "good" on the word of a CRL that does not cover the
 /// certificate.
-fn crl_scope(cert: &X509, issuer: &X509, crl: &X509Crl) -> Result<(), String> {
+fn crl_scope(cert: &X509, issuer: &X509, crl: &X509Crl) -> Result<(), EvidenceRejected> {
     use x509_parser::extensions::{DistributionPointName, GeneralName, ParsedExtension};
-    let unreadable = |what: &str| format!("the {what} cannot be read for the CRL's scope");
+    let unreadable = EvidenceRejected::ScopeUnreadable;
     let (cert_der, issuer_der, crl_der) = (
         cert.to_der().map_err(|_| unreadable("certificate"))?,
         issuer.to_der().map_err(|_| unreadable("issuer"))?,
@@ -567,7 +697,7 @@ fn crl_scope(cert: &X509, issuer: &X509, crl: &X509Crl) -> Result<(), String> {
     let (_, crl) = x509_parser::parse_x509_crl(&crl_der).map_err(|_| unreadable("CRL"))?;
     if let Ok(Some(ku)) = issuer.key_usage() {
         if !ku.value.crl_sign() {
-            return Err("the CRL issuer's key usage does not allow cRLSign".into());
+            return Err(EvidenceRejected::NoCrlSign);
         }
     }
     // The names of the certificate's distribution points; without the extension, the CRL
@@ -595,50 +725,43 @@ fn crl_scope(cert: &X509, issuer: &X509, crl: &X509Crl) -> Result<(), String> {
         match ext.parsed_extension() {
             ParsedExtension::IssuingDistributionPoint(idp) => {
                 if idp.only_contains_attribute_certs {
-                    return Err("the CRL covers attribute certificates only".into());
+                    return Err(EvidenceRejected::Partial("attribute certificates only"));
                 }
                 if idp.only_contains_user_certs && cert.is_ca() {
-                    return Err("the CRL covers end-entity certificates only".into());
+                    return Err(EvidenceRejected::Partial("end-entity certificates only"));
                 }
                 if idp.only_contains_ca_certs && !cert.is_ca() {
-                    return Err("the CRL covers CA certificates only".into());
+                    return Err(EvidenceRejected::Partial("CA certificates only"));
                 }
                 if idp.only_some_reasons.is_some() {
-                    return Err("the CRL covers only some revocation reasons".into());
+                    return Err(EvidenceRejected::Partial("only some revocation reasons"));
                 }
                 if idp.indirect_crl {
-                    return Err("indirect CRLs are not used".into());
+                    return Err(EvidenceRejected::Indirect);
                 }
                 match &idp.distribution_point {
                     // x509-parser 0.16 reads a nameRelativeToCRLIssuer as no name at all.
                     None if idp_names_a_point(ext.value) => {
-                        return Err(
-                            "a distribution point relative to the CRL issuer is not used".into(),
-                        );
+                        return Err(EvidenceRejected::RelativeName);
                     }
                     None => {}
                     Some(DistributionPointName::FullName(names))
                         if !names.iter().any(|n| cert_points.contains(n)) =>
                     {
-                        return Err(
-                            "the CRL is for another distribution point than the certificate's"
-                                .into(),
-                        );
+                        return Err(EvidenceRejected::OtherPoint);
                     }
                     Some(DistributionPointName::FullName(_)) => {}
                     Some(DistributionPointName::NameRelativeToCRLIssuer(_)) => {
-                        return Err(
-                            "a distribution point relative to the CRL issuer is not used".into(),
-                        );
+                        return Err(EvidenceRejected::RelativeName);
                     }
                 }
             }
             _ if ext.oid.to_id_string() == "2.5.29.27" => {
-                return Err("delta CRLs are not used".into());
+                return Err(EvidenceRejected::Delta);
             }
             ParsedExtension::CRLNumber(_) | ParsedExtension::AuthorityKeyIdentifier(_) => {}
             _ if ext.critical => {
-                return Err("the CRL has an unrecognised critical extension".into());
+                return Err(EvidenceRejected::CriticalExtension);
             }
             _ => {}
         }

@@ -109,9 +109,44 @@ enum Scheme {
     EdDsa,
 }
 
+/// Why a SignerInfo's signature algorithm cannot be used (the report's "unsupported" text).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SchemeError {
+    /// The algorithm implies a digest this build does not have.
+    #[error("digest")]
+    Digest,
+    /// The signature algorithm is not one signgate verifies.
+    #[error("signature algorithm {0} is not supported")]
+    Algorithm(String),
+    /// SHA-1, the RSASSA-PSS default hash, is unavailable.
+    #[error("SHA-1")]
+    PssDefaultHash,
+    /// The RSASSA-PSS parameters cannot be read.
+    #[error("RSASSA-PSS parameters: {0}")]
+    PssParameters(ber::BerError),
+    /// The PSS hash is not supported.
+    #[error("PSS hash {0} not supported")]
+    PssHash(String),
+    /// The mask generation function is not MGF1.
+    #[error("PSS mask generation {0} not supported")]
+    PssMask(String),
+    /// The MGF1 hash is not supported.
+    #[error("MGF1 hash {0} not supported")]
+    Mgf1Hash(String),
+    /// The salt length is not a small non-negative integer.
+    #[error("PSS salt length")]
+    PssSalt,
+    /// The trailer field is not 1 (RFC 4055 §3.1).
+    #[error("PSS trailer field other than 1")]
+    PssTrailer,
+    /// A field RSASSA-PSS-params does not define.
+    #[error("unknown RSASSA-PSS parameter")]
+    PssUnknownField,
+}
+
 impl Scheme {
-    fn from(alg: &AlgorithmId, digest: Digest) -> Result<Self, String> {
-        let sha = |o: &str| digest_for(&oid(o)).ok_or_else(|| "digest".to_string());
+    fn from(alg: &AlgorithmId, digest: Digest) -> Result<Self, SchemeError> {
+        let sha = |o: &str| digest_for(&oid(o)).ok_or(SchemeError::Digest);
         Ok(match alg.oid.to_string().as_str() {
             // rsaEncryption: PKCS#1 v1.5 with the SignerInfo's digest (RFC 3370 §3.2).
             "1.2.840.113549.1.1.1" => Self::RsaPkcs1(digest),
@@ -151,7 +186,7 @@ impl Scheme {
             "2.16.840.1.101.3.4.3.1" => Self::Dsa(sha("2.16.840.1.101.3.4.2.4")?),
             "2.16.840.1.101.3.4.3.2" => Self::Dsa(sha("2.16.840.1.101.3.4.2.1")?),
             "1.3.101.112" | "1.3.101.113" => Self::EdDsa,
-            other => return Err(format!("signature algorithm {other} is not supported")),
+            other => return Err(SchemeError::Algorithm(other.to_string())),
         })
     }
 
@@ -225,10 +260,10 @@ impl Digest {
 }
 
 /// RSASSA-PSS-params (RFC 4055 §3.1) with their SHA-1 / MGF1-SHA-1 / 20 defaults.
-fn pss_params(params: Option<&[u8]>) -> Result<Scheme, String> {
-    let sha1 = digest_for(&oid("1.3.14.3.2.26")).ok_or("SHA-1")?;
+fn pss_params(params: Option<&[u8]>) -> Result<Scheme, SchemeError> {
+    let sha1 = digest_for(&oid("1.3.14.3.2.26")).ok_or(SchemeError::PssDefaultHash)?;
     let (mut hash, mut mgf1, mut salt) = (sha1, sha1, 20i32);
-    let bad = |e: ber::BerError| format!("RSASSA-PSS parameters: {e}");
+    let bad = SchemeError::PssParameters;
     if let Some(params) = params {
         let seq = ber::read_one(params).map_err(bad)?;
         for field in seq.children().map_err(bad)? {
@@ -239,12 +274,12 @@ fn pss_params(params: Option<&[u8]>) -> Result<Scheme, String> {
                 0xA0 => {
                     let alg = crate::cms::parse::algorithm(&inner).map_err(bad)?;
                     hash = digest_for(&alg.oid)
-                        .ok_or_else(|| format!("PSS hash {} not supported", alg.oid))?;
+                        .ok_or_else(|| SchemeError::PssHash(alg.oid.to_string()))?;
                 }
                 0xA1 => {
                     let alg = crate::cms::parse::algorithm(&inner).map_err(bad)?;
                     if alg.oid != oid::MGF1 {
-                        return Err(format!("PSS mask generation {} not supported", alg.oid));
+                        return Err(SchemeError::PssMask(alg.oid.to_string()));
                     }
                     let mgf_hash = alg
                         .params
@@ -257,7 +292,7 @@ fn pss_params(params: Option<&[u8]>) -> Result<Scheme, String> {
                         .transpose()?;
                     mgf1 = match mgf_hash {
                         Some(a) => digest_for(&a.oid)
-                            .ok_or_else(|| format!("MGF1 hash {} not supported", a.oid))?,
+                            .ok_or_else(|| SchemeError::Mgf1Hash(a.oid.to_string()))?,
                         None => sha1,
                     };
                 }
@@ -265,14 +300,14 @@ fn pss_params(params: Option<&[u8]>) -> Result<Scheme, String> {
                     salt = ber::small_uint(&inner)
                         .ok()
                         .and_then(|v| i32::try_from(v).ok())
-                        .ok_or("PSS salt length")?;
+                        .ok_or(SchemeError::PssSalt)?;
                 }
                 0xA3 => {
                     if ber::small_uint(&inner) != Ok(1) {
-                        return Err("PSS trailer field other than 1".into());
+                        return Err(SchemeError::PssTrailer);
                     }
                 }
-                _ => return Err("unknown RSASSA-PSS parameter".into()),
+                _ => return Err(SchemeError::PssUnknownField),
             }
         }
     }
@@ -354,7 +389,7 @@ pub fn check_signer(
     let scheme = match Scheme::from(&signer.signature_alg, digest) {
         Ok(s) => s,
         Err(why) => {
-            check.unsupported = Some(why);
+            check.unsupported = Some(why.to_string());
             return check;
         }
     };

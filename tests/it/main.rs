@@ -22,6 +22,8 @@ mod corpus;
 mod directory;
 mod edxml;
 mod errors;
+mod fetch_policy;
+mod fuzz_seeds;
 mod gateway_checkpoint;
 mod gateway_demo;
 mod gateway_format;

@@ -194,7 +194,7 @@ impl Net {
         for (name, organ, links) in spec {
             let n = &net.nodes[name];
             let mut toml = format!(
-                "data_dir = {:?}\ntrust = [{:?}]\n\n[routing]\nnode_id = {name:?}\nserves = [{organ:?}]\n\
+                "data_dir = {:?}\ntrust = [{:?}]\n\n[fetch]\nallow = [\"127.0.0.1\"]\n\n[routing]\nnode_id = {name:?}\nserves = [{organ:?}]\n\
                  listen = \"127.0.0.1:{}\"\nidentity = {:?}\nsigning_key = {:?}\nmax_attempts = 30\nbackoff_initial_ms = 100\n\
                  backoff_max_ms = 600\nlease_secs = 3\npoll_ms = 100\npeer_timeout_secs = 20\n{extra}\n",
                 n.dir.join("data"),
