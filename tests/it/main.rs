@@ -27,6 +27,7 @@ mod gateway_format;
 mod gateway_sigterm;
 mod gateway_tls;
 mod hostile;
+mod interop_matrix;
 mod interop_tools;
 mod interop_verify;
 mod large_pdf;
