@@ -123,6 +123,10 @@ impl<'a> Tlv<'a> {
 
     /// [`Tlv::to_der`] but keeping the order of SET elements as received.
     pub fn to_definite(&self) -> Result<Vec<u8>, BerError> {
+        if already_definite(self, 1)? {
+            // The common case (DER certificates and CRLs): nothing to rewrite, no tree to copy.
+            return Ok(self.raw.to_vec());
+        }
         let mut out = Vec::new();
         write_definite(self, &mut out, 1)?;
         Ok(out)
@@ -178,6 +182,36 @@ fn write_der(tlv: &Tlv<'_>, out: &mut Vec<u8>, depth: usize) -> Result<(), BerEr
 
 fn write_definite(tlv: &Tlv<'_>, out: &mut Vec<u8>, depth: usize) -> Result<(), BerError> {
     reencode(tlv, out, depth, false)
+}
+
+/// Whether [`Tlv::to_definite`] would return `tlv.raw` unchanged: every length in the tree
+/// definite and minimally encoded, and no constructed string.
+fn already_definite(tlv: &Tlv<'_>, depth: usize) -> Result<bool, BerError> {
+    if depth > MAX_DEPTH {
+        return Err(BerError::TooDeep);
+    }
+    let minimal_header = match tlv.value.len() {
+        n if n < 0x80 => 2,
+        n => 2 + n.to_be_bytes().iter().skip_while(|b| **b == 0).count(),
+    };
+    if tlv.indefinite || tlv.raw.len() != minimal_header + tlv.value.len() {
+        return Ok(false);
+    }
+    if !tlv.constructed() {
+        return Ok(true);
+    }
+    if is_string_type(tlv.tag) {
+        return Ok(false);
+    }
+    let mut rest = tlv.value;
+    while !rest.is_empty() {
+        let (child, after) = read_at(rest, depth + 1)?;
+        if !already_definite(&child, depth + 1)? {
+            return Ok(false);
+        }
+        rest = after;
+    }
+    Ok(true)
 }
 
 fn reencode(tlv: &Tlv<'_>, out: &mut Vec<u8>, depth: usize, sort: bool) -> Result<(), BerError> {
@@ -488,6 +522,30 @@ mod tests {
         assert_eq!(
             set.to_definite().unwrap(),
             [0x31, 0x06, 0x02, 0x01, 0x05, 0x02, 0x01, 0x03]
+        );
+    }
+
+    #[test]
+    fn definite_input_is_kept_and_anything_else_rewritten() {
+        // Already definite and minimal (DER): returned as received.
+        let der = [0x30, 0x08, 0xA0, 0x03, 0x02, 0x01, 0x05, 0x04, 0x01, 0x07];
+        assert_eq!(read_one(&der).unwrap().to_definite().unwrap(), der);
+        // A non-minimal length, nested indefinite lengths and a constructed string inside a
+        // definite outer element are each rewritten.
+        let long = [0x30, 0x81, 0x03, 0x02, 0x01, 0x05];
+        assert_eq!(
+            read_one(&long).unwrap().to_definite().unwrap(),
+            [0x30, 0x03, 0x02, 0x01, 0x05]
+        );
+        let inner = [0x30, 0x07, 0x30, 0x80, 0x02, 0x01, 0x05, 0x00, 0x00];
+        assert_eq!(
+            read_one(&inner).unwrap().to_definite().unwrap(),
+            [0x30, 0x05, 0x30, 0x03, 0x02, 0x01, 0x05]
+        );
+        let segments = [0x30, 0x08, 0x24, 0x06, 0x04, 0x01, b'a', 0x04, 0x01, b'b'];
+        assert_eq!(
+            read_one(&segments).unwrap().to_definite().unwrap(),
+            [0x30, 0x04, 0x04, 0x02, b'a', b'b']
         );
     }
 

@@ -79,13 +79,17 @@ pub struct SignedAttributes {
     /// The encoding as received with the `[0]` tag replaced by SET (0x31): what OpenSSL and
     /// poppler verify, and what the signer should have signed (RFC 5652 §5.4).
     pub as_received: Vec<u8>,
-    /// The DER re-encoding (attributes sorted, definite lengths), only when it differs from
-    /// `as_received`: some signers sign the DER form and store another order (what EU DSS
-    /// verifies).
-    pub der: Option<Vec<u8>>,
 }
 
 impl SignedAttributes {
+    /// The DER re-encoding (attributes sorted, definite lengths), only when it differs from
+    /// `as_received`: some signers sign the DER form and store another order (what EU DSS
+    /// verifies). Computed on demand: only a signature that fails over `as_received` needs it.
+    pub fn der(&self) -> Option<Vec<u8>> {
+        let der = ber::read_one(&self.as_received).ok()?.to_der().ok()?;
+        (der != self.as_received).then_some(der)
+    }
+
     /// The first value of attribute `oid`.
     pub fn value(&self, oid: ObjectIdentifier) -> Option<&[u8]> {
         self.attributes
@@ -289,14 +293,8 @@ pub fn signer_info(tlv: &Tlv<'_>, depth: usize) -> Result<SignerInfo, CmsParseEr
         Some(attrs) => {
             let mut as_received = attrs.raw.to_vec();
             as_received[0] = ber::SET;
-            let retagged = Tlv {
-                tag: ber::SET,
-                ..attrs
-            };
-            let der = retagged.to_der()?;
             Some(SignedAttributes {
                 attributes: attributes(&attrs)?,
-                der: (der != as_received).then_some(der),
                 as_received,
             })
         }

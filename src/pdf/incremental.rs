@@ -390,13 +390,10 @@ pub(crate) fn last_xref_section(input: &[u8]) -> Result<(usize, XrefKind), PdfEr
 /// [`STARTXREF_WINDOW`] of them); `file_len` bounds it.
 pub(crate) fn startxref_offset(tail: &[u8], file_len: usize) -> Result<usize, PdfError> {
     let tail = &tail[tail.len().saturating_sub(STARTXREF_WINDOW)..];
-    let pos = tail
-        .windows(9)
-        .rposition(|w| w == b"startxref")
-        .ok_or_else(|| {
-            PdfError::Malformed("no startxref at the end of the file (truncated?)".into())
-        })?;
-    if !tail[pos..].windows(5).any(|w| w == b"%%EOF") {
+    let pos = memchr::memmem::rfind(tail, b"startxref").ok_or_else(|| {
+        PdfError::Malformed("no startxref at the end of the file (truncated?)".into())
+    })?;
+    if memchr::memmem::find(&tail[pos..], b"%%EOF").is_none() {
         return Err(PdfError::Malformed(
             "no %%EOF after startxref (truncated?)".into(),
         ));

@@ -1,6 +1,7 @@
 //! Finding the signatures of a PDF and what bytes each one covers.
 
 use lopdf::{Document, Object};
+use memchr::memmem;
 
 /// One signature dictionary of a PDF, with its ByteRange already checked.
 pub struct PdfSignature {
@@ -82,10 +83,8 @@ pub fn signatures(input: &[u8]) -> Result<PdfSignatures, PdfReadError> {
 fn declared_value_gaps(input: &[u8]) -> Vec<(usize, usize)> {
     const KEY: &[u8] = b"/ByteRange";
     let mut gaps = Vec::new();
-    let mut from = 0;
-    while let Some(pos) = input[from..].windows(KEY.len()).position(|w| w == KEY) {
-        let at = from + pos + KEY.len();
-        from = at;
+    for pos in memmem::find_iter(input, KEY) {
+        let at = pos + KEY.len();
         let Some(close) = input[at..].iter().take(80).position(|&b| b == b']') else {
             continue;
         };
@@ -205,7 +204,7 @@ fn without_encrypt_entries(input: &[u8]) -> Vec<u8> {
     const KEY: &[u8] = b"/Encrypt";
     let mut out = input.to_vec();
     let mut from = 0;
-    while let Some(pos) = out[from..].windows(KEY.len()).position(|w| w == KEY) {
+    while let Some(pos) = memmem::find(&out[from..], KEY) {
         let start = from + pos;
         let mut end = start + KEY.len();
         // Whitespace, object number, whitespace, generation, whitespace, `R`.
@@ -392,11 +391,7 @@ fn check_byte_range(
 /// Number of `%%EOF` markers at or before `end`: the revision the range covers.
 fn revision_ending_at(input: &[u8], end: usize) -> usize {
     let end = end.min(input.len());
-    input[..end]
-        .windows(5)
-        .filter(|w| w == b"%%EOF")
-        .count()
-        .max(1)
+    memmem::find_iter(&input[..end], b"%%EOF").count().max(1)
 }
 
 /// Whether `end` is just after a `%%EOF` marker (allowing an end-of-line).
@@ -450,7 +445,7 @@ pub fn modifications(
 /// Bytes after the last `%%EOF` other than white space: data no PDF reader shows, but that
 /// the signature does not cover either.
 fn trailing_garbage(input: &[u8]) -> usize {
-    let Some(pos) = input.windows(5).rposition(|w| w == b"%%EOF") else {
+    let Some(pos) = memmem::rfind(input, b"%%EOF") else {
         return 0;
     };
     input[pos + 5..]

@@ -453,8 +453,8 @@ pub fn check_signer(
             };
             check.signature_ok = verify(&attrs.as_received);
             if !check.signature_ok {
-                if let Some(der) = &attrs.der {
-                    if verify(der) {
+                if let Some(der) = attrs.der() {
+                    if verify(&der) {
                         check.signature_ok = true;
                         check.notes.push(
                             "the signed attributes are not DER-encoded as received; the signature verifies over their DER re-encoding".into(),

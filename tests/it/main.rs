@@ -31,6 +31,7 @@ mod gateway_sigterm;
 mod gateway_tls;
 mod hostile;
 mod integrity;
+mod interop_matrix;
 mod interop_tools;
 mod interop_verify;
 mod large_pdf;
