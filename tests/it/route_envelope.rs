@@ -435,3 +435,23 @@ fn multipart_send_and_downloads_over_http() {
         "trace through the district: {text}"
     );
 }
+
+/// The OpenAPI description lists the download endpoints and the multipart form of send.
+#[test]
+fn openapi_describes_sending_and_downloads() {
+    let text = std::fs::read_to_string(repo_root().join("schemas/openapi.json")).unwrap();
+    let api: Value = serde_json::from_str(&text).unwrap();
+    for path in ["/v1/route/document", "/v1/route/attachment"] {
+        let params = &api["paths"][path]["get"]["parameters"];
+        assert!(
+            params
+                .as_array()
+                .is_some_and(|p| p.iter().any(|q| q["name"] == "document_id")),
+            "{path}"
+        );
+    }
+    assert!(
+        api["paths"]["/v1/route/send"]["post"]["requestBody"]["content"]["multipart/form-data"]
+            .is_object()
+    );
+}
