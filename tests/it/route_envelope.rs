@@ -455,3 +455,92 @@ fn openapi_describes_sending_and_downloads() {
             .is_object()
     );
 }
+
+/// `signgate edxml build|inspect|verify` offline: a PDF and metadata flags become a signed,
+/// schema-valid envelope; inspect lists the attachment with its digest and extracts it
+/// byte-identical; verify passes the intact envelope (exit 0 or, offline with no revocation
+/// data, 2) and fails a tampered one (exit 1) naming the part; a missing field is refused.
+#[test]
+fn edxml_build_inspect_verify_offline() {
+    let tmp = tempdir();
+    let demo = repo_root().join("certs/demo");
+    let env = tmp.path().join("env.edxml");
+    let pdf = std::fs::read(sample_pdf()).unwrap();
+    let build = |out: &Path, subject: &str| {
+        let mut cmd = signgate([
+            "edxml",
+            "build",
+            "--from",
+            "DEMO.H01",
+            "--to",
+            "DEMO.H01.00004",
+        ]);
+        cmd.args(["--number", "9", "--notation", "UBND-VP", "--type", "18"])
+            .args([
+                "--subject",
+                subject,
+                "--date",
+                "2025-07-01",
+                "--place",
+                "Hà Nội",
+            ])
+            .args(["--signer", "Nguyễn Văn Mẫu", "--pdf"])
+            .arg(sample_pdf())
+            .arg("--key")
+            .arg(demo.join("agency-signer.p12"))
+            .arg("--out")
+            .arg(out)
+            .env("SIGNGATE_KEY_PASSWORD", "demo");
+        run(&mut cmd)
+    };
+    assert_exit(&build(&env, "Về việc kiểm tra"), 0, "edxml build");
+    let o = build(&tmp.path().join("bad.edxml"), "");
+    assert_exit(&o, 65, "edxml build without a subject");
+    assert!(
+        stderr_str(&o).contains("subject is missing"),
+        "{}",
+        stderr_str(&o)
+    );
+    assert!(!tmp.path().join("bad.edxml").exists());
+
+    let o = run(signgate(["edxml", "inspect"]).arg(&env));
+    assert_exit(&o, 0, "edxml inspect");
+    let v: Value = serde_json::from_str(&stdout_str(&o)).unwrap();
+    assert_eq!(v["document_id"], "DEMO.H01,2025/07/01,9/UBND-VP");
+    assert_eq!(v["signed"], true);
+    assert_eq!(v["attachments"][0]["content_type"], "application/pdf");
+    assert_eq!(v["attachments"][0]["size"], pdf.len());
+    let out = tmp.path().join("out.pdf");
+    let o = run(signgate(["edxml", "inspect", "--attachment", "0", "--out"])
+        .arg(&out)
+        .arg(&env));
+    assert_exit(&o, 0, "edxml inspect --attachment");
+    assert_eq!(std::fs::read(&out).unwrap(), pdf);
+
+    let verify = |file: &Path| {
+        run(signgate(["edxml", "verify", "--offline", "--trust"])
+            .arg(demo.join("root-ca.pem"))
+            .arg(file))
+    };
+    let o = verify(&env);
+    assert!(
+        matches!(o.status.code(), Some(0) | Some(2)),
+        "intact envelope: {}\n{}",
+        stdout_str(&o),
+        stderr_str(&o)
+    );
+    let text = std::fs::read_to_string(&env).unwrap();
+    let tampered = tmp.path().join("tampered.edxml");
+    std::fs::write(&tampered, text.replace("Về việc kiểm tra", "Về việc khác")).unwrap();
+    let o = verify(&tampered);
+    assert_exit(&o, 1, "tampered envelope");
+    let v: Value = serde_json::from_str(&stdout_str(&o)).unwrap();
+    assert_eq!(v["passed"], false);
+    assert!(
+        v["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("MessageHeader"),
+        "{v}"
+    );
+}
