@@ -4,7 +4,7 @@
 //! [`DocumentSpec::package`] fills a [`Package`] (DocumentId in the form used in practice,
 //! `{sender},{yyyy/MM/dd},{number}/{notation}`, unless given; `cid:` content ids `att1`,
 //! `att2`, …; media types from the content or the file name; one trace header from the
-//! sender); [`Package::build_signed`] then schema-checks and signs it. Agency names come from
+//! sender, which a gateway sending it through its own node drops: the node stamps that hop); [`Package::build_signed`] then schema-checks and signs it. Agency names come from
 //! the caller (the gateway looks them up in its directory); an agency without one is named by
 //! its identifier, as the schema needs a non-empty `OrganName`.
 

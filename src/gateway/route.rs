@@ -89,7 +89,9 @@ impl Services {
         }
         super::blocking(move || {
             let now = OffsetDateTime::now_utc();
-            let package = spec.package(&from, files, now, &|id| names.get(id).cloned())?;
+            let mut package = spec.package(&from, files, now, &|id| names.get(id).cloned())?;
+            // the sending node stamps the first hop itself (one trace header per hop)
+            package.traces.clear();
             Ok(package.build_signed(key.as_ref(), now)?)
         })
         .await
