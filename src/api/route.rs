@@ -8,7 +8,10 @@
 //! - [`routes`], on the gateway API with bearer tokens: `GET /v1/route/status?document_id=`,
 //!   `GET /v1/route/inbox`, `POST /v1/route/ack`, `POST /v1/route/send`, `GET /v1/route/outbox`
 //!   (outbox and document counts by state, dead letters included), `POST /v1/route/retry`
-//!   (a dead letter back to pending). Without `[routing]` they answer 404.
+//!   (a dead letter back to pending), `GET /v1/route/document?document_id=` (the envelope)
+//!   and `GET /v1/route/attachment?document_id=&n=` (attachment n, 0-based). `send` also takes
+//!   `multipart/form-data` (a JSON `header` and `attachment` parts) that the gateway builds
+//!   into a signed envelope. Without `[routing]` they answer 404.
 //!
 //!   Each client acts for its agency (an edXML OrganId served by this node): it sees and acts
 //!   on the documents that agency sent or receives — including those addressed to an agency
@@ -18,7 +21,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -110,6 +113,8 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/route/inbox", get(inbox))
         .route("/v1/route/ack", post(ack))
         .route("/v1/route/send", post(send))
+        .route("/v1/route/document", get(document))
+        .route("/v1/route/attachment", get(attachment))
         .route("/v1/route/outbox", get(outbox))
         .route("/v1/route/retry", post(retry))
 }
@@ -214,13 +219,25 @@ async fn ack(
     Ok(Json(json!({"acknowledged": rows})).into_response())
 }
 
+/// `POST /v1/route/send`: a signed envelope as the body, or `multipart/form-data` with one
+/// JSON `header` part (the document's metadata, [`crate::edxml::DocumentSpec`], plus an
+/// optional `key`: a key name granted to the client; default its agency's one key) and
+/// `attachment` parts (the signed PDF first), which the gateway builds into an envelope,
+/// schema-checks and signs.
 async fn send(
+    State(state): State<AppState>,
     caller: Caller,
     node: Option<Extension<Arc<Node>>>,
-    body: Bytes,
+    req: Request,
 ) -> Result<Response, AppError> {
     let node = configured(node)?;
-    let receipt = node.send_as(&caller.0.agency, body.to_vec()).await?;
+    let limit = state.services().settings().max_body_bytes;
+    let bytes = if is_multipart(req.headers()) {
+        compose_multipart(&state, &caller, req).await?
+    } else {
+        super::body(Bytes::from_request(req, &state).await, limit)?.to_vec()
+    };
+    let receipt = node.send_as(&caller.0.agency, bytes).await?;
     let status = if receipt.code == crate::edxml::StatusCode::Received {
         StatusCode::ACCEPTED
     } else {
@@ -231,4 +248,253 @@ async fn send(
         Json(json!({"document_id": receipt.document_id, "status": receipt.code_text(), "reason": receipt.reason})),
     )
         .into_response())
+}
+
+fn is_multipart(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/form-data")
+        })
+}
+
+/// Reads the `header` and `attachment` parts of a multipart send and composes the envelope.
+async fn compose_multipart(
+    state: &AppState,
+    caller: &Caller,
+    req: Request,
+) -> Result<Vec<u8>, AppError> {
+    use crate::edxml::{DocumentSpec, FileSpec};
+    use crate::gateway::route::SigningKey;
+    let limit = state.services().settings().max_body_bytes;
+    let multipart_error = |e: axum::extract::multipart::MultipartError| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::PayloadTooLarge(limit)
+        } else {
+            AppError::BadRequest(e.body_text())
+        }
+    };
+    let mut multipart = axum::extract::Multipart::from_request(req, state)
+        .await
+        .map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let mut header_json: Option<serde_json::Value> = None;
+    let mut files = Vec::new();
+    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+        match field.name().unwrap_or_default() {
+            "header" => {
+                if header_json.is_some() {
+                    return Err(AppError::BadRequest("more than one header part".into()));
+                }
+                let bytes = field.bytes().await.map_err(multipart_error)?;
+                header_json = Some(
+                    serde_json::from_slice(&bytes)
+                        .map_err(|e| AppError::BadRequest(format!("header part: {e}")))?,
+                );
+            }
+            "attachment" => {
+                let name = attachment_name(field.file_name(), files.len());
+                let declared = field
+                    .content_type()
+                    .map(str::to_string)
+                    .filter(|t| media_type_ok(t) && t != "application/octet-stream");
+                let data = field.bytes().await.map_err(multipart_error)?.to_vec();
+                files.push(FileSpec {
+                    content_type: declared,
+                    name,
+                    data,
+                    description: None,
+                });
+            }
+            other => {
+                return Err(AppError::BadRequest(format!(
+                    "unknown multipart part '{other}' (expected header or attachment)"
+                )))
+            }
+        }
+    }
+    let mut header_json =
+        header_json.ok_or_else(|| AppError::BadRequest("no header part".into()))?;
+    let key = match header_json.as_object_mut().and_then(|o| o.remove("key")) {
+        None | Some(serde_json::Value::Null) => SigningKey::AgencyDefault,
+        Some(serde_json::Value::String(name)) => SigningKey::Registered(name),
+        Some(_) => {
+            return Err(AppError::BadRequest(
+                "header part: key must be a key name".into(),
+            ))
+        }
+    };
+    let spec: DocumentSpec = serde_json::from_value(header_json)
+        .map_err(|e| AppError::BadRequest(format!("header part: {e}")))?;
+    Ok(state
+        .services()
+        .compose_document(Some(&caller.0), None, key, spec, files)
+        .await?)
+}
+
+/// The file name an uploaded part travels under: its last path segment, without control
+/// characters (Vietnamese letters kept); `attachment-N` when none is left.
+fn attachment_name(raw: Option<&str>, index: usize) -> String {
+    let base = raw
+        .unwrap_or_default()
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or_default();
+    let cleaned: String = base.chars().filter(|c| !c.is_control()).take(200).collect();
+    let cleaned = cleaned.trim().trim_start_matches('.');
+    if cleaned.is_empty() {
+        format!("attachment-{}", index + 1)
+    } else {
+        cleaned.to_string()
+    }
+}
+
+/// A bare `type/subtype` of RFC 9110 token characters (no parameters).
+fn media_type_ok(t: &str) -> bool {
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 127
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+    };
+    t.split_once('/').is_some_and(|(a, b)| token(a) && token(b))
+}
+
+/// Query of `GET /v1/route/document`.
+#[derive(Debug, Deserialize)]
+pub struct DocumentQuery {
+    document_id: String,
+}
+
+/// Query of `GET /v1/route/attachment`.
+#[derive(Debug, Deserialize)]
+pub struct AttachmentQuery {
+    document_id: String,
+    /// 0-based index in the envelope's order.
+    n: usize,
+}
+
+/// `GET /v1/route/document?document_id=`: the envelope as this node holds it.
+async fn document(
+    State(state): State<AppState>,
+    caller: Caller,
+    node: Option<Extension<Arc<Node>>>,
+    Query(q): Query<DocumentQuery>,
+) -> Result<Response, AppError> {
+    let node = configured(node)?;
+    let file = state
+        .services()
+        .routed_envelope(&node, &q.document_id, Some(&caller.0.agency))
+        .await?;
+    Ok(file_response(file))
+}
+
+/// `GET /v1/route/attachment?document_id=&n=`: attachment `n`, decoded.
+async fn attachment(
+    State(state): State<AppState>,
+    caller: Caller,
+    node: Option<Extension<Arc<Node>>>,
+    Query(q): Query<AttachmentQuery>,
+) -> Result<Response, AppError> {
+    let node = configured(node)?;
+    let file = state
+        .services()
+        .routed_attachment(&node, &q.document_id, q.n, Some(&caller.0.agency))
+        .await?;
+    Ok(file_response(file))
+}
+
+/// A download: its media type (an attachment's own when it is a plain `type/subtype`, else
+/// `application/octet-stream`), never sniffed, and `Content-Disposition: attachment` with an
+/// ASCII `filename` and the exact name as RFC 8187 `filename*`.
+fn file_response(file: crate::gateway::route::RoutedFile) -> Response {
+    let content_type = if media_type_ok(&file.content_type) {
+        file.content_type.to_ascii_lowercase()
+    } else {
+        "application/octet-stream".into()
+    };
+    let disposition = content_disposition(&file.name);
+    let mut response = (StatusCode::OK, file.bytes).into_response();
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&content_type) {
+        headers.insert(header::CONTENT_TYPE, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox"),
+    );
+    response
+}
+
+/// `attachment; filename="…"; filename*=UTF-8''…` for `name`: the ASCII fallback keeps
+/// `[A-Za-z0-9._-]` (others become `_`, path separators included), the extended form
+/// percent-encodes every other byte.
+fn content_disposition(name: &str) -> String {
+    let safe = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-');
+    let mut ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii() && safe(c as u8) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(150)
+        .collect();
+    let trimmed = ascii.trim_start_matches('.').to_string();
+    ascii = if trimmed.is_empty() {
+        "download".into()
+    } else {
+        trimmed
+    };
+    let mut extended = String::new();
+    for b in name.bytes() {
+        if safe(b) {
+            extended.push(b as char);
+        } else {
+            extended.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{extended}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn download_names_are_safe() {
+        let d = content_disposition("../Công văn \"số 12\".pdf");
+        assert!(
+            d.starts_with("attachment; filename=\"_C_ng_v_n__s__12_.pdf\"; "),
+            "{d}"
+        );
+        assert!(
+            d.contains("filename*=UTF-8''..%2FC%C3%B4ng%20v%C4%83n%20%22s%E1%BB%91%2012%22.pdf"),
+            "{d}"
+        );
+        assert_eq!(attachment_name(Some("C:\\tmp\\../a.pdf"), 0), "a.pdf");
+        assert_eq!(attachment_name(Some("..."), 2), "attachment-3");
+    }
+
+    #[test]
+    fn only_plain_media_types_pass() {
+        assert!(media_type_ok("application/pdf"));
+        assert!(media_type_ok(
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+        ));
+        assert!(!media_type_ok("text/html\r\nSet-Cookie: a=b"));
+        assert!(!media_type_ok("text/html; charset=utf-8"));
+        assert!(!media_type_ok("pdf"));
+    }
 }

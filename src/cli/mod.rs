@@ -7,6 +7,7 @@ mod bench;
 mod bench_http;
 mod bench_route;
 mod directory;
+mod edxml;
 mod extend;
 mod gateway;
 mod pki;
@@ -67,6 +68,9 @@ enum Command {
     /// Send, list, acknowledge and trace edXML documents routed between gateway nodes.
     #[command(subcommand)]
     Route(route::RouteCommand),
+    /// Build, inspect and verify QCVN 102:2016 edXML envelopes offline.
+    #[command(subcommand)]
+    Edxml(edxml::EdxmlCommand),
 }
 
 /// A failed command: the stable code and a one-line message.
@@ -143,6 +147,7 @@ pub fn main() -> ExitCode {
         Command::Audit(cmd) => gateway::audit(cmd),
         Command::Directory(cmd) => directory::run(cmd),
         Command::Route(cmd) => route::run(cmd),
+        Command::Edxml(cmd) => edxml::run(cmd),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),

@@ -1,24 +1,74 @@
-//! `signgate route send|inbox|ack|status|retry|fingerprint`, on the node's own database (the
+//! `signgate route send|document|attachment|inbox|ack|status|retry|fingerprint|demo`, on the node's own database (the
 //! routing node inside `signgate serve` is started by [`crate::gateway::Gateway::start`]).
 
 use std::path::PathBuf;
 
 use clap::Subcommand;
 
+use super::edxml::DocumentArgs;
 use super::gateway::{open, runtime, StoreArgs};
 use super::CliError;
+use crate::gateway::route::SigningKey;
 use crate::routing::{tls, RoutingError};
 
 /// `signgate route …`.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process; boxing buys nothing
 pub enum RouteCommand {
-    /// Check a signed envelope and queue it for its recipients (the serving node delivers it).
+    /// Send a document: a signed envelope as is (--envelope), or a PDF (+ attachments) and
+    /// metadata that the gateway builds into a QCVN 102 envelope, schema-checks and signs with
+    /// the agency's key; then it is checked and queued for its recipients.
     Send {
         #[command(flatten)]
         store: StoreArgs,
-        /// The signed edXML envelope.
+        /// A signed edXML envelope, sent as is.
+        #[arg(long, conflicts_with_all = ["pdf", "attach", "meta"])]
+        envelope: Option<PathBuf>,
+        #[command(flatten)]
+        document: DocumentArgs,
+        /// Signing key of a built envelope: a key registered with the gateway (by name), or a
+        /// PKCS#12 file / pkcs11: URI (password from --password-file or SIGNGATE_KEY_PASSWORD);
+        /// default: the one key registered for the sending agency.
         #[arg(long)]
-        envelope: PathBuf,
+        key: Option<String>,
+        /// File holding the password of a --key file.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// Also write the built envelope to this file.
+        #[arg(long)]
+        save: Option<PathBuf>,
+    },
+    /// Write the envelope of a document this node holds (as received, trace included).
+    Document {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The DocumentId.
+        #[arg(long)]
+        document_id: String,
+        /// Only as this agency may see it (sender or recipient); default: the whole node.
+        #[arg(long)]
+        agency: Option<String>,
+        /// Output file (`-` is stdout).
+        #[arg(long, default_value = "-")]
+        out: PathBuf,
+    },
+    /// Write attachment N (0-based, in the envelope's order) of a document this node holds,
+    /// decoded, byte for byte as it was attached.
+    Attachment {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The DocumentId.
+        #[arg(long)]
+        document_id: String,
+        /// The attachment's index (0 is the first, the main document).
+        #[arg(long, default_value_t = 0)]
+        n: usize,
+        /// Only as this agency may see it (sender or recipient); default: the whole node.
+        #[arg(long)]
+        agency: Option<String>,
+        /// Output file (`-` is stdout).
+        #[arg(long, default_value = "-")]
+        out: PathBuf,
     },
     /// Documents delivered to the agencies this node serves and not yet completed
     /// (`owner_organ`: the agency holding each, the successor of a merged addressee).
@@ -65,12 +115,53 @@ pub enum RouteCommand {
         #[arg(long)]
         to: Option<String>,
     },
+    /// Start a demo network on loopback: a province node and two commune nodes (2025 units,
+    /// test agency codes DEMO.*), or with --structure 2024 a province, district and commune;
+    /// PKI, configurations, directory and client tokens are written to --dir on the first run
+    /// (`DIR/env` holds the URLs and tokens), then the nodes serve until SIGINT/SIGTERM.
+    Demo {
+        /// Folder of the network (created on the first run, reused after).
+        #[arg(long, default_value = "route-demo")]
+        dir: PathBuf,
+        /// `2025` (province and two communes) or `2024` (province, district, commune).
+        #[arg(long, default_value = "2025")]
+        structure: String,
+        /// First port of a new network: its publication point (OCSP/CRL), then the API and
+        /// peer port of each node in turn; 0 picks free ports.
+        #[arg(long, default_value_t = 18089, env = "SIGNGATE_DEMO_PORT_BASE")]
+        port_base: u16,
+        /// Write the network's files and exit without starting it.
+        #[arg(long)]
+        setup_only: bool,
+    },
     /// Print the SHA-256 fingerprint of a node certificate (for peers' `cert_fingerprint`).
     Fingerprint {
         /// The node's PKCS#12 file (password from SIGNGATE_KEY_PASSWORD).
         #[arg(long)]
         identity: PathBuf,
     },
+}
+
+/// The key of a built envelope: a file or token when `--key` names one, else a registered
+/// key by name, else the sending agency's one key.
+fn signing_key(
+    key: Option<&str>,
+    password_file: Option<&std::path::Path>,
+) -> Result<SigningKey, CliError> {
+    let Some(key) = key else {
+        return Ok(SigningKey::AgencyDefault);
+    };
+    if !crate::keys::Pkcs11Uri::is_uri(key) && !std::path::Path::new(key).is_file() {
+        return Ok(SigningKey::Registered(key.to_string()));
+    }
+    let args = super::KeyArgs {
+        key: key.to_string(),
+        password_file: password_file.map(PathBuf::from),
+        pin_file: None,
+        cert: None,
+        chain: None,
+    };
+    Ok(SigningKey::Opened(super::open_key(&args)?))
 }
 
 fn routing_error(e: RoutingError) -> CliError {
@@ -86,14 +177,25 @@ pub fn run(cmd: RouteCommand) -> Result<u8, CliError> {
         println!("{}", id.fingerprint().map_err(|e| routing_error(e.into()))?);
         return Ok(0);
     }
+    if let RouteCommand::Demo {
+        dir,
+        structure,
+        port_base,
+        setup_only,
+    } = &cmd
+    {
+        return demo(dir, structure, *port_base, *setup_only);
+    }
     runtime()?.block_on(async move {
         let (store_args, action) = match &cmd {
             RouteCommand::Send { store, .. }
+            | RouteCommand::Document { store, .. }
+            | RouteCommand::Attachment { store, .. }
             | RouteCommand::Inbox { store }
             | RouteCommand::Ack { store, .. }
             | RouteCommand::Status { store, .. }
             | RouteCommand::Retry { store, .. } => (store, &cmd),
-            RouteCommand::Fingerprint { .. } => return Ok(0),
+            RouteCommand::Fingerprint { .. } | RouteCommand::Demo { .. } => return Ok(0),
         };
         let config = store_args.config(None)?;
         let routing = config
@@ -103,8 +205,42 @@ pub fn run(cmd: RouteCommand) -> Result<u8, CliError> {
         let services = open(&config).await?;
         let node = services.routing_node(&routing)?;
         let code = match action {
-            RouteCommand::Send { envelope, .. } => {
-                let bytes = crate::fsio::read_input(envelope)?;
+            RouteCommand::Send {
+                envelope,
+                document,
+                key,
+                password_file,
+                save,
+                ..
+            } => {
+                let bytes = match envelope {
+                    Some(path) => crate::fsio::read_input(path)?,
+                    None if document.given() => {
+                        let key = signing_key(key.as_deref(), password_file.as_deref())?;
+                        let default_from = match routing.serves.as_slice() {
+                            [only] => Some(only.as_str()),
+                            _ => None,
+                        };
+                        let bytes = services
+                            .compose_document(
+                                None,
+                                default_from,
+                                key,
+                                document.spec()?,
+                                document.files()?,
+                            )
+                            .await?;
+                        if let Some(path) = save {
+                            crate::fsio::write_output(path, &bytes)?;
+                        }
+                        bytes
+                    }
+                    None => {
+                        return Err(CliError::usage(
+                            "nothing to send: give --envelope FILE, or --pdf FILE (and --attach) with metadata",
+                        ))
+                    }
+                };
                 let receipt = node.receive("local", bytes, None).await.map_err(routing_error)?;
                 println!(
                     "{}",
@@ -115,6 +251,31 @@ pub fn run(cmd: RouteCommand) -> Result<u8, CliError> {
                 } else {
                     65
                 }
+            }
+            RouteCommand::Document {
+                document_id,
+                agency,
+                out,
+                ..
+            } => {
+                let file = services
+                    .routed_envelope(&node, document_id, agency.as_deref())
+                    .await?;
+                crate::fsio::write_output(out, &file.bytes)?;
+                0
+            }
+            RouteCommand::Attachment {
+                document_id,
+                n,
+                agency,
+                out,
+                ..
+            } => {
+                let file = services
+                    .routed_attachment(&node, document_id, *n, agency.as_deref())
+                    .await?;
+                crate::fsio::write_output(out, &file.bytes)?;
+                0
             }
             RouteCommand::Inbox { .. } => {
                 for row in node.inbox(None).await.map_err(routing_error)? {
@@ -158,9 +319,78 @@ pub fn run(cmd: RouteCommand) -> Result<u8, CliError> {
                 }
                 0
             }
-            RouteCommand::Fingerprint { .. } => 0,
+            RouteCommand::Fingerprint { .. } | RouteCommand::Demo { .. } => 0,
         };
         services.close().await;
         Ok(code)
+    })
+}
+
+/// `signgate route demo`: prepares (or reuses) the network in `dir`, serves its publication
+/// point and every node, writes `DIR/ready` once all listen, and stops them on SIGINT/SIGTERM.
+fn demo(
+    dir: &std::path::Path,
+    structure: &str,
+    port_base: u16,
+    setup_only: bool,
+) -> Result<u8, CliError> {
+    use crate::gateway::demo_network::DemoNetwork;
+    use crate::gateway::{BackgroundServer, Gateway};
+    let structure: crate::directory::Structure = structure.parse().map_err(CliError::usage)?;
+    let ready = dir.join("ready");
+    let _ = std::fs::remove_file(&ready);
+    runtime()?.block_on(async move {
+        let net = DemoNetwork::prepare(dir, structure, port_base).await?;
+        println!(
+            "demo network ({} structure) in {}: TEST DATA, DEMO.* agency codes are not real",
+            net.structure,
+            net.dir.display()
+        );
+        for n in &net.nodes {
+            println!(
+                "  {:<10} {} {:<22} API {}  peers https://127.0.0.1:{}/  config {}",
+                n.name,
+                n.organ_id,
+                n.organ_name,
+                n.url(),
+                n.peer_port,
+                n.config.display()
+            );
+        }
+        if setup_only {
+            println!(
+                "set up; start it with: signgate route demo --dir {}",
+                dir.display()
+            );
+            return Ok(0);
+        }
+        let publication_addr = std::net::SocketAddr::from(([127, 0, 0, 1], net.publication_port));
+        let (publication, _) = BackgroundServer::bind(publication_addr, net.publication()?).await?;
+        let mut running = Vec::new();
+        for n in &net.nodes {
+            let config = DemoNetwork::config_of(&n.config)?;
+            match Gateway::start(config, crate::api::http_app()).await {
+                Ok(r) => running.push(r),
+                Err(e) => {
+                    for r in running {
+                        r.shutdown().await;
+                    }
+                    publication.shutdown().await;
+                    return Err(CliError::from(e));
+                }
+            }
+        }
+        crate::fsio::write_output(&ready, b"ready\n")?;
+        println!(
+            "demo network ready (OCSP/CRL on http://{publication_addr}/); in a shell: . {}/env",
+            net.dir.display()
+        );
+        crate::gateway::termination().await;
+        let _ = std::fs::remove_file(&ready);
+        for r in running {
+            r.shutdown().await;
+        }
+        publication.shutdown().await;
+        Ok(0)
     })
 }

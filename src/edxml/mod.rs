@@ -1,6 +1,8 @@
 //! edXML packages (QCVN 102:2016): building, signing, parsing, tracing and verifying official
 //! documents as agencies exchange them, and the status messages that acknowledge them.
 //!
+//! [`build`] turns a document's metadata and files into a package.
+//!
 //! Owns the envelope's data model ([`Package`], [`Status`]), its XML form and the gateway's
 //! schema (`schemas/edxml-qcvn102.xsd`, checked by [`schema`]), the limits on hostile input
 //! ([`Limits`], zipped attachments included) and the trace list that grows at each hop.
@@ -12,6 +14,7 @@
 //! unconfirmed (element order, the update status codes 15/16), the choice is signgate's and
 //! the README says so.
 
+pub mod build;
 mod dates;
 mod package;
 pub mod schema;
@@ -20,6 +23,7 @@ mod trace;
 mod verify;
 pub mod zip;
 
+pub use build::{media_type, DocumentSpec, FileSpec, OrganSpec};
 pub use dates::{format_date, format_timestamp, parse_date, parse_timestamp};
 pub use package::parse;
 pub use status::{

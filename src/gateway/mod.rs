@@ -2,15 +2,17 @@
 //! the domain modules.
 //!
 //! - [`config`]: the validated configuration ([`GatewayConfig`], [`Settings`]); secrets
-//!   never print. [`demo`]: the demo gateway's built-in assets; [`fetch`]: revocation data
+//!   never print. [`demo`]: the demo gateway's built-in assets; [`demo_network`]: the demo
+//!   routing network on loopback (`signgate route demo`); [`fetch`]: revocation data
 //!   of an in-process publication point answered without the network.
 //! - [`Services`], shared by every adapter, with typed inputs and outputs: [`signing`] (one
 //!   document, the one format rule), [`intake`] (verification, submissions and receipts),
 //!   [`batches`] (accept, run, resume, download), [`access`] (authentication, audit
 //!   queries, health), [`admin`] (clients, keys, grants), [`checkpoint`] (signed audit
 //!   checkpoints and their strict check), [`idempotency`] (claimed, completed and replayed
-//!   `Idempotency-Key`s); [`audit`] is the one write path into the audit chain and
-//!   [`metrics`] the counters `/metrics` renders.
+//!   `Idempotency-Key`s), [`route`] (an agency's document built into a signed edXML envelope;
+//!   received envelopes and attachments handed out); [`audit`] is the one write path into the
+//!   audit chain and [`metrics`] the counters `/metrics` renders.
 //! - [`Gateway::start`]: the listeners, the routing node, retention and batch resume behind
 //!   one shutdown signal; [`Running::shutdown`] drains every part. [`tasks`] runs jobs in
 //!   parallel for the adapters, which start none of their own.
@@ -26,11 +28,13 @@ pub mod batches;
 pub mod checkpoint;
 pub mod config;
 pub mod demo;
+pub mod demo_network;
 pub mod fetch;
 pub mod idempotency;
 pub mod intake;
 pub mod limits;
 pub mod metrics;
+pub mod route;
 mod run;
 pub mod signing;
 pub mod tasks;

@@ -42,6 +42,7 @@ mod pkcs11_always_auth;
 mod pkits;
 mod pyhanko_interop;
 mod revisions;
+mod route_envelope;
 mod routing;
 mod tamper;
 mod verify;
