@@ -7,12 +7,15 @@
 //! a separate mapping (`gso_code,organ_id_qcvn102,organ_id_d20`), stored as opaque strings:
 //! signgate ships no identifier of its own invention. The SQL is in [`crate::store`].
 
+pub mod certs;
 mod csv;
 
 use time::Date;
 
 use crate::clock::now_rfc3339;
 use crate::code::ErrorCode;
+pub use certs::{CertIdentityKind, SignerBinding, SignerFacts};
+
 use crate::store::{ChangeRow, OwnerMove, Store, StoreError, UnitRow};
 
 /// Why a directory operation failed.

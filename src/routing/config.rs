@@ -51,6 +51,17 @@ pub struct RoutingFileConfig {
     pub update_agreed_code: Option<String>,
     /// Status code sent when a recipient refuses an update (unconfirmed; default 16).
     pub update_refused_code: Option<String>,
+    /// First re-validation delay, in milliseconds, of an envelope held because the revocation
+    /// status of its signer could not be obtained (default 30000); doubles, with jitter.
+    pub revalidate_initial_ms: Option<u64>,
+    /// Longest re-validation delay in milliseconds (default 900000).
+    pub revalidate_max_ms: Option<u64>,
+    /// How long such an envelope is held before it is answered 02, in seconds (default 86400).
+    pub revalidate_deadline_secs: Option<u64>,
+    /// Whether a recall, update or replace must name its target in its signed `MessageHeader`
+    /// (`ResponseFor` with the target DocumentId), so that the agency's signature covers what
+    /// it acts on (default true).
+    pub signed_recall_reference: Option<bool>,
     /// The nodes this node talks to.
     #[serde(default)]
     pub peers: Vec<PeerFileConfig>,
@@ -100,6 +111,12 @@ pub struct DeliveryPolicy {
     pub poll: Duration,
     /// Peer answer timeout.
     pub peer_timeout: Duration,
+    /// First re-validation delay of an envelope held for its revocation status.
+    pub revalidate_initial: Duration,
+    /// Longest re-validation delay.
+    pub revalidate_max: Duration,
+    /// How long such an envelope is held before it is answered 02.
+    pub revalidate_deadline: Duration,
 }
 
 /// `[routing]`, validated.
@@ -126,6 +143,8 @@ pub struct RoutingConfig {
     /// The status code table, with this network's update agreed / refused codes (checked
     /// when the configuration is read).
     pub status_codes: StatusCodes,
+    /// A recall, update or replace must name its target in its signed header.
+    pub signed_recall_reference: bool,
 }
 
 /// The code table of `[routing]`: the standard's defaults unless the update codes are set.
@@ -234,7 +253,13 @@ impl RoutingConfig {
                 lease: Duration::from_secs(file.lease_secs.unwrap_or(60).max(1)),
                 poll: ms(file.poll_ms, 500),
                 peer_timeout: Duration::from_secs(file.peer_timeout_secs.unwrap_or(30)),
+                revalidate_initial: ms(file.revalidate_initial_ms, 30_000),
+                revalidate_max: ms(file.revalidate_max_ms, 900_000),
+                revalidate_deadline: Duration::from_secs(
+                    file.revalidate_deadline_secs.unwrap_or(86_400),
+                ),
             },
+            signed_recall_reference: file.signed_recall_reference.unwrap_or(true),
             status_codes: status_codes(file)?,
         })
     }

@@ -167,6 +167,11 @@ const SQLITE_MIGRATIONS: Embedded = &[
         "route owner",
         include_str!("../../migrations/sqlite/0400_route_owner.sql"),
     ),
+    (
+        600,
+        "route operations",
+        include_str!("../../migrations/sqlite/0600_route_operations.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: Embedded = &[
     (
@@ -198,6 +203,11 @@ const POSTGRES_MIGRATIONS: Embedded = &[
         400,
         "route owner",
         include_str!("../../migrations/postgres/0400_route_owner.sql"),
+    ),
+    (
+        600,
+        "route operations",
+        include_str!("../../migrations/postgres/0600_route_operations.sql"),
     ),
 ];
 

@@ -38,6 +38,7 @@ mod pkits;
 mod pyhanko_interop;
 mod revisions;
 mod routing;
+mod routing_ops;
 mod tamper;
 mod verify;
 mod verify_many;
