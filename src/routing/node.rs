@@ -534,16 +534,6 @@ impl Node {
         if let Check::Failed { reason, .. } = &checked {
             return answer(self.refuse(&doc, from_node, reason.clone(), when).await?);
         }
-        if let Some(reason) = self.unauthorized(from_node, &doc.sender) {
-            return answer(self.refuse(&doc, from_node, reason, when).await?);
-        }
-        if let Some(agency) = agency.filter(|a| *a != doc.sender) {
-            let reason = format!(
-                "a client of agency {agency} may not send for agency {}",
-                doc.sender
-            );
-            return answer(self.refuse(&doc, from_node, reason, when).await?);
-        }
         let to: Vec<String> = package
             .header
             .to
@@ -561,6 +551,22 @@ impl Node {
             _ => to,
         };
         let business = package.business.doc_type;
+        if let Some(why) = self.looped(&doc, business, &recipients, from_node).await? {
+            self.counters.loops.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(alert = "route_loop", document_id = %doc.document_id, from = %from_node,
+                reason = %why, "routing: a document came back to this node (routing loop), answered 02");
+            return answer(self.refuse(&doc, from_node, why.to_string(), when).await?);
+        }
+        if let Some(reason) = self.unauthorized(from_node, &doc.sender) {
+            return answer(self.refuse(&doc, from_node, reason, when).await?);
+        }
+        if let Some(agency) = agency.filter(|a| *a != doc.sender) {
+            let reason = format!(
+                "a client of agency {agency} may not send for agency {}",
+                doc.sender
+            );
+            return answer(self.refuse(&doc, from_node, reason, when).await?);
+        }
         let target = package
             .business
             .document_id
@@ -615,11 +621,6 @@ impl Node {
             {
                 Accepted::Done(receipt) => return answer(receipt),
                 Accepted::Refused(why) => {
-                    if matches!(why, Refusal::Loop { .. }) {
-                        self.counters.loops.fetch_add(1, Ordering::Relaxed);
-                        tracing::error!(alert = "route_loop", document_id = %doc.document_id, from = %from_node,
-                            reason = %why, "routing: a document came back to this node (routing loop), answered 02");
-                    }
                     return answer(self.refuse(&doc, from_node, why.to_string(), when).await?);
                 }
                 Accepted::Raced => continue,
@@ -653,6 +654,35 @@ impl Node {
                 h.from.organ_id
             )),
         }
+    }
+
+    /// A routing loop: the document for one of `recipients` came back from `from_node`, the
+    /// node this node forwarded it to (e.g. a node that has not recorded a directory merge
+    /// routes the redirected document back up the path).
+    async fn looped(
+        &self,
+        doc: &DocRef,
+        business: BusinessDocType,
+        recipients: &[String],
+        from_node: &str,
+    ) -> Result<Option<Refusal>, RoutingError> {
+        if from_node == LOCAL {
+            return Ok(None);
+        }
+        for r in recipients {
+            let row = self
+                .store
+                .route_document(&doc.sender, &doc.document_id, i64::from(business.code()), r)
+                .await?;
+            if row.is_some_and(|row| row.next_node.as_deref() == Some(from_node)) {
+                return Ok(Some(Refusal::Loop {
+                    document_id: doc.document_id.clone(),
+                    recipient: r.clone(),
+                    node: from_node.to_string(),
+                }));
+            }
+        }
+        Ok(None)
     }
 
     /// Whether every recipient already has this document here with this digest.
@@ -972,15 +1002,6 @@ impl Node {
                 .route_document(&doc.sender, &doc.document_id, doc_type, r)
                 .await?
             {
-                Some(row)
-                    if row.digest == digest && row.next_node.as_deref() == Some(from_node) =>
-                {
-                    return Ok(Accepted::Refused(Refusal::Loop {
-                        document_id: doc.document_id.clone(),
-                        recipient: r.clone(),
-                        node: from_node.to_string(),
-                    }))
-                }
                 Some(row) if row.digest == digest => duplicates.push(r.clone()),
                 Some(_) => {
                     return Ok(Accepted::Refused(Refusal::ConflictingRedelivery {
