@@ -81,6 +81,11 @@ pub struct PeerFileConfig {
     /// default route (the parent in the hierarchy).
     #[serde(default)]
     pub serves: Vec<String>,
+    /// Agency ids whose whole subtree in the agency directory (the agency and every unit under
+    /// it, e.g. a province and all its communes) is reached through this peer, instead of
+    /// listing each OrganId in `serves`.
+    #[serde(default)]
+    pub serves_below: Vec<String>,
 }
 
 /// A validated peer.
@@ -94,6 +99,8 @@ pub struct Peer {
     pub fingerprint: String,
     /// Agency ids reached through it.
     pub serves: Vec<String>,
+    /// Agency ids whose directory subtree is reached through it.
+    pub serves_below: Vec<String>,
 }
 
 /// Delivery policy of the outbox worker.
@@ -221,6 +228,7 @@ impl RoutingConfig {
                 url,
                 fingerprint,
                 serves: p.serves.clone(),
+                serves_below: p.serves_below.clone(),
             });
         }
         let ms = |v: Option<u64>, d: u64| Duration::from_millis(v.unwrap_or(d));
@@ -305,6 +313,32 @@ impl RoutingConfig {
             .map(|p| Hop::Peer(p.node_id.clone()))
     }
 
+    /// The peer that lists `organ` itself in `serves` (not the default route).
+    pub fn listed_peer(&self, organ: &str) -> Option<&Peer> {
+        self.peers
+            .iter()
+            .find(|p| p.serves.iter().any(|s| s == organ))
+    }
+
+    /// The peer whose `serves_below` names `organ` (an agency whose subtree it reaches).
+    pub fn subtree_peer(&self, organ: &str) -> Option<&Peer> {
+        self.peers
+            .iter()
+            .find(|p| p.serves_below.iter().any(|s| s == organ))
+    }
+
+    /// Whether some peer reaches a directory subtree (routing then asks the directory).
+    pub fn has_subtrees(&self) -> bool {
+        self.peers.iter().any(|p| !p.serves_below.is_empty())
+    }
+
+    /// The default route (`*`).
+    pub fn default_peer(&self) -> Option<&Peer> {
+        self.peers
+            .iter()
+            .find(|p| p.serves.iter().any(|s| s == "*"))
+    }
+
     /// The peer whose certificate has `fingerprint` (lowercase hex).
     pub fn peer_by_fingerprint(&self, fingerprint: &str) -> Option<&Peer> {
         self.peers.iter().find(|p| p.fingerprint == fingerprint)
@@ -346,6 +380,18 @@ mod tests {
             Some("province")
         );
         assert_eq!(c.trace_organ(), "D1");
+    }
+
+    #[test]
+    fn a_peer_may_serve_a_directory_subtree() {
+        let text = format!(
+            "node_id = \"p\"\nserves = [\"P\"]\nlisten = \"127.0.0.1:0\"\nidentity = \"n.p12\"\n\
+             [[peers]]\nnode_id = \"d\"\nurl = \"https://127.0.0.1:1\"\ncert_fingerprint = \"{FP}\"\nserves_below = [\"D\"]\n"
+        );
+        let c = config(&text).expect("valid");
+        assert!(c.has_subtrees());
+        assert_eq!(c.subtree_peer("D").map(|p| p.node_id.as_str()), Some("d"));
+        assert!(c.listed_peer("D").is_none() && c.default_peer().is_none());
     }
 
     #[test]

@@ -416,7 +416,7 @@ impl Node {
     /// the agency directory, else the name the envelope gives it, else its id.
     async fn agency_name(&self, doc: &DocRef, organ: &str) -> Result<String, RoutingError> {
         let units = self.store.units_by_organ_id(organ).await?;
-        if let Some(unit) = units.last() {
+        if let Some(unit) = units.first() {
             return Ok(crate::directory::committee_name(unit));
         }
         Ok(doc
@@ -557,7 +557,7 @@ impl Node {
                 reason = %why, "routing: a document came back to this node (routing loop), answered 02");
             return answer(self.refuse(&doc, from_node, why.to_string(), when).await?);
         }
-        if let Some(reason) = self.unauthorized(from_node, &doc.sender) {
+        if let Some(reason) = self.unauthorized(from_node, &doc.sender).await? {
             return answer(self.refuse(&doc, from_node, reason, when).await?);
         }
         if let Some(agency) = agency.filter(|a| *a != doc.sender) {
@@ -914,16 +914,49 @@ impl Node {
 
     /// The reverse-path rule: a peer may deliver what this node would route back through it
     /// for `organ` (a document's sender, a status's author); `None` when allowed.
-    fn unauthorized(&self, from_node: &str, organ: &str) -> Option<String> {
+    async fn unauthorized(
+        &self,
+        from_node: &str,
+        organ: &str,
+    ) -> Result<Option<String>, RoutingError> {
         if from_node == LOCAL {
-            return None;
+            return Ok(None);
         }
-        match self.config.next_hop(organ) {
+        Ok(match self.next_hop(organ).await? {
             Some(Hop::Peer(p)) if p == from_node => None,
             _ => Some(format!(
                 "node {from_node} is not authorized to deliver for agency {organ}"
             )),
+        })
+    }
+
+    /// The routing table with the agency directory: local when served here, else the peer
+    /// that lists `organ`, else the peer whose `serves_below` names `organ` or its nearest
+    /// ancestor in the directory, else the default route (`*`); `None` when no route exists.
+    pub async fn next_hop(&self, organ: &str) -> Result<Option<Hop>, RoutingError> {
+        if self.config.serves(organ) {
+            return Ok(Some(Hop::Local));
         }
+        if let Some(p) = self.config.listed_peer(organ) {
+            return Ok(Some(Hop::Peer(p.node_id.clone())));
+        }
+        if self.config.has_subtrees() {
+            let directory = crate::directory::Directory::new(self.store.clone());
+            let mut chain = vec![organ.to_string()];
+            chain.extend(directory.ancestors(organ).await.map_err(|e| match e {
+                crate::directory::DirectoryError::Store(s) => RoutingError::Store(s),
+                other => RoutingError::Invalid(other.to_string()),
+            })?);
+            for a in &chain {
+                if let Some(p) = self.config.subtree_peer(a) {
+                    return Ok(Some(Hop::Peer(p.node_id.clone())));
+                }
+            }
+        }
+        Ok(self
+            .config
+            .default_peer()
+            .map(|p| Hop::Peer(p.node_id.clone())))
     }
 
     /// Refuses an envelope with 02 and `reason`: in the answer on arrival; after a
@@ -1042,7 +1075,7 @@ impl Node {
                     Resolved::Stands => r.clone(),
                     Resolved::Closed(why) => return Ok(Accepted::Refused(why)),
                 };
-                match self.config.next_hop(&to) {
+                match self.next_hop(&to).await? {
                     Some(hop) => routes.push((r.clone(), to, hop)),
                     None => return Ok(Accepted::Refused(Refusal::NoRoute(to))),
                 }
@@ -1271,7 +1304,7 @@ impl Node {
         description: Option<String>,
     ) -> Result<(), RoutingError> {
         let code = self.codes.code(status).to_string();
-        let Some(hop) = self.config.next_hop(&doc.sender) else {
+        let Some(hop) = self.next_hop(&doc.sender).await? else {
             // nowhere to send it: not signed at all
             a.traces.push(trace(
                 doc,
@@ -1339,7 +1372,7 @@ impl Node {
             })
             .await?
         };
-        if let Some(reason) = self.unauthorized(from_node, &status.from.organ_id) {
+        if let Some(reason) = self.unauthorized(from_node, &status.from.organ_id).await? {
             return Err(RoutingError::PeerUnknown(reason));
         }
         let code = self.codes.code(status.code).to_string();
@@ -1364,7 +1397,7 @@ impl Node {
                     .unwrap_or_default()
             ),
         ));
-        match self.config.next_hop(&doc.sender) {
+        match self.next_hop(&doc.sender).await? {
             Some(Hop::Local) => {}
             Some(Hop::Peer(peer)) => a.outbox.push(status_item(peer, &doc, bytes.to_vec())),
             None => return Err(RoutingError::Invalid(format!("no route to {}", doc.sender))),
