@@ -1535,7 +1535,7 @@ impl Node {
         let held: Vec<&PendingRow> = held
             .iter()
             .filter(|p| {
-                agency.is_none_or(|a| {
+                agency.map_or(true, |a| {
                     p.agency.as_deref() == Some(a) || p.sender_organ == a || parties.contains(&a)
                 })
             })

@@ -446,6 +446,21 @@ fn clerk_inbox_agency_certificates_and_loops() {
         .unwrap();
     assert_eq!(acked_row["last_status"], "03", "{acked_row:#}");
     assert_eq!(acked_row["recipient_organ"], "TEST.C1");
+    // the commune's status messages carry its name (here the one the envelope gives it, as
+    // C's directory has no units), not its bare OrganId
+    let url = signgate::store::Store::sqlite_url(&net.nodes["P"].dir.join("data"));
+    let named = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = signgate::store::Store::open(&url)
+            .await
+            .expect("open P's db");
+        let found = store.route_statuses(&d0).await.unwrap();
+        store.close().await;
+        found
+            .iter()
+            .filter(|s| s.from_organ == "TEST.C1")
+            .all(|s| String::from_utf8_lossy(&s.bytes).contains("UBND TEST.C1"))
+    });
+    assert!(named, "statuses from TEST.C1 carry its name");
 
     // from TEST.P, signed with TEST.B's certificate: 02 at C with a readable reason
     let forged = doc_id("TEST.P", "950");
