@@ -1054,6 +1054,40 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn statuses_are_listed_in_the_order_they_were_issued() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&Store::sqlite_url(dir.path()))
+            .await
+            .expect("open");
+        // 06 arrives before 03 (another path was faster), but was issued after it
+        for (code, at, issued) in [
+            ("06", "2026-01-01T00:00:01Z", "2026-01-01T00:00:05Z"),
+            ("03", "2026-01-01T00:00:09Z", "2026-01-01T00:00:04Z"),
+        ] {
+            let row = StatusRow {
+                id: format!("st_{code}"),
+                document_id: "D".into(),
+                sender_organ: "S".into(),
+                from_organ: "R".into(),
+                code: code.into(),
+                description: None,
+                at: at.into(),
+                issued_at: Some(issued.into()),
+                bytes: b"<Status/>".to_vec(),
+            };
+            assert!(store.route_add_status(&row).await.expect("add"));
+        }
+        let codes: Vec<String> = store
+            .route_statuses("D")
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|s| s.code)
+            .collect();
+        assert_eq!(codes, ["03", "06"]);
+    }
+
+    #[tokio::test]
     async fn one_row_per_idempotency_key() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&Store::sqlite_url(dir.path()))
