@@ -10,6 +10,7 @@
 //! - the signing certificate bound to the sending agency (directory `cert`), a recall whose
 //!   signed header does not name its target, and a routing loop: each answered 02 with a
 //!   readable reason, never dropped;
+//! - a peer reaching a directory subtree (`serves_below`): delivery and the status back;
 //! - the inbox listing at 200,000 rows in SQLite (timings printed).
 
 use std::path::Path;
@@ -695,5 +696,65 @@ fn inbox_listing_at_200k_rows_in_sqlite() {
             assert!(*t < Duration::from_secs(3), "{what} took {t:?}");
         }
         store.close().await;
+    });
+}
+
+#[test]
+fn a_peer_serves_a_directory_subtree() {
+    let spec: Vec<(&'static str, &str, Links)> = vec![
+        ("P", "TEST.P", vec![("C", Vec::new())]),
+        ("C", "TEST.CX", vec![("P", s(&["*"]))]),
+    ];
+    let mut net = Net::new("subtree", &spec, "", None);
+    // P lists no OrganId for C, only the district whose subtree C reaches
+    let config = &net.nodes["P"].config;
+    let text = std::fs::read_to_string(config).unwrap();
+    assert_eq!(text.matches("serves = []").count(), 1, "{text}");
+    std::fs::write(
+        config,
+        text.replace("serves = []", "serves = []\nserves_below = [\"TEST.DX\"]"),
+    )
+    .unwrap();
+    let dir = &net.nodes["P"].dir;
+    let units = dir.join("units.csv");
+    let codes = dir.join("codes.csv");
+    std::fs::write(
+        &units,
+        "code,name,level,parent_code,type\n01,Một,province,,Tỉnh\n001,Hai,district,01,Huyện\n00001,Ba,commune,001,Xã\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &codes,
+        "gso_code,organ_id_qcvn102,organ_id_d20\n01,TEST.PR,\n001,TEST.DX,\n00001,TEST.CX,\n",
+    )
+    .unwrap();
+    let mut cmd = signgate(["directory", "import", "--structure", "2024", "--units"]);
+    cmd.arg(&units)
+        .arg("--codes")
+        .arg(&codes)
+        .arg("--config")
+        .arg(config)
+        .env("SIGNGATE_KEY_PASSWORD", "demo");
+    assert_exit(&run(&mut cmd), 0, "directory import");
+    net.start_all(&["P", "C"]);
+    let key = open_key(&pki().path("agency-signer.p12"));
+    let d = doc_id("TEST.P", "970");
+    let sent = net.send(
+        "P",
+        &letter(
+            key.as_ref(),
+            "TEST.CX",
+            "970",
+            "Gửi xã qua huyện",
+            Business::default(),
+        ),
+    );
+    assert_eq!(sent["status"], "01", "{sent}");
+    wait_until(&net, Duration::from_secs(60), "delivered at C", || {
+        net.rows("C", &d, "TEST.CX", "delivered") == 1
+    });
+    // the commune's 01 passes P's reverse-path rule through the same subtree
+    wait_until(&net, Duration::from_secs(60), "01 back at P", || {
+        net.has_status("P", &d, "TEST.CX", "01")
     });
 }
