@@ -412,6 +412,7 @@ async fn metrics_text(
             Ok(states) => text.push_str(&crate::gateway::metrics::render_route_outbox(&states)),
             Err(e) => tracing::warn!("metrics: routing outbox counts unavailable: {e}"),
         }
+        text.push_str(&node.counters.render());
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

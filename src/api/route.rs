@@ -6,7 +6,8 @@
 //!   The caller is identified by its verified client certificate's fingerprint; an unknown
 //!   certificate answers 403 `ROUTE_PEER_UNKNOWN`.
 //! - [`routes`], on the gateway API with bearer tokens: `GET /v1/route/status?document_id=`,
-//!   `GET /v1/route/inbox`, `POST /v1/route/ack`, `POST /v1/route/send`, `GET /v1/route/outbox`
+//!   `GET /v1/route/inbox` and `GET /v1/route/sent` (filters and a paging cursor:
+//!   [`ListParams`]), `POST /v1/route/ack`, `POST /v1/route/send`, `GET /v1/route/outbox`
 //!   (outbox and document counts by state, dead letters included), `POST /v1/route/retry`
 //!   (a dead letter back to pending), `GET /v1/route/document?document_id=` (the envelope)
 //!   and `GET /v1/route/attachment?document_id=&n=` (attachment n, 0-based). `send` also takes
@@ -21,6 +22,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -30,9 +32,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{AppError, AppState, Caller};
-use crate::gateway::GatewayError;
+use crate::routing::node::{ListKind, ListParams};
 use crate::routing::tls::PeerCertificate;
-use crate::routing::worker::{encode, REASON_HEADER, STATUS_HEADER};
+use crate::routing::worker::{encode, HELD_HEADER, REASON_HEADER, STATUS_HEADER};
 use crate::routing::{Node, Receipt, RoutingError};
 
 impl From<RoutingError> for AppError {
@@ -77,6 +79,11 @@ fn receipt_response(receipt: Receipt) -> Response {
             headers.insert(REASON_HEADER, v);
         }
     }
+    if let Some(note) = &receipt.held {
+        if let Ok(v) = HeaderValue::from_str(&encode(note)) {
+            headers.insert(HELD_HEADER, v);
+        }
+    }
     response
 }
 
@@ -111,6 +118,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/route/status", get(status))
         .route("/v1/route/inbox", get(inbox))
+        .route("/v1/route/sent", get(sent))
         .route("/v1/route/ack", post(ack))
         .route("/v1/route/send", post(send))
         .route("/v1/route/document", get(document))
@@ -122,22 +130,9 @@ pub fn routes() -> Router<AppState> {
 /// Outbox items and document rows by state, of the caller's agency's documents, and the
 /// node's counters since start (totals only, no document).
 async fn outbox(caller: Caller, node: Option<Extension<Arc<Node>>>) -> Result<Response, AppError> {
-    use std::sync::atomic::Ordering::Relaxed;
     let node = configured(node)?;
-    let agency = &caller.0.agency;
-    let c = &node.counters;
-    Ok(Json(json!({
-        "node": node.config.node_id,
-        "agency": agency,
-        "outbox": node.store().route_outbox_states_for(agency).await.map_err(GatewayError::from)?,
-        "documents": node.store().route_document_states_for(agency).await.map_err(GatewayError::from)?,
-        "since_start": {
-            "accepted": c.accepted.load(Relaxed), "duplicates": c.duplicates.load(Relaxed),
-            "refused": c.refused.load(Relaxed), "delivered": c.delivered.load(Relaxed),
-            "dead_letters": c.dead_letters.load(Relaxed),
-        },
-    }))
-    .into_response())
+    let view = node.outbox_view(Some(&caller.0.agency)).await?;
+    Ok(Json(view).into_response())
 }
 
 /// Body of `POST /v1/route/retry`.
@@ -188,10 +183,41 @@ async fn status(
     Ok(Json(view).into_response())
 }
 
-async fn inbox(caller: Caller, node: Option<Extension<Arc<Node>>>) -> Result<Response, AppError> {
+/// `GET /v1/route/inbox?state=&sender=&from=&to=&q=&limit=&cursor=`: the documents the
+/// caller's agency holds here, newest first, with their subject, sender name, number, type,
+/// due date and attachments; `next_cursor` pages on.
+async fn inbox(
+    caller: Caller,
+    node: Option<Extension<Arc<Node>>>,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Response, AppError> {
+    list(caller, node, params, ListKind::Inbox).await
+}
+
+/// `GET /v1/route/sent?state=&recipient=&from=&to=&q=&limit=&cursor=`: the documents the
+/// caller's agency sent, one row per recipient, with the last status recorded here.
+async fn sent(
+    caller: Caller,
+    node: Option<Extension<Arc<Node>>>,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Response, AppError> {
+    list(caller, node, params, ListKind::Sent).await
+}
+
+async fn list(
+    caller: Caller,
+    node: Option<Extension<Arc<Node>>>,
+    params: Result<Query<ListParams>, QueryRejection>,
+    kind: ListKind,
+) -> Result<Response, AppError> {
+    let Query(params) = params.map_err(|e| AppError::BadRequest(e.body_text()))?;
     let node = configured(node)?;
-    let rows = node.inbox(Some(&caller.0.agency)).await?;
-    Ok(Json(json!({"node": node.config.node_id, "documents": rows})).into_response())
+    let filter = params.filter(kind, vec![caller.0.agency.clone()])?;
+    let (rows, next) = node.list(filter, params.cursor.as_deref()).await?;
+    Ok(
+        Json(json!({"node": node.config.node_id, "documents": rows, "next_cursor": next}))
+            .into_response(),
+    )
 }
 
 /// Body of `POST /v1/route/ack`.
@@ -245,7 +271,7 @@ async fn send(
     };
     Ok((
         status,
-        Json(json!({"document_id": receipt.document_id, "status": receipt.code_text(), "reason": receipt.reason})),
+        Json(json!({"document_id": receipt.document_id, "status": receipt.code_text(), "reason": receipt.reason, "held": receipt.held})),
     )
         .into_response())
 }

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::gateway::{open, runtime, StoreArgs};
 use super::CliError;
-use crate::directory::{committee_name, Structure};
+use crate::directory::{committee_name, CertIdentityKind, Structure};
 
 /// `signgate directory …`.
 #[derive(Debug, Subcommand)]
@@ -94,6 +94,27 @@ pub enum DirectoryCommand {
         #[arg(long)]
         effective: String,
     },
+    /// Record, remove or list the certificate identities of an agency: an envelope "From" it
+    /// must be signed with a certificate that matches one (subject organization, tax code
+    /// `UID=MST:…`, or SHA-256 fingerprint), else it is refused with 02.
+    Cert {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// `add`, `remove` or `list`.
+        action: CertAction,
+        /// The agency (edXML OrganId).
+        #[arg(long)]
+        organ: String,
+        /// The subject organization (`O`) of its certificates.
+        #[arg(long, conflicts_with_all = ["tax_code", "fingerprint"])]
+        organization: Option<String>,
+        /// The tax code in its certificates' subject (`UID=MST:…`).
+        #[arg(long, conflicts_with = "fingerprint")]
+        tax_code: Option<String>,
+        /// The SHA-256 fingerprint of one certificate (hex; `:` ignored).
+        #[arg(long)]
+        fingerprint: Option<String>,
+    },
     /// Dissolve a unit with no active units below it.
     Dissolve {
         #[command(flatten)]
@@ -107,6 +128,33 @@ pub enum DirectoryCommand {
         #[arg(long)]
         effective: String,
     },
+}
+
+/// What `directory cert` does.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CertAction {
+    /// Record an identity.
+    Add,
+    /// Remove an identity.
+    Remove,
+    /// List the identities recorded for the agency.
+    List,
+}
+
+/// `directory cert`: one identity from the flags (for add/remove).
+fn cert_identity(
+    organization: Option<String>,
+    tax_code: Option<String>,
+    fingerprint: Option<String>,
+) -> Result<(CertIdentityKind, String), CliError> {
+    match (organization, tax_code, fingerprint) {
+        (Some(o), None, None) => Ok((CertIdentityKind::Organization, o)),
+        (None, Some(t), None) => Ok((CertIdentityKind::TaxCode, t)),
+        (None, None, Some(f)) => Ok((CertIdentityKind::Fingerprint, f)),
+        _ => Err(CliError::usage(
+            "give one of --organization, --tax-code or --fingerprint",
+        )),
+    }
 }
 
 fn read_text(path: &Path) -> Result<String, CliError> {
@@ -219,6 +267,35 @@ pub fn run(cmd: DirectoryCommand) -> Result<u8, CliError> {
                     .rename(structure, &code, &name, effective)
                     .await?;
                 print_json(&json!({"renamed": code, "name": name}));
+                db.close().await;
+            }
+            DirectoryCommand::Cert {
+                store,
+                action,
+                organ,
+                organization,
+                tax_code,
+                fingerprint,
+            } => {
+                let db = open(&store.config(None)?).await?;
+                let dir = db.directory();
+                match action {
+                    CertAction::List => {
+                        for row in dir.certificate_identities(&organ).await? {
+                            print_json(&row);
+                        }
+                    }
+                    CertAction::Add => {
+                        let (kind, value) = cert_identity(organization, tax_code, fingerprint)?;
+                        dir.bind_certificate(&organ, kind, &value).await?;
+                        print_json(&json!({"organ_id": organ, "added": kind.as_str()}));
+                    }
+                    CertAction::Remove => {
+                        let (kind, value) = cert_identity(organization, tax_code, fingerprint)?;
+                        dir.unbind_certificate(&organ, kind, &value).await?;
+                        print_json(&json!({"organ_id": organ, "removed": kind.as_str()}));
+                    }
+                }
                 db.close().await;
             }
             DirectoryCommand::Dissolve {

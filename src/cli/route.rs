@@ -9,6 +9,7 @@ use super::edxml::DocumentArgs;
 use super::gateway::{open, runtime, StoreArgs};
 use super::CliError;
 use crate::gateway::route::SigningKey;
+use crate::routing::node::{ListKind, ListParams};
 use crate::routing::{tls, RoutingError};
 
 /// `signgate route …`.
@@ -70,9 +71,39 @@ pub enum RouteCommand {
         #[arg(long, default_value = "-")]
         out: PathBuf,
     },
-    /// Documents delivered to the agencies this node serves and not yet completed
-    /// (`owner_organ`: the agency holding each, the successor of a merged addressee).
+    /// Documents delivered to the agencies this node serves (default: not yet completed),
+    /// newest first, one JSON line each with subject, sender name, number, type, due date and
+    /// attachments (`owner_organ`: the agency holding each, the successor of a merged
+    /// addressee); a further page's `--cursor` is printed on stderr.
     Inbox {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        list: ListArgs,
+        /// Only documents from this sender (OrganId).
+        #[arg(long)]
+        sender: Option<String>,
+        /// Only documents this agency holds (default: every agency served here).
+        #[arg(long)]
+        agency: Option<String>,
+    },
+    /// Documents the agencies served here sent (one row per recipient, with the last status
+    /// recorded here), newest first, filtered and paged like `inbox`.
+    Sent {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        list: ListArgs,
+        /// Only documents to this recipient (OrganId).
+        #[arg(long)]
+        recipient: Option<String>,
+        /// Only documents this agency sent (default: every agency served here).
+        #[arg(long)]
+        agency: Option<String>,
+    },
+    /// The outbox: items by state, held envelopes by state, and the items that failed (peer
+    /// down, pin mismatch, TLS error, refusal) with their last error.
+    Outbox {
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -164,6 +195,69 @@ fn signing_key(
     Ok(SigningKey::Opened(super::open_key(&args)?))
 }
 
+/// Filters and paging shared by `route inbox` and `route sent`.
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Row states, comma-separated, or `all`.
+    #[arg(long)]
+    state: Option<String>,
+    /// Received here on or after this day (YYYY-MM-DD) or time (RFC 3339).
+    #[arg(long)]
+    from: Option<String>,
+    /// Received here on or before this day (YYYY-MM-DD).
+    #[arg(long)]
+    to: Option<String>,
+    /// Text in the subject, number, sender name or DocumentId.
+    #[arg(long)]
+    text: Option<String>,
+    /// Page size (default 50, at most 500).
+    #[arg(long)]
+    limit: Option<i64>,
+    /// The cursor printed after the previous page.
+    #[arg(long)]
+    cursor: Option<String>,
+}
+
+impl ListArgs {
+    fn params(&self) -> ListParams {
+        ListParams {
+            state: self.state.clone(),
+            from: self.from.clone(),
+            to: self.to.clone(),
+            q: self.text.clone(),
+            limit: self.limit,
+            cursor: self.cursor.clone(),
+            ..ListParams::default()
+        }
+    }
+}
+
+/// `route inbox` / `route sent`: JSON lines, the next page's cursor on stderr.
+async fn print_list(
+    node: &crate::routing::Node,
+    kind: ListKind,
+    params: ListParams,
+    agency: Option<&str>,
+) -> Result<(), CliError> {
+    let agencies = match (agency, kind) {
+        (Some(a), _) => vec![a.to_string()],
+        (None, ListKind::Inbox) => Vec::new(),
+        (None, ListKind::Sent) => node.config.serves.clone(),
+    };
+    let filter = params.filter(kind, agencies).map_err(routing_error)?;
+    let (rows, next) = node
+        .list(filter, params.cursor.as_deref())
+        .await
+        .map_err(routing_error)?;
+    for row in rows {
+        println!("{}", serde_json::to_string(&row).unwrap_or_default());
+    }
+    if let Some(c) = next {
+        eprintln!("more: --cursor {c}");
+    }
+    Ok(())
+}
+
 fn routing_error(e: RoutingError) -> CliError {
     crate::Error::Routing(e).into()
 }
@@ -191,7 +285,9 @@ pub fn run(cmd: RouteCommand) -> Result<u8, CliError> {
             RouteCommand::Send { store, .. }
             | RouteCommand::Document { store, .. }
             | RouteCommand::Attachment { store, .. }
-            | RouteCommand::Inbox { store }
+            | RouteCommand::Inbox { store, .. }
+            | RouteCommand::Sent { store, .. }
+            | RouteCommand::Outbox { store }
             | RouteCommand::Ack { store, .. }
             | RouteCommand::Status { store, .. }
             | RouteCommand::Retry { store, .. } => (store, &cmd),
@@ -244,7 +340,7 @@ pub fn run(cmd: RouteCommand) -> Result<u8, CliError> {
                 let receipt = node.receive("local", bytes, None).await.map_err(routing_error)?;
                 println!(
                     "{}",
-                    serde_json::json!({"document_id": receipt.document_id, "status": receipt.code_text(), "reason": receipt.reason})
+                    serde_json::json!({"document_id": receipt.document_id, "status": receipt.code_text(), "reason": receipt.reason, "held": receipt.held})
                 );
                 if receipt.code == crate::edxml::StatusCode::Received {
                     0
@@ -277,10 +373,35 @@ pub fn run(cmd: RouteCommand) -> Result<u8, CliError> {
                 crate::fsio::write_output(out, &file.bytes)?;
                 0
             }
-            RouteCommand::Inbox { .. } => {
-                for row in node.inbox(None).await.map_err(routing_error)? {
-                    println!("{}", serde_json::to_string(&row).unwrap_or_default());
-                }
+            RouteCommand::Inbox {
+                list,
+                sender,
+                agency,
+                ..
+            } => {
+                let params = ListParams {
+                    sender: sender.clone(),
+                    ..list.params()
+                };
+                print_list(&node, ListKind::Inbox, params, agency.as_deref()).await?;
+                0
+            }
+            RouteCommand::Sent {
+                list,
+                recipient,
+                agency,
+                ..
+            } => {
+                let params = ListParams {
+                    recipient: recipient.clone(),
+                    ..list.params()
+                };
+                print_list(&node, ListKind::Sent, params, agency.as_deref()).await?;
+                0
+            }
+            RouteCommand::Outbox { .. } => {
+                let view = node.outbox_view(None).await.map_err(routing_error)?;
+                println!("{view:#}");
                 0
             }
             RouteCommand::Ack {

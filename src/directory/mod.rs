@@ -7,12 +7,15 @@
 //! a separate mapping (`gso_code,organ_id_qcvn102,organ_id_d20`), stored as opaque strings:
 //! signgate ships no identifier of its own invention. The SQL is in [`crate::store`].
 
+pub mod certs;
 mod csv;
 
 use time::Date;
 
 use crate::clock::now_rfc3339;
 use crate::code::ErrorCode;
+pub use certs::{CertIdentityKind, SignerBinding, SignerFacts};
+
 use crate::store::{ChangeRow, OwnerMove, Store, StoreError, UnitRow};
 
 /// Why a directory operation failed.
@@ -134,6 +137,35 @@ impl Directory {
     /// The directory in `store` (its tables are created by the store's migrations).
     pub fn new(store: Store) -> Self {
         Self { store }
+    }
+
+    /// The agency identifiers of the units above `organ_id`'s unit(s), nearest first (for
+    /// each structure that knows it; its parent, the parent's parent, …); empty when the
+    /// directory does not know it.
+    pub async fn ancestors(&self, organ_id: &str) -> Result<Vec<String>, DirectoryError> {
+        let mut out: Vec<String> = Vec::new();
+        for unit in self.store.units_by_organ_id(organ_id).await? {
+            let mut parent = unit.parent_code.clone();
+            let mut hops = 0;
+            while let Some(code) = parent.take() {
+                hops += 1;
+                let Some(up) = self.store.unit(&unit.structure, &code).await? else {
+                    break;
+                };
+                for id in [&up.organ_id_qcvn102, &up.organ_id_d20]
+                    .into_iter()
+                    .flatten()
+                {
+                    if !out.contains(id) {
+                        out.push(id.clone());
+                    }
+                }
+                if hops < MAX_HOPS {
+                    parent = up.parent_code.clone();
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Imports a GSO unit file (`code,name,level,parent_code,type`) and, optionally, an
@@ -441,5 +473,30 @@ impl Directory {
             )));
         }
         Ok(u)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn ancestors_are_the_units_above_nearest_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&Store::sqlite_url(dir.path()))
+            .await
+            .expect("open");
+        let d = Directory::new(store);
+        let units = "code,name,level,parent_code,type\n01,Một,province,,Tỉnh\n001,Hai,district,01,Huyện\n00001,Ba,commune,001,Xã\n";
+        let codes = "gso_code,organ_id_qcvn102,organ_id_d20\n01,T.P,\n001,T.D,\n00001,T.C,\n";
+        d.import(Structure::S2024, units, Some(codes))
+            .await
+            .expect("import");
+        assert_eq!(d.ancestors("T.C").await.expect("chain"), ["T.D", "T.P"]);
+        assert_eq!(
+            d.ancestors("T.P").await.expect("chain"),
+            Vec::<String>::new()
+        );
+        assert!(d.ancestors("UNKNOWN").await.expect("chain").is_empty());
     }
 }

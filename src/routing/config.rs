@@ -51,6 +51,17 @@ pub struct RoutingFileConfig {
     pub update_agreed_code: Option<String>,
     /// Status code sent when a recipient refuses an update (unconfirmed; default 16).
     pub update_refused_code: Option<String>,
+    /// First re-validation delay, in milliseconds, of an envelope held because the revocation
+    /// status of its signer could not be obtained (default 30000); doubles, with jitter.
+    pub revalidate_initial_ms: Option<u64>,
+    /// Longest re-validation delay in milliseconds (default 900000).
+    pub revalidate_max_ms: Option<u64>,
+    /// How long such an envelope is held before it is answered 02, in seconds (default 86400).
+    pub revalidate_deadline_secs: Option<u64>,
+    /// Whether a recall, update or replace must name its target in its signed `MessageHeader`
+    /// (`ResponseFor` with the target DocumentId), so that the agency's signature covers what
+    /// it acts on (default true).
+    pub signed_recall_reference: Option<bool>,
     /// The nodes this node talks to.
     #[serde(default)]
     pub peers: Vec<PeerFileConfig>,
@@ -70,6 +81,11 @@ pub struct PeerFileConfig {
     /// default route (the parent in the hierarchy).
     #[serde(default)]
     pub serves: Vec<String>,
+    /// Agency ids whose whole subtree in the agency directory (the agency and every unit under
+    /// it, e.g. a province and all its communes) is reached through this peer, instead of
+    /// listing each OrganId in `serves`.
+    #[serde(default)]
+    pub serves_below: Vec<String>,
 }
 
 /// A validated peer.
@@ -83,6 +99,8 @@ pub struct Peer {
     pub fingerprint: String,
     /// Agency ids reached through it.
     pub serves: Vec<String>,
+    /// Agency ids whose directory subtree is reached through it.
+    pub serves_below: Vec<String>,
 }
 
 /// Delivery policy of the outbox worker.
@@ -100,6 +118,12 @@ pub struct DeliveryPolicy {
     pub poll: Duration,
     /// Peer answer timeout.
     pub peer_timeout: Duration,
+    /// First re-validation delay of an envelope held for its revocation status.
+    pub revalidate_initial: Duration,
+    /// Longest re-validation delay.
+    pub revalidate_max: Duration,
+    /// How long such an envelope is held before it is answered 02.
+    pub revalidate_deadline: Duration,
 }
 
 /// `[routing]`, validated.
@@ -126,6 +150,8 @@ pub struct RoutingConfig {
     /// The status code table, with this network's update agreed / refused codes (checked
     /// when the configuration is read).
     pub status_codes: StatusCodes,
+    /// A recall, update or replace must name its target in its signed header.
+    pub signed_recall_reference: bool,
 }
 
 /// The code table of `[routing]`: the standard's defaults unless the update codes are set.
@@ -202,6 +228,7 @@ impl RoutingConfig {
                 url,
                 fingerprint,
                 serves: p.serves.clone(),
+                serves_below: p.serves_below.clone(),
             });
         }
         let ms = |v: Option<u64>, d: u64| Duration::from_millis(v.unwrap_or(d));
@@ -234,7 +261,13 @@ impl RoutingConfig {
                 lease: Duration::from_secs(file.lease_secs.unwrap_or(60).max(1)),
                 poll: ms(file.poll_ms, 500),
                 peer_timeout: Duration::from_secs(file.peer_timeout_secs.unwrap_or(30)),
+                revalidate_initial: ms(file.revalidate_initial_ms, 30_000),
+                revalidate_max: ms(file.revalidate_max_ms, 900_000),
+                revalidate_deadline: Duration::from_secs(
+                    file.revalidate_deadline_secs.unwrap_or(86_400),
+                ),
             },
+            signed_recall_reference: file.signed_recall_reference.unwrap_or(true),
             status_codes: status_codes(file)?,
         })
     }
@@ -280,6 +313,32 @@ impl RoutingConfig {
             .map(|p| Hop::Peer(p.node_id.clone()))
     }
 
+    /// The peer that lists `organ` itself in `serves` (not the default route).
+    pub fn listed_peer(&self, organ: &str) -> Option<&Peer> {
+        self.peers
+            .iter()
+            .find(|p| p.serves.iter().any(|s| s == organ))
+    }
+
+    /// The peer whose `serves_below` names `organ` (an agency whose subtree it reaches).
+    pub fn subtree_peer(&self, organ: &str) -> Option<&Peer> {
+        self.peers
+            .iter()
+            .find(|p| p.serves_below.iter().any(|s| s == organ))
+    }
+
+    /// Whether some peer reaches a directory subtree (routing then asks the directory).
+    pub fn has_subtrees(&self) -> bool {
+        self.peers.iter().any(|p| !p.serves_below.is_empty())
+    }
+
+    /// The default route (`*`).
+    pub fn default_peer(&self) -> Option<&Peer> {
+        self.peers
+            .iter()
+            .find(|p| p.serves.iter().any(|s| s == "*"))
+    }
+
     /// The peer whose certificate has `fingerprint` (lowercase hex).
     pub fn peer_by_fingerprint(&self, fingerprint: &str) -> Option<&Peer> {
         self.peers.iter().find(|p| p.fingerprint == fingerprint)
@@ -321,6 +380,18 @@ mod tests {
             Some("province")
         );
         assert_eq!(c.trace_organ(), "D1");
+    }
+
+    #[test]
+    fn a_peer_may_serve_a_directory_subtree() {
+        let text = format!(
+            "node_id = \"p\"\nserves = [\"P\"]\nlisten = \"127.0.0.1:0\"\nidentity = \"n.p12\"\n\
+             [[peers]]\nnode_id = \"d\"\nurl = \"https://127.0.0.1:1\"\ncert_fingerprint = \"{FP}\"\nserves_below = [\"D\"]\n"
+        );
+        let c = config(&text).expect("valid");
+        assert!(c.has_subtrees());
+        assert_eq!(c.subtree_peer("D").map(|p| p.node_id.as_str()), Some("d"));
+        assert!(c.listed_peer("D").is_none() && c.default_peer().is_none());
     }
 
     #[test]

@@ -64,6 +64,10 @@ pub enum RoutingError {
     /// Signing a status message failed.
     #[error("signing a status message: {0}")]
     Sign(String),
+    /// The revocation status needed to verify a status message cannot be obtained now (the
+    /// sender keeps it and tries again).
+    #[error("revocation status unavailable: {0}")]
+    RevocationUnavailable(String),
     /// A background worker did not finish.
     #[error(transparent)]
     Worker(#[from] crate::blocking::WorkerFailed),
@@ -86,6 +90,7 @@ impl RoutingError {
             Self::PeerUnavailable(_) => ErrorCode::RoutePeerUnavailable,
             Self::ConflictingRedelivery(_) => ErrorCode::ConflictingRedelivery,
             Self::NotFound(_) => ErrorCode::RouteNotFound,
+            Self::RevocationUnavailable(_) => ErrorCode::RevocationUnavailable,
             Self::Edxml(e) => e.code(),
         }
     }

@@ -23,15 +23,18 @@ use super::lifecycle::{self, business_of, OutboxKind, RowState};
 use super::tls::{PeerClient, TlsIdentity};
 use super::RoutingError;
 use crate::blocking::run as blocking;
-use crate::clock::now_rfc3339;
+use crate::clock::{now_rfc3339, rfc3339};
 use crate::code::ErrorCode;
+use crate::directory::SignerFacts;
 use crate::edxml::{
     self, BusinessDocType, Organ, ResponseFor, Status, StatusCode, StatusCodes, TraceHeader,
 };
 use crate::ids::random_id;
 use crate::keys::Pkcs12Key;
+pub use crate::store::routing::ListKind;
 use crate::store::routing::{
-    Acceptance, DocumentRow, EnvelopeRow, OutboxItem, StatusRow, TraceEvent,
+    Acceptance, AttachmentInfo, DocumentMeta, DocumentRow, EnvelopeRow, ListFilter, ListedDocument,
+    OutboxItem, PendingRow, StatusRow, TraceEvent,
 };
 use crate::store::Store;
 use crate::verify::{Fetcher, TrustList, ValidationContext};
@@ -53,6 +56,10 @@ pub struct Receipt {
     pub message: Option<Vec<u8>>,
     /// The DocumentId.
     pub document_id: String,
+    /// Set when the envelope is held here, not yet validated: the revocation status of its
+    /// signer could not be obtained (why, and until when it is re-validated). The code is 01:
+    /// the envelope is stored, this node owns its re-validation and answers 02 later if it fails.
+    pub held: Option<String>,
 }
 
 impl Receipt {
@@ -75,6 +82,55 @@ pub struct RouteCounters {
     pub delivered: AtomicU64,
     /// Outbox items dead-lettered.
     pub dead_letters: AtomicU64,
+    /// Envelopes held because the revocation status of their signer was unavailable.
+    pub held: AtomicU64,
+    /// Held envelopes accepted after a re-validation.
+    pub revalidated: AtomicU64,
+    /// Held envelopes answered 02 at the deadline (alert `route_revocation_deadline`).
+    pub held_expired: AtomicU64,
+    /// Routing loops detected (alert `route_loop`).
+    pub loops: AtomicU64,
+    /// Outbound delivery attempts that failed (peer down, pin mismatch, TLS, 5xx).
+    pub delivery_failures: AtomicU64,
+}
+
+impl RouteCounters {
+    /// The counters in the Prometheus text format (`signgate_route_events_total{event=…}`).
+    pub fn render(&self) -> String {
+        let mut out = String::from(
+            "# HELP signgate_route_events_total Routing events since start.\n# TYPE signgate_route_events_total counter\n",
+        );
+        for (name, v) in [
+            ("accepted", &self.accepted),
+            ("duplicate", &self.duplicates),
+            ("refused", &self.refused),
+            ("delivered", &self.delivered),
+            ("dead_letter", &self.dead_letters),
+            ("held_revocation", &self.held),
+            ("revalidated", &self.revalidated),
+            ("held_expired", &self.held_expired),
+            ("loop", &self.loops),
+            ("delivery_failure", &self.delivery_failures),
+        ] {
+            out.push_str(&format!(
+                "signgate_route_events_total{{event=\"{name}\"}} {}\n",
+                v.load(Ordering::Relaxed)
+            ));
+        }
+        out
+    }
+
+    /// The counters as JSON (the outbox view's `since_start`).
+    pub fn json(&self) -> serde_json::Value {
+        let l = |v: &AtomicU64| v.load(Ordering::Relaxed);
+        serde_json::json!({
+            "accepted": l(&self.accepted), "duplicates": l(&self.duplicates),
+            "refused": l(&self.refused), "delivered": l(&self.delivered),
+            "dead_letters": l(&self.dead_letters), "held_revocation": l(&self.held),
+            "revalidated": l(&self.revalidated), "held_expired": l(&self.held_expired),
+            "loops": l(&self.loops), "delivery_failures": l(&self.delivery_failures),
+        })
+    }
 }
 
 /// The node: configuration, database, keys and TLS client.
@@ -113,6 +169,8 @@ struct Checked {
     digest: String,
     /// The envelope with this hop's trace header.
     stamped: Vec<u8>,
+    /// The signing certificate's facts, for the agency binding.
+    signer: Option<SignerFacts>,
 }
 
 /// The facts of a document that statuses refer to.
@@ -122,6 +180,8 @@ struct DocRef {
     document_id: String,
     code: String,
     promulgation_date: time::Date,
+    /// (OrganId, OrganName) of the addressees, as the envelope names them.
+    names: Vec<(String, String)>,
 }
 
 impl DocRef {
@@ -132,8 +192,84 @@ impl DocRef {
             document_id: h.document_id.clone(),
             code: format!("{}/{}", h.code_number, h.code_notation),
             promulgation_date: h.promulgation_date,
+            names: h
+                .to
+                .iter()
+                .map(|o| (o.organ_id.clone(), o.organ_name.clone()))
+                .collect(),
         }
     }
+}
+
+/// What the inbox shows of `package` (its signed header and attachments).
+fn meta_of(package: &edxml::Package) -> DocumentMeta {
+    let h = &package.header;
+    let day = |d: time::Date| format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day());
+    DocumentMeta {
+        subject: h.subject.clone(),
+        sender_name: h.from.organ_name.clone(),
+        doc_number: format!("{}/{}", h.code_number, h.code_notation),
+        document_type: h.document_type.clone(),
+        document_type_name: h.document_type_name.clone(),
+        promulgation_date: Some(day(h.promulgation_date)),
+        due_date: h.due_date.map(day),
+        attachments: package
+            .attachments
+            .iter()
+            .map(|a| AttachmentInfo {
+                name: a.name.clone(),
+                content_type: a.content_type.clone(),
+                size: a.data.len() as u64,
+            })
+            .collect(),
+    }
+}
+
+/// The signing certificate of an envelope: the `X509Certificate` of its signature whose
+/// serial number is `serial` (lowercase hex, as the validation report gives it).
+fn signer_facts(bytes: &[u8], serial: &str) -> Option<SignerFacts> {
+    use base64::Engine as _;
+    let text = String::from_utf8_lossy(bytes);
+    let mut rest = text.as_ref();
+    while let Some(i) = rest.find("X509Certificate>") {
+        let before = &rest[..i];
+        rest = &rest[i + "X509Certificate>".len()..];
+        let Some(k) = before.rfind('<') else {
+            continue;
+        };
+        let prefix = &before[k + 1..];
+        let opening = prefix.is_empty()
+            || (prefix.ends_with(':')
+                && !prefix.starts_with('/')
+                && !prefix.contains(char::is_whitespace));
+        if !opening {
+            continue;
+        }
+        let end = rest.find('<').unwrap_or(rest.len());
+        let b64: String = rest[..end].chars().filter(|c| !c.is_whitespace()).collect();
+        let Ok(der) = base64::engine::general_purpose::STANDARD.decode(b64) else {
+            continue;
+        };
+        let Ok(cert) = openssl::x509::X509::from_der(&der) else {
+            continue;
+        };
+        let hex = cert
+            .serial_number()
+            .to_bn()
+            .and_then(|b| b.to_hex_str().map(|s| s.to_lowercase()))
+            .unwrap_or_default();
+        if hex == serial {
+            return Some(SignerFacts::of_certificate(&cert));
+        }
+    }
+    None
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 fn trace(doc: &DocRef, event: &str, detail: String) -> TraceEvent {
@@ -208,8 +344,13 @@ impl Node {
     /// The validation context of one receipt: now, the node's trust anchors and its shared
     /// fetcher.
     fn context(&self) -> ValidationContext {
+        self.context_at(OffsetDateTime::now_utc())
+    }
+
+    /// The validation context at `at` (an envelope's arrival, for its re-validation).
+    fn context_at(&self, at: OffsetDateTime) -> ValidationContext {
         ValidationContext {
-            at: OffsetDateTime::now_utc(),
+            at,
             trust_lists: self.trust.clone(),
             fetcher: self
                 .fetcher
@@ -218,8 +359,12 @@ impl Node {
         }
     }
 
-    async fn check(&self, bytes: Arc<Vec<u8>>) -> Result<Check, RoutingError> {
-        let ctx = self.context();
+    /// Schema, signature and trace of an envelope, validated at `at` (its arrival): passed,
+    /// failed for good, or INDETERMINATE/TRY_LATER with every signed part intact (the
+    /// revocation status could not be obtained: [`Check::Temporary`]).
+    async fn check(&self, bytes: Arc<Vec<u8>>, at: OffsetDateTime) -> Result<Check, RoutingError> {
+        use crate::verify::SubIndication;
+        let ctx = self.context_at(at);
         let header = TraceHeader {
             organ_id: self.config.trace_organ().to_string(),
             timestamp: OffsetDateTime::now_utc(),
@@ -227,17 +372,36 @@ impl Node {
         blocking(move || {
             let hop =
                 edxml::verify_for_hop(&bytes, &crate::verify::Policy::default(), &ctx, &header)?;
+            let serial = hop
+                .verdict
+                .report
+                .signatures
+                .first()
+                .and_then(|s| s.signer.as_ref())
+                .map(|s| s.serial.clone());
             match hop.stamped {
                 Some(stamped) if hop.verdict.passed => Ok(Check::Passed(Checked {
+                    signer: serial.and_then(|s| signer_facts(&bytes, &s)),
                     package: hop.package,
                     digest: hop.verdict.content_digest,
                     stamped,
                 })),
                 _ => {
+                    let report = &hop.verdict.report;
+                    let temporary = report.sub_indication == Some(SubIndication::TryLater)
+                        && report.signatures.iter().all(|s| s.intact)
+                        && hop.verdict.attachments.iter().all(|a| a.intact);
                     let reason = hop
                         .verdict
                         .reason
                         .unwrap_or_else(|| "the signature does not verify".into());
+                    if temporary {
+                        return Ok(Check::Temporary {
+                            package: hop.package,
+                            digest: hop.verdict.content_digest,
+                            reason,
+                        });
+                    }
                     Ok(Check::Failed {
                         package: hop.package,
                         reason,
@@ -246,6 +410,21 @@ impl Node {
             }
         })
         .await
+    }
+
+    /// The name of agency `organ` for the status messages it sends: its People's Committee in
+    /// the agency directory, else the name the envelope gives it, else its id.
+    async fn agency_name(&self, doc: &DocRef, organ: &str) -> Result<String, RoutingError> {
+        let units = self.store.units_by_organ_id(organ).await?;
+        if let Some(unit) = units.first() {
+            return Ok(crate::directory::committee_name(unit));
+        }
+        Ok(doc
+            .names
+            .iter()
+            .find(|(id, _)| id == organ)
+            .map(|(_, name)| name.clone())
+            .unwrap_or_else(|| organ.to_string()))
     }
 
     /// Signs a status about `doc` from `from` (an agency served here, or this node).
@@ -263,7 +442,7 @@ impl Node {
                 promulgation_date: doc.promulgation_date,
                 document_id: doc.document_id.clone(),
             },
-            from: Organ::new(from, from),
+            from: Organ::new(from, self.agency_name(doc, from).await?),
             code,
             description,
             timestamp: OffsetDateTime::now_utc(),
@@ -317,23 +496,43 @@ impl Node {
         hop_recipients: Option<Vec<String>>,
         agency: Option<&str>,
     ) -> Result<Receipt, RoutingError> {
+        let arrival = OffsetDateTime::now_utc();
         let bytes = Arc::new(bytes);
-        let (package, digest, stamped) = match self.check(bytes).await? {
-            Check::Passed(c) => (c.package, c.digest, c.stamped),
-            Check::Failed { package, reason } => {
-                return self.refuse(&DocRef::of(&package), from_node, reason).await
+        let checked = self.check(bytes.clone(), arrival).await?;
+        let hop = hop_recipients.clone();
+        match self
+            .decide(from_node, checked, hop_recipients, agency, When::Arrival)
+            .await?
+        {
+            Decision::Answer(receipt) => Ok(receipt),
+            Decision::Temporary {
+                doc,
+                digest,
+                reason,
+            } => {
+                self.hold(
+                    from_node, &bytes, hop, agency, &doc, digest, reason, arrival,
+                )
+                .await
             }
-        };
-        let doc = DocRef::of(&package);
-        if let Some(reason) = self.unauthorized(from_node, &doc.sender) {
-            return self.refuse(&doc, from_node, reason).await;
         }
-        if let Some(agency) = agency.filter(|a| *a != doc.sender) {
-            let reason = format!(
-                "a client of agency {agency} may not send for agency {}",
-                doc.sender
-            );
-            return self.refuse(&doc, from_node, reason).await;
+    }
+
+    /// The checks that do not need the signature's verdict, then the verdict: refusal,
+    /// acceptance, or (revocation unavailable) not yet decidable.
+    async fn decide(
+        &self,
+        from_node: &str,
+        checked: Check,
+        hop_recipients: Option<Vec<String>>,
+        agency: Option<&str>,
+        when: When,
+    ) -> Result<Decision, RoutingError> {
+        let package = checked.package();
+        let doc = DocRef::of(package);
+        let answer = |r: Receipt| Ok(Decision::Answer(r));
+        if let Check::Failed { reason, .. } = &checked {
+            return answer(self.refuse(&doc, from_node, reason.clone(), when).await?);
         }
         let to: Vec<String> = package
             .header
@@ -345,18 +544,66 @@ impl Node {
             Some(list) if !list.is_empty() => {
                 if let Some(stray) = list.iter().find(|r| !to.contains(r)) {
                     let reason = format!("recipient {stray} is not addressed by the envelope");
-                    return self.refuse(&doc, from_node, reason).await;
+                    return answer(self.refuse(&doc, from_node, reason, when).await?);
                 }
                 list
             }
             _ => to,
         };
         let business = package.business.doc_type;
+        if let Some(why) = self.looped(&doc, business, &recipients, from_node).await? {
+            self.counters.loops.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(alert = "route_loop", document_id = %doc.document_id, from = %from_node,
+                reason = %why, "routing: a document came back to this node (routing loop), answered 02");
+            return answer(self.refuse(&doc, from_node, why.to_string(), when).await?);
+        }
+        if let Some(reason) = self.unauthorized(from_node, &doc.sender).await? {
+            return answer(self.refuse(&doc, from_node, reason, when).await?);
+        }
+        if let Some(agency) = agency.filter(|a| *a != doc.sender) {
+            let reason = format!(
+                "a client of agency {agency} may not send for agency {}",
+                doc.sender
+            );
+            return answer(self.refuse(&doc, from_node, reason, when).await?);
+        }
         let target = package
             .business
             .document_id
             .clone()
             .unwrap_or_else(|| doc.document_id.clone());
+        if let Some(reason) = self.unsigned_reference(package, business, &target) {
+            return answer(self.refuse(&doc, from_node, reason, when).await?);
+        }
+        let (package, digest, stamped, signer) = match checked {
+            Check::Passed(c) => (c.package, c.digest, c.stamped, c.signer),
+            Check::Temporary {
+                package,
+                digest,
+                reason,
+            } => {
+                // a redelivery of what is already here needs no verdict: same signed content
+                if !self
+                    .all_duplicates(&doc, business, &recipients, &digest)
+                    .await?
+                {
+                    return Ok(Decision::Temporary {
+                        doc,
+                        digest,
+                        reason,
+                    });
+                }
+                (package, digest, Vec::new(), None)
+            }
+            Check::Failed { reason, .. } => {
+                return answer(self.refuse(&doc, from_node, reason, when).await?)
+            }
+        };
+        if !stamped.is_empty() {
+            if let Some(reason) = self.wrong_signer(&doc.sender, signer.as_ref()).await? {
+                return answer(self.refuse(&doc, from_node, reason, when).await?);
+            }
+        }
         for _ in 0..3 {
             match self
                 .accept(
@@ -368,12 +615,13 @@ impl Node {
                     business,
                     &target,
                     &recipients,
+                    when,
                 )
                 .await?
             {
-                Accepted::Done(receipt) => return Ok(receipt),
+                Accepted::Done(receipt) => return answer(receipt),
                 Accepted::Refused(why) => {
-                    return self.refuse(&doc, from_node, why.to_string()).await
+                    return answer(self.refuse(&doc, from_node, why.to_string(), when).await?);
                 }
                 Accepted::Raced => continue,
             }
@@ -384,43 +632,383 @@ impl Node {
         )))
     }
 
-    /// The reverse-path rule: a peer may deliver what this node would route back through it
-    /// for `organ` (a document's sender, a status's author); `None` when allowed.
-    fn unauthorized(&self, from_node: &str, organ: &str) -> Option<String> {
-        if from_node == LOCAL {
+    /// A recall, update or replace whose signed header does not name its target (when
+    /// `signed_recall_reference`): the `Bussiness` element is outside the signature, so only
+    /// `ResponseFor` in the signed `MessageHeader` shows the agency meant to act on `target`.
+    fn unsigned_reference(
+        &self,
+        package: &edxml::Package,
+        business: BusinessDocType,
+        target: &str,
+    ) -> Option<String> {
+        if business == BusinessDocType::New || !self.config.signed_recall_reference {
             return None;
         }
-        match self.config.next_hop(organ) {
-            Some(Hop::Peer(p)) if p == from_node => None,
+        let h = &package.header;
+        match &h.response_for {
+            Some(r) if r.document_id == target && r.organ_id == h.from.organ_id => None,
             _ => Some(format!(
-                "node {from_node} is not authorized to deliver for agency {organ}"
+                "a {} (BussinessDocType {}) must name document {target} of {} in the signed MessageHeader (ResponseFor): the agency's signature does not cover the document type",
+                business_name(business),
+                business.code(),
+                h.from.organ_id
             )),
         }
     }
 
+    /// A routing loop: the document for one of `recipients` came back from `from_node`, the
+    /// node this node forwarded it to (e.g. a node that has not recorded a directory merge
+    /// routes the redirected document back up the path).
+    async fn looped(
+        &self,
+        doc: &DocRef,
+        business: BusinessDocType,
+        recipients: &[String],
+        from_node: &str,
+    ) -> Result<Option<Refusal>, RoutingError> {
+        if from_node == LOCAL {
+            return Ok(None);
+        }
+        for r in recipients {
+            let row = self
+                .store
+                .route_document(&doc.sender, &doc.document_id, i64::from(business.code()), r)
+                .await?;
+            if row.is_some_and(|row| row.next_node.as_deref() == Some(from_node)) {
+                return Ok(Some(Refusal::Loop {
+                    document_id: doc.document_id.clone(),
+                    recipient: r.clone(),
+                    node: from_node.to_string(),
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether every recipient already has this document here with this digest.
+    async fn all_duplicates(
+        &self,
+        doc: &DocRef,
+        business: BusinessDocType,
+        recipients: &[String],
+        digest: &str,
+    ) -> Result<bool, RoutingError> {
+        for r in recipients {
+            match self
+                .store
+                .route_document(&doc.sender, &doc.document_id, i64::from(business.code()), r)
+                .await?
+            {
+                Some(row) if row.digest == digest => {}
+                _ => return Ok(false),
+            }
+        }
+        Ok(!recipients.is_empty())
+    }
+
+    /// The agency binding of the signing certificate (agency directory): `Some(reason)` when
+    /// the certificate is not `sender`'s.
+    async fn wrong_signer(
+        &self,
+        sender: &str,
+        signer: Option<&SignerFacts>,
+    ) -> Result<Option<String>, RoutingError> {
+        use crate::directory::{Directory, DirectoryError, SignerBinding};
+        let directory = Directory::new(self.store.clone());
+        let Some(facts) = signer else {
+            let recorded = directory
+                .certificate_identities(sender)
+                .await
+                .map_err(|e| match e {
+                    DirectoryError::Store(s) => RoutingError::Store(s),
+                    other => RoutingError::Invalid(other.to_string()),
+                })?;
+            return Ok((!recorded.is_empty()).then(|| {
+                format!("the signing certificate cannot be read, and agency {sender} has recorded certificates")
+            }));
+        };
+        let binding = directory
+            .check_signer(sender, facts)
+            .await
+            .map_err(|e| match e {
+                DirectoryError::Store(s) => RoutingError::Store(s),
+                other => RoutingError::Invalid(other.to_string()),
+            })?;
+        Ok(match binding {
+            SignerBinding::Matches | SignerBinding::Unrecorded => None,
+            SignerBinding::Mismatch { recorded_for } if recorded_for.is_empty() => Some(format!(
+                "the envelope is from agency {sender}, but its signing certificate ({}) is not one recorded for {sender} in the agency directory",
+                facts.describe()
+            )),
+            SignerBinding::Mismatch { recorded_for } => Some(format!(
+                "the envelope is from agency {sender}, but it is signed with the certificate of agency {} ({})",
+                recorded_for.join(", "),
+                facts.describe()
+            )),
+        })
+    }
+
+    /// Holds an envelope whose signer's revocation status could not be obtained: stored
+    /// durably, answered 01 with `held`, re-validated by [`Node::revalidate_due`].
+    #[allow(clippy::too_many_arguments)]
+    async fn hold(
+        &self,
+        from_node: &str,
+        bytes: &[u8],
+        hop_recipients: Option<Vec<String>>,
+        agency: Option<&str>,
+        doc: &DocRef,
+        digest: String,
+        reason: String,
+        arrival: OffsetDateTime,
+    ) -> Result<Receipt, RoutingError> {
+        let policy = &self.config.delivery;
+        let now = now_ms();
+        let deadline = now + policy.revalidate_deadline.as_millis() as i64;
+        let first = super::backoff::delay(
+            policy.revalidate_initial,
+            policy.revalidate_max,
+            1,
+            rand::random::<f64>(),
+        );
+        let deadline_text = crate::clock::unix_rfc3339(deadline / 1000).unwrap_or_default();
+        let row = PendingRow {
+            id: random_id("pv_"),
+            from_node: from_node.into(),
+            agency: agency.map(str::to_string),
+            recipients: serde_json::to_string(&hop_recipients.unwrap_or_default())
+                .unwrap_or_else(|_| "[]".into()),
+            digest,
+            sender_organ: doc.sender.clone(),
+            document_id: doc.document_id.clone(),
+            bytes: bytes.to_vec(),
+            received_at: rfc3339(arrival),
+            deadline_ms: deadline,
+            next_check_ms: now + first.as_millis() as i64,
+            attempts: 0,
+            last_reason: reason.clone(),
+            state: "waiting".into(),
+        };
+        let note = format!(
+            "held: the revocation status of the signer cannot be obtained now ({reason}); stored, re-validated as of its arrival {} until {deadline_text}",
+            row.received_at
+        );
+        let event = trace(doc, "held-revocation", format!("from {from_node}: {note}"));
+        if self.store.route_hold(&row, &event).await? {
+            self.counters.held.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(alert = "route_revocation_unavailable", document_id = %doc.document_id, from = %from_node,
+                reason = %reason, deadline = %deadline_text, "routing: envelope held until its signer's revocation status can be obtained");
+        }
+        let message = self
+            .receipt_message(from_node, doc, StatusCode::Received, Some(note.clone()))
+            .await?;
+        Ok(Receipt {
+            code: StatusCode::Received,
+            reason: None,
+            message,
+            document_id: doc.document_id.clone(),
+            held: Some(note),
+        })
+    }
+
+    /// Re-validates the held envelopes that are due (at their arrival time): accepted as if
+    /// they arrived now when the verdict passes, answered 02 (a status message to the
+    /// sender) when it fails or when the deadline passed, else tried again later. Returns how
+    /// many were handled.
+    pub async fn revalidate_due(&self, owner: &str) -> Result<usize, RoutingError> {
+        let now = now_ms();
+        let lease = self.config.delivery.lease.as_millis() as i64;
+        let due = self
+            .store
+            .route_pending_claim(owner, now, now + lease, 8)
+            .await?;
+        let n = due.len();
+        for p in due {
+            if let Err(e) = self.revalidate(owner, &p).await {
+                tracing::warn!(document_id = %p.document_id, error = %e, "routing: re-validating a held envelope failed");
+            }
+        }
+        Ok(n)
+    }
+
+    async fn revalidate(&self, owner: &str, p: &PendingRow) -> Result<(), RoutingError> {
+        let arrival = time::OffsetDateTime::parse(
+            &p.received_at,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .map_err(|e| RoutingError::Invalid(format!("held envelope {}: {e}", p.id)))?;
+        let checked = self.check(Arc::new(p.bytes.clone()), arrival).await?;
+        let recipients: Vec<String> = serde_json::from_str(&p.recipients).unwrap_or_default();
+        let hop = (!recipients.is_empty()).then_some(recipients);
+        let decision = self
+            .decide(
+                &p.from_node,
+                checked,
+                hop,
+                p.agency.as_deref(),
+                When::Revalidation,
+            )
+            .await?;
+        let now = now_rfc3339();
+        match decision {
+            Decision::Answer(r) if r.code == StatusCode::Received => {
+                if self
+                    .store
+                    .route_pending_finish(&p.id, owner, "accepted", "validated", &now)
+                    .await?
+                {
+                    self.counters.revalidated.fetch_add(1, Ordering::Relaxed);
+                    self.store
+                        .route_trace(&TraceEvent {
+                            document_id: p.document_id.clone(),
+                            sender_organ: p.sender_organ.clone(),
+                            at: now.clone(),
+                            event: "revalidated".into(),
+                            detail: format!(
+                                "validated as of its arrival {} after {} re-validation(s); accepted",
+                                p.received_at,
+                                p.attempts + 1
+                            ),
+                        })
+                        .await?;
+                    tracing::warn!(document_id = %p.document_id, "routing: held envelope validated and accepted");
+                }
+            }
+            Decision::Answer(r) => {
+                let reason = r.reason.unwrap_or_default();
+                self.store
+                    .route_pending_finish(&p.id, owner, "refused", &reason, &now)
+                    .await?;
+            }
+            Decision::Temporary { doc, reason, .. } if now_ms() >= p.deadline_ms => {
+                let why = format!(
+                    "the revocation status of the signer could not be obtained from its arrival {} until the deadline: {reason}",
+                    p.received_at
+                );
+                self.counters.held_expired.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(alert = "route_revocation_deadline", document_id = %p.document_id, from = %p.from_node,
+                    reason = %reason, "routing: held envelope answered 02 at its deadline");
+                self.refuse(&doc, &p.from_node, why.clone(), When::Revalidation)
+                    .await?;
+                self.store
+                    .route_pending_finish(&p.id, owner, "refused", &why, &now)
+                    .await?;
+            }
+            Decision::Temporary { reason, .. } => {
+                let policy = &self.config.delivery;
+                let attempts = p.attempts + 1;
+                let delay = super::backoff::delay(
+                    policy.revalidate_initial,
+                    policy.revalidate_max,
+                    attempts as u32 + 1,
+                    rand::random::<f64>(),
+                );
+                let next = (now_ms() + delay.as_millis() as i64).min(p.deadline_ms.max(now_ms()));
+                self.store
+                    .route_pending_reschedule(&p.id, owner, attempts, next, &reason)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The reverse-path rule: a peer may deliver what this node would route back through it
+    /// for `organ` (a document's sender, a status's author); `None` when allowed.
+    async fn unauthorized(
+        &self,
+        from_node: &str,
+        organ: &str,
+    ) -> Result<Option<String>, RoutingError> {
+        if from_node == LOCAL {
+            return Ok(None);
+        }
+        Ok(match self.next_hop(organ).await? {
+            Some(Hop::Peer(p)) if p == from_node => None,
+            _ => Some(format!(
+                "node {from_node} is not authorized to deliver for agency {organ}"
+            )),
+        })
+    }
+
+    /// The routing table with the agency directory: local when served here, else the peer
+    /// that lists `organ`, else the peer whose `serves_below` names `organ` or its nearest
+    /// ancestor in the directory, else the default route (`*`); `None` when no route exists.
+    pub async fn next_hop(&self, organ: &str) -> Result<Option<Hop>, RoutingError> {
+        if self.config.serves(organ) {
+            return Ok(Some(Hop::Local));
+        }
+        if let Some(p) = self.config.listed_peer(organ) {
+            return Ok(Some(Hop::Peer(p.node_id.clone())));
+        }
+        if self.config.has_subtrees() {
+            let directory = crate::directory::Directory::new(self.store.clone());
+            let mut chain = vec![organ.to_string()];
+            chain.extend(directory.ancestors(organ).await.map_err(|e| match e {
+                crate::directory::DirectoryError::Store(s) => RoutingError::Store(s),
+                other => RoutingError::Invalid(other.to_string()),
+            })?);
+            for a in &chain {
+                if let Some(p) = self.config.subtree_peer(a) {
+                    return Ok(Some(Hop::Peer(p.node_id.clone())));
+                }
+            }
+        }
+        Ok(self
+            .config
+            .default_peer()
+            .map(|p| Hop::Peer(p.node_id.clone())))
+    }
+
+    /// Refuses an envelope with 02 and `reason`: in the answer on arrival; after a
+    /// re-validation (the sender was told the envelope is held) as a status 02 message from
+    /// this node to the document's sender.
     async fn refuse(
         &self,
         doc: &DocRef,
         from_node: &str,
         reason: String,
+        when: When,
     ) -> Result<Receipt, RoutingError> {
         self.counters.refused.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(document_id = %doc.document_id, from = %from_node, reason = %reason, "envelope refused (status 02)");
-        self.store
-            .route_trace(&trace(
-                doc,
-                "refused",
-                format!("from {from_node}: {reason}"),
-            ))
-            .await?;
-        let message = self
-            .receipt_message(from_node, doc, StatusCode::Rejected, Some(reason.clone()))
-            .await?;
+        let message = match when {
+            When::Arrival => {
+                self.store
+                    .route_trace(&trace(
+                        doc,
+                        "refused",
+                        format!("from {from_node}: {reason}"),
+                    ))
+                    .await?;
+                self.receipt_message(from_node, doc, StatusCode::Rejected, Some(reason.clone()))
+                    .await?
+            }
+            When::Revalidation => {
+                let mut a = Acceptance::default();
+                a.traces.push(trace(
+                    doc,
+                    "refused",
+                    format!("held envelope from {from_node}: {reason}"),
+                ));
+                let from = self.config.trace_organ().to_string();
+                self.queue_status(
+                    &mut a,
+                    doc,
+                    &from,
+                    StatusCode::Rejected,
+                    Some(reason.clone()),
+                )
+                .await?;
+                self.store.route_accept(&a, &now_rfc3339()).await?;
+                None
+            }
+        };
         Ok(Receipt {
             code: StatusCode::Rejected,
             reason: Some(reason),
             message,
             document_id: doc.document_id.clone(),
+            held: None,
         })
     }
 
@@ -435,6 +1023,7 @@ impl Node {
         business: BusinessDocType,
         target: &str,
         recipients: &[String],
+        when: When,
     ) -> Result<Accepted, RoutingError> {
         let now = now_rfc3339();
         let doc_type = i64::from(business.code());
@@ -456,7 +1045,10 @@ impl Node {
                 None => fresh.push(r.clone()),
             }
         }
-        let mut a = Acceptance::default();
+        let mut a = Acceptance {
+            meta: Some(meta_of(package)),
+            ..Acceptance::default()
+        };
         if !duplicates.is_empty() {
             self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
             a.traces.push(trace(
@@ -483,7 +1075,7 @@ impl Node {
                     Resolved::Stands => r.clone(),
                     Resolved::Closed(why) => return Ok(Accepted::Refused(why)),
                 };
-                match self.config.next_hop(&to) {
+                match self.next_hop(&to).await? {
                     Some(hop) => routes.push((r.clone(), to, hop)),
                     None => return Ok(Accepted::Refused(Refusal::NoRoute(to))),
                 }
@@ -572,14 +1164,19 @@ impl Node {
         if !fresh.is_empty() {
             self.counters.accepted.fetch_add(1, Ordering::Relaxed);
         }
-        let message = self
-            .receipt_message(from_node, doc, StatusCode::Received, None)
-            .await?;
+        let message = match when {
+            When::Arrival => {
+                self.receipt_message(from_node, doc, StatusCode::Received, None)
+                    .await?
+            }
+            When::Revalidation => None,
+        };
         Ok(Accepted::Done(Receipt {
             code: StatusCode::Received,
             reason: None,
             message,
             document_id: doc.document_id.clone(),
+            held: None,
         }))
     }
 
@@ -707,7 +1304,7 @@ impl Node {
         description: Option<String>,
     ) -> Result<(), RoutingError> {
         let code = self.codes.code(status).to_string();
-        let Some(hop) = self.config.next_hop(&doc.sender) else {
+        let Some(hop) = self.next_hop(&doc.sender).await? else {
             // nowhere to send it: not signed at all
             a.traces.push(trace(
                 doc,
@@ -728,6 +1325,7 @@ impl Node {
                 code,
                 description,
                 at: now_rfc3339(),
+                issued_at: Some(now_rfc3339()),
                 bytes,
             }),
             Hop::Peer(peer) => a.outbox.push(status_item(peer, doc, bytes)),
@@ -757,16 +1355,24 @@ impl Node {
                     &ctx,
                 )?;
                 if !verdict.passed {
+                    let why = verdict.reason.unwrap_or_else(|| "does not verify".into());
+                    if verdict.report.sub_indication == Some(crate::verify::SubIndication::TryLater)
+                        && verdict.report.signatures.iter().all(|s| s.intact)
+                    {
+                        // the sender keeps it and tries again: a status is never lost to an outage
+                        return Err(RoutingError::RevocationUnavailable(format!(
+                            "status message signature: {why}"
+                        )));
+                    }
                     return Err(RoutingError::Invalid(format!(
-                        "status message signature: {}",
-                        verdict.reason.unwrap_or_else(|| "does not verify".into())
+                        "status message signature: {why}"
                     )));
                 }
                 Ok(status)
             })
             .await?
         };
-        if let Some(reason) = self.unauthorized(from_node, &status.from.organ_id) {
+        if let Some(reason) = self.unauthorized(from_node, &status.from.organ_id).await? {
             return Err(RoutingError::PeerUnknown(reason));
         }
         let code = self.codes.code(status.code).to_string();
@@ -775,6 +1381,7 @@ impl Node {
             document_id: status.response_for.document_id.clone(),
             code: status.response_for.code.clone(),
             promulgation_date: status.response_for.promulgation_date,
+            names: Vec::new(),
         };
         let mut a = Acceptance::default();
         a.traces.push(trace(
@@ -790,7 +1397,7 @@ impl Node {
                     .unwrap_or_default()
             ),
         ));
-        match self.config.next_hop(&doc.sender) {
+        match self.next_hop(&doc.sender).await? {
             Some(Hop::Local) => {}
             Some(Hop::Peer(peer)) => a.outbox.push(status_item(peer, &doc, bytes.to_vec())),
             None => return Err(RoutingError::Invalid(format!("no route to {}", doc.sender))),
@@ -803,6 +1410,7 @@ impl Node {
             code,
             description: status.description.clone(),
             at: now_rfc3339(),
+            issued_at: Some(rfc3339(status.timestamp)),
             bytes: bytes.to_vec(),
         };
         if !self.store.route_add_status(&row).await? {
@@ -868,7 +1476,12 @@ impl Node {
             self.queue_status(&mut a, &doc, &row.owner_organ, status, description.clone())
                 .await?;
         }
-        self.store.route_accept(&a, &now_rfc3339()).await?;
+        let now = now_rfc3339();
+        self.store.route_accept(&a, &now).await?;
+        for row in &mut rows {
+            row.state = new_state.as_str().into();
+            row.updated_at = now.clone();
+        }
         Ok(rows)
     }
 
@@ -904,20 +1517,160 @@ impl Node {
                 }
             }
         }
-        if rows.is_empty() && traces.is_empty() && statuses.is_empty() {
+        let held = self.store.route_pending_of(document_id).await?;
+        let outbox = self.store.route_outbox_of(document_id).await?;
+        if rows.is_empty() && traces.is_empty() && statuses.is_empty() && held.is_empty() {
             return Err(RoutingError::NotFound(document_id.into()));
         }
+        let parties: Vec<&str> = rows
+            .iter()
+            .flat_map(|r| {
+                [
+                    r.sender_organ.as_str(),
+                    r.recipient_organ.as_str(),
+                    r.owner_organ.as_str(),
+                ]
+            })
+            .collect();
+        let held: Vec<&PendingRow> = held
+            .iter()
+            .filter(|p| {
+                agency.map_or(true, |a| {
+                    p.agency.as_deref() == Some(a) || p.sender_organ == a || parties.contains(&a)
+                })
+            })
+            .collect();
         Ok(serde_json::json!({
             "node": self.config.node_id,
             "document_id": document_id,
             "documents": rows,
+            "held": held,
+            "outbox": outbox,
             "trace": traces,
             "statuses": statuses,
         }))
     }
 }
 
+/// The inbox and sent-list filters as a client writes them (`GET /v1/route/inbox?…`,
+/// `route inbox --…`).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// Row states, comma-separated, or `all` (default: the inbox's open states; every state
+    /// for the sent list).
+    pub state: Option<String>,
+    /// Inbox: only documents from this sender (OrganId).
+    pub sender: Option<String>,
+    /// Sent list: only documents to this recipient (OrganId, addressee or holder).
+    pub recipient: Option<String>,
+    /// Received here on or after this day (`YYYY-MM-DD`) or time (RFC 3339).
+    pub from: Option<String>,
+    /// Received here on or before this day (`YYYY-MM-DD`), or before this time (RFC 3339).
+    pub to: Option<String>,
+    /// Text in the subject, document number, sender name or DocumentId.
+    pub q: Option<String>,
+    /// Page size (default 50, at most 500).
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// `YYYY-MM-DD` (`next_day`: the day after, for an inclusive end) or RFC 3339, as the
+/// comparable text of `created_at`.
+fn bound(value: &str, next_day: bool) -> Result<String, RoutingError> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    if let Ok(day) = time::Date::parse(value, &format) {
+        let day = if next_day {
+            day.next_day().unwrap_or(day)
+        } else {
+            day
+        };
+        return Ok(format!(
+            "{:04}-{:02}-{:02}",
+            day.year(),
+            u8::from(day.month()),
+            day.day()
+        ));
+    }
+    OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
+        .map(rfc3339)
+        .map_err(|_| {
+            RoutingError::Invalid(format!(
+                "'{value}' is not a date (YYYY-MM-DD) or an RFC 3339 time"
+            ))
+        })
+}
+
+impl ListParams {
+    /// The store filter of these parameters for `kind`, over `agencies` (empty: every one).
+    pub fn filter(
+        &self,
+        kind: ListKind,
+        agencies: Vec<String>,
+    ) -> Result<ListFilter, RoutingError> {
+        let states = match self.state.as_deref().map(str::trim) {
+            Some("all") => Vec::new(),
+            Some(list) if !list.is_empty() => {
+                list.split(',').map(|s| s.trim().to_string()).collect()
+            }
+            _ if kind == ListKind::Inbox => lifecycle::inbox_state_names()
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            _ => Vec::new(),
+        };
+        let party = match kind {
+            ListKind::Inbox => self.sender.clone(),
+            ListKind::Sent => self.recipient.clone(),
+        };
+        Ok(ListFilter {
+            kind,
+            agencies,
+            states,
+            party,
+            from: self.from.as_deref().map(|v| bound(v, false)).transpose()?,
+            until: self.to.as_deref().map(|v| bound(v, true)).transpose()?,
+            text: self.q.clone(),
+            after: None,
+            limit: self.limit.unwrap_or(50),
+        })
+    }
+}
+
 impl Node {
+    /// The inbox (documents delivered here, by holder) or the sent list (by sender), newest
+    /// first, filtered and paged; returns the rows and the cursor of the next page (`None`
+    /// on the last page). `cursor` is a value this function returned.
+    pub async fn list(
+        &self,
+        mut filter: ListFilter,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<ListedDocument>, Option<String>), RoutingError> {
+        if let Some(c) = cursor {
+            filter.after = Some(decode_cursor(c).ok_or_else(|| {
+                RoutingError::Invalid(format!("cursor '{c}' is not one this node returned"))
+            })?);
+        }
+        for state in &filter.states {
+            state
+                .parse::<RowState>()
+                .map_err(|_| RoutingError::Invalid(format!("unknown document state '{state}'")))?;
+        }
+        filter.limit = filter.limit.clamp(1, 500);
+        let limit = filter.limit;
+        filter.limit += 1; // one more tells whether there is a next page
+        let mut rows = self.store.route_list(&filter).await?;
+        let next = if rows.len() as i64 > limit {
+            rows.truncate(limit as usize);
+            rows.last()
+                .map(|r| encode_cursor(&r.row.created_at, &r.row.id))
+        } else {
+            None
+        };
+        Ok((rows, next))
+    }
+
     /// Documents delivered here and still open (`lifecycle::INBOX_STATES`), newest first;
     /// only those `agency` holds when given (addressed to it, or to an agency merged into it).
     pub async fn inbox(&self, agency: Option<&str>) -> Result<Vec<DocumentRow>, RoutingError> {
@@ -992,6 +1745,90 @@ impl Node {
     }
 }
 
+impl Node {
+    /// Tells the sender of an envelope that came from a peer that the next hop refused it: a
+    /// status 02 from this node with the next hop's reason (a local sender sees the refusal in
+    /// `route status`).
+    pub async fn report_refusal(
+        &self,
+        envelope_id: &str,
+        reason: &str,
+    ) -> Result<(), RoutingError> {
+        let Some(env) = self.store.route_envelope(envelope_id).await? else {
+            return Ok(());
+        };
+        if env.from_node == LOCAL {
+            return Ok(());
+        }
+        let limits = self.limits;
+        let package =
+            blocking(move || Ok::<_, RoutingError>(edxml::parse(&env.bytes, &limits)?)).await?;
+        let doc = DocRef::of(&package);
+        let mut a = Acceptance::default();
+        let from = self.config.trace_organ().to_string();
+        self.queue_status(
+            &mut a,
+            &doc,
+            &from,
+            StatusCode::Rejected,
+            Some(format!("refused by the next hop: {reason}")),
+        )
+        .await?;
+        self.store.route_accept(&a, &now_rfc3339()).await?;
+        Ok(())
+    }
+}
+
+impl Node {
+    /// The outbox view: items and document rows by state, held envelopes by state, the items
+    /// that failed (peer down, pin mismatch, TLS error, refusal) with their last error, and
+    /// the counters since start; of `agency`'s documents when given (the counters are the
+    /// node's totals, no document in them).
+    pub async fn outbox_view(
+        &self,
+        agency: Option<&str>,
+    ) -> Result<serde_json::Value, RoutingError> {
+        let s = &self.store;
+        let (outbox, documents, held) = match agency {
+            Some(a) => (
+                s.route_outbox_states_for(a).await?,
+                s.route_document_states_for(a).await?,
+                None,
+            ),
+            None => (
+                s.route_outbox_states().await?,
+                s.route_document_states().await?,
+                Some(s.route_pending_states().await?),
+            ),
+        };
+        Ok(serde_json::json!({
+            "node": self.config.node_id,
+            "agency": agency,
+            "outbox": outbox,
+            "documents": documents,
+            "held": held,
+            "failures": s.route_outbox_failures(agency, 50).await?,
+            "since_start": self.counters.json(),
+        }))
+    }
+}
+
+/// The opaque paging cursor of a row position (created_at, id).
+fn encode_cursor(created_at: &str, id: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{created_at}\n{id}"))
+}
+
+fn decode_cursor(cursor: &str) -> Option<(String, String)> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (at, id) = text.split_once('\n')?;
+    Some((at.to_string(), id.to_string()))
+}
+
 /// An outbox item carrying a signed status message toward `doc`'s sender.
 fn status_item(peer: String, doc: &DocRef, bytes: Vec<u8>) -> OutboxItem {
     OutboxItem {
@@ -1017,10 +1854,44 @@ enum Accepted {
 /// The verdict on an envelope's schema, signature and trace before anything is stored.
 enum Check {
     Passed(Checked),
+    /// INDETERMINATE/TRY_LATER: the revocation status could not be obtained now.
+    Temporary {
+        package: edxml::Package,
+        digest: String,
+        reason: String,
+    },
     Failed {
         package: edxml::Package,
         reason: String,
     },
+}
+
+impl Check {
+    fn package(&self) -> &edxml::Package {
+        match self {
+            Check::Passed(c) => &c.package,
+            Check::Temporary { package, .. } | Check::Failed { package, .. } => package,
+        }
+    }
+}
+
+/// What became of an envelope: an answer, or not yet decidable (revocation unavailable).
+enum Decision {
+    Answer(Receipt),
+    Temporary {
+        doc: DocRef,
+        digest: String,
+        reason: String,
+    },
+}
+
+/// How an envelope is being decided: on arrival (the sender waits for the answer) or on a
+/// re-validation of a held envelope (the sender was told it is held; a refusal goes back as
+/// a status 02 message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum When {
+    Arrival,
+    Revalidation,
 }
 
 /// What the agency directory says of a recipient.
@@ -1051,4 +1922,23 @@ enum Refusal {
     /// No route to the recipient.
     #[error("no route to recipient {0}")]
     NoRoute(String),
+    /// The document came back from the node this node forwarded it to.
+    #[error(
+        "routing loop: document {document_id} for {recipient} came back from node {node}, to which this node forwarded it (do both nodes record the same agency directory changes?)"
+    )]
+    Loop {
+        document_id: String,
+        recipient: String,
+        node: String,
+    },
+}
+
+/// `new`, `revoke`, `update` or `replace`.
+fn business_name(b: BusinessDocType) -> &'static str {
+    match b {
+        BusinessDocType::New => "new document",
+        BusinessDocType::Revoke => "revoke",
+        BusinessDocType::Update => "update",
+        BusinessDocType::Replace => "replace",
+    }
 }

@@ -25,8 +25,13 @@ const BATCH: i64 = 16;
 /// Header carrying the hop's status code on `POST /v1/route/envelopes` answers.
 pub const STATUS_HEADER: &str = "signgate-route-status";
 
-/// Header carrying the refusal reason (percent-encoded UTF-8) beside a status 02.
+/// Header carrying the refusal reason (percent-encoded UTF-8, as HTTP headers are ASCII)
+/// beside a status 02; the sender decodes it ([`decode`]) before recording it.
 pub const REASON_HEADER: &str = "signgate-route-reason";
+
+/// Header beside a status 01 when the receiver holds the envelope without a verdict yet (the
+/// revocation status of its signer could not be obtained; percent-encoded note).
+pub const HELD_HEADER: &str = "signgate-route-held";
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -56,6 +61,28 @@ pub fn encode(value: &str) -> String {
     out
 }
 
+/// Decodes a percent-encoded header value ([`encode`]); invalid escapes are kept as written.
+pub fn decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Runs the worker until `shutdown` completes.
 pub async fn run(node: Arc<Node>, shutdown: impl Future<Output = ()>) {
     let owner = random_id("w_");
@@ -68,6 +95,14 @@ pub async fn run(node: Arc<Node>, shutdown: impl Future<Output = ()>) {
                 0
             }
         };
+        let revalidated = match node.revalidate_due(&owner).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "routing: re-validation round failed");
+                0
+            }
+        };
+        let worked = worked + revalidated;
         if worked == 0 {
             tokio::select! {
                 _ = &mut shutdown => return,
@@ -161,11 +196,18 @@ async fn attempt(node: &Node, item: &OutboxItem) -> Result<Outcome, RoutingError
             };
             match header(STATUS_HEADER).as_deref() {
                 Some(code) if StatusCode::Received.fixed_code() == Some(code) => {
-                    Outcome::Delivered("01 received".into())
+                    match header(HELD_HEADER) {
+                        Some(note) => Outcome::Delivered(format!(
+                            "01 received, held by the next hop: {}",
+                            decode(&note)
+                        )),
+                        None => Outcome::Delivered("01 received".into()),
+                    }
                 }
-                Some(code) => {
-                    Outcome::Refused(format!("{code}: {}", header(REASON_HEADER).unwrap_or(text)))
-                }
+                Some(code) => Outcome::Refused(format!(
+                    "{code}: {}",
+                    header(REASON_HEADER).map(|r| decode(&r)).unwrap_or(text)
+                )),
                 None => Outcome::Retry("answer without a route status".into()),
             }
         }
@@ -248,6 +290,10 @@ async fn handle(node: &Node, owner: &str, item: OutboxItem) -> Result<(), Routin
                         format!("{what} by node {}: {reason}", item.next_node),
                     ))
                     .await?;
+                if let Some(env) = &item.envelope_id {
+                    // the sender, upstream, learns of it (status 02 from this node)
+                    node.report_refusal(env, &reason).await?;
+                }
             }
         }
         Outcome::Retry(error) => {
@@ -298,7 +344,11 @@ async fn handle(node: &Node, owner: &str, item: OutboxItem) -> Result<(), Routin
                 store
                     .route_outbox_retry(&item.id, owner, attempts, next, &error)
                     .await?;
-                tracing::info!(document_id = %item.document_id, peer = %item.next_node, attempts, error = %error, "routing: delivery failed, will retry");
+                node.counters
+                    .delivery_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(document_id = %item.document_id, peer = %item.next_node, attempts, retry_in_ms = delay.as_millis() as u64,
+                    error = %error, "routing: delivery to the next hop failed, will retry");
             }
         }
     }
@@ -313,5 +363,9 @@ mod tests {
     fn query_values_are_percent_encoded() {
         assert_eq!(encode("000.00.00.H01"), "000.00.00.H01");
         assert_eq!(encode("a/b,c d"), "a%2Fb%2Cc%20d");
+        let reason = "attachment 'công văn.pdf' was altered after signing";
+        assert_eq!(decode(&encode(reason)), reason);
+        assert_eq!(decode("100%"), "100%");
+        assert_eq!(decode("%zz%4"), "%zz%4");
     }
 }

@@ -240,3 +240,61 @@ impl Store {
         )
     }
 }
+
+/// One certificate identity recorded for an agency (`directory_agency_certs`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AgencyCertRow {
+    /// The agency (edXML OrganId).
+    pub organ_id: String,
+    /// `organization`, `tax_code` or `fingerprint`.
+    pub kind: String,
+    /// The value (organization name, tax code, lowercase hex SHA-256).
+    pub value: String,
+}
+
+impl Store {
+    /// Records a certificate identity for an agency (again: no change).
+    pub async fn add_agency_cert(&self, row: &AgencyCertRow, now: &str) -> Result<(), StoreError> {
+        with_pool!(self, p => {
+            sqlx::query("INSERT INTO directory_agency_certs (organ_id, kind, value, added_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
+                .bind(&row.organ_id).bind(&row.kind).bind(&row.value).bind(now).execute(p).await?;
+        });
+        Ok(())
+    }
+
+    /// Removes a certificate identity; false when it was not recorded.
+    pub async fn remove_agency_cert(&self, row: &AgencyCertRow) -> Result<bool, StoreError> {
+        let n = with_pool!(self, p => sqlx::query("DELETE FROM directory_agency_certs WHERE organ_id = $1 AND kind = $2 AND value = $3")
+            .bind(&row.organ_id).bind(&row.kind).bind(&row.value).execute(p).await?.rows_affected());
+        Ok(n > 0)
+    }
+
+    /// The certificate identities recorded for `organ_id`.
+    pub async fn agency_certs(&self, organ_id: &str) -> Result<Vec<AgencyCertRow>, StoreError> {
+        let sql = "SELECT organ_id, kind, value FROM directory_agency_certs WHERE organ_id = $1 ORDER BY kind, value";
+        Ok(
+            with_pool!(self, p => sqlx::query(sql).bind(organ_id).fetch_all(p).await?.into_iter().map(|r| AgencyCertRow {
+            organ_id: r.get(0), kind: r.get(1), value: r.get(2),
+        }).collect()),
+        )
+    }
+
+    /// The agencies with a recorded identity `(kind, value)` among `identities`.
+    pub async fn agencies_with_cert(
+        &self,
+        identities: &[(String, String)],
+    ) -> Result<Vec<String>, StoreError> {
+        let mut out: Vec<String> = Vec::new();
+        for (kind, value) in identities {
+            let sql = "SELECT organ_id FROM directory_agency_certs WHERE kind = $1 AND value = $2 ORDER BY organ_id";
+            let found: Vec<String> = with_pool!(self, p => sqlx::query(sql).bind(kind).bind(value).fetch_all(p).await?
+                .into_iter().map(|r| r.get(0)).collect());
+            for o in found {
+                if !out.contains(&o) {
+                    out.push(o);
+                }
+            }
+        }
+        Ok(out)
+    }
+}

@@ -198,6 +198,11 @@ const SQLITE_MIGRATIONS: Embedded = &[
         "integrity",
         include_str!("../../migrations/sqlite/0500_integrity.sql"),
     ),
+    (
+        600,
+        "route operations",
+        include_str!("../../migrations/sqlite/0600_route_operations.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: Embedded = &[
     (
@@ -234,6 +239,11 @@ const POSTGRES_MIGRATIONS: Embedded = &[
         500,
         "integrity",
         include_str!("../../migrations/postgres/0500_integrity.sql"),
+    ),
+    (
+        600,
+        "route operations",
+        include_str!("../../migrations/postgres/0600_route_operations.sql"),
     ),
 ];
 

@@ -105,8 +105,11 @@ pub struct StatusRow {
     pub code: String,
     /// Description.
     pub description: Option<String>,
-    /// RFC 3339 UTC.
+    /// RFC 3339 UTC: when it was stored here.
     pub at: String,
+    /// RFC 3339 UTC: when its issuer issued it (the message's own Timestamp); statuses are
+    /// listed in this order.
+    pub issued_at: Option<String>,
     /// The signed status message.
     #[serde(skip)]
     pub bytes: Vec<u8>,
@@ -127,6 +130,144 @@ pub struct Acceptance {
     pub traces: Vec<TraceEvent>,
     /// Status messages addressed to an agency served here (stored once each).
     pub statuses: Vec<StatusRow>,
+    /// What the inbox shows of the envelope's document (written on each new row).
+    pub meta: Option<DocumentMeta>,
+}
+
+/// An attachment as the inbox lists it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct AttachmentInfo {
+    /// `AttachmentName`.
+    pub name: String,
+    /// Media type.
+    pub content_type: String,
+    /// Decoded size in bytes.
+    pub size: u64,
+}
+
+/// What a clerk's inbox shows of a document, from the envelope's signed `MessageHeader`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct DocumentMeta {
+    /// `Subject`.
+    pub subject: String,
+    /// The sender's `OrganName`.
+    pub sender_name: String,
+    /// Document number: `CodeNumber/CodeNotation`.
+    pub doc_number: String,
+    /// `DocumentType` (code).
+    pub document_type: String,
+    /// `TypeName`, when given.
+    pub document_type_name: Option<String>,
+    /// Promulgation date, `YYYY-MM-DD`.
+    pub promulgation_date: Option<String>,
+    /// Due date, `YYYY-MM-DD`.
+    pub due_date: Option<String>,
+    /// The attachments.
+    pub attachments: Vec<AttachmentInfo>,
+}
+
+/// A row of the inbox or the sent list: the document row, its metadata and the last status
+/// recorded here from its holder.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ListedDocument {
+    /// The row.
+    #[serde(flatten)]
+    pub row: DocumentRow,
+    /// The document's metadata.
+    #[serde(flatten)]
+    pub meta: DocumentMeta,
+    /// The latest status (by issue time) from the holder or addressee recorded here.
+    pub last_status: Option<String>,
+}
+
+/// Which list [`Store::route_list`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListKind {
+    /// Rows delivered here (`next_node IS NULL`), by holder (`owner_organ`).
+    Inbox,
+    /// Rows by sender (`sender_organ`): the documents an agency sent.
+    Sent,
+}
+
+/// Filters and paging of [`Store::route_list`].
+#[derive(Debug, Clone)]
+pub struct ListFilter {
+    /// Inbox or sent.
+    pub kind: ListKind,
+    /// Inbox: held by one of these agencies; sent: sent by one of them (empty: any).
+    pub agencies: Vec<String>,
+    /// Row states (empty: any).
+    pub states: Vec<String>,
+    /// Inbox: this sender; sent: this recipient (addressee or holder).
+    pub party: Option<String>,
+    /// Received here at or after this time (RFC 3339 or `YYYY-MM-DD`).
+    pub from: Option<String>,
+    /// Received here before this time (RFC 3339 or `YYYY-MM-DD`, exclusive).
+    pub until: Option<String>,
+    /// Text in the subject, document number, sender name or DocumentId (case-insensitive
+    /// for ASCII).
+    pub text: Option<String>,
+    /// Only rows after this position (created_at, id) in the newest-first order.
+    pub after: Option<(String, String)>,
+    /// At most this many rows.
+    pub limit: i64,
+}
+
+/// An envelope held while the revocation status of its signer cannot be obtained.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PendingRow {
+    /// Id (`pv_…`).
+    pub id: String,
+    /// The node it came from (`local` for a submission here).
+    pub from_node: String,
+    /// The API client's agency that submitted it, for a local submission.
+    pub agency: Option<String>,
+    /// JSON array of this hop's recipients (empty: every `To`).
+    pub recipients: String,
+    /// Content digest.
+    pub digest: String,
+    /// Sender OrganId.
+    pub sender_organ: String,
+    /// DocumentId.
+    pub document_id: String,
+    /// The envelope as it arrived.
+    #[serde(skip)]
+    pub bytes: Vec<u8>,
+    /// Arrival time (RFC 3339 UTC): the validation time of every re-validation.
+    pub received_at: String,
+    /// After this (Unix ms) a still-unknown status is answered 02.
+    pub deadline_ms: i64,
+    /// Next re-validation (Unix ms).
+    pub next_check_ms: i64,
+    /// Re-validations so far.
+    pub attempts: i64,
+    /// Why the last validation was not final.
+    pub last_reason: String,
+    /// `waiting`, `accepted` or `refused`.
+    pub state: String,
+}
+
+/// An outbox item as the operator sees it: where it goes and what went wrong.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OutboxView {
+    /// Id.
+    pub id: String,
+    /// `envelope` or `status`.
+    pub kind: String,
+    /// The peer.
+    pub next_node: String,
+    /// DocumentId.
+    pub document_id: String,
+    /// JSON array of recipients.
+    pub recipients: String,
+    /// `pending`, `delivered`, `refused` or `dead`.
+    pub state: String,
+    /// Failed attempts so far.
+    pub attempts: i64,
+    /// The last failure (peer down, pin mismatch, TLS error, refusal reason).
+    pub last_error: Option<String>,
+    /// Created (RFC 3339 UTC).
+    pub created_at: String,
 }
 
 const DOC_COLUMNS: &str = "id, sender_organ, document_id, doc_type, recipient_organ, digest, envelope_id, target_document, state, next_node, created_at, updated_at, owner_organ";
@@ -324,12 +465,17 @@ impl Store {
                         .bind(&e.id).bind(&e.digest).bind(&e.bytes).bind(&e.from_node).bind(&e.received_at)
                         .execute(&mut *sp).await?;
                 }
+                let meta = a.meta.clone().unwrap_or_default();
+                let attachments = serde_json::to_string(&meta.attachments).unwrap_or_else(|_| "[]".into());
                 for d in &a.documents {
-                    let n = sqlx::query("INSERT INTO route_documents (id, sender_organ, document_id, doc_type, recipient_organ, digest, envelope_id, target_document, state, next_node, created_at, updated_at, owner_organ) \
-                                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING")
+                    let n = sqlx::query("INSERT INTO route_documents (id, sender_organ, document_id, doc_type, recipient_organ, digest, envelope_id, target_document, state, next_node, created_at, updated_at, owner_organ, \
+                                         subject, sender_name, doc_number, document_type, document_type_name, promulgation_date, due_date, attachments) \
+                                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) ON CONFLICT DO NOTHING")
                         .bind(&d.id).bind(&d.sender_organ).bind(&d.document_id).bind(d.doc_type).bind(&d.recipient_organ)
                         .bind(&d.digest).bind(&d.envelope_id).bind(&d.target_document).bind(&d.state).bind(&d.next_node)
                         .bind(&d.created_at).bind(&d.updated_at).bind(&d.owner_organ)
+                        .bind(&meta.subject).bind(&meta.sender_name).bind(&meta.doc_number).bind(&meta.document_type)
+                        .bind(&meta.document_type_name).bind(&meta.promulgation_date).bind(&meta.due_date).bind(&attachments)
                         .execute(&mut *sp).await?.rows_affected();
                     if n == 0 {
                         ok = false;
@@ -353,10 +499,10 @@ impl Store {
                         .execute(&mut *sp).await?;
                 }
                 for st in &a.statuses {
-                    sqlx::query("INSERT INTO route_statuses (id, document_id, sender_organ, from_organ, code, description, at, bytes) \
-                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING")
+                    sqlx::query("INSERT INTO route_statuses (id, document_id, sender_organ, from_organ, code, description, at, bytes, issued_at) \
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING")
                         .bind(&st.id).bind(&st.document_id).bind(&st.sender_organ).bind(&st.from_organ)
-                        .bind(&st.code).bind(&st.description).bind(&st.at).bind(&st.bytes)
+                        .bind(&st.code).bind(&st.description).bind(&st.at).bind(&st.bytes).bind(&st.issued_at)
                         .execute(&mut *sp).await?;
                 }
                 for t in &a.traces {
@@ -547,23 +693,286 @@ impl Store {
     /// Stores a received status once; false when the same (document, sender, from, code) is
     /// already here (a redelivery).
     pub async fn route_add_status(&self, s: &StatusRow) -> Result<bool, StoreError> {
-        let sql = "INSERT INTO route_statuses (id, document_id, sender_organ, from_organ, code, description, at, bytes) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING";
+        let sql = "INSERT INTO route_statuses (id, document_id, sender_organ, from_organ, code, description, at, bytes, issued_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING";
         let n = with_pool!(self, p => sqlx::query(sql).bind(&s.id).bind(&s.document_id).bind(&s.sender_organ)
-            .bind(&s.from_organ).bind(&s.code).bind(&s.description).bind(&s.at).bind(&s.bytes)
+            .bind(&s.from_organ).bind(&s.code).bind(&s.description).bind(&s.at).bind(&s.bytes).bind(&s.issued_at)
             .execute(p).await?.rows_affected());
         Ok(n > 0)
     }
 
-    /// Statuses received for a DocumentId, in arrival order.
+    /// Statuses received for a DocumentId, in the order they were issued (their own
+    /// Timestamp; arrival time for those stored before it was kept).
     pub async fn route_statuses(&self, document_id: &str) -> Result<Vec<StatusRow>, StoreError> {
-        let sql = "SELECT id, document_id, sender_organ, from_organ, code, description, at, bytes FROM route_statuses WHERE document_id = $1 ORDER BY at, code";
+        let sql = "SELECT id, document_id, sender_organ, from_organ, code, description, at, bytes, issued_at FROM route_statuses WHERE document_id = $1 \
+                   ORDER BY COALESCE(issued_at, at), at, code";
         Ok(
             with_pool!(self, p => sqlx::query(sql).bind(document_id).fetch_all(p).await?.iter().map(|r| StatusRow {
             id: r.get(0), document_id: r.get(1), sender_organ: r.get(2), from_organ: r.get(3), code: r.get(4),
-            description: r.get(5), at: r.get(6), bytes: r.get(7),
+            description: r.get(5), at: r.get(6), bytes: r.get(7), issued_at: r.get(8),
         }).collect()),
         )
+    }
+}
+
+const LIST_COLUMNS: &str = "d.id, d.sender_organ, d.document_id, d.doc_type, d.recipient_organ, d.digest, d.envelope_id, d.target_document, d.state, d.next_node, d.created_at, d.updated_at, d.owner_organ, \
+    d.subject, d.sender_name, d.doc_number, d.document_type, d.document_type_name, d.promulgation_date, d.due_date, d.attachments, \
+    (SELECT s.code FROM route_statuses s WHERE s.document_id = d.document_id AND s.sender_organ = d.sender_organ \
+     AND (s.from_organ = d.owner_organ OR s.from_organ = d.recipient_organ) ORDER BY COALESCE(s.issued_at, s.at) DESC, s.at DESC LIMIT 1)";
+
+fn listed_of(r: &impl RowLike) -> ListedDocument {
+    ListedDocument {
+        row: document(r),
+        meta: DocumentMeta {
+            subject: r.s(13),
+            sender_name: r.s(14),
+            doc_number: r.s(15),
+            document_type: r.s(16),
+            document_type_name: r.o(17),
+            promulgation_date: r.o(18),
+            due_date: r.o(19),
+            attachments: serde_json::from_str(&r.s(20)).unwrap_or_default(),
+        },
+        last_status: r.o(21),
+    }
+}
+
+const PENDING_COLUMNS: &str = "id, from_node, agency, recipients, digest, sender_organ, document_id, bytes, received_at, deadline_ms, next_check_ms, attempts, last_reason, state";
+
+fn pending(r: &impl RowLike) -> PendingRow {
+    PendingRow {
+        id: r.s(0),
+        from_node: r.s(1),
+        agency: r.o(2),
+        recipients: r.s(3),
+        digest: r.s(4),
+        sender_organ: r.s(5),
+        document_id: r.s(6),
+        bytes: r.b(7).unwrap_or_default(),
+        received_at: r.s(8),
+        deadline_ms: r.i(9),
+        next_check_ms: r.i(10),
+        attempts: r.i(11),
+        last_reason: r.s(12),
+        state: r.s(13),
+    }
+}
+
+/// `text` for a `LIKE` pattern: `\`, `%` and `_` escaped (with `ESCAPE '\'`), lowercased.
+fn like_pattern(text: &str) -> String {
+    let mut out = String::from("%");
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+impl Store {
+    /// The inbox or sent list, newest first, filtered and paged ([`ListFilter`]).
+    pub async fn route_list(&self, f: &ListFilter) -> Result<Vec<ListedDocument>, StoreError> {
+        fn arg(v: String, args: &mut Vec<String>) -> String {
+            args.push(v);
+            format!("${}", args.len())
+        }
+        let mut args: Vec<String> = Vec::new();
+        let mut clauses: Vec<String> = Vec::new();
+        let (who, party) = match f.kind {
+            ListKind::Inbox => {
+                clauses.push("d.next_node IS NULL".into());
+                ("d.owner_organ", "d.sender_organ = {p}")
+            }
+            ListKind::Sent => (
+                "d.sender_organ",
+                "(d.recipient_organ = {p} OR d.owner_organ = {p})",
+            ),
+        };
+        if !f.agencies.is_empty() {
+            let list: Vec<String> = f
+                .agencies
+                .iter()
+                .map(|a| arg(a.clone(), &mut args))
+                .collect();
+            clauses.push(format!("{who} IN ({})", list.join(", ")));
+        }
+        if !f.states.is_empty() {
+            let list: Vec<String> = f.states.iter().map(|a| arg(a.clone(), &mut args)).collect();
+            clauses.push(format!("d.state IN ({})", list.join(", ")));
+        }
+        if let Some(p) = &f.party {
+            let p = arg(p.clone(), &mut args);
+            clauses.push(party.replace("{p}", &p));
+        }
+        if let Some(from) = &f.from {
+            clauses.push(format!("d.created_at >= {}", arg(from.clone(), &mut args)));
+        }
+        if let Some(until) = &f.until {
+            clauses.push(format!("d.created_at < {}", arg(until.clone(), &mut args)));
+        }
+        if let Some(text) = f.text.as_deref().filter(|t| !t.is_empty()) {
+            let p = arg(like_pattern(text), &mut args);
+            clauses.push(format!(
+                "(LOWER(d.subject) LIKE {p} ESCAPE '\\' OR LOWER(d.doc_number) LIKE {p} ESCAPE '\\' \
+                 OR LOWER(d.sender_name) LIKE {p} ESCAPE '\\' OR LOWER(d.document_id) LIKE {p} ESCAPE '\\')"
+            ));
+        }
+        if let Some((at, id)) = &f.after {
+            let a1 = arg(at.clone(), &mut args);
+            let a2 = arg(at.clone(), &mut args);
+            let i = arg(id.clone(), &mut args);
+            clauses.push(format!(
+                "(d.created_at < {a1} OR (d.created_at = {a2} AND d.id < {i}))"
+            ));
+        }
+        let filter = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT {LIST_COLUMNS} FROM route_documents d {filter} ORDER BY d.created_at DESC, d.id DESC LIMIT ${}",
+            args.len() + 1
+        );
+        Ok(with_pool!(self, p => {
+            let mut q = sqlx::query(&sql);
+            for a in &args {
+                q = q.bind(a);
+            }
+            q.bind(f.limit).fetch_all(p).await?.iter().map(listed_of).collect()
+        }))
+    }
+
+    /// Holds an envelope for re-validation; false when the same one (node, digest,
+    /// recipients) is already held.
+    pub async fn route_hold(&self, r: &PendingRow, trace: &TraceEvent) -> Result<bool, StoreError> {
+        with_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query(&format!("INSERT INTO route_pending ({PENDING_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT DO NOTHING"))
+                .bind(&r.id).bind(&r.from_node).bind(&r.agency).bind(&r.recipients).bind(&r.digest).bind(&r.sender_organ)
+                .bind(&r.document_id).bind(&r.bytes).bind(&r.received_at).bind(r.deadline_ms).bind(r.next_check_ms)
+                .bind(r.attempts).bind(&r.last_reason).bind(&r.state)
+                .execute(&mut *tx).await?.rows_affected();
+            if n > 0 {
+                sqlx::query("INSERT INTO route_traces (document_id, sender_organ, at, event, detail) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(&trace.document_id).bind(&trace.sender_organ).bind(&trace.at).bind(&trace.event).bind(&trace.detail)
+                    .execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(n > 0)
+        })
+    }
+
+    /// Claims up to `limit` held envelopes due for re-validation, leased to `owner`.
+    pub async fn route_pending_claim(
+        &self,
+        owner: &str,
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<PendingRow>, StoreError> {
+        let due = "state = 'waiting' AND next_check_ms <= $2 AND (lease_until_ms IS NULL OR lease_until_ms < $2)";
+        let lock = match self {
+            Store::Postgres(_) => " FOR UPDATE SKIP LOCKED",
+            Store::Sqlite(_) => "",
+        };
+        let sql = format!("UPDATE route_pending SET lease_owner = $1, lease_until_ms = $3 WHERE id IN \
+            (SELECT id FROM route_pending WHERE {due} ORDER BY next_check_ms LIMIT $4{lock}) RETURNING {PENDING_COLUMNS}");
+        Ok(
+            with_pool!(self, p => sqlx::query(&sql).bind(owner).bind(now_ms).bind(lease_until_ms).bind(limit)
+            .fetch_all(p).await?.iter().map(pending).collect()),
+        )
+    }
+
+    /// Schedules the next re-validation of a held envelope `owner` holds (releases the lease).
+    pub async fn route_pending_reschedule(
+        &self,
+        id: &str,
+        owner: &str,
+        attempts: i64,
+        next_check_ms: i64,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
+        let sql = "UPDATE route_pending SET attempts = $1, next_check_ms = $2, last_reason = $3, lease_owner = NULL, lease_until_ms = NULL \
+                   WHERE id = $4 AND lease_owner = $5 AND state = 'waiting'";
+        let n = with_pool!(self, p => sqlx::query(sql).bind(attempts).bind(next_check_ms).bind(reason).bind(id).bind(owner)
+            .execute(p).await?.rows_affected());
+        Ok(n > 0)
+    }
+
+    /// Ends a held envelope `owner` holds: `accepted` or `refused` (with the reason).
+    pub async fn route_pending_finish(
+        &self,
+        id: &str,
+        owner: &str,
+        state: &str,
+        reason: &str,
+        now: &str,
+    ) -> Result<bool, StoreError> {
+        let sql = "UPDATE route_pending SET state = $1, last_reason = $2, done_at = $3, lease_owner = NULL, lease_until_ms = NULL \
+                   WHERE id = $4 AND lease_owner = $5 AND state = 'waiting'";
+        let n = with_pool!(self, p => sqlx::query(sql).bind(state).bind(reason).bind(now).bind(id).bind(owner)
+            .execute(p).await?.rows_affected());
+        Ok(n > 0)
+    }
+
+    /// The held envelopes of a DocumentId (every state), oldest first.
+    pub async fn route_pending_of(&self, document_id: &str) -> Result<Vec<PendingRow>, StoreError> {
+        let sql = format!("SELECT {PENDING_COLUMNS} FROM route_pending WHERE document_id = $1 ORDER BY received_at, id");
+        Ok(with_pool!(self, p => sqlx::query(&sql).bind(document_id)
+            .fetch_all(p).await?.iter().map(pending).collect()))
+    }
+
+    /// Held envelopes by state.
+    pub async fn route_pending_states(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let sql = "SELECT state, COUNT(*) FROM route_pending GROUP BY state ORDER BY state";
+        Ok(
+            with_pool!(self, p => sqlx::query(sql).fetch_all(p).await?.iter()
+            .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1))).collect()),
+        )
+    }
+
+    /// The outbox items of a DocumentId, oldest first.
+    pub async fn route_outbox_of(&self, document_id: &str) -> Result<Vec<OutboxView>, StoreError> {
+        let sql = "SELECT id, kind, next_node, document_id, recipients, state, attempts, last_error, created_at FROM route_outbox \
+                   WHERE document_id = $1 ORDER BY created_at, id";
+        Ok(
+            with_pool!(self, p => sqlx::query(sql).bind(document_id).fetch_all(p).await?.iter().map(outbox_view).collect()),
+        )
+    }
+
+    /// Outbox items that failed at least once (pending with a last error, refused or dead),
+    /// newest first; only those about documents `agency` sent, is addressed or holds, when given.
+    pub async fn route_outbox_failures(
+        &self,
+        agency: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<OutboxView>, StoreError> {
+        let scope = "AND ($2 = '' OR EXISTS (SELECT 1 FROM route_documents d WHERE d.document_id = o.document_id \
+             AND (d.sender_organ = $2 OR d.recipient_organ = $2 OR d.owner_organ = $2)))";
+        let sql = format!("SELECT o.id, o.kind, o.next_node, o.document_id, o.recipients, o.state, o.attempts, o.last_error, o.created_at \
+                   FROM route_outbox o WHERE o.last_error IS NOT NULL AND o.state <> 'delivered' {scope} \
+                   ORDER BY o.created_at DESC, o.id DESC LIMIT $1");
+        Ok(
+            with_pool!(self, p => sqlx::query(&sql).bind(limit).bind(agency.unwrap_or_default())
+            .fetch_all(p).await?.iter().map(outbox_view).collect()),
+        )
+    }
+}
+
+fn outbox_view(r: &impl RowLike) -> OutboxView {
+    OutboxView {
+        id: r.s(0),
+        kind: r.s(1),
+        next_node: r.s(2),
+        document_id: r.s(3),
+        recipients: r.s(4),
+        state: r.s(5),
+        attempts: r.i(6),
+        last_error: r.o(7),
+        created_at: r.s(8),
     }
 }
 
@@ -642,6 +1051,40 @@ mod tests {
             store.route_outbox_states().await.expect("states"),
             vec![("delivered".into(), 1), ("pending".into(), 1)]
         );
+    }
+
+    #[tokio::test]
+    async fn statuses_are_listed_in_the_order_they_were_issued() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&Store::sqlite_url(dir.path()))
+            .await
+            .expect("open");
+        // 06 arrives before 03 (another path was faster), but was issued after it
+        for (code, at, issued) in [
+            ("06", "2026-01-01T00:00:01Z", "2026-01-01T00:00:05Z"),
+            ("03", "2026-01-01T00:00:09Z", "2026-01-01T00:00:04Z"),
+        ] {
+            let row = StatusRow {
+                id: format!("st_{code}"),
+                document_id: "D".into(),
+                sender_organ: "S".into(),
+                from_organ: "R".into(),
+                code: code.into(),
+                description: None,
+                at: at.into(),
+                issued_at: Some(issued.into()),
+                bytes: b"<Status/>".to_vec(),
+            };
+            assert!(store.route_add_status(&row).await.expect("add"));
+        }
+        let codes: Vec<String> = store
+            .route_statuses("D")
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|s| s.code)
+            .collect();
+        assert_eq!(codes, ["03", "06"]);
     }
 
     #[tokio::test]

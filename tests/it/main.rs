@@ -44,6 +44,7 @@ mod pyhanko_interop;
 mod revisions;
 mod route_envelope;
 mod routing;
+mod routing_ops;
 mod tamper;
 mod verify;
 mod verify_many;

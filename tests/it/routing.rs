@@ -32,12 +32,12 @@ use time::macros::date;
 const NS: &str = "http://www.mic.gov.vn/TBT/QCVN_102_2016";
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
-fn pki() -> &'static LivePki {
+pub(crate) fn pki() -> &'static LivePki {
     static PKI: OnceLock<LivePki> = OnceLock::new();
     PKI.get_or_init(LivePki::start)
 }
 
-fn agency_key() -> Arc<dyn KeySource> {
+pub(crate) fn agency_key() -> Arc<dyn KeySource> {
     static KEY: OnceLock<Arc<dyn KeySource>> = OnceLock::new();
     KEY.get_or_init(|| {
         let opts = signgate::keys::OpenOptions {
@@ -51,7 +51,7 @@ fn agency_key() -> Arc<dyn KeySource> {
 }
 
 /// The sample PDF signed by the agency (the attachment of every test document, ~100 KB class).
-fn signed_pdf() -> Vec<u8> {
+pub(crate) fn signed_pdf() -> Vec<u8> {
     static PDF: OnceLock<Vec<u8>> = OnceLock::new();
     PDF.get_or_init(|| {
         let out = scratch_path("routing-attachment", "pdf");
@@ -69,7 +69,45 @@ fn signed_pdf() -> Vec<u8> {
 }
 
 /// A signed envelope from `from` to `to` (synthetic `TEST.*` agency ids).
-fn envelope(from: &str, to: &[&str], number: &str, subject: &str, business: Business) -> Vec<u8> {
+pub(crate) fn envelope(
+    from: &str,
+    to: &[&str],
+    number: &str,
+    subject: &str,
+    business: Business,
+) -> Vec<u8> {
+    envelope_signed(agency_key().as_ref(), from, to, number, subject, business)
+}
+
+/// [`envelope`] signed with `key`; a recall, update or replace names its target in the
+/// signed header (`ResponseFor`), as a node requires by default.
+pub(crate) fn envelope_signed(
+    key: &dyn KeySource,
+    from: &str,
+    to: &[&str],
+    number: &str,
+    subject: &str,
+    business: Business,
+) -> Vec<u8> {
+    let response_for = business
+        .document_id
+        .clone()
+        .filter(|_| business.doc_type != BusinessDocType::New)
+        .map(|target| signgate::edxml::ResponseFor {
+            organ_id: from.into(),
+            code: format!(
+                "{}/UBND-VP",
+                target
+                    .rsplit(',')
+                    .next()
+                    .unwrap_or_default()
+                    .split('/')
+                    .next()
+                    .unwrap_or_default()
+            ),
+            promulgation_date: date!(2025 - 07 - 01),
+            document_id: target,
+        });
     Package {
         header: MessageHeader {
             from: Organ::new(from, format!("UBND {from}")),
@@ -94,7 +132,7 @@ fn envelope(from: &str, to: &[&str], number: &str, subject: &str, business: Busi
             due_date: None,
             to_places: vec!["Như trên".into()],
             steering_type: None,
-            response_for: None,
+            response_for,
         },
         business,
         traces: vec![TraceHeader {
@@ -109,29 +147,29 @@ fn envelope(from: &str, to: &[&str], number: &str, subject: &str, business: Busi
             data: signed_pdf(),
         }],
     }
-    .build_signed(agency_key().as_ref(), time::OffsetDateTime::now_utc())
+    .build_signed(key, time::OffsetDateTime::now_utc())
     .expect("build envelope")
 }
 
 /// DocumentIds as e-office systems write them: `{organ},{date},{number}/{notation}`.
-fn doc_id(from: &str, number: &str) -> String {
+pub(crate) fn doc_id(from: &str, number: &str) -> String {
     format!("{from},2025/07/01,{number}/UBND-VP")
 }
 
 /// A node of a test network: its files, ports, certificate and (when running) process.
-struct NodeInfo {
-    config: PathBuf,
-    dir: PathBuf,
-    tls_port: u16,
-    p12: PathBuf,
-    fingerprint: String,
-    process: Option<NodeProcess>,
+pub(crate) struct NodeInfo {
+    pub(crate) config: PathBuf,
+    pub(crate) dir: PathBuf,
+    pub(crate) tls_port: u16,
+    pub(crate) p12: PathBuf,
+    pub(crate) fingerprint: String,
+    pub(crate) process: Option<NodeProcess>,
 }
 
 /// `signgate serve` as a child we can SIGKILL.
-struct NodeProcess {
+pub(crate) struct NodeProcess {
     child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Drop for NodeProcess {
@@ -142,21 +180,32 @@ impl Drop for NodeProcess {
 }
 
 /// Peers of a node: (node name, agency ids reached through it).
-type Links = Vec<(&'static str, Vec<String>)>;
+pub(crate) type Links = Vec<(&'static str, Vec<String>)>;
 
-struct Net {
+pub(crate) struct Net {
     _tmp: tempfile::TempDir,
-    nodes: HashMap<&'static str, NodeInfo>,
+    pub(crate) nodes: HashMap<&'static str, NodeInfo>,
     database_url: Option<String>,
 }
 
 impl Net {
     /// Creates the nodes' identities and configurations; `extra` adds TOML lines to `[routing]`.
-    fn new(
+    pub(crate) fn new(
         test: &str,
         spec: &[(&'static str, &str, Links)],
         extra: &str,
         database_url: Option<String>,
+    ) -> Net {
+        Net::with_trust(test, spec, extra, database_url, &[])
+    }
+
+    /// [`Net::new`] with more trust anchors (PEM files) besides the shared PKI's root.
+    pub(crate) fn with_trust(
+        test: &str,
+        spec: &[(&'static str, &str, Links)],
+        extra: &str,
+        database_url: Option<String>,
+        more_trust: &[PathBuf],
     ) -> Net {
         let tmp = tempdir();
         let mut nodes = HashMap::new();
@@ -193,12 +242,15 @@ impl Net {
         };
         for (name, organ, links) in spec {
             let n = &net.nodes[name];
+            let trust: Vec<PathBuf> = std::iter::once(pki().root())
+                .chain(more_trust.iter().cloned())
+                .collect();
             let mut toml = format!(
-                "data_dir = {:?}\ntrust = [{:?}]\n\n[fetch]\nallow = [\"127.0.0.1\"]\n\n[routing]\nnode_id = {name:?}\nserves = [{organ:?}]\n\
+                "data_dir = {:?}\ntrust = {:?}\n\n[fetch]\nallow = [\"127.0.0.1\"]\n\n[routing]\nnode_id = {name:?}\nserves = [{organ:?}]\n\
                  listen = \"127.0.0.1:{}\"\nidentity = {:?}\nsigning_key = {:?}\nmax_attempts = 30\nbackoff_initial_ms = 100\n\
                  backoff_max_ms = 600\nlease_secs = 3\npoll_ms = 100\npeer_timeout_secs = 20\n{extra}\n",
                 n.dir.join("data"),
-                pki().root(),
+                trust,
                 n.tls_port,
                 n.p12,
                 pki().path(&format!("signer-{test}-{name}.p12"))
@@ -215,7 +267,7 @@ impl Net {
         net
     }
 
-    fn envs(&self) -> Vec<(&'static str, String)> {
+    pub(crate) fn envs(&self) -> Vec<(&'static str, String)> {
         let mut e = vec![("SIGNGATE_KEY_PASSWORD", "demo".to_string())];
         if let Some(url) = &self.database_url {
             e.push(("SIGNGATE_DATABASE_URL", url.clone()));
@@ -223,7 +275,7 @@ impl Net {
         e
     }
 
-    fn start(&mut self, name: &str) {
+    pub(crate) fn start(&mut self, name: &str) {
         let envs = self.envs();
         let node = self.nodes.get_mut(name).expect("node");
         let log = std::fs::OpenOptions::new()
@@ -268,14 +320,14 @@ impl Net {
         });
     }
 
-    fn start_all(&mut self, names: &[&str]) {
+    pub(crate) fn start_all(&mut self, names: &[&str]) {
         for n in names {
             self.start(n);
         }
     }
 
     /// SIGKILL (no clean shutdown).
-    fn kill(&mut self, name: &str) {
+    pub(crate) fn kill(&mut self, name: &str) {
         let node = self.nodes.get_mut(name).expect("node");
         if let Some(mut p) = node.process.take() {
             p.child.kill().expect("SIGKILL");
@@ -283,12 +335,12 @@ impl Net {
         }
     }
 
-    fn log(&self, name: &str) -> String {
+    pub(crate) fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.nodes[name].dir.join("stderr.log")).unwrap_or_default()
     }
 
     /// `signgate route ARGS --config NODE`.
-    fn route(&self, name: &str, args: &[&str]) -> std::process::Output {
+    pub(crate) fn route(&self, name: &str, args: &[&str]) -> std::process::Output {
         let mut cmd = signgate(["route"]);
         cmd.args(args).arg("--config").arg(&self.nodes[name].config);
         for (k, v) in self.envs() {
@@ -297,7 +349,7 @@ impl Net {
         run(&mut cmd)
     }
 
-    fn send(&self, name: &str, envelope: &[u8]) -> Value {
+    pub(crate) fn send(&self, name: &str, envelope: &[u8]) -> Value {
         let file = self.nodes[name]
             .dir
             .join(format!("out-{}.xml", rand::random::<u32>()));
@@ -308,7 +360,7 @@ impl Net {
     }
 
     /// `route status` at `name`, or `None` when the node knows nothing of the document.
-    fn status(&self, name: &str, document_id: &str) -> Option<Value> {
+    pub(crate) fn status(&self, name: &str, document_id: &str) -> Option<Value> {
         let o = self.route(name, &["status", "--document-id", document_id]);
         match o.status.code() {
             Some(0) => Some(serde_json::from_str(&stdout_str(&o)).expect("status JSON")),
@@ -317,7 +369,7 @@ impl Net {
         }
     }
 
-    fn ack(&self, name: &str, document_id: &str, code: &str) {
+    pub(crate) fn ack(&self, name: &str, document_id: &str, code: &str) {
         let o = self.route(
             name,
             &["ack", "--document-id", document_id, "--status", code],
@@ -326,7 +378,13 @@ impl Net {
     }
 
     /// Rows of `document_id` at `name` in `state`, for recipient `recipient`.
-    fn rows(&self, name: &str, document_id: &str, recipient: &str, state: &str) -> usize {
+    pub(crate) fn rows(
+        &self,
+        name: &str,
+        document_id: &str,
+        recipient: &str,
+        state: &str,
+    ) -> usize {
         self.states(name, document_id, recipient, None)
             .iter()
             .filter(|s| *s == state)
@@ -335,7 +393,7 @@ impl Net {
 
     /// The states of the rows of `document_id` at `name` addressed to `recipient` (of
     /// BussinessDocType `doc_type` when given), oldest first.
-    fn states(
+    pub(crate) fn states(
         &self,
         name: &str,
         document_id: &str,
@@ -360,7 +418,7 @@ impl Net {
     }
 
     /// Statuses `code` from `from` recorded at `name` for `document_id`.
-    fn has_status(&self, name: &str, document_id: &str, from: &str, code: &str) -> bool {
+    pub(crate) fn has_status(&self, name: &str, document_id: &str, from: &str, code: &str) -> bool {
         self.status(name, document_id).is_some_and(|v| {
             v["statuses"]
                 .as_array()
@@ -371,7 +429,12 @@ impl Net {
     }
 
     /// The envelope bytes a node stored for `document_id` and `recipient`.
-    fn stored_envelope(&self, name: &str, document_id: &str, recipient: &str) -> Vec<u8> {
+    pub(crate) fn stored_envelope(
+        &self,
+        name: &str,
+        document_id: &str,
+        recipient: &str,
+    ) -> Vec<u8> {
         let url = match &self.database_url {
             Some(u) => u.clone(),
             None => signgate::store::Store::sqlite_url(&self.nodes[name].dir.join("data")),
@@ -397,7 +460,7 @@ impl Net {
     }
 
     /// Posts `body` to `target`'s node endpoint `path` as node `as_node` (its certificate).
-    fn post_as(
+    pub(crate) fn post_as(
         &self,
         as_node: &str,
         target: &str,
@@ -407,7 +470,7 @@ impl Net {
         self.post_with(&self.nodes[as_node].p12, target, path, body)
     }
 
-    fn post_with(
+    pub(crate) fn post_with(
         &self,
         p12: &Path,
         target: &str,
@@ -445,7 +508,7 @@ impl Net {
     }
 }
 
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
@@ -464,7 +527,7 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// Polls `cond` until it holds; panics with `what` (and the logs) after `timeout`.
-fn wait_until(net: &Net, timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+pub(crate) fn wait_until(net: &Net, timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while start.elapsed() < timeout {
         if cond() {
@@ -484,7 +547,7 @@ fn wait_until(net: &Net, timeout: Duration, what: &str, mut cond: impl FnMut() -
     panic!("timed out waiting for {what}\n{logs}");
 }
 
-fn xmlsec_verify(bytes: &[u8]) -> std::process::Output {
+pub(crate) fn xmlsec_verify(bytes: &[u8]) -> std::process::Output {
     let file = scratch_path("routing-xmlsec", "xml");
     std::fs::write(&file, bytes).unwrap();
     let mut cmd = Command::new("xmlsec1");
@@ -499,7 +562,7 @@ fn xmlsec_verify(bytes: &[u8]) -> std::process::Output {
     run(cmd.arg(&file))
 }
 
-fn s(v: &[&str]) -> Vec<String> {
+pub(crate) fn s(v: &[&str]) -> Vec<String> {
     v.iter().map(|x| x.to_string()).collect()
 }
 
@@ -1671,7 +1734,7 @@ fn a_peer_returning_errors_is_retried_then_delivered() {
 }
 
 /// A bearer token of a new API client of `agency` at node `name`.
-fn client_token(net: &Net, name: &str, agency: &str) -> String {
+pub(crate) fn client_token(net: &Net, name: &str, agency: &str) -> String {
     let mut cmd = signgate([
         "client", "add", "--agency", agency, "--name", "operator", "--config",
     ]);
@@ -1686,7 +1749,13 @@ fn client_token(net: &Net, name: &str, agency: &str) -> String {
 }
 
 /// `METHOD /v1/route/PATH` at node `name` with `token`: the HTTP status and the JSON body.
-fn api(net: &Net, name: &str, token: &str, path: &str, body: Option<Vec<u8>>) -> (u16, Value) {
+pub(crate) fn api(
+    net: &Net,
+    name: &str,
+    token: &str,
+    path: &str,
+    body: Option<Vec<u8>>,
+) -> (u16, Value) {
     let base = net.nodes[name].process.as_ref().unwrap().url.clone();
     let url = format!("{base}v1/route/{path}");
     let auth = format!("Bearer {token}");
