@@ -264,9 +264,19 @@ pub async fn serve_http(
                         .peer_certificate()
                         .and_then(|c| c.to_der().ok())
                         .map(|der| PeerCertificate(Arc::new(der)));
-                    connection(stream, peer, router, closing).await
+                    connection(
+                        stream,
+                        peer,
+                        ConnectionInfo { remote, tls: true },
+                        router,
+                        closing,
+                    )
+                    .await
                 }
-                None => connection(tcp, None, router, closing).await,
+                None => {
+                    let info = ConnectionInfo { remote, tls: false };
+                    connection(tcp, None, info, router, closing).await
+                }
             }
         });
     }
@@ -286,10 +296,21 @@ pub async fn serve_http(
     }
 }
 
+/// Where a request came from and whether it arrived over TLS; [`serve_http`] adds it to
+/// each request's extensions (the console's per-address limits and `Secure` cookies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    /// The peer's address.
+    pub remote: std::net::SocketAddr,
+    /// Whether the connection is TLS.
+    pub tls: bool,
+}
+
 /// Serves one HTTP/1.1 connection; on `closing` it finishes the request in flight and closes.
 async fn connection<IO>(
     io: IO,
     peer: Option<PeerCertificate>,
+    info: ConnectionInfo,
     router: Router,
     mut closing: tokio::sync::watch::Receiver<bool>,
 ) where
@@ -299,6 +320,7 @@ async fn connection<IO>(
         if let Some(peer) = &peer {
             req.extensions_mut().insert(peer.clone());
         }
+        req.extensions_mut().insert(info);
         router.clone().oneshot(req.map(Body::new))
     });
     let conn = hyper::server::conn::http1::Builder::new()

@@ -14,6 +14,7 @@ mod route;
 mod server;
 mod sign;
 mod tsa;
+mod user;
 mod verify;
 
 use std::process::ExitCode;
@@ -67,6 +68,9 @@ enum Command {
     /// Send, list, acknowledge and trace edXML documents routed between gateway nodes.
     #[command(subcommand)]
     Route(route::RouteCommand),
+    /// Manage the web console's accounts (officers, clerks, admins of an agency).
+    #[command(subcommand)]
+    User(user::UserCommand),
 }
 
 /// A failed command: the stable code and a one-line message.
@@ -143,6 +147,7 @@ pub fn main() -> ExitCode {
         Command::Audit(cmd) => gateway::audit(cmd),
         Command::Directory(cmd) => directory::run(cmd),
         Command::Route(cmd) => route::run(cmd),
+        Command::User(cmd) => user::run(cmd),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),

@@ -81,6 +81,17 @@ impl Services {
         Ok(Verified { report, audit_seq })
     }
 
+    /// Verifies `document` (with `content` for a detached CMS signature) for an anonymous
+    /// visitor of the public verify page: neither the document nor the report is stored,
+    /// audited or logged (only the verdict is counted in the metrics).
+    pub async fn verify_anonymous(
+        &self,
+        document: Bytes,
+        content: Option<Bytes>,
+    ) -> Result<verify::Report, GatewayError> {
+        self.validate(document, content).await
+    }
+
     /// The stored answer to `caller`'s submission made with `idempotency_key`, if any.
     pub async fn submission_replay(
         &self,

@@ -8,7 +8,8 @@
 //!   document, the one format rule), [`intake`] (verification, submissions and receipts),
 //!   [`batches`] (accept, run, resume, download), [`access`] (authentication, audit
 //!   queries, health), [`admin`] (clients, keys, grants), [`checkpoint`] (signed audit
-//!   checkpoints and their strict check); [`audit`] is the one write path into the audit
+//!   checkpoints and their strict check), [`accounts`] (the web console's officers, sessions
+//!   and signing for an officer); [`audit`] is the one write path into the audit
 //!   chain and [`metrics`] the counters `/metrics` renders.
 //! - [`Gateway::start`]: the listeners, the routing node, retention and batch resume behind
 //!   one shutdown signal; [`Running::shutdown`] drains every part. [`tasks`] runs jobs in
@@ -19,6 +20,7 @@
 //! ([`HttpApp`]): nothing here knows HTTP routes or command-line flags.
 
 pub mod access;
+pub mod accounts;
 pub mod admin;
 pub mod audit;
 pub mod batches;

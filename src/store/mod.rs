@@ -5,6 +5,7 @@
 //! PostgreSQL. Both run the same statements (`$N` placeholders work in both); the schemas
 //! live in `migrations/sqlite` and `migrations/postgres` and are applied by [`Store::open`].
 
+pub mod accounts;
 pub mod audit;
 pub mod batches;
 pub mod directory;
@@ -17,6 +18,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::Row;
 
+pub use accounts::{SessionRow, UserRow};
 pub use audit::{AuditEntry, AuditRecord, ChainCheck};
 pub use batches::{BatchDocument, BatchRecord};
 pub use directory::{ChangeRow, OwnerMove, UnitRow};
@@ -167,6 +169,11 @@ const SQLITE_MIGRATIONS: Embedded = &[
         "route owner",
         include_str!("../../migrations/sqlite/0400_route_owner.sql"),
     ),
+    (
+        700,
+        "console accounts",
+        include_str!("../../migrations/sqlite/0700_console_accounts.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: Embedded = &[
     (
@@ -198,6 +205,11 @@ const POSTGRES_MIGRATIONS: Embedded = &[
         400,
         "route owner",
         include_str!("../../migrations/postgres/0400_route_owner.sql"),
+    ),
+    (
+        700,
+        "console accounts",
+        include_str!("../../migrations/postgres/0700_console_accounts.sql"),
     ),
 ];
 

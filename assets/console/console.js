@@ -1,0 +1,119 @@
+// signgate web console: upload progress and the stamp desk's placement box.
+// No inline script anywhere (the Content-Security-Policy allows this file only), no other host.
+'use strict';
+
+// Forms marked data-progress upload a large file through XMLHttpRequest to show progress, then
+// show the answer page as it came back (the forms also work without this script).
+function wireProgress(form) {
+  const bar = form.querySelector('progress');
+  if (!bar || !window.XMLHttpRequest || !window.FormData) return;
+  form.addEventListener('submit', (event) => {
+    let total = 0;
+    form.querySelectorAll('input[type="file"]').forEach((input) => {
+      Array.from(input.files || []).forEach((f) => { total += f.size; });
+    });
+    // Small uploads go the plain way; progress is for files that take a while.
+    if (total < 2 * 1024 * 1024) return;
+    event.preventDefault();
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', form.action);
+    xhr.responseType = 'text';
+    bar.hidden = false;
+    bar.value = 0;
+    xhr.upload.addEventListener('progress', (e) => {
+      if (e.lengthComputable) bar.value = Math.round((e.loaded / e.total) * 100);
+    });
+    xhr.addEventListener('load', () => {
+      const url = xhr.responseURL || form.action;
+      document.open();
+      document.write(xhr.responseText);
+      document.close();
+      if (window.history && url) window.history.replaceState(null, '', url);
+    });
+    xhr.addEventListener('error', () => {
+      bar.hidden = true;
+      form.submit();
+    });
+    xhr.send(new FormData(form));
+  });
+}
+
+// The page box of the stamp desk: a click (or the arrow keys) sets x/y in PDF points,
+// measured from the bottom-left corner of the page.
+function wireStampBox(box) {
+  const form = box.closest('form');
+  const x = form.querySelector('#x');
+  const y = form.querySelector('#y');
+  const marker = box.querySelector('.marker');
+  const key = form.querySelector('#key');
+  const file = form.querySelector('#document');
+  let page = { llx: 0, lly: 0, w: Number(box.dataset.width), h: Number(box.dataset.height) };
+
+  function stampSize() {
+    if (form.querySelector('#kind-attachment').checked) return { w: 210, h: 50, text: true };
+    const opt = key && key.selectedOptions[0];
+    const d = opt ? Number(opt.dataset.size) || 102 : 102;
+    return { w: d, h: d, text: false };
+  }
+
+  function draw() {
+    const size = stampSize();
+    const px = Number(x.value) - page.llx;
+    const py = Number(y.value) - page.lly;
+    marker.classList.toggle('text', size.text);
+    marker.style.width = (size.w / page.w * 100) + '%';
+    marker.style.height = (size.h / page.h * 100) + '%';
+    marker.style.left = ((px - size.w / 2) / page.w * 100) + '%';
+    marker.style.top = ((page.h - py - size.h / 2) / page.h * 100) + '%';
+  }
+
+  function set(px, py) {
+    const cx = Math.min(Math.max(px, 0), page.w);
+    const cy = Math.min(Math.max(py, 0), page.h);
+    x.value = (page.llx + cx).toFixed(1);
+    y.value = (page.lly + cy).toFixed(1);
+    draw();
+  }
+
+  box.addEventListener('click', (e) => {
+    const r = box.getBoundingClientRect();
+    set((e.clientX - r.left) / r.width * page.w, (1 - (e.clientY - r.top) / r.height) * page.h);
+  });
+  box.addEventListener('keydown', (e) => {
+    const step = e.shiftKey ? 50 : 10;
+    const moves = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, step], ArrowDown: [0, -step] };
+    const m = moves[e.key];
+    if (!m) return;
+    e.preventDefault();
+    set(Number(x.value) - page.llx + m[0], Number(y.value) - page.lly + m[1]);
+  });
+  [x, y, key].forEach((el) => el && el.addEventListener('input', draw));
+  form.querySelectorAll('input[name="kind"]').forEach((el) => el.addEventListener('change', draw));
+
+  // The first /MediaBox of the file sizes the box (A4 when none is found).
+  file.addEventListener('change', () => {
+    const f = file.files && file.files[0];
+    if (!f) return;
+    f.slice(0, 4 * 1024 * 1024).arrayBuffer().then((buf) => {
+      const text = new TextDecoder('latin1').decode(buf);
+      const m = /\/MediaBox\s*\[\s*(-?[\d.]+)\s+(-?[\d.]+)\s+(-?[\d.]+)\s+(-?[\d.]+)\s*\]/.exec(text);
+      if (!m) return;
+      const [llx, lly, urx, ury] = m.slice(1).map(Number);
+      if (!(urx > llx && ury > lly)) return;
+      page = { llx, lly, w: urx - llx, h: ury - lly };
+      box.style.aspectRatio = page.w + ' / ' + page.h;
+      box.dataset.width = String(page.w);
+      box.dataset.height = String(page.h);
+      draw();
+    });
+  });
+  draw();
+}
+
+document.addEventListener('DOMContentLoaded', () => {
+  document.querySelectorAll('form[data-progress]').forEach(wireProgress);
+  const box = document.getElementById('stampbox');
+  if (box) wireStampBox(box);
+  const result = document.getElementById('result');
+  if (result) result.focus();
+});
