@@ -126,7 +126,7 @@ pub fn shell(
     let account = match session {
         Some(s) => format!(
             "<li class=\"who\">{who}: {name} ({agency})</li>\
-             <li><form method=\"post\" action=\"/logout\" class=\"inline\">\
+             <li><form method=\"post\" action=\"/logout\" enctype=\"multipart/form-data\" class=\"inline\">\
              <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
              <button type=\"submit\">{out}</button></form></li>",
             who = l.pick("Cán bộ", "Officer"),
