@@ -616,3 +616,218 @@ fn csrf_sessions_and_headers_over_plain_http() {
     }
     assert_eq!(post("login", &cookie, &good), 429);
 }
+
+/// Logs `username` in over plain HTTP; the session cookie (`sg_session=…`).
+fn http_login(gw: &DemoGateway, username: &str, password: &str) -> Option<String> {
+    let agent = ureq::AgentBuilder::new().redirects(0).build();
+    let page = agent.get(&gw.url("login")).call().expect("login page");
+    let pre = page
+        .header("set-cookie")
+        .and_then(|c| c.split(';').next())
+        .expect("sg_pre cookie")
+        .to_string();
+    let token = pre.strip_prefix("sg_pre=").expect("sg_pre").to_string();
+    let (body, content_type) = multipart(&[
+        ("username", None, username.as_bytes()),
+        ("password", None, password.as_bytes()),
+        ("csrf", None, token.as_bytes()),
+    ]);
+    let r = match agent
+        .post(&gw.url("login"))
+        .set("Content-Type", &content_type)
+        .set("Cookie", &pre)
+        .send_bytes(&body)
+    {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("login: {e}"),
+    };
+    r.all("set-cookie")
+        .into_iter()
+        .find_map(|c| c.split(';').next().filter(|c| c.starts_with("sg_session=")))
+        .map(str::to_string)
+}
+
+/// GET `path` with `cookie`: status and body.
+fn get_with(gw: &DemoGateway, path: &str, cookie: &str) -> (u16, String) {
+    let agent = ureq::AgentBuilder::new().redirects(0).build();
+    match agent.get(&gw.url(path)).set("Cookie", cookie).call() {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => (r.status(), r.into_string().unwrap_or_default()),
+        Err(e) => panic!("{path}: {e}"),
+    }
+}
+
+/// The value of the first hidden `csrf` field of `page`.
+fn csrf_of(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a csrf field")
+        .to_string()
+}
+
+/// Accounts belong to an agency and a role: another agency's officer neither sees nor signs
+/// with this agency's key (404), a clerk may not open the stamp desk, and disabling an account
+/// or resetting its password ends its sessions.
+#[test]
+fn agencies_roles_and_account_changes() {
+    let gw = DemoGateway::start();
+    let pw = gw.dir.path().join("pw");
+    std::fs::write(&pw, PASSWORD).expect("password file");
+    let pw = pw.to_str().expect("utf-8 path");
+    for (user, agency, role) in [
+        ("officer1", "demo", "officer"),
+        ("clerk1", "demo", "clerk"),
+        ("other1", "other-agency", "officer"),
+    ] {
+        run_ok(&mut demo_admin(
+            gw.dir.path(),
+            &[
+                "user",
+                "add",
+                "--username",
+                user,
+                "--agency",
+                agency,
+                "--name",
+                user,
+                "--role",
+                role,
+                "--password-file",
+                pw,
+            ],
+        ));
+    }
+    // A short password and an unknown role are refused.
+    std::fs::write(gw.dir.path().join("short"), "short").expect("write");
+    let o = run(&mut demo_admin(
+        gw.dir.path(),
+        &[
+            "user",
+            "add",
+            "--username",
+            "x1",
+            "--agency",
+            "demo",
+            "--name",
+            "x",
+            "--password-file",
+        ],
+    )
+    .arg(gw.dir.path().join("short")));
+    assert_exit(&o, 64, "a 5-character password");
+    let o = run(&mut demo_admin(
+        gw.dir.path(),
+        &[
+            "user",
+            "add",
+            "--username",
+            "x2",
+            "--agency",
+            "demo",
+            "--name",
+            "x",
+            "--role",
+            "root",
+            "--password-file",
+            pw,
+        ],
+    ));
+    assert_exit(&o, 64, "an unknown role");
+    let list = run_ok(&mut demo_admin(gw.dir.path(), &["user", "list"]));
+    let list = String::from_utf8_lossy(&list.stdout).to_string();
+    assert_eq!(list.lines().count(), 3, "{list}");
+    assert!(!list.contains("argon2"), "hashes are never listed: {list}");
+
+    // Another agency's officer: the demo key is not offered, and signing with it is 404.
+    let other = http_login(&gw, "other1", PASSWORD).expect("other1 logs in");
+    let (status, desk) = get_with(&gw, "desk", &other);
+    assert_eq!(status, 200);
+    assert!(
+        !desk.contains("demo-agency"),
+        "another agency's key offered"
+    );
+    let pdf = std::fs::read(sample_pdf()).expect("sample");
+    let csrf = csrf_of(&desk);
+    let (body, content_type) = multipart(&[
+        ("csrf", None, csrf.as_bytes()),
+        ("document", Some("a.pdf"), &pdf),
+        ("key", None, b"demo-agency"),
+        ("kind", None, b"seal"),
+        ("page", None, b"1"),
+        ("x", None, b"300"),
+        ("y", None, b"300"),
+    ]);
+    let status = match ureq::post(&gw.url("desk/sign"))
+        .set("Content-Type", &content_type)
+        .set("Cookie", &other)
+        .send_bytes(&body)
+    {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(s, _)) => s,
+        Err(e) => panic!("desk/sign: {e}"),
+    };
+    assert_eq!(status, 404, "another agency's key");
+
+    // A clerk may not open the stamp desk.
+    let clerk = http_login(&gw, "clerk1", PASSWORD).expect("clerk1 logs in");
+    assert_eq!(get_with(&gw, "desk", &clerk).0, 403);
+
+    // Disabling ends the session and refuses the next log-in; a reset ends sessions too.
+    let officer = http_login(&gw, "officer1", PASSWORD).expect("officer1 logs in");
+    assert_eq!(get_with(&gw, "desk", &officer).0, 200);
+    let new_pw = gw.dir.path().join("new-pw");
+    std::fs::write(&new_pw, "another-password-2").expect("write");
+    run_ok(&mut demo_admin(
+        gw.dir.path(),
+        &[
+            "user",
+            "reset-password",
+            "officer1",
+            "--password-file",
+            new_pw.to_str().expect("path"),
+        ],
+    ));
+    assert_eq!(
+        get_with(&gw, "desk", &officer).0,
+        303,
+        "session after a reset"
+    );
+    assert!(
+        http_login(&gw, "officer1", PASSWORD).is_none(),
+        "old password"
+    );
+    let officer = http_login(&gw, "officer1", "another-password-2").expect("new password");
+    run_ok(&mut demo_admin(
+        gw.dir.path(),
+        &["user", "disable", "officer1"],
+    ));
+    assert_eq!(
+        get_with(&gw, "desk", &officer).0,
+        303,
+        "session after disabling"
+    );
+    assert!(
+        http_login(&gw, "officer1", "another-password-2").is_none(),
+        "disabled"
+    );
+    // The account changes are audited.
+    let audit = request("GET", &gw.url("v1/audit"), Some(&gw.token), None).json();
+    let actions: Vec<&str> = audit["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter_map(|r| r["action"].as_str())
+        .collect();
+    for action in [
+        "user.add",
+        "user.reset_password",
+        "user.disable",
+        "console.login",
+        "console.login_failed",
+    ] {
+        assert!(
+            actions.contains(&action),
+            "{action} not audited: {actions:?}"
+        );
+    }
+}
