@@ -90,22 +90,67 @@ function wireStampBox(box) {
   [x, y, key].forEach((el) => el && el.addEventListener('input', draw));
   form.querySelectorAll('input[name="kind"]').forEach((el) => el.addEventListener('change', draw));
 
-  // The first /MediaBox of the file sizes the box (A4 when none is found).
+  function usePage(w, h) {
+    // Coordinates are in the page as displayed, from the bottom-left corner of its crop box.
+    page = { llx: 0, lly: 0, w, h };
+    box.style.aspectRatio = w + ' / ' + h;
+    box.dataset.width = String(w);
+    box.dataset.height = String(h);
+    draw();
+  }
+
+  // The page is drawn with pdf.js (served from this site; no eval). Without it, the file's
+  // first /MediaBox sizes the box (A4 when none is found).
+  let pdfjs = null;
+  let doc = null;
+  function drawPage() {
+    if (!doc) return;
+    const n = Math.min(Math.max(Number(pageInput.value) || 1, 1), doc.numPages);
+    doc.getPage(n).then((p) => {
+      const base = p.getViewport({ scale: 1 });
+      usePage(base.width, base.height);
+      const scale = (box.clientWidth * (window.devicePixelRatio || 1)) / base.width;
+      const viewport = p.getViewport({ scale });
+      let canvas = box.querySelector('canvas');
+      if (!canvas) {
+        canvas = document.createElement('canvas');
+        canvas.setAttribute('aria-hidden', 'true');
+        box.insertBefore(canvas, marker);
+      }
+      canvas.width = Math.floor(viewport.width);
+      canvas.height = Math.floor(viewport.height);
+      box.dataset.rendered = '0';
+      return p.render({ canvas, canvasContext: canvas.getContext('2d'), viewport }).promise
+        .then(() => { box.dataset.rendered = String(n); });
+    }).catch(() => { box.dataset.rendered = 'failed'; });
+  }
+  const pageInput = form.querySelector('#page');
+  pageInput.addEventListener('change', drawPage);
+
   file.addEventListener('change', () => {
     const f = file.files && file.files[0];
+    doc = null;
+    const old = box.querySelector('canvas');
+    if (old) old.remove();
     if (!f) return;
-    f.slice(0, 4 * 1024 * 1024).arrayBuffer().then((buf) => {
-      const text = new TextDecoder('latin1').decode(buf);
+    f.arrayBuffer().then((buf) => {
+      const text = new TextDecoder('latin1').decode(buf.slice(0, 4 * 1024 * 1024));
       const m = /\/MediaBox\s*\[\s*(-?[\d.]+)\s+(-?[\d.]+)\s+(-?[\d.]+)\s+(-?[\d.]+)\s*\]/.exec(text);
-      if (!m) return;
-      const [llx, lly, urx, ury] = m.slice(1).map(Number);
-      if (!(urx > llx && ury > lly)) return;
-      page = { llx, lly, w: urx - llx, h: ury - lly };
-      box.style.aspectRatio = page.w + ' / ' + page.h;
-      box.dataset.width = String(page.w);
-      box.dataset.height = String(page.h);
-      draw();
-    });
+      if (m) {
+        const [llx, lly, urx, ury] = m.slice(1).map(Number);
+        if (urx > llx && ury > lly) usePage(urx - llx, ury - lly);
+      }
+      const loaded = pdfjs ? Promise.resolve(pdfjs) : import('/assets/pdfjs/pdf.min.mjs');
+      return loaded.then((lib) => {
+        pdfjs = lib;
+        lib.GlobalWorkerOptions.workerSrc = '/assets/pdfjs/pdf.worker.min.mjs';
+        return lib.getDocument({ data: new Uint8Array(buf), isEvalSupported: false }).promise;
+      }).then((d) => {
+        doc = d;
+        pageInput.max = String(d.numPages);
+        drawPage();
+      });
+    }).catch(() => { box.dataset.rendered = 'failed'; });
   });
   draw();
 }

@@ -47,6 +47,10 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 
 const STYLE: &str = include_str!("../../assets/console/console.css");
 const SCRIPT: &str = include_str!("../../assets/console/console.js");
+/// pdf.js (npm `pdfjs-dist` 6.5.438, Apache-2.0; `assets/console/pdfjs/README.md`): draws the
+/// stamp desk's page in the browser.
+const PDFJS: &[u8] = include_bytes!("../../assets/console/pdfjs/pdf.min.mjs");
+const PDFJS_WORKER: &[u8] = include_bytes!("../../assets/console/pdfjs/pdf.worker.min.mjs");
 
 /// The session cookie.
 const SESSION_COOKIE: &str = "sg_session";
@@ -87,6 +91,11 @@ pub fn router(services: Services) -> Router {
         .route("/desk/download/{id}", get(desk::download))
         .route("/assets/console.css", get(style))
         .route("/assets/console.js", get(script))
+        .route("/assets/pdfjs/pdf.min.mjs", get(|| javascript(PDFJS)))
+        .route(
+            "/assets/pdfjs/pdf.worker.min.mjs",
+            get(|| javascript(PDFJS_WORKER)),
+        )
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
@@ -137,12 +146,16 @@ async fn style() -> Response {
 }
 
 async fn script() -> Response {
+    javascript(SCRIPT.as_bytes()).await
+}
+
+async fn javascript(source: &'static [u8]) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
-        SCRIPT,
+        source,
     )
         .into_response()
 }

@@ -408,6 +408,16 @@ fn the_console_in_a_real_browser() {
     // Place the stamp with a click on the page box (its centre: the middle of an A4 page).
     b.axe("desk");
     b.type_into("#document", sample_pdf().to_str().expect("path"));
+    // pdf.js (served by the gateway, no eval) draws page 1 in the box: some pixels are ink.
+    b.find("#stampbox[data-rendered='1'] canvas");
+    let inked = b.exec(
+        "const c = document.querySelector('#stampbox canvas');\
+         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;\
+         let n = 0; for (let i = 0; i < d.length; i += 4) { if (d[i] < 128 && d[i + 3] > 0) n++; }\
+         return n;",
+        json!([]),
+    );
+    assert!(inked.as_u64().unwrap_or(0) > 100, "page not drawn: {inked}");
     b.click("#stampbox");
     let x: f64 = b
         .property("#x", "value")
