@@ -140,10 +140,9 @@ function wireStampBox(box) {
         const [llx, lly, urx, ury] = m.slice(1).map(Number);
         if (urx > llx && ury > lly) usePage(urx - llx, ury - lly);
       }
-      const loaded = pdfjs ? Promise.resolve(pdfjs) : import('/assets/pdfjs/pdf.min.mjs');
+      const loaded = pdfjs ? Promise.resolve(pdfjs) : loadPdfjs();
       return loaded.then((lib) => {
         pdfjs = lib;
-        lib.GlobalWorkerOptions.workerSrc = '/assets/pdfjs/pdf.worker.min.mjs';
         return lib.getDocument({ data: new Uint8Array(buf), isEvalSupported: false }).promise;
       }).then((d) => {
         doc = d;
@@ -155,7 +154,117 @@ function wireStampBox(box) {
   draw();
 }
 
+function loadPdfjs() {
+  return import('/assets/pdfjs/pdf.min.mjs').then((lib) => {
+    lib.GlobalWorkerOptions.workerSrc = '/assets/pdfjs/pdf.worker.min.mjs';
+    return lib;
+  });
+}
+
+// The verify page: the answer's result section replaces the previous one in place (the chosen
+// file and its drawn pages stay), and a chosen PDF's pages are drawn here with its signature
+// fields outlined. Without this script the form posts and the server's page shows the result.
+function wireVerify(form) {
+  const bar = form.querySelector('progress');
+  form.addEventListener('submit', (event) => {
+    if (!window.XMLHttpRequest || !window.FormData || !window.DOMParser) return;
+    event.preventDefault();
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', form.action);
+    bar.hidden = false;
+    bar.value = 0;
+    xhr.upload.addEventListener('progress', (e) => {
+      if (e.lengthComputable) bar.value = Math.round((e.loaded / e.total) * 100);
+    });
+    xhr.addEventListener('load', () => {
+      bar.hidden = true;
+      const answer = new DOMParser().parseFromString(xhr.responseText, 'text/html');
+      const result = answer.getElementById('result') || answer.querySelector('.alert');
+      if (!result) { form.submit(); return; }
+      const old = document.getElementById('result');
+      if (old) old.remove();
+      const main = document.getElementById('main');
+      const heading = main.querySelector('h1');
+      heading.after(document.importNode(result, true));
+      const shown = document.getElementById('result') || main.querySelector('.alert');
+      if (shown) { shown.setAttribute('tabindex', '-1'); shown.focus(); }
+      const fresh = answer.querySelector('input[name="csrf"]');
+      const mine = form.querySelector('input[name="csrf"]');
+      if (fresh && mine) mine.value = fresh.value;
+    });
+    xhr.addEventListener('error', () => { bar.hidden = true; form.submit(); });
+    xhr.send(new FormData(form));
+  });
+
+  const section = document.getElementById('pages');
+  const list = section.querySelector('.pages');
+  const input = form.querySelector('#document');
+  input.addEventListener('change', () => {
+    list.replaceChildren();
+    section.hidden = true;
+    const f = input.files && input.files[0];
+    if (!f) return;
+    f.arrayBuffer().then((buf) => {
+      const head = new TextDecoder('latin1').decode(buf.slice(0, 5));
+      if (head !== '%PDF-') return null;
+      return loadPdfjs().then((lib) =>
+        lib.getDocument({ data: new Uint8Array(buf), isEvalSupported: false }).promise);
+    }).then((doc) => {
+      if (!doc) return;
+      section.hidden = false;
+      const pages = Math.min(doc.numPages, 20);
+      let chain = Promise.resolve();
+      for (let n = 1; n <= pages; n++) {
+        chain = chain.then(() => doc.getPage(n)).then((p) => drawVerifyPage(p, n, list));
+      }
+      return chain.then(() => { section.dataset.drawn = String(pages); });
+    }).catch((e) => { section.dataset.drawn = 'failed: ' + e; });
+  });
+}
+
+function drawVerifyPage(p, n, list) {
+  const width = Math.min(list.clientWidth || 600, 600);
+  const base = p.getViewport({ scale: 1 });
+  const viewport = p.getViewport({ scale: width / base.width });
+  const figure = document.createElement('figure');
+  figure.className = 'pdfpage';
+  const canvas = document.createElement('canvas');
+  canvas.width = Math.floor(viewport.width);
+  canvas.height = Math.floor(viewport.height);
+  canvas.setAttribute('role', 'img');
+  canvas.setAttribute('aria-label', list.dataset.pageLabel + ' ' + n);
+  const sheet = document.createElement('div');
+  sheet.className = 'sheet';
+  sheet.append(canvas);
+  figure.append(sheet);
+  const caption = document.createElement('figcaption');
+  caption.textContent = list.dataset.pageLabel + ' ' + n;
+  figure.append(caption);
+  list.append(figure);
+  return p.getAnnotations().then((annotations) => {
+    annotations.filter((a) => a.fieldType === 'Sig').forEach((a) => {
+      const [ta, tb, tc, td, te, tf] = viewport.transform;
+      const at = (x, y) => [ta * x + tc * y + te, tb * x + td * y + tf];
+      const [x1, y1] = at(a.rect[0], a.rect[1]);
+      const [x2, y2] = at(a.rect[2], a.rect[3]);
+      const box = document.createElement('div');
+      box.className = 'sigfield';
+      box.style.left = (Math.min(x1, x2) / viewport.width * 100) + '%';
+      box.style.top = (Math.min(y1, y2) / viewport.height * 100) + '%';
+      box.style.width = (Math.abs(x2 - x1) / viewport.width * 100) + '%';
+      box.style.height = (Math.abs(y2 - y1) / viewport.height * 100) + '%';
+      const label = document.createElement('span');
+      label.textContent = a.fieldName || '';
+      box.append(label);
+      sheet.append(box);
+    });
+    return p.render({ canvas, canvasContext: canvas.getContext('2d'), viewport }).promise;
+  });
+}
+
 document.addEventListener('DOMContentLoaded', () => {
+  const verify = document.getElementById('verify-form');
+  if (verify) wireVerify(verify);
   document.querySelectorAll('form[data-progress]').forEach(wireProgress);
   const box = document.getElementById('stampbox');
   if (box) wireStampBox(box);

@@ -460,7 +460,7 @@ fn verify_form_html(lang: Lang, csrf: &str) -> String {
     let l = lang;
     format!(
         "<p>{intro}</p>\
-         <form method=\"post\" action=\"/verify\" enctype=\"multipart/form-data\" class=\"stack\" data-progress>\
+         <form method=\"post\" action=\"/verify\" enctype=\"multipart/form-data\" class=\"stack\" id=\"verify-form\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
          <div class=\"field\"><label for=\"document\">{doc}</label>\
          <input type=\"file\" id=\"document\" name=\"document\" required aria-describedby=\"document-help\">\
@@ -469,7 +469,15 @@ fn verify_form_html(lang: Lang, csrf: &str) -> String {
          <input type=\"file\" id=\"content\" name=\"content\" aria-describedby=\"content-help\">\
          <p id=\"content-help\" class=\"help\">{content_help}</p></div>\
          <progress hidden max=\"100\" value=\"0\" aria-label=\"{progress}\"></progress>\
-         <p><button type=\"submit\">{submit}</button></p></form>",
+         <p><button type=\"submit\">{submit}</button></p></form>\
+         <section id=\"pages\" hidden aria-labelledby=\"pages-title\"><h2 id=\"pages-title\">{pages}</h2>\
+         <p class=\"help\">{pages_help}</p><div class=\"pages\" data-page-label=\"{page_label}\"></div></section>",
+        pages = l.pick("Các trang của tài liệu", "The document's pages"),
+        pages_help = l.pick(
+            "Các ô chữ ký được khoanh viền đỏ. Trang được vẽ ngay trong trình duyệt, không gửi đi đâu.",
+            "Signature fields are outlined in red. The pages are drawn in your browser and sent nowhere."
+        ),
+        page_label = l.pick("Trang", "Page"),
         intro = l.pick(
             "Chọn hoặc kéo thả tệp đã ký. Tệp chỉ được dùng để kiểm tra rồi bị xóa ngay: không lưu, không ghi nhật ký.",
             "Pick or drop a signed file. It is used for the check only and dropped at once: neither stored nor logged."

@@ -340,6 +340,21 @@ fn the_console_in_a_real_browser() {
     b.axe("verify");
     b.screenshots("verify");
     b.type_into("#document", valid.to_str().expect("path"));
+    // The pages are drawn in the browser with the signature field outlined.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let drawn = loop {
+        let drawn = b.exec(
+            "return document.getElementById('pages').dataset.drawn || null;",
+            json!([]),
+        );
+        if !drawn.is_null() || Instant::now() > deadline {
+            break drawn;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(drawn, json!("1"), "pages not drawn");
+    b.find("#pages canvas");
+    b.find("#pages .sigfield");
     b.click("form[action='/verify'] button[type=submit]");
     let verdict = b.text(".verdict.overall");
     assert_eq!(
@@ -709,7 +724,7 @@ fn agencies_roles_and_account_changes() {
     }
     // A short password and an unknown role are refused.
     std::fs::write(gw.dir.path().join("short"), "short").expect("write");
-    let o = run(&mut demo_admin(
+    let o = run(demo_admin(
         gw.dir.path(),
         &[
             "user",
