@@ -856,3 +856,58 @@ fn agencies_roles_and_account_changes() {
         );
     }
 }
+
+/// The accounts and sessions on PostgreSQL: an account added by `signgate user add` logs in
+/// to a gateway over the same database, and disabling it ends its session.
+#[test]
+fn accounts_and_sessions_on_postgres() {
+    let Some(db) = PgDatabase::create("console") else {
+        return;
+    };
+    let tmp = tempdir();
+    let dir = tmp.path();
+    let pw = write(dir, "pw", PASSWORD.as_bytes());
+    let data = dir.join("data");
+    let admin = |args: &[&str]| {
+        let mut c = signgate(args);
+        c.arg("--data")
+            .arg(&data)
+            .current_dir(dir)
+            .env("SIGNGATE_DATABASE_URL", &db.url)
+            .env_remove("SIGNGATE_KEY_PASSWORD");
+        c
+    };
+    run_ok(&mut admin(&[
+        "user",
+        "add",
+        "--username",
+        "officer1",
+        "--agency",
+        "demo",
+        "--name",
+        "An",
+        "--password-file",
+        pw.to_str().expect("utf-8 path"),
+    ]));
+    let server = Server::start(
+        dir,
+        &[
+            std::ffi::OsStr::new("serve"),
+            std::ffi::OsStr::new("--listen"),
+            std::ffi::OsStr::new("127.0.0.1:0"),
+            std::ffi::OsStr::new("--data"),
+            data.as_os_str(),
+        ],
+        &[("SIGNGATE_DATABASE_URL", &db.url)],
+    );
+    let gw = DemoGateway {
+        dir: tempdir(),
+        server,
+        token: String::new(),
+    };
+    assert!(http_login(&gw, "officer1", "wrong password").is_none());
+    let session = http_login(&gw, "officer1", PASSWORD).expect("log-in on PostgreSQL");
+    assert_eq!(get_with(&gw, "desk", &session).0, 200);
+    run_ok(&mut admin(&["user", "disable", "officer1"]));
+    assert_eq!(get_with(&gw, "desk", &session).0, 303);
+}
