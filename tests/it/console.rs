@@ -65,13 +65,19 @@ impl Browser {
             .unwrap_or_else(|| panic!("no WebDriver session: {session}"))
             .to_string();
         browser.base = format!("{}/session/{id}", browser.base);
+        // Generous limits: the machine running the tests may be loaded (axe takes seconds).
+        browser.call(
+            "POST",
+            "/timeouts",
+            Some(json!({"script": 180_000, "pageLoad": 180_000})),
+        );
         Some(browser)
     }
 
     /// One WebDriver command; its `value`.
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let url = format!("{}{path}", self.base);
-        let req = ureq::request(method, &url).timeout(Duration::from_secs(120));
+        let req = ureq::request(method, &url).timeout(Duration::from_secs(240));
         let result = match body {
             Some(b) => req
                 .set("Content-Type", "application/json")
@@ -94,9 +100,9 @@ impl Browser {
         self.call("POST", "/url", Some(json!({ "url": url })));
     }
 
-    /// The element `css` matches, waiting up to 30 s for it.
+    /// The element `css` matches, waiting up to 60 s for it.
     fn find(&self, css: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let found = self.exec(
                 "return document.querySelector(arguments[0]) !== null;",
@@ -341,7 +347,7 @@ fn the_console_in_a_real_browser() {
     b.screenshots("verify");
     b.type_into("#document", valid.to_str().expect("path"));
     // The pages are drawn in the browser with the signature field outlined.
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(60);
     let drawn = loop {
         let drawn = b.exec(
             "return document.getElementById('pages').dataset.drawn || null;",
