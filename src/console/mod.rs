@@ -97,15 +97,40 @@ pub fn router(services: Services) -> Router {
             get(|| javascript(PDFJS_WORKER)),
         )
         .layer(DefaultBodyLimit::max(limit))
-        .layer(axum::middleware::from_fn(security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security_headers,
+        ))
         .with_state(state)
 }
 
-/// Adds the security headers to every console answer, and remembers a `?lang=` choice.
-async fn security_headers(req: Request, next: Next) -> Response {
+/// Adds the security headers to every console answer (HSTS over TLS), remembers a `?lang=`
+/// choice, and counts the request in the metrics by route (route, status and time only: never
+/// a document or a form field).
+async fn security_headers(State(state): State<ConsoleState>, req: Request, next: Next) -> Response {
     let lang = Lang::from_query(req.uri().query());
+    let tls = req
+        .extensions()
+        .get::<ConnectionInfo>()
+        .is_some_and(|i| i.tls);
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let started = std::time::Instant::now();
     let mut response = next.run(req).await;
+    state
+        .services
+        .metrics()
+        .request(&route, response.status().as_u16(), started.elapsed());
     let h = response.headers_mut();
+    if tls {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CONTENT_SECURITY_POLICY),

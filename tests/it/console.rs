@@ -646,6 +646,15 @@ fn csrf_sessions_and_headers_over_plain_http() {
         assert_eq!(post("login", &cookie, &bad), 401);
     }
     assert_eq!(post("login", &cookie, &good), 429);
+    // The console's requests are counted by route in the metrics.
+    let metrics = String::from_utf8(request("GET", &gw.url("metrics"), None, None).body)
+        .expect("metrics text");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.contains("route=\"/login\"") && l.contains("429")),
+        "{metrics}"
+    );
 }
 
 /// Logs `username` in over plain HTTP; the session cookie (`sg_session=…`).
