@@ -27,7 +27,8 @@
 //! 5. Application: [`gateway`] (the validated configuration with its secrets, the services
 //!    every adapter calls, `Gateway::start` → `Running` behind one shutdown signal) over
 //!    [`config`] (the configuration file as written).
-//! 6. Adapters, thin over the application: [`api`] (HTTP, axum), [`cli`] (the command line).
+//! 6. Adapters, thin over the application: [`api`] (HTTP, axum), [`cli`] (the command line),
+//!    [`console`] (the web pages for people, served with the API).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -39,6 +40,7 @@ pub mod clock;
 pub mod cms;
 pub mod code;
 pub mod config;
+pub mod console;
 pub mod directory;
 pub mod edxml;
 pub mod error;

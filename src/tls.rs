@@ -421,11 +421,20 @@ pub async fn serve_http_with(
                             .peer_certificate()
                             .and_then(|c| c.to_der().ok())
                             .map(|der| PeerCertificate(Arc::new(der)));
-                        connection(stream, remote, peer, router, closing, &registered, limits)
+                        connection(
+                            stream,
+                            ConnectionInfo { remote, tls: true },
+                            peer,
+                            router,
+                            closing,
+                            &registered,
+                            limits,
+                        )
                             .await
                     }
                     None => {
-                        connection(tcp, remote, None, router, closing, &registered, limits).await
+                        let info = ConnectionInfo { remote, tls: false };
+                        connection(tcp, info, None, router, closing, &registered, limits).await
                     }
                 }
             };
@@ -452,6 +461,16 @@ pub async fn serve_http_with(
         connections.abort_all();
         while connections.join_next().await.is_some() {}
     }
+}
+
+/// Where a request came from and whether it arrived over TLS; [`serve_http`] adds it to
+/// each request's extensions (the console's per-address limits and `Secure` cookies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    /// The peer's address.
+    pub remote: std::net::SocketAddr,
+    /// Whether the connection is TLS.
+    pub tls: bool,
 }
 
 /// An I/O stream that marks its connection as receiving a request when bytes arrive while
@@ -678,7 +697,7 @@ fn due(phase: Phase, limits: &ServeLimits) -> Option<Instant> {
 /// headers; on `closing` it finishes the request in flight and closes.
 async fn connection<IO>(
     io: IO,
-    remote: SocketAddr,
+    info: ConnectionInfo,
     peer: Option<PeerCertificate>,
     router: Router,
     mut closing: tokio::sync::watch::Receiver<bool>,
@@ -700,11 +719,12 @@ async fn connection<IO>(
                 timed_out: timed_out.clone(),
             })
         });
-        req.extensions_mut().insert(RemoteAddr(remote));
+        req.extensions_mut().insert(RemoteAddr(info.remote));
         req.extensions_mut().insert(timed_out);
         if let Some(peer) = &peer {
             req.extensions_mut().insert(peer.clone());
         }
+        req.extensions_mut().insert(info);
         let answer = router.clone().oneshot(req);
         async move {
             let response = answer.await?;
@@ -746,7 +766,7 @@ async fn connection<IO>(
             _ = closing.changed(), if !shutting_down => {}
             _ = tokio::time::sleep(tick) => {
                 if due(state.phase(), &limits).is_some_and(|t| Instant::now() >= t) {
-                    tracing::debug!(remote = %remote, "idle or slow connection closed");
+                    tracing::debug!(remote = %info.remote, "idle or slow connection closed");
                     return;
                 }
             }

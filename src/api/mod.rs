@@ -98,10 +98,16 @@ pub type BuildApi = fn(
     Box<dyn std::future::Future<Output = Result<Router, GatewayError>> + Send>,
 >;
 
-/// The adapters [`crate::gateway::Gateway::start`] serves: [`app`] and the peers' router.
+/// The adapters [`crate::gateway::Gateway::start`] serves: [`app`] with the web console
+/// ([`crate::console::router`]) on the same port, and the peers' router.
 pub fn http_app() -> HttpApp<BuildApi> {
     HttpApp {
-        api: |services, node| Box::pin(app(services, node)),
+        api: |services, node| {
+            Box::pin(async move {
+                let console = crate::console::router(services.clone());
+                Ok(app(services, node).await?.merge(console))
+            })
+        },
         peers: route::peer_router,
     }
 }

@@ -15,6 +15,7 @@ mod route;
 mod server;
 mod sign;
 mod tsa;
+mod user;
 mod verify;
 
 use std::process::ExitCode;
@@ -71,6 +72,9 @@ enum Command {
     /// Build, inspect and verify QCVN 102:2016 edXML envelopes offline.
     #[command(subcommand)]
     Edxml(edxml::EdxmlCommand),
+    /// Manage the web console's accounts (officers, clerks, admins of an agency).
+    #[command(subcommand)]
+    User(user::UserCommand),
 }
 
 /// A failed command: the stable code and a one-line message.
@@ -148,6 +152,7 @@ pub fn main() -> ExitCode {
         Command::Directory(cmd) => directory::run(cmd),
         Command::Route(cmd) => route::run(cmd),
         Command::Edxml(cmd) => edxml::run(cmd),
+        Command::User(cmd) => user::run(cmd),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),

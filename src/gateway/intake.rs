@@ -84,6 +84,17 @@ impl Services {
         Ok(Verified { report, audit_seq })
     }
 
+    /// Verifies `document` (with `content` for a detached CMS signature) for an anonymous
+    /// visitor of the public verify page: neither the document nor the report is stored,
+    /// audited or logged (only the verdict is counted in the metrics).
+    pub async fn verify_anonymous(
+        &self,
+        document: Bytes,
+        content: Option<Bytes>,
+    ) -> Result<verify::Report, GatewayError> {
+        self.validate(document, content).await
+    }
+
     /// Verifies and stores a filing, and answers with a signed receipt; for an
     /// `Idempotency-Key` already answered, the first answer when this is the same request
     /// (`query` and body), else [`GatewayError::IdempotencyKeyReused`]. The submission row,

@@ -11,8 +11,9 @@
 //!   queries, health), [`admin`] (clients, keys, grants), [`checkpoint`] (signed audit
 //!   checkpoints and their strict check), [`idempotency`] (claimed, completed and replayed
 //!   `Idempotency-Key`s), [`route`] (an agency's document built into a signed edXML envelope;
-//!   received envelopes and attachments handed out); [`audit`] is the one write path into the
-//!   audit chain and [`metrics`] the counters `/metrics` renders.
+//!   received envelopes and attachments handed out), [`accounts`] (the web console's officers,
+//!   sessions and signing for an officer); [`audit`] is the one write path into the audit chain
+//!   and [`metrics`] the counters `/metrics` renders.
 //! - [`Gateway::start`]: the listeners, the routing node, retention and batch resume behind
 //!   one shutdown signal; [`Running::shutdown`] drains every part. [`tasks`] runs jobs in
 //!   parallel for the adapters, which start none of their own.
@@ -22,6 +23,7 @@
 //! ([`HttpApp`]): nothing here knows HTTP routes or command-line flags.
 
 pub mod access;
+pub mod accounts;
 pub mod admin;
 pub mod audit;
 pub mod batches;

@@ -79,8 +79,21 @@ impl Services {
         spec: SignSpec,
         document: Document,
     ) -> Result<Signed, GatewayError> {
-        let settings = self.settings().clone();
         let record = self.granted_key(caller, &spec.key).await?;
+        self.sign_as(&Actor::of(caller), record, spec, document)
+            .await
+    }
+
+    /// Signs `document` with the key of `record` (already checked for `actor`) as `spec`
+    /// says, and records it under `actor`.
+    pub(crate) async fn sign_as(
+        &self,
+        actor: &Actor,
+        record: crate::store::KeyRecord,
+        spec: SignSpec,
+        document: Document,
+    ) -> Result<Signed, GatewayError> {
+        let settings = self.settings().clone();
         let head = match &document {
             Document::Memory(bytes) => bytes.slice(..bytes.len().min(1024)).to_vec(),
             Document::File { path, .. } => read_head(path).await?,
@@ -181,7 +194,7 @@ impl Services {
         self.metrics().signature(resolved.name());
         let audit_seq = self
             .audit(
-                &Actor::of(caller),
+                actor,
                 "sign",
                 json!({
                     "key": record.name,

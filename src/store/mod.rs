@@ -5,6 +5,7 @@
 //! PostgreSQL. Both run the same statements (`$N` placeholders work in both); the schemas
 //! live in `migrations/sqlite` and `migrations/postgres` and are applied by [`Store::open`].
 
+pub mod accounts;
 pub mod audit;
 pub mod batches;
 pub mod directory;
@@ -18,6 +19,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::Row;
 
+pub use accounts::{SessionRow, UserRow};
 pub use audit::{AuditEntry, AuditRecord, ChainCheck};
 pub use batches::{BatchDocument, BatchRecord};
 pub use directory::{ChangeRow, OwnerMove, UnitRow};
@@ -203,6 +205,11 @@ const SQLITE_MIGRATIONS: Embedded = &[
         "route operations",
         include_str!("../../migrations/sqlite/0600_route_operations.sql"),
     ),
+    (
+        700,
+        "console accounts",
+        include_str!("../../migrations/sqlite/0700_console_accounts.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: Embedded = &[
     (
@@ -244,6 +251,11 @@ const POSTGRES_MIGRATIONS: Embedded = &[
         600,
         "route operations",
         include_str!("../../migrations/postgres/0600_route_operations.sql"),
+    ),
+    (
+        700,
+        "console accounts",
+        include_str!("../../migrations/postgres/0700_console_accounts.sql"),
     ),
 ];
 

@@ -18,6 +18,7 @@ mod api;
 mod architecture;
 mod batch;
 mod cms;
+mod console;
 mod corpus;
 mod directory;
 mod edxml;
