@@ -1,9 +1,11 @@
 //! Generated documents for benchmarks and tests: PDFs of a chosen size, small XML filings,
-//! and a throwaway RSA key with a signing certificate. Deterministic except for the key.
+//! and a throwaway RSA or P-256 key with a signing certificate. Deterministic except for the key.
 
 use openssl::asn1::Asn1Time;
 use openssl::bn::BigNum;
+use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
 use openssl::pkcs12::Pkcs12;
 use openssl::pkey::PKey;
 use openssl::rsa::Rsa;
@@ -74,10 +76,31 @@ pub fn tax_declaration(n: usize) -> Vec<u8> {
 /// PKCS#12 DER, PKCS#8 key PEM and certificate PEM of a throwaway key.
 pub type ThrowawayKey = (Vec<u8>, Vec<u8>, Vec<u8>);
 
+/// The kind of a throwaway benchmark key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThrowawayKind {
+    /// RSA with this many bits.
+    Rsa(u32),
+    /// ECDSA on NIST P-256 (prime256v1).
+    P256,
+}
+
 /// A fresh RSA key with a self-signed signing certificate (digitalSignature, nonRepudiation),
 /// returned as PKCS#12 DER with password `bench`, plus the key and certificate in PEM.
 pub fn throwaway_rsa_pkcs12(bits: u32) -> Result<ThrowawayKey, openssl::error::ErrorStack> {
-    let key = PKey::from_rsa(Rsa::generate(bits)?)?;
+    throwaway_pkcs12(ThrowawayKind::Rsa(bits))
+}
+
+/// A fresh key of `kind` with a self-signed signing certificate (digitalSignature,
+/// nonRepudiation), as PKCS#12 DER with password `bench`, plus the key and certificate in PEM.
+pub fn throwaway_pkcs12(kind: ThrowawayKind) -> Result<ThrowawayKey, openssl::error::ErrorStack> {
+    let key = match kind {
+        ThrowawayKind::Rsa(bits) => PKey::from_rsa(Rsa::generate(bits)?)?,
+        ThrowawayKind::P256 => {
+            let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
+            PKey::from_ec_key(EcKey::generate(&group)?)?
+        }
+    };
     let mut name = X509NameBuilder::new()?;
     name.append_entry_by_text("CN", "signgate bench")?;
     let name = name.build();
