@@ -58,13 +58,7 @@ struct Upload {
 async fn receive(state: &AppState, req: Request, dir: &Path) -> Result<Upload, AppError> {
     let mut digest = RequestDigest::new(Operation::Batch, req.uri().query().unwrap_or_default());
     let limit = state.settings().max_body_bytes;
-    let multipart_error = |e: axum::extract::multipart::MultipartError| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            AppError::PayloadTooLarge(limit)
-        } else {
-            AppError::BadRequest(e.body_text())
-        }
-    };
+    let multipart_error = |e| AppError::from_multipart(e, limit);
     let mut multipart = Multipart::from_request(req, state)
         .await
         .map_err(|e| AppError::BadRequest(e.body_text()))?;

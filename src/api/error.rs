@@ -168,6 +168,27 @@ fn domain_status(code: ErrorCode) -> StatusCode {
 }
 
 impl AppError {
+    /// A failed multipart read: 413 above the body limit `limit`, else 400 with the reason.
+    pub(crate) fn from_multipart(
+        e: axum::extract::multipart::MultipartError,
+        limit: usize,
+    ) -> Self {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::PayloadTooLarge(limit)
+        } else {
+            AppError::BadRequest(e.body_text())
+        }
+    }
+
+    /// A failed whole-body read: 413 above the body limit `limit`, else 400 with the reason.
+    pub(crate) fn from_body(e: axum::extract::rejection::BytesRejection, limit: usize) -> Self {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::PayloadTooLarge(limit)
+        } else {
+            AppError::BadRequest(format!("cannot read the request body: {e}"))
+        }
+    }
+
     /// The HTTP status and the stable code.
     pub fn status_code(&self) -> (StatusCode, &'static str) {
         match self {

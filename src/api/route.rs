@@ -261,7 +261,10 @@ async fn send(
     let bytes = if is_multipart(req.headers()) {
         compose_multipart(&state, &caller, req).await?
     } else {
-        super::body(Bytes::from_request(req, &state).await, limit)?.to_vec()
+        Bytes::from_request(req, &state)
+            .await
+            .map_err(|e| AppError::from_body(e, limit))?
+            .to_vec()
     };
     let receipt = node.send_as(&caller.0.agency, bytes).await?;
     let status = if receipt.code == crate::edxml::StatusCode::Received {
@@ -296,13 +299,7 @@ async fn compose_multipart(
     use crate::edxml::{DocumentSpec, FileSpec};
     use crate::gateway::route::SigningKey;
     let limit = state.services().settings().max_body_bytes;
-    let multipart_error = |e: axum::extract::multipart::MultipartError| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            AppError::PayloadTooLarge(limit)
-        } else {
-            AppError::BadRequest(e.body_text())
-        }
-    };
+    let multipart_error = |e| AppError::from_multipart(e, limit);
     let mut multipart = axum::extract::Multipart::from_request(req, state)
         .await
         .map_err(|e| AppError::BadRequest(e.body_text()))?;

@@ -7,7 +7,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
@@ -68,13 +68,11 @@ pub(super) async fn read_document(
         .await
         .map_err(|e| AppError::BadRequest(e.body_text()))?;
     let (mut document, mut content) = (None, None);
-    while let Some(field) = multipart.next_field().await.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            AppError::PayloadTooLarge(limit)
-        } else {
-            AppError::BadRequest(e.body_text())
-        }
-    })? {
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| AppError::from_multipart(e, limit))?
+    {
         let name = field.name().unwrap_or_default().to_string();
         let bytes = field
             .bytes()
