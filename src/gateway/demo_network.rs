@@ -327,6 +327,8 @@ fn node_config(dir: &Path, nodes: &[DemoNode], fingerprints: &[String], i: usize
     let mut toml = format!(
         "# signgate demo node '{name}' serving {organ} ({organ_name}). TEST DATA: DEMO.* codes and keys are not real.\n\
          data_dir = {data:?}\nlisten = \"127.0.0.1:{api}\"\ntrust = [{root:?}]\n\n\
+         # The demo PKI's publication point is on loopback, which [fetch] refuses unless allowed.\n\
+         [fetch]\nallow = [\"127.0.0.1\"]\n\n\
          [[keys]]\nname = {name:?}\nagency = {organ:?}\np12 = {key:?}\n\n\
          [routing]\nnode_id = {name:?}\nserves = [{organ:?}]\nlisten = \"127.0.0.1:{peer}\"\n\
          identity = {identity:?}\nsigning_key = {key:?}\n\

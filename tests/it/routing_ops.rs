@@ -437,14 +437,23 @@ fn clerk_inbox_agency_certificates_and_loops() {
     wait_until(&net, Duration::from_secs(60), "03 back at P", || {
         net.has_status("P", &d0, "TEST.C1", "03")
     });
-    let (code, sent) = api(&net, "P", &sender, "sent?limit=50", None);
-    assert_eq!(code, 200, "{sent}");
-    let rows = docs(&sent);
-    assert_eq!(rows.len(), 5, "{sent:#}");
-    let acked_row = rows
-        .iter()
-        .find(|r| r["document_id"] == d0.as_str())
-        .unwrap();
+    // The 03 travels back from the commune on its own: wait for it (bounded).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let acked_row = loop {
+        let (code, sent) = api(&net, "P", &sender, "sent?limit=50", None);
+        assert_eq!(code, 200, "{sent}");
+        let rows = docs(&sent);
+        assert_eq!(rows.len(), 5, "{sent:#}");
+        let acked_row = rows
+            .iter()
+            .find(|r| r["document_id"] == d0.as_str())
+            .unwrap()
+            .clone();
+        if acked_row["last_status"] == "03" || std::time::Instant::now() > deadline {
+            break acked_row;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
     assert_eq!(acked_row["last_status"], "03", "{acked_row:#}");
     assert_eq!(acked_row["recipient_organ"], "TEST.C1");
     // the commune's status messages carry its name (here the one the envelope gives it, as
