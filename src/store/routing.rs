@@ -718,7 +718,7 @@ impl Store {
 const LIST_COLUMNS: &str = "d.id, d.sender_organ, d.document_id, d.doc_type, d.recipient_organ, d.digest, d.envelope_id, d.target_document, d.state, d.next_node, d.created_at, d.updated_at, d.owner_organ, \
     d.subject, d.sender_name, d.doc_number, d.document_type, d.document_type_name, d.promulgation_date, d.due_date, d.attachments, \
     (SELECT s.code FROM route_statuses s WHERE s.document_id = d.document_id AND s.sender_organ = d.sender_organ \
-     AND (s.from_organ = d.owner_organ OR s.from_organ = d.recipient_organ) ORDER BY COALESCE(s.issued_at, s.at) DESC, s.at DESC LIMIT 1)";
+     AND (s.from_organ = d.owner_organ OR s.from_organ = d.recipient_organ) ORDER BY COALESCE(s.issued_at, s.at) DESC, s.at DESC, s.code DESC LIMIT 1)";
 
 fn listed_of(r: &impl RowLike) -> ListedDocument {
     ListedDocument {
