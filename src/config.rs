@@ -40,6 +40,13 @@ pub struct FileConfig {
     pub shutdown_timeout_secs: Option<u64>,
     /// Hours an answered `Idempotency-Key` replays its answer (default 24).
     pub idempotency_ttl_hours: Option<u64>,
+    /// Folder of the batches' inputs and outputs (default `DATA/batches`). Gateway processes
+    /// sharing one PostgreSQL database set it to one folder on shared storage, so that any of
+    /// them serves and resumes any batch.
+    pub batch_dir: Option<PathBuf>,
+    /// Seconds a gateway process holds a running batch without renewing its lease before
+    /// another process may take it over (default 30).
+    pub batch_lease_secs: Option<u64>,
     /// Keys registered (or updated) at start-up.
     #[serde(default)]
     pub keys: Vec<KeyConfig>,

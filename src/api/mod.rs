@@ -79,10 +79,6 @@ pub async fn app(
     services: Services,
     node: Option<Arc<crate::routing::Node>>,
 ) -> Result<Router, GatewayError> {
-    let resumed = services.resume_batches().await?;
-    if resumed > 0 {
-        tracing::warn!(resumed, "resuming unfinished batches");
-    }
     let router = router(AppState::over(services));
     Ok(match node {
         Some(node) => router.layer(axum::Extension(node)),

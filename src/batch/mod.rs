@@ -224,11 +224,16 @@ impl BatchSummary {
     }
 }
 
+/// Whether this run may still put an output under its name (a gateway's batch lease).
+pub type WriteGuard = Arc<dyn Fn() -> bool + Send + Sync>;
+
 /// Signs batches with one key.
 pub struct Engine {
     key: Arc<dyn KeySource>,
     timestamper: Option<Arc<dyn TimeStamper>>,
     audit: Option<Arc<dyn AuditSink>>,
+    /// Asked just before each output is put under its name (see [`Engine::with_write_guard`]).
+    write_guard: Option<WriteGuard>,
     options: BatchOptions,
     scheme: SignatureScheme,
     cert_sha256: String,
@@ -671,6 +676,7 @@ impl Engine {
             key,
             timestamper: None,
             audit: None,
+            write_guard: None,
             options,
             scheme,
             template,
@@ -688,6 +694,26 @@ impl Engine {
     pub fn with_audit(mut self, audit: Arc<dyn AuditSink>) -> Self {
         self.audit = Some(audit);
         self
+    }
+
+    /// Asks `guard` just before each output is put under its name; when it answers false the
+    /// output is dropped and the run stops (`OUTPUT_UNWRITABLE`): a gateway whose batch lease
+    /// was taken over by another process writes nothing more into the shared batch folder.
+    pub fn with_write_guard(mut self, guard: WriteGuard) -> Self {
+        self.write_guard = Some(guard);
+        self
+    }
+
+    /// Fails when the write guard refuses the output at `path`.
+    fn may_write(&self, path: &Path) -> Result<(), Error> {
+        match &self.write_guard {
+            Some(guard) if !guard() => Err(IoError::Write {
+                path: path.to_path_buf(),
+                reason: "this run no longer holds the batch (lease lost)".into(),
+            }
+            .into()),
+            _ => Ok(()),
+        }
     }
 
     /// The options in force.
@@ -1046,6 +1072,7 @@ impl Engine {
                 (Signature::Raw(value), Body::Xml(prepared)) => {
                     let recheck = job.index % XML_RECHECK_EVERY == 0;
                     let bytes = prepared.finish_checked(&value, recheck)?;
+                    self.may_write(&output)?;
                     out.write(&job.output_name, &bytes)?;
                     return Ok(sha256_hex(&bytes));
                 }
@@ -1068,6 +1095,7 @@ impl Engine {
                 Body::Xml(_) => return Err(Error::Usage("a CMS signature for an XML body".into())),
                 Body::Pdf(prepared, hash) => {
                     let (bytes, output_sha256) = prepared.finish_hashed(&cms, *hash)?;
+                    self.may_write(&output)?;
                     out.write(&job.output_name, &bytes)?;
                     return Ok(hex::encode(output_sha256));
                 }
@@ -1081,10 +1109,12 @@ impl Engine {
                     out.write_all(&prepared.finish(&cms)?).map_err(fail)?;
                     let (file, hasher) = out.into_parts();
                     let file = file.into_inner().map_err(|e| fail(e.into_error()))?;
+                    self.may_write(&output)?;
                     file.persist(&output).map_err(|e| fail(e.error))?;
                     return Ok(hex::encode(hasher.finish()));
                 }
             };
+            self.may_write(&output)?;
             out.write(&job.output_name, &bytes)?;
             Ok(sha256_hex(&bytes))
         })();

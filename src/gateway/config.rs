@@ -122,6 +122,9 @@ fn seconds(n: u64) -> Duration {
     }
 }
 
+/// Default of `batch_lease_secs`.
+pub const DEFAULT_BATCH_LEASE_SECS: u64 = 30;
+
 /// What the services need at run time.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -145,8 +148,12 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// How long a shutdown lets requests in flight finish before closing them.
     pub drain_timeout: Duration,
-    /// Folder of the batches' inputs and outputs (`DATA/batches`).
+    /// Folder of the batches' inputs and outputs (`batch_dir`, default `DATA/batches`);
+    /// shared by every gateway process of one PostgreSQL database.
     pub batch_dir: PathBuf,
+    /// How long a running batch stays leased to one process without a renewal
+    /// (`batch_lease_secs`, default 30); see [`super::batches`].
+    pub batch_lease: Duration,
     /// Folder where large request bodies are spooled to disk (`DATA/spool`).
     pub spool_dir: PathBuf,
     /// How long an answered `Idempotency-Key` replays (`idempotency_ttl_hours`, default 24).
@@ -174,6 +181,7 @@ impl Settings {
             request_timeout: Duration::from_secs(300),
             drain_timeout: Duration::from_secs(DEFAULT_DRAIN_SECS),
             batch_dir: data_dir.join("batches"),
+            batch_lease: Duration::from_secs(DEFAULT_BATCH_LEASE_SECS),
             spool_dir: data_dir.join("spool"),
             idempotency_ttl: Duration::from_secs(super::idempotency::DEFAULT_TTL_HOURS * 3600),
             local_publications: Vec::new(),
@@ -394,6 +402,15 @@ impl GatewayConfig {
                 * 3600,
         );
         settings.limits = Limits::from_file(&parsed.limits);
+        if let Some(dir) = &parsed.batch_dir {
+            settings.batch_dir = dir.clone();
+        }
+        settings.batch_lease = Duration::from_secs(
+            parsed
+                .batch_lease_secs
+                .unwrap_or(DEFAULT_BATCH_LEASE_SECS)
+                .max(1),
+        );
         let listen = listen
             .map(String::from)
             .or(parsed.listen.clone())

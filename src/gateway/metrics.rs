@@ -64,9 +64,9 @@ impl Metrics {
         self.with(|m| *m.verdicts.entry(indication.to_string()).or_default() += 1);
     }
 
-    /// Moves the number of batches queued or running by `delta`.
-    pub fn batch_queued(&self, delta: i64) {
-        self.with(|m| m.batches_unfinished += delta);
+    /// Sets the number of batches queued or running (in the database: every process's).
+    pub fn set_batches_unfinished(&self, n: i64) {
+        self.with(|m| m.batches_unfinished = n);
     }
 
     /// The Prometheus text exposition.
@@ -114,7 +114,7 @@ impl Metrics {
             }
             let _ = writeln!(
                 out,
-                "# HELP signgate_batches_unfinished Batches queued or running.\n# TYPE signgate_batches_unfinished gauge\nsigngate_batches_unfinished {}",
+                "# HELP signgate_batches_unfinished Batches queued or running (every gateway process of the database).\n# TYPE signgate_batches_unfinished gauge\nsigngate_batches_unfinished {}",
                 m.batches_unfinished
             );
             out

@@ -183,7 +183,7 @@ struct Inner {
     settings: Settings,
     audit: AuditLog,
     keys: Mutex<HashMap<String, (String, Arc<Pkcs12Key>)>>,
-    batch_slot: Mutex<()>,
+    batches: batches::Scheduler,
     metrics: metrics::Metrics,
 }
 
@@ -197,7 +197,7 @@ impl Services {
                 store,
                 settings,
                 keys: Mutex::new(HashMap::new()),
-                batch_slot: Mutex::new(()),
+                batches: batches::Scheduler::new(),
                 metrics: metrics::Metrics::default(),
             }),
         }
@@ -262,9 +262,9 @@ impl Services {
         &self.inner.metrics
     }
 
-    /// Held by the batch being signed: batches run one after another.
-    pub fn batch_slot(&self) -> &Mutex<()> {
-        &self.inner.batch_slot
+    /// This process's batch scheduler.
+    pub(crate) fn batch_scheduler(&self) -> &batches::Scheduler {
+        &self.inner.batches
     }
 
     /// Records `action` on `subject` by `actor`; returns the record's sequence number.

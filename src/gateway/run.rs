@@ -44,8 +44,9 @@ pub struct Running {
     node: Option<Arc<Node>>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
-    /// `DATA/spool/.lock`, held shared while the gateway runs (see [`lock_data_folder`]).
-    _data_lock: std::fs::File,
+    /// `.lock` of the spool and batch folders, held shared while the gateway runs (see
+    /// [`lock_data_folder`]).
+    _data_lock: Vec<std::fs::File>,
 }
 
 /// Completes once `stop` says so (or its sender is gone).
@@ -91,8 +92,11 @@ impl Gateway {
             None => None,
         };
         let services = Services::open(&config).await?;
-        let spool = config.settings.spool_dir.clone();
-        let (data_lock, alone) = crate::blocking::run(move || lock_data_folder(&spool)).await?;
+        let folders = [
+            config.settings.spool_dir.clone(),
+            config.settings.batch_dir.clone(),
+        ];
+        let (data_lock, alone) = crate::blocking::run(move || lock_data_folder(&folders)).await?;
         let left = services.clean_leftovers(alone).await?;
         if left.spool_files + left.batch_folders > 0 {
             // Counts only: file and batch names may carry personal data.
@@ -104,10 +108,13 @@ impl Gateway {
             );
         }
         services.purge_idempotency_keys(alone).await?;
+        services.resume_batches(alone).await?;
         // Cleaned: now share the folder with other gateway processes.
         let data_lock = crate::blocking::run(move || {
-            rustix::fs::flock(&data_lock, rustix::fs::FlockOperation::LockShared)
-                .map_err(|e| GatewayError::Io(format!("cannot lock the data folder: {e}")))?;
+            for lock in &data_lock {
+                rustix::fs::flock(lock, rustix::fs::FlockOperation::LockShared)
+                    .map_err(|e| GatewayError::Io(format!("cannot lock the data folder: {e}")))?;
+            }
             Ok::<_, GatewayError>(data_lock)
         })
         .await?;
@@ -183,23 +190,29 @@ impl Gateway {
     }
 }
 
-/// Opens `spool/.lock` of the data folder (creating the spool folder) and tries to lock it
-/// exclusively: `true` when that succeeded, i.e. no other gateway process uses this data
-/// folder (each holds the lock shared while it runs), so nothing in it is in flight.
-fn lock_data_folder(spool: &Path) -> Result<(std::fs::File, bool), GatewayError> {
+/// Opens `.lock` in each of `folders` (the spool folder and the batch folder, which several
+/// processes may share: `batch_dir`), creating them, and tries to lock each exclusively:
+/// `true` when every lock succeeded, i.e. no other gateway process uses these folders (each
+/// holds the locks shared while it runs), so nothing in them is in flight.
+fn lock_data_folder(folders: &[PathBuf]) -> Result<(Vec<std::fs::File>, bool), GatewayError> {
     use std::os::unix::fs::OpenOptionsExt;
     let fail = |e: std::io::Error| GatewayError::Io(format!("cannot lock the data folder: {e}"));
-    crate::fsio::create_private_dir(spool).map_err(fail)?;
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(spool.join(".lock"))
-        .map_err(fail)?;
-    let alone =
-        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok();
-    Ok((file, alone))
+    let mut locks = Vec::new();
+    let mut alone = true;
+    for folder in folders {
+        crate::fsio::create_private_dir(folder).map_err(fail)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(folder.join(".lock"))
+            .map_err(fail)?;
+        alone &=
+            rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok();
+        locks.push(file);
+    }
+    Ok((locks, alone))
 }
 
 /// The API listener's limits: connections and timeouts from `[limits]`, and the drain.

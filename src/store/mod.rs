@@ -10,6 +10,7 @@ pub mod audit;
 pub mod batches;
 pub mod directory;
 pub mod idempotency;
+pub mod lease;
 pub mod routing;
 
 use std::path::Path;
@@ -23,6 +24,7 @@ pub use accounts::{SessionRow, UserRow};
 pub use audit::{AuditEntry, AuditRecord, ChainCheck};
 pub use batches::{BatchDocument, BatchRecord};
 pub use directory::{ChangeRow, OwnerMove, UnitRow};
+pub use lease::Lease;
 
 /// A database failure; reaches API clients only as `INTERNAL`.
 #[derive(Debug, thiserror::Error)]
@@ -329,6 +331,11 @@ impl Store {
     /// True for the embedded SQLite database (one gateway process per data folder).
     pub fn is_sqlite(&self) -> bool {
         matches!(self, Store::Sqlite(_))
+    }
+
+    /// True once [`Store::close`] ran (background loops stop then).
+    pub fn is_closed(&self) -> bool {
+        with_pool!(self, p => p.is_closed())
     }
 
     /// Closes the pool (waits for open connections).

@@ -4,6 +4,7 @@
 
 use sqlx::Row;
 
+use super::lease::LeaseTable;
 use super::{with_pool, Store, StoreError};
 
 /// An envelope as this node holds it.
@@ -332,6 +333,12 @@ fn outbox(r: &impl RowLike) -> OutboxItem {
     }
 }
 
+/// The outbox's leases (no fencing token: a worker's writes name its owner id).
+const OUTBOX_LEASE: LeaseTable = LeaseTable {
+    table: "route_outbox",
+    fenced: false,
+};
+
 const OUTBOX_COLUMNS: &str =
     "id, kind, next_node, document_id, envelope_id, recipients, payload, attempts";
 
@@ -529,14 +536,13 @@ impl Store {
         lease_until_ms: i64,
         limit: i64,
     ) -> Result<Vec<OutboxItem>, StoreError> {
-        let due = "state = 'pending' AND next_attempt_ms <= $2 AND (lease_until_ms IS NULL OR lease_until_ms < $2)";
-        let lock = match self {
-            Store::Postgres(_) => " FOR UPDATE SKIP LOCKED",
-            Store::Sqlite(_) => "",
-        };
-        let sql = format!("UPDATE route_outbox SET lease_owner = $1, lease_until_ms = $3 WHERE id IN \
-            (SELECT id FROM route_outbox WHERE {due} ORDER BY next_attempt_ms, created_at LIMIT $4{lock}) \
-            RETURNING {OUTBOX_COLUMNS}");
+        let sql = OUTBOX_LEASE.claim_sql(
+            self,
+            "state = 'pending' AND next_attempt_ms <= $2",
+            "next_attempt_ms, created_at",
+            "",
+            OUTBOX_COLUMNS,
+        );
         Ok(
             with_pool!(self, p => sqlx::query(&sql).bind(owner).bind(now_ms).bind(lease_until_ms).bind(limit)
             .fetch_all(p).await?.iter().map(outbox).collect()),
@@ -737,6 +743,12 @@ fn listed_of(r: &impl RowLike) -> ListedDocument {
     }
 }
 
+/// The held envelopes' leases.
+const PENDING_LEASE: LeaseTable = LeaseTable {
+    table: "route_pending",
+    fenced: false,
+};
+
 const PENDING_COLUMNS: &str = "id, from_node, agency, recipients, digest, sender_organ, document_id, bytes, received_at, deadline_ms, next_check_ms, attempts, last_reason, state";
 
 fn pending(r: &impl RowLike) -> PendingRow {
@@ -873,13 +885,13 @@ impl Store {
         lease_until_ms: i64,
         limit: i64,
     ) -> Result<Vec<PendingRow>, StoreError> {
-        let due = "state = 'waiting' AND next_check_ms <= $2 AND (lease_until_ms IS NULL OR lease_until_ms < $2)";
-        let lock = match self {
-            Store::Postgres(_) => " FOR UPDATE SKIP LOCKED",
-            Store::Sqlite(_) => "",
-        };
-        let sql = format!("UPDATE route_pending SET lease_owner = $1, lease_until_ms = $3 WHERE id IN \
-            (SELECT id FROM route_pending WHERE {due} ORDER BY next_check_ms LIMIT $4{lock}) RETURNING {PENDING_COLUMNS}");
+        let sql = PENDING_LEASE.claim_sql(
+            self,
+            "state = 'waiting' AND next_check_ms <= $2",
+            "next_check_ms",
+            "",
+            PENDING_COLUMNS,
+        );
         Ok(
             with_pool!(self, p => sqlx::query(&sql).bind(owner).bind(now_ms).bind(lease_until_ms).bind(limit)
             .fetch_all(p).await?.iter().map(pending).collect()),

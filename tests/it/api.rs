@@ -878,58 +878,6 @@ fn two_gateways_share_one_chain_on_postgres() {
     two_gateways(&b);
 }
 
-/// A TSA front that holds every request for `delay` before passing it to `target`: a slow
-/// time-stamp authority, so that a batch is still running when the test kills the gateway.
-fn slow_tsa(target: String, delay: std::time::Duration) -> String {
-    use std::io::{BufRead, BufReader, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}/", listener.local_addr().expect("addr"));
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let target = target.clone();
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-                let mut length = 0usize;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    if line == "\r\n" {
-                        break;
-                    }
-                    if let Some((k, v)) = line.split_once(':') {
-                        if k.eq_ignore_ascii_case("content-length") {
-                            length = v.trim().parse().unwrap_or(0);
-                        }
-                    }
-                }
-                let mut query = vec![0u8; length];
-                if reader.read_exact(&mut query).is_err() {
-                    return;
-                }
-                std::thread::sleep(delay);
-                let Ok(reply) = ureq::post(&target)
-                    .set("Content-Type", "application/timestamp-query")
-                    .send_bytes(&query)
-                else {
-                    return;
-                };
-                let mut body = Vec::new();
-                let _ = reply.into_reader().read_to_end(&mut body);
-                let mut stream = stream;
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/timestamp-reply\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = stream.write_all(&body);
-            });
-        }
-    });
-    url
-}
-
 /// A multipart/form-data body of `parts` (name, file name, bytes) and its content type.
 fn multipart(parts: &[(&str, Option<String>, Vec<u8>)]) -> (Vec<u8>, String) {
     let boundary = "sgbatch5d41402abc4b2a76";
@@ -956,7 +904,7 @@ fn batch_suite(b: &Backend) {
     const N: usize = 40;
     let root = common::repo_root();
     let tsa = SigngateServer::tsa_serve(&root.join("certs/demo/tsa.p12"));
-    let slow = slow_tsa(tsa.url.clone(), Duration::from_millis(400));
+    let slow = common::slow_tsa(tsa.url.clone(), Duration::from_millis(400));
     let config = b.data().join("signgate.toml");
     std::fs::write(
         &config,

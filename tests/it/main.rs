@@ -46,6 +46,8 @@ mod revisions;
 mod route_envelope;
 mod routing;
 mod routing_ops;
+mod routing_scale;
+mod scale_out;
 mod tamper;
 mod verify;
 mod verify_many;

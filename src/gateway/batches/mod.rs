@@ -1,16 +1,24 @@
 //! Asynchronous batch signing: a batch is accepted (its documents already written into
-//! `DATA/batches/<id>/in/` by the adapter), recorded, and signed in the background by
-//! [`crate::batch::Engine`], one batch at a time. Each signed document gets one `sign` audit
-//! record, keyed by `(batch, index)` so that it is written once even when a restart sees the
-//! document again.
+//! `BATCH_DIR/<id>/in/` by the adapter), recorded, and signed in the background by
+//! [`crate::batch::Engine`]. Each signed document gets one `sign` audit record, keyed by
+//! `(batch, index)` so that it is written once even when another run sees the document again.
 //!
-//! Restart safety: [`Services::resume_batches`] (run by [`super::Gateway::start`]) runs every
-//! unfinished batch whose folder is in this gateway's data folder again. The engine's journal
-//! skips outputs that were signed and journaled before the crash (their bytes stay as they
-//! were); for those the audit record is inserted if absent and the document row is brought up
-//! to date.
+//! Several gateway processes may share one PostgreSQL database and one batch folder
+//! (`batch_dir` on shared storage): any of them answers for any batch, and each process's
+//! scheduler claims unfinished batches under a lease (`batch_lease_secs`) with a fencing
+//! token, renews it while it signs, and writes every row under it. A batch whose process died
+//! is taken over by another once the lease expires; a process that lost its lease stops taking
+//! documents and its late row writes are refused. One agency's batches run one after another,
+//! different agencies' side by side (at most [`runner::MAX_RUNNING`] per process).
+//!
+//! Restart safety: the engine's journal in `out/` skips outputs that were signed and journaled
+//! by an earlier run (their bytes stay as they were); for those the audit record is inserted
+//! if absent and the document row is brought up to date.
 
 mod runner;
+
+pub use runner::MAX_RUNNING;
+pub(crate) use runner::Scheduler;
 
 use std::path::PathBuf;
 
@@ -172,7 +180,7 @@ impl Services {
         }
         let (id, created) = result?;
         if created {
-            runner::spawn(self.clone(), id.clone());
+            runner::kick(self);
         }
         Ok((id, created))
     }
@@ -241,7 +249,6 @@ impl Services {
                 reservation.map(|r| r.completion(fingerprint, &response)),
             )
             .await?;
-        self.metrics().batch_queued(1);
         Ok((id.to_string(), true))
     }
 
@@ -296,18 +303,19 @@ impl Services {
         Ok((bytes, format))
     }
 
-    /// Runs every unfinished batch whose folder is in this gateway's data folder again;
-    /// returns how many.
-    pub async fn resume_batches(&self) -> Result<usize, GatewayError> {
-        let mut n = 0;
-        for batch in self.store().unfinished_batches().await? {
-            if self.batch_dir(&batch.id).join("in").is_dir() {
-                tracing::info!(batch = %batch.id, "resuming batch");
-                self.metrics().batch_queued(1);
-                runner::spawn(self.clone(), batch.id);
-                n += 1;
-            }
+    /// Starts this process's batch scheduler, which runs every unfinished batch whose lease is
+    /// free (or expired) and the batches submitted later; returns how many are unfinished.
+    /// `alone` (SQLite, no other process on the data folder) frees the leases first: no other
+    /// process can hold one, so a batch cut off by a crash resumes at once.
+    pub async fn resume_batches(&self, alone: bool) -> Result<i64, GatewayError> {
+        if alone && self.store().is_sqlite() {
+            self.store().release_batch_leases().await?;
         }
+        let n = self.store().unfinished_batches().await?;
+        if n > 0 {
+            tracing::info!(batches = n, "unfinished batches to resume");
+        }
+        runner::kick(self);
         Ok(n)
     }
 }

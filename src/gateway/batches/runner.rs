@@ -1,11 +1,17 @@
-//! Running a batch: the engine on a blocking thread, one batch at a time, with the recorder
-//! that writes each document's `sign` audit record (once, however many runs see it) and row.
+//! Running batches: this process's scheduler claims unfinished batches from the database
+//! under a lease (at most [`MAX_RUNNING`] at a time, one agency's batches one after another,
+//! see [`crate::store::Store::claim_batch`]), runs each through the engine on a blocking
+//! thread while a task renews its lease, and the recorder writes each document's `sign` audit
+//! record (once, however many runs see it) and its row, fenced by the lease's generation.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use serde_json::json;
+use tokio::sync::Notify;
 
 use super::{stored_name, StoredOptions};
 use crate::batch::{AuditEvent, AuditSink, DocOutcome, DocStatus, Engine};
@@ -14,33 +20,193 @@ use crate::gateway::{Actor, AuditLog, GatewayError, Services};
 use crate::keys::KeySource;
 use crate::pki::alg::sha256_hex;
 use crate::sign::TimeStamper;
-use crate::store::{BatchRecord, Store, StoreError};
+use crate::store::{BatchRecord, Lease, Store, StoreError};
 
-/// Runs batch `id` in the background; a failure to run marks it `failed`.
-pub(super) fn spawn(services: Services, id: String) {
-    tokio::spawn(async move {
-        let result = run(&services, &id).await;
-        services.metrics().batch_queued(-1);
-        if let Err(e) = result {
-            tracing::error!(batch = %id, error = %e, "batch stopped");
-            let message = match &e {
-                GatewayError::Domain(d) => format!("{}: {d}", d.code().as_str()),
-                _ => "internal error; see the gateway log".into(),
-            };
-            let _ = services
-                .store()
-                .set_batch_state(&id, "failed", Some(&message), Some(&now_rfc3339()))
-                .await;
-        }
-    });
+/// Batches one process signs at the same time (each of a different agency); each engine
+/// uses every core, so more would only split the CPU further.
+pub const MAX_RUNNING: usize = 4;
+
+/// This process's batch scheduler: its lease owner id, how many batches it runs, and the
+/// signal that wakes it (a new batch, a batch ended).
+pub(crate) struct Scheduler {
+    owner: String,
+    running: AtomicUsize,
+    wake: Notify,
+    started: OnceLock<()>,
 }
 
-async fn run(services: &Services, id: &str) -> Result<(), GatewayError> {
+impl Scheduler {
+    /// A scheduler with a fresh owner id; its loop starts at the first [`kick`].
+    pub(crate) fn new() -> Self {
+        Self {
+            owner: crate::ids::random_id("bw_"),
+            running: AtomicUsize::new(0),
+            wake: Notify::new(),
+            started: OnceLock::new(),
+        }
+    }
+}
+
+/// Wakes the scheduler of `services`, starting its loop on first use (inside the runtime).
+pub(super) fn kick(services: &Services) {
+    let scheduler = services.batch_scheduler();
+    if scheduler.started.set(()).is_ok() {
+        tokio::spawn(schedule(services.clone()));
+    }
+    scheduler.wake.notify_one();
+}
+
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Whether a run still holds its batch: not lost (a fenced write, a failed renewal, a
+/// refused output), and renewed recently enough by this process's own monotonic clock that
+/// no other process can have taken the batch over yet (a process paused past its lease finds
+/// it expired before it writes anything more).
+struct Held {
+    lost: AtomicBool,
+    renewed: Mutex<Instant>,
+    /// The lease minus a margin for the renewal's own round trip and clock skew.
+    valid_for: Duration,
+}
+
+impl Held {
+    fn new(length: Duration) -> Self {
+        Self {
+            lost: AtomicBool::new(false),
+            renewed: Mutex::new(Instant::now()),
+            valid_for: length.mul_f64(0.8),
+        }
+    }
+
+    fn renewed_at(&self, at: Instant) {
+        *self.renewed.lock().unwrap_or_else(|e| e.into_inner()) = at;
+    }
+
+    /// Gives the lease up: nothing more is written.
+    fn lose(&self) -> bool {
+        self.lost.swap(true, Ordering::SeqCst)
+    }
+
+    fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
+    }
+
+    /// True while this run may write; false from the first refusal on.
+    fn valid(&self) -> bool {
+        if self.is_lost() {
+            return false;
+        }
+        let renewed = *self.renewed.lock().unwrap_or_else(|e| e.into_inner());
+        if renewed.elapsed() < self.valid_for {
+            return true;
+        }
+        self.lose();
+        false
+    }
+}
+
+/// Claims and starts due batches while a slot is free; then waits for a wake-up or the poll
+/// interval (a third of the lease, 0.2–5 s: how soon an expired lease is taken over). Ends
+/// when the store is closed.
+async fn schedule(services: Services) {
+    let scheduler = services.batch_scheduler();
+    let lease = services.settings().batch_lease;
+    let poll = (lease / 3).clamp(Duration::from_millis(200), Duration::from_secs(5));
+    loop {
+        if services.store().is_closed() {
+            return;
+        }
+        while scheduler.running.load(Ordering::SeqCst) < MAX_RUNNING {
+            let now = now_ms();
+            let until = now + lease.as_millis() as i64;
+            match services
+                .store()
+                .claim_batch(&scheduler.owner, now, until)
+                .await
+            {
+                Ok(Some((batch, lease))) => {
+                    tracing::info!(batch = %batch.id, generation = lease.generation, "batch claimed");
+                    scheduler.running.fetch_add(1, Ordering::SeqCst);
+                    tokio::spawn(run_claimed(services.clone(), batch, lease));
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    if !services.store().is_closed() {
+                        tracing::warn!(error = %e, "claiming a batch failed");
+                    }
+                    break;
+                }
+            }
+        }
+        if let Ok(n) = services.store().unfinished_batches().await {
+            services.metrics().set_batches_unfinished(n);
+        }
+        tokio::select! {
+            _ = scheduler.wake.notified() => {}
+            _ = tokio::time::sleep(poll) => {}
+        }
+    }
+}
+
+/// Runs a claimed batch; a failure to run marks it `failed` (if the lease still holds).
+async fn run_claimed(services: Services, batch: BatchRecord, lease: Lease) {
+    let id = batch.id.clone();
+    let result = run(&services, batch, &lease).await;
+    if let Err(e) = result {
+        tracing::error!(batch = %id, error = %e, "batch stopped");
+        let message = match &e {
+            GatewayError::Domain(d) => format!("{}: {d}", d.code().as_str()),
+            _ => "internal error; see the gateway log".into(),
+        };
+        let _ = services
+            .store()
+            .finish_batch(&id, &lease, "failed", Some(&message), &now_rfc3339())
+            .await;
+    }
+    let scheduler = services.batch_scheduler();
+    scheduler.running.fetch_sub(1, Ordering::SeqCst);
+    scheduler.wake.notify_one();
+}
+
+/// Renews `lease` on batch `id` every third of the lease until `done`; marks `held` lost when
+/// the batch was taken over (or when its time ran out without a renewal, see [`Held::valid`]).
+async fn keep_lease(
+    store: Store,
+    id: String,
+    lease: Lease,
+    length: Duration,
+    held: Arc<Held>,
+    mut done: tokio::sync::oneshot::Receiver<()>,
+) {
+    loop {
+        tokio::select! {
+            _ = &mut done => return,
+            _ = tokio::time::sleep(length / 3) => {}
+        }
+        if !held.valid() {
+            return;
+        }
+        let asked = Instant::now();
+        match store
+            .renew_batch_lease(&id, &lease, now_ms() + length.as_millis() as i64)
+            .await
+        {
+            Ok(true) => held.renewed_at(asked),
+            Ok(false) => {
+                held.lose();
+                return;
+            }
+            Err(e) => tracing::warn!(batch = %id, error = %e, "renewing the batch lease failed"),
+        }
+    }
+}
+
+async fn run(services: &Services, batch: BatchRecord, lease: &Lease) -> Result<(), GatewayError> {
+    let held = Arc::new(Held::new(services.settings().batch_lease));
     let store = services.store().clone();
-    let batch = store
-        .batch(id)
-        .await?
-        .ok_or(GatewayError::NotFound("batch"))?;
+    let id = batch.id.clone();
     let options: StoredOptions =
         serde_json::from_str(&batch.options).map_err(|e| super::corrupt("decoding", e))?;
     let options = options.batch_options()?;
@@ -49,8 +215,8 @@ async fn run(services: &Services, id: &str) -> Result<(), GatewayError> {
         .await?
         .ok_or_else(|| crate::Error::Usage(format!("key '{}' is gone", batch.key_name)))?;
     let key: Arc<dyn KeySource> = services.signing_key(&record).await?;
-    let docs = store.batch_documents(id).await?;
-    let dir = services.batch_dir(id);
+    let docs = store.batch_documents(&id).await?;
+    let dir = services.batch_dir(&id);
     let inputs: Vec<PathBuf> = docs
         .iter()
         .map(|d| dir.join("in").join(stored_name(d.index as usize, &d.name)))
@@ -63,7 +229,9 @@ async fn run(services: &Services, id: &str) -> Result<(), GatewayError> {
         handle: tokio::runtime::Handle::current(),
         store: store.clone(),
         audit: services.audit_log().clone(),
-        batch: batch.clone(),
+        batch,
+        lease: lease.clone(),
+        held: held.clone(),
         index_of: inputs
             .iter()
             .enumerate()
@@ -72,17 +240,23 @@ async fn run(services: &Services, id: &str) -> Result<(), GatewayError> {
         signed: Mutex::new(HashMap::new()),
         problems: Mutex::new(Vec::new()),
     });
+    let (done, done_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(keep_lease(
+        store.clone(),
+        id.clone(),
+        lease.clone(),
+        services.settings().batch_lease,
+        held.clone(),
+        done_rx,
+    ));
     let services = services.clone();
-    let id = id.to_string();
-    crate::blocking::run(move || -> Result<(), GatewayError> {
-        // One batch at a time: each already uses every core.
-        let _slot = services
-            .batch_slot()
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+    let lease = lease.clone();
+    let result = crate::blocking::run(move || -> Result<(), GatewayError> {
         let handle = recorder.handle.clone();
-        handle.block_on(store.set_batch_state(&id, "running", None, None))?;
-        let mut engine = Engine::new(key, options)?.with_audit(recorder.clone());
+        let guard = held.clone();
+        let mut engine = Engine::new(key, options)?
+            .with_audit(recorder.clone())
+            .with_write_guard(Arc::new(move || guard.valid()));
         if let Some(tsa) = timestamper {
             engine = engine.with_timestamper(tsa);
         }
@@ -90,11 +264,20 @@ async fn run(services: &Services, id: &str) -> Result<(), GatewayError> {
         // Owner-only like the rest of the data folder (the engine would make it 0755).
         crate::fsio::create_private_dir(&out)
             .map_err(|e| GatewayError::Io(format!("cannot create {}: {e}", out.display())))?;
-        let summary = engine.run(inputs.into_iter(), &out, &mut |outcome| {
+        // A lost lease stops the feed: only the documents in flight finish (their rows fenced).
+        let feed = {
+            let held = held.clone();
+            inputs.into_iter().take_while(move |_| held.valid())
+        };
+        let summary = engine.run(feed, &out, &mut |outcome| {
             if let Err(e) = recorder.outcome(outcome, &services) {
                 recorder.problem(format!("document {}: {e}", outcome.index));
             }
         })?;
+        if held.is_lost() {
+            tracing::warn!(batch = %id, generation = lease.generation, "batch lease lost: another gateway process took the batch over; this run stopped");
+            return Ok(());
+        }
         let problems = recorder
             .problems
             .lock()
@@ -114,15 +297,20 @@ async fn run(services: &Services, id: &str) -> Result<(), GatewayError> {
             }
             (None, None) => ("done", None),
         };
-        handle.block_on(store.set_batch_state(
+        if !handle.block_on(store.finish_batch(
             &id,
+            &lease,
             state_name,
             error.as_deref(),
-            Some(&now_rfc3339()),
-        ))?;
+            &now_rfc3339(),
+        ))? {
+            tracing::warn!(batch = %id, generation = lease.generation, "batch lease lost: another gateway process took the batch over; its end was not recorded by this one");
+        }
         Ok(())
     })
-    .await
+    .await;
+    let _ = done.send(());
+    result
 }
 
 /// The engine's audit sink and outcome handler for one batch: writes the `sign` audit record
@@ -132,6 +320,10 @@ struct Recorder {
     store: Store,
     audit: AuditLog,
     batch: BatchRecord,
+    /// The lease this run holds: every row write names it.
+    lease: Lease,
+    /// Whether the run still holds the batch.
+    held: Arc<Held>,
     index_of: HashMap<PathBuf, usize>,
     /// Audit seq and output hash of documents signed in this run, until their outcome arrives.
     signed: Mutex<HashMap<usize, (i64, String)>>,
@@ -139,6 +331,14 @@ struct Recorder {
 }
 
 impl Recorder {
+    /// Notes a row write refused by the fence (`held` false): the lease is lost.
+    fn fenced(&self, held: bool, index: i64) {
+        if !held && !self.held.lose() {
+            tracing::warn!(batch = %self.batch.id, index, generation = self.lease.generation,
+                "batch write refused: the lease is held by another gateway process");
+        }
+    }
+
     fn problem(&self, text: String) {
         self.problems
             .lock()
@@ -208,21 +408,25 @@ impl Recorder {
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                self.handle.block_on(self.store.mark_document_signed(
+                let held = self.handle.block_on(self.store.mark_document_signed(
                     id,
+                    &self.lease,
                     index,
                     &name,
                     &output_sha256,
                     seq,
                 ))?;
+                self.fenced(held, index);
             }
             DocStatus::Failed { code, message } => {
-                self.handle.block_on(self.store.mark_document_failed(
+                let held = self.handle.block_on(self.store.mark_document_failed(
                     id,
+                    &self.lease,
                     index,
                     code.as_str(),
                     message,
                 ))?;
+                self.fenced(held, index);
             }
         }
         Ok(())

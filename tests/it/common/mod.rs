@@ -8,7 +8,8 @@
 //! - [`server`]: `signgate serve` / `pki serve` / `tsa serve` children ([`SigngateServer`]);
 //! - [`pki`]: test PKIs from the library's generator `signgate::pki::demo` (the same code as
 //!   `signgate pki demo`), live ones served by `signgate pki serve` ([`LivePki`]);
-//! - [`db`]: a fresh PostgreSQL database per test ([`PgDatabase`]);
+//! - [`db`]: a fresh PostgreSQL database per test ([`PgDatabase`]); [`cluster`]: several
+//!   `signgate serve` processes on one such database and one shared batch folder ([`Cluster`]);
 //! - the oracles we did not write: [`ocsp`] (`openssl ocsp`), [`pdfsig`] (poppler, NSS),
 //!   [`pyhanko`], [`openssl_cli`] (`openssl cms -verify`, PKCS#12), [`render`] (`pdftoppm`,
 //!   `pdftotext`, PNG pixels), [`pdf`] (`qpdf --check`, large PDFs), [`softhsm`] (SoftHSM2
@@ -26,6 +27,7 @@
 //! ```
 #![allow(dead_code)]
 
+mod cluster;
 mod db;
 mod deps;
 mod gateway;
@@ -42,6 +44,7 @@ mod report;
 mod server;
 mod softhsm;
 
+pub use cluster::*;
 pub use db::*;
 pub use deps::*;
 pub use gateway::*;
