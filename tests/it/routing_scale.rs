@@ -5,8 +5,9 @@
 //!
 //! - a test: under load, one process is SIGKILLed mid-flow; every envelope the province had
 //!   accepted is delivered to the commune once, none is lost or stored twice;
-//! - an ignored-by-default bench (`cargo test --release --test it routing_scale:: --
-//!   --ignored --nocapture`): accepts per second with 1, 2 and 4 processes on this machine.
+//! - an ignored-by-default bench (`SIGNGATE_BENCH_BIN=target/release/signgate cargo test --test
+//!   it routing_scale::bench -- --ignored --nocapture`): accepts per second with 1, 2 and 4
+//!   processes (of the release binary named there) on this machine.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -127,10 +128,11 @@ fn load(
     let per_process: Arc<Vec<AtomicUsize>> =
         Arc::new(ports.iter().map(|_| AtomicUsize::new(0)).collect());
     std::thread::scope(|scope| {
+        let mut workers = Vec::new();
         for t in 0..threads {
             let (accepted, per_process) = (accepted.clone(), per_process.clone());
             let sender = Sender::new(net);
-            scope.spawn(move || {
+            workers.push(scope.spawn(move || {
                 for (i, (id, body)) in docs.iter().enumerate().skip(t).step_by(threads) {
                     let deadline = Instant::now() + Duration::from_secs(60);
                     let mut target = i % ports.len();
@@ -148,9 +150,10 @@ fn load(
                     per_process[target].fetch_add(1, Ordering::SeqCst);
                     accepted.fetch_add(1, Ordering::SeqCst);
                 }
-            });
+            }));
         }
-        while after(accepted.load(Ordering::SeqCst)) {
+        // until `after` is satisfied, or every sender ended (a panic is re-raised by the scope)
+        while after(accepted.load(Ordering::SeqCst)) && !workers.iter().all(|w| w.is_finished()) {
             std::thread::sleep(Duration::from_millis(5));
         }
     });
@@ -230,10 +233,15 @@ fn cpu_secs(pid: u32) -> f64 {
 /// (fresh per run), the province posting from 8 connections spread over the processes; wall
 /// clock beside the processes' CPU time. Not a timed test: it prints the figures.
 #[test]
-#[ignore = "bench: cargo test --release --test it routing_scale:: -- --ignored --nocapture"]
+#[ignore = "bench: SIGNGATE_BENCH_BIN=target/release/signgate cargo test --test it routing_scale::bench -- --ignored --nocapture"]
 fn bench_accepts_with_1_2_4_processes() {
     const N: usize = 240;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "gateway binary: {}",
+        std::env::var("SIGNGATE_BENCH_BIN")
+            .unwrap_or_else(|_| "the test build's (set SIGNGATE_BENCH_BIN to a release build)".into())
+    );
     let mut net = Net::new("mpbench", &spec(), "", None);
     // Deliveries to the commune (not running) back off for the whole run: accepts only.
     let quiet = |t: String| {
@@ -245,8 +253,12 @@ fn bench_accepts_with_1_2_4_processes() {
     let mut results = Vec::new();
     for (round, n) in [1usize, 2, 4].into_iter().enumerate() {
         let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
-        let Some(mut cluster) = district(&net, &format!("mproc_bench{n}"), &ports, quiet) else {
+        let Some(cluster) = district(&net, &format!("mproc_bench{n}"), &ports, quiet) else {
             return;
+        };
+        let mut cluster = match std::env::var_os("SIGNGATE_BENCH_BIN") {
+            Some(bin) => cluster.with_binary(bin.into()),
+            None => cluster,
         };
         cluster.start_all();
         for &port in &ports {

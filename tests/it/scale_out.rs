@@ -265,6 +265,12 @@ fn a_stale_leaseholder_late_writes_are_refused() {
     let Some(mut c) = cluster("mproc_stale", &slow) else {
         return;
     };
+    // A process paused inside a transaction would hold its row locks: the server ends such a
+    // session, as a production database should be configured to.
+    c.execute(
+        "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET idle_in_transaction_session_timeout = %L', \
+         current_database(), '2s'); END $$",
+    );
     let t = token(&c, "bac-ninh", "ubnd");
     c.start(0);
     let a = c.url(0);

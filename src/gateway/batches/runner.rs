@@ -165,6 +165,9 @@ async fn run_claimed(services: Services, batch: BatchRecord, lease: Lease) {
             .finish_batch(&id, &lease, "failed", Some(&message), &now_rfc3339())
             .await;
     }
+    if let Ok(n) = services.store().unfinished_batches().await {
+        services.metrics().set_batches_unfinished(n);
+    }
     let scheduler = services.batch_scheduler();
     scheduler.running.fetch_sub(1, Ordering::SeqCst);
     scheduler.wake.notify_one();
@@ -207,6 +210,13 @@ async fn run(services: &Services, batch: BatchRecord, lease: &Lease) -> Result<(
     let held = Arc::new(Held::new(services.settings().batch_lease));
     let store = services.store().clone();
     let id = batch.id.clone();
+    let dir = services.batch_dir(&id);
+    if !tokio::fs::try_exists(dir.join("in")).await.unwrap_or(false) {
+        // Received by a process whose batch folder this one does not see: leave the batch
+        // alone (the lease runs out unrenewed) rather than fail documents that exist elsewhere.
+        tracing::error!(batch = %id, "batch folder not found under batch_dir: every gateway process of one database needs the same batch_dir");
+        return Ok(());
+    }
     let options: StoredOptions =
         serde_json::from_str(&batch.options).map_err(|e| super::corrupt("decoding", e))?;
     let options = options.batch_options()?;
@@ -216,7 +226,6 @@ async fn run(services: &Services, batch: BatchRecord, lease: &Lease) -> Result<(
         .ok_or_else(|| crate::Error::Usage(format!("key '{}' is gone", batch.key_name)))?;
     let key: Arc<dyn KeySource> = services.signing_key(&record).await?;
     let docs = store.batch_documents(&id).await?;
-    let dir = services.batch_dir(&id);
     let inputs: Vec<PathBuf> = docs
         .iter()
         .map(|d| dir.join("in").join(stored_name(d.index as usize, &d.name)))

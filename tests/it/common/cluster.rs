@@ -25,6 +25,7 @@ pub struct Cluster {
     pub batch_dir: PathBuf,
     members: Vec<Member>,
     envs: Vec<(String, String)>,
+    binary: PathBuf,
     _tmp: tempfile::TempDir,
 }
 
@@ -74,8 +75,16 @@ impl Cluster {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            binary: super::signgate_bin(),
             _tmp: tmp,
         })
+    }
+
+    /// Runs the processes from the signgate binary at `bin` instead of the test build's (a
+    /// bench runs a release build).
+    pub fn with_binary(mut self, bin: PathBuf) -> Cluster {
+        self.binary = bin;
+        self
     }
 
     /// Number of processes.
@@ -103,7 +112,8 @@ impl Cluster {
             .chain([("SIGNGATE_LOG", "signgate=info")])
             .collect();
         let member = &mut self.members[i];
-        let server = Server::start(
+        let server = Server::start_binary(
+            &self.binary,
             &member.dir,
             &[
                 OsStr::new("serve"),
@@ -176,6 +186,22 @@ impl Cluster {
             cmd.env(k, v);
         }
         super::run(&mut cmd)
+    }
+
+    /// Runs `sql` on the shared database.
+    pub fn execute(&self, sql: &str) {
+        super::block_on(async {
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .connect(&self.db.url)
+                .await
+                .expect("connect to the shared database");
+            sqlx::query(sql)
+                .execute(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            pool.close().await;
+        })
     }
 
     /// The first column of the first row of `sql` on the shared database, as an integer.

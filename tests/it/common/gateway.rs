@@ -113,8 +113,13 @@ impl Server {
     /// Starts `signgate ARGS` in `dir` with `envs`; panics with its log if it prints no ready
     /// line within 30 s.
     pub fn start(dir: &Path, args: &[&OsStr], envs: &[(&str, &str)]) -> Server {
+        Server::start_binary(&signgate_bin(), dir, args, envs)
+    }
+
+    /// [`Server::start`] of the signgate binary at `bin` (a bench may run a release build).
+    pub fn start_binary(bin: &Path, dir: &Path, args: &[&OsStr], envs: &[(&str, &str)]) -> Server {
         let log = dir.join(format!("serve-{}.log", free_port()));
-        let mut cmd = Command::new(signgate_bin());
+        let mut cmd = Command::new(bin);
         cmd.args(args)
             .current_dir(dir)
             .env_remove("SIGNGATE_DATABASE_URL")
