@@ -227,9 +227,11 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         // Resume paused processes, then let each server's drop kill and reap it.
-        for i in 0..self.members.len() {
-            if self.members[i].server.is_some() {
-                self.signal(i, "CONT");
+        for m in &self.members {
+            if let Some(server) = &m.server {
+                let _ = Command::new("kill")
+                    .args(["-CONT", &server.pid().to_string()])
+                    .status();
             }
         }
         for m in &mut self.members {
