@@ -212,6 +212,11 @@ const SQLITE_MIGRATIONS: Embedded = &[
         "console accounts",
         include_str!("../../migrations/sqlite/0700_console_accounts.sql"),
     ),
+    (
+        800,
+        "batch leases",
+        include_str!("../../migrations/sqlite/0800_batch_leases.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: Embedded = &[
     (
@@ -258,6 +263,11 @@ const POSTGRES_MIGRATIONS: Embedded = &[
         700,
         "console accounts",
         include_str!("../../migrations/postgres/0700_console_accounts.sql"),
+    ),
+    (
+        800,
+        "batch leases",
+        include_str!("../../migrations/postgres/0800_batch_leases.sql"),
     ),
 ];
 
