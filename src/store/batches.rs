@@ -161,10 +161,10 @@ impl Store {
         let sql =
             BATCH_LEASE.claim_sql(self, due, "created_at, id", ", state = 'running'", &columns);
         let row = with_pool!(self, p => sqlx::query(&sql).bind(owner).bind(now_ms).bind(lease_until_ms).bind(1_i64)
-            .fetch_optional(p).await?.map(|r| {
-                let generation: i64 = r.get(11);
-                (batch_from_row!(r), generation)
-            }));
+        .fetch_optional(p).await?.map(|r| {
+            let generation: i64 = r.get(11);
+            (batch_from_row!(r), generation)
+        }));
         Ok(row.map(|(batch, generation)| {
             (
                 batch,
@@ -311,35 +311,96 @@ mod tests {
         batch(&store, "bat_x2", "x", "2026-01-01T00:00:02Z").await;
         batch(&store, "bat_y1", "y", "2026-01-01T00:00:03Z").await;
         // A takes X's oldest; B skips X's second (X has a leased batch) and takes Y's
-        let (first, a) = store.claim_batch("A", 1000, 2000).await.expect("claim").expect("due");
-        assert_eq!((first.id.as_str(), first.state.as_str(), a.generation), ("bat_x1", "running", 1));
-        let (second, _) = store.claim_batch("B", 1000, 2000).await.expect("claim").expect("due");
-        assert_eq!(second.id, "bat_y1", "another agency's batch runs side by side");
-        assert!(store.claim_batch("B", 1500, 2500).await.expect("claim").is_none());
-        assert!(store.renew_batch_lease("bat_x1", &a, 2600).await.expect("renew"));
+        let (first, a) = store
+            .claim_batch("A", 1000, 2000)
+            .await
+            .expect("claim")
+            .expect("due");
+        assert_eq!(
+            (first.id.as_str(), first.state.as_str(), a.generation),
+            ("bat_x1", "running", 1)
+        );
+        let (second, _) = store
+            .claim_batch("B", 1000, 2000)
+            .await
+            .expect("claim")
+            .expect("due");
+        assert_eq!(
+            second.id, "bat_y1",
+            "another agency's batch runs side by side"
+        );
+        assert!(store
+            .claim_batch("B", 1500, 2500)
+            .await
+            .expect("claim")
+            .is_none());
+        assert!(store
+            .renew_batch_lease("bat_x1", &a, 2600)
+            .await
+            .expect("renew"));
         // A stalls past its lease: B takes X's first batch over with the next generation
-        let (taken, b) = store.claim_batch("B", 2601, 4000).await.expect("claim").expect("due");
+        let (taken, b) = store
+            .claim_batch("B", 2601, 4000)
+            .await
+            .expect("claim")
+            .expect("due");
         assert_eq!((taken.id.as_str(), b.generation), ("bat_x1", 2));
         // A's late writes are refused; B's go through
-        assert!(!store.renew_batch_lease("bat_x1", &a, 5000).await.expect("renew"));
-        assert!(!store.mark_document_signed("bat_x1", &a, 0, "out.pdf", "aa", 7).await.expect("mark"));
-        assert!(!store.mark_document_failed("bat_x1", &a, 0, "INTERNAL", "m").await.expect("mark"));
-        assert!(!store.finish_batch("bat_x1", &a, "done", None, "t").await.expect("finish"));
-        let doc = store.batch_document("bat_x1", 0).await.expect("doc").expect("row");
+        assert!(!store
+            .renew_batch_lease("bat_x1", &a, 5000)
+            .await
+            .expect("renew"));
+        assert!(!store
+            .mark_document_signed("bat_x1", &a, 0, "out.pdf", "aa", 7)
+            .await
+            .expect("mark"));
+        assert!(!store
+            .mark_document_failed("bat_x1", &a, 0, "INTERNAL", "m")
+            .await
+            .expect("mark"));
+        assert!(!store
+            .finish_batch("bat_x1", &a, "done", None, "t")
+            .await
+            .expect("finish"));
+        let doc = store
+            .batch_document("bat_x1", 0)
+            .await
+            .expect("doc")
+            .expect("row");
         assert_eq!(doc.state, "pending");
         // the same owner with a stale generation is refused too
-        let stale_b = Lease { owner: "B".into(), generation: 1 };
-        assert!(!store.mark_document_signed("bat_x1", &stale_b, 0, "out.pdf", "aa", 7).await.expect("mark"));
-        assert!(store.mark_document_signed("bat_x1", &b, 0, "out.pdf", "bb", 8).await.expect("mark"));
-        assert!(store.finish_batch("bat_x1", &b, "done", None, "t").await.expect("finish"));
+        let stale_b = Lease {
+            owner: "B".into(),
+            generation: 1,
+        };
+        assert!(!store
+            .mark_document_signed("bat_x1", &stale_b, 0, "out.pdf", "aa", 7)
+            .await
+            .expect("mark"));
+        assert!(store
+            .mark_document_signed("bat_x1", &b, 0, "out.pdf", "bb", 8)
+            .await
+            .expect("mark"));
+        assert!(store
+            .finish_batch("bat_x1", &b, "done", None, "t")
+            .await
+            .expect("finish"));
         let done = store.batch("bat_x1").await.expect("batch").expect("row");
         assert_eq!(done.state, "done");
         assert_eq!(store.unfinished_batches().await.expect("count"), 2);
         // X's second batch is due now that X has none leased
-        let (next, _) = store.claim_batch("A", 4001, 6000).await.expect("claim").expect("due");
+        let (next, _) = store
+            .claim_batch("A", 4001, 6000)
+            .await
+            .expect("claim")
+            .expect("due");
         assert_eq!(next.id, "bat_x2");
         // a lone SQLite gateway's restart frees the leases at once
         assert_eq!(store.release_batch_leases().await.expect("release"), 2);
-        assert!(store.claim_batch("C", 4002, 6000).await.expect("claim").is_some());
+        assert!(store
+            .claim_batch("C", 4002, 6000)
+            .await
+            .expect("claim")
+            .is_some());
     }
 }

@@ -157,7 +157,10 @@ fn load(
             std::thread::sleep(Duration::from_millis(5));
         }
     });
-    per_process.iter().map(|n| n.load(Ordering::SeqCst)).collect()
+    per_process
+        .iter()
+        .map(|n| n.load(Ordering::SeqCst))
+        .collect()
 }
 
 /// Two processes of DA accept and deliver under load; one is SIGKILLed after a third of the
@@ -186,16 +189,22 @@ fn a_killed_process_under_load_loses_and_duplicates_nothing() {
         accepted < N
     });
     assert!(killed, "the kill happened mid-flow");
-    assert!(per_process[1] > 0, "both processes accepted: {per_process:?}");
+    assert!(
+        per_process[1] > 0,
+        "both processes accepted: {per_process:?}"
+    );
     let rows = |id: &str| {
         cluster.scalar(&format!(
             "SELECT COUNT(*) FROM route_documents WHERE document_id = '{id}' AND recipient_organ = 'TEST.C1'"
         ))
     };
     for (id, _) in &docs {
-        wait_until(&net, Duration::from_secs(120), &format!("{id} at C1"), || {
-            net.rows("C1", id, "TEST.C1", "delivered") == 1
-        });
+        wait_until(
+            &net,
+            Duration::from_secs(120),
+            &format!("{id} at C1"),
+            || net.rows("C1", id, "TEST.C1", "delivered") == 1,
+        );
         assert_eq!(rows(id), 1, "{id} stored once at DA");
         assert_eq!(
             net.rows("C1", id, "TEST.C1", "delivered"),
@@ -224,7 +233,12 @@ fn cpu_secs(pid: u32) -> f64 {
         .rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect())
         .unwrap_or_default();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // after the command: state is field 0, utime 11, stime 12 (clock ticks, 100 per second)
     (ticks(11) + ticks(12)) / 100.0
 }
@@ -239,8 +253,9 @@ fn bench_accepts_with_1_2_4_processes() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "gateway binary: {}",
-        std::env::var("SIGNGATE_BENCH_BIN")
-            .unwrap_or_else(|_| "the test build's (set SIGNGATE_BENCH_BIN to a release build)".into())
+        std::env::var("SIGNGATE_BENCH_BIN").unwrap_or_else(|_| {
+            "the test build's (set SIGNGATE_BENCH_BIN to a release build)".into()
+        })
     );
     let mut net = Net::new("mpbench", &spec(), "", None);
     // Deliveries to the commune (not running) back off for the whole run: accepts only.

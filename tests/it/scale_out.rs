@@ -184,7 +184,10 @@ fn a_batch_downloads_from_another_process() {
     for (i, bytes) in from_b.iter().enumerate() {
         let r = get(&format!("{a}v1/batches/{id}/documents/{i}"), &t);
         assert_eq!(r.status, 200);
-        assert!(r.body == *bytes, "document {i}: both processes serve the same bytes");
+        assert!(
+            r.body == *bytes,
+            "document {i}: both processes serve the same bytes"
+        );
     }
     // Another agency sees nothing on either process.
     let other = token(&c, "ha-noi", "hn");
@@ -218,14 +221,21 @@ fn a_killed_process_batch_is_taken_over_by_another() {
         if signed > 0 {
             break (0..N)
                 .filter(|&i| s["documents"][i]["state"] == "signed")
-                .map(|i| (i, get(&format!("{a}v1/batches/{id}/documents/{i}"), &t).body))
+                .map(|i| {
+                    (
+                        i,
+                        get(&format!("{a}v1/batches/{id}/documents/{i}"), &t).body,
+                    )
+                })
                 .collect();
         }
         std::thread::sleep(Duration::from_millis(25));
     };
     c.kill(0);
     assert_eq!(
-        c.scalar(&format!("SELECT COUNT(*) FROM batches WHERE id = '{id}' AND state = 'running'")),
+        c.scalar(&format!(
+            "SELECT COUNT(*) FROM batches WHERE id = '{id}' AND state = 'running'"
+        )),
         1,
         "the killed process's batch is left running"
     );
@@ -298,7 +308,10 @@ fn a_stale_leaseholder_late_writes_are_refused() {
     }
     std::thread::sleep(Duration::from_secs(1));
     let again = check_outputs(&c, &b, &t, &id, N, true);
-    assert!(again == outputs, "nothing changed after the stale process woke");
+    assert!(
+        again == outputs,
+        "nothing changed after the stale process woke"
+    );
     assert_eq!(status(&a, &t, &id)["state"], "done");
 }
 
@@ -316,7 +329,13 @@ fn a_small_batch_of_one_agency_finishes_while_another_agencys_big_batch_runs() {
     let small_token = token(&c, "ha-noi", "hn");
     c.start(0);
     let a = c.url(0);
-    let big = submit(&a, &big_token, 200, 20_000, r#"{"key": "ubnd", "level": "b-t"}"#);
+    let big = submit(
+        &a,
+        &big_token,
+        200,
+        20_000,
+        r#"{"key": "ubnd", "level": "b-t"}"#,
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     while status(&a, &big_token, &big)["state"] != "running" {
         assert!(Instant::now() < deadline, "the big batch never started");

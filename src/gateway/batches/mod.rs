@@ -17,8 +17,8 @@
 
 mod runner;
 
-pub use runner::MAX_RUNNING;
 pub(crate) use runner::Scheduler;
+pub use runner::MAX_RUNNING;
 
 use std::path::PathBuf;
 

@@ -171,8 +171,9 @@ impl Cluster {
     pub fn log(&self, i: usize) -> String {
         match &self.members[i].server {
             Some(s) => s.log(),
-            None => std::fs::read_to_string(self.members[i].dir.join("killed.log"))
-                .unwrap_or_default(),
+            None => {
+                std::fs::read_to_string(self.members[i].dir.join("killed.log")).unwrap_or_default()
+            }
         }
     }
 
@@ -242,7 +243,10 @@ impl Drop for Cluster {
 
 /// Splits a TOML text into its top-level keys and the rest (from the first `[` line).
 fn split_tables(body: &str) -> (String, String) {
-    match body.find("\n[").or_else(|| body.starts_with('[').then_some(0)) {
+    match body
+        .find("\n[")
+        .or_else(|| body.starts_with('[').then_some(0))
+    {
         Some(at) => (body[..at].to_string(), body[at..].to_string()),
         None => (body.to_string(), String::new()),
     }

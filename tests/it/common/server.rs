@@ -239,4 +239,3 @@ pub fn slow_tsa(target: String, delay: std::time::Duration) -> String {
     });
     url
 }
-
