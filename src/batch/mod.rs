@@ -25,6 +25,7 @@
 //! The engine is sync; async callers run it on a blocking thread.
 
 pub mod journal;
+pub mod zip;
 pub mod sample;
 
 use std::collections::HashSet;
