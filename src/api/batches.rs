@@ -211,6 +211,9 @@ mod tests {
         );
         assert_eq!(safe_name(Some("..")), "document");
         assert_eq!(safe_name(None), "document");
-        assert_eq!(stored_name(7, "a.pdf"), "0007-a.pdf");
+        assert_eq!(
+            crate::gateway::batches::stored_name(7, "a.pdf"),
+            "0007-a.pdf"
+        );
     }
 }

@@ -18,8 +18,15 @@ use crate::pdf::textdoc::{TextDocument, TextStyle};
 use crate::tls::ConnectionInfo;
 use crate::verify::Report;
 
-/// The report's text for `report` of the file named `file_name`, checked at `at`.
-fn report_text(lang: Lang, report: &Report, file_name: &str, at: OffsetDateTime) -> TextDocument {
+/// The file a report is about: its name as uploaded and its SHA-256 (which ties the report to
+/// the document, whatever its name says).
+struct Checked<'a> {
+    name: &'a str,
+    sha256: String,
+}
+
+/// The report's text for `report` of the file `file`, checked at `at`.
+fn report_text(lang: Lang, report: &Report, file: &Checked<'_>, at: OffsetDateTime) -> TextDocument {
     let l = lang;
     let title = l.pick("Báo cáo xác minh chữ ký số", "Digital signature verification report");
     let mut doc = TextDocument::new(title, l.code());
@@ -34,7 +41,15 @@ fn report_text(lang: Lang, report: &Report, file_name: &str, at: OffsetDateTime)
     );
     doc.push(
         TextStyle::Small,
-        &format!("{}: {file_name}", l.pick("Tệp được kiểm tra", "File checked")),
+        &format!("{}: {}", l.pick("Tệp được kiểm tra", "File checked"), file.name),
+    );
+    doc.push(
+        TextStyle::Small,
+        &format!(
+            "{}: {}",
+            l.pick("Mã băm SHA-256 của tệp", "SHA-256 of the file"),
+            file.sha256
+        ),
     );
     doc.push(TextStyle::Heading, l.pick("Kết luận", "Verdict"));
     doc.push(
@@ -139,7 +154,11 @@ pub(super) async fn download(
         .verify_anonymous(document.clone(), content)
         .await
         .map_err(|e| Failure::gateway(l, e))?;
-    let text = report_text(l, &report, &file_name, OffsetDateTime::now_utc());
+    let file = Checked {
+        name: &file_name,
+        sha256: crate::pki::alg::sha256_hex(document),
+    };
+    let text = report_text(l, &report, &file, OffsetDateTime::now_utc());
     let pdf = state
         .services
         .signed_report(

@@ -96,7 +96,7 @@ fn a_batch_archive_unzips_and_every_entry_verifies() {
         .zip(&docs)
         .map(|(n, d)| ("document", Some(*n), d.as_slice()))
         .collect();
-    parts.push(("options", None, br#"{"key": "demo-agency"}"#));
+    parts.push(("options", None, &br#"{"key": "demo-agency"}"#[..]));
     let (form, content_type) = multipart(&parts);
     let created = request_with(
         "POST",

@@ -27,7 +27,7 @@ fn pdftotext(pdf: &Path) -> Option<String> {
 
 /// Checks a downloaded report: a PDF with one intact signature by the gateway's key
 /// (`signgate verify`, `pdfsig`), whose text says `verdict` and masks `identifiers`.
-fn assert_report(pdf: &Path, verdict: &str, identifiers: &[String]) {
+fn assert_report(pdf: &Path, verdict: &str, checked: &[u8], identifiers: &[String]) {
     let bytes = std::fs::read(pdf).expect("report");
     assert!(bytes.starts_with(b"%PDF-"), "not a PDF");
     let mut c = signgate(["verify", "--offline", "--trust"]);
@@ -51,6 +51,10 @@ fn assert_report(pdf: &Path, verdict: &str, identifiers: &[String]) {
         assert!(flat.contains("Báo cáo xác minh chữ ký số"), "{flat}");
         assert!(flat.contains(verdict), "{verdict} not in {flat}");
         assert!(flat.contains("Thời điểm ký"), "{flat}");
+        // The report names the file it is about by its SHA-256.
+        use sha2::Digest as _;
+        let digest = hex::encode(sha2::Sha256::digest(checked));
+        assert!(text.replace(char::is_whitespace, "").contains(&digest), "{flat}");
         for id in identifiers {
             assert!(!flat.contains(id.as_str()), "{id} unmasked in the report");
             let tail: String = id.chars().rev().take(3).collect::<Vec<_>>().into_iter().rev().collect();
@@ -98,7 +102,7 @@ fn a_batch_of_twenty_and_the_signed_report_in_a_real_browser() {
     b.call(
         "POST",
         "/goog/cdp/execute",
-        Some(json!({"cmd": "Browser.setDownloadBehavior", "params": {
+        Some(json!({"cmd": "Page.setDownloadBehavior", "params": {
             "behavior": "allow", "downloadPath": downloads.path().to_str().expect("utf-8 path")
         }})),
     );
@@ -117,7 +121,12 @@ fn a_batch_of_twenty_and_the_signed_report_in_a_real_browser() {
     );
     b.click("#report-pdf");
     let report = downloaded(downloads.path(), "pdf");
-    assert_report(&report, "Hợp lệ", &identifiers_of(&gw, &signed.body));
+    assert_report(
+        &report,
+        "Hợp lệ",
+        &signed.body,
+        &identifiers_of(&gw, &signed.body),
+    );
     assert!(
         !gw.server.log().contains("công dân"),
         "the upload's name reached the log"
@@ -202,7 +211,7 @@ fn a_batch_of_twenty_and_the_signed_report_in_a_real_browser() {
         .as_array()
         .expect("records")
         .iter()
-        .filter(|r| r["client"] == "officer:officer1" && r["subject"]["batch"] == id.as_str())
+        .filter(|r| r["client"] == "officer:officer1" && r["record"]["subject"]["batch"] == id.as_str())
         .count();
     assert_eq!(by_officer, N, "{audit}");
 }
@@ -239,13 +248,13 @@ fn report_and_batch_refusals_over_plain_http() {
         std::io::Read::read_to_end(&mut r.into_reader(), &mut bytes).expect("read");
         (status, kind, bytes)
     };
-    let (status, _, _) = post(&[("document", Some("a.pdf"), &signed.body)]);
+    let (status, _, _) = post(&[("document", Some("a.pdf"), signed.body.as_slice())]);
     assert_eq!(status, 403, "no CSRF token");
     let (status, _, _) = post(&[("csrf", None, csrf.as_bytes())]);
     assert_eq!(status, 400, "no file");
     let (status, kind, pdf) = post(&[
         ("csrf", None, csrf.as_bytes()),
-        ("document", Some("a.pdf"), &signed.body),
+        ("document", Some("a.pdf"), signed.body.as_slice()),
     ]);
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&pdf));
     assert_eq!(kind.as_deref(), Some("application/pdf"));
@@ -265,8 +274,8 @@ fn report_and_batch_refusals_over_plain_http() {
     let doc = signgate::batch::sample::pdf(1, 10_000);
     let (body, content_type) = multipart(&[
         ("csrf", None, csrf.as_bytes()),
-        ("key", None, b"demo-agency"),
-        ("documents", Some("x.pdf"), &doc),
+        ("key", None, &b"demo-agency"[..]),
+        ("documents", Some("x.pdf"), doc.as_slice()),
     ]);
     let r = match agent
         .post(&gw.url("desk/batch"))
@@ -281,8 +290,8 @@ fn report_and_batch_refusals_over_plain_http() {
     let location = r.header("location").expect("location").to_string();
     // Without the token first: refused, nothing recorded.
     let (body, content_type) = multipart(&[
-        ("key", None, b"demo-agency"),
-        ("documents", Some("x.pdf"), &doc),
+        ("key", None, &b"demo-agency"[..]),
+        ("documents", Some("x.pdf"), doc.as_slice()),
     ]);
     let refused = match agent
         .post(&gw.url("desk/batch"))
