@@ -25,8 +25,8 @@
 //! The engine is sync; async callers run it on a blocking thread.
 
 pub mod journal;
-pub mod zip;
 pub mod sample;
+pub mod zip;
 
 use std::collections::HashSet;
 use std::ffi::OsString;

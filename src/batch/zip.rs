@@ -30,7 +30,9 @@ const MAX_NAME: usize = 255;
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ZipLayoutError {
     /// Past what a ZIP without ZIP64 holds.
-    #[error("the archive would be {bytes} bytes in {entries} entries; at most 4 GiB and 65535 entries")]
+    #[error(
+        "the archive would be {bytes} bytes in {entries} entries; at most 4 GiB and 65535 entries"
+    )]
     TooLarge {
         /// Its length.
         bytes: u64,
@@ -92,9 +94,8 @@ pub fn archive_len<'a>(
 /// 1980 to 2107.
 pub fn dos_time(at: time::OffsetDateTime) -> (u16, u16) {
     let year = at.year().clamp(1980, 2107) as u16;
-    let time = (u16::from(at.hour()) << 11)
-        | (u16::from(at.minute()) << 5)
-        | (u16::from(at.second()) / 2);
+    let time =
+        (u16::from(at.hour()) << 11) | (u16::from(at.minute()) << 5) | (u16::from(at.second()) / 2);
     let date = ((year - 1980) << 9) | (u16::from(u8::from(at.month())) << 5) | u16::from(at.day());
     (time, date)
 }
@@ -234,7 +235,10 @@ mod tests {
         let mut zip = ZipWriter::new(dos_time(time::macros::datetime!(2025-07-01 09:30:04 UTC)));
         let mut out = Vec::new();
         for (name, data) in files {
-            out.extend(zip.entry(name, data.len() as u64, crc(data)).expect("entry"));
+            out.extend(
+                zip.entry(name, data.len() as u64, crc(data))
+                    .expect("entry"),
+            );
             out.extend_from_slice(data);
         }
         out.extend(zip.finish().expect("finish"));

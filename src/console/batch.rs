@@ -56,7 +56,12 @@ async fn form_page(
         .map_err(|e| Failure::gateway(l, e))?;
     let options: String = keys
         .iter()
-        .map(|k| format!("<option value=\"{name}\">{name}</option>", name = esc(&k.name)))
+        .map(|k| {
+            format!(
+                "<option value=\"{name}\">{name}</option>",
+                name = esc(&k.name)
+            )
+        })
         .collect();
     let body = format!(
         "{notice}<p>{intro}</p>\

@@ -26,9 +26,17 @@ struct Checked<'a> {
 }
 
 /// The report's text for `report` of the file `file`, checked at `at`.
-fn report_text(lang: Lang, report: &Report, file: &Checked<'_>, at: OffsetDateTime) -> TextDocument {
+fn report_text(
+    lang: Lang,
+    report: &Report,
+    file: &Checked<'_>,
+    at: OffsetDateTime,
+) -> TextDocument {
     let l = lang;
-    let title = l.pick("Báo cáo xác minh chữ ký số", "Digital signature verification report");
+    let title = l.pick(
+        "Báo cáo xác minh chữ ký số",
+        "Digital signature verification report",
+    );
     let mut doc = TextDocument::new(title, l.code());
     doc.push(TextStyle::Title, title);
     let checked = at
@@ -41,7 +49,11 @@ fn report_text(lang: Lang, report: &Report, file: &Checked<'_>, at: OffsetDateTi
     );
     doc.push(
         TextStyle::Small,
-        &format!("{}: {}", l.pick("Tệp được kiểm tra", "File checked"), file.name),
+        &format!(
+            "{}: {}",
+            l.pick("Tệp được kiểm tra", "File checked"),
+            file.name
+        ),
     );
     doc.push(
         TextStyle::Small,
@@ -98,7 +110,10 @@ fn report_text(lang: Lang, report: &Report, file: &Checked<'_>, at: OffsetDateTi
             }
         }
     }
-    doc.push(TextStyle::Heading, l.pick("Về báo cáo này", "About this report"));
+    doc.push(
+        TextStyle::Heading,
+        l.pick("Về báo cáo này", "About this report"),
+    );
     doc.push(
         TextStyle::Small,
         l.pick(

@@ -199,7 +199,10 @@ pub(super) fn signature_facts(lang: Lang, s: &SignatureReport) -> Vec<Fact> {
         ),
         (_, None) => when(l, &s.best_signature_time),
     };
-    fact(l.pick("Thời điểm ký", "Signed at"), FactValue::Text(time_text));
+    fact(
+        l.pick("Thời điểm ký", "Signed at"),
+        FactValue::Text(time_text),
+    );
     let changed = if !s.intact {
         FactValue::Text(
             l.pick(
@@ -233,7 +236,10 @@ pub(super) fn signature_facts(lang: Lang, s: &SignatureReport) -> Vec<Fact> {
             ordered: false,
         }
     };
-    fact(l.pick("Thay đổi sau khi ký", "Changed after signing"), changed);
+    fact(
+        l.pick("Thay đổi sau khi ký", "Changed after signing"),
+        changed,
+    );
     let chain: Vec<(String, Option<String>)> = s
         .chain
         .iter()
@@ -287,10 +293,7 @@ fn fact_html(fact: &Fact) -> String {
             } else {
                 ("<ul>", "</ul>")
             };
-            format!(
-                "{}{open}{items}{close}",
-                intro.map(esc).unwrap_or_default()
-            )
+            format!("{}{open}{items}{close}", intro.map(esc).unwrap_or_default())
         }
     };
     format!(

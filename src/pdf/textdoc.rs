@@ -81,7 +81,11 @@ impl TextDocument {
     pub fn new(title: &str, lang: &str) -> Self {
         Self {
             title: normalize_line(title),
-            lang: lang.chars().filter(char::is_ascii_alphabetic).take(8).collect(),
+            lang: lang
+                .chars()
+                .filter(char::is_ascii_alphabetic)
+                .take(8)
+                .collect(),
             paragraphs: Vec::new(),
         }
     }

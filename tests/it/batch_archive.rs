@@ -15,7 +15,12 @@ use crate::common::*;
 pub(crate) fn wait_for_batch(gw: &DemoGateway, id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
-        let status = request("GET", &gw.url(&format!("v1/batches/{id}")), Some(&gw.token), None);
+        let status = request(
+            "GET",
+            &gw.url(&format!("v1/batches/{id}")),
+            Some(&gw.token),
+            None,
+        );
         assert_eq!(status.status, 200);
         let v = status.json();
         if !matches!(v["state"].as_str(), Some("queued" | "running")) {
@@ -49,7 +54,8 @@ pub(crate) fn unzip_checked(zip: &Path, dir: &Path) -> Option<Vec<String>> {
 /// Every entry of an unpacked archive of signed PDFs verifies with `signgate verify` and, when
 /// present, `pdfsig`.
 pub(crate) fn assert_signed_pdfs(dir: &Path, names: &[String]) {
-    let nss = require_tool("pdfsig").map(|_| NssDb::new(&repo_root().join("certs/demo/root-ca.pem")));
+    let nss =
+        require_tool("pdfsig").map(|_| NssDb::new(&repo_root().join("certs/demo/root-ca.pem")));
     for name in names {
         let path = dir.join(name);
         let mut c = signgate(["verify", "--offline", "--trust"]);
@@ -105,7 +111,12 @@ fn a_batch_archive_unzips_and_every_entry_verifies() {
         &[("Content-Type", &content_type)],
         Some(&form),
     );
-    assert_eq!(created.status, 202, "{}", String::from_utf8_lossy(&created.body));
+    assert_eq!(
+        created.status,
+        202,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
     let id = created.json()["id"].as_str().expect("id").to_string();
     let archive_url = gw.url(&format!("v1/batches/{id}/archive"));
 

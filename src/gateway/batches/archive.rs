@@ -45,7 +45,10 @@ impl axum::response::IntoResponse for BatchArchive {
                 .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
         (
             [
-                (header::CONTENT_TYPE, HeaderValue::from_static("application/zip")),
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/zip"),
+                ),
                 (header::CONTENT_DISPOSITION, disposition),
             ],
             axum::body::Body::new(self.body),
@@ -153,14 +156,12 @@ impl Services {
             .to_offset(crate::clock::VIETNAM);
         let (tx, rx) = mpsc::channel(QUEUED);
         let id = batch.id.clone();
-        tokio::task::spawn_blocking(move || {
-            match write_archive(&entries, dos_time(at), &tx) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-                Err(e) => {
-                    tracing::error!(batch = %id, error = %e, "batch archive stopped");
-                    let _ = tx.blocking_send(Err(e));
-                }
+        tokio::task::spawn_blocking(move || match write_archive(&entries, dos_time(at), &tx) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            Err(e) => {
+                tracing::error!(batch = %id, error = %e, "batch archive stopped");
+                let _ = tx.blocking_send(Err(e));
             }
         });
         Ok(BatchArchive {

@@ -20,7 +20,9 @@ impl Services {
         names: Vec<String>,
         spec: BatchSpec,
     ) -> Result<String, GatewayError> {
-        let result = self.record_officer_batch(officer, &batch, names, spec).await;
+        let result = self
+            .record_officer_batch(officer, &batch, names, spec)
+            .await;
         if result.is_err() {
             let _ = tokio::fs::remove_dir_all(&batch.dir).await;
         }

@@ -44,7 +44,11 @@ fn assert_report(pdf: &Path, verdict: &str, checked: &[u8], identifiers: &[Strin
         let checked = pdfsig(&nss, pdf);
         assert_eq!(checked.signatures.len(), 1, "{}", checked.raw);
         assert!(checked.signatures[0].signature_valid(), "{}", checked.raw);
-        assert!(checked.signatures[0].certificate_trusted(), "{}", checked.raw);
+        assert!(
+            checked.signatures[0].certificate_trusted(),
+            "{}",
+            checked.raw
+        );
     }
     if let Some(text) = pdftotext(pdf) {
         let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -54,11 +58,24 @@ fn assert_report(pdf: &Path, verdict: &str, checked: &[u8], identifiers: &[Strin
         // The report names the file it is about by its SHA-256.
         use sha2::Digest as _;
         let digest = hex::encode(sha2::Sha256::digest(checked));
-        assert!(text.replace(char::is_whitespace, "").contains(&digest), "{flat}");
+        assert!(
+            text.replace(char::is_whitespace, "").contains(&digest),
+            "{flat}"
+        );
         for id in identifiers {
             assert!(!flat.contains(id.as_str()), "{id} unmasked in the report");
-            let tail: String = id.chars().rev().take(3).collect::<Vec<_>>().into_iter().rev().collect();
-            assert!(flat.contains(&format!("•{tail}")), "{id} not shown masked: {flat}");
+            let tail: String = id
+                .chars()
+                .rev()
+                .take(3)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            assert!(
+                flat.contains(&format!("•{tail}")),
+                "{id} not shown masked: {flat}"
+            );
         }
     }
 }
@@ -70,7 +87,12 @@ fn identifiers_of(gw: &DemoGateway, pdf: &[u8]) -> Vec<String> {
         .as_array()
         .into_iter()
         .flatten()
-        .flat_map(|s| s["signer"]["identifiers"].as_array().cloned().unwrap_or_default())
+        .flat_map(|s| {
+            s["signer"]["identifiers"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
         .filter_map(|i| i["value"].as_str().map(str::to_string))
         .filter(|v| v.chars().count() > 3)
         .collect()
@@ -87,7 +109,11 @@ fn downloaded(dir: &Path, ext: &str) -> PathBuf {
         if let Some(path) = found {
             return path;
         }
-        assert!(Instant::now() < deadline, "no .{ext} download in {}", dir.display());
+        assert!(
+            Instant::now() < deadline,
+            "no .{ext} download in {}",
+            dir.display()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -116,7 +142,8 @@ fn a_batch_of_twenty_and_the_signed_report_in_a_real_browser() {
     b.type_into("#document", valid.to_str().expect("path"));
     b.click("form[action='/verify'] button[type=submit]:not([formaction])");
     assert_eq!(
-        b.attribute(".verdict.overall", "data-indication").as_deref(),
+        b.attribute(".verdict.overall", "data-indication")
+            .as_deref(),
         Some("TOTAL_PASSED")
     );
     b.click("#report-pdf");
@@ -203,15 +230,25 @@ fn a_batch_of_twenty_and_the_signed_report_in_a_real_browser() {
         return;
     };
     assert_eq!(entries.len(), N, "{entries:?}");
-    assert!(entries.iter().all(|e| e.ends_with(".pdf") && !e.contains('/')));
+    assert!(entries
+        .iter()
+        .all(|e| e.ends_with(".pdf") && !e.contains('/')));
     assert_signed_pdfs(out.path(), &entries);
     // Every signature is in the audit chain under the officer's name.
-    let audit = request("GET", &gw.url("v1/audit?action=sign"), Some(&gw.token), None).json();
+    let audit = request(
+        "GET",
+        &gw.url("v1/audit?action=sign"),
+        Some(&gw.token),
+        None,
+    )
+    .json();
     let by_officer = audit["records"]
         .as_array()
         .expect("records")
         .iter()
-        .filter(|r| r["client"] == "officer:officer1" && r["record"]["subject"]["batch"] == id.as_str())
+        .filter(|r| {
+            r["client"] == "officer:officer1" && r["record"]["subject"]["batch"] == id.as_str()
+        })
         .count();
     assert_eq!(by_officer, N, "{audit}");
 }
@@ -230,7 +267,10 @@ fn report_and_batch_refusals_over_plain_http() {
         .expect("sg_pre cookie")
         .to_string();
     let csrf = csrf_of(&page.into_string().expect("page"));
-    let signed = gw.post("v1/sign?key=demo-agency", &std::fs::read(sample_pdf()).expect("sample"));
+    let signed = gw.post(
+        "v1/sign?key=demo-agency",
+        &std::fs::read(sample_pdf()).expect("sample"),
+    );
     let post = |parts: &[(&str, Option<&str>, &[u8])]| -> (u16, Option<String>, Vec<u8>) {
         let (body, content_type) = multipart(parts);
         let r = match agent
@@ -263,7 +303,10 @@ fn report_and_batch_refusals_over_plain_http() {
     let bytes = std::fs::read(&path).expect("report");
     assert!(bytes.starts_with(b"%PDF-"));
     if let Some(text) = pdftotext(&path) {
-        assert!(text.contains("Digital signature verification report"), "{text}");
+        assert!(
+            text.contains("Digital signature verification report"),
+            "{text}"
+        );
         assert!(text.contains("Valid"), "{text}");
     }
 
@@ -309,8 +352,18 @@ fn report_and_batch_refusals_over_plain_http() {
     run_ok(&mut demo_admin(
         gw.dir.path(),
         &[
-            "user", "add", "--username", "stranger", "--agency", "other", "--name", "Người lạ",
-            "--role", "officer", "--password-file", pw.to_str().expect("utf-8 path"),
+            "user",
+            "add",
+            "--username",
+            "stranger",
+            "--agency",
+            "other",
+            "--name",
+            "Người lạ",
+            "--role",
+            "officer",
+            "--password-file",
+            pw.to_str().expect("utf-8 path"),
         ],
     ));
     let other = http_login(&gw, "stranger", PASSWORD).expect("other session");
