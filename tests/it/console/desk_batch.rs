@@ -271,10 +271,10 @@ fn report_and_batch_refusals_over_plain_http() {
         "v1/sign?key=demo-agency",
         &std::fs::read(sample_pdf()).expect("sample"),
     );
-    let post = |parts: &[(&str, Option<&str>, &[u8])]| -> (u16, Option<String>, Vec<u8>) {
+    let post_to = |path: &str, parts: &[(&str, Option<&str>, &[u8])]| {
         let (body, content_type) = multipart(parts);
         let r = match agent
-            .post(&gw.url("verify/report?lang=en"))
+            .post(&gw.url(path))
             .set("Content-Type", &content_type)
             .set("Cookie", &pre)
             .send_bytes(&body)
@@ -288,6 +288,7 @@ fn report_and_batch_refusals_over_plain_http() {
         std::io::Read::read_to_end(&mut r.into_reader(), &mut bytes).expect("read");
         (status, kind, bytes)
     };
+    let post = |parts: &[(&str, Option<&str>, &[u8])]| post_to("verify/report?lang=en", parts);
     let (status, _, _) = post(&[("document", Some("a.pdf"), signed.body.as_slice())]);
     assert_eq!(status, 403, "no CSRF token");
     let (status, _, _) = post(&[("csrf", None, csrf.as_bytes())]);
@@ -309,6 +310,33 @@ fn report_and_batch_refusals_over_plain_http() {
         );
         assert!(text.contains("Valid"), "{text}");
     }
+
+    // A citizen's signature: the report (Vietnamese) shows the citizen ID masked only.
+    let tmp_dir = tmp.path();
+    let pw = write(tmp_dir, "pw", b"demo");
+    let citizen = tmp_dir.join("citizen.pdf");
+    let mut sign = signgate(["sign", "--key"]);
+    sign.arg(repo_root().join("certs/demo/citizen.p12"))
+        .arg("--password-file")
+        .arg(&pw)
+        .arg("--in")
+        .arg(sample_pdf())
+        .arg("--out")
+        .arg(&citizen);
+    run_ok(&mut sign);
+    let citizen_pdf = std::fs::read(&citizen).expect("citizen.pdf");
+    let ids = identifiers_of(&gw, &citizen_pdf);
+    assert_eq!(ids.len(), 1, "the citizen certificate carries its CCCD");
+    let (status, _, pdf) = post_to(
+        "verify/report?lang=vi",
+        &[
+            ("csrf", None, csrf.as_bytes()),
+            ("document", Some("công dân.pdf"), citizen_pdf.as_slice()),
+        ],
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&pdf));
+    let report = write(tmp_dir, "report-vi.pdf", &pdf);
+    assert_report(&report, "Hợp lệ", &citizen_pdf, &ids);
 
     // Batches: another agency's officer sees none of this agency's.
     let cookie = http_login(&gw, "officer1", PASSWORD).expect("session");
