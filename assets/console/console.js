@@ -168,6 +168,8 @@ function wireVerify(form) {
   const bar = form.querySelector('progress');
   form.addEventListener('submit', (event) => {
     if (!window.XMLHttpRequest || !window.FormData || !window.DOMParser) return;
+    // The signed PDF report is a download: the browser posts the form itself.
+    if (event.submitter && event.submitter.hasAttribute('formaction')) return;
     event.preventDefault();
     const xhr = new XMLHttpRequest();
     xhr.open('POST', form.action);
@@ -262,7 +264,40 @@ function drawVerifyPage(p, n, list) {
   });
 }
 
+// A batch's page: its progress is polled (a JSON answer from this site) until it is finished,
+// then the ZIP link shows and the documents' table is brought up to date. Without this script
+// a link reloads the page.
+function wireBatch(section) {
+  if (section.dataset.finished === 'true' || !window.fetch) return;
+  const bar = section.querySelector('#batch-progress');
+  const status = section.querySelector('#batch-status');
+  const download = section.querySelector('#batch-download');
+  const refresh = section.querySelector('#batch-refresh');
+  refresh.hidden = true;
+  const tick = () => fetch(section.dataset.progressUrl, { credentials: 'same-origin', cache: 'no-store' })
+    .then((r) => (r.ok ? r.json() : Promise.reject(new Error(String(r.status)))))
+    .then((p) => {
+      bar.max = Math.max(p.total, 1);
+      bar.value = p.signed + p.failed;
+      if (status.textContent !== p.sentence) status.textContent = p.sentence;
+      if (!p.finished) { setTimeout(tick, 500); return null; }
+      return fetch(window.location.href, { credentials: 'same-origin', cache: 'no-store' })
+        .then((r) => r.text())
+        .then((text) => {
+          const fresh = new DOMParser().parseFromString(text, 'text/html').querySelector('table.docs tbody');
+          const mine = section.querySelector('table.docs tbody');
+          if (fresh && mine) mine.replaceWith(document.importNode(fresh, true));
+          download.hidden = false;
+          section.dataset.finished = 'true';
+        });
+    })
+    .catch(() => { refresh.hidden = false; });
+  tick();
+}
+
 document.addEventListener('DOMContentLoaded', () => {
+  const batch = document.getElementById('batch');
+  if (batch && batch.dataset.progressUrl) wireBatch(batch);
   const verify = document.getElementById('verify-form');
   if (verify) wireVerify(verify);
   document.querySelectorAll('form[data-progress]').forEach(wireProgress);

@@ -12,34 +12,13 @@ use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
 use super::{idempotency_key, AppError, AppState, Caller};
-use crate::gateway::batches::{stored_name, BatchSpec};
+use crate::gateway::batches::{BatchSpec, NewBatch};
 use crate::gateway::idempotency::{Operation, RequestDigest};
 use crate::pki::alg::{sha256_hex, DigestAlgorithm};
 
 /// The last path segment of an uploaded file name, reduced to `[A-Za-z0-9._-]`.
 fn safe_name(raw: Option<&str>) -> String {
-    let base = raw
-        .unwrap_or_default()
-        .rsplit(['/', '\\'])
-        .next()
-        .unwrap_or_default();
-    let cleaned: String = base
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(120)
-        .collect();
-    let cleaned = cleaned.trim_start_matches('.');
-    if cleaned.is_empty() {
-        "document".into()
-    } else {
-        cleaned.into()
-    }
+    crate::batch::zip::safe_file_name(raw.unwrap_or_default(), 120)
 }
 
 fn io_error(what: &str, path: &Path, e: std::io::Error) -> AppError {
@@ -55,35 +34,20 @@ struct Upload {
 }
 
 /// Streams the `document` parts into `dir/in` and reads the `options` part.
-async fn receive(state: &AppState, req: Request, dir: &Path) -> Result<Upload, AppError> {
+async fn receive(state: &AppState, req: Request, batch: &NewBatch) -> Result<Upload, AppError> {
     let mut digest = RequestDigest::new(Operation::Batch, req.uri().query().unwrap_or_default());
     let limit = state.settings().max_body_bytes;
     let multipart_error = |e| AppError::from_multipart(e, limit);
     let mut multipart = Multipart::from_request(req, state)
         .await
         .map_err(|e| AppError::BadRequest(e.body_text()))?;
-    let in_dir = dir.join("in");
-    tokio::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&in_dir)
-        .await
-        .map_err(|e| io_error("cannot create", &in_dir, e))?;
     let mut names = Vec::new();
     let mut spec = None;
     while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
         match field.name().unwrap_or_default() {
             "document" => {
                 let name = safe_name(field.file_name());
-                let path = in_dir.join(stored_name(names.len(), &name));
-                let mut file = tokio::fs::OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .mode(0o600)
-                    .open(&path)
-                    .await
-                    .map_err(|e| io_error("cannot create", &path, e))?;
+                let (mut file, path) = batch.input_file(names.len(), &name).await?;
                 let mut hash = DigestAlgorithm::Sha256.hasher();
                 while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
                     hash.update(&chunk);
@@ -113,16 +77,7 @@ async fn receive(state: &AppState, req: Request, dir: &Path) -> Result<Upload, A
             }
         }
     }
-    // The new directory entries too: `in/*`, `<id>/in` and `batches/<id>`.
-    for folder in [in_dir.as_path(), dir, dir.parent().unwrap_or(dir)] {
-        let handle = tokio::fs::File::open(folder)
-            .await
-            .map_err(|e| io_error("cannot open", folder, e))?;
-        handle
-            .sync_all()
-            .await
-            .map_err(|e| io_error("cannot sync", folder, e))?;
-    }
+    batch.sync_inputs().await?;
     Ok(Upload {
         names,
         spec,
@@ -142,7 +97,7 @@ pub(super) async fn create(
     let claim = state.services().claim_idempotency_key(&caller, key).await;
     let batch = state.services().new_batch();
     // The body is read first even for a replay or a refusal (see `submit`).
-    let upload = match receive(&state, req, &batch.dir).await {
+    let upload = match receive(&state, req, &batch).await {
         Ok(upload) => upload,
         Err(e) => {
             let _ = tokio::fs::remove_dir_all(&batch.dir).await;
@@ -233,6 +188,16 @@ pub(super) async fn document(
     Ok(([(header::CONTENT_TYPE, format.media_type())], bytes).into_response())
 }
 
+/// `GET /v1/batches/{id}/archive`: the ZIP of the batch's signed outputs, streamed.
+pub(super) async fn archive(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Response, AppError> {
+    let archive = state.services().batch_archive(&caller, &id).await?;
+    Ok(archive.into_response())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,6 +211,9 @@ mod tests {
         );
         assert_eq!(safe_name(Some("..")), "document");
         assert_eq!(safe_name(None), "document");
-        assert_eq!(stored_name(7, "a.pdf"), "0007-a.pdf");
+        assert_eq!(
+            crate::gateway::batches::stored_name(7, "a.pdf"),
+            "0007-a.pdf"
+        );
     }
 }

@@ -119,6 +119,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/batches", post(batches::create))
         .route("/v1/batches/{id}", get(batches::status))
         .route("/v1/batches/{id}/documents/{n}", get(batches::document))
+        .route("/v1/batches/{id}/archive", get(batches::archive))
         .route("/v1/audit", get(audit))
         .route("/v1/openapi.json", get(openapi))
         .route("/healthz", get(healthz))

@@ -26,6 +26,7 @@
 
 pub mod journal;
 pub mod sample;
+pub mod zip;
 
 use std::collections::HashSet;
 use std::ffi::OsString;

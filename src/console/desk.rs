@@ -75,7 +75,7 @@ enum StampKind {
 
 /// The session of an officer who may sign, or the answer to give instead (log-in page, or a
 /// refusal for a clerk).
-async fn signing_session(
+pub(super) async fn signing_session(
     state: &ConsoleState,
     lang: Lang,
     headers: &HeaderMap,

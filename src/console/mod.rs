@@ -17,8 +17,10 @@
 //! only, and nothing is loaded from another host. Vietnamese by default, English with
 //! `?lang=en` (remembered in a cookie).
 
+mod batch;
 mod desk;
 mod page;
+mod report;
 mod throttle;
 mod verdict;
 
@@ -84,11 +86,16 @@ pub fn router(services: Services) -> Router {
     Router::new()
         .route("/", get(home))
         .route("/verify", get(verify_form).post(verify_check))
+        .route("/verify/report", post(report::download))
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
         .route("/desk", get(desk::form))
         .route("/desk/sign", post(desk::sign))
         .route("/desk/download/{id}", get(desk::download))
+        .route("/desk/batch", get(batch::form).post(batch::create))
+        .route("/desk/batch/{id}", get(batch::show))
+        .route("/desk/batch/{id}/progress", get(batch::progress))
+        .route("/desk/batch/{id}/archive", get(batch::archive))
         .route("/assets/console.css", get(style))
         .route("/assets/console.js", get(script))
         .route("/assets/pdfjs/pdf.min.mjs", get(|| javascript(PDFJS)))
@@ -494,7 +501,9 @@ fn verify_form_html(lang: Lang, csrf: &str) -> String {
          <input type=\"file\" id=\"content\" name=\"content\" aria-describedby=\"content-help\">\
          <p id=\"content-help\" class=\"help\">{content_help}</p></div>\
          <progress hidden max=\"100\" value=\"0\" aria-label=\"{progress}\"></progress>\
-         <p><button type=\"submit\">{submit}</button></p></form>\
+         <p><button type=\"submit\">{submit}</button> \
+         <button type=\"submit\" id=\"report-pdf\" formaction=\"/verify/report\" aria-describedby=\"report-help\">{report}</button></p>\
+         <p id=\"report-help\" class=\"help\">{report_help}</p></form>\
          <section id=\"pages\" hidden aria-labelledby=\"pages-title\"><h2 id=\"pages-title\">{pages}</h2>\
          <p class=\"help\">{pages_help}</p><div class=\"pages\" data-page-label=\"{page_label}\"></div></section>",
         pages = l.pick("Các trang của tài liệu", "The document's pages"),
@@ -520,6 +529,11 @@ fn verify_form_html(lang: Lang, csrf: &str) -> String {
         ),
         progress = l.pick("Tiến độ tải lên", "Upload progress"),
         submit = l.pick("Xác minh", "Verify"),
+        report = l.pick("Tải báo cáo PDF có chữ ký", "Download the signed PDF report"),
+        report_help = l.pick(
+            "Báo cáo in được, ký số bằng khóa của cổng để người khác kiểm tra được kết quả.",
+            "A printable report, signed with the gateway's key so others can check the result."
+        ),
     )
 }
 

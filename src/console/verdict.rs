@@ -35,7 +35,7 @@ fn dn_part(dn: &str, key: &str) -> Option<String> {
 }
 
 /// An RFC 3339 time shown in Vietnam time (`dd/mm/yyyy hh:mm:ss`).
-fn when(lang: Lang, rfc3339: &str) -> String {
+pub(super) fn when(lang: Lang, rfc3339: &str) -> String {
     let format = time::macros::format_description!("[day]/[month]/[year] [hour]:[minute]:[second]");
     match OffsetDateTime::parse(rfc3339, &Rfc3339) {
         Ok(t) => format!(
@@ -110,32 +110,57 @@ pub fn sentence(lang: Lang, i: Indication, sub: Option<SubIndication>) -> &'stat
     }
 }
 
-fn row(label: &str, value: &str) -> String {
-    format!(
-        "<div class=\"row\"><dt>{}</dt><dd>{value}</dd></div>",
-        esc(label)
-    )
+/// One fact about a signature, as the page and the printed report show it (text unescaped).
+pub(super) struct Fact {
+    /// What it is ("Signed by").
+    pub label: &'static str,
+    /// Its value.
+    pub value: FactValue,
 }
 
-fn signature_html(lang: Lang, n: usize, s: &SignatureReport) -> String {
-    let l = lang;
-    let kind = match s.kind {
-        SignatureKind::Signature => l.pick("Chữ ký", "Signature"),
+/// The value of a [`Fact`].
+pub(super) enum FactValue {
+    /// Plain text.
+    Text(String),
+    /// A masked identifier.
+    Masked(String),
+    /// A sentence followed by a list of items, each with an optional note.
+    List {
+        /// The sentence before the list, if any.
+        intro: Option<&'static str>,
+        /// The items and their notes.
+        items: Vec<(String, Option<String>)>,
+        /// A numbered list (the certificate chain) or bullets.
+        ordered: bool,
+    },
+}
+
+/// The kind of a signature, as a heading says it.
+pub(super) fn kind_name(lang: Lang, kind: SignatureKind) -> &'static str {
+    match kind {
+        SignatureKind::Signature => lang.pick("Chữ ký", "Signature"),
         SignatureKind::DocumentTimestamp => {
-            l.pick("Dấu thời gian của tài liệu", "Document time-stamp")
+            lang.pick("Dấu thời gian của tài liệu", "Document time-stamp")
         }
-        SignatureKind::CounterSignature => l.pick("Chữ ký xác nhận", "Counter-signature"),
-    };
-    let mut rows = String::new();
+        SignatureKind::CounterSignature => lang.pick("Chữ ký xác nhận", "Counter-signature"),
+    }
+}
+
+/// What the page and the printed report tell about signature `s`: who signed (identifiers
+/// masked), when, whether the document changed after signing, and the certificate chain.
+pub(super) fn signature_facts(lang: Lang, s: &SignatureReport) -> Vec<Fact> {
+    let l = lang;
+    let mut facts = Vec::new();
+    let mut fact = |label: &'static str, value: FactValue| facts.push(Fact { label, value });
     if let Some(signer) = &s.signer {
         if let Some(cn) = dn_part(&signer.subject, "CN") {
-            rows.push_str(&row(l.pick("Người ký", "Signed by"), &esc(&cn)));
+            fact(l.pick("Người ký", "Signed by"), FactValue::Text(cn));
         }
         if let Some(o) = dn_part(&signer.subject, "O") {
-            rows.push_str(&row(
+            fact(
                 l.pick("Cơ quan, tổ chức", "Agency or organisation"),
-                &esc(&o),
-            ));
+                FactValue::Text(o),
+            );
         }
         for id in &signer.identifiers {
             let label = match id.kind.as_str() {
@@ -144,16 +169,13 @@ fn signature_html(lang: Lang, n: usize, s: &SignatureReport) -> String {
                 "CMND" => l.pick("Số chứng minh nhân dân", "Identity card number"),
                 _ => l.pick("Mã định danh", "Identifier"),
             };
-            rows.push_str(&row(
-                label,
-                &format!("<span class=\"masked\">{}</span>", esc(&mask(&id.value))),
-            ));
+            fact(label, FactValue::Masked(mask(&id.value)));
         }
     }
     let time_text = match (&s.timestamp, &s.claimed_signing_time) {
         (Some(ts), _) if ts.valid => format!(
             "{} {}",
-            esc(&when(l, &ts.gen_time)),
+            when(l, &ts.gen_time),
             l.pick(
                 "— được chứng minh bằng dấu thời gian của một tổ chức cung cấp dịch vụ cấp dấu thời gian.",
                 "— proven by a time-stamp from a time-stamping authority."
@@ -161,7 +183,7 @@ fn signature_html(lang: Lang, n: usize, s: &SignatureReport) -> String {
         ),
         (Some(_), Some(claimed)) => format!(
             "{} {}",
-            esc(&when(l, claimed)),
+            when(l, claimed),
             l.pick(
                 "— do người ký tự khai; dấu thời gian kèm theo không hợp lệ.",
                 "— as the signer states it; the attached time-stamp is not valid."
@@ -169,81 +191,127 @@ fn signature_html(lang: Lang, n: usize, s: &SignatureReport) -> String {
         ),
         (None, Some(claimed)) => format!(
             "{} {}",
-            esc(&when(l, claimed)),
+            when(l, claimed),
             l.pick(
                 "— do người ký tự khai, không có dấu thời gian chứng minh.",
                 "— as the signer states it; no time-stamp proves it."
             )
         ),
-        (_, None) => esc(&when(l, &s.best_signature_time)),
+        (_, None) => when(l, &s.best_signature_time),
     };
-    rows.push_str(&row(l.pick("Thời điểm ký", "Signed at"), &time_text));
+    fact(
+        l.pick("Thời điểm ký", "Signed at"),
+        FactValue::Text(time_text),
+    );
     let changed = if !s.intact {
-        l.pick(
-            "Có: phần nội dung đã ký bị sửa đổi.",
-            "Yes: the signed content was modified.",
+        FactValue::Text(
+            l.pick(
+                "Có: phần nội dung đã ký bị sửa đổi.",
+                "Yes: the signed content was modified.",
+            )
+            .to_string(),
         )
-        .to_string()
     } else if s.changes.is_empty() {
-        if s.coverage.whole_file {
-            l.pick(
-                "Không: chữ ký bao trùm toàn bộ tệp.",
-                "No: the signature covers the whole file.",
-            )
-            .to_string()
-        } else {
-            l.pick(
-                "Không có thay đổi nào về nội dung sau khi ký.",
-                "No change of content after signing.",
-            )
-            .to_string()
-        }
-    } else {
-        let items: String = s
-            .changes
-            .iter()
-            .map(|c| format!("<li>{}</li>", esc(c)))
-            .collect();
-        format!(
-            "{}<ul>{items}</ul>",
-            esc(l.pick(
-                "Tài liệu được bổ sung sau khi ký:",
-                "The document was added to after signing:"
-            ))
+        FactValue::Text(
+            if s.coverage.whole_file {
+                l.pick(
+                    "Không: chữ ký bao trùm toàn bộ tệp.",
+                    "No: the signature covers the whole file.",
+                )
+            } else {
+                l.pick(
+                    "Không có thay đổi nào về nội dung sau khi ký.",
+                    "No change of content after signing.",
+                )
+            }
+            .to_string(),
         )
+    } else {
+        FactValue::List {
+            intro: Some(l.pick(
+                "Tài liệu được bổ sung sau khi ký:",
+                "The document was added to after signing:",
+            )),
+            items: s.changes.iter().map(|c| (c.clone(), None)).collect(),
+            ordered: false,
+        }
     };
-    rows.push_str(&row(
+    fact(
         l.pick("Thay đổi sau khi ký", "Changed after signing"),
-        &changed,
-    ));
-    let chain: String = s
+        changed,
+    );
+    let chain: Vec<(String, Option<String>)> = s
         .chain
         .iter()
         .map(|c| {
             let name = dn_part(&c.subject, "CN")
                 .or_else(|| dn_part(&c.subject, "O"))
                 .unwrap_or_default();
-            format!(
-                "<li>{} <span class=\"muted\">({} {})</span></li>",
-                esc(&name),
+            let note = format!(
+                "({} {})",
                 l.pick("hiệu lực đến", "valid until"),
-                esc(&when(l, &c.not_after))
-            )
+                when(l, &c.not_after)
+            );
+            (name, Some(note))
         })
         .collect();
     if !chain.is_empty() {
-        rows.push_str(&row(
+        fact(
             l.pick("Chuỗi chứng thư", "Certificate chain"),
-            &format!("<ol class=\"chain\">{chain}</ol>"),
-        ));
+            FactValue::List {
+                intro: None,
+                items: chain,
+                ordered: true,
+            },
+        );
     }
+    facts
+}
+
+fn fact_html(fact: &Fact) -> String {
+    let value = match &fact.value {
+        FactValue::Text(t) => esc(t),
+        FactValue::Masked(m) => format!("<span class=\"masked\">{}</span>", esc(m)),
+        FactValue::List {
+            intro,
+            items,
+            ordered,
+        } => {
+            let items: String = items
+                .iter()
+                .map(|(item, note)| match note {
+                    Some(n) => format!(
+                        "<li>{} <span class=\"muted\">{}</span></li>",
+                        esc(item),
+                        esc(n)
+                    ),
+                    None => format!("<li>{}</li>", esc(item)),
+                })
+                .collect();
+            let (open, close) = if *ordered {
+                ("<ol class=\"chain\">", "</ol>")
+            } else {
+                ("<ul>", "</ul>")
+            };
+            format!("{}{open}{items}{close}", intro.map(esc).unwrap_or_default())
+        }
+    };
+    format!(
+        "<div class=\"row\"><dt>{}</dt><dd>{value}</dd></div>",
+        esc(fact.label)
+    )
+}
+
+fn signature_html(lang: Lang, n: usize, s: &SignatureReport) -> String {
+    let rows: String = signature_facts(lang, s).iter().map(fact_html).collect();
     format!(
         "<section class=\"signature\" aria-labelledby=\"sig{n}\"><h3 id=\"sig{n}\">{kind} {n}: {id}</h3>\
          <p class=\"verdict {class}\" data-indication=\"{ind}\">{sentence}</p><dl>{rows}</dl></section>",
+        kind = kind_name(lang, s.kind),
         id = esc(&s.id),
         class = verdict_class(s.indication),
         ind = crate::gateway::intake::indication_name(s.indication),
-        sentence = esc(sentence(l, s.indication, s.sub_indication)),
+        sentence = esc(sentence(lang, s.indication, s.sub_indication)),
     )
 }
 

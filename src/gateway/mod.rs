@@ -36,6 +36,7 @@ pub mod idempotency;
 pub mod intake;
 pub mod limits;
 pub mod metrics;
+pub mod report;
 pub mod route;
 mod run;
 pub mod signing;

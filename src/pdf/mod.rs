@@ -21,6 +21,7 @@ mod incremental;
 mod placement;
 mod sparse;
 mod syntax;
+pub mod textdoc;
 
 use std::fmt;
 use std::io::{Read, Seek, SeekFrom, Write};

@@ -17,6 +17,8 @@ use serde_json::{json, Value};
 
 use crate::common::*;
 
+mod desk_batch;
+
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 const PASSWORD: &str = "officer-password-1";
 

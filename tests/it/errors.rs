@@ -609,11 +609,14 @@ fn the_api_document_is_a_valid_openapi_description() {
     ] {
         assert!(batch_download["content"].get(media).is_some(), "{media}");
     }
+    let archive = &doc["paths"]["/v1/batches/{id}/archive"]["get"]["responses"]["200"];
+    assert!(archive["content"].get("application/zip").is_some());
     for (path, method) in [
         ("/v1/verify", "post"),
         ("/v1/submissions", "post"),
         ("/v1/audit", "get"),
         ("/v1/batches/{id}/documents/{n}", "get"),
+        ("/v1/batches/{id}/archive", "get"),
     ] {
         let responses = &doc["paths"][path][method]["responses"];
         for code in ["400", "401", "429"] {

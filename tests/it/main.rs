@@ -17,6 +17,7 @@ mod abuse;
 mod api;
 mod architecture;
 mod batch;
+mod batch_archive;
 mod cms;
 mod console;
 mod corpus;

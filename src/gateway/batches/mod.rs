@@ -15,10 +15,13 @@
 //! by an earlier run (their bytes stay as they were); for those the audit record is inserted
 //! if absent and the document row is brought up to date.
 
+mod archive;
+mod officer;
 mod runner;
 
 pub(crate) use runner::Scheduler;
 pub use runner::MAX_RUNNING;
+pub use archive::{ArchiveBody, BatchArchive};
 
 use std::path::PathBuf;
 
@@ -111,6 +114,64 @@ pub struct NewBatch {
     pub dir: PathBuf,
 }
 
+impl NewBatch {
+    /// `in/`, created owner-only if missing.
+    async fn in_dir(&self) -> Result<PathBuf, GatewayError> {
+        let in_dir = self.dir.join("in");
+        tokio::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&in_dir)
+            .await
+            .map_err(|e| GatewayError::Io(format!("cannot create {}: {e}", in_dir.display())))?;
+        Ok(in_dir)
+    }
+
+    /// Creates input `index` named `name` (already made safe) in `in/` (owner-only), for the
+    /// adapter to write the uploaded bytes into; returns it and its path.
+    pub async fn input_file(
+        &self,
+        index: usize,
+        name: &str,
+    ) -> Result<(tokio::fs::File, PathBuf), GatewayError> {
+        let in_dir = self.in_dir().await?;
+        let io = |what: &str, path: &std::path::Path, e: std::io::Error| {
+            GatewayError::Io(format!("{what} {}: {e}", path.display()))
+        };
+        let path = in_dir.join(stored_name(index, name));
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .await
+            .map_err(|e| io("cannot create", &path, e))?;
+        Ok((file, path))
+    }
+
+    /// Makes the new directory entries durable (`in/*`, `<id>/in` and `batches/<id>`) before
+    /// the batch is acknowledged: a restart must find every input. Each input file itself is
+    /// synced by its writer.
+    pub async fn sync_inputs(&self) -> Result<(), GatewayError> {
+        let in_dir = self.in_dir().await?;
+        for folder in [
+            in_dir.as_path(),
+            self.dir.as_path(),
+            self.dir.parent().unwrap_or(&self.dir),
+        ] {
+            let handle = tokio::fs::File::open(folder)
+                .await
+                .map_err(|e| GatewayError::Io(format!("cannot open {}: {e}", folder.display())))?;
+            handle
+                .sync_all()
+                .await
+                .map_err(|e| GatewayError::Io(format!("cannot sync {}: {e}", folder.display())))?;
+        }
+        Ok(())
+    }
+}
+
 /// A batch and its documents, as its owner sees them.
 #[derive(Debug)]
 pub struct BatchView {
@@ -157,7 +218,7 @@ impl Services {
                 .ok_or_else(|| corrupt("idempotency", "the stored answer has no batch id")),
             Ok(Checked::Proceed(reservation)) => {
                 let result = self
-                    .record_batch(
+                    .record_client_batch(
                         caller,
                         reservation.as_ref(),
                         fingerprint,
@@ -185,7 +246,7 @@ impl Services {
         Ok((id, created))
     }
 
-    async fn record_batch(
+    async fn record_client_batch(
         &self,
         caller: &Client,
         reservation: Option<&Reservation>,
@@ -202,6 +263,31 @@ impl Services {
             ));
         }
         let record = self.granted_key(caller, &spec.key).await?;
+        self.record_batch(
+            &Actor::of(caller),
+            record,
+            reservation,
+            fingerprint,
+            id,
+            names,
+            spec,
+        )
+        .await
+    }
+
+    /// Records batch `id` for `actor`, to be signed with `record` (already checked for the
+    /// actor), with the `batch.submit` audit record and the idempotency answer.
+    #[allow(clippy::too_many_arguments)]
+    async fn record_batch(
+        &self,
+        actor: &Actor,
+        record: crate::store::KeyRecord,
+        reservation: Option<&Reservation>,
+        fingerprint: &str,
+        id: &str,
+        names: Vec<String>,
+        spec: BatchSpec,
+    ) -> Result<(String, bool), GatewayError> {
         if spec.profile.is_some() && matches!(spec.format, Some(Format::Pdf | Format::Cms)) {
             return Err(GatewayError::Invalid(
                 "profile applies to XML documents only".into(),
@@ -223,8 +309,8 @@ impl Services {
         };
         let batch = BatchRecord {
             id: id.to_string(),
-            client_id: caller.id.clone(),
-            agency: caller.agency.clone(),
+            client_id: actor.client.clone(),
+            agency: actor.agency.clone(),
             // The key lives in the idempotency table, where it expires.
             idempotency_key: None,
             key_name: record.name.clone(),
@@ -239,7 +325,7 @@ impl Services {
         let subject = json!({"batch": id, "key": record.name, "documents": batch.total});
         self.audit_log()
             .append_with(
-                &Actor::of(caller),
+                actor,
                 "batch.submit",
                 subject,
                 Companion::Batch {
