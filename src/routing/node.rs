@@ -1273,6 +1273,8 @@ impl Node {
             }
             row.state = state.as_str().into();
         }
+        let meta = a.meta.clone().unwrap_or_default();
+        a.events.push(super::events::document_received(row, &meta));
         Ok(())
     }
 
@@ -1317,17 +1319,21 @@ impl Node {
         a.traces
             .push(trace(doc, "status-sent", format!("{code} from {from}")));
         match hop {
-            Hop::Local => a.statuses.push(StatusRow {
-                id: random_id("st_"),
-                document_id: doc.document_id.clone(),
-                sender_organ: doc.sender.clone(),
-                from_organ: from.into(),
-                code,
-                description,
-                at: now_rfc3339(),
-                issued_at: Some(now_rfc3339()),
-                bytes,
-            }),
+            Hop::Local => {
+                let row = StatusRow {
+                    id: random_id("st_"),
+                    document_id: doc.document_id.clone(),
+                    sender_organ: doc.sender.clone(),
+                    from_organ: from.into(),
+                    code,
+                    description,
+                    at: now_rfc3339(),
+                    issued_at: Some(now_rfc3339()),
+                    bytes,
+                };
+                a.events.push(super::events::status_received(&row));
+                a.statuses.push(row);
+            }
             Hop::Peer(peer) => a.outbox.push(status_item(peer, doc, bytes)),
         }
         Ok(())
@@ -1397,11 +1403,14 @@ impl Node {
                     .unwrap_or_default()
             ),
         ));
-        match self.next_hop(&doc.sender).await? {
-            Some(Hop::Local) => {}
-            Some(Hop::Peer(peer)) => a.outbox.push(status_item(peer, &doc, bytes.to_vec())),
+        let local = match self.next_hop(&doc.sender).await? {
+            Some(Hop::Local) => true,
+            Some(Hop::Peer(peer)) => {
+                a.outbox.push(status_item(peer, &doc, bytes.to_vec()));
+                false
+            }
             None => return Err(RoutingError::Invalid(format!("no route to {}", doc.sender))),
-        }
+        };
         let row = StatusRow {
             id: random_id("st_"),
             document_id: doc.document_id.clone(),
@@ -1415,6 +1424,9 @@ impl Node {
         };
         if !self.store.route_add_status(&row).await? {
             return Ok(false); // a redelivery: already stored and passed on
+        }
+        if local {
+            a.events.push(super::events::status_received(&row));
         }
         self.store.route_accept(&a, &now_rfc3339()).await?;
         Ok(true)

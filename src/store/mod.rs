@@ -11,6 +11,7 @@ pub mod batches;
 pub mod directory;
 pub mod idempotency;
 pub mod routing;
+pub mod webhooks;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -210,6 +211,11 @@ const SQLITE_MIGRATIONS: Embedded = &[
         "console accounts",
         include_str!("../../migrations/sqlite/0700_console_accounts.sql"),
     ),
+    (
+        850,
+        "route webhooks",
+        include_str!("../../migrations/sqlite/0850_route_webhooks.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: Embedded = &[
     (
@@ -256,6 +262,11 @@ const POSTGRES_MIGRATIONS: Embedded = &[
         700,
         "console accounts",
         include_str!("../../migrations/postgres/0700_console_accounts.sql"),
+    ),
+    (
+        850,
+        "route webhooks",
+        include_str!("../../migrations/postgres/0850_route_webhooks.sql"),
     ),
 ];
 

@@ -44,6 +44,7 @@ mod pkits;
 mod pyhanko_interop;
 mod revisions;
 mod route_envelope;
+mod route_webhooks;
 mod routing;
 mod routing_ops;
 mod tamper;

@@ -26,7 +26,7 @@ use time::macros::date;
 
 use crate::common::*;
 use crate::routing::{
-    api, client_token, doc_id, envelope_signed, pki, s, signed_pdf, wait_until, Links, Net,
+    api, client_token, envelope_signed, pki, s, signed_pdf, wait_until, Links, Net,
 };
 
 /// The province P (TEST.P) and one commune node C (TEST.C1); P also routes TEST.OLD to C,
@@ -210,7 +210,8 @@ fn a_revocation_outage_holds_the_document_then_delivers_it_once() {
     drop(tmp);
 }
 
-/// A document with the fields a clerk filters on: due date, type name, two attachments.
+/// A document with the fields a clerk filters on: due date, type name, two attachments; a
+/// follow-up names its target in the signed header only when its subject says "signed".
 fn letter(
     key: &dyn KeySource,
     to: &str,
@@ -218,64 +219,18 @@ fn letter(
     subject: &str,
     business: Business,
 ) -> Vec<u8> {
-    let from = "TEST.P";
-    let response_for = business
-        .document_id
-        .clone()
-        .filter(|_| business.doc_type != BusinessDocType::New && subject.contains("signed"))
-        .map(|target| signgate::edxml::ResponseFor {
-            organ_id: from.into(),
-            code: format!("{number}/UBND-VP"),
-            promulgation_date: date!(2025 - 07 - 01),
-            document_id: target,
-        });
-    Package {
-        header: MessageHeader {
-            from: Organ::new(from, "UBND tỉnh Thử nghiệm"),
-            to: vec![Organ::new(to, format!("UBND {to}"))],
-            document_id: doc_id(from, number),
-            code_number: number.into(),
-            code_notation: "UBND-VP".into(),
-            promulgation_place: "Thử nghiệm".into(),
-            promulgation_date: date!(2025 - 07 - 01),
-            document_type: "18".into(),
-            document_type_name: Some("Công văn".into()),
-            subject: subject.into(),
-            content: None,
-            signer: SignerInfo {
-                competence: Some("TM. UBND".into()),
-                position: Some("Chủ tịch".into()),
-                full_name: "Nguyễn Văn Mẫu".into(),
-            },
-            due_date: Some(date!(2025 - 08 - 15)),
-            to_places: vec!["Như trên".into()],
-            steering_type: None,
-            response_for,
-        },
+    let attachments = vec![
+        test_attachment(1, "congvan.pdf", "application/pdf", signed_pdf()),
+        test_attachment(2, "phuluc.txt", "text/plain", b"phu luc".to_vec()),
+    ];
+    TestEnvelope {
+        sender_name: "UBND tỉnh Thử nghiệm".into(),
         business,
-        traces: vec![TraceHeader {
-            organ_id: from.into(),
-            timestamp: time::OffsetDateTime::now_utc(),
-        }],
-        attachments: vec![
-            Attachment {
-                content_id: "att1".into(),
-                name: "congvan.pdf".into(),
-                content_type: "application/pdf".into(),
-                description: None,
-                data: signed_pdf(),
-            },
-            Attachment {
-                content_id: "att2".into(),
-                name: "phuluc.txt".into(),
-                content_type: "text/plain".into(),
-                description: None,
-                data: b"phu luc".to_vec(),
-            },
-        ],
+        due_date: Some(date!(2025 - 08 - 15)),
+        signed_reference: subject.contains("signed"),
+        ..TestEnvelope::new("TEST.P", &[to], number, subject, attachments)
     }
-    .build_signed(key, time::OffsetDateTime::now_utc())
-    .expect("build envelope")
+    .build(key)
 }
 
 fn today() -> String {

@@ -9,6 +9,7 @@
 //! - [`pki`]: test PKIs from the library's generator `signgate::pki::demo` (the same code as
 //!   `signgate pki demo`), live ones served by `signgate pki serve` ([`LivePki`]);
 //! - [`db`]: a fresh PostgreSQL database per test ([`PgDatabase`]);
+//! - [`envelope`]: signed test edXML envelopes, one parameterized fixture ([`TestEnvelope`]);
 //! - the oracles we did not write: [`ocsp`] (`openssl ocsp`), [`pdfsig`] (poppler, NSS),
 //!   [`pyhanko`], [`openssl_cli`] (`openssl cms -verify`, PKCS#12), [`render`] (`pdftoppm`,
 //!   `pdftotext`, PNG pixels), [`pdf`] (`qpdf --check`, large PDFs), [`softhsm`] (SoftHSM2
@@ -28,6 +29,7 @@
 
 mod db;
 mod deps;
+mod envelope;
 mod gateway;
 mod ocsp;
 mod openssl_cli;
@@ -44,6 +46,7 @@ mod softhsm;
 
 pub use db::*;
 pub use deps::*;
+pub use envelope::*;
 pub use gateway::*;
 pub use ocsp::*;
 pub use openssl_cli::*;
