@@ -2,7 +2,8 @@
 //! - [`peer_router`], served on the node-to-node mutual-TLS listener: `POST /v1/route/envelopes`
 //!   (body: the envelope; `?to=` the recipients of this hop; answered 200 with the hop's signed
 //!   status message and its code in `Signgate-Route-Status`, 01 or 02 with
-//!   `Signgate-Route-Reason`) and `POST /v1/route/statuses` (body: a signed status message).
+//!   `Signgate-Route-Reason`), `POST /v1/route/statuses` (body: a signed status message) and
+//!   `POST /v1/route/directory` (a signed directory update from the directory authority).
 //!   The caller is identified by its verified client certificate's fingerprint; an unknown
 //!   certificate answers 403 `ROUTE_PEER_UNKNOWN`.
 //! - [`routes`], on the gateway API with bearer tokens: `GET /v1/route/status?document_id=`,
@@ -52,6 +53,7 @@ pub fn peer_router(node: Arc<Node>, max_body: usize) -> Router {
     Router::new()
         .route("/v1/route/envelopes", post(peer_envelope))
         .route("/v1/route/statuses", post(peer_status))
+        .route("/v1/route/directory", post(peer_directory))
         .fallback(|| async { AppError::NotFound("route") })
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(node)
@@ -112,6 +114,18 @@ async fn peer_status(
     let from = peer_of(&node, cert)?;
     let stored = node.receive_status(&from, body.to_vec()).await?;
     Ok(Json(json!({"stored": stored})).into_response())
+}
+
+/// `POST /v1/route/directory`: a signed directory update from a peer; answers the version this
+/// node is at and how many changes it applied.
+async fn peer_directory(
+    State(node): State<Arc<Node>>,
+    cert: Option<Extension<PeerCertificate>>,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let from = peer_of(&node, cert)?;
+    let applied = node.receive_directory_update(&from, body.to_vec()).await?;
+    Ok(Json(applied).into_response())
 }
 
 /// The operator endpoints, merged into [`super::router`]; the node comes as an extension.

@@ -8,6 +8,7 @@
 //! signgate ships no identifier of its own invention. The SQL is in [`crate::store`].
 
 pub mod certs;
+pub mod updates;
 mod csv;
 
 use time::Date;

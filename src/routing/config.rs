@@ -62,6 +62,13 @@ pub struct RoutingFileConfig {
     /// (`ResponseFor` with the target DocumentId), so that the agency's signature covers what
     /// it acts on (default true).
     pub signed_recall_reference: Option<bool>,
+    /// This node is the directory authority (the province node): it signs its directory
+    /// changes with `signing_key` and sends them to its peers (default false).
+    pub directory_authority: Option<bool>,
+    /// The certificate (PEM) of the directory authority's `signing_key`: signed directory
+    /// updates verified against it are applied here and passed on to the peers below; none
+    /// means this node takes no directory updates.
+    pub directory_authority_cert: Option<PathBuf>,
     /// Attempts before a webhook delivery is given up (default 15).
     pub webhook_max_attempts: Option<u32>,
     /// First webhook retry delay in milliseconds (default 1000); doubles each attempt, with
@@ -171,6 +178,10 @@ pub struct RoutingConfig {
     pub delivery: DeliveryPolicy,
     /// Webhook retry settings (leases and polling as `delivery`).
     pub webhooks: WebhookPolicy,
+    /// This node signs and sends its directory changes.
+    pub directory_authority: bool,
+    /// The directory authority's certificate (PEM file), when this node takes its updates.
+    pub directory_authority_cert: Option<PathBuf>,
     /// The status code table, with this network's update agreed / refused codes (checked
     /// when the configuration is read).
     pub status_codes: StatusCodes,
@@ -291,6 +302,8 @@ impl RoutingConfig {
                     file.revalidate_deadline_secs.unwrap_or(86_400),
                 ),
             },
+            directory_authority: file.directory_authority.unwrap_or(false),
+            directory_authority_cert: file.directory_authority_cert.clone(),
             webhooks: WebhookPolicy {
                 max_attempts: file.webhook_max_attempts.unwrap_or(15).max(1),
                 backoff_initial: ms(file.webhook_backoff_initial_ms, 1000),

@@ -153,6 +153,10 @@ pub struct Node {
     limits: edxml::Limits,
     /// Counters.
     pub counters: RouteCounters,
+    /// The directory authority's certificate, when this node takes its updates.
+    pub(super) authority_cert: Option<openssl::x509::X509>,
+    /// When each peer is next sent directory updates (after a failure, with backoff).
+    pub(super) directory_retry: std::sync::Mutex<std::collections::HashMap<String, (u32, std::time::Instant)>>,
 }
 
 impl std::fmt::Debug for Node {
@@ -298,7 +302,26 @@ impl Node {
         let signer = Pkcs12Key::open(&config.signing_key, password)
             .map_err(|e| RoutingError::Config(format!("routing.signing_key: {e}")))?;
         let codes = config.status_codes.clone();
+        let authority_cert = match &config.directory_authority_cert {
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|e| {
+                    RoutingError::Config(format!(
+                        "routing.directory_authority_cert {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                Some(openssl::x509::X509::from_pem(&pem).map_err(|e| {
+                    RoutingError::Config(format!(
+                        "routing.directory_authority_cert {}: not a PEM certificate: {e}",
+                        path.display()
+                    ))
+                })?)
+            }
+            None => None,
+        };
         Ok(Self {
+            authority_cert,
+            directory_retry: Default::default(),
             config,
             store,
             trust: validation.trust_lists,
@@ -311,6 +334,12 @@ impl Node {
             limits: edxml::Limits::default(),
             counters: RouteCounters::default(),
         })
+    }
+
+    /// The key that signs this node's status messages (and, at the directory authority, its
+    /// directory updates).
+    pub(super) fn signer(&self) -> &Arc<Pkcs12Key> {
+        &self.signer
     }
 
     /// The database.

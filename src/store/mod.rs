@@ -216,6 +216,11 @@ const SQLITE_MIGRATIONS: Embedded = &[
         "route webhooks",
         include_str!("../../migrations/sqlite/0850_route_webhooks.sql"),
     ),
+    (
+        860,
+        "directory updates",
+        include_str!("../../migrations/sqlite/0860_directory_updates.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: Embedded = &[
     (
@@ -267,6 +272,11 @@ const POSTGRES_MIGRATIONS: Embedded = &[
         850,
         "route webhooks",
         include_str!("../../migrations/postgres/0850_route_webhooks.sql"),
+    ),
+    (
+        860,
+        "directory updates",
+        include_str!("../../migrations/postgres/0860_directory_updates.sql"),
     ),
 ];
 
