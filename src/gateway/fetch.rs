@@ -318,10 +318,15 @@ pub fn post_checked(
         Err(ureq::Error::Status(code, _)) => Ok(code),
         Err(ureq::Error::Transport(t)) => Err(match slot.lock().ok().and_then(|mut s| s.take()) {
             Some(why) => PostError::Refused(why),
-            None => PostError::Failed(match t.message() {
-                Some(m) => format!("{}: {m}", t.kind()),
-                None => t.kind().to_string(),
-            }),
+            None => {
+                let mut detail = t.kind().to_string();
+                let cause = std::error::Error::source(&t).map(|c| c.to_string());
+                for part in [t.message().map(str::to_string), cause].into_iter().flatten() {
+                    detail.push_str(": ");
+                    detail.push_str(&part);
+                }
+                PostError::Failed(detail)
+            }
         }),
     }
 }

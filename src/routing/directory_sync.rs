@@ -134,7 +134,7 @@ impl Node {
         let changes = directory
             .changes_after(last)
             .await
-            .map_err(|e| invalid(e))?;
+            .map_err(invalid)?;
         let Some(to) = changes.last().map(|c| c.version) else {
             return Ok(None);
         };
@@ -236,7 +236,7 @@ impl Node {
             let due = self
                 .directory_retry
                 .lock()
-                .map(|m| m.get(&peer.node_id).is_none_or(|(_, at)| *at <= Instant::now()))
+                .map(|m| m.get(&peer.node_id).map_or(true, |(_, at)| *at <= Instant::now()))
                 .unwrap_or(true);
             if !due {
                 continue;

@@ -92,7 +92,7 @@ pub async fn run(node: Arc<Node>, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
     let mut last_sync: Option<std::time::Instant> = None;
     loop {
-        if last_sync.is_none_or(|t| t.elapsed() >= DIRECTORY_SYNC_EVERY) {
+        if last_sync.map_or(true, |t| t.elapsed() >= DIRECTORY_SYNC_EVERY) {
             node.sync_directory().await;
             last_sync = Some(std::time::Instant::now());
         }

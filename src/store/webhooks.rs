@@ -111,7 +111,8 @@ pub(crate) const FAN_OUT: &str = "INSERT INTO route_webhook_deliveries (id, even
     SELECT CAST($1 AS TEXT) || ':' || id, $1, id, 'pending', 0, 0, $2 FROM route_webhooks \
     WHERE agency = $3 AND (',' || events || ',') LIKE ('%,' || CAST($4 AS TEXT) || ',%')";
 
-/// Writes `events` and their deliveries on `conn` (inside the caller's transaction).
+/// Writes `events` and their deliveries on `conn` (inside the caller's transaction: an
+/// acceptance, `Store::route_accept_group`).
 macro_rules! insert_events {
     ($conn:expr, $events:expr) => {
         for e in $events {
@@ -159,24 +160,6 @@ impl Store {
             tx.commit().await?;
         });
         Ok(true)
-    }
-
-    /// Records `events` (and their deliveries) in one transaction, outside an acceptance.
-    pub async fn route_events_add(&self, events: &[RouteEvent]) -> Result<(), StoreError> {
-        with_pool!(self, p => {
-            let mut tx = p.begin().await?;
-            insert_events!(tx, events);
-            tx.commit().await?;
-        });
-        Ok(())
-    }
-
-    /// The events recorded for `agency`, oldest first (at most `limit`).
-    pub async fn route_events(&self, agency: &str, limit: i64) -> Result<Vec<RouteEvent>, StoreError> {
-        let sql = "SELECT id, agency, kind, document_id, body, created_at FROM route_events WHERE agency = $1 ORDER BY created_at, id LIMIT $2";
-        Ok(with_pool!(self, p => sqlx::query(sql).bind(agency).bind(limit).fetch_all(p).await?.iter().map(|r| RouteEvent {
-            id: r.get(0), agency: r.get(1), kind: r.get(2), document_id: r.get(3), body: r.get(4), created_at: r.get(5),
-        }).collect()))
     }
 
     /// The deliveries to subscription `webhook_id`, newest first (at most `limit`).

@@ -159,7 +159,7 @@ fn assert_signed(hit: &Hit, secret: &str) {
     assert_eq!(v1, openssl_hmac(secret, t, &hit.body), "signature of {hit:?}");
     assert_ne!(
         v1,
-        openssl_hmac(secret, t, &[&hit.body[..], b" "].concat()),
+        openssl_hmac(secret, t, &[&hit.body[..], &b" "[..]].concat()),
         "the signature covers the body"
     );
     assert_eq!(hit.headers["signgate-webhook-id"], hit.json()["id"]);
@@ -202,7 +202,7 @@ fn webhooks_are_signed_retried_and_survive_a_restart() {
     if require_tool("openssl").is_none() {
         return;
     }
-    let extra = "webhook_backoff_initial_ms = 200\nwebhook_backoff_max_ms = 1000\nwebhook_timeout_secs = 5\n";
+    let extra = "webhook_backoff_initial_ms = 200\nwebhook_backoff_max_ms = 1000\nwebhook_timeout_secs = 5\nwebhook_max_attempts = 200\n";
     let mut net = Net::new("webhooks", &pair(), extra, None);
     let mut receiver = Receiver::new(free_port());
     receiver.start();
