@@ -22,12 +22,9 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 use base64::Engine as _;
 use serde_json::Value;
-use signgate::edxml::{
-    Attachment, Business, BusinessDocType, MessageHeader, Organ, Package, SignerInfo, TraceHeader,
-};
+use signgate::edxml::{Business, BusinessDocType};
 use signgate::keys::KeySource;
 use signgate::pki::demo::{LeafProfile, LeafSpec};
-use time::macros::date;
 
 const NS: &str = "http://www.mic.gov.vn/TBT/QCVN_102_2016";
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;

@@ -19,9 +19,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use signgate::edxml::{
-    Attachment, Business, BusinessDocType, MessageHeader, Organ, Package, SignerInfo, TraceHeader,
-};
+use signgate::edxml::{Business, BusinessDocType};
 use signgate::keys::KeySource;
 use signgate::pki::demo::LeafSpec;
 use time::macros::date;
