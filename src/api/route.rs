@@ -141,7 +141,10 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/route/outbox", get(outbox))
         .route("/v1/route/retry", post(retry))
         .route("/v1/route/webhooks", get(webhooks).post(subscribe))
-        .route("/v1/route/webhooks/{id}", axum::routing::delete(unsubscribe))
+        .route(
+            "/v1/route/webhooks/{id}",
+            axum::routing::delete(unsubscribe),
+        )
 }
 
 /// Body of `POST /v1/route/webhooks`.
@@ -175,7 +178,10 @@ async fn subscribe(
 }
 
 /// `GET /v1/route/webhooks`: the caller's agency's subscriptions (no secrets).
-async fn webhooks(caller: Caller, node: Option<Extension<Arc<Node>>>) -> Result<Response, AppError> {
+async fn webhooks(
+    caller: Caller,
+    node: Option<Extension<Arc<Node>>>,
+) -> Result<Response, AppError> {
     let node = configured(node)?;
     let rows = crate::gateway::webhooks::subscriptions(&node, Some(&caller.0.agency)).await?;
     Ok(Json(json!({"webhooks": rows})).into_response())

@@ -8,8 +8,8 @@
 //! signgate ships no identifier of its own invention. The SQL is in [`crate::store`].
 
 pub mod certs;
-pub mod updates;
 mod csv;
+pub mod updates;
 
 use time::Date;
 

@@ -133,8 +133,13 @@ impl Directory {
                 if unit.state == "merged" && unit.successor.as_deref() == Some(into.as_str()) {
                     return Ok(false);
                 }
-                self.merge(structure, std::slice::from_ref(&c.gso_code), &into, effective)
-                    .await?;
+                self.merge(
+                    structure,
+                    std::slice::from_ref(&c.gso_code),
+                    &into,
+                    effective,
+                )
+                .await?;
             }
             "rename" => {
                 let to = detail_field(c, "to")?;
@@ -203,7 +208,9 @@ mod tests {
             .expect("open");
         let d = Directory::new(store);
         let units = "code,name,level,parent_code,type\n01,Một,province,,Tỉnh\n00001,Ba,commune,01,Xã\n00002,Bốn,commune,01,Xã\n";
-        d.import(Structure::S2025, units, None).await.expect("import");
+        d.import(Structure::S2025, units, None)
+            .await
+            .expect("import");
         let merge = Change {
             version: 7,
             structure: "2025".into(),

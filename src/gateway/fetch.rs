@@ -321,7 +321,10 @@ pub fn post_checked(
             None => {
                 let mut detail = t.kind().to_string();
                 let cause = std::error::Error::source(&t).map(|c| c.to_string());
-                for part in [t.message().map(str::to_string), cause].into_iter().flatten() {
+                for part in [t.message().map(str::to_string), cause]
+                    .into_iter()
+                    .flatten()
+                {
                     detail.push_str(": ");
                     detail.push_str(&part);
                 }

@@ -68,7 +68,8 @@ fn invalid(m: impl std::fmt::Display) -> RoutingError {
 /// Signs `update` with `key`.
 pub fn sign(key: &dyn KeySource, update: &Update) -> Result<Vec<u8>, RoutingError> {
     let payload = serde_json::to_vec(update).map_err(|e| RoutingError::Sign(e.to_string()))?;
-    let scheme = SignatureScheme::for_key(key.algorithm(), DigestAlgorithm::Sha256, RsaPadding::Pkcs1);
+    let scheme =
+        SignatureScheme::for_key(key.algorithm(), DigestAlgorithm::Sha256, RsaPadding::Pkcs1);
     let signature = key
         .sign_message(scheme, &payload)
         .map_err(|e| RoutingError::Sign(e.to_string()))?;
@@ -131,10 +132,7 @@ impl Node {
         let store = self.store();
         let last = store.directory_last_update().await?;
         let directory = self.directory();
-        let changes = directory
-            .changes_after(last)
-            .await
-            .map_err(invalid)?;
+        let changes = directory.changes_after(last).await.map_err(invalid)?;
         let Some(to) = changes.last().map(|c| c.version) else {
             return Ok(None);
         };
@@ -236,7 +234,10 @@ impl Node {
             let due = self
                 .directory_retry
                 .lock()
-                .map(|m| m.get(&peer.node_id).map_or(true, |(_, at)| *at <= Instant::now()))
+                .map(|m| {
+                    m.get(&peer.node_id)
+                        .map_or(true, |(_, at)| *at <= Instant::now())
+                })
                 .unwrap_or(true);
             if !due {
                 continue;
@@ -261,7 +262,10 @@ impl Node {
                     Ok(a) => Err(format!(
                         "HTTP {}: {}",
                         a.status,
-                        String::from_utf8_lossy(&a.body).chars().take(300).collect::<String>()
+                        String::from_utf8_lossy(&a.body)
+                            .chars()
+                            .take(300)
+                            .collect::<String>()
                     )),
                     Err(e) => Err(e.to_string()),
                 };
@@ -283,9 +287,8 @@ impl Node {
                             .directory_retry
                             .lock()
                             .map(|mut m| {
-                                let entry = m
-                                    .entry(peer.node_id.clone())
-                                    .or_insert((0, Instant::now()));
+                                let entry =
+                                    m.entry(peer.node_id.clone()).or_insert((0, Instant::now()));
                                 entry.0 += 1;
                                 let wait = super::backoff::delay(
                                     self.config.delivery.backoff_initial,
@@ -328,7 +331,8 @@ mod tests {
     use crate::directory::updates::Change;
 
     fn key() -> crate::keys::Pkcs12Key {
-        let p12 = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("certs/demo/agency-signer.p12");
+        let p12 =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("certs/demo/agency-signer.p12");
         crate::keys::Pkcs12Key::open(&p12, "demo").expect("demo key")
     }
 
@@ -353,9 +357,18 @@ mod tests {
     fn signed_updates_verify_and_tampered_ones_do_not() {
         let key = key();
         let signed = sign(&key, &update()).expect("sign");
-        assert_eq!(verify(key.certificate(), &signed).expect("verify"), update());
+        assert_eq!(
+            verify(key.certificate(), &signed).expect("verify"),
+            update()
+        );
         let mut doc: serde_json::Value = serde_json::from_slice(&signed).unwrap();
-        let other = B64.encode(serde_json::to_vec(&Update { to_version: 2, ..update() }).unwrap());
+        let other = B64.encode(
+            serde_json::to_vec(&Update {
+                to_version: 2,
+                ..update()
+            })
+            .unwrap(),
+        );
         doc["payload"] = other.into();
         assert!(verify(key.certificate(), &serde_json::to_vec(&doc).unwrap()).is_err());
         assert!(verify(key.certificate(), br#"{"payload":"e30=","signature":""}"#).is_err());

@@ -201,9 +201,18 @@ mod tests {
         let body = br#"{"id":"evt_1"}"#;
         let header = signature_header(&secret, 1_700_000_000, body);
         assert!(verify(&secret, &header, body, 1_700_000_010, 300));
-        assert!(!verify(&secret, &header, b"{\"id\":\"evt_2\"}", 1_700_000_010, 300));
+        assert!(!verify(
+            &secret,
+            &header,
+            b"{\"id\":\"evt_2\"}",
+            1_700_000_010,
+            300
+        ));
         assert!(!verify("whsec_other", &header, body, 1_700_000_010, 300));
-        assert!(!verify(&secret, &header, body, 1_700_001_000, 300), "replay");
+        assert!(
+            !verify(&secret, &header, body, 1_700_001_000, 300),
+            "replay"
+        );
         assert!(!verify(&secret, "v1=00", body, 1_700_000_000, 300));
     }
 

@@ -156,7 +156,8 @@ pub struct Node {
     /// The directory authority's certificate, when this node takes its updates.
     pub(super) authority_cert: Option<openssl::x509::X509>,
     /// When each peer is next sent directory updates (after a failure, with backoff).
-    pub(super) directory_retry: std::sync::Mutex<std::collections::HashMap<String, (u32, std::time::Instant)>>,
+    pub(super) directory_retry:
+        std::sync::Mutex<std::collections::HashMap<String, (u32, std::time::Instant)>>,
 }
 
 impl std::fmt::Debug for Node {

@@ -281,11 +281,16 @@ impl Store {
     }
 
     /// The signed updates bringing a version after `version`, oldest first.
-    pub async fn directory_updates_after(&self, version: i64) -> Result<Vec<UpdateRow>, StoreError> {
+    pub async fn directory_updates_after(
+        &self,
+        version: i64,
+    ) -> Result<Vec<UpdateRow>, StoreError> {
         let sql = "SELECT from_version, to_version, bytes FROM directory_updates WHERE to_version > $1 ORDER BY to_version";
-        Ok(with_pool!(self, p => sqlx::query(sql).bind(version).fetch_all(p).await?.into_iter().map(|r| UpdateRow {
+        Ok(
+            with_pool!(self, p => sqlx::query(sql).bind(version).fetch_all(p).await?.into_iter().map(|r| UpdateRow {
             from_version: r.get(0), to_version: r.get(1), bytes: r.get(2),
-        }).collect()))
+        }).collect()),
+        )
     }
 
     /// The latest version of the updates held (0: none).
@@ -297,7 +302,9 @@ impl Store {
     /// A recorded version (`applied`, `peer:NODE`); 0 when none is.
     pub async fn directory_version(&self, name: &str) -> Result<i64, StoreError> {
         let sql = "SELECT version FROM directory_versions WHERE name = $1";
-        Ok(with_pool!(self, p => sqlx::query(sql).bind(name).fetch_optional(p).await?.map(|r| r.get::<i64, _>(0)).unwrap_or(0)))
+        Ok(
+            with_pool!(self, p => sqlx::query(sql).bind(name).fetch_optional(p).await?.map(|r| r.get::<i64, _>(0)).unwrap_or(0)),
+        )
     }
 
     /// Records a version.

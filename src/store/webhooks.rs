@@ -130,7 +130,9 @@ pub(crate) use insert_events;
 impl Store {
     /// Records a subscription.
     pub async fn webhook_add(&self, w: &WebhookRow) -> Result<(), StoreError> {
-        let sql = format!("INSERT INTO route_webhooks ({WEBHOOK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)");
+        let sql = format!(
+            "INSERT INTO route_webhooks ({WEBHOOK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
+        );
         with_pool!(self, p => { sqlx::query(&sql).bind(&w.id).bind(&w.agency).bind(&w.url).bind(&w.events)
             .bind(&w.secret).bind(&w.created_at).execute(p).await?; });
         Ok(())
@@ -139,9 +141,11 @@ impl Store {
     /// The subscriptions of `agency` (every agency's when `None`), oldest first.
     pub async fn webhook_list(&self, agency: Option<&str>) -> Result<Vec<WebhookRow>, StoreError> {
         let sql = format!("SELECT {WEBHOOK_COLUMNS} FROM route_webhooks WHERE ($1 IS NULL OR agency = $1) ORDER BY created_at, id");
-        Ok(with_pool!(self, p => sqlx::query(&sql).bind(agency).fetch_all(p).await?.iter().map(|r| WebhookRow {
+        Ok(
+            with_pool!(self, p => sqlx::query(&sql).bind(agency).fetch_all(p).await?.iter().map(|r| WebhookRow {
             id: r.get(0), agency: r.get(1), url: r.get(2), events: r.get(3), secret: r.get(4), created_at: r.get(5),
-        }).collect()))
+        }).collect()),
+        )
     }
 
     /// Removes subscription `id` (of `agency` only, when given) and its undelivered
@@ -163,14 +167,20 @@ impl Store {
     }
 
     /// The deliveries to subscription `webhook_id`, newest first (at most `limit`).
-    pub async fn webhook_deliveries(&self, webhook_id: &str, limit: i64) -> Result<Vec<DeliveryView>, StoreError> {
+    pub async fn webhook_deliveries(
+        &self,
+        webhook_id: &str,
+        limit: i64,
+    ) -> Result<Vec<DeliveryView>, StoreError> {
         let sql = "SELECT d.event_id, e.kind, e.document_id, d.state, d.attempts, d.last_error, e.created_at \
                    FROM route_webhook_deliveries d JOIN route_events e ON e.id = d.event_id \
                    WHERE d.webhook_id = $1 ORDER BY e.created_at DESC, d.id DESC LIMIT $2";
-        Ok(with_pool!(self, p => sqlx::query(sql).bind(webhook_id).bind(limit).fetch_all(p).await?.iter().map(|r| DeliveryView {
+        Ok(
+            with_pool!(self, p => sqlx::query(sql).bind(webhook_id).bind(limit).fetch_all(p).await?.iter().map(|r| DeliveryView {
             event_id: r.get(0), kind: r.get(1), document_id: r.get(2), state: r.get(3), attempts: r.get(4),
             last_error: r.get(5), created_at: r.get(6),
-        }).collect()))
+        }).collect()),
+        )
     }
 
     /// Claims up to `limit` due deliveries for `owner` until `lease_until_ms` (PostgreSQL skips

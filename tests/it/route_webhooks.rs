@@ -48,7 +48,9 @@ struct Receiver {
 }
 
 fn read_request(stream: &mut TcpStream) -> Option<Hit> {
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
     let mut reader = BufReader::new(stream.try_clone().ok()?);
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
@@ -156,7 +158,11 @@ fn assert_signed(hit: &Hit, secret: &str) {
     let t = &hit.headers["signgate-webhook-timestamp"];
     let (t_part, v1) = sig.split_once(",v1=").expect("t=…,v1=…");
     assert_eq!(t_part, format!("t={t}"), "{sig}");
-    assert_eq!(v1, openssl_hmac(secret, t, &hit.body), "signature of {hit:?}");
+    assert_eq!(
+        v1,
+        openssl_hmac(secret, t, &hit.body),
+        "signature of {hit:?}"
+    );
     assert_ne!(
         v1,
         openssl_hmac(secret, t, &[&hit.body[..], &b" "[..]].concat()),
@@ -215,7 +221,13 @@ fn webhooks_are_signed_retried_and_survive_a_restart() {
         &receiver.url("hook/c?token=x"),
         "document.received",
     );
-    let p_hook = add_webhook(&net, "P", "TEST.P", &receiver.url("hook/p"), "status.received");
+    let p_hook = add_webhook(
+        &net,
+        "P",
+        "TEST.P",
+        &receiver.url("hook/p"),
+        "status.received",
+    );
     let c_secret = c_hook["secret"].as_str().unwrap().to_string();
     let p_secret = p_hook["secret"].as_str().unwrap().to_string();
     assert!(c_secret.starts_with("whsec_") && c_secret != p_secret);
@@ -246,7 +258,13 @@ fn webhooks_are_signed_retried_and_survive_a_restart() {
     let d1 = doc_id("TEST.P", "901");
     net.send(
         "P",
-        &envelope("TEST.P", &["TEST.C1"], "901", "Webhook 1", Business::default()),
+        &envelope(
+            "TEST.P",
+            &["TEST.C1"],
+            "901",
+            "Webhook 1",
+            Business::default(),
+        ),
     );
     wait_until(&net, Duration::from_secs(60), "webhooks for d1", || {
         !receiver.hits("hook/c?token=x").is_empty() && !receiver.hits("hook/p").is_empty()
@@ -274,7 +292,13 @@ fn webhooks_are_signed_retried_and_survive_a_restart() {
     let d2 = doc_id("TEST.P", "902");
     net.send(
         "P",
-        &envelope("TEST.P", &["TEST.C1"], "902", "Webhook 2", Business::default()),
+        &envelope(
+            "TEST.P",
+            &["TEST.C1"],
+            "902",
+            "Webhook 2",
+            Business::default(),
+        ),
     );
     wait_until(&net, Duration::from_secs(60), "d2 retried", || {
         deliveries(&net, "C", hook_id)
@@ -299,21 +323,32 @@ fn webhooks_are_signed_retried_and_survive_a_restart() {
     let d3 = doc_id("TEST.P", "903");
     net.send(
         "P",
-        &envelope("TEST.P", &["TEST.C1"], "903", "Webhook 3", Business::default()),
+        &envelope(
+            "TEST.P",
+            &["TEST.C1"],
+            "903",
+            "Webhook 3",
+            Business::default(),
+        ),
     );
     net.start("C");
     wait_until(&net, Duration::from_secs(60), "d3 delivered at C", || {
         net.rows("C", &d3, "TEST.C1", "delivered") == 1
     });
     receiver.start();
-    wait_until(&net, Duration::from_secs(90), "webhooks for d2 and d3", || {
-        let docs: Vec<Value> = receiver
-            .hits("hook/c?token=x")
-            .iter()
-            .map(|h| h.json()["data"]["document_id"].clone())
-            .collect();
-        docs.contains(&Value::from(d2.as_str())) && docs.contains(&Value::from(d3.as_str()))
-    });
+    wait_until(
+        &net,
+        Duration::from_secs(90),
+        "webhooks for d2 and d3",
+        || {
+            let docs: Vec<Value> = receiver
+                .hits("hook/c?token=x")
+                .iter()
+                .map(|h| h.json()["data"]["document_id"].clone())
+                .collect();
+            docs.contains(&Value::from(d2.as_str())) && docs.contains(&Value::from(d3.as_str()))
+        },
+    );
     std::thread::sleep(Duration::from_secs(2)); // a duplicate would arrive meanwhile
 
     // one event per document, each delivered once under its recorded id, all signed
@@ -357,10 +392,16 @@ fn webhooks_are_signed_retried_and_survive_a_restart() {
         "C",
         &token,
         "webhooks",
-        Some(serde_json::json!({"url": url, "events": "all"}).to_string().into_bytes()),
+        Some(
+            serde_json::json!({"url": url, "events": "all"})
+                .to_string()
+                .into_bytes(),
+        ),
     );
     assert_eq!(code, 201, "{made}");
-    assert!(made["secret"].as_str().is_some_and(|s| s.starts_with("whsec_")));
+    assert!(made["secret"]
+        .as_str()
+        .is_some_and(|s| s.starts_with("whsec_")));
     let (code, listed) = api(&net, "C", &token, "webhooks", None);
     assert_eq!(code, 200);
     let listed = listed["webhooks"].as_array().unwrap().clone();
@@ -375,16 +416,15 @@ fn webhooks_are_signed_retried_and_survive_a_restart() {
     );
     assert_eq!(code, 400, "{body}");
     let base = net.nodes["C"].process.as_ref().unwrap().url.clone();
-    let delete = |token: &str, id: &str| {
-        match ureq::delete(&format!("{base}v1/route/webhooks/{id}"))
+    let delete =
+        |token: &str, id: &str| match ureq::delete(&format!("{base}v1/route/webhooks/{id}"))
             .set("Authorization", &format!("Bearer {token}"))
             .call()
         {
             Ok(r) => r.status(),
             Err(ureq::Error::Status(c, _)) => c,
             Err(e) => panic!("{e}"),
-        }
-    };
+        };
     let made_id = made["id"].as_str().unwrap();
     assert_eq!(delete(&other, made_id), 404, "another agency's");
     assert_eq!(delete(&token, made_id), 204);

@@ -749,8 +749,16 @@ fn p12_certificate_pem(p12: &Path, out: &Path) {
 #[test]
 fn directory_updates_from_the_province_reach_every_node() {
     let spec: Vec<(&'static str, &str, Links)> = vec![
-        ("P", "TEST.PR", vec![("D", s(&["TEST.DX", "TEST.CX", "TEST.CY"]))]),
-        ("D", "TEST.DX", vec![("P", s(&["*"])), ("C", s(&["TEST.CX", "TEST.CY"]))]),
+        (
+            "P",
+            "TEST.PR",
+            vec![("D", s(&["TEST.DX", "TEST.CX", "TEST.CY"]))],
+        ),
+        (
+            "D",
+            "TEST.DX",
+            vec![("P", s(&["*"])), ("C", s(&["TEST.CX", "TEST.CY"]))],
+        ),
         ("C", "TEST.CX", vec![("D", s(&["*"]))]),
     ];
     let mut net = Net::new("dirsync", &spec, "", None);
@@ -798,7 +806,16 @@ fn directory_updates_from_the_province_reach_every_node() {
     let (code, out) = directory_cli(
         &net,
         "P",
-        &["merge", "--structure", "2024", "00001", "--into", "00002", "--effective", "2025-07-01"],
+        &[
+            "merge",
+            "--structure",
+            "2024",
+            "00001",
+            "--into",
+            "00002",
+            "--effective",
+            "2025-07-01",
+        ],
     );
     assert_eq!(code, 0, "{out}");
     let resolved = |n: &str| {
@@ -806,21 +823,41 @@ fn directory_updates_from_the_province_reach_every_node() {
         code == 0 && out.contains("\"organ_id\":\"TEST.CY\"")
     };
     for n in ["D", "C"] {
-        wait_until(&net, Duration::from_secs(60), &format!("merge at {n}"), || resolved(n));
+        wait_until(
+            &net,
+            Duration::from_secs(60),
+            &format!("merge at {n}"),
+            || resolved(n),
+        );
     }
     let (code, out) = directory_cli(
         &net,
         "P",
-        &["rename", "--structure", "2024", "00002", "--name", "Năm", "--effective", "2025-08-01"],
+        &[
+            "rename",
+            "--structure",
+            "2024",
+            "00002",
+            "--name",
+            "Năm",
+            "--effective",
+            "2025-08-01",
+        ],
     );
     assert_eq!(code, 0, "{out}");
     let renamed = |n: &str| {
         let (_, out) = directory_cli(&net, n, &["show", "--structure", "2024", "00002"]);
         out.contains("\"name\":\"Năm\"")
     };
-    wait_until(&net, Duration::from_secs(60), "rename at C", || renamed("C"));
+    wait_until(&net, Duration::from_secs(60), "rename at C", || {
+        renamed("C")
+    });
     assert!(renamed("D"));
-    assert!(net.log("C").contains("directory: signed update applied"), "{}", net.log("C"));
+    assert!(
+        net.log("C").contains("directory: signed update applied"),
+        "{}",
+        net.log("C")
+    );
 
     // refused: unsigned, signed by another key; an older update changes nothing
     let update = |from: i64, to: i64, name: &str| signgate::directory::updates::Update {
@@ -840,8 +877,8 @@ fn directory_updates_from_the_province_reach_every_node() {
     let province_key = open_key(&pki().path("signer-dirsync-P.p12"));
     let other_key = open_key(&pki().path("agency-signer.p12"));
     let unsigned = serde_json::to_vec(&update(2, 3, "Giả")).unwrap();
-    let forged = signgate::routing::directory_sync::sign(other_key.as_ref(), &update(2, 3, "Giả"))
-        .unwrap();
+    let forged =
+        signgate::routing::directory_sync::sign(other_key.as_ref(), &update(2, 3, "Giả")).unwrap();
     let mut tampered: Value = serde_json::from_slice(
         &signgate::routing::directory_sync::sign(province_key.as_ref(), &update(2, 3, "Sáu"))
             .unwrap(),
@@ -861,12 +898,15 @@ fn directory_updates_from_the_province_reach_every_node() {
         assert_eq!(status, 400, "{what}: {reason}");
         assert!(reason.contains("directory update"), "{what}: {reason}");
     }
-    let older =
-        signgate::routing::directory_sync::sign(province_key.as_ref(), &update(0, 1, "Cũ")).unwrap();
+    let older = signgate::routing::directory_sync::sign(province_key.as_ref(), &update(0, 1, "Cũ"))
+        .unwrap();
     let (status, _, answer) = net.post_as("D", "C", "v1/route/directory", older);
     assert_eq!(status, 200, "{answer}");
     let answer: Value = serde_json::from_str(&answer).unwrap();
-    assert_eq!((answer["version"].as_i64(), answer["applied"].as_i64()), (Some(2), Some(0)));
+    assert_eq!(
+        (answer["version"].as_i64(), answer["applied"].as_i64()),
+        (Some(2), Some(0))
+    );
     assert!(renamed("C"), "nothing changed by refused or older updates");
     // from a node that is not a peer of C: refused before anything is read
     let (status, _, _) = net.post_as("P", "C", "v1/route/directory", b"{}".to_vec());

@@ -3,8 +3,8 @@
 //! DocumentIds are written as e-office systems write them ([`doc_id`]).
 
 use signgate::edxml::{
-    Attachment, Business, BusinessDocType, MessageHeader, Organ, Package, ResponseFor,
-    SignerInfo, TraceHeader,
+    Attachment, Business, BusinessDocType, MessageHeader, Organ, Package, ResponseFor, SignerInfo,
+    TraceHeader,
 };
 use signgate::keys::KeySource;
 use time::macros::date;
