@@ -2,15 +2,17 @@
 //! - [`peer_router`], served on the node-to-node mutual-TLS listener: `POST /v1/route/envelopes`
 //!   (body: the envelope; `?to=` the recipients of this hop; answered 200 with the hop's signed
 //!   status message and its code in `Signgate-Route-Status`, 01 or 02 with
-//!   `Signgate-Route-Reason`) and `POST /v1/route/statuses` (body: a signed status message).
+//!   `Signgate-Route-Reason`), `POST /v1/route/statuses` (body: a signed status message) and
+//!   `POST /v1/route/directory` (a signed directory update from the directory authority).
 //!   The caller is identified by its verified client certificate's fingerprint; an unknown
 //!   certificate answers 403 `ROUTE_PEER_UNKNOWN`.
 //! - [`routes`], on the gateway API with bearer tokens: `GET /v1/route/status?document_id=`,
 //!   `GET /v1/route/inbox` and `GET /v1/route/sent` (filters and a paging cursor:
 //!   [`ListParams`]), `POST /v1/route/ack`, `POST /v1/route/send`, `GET /v1/route/outbox`
 //!   (outbox and document counts by state, dead letters included), `POST /v1/route/retry`
-//!   (a dead letter back to pending), `GET /v1/route/document?document_id=` (the envelope)
-//!   and `GET /v1/route/attachment?document_id=&n=` (attachment n, 0-based). `send` also takes
+//!   (a dead letter back to pending), `GET /v1/route/document?document_id=` (the envelope),
+//!   `GET /v1/route/attachment?document_id=&n=` (attachment n, 0-based) and the agency's
+//!   webhooks (`GET`/`POST /v1/route/webhooks`, `DELETE /v1/route/webhooks/{id}`). `send` also takes
 //!   `multipart/form-data` (a JSON `header` and `attachment` parts) that the gateway builds
 //!   into a signed envelope. Without `[routing]` they answer 404.
 //!
@@ -51,6 +53,7 @@ pub fn peer_router(node: Arc<Node>, max_body: usize) -> Router {
     Router::new()
         .route("/v1/route/envelopes", post(peer_envelope))
         .route("/v1/route/statuses", post(peer_status))
+        .route("/v1/route/directory", post(peer_directory))
         .fallback(|| async { AppError::NotFound("route") })
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(node)
@@ -113,6 +116,18 @@ async fn peer_status(
     Ok(Json(json!({"stored": stored})).into_response())
 }
 
+/// `POST /v1/route/directory`: a signed directory update from a peer; answers the version this
+/// node is at and how many changes it applied.
+async fn peer_directory(
+    State(node): State<Arc<Node>>,
+    cert: Option<Extension<PeerCertificate>>,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let from = peer_of(&node, cert)?;
+    let applied = node.receive_directory_update(&from, body.to_vec()).await?;
+    Ok(Json(applied).into_response())
+}
+
 /// The operator endpoints, merged into [`super::router`]; the node comes as an extension.
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -125,6 +140,63 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/route/attachment", get(attachment))
         .route("/v1/route/outbox", get(outbox))
         .route("/v1/route/retry", post(retry))
+        .route("/v1/route/webhooks", get(webhooks).post(subscribe))
+        .route(
+            "/v1/route/webhooks/{id}",
+            axum::routing::delete(unsubscribe),
+        )
+}
+
+/// Body of `POST /v1/route/webhooks`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscribeRequest {
+    /// Where the events are POSTed (`http://`).
+    url: String,
+    /// Event kinds, comma-separated, or `all` (the default).
+    events: Option<String>,
+}
+
+/// `POST /v1/route/webhooks`: subscribes the caller's agency; 201 with the subscription and
+/// its `secret`, shown this once.
+async fn subscribe(
+    caller: Caller,
+    node: Option<Extension<Arc<Node>>>,
+    Json(req): Json<SubscribeRequest>,
+) -> Result<Response, AppError> {
+    let node = configured(node)?;
+    let row = crate::gateway::webhooks::subscribe(
+        &node,
+        &caller.0.agency,
+        &req.url,
+        req.events.as_deref(),
+    )
+    .await?;
+    let mut shown = serde_json::to_value(&row).unwrap_or_default();
+    shown["secret"] = row.secret.clone().into();
+    Ok((StatusCode::CREATED, Json(shown)).into_response())
+}
+
+/// `GET /v1/route/webhooks`: the caller's agency's subscriptions (no secrets).
+async fn webhooks(
+    caller: Caller,
+    node: Option<Extension<Arc<Node>>>,
+) -> Result<Response, AppError> {
+    let node = configured(node)?;
+    let rows = crate::gateway::webhooks::subscriptions(&node, Some(&caller.0.agency)).await?;
+    Ok(Json(json!({"webhooks": rows})).into_response())
+}
+
+/// `DELETE /v1/route/webhooks/{id}`: removes one of the caller's agency's subscriptions (404
+/// for another agency's, as for a missing one).
+async fn unsubscribe(
+    caller: Caller,
+    node: Option<Extension<Arc<Node>>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Response, AppError> {
+    let node = configured(node)?;
+    crate::gateway::webhooks::unsubscribe(&node, &id, Some(&caller.0.agency)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// Outbox items and document rows by state, of the caller's agency's documents, and the

@@ -1,4 +1,4 @@
-//! `signgate route send|document|attachment|inbox|ack|status|retry|fingerprint|demo`, on the node's own database (the
+//! `signgate route send|document|attachment|inbox|sent|outbox|ack|status|retry|webhook|fingerprint|demo`, on the node's own database (the
 //! routing node inside `signgate serve` is started by [`crate::gateway::Gateway::start`]).
 
 use std::path::PathBuf;
@@ -146,6 +146,13 @@ pub enum RouteCommand {
         #[arg(long)]
         to: Option<String>,
     },
+    /// Webhooks: an agency's systems are POSTed its events (document.received,
+    /// status.received), signed with HMAC-SHA256 (header Signgate-Webhook-Signature), retried
+    /// with backoff; see the README's "Webhooks".
+    Webhook {
+        #[command(subcommand)]
+        action: WebhookCommand,
+    },
     /// Start a demo network on loopback: a province node and two commune nodes (2025 units,
     /// test agency codes DEMO.*), or with --structure 2024 a province, district and commune;
     /// PKI, configurations, directory and client tokens are written to --dir on the first run
@@ -170,6 +177,52 @@ pub enum RouteCommand {
         /// The node's PKCS#12 file (password from SIGNGATE_KEY_PASSWORD).
         #[arg(long)]
         identity: PathBuf,
+    },
+}
+
+/// `signgate route webhook …`.
+#[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// Subscribe an agency served here; prints the subscription and its secret (shown once).
+    Add {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The agency (edXML OrganId, one of routing.serves).
+        #[arg(long)]
+        agency: String,
+        /// Where events are POSTed (http://; a private or loopback address needs [fetch] allow).
+        #[arg(long)]
+        url: String,
+        /// Event kinds, comma-separated (document.received, status.received) or `all`.
+        #[arg(long, default_value = "all")]
+        events: String,
+    },
+    /// List the subscriptions (without secrets), one JSON line each.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Only this agency's.
+        #[arg(long)]
+        agency: Option<String>,
+    },
+    /// Remove a subscription (its undelivered events are dropped).
+    Remove {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The subscription id (`wh_…`).
+        #[arg(long)]
+        id: String,
+    },
+    /// The latest deliveries of a subscription (state, attempts, last error), one JSON line each.
+    Deliveries {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The subscription id (`wh_…`).
+        #[arg(long)]
+        id: String,
+        /// How many (newest first).
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
     },
 }
 
@@ -290,7 +343,14 @@ pub fn run(cmd: RouteCommand) -> Result<u8, CliError> {
             | RouteCommand::Outbox { store }
             | RouteCommand::Ack { store, .. }
             | RouteCommand::Status { store, .. }
-            | RouteCommand::Retry { store, .. } => (store, &cmd),
+            | RouteCommand::Retry { store, .. }
+            | RouteCommand::Webhook {
+                action:
+                    WebhookCommand::Add { store, .. }
+                    | WebhookCommand::List { store, .. }
+                    | WebhookCommand::Remove { store, .. }
+                    | WebhookCommand::Deliveries { store, .. },
+            } => (store, &cmd),
             RouteCommand::Fingerprint { .. } | RouteCommand::Demo { .. } => return Ok(0),
         };
         let config = store_args.config(None)?;
@@ -440,11 +500,48 @@ pub fn run(cmd: RouteCommand) -> Result<u8, CliError> {
                 }
                 0
             }
+            RouteCommand::Webhook { action } => {
+                webhook(&node, action).await?;
+                0
+            }
             RouteCommand::Fingerprint { .. } | RouteCommand::Demo { .. } => 0,
         };
         services.close().await;
         Ok(code)
     })
+}
+
+/// `route webhook …` on the node's database.
+async fn webhook(node: &crate::routing::Node, action: &WebhookCommand) -> Result<(), CliError> {
+    use crate::gateway::webhooks;
+    match action {
+        WebhookCommand::Add {
+            agency,
+            url,
+            events,
+            ..
+        } => {
+            let row = webhooks::subscribe(node, agency, url, Some(events)).await?;
+            let mut shown = serde_json::to_value(&row).unwrap_or_default();
+            shown["secret"] = row.secret.clone().into();
+            println!("{shown}");
+        }
+        WebhookCommand::List { agency, .. } => {
+            for row in webhooks::subscriptions(node, agency.as_deref()).await? {
+                println!("{}", serde_json::to_string(&row).unwrap_or_default());
+            }
+        }
+        WebhookCommand::Remove { id, .. } => {
+            webhooks::unsubscribe(node, id, None).await?;
+            println!("{}", serde_json::json!({"removed": id}));
+        }
+        WebhookCommand::Deliveries { id, limit, .. } => {
+            for d in webhooks::deliveries(node, id, *limit).await? {
+                println!("{}", serde_json::to_string(&d).unwrap_or_default());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `signgate route demo`: prepares (or reuses) the network in `dir`, serves its publication

@@ -9,6 +9,7 @@
 
 pub mod certs;
 mod csv;
+pub mod updates;
 
 use time::Date;
 

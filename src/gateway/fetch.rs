@@ -263,6 +263,77 @@ impl ureq::Resolver for Guard {
     }
 }
 
+/// An agent whose every connection goes through the policy's address check (no redirects,
+/// `timeout` for the whole request), and the slot where a refusal is kept.
+fn guarded_agent(
+    policy: &Arc<FetchPolicy>,
+    timeout: Duration,
+) -> (ureq::Agent, Arc<Mutex<Option<String>>>) {
+    let slot = Arc::new(Mutex::new(None));
+    let agent = ureq::AgentBuilder::new()
+        .resolver(Guard {
+            policy: policy.clone(),
+            refused: slot.clone(),
+        })
+        .redirects(0)
+        .timeout(timeout)
+        .build();
+    (agent, slot)
+}
+
+/// Why a [`post_checked`] did not get an answer. Its text never holds the URL (a receiver's
+/// URL may carry a token).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PostError {
+    /// The policy forbids the URL (scheme, or an address not allowed); nothing was sent.
+    #[error("not sent: {0}")]
+    Refused(String),
+    /// No answer: resolution, connection, time-out.
+    #[error("no answer: {0}")]
+    Failed(String),
+}
+
+/// POSTs `body` with `headers` to `url` under `policy` — `http://` only, every resolved
+/// address checked (loopback, private and other special-purpose addresses need `[fetch]
+/// allow`), no redirects, `timeout` for connecting and reading — and returns the answer's
+/// status code (its body is not read). Blocking: call it from a blocking thread.
+pub fn post_checked(
+    policy: &Arc<FetchPolicy>,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout: Duration,
+) -> Result<u16, PostError> {
+    match url.split_once("://") {
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("http") => {}
+        _ => return Err(PostError::Refused("only http:// URLs are allowed".into())),
+    }
+    let (agent, slot) = guarded_agent(policy, timeout);
+    let mut request = agent.post(url);
+    for (name, value) in headers {
+        request = request.set(name, value);
+    }
+    match request.send_bytes(body) {
+        Ok(answer) => Ok(answer.status()),
+        Err(ureq::Error::Status(code, _)) => Ok(code),
+        Err(ureq::Error::Transport(t)) => Err(match slot.lock().ok().and_then(|mut s| s.take()) {
+            Some(why) => PostError::Refused(why),
+            None => {
+                let mut detail = t.kind().to_string();
+                let cause = std::error::Error::source(&t).map(|c| c.to_string());
+                for part in [t.message().map(str::to_string), cause]
+                    .into_iter()
+                    .flatten()
+                {
+                    detail.push_str(": ");
+                    detail.push_str(&part);
+                }
+                PostError::Failed(detail)
+            }
+        }),
+    }
+}
+
 /// One cached answer (or failure) and until when it is used.
 #[derive(Debug)]
 struct Entry {
@@ -390,15 +461,7 @@ impl GatewayFetcher {
             Some((scheme, _)) if scheme.eq_ignore_ascii_case("http") => {}
             _ => return Err(refused("only http:// URLs are fetched".into())),
         }
-        let slot = Arc::new(Mutex::new(None));
-        let agent = ureq::AgentBuilder::new()
-            .resolver(Guard {
-                policy: self.outbound.policy.clone(),
-                refused: slot.clone(),
-            })
-            .redirects(0)
-            .timeout(self.timeout)
-            .build();
+        let (agent, slot) = guarded_agent(&self.outbound.policy, self.timeout);
         let sent = match post {
             Some((content_type, body)) => agent
                 .post(url)

@@ -12,7 +12,8 @@
 //!   checkpoints and their strict check), [`idempotency`] (claimed, completed and replayed
 //!   `Idempotency-Key`s), [`route`] (an agency's document built into a signed edXML envelope;
 //!   received envelopes and attachments handed out), [`accounts`] (the web console's officers,
-//!   sessions and signing for an officer); [`audit`] is the one write path into the audit chain
+//!   sessions and signing for an officer), [`webhooks`] (agencies' webhook subscriptions and
+//!   the worker that delivers their signed events); [`audit`] is the one write path into the audit chain
 //!   and [`metrics`] the counters `/metrics` renders.
 //! - [`Gateway::start`]: the listeners, the routing node, retention and batch resume behind
 //!   one shutdown signal; [`Running::shutdown`] drains every part. [`tasks`] runs jobs in
@@ -41,6 +42,7 @@ pub mod route;
 mod run;
 pub mod signing;
 pub mod tasks;
+pub mod webhooks;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

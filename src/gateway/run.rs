@@ -227,7 +227,7 @@ fn serve_limits(limits: &super::config::Limits, drain: Duration) -> crate::tls::
 }
 
 /// Starts the routing node of `routing` over `services`: its mutual-TLS listener for peers
-/// (serving `peers`) and its outbox worker, both in `tasks`, both stopping on `stop`.
+/// (serving `peers`), its outbox worker and its webhook worker, in `tasks`, stopping on `stop`.
 async fn spawn_node(
     routing: &RoutingConfig,
     services: &Services,
@@ -244,10 +244,22 @@ async fn spawn_node(
     let peers = peers(node.clone(), services.settings().max_body_bytes);
     let (listening, working) = (stopped(stop.subscribe()), stopped(stop.subscribe()));
     let (node_id, worker_node) = (routing.node_id.clone(), node.clone());
+    let deliverer = super::webhooks::Deliverer {
+        store: services.store().clone(),
+        fetch: services.settings().fetch.policy.clone(),
+        policy: routing.webhooks.clone(),
+        lease: routing.delivery.lease,
+        poll: routing.delivery.poll,
+    };
+    let hooking = stopped(stop.subscribe());
     tasks.spawn(async move {
         let server =
             crate::tls::serve_http(listener, Some(Arc::new(acceptor)), peers, listening, drain);
-        tokio::join!(server, worker::run(worker_node, working));
+        tokio::join!(
+            server,
+            worker::run(worker_node, working),
+            super::webhooks::run(deliverer, hooking)
+        );
         eprintln!("signgate: routing node {node_id} stopped");
     });
     Ok((node, addr))

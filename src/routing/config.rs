@@ -62,6 +62,22 @@ pub struct RoutingFileConfig {
     /// (`ResponseFor` with the target DocumentId), so that the agency's signature covers what
     /// it acts on (default true).
     pub signed_recall_reference: Option<bool>,
+    /// This node is the directory authority (the province node): it signs its directory
+    /// changes with `signing_key` and sends them to its peers (default false).
+    pub directory_authority: Option<bool>,
+    /// The certificate (PEM) of the directory authority's `signing_key`: signed directory
+    /// updates verified against it are applied here and passed on to the peers below; none
+    /// means this node takes no directory updates.
+    pub directory_authority_cert: Option<PathBuf>,
+    /// Attempts before a webhook delivery is given up (default 15).
+    pub webhook_max_attempts: Option<u32>,
+    /// First webhook retry delay in milliseconds (default 1000); doubles each attempt, with
+    /// jitter.
+    pub webhook_backoff_initial_ms: Option<u64>,
+    /// Longest webhook retry delay in milliseconds (default 600000).
+    pub webhook_backoff_max_ms: Option<u64>,
+    /// Seconds to wait for a webhook receiver to answer (default 10).
+    pub webhook_timeout_secs: Option<u64>,
     /// The nodes this node talks to.
     #[serde(default)]
     pub peers: Vec<PeerFileConfig>,
@@ -126,6 +142,19 @@ pub struct DeliveryPolicy {
     pub revalidate_deadline: Duration,
 }
 
+/// Delivery policy of the webhook worker (`webhook_*` in `[routing]`).
+#[derive(Debug, Clone)]
+pub struct WebhookPolicy {
+    /// Attempts before a delivery is given up (`dead`, with an alert in the log).
+    pub max_attempts: u32,
+    /// First retry delay.
+    pub backoff_initial: Duration,
+    /// Longest retry delay.
+    pub backoff_max: Duration,
+    /// Receiver answer timeout (connecting and reading).
+    pub timeout: Duration,
+}
+
 /// `[routing]`, validated.
 #[derive(Debug, Clone)]
 pub struct RoutingConfig {
@@ -147,6 +176,12 @@ pub struct RoutingConfig {
     pub peers: Vec<Peer>,
     /// Retry and lease settings.
     pub delivery: DeliveryPolicy,
+    /// Webhook retry settings (leases and polling as `delivery`).
+    pub webhooks: WebhookPolicy,
+    /// This node signs and sends its directory changes.
+    pub directory_authority: bool,
+    /// The directory authority's certificate (PEM file), when this node takes its updates.
+    pub directory_authority_cert: Option<PathBuf>,
     /// The status code table, with this network's update agreed / refused codes (checked
     /// when the configuration is read).
     pub status_codes: StatusCodes,
@@ -266,6 +301,14 @@ impl RoutingConfig {
                 revalidate_deadline: Duration::from_secs(
                     file.revalidate_deadline_secs.unwrap_or(86_400),
                 ),
+            },
+            directory_authority: file.directory_authority.unwrap_or(false),
+            directory_authority_cert: file.directory_authority_cert.clone(),
+            webhooks: WebhookPolicy {
+                max_attempts: file.webhook_max_attempts.unwrap_or(15).max(1),
+                backoff_initial: ms(file.webhook_backoff_initial_ms, 1000),
+                backoff_max: ms(file.webhook_backoff_max_ms, 600_000),
+                timeout: Duration::from_secs(file.webhook_timeout_secs.unwrap_or(10).max(1)),
             },
             signed_recall_reference: file.signed_recall_reference.unwrap_or(true),
             status_codes: status_codes(file)?,

@@ -12,6 +12,8 @@
 //! - [`node`]: receipt, idempotency, forwarding decisions, statuses, operator actions.
 //! - [`lifecycle`]: the recall/update state machine at the delivering node.
 //! - [`worker`]: the outbox loop; [`backoff`]: retry delays.
+//! - [`events`]: webhook events (what they report, their body and signature).
+//! - [`directory_sync`]: signed directory updates from the directory authority (the province).
 //! - [`commit`]: group commit of concurrent receipts (one transaction, one fsync).
 //! - [`tls`]: the node-to-node client; the listener is the generic [`crate::tls`].
 //!
@@ -20,6 +22,8 @@
 pub mod backoff;
 pub mod commit;
 pub mod config;
+pub mod directory_sync;
+pub mod events;
 pub mod lifecycle;
 pub mod node;
 pub mod tls;

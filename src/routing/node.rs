@@ -153,6 +153,11 @@ pub struct Node {
     limits: edxml::Limits,
     /// Counters.
     pub counters: RouteCounters,
+    /// The directory authority's certificate, when this node takes its updates.
+    pub(super) authority_cert: Option<openssl::x509::X509>,
+    /// When each peer is next sent directory updates (after a failure, with backoff).
+    pub(super) directory_retry:
+        std::sync::Mutex<std::collections::HashMap<String, (u32, std::time::Instant)>>,
 }
 
 impl std::fmt::Debug for Node {
@@ -298,7 +303,26 @@ impl Node {
         let signer = Pkcs12Key::open(&config.signing_key, password)
             .map_err(|e| RoutingError::Config(format!("routing.signing_key: {e}")))?;
         let codes = config.status_codes.clone();
+        let authority_cert = match &config.directory_authority_cert {
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|e| {
+                    RoutingError::Config(format!(
+                        "routing.directory_authority_cert {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                Some(openssl::x509::X509::from_pem(&pem).map_err(|e| {
+                    RoutingError::Config(format!(
+                        "routing.directory_authority_cert {}: not a PEM certificate: {e}",
+                        path.display()
+                    ))
+                })?)
+            }
+            None => None,
+        };
         Ok(Self {
+            authority_cert,
+            directory_retry: Default::default(),
             config,
             store,
             trust: validation.trust_lists,
@@ -311,6 +335,12 @@ impl Node {
             limits: edxml::Limits::default(),
             counters: RouteCounters::default(),
         })
+    }
+
+    /// The key that signs this node's status messages (and, at the directory authority, its
+    /// directory updates).
+    pub(super) fn signer(&self) -> &Arc<Pkcs12Key> {
+        &self.signer
     }
 
     /// The database.
@@ -1273,6 +1303,8 @@ impl Node {
             }
             row.state = state.as_str().into();
         }
+        let meta = a.meta.clone().unwrap_or_default();
+        a.events.push(super::events::document_received(row, &meta));
         Ok(())
     }
 
@@ -1317,17 +1349,21 @@ impl Node {
         a.traces
             .push(trace(doc, "status-sent", format!("{code} from {from}")));
         match hop {
-            Hop::Local => a.statuses.push(StatusRow {
-                id: random_id("st_"),
-                document_id: doc.document_id.clone(),
-                sender_organ: doc.sender.clone(),
-                from_organ: from.into(),
-                code,
-                description,
-                at: now_rfc3339(),
-                issued_at: Some(now_rfc3339()),
-                bytes,
-            }),
+            Hop::Local => {
+                let row = StatusRow {
+                    id: random_id("st_"),
+                    document_id: doc.document_id.clone(),
+                    sender_organ: doc.sender.clone(),
+                    from_organ: from.into(),
+                    code,
+                    description,
+                    at: now_rfc3339(),
+                    issued_at: Some(now_rfc3339()),
+                    bytes,
+                };
+                a.events.push(super::events::status_received(&row));
+                a.statuses.push(row);
+            }
             Hop::Peer(peer) => a.outbox.push(status_item(peer, doc, bytes)),
         }
         Ok(())
@@ -1397,11 +1433,14 @@ impl Node {
                     .unwrap_or_default()
             ),
         ));
-        match self.next_hop(&doc.sender).await? {
-            Some(Hop::Local) => {}
-            Some(Hop::Peer(peer)) => a.outbox.push(status_item(peer, &doc, bytes.to_vec())),
+        let local = match self.next_hop(&doc.sender).await? {
+            Some(Hop::Local) => true,
+            Some(Hop::Peer(peer)) => {
+                a.outbox.push(status_item(peer, &doc, bytes.to_vec()));
+                false
+            }
             None => return Err(RoutingError::Invalid(format!("no route to {}", doc.sender))),
-        }
+        };
         let row = StatusRow {
             id: random_id("st_"),
             document_id: doc.document_id.clone(),
@@ -1415,6 +1454,9 @@ impl Node {
         };
         if !self.store.route_add_status(&row).await? {
             return Ok(false); // a redelivery: already stored and passed on
+        }
+        if local {
+            a.events.push(super::events::status_received(&row));
         }
         self.store.route_accept(&a, &now_rfc3339()).await?;
         Ok(true)

@@ -22,6 +22,9 @@ use crate::store::routing::{OutboxItem, TraceEvent};
 /// Items claimed per round.
 const BATCH: i64 = 16;
 
+/// How often signed directory updates are issued and sent to the peers lacking them.
+const DIRECTORY_SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Header carrying the hop's status code on `POST /v1/route/envelopes` answers.
 pub const STATUS_HEADER: &str = "signgate-route-status";
 
@@ -87,7 +90,12 @@ pub fn decode(value: &str) -> String {
 pub async fn run(node: Arc<Node>, shutdown: impl Future<Output = ()>) {
     let owner = random_id("w_");
     tokio::pin!(shutdown);
+    let mut last_sync: Option<std::time::Instant> = None;
     loop {
+        if last_sync.map_or(true, |t| t.elapsed() >= DIRECTORY_SYNC_EVERY) {
+            node.sync_directory().await;
+            last_sync = Some(std::time::Instant::now());
+        }
         let worked = match drain_once(&node, &owner).await {
             Ok(n) => n,
             Err(e) => {

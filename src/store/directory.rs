@@ -241,6 +241,80 @@ impl Store {
     }
 }
 
+/// A signed directory update this node holds.
+#[derive(Debug, Clone)]
+pub struct UpdateRow {
+    /// The version before it.
+    pub from_version: i64,
+    /// The version it brings.
+    pub to_version: i64,
+    /// The signed update, as it travels.
+    pub bytes: Vec<u8>,
+}
+
+impl Store {
+    /// The recorded changes after `version` (their ids), oldest first, at most `limit`.
+    pub async fn unit_changes_after(
+        &self,
+        version: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, ChangeRow)>, StoreError> {
+        let sql = "SELECT id, structure, kind, gso_code, detail, effective, recorded_at FROM directory_changes WHERE id > $1 ORDER BY id LIMIT $2";
+        Ok(
+            with_pool!(self, p => sqlx::query(sql).bind(version).bind(limit).fetch_all(p).await?.into_iter().map(|r| (r.get::<i64, _>(0), ChangeRow {
+            structure: r.get(1), kind: r.get(2), gso_code: r.get(3), detail: r.get(4), effective: r.get(5), recorded_at: r.get(6),
+        })).collect()),
+        )
+    }
+
+    /// The id of the latest recorded change (0: none).
+    pub async fn last_unit_change(&self) -> Result<i64, StoreError> {
+        let sql = "SELECT COALESCE(MAX(id), 0) FROM directory_changes";
+        Ok(with_pool!(self, p => sqlx::query(sql).fetch_one(p).await?.get::<i64, _>(0)))
+    }
+
+    /// Keeps a signed update (once per `to_version`).
+    pub async fn directory_update_add(&self, u: &UpdateRow, now: &str) -> Result<(), StoreError> {
+        let sql = "INSERT INTO directory_updates (to_version, from_version, bytes, recorded_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
+        with_pool!(self, p => { sqlx::query(sql).bind(u.to_version).bind(u.from_version).bind(&u.bytes).bind(now).execute(p).await?; });
+        Ok(())
+    }
+
+    /// The signed updates bringing a version after `version`, oldest first.
+    pub async fn directory_updates_after(
+        &self,
+        version: i64,
+    ) -> Result<Vec<UpdateRow>, StoreError> {
+        let sql = "SELECT from_version, to_version, bytes FROM directory_updates WHERE to_version > $1 ORDER BY to_version";
+        Ok(
+            with_pool!(self, p => sqlx::query(sql).bind(version).fetch_all(p).await?.into_iter().map(|r| UpdateRow {
+            from_version: r.get(0), to_version: r.get(1), bytes: r.get(2),
+        }).collect()),
+        )
+    }
+
+    /// The latest version of the updates held (0: none).
+    pub async fn directory_last_update(&self) -> Result<i64, StoreError> {
+        let sql = "SELECT COALESCE(MAX(to_version), 0) FROM directory_updates";
+        Ok(with_pool!(self, p => sqlx::query(sql).fetch_one(p).await?.get::<i64, _>(0)))
+    }
+
+    /// A recorded version (`applied`, `peer:NODE`); 0 when none is.
+    pub async fn directory_version(&self, name: &str) -> Result<i64, StoreError> {
+        let sql = "SELECT version FROM directory_versions WHERE name = $1";
+        Ok(
+            with_pool!(self, p => sqlx::query(sql).bind(name).fetch_optional(p).await?.map(|r| r.get::<i64, _>(0)).unwrap_or(0)),
+        )
+    }
+
+    /// Records a version.
+    pub async fn directory_set_version(&self, name: &str, version: i64) -> Result<(), StoreError> {
+        let sql = "INSERT INTO directory_versions (name, version) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET version = excluded.version";
+        with_pool!(self, p => { sqlx::query(sql).bind(name).bind(version).execute(p).await?; });
+        Ok(())
+    }
+}
+
 /// One certificate identity recorded for an agency (`directory_agency_certs`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct AgencyCertRow {

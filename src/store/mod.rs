@@ -12,6 +12,7 @@ pub mod directory;
 pub mod idempotency;
 pub mod lease;
 pub mod routing;
+pub mod webhooks;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -217,6 +218,16 @@ const SQLITE_MIGRATIONS: Embedded = &[
         "batch leases",
         include_str!("../../migrations/sqlite/0800_batch_leases.sql"),
     ),
+    (
+        850,
+        "route webhooks",
+        include_str!("../../migrations/sqlite/0850_route_webhooks.sql"),
+    ),
+    (
+        860,
+        "directory updates",
+        include_str!("../../migrations/sqlite/0860_directory_updates.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: Embedded = &[
     (
@@ -268,6 +279,16 @@ const POSTGRES_MIGRATIONS: Embedded = &[
         800,
         "batch leases",
         include_str!("../../migrations/postgres/0800_batch_leases.sql"),
+    ),
+    (
+        850,
+        "route webhooks",
+        include_str!("../../migrations/postgres/0850_route_webhooks.sql"),
+    ),
+    (
+        860,
+        "directory updates",
+        include_str!("../../migrations/postgres/0860_directory_updates.sql"),
     ),
 ];
 

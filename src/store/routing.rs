@@ -133,6 +133,8 @@ pub struct Acceptance {
     pub statuses: Vec<StatusRow>,
     /// What the inbox shows of the envelope's document (written on each new row).
     pub meta: Option<DocumentMeta>,
+    /// Webhook events for the agencies concerned (each fanned out to their subscriptions).
+    pub events: Vec<super::webhooks::RouteEvent>,
 }
 
 /// An attachment as the inbox lists it.
@@ -517,6 +519,7 @@ impl Store {
                         .bind(&t.document_id).bind(&t.sender_organ).bind(&t.at).bind(&t.event).bind(&t.detail)
                         .execute(&mut *sp).await?;
                 }
+                super::webhooks::insert_events!(sp, &a.events);
                 sp.commit().await?;
                 written.push(true);
             }

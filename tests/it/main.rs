@@ -45,6 +45,7 @@ mod pkits;
 mod pyhanko_interop;
 mod revisions;
 mod route_envelope;
+mod route_webhooks;
 mod routing;
 mod routing_ops;
 mod routing_scale;

@@ -22,12 +22,9 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 use base64::Engine as _;
 use serde_json::Value;
-use signgate::edxml::{
-    Attachment, Business, BusinessDocType, MessageHeader, Organ, Package, SignerInfo, TraceHeader,
-};
+use signgate::edxml::{Business, BusinessDocType};
 use signgate::keys::KeySource;
 use signgate::pki::demo::{LeafProfile, LeafSpec};
-use time::macros::date;
 
 const NS: &str = "http://www.mic.gov.vn/TBT/QCVN_102_2016";
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -89,71 +86,12 @@ pub(crate) fn envelope_signed(
     subject: &str,
     business: Business,
 ) -> Vec<u8> {
-    let response_for = business
-        .document_id
-        .clone()
-        .filter(|_| business.doc_type != BusinessDocType::New)
-        .map(|target| signgate::edxml::ResponseFor {
-            organ_id: from.into(),
-            code: format!(
-                "{}/UBND-VP",
-                target
-                    .rsplit(',')
-                    .next()
-                    .unwrap_or_default()
-                    .split('/')
-                    .next()
-                    .unwrap_or_default()
-            ),
-            promulgation_date: date!(2025 - 07 - 01),
-            document_id: target,
-        });
-    Package {
-        header: MessageHeader {
-            from: Organ::new(from, format!("UBND {from}")),
-            to: to
-                .iter()
-                .map(|t| Organ::new(*t, format!("UBND {t}")))
-                .collect(),
-            document_id: doc_id(from, number),
-            code_number: number.into(),
-            code_notation: "UBND-VP".into(),
-            promulgation_place: "Thử nghiệm".into(),
-            promulgation_date: date!(2025 - 07 - 01),
-            document_type: "18".into(),
-            document_type_name: Some("Công văn".into()),
-            subject: subject.into(),
-            content: None,
-            signer: SignerInfo {
-                competence: Some("TM. UBND".into()),
-                position: Some("Chủ tịch".into()),
-                full_name: "Nguyễn Văn Mẫu".into(),
-            },
-            due_date: None,
-            to_places: vec!["Như trên".into()],
-            steering_type: None,
-            response_for,
-        },
+    let pdf = test_attachment(1, "congvan.pdf", "application/pdf", signed_pdf());
+    TestEnvelope {
         business,
-        traces: vec![TraceHeader {
-            organ_id: from.into(),
-            timestamp: time::OffsetDateTime::now_utc(),
-        }],
-        attachments: vec![Attachment {
-            content_id: "att1".into(),
-            name: "congvan.pdf".into(),
-            content_type: "application/pdf".into(),
-            description: None,
-            data: signed_pdf(),
-        }],
+        ..TestEnvelope::new(from, to, number, subject, vec![pdf])
     }
-    .build_signed(key, time::OffsetDateTime::now_utc())
-    .expect("build envelope")
-}
-
-/// DocumentIds as e-office systems write them: `{organ},{date},{number}/{notation}`.
-pub(crate) fn doc_id(from: &str, number: &str) -> String {
-    format!("{from},2025/07/01,{number}/UBND-VP")
+    .build(key)
 }
 
 /// A node of a test network: its files, ports, certificate and (when running) process.

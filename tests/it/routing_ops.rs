@@ -11,22 +11,22 @@
 //!   signed header does not name its target, and a routing loop: each answered 02 with a
 //!   readable reason, never dropped;
 //! - a peer reaching a directory subtree (`serves_below`): delivery and the status back;
+//! - signed directory updates from the province node reaching the district and, relayed, the
+//!   commune; unsigned, wrongly signed, altered and older updates refused or without effect;
 //! - the inbox listing at 200,000 rows in SQLite (timings printed).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use signgate::edxml::{
-    Attachment, Business, BusinessDocType, MessageHeader, Organ, Package, SignerInfo, TraceHeader,
-};
+use signgate::edxml::{Business, BusinessDocType};
 use signgate::keys::KeySource;
 use signgate::pki::demo::LeafSpec;
 use time::macros::date;
 
 use crate::common::*;
 use crate::routing::{
-    api, client_token, doc_id, envelope_signed, pki, s, signed_pdf, wait_until, Links, Net,
+    api, client_token, envelope_signed, pki, s, signed_pdf, wait_until, Links, Net,
 };
 
 /// The province P (TEST.P) and one commune node C (TEST.C1); P also routes TEST.OLD to C,
@@ -210,7 +210,8 @@ fn a_revocation_outage_holds_the_document_then_delivers_it_once() {
     drop(tmp);
 }
 
-/// A document with the fields a clerk filters on: due date, type name, two attachments.
+/// A document with the fields a clerk filters on: due date, type name, two attachments; a
+/// follow-up names its target in the signed header only when its subject says "signed".
 fn letter(
     key: &dyn KeySource,
     to: &str,
@@ -218,64 +219,18 @@ fn letter(
     subject: &str,
     business: Business,
 ) -> Vec<u8> {
-    let from = "TEST.P";
-    let response_for = business
-        .document_id
-        .clone()
-        .filter(|_| business.doc_type != BusinessDocType::New && subject.contains("signed"))
-        .map(|target| signgate::edxml::ResponseFor {
-            organ_id: from.into(),
-            code: format!("{number}/UBND-VP"),
-            promulgation_date: date!(2025 - 07 - 01),
-            document_id: target,
-        });
-    Package {
-        header: MessageHeader {
-            from: Organ::new(from, "UBND tỉnh Thử nghiệm"),
-            to: vec![Organ::new(to, format!("UBND {to}"))],
-            document_id: doc_id(from, number),
-            code_number: number.into(),
-            code_notation: "UBND-VP".into(),
-            promulgation_place: "Thử nghiệm".into(),
-            promulgation_date: date!(2025 - 07 - 01),
-            document_type: "18".into(),
-            document_type_name: Some("Công văn".into()),
-            subject: subject.into(),
-            content: None,
-            signer: SignerInfo {
-                competence: Some("TM. UBND".into()),
-                position: Some("Chủ tịch".into()),
-                full_name: "Nguyễn Văn Mẫu".into(),
-            },
-            due_date: Some(date!(2025 - 08 - 15)),
-            to_places: vec!["Như trên".into()],
-            steering_type: None,
-            response_for,
-        },
+    let attachments = vec![
+        test_attachment(1, "congvan.pdf", "application/pdf", signed_pdf()),
+        test_attachment(2, "phuluc.txt", "text/plain", b"phu luc".to_vec()),
+    ];
+    TestEnvelope {
+        sender_name: "UBND tỉnh Thử nghiệm".into(),
         business,
-        traces: vec![TraceHeader {
-            organ_id: from.into(),
-            timestamp: time::OffsetDateTime::now_utc(),
-        }],
-        attachments: vec![
-            Attachment {
-                content_id: "att1".into(),
-                name: "congvan.pdf".into(),
-                content_type: "application/pdf".into(),
-                description: None,
-                data: signed_pdf(),
-            },
-            Attachment {
-                content_id: "att2".into(),
-                name: "phuluc.txt".into(),
-                content_type: "text/plain".into(),
-                description: None,
-                data: b"phu luc".to_vec(),
-            },
-        ],
+        due_date: Some(date!(2025 - 08 - 15)),
+        signed_reference: subject.contains("signed"),
+        ..TestEnvelope::new("TEST.P", &[to], number, subject, attachments)
     }
-    .build_signed(key, time::OffsetDateTime::now_utc())
-    .expect("build envelope")
+    .build(key)
 }
 
 fn today() -> String {
@@ -766,4 +721,194 @@ fn a_peer_serves_a_directory_subtree() {
     wait_until(&net, Duration::from_secs(60), "01 back at P", || {
         net.has_status("P", &d, "TEST.CX", "01")
     });
+}
+
+/// `signgate directory ARGS --config` of node `name`: exit code and stdout.
+fn directory_cli(net: &Net, name: &str, args: &[&str]) -> (i32, String) {
+    let mut cmd = signgate(["directory"]);
+    cmd.args(args)
+        .arg("--config")
+        .arg(&net.nodes[name].config)
+        .env("SIGNGATE_KEY_PASSWORD", "demo");
+    let o = run(&mut cmd);
+    (o.status.code().unwrap_or(-1), stdout_str(&o))
+}
+
+/// The certificate of a PKCS#12 file (password `demo`) as a PEM file beside it.
+fn p12_certificate_pem(p12: &Path, out: &Path) {
+    let parsed = openssl::pkcs12::Pkcs12::from_der(&std::fs::read(p12).unwrap())
+        .unwrap()
+        .parse2("demo")
+        .unwrap();
+    std::fs::write(out, parsed.cert.unwrap().to_pem().unwrap()).unwrap();
+}
+
+/// Signed directory updates (issue 15, item 1) over a province → district → commune network:
+/// a merge and a rename recorded at the province only reach the district and, relayed by it,
+/// the commune; unsigned, wrongly signed and older updates change nothing.
+#[test]
+fn directory_updates_from_the_province_reach_every_node() {
+    let spec: Vec<(&'static str, &str, Links)> = vec![
+        (
+            "P",
+            "TEST.PR",
+            vec![("D", s(&["TEST.DX", "TEST.CX", "TEST.CY"]))],
+        ),
+        (
+            "D",
+            "TEST.DX",
+            vec![("P", s(&["*"])), ("C", s(&["TEST.CX", "TEST.CY"]))],
+        ),
+        ("C", "TEST.CX", vec![("D", s(&["*"]))]),
+    ];
+    let mut net = Net::new("dirsync", &spec, "", None);
+    let authority = net.nodes["P"].dir.join("authority.pem");
+    p12_certificate_pem(&pki().path("signer-dirsync-P.p12"), &authority);
+    add_routing_setting(&net, "P", "directory_authority = true");
+    for n in ["D", "C"] {
+        add_routing_setting(
+            &net,
+            n,
+            &format!("directory_authority_cert = {:?}", authority),
+        );
+    }
+    let units = net.nodes["P"].dir.join("units.csv");
+    let codes = net.nodes["P"].dir.join("codes.csv");
+    std::fs::write(
+        &units,
+        "code,name,level,parent_code,type\n01,Một,province,,Tỉnh\n001,Hai,district,01,Huyện\n00001,Ba,commune,001,Xã\n00002,Bốn,commune,001,Xã\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &codes,
+        "gso_code,organ_id_qcvn102,organ_id_d20\n01,TEST.PR,\n001,TEST.DX,\n00001,TEST.CX,\n00002,TEST.CY,\n",
+    )
+    .unwrap();
+    for n in ["P", "D", "C"] {
+        let (code, out) = directory_cli(
+            &net,
+            n,
+            &[
+                "import",
+                "--structure",
+                "2024",
+                "--units",
+                units.to_str().unwrap(),
+                "--codes",
+                codes.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(code, 0, "import at {n}: {out}");
+    }
+    net.start_all(&["P", "D", "C"]);
+
+    // recorded at the province only
+    let (code, out) = directory_cli(
+        &net,
+        "P",
+        &[
+            "merge",
+            "--structure",
+            "2024",
+            "00001",
+            "--into",
+            "00002",
+            "--effective",
+            "2025-07-01",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let resolved = |n: &str| {
+        let (code, out) = directory_cli(&net, n, &["resolve", "TEST.CX"]);
+        code == 0 && out.contains("\"organ_id\":\"TEST.CY\"")
+    };
+    for n in ["D", "C"] {
+        wait_until(
+            &net,
+            Duration::from_secs(60),
+            &format!("merge at {n}"),
+            || resolved(n),
+        );
+    }
+    let (code, out) = directory_cli(
+        &net,
+        "P",
+        &[
+            "rename",
+            "--structure",
+            "2024",
+            "00002",
+            "--name",
+            "Năm",
+            "--effective",
+            "2025-08-01",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let renamed = |n: &str| {
+        let (_, out) = directory_cli(&net, n, &["show", "--structure", "2024", "00002"]);
+        out.contains("\"name\":\"Năm\"")
+    };
+    wait_until(&net, Duration::from_secs(60), "rename at C", || {
+        renamed("C")
+    });
+    assert!(renamed("D"));
+    assert!(
+        net.log("C").contains("directory: signed update applied"),
+        "{}",
+        net.log("C")
+    );
+
+    // refused: unsigned, signed by another key; an older update changes nothing
+    let update = |from: i64, to: i64, name: &str| signgate::directory::updates::Update {
+        kind: signgate::directory::updates::UPDATE_TYPE.into(),
+        from_version: from,
+        to_version: to,
+        issued_at: "2026-12-03T00:00:00Z".into(),
+        changes: vec![signgate::directory::updates::Change {
+            version: to,
+            structure: "2024".into(),
+            kind: "rename".into(),
+            gso_code: "00002".into(),
+            detail: serde_json::json!({"to": name}).to_string(),
+            effective: "2025-09-01".into(),
+        }],
+    };
+    let province_key = open_key(&pki().path("signer-dirsync-P.p12"));
+    let other_key = open_key(&pki().path("agency-signer.p12"));
+    let unsigned = serde_json::to_vec(&update(2, 3, "Giả")).unwrap();
+    let forged =
+        signgate::routing::directory_sync::sign(other_key.as_ref(), &update(2, 3, "Giả")).unwrap();
+    let mut tampered: Value = serde_json::from_slice(
+        &signgate::routing::directory_sync::sign(province_key.as_ref(), &update(2, 3, "Sáu"))
+            .unwrap(),
+    )
+    .unwrap();
+    tampered["payload"] = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        serde_json::to_vec(&update(2, 3, "Giả")).unwrap(),
+    )
+    .into();
+    for (what, body) in [
+        ("unsigned", unsigned),
+        ("signed by another key", forged),
+        ("altered", serde_json::to_vec(&tampered).unwrap()),
+    ] {
+        let (status, _, reason) = net.post_as("D", "C", "v1/route/directory", body);
+        assert_eq!(status, 400, "{what}: {reason}");
+        assert!(reason.contains("directory update"), "{what}: {reason}");
+    }
+    let older = signgate::routing::directory_sync::sign(province_key.as_ref(), &update(0, 1, "Cũ"))
+        .unwrap();
+    let (status, _, answer) = net.post_as("D", "C", "v1/route/directory", older);
+    assert_eq!(status, 200, "{answer}");
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(
+        (answer["version"].as_i64(), answer["applied"].as_i64()),
+        (Some(2), Some(0))
+    );
+    assert!(renamed("C"), "nothing changed by refused or older updates");
+    // from a node that is not a peer of C: refused before anything is read
+    let (status, _, _) = net.post_as("P", "C", "v1/route/directory", b"{}".to_vec());
+    assert_eq!(status, 403);
 }

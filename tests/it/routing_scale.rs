@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::common::{free_port, wait_for_port, Cluster};
-use crate::routing::{doc_id, envelope, pki, s, wait_until, Links, Net};
+use crate::common::{doc_id, free_port, wait_for_port, Cluster};
+use crate::routing::{envelope, pki, s, wait_until, Links, Net};
 use signgate::edxml::Business;
 
 /// The province, the district run by the cluster, and the commune.

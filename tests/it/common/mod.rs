@@ -10,6 +10,7 @@
 //!   `signgate pki demo`), live ones served by `signgate pki serve` ([`LivePki`]);
 //! - [`db`]: a fresh PostgreSQL database per test ([`PgDatabase`]); [`cluster`]: several
 //!   `signgate serve` processes on one such database and one shared batch folder ([`Cluster`]);
+//! - [`envelope`]: signed test edXML envelopes, one parameterized fixture ([`TestEnvelope`]);
 //! - the oracles we did not write: [`ocsp`] (`openssl ocsp`), [`pdfsig`] (poppler, NSS),
 //!   [`pyhanko`], [`openssl_cli`] (`openssl cms -verify`, PKCS#12), [`render`] (`pdftoppm`,
 //!   `pdftotext`, PNG pixels), [`pdf`] (`qpdf --check`, large PDFs), [`softhsm`] (SoftHSM2
@@ -30,6 +31,7 @@
 mod cluster;
 mod db;
 mod deps;
+mod envelope;
 mod gateway;
 mod ocsp;
 mod openssl_cli;
@@ -47,6 +49,7 @@ mod softhsm;
 pub use cluster::*;
 pub use db::*;
 pub use deps::*;
+pub use envelope::*;
 pub use gateway::*;
 pub use ocsp::*;
 pub use openssl_cli::*;
