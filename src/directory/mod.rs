@@ -9,12 +9,14 @@
 
 pub mod certs;
 mod csv;
+pub mod search;
 
 use time::Date;
 
 use crate::clock::now_rfc3339;
 use crate::code::ErrorCode;
 pub use certs::{CertIdentityKind, SignerBinding, SignerFacts};
+pub use search::{AgencyChoice, Province};
 
 use crate::store::{ChangeRow, OwnerMove, Store, StoreError, UnitRow};
 

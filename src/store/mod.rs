@@ -210,6 +210,11 @@ const SQLITE_MIGRATIONS: Embedded = &[
         "console accounts",
         include_str!("../../migrations/sqlite/0700_console_accounts.sql"),
     ),
+    (
+        950,
+        "console user certificates",
+        include_str!("../../migrations/sqlite/0950_console_user_certificates.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: Embedded = &[
     (
@@ -256,6 +261,11 @@ const POSTGRES_MIGRATIONS: Embedded = &[
         700,
         "console accounts",
         include_str!("../../migrations/postgres/0700_console_accounts.sql"),
+    ),
+    (
+        950,
+        "console user certificates",
+        include_str!("../../migrations/postgres/0950_console_user_certificates.sql"),
     ),
 ];
 

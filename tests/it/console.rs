@@ -18,10 +18,10 @@ use serde_json::{json, Value};
 use crate::common::*;
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
-const PASSWORD: &str = "officer-password-1";
+pub(crate) const PASSWORD: &str = "officer-password-1";
 
 /// A chromedriver child and one headless chromium session.
-struct Browser {
+pub(crate) struct Browser {
     base: String,
     child: Child,
     _profile: tempfile::TempDir,
@@ -30,7 +30,7 @@ struct Browser {
 impl Browser {
     /// Starts chromedriver and a session; `None` (a skip, or a failure under `CI=true`) when
     /// chromium or chromedriver is missing.
-    fn start() -> Option<Browser> {
+    pub(crate) fn start() -> Option<Browser> {
         let chromium = require_tool("chromium")?;
         let driver = require_tool("chromedriver")?;
         let port = free_port();
@@ -75,7 +75,7 @@ impl Browser {
     }
 
     /// One WebDriver command; its `value`.
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+    pub(crate) fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let url = format!("{}{path}", self.base);
         let req = ureq::request(method, &url).timeout(Duration::from_secs(240));
         let result = match body {
@@ -96,12 +96,12 @@ impl Browser {
         v["value"].clone()
     }
 
-    fn goto(&self, url: &str) {
+    pub(crate) fn goto(&self, url: &str) {
         self.call("POST", "/url", Some(json!({ "url": url })));
     }
 
     /// The element `css` matches, waiting up to 60 s for it.
-    fn find(&self, css: &str) -> String {
+    pub(crate) fn find(&self, css: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let found = self.exec(
@@ -128,7 +128,7 @@ impl Browser {
         }
     }
 
-    fn click(&self, css: &str) {
+    pub(crate) fn click(&self, css: &str) {
         let id = self.find(css);
         // WebDriver clicks the centre of the element's part in view: bring all of it in.
         self.exec(
@@ -138,7 +138,7 @@ impl Browser {
         self.call("POST", &format!("/element/{id}/click"), Some(json!({})));
     }
 
-    fn type_into(&self, css: &str, text: &str) {
+    pub(crate) fn type_into(&self, css: &str, text: &str) {
         let id = self.find(css);
         self.call(
             "POST",
@@ -147,7 +147,7 @@ impl Browser {
         );
     }
 
-    fn text(&self, css: &str) -> String {
+    pub(crate) fn text(&self, css: &str) -> String {
         let id = self.find(css);
         self.call("GET", &format!("/element/{id}/text"), None)
             .as_str()
@@ -155,26 +155,26 @@ impl Browser {
             .to_string()
     }
 
-    fn attribute(&self, css: &str, name: &str) -> Option<String> {
+    pub(crate) fn attribute(&self, css: &str, name: &str) -> Option<String> {
         let id = self.find(css);
         self.call("GET", &format!("/element/{id}/attribute/{name}"), None)
             .as_str()
             .map(str::to_string)
     }
 
-    fn property(&self, css: &str, name: &str) -> Value {
+    pub(crate) fn property(&self, css: &str, name: &str) -> Value {
         let id = self.find(css);
         self.call("GET", &format!("/element/{id}/property/{name}"), None)
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         self.call("GET", "/url", None)
             .as_str()
             .unwrap_or_default()
             .to_string()
     }
 
-    fn exec(&self, script: &str, args: Value) -> Value {
+    pub(crate) fn exec(&self, script: &str, args: Value) -> Value {
         self.call(
             "POST",
             "/execute/sync",
@@ -183,7 +183,7 @@ impl Browser {
     }
 
     /// The value of cookie `name` in the browser.
-    fn cookie(&self, name: &str) -> Option<String> {
+    pub(crate) fn cookie(&self, name: &str) -> Option<String> {
         let all = self.call("GET", "/cookie", None);
         all.as_array()?
             .iter()
@@ -193,7 +193,7 @@ impl Browser {
     }
 
     /// Emulates a viewport of `width` CSS pixels (a phone when `mobile`).
-    fn viewport(&self, width: u32, height: u32, mobile: bool) {
+    pub(crate) fn viewport(&self, width: u32, height: u32, mobile: bool) {
         self.call(
             "POST",
             "/goog/cdp/execute",
@@ -206,7 +206,7 @@ impl Browser {
 
     /// Screenshots of the current page at desktop and phone widths, as `NAME-desktop.png` and
     /// `NAME-phone.png` in `target/console-screenshots/`.
-    fn screenshots(&self, name: &str) {
+    pub(crate) fn screenshots(&self, name: &str) {
         let dir = repo_root().join("target/console-screenshots");
         std::fs::create_dir_all(&dir).expect("screenshot folder");
         for (suffix, width, height, mobile) in
@@ -232,7 +232,7 @@ impl Browser {
     }
 
     /// Runs axe-core on the current page; panics listing serious and critical violations.
-    fn axe(&self, page: &str) {
+    pub(crate) fn axe(&self, page: &str) {
         let axe = std::fs::read_to_string(repo_root().join("tests/e2e/axe-core/axe.min.js"))
             .expect("tests/e2e/axe-core/axe.min.js");
         self.exec(&format!("{axe}\nreturn true;"), json!([]));
@@ -268,7 +268,7 @@ impl Drop for Browser {
 }
 
 /// Adds the officer account of agency `demo` to the gateway's database.
-fn add_officer(gw: &DemoGateway) {
+pub(crate) fn add_officer(gw: &DemoGateway) {
     let pw = gw.dir.path().join("officer.pw");
     std::fs::write(&pw, PASSWORD).expect("password file");
     run_ok(&mut demo_admin(
@@ -291,7 +291,7 @@ fn add_officer(gw: &DemoGateway) {
 }
 
 /// `signgate verify --offline` of `pdf` against the demo root: one intact signature.
-fn assert_signgate_verifies(pdf: &Path) {
+pub(crate) fn assert_signgate_verifies(pdf: &Path) {
     let mut c = signgate(["verify", "--offline", "--trust"]);
     c.arg(repo_root().join("certs/demo/root-ca.pem")).arg(pdf);
     let out = run(&mut c);
@@ -306,7 +306,7 @@ fn assert_signgate_verifies(pdf: &Path) {
     );
 }
 
-fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+pub(crate) fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, bytes).expect("write");
     path
@@ -658,7 +658,7 @@ fn csrf_sessions_and_headers_over_plain_http() {
 }
 
 /// Logs `username` in over plain HTTP; the session cookie (`sg_session=…`).
-fn http_login(gw: &DemoGateway, username: &str, password: &str) -> Option<String> {
+pub(crate) fn http_login(gw: &DemoGateway, username: &str, password: &str) -> Option<String> {
     let agent = ureq::AgentBuilder::new().redirects(0).build();
     let page = agent.get(&gw.url("login")).call().expect("login page");
     let pre = page
@@ -688,7 +688,7 @@ fn http_login(gw: &DemoGateway, username: &str, password: &str) -> Option<String
 }
 
 /// GET `path` with `cookie`: status and body.
-fn get_with(gw: &DemoGateway, path: &str, cookie: &str) -> (u16, String) {
+pub(crate) fn get_with(gw: &DemoGateway, path: &str, cookie: &str) -> (u16, String) {
     let agent = ureq::AgentBuilder::new().redirects(0).build();
     match agent.get(&gw.url(path)).set("Cookie", cookie).call() {
         Ok(r) | Err(ureq::Error::Status(_, r)) => (r.status(), r.into_string().unwrap_or_default()),
@@ -697,7 +697,7 @@ fn get_with(gw: &DemoGateway, path: &str, cookie: &str) -> (u16, String) {
 }
 
 /// The value of the first hidden `csrf` field of `page`.
-fn csrf_of(page: &str) -> String {
+pub(crate) fn csrf_of(page: &str) -> String {
     page.split("name=\"csrf\" value=\"")
         .nth(1)
         .and_then(|r| r.split('"').next())

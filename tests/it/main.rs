@@ -19,6 +19,7 @@ mod architecture;
 mod batch;
 mod cms;
 mod console;
+mod console_desks;
 mod corpus;
 mod directory;
 mod edxml;
