@@ -319,10 +319,9 @@ async fn compose_multipart(
             }
             "attachment" => {
                 let name = attachment_name(field.file_name(), files.len());
-                let declared = field
-                    .content_type()
-                    .map(str::to_string)
-                    .filter(|t| crate::gateway::route::media_type_ok(t) && t != "application/octet-stream");
+                let declared = field.content_type().map(str::to_string).filter(|t| {
+                    crate::gateway::route::media_type_ok(t) && t != "application/octet-stream"
+                });
                 let data = field.bytes().await.map_err(multipart_error)?.to_vec();
                 files.push(FileSpec {
                     content_type: declared,
@@ -468,8 +467,12 @@ mod tests {
         assert!(crate::gateway::route::media_type_ok(
             "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
         ));
-        assert!(!crate::gateway::route::media_type_ok("text/html\r\nSet-Cookie: a=b"));
-        assert!(!crate::gateway::route::media_type_ok("text/html; charset=utf-8"));
+        assert!(!crate::gateway::route::media_type_ok(
+            "text/html\r\nSet-Cookie: a=b"
+        ));
+        assert!(!crate::gateway::route::media_type_ok(
+            "text/html; charset=utf-8"
+        ));
         assert!(!crate::gateway::route::media_type_ok("pdf"));
     }
 }

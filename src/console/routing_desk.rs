@@ -128,7 +128,10 @@ fn failure(lang: Lang, e: GatewayError) -> Failure {
         GatewayError::Domain(crate::Error::Routing(RoutingError::Invalid(why))) => Failure::new(
             l,
             StatusCode::BAD_REQUEST,
-            format!("{} ({why}).", l.pick("Yêu cầu không hợp lệ", "Invalid request")),
+            format!(
+                "{} ({why}).",
+                l.pick("Yêu cầu không hợp lệ", "Invalid request")
+            ),
         ),
         e => Failure::gateway(l, e),
     }
@@ -644,9 +647,8 @@ pub(super) async fn ack(
     }
     .await;
     match result {
-        Ok(id) => {
-            Redirect::to(&format!("/route/document?document_id={}", url_encode(&id))).into_response()
-        }
+        Ok(id) => Redirect::to(&format!("/route/document?document_id={}", url_encode(&id)))
+            .into_response(),
         Err(f) => f.into_response(),
     }
 }
@@ -682,12 +684,13 @@ pub(super) async fn download(
         Ok(f) => f,
         Err(f) => return f.into_response(),
     };
-    let mut response = (StatusCode::OK, file.bytes.clone()).into_response();
+    let (content_type, disposition) = (file.served_type(), file.content_disposition());
+    let mut response = (StatusCode::OK, file.bytes).into_response();
     let h = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&file.served_type()) {
+    if let Ok(v) = HeaderValue::from_str(&content_type) {
         h.insert(header::CONTENT_TYPE, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&file.content_disposition()) {
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     response

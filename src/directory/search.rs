@@ -49,7 +49,6 @@ pub fn fold(text: &str) -> String {
             'đ' => 'd',
             c => c,
         })
-        .collect::<String>()
         .nfd()
         .filter(|c| !('\u{300}'..='\u{36f}').contains(c))
         .collect();
@@ -60,7 +59,11 @@ pub fn fold(text: &str) -> String {
 fn province_of<'a>(unit: &'a UnitRow, by_code: &HashMap<&str, &'a UnitRow>) -> &'a UnitRow {
     let mut at = unit;
     for _ in 0..4 {
-        match at.parent_code.as_deref().and_then(|p| by_code.get(p)) {
+        match at
+            .parent_code
+            .as_deref()
+            .and_then(|p| by_code.get(p).copied())
+        {
             Some(up) => at = up,
             None => break,
         }
@@ -133,9 +136,7 @@ impl Directory {
             "district" => 1,
             _ => 2,
         };
-        out.sort_by(|a, b| {
-            (rank(&a.level), fold(&a.name)).cmp(&(rank(&b.level), fold(&b.name)))
-        });
+        out.sort_by(|a, b| (rank(&a.level), fold(&a.name)).cmp(&(rank(&b.level), fold(&b.name))));
         out.truncate(MAX_RESULTS);
         Ok(out)
     }

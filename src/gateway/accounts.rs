@@ -331,7 +331,8 @@ impl Services {
         if let (Some(s), Some(extra)) = (subject.as_object_mut(), how.as_object()) {
             s.extend(extra.clone());
         }
-        self.audit(&officer.actor(), "console.login", subject).await?;
+        self.audit(&officer.actor(), "console.login", subject)
+            .await?;
         Ok(LoggedIn {
             officer,
             token: Secret::from(token),

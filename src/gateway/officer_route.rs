@@ -148,10 +148,7 @@ impl Services {
         let agency = Some(officer.agency.as_str());
         let file = match attachment {
             None => self.routed_envelope(node, document_id, agency).await?,
-            Some(n) => {
-                self.routed_attachment(node, document_id, n, agency)
-                    .await?
-            }
+            Some(n) => self.routed_attachment(node, document_id, n, agency).await?,
         };
         self.audit(
             &officer.actor(),

@@ -48,7 +48,6 @@ pub struct RoutedFile {
     pub bytes: Vec<u8>,
 }
 
-
 impl RoutedFile {
     /// The media type to serve it as: its own when a plain `type/subtype`, lowercased, else
     /// `application/octet-stream` (never sniffed).

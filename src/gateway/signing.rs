@@ -333,7 +333,9 @@ fn visible_signature(
             ),
             (None, None) => return None,
         },
-        Some(Mark::OfficialSignature { image_png }) => (Stamp::OfficialSignature { image_png }, rect),
+        Some(Mark::OfficialSignature { image_png }) => {
+            (Stamp::OfficialSignature { image_png }, rect)
+        }
         Some(Mark::Seal) => (
             Stamp::Seal {
                 image_png: seal?,

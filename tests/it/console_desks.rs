@@ -108,10 +108,9 @@ impl Network {
             c
         };
         run_ok(&mut demo(true));
-        let net: Value = serde_json::from_slice(
-            &std::fs::read(dir.join("network.json")).expect("network.json"),
-        )
-        .expect("network JSON");
+        let net: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("network.json")).expect("network.json"))
+                .expect("network JSON");
         let pw = dir.join("clerk.pw");
         std::fs::write(&pw, PASSWORD).expect("password file");
         for (node, user, agency, role) in accounts {
@@ -285,7 +284,8 @@ fn routing_desk_sends_a_document_between_two_nodes_and_follows_it_to_accepted() 
         "{document_id}"
     );
     assert_eq!(
-        b.attribute("p[role=status] .status", "data-code").as_deref(),
+        b.attribute("p[role=status] .status", "data-code")
+            .as_deref(),
         Some("01")
     );
     b.axe("routing desk: sent");
@@ -302,7 +302,9 @@ fn routing_desk_sends_a_document_between_two_nodes_and_follows_it_to_accepted() 
     b.axe("routing desk inbox with a document");
     b.click(&row);
     b.find("#ack-form");
-    let attachment = b.attribute("a.attachment", "href").expect("attachment link");
+    let attachment = b
+        .attribute("a.attachment", "href")
+        .expect("attachment link");
     let commune_cookie = format!("sg_session={}", b.cookie("sg_session").expect("session"));
     let (status, received) = fetch(
         &format!("{commune}{}", attachment.trim_start_matches('/')),
@@ -513,13 +515,19 @@ fn stamp_desk_places_the_officials_signature_by_click_then_the_seal_over_it() {
         "seal {seal:?} over the left third of {r:?}"
     );
     // The marks are audited with their kind under the officer's name.
-    let audit = request("GET", &gw.url("v1/audit?action=sign"), Some(&gw.token), None).json();
+    let audit = request(
+        "GET",
+        &gw.url("v1/audit?action=sign"),
+        Some(&gw.token),
+        None,
+    )
+    .json();
     let kinds: Vec<&str> = audit["records"]
         .as_array()
         .expect("records")
         .iter()
         .filter(|r| r["client"] == "officer:officer1")
-        .filter_map(|r| r["subject"]["stamp"].as_str())
+        .filter_map(|r| r["record"]["subject"]["stamp"].as_str())
         .collect();
     assert_eq!(kinds, ["signature", "seal-over-signature"], "{audit}");
 }
@@ -537,7 +545,10 @@ fn curl(args: &[&OsStr], dir: &Path) -> (u16, String, String) {
         .args(args)
         .output()
         .expect("run curl");
-    let status = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0);
+    let status = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
     (
         status,
         std::fs::read_to_string(&headers).unwrap_or_default(),
@@ -577,8 +588,11 @@ fn officers_log_in_with_a_client_certificate_bound_to_their_account() {
         &config,
         format!(
             "listen = \"127.0.0.1:0\"\ndata_dir = {data:?}\noffline = true\n\
-             trust = [{root:?}]\n\n[tls]\ncert = {chain:?}\nkey = {server_key:?}\nclient_ca = [{root:?}, {issuing:?}]\n",
+             trust = [{root:?}]\n\n[[keys]]\nname = \"demo-agency\"\nagency = \"demo\"\np12 = {p12:?}\n\
+             password_env = \"SG_TEST_KEY_PASSWORD\"\n\n\
+             [tls]\ncert = {chain:?}\nkey = {server_key:?}\nclient_ca = [{root:?}, {issuing:?}]\n",
             data = dir.join("data"),
+            p12 = repo_root().join("certs/demo/agency-signer.p12"),
         ),
     )
     .expect("config");
@@ -588,6 +602,7 @@ fn officers_log_in_with_a_client_certificate_bound_to_their_account() {
         c.args(args)
             .arg("--config")
             .arg(&config)
+            .env("SG_TEST_KEY_PASSWORD", "demo")
             .env_remove("SIGNGATE_DATABASE_URL");
         run_ok(&mut c)
     };
@@ -604,7 +619,11 @@ fn officers_log_in_with_a_client_certificate_bound_to_their_account() {
     ]);
     let cert_arg = |p: &PathBuf| p.to_str().expect("path").to_string();
     let out = admin(&["bind-cert", "officer1", "--cert", &cert_arg(&bound.1)]);
-    assert!(stdout_str(&out).contains("cert_fingerprint"), "{}", stdout_str(&out));
+    assert!(
+        stdout_str(&out).contains("cert_fingerprint"),
+        "{}",
+        stdout_str(&out)
+    );
     admin(&["bind-cert", "officer1", "--cert", &cert_arg(&revoked.1)]);
     admin(&["revoke-cert", "officer1", "--cert", &cert_arg(&revoked.1)]);
     let server = SigngateServer::start(
@@ -613,7 +632,7 @@ fn officers_log_in_with_a_client_certificate_bound_to_their_account() {
             OsStr::new("--config"),
             config.as_os_str(),
         ],
-        &[],
+        &[("SG_TEST_KEY_PASSWORD", "demo")],
     );
     assert!(server.url.starts_with("https://"), "{}", server.url);
     let url = |path: &str| format!("https://127.0.0.1:{}/{path}", server.port);
@@ -659,7 +678,10 @@ fn officers_log_in_with_a_client_certificate_bound_to_their_account() {
         let (status, headers, _) = curl(&post, dir);
         let cookie = headers
             .lines()
-            .find(|l| l.to_ascii_lowercase().starts_with("set-cookie: sg_session="))
+            .find(|l| {
+                l.to_ascii_lowercase()
+                    .starts_with("set-cookie: sg_session=")
+            })
             .map(str::to_string);
         (status, cookie)
     };
@@ -668,7 +690,9 @@ fn officers_log_in_with_a_client_certificate_bound_to_their_account() {
     assert_eq!(status, 303, "a bound certificate logs in");
     let cookie = cookie.expect("a session cookie");
     assert!(
-        cookie.contains("; Secure") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        cookie.contains("; Secure")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict"),
         "{cookie}"
     );
     let session = cookie
@@ -689,9 +713,16 @@ fn officers_log_in_with_a_client_certificate_bound_to_their_account() {
         dir,
     );
     assert_eq!(status, 200, "{session}");
-    assert!(page.contains("Lê Thị Bình"), "the officer's name on the page");
+    assert!(
+        page.contains("Lê Thị Bình"),
+        "the officer's name on the page"
+    );
 
-    for (who, name) in [(Some(&unbound), "unbound"), (Some(&revoked), "revoked"), (None, "none")] {
+    for (who, name) in [
+        (Some(&unbound), "unbound"),
+        (Some(&revoked), "revoked"),
+        (None, "none"),
+    ] {
         let (status, cookie) = attempt(who, name);
         assert_eq!(status, 401, "{name}");
         assert!(cookie.is_none(), "{name}: {cookie:?}");
