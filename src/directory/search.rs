@@ -145,6 +145,43 @@ impl Directory {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Store;
+
+    #[tokio::test]
+    async fn agencies_by_name_without_diacritics_and_by_province() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&Store::sqlite_url(dir.path()))
+            .await
+            .expect("open");
+        let d = Directory::new(store);
+        let units = "code,name,level,parent_code,type\n01,Hà Nội,province,,Thành phố\n\
+                     00004,Ba Đình,commune,01,Phường\n00008,Ngọc Hà,commune,01,Phường\n\
+                     02,Hà Giang,province,,Tỉnh\n00100,Hà Giang 1,commune,02,Phường\n00200,Không mã,commune,02,Xã\n";
+        let codes = "gso_code,organ_id_qcvn102,organ_id_d20\n01,T.H01,\n00004,T.H01.4,\n00008,T.H01.8,\n02,T.H02,\n00100,T.H02.1,\n";
+        d.import(Structure::S2025, units, Some(codes))
+            .await
+            .expect("import");
+        let ids = |v: Vec<AgencyChoice>| v.into_iter().map(|a| a.organ_id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(d.search("ba dinh", None).await.expect("search")),
+            ["T.H01.4"]
+        );
+        assert_eq!(
+            ids(d.search("", Some("01")).await.expect("search")),
+            ["T.H01", "T.H01.4", "T.H01.8"],
+            "the province first, then its communes by name"
+        );
+        // A unit without an agency identifier is not offered.
+        assert_eq!(
+            ids(d.search("", Some("02")).await.expect("search")),
+            ["T.H02", "T.H02.1"]
+        );
+        let ha = d.search("HÀ", None).await.expect("search");
+        assert_eq!(ha.len(), 4, "{ha:?}");
+        assert_eq!(ha[2].province, "Hà Giang");
+        let provinces = d.provinces().await.expect("provinces");
+        assert_eq!(provinces.len(), 2);
+    }
 
     #[test]
     fn folding_ignores_case_diacritics_and_spacing() {

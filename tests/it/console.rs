@@ -291,7 +291,7 @@ pub(crate) fn add_officer(gw: &DemoGateway) {
 }
 
 /// `signgate verify --offline` of `pdf` against the demo root: one intact signature.
-pub(crate) fn assert_signgate_verifies(pdf: &Path) {
+fn assert_signgate_verifies(pdf: &Path) {
     let mut c = signgate(["verify", "--offline", "--trust"]);
     c.arg(repo_root().join("certs/demo/root-ca.pem")).arg(pdf);
     let out = run(&mut c);
@@ -658,7 +658,7 @@ fn csrf_sessions_and_headers_over_plain_http() {
 }
 
 /// Logs `username` in over plain HTTP; the session cookie (`sg_session=…`).
-pub(crate) fn http_login(gw: &DemoGateway, username: &str, password: &str) -> Option<String> {
+fn http_login(gw: &DemoGateway, username: &str, password: &str) -> Option<String> {
     let agent = ureq::AgentBuilder::new().redirects(0).build();
     let page = agent.get(&gw.url("login")).call().expect("login page");
     let pre = page
@@ -688,7 +688,7 @@ pub(crate) fn http_login(gw: &DemoGateway, username: &str, password: &str) -> Op
 }
 
 /// GET `path` with `cookie`: status and body.
-pub(crate) fn get_with(gw: &DemoGateway, path: &str, cookie: &str) -> (u16, String) {
+fn get_with(gw: &DemoGateway, path: &str, cookie: &str) -> (u16, String) {
     let agent = ureq::AgentBuilder::new().redirects(0).build();
     match agent.get(&gw.url(path)).set("Cookie", cookie).call() {
         Ok(r) | Err(ureq::Error::Status(_, r)) => (r.status(), r.into_string().unwrap_or_default()),
@@ -697,7 +697,7 @@ pub(crate) fn get_with(gw: &DemoGateway, path: &str, cookie: &str) -> (u16, Stri
 }
 
 /// The value of the first hidden `csrf` field of `page`.
-pub(crate) fn csrf_of(page: &str) -> String {
+fn csrf_of(page: &str) -> String {
     page.split("name=\"csrf\" value=\"")
         .nth(1)
         .and_then(|r| r.split('"').next())

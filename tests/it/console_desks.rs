@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use signgate::pki::demo::{LeafProfile, LeafSpec};
 
 use crate::common::*;
-use crate::console::{add_officer, assert_signgate_verifies, write, Browser};
+use crate::console::{add_officer, write, Browser};
 
 const PASSWORD: &str = "clerk-password-1";
 
@@ -351,7 +351,7 @@ fn routing_desk_sends_a_document_between_two_nodes_and_follows_it_to_accepted() 
         .collect();
     let first = |c: &str| codes.iter().position(|x| *x == c);
     assert!(
-        matches!((first("01"), first("03")), (Some(a), Some(b)) if a < b),
+        matches!((first("01"), first("03")), (Some(i), Some(j)) if i < j),
         "{codes:?}"
     );
     b.axe("routing desk: timeline");
