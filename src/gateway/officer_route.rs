@@ -79,7 +79,7 @@ impl Services {
             )));
         }
         spec.from = None;
-        let recipients: Vec<String> = spec.organ_ids().collect();
+        let recipients: Vec<String> = spec.organ_ids();
         let record = match self.store().key(key).await? {
             Some(r) if r.agency == officer.agency => r,
             _ => return Err(GatewayError::UnknownKey(key.into())),
