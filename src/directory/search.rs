@@ -85,7 +85,7 @@ impl Directory {
                 }
             }
         }
-        out.sort_by(|a, b| fold(&a.name).cmp(&fold(&b.name)));
+        out.sort_by_cached_key(|p| fold(&p.name));
         Ok(out)
     }
 
@@ -136,7 +136,7 @@ impl Directory {
             "district" => 1,
             _ => 2,
         };
-        out.sort_by(|a, b| (rank(&a.level), fold(&a.name)).cmp(&(rank(&b.level), fold(&b.name))));
+        out.sort_by_cached_key(|a| (rank(&a.level), fold(&a.name)));
         out.truncate(MAX_RESULTS);
         Ok(out)
     }
