@@ -50,7 +50,9 @@ function wireStampBox(box) {
   let page = { llx: 0, lly: 0, w: Number(box.dataset.width), h: Number(box.dataset.height) };
 
   function stampSize() {
-    if (form.querySelector('#kind-attachment').checked) return { w: 210, h: 50, text: true };
+    // Text stamps and the official's signature are boxes of the size their radio button gives.
+    const kind = form.querySelector('input[name="kind"]:checked');
+    if (kind && kind.dataset.w) return { w: Number(kind.dataset.w), h: Number(kind.dataset.h), text: true };
     const opt = key && key.selectedOptions[0];
     const d = opt ? Number(opt.dataset.size) || 102 : 102;
     return { w: d, h: d, text: false };

@@ -101,6 +101,11 @@ pub fn http_app() -> HttpApp<BuildApi> {
         api: |services, node| {
             Box::pin(async move {
                 let console = crate::console::router(services.clone());
+                // The routing desk reaches the node as the API's routes do.
+                let console = match &node {
+                    Some(n) => console.layer(axum::Extension(n.clone())),
+                    None => console,
+                };
                 Ok(app(services, node).await?.merge(console))
             })
         },

@@ -391,10 +391,9 @@ async fn compose_multipart(
             }
             "attachment" => {
                 let name = attachment_name(field.file_name(), files.len());
-                let declared = field
-                    .content_type()
-                    .map(str::to_string)
-                    .filter(|t| media_type_ok(t) && t != "application/octet-stream");
+                let declared = field.content_type().map(str::to_string).filter(|t| {
+                    crate::gateway::route::media_type_ok(t) && t != "application/octet-stream"
+                });
                 let data = field.bytes().await.map_err(multipart_error)?.to_vec();
                 files.push(FileSpec {
                     content_type: declared,
@@ -446,17 +445,6 @@ fn attachment_name(raw: Option<&str>, index: usize) -> String {
     }
 }
 
-/// A bare `type/subtype` of RFC 9110 token characters (no parameters).
-fn media_type_ok(t: &str) -> bool {
-    let token = |s: &str| {
-        !s.is_empty()
-            && s.len() <= 127
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
-    };
-    t.split_once('/').is_some_and(|(a, b)| token(a) && token(b))
-}
-
 /// Query of `GET /v1/route/document`.
 #[derive(Debug, Deserialize)]
 pub struct DocumentQuery {
@@ -505,12 +493,8 @@ async fn attachment(
 /// `application/octet-stream`), never sniffed, and `Content-Disposition: attachment` with an
 /// ASCII `filename` and the exact name as RFC 8187 `filename*`.
 fn file_response(file: crate::gateway::route::RoutedFile) -> Response {
-    let content_type = if media_type_ok(&file.content_type) {
-        file.content_type.to_ascii_lowercase()
-    } else {
-        "application/octet-stream".into()
-    };
-    let disposition = content_disposition(&file.name);
+    let content_type = file.served_type();
+    let disposition = file.content_disposition();
     let mut response = (StatusCode::OK, file.bytes).into_response();
     let headers = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&content_type) {
@@ -530,46 +514,13 @@ fn file_response(file: crate::gateway::route::RoutedFile) -> Response {
     response
 }
 
-/// `attachment; filename="…"; filename*=UTF-8''…` for `name`: the ASCII fallback keeps
-/// `[A-Za-z0-9._-]` (others become `_`, path separators included), the extended form
-/// percent-encodes every other byte.
-fn content_disposition(name: &str) -> String {
-    let safe = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-');
-    let mut ascii: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii() && safe(c as u8) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(150)
-        .collect();
-    let trimmed = ascii.trim_start_matches('.').to_string();
-    ascii = if trimmed.is_empty() {
-        "download".into()
-    } else {
-        trimmed
-    };
-    let mut extended = String::new();
-    for b in name.bytes() {
-        if safe(b) {
-            extended.push(b as char);
-        } else {
-            extended.push_str(&format!("%{b:02X}"));
-        }
-    }
-    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{extended}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn download_names_are_safe() {
-        let d = content_disposition("../Công văn \"số 12\".pdf");
+        let d = crate::gateway::route::content_disposition("../Công văn \"số 12\".pdf");
         assert!(
             d.starts_with("attachment; filename=\"_C_ng_v_n__s__12_.pdf\"; "),
             "{d}"
@@ -584,12 +535,16 @@ mod tests {
 
     #[test]
     fn only_plain_media_types_pass() {
-        assert!(media_type_ok("application/pdf"));
-        assert!(media_type_ok(
+        assert!(crate::gateway::route::media_type_ok("application/pdf"));
+        assert!(crate::gateway::route::media_type_ok(
             "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
         ));
-        assert!(!media_type_ok("text/html\r\nSet-Cookie: a=b"));
-        assert!(!media_type_ok("text/html; charset=utf-8"));
-        assert!(!media_type_ok("pdf"));
+        assert!(!crate::gateway::route::media_type_ok(
+            "text/html\r\nSet-Cookie: a=b"
+        ));
+        assert!(!crate::gateway::route::media_type_ok(
+            "text/html; charset=utf-8"
+        ));
+        assert!(!crate::gateway::route::media_type_ok("pdf"));
     }
 }

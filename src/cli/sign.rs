@@ -7,8 +7,8 @@ use time::OffsetDateTime;
 
 use super::CliError;
 use crate::fsio;
-use crate::pdf::appearance::Appearance;
-use crate::pdf::{PageSelector, Placement, VisibleSignature};
+use crate::pdf::stamp::Stamp;
+use crate::pdf::{PageSelector, VisibleSignature};
 use crate::sign::{self, Format, Level, PdfDetails, SignRequest};
 
 /// Arguments of `signgate sign`.
@@ -57,9 +57,6 @@ pub struct SignArgs {
     #[arg(long)]
     copy_stamp: bool,
 }
-
-/// Default visible-signature box (x, y, w, h) on an A4 page when `--rect` is not given.
-const DEFAULT_SIGNATURE_RECT: [f64; 4] = [330.0, 90.0, 210.0, 100.0];
 
 pub fn run(args: SignArgs) -> Result<u8, CliError> {
     let format =
@@ -176,67 +173,30 @@ pub(crate) fn visible_signature(
     rect: Option<[f64; 4]>,
     at: OffsetDateTime,
 ) -> Result<Option<VisibleSignature>, CliError> {
-    let cert = key.certificate();
-    let when = crate::clock::display_time(at);
-    let to_rect = |r: [f64; 4]| Placement::Rect {
-        x: r[0],
-        y: r[1],
-        w: r[2],
-        h: r[3],
-    };
-    if let Some(path) = &args.signature_image {
-        let signer = crate::pki::subject_common_name(cert).unwrap_or_default();
-        let lines = vec![format!("Ký bởi: {signer}"), format!("Thời gian ký: {when}")];
-        return Ok(Some(VisibleSignature {
-            page,
-            placement: to_rect(rect.unwrap_or(DEFAULT_SIGNATURE_RECT)),
-            appearance: Appearance::Signature {
-                image_png: fsio::read_input(path)?,
-                lines,
-            },
-        }));
-    }
-    if let Some(path) = &args.stamp {
+    let stamp = if let Some(path) = &args.signature_image {
+        Stamp::OfficialSignature {
+            image_png: fsio::read_input(path)?,
+        }
+    } else if let Some(path) = &args.stamp {
         if !(args.seal_size_mm > 0.0 && args.seal_size_mm <= 100.0) {
             return Err(CliError::usage("--seal-size-mm must be between 0 and 100"));
         }
-        let placement = match rect {
-            Some(r) => to_rect(r),
-            None => Placement::SealOverPreviousSignature {
-                diameter_pt: args.seal_size_mm * 72.0 / 25.4,
-            },
-        };
-        return Ok(Some(VisibleSignature {
-            page,
-            placement,
-            appearance: Appearance::Seal {
-                image_png: fsio::read_input(path)?,
-            },
-        }));
-    }
-    if args.attachment_stamp || args.copy_stamp {
-        let agency = crate::pki::subject_organization(cert)
-            .or_else(|| crate::pki::subject_common_name(cert))
-            .unwrap_or_default();
-        let mut lines = vec![agency];
-        if args.copy_stamp {
-            lines.push("Bản sao điện tử".to_string());
+        Stamp::Seal {
+            image_png: fsio::read_input(path)?,
+            diameter_pt: args.seal_size_mm * 72.0 / 25.4,
         }
-        if let Some(number) = &args.doc_number {
-            lines.push(format!("Số: {number}"));
+    } else if args.copy_stamp {
+        Stamp::Copy {
+            doc_number: args.doc_number.clone(),
         }
-        lines.push(format!("Thời gian ký: {when}"));
-        let (w, h) = Appearance::text_size(&lines);
-        return Ok(Some(VisibleSignature {
-            page: PageSelector::Number(1),
-            placement: match rect {
-                Some(r) => to_rect(r),
-                None => Placement::TopRightStamp { w, h },
-            },
-            appearance: Appearance::Text { lines },
-        }));
-    }
-    Ok(None)
+    } else if args.attachment_stamp {
+        Stamp::Attachment {
+            doc_number: args.doc_number.clone(),
+        }
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(stamp.visible(key.certificate(), page, rect, at)))
 }
 
 fn parse_rect(text: &str) -> Result<[f64; 4], CliError> {

@@ -57,6 +57,34 @@ pub enum UserCommand {
         #[arg(long)]
         password_file: Option<PathBuf>,
     },
+    /// Bind a client certificate to an account: over the gateway's TLS with client
+    /// certificates, it logs the officer in without a password.
+    BindCert {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Login name.
+        username: String,
+        /// The certificate (PEM).
+        #[arg(long)]
+        cert: PathBuf,
+    },
+    /// Revoke a certificate's binding to an account: it logs no one in any more.
+    RevokeCert {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Login name.
+        username: String,
+        /// The certificate (PEM).
+        #[arg(long)]
+        cert: PathBuf,
+    },
+}
+
+fn read_cert(path: &std::path::Path) -> Result<Vec<u8>, CliError> {
+    std::fs::read(path).map_err(|e| CliError {
+        code: ErrorCode::InputMissing,
+        message: format!("cannot read certificate {}: {e}", path.display()),
+    })
 }
 
 fn password(file: Option<&std::path::Path>) -> Result<Secret, CliError> {
@@ -129,6 +157,34 @@ pub fn run(cmd: UserCommand) -> Result<u8, CliError> {
                 services.close().await;
                 done?;
                 println!("password of {username} reset; its sessions ended");
+            }
+            UserCommand::BindCert {
+                store,
+                username,
+                cert,
+            } => {
+                let pem = read_cert(&cert)?;
+                let services = open(&store.config(None)?).await?;
+                let done = services.bind_user_certificate(&username, &pem).await;
+                services.close().await;
+                println!(
+                    "{}",
+                    serde_json::json!({"username": username, "cert_fingerprint": done?})
+                );
+            }
+            UserCommand::RevokeCert {
+                store,
+                username,
+                cert,
+            } => {
+                let pem = read_cert(&cert)?;
+                let services = open(&store.config(None)?).await?;
+                let done = services.revoke_user_certificate(&username, &pem).await;
+                services.close().await;
+                println!(
+                    "{}",
+                    serde_json::json!({"username": username, "revoked": done?})
+                );
             }
         }
         Ok(0)

@@ -1,5 +1,6 @@
 //! The stamp desk: an officer uploads a PDF, picks one of the agency's keys and the stamp
-//! kind, places the stamp by clicking on a page-sized box (or by typing its coordinates in PDF
+//! kind (the official's signature, the agency's seal where clicked or over the left third of
+//! the official's signature, the attachment or the electronic copy stamp), places the stamp by clicking on a page-sized box (or by typing its coordinates in PDF
 //! points), signs through the gateway's signing service, and downloads the result. Signed
 //! files wait in memory for their download (a few, for a few minutes, for their officer only).
 
@@ -12,7 +13,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use super::page::{alert, esc, shell, Lang, Section};
 use super::{html, session_of, ConsoleState, Failure, Form};
 use crate::gateway::accounts::ConsoleSession;
-use crate::gateway::signing::{SignSpec, SignedOutput};
+use crate::gateway::signing::{Mark, SignSpec, SignedOutput};
 use crate::pdf::PageSelector;
 use crate::sign::{Format, Level};
 
@@ -64,14 +65,38 @@ impl Outputs {
     }
 }
 
-/// The stamp kinds the desk offers.
+/// The stamp kinds the desk offers (Decree 30/2020).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum StampKind {
-    /// The agency's seal (the key's bound seal image).
+    /// The official's signature: a handwritten signature image the officer uploads.
+    Signature,
+    /// The agency's seal (the key's bound seal image), where the officer clicks.
     Seal,
+    /// The agency's seal over the left third of the official's signature already on the page.
+    SealOverSignature,
     /// The text stamp of an attachment, with the document number.
     Attachment,
+    /// The text stamp of an electronic copy.
+    Copy,
 }
+
+impl StampKind {
+    /// The kind a form's `kind` field names (the seal by default).
+    fn parse(value: Option<&str>) -> Self {
+        match value {
+            Some("signature") => Self::Signature,
+            Some("seal-over-signature") => Self::SealOverSignature,
+            Some("attachment") => Self::Attachment,
+            Some("copy") => Self::Copy,
+            _ => Self::Seal,
+        }
+    }
+}
+
+/// Size of the official's signature box, points (image above two lines of text).
+const SIGNATURE_BOX: (f64, f64) = (210.0, 100.0);
+/// Largest handwritten signature image accepted, bytes.
+const MAX_SIGNATURE_IMAGE: usize = 2 * 1024 * 1024;
 
 /// The session of an officer who may sign, or the answer to give instead (log-in page, or a
 /// refusal for a clerk).
@@ -178,8 +203,14 @@ async fn form_page(
          <div class=\"field\"><label for=\"key\">{key}</label><select id=\"key\" name=\"key\" required>{options}</select></div>\
          <fieldset><legend>{kind}</legend>\
          <div><input type=\"radio\" id=\"kind-seal\" name=\"kind\" value=\"seal\" checked> <label for=\"kind-seal\">{seal}</label></div>\
-         <div><input type=\"radio\" id=\"kind-attachment\" name=\"kind\" value=\"attachment\"> <label for=\"kind-attachment\">{attachment}</label></div>\
+         <div><input type=\"radio\" id=\"kind-signature\" name=\"kind\" value=\"signature\" data-w=\"{sig_w}\" data-h=\"{sig_h}\"> <label for=\"kind-signature\">{signature}</label></div>\
+         <div><input type=\"radio\" id=\"kind-seal-over\" name=\"kind\" value=\"seal-over-signature\"> <label for=\"kind-seal-over\">{seal_over}</label></div>\
+         <div><input type=\"radio\" id=\"kind-attachment\" name=\"kind\" value=\"attachment\" data-w=\"{box_w}\" data-h=\"{box_h}\"> <label for=\"kind-attachment\">{attachment}</label></div>\
+         <div><input type=\"radio\" id=\"kind-copy\" name=\"kind\" value=\"copy\" data-w=\"{box_w}\" data-h=\"{box_h}\"> <label for=\"kind-copy\">{copy}</label></div>\
          </fieldset>\
+         <div class=\"field\"><label for=\"signature_image\">{sig_image}</label>\
+         <input type=\"file\" id=\"signature_image\" name=\"signature_image\" accept=\"image/png,.png\" aria-describedby=\"sig-help\">\
+         <p id=\"sig-help\" class=\"help\">{sig_help}</p></div>\
          <div class=\"field\"><label for=\"doc_number\">{number}</label>\
          <input id=\"doc_number\" name=\"doc_number\" aria-describedby=\"number-help\">\
          <p id=\"number-help\" class=\"help\">{number_help}</p></div>\
@@ -205,6 +236,21 @@ async fn form_page(
         kind = l.pick("Loại dấu", "Stamp kind"),
         seal = l.pick("Con dấu của cơ quan", "The agency's seal"),
         attachment = l.pick("Dấu văn bản đính kèm (trang 1)", "Attachment stamp (page 1)"),
+        signature = l.pick("Chữ ký của người có thẩm quyền", "The official's signature"),
+        seal_over = l.pick(
+            "Con dấu trùm lên 1/3 bên trái chữ ký đã có trên trang",
+            "The agency's seal over the left third of the signature already on the page"
+        ),
+        copy = l.pick("Dấu bản sao điện tử (trang 1)", "Electronic copy stamp (page 1)"),
+        sig_w = SIGNATURE_BOX.0,
+        sig_h = SIGNATURE_BOX.1,
+        box_w = STAMP_BOX.0,
+        box_h = STAMP_BOX.1,
+        sig_image = l.pick("Ảnh chữ ký tay (PNG)", "Handwritten signature image (PNG)"),
+        sig_help = l.pick(
+            "Chỉ cần với chữ ký của người có thẩm quyền: ảnh PNG nền trong suốt, mực màu xanh.",
+            "Only for the official's signature: a PNG with a transparent background, blue ink."
+        ),
         number = l.pick("Số văn bản", "Document number"),
         number_help = l.pick(
             "Bắt buộc với dấu văn bản đính kèm, ví dụ 123/QĐ-UBND.",
@@ -255,10 +301,7 @@ pub(super) async fn sign(State(state): State<ConsoleState>, lang: Lang, req: Req
             )
         })?;
         let key = form.text("key").unwrap_or_default().to_string();
-        let kind = match form.text("kind") {
-            Some("attachment") => StampKind::Attachment,
-            _ => StampKind::Seal,
-        };
+        let kind = StampKind::parse(form.text("kind"));
         let page = form
             .text("page")
             .and_then(|p| p.trim().parse::<u32>().ok())
@@ -286,14 +329,29 @@ pub(super) async fn sign(State(state): State<ConsoleState>, lang: Lang, req: Req
             .await
             .map_err(|e| Failure::gateway(l, e))?;
         let record = keys.iter().find(|k| k.name == key);
-        let (w, h, doc_number) = match kind {
-            StampKind::Seal => {
-                let d = record
-                    .and_then(|r| r.seal_size_mm)
-                    .unwrap_or(DEFAULT_SEAL_MM)
-                    * 72.0
-                    / 25.4;
-                (d, d, None)
+        let seal_d = record
+            .and_then(|r| r.seal_size_mm)
+            .unwrap_or(DEFAULT_SEAL_MM)
+            * 72.0
+            / 25.4;
+        let (w, h, doc_number, mark) = match kind {
+            StampKind::Seal => (seal_d, seal_d, None, Mark::Seal),
+            StampKind::SealOverSignature => (seal_d, seal_d, None, Mark::SealOverSignature),
+            StampKind::Signature => {
+                let image = form
+                    .file("signature_image")
+                    .map(|(_, b)| b)
+                    .filter(|b| b.starts_with(b"\x89PNG") && b.len() <= MAX_SIGNATURE_IMAGE)
+                    .ok_or_else(|| {
+                        bad(
+                            "Chữ ký của người có thẩm quyền cần ảnh chữ ký tay dạng PNG (tối đa 2 MB).",
+                            "The official's signature needs the handwritten signature as a PNG image (2 MB at most).",
+                        )
+                    })?;
+                let mark = Mark::OfficialSignature {
+                    image_png: image.to_vec(),
+                };
+                (SIGNATURE_BOX.0, SIGNATURE_BOX.1, None, mark)
             }
             StampKind::Attachment => {
                 let number = doc_number.ok_or_else(|| {
@@ -302,8 +360,9 @@ pub(super) async fn sign(State(state): State<ConsoleState>, lang: Lang, req: Req
                         "The attachment stamp needs the document number.",
                     )
                 })?;
-                (STAMP_BOX.0, STAMP_BOX.1, Some(number))
+                (STAMP_BOX.0, STAMP_BOX.1, Some(number), Mark::Attachment)
             }
+            StampKind::Copy => (STAMP_BOX.0, STAMP_BOX.1, doc_number, Mark::Copy),
         };
         let spec = SignSpec {
             key,
@@ -316,7 +375,7 @@ pub(super) async fn sign(State(state): State<ConsoleState>, lang: Lang, req: Req
         };
         let signed = state
             .services
-            .officer_sign(&session.officer, spec, document.clone())
+            .officer_stamp(&session.officer, spec, Some(mark), document.clone())
             .await
             .map_err(|e| Failure::gateway(l, e))?;
         let bytes = match signed.output {

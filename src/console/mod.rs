@@ -5,11 +5,13 @@
 //! - `/verify`, public: the verification of a PDF, XML or CMS file (and its detached content),
 //!   told in sentences ([`verdict`]); rate-limited per address; the upload is neither stored,
 //!   audited nor logged ([`crate::gateway::Services::verify_anonymous`]).
-//! - `/login`, `/logout`: officers' sessions ([`crate::gateway::accounts`]) in `HttpOnly`,
+//! - `/login`, `/logout`: officers' sessions (a password, or over TLS a client certificate
+//!   bound to the account: [`certlogin`]) ([`crate::gateway::accounts`]) in `HttpOnly`,
 //!   `SameSite=Strict` cookies (`Secure` over TLS); failed log-ins are throttled per address
 //!   and per user name. Session cookies never authenticate `/v1`: the API reads only bearer
 //!   tokens and client certificates.
 //! - `/desk`, officers: the stamp desk ([`desk`]).
+//! - `/route…`, officers and clerks on a routing node: the routing desk ([`routing_desk`]).
 //!
 //! Every form carries a CSRF token: the session's, or before log-in one bound to a
 //! `SameSite=Strict` cookie (double submit). Pages and assets are compiled in
@@ -18,9 +20,11 @@
 //! `?lang=en` (remembered in a cookie).
 
 mod batch;
+mod certlogin;
 mod desk;
 mod page;
 mod report;
+mod routing_desk;
 mod throttle;
 mod verdict;
 
@@ -88,6 +92,7 @@ pub fn router(services: Services) -> Router {
         .route("/verify", get(verify_form).post(verify_check))
         .route("/verify/report", post(report::download))
         .route("/login", get(login_form).post(login))
+        .route("/login/certificate", post(certlogin::login))
         .route("/logout", post(logout))
         .route("/desk", get(desk::form))
         .route("/desk/sign", post(desk::sign))
@@ -96,6 +101,12 @@ pub fn router(services: Services) -> Router {
         .route("/desk/batch/{id}", get(batch::show))
         .route("/desk/batch/{id}/progress", get(batch::progress))
         .route("/desk/batch/{id}/archive", get(batch::archive))
+        .route("/route", get(routing_desk::list))
+        .route("/route/document", get(routing_desk::document))
+        .route("/route/download", get(routing_desk::download))
+        .route("/route/ack", post(routing_desk::ack))
+        .route("/route/new", get(routing_desk::new_form))
+        .route("/route/send", post(routing_desk::send))
         .route("/assets/console.css", get(style))
         .route("/assets/console.js", get(script))
         .route("/assets/pdfjs/pdf.min.mjs", get(|| javascript(PDFJS)))
@@ -652,6 +663,7 @@ async fn login_form(
     lang: Lang,
     headers: HeaderMap,
     info: Option<Extension<ConnectionInfo>>,
+    cert: Option<Extension<crate::tls::PeerCertificate>>,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> Response {
     let (csrf, set) = pre_token(&headers, over_tls(&info));
@@ -660,7 +672,14 @@ async fn login_form(
         .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("next=")))
         .map(|n| n.replace("%2F", "/"));
     let title = lang.pick("Đăng nhập cho cán bộ", "Officer log-in");
-    let body = login_form_html(lang, &csrf, safe_next(next.as_deref()), None);
+    let mut body = login_form_html(lang, &csrf, safe_next(next.as_deref()), None);
+    if cert.is_some() {
+        body.push_str(&certlogin::form_html(
+            lang,
+            &csrf,
+            safe_next(next.as_deref()),
+        ));
+    }
     with_cookie(
         html(
             StatusCode::OK,

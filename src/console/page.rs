@@ -103,6 +103,8 @@ pub enum Section {
     Desk,
     /// The stamp desk's batches.
     Batch,
+    /// The routing desk (documents between agencies).
+    Route,
     /// The log-in page.
     Login,
 }
@@ -151,7 +153,7 @@ pub fn shell(
          <script src=\"/assets/console.js\" defer></script></head>\
          <body><a class=\"skip\" href=\"#main\">{skip}</a>\
          <header><p class=\"brand\"><a href=\"/\">signgate</a></p>\
-         <nav aria-label=\"{navlabel}\"><ul>{home}{verify}{desk}{batch}{account}\
+         <nav aria-label=\"{navlabel}\"><ul>{home}{verify}{desk}{batch}{route}{account}\
          <li><a href=\"?lang={other}\" lang=\"{other}\" hreflang=\"{other}\">{other_label}</a></li></ul></nav></header>\
          <main id=\"main\" tabindex=\"-1\"><h1>{title}</h1>{body}</main>\
          <footer><p>{footer}</p></footer></body></html>",
@@ -163,6 +165,7 @@ pub fn shell(
         verify = nav_item(Section::Verify, "/verify", l.pick("Xác minh chữ ký", "Verify a signature")),
         desk = nav_item(Section::Desk, "/desk", l.pick("Bàn đóng dấu", "Stamp desk")),
         batch = nav_item(Section::Batch, "/desk/batch", l.pick("Ký theo lô", "Batch signing")),
+        route = nav_item(Section::Route, "/route", l.pick("Văn thư", "Routing desk")),
         footer = l.pick(
             "Cổng ký số signgate. Tệp gửi lên trang xác minh không được lưu lại.",
             "signgate signing gateway. Files sent to the verify page are not kept."

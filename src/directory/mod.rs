@@ -9,6 +9,7 @@
 
 pub mod certs;
 mod csv;
+pub mod search;
 pub mod updates;
 
 use time::Date;
@@ -16,6 +17,7 @@ use time::Date;
 use crate::clock::now_rfc3339;
 use crate::code::ErrorCode;
 pub use certs::{CertIdentityKind, SignerBinding, SignerFacts};
+pub use search::{AgencyChoice, Province};
 
 use crate::store::{ChangeRow, OwnerMove, Store, StoreError, UnitRow};
 

@@ -14,7 +14,7 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::signing::{Document, SignSpec, Signed};
+use super::signing::{Document, Mark, SignSpec, Signed};
 use super::{blocking, Actor, GatewayError, Secret, Services};
 use crate::clock;
 use crate::pki::alg::sha256_hex;
@@ -93,7 +93,7 @@ impl Officer {
         }
     }
 
-    fn from_row(row: &UserRow) -> Result<Self, GatewayError> {
+    pub(super) fn from_row(row: &UserRow) -> Result<Self, GatewayError> {
         Ok(Self {
             username: row.username.clone(),
             agency: row.agency.clone(),
@@ -238,7 +238,7 @@ impl Services {
             .collect()
     }
 
-    async fn user(&self, username: &str) -> Result<Officer, GatewayError> {
+    pub(super) async fn user(&self, username: &str) -> Result<Officer, GatewayError> {
         let row = self
             .store()
             .console_user(username)
@@ -305,6 +305,16 @@ impl Services {
             .await?;
             return Ok(None);
         }
+        self.open_session(officer, json!({})).await.map(Some)
+    }
+
+    /// Opens a session for `officer` and records the log-in (`console.login`, with `how`'s
+    /// fields added).
+    pub(super) async fn open_session(
+        &self,
+        officer: Officer,
+        how: serde_json::Value,
+    ) -> Result<LoggedIn, GatewayError> {
         let (token, token_sha256) = crate::ids::new_token();
         let csrf = crate::ids::random_id("csrf_");
         let now = OffsetDateTime::now_utc();
@@ -317,17 +327,17 @@ impl Services {
                 expires_at: clock::rfc3339(now + SESSION_LIFETIME),
             })
             .await?;
-        self.audit(
-            &officer.actor(),
-            "console.login",
-            json!({"username": officer.username, "name": officer.name}),
-        )
-        .await?;
-        Ok(Some(LoggedIn {
+        let mut subject = json!({"username": officer.username, "name": officer.name});
+        if let (Some(s), Some(extra)) = (subject.as_object_mut(), how.as_object()) {
+            s.extend(extra.clone());
+        }
+        self.audit(&officer.actor(), "console.login", subject)
+            .await?;
+        Ok(LoggedIn {
             officer,
             token: Secret::from(token),
             csrf,
-        }))
+        })
     }
 
     /// The session of cookie value `token`, if it exists, has not expired and its account
@@ -383,6 +393,18 @@ impl Services {
         spec: SignSpec,
         document: Bytes,
     ) -> Result<Signed, GatewayError> {
+        self.officer_stamp(officer, spec, None, document).await
+    }
+
+    /// [`Services::officer_sign`] with the visible mark the officer picked at the stamp desk
+    /// (`None`: the one `spec` implies).
+    pub async fn officer_stamp(
+        &self,
+        officer: &Officer,
+        spec: SignSpec,
+        mark: Option<Mark>,
+        document: Bytes,
+    ) -> Result<Signed, GatewayError> {
         if !officer.role.may_sign() {
             return Err(GatewayError::Invalid(format!(
                 "a {} may not sign",
@@ -393,8 +415,14 @@ impl Services {
             Some(r) if r.agency == officer.agency => r,
             _ => return Err(GatewayError::UnknownKey(spec.key)),
         };
-        self.sign_as(&officer.actor(), record, spec, Document::Memory(document))
-            .await
+        self.sign_marked(
+            &officer.actor(),
+            record,
+            spec,
+            mark,
+            Document::Memory(document),
+        )
+        .await
     }
 }
 

@@ -12,8 +12,10 @@
 //!   checkpoints and their strict check), [`idempotency`] (claimed, completed and replayed
 //!   `Idempotency-Key`s), [`route`] (an agency's document built into a signed edXML envelope;
 //!   received envelopes and attachments handed out), [`accounts`] (the web console's officers,
-//!   sessions and signing for an officer), [`webhooks`] (agencies' webhook subscriptions and
-//!   the worker that delivers their signed events); [`audit`] is the one write path into the audit chain
+//!   sessions and signing for an officer), [`certlogin`] (officers' client certificates),
+//!   [`officer_route`] (the routing desk: an officer's routing actions, scoped and audited),
+//!   [`webhooks`] (agencies' webhook subscriptions and the worker that delivers their signed
+//!   events); [`audit`] is the one write path into the audit chain
 //!   and [`metrics`] the counters `/metrics` renders.
 //! - [`Gateway::start`]: the listeners, the routing node, retention and batch resume behind
 //!   one shutdown signal; [`Running::shutdown`] drains every part. [`tasks`] runs jobs in
@@ -28,6 +30,7 @@ pub mod accounts;
 pub mod admin;
 pub mod audit;
 pub mod batches;
+pub mod certlogin;
 pub mod checkpoint;
 pub mod config;
 pub mod demo;
@@ -38,6 +41,7 @@ pub mod intake;
 pub mod limits;
 pub mod metrics;
 pub mod report;
+pub mod officer_route;
 pub mod route;
 mod run;
 pub mod signing;

@@ -48,6 +48,67 @@ pub struct RoutedFile {
     pub bytes: Vec<u8>,
 }
 
+impl RoutedFile {
+    /// The media type to serve it as: its own when a plain `type/subtype`, lowercased, else
+    /// `application/octet-stream` (never sniffed).
+    pub fn served_type(&self) -> String {
+        if media_type_ok(&self.content_type) {
+            self.content_type.to_ascii_lowercase()
+        } else {
+            "application/octet-stream".into()
+        }
+    }
+
+    /// Its `Content-Disposition: attachment` value ([`content_disposition`]).
+    pub fn content_disposition(&self) -> String {
+        content_disposition(&self.name)
+    }
+}
+
+/// A bare `type/subtype` of RFC 9110 token characters (no parameters).
+pub fn media_type_ok(t: &str) -> bool {
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 127
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+    };
+    t.split_once('/').is_some_and(|(a, b)| token(a) && token(b))
+}
+
+/// `attachment; filename="…"; filename*=UTF-8''…` for `name`: the ASCII fallback keeps
+/// `[A-Za-z0-9._-]` (others become `_`, path separators included), the extended form
+/// percent-encodes every other byte.
+pub fn content_disposition(name: &str) -> String {
+    let safe = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-');
+    let mut ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii() && safe(c as u8) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(150)
+        .collect();
+    let trimmed = ascii.trim_start_matches('.').to_string();
+    ascii = if trimmed.is_empty() {
+        "download".into()
+    } else {
+        trimmed
+    };
+    let mut extended = String::new();
+    for b in name.bytes() {
+        if safe(b) {
+            extended.push(b as char);
+        } else {
+            extended.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{extended}")
+}
+
 fn routing(e: RoutingError) -> GatewayError {
     GatewayError::Domain(crate::Error::Routing(e))
 }

@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 
 use super::{blocking, Actor, GatewayError, Services};
 use crate::keys::KeySource;
-use crate::pdf::appearance::Appearance;
-use crate::pdf::{PageSelector, Placement, VisibleSignature};
+use crate::pdf::stamp::Stamp;
+use crate::pdf::{PageSelector, VisibleSignature};
 use crate::pki::alg::{sha256_hex, DigestAlgorithm, RsaPadding};
 use crate::sign::{Format, FormatHints, Level, PdfDetails, SignRequest, TimeStamper};
 use crate::store::Client;
@@ -32,6 +32,43 @@ pub struct SignSpec {
     pub rect: Option<[f64; 4]>,
     /// Document number: signs with the attachment stamp instead of the seal.
     pub doc_number: Option<String>,
+}
+
+/// The visible mark an officer picks at the stamp desk (Decree 30/2020); over the API the mark
+/// follows [`SignSpec`] (the attachment stamp with a document number, else the key's seal).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mark {
+    /// The official's signature with this handwritten signature image (PNG), in the rectangle.
+    OfficialSignature {
+        /// The handwritten signature, PNG.
+        image_png: Vec<u8>,
+    },
+    /// The key's seal, centred where the rectangle says.
+    Seal,
+    /// The key's seal over the left third of the most recent signature on the page (the
+    /// official's); the rectangle is not used.
+    SealOverSignature,
+    /// The attachment stamp (with [`SignSpec::doc_number`] when given).
+    Attachment,
+    /// The electronic copy stamp (with [`SignSpec::doc_number`] when given).
+    Copy,
+}
+
+impl Mark {
+    /// Its name in the audit record and on the desk's form.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::OfficialSignature { .. } => "signature",
+            Self::Seal => "seal",
+            Self::SealOverSignature => "seal-over-signature",
+            Self::Attachment => "attachment",
+            Self::Copy => "copy",
+        }
+    }
+
+    fn needs_seal(&self) -> bool {
+        matches!(self, Self::Seal | Self::SealOverSignature)
+    }
 }
 
 /// A received document: in memory, or spooled to a temporary file (deleted when dropped).
@@ -93,6 +130,26 @@ impl Services {
         spec: SignSpec,
         document: Document,
     ) -> Result<Signed, GatewayError> {
+        self.sign_marked(actor, record, spec, None, document).await
+    }
+
+    /// [`Services::sign_as`] with the visible mark `mark` instead of the one [`SignSpec`]
+    /// implies; a seal needs the key's bound seal image.
+    pub(crate) async fn sign_marked(
+        &self,
+        actor: &Actor,
+        record: crate::store::KeyRecord,
+        spec: SignSpec,
+        mark: Option<Mark>,
+        document: Document,
+    ) -> Result<Signed, GatewayError> {
+        if mark.as_ref().is_some_and(Mark::needs_seal) && record.seal_path.is_none() {
+            return Err(GatewayError::Invalid(format!(
+                "key {} has no seal image bound",
+                record.name
+            )));
+        }
+        let mark_name = mark.as_ref().map(Mark::name);
         let settings = self.settings().clone();
         let head = match &document {
             Document::Memory(bytes) => bytes.slice(..bytes.len().min(1024)).to_vec(),
@@ -157,6 +214,7 @@ impl Services {
                     seal,
                     seal_size_mm,
                     doc_number,
+                    mark,
                     signing_time,
                 )
             } else {
@@ -192,18 +250,16 @@ impl Services {
         })
         .await?;
         self.metrics().signature(resolved.name());
-        let audit_seq = self
-            .audit(
-                actor,
-                "sign",
-                json!({
-                    "key": record.name,
-                    "format": resolved.name(),
-                    "input_sha256": input_hash,
-                    "output_sha256": output_hash,
-                }),
-            )
-            .await?;
+        let mut subject = json!({
+            "key": record.name,
+            "format": resolved.name(),
+            "input_sha256": input_hash,
+            "output_sha256": output_hash,
+        });
+        if let Some(name) = mark_name {
+            subject["stamp"] = json!(name);
+        }
+        let audit_seq = self.audit(actor, "sign", subject).await?;
         Ok(Signed {
             format: resolved,
             output,
@@ -245,8 +301,10 @@ fn open_output(path: &std::path::Path) -> Result<(std::fs::File, u64, String), c
     Ok((file, len, hex::encode(hash.finish())))
 }
 
-/// The visible part of an API signature: the attachment stamp when `doc_number` is given,
-/// else the key's bound seal, else none.
+/// The visible part of a signature: `mark` when given; else (the API) the attachment stamp
+/// when `doc_number` is given, else the key's bound seal at `rect` (default bottom right),
+/// else none.
+#[allow(clippy::too_many_arguments)]
 fn visible_signature(
     key: &dyn KeySource,
     page: PageSelector,
@@ -254,39 +312,46 @@ fn visible_signature(
     seal: Option<Vec<u8>>,
     seal_size_mm: f64,
     doc_number: Option<String>,
+    mark: Option<Mark>,
     at: OffsetDateTime,
 ) -> Option<VisibleSignature> {
-    let to_rect = |r: [f64; 4]| Placement::Rect {
-        x: r[0],
-        y: r[1],
-        w: r[2],
-        h: r[3],
+    let diameter_pt = seal_size_mm * 72.0 / 25.4;
+    let (stamp, rect) = match mark {
+        None => match (doc_number, seal) {
+            (Some(number), _) => (
+                Stamp::Attachment {
+                    doc_number: Some(number),
+                },
+                rect,
+            ),
+            (None, Some(image_png)) => (
+                Stamp::Seal {
+                    image_png,
+                    diameter_pt,
+                },
+                Some(rect.unwrap_or([400.0, 90.0, diameter_pt, diameter_pt])),
+            ),
+            (None, None) => return None,
+        },
+        Some(Mark::OfficialSignature { image_png }) => {
+            (Stamp::OfficialSignature { image_png }, rect)
+        }
+        Some(Mark::Seal) => (
+            Stamp::Seal {
+                image_png: seal?,
+                diameter_pt,
+            },
+            rect,
+        ),
+        Some(Mark::SealOverSignature) => (
+            Stamp::Seal {
+                image_png: seal?,
+                diameter_pt,
+            },
+            None,
+        ),
+        Some(Mark::Attachment) => (Stamp::Attachment { doc_number }, rect),
+        Some(Mark::Copy) => (Stamp::Copy { doc_number }, rect),
     };
-    if let Some(number) = doc_number {
-        let cert = key.certificate();
-        let agency = crate::pki::subject_organization(cert)
-            .or_else(|| crate::pki::subject_common_name(cert))
-            .unwrap_or_default();
-        let when = crate::clock::display_time(at);
-        let lines = vec![
-            agency,
-            format!("Số: {number}"),
-            format!("Thời gian ký: {when}"),
-        ];
-        let (w, h) = Appearance::text_size(&lines);
-        return Some(VisibleSignature {
-            page: PageSelector::Number(1),
-            placement: rect
-                .map(to_rect)
-                .unwrap_or(Placement::TopRightStamp { w, h }),
-            appearance: Appearance::Text { lines },
-        });
-    }
-    let image_png = seal?;
-    let d = seal_size_mm * 72.0 / 25.4;
-    Some(VisibleSignature {
-        page,
-        placement: to_rect(rect.unwrap_or([400.0, 90.0, d, d])),
-        appearance: Appearance::Seal { image_png },
-    })
+    Some(stamp.visible(key.certificate(), page, rect, at))
 }

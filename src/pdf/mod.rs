@@ -20,6 +20,7 @@ mod image;
 mod incremental;
 mod placement;
 mod sparse;
+pub mod stamp;
 mod syntax;
 pub mod textdoc;
 

@@ -157,3 +157,57 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// Binds the certificate of SHA-256 `fingerprint` to `username` (again, when it was
+    /// revoked); `Ok(false)` when it is bound to another account.
+    pub async fn bind_console_cert(
+        &self,
+        fingerprint: &str,
+        username: &str,
+        now: &str,
+    ) -> Result<bool, StoreError> {
+        let sql = "INSERT INTO console_user_certs (fingerprint, username, added_at, revoked_at) VALUES ($1, $2, $3, NULL) \
+                   ON CONFLICT (fingerprint) DO UPDATE SET revoked_at = NULL, added_at = excluded.added_at \
+                   WHERE console_user_certs.username = excluded.username";
+        let n = with_pool!(self, p => sqlx::query(sql)
+            .bind(fingerprint).bind(username).bind(now)
+            .execute(p).await?.rows_affected());
+        Ok(n > 0)
+    }
+
+    /// Revokes the binding of `fingerprint` to `username`; `Ok(false)` when there is none.
+    pub async fn revoke_console_cert(
+        &self,
+        fingerprint: &str,
+        username: &str,
+        now: &str,
+    ) -> Result<bool, StoreError> {
+        let sql = "UPDATE console_user_certs SET revoked_at = $3 \
+                   WHERE fingerprint = $1 AND username = $2 AND revoked_at IS NULL";
+        let n = with_pool!(self, p => sqlx::query(sql)
+            .bind(fingerprint).bind(username).bind(now)
+            .execute(p).await?.rows_affected());
+        Ok(n > 0)
+    }
+
+    /// The account the certificate `fingerprint` is bound to and not revoked, if any.
+    pub async fn console_user_by_cert(
+        &self,
+        fingerprint: &str,
+    ) -> Result<Option<UserRow>, StoreError> {
+        let columns = USER_COLUMNS
+            .split(", ")
+            .map(|c| format!("u.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {columns} FROM console_user_certs c JOIN console_users u ON u.username = c.username \
+             WHERE c.fingerprint = $1 AND c.revoked_at IS NULL"
+        );
+        Ok(
+            with_pool!(self, p => sqlx::query(&sql).bind(fingerprint).fetch_optional(p).await?
+            .map(|r| user_from_row!(r))),
+        )
+    }
+}

@@ -228,6 +228,11 @@ const SQLITE_MIGRATIONS: Embedded = &[
         "directory updates",
         include_str!("../../migrations/sqlite/0860_directory_updates.sql"),
     ),
+    (
+        950,
+        "console user certificates",
+        include_str!("../../migrations/sqlite/0950_console_user_certificates.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: Embedded = &[
     (
@@ -289,6 +294,11 @@ const POSTGRES_MIGRATIONS: Embedded = &[
         860,
         "directory updates",
         include_str!("../../migrations/postgres/0860_directory_updates.sql"),
+    ),
+    (
+        950,
+        "console user certificates",
+        include_str!("../../migrations/postgres/0950_console_user_certificates.sql"),
     ),
 ];
 

@@ -20,10 +20,10 @@ use crate::common::*;
 mod desk_batch;
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
-const PASSWORD: &str = "officer-password-1";
+pub(crate) const PASSWORD: &str = "officer-password-1";
 
 /// A chromedriver child and one headless chromium session.
-struct Browser {
+pub(crate) struct Browser {
     base: String,
     child: Child,
     _profile: tempfile::TempDir,
@@ -32,7 +32,7 @@ struct Browser {
 impl Browser {
     /// Starts chromedriver and a session; `None` (a skip, or a failure under `CI=true`) when
     /// chromium or chromedriver is missing.
-    fn start() -> Option<Browser> {
+    pub(crate) fn start() -> Option<Browser> {
         let chromium = require_tool("chromium")?;
         let driver = require_tool("chromedriver")?;
         let port = free_port();
@@ -77,7 +77,7 @@ impl Browser {
     }
 
     /// One WebDriver command; its `value`.
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+    pub(crate) fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let url = format!("{}{path}", self.base);
         let req = ureq::request(method, &url).timeout(Duration::from_secs(240));
         let result = match body {
@@ -98,12 +98,12 @@ impl Browser {
         v["value"].clone()
     }
 
-    fn goto(&self, url: &str) {
+    pub(crate) fn goto(&self, url: &str) {
         self.call("POST", "/url", Some(json!({ "url": url })));
     }
 
     /// The element `css` matches, waiting up to 60 s for it.
-    fn find(&self, css: &str) -> String {
+    pub(crate) fn find(&self, css: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let found = self.exec(
@@ -130,7 +130,7 @@ impl Browser {
         }
     }
 
-    fn click(&self, css: &str) {
+    pub(crate) fn click(&self, css: &str) {
         let id = self.find(css);
         // WebDriver clicks the centre of the element's part in view: bring all of it in.
         self.exec(
@@ -140,7 +140,7 @@ impl Browser {
         self.call("POST", &format!("/element/{id}/click"), Some(json!({})));
     }
 
-    fn type_into(&self, css: &str, text: &str) {
+    pub(crate) fn type_into(&self, css: &str, text: &str) {
         let id = self.find(css);
         self.call(
             "POST",
@@ -149,7 +149,7 @@ impl Browser {
         );
     }
 
-    fn text(&self, css: &str) -> String {
+    pub(crate) fn text(&self, css: &str) -> String {
         let id = self.find(css);
         self.call("GET", &format!("/element/{id}/text"), None)
             .as_str()
@@ -157,26 +157,26 @@ impl Browser {
             .to_string()
     }
 
-    fn attribute(&self, css: &str, name: &str) -> Option<String> {
+    pub(crate) fn attribute(&self, css: &str, name: &str) -> Option<String> {
         let id = self.find(css);
         self.call("GET", &format!("/element/{id}/attribute/{name}"), None)
             .as_str()
             .map(str::to_string)
     }
 
-    fn property(&self, css: &str, name: &str) -> Value {
+    pub(crate) fn property(&self, css: &str, name: &str) -> Value {
         let id = self.find(css);
         self.call("GET", &format!("/element/{id}/property/{name}"), None)
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         self.call("GET", "/url", None)
             .as_str()
             .unwrap_or_default()
             .to_string()
     }
 
-    fn exec(&self, script: &str, args: Value) -> Value {
+    pub(crate) fn exec(&self, script: &str, args: Value) -> Value {
         self.call(
             "POST",
             "/execute/sync",
@@ -185,7 +185,7 @@ impl Browser {
     }
 
     /// The value of cookie `name` in the browser.
-    fn cookie(&self, name: &str) -> Option<String> {
+    pub(crate) fn cookie(&self, name: &str) -> Option<String> {
         let all = self.call("GET", "/cookie", None);
         all.as_array()?
             .iter()
@@ -195,7 +195,7 @@ impl Browser {
     }
 
     /// Emulates a viewport of `width` CSS pixels (a phone when `mobile`).
-    fn viewport(&self, width: u32, height: u32, mobile: bool) {
+    pub(crate) fn viewport(&self, width: u32, height: u32, mobile: bool) {
         self.call(
             "POST",
             "/goog/cdp/execute",
@@ -208,7 +208,7 @@ impl Browser {
 
     /// Screenshots of the current page at desktop and phone widths, as `NAME-desktop.png` and
     /// `NAME-phone.png` in `target/console-screenshots/`.
-    fn screenshots(&self, name: &str) {
+    pub(crate) fn screenshots(&self, name: &str) {
         let dir = repo_root().join("target/console-screenshots");
         std::fs::create_dir_all(&dir).expect("screenshot folder");
         for (suffix, width, height, mobile) in
@@ -234,7 +234,7 @@ impl Browser {
     }
 
     /// Runs axe-core on the current page; panics listing serious and critical violations.
-    fn axe(&self, page: &str) {
+    pub(crate) fn axe(&self, page: &str) {
         let axe = std::fs::read_to_string(repo_root().join("tests/e2e/axe-core/axe.min.js"))
             .expect("tests/e2e/axe-core/axe.min.js");
         self.exec(&format!("{axe}\nreturn true;"), json!([]));
@@ -270,7 +270,7 @@ impl Drop for Browser {
 }
 
 /// Adds the officer account of agency `demo` to the gateway's database.
-fn add_officer(gw: &DemoGateway) {
+pub(crate) fn add_officer(gw: &DemoGateway) {
     let pw = gw.dir.path().join("officer.pw");
     std::fs::write(&pw, PASSWORD).expect("password file");
     run_ok(&mut demo_admin(
@@ -308,7 +308,7 @@ fn assert_signgate_verifies(pdf: &Path) {
     );
 }
 
-fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+pub(crate) fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, bytes).expect("write");
     path

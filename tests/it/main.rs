@@ -20,6 +20,7 @@ mod batch;
 mod batch_archive;
 mod cms;
 mod console;
+mod console_desks;
 mod corpus;
 mod directory;
 mod edxml;
