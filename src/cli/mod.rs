@@ -5,6 +5,7 @@
 mod batch;
 mod bench;
 mod bench_http;
+mod bench_floor;
 mod bench_route;
 mod directory;
 mod edxml;

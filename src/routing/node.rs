@@ -250,7 +250,7 @@ fn signer_facts(bytes: &[u8], serial: &str) -> Option<SignerFacts> {
         let Ok(der) = base64::engine::general_purpose::STANDARD.decode(b64) else {
             continue;
         };
-        let Ok(cert) = openssl::x509::X509::from_der(&der) else {
+        let Some(cert) = crate::pki::certs::from_der(&der) else {
             continue;
         };
         let hex = cert
