@@ -126,7 +126,8 @@ mod tests {
 
     #[test]
     fn reads_openssl_machine_readable_lines() {
-        let sha = "+DT:sha256:1:146000\n+R:6387:sha256:0.550000\n+H:146000\n+F:25:sha256:1695458181.82\n";
+        let sha =
+            "+DT:sha256:1:146000\n+R:6387:sha256:0.550000\n+H:146000\n+F:25:sha256:1695458181.82\n";
         assert_eq!(field(sha, "+F:", 3), Some(1_695_458_181.82));
         let rsa = "+R1:1768:2048:0.51\n+F2:2:2048:3466.666667:52792.000000\n";
         assert_eq!(field(rsa, "+F2:", 3), Some(3_466.666_667));

@@ -4,8 +4,8 @@
 
 mod batch;
 mod bench;
-mod bench_http;
 mod bench_floor;
+mod bench_http;
 mod bench_route;
 mod directory;
 mod edxml;
