@@ -4,6 +4,7 @@
 
 mod batch;
 mod bench;
+mod bench_floor;
 mod bench_http;
 mod bench_route;
 mod directory;

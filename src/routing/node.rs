@@ -234,15 +234,18 @@ fn meta_of(package: &edxml::Package) -> DocumentMeta {
 /// serial number is `serial` (lowercase hex, as the validation report gives it).
 fn signer_facts(bytes: &[u8], serial: &str) -> Option<SignerFacts> {
     use base64::Engine as _;
-    let text = String::from_utf8_lossy(bytes);
-    let mut rest = text.as_ref();
-    while let Some(i) = rest.find("X509Certificate>") {
-        let before = &rest[..i];
-        rest = &rest[i + "X509Certificate>".len()..];
-        let Some(k) = before.rfind('<') else {
+    const TAG: &[u8] = b"X509Certificate>";
+    // searched in the bytes (vectorized), not in a UTF-8 copy of the whole envelope
+    let mut from = 0;
+    while let Some(i) = memchr::memmem::find(&bytes[from..], TAG).map(|i| from + i) {
+        let before = &bytes[from..i];
+        from = i + TAG.len();
+        let Some(k) = memchr::memrchr(b'<', before) else {
             continue;
         };
-        let prefix = &before[k + 1..];
+        let Ok(prefix) = std::str::from_utf8(&before[k + 1..]) else {
+            continue;
+        };
         let opening = prefix.is_empty()
             || (prefix.ends_with(':')
                 && !prefix.starts_with('/')
@@ -250,12 +253,16 @@ fn signer_facts(bytes: &[u8], serial: &str) -> Option<SignerFacts> {
         if !opening {
             continue;
         }
-        let end = rest.find('<').unwrap_or(rest.len());
-        let b64: String = rest[..end].chars().filter(|c| !c.is_whitespace()).collect();
+        let rest = &bytes[from..];
+        let end = memchr::memchr(b'<', rest).unwrap_or(rest.len());
+        let Ok(text) = std::str::from_utf8(&rest[..end]) else {
+            continue;
+        };
+        let b64: String = text.chars().filter(|c| !c.is_whitespace()).collect();
         let Ok(der) = base64::engine::general_purpose::STANDARD.decode(b64) else {
             continue;
         };
-        let Ok(cert) = openssl::x509::X509::from_der(&der) else {
+        let Some(cert) = crate::pki::certs::from_der(&der) else {
             continue;
         };
         let hex = cert

@@ -514,10 +514,14 @@ impl Store {
                         .bind(&st.code).bind(&st.description).bind(&st.at).bind(&st.bytes).bind(&st.issued_at)
                         .execute(&mut *sp).await?;
                 }
-                for t in &a.traces {
-                    sqlx::query("INSERT INTO route_traces (document_id, sender_organ, at, event, detail) VALUES ($1, $2, $3, $4, $5)")
-                        .bind(&t.document_id).bind(&t.sender_organ).bind(&t.at).bind(&t.event).bind(&t.detail)
-                        .execute(&mut *sp).await?;
+                // one statement for all of an acceptance's traces (in order): the writer runs
+                // alone, and each statement is a round trip to it
+                if !a.traces.is_empty() {
+                    let mut insert = sqlx::QueryBuilder::new("INSERT INTO route_traces (document_id, sender_organ, at, event, detail) ");
+                    insert.push_values(&a.traces, |mut row, t| {
+                        row.push_bind(&t.document_id).push_bind(&t.sender_organ).push_bind(&t.at).push_bind(&t.event).push_bind(&t.detail);
+                    });
+                    insert.build().execute(&mut *sp).await?;
                 }
                 super::webhooks::insert_events!(sp, &a.events);
                 sp.commit().await?;

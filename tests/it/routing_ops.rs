@@ -912,3 +912,52 @@ fn directory_updates_from_the_province_reach_every_node() {
     let (status, _, _) = net.post_as("P", "C", "v1/route/directory", b"{}".to_vec());
     assert_eq!(status, 403);
 }
+
+/// `signgate bench route` (issue 15 item 8) measures the floor for its envelope size in the same
+/// run (`openssl speed`, durable writes) and prints the ratios the issue names, with every
+/// document delivered (exit 0). The figures themselves are the release build's, in the README.
+#[test]
+fn bench_route_prints_the_floor_and_its_ratios() {
+    let Some(_) = require_tool("openssl") else {
+        return;
+    };
+    let out = run_ok(&mut signgate([
+        "bench",
+        "route",
+        "--docs",
+        "6",
+        "--e2e-docs",
+        "3",
+        "--latency-docs",
+        "2",
+        "--concurrency",
+        "3",
+        "--attachment-size",
+        "20000",
+    ]));
+    let text = stdout_str(&out);
+    let number = |prefix: &str| -> f64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no line `{prefix}` in:\n{text}"));
+        line[prefix.len()..]
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("`{line}`: {e}"))
+    };
+    let ratio = number("accept/floor ratio:");
+    assert!(ratio > 0.0 && ratio.is_finite(), "{text}");
+    let e2e = number("e2e/accept ratio:");
+    assert!(e2e > 0.0 && e2e.is_finite(), "{text}");
+    assert!(
+        text.contains("openssl speed: SHA-256")
+            && text.contains("signatures/s per core")
+            && text.contains("written durably (one fdatasync per 3)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("not saturated (one at a time, 2 documents)"),
+        "{text}"
+    );
+}
