@@ -493,8 +493,7 @@ fn same(a: &Object, b: &Object) -> bool {
 fn same_but_length(a: &Dictionary, b: &Dictionary) -> bool {
     let others = |d: &Dictionary| d.len() - usize::from(d.has(b"Length"));
     others(a) == others(b)
-        && a
-            .iter()
+        && a.iter()
             .filter(|(k, _)| k.as_slice() != b"Length")
             .all(|(k, v)| b.get(k).ok() == Some(v))
 }
