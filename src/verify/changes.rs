@@ -4,7 +4,7 @@
 //! a document time-stamp, validation data, form filling) or disallowed (page content,
 //! resources, fonts, annotations, page geometry, …).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use lopdf::{Dictionary, Document, Object, ObjectId};
 
@@ -62,6 +62,9 @@ struct Comparer<'a> {
     /// Objects that permitted changes bring in (signature dictionaries, widgets and what
     /// their appearances use, validation data).
     allowed: BTreeSet<ObjectId>,
+    /// Every object that an object left unchanged since the signed revision refers to (as
+    /// [`collect_refs`] finds references), for [`Comparer::classify_addition`].
+    referenced_by_unchanged: HashSet<ObjectId>,
     disallowed: Vec<String>,
     annotations: Vec<String>,
     permitted: Vec<String>,
@@ -85,6 +88,7 @@ impl<'a> Comparer<'a> {
             pages,
             contents,
             allowed: BTreeSet::new(),
+            referenced_by_unchanged: HashSet::new(),
             disallowed: Vec::new(),
             annotations: Vec::new(),
             permitted: Vec::new(),
@@ -92,21 +96,22 @@ impl<'a> Comparer<'a> {
     }
 
     fn run(&mut self) {
-        let changed: Vec<ObjectId> = self
-            .new
-            .objects
-            .iter()
-            .filter(|(id, obj)| {
-                !structural(obj)
-                    && self
-                        .old
-                        .objects
-                        .get(id)
-                        .map(|o| !same(o, obj))
-                        .unwrap_or(false)
-            })
-            .map(|(id, _)| *id)
-            .collect();
+        // One comparison per object kept from the signed revision: a changed one is classified
+        // below, an unchanged one may point at an object added later (classify_addition).
+        let mut changed: Vec<ObjectId> = Vec::new();
+        let mut refs = Vec::new();
+        for (id, old) in &self.old.objects {
+            let Some(new) = self.new.objects.get(id) else {
+                continue;
+            };
+            if same(old, new) {
+                refs.clear();
+                collect_refs(old, &mut refs, 0);
+                self.referenced_by_unchanged.extend(refs.iter().copied());
+            } else if !structural(new) {
+                changed.push(*id);
+            }
+        }
         let added: BTreeSet<ObjectId> = self
             .new
             .objects
@@ -420,10 +425,7 @@ impl<'a> Comparer<'a> {
         let Some(obj) = self.new.objects.get(&id) else {
             return;
         };
-        let filled_dangling = self.old.objects.iter().any(|(other, o)| {
-            self.new.objects.get(other).is_some_and(|n| same(o, n)) && refers_to(o, id)
-        });
-        if filled_dangling {
+        if self.referenced_by_unchanged.contains(&id) {
             self.disallowed.push(format!(
                 "{} added where the signed revision referred to a missing object",
                 describe(id, obj)
@@ -480,15 +482,20 @@ fn is_metadata(obj: &Object) -> bool {
 fn same(a: &Object, b: &Object) -> bool {
     match (a, b) {
         (Object::Stream(x), Object::Stream(y)) => {
-            let strip = |d: &Dictionary| {
-                let mut d = d.clone();
-                d.remove(b"Length");
-                d
-            };
-            strip(&x.dict) == strip(&y.dict) && x.content == y.content
+            x.content == y.content && same_but_length(&x.dict, &y.dict)
         }
         _ => a == b,
     }
+}
+
+/// Whether two stream dictionaries are equal but for `/Length` (order does not matter, as in
+/// `Dictionary`'s own equality).
+fn same_but_length(a: &Dictionary, b: &Dictionary) -> bool {
+    let others = |d: &Dictionary| d.len() - usize::from(d.has(b"Length"));
+    others(a) == others(b)
+        && a.iter()
+            .filter(|(k, _)| k.as_slice() != b"Length")
+            .all(|(k, v)| b.get(k).ok() == Some(v))
 }
 
 fn keys_differing(a: &Dictionary, b: &Dictionary) -> Vec<Vec<u8>> {
