@@ -22,7 +22,9 @@ use std::thread::JoinHandle;
 use time::OffsetDateTime;
 
 use super::journal::{JournalEntry, JournalWriter};
-use super::{failed, one_line, AuditEvent, BatchSummary, DocOutcome, DocStatus, FailedDoc, Report, Run};
+use super::{
+    failed, one_line, AuditEvent, BatchSummary, DocOutcome, DocStatus, FailedDoc, Report, Run,
+};
 use crate::code::ErrorCode;
 use crate::fsio::{IoError, StagedFile};
 
@@ -212,15 +214,18 @@ impl<'r, 'a> Committer<'r, 'a> {
         match result {
             Ok(()) => self.named = self.name(syncing),
             Err(e) => {
-                let message = format!(
-                    "cannot sync {}: {e}",
-                    self.run.out.path().display()
-                );
+                let message = format!("cannot sync {}: {e}", self.run.out.path().display());
                 self.abort(ErrorCode::OutputUnwritable, message.clone());
                 for doc in syncing {
                     let SignedDoc { outcome, .. } = doc;
                     let code = ErrorCode::OutputUnwritable;
-                    self.report(&failed(outcome.index, outcome.input, None, code, message.clone()));
+                    self.report(&failed(
+                        outcome.index,
+                        outcome.input,
+                        None,
+                        code,
+                        message.clone(),
+                    ));
                 }
             }
         }

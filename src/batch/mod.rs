@@ -800,7 +800,8 @@ impl Engine {
             && run.existing.contains(std::ffi::OsStr::new(&output_name))
         {
             if let Some(output_sha256) = self.earlier_output(format, &bytes, &output) {
-                let entry = self.journal_entry(&job.input, input_sha256, output_name, output_sha256);
+                let entry =
+                    self.journal_entry(&job.input, input_sha256, output_name, output_sha256);
                 return Ok(Prepared::Recorded(Box::new(SignedDoc {
                     outcome: DocOutcome {
                         index: job.index,
@@ -1058,7 +1059,12 @@ impl Engine {
         })();
         match result {
             Ok((staged, output_sha256)) => {
-                let entry = self.journal_entry(&job.input, job.input_sha256, job.output_name, output_sha256);
+                let entry = self.journal_entry(
+                    &job.input,
+                    job.input_sha256,
+                    job.output_name,
+                    output_sha256,
+                );
                 Report::Signed(Box::new(SignedDoc {
                     outcome: DocOutcome {
                         index: job.index,

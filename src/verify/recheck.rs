@@ -21,11 +21,7 @@ pub fn pdf_signed_by(signed: &[u8], cert: &X509Ref) -> bool {
         let [(a, b), (c, d)] = sig.ranges;
         sig.whole_file
             && sig.byte_range_problems.is_empty()
-            && cms_over(
-                &sig.contents,
-                &[&signed[a..a + b], &signed[c..c + d]],
-                cert,
-            )
+            && cms_over(&sig.contents, &[&signed[a..a + b], &signed[c..c + d]], cert)
     })
 }
 
@@ -57,7 +53,9 @@ pub fn xml_signed_by(
             let check = dsig::check_signature(&parsed, &ids, sig);
             check.digests_ok()
                 && check.signature_ok
-                && check.certificate.is_some_and(|c| same_certificate(&c, cert))
+                && check
+                    .certificate
+                    .is_some_and(|c| same_certificate(&c, cert))
         }
     })
 }

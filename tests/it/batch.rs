@@ -566,7 +566,12 @@ fn unjournaled_outputs_are_checked_and_recorded_not_signed_again() {
     let altered = xml.replacen("<MST>", "<MST>9", 1);
     assert_ne!(altered, xml, "the sample filing has no <MST> to alter");
     std::fs::write(out.join("tk-0001.xml"), altered).unwrap();
-    let redone = ["doc-0001.pdf", "doc-0002.pdf", "doc-0004.pdf", "tk-0001.xml"];
+    let redone = [
+        "doc-0001.pdf",
+        "doc-0002.pdf",
+        "doc-0004.pdf",
+        "tk-0001.xml",
+    ];
     let kept: Vec<(String, u64, Vec<u8>)> = ["doc-0000.pdf", "doc-0003.pdf", "doc-0005.pdf"]
         .iter()
         .chain(&["tk-0000.xml", "tk-0002.xml", "tk-0003.xml"])
@@ -582,7 +587,11 @@ fn unjournaled_outputs_are_checked_and_recorded_not_signed_again() {
     assert_eq!(again["signed"], 4, "{again}");
     for (name, inode, bytes) in &kept {
         let path = out.join(name);
-        assert_eq!(std::fs::metadata(&path).unwrap().ino(), *inode, "{name} was rewritten");
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().ino(),
+            *inode,
+            "{name} was rewritten"
+        );
         assert_eq!(&std::fs::read(&path).unwrap(), bytes, "{name} changed");
     }
     for name in redone {
