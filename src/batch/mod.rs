@@ -1292,9 +1292,11 @@ mod tests {
 
     #[test]
     fn inserted_range_covers_every_insertion_point_that_explains_the_output() {
-        assert_eq!(inserted_range(b"<a></a>", b"<a><S/></a>"), Some(3..7));
-        // "<S/>" begins and ends like the input around it: the window widens, never narrows.
-        assert_eq!(inserted_range(b"<a><</a>", b"<a><<S/></a>"), Some(3..8));
+        assert_eq!(inserted_range(b"<a>x</a>", b"<a>xS</a>"), Some(4..5));
+        // "<S/>" begins and ends like the input around it ("<", ">"): the window covers
+        // every insertion point that explains the output ("<a" + "><S/" + "></a>" too).
+        assert_eq!(inserted_range(b"<a></a>", b"<a><S/></a>"), Some(2..8));
+        assert_eq!(inserted_range(b"<a><</a>", b"<a><<S/></a>"), Some(4..9));
         assert_eq!(inserted_range(b"abc", b"abc"), None);
         assert_eq!(inserted_range(b"abc", b"ab"), None);
         assert_eq!(inserted_range(b"abc", b"xbcd"), None);
