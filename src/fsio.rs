@@ -149,19 +149,42 @@ pub fn read_sized(file: &mut std::fs::File, meta: &std::fs::Metadata) -> std::io
 
 /// An output folder held open, into which files appear atomically under their final names.
 ///
-/// A file is written unnamed (`open(dir, O_TMPFILE)`) and linked under its name
-/// (`linkat("/proc/self/fd/N", dir, name, AT_SYMLINK_FOLLOW)`), so a killed process leaves
-/// nothing behind and the name only ever shows the whole content. An existing name is
-/// replaced through a temporary name and `rename`. Where the file system or the sandbox
-/// refuses `O_TMPFILE` or `/proc`, every later file goes through a temporary name and
-/// `rename` (prefix `temp_prefix`, which the caller cleans up after a crash). Nothing is
-/// fsynced here: the caller makes outputs durable in groups.
+/// A file is first *staged*: written unnamed (`open(dir, O_TMPFILE)`), or under a temporary
+/// name (prefix `temp_prefix`, which the caller cleans up after a crash) where the file system
+/// or the sandbox refuses `O_TMPFILE` or `/proc`. [`OutputDir::commit`] then gives it its name
+/// (`linkat("/proc/self/fd/N", dir, name, AT_SYMLINK_FOLLOW)`, or `rename`), so a killed
+/// process leaves no partial file under a final name and, with `O_TMPFILE`, nothing at all.
+/// An existing name is replaced through a temporary name and `rename`. Nothing is fsynced
+/// here: a caller that needs durability runs [`OutputDir::sync`] after staging (the content
+/// is durable before the name exists) and again after committing (the names).
 pub struct OutputDir {
     path: PathBuf,
     fd: OwnedFd,
     temp_prefix: &'static str,
     unnamed: AtomicBool,
     counter: AtomicU64,
+}
+
+/// A file written into an [`OutputDir`] that has no final name yet. Dropped without
+/// [`OutputDir::commit`], it disappears (an unnamed file is freed, a temporary one removed).
+pub struct StagedFile {
+    kind: Staged,
+}
+
+enum Staged {
+    /// An `O_TMPFILE` file, open.
+    Unnamed(std::fs::File),
+    /// A file under a temporary name in the folder.
+    Temp(tempfile::NamedTempFile),
+}
+
+impl StagedFile {
+    /// A staged file from a temporary file the caller wrote itself, in the same folder.
+    pub fn from_temp(file: tempfile::NamedTempFile) -> Self {
+        Self {
+            kind: Staged::Temp(file),
+        }
+    }
 }
 
 impl OutputDir {
@@ -180,7 +203,8 @@ impl OutputDir {
             path: path.to_path_buf(),
             fd,
             temp_prefix,
-            unnamed: AtomicBool::new(true),
+            // Naming an unnamed file goes through /proc; a sandbox without it uses temporary names.
+            unnamed: AtomicBool::new(Path::new("/proc/self/fd").exists()),
             counter: AtomicU64::new(0),
         })
     }
@@ -192,30 +216,58 @@ impl OutputDir {
 
     /// Writes `bytes` as `name` in this folder: complete under that name, or absent.
     pub fn write(&self, name: &str, bytes: &[u8]) -> Result<(), IoError> {
-        let fail = |e: std::io::Error| IoError::Write {
-            path: self.path.join(name),
-            reason: e.to_string(),
-        };
-        if self.unnamed.load(Ordering::Relaxed) {
-            match self.write_unnamed(name, bytes) {
-                Ok(true) => return Ok(()),
-                Ok(false) => self.unnamed.store(false, Ordering::Relaxed),
-                Err(e) => return Err(fail(e)),
-            }
-        }
-        write_output(&self.path.join(name), bytes)
+        let staged = self.stage(name, bytes)?;
+        self.commit(staged, name)
     }
 
-    /// The `O_TMPFILE` path; `Ok(false)` when this system refuses it (nothing was created).
-    fn write_unnamed(&self, name: &str, bytes: &[u8]) -> std::io::Result<bool> {
-        let flags = OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC;
-        let fd = match rustix::fs::openat(&self.fd, ".", flags, Mode::RUSR | Mode::WUSR) {
-            Ok(fd) => fd,
-            Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL | Errno::NOENT) => return Ok(false),
-            Err(e) => return Err(e.into()),
-        };
-        let mut file = std::fs::File::from(fd);
-        file.write_all(bytes)?;
+    /// Writes `bytes` into a file without its final name (`name` only names errors): one
+    /// `openat(O_TMPFILE)` and one `write`.
+    pub fn stage(&self, name: &str, bytes: &[u8]) -> Result<StagedFile, IoError> {
+        let fail = |e: std::io::Error| self.fail(name, e);
+        if self.unnamed.load(Ordering::Relaxed) {
+            let flags = OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC;
+            match rustix::fs::openat(&self.fd, ".", flags, Mode::RUSR | Mode::WUSR) {
+                Ok(fd) => {
+                    let mut file = std::fs::File::from(fd);
+                    file.write_all(bytes).map_err(fail)?;
+                    return Ok(StagedFile {
+                        kind: Staged::Unnamed(file),
+                    });
+                }
+                Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL | Errno::NOENT) => {
+                    self.unnamed.store(false, Ordering::Relaxed)
+                }
+                Err(e) => return Err(fail(e.into())),
+            }
+        }
+        let mut tmp = self.temp_file().map_err(fail)?;
+        tmp.write_all(bytes).map_err(fail)?;
+        Ok(StagedFile::from_temp(tmp))
+    }
+
+    /// A new empty file under a temporary name in this folder (mode 0600), for output
+    /// written piece by piece; hand it back through [`StagedFile::from_temp`].
+    pub fn temp_file(&self) -> std::io::Result<tempfile::NamedTempFile> {
+        tempfile::Builder::new()
+            .prefix(self.temp_prefix)
+            .suffix(".tmp")
+            .tempfile_in(&self.path)
+    }
+
+    /// Gives `staged` its final `name` (replacing an existing file of that name): one
+    /// `linkat` (and `close`), or `rename` for a temporary file.
+    pub fn commit(&self, staged: StagedFile, name: &str) -> Result<(), IoError> {
+        match staged.kind {
+            Staged::Temp(tmp) => tmp
+                .persist(self.path.join(name))
+                .map(drop)
+                .map_err(|e| self.fail(name, e.error)),
+            Staged::Unnamed(file) => self.link(&file, name).map_err(|e| self.fail(name, e)),
+        }
+    }
+
+    /// Links the unnamed `file` as `name`.
+    fn link(&self, file: &std::fs::File, name: &str) -> std::io::Result<()> {
         let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
         let link = |to: &str| {
             rustix::fs::linkat(
@@ -227,9 +279,7 @@ impl OutputDir {
             )
         };
         match link(name) {
-            Ok(()) => Ok(true),
-            // No /proc (a sandbox): fall back to temporary names from now on.
-            Err(Errno::NOENT) if !Path::new("/proc/self/fd").exists() => Ok(false),
+            Ok(()) => Ok(()),
             Err(Errno::EXIST) => loop {
                 // Replacing an earlier output: link under a fresh temporary name, rename over.
                 let n = self.counter.fetch_add(1, Ordering::Relaxed);
@@ -241,7 +291,7 @@ impl OutputDir {
                             let _ = rustix::fs::unlinkat(&self.fd, temp.as_str(), AtFlags::empty());
                             return Err(e.into());
                         }
-                        return Ok(true);
+                        return Ok(());
                     }
                     Err(Errno::EXIST) => continue,
                     Err(e) => return Err(e.into()),
@@ -251,12 +301,25 @@ impl OutputDir {
         }
     }
 
+    /// Makes everything written to this folder's file system so far durable: one
+    /// `syncfs(2)`, which covers staged files, names given and other files alike.
+    pub fn sync(&self) -> std::io::Result<()> {
+        rustix::fs::syncfs(&self.fd).map_err(Into::into)
+    }
+
     /// Names present in the folder now (one listing), for checks that would otherwise
     /// `stat` each output name before it exists.
     pub fn names(&self) -> std::collections::HashSet<std::ffi::OsString> {
         std::fs::read_dir(&self.path)
             .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
             .unwrap_or_default()
+    }
+
+    fn fail(&self, name: &str, e: std::io::Error) -> IoError {
+        IoError::Write {
+            path: self.path.join(name),
+            reason: e.to_string(),
+        }
     }
 }
 

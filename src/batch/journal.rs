@@ -1,9 +1,12 @@
 //! The batch journal `OUT/.signgate-batch.jsonl`: one JSON line per finished output.
 //!
 //! Lines are appended in groups (one `write`, so a group survives the process being killed)
-//! right after their outputs got their names; outputs and journal are fsynced in groups. A re-run reads the journal and
-//! skips an input when an entry has the same input hash, certificate and options and the
-//! output on disk still has the recorded hash; anything else is signed again.
+//! right after their outputs got their names; outputs and journal are made durable by the
+//! engine's group syncs. A re-run reads the journal and skips an input when an entry has the
+//! same input hash, certificate and options and the output on disk still has the recorded
+//! hash. An output with no entry at all (named, then the run was killed before its line was
+//! written) is checked instead: kept and recorded when it carries a valid signature by this
+//! key over this input, signed again otherwise.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -82,62 +85,40 @@ impl JournalIndex {
     }
 }
 
-/// Appends entries and makes outputs and journal durable in groups.
-///
-/// A group sync is one `syncfs(2)` on the output folder's file system, run on a background
-/// thread so signing goes on meanwhile (one `fsync` per output measured ~2.3 ms here, far
-/// above the ~0.4 ms budget of a signature). The final [`JournalWriter::sync`] waits.
+/// Appends entries, one `write(2)` per group of lines. The engine makes outputs and journal
+/// durable with its group syncs (see [`crate::batch`]); [`JournalWriter::sync`] is the last.
 pub(crate) struct JournalWriter {
     dir: PathBuf,
     file: File,
-    since_sync: usize,
-    group: usize,
     durable: bool,
-    syncer: Option<(std::sync::mpsc::SyncSender<()>, std::thread::JoinHandle<()>)>,
 }
 
 impl JournalWriter {
     /// Opens (creating) the journal in `dir` for appending.
-    pub(crate) fn open(dir: &Path, group: usize, durable: bool) -> Result<Self, IoError> {
+    pub(crate) fn open(dir: &Path, durable: bool) -> Result<Self, IoError> {
         use std::os::unix::fs::OpenOptionsExt;
         let path = dir.join(JOURNAL_NAME);
-        let fail = |e: std::io::Error| IoError::Write {
-            path: path.clone(),
-            reason: e.to_string(),
-        };
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .mode(0o600)
             .open(&path)
-            .map_err(fail)?;
-        let syncer = if durable {
-            let handle = file.try_clone().map_err(fail)?;
-            // Capacity 1: at most one sync queued behind the running one; extra requests merge.
-            let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
-            let thread = std::thread::spawn(move || {
-                for () in rx.iter() {
-                    let _ = rustix::fs::syncfs(&handle);
-                }
-            });
-            Some((tx, thread))
-        } else {
-            None
-        };
+            .map_err(|e| IoError::Write {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
         Ok(Self {
             dir: dir.to_path_buf(),
             file,
-            since_sync: 0,
-            group: group.max(1),
             durable,
-            syncer,
         })
     }
 
-    /// Records outputs already in place, all lines in one `write(2)`: complete in the page
-    /// cache even if the process is killed right after. A killed run may lose the lines of
-    /// the group it had not written yet; a re-run signs those documents again and replaces
-    /// their outputs atomically.
+    /// Records outputs already under their names, all lines in one `write(2)`: complete in
+    /// the page cache even if the process is killed right after. A run killed between naming
+    /// outputs and this write leaves them without a line; a re-run checks such an output
+    /// (its signature, over the right input, by this key) and records it instead of signing
+    /// again.
     pub(crate) fn append_all(&mut self, entries: &[&JournalEntry]) -> Result<(), IoError> {
         if entries.is_empty() {
             return Ok(());
@@ -149,24 +130,11 @@ impl JournalWriter {
         }
         self.file
             .write_all(&lines)
-            .map_err(|e| self.fail(e.to_string()))?;
-        self.since_sync += entries.len();
-        if self.since_sync >= self.group {
-            self.since_sync = 0;
-            if let Some((tx, _)) = &self.syncer {
-                // Full queue: a sync is already pending and will cover this group too.
-                let _ = tx.try_send(());
-            }
-        }
-        Ok(())
+            .map_err(|e| self.fail(e.to_string()))
     }
 
     /// Makes everything written so far durable, waiting for it.
     pub(crate) fn sync(&mut self) -> Result<(), IoError> {
-        if let Some((tx, thread)) = self.syncer.take() {
-            drop(tx);
-            let _ = thread.join();
-        }
         if !self.durable {
             return Ok(());
         }
@@ -204,7 +172,7 @@ mod tests {
     #[test]
     fn append_then_load_ignores_torn_line() {
         let dir = tempfile::tempdir().unwrap();
-        let mut w = JournalWriter::open(dir.path(), 2, true).unwrap();
+        let mut w = JournalWriter::open(dir.path(), true).unwrap();
         w.append_all(&[&entry("a.pdf", "01"), &entry("b.pdf", "02")])
             .unwrap();
         w.append_all(&[&entry("a.pdf", "03")]).unwrap();

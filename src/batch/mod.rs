@@ -3,27 +3,32 @@
 //! When the key is in this process and the level is B-B, the work is CPU-bound: each of
 //! `jobs` workers takes the next input from a shared, locked iterator (no feeder thread)
 //! and a document through prepare, sign and finish itself, and hands its outcomes to the
-//! collector in groups of 32 (one wake-up and one journal `write` per group).
-//! A document costs about eight system calls: `openat`, `statx`, `read`, `close` for the
-//! input; `openat(O_TMPFILE)`, `write`, `linkat`, `close` for the output. Otherwise (a token with few
-//! sessions, or a TSA round trip per signature) documents flow through a pipeline of plain
-//! threads joined by bounded channels, so the slow stage never idles the others. Memory stays
-//! flat however long the batch:
+//! collector in groups of 32 (one wake-up per group). A document costs about eight system
+//! calls: `openat`, `statx`, `read`, `close` for the input; `openat(O_TMPFILE)`, `write`,
+//! `linkat`, `close` for the output. Otherwise (a token with few sessions, or a TSA round
+//! trip per signature) documents flow through a pipeline of plain threads joined by bounded
+//! channels, so the slow stage never idles the others. Memory stays flat however long the
+//! batch:
 //!
 //! ```text
 //! inputs ─▶ prepare (read, hash, skip check, PDF or XML-DSig layout, digest) × prepare_threads
 //!        ─▶ sign    (CMS signed attributes, the key operation)               × jobs (key pool)
-//!        ─▶ finish  (B-T time-stamp, patch /Contents or SignatureValue, write) × finish_threads
-//!        ─▶ collector (journal, audit event, progress)              × 1 (the caller's thread)
+//!        ─▶ finish  (B-T time-stamp, patch /Contents or SignatureValue, write unnamed) × finish_threads
+//!        ─▶ collector (sync, name, journal, audit event, progress)  × 1 (the caller's thread)
 //! ```
 //!
-//! Per-document failures are reported and the batch goes on; a key failure (token removed,
-//! PIN locked) stops it cleanly and a re-run resumes from the [journal].
+//! Outputs are written unnamed and get their names from the collector after a group sync
+//! ([`commit`]): complete under the final name or absent, even after a power cut. Journal
+//! lines follow in one `write` per group; an output a killed run named without its line is
+//! checked on resume (an intact signature by this key over this input) rather than signed
+//! again. Per-document failures are reported and the batch goes on; a key failure (token
+//! removed, PIN locked) stops it cleanly and a re-run resumes from the [journal].
 //! PDFs above [`pdf::STREAMING_THRESHOLD`] are never read whole: their original bytes stream
 //! into the temporary output during prepare, and finish appends the update. The key pool is
 //! capped to what the key allows ([`KeySource::max_concurrent_signatures`]).
 //! The engine is sync; async callers run it on a blocking thread.
 
+mod commit;
 pub mod journal;
 pub mod sample;
 pub mod zip;
@@ -43,12 +48,13 @@ use crate::clock::rfc3339;
 use crate::cms::{PendingSignature, SignedDataBuilder, SignerTemplate};
 use crate::code::ErrorCode;
 use crate::error::Error;
-use crate::fsio::{IoError, OutputDir};
+use crate::fsio::{IoError, OutputDir, StagedFile};
 use crate::keys::KeySource;
 use crate::pdf::{self, PdfSignOptions, PreparedPdf, PreparedPdfFile};
 use crate::pki::alg::{sha256_hex, DigestAlgorithm, Hasher, RsaPadding, SignatureScheme};
 use crate::sign::{Format, Level, TimeStamper};
 
+use commit::{Committer, SignedDoc, Syncer};
 use journal::{JournalEntry, JournalIndex, JournalWriter};
 
 /// Prefix of the engine's temporary files in the output folder (stale ones are removed at start).
@@ -94,9 +100,12 @@ pub struct BatchOptions {
     pub finish_threads: usize,
     /// Capacity of each queue between stages.
     pub queue_depth: usize,
-    /// Outputs per group sync of outputs and journal.
-    pub sync_every: usize,
-    /// Whether to fsync outputs and journal at all (off only for benchmarks on scratch disks).
+    /// Outputs written and waiting for a sync before they get their names, at most (each
+    /// holds a file descriptor until it is named); signing waits when there are this many.
+    pub max_staged: usize,
+    /// Whether to sync outputs and journal at all (off only for benchmarks on scratch disks):
+    /// with it, an output's content is durable before its name exists and its name and
+    /// journal line before it is reported.
     pub durable: bool,
 }
 
@@ -116,7 +125,7 @@ impl BatchOptions {
             prepare_threads: 0,
             finish_threads: 0,
             queue_depth: 64,
-            sync_every: 256,
+            max_staged: 256,
             durable: true,
         }
     }
@@ -377,7 +386,15 @@ impl Run<'_> {
         });
         let (sign_tx, sign_rx) = sync_channel::<SignJob>(depth);
         let (fin_tx, fin_rx) = sync_channel::<FinishJob>(depth);
-        let (rep_tx, rep_rx) = sync_channel::<Vec<Report>>(depth);
+        // Groups in flight to the collector: a durable run's reports hold open staged files.
+        let groups = match layout {
+            Layout::WorkerPerCore { workers } => 2 * workers,
+            Layout::Pipeline { .. } => depth,
+        };
+        allow_open_files(
+            2 * self.engine.options.max_staged.max(1) + (groups + 8) * REPORT_BATCH + 256,
+        );
+        let (rep_tx, rep_rx) = sync_channel::<Vec<Report>>(groups);
         let (sign_rx, fin_rx) = (Mutex::new(sign_rx), Mutex::new(fin_rx));
         std::thread::scope(|scope| {
             match layout {
@@ -432,7 +449,7 @@ impl Run<'_> {
             let job = match taken {
                 Taken::Job(job) => job,
                 Taken::Refused(outcome) => {
-                    outbox.push(Report::Done(outcome, None));
+                    outbox.push(Report::Done(outcome));
                     continue;
                 }
             };
@@ -441,7 +458,8 @@ impl Run<'_> {
                     Ok(job) => engine.finish(job, self.out),
                     Err(report) => *report,
                 },
-                Ok(Prepared::Skip(outcome)) | Err(outcome) => Report::Done(outcome, None),
+                Ok(Prepared::Recorded(doc)) => Report::Signed(doc),
+                Ok(Prepared::Skip(outcome)) | Err(outcome) => Report::Done(outcome),
             };
             if !outbox.push(report) {
                 break;
@@ -460,7 +478,7 @@ impl Run<'_> {
             let job = match taken {
                 Taken::Job(job) => job,
                 Taken::Refused(outcome) => {
-                    let _ = rep_tx.send(vec![Report::Done(outcome, None)]);
+                    let _ = rep_tx.send(vec![Report::Done(outcome)]);
                     continue;
                 }
             };
@@ -470,8 +488,11 @@ impl Run<'_> {
                         break;
                     }
                 }
+                Ok(Prepared::Recorded(doc)) => {
+                    let _ = rep_tx.send(vec![Report::Signed(doc)]);
+                }
                 Ok(Prepared::Skip(outcome)) | Err(outcome) => {
-                    let _ = rep_tx.send(vec![Report::Done(outcome, None)]);
+                    let _ = rep_tx.send(vec![Report::Done(outcome)]);
                 }
             }
         }
@@ -510,80 +531,6 @@ impl Run<'_> {
             {
                 break;
             }
-        }
-    }
-
-    /// The collector, on the caller's thread: journal, audit, progress, summary.
-    fn collect(
-        &self,
-        groups: Receiver<Vec<Report>>,
-        writer: &mut JournalWriter,
-        summary: &mut BatchSummary,
-        on_outcome: &mut dyn FnMut(&DocOutcome),
-    ) {
-        for group in groups.iter() {
-            // The group's journal lines in one write, before anyone hears of them.
-            let entries: Vec<&JournalEntry> = group
-                .iter()
-                .filter_map(|report| match report {
-                    Report::Done(_, Some(entry)) => Some(entry),
-                    _ => None,
-                })
-                .collect();
-            if let Err(e) = writer.append_all(&entries) {
-                self.stop.store(true, Ordering::Relaxed);
-                summary.aborted = Some((e.code(), one_line(&e.to_string())));
-            }
-            for report in group {
-                self.count(report, summary, on_outcome);
-            }
-        }
-    }
-
-    /// Counts one report in the summary, sends its audit event, and passes it on.
-    fn count(
-        &self,
-        report: Report,
-        summary: &mut BatchSummary,
-        on_outcome: &mut dyn FnMut(&DocOutcome),
-    ) {
-        let outcome = match report {
-            Report::Done(outcome, record) => {
-                if let Some(entry) = record {
-                    self.audit(&outcome, &entry);
-                }
-                outcome
-            }
-            Report::Fatal(outcome, code, message) => {
-                if summary.aborted.is_none() {
-                    summary.aborted = Some((code, message));
-                }
-                outcome
-            }
-        };
-        match &outcome.status {
-            DocStatus::Signed => summary.signed += 1,
-            DocStatus::Skipped => summary.skipped += 1,
-            DocStatus::Failed { code, message } => summary.failed.push(FailedDoc {
-                input: outcome.input.clone(),
-                code: *code,
-                message: message.clone(),
-            }),
-        }
-        on_outcome(&outcome);
-    }
-
-    /// Sends the audit event of a signed (and journaled) document.
-    fn audit(&self, outcome: &DocOutcome, entry: &JournalEntry) {
-        if let Some(audit) = &self.engine.audit {
-            audit.signed(&AuditEvent {
-                input: outcome.input.clone(),
-                output: outcome.output.clone().unwrap_or_default(),
-                input_sha256: entry.input_sha256.clone(),
-                output_sha256: entry.output_sha256.clone(),
-                cert_sha256: entry.cert_sha256.clone(),
-                at: OffsetDateTime::now_utc(),
-            });
         }
     }
 }
@@ -636,8 +583,13 @@ enum Signature {
     Raw(Vec<u8>),
 }
 
+/// What a worker hands the collector for one document.
 enum Report {
-    Done(DocOutcome, Option<JournalEntry>),
+    /// Signed (or an earlier run's output checked): to be named, journaled and reported.
+    Signed(Box<SignedDoc>),
+    /// Skipped or failed: only reported.
+    Done(DocOutcome),
+    /// Failed in a way that stops the batch (key or output folder unusable).
     Fatal(DocOutcome, ErrorCode, String),
 }
 
@@ -778,8 +730,12 @@ impl Engine {
         let out = OutputDir::open(out_dir, TEMP_PREFIX)?;
         let existing = out.names();
         let index = JournalIndex::load(out_dir)?;
-        let mut writer =
-            JournalWriter::open(out_dir, self.options.sync_every, self.options.durable)?;
+        let mut writer = JournalWriter::open(out_dir, self.options.durable)?;
+        let mut syncer = if self.options.durable {
+            Some(Syncer::start(out_dir)?)
+        } else {
+            None
+        };
         let run = Run {
             engine: self,
             out: &out,
@@ -789,7 +745,8 @@ impl Engine {
         };
         let mut summary = BatchSummary::default();
         run.threads(self.layout(), inputs, &mut |reports| {
-            run.collect(reports, &mut writer, &mut summary, on_outcome)
+            Committer::new(&run, &mut writer, &mut summary, on_outcome, syncer.take())
+                .collect(reports)
         });
         writer.sync()?;
         summary.elapsed = started.elapsed();
@@ -866,6 +823,24 @@ impl Engine {
                 )),
             ));
         }
+        if index.get(&output_name).is_none()
+            && run.existing.contains(std::ffi::OsStr::new(&output_name))
+        {
+            if let Some(output_sha256) = self.earlier_output(format, &bytes, &output) {
+                let entry =
+                    self.journal_entry(&job.input, input_sha256, output_name, output_sha256);
+                return Ok(Prepared::Recorded(Box::new(SignedDoc {
+                    outcome: DocOutcome {
+                        index: job.index,
+                        input: job.input,
+                        output: Some(output),
+                        status: DocStatus::Skipped,
+                    },
+                    entry,
+                    staged: None,
+                })));
+            }
+        }
         let (digest, body) = match format {
             Format::Xml => {
                 let prepared = self.prepare_xml(&bytes).map_err(|e| fail(None, e))?;
@@ -930,7 +905,7 @@ impl Engine {
                     stop.store(true, Ordering::Relaxed);
                     Err(Box::new(Report::Fatal(outcome, code, message)))
                 } else {
-                    Err(Box::new(Report::Done(outcome, None)))
+                    Err(Box::new(Report::Done(outcome)))
                 }
             }
         }
@@ -990,11 +965,7 @@ impl Engine {
         }
         let prepared =
             pdf::prepare_file(&mut source, &self.pdf_options).map_err(|e| fail(e.into()))?;
-        let tmp = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
-            .suffix(".tmp")
-            .tempfile_in(out_dir)
-            .map_err(write_fail)?;
+        let tmp = run.out.temp_file().map_err(write_fail)?;
         let mut out = HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, tmp));
         let digest = prepared
             .copy_and_digest(&mut source, &mut out, self.options.digest)
@@ -1065,17 +1036,18 @@ impl Engine {
         })
     }
 
+    /// Completes one document (B-T time-stamp, `/Contents` or SignatureValue) and writes its
+    /// output, unnamed: the collector names it (see [`commit`]).
     fn finish(&self, job: FinishJob, out: &OutputDir) -> Report {
         let FinishJob { job, signature } = job;
         let output = out.path().join(&job.output_name);
-        let result = (|| -> Result<String, Error> {
+        let name = job.output_name.as_str();
+        let result = (|| -> Result<(StagedFile, String), Error> {
             let (mut pending, body) = match (signature, job.body) {
                 (Signature::Raw(value), Body::Xml(prepared)) => {
                     let recheck = job.index % XML_RECHECK_EVERY == 0;
                     let bytes = prepared.finish_checked(&value, recheck)?;
-                    self.may_write(&output)?;
-                    out.write(&job.output_name, &bytes)?;
-                    return Ok(sha256_hex(&bytes));
+                    return Ok((out.stage(name, &bytes)?, sha256_hex(&bytes)));
                 }
                 (Signature::Cms(pending), body) => (pending, body),
                 (Signature::Raw(_), _) => {
@@ -1092,15 +1064,13 @@ impl Engine {
                 pending.add_timestamp_token(&token)?;
             }
             let cms = pending.to_der()?;
-            let bytes = match body {
-                Body::Xml(_) => return Err(Error::Usage("a CMS signature for an XML body".into())),
+            match body {
+                Body::Xml(_) => Err(Error::Usage("a CMS signature for an XML body".into())),
                 Body::Pdf(prepared, hash) => {
                     let (bytes, output_sha256) = prepared.finish_hashed(&cms, *hash)?;
-                    self.may_write(&output)?;
-                    out.write(&job.output_name, &bytes)?;
-                    return Ok(hex::encode(output_sha256));
+                    Ok((out.stage(name, &bytes)?, hex::encode(output_sha256)))
                 }
-                Body::Cms => cms,
+                Body::Cms => Ok((out.stage(name, &cms)?, sha256_hex(&cms))),
                 Body::PdfFile(large) => {
                     let LargePdf { prepared, mut out } = *large;
                     let fail = |e: std::io::Error| IoError::Write {
@@ -1110,35 +1080,28 @@ impl Engine {
                     out.write_all(&prepared.finish(&cms)?).map_err(fail)?;
                     let (file, hasher) = out.into_parts();
                     let file = file.into_inner().map_err(|e| fail(e.into_error()))?;
-                    self.may_write(&output)?;
-                    file.persist(&output).map_err(|e| fail(e.error))?;
-                    return Ok(hex::encode(hasher.finish()));
+                    Ok((StagedFile::from_temp(file), hex::encode(hasher.finish())))
                 }
-            };
-            self.may_write(&output)?;
-            out.write(&job.output_name, &bytes)?;
-            Ok(sha256_hex(&bytes))
+            }
         })();
         match result {
-            Ok(output_sha256) => {
-                let entry = JournalEntry {
-                    input: job.input.display().to_string(),
-                    input_sha256: job.input_sha256,
-                    cert_sha256: self.cert_sha256.clone(),
-                    options_sha256: self.options_sha256.clone(),
-                    output: job.output_name,
+            Ok((staged, output_sha256)) => {
+                let entry = self.journal_entry(
+                    &job.input,
+                    job.input_sha256,
+                    job.output_name,
                     output_sha256,
-                    signed_at: rfc3339(OffsetDateTime::now_utc()),
-                };
-                Report::Done(
-                    DocOutcome {
+                );
+                Report::Signed(Box::new(SignedDoc {
+                    outcome: DocOutcome {
                         index: job.index,
                         input: job.input,
                         output: Some(output),
                         status: DocStatus::Signed,
                     },
-                    Some(entry),
-                )
+                    entry,
+                    staged: Some(staged),
+                }))
             }
             Err(e) => {
                 let code = e.code();
@@ -1147,11 +1110,71 @@ impl Engine {
                 if code == ErrorCode::OutputUnwritable {
                     Report::Fatal(outcome, code, message)
                 } else {
-                    Report::Done(outcome, None)
+                    Report::Done(outcome)
                 }
             }
         }
     }
+
+    /// The journal line of output `output_name` made from `input` by this engine.
+    fn journal_entry(
+        &self,
+        input: &Path,
+        input_sha256: String,
+        output_name: String,
+        output_sha256: String,
+    ) -> JournalEntry {
+        JournalEntry {
+            input: input.display().to_string(),
+            input_sha256,
+            cert_sha256: self.cert_sha256.clone(),
+            options_sha256: self.options_sha256.clone(),
+            output: output_name,
+            output_sha256,
+            signed_at: rfc3339(OffsetDateTime::now_utc()),
+        }
+    }
+
+    /// Checks an output an earlier run left under `output` with no journal line (it was
+    /// killed between naming the output and writing the line): it is kept when it carries
+    /// an intact signature by this engine's certificate over `input` — a PDF that is
+    /// `input` plus an update whose signature covers the whole file; XML that is `input`
+    /// with a Signature inserted; a detached CMS over `input`. Returns its SHA-256, or
+    /// `None` when it has to be signed again (partial, foreign, or over another input).
+    fn earlier_output(&self, format: Format, input: &[u8], output: &Path) -> Option<String> {
+        let (signed, _) = crate::fsio::read_whole(output).ok()?;
+        let cert = self.key.certificate();
+        let intact = match format {
+            Format::Pdf => {
+                signed.len() > input.len()
+                    && signed.starts_with(input)
+                    && crate::verify::recheck::pdf_signed_by(&signed, cert)
+            }
+            Format::Cms => crate::verify::recheck::cms_signed_by(&signed, input, cert),
+            Format::Xml => inserted_range(input, &signed).is_some_and(|within| {
+                crate::verify::recheck::xml_signed_by(
+                    &signed,
+                    cert,
+                    within,
+                    self.options.xml_profile,
+                )
+            }),
+        };
+        intact.then(|| sha256_hex(&signed))
+    }
+}
+
+/// Where `output` is `input` with bytes inserted at one place, the bytes of `output` that
+/// may be the inserted ones: from the earliest to the latest insertion point that explains
+/// `output` (they differ when the inserted bytes begin or end like the input around them).
+/// `None` when `output` is anything else.
+fn inserted_range(input: &[u8], output: &[u8]) -> Option<std::ops::Range<usize>> {
+    let inserted = output.len().checked_sub(input.len()).filter(|n| *n > 0)?;
+    let common = |a: &mut dyn Iterator<Item = (&u8, &u8)>| a.take_while(|(x, y)| x == y).count();
+    let prefix = common(&mut input.iter().zip(output));
+    let suffix = common(&mut input.iter().rev().zip(output.iter().rev()));
+    let earliest = input.len().saturating_sub(suffix);
+    (earliest <= prefix).then_some(earliest..prefix + inserted)
 }
 
 /// XML-DSig outputs are re-parsed and verified before they are written for the first input
@@ -1182,6 +1205,8 @@ fn contents_size(
 enum Prepared {
     Sign(SignJob),
     Skip(DocOutcome),
+    /// An output an earlier run named but did not record, checked: to be recorded.
+    Recorded(Box<SignedDoc>),
 }
 
 fn failed(
@@ -1197,6 +1222,27 @@ fn failed(
         output,
         status: DocStatus::Failed { code, message },
     }
+}
+
+/// Raises this process's soft limit of open files to `needed` (at most the hard limit): a
+/// durable run holds each staged output open until the group sync that precedes its name.
+fn allow_open_files(needed: usize) {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let needed = needed as u64;
+    let limit = getrlimit(Resource::Nofile);
+    // `None` is no limit.
+    match limit.current {
+        Some(current) if current < needed => {}
+        _ => return,
+    }
+    let current = limit.maximum.map_or(needed, |maximum| maximum.min(needed));
+    let _ = setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(current),
+            maximum: limit.maximum,
+        },
+    );
 }
 
 /// Takes the next job from a queue shared by a pool; `None` once the queue is closed and empty.
@@ -1264,5 +1310,23 @@ fn remove_stale_temp_files(dir: &Path) {
         if name.starts_with(TEMP_PREFIX) && name.ends_with(".tmp") {
             let _ = std::fs::remove_file(entry.path());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::inserted_range;
+
+    #[test]
+    fn inserted_range_covers_every_insertion_point_that_explains_the_output() {
+        assert_eq!(inserted_range(b"<a>x</a>", b"<a>xS</a>"), Some(4..5));
+        // "<S/>" begins and ends like the input around it ("<", ">"): the window covers
+        // every insertion point that explains the output ("<a" + "><S/" + "></a>" too).
+        assert_eq!(inserted_range(b"<a></a>", b"<a><S/></a>"), Some(2..8));
+        assert_eq!(inserted_range(b"<a><</a>", b"<a><<S/></a>"), Some(4..9));
+        assert_eq!(inserted_range(b"abc", b"abc"), None);
+        assert_eq!(inserted_range(b"abc", b"ab"), None);
+        assert_eq!(inserted_range(b"abc", b"xbcd"), None);
+        assert_eq!(inserted_range(b"", b"xy"), Some(0..2));
     }
 }

@@ -7,12 +7,15 @@
 //! to the raw rate, and a process-per-document
 //! `openssl cms -sign` loop (a shell-scripted gateway).
 //!
-//! Beside each batch rate it prints the kernel's share of the CPU (user and system time from
-//! `/proc/self/stat`, what `getrusage` reports), the read and write system calls per document
-//! (`/proc/self/io`; the other calls cannot be counted in-process: use `strace -c -f`), and
-//! the I/O floor of the same files measured in the same run: every input read and written to
-//! a fresh folder on one thread, like `cp`, then `syncfs` (the synced floor) — and the ratio
-//! of the batch rate to min(raw rate, I/O floor).
+//! Beside each batch rate it prints the ratio to `openssl speed` measured in the same run,
+//! the CPU time per document against the CPU time per raw signature, the kernel's share of
+//! the CPU (user and system time from `/proc/self/stat`, what `getrusage` reports), the read
+//! and write system calls per document (`/proc/self/io`), and the I/O floor of the same files
+//! measured in the same run: every input read and written to a fresh folder on one thread,
+//! like `cp`, then `syncfs` (the synced floor) — and the ratio of the batch rate to min(raw
+//! rate, I/O floor). Every system call (and the `futex` calls among them, the thread
+//! wake-ups) per document is counted by `strace -f -c` over a `signgate batch-sign` child on
+//! the same files, since they cannot be counted in-process.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -61,6 +64,14 @@ pub struct BenchSignArgs {
     /// Skip the `openssl` subprocess measurements.
     #[arg(long)]
     no_openssl: bool,
+    /// Skip counting system calls with `strace -f -c` (a `signgate batch-sign` child per
+    /// batch kind, over the same files; slow, since strace stops every call).
+    #[arg(long)]
+    no_strace: bool,
+    /// Keep the work folder (generated inputs `pdf-in/`, `xml-in/` and the outputs) for
+    /// measuring with other tools; its path is printed.
+    #[arg(long)]
+    keep: bool,
     /// Folder for the generated inputs and the outputs (e.g. /dev/shm for tmpfs; default:
     /// the system temporary folder).
     #[arg(long)]
@@ -131,6 +142,7 @@ fn bench_sign(args: BenchSignArgs) -> Result<u8, CliError> {
     );
     let (p12, key_pem, cert_pem) = sample::throwaway_pkcs12(args.key.throwaway())
         .map_err(|e| internal("key generation", e))?;
+    let p12_der = p12.clone();
     let key = crate::keys::Pkcs12Key::from_der(&p12, "bench", "throwaway key")?;
     let key: Arc<dyn KeySource> = Arc::new(key);
     let scheme = args.key.scheme();
@@ -171,7 +183,11 @@ fn bench_sign(args: BenchSignArgs) -> Result<u8, CliError> {
         None => builder.tempdir(),
     }
     .map_err(|e| internal("temp dir", e))?;
-    println!("work folder: {}", work.path().display());
+    println!(
+        "work folder: {}{}",
+        work.path().display(),
+        if args.keep { " (kept)" } else { "" }
+    );
     let pdf_in = work.path().join("pdf-in");
     let xml_in = work.path().join("xml-in");
     for d in [&pdf_in, &xml_in] {
@@ -213,6 +229,15 @@ fn bench_sign(args: BenchSignArgs) -> Result<u8, CliError> {
             ),
             None => println!("    `sha256sum`: not available"),
         }
+    }
+
+    let strace = if args.no_strace {
+        None
+    } else {
+        StraceRun::prepare(work.path(), &p12_der, jobs)
+    };
+    if strace.is_none() && !args.no_strace {
+        println!("strace: not available (system calls per document not counted)");
     }
 
     for (run, (label, dir, format)) in [
@@ -292,8 +317,14 @@ fn bench_sign(args: BenchSignArgs) -> Result<u8, CliError> {
                 .map(|o| format!("{:.2} x openssl speed", rate / o))
                 .unwrap_or_else(|| "openssl speed not measured".into());
             println!(
-                "    {openssl}; {:.2} x min(raw now, I/O floor {floor_rate:.0} docs/s); {hash_floor}; kernel share of CPU {kernel}; read+write syscalls per document {calls} (other calls: strace -c -f)",
+                "    {openssl}; {:.2} x min(raw now, I/O floor {floor_rate:.0} docs/s); {hash_floor}; kernel share of CPU {kernel}; read+write syscalls per document {calls}",
                 rate / raw_now.min(floor_rate),
+            );
+        }
+        if let Some(counted) = strace.as_ref().and_then(|c| c.count(dir, format, run)) {
+            println!(
+                "    `strace -f -c` of `signgate batch-sign` over the same {} files (synced, minus a run over an empty folder): {:.1} system calls per document, {:.2} futex",
+                args.docs, counted.calls, counted.futex
             );
         }
     }
@@ -312,7 +343,104 @@ fn bench_sign(args: BenchSignArgs) -> Result<u8, CliError> {
             None => println!("openssl cms -sign loop: not available"),
         }
     }
+    if args.keep {
+        let _ = work.keep();
+    }
     Ok(0)
+}
+
+/// Counts the system calls of `signgate batch-sign` children under `strace -f -c`: what
+/// cannot be counted in-process. Each count is net of a run over an empty folder (start-up:
+/// loading the key, OpenSSL's providers).
+struct StraceRun {
+    work: std::path::PathBuf,
+    jobs: usize,
+    baseline: StraceCount,
+}
+
+/// System calls counted by `strace -c`, per document once divided.
+struct StraceCount {
+    calls: f64,
+    futex: f64,
+}
+
+impl StraceRun {
+    /// Writes the key for the children and measures the empty run; `None` without strace.
+    fn prepare(work: &Path, p12: &[u8], jobs: usize) -> Option<Self> {
+        let dir = work.join("strace");
+        std::fs::create_dir_all(dir.join("empty")).ok()?;
+        std::fs::write(dir.join("key.p12"), p12).ok()?;
+        std::fs::write(dir.join("password"), "bench").ok()?;
+        let mut run = Self {
+            work: dir,
+            jobs,
+            baseline: StraceCount {
+                calls: 0.0,
+                futex: 0.0,
+            },
+        };
+        let empty = run.work.join("empty");
+        run.baseline = run.trace(&empty, Format::Pdf, "empty")?;
+        Some(run)
+    }
+
+    /// Calls per document of a batch over every file of `dir`.
+    fn count(&self, dir: &Path, format: Format, tag: usize) -> Option<StraceCount> {
+        let docs = list(dir).ok()?.len().max(1) as f64;
+        let total = self.trace(dir, format, &tag.to_string())?;
+        Some(StraceCount {
+            calls: (total.calls - self.baseline.calls) / docs,
+            futex: (total.futex - self.baseline.futex) / docs,
+        })
+    }
+
+    fn trace(&self, dir: &Path, format: Format, tag: &str) -> Option<StraceCount> {
+        let exe = std::env::current_exe().ok()?;
+        let report = self.work.join(format!("report-{tag}.txt"));
+        let out = self.work.join(format!("out-{tag}"));
+        let mut command = Command::new("strace");
+        command
+            .args(["-f", "-c", "-o"])
+            .arg(&report)
+            .arg(exe)
+            .arg("batch-sign")
+            .arg("--key")
+            .arg(self.work.join("key.p12"))
+            .arg("--password-file")
+            .arg(self.work.join("password"))
+            .arg("--in")
+            .arg(dir)
+            .arg("--out")
+            .arg(&out)
+            .args(["--format", format.name(), "--jobs", &self.jobs.to_string()])
+            .arg("--json");
+        if format == Format::Xml {
+            command.args(["--profile", "tax"]);
+        }
+        let status = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .ok()?;
+        let _ = std::fs::remove_dir_all(&out);
+        if !status.success() {
+            return None;
+        }
+        let text = std::fs::read_to_string(&report).ok()?;
+        // "% time  seconds  usecs/call  calls  errors syscall" rows; errors may be blank.
+        let calls_of = |name: &str| {
+            text.lines()
+                .map(str::split_whitespace)
+                .map(Iterator::collect::<Vec<&str>>)
+                .find(|f| f.last() == Some(&name) && f.len() >= 5)
+                .and_then(|f| f[3].parse::<f64>().ok())
+        };
+        Some(StraceCount {
+            calls: calls_of("total")?,
+            futex: calls_of("futex").unwrap_or(0.0),
+        })
+    }
 }
 
 /// Runs `work`, which returns its result and how many operations it did, and adds the

@@ -11,6 +11,7 @@ mod chain;
 mod changes;
 mod evidence;
 mod pdf;
+pub mod recheck;
 pub mod report;
 pub mod revocation;
 mod signer;

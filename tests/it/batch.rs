@@ -529,3 +529,105 @@ fn xml_filings_are_signed_as_xml_dsig_in_a_batch() {
     ));
     assert_eq!(again["skipped"], 65, "{again}");
 }
+
+/// Issue 17: journal lines are written in groups after the outputs get their names, so a run
+/// killed in between leaves outputs with no line. The next run checks each of them and
+/// records it when it carries a valid signature by this key over this input (the file is
+/// kept as it is: same inode, same bytes), and signs again an output that is partial, was
+/// made from another input, carries another key's signature, or was altered.
+#[test]
+fn unjournaled_outputs_are_checked_and_recorded_not_signed_again() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = common::tempdir();
+    let (input, out) = (tmp.path().join("in"), tmp.path().join("out"));
+    make_inputs(&input, 6, 4, 3000);
+    let first = summary(&common::run_ok(&mut batch_cmd(&input, &out)));
+    assert_eq!(first["signed"], 10, "{first}");
+    // The kill: no journal line reached the disk.
+    std::fs::remove_file(out.join(JOURNAL_NAME)).unwrap();
+    // A partial output (impossible under the final name since outputs are staged and
+    // synced before they are named, but a disk can still lose it).
+    let partial = std::fs::read(out.join("doc-0001.pdf")).unwrap();
+    std::fs::write(out.join("doc-0001.pdf"), &partial[..partial.len() / 2]).unwrap();
+    // A valid signature by this key, over another input.
+    std::fs::copy(out.join("doc-0003.pdf"), out.join("doc-0002.pdf")).unwrap();
+    // A valid signature over the right input, by another key.
+    common::run_ok(
+        common::signgate(["sign", "--key"])
+            .arg(demo("organization.p12"))
+            .arg("--in")
+            .arg(input.join("doc-0004.pdf"))
+            .arg("--out")
+            .arg(out.join("doc-0004.pdf"))
+            .env("SIGNGATE_KEY_PASSWORD", "demo"),
+    );
+    // XML-DSig with one signed character changed.
+    let xml = std::fs::read_to_string(out.join("tk-0001.xml")).unwrap();
+    let altered = xml.replacen("<MST>", "<MST>9", 1);
+    assert_ne!(altered, xml, "the sample filing has no <MST> to alter");
+    std::fs::write(out.join("tk-0001.xml"), altered).unwrap();
+    let redone = [
+        "doc-0001.pdf",
+        "doc-0002.pdf",
+        "doc-0004.pdf",
+        "tk-0001.xml",
+    ];
+    let kept: Vec<(String, u64, Vec<u8>)> = ["doc-0000.pdf", "doc-0003.pdf", "doc-0005.pdf"]
+        .iter()
+        .chain(&["tk-0000.xml", "tk-0002.xml", "tk-0003.xml"])
+        .map(|name| {
+            let path = out.join(name);
+            let inode = std::fs::metadata(&path).unwrap().ino();
+            (name.to_string(), inode, std::fs::read(&path).unwrap())
+        })
+        .collect();
+
+    let again = summary(&common::run_ok(&mut batch_cmd(&input, &out)));
+    assert_eq!(again["skipped"], 6, "{again}");
+    assert_eq!(again["signed"], 4, "{again}");
+    for (name, inode, bytes) in &kept {
+        let path = out.join(name);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().ino(),
+            *inode,
+            "{name} was rewritten"
+        );
+        assert_eq!(&std::fs::read(&path).unwrap(), bytes, "{name} changed");
+    }
+    for name in redone {
+        assert_intact(&out.join(name), None);
+    }
+    let mut recorded: Vec<String> = journal_lines(&out)
+        .iter()
+        .map(|e| e["output"].as_str().unwrap().to_string())
+        .collect();
+    recorded.sort();
+    assert_eq!(recorded.len(), 10, "{recorded:?}");
+    recorded.dedup();
+    assert_eq!(recorded.len(), 10, "{recorded:?}");
+    // Recorded outputs are skipped from then on like any journaled one.
+    let third = summary(&common::run_ok(&mut batch_cmd(&input, &out)));
+    assert_eq!(third["skipped"], 10, "{third}");
+
+    // Detached CAdES: a .p7s over another input is redone, the others are recorded.
+    let cms_out = tmp.path().join("cms");
+    let cms = || {
+        let mut c = batch_cmd(&input, &cms_out);
+        c.args(["--format", "cms"]);
+        c
+    };
+    assert_eq!(summary(&common::run_ok(&mut cms()))["signed"], 10);
+    std::fs::remove_file(cms_out.join(JOURNAL_NAME)).unwrap();
+    std::fs::copy(
+        cms_out.join("tk-0000.xml.p7s"),
+        cms_out.join("tk-0001.xml.p7s"),
+    )
+    .unwrap();
+    let resumed = summary(&common::run_ok(&mut cms()));
+    assert_eq!(resumed["skipped"], 9, "{resumed}");
+    assert_eq!(resumed["signed"], 1, "{resumed}");
+    assert_intact(
+        &cms_out.join("tk-0001.xml.p7s"),
+        Some(&input.join("tk-0001.xml")),
+    );
+}
