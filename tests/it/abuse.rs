@@ -41,10 +41,12 @@ impl Limited {
         .expect("write config");
         let client = |name: &str| -> String {
             let out = run_ok(
-                signgate(["client", "add", "--agency", "a", "--key", "k", "--name", name, "--config"])
-                    .arg(&config)
-                    .env("SIGNGATE_KEY_PASSWORD", "demo")
-                    .env_remove("SIGNGATE_DATABASE_URL"),
+                signgate([
+                    "client", "add", "--agency", "a", "--key", "k", "--name", name, "--config",
+                ])
+                .arg(&config)
+                .env("SIGNGATE_KEY_PASSWORD", "demo")
+                .env_remove("SIGNGATE_DATABASE_URL"),
             );
             let v: Value = serde_json::from_slice(&out.stdout).expect("client JSON");
             v["token"].as_str().expect("token").to_string()
@@ -391,13 +393,14 @@ fn post(url: &str, token: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, 
     match req.send_bytes(body) {
         Ok(r) => (r.status(), String::new()),
         Err(ureq::Error::Status(s, r)) => (s, r.into_string().unwrap_or_default()),
-        Err(e) => panic!("POST {url}: {e}"),
+        // The server answered and closed while the body was still being sent.
+        Err(ureq::Error::Transport(t)) => (0, t.to_string()),
     }
 }
 
 #[test]
 fn concurrent_large_signings_and_batch_uploads_stay_within_the_body_memory_budget() {
-    const BUDGET_MIB: u64 = 64;
+    const BUDGET_MIB: u64 = 160;
     const CLIENTS: usize = 8;
     let gw = Limited::start(
         &format!(
@@ -412,7 +415,7 @@ fn concurrent_large_signings_and_batch_uploads_stay_within_the_body_memory_budge
     let baseline = gw.status_kib("VmHWM");
 
     // A 10.8 MB PDF (one incompressible image): under the streaming threshold, so it is
-    // signed in memory and reserves 4 times its size; eight of them at once.
+    // signed in memory and reserves 14 times its size; eight of them at once.
     let dir = tempdir();
     let path = dir.path().join("large.pdf");
     write_large_pdf(&path, 1, 1900);
@@ -429,7 +432,10 @@ fn concurrent_large_signings_and_batch_uploads_stay_within_the_body_memory_budge
     let signers: Vec<_> = (0..CLIENTS)
         .map(|_| run(gw.url("v1/sign?key=k"), Vec::new(), pdf.clone()))
         .collect();
-    let signed: Vec<(u16, String)> = signers.into_iter().map(|w| w.join().expect("signer")).collect();
+    let signed: Vec<(u16, String)> = signers
+        .into_iter()
+        .map(|w| w.join().expect("signer"))
+        .collect();
     let peak_sign = gw.status_kib("VmHWM");
 
     // Batch uploads whose options part is 24 MiB (a document part first): refused at its
@@ -450,7 +456,10 @@ fn concurrent_large_signings_and_batch_uploads_stay_within_the_body_memory_budge
             run(gw.url("v1/batches"), headers, form.clone())
         })
         .collect();
-    let uploaded: Vec<(u16, String)> = uploads.into_iter().map(|w| w.join().expect("upload")).collect();
+    let uploaded: Vec<(u16, String)> = uploads
+        .into_iter()
+        .map(|w| w.join().expect("upload"))
+        .collect();
     let peak = gw.status_kib("VmHWM");
     let grown = |kib: u64| kib.saturating_sub(baseline) as f64 / 1024.0;
     println!(
@@ -468,8 +477,19 @@ fn concurrent_large_signings_and_batch_uploads_stay_within_the_body_memory_budge
         assert_eq!(*status, 200, "{body}");
     }
     for (status, body) in &uploaded {
-        assert_eq!(*status, 400, "{body}");
-        assert!(body.contains("options part is larger than 64 KiB"), "{body}");
+        // 400 "options part is larger than 64 KiB", or the connection closed after that
+        // answer while the rest of the 24 MiB part was still being sent.
+        match status {
+            400 => assert!(
+                body.contains("options part is larger than 64 KiB"),
+                "{body}"
+            ),
+            0 => assert!(
+                body.contains("Broken pipe") || body.contains("reset"),
+                "{body}"
+            ),
+            other => panic!("batch upload answered {other}: {body}"),
+        }
     }
     // The budget plus the in-memory heads of the bodies being spooled and the allocator's
     // slack.

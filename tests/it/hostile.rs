@@ -229,7 +229,11 @@ fn object_streams_over_the_total_inflation_budget_are_refused_in_bounded_memory(
         objects.push(objstm_with_string(100 + i, STREAM_MIB << 20));
     }
     let bomb = pdf(&objects, "");
-    assert!(bomb.len() < 1 << 20, "the bomb is small: {} bytes", bomb.len());
+    assert!(
+        bomb.len() < 1 << 20,
+        "the bomb is small: {} bytes",
+        bomb.len()
+    );
     let expected = format!(
         "the object streams inflate to more than {} MiB in all: possible decompression bomb",
         signgate::pdf::MAX_DECOMPRESSED_TOTAL >> 20
@@ -265,7 +269,10 @@ fn object_streams_over_the_total_inflation_budget_are_refused_in_bounded_memory(
         &gnu_time,
         &["verify".as_ref(), "--offline".as_ref(), input.as_os_str()],
     );
-    println!("object stream bomb: verify exit {code}, peak RSS {} MiB", rss / 1024);
+    println!(
+        "object stream bomb: verify exit {code}, peak RSS {} MiB",
+        rss / 1024
+    );
     assert_eq!(code, 65, "{stderr}");
     assert!(stderr.contains(&expected), "{stderr}");
     assert!(rss < MAX_RSS_KB, "peak RSS {rss} KB");
@@ -280,7 +287,9 @@ fn a_file_with_a_few_small_object_streams_still_parses() {
     }
     let doc = signgate::pdf::parse_document(&pdf(&objects, "")).expect("parses");
     for i in 0..3 {
-        let s = doc.get_object((100 + i as u32, 0)).expect("object of the stream");
+        let s = doc
+            .get_object((100 + i as u32, 0))
+            .expect("object of the stream");
         assert_eq!(s.as_str().expect("a string").len(), 1 << 20);
     }
     assert_eq!(doc.get_pages().len(), 1);
