@@ -223,7 +223,7 @@ fn object_streams_over_the_total_inflation_budget_are_refused_in_bounded_memory(
     // Eight object streams of 24 MiB each: every one under the per-stream limit
     // (pdf::MAX_DECOMPRESSED_STREAM), 192 MiB in all, the objects kept by the parser.
     const STREAM_MIB: usize = 24;
-    assert!(STREAM_MIB << 20 < signgate::pdf::MAX_DECOMPRESSED_STREAM);
+    const { assert!(STREAM_MIB << 20 < signgate::pdf::MAX_DECOMPRESSED_STREAM) };
     let mut objects = base();
     for i in 0..8 {
         objects.push(objstm_with_string(100 + i, STREAM_MIB << 20));
