@@ -33,8 +33,17 @@ struct Upload {
     fingerprint: String,
 }
 
-/// Streams the `document` parts into `dir/in` and reads the `options` part.
+/// Largest `options` part (JSON signing options: a few hundred bytes in practice).
+const MAX_OPTIONS_BYTES: usize = 64 << 10;
+
+/// Body memory an upload holds while it is received: its `options` part and the chunks of a
+/// document part on their way to disk (reserved from `[limits] body_memory_mib`).
+const UPLOAD_MEMORY: u64 = (MAX_OPTIONS_BYTES as u64) + (1 << 20);
+
+/// Streams the `document` parts into `dir/in` and reads the `options` part, within its
+/// reservation in the body memory budget.
 async fn receive(state: &AppState, req: Request, batch: &NewBatch) -> Result<Upload, AppError> {
+    let _budget = state.limiter().reserve_memory(UPLOAD_MEMORY).await;
     let mut digest = RequestDigest::new(Operation::Batch, req.uri().query().unwrap_or_default());
     let limit = state.settings().max_body_bytes;
     let multipart_error = |e| AppError::from_multipart(e, limit);
@@ -63,7 +72,16 @@ async fn receive(state: &AppState, req: Request, batch: &NewBatch) -> Result<Upl
                 names.push(name);
             }
             "options" => {
-                let bytes = field.bytes().await.map_err(multipart_error)?;
+                let mut bytes = Vec::new();
+                while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                    if bytes.len() + chunk.len() > MAX_OPTIONS_BYTES {
+                        return Err(AppError::BadRequest(format!(
+                            "options part is larger than {} KiB",
+                            MAX_OPTIONS_BYTES >> 10
+                        )));
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
                 digest.part("options", None, &sha256_hex(&bytes));
                 spec = Some(
                     serde_json::from_slice(&bytes)

@@ -1,6 +1,6 @@
 //! Large request bodies go to disk, and large responses come from it: a body is kept in memory
-//! up to [`crate::pdf::STREAMING_THRESHOLD`] and spooled to a temporary file in the data
-//! folder beyond that, so `POST /v1/sign` can sign a large PDF through the streaming path
+//! up to `[limits] spool_threshold_kib` and spooled to a temporary file in the data folder
+//! beyond that, so `POST /v1/sign` can sign a large PDF through the streaming path
 //! ([`crate::sign::sign_pdf_path`]) and stream the result back with [`FileBody`].
 
 use std::io::Write;
@@ -18,17 +18,8 @@ use crate::gateway::signing::Document as Input;
 use crate::pki::alg::{DigestAlgorithm, Hasher};
 
 /// Reads `body`, refusing more than `limit` bytes; above `threshold` bytes it continues into a
-/// temporary file in `dir` (created if missing), hashing as it writes.
-pub(super) async fn receive(
-    body: Body,
-    limit: usize,
-    threshold: u64,
-    dir: &Path,
-) -> Result<Input, AppError> {
-    Ok(receive_counted(body, limit, threshold, dir).await?.0)
-}
-
-/// [`receive`], with the body's length.
+/// temporary file in `dir` (created if missing), hashing as it writes. Returns the body and its
+/// length.
 pub(super) async fn receive_counted(
     body: Body,
     limit: usize,

@@ -151,18 +151,7 @@ impl Services {
         }
         let mark_name = mark.as_ref().map(Mark::name);
         let settings = self.settings().clone();
-        let head = match &document {
-            Document::Memory(bytes) => bytes.slice(..bytes.len().min(1024)).to_vec(),
-            Document::File { path, .. } => read_head(path).await?,
-        };
-        let resolved = crate::sign::select_format(
-            &head,
-            &FormatHints {
-                explicit: spec.format,
-                ..Default::default()
-            },
-        )
-        .map_err(crate::Error::from)?;
+        let resolved = resolve_format(&document, spec.format).await?;
         if spec.profile.is_some() && resolved != Format::Xml {
             return Err(GatewayError::Invalid(
                 "profile applies to XML documents only".into(),
@@ -269,6 +258,32 @@ impl Services {
 }
 
 /// The first KiB of a spooled body (enough to tell its format).
+/// The format `document` is signed in ([`crate::sign::select_format`] on its first bytes).
+async fn resolve_format(
+    document: &Document,
+    explicit: Option<Format>,
+) -> Result<Format, GatewayError> {
+    let head = match document {
+        Document::Memory(bytes) => bytes.slice(..bytes.len().min(1024)).to_vec(),
+        Document::File { path, .. } => read_head(path).await?,
+    };
+    let hints = FormatHints {
+        explicit,
+        ..Default::default()
+    };
+    Ok(crate::sign::select_format(&head, &hints).map_err(crate::Error::from)?)
+}
+
+/// Whether [`Services::sign`] signs `document` streaming from its file (a spooled PDF) rather
+/// than in memory, so the caller can reserve the memory it will take.
+pub async fn signs_streaming(
+    document: &Document,
+    explicit: Option<Format>,
+) -> Result<bool, GatewayError> {
+    Ok(matches!(document, Document::File { .. })
+        && resolve_format(document, explicit).await? == Format::Pdf)
+}
+
 async fn read_head(path: &std::path::Path) -> Result<Vec<u8>, GatewayError> {
     use tokio::io::AsyncReadExt;
     let fail = |e: std::io::Error| GatewayError::Io(format!("reading the spooled body: {e}"));

@@ -58,25 +58,119 @@ pub const DEFAULT_CONTENTS_SIZE: usize = 16384;
 /// bounds the memory a decompression bomb can take.
 pub const MAX_DECOMPRESSED_STREAM: usize = 32 << 20;
 
-/// Parses a whole PDF with signgate's limits (input size, stream inflation: each object or
-/// cross-reference stream to [`MAX_DECOMPRESSED_STREAM`], lopdf bounding the filters per
-/// stream; lopdf itself bounds nesting depth). Every module that reads a PDF goes through here.
+/// Most bytes the object streams of one PDF may inflate to in all while it is parsed: with
+/// [`MAX_DECOMPRESSED_STREAM`] per stream alone, many object streams just under that limit
+/// would each add their objects to memory. Real files' object streams hold only dictionaries
+/// and arrays, a few MiB even for large documents.
+pub const MAX_DECOMPRESSED_TOTAL: usize = 64 << 20;
+
+thread_local! {
+    /// The bytes left of the inflation budget of the parse running on this thread, and whether
+    /// an object stream went over it. lopdf's object filter is a plain `fn`, so the budget
+    /// lives here; lopdf loads on the calling thread (its `rayon` feature is off).
+    static OBJSTM_BUDGET: std::cell::Cell<(usize, bool)> = const { std::cell::Cell::new((0, false)) };
+}
+
+/// lopdf's object filter during [`parse_document`]: inflates each object stream within what is
+/// left of the budget before lopdf decodes it, and drops it (marking the budget exceeded) when
+/// it does not fit. lopdf keeps its own copy of a top-level object and uses what the filter
+/// returns only for the objects of an object stream, which are never streams.
+fn budget_object_streams(
+    id: lopdf::ObjectId,
+    object: &mut lopdf::Object,
+) -> Option<(lopdf::ObjectId, lopdf::Object)> {
+    let lopdf::Object::Stream(stream) = object else {
+        return Some((id, object.clone()));
+    };
+    if stream.dict.has_type(b"ObjStm") {
+        let (left, _) = OBJSTM_BUDGET.get();
+        let limit = left.min(MAX_DECOMPRESSED_STREAM);
+        match stream.get_plain_content_with_limit(limit) {
+            Ok(content) => OBJSTM_BUDGET.set((left - content.len().min(left), false)),
+            Err(lopdf::Error::Decompress(lopdf::DecompressError::MemoryLimitExceeded {
+                ..
+            })) if limit < MAX_DECOMPRESSED_STREAM => {
+                OBJSTM_BUDGET.set((0, true));
+                return None;
+            }
+            // Over the per-stream limit or undecodable: lopdf says so as it decodes it again.
+            Err(_) => {}
+        }
+    }
+    Some((id, lopdf::Object::Null))
+}
+
+/// Whether the catalog of `doc` leads to a page tree root with `/Kids` (as lopdf checks before
+/// rebuilding the cross-reference data of a damaged file).
+fn page_tree_loaded(doc: &lopdf::Document) -> bool {
+    doc.catalog()
+        .and_then(|catalog| catalog.get(b"Pages"))
+        .and_then(lopdf::Object::as_reference)
+        .and_then(|root| doc.get_dictionary(root))
+        .and_then(|root| root.get_deref(b"Kids", doc))
+        .and_then(lopdf::Object::as_array)
+        .is_ok()
+}
+
+/// Parses a whole PDF with signgate's limits: input size; stream inflation, each object or
+/// cross-reference stream to [`MAX_DECOMPRESSED_STREAM`] (lopdf bounding the filters per
+/// stream) and the object streams to [`MAX_DECOMPRESSED_TOTAL`] in all; lopdf itself bounds
+/// nesting depth. Every module that reads a PDF goes through here.
 pub fn parse_document(input: &[u8]) -> Result<lopdf::Document, lopdf::Error> {
     if input.len() > MAX_INPUT_LEN {
         return Err(lopdf::Error::Syntax(format!(
             "file is larger than {MAX_INPUT_LEN} bytes"
         )));
     }
-    let options = lopdf::LoadOptions {
-        max_decompressed_size: Some(MAX_DECOMPRESSED_STREAM),
-        ..lopdf::LoadOptions::default()
+    /// Restores the budget of an enclosing parse (none in practice) when this one ends.
+    struct Budget((usize, bool));
+    impl Drop for Budget {
+        fn drop(&mut self) {
+            OBJSTM_BUDGET.set(self.0);
+        }
+    }
+    let _restore = Budget(OBJSTM_BUDGET.replace((MAX_DECOMPRESSED_TOTAL, false)));
+    let load = |force_reconstruct: bool| {
+        let options = lopdf::LoadOptions {
+            max_decompressed_size: Some(MAX_DECOMPRESSED_STREAM),
+            filter: Some(budget_object_streams),
+            force_reconstruct,
+            ..lopdf::LoadOptions::default()
+        };
+        let loaded = lopdf::Document::load_mem_with_options(input, options);
+        if OBJSTM_BUDGET.get().1 {
+            return Err(lopdf::Error::Syntax(format!(
+                "the object streams inflate to more than {} MiB in all: possible decompression bomb",
+                MAX_DECOMPRESSED_TOTAL >> 20
+            )));
+        }
+        loaded.map_err(|e| match e {
+            // lopdf prints every decompression failure as "couldn't decompress stream": keep
+            // the reason (a stream over MAX_DECOMPRESSED_STREAM says "possible decompression
+            // bomb").
+            lopdf::Error::Decompress(why) => lopdf::Error::Syntax(format!("a stream: {why}")),
+            other => other,
+        })
     };
-    lopdf::Document::load_mem_with_options(input, options).map_err(|e| match e {
-        // lopdf prints every decompression failure as "couldn't decompress stream": keep the
-        // reason (a stream over MAX_DECOMPRESSED_STREAM says "possible decompression bomb").
-        lopdf::Error::Decompress(why) => lopdf::Error::Syntax(format!("a stream: {why}")),
-        other => other,
-    })
+    let doc = load(false)?;
+    // lopdf rebuilds the cross-reference data of a file whose page tree does not load only when
+    // no filter is set; do it here, within what is left of the same budget.
+    if page_tree_loaded(&doc)
+        || doc.xref_recovery == Some(lopdf::xref::XrefRecovery::Reconstructed)
+        || (doc.trailer.has(b"Encrypt") && doc.encryption_state.is_none())
+    {
+        return Ok(doc);
+    }
+    match load(true) {
+        Ok(rebuilt)
+            if rebuilt.xref_recovery == Some(lopdf::xref::XrefRecovery::Reconstructed)
+                && page_tree_loaded(&rebuilt) =>
+        {
+            Ok(rebuilt)
+        }
+        Err(e) if OBJSTM_BUDGET.get().1 => Err(e),
+        _ => Ok(doc),
+    }
 }
 
 /// Size from which callers holding a file sign it with [`prepare_file`] rather than reading it

@@ -2,8 +2,8 @@
 //! limits so each case takes seconds: a flooding client is answered 429 while another client's
 //! latency stays low, a client sending its headers or its body slowly is cut off within its
 //! timeout, a flood of idle connections beyond the cap leaves `/healthz` answering, concurrent
-//! large verifications keep the peak RSS within the body memory budget, and SIGTERM with slow
-//! clients exits within the shutdown timeout. Figures print with `--nocapture`.
+//! large verifications, signings and batch uploads keep the peak RSS within the body memory
+//! budget, and SIGTERM with slow clients exits within the shutdown timeout. Figures print with `--nocapture`.
 
 use std::ffi::OsStr;
 use std::io::{Read, Write};
@@ -14,8 +14,8 @@ use serde_json::Value;
 
 use crate::common::*;
 
-/// A gateway started from a configuration file with `[limits]` `limits`, and two clients of
-/// agency `a`: `flood` and `calm`.
+/// A gateway started from a configuration file with `[limits]` `limits` and the demo agency
+/// key as `k`, and two clients of agency `a` granted it: `flood` and `calm`.
 struct Limited {
     _dir: tempfile::TempDir,
     server: Server,
@@ -32,17 +32,21 @@ impl Limited {
             &config,
             format!(
                 "data_dir = {data:?}\ntrust = [{root:?}]\noffline = true\n\
-                 shutdown_timeout_secs = {shutdown_secs}\n\n[limits]\n{limits}\n",
+                 shutdown_timeout_secs = {shutdown_secs}\n\n[limits]\n{limits}\n\n\
+                 [[keys]]\nname = \"k\"\nagency = \"a\"\np12 = {p12:?}\npassword_env = \"SIGNGATE_KEY_PASSWORD\"\n",
                 data = dir.path().join("data"),
+                p12 = repo_root().join("certs/demo/agency-signer.p12"),
             ),
         )
         .expect("write config");
         let client = |name: &str| -> String {
             let out = run_ok(
-                signgate(["client", "add", "--agency", "a", "--name", name, "--config"])
-                    .arg(&config)
-                    .env("SIGNGATE_KEY_PASSWORD", "demo")
-                    .env_remove("SIGNGATE_DATABASE_URL"),
+                signgate([
+                    "client", "add", "--agency", "a", "--key", "k", "--name", name, "--config",
+                ])
+                .arg(&config)
+                .env("SIGNGATE_KEY_PASSWORD", "demo")
+                .env_remove("SIGNGATE_DATABASE_URL"),
             );
             let v: Value = serde_json::from_slice(&out.stdout).expect("client JSON");
             v["token"].as_str().expect("token").to_string()
@@ -377,6 +381,122 @@ fn concurrent_large_verifications_stay_within_the_body_memory_budget() {
         grown_mib < (BUDGET_MIB + 32) as f64,
         "peak RSS grew {grown_mib:.1} MiB for a {BUDGET_MIB} MiB budget ({} MiB sent at once)",
         CLIENTS * BODY_MIB
+    );
+}
+
+/// POSTs `body` to `url` with `token` and headers `headers`: the status and the body.
+fn post(url: &str, token: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
+    let mut req = ureq::post(url).set("Authorization", &format!("Bearer {token}"));
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    match req.send_bytes(body) {
+        Ok(r) => (r.status(), String::new()),
+        Err(ureq::Error::Status(s, r)) => (s, r.into_string().unwrap_or_default()),
+        // The server answered and closed while the body was still being sent.
+        Err(ureq::Error::Transport(t)) => (0, t.to_string()),
+    }
+}
+
+#[test]
+fn concurrent_large_signings_and_batch_uploads_stay_within_the_body_memory_budget() {
+    const BUDGET_MIB: u64 = 160;
+    const CLIENTS: usize = 8;
+    let gw = Limited::start(
+        &format!(
+            "body_memory_mib = {BUDGET_MIB}\nspool_threshold_kib = 256\nclient_concurrency = 0\nip_concurrency = 0"
+        ),
+        5,
+    );
+    // Warm up (the first signing opens the key), then the baseline.
+    let sample = std::fs::read(sample_pdf()).expect("sample.pdf");
+    let (status, body) = post(&gw.url("v1/sign?key=k"), &gw.calm, &[], &sample);
+    assert_eq!(status, 200, "{body}");
+    let baseline = gw.status_kib("VmHWM");
+
+    // A 10.8 MB PDF (one incompressible image): under the streaming threshold, so it is
+    // signed in memory and reserves 14 times its size; eight of them at once.
+    let dir = tempdir();
+    let path = dir.path().join("large.pdf");
+    write_large_pdf(&path, 1, 1900);
+    let pdf = std::sync::Arc::new(std::fs::read(&path).expect("large.pdf"));
+    assert!((pdf.len() as u64) < signgate::pdf::STREAMING_THRESHOLD);
+    let run = |url: String, headers: Vec<(&'static str, String)>, body: std::sync::Arc<Vec<u8>>| {
+        let token = gw.calm.clone();
+        std::thread::spawn(move || {
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            post(&url, &token, &headers, &body)
+        })
+    };
+    let signers: Vec<_> = (0..CLIENTS)
+        .map(|_| run(gw.url("v1/sign?key=k"), Vec::new(), pdf.clone()))
+        .collect();
+    let signed: Vec<(u16, String)> = signers
+        .into_iter()
+        .map(|w| w.join().expect("signer"))
+        .collect();
+    let peak_sign = gw.status_kib("VmHWM");
+
+    // Batch uploads whose options part is 24 MiB (a document part first): refused at its
+    // 64 KiB cap, the document parts streamed to disk, never held.
+    let mut options = vec![b' '; 24 << 20];
+    options.extend_from_slice(br#"{"key": "k"}"#);
+    let (form, content_type) = multipart(&[
+        ("document", Some("a.pdf"), &sample[..]),
+        ("options", None, &options[..]),
+    ]);
+    let form = std::sync::Arc::new(form);
+    let uploads: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            let headers = vec![
+                ("Content-Type", content_type.clone()),
+                ("Idempotency-Key", format!("abuse-batch-{i}")),
+            ];
+            run(gw.url("v1/batches"), headers, form.clone())
+        })
+        .collect();
+    let uploaded: Vec<(u16, String)> = uploads
+        .into_iter()
+        .map(|w| w.join().expect("upload"))
+        .collect();
+    let peak = gw.status_kib("VmHWM");
+    let grown = |kib: u64| kib.saturating_sub(baseline) as f64 / 1024.0;
+    println!(
+        "{CLIENTS} concurrent {:.1} MB signings: VmHWM {} -> {} MiB (+{:.1} MiB); then {CLIENTS} \
+         batch uploads of {:.1} MiB: VmHWM {} MiB (+{:.1} MiB); budget {BUDGET_MIB} MiB",
+        pdf.len() as f64 / 1e6,
+        baseline / 1024,
+        peak_sign / 1024,
+        grown(peak_sign),
+        form.len() as f64 / (1 << 20) as f64,
+        peak / 1024,
+        grown(peak),
+    );
+    for (status, body) in &signed {
+        assert_eq!(*status, 200, "{body}");
+    }
+    for (status, body) in &uploaded {
+        // 400 "options part is larger than 64 KiB", or the connection closed after that
+        // answer while the rest of the 24 MiB part was still being sent.
+        match status {
+            400 => assert!(
+                body.contains("options part is larger than 64 KiB"),
+                "{body}"
+            ),
+            0 => assert!(
+                body.contains("Broken pipe") || body.contains("reset"),
+                "{body}"
+            ),
+            other => panic!("batch upload answered {other}: {body}"),
+        }
+    }
+    // The budget plus the in-memory heads of the bodies being spooled and the allocator's
+    // slack.
+    assert!(
+        grown(peak) < (BUDGET_MIB + 32) as f64,
+        "peak RSS grew {:.1} MiB for a {BUDGET_MIB} MiB budget",
+        grown(peak)
     );
 }
 

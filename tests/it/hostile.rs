@@ -191,3 +191,106 @@ fn assert_no_temp_files(dir: &Path) {
         assert!(!name.ends_with(".tmp"), "temporary file left: {name}");
     }
 }
+
+/// An object stream holding one string object `num` of `len` bytes (inflates ~1000x).
+fn objstm_with_string(num: usize, len: usize) -> Vec<u8> {
+    let index = format!("{num} 0 ");
+    let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(index.as_bytes()).unwrap();
+    enc.write_all(b"(").unwrap();
+    let chunk = vec![b'a'; 1 << 20];
+    for _ in 0..len >> 20 {
+        enc.write_all(&chunk).unwrap();
+    }
+    enc.write_all(b")").unwrap();
+    let data = enc.finish().unwrap();
+    let mut out = format!(
+        "<</Type/ObjStm/N 1/First {}/Length {}/Filter/FlateDecode>>\nstream\n",
+        index.len(),
+        data.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(&data);
+    out.extend_from_slice(b"\nendstream");
+    out
+}
+
+#[test]
+fn object_streams_over_the_total_inflation_budget_are_refused_in_bounded_memory() {
+    let Some(gnu_time) = common::require_tool("time") else {
+        return;
+    };
+    // Eight object streams of 24 MiB each: every one under the per-stream limit
+    // (pdf::MAX_DECOMPRESSED_STREAM), 192 MiB in all, the objects kept by the parser.
+    const STREAM_MIB: usize = 24;
+    const { assert!(STREAM_MIB << 20 < signgate::pdf::MAX_DECOMPRESSED_STREAM) };
+    let mut objects = base();
+    for i in 0..8 {
+        objects.push(objstm_with_string(100 + i, STREAM_MIB << 20));
+    }
+    let bomb = pdf(&objects, "");
+    assert!(
+        bomb.len() < 1 << 20,
+        "the bomb is small: {} bytes",
+        bomb.len()
+    );
+    let expected = format!(
+        "the object streams inflate to more than {} MiB in all: possible decompression bomb",
+        signgate::pdf::MAX_DECOMPRESSED_TOTAL >> 20
+    );
+
+    let ctx = signgate::verify::ValidationContext {
+        at: time::OffsetDateTime::now_utc(),
+        trust_lists: Vec::new(),
+        fetcher: None,
+    };
+    let policy = signgate::verify::Policy::default();
+    match signgate::verify::document("bomb.pdf", &bomb, None, &policy, &ctx) {
+        Err(e) => {
+            assert_eq!(e.code().as_str(), "PDF_MALFORMED", "{e}");
+            assert!(e.to_string().contains(&expected), "{e}");
+        }
+        Ok(report) => panic!("verified an object stream bomb: {:?}", report.indication),
+    }
+    let opts = signgate::pdf::PdfSignOptions::new(time::OffsetDateTime::now_utc());
+    match signgate::pdf::prepare(&bomb, &opts) {
+        Err(e) => {
+            assert_eq!(e.code().as_str(), "PDF_MALFORMED", "{e}");
+            assert!(e.to_string().contains(&expected), "{e}");
+        }
+        Ok(_) => panic!("prepared an object stream bomb for signing"),
+    }
+
+    // The CLI, measured: a clear error (65) and a peak RSS far below the 192 MiB inflated.
+    let dir = common::tempdir();
+    let input = dir.path().join("bomb.pdf");
+    std::fs::write(&input, &bomb).unwrap();
+    let (code, stderr, rss) = run_measured(
+        &gnu_time,
+        &["verify".as_ref(), "--offline".as_ref(), input.as_os_str()],
+    );
+    println!(
+        "object stream bomb: verify exit {code}, peak RSS {} MiB",
+        rss / 1024
+    );
+    assert_eq!(code, 65, "{stderr}");
+    assert!(stderr.contains(&expected), "{stderr}");
+    assert!(rss < MAX_RSS_KB, "peak RSS {rss} KB");
+}
+
+#[test]
+fn a_file_with_a_few_small_object_streams_still_parses() {
+    // Within the budget: three object streams of 1 MiB load, their objects readable.
+    let mut objects = base();
+    for i in 0..3 {
+        objects.push(objstm_with_string(100 + i, 1 << 20));
+    }
+    let doc = signgate::pdf::parse_document(&pdf(&objects, "")).expect("parses");
+    for i in 0..3 {
+        let s = doc
+            .get_object((100 + i as u32, 0))
+            .expect("object of the stream");
+        assert_eq!(s.as_str().expect("a string").len(), 1 << 20);
+    }
+    assert_eq!(doc.get_pages().len(), 1);
+}
