@@ -19,9 +19,9 @@ mod archive;
 mod officer;
 mod runner;
 
+pub use archive::{ArchiveBody, BatchArchive};
 pub(crate) use runner::Scheduler;
 pub use runner::MAX_RUNNING;
-pub use archive::{ArchiveBody, BatchArchive};
 
 use std::path::PathBuf;
 
