@@ -62,6 +62,28 @@ impl LeaseTable {
         )
     }
 
+    /// Ends a `pending` row its holder still holds and releases the lease: `$1` the final
+    /// state, `$2` the last error, `$3` when (RFC 3339), `$4` the id, `$5` the owner.
+    pub fn finish_sql(&self) -> String {
+        format!(
+            "UPDATE {} SET state = $1, last_error = $2, done_at = $3, lease_owner = NULL, \
+             lease_until_ms = NULL WHERE id = $4 AND lease_owner = $5 AND state = 'pending'",
+            self.table
+        )
+    }
+
+    /// Records a failed attempt on a `pending` row its holder still holds and releases the
+    /// lease: `$1` attempts, `$2` the next attempt (ms), `$3` the error, `$4` the id, `$5` the
+    /// owner.
+    pub fn retry_sql(&self) -> String {
+        format!(
+            "UPDATE {} SET attempts = $1, next_attempt_ms = $2, last_error = $3, \
+             lease_owner = NULL, lease_until_ms = NULL \
+             WHERE id = $4 AND lease_owner = $5 AND state = 'pending'",
+            self.table
+        )
+    }
+
     /// The condition that row `$id` is still held by this lease (`$owner`, `$generation`):
     /// appended to every write of the holder.
     pub fn held(&self, owner: &str, generation: &str) -> String {

@@ -566,9 +566,8 @@ impl Store {
         error: Option<&str>,
         now: &str,
     ) -> Result<bool, StoreError> {
-        let sql = "UPDATE route_outbox SET state = $1, last_error = $2, done_at = $3, lease_owner = NULL, lease_until_ms = NULL \
-                   WHERE id = $4 AND lease_owner = $5 AND state = 'pending'";
-        let n = with_pool!(self, p => sqlx::query(sql).bind(state).bind(error).bind(now).bind(id).bind(owner)
+        let sql = OUTBOX_LEASE.finish_sql();
+        let n = with_pool!(self, p => sqlx::query(&sql).bind(state).bind(error).bind(now).bind(id).bind(owner)
             .execute(p).await?.rows_affected());
         Ok(n > 0)
     }
@@ -582,9 +581,8 @@ impl Store {
         next_attempt_ms: i64,
         error: &str,
     ) -> Result<bool, StoreError> {
-        let sql = "UPDATE route_outbox SET attempts = $1, next_attempt_ms = $2, last_error = $3, lease_owner = NULL, lease_until_ms = NULL \
-                   WHERE id = $4 AND lease_owner = $5 AND state = 'pending'";
-        let n = with_pool!(self, p => sqlx::query(sql).bind(attempts).bind(next_attempt_ms).bind(error).bind(id).bind(owner)
+        let sql = OUTBOX_LEASE.retry_sql();
+        let n = with_pool!(self, p => sqlx::query(&sql).bind(attempts).bind(next_attempt_ms).bind(error).bind(id).bind(owner)
             .execute(p).await?.rows_affected());
         Ok(n > 0)
     }

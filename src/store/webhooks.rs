@@ -5,7 +5,14 @@
 
 use sqlx::Row;
 
+use super::lease::LeaseTable;
 use super::{with_pool, Store, StoreError};
+
+/// The deliveries' leases (no fencing token: a worker's writes name its owner id).
+const DELIVERY_LEASE: LeaseTable = LeaseTable {
+    table: "route_webhook_deliveries",
+    fenced: false,
+};
 
 /// A subscription: an agency's events of some kinds, POSTed to a URL.
 #[derive(Clone, serde::Serialize)]
@@ -192,13 +199,13 @@ impl Store {
         lease_until_ms: i64,
         limit: i64,
     ) -> Result<Vec<DueDelivery>, StoreError> {
-        let due = "state = 'pending' AND next_attempt_ms <= $2 AND (lease_until_ms IS NULL OR lease_until_ms < $2)";
-        let lock = match self {
-            Store::Postgres(_) => " FOR UPDATE SKIP LOCKED",
-            Store::Sqlite(_) => "",
-        };
-        let claim = format!("UPDATE route_webhook_deliveries SET lease_owner = $1, lease_until_ms = $3 WHERE id IN \
-            (SELECT id FROM route_webhook_deliveries WHERE {due} ORDER BY next_attempt_ms, created_at LIMIT $4{lock}) RETURNING id");
+        let claim = DELIVERY_LEASE.claim_sql(
+            self,
+            "state = 'pending' AND next_attempt_ms <= $2",
+            "next_attempt_ms, created_at",
+            "",
+            "id",
+        );
         let read = "SELECT d.id, d.event_id, d.webhook_id, d.attempts, w.url, w.secret, e.body FROM route_webhook_deliveries d \
                     JOIN route_webhooks w ON w.id = d.webhook_id JOIN route_events e ON e.id = d.event_id \
                     WHERE d.id = $1 AND d.lease_owner = $2";
@@ -227,9 +234,8 @@ impl Store {
         error: Option<&str>,
         now: &str,
     ) -> Result<bool, StoreError> {
-        let sql = "UPDATE route_webhook_deliveries SET state = $1, last_error = $2, done_at = $3, lease_owner = NULL, lease_until_ms = NULL \
-                   WHERE id = $4 AND lease_owner = $5 AND state = 'pending'";
-        let n = with_pool!(self, p => sqlx::query(sql).bind(state).bind(error).bind(now).bind(id).bind(owner)
+        let sql = DELIVERY_LEASE.finish_sql();
+        let n = with_pool!(self, p => sqlx::query(&sql).bind(state).bind(error).bind(now).bind(id).bind(owner)
             .execute(p).await?.rows_affected());
         Ok(n > 0)
     }
@@ -243,9 +249,8 @@ impl Store {
         next_attempt_ms: i64,
         error: &str,
     ) -> Result<bool, StoreError> {
-        let sql = "UPDATE route_webhook_deliveries SET attempts = $1, next_attempt_ms = $2, last_error = $3, lease_owner = NULL, lease_until_ms = NULL \
-                   WHERE id = $4 AND lease_owner = $5 AND state = 'pending'";
-        let n = with_pool!(self, p => sqlx::query(sql).bind(attempts).bind(next_attempt_ms).bind(error).bind(id).bind(owner)
+        let sql = DELIVERY_LEASE.retry_sql();
+        let n = with_pool!(self, p => sqlx::query(&sql).bind(attempts).bind(next_attempt_ms).bind(error).bind(id).bind(owner)
             .execute(p).await?.rows_affected());
         Ok(n > 0)
     }
