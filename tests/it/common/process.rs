@@ -63,12 +63,44 @@ pub fn stderr_str(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// A currently free TCP port on 127.0.0.1 (bound then released; tiny race, fine for tests).
+/// A TCP port on 127.0.0.1 that is free now and stays free for a process started later.
+///
+/// The port is released before the process that listens on it starts, so it must not be one
+/// the kernel may hand out meanwhile: a port from `127.0.0.1:0` is in the ephemeral range,
+/// where any concurrent test's outbound connection or `:0` listener can take it (a fresh-clone
+/// CI run lost a routing node's start that way: "Address already in use"). So the port is
+/// picked at random below the ephemeral range (`ip_local_port_range`), is bindable when
+/// picked, and is never handed out twice in this test run. Where the range leaves no room
+/// below it, the kernel's choice is the fallback.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
+    use std::collections::HashSet;
+    use std::hash::{BuildHasher, RandomState};
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    const LOW: u16 = 20000;
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let given = given.get_or_insert_with(HashSet::new);
+    if ephemeral_start > LOW + 1000 {
+        let random = RandomState::new();
+        for attempt in 0u32..2000 {
+            let span = u64::from(ephemeral_start - LOW);
+            let port = LOW + (random.hash_one(attempt) % span) as u16;
+            if !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                given.insert(port);
+                return port;
+            }
+        }
+    }
+    let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("bind 127.0.0.1:0")
-        .port()
+        .port();
+    given.insert(port);
+    port
 }
 
 /// Waits until `127.0.0.1:port` accepts TCP connections; false after `timeout`.
