@@ -661,8 +661,16 @@ fn csrf_sessions_and_headers_over_plain_http() {
 
 /// Logs `username` in over plain HTTP; the session cookie (`sg_session=…`).
 fn http_login(gw: &DemoGateway, username: &str, password: &str) -> Option<String> {
+    login_at(&gw.url(""), username, password)
+}
+
+/// Logs `username` in at `base` (`http://host:port/`) over plain HTTP; the session cookie.
+pub(crate) fn login_at(base: &str, username: &str, password: &str) -> Option<String> {
     let agent = ureq::AgentBuilder::new().redirects(0).build();
-    let page = agent.get(&gw.url("login")).call().expect("login page");
+    let page = agent
+        .get(&format!("{base}login"))
+        .call()
+        .expect("login page");
     let pre = page
         .header("set-cookie")
         .and_then(|c| c.split(';').next())
@@ -675,7 +683,7 @@ fn http_login(gw: &DemoGateway, username: &str, password: &str) -> Option<String
         ("csrf", None, token.as_bytes()),
     ]);
     let r = match agent
-        .post(&gw.url("login"))
+        .post(&format!("{base}login"))
         .set("Content-Type", &content_type)
         .set("Cookie", &pre)
         .send_bytes(&body)

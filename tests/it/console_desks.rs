@@ -22,42 +22,9 @@ use serde_json::{json, Value};
 use signgate::pki::demo::{LeafProfile, LeafSpec};
 
 use crate::common::*;
-use crate::console::{add_officer, write, Browser};
+use crate::console::{add_officer, login_at, write, Browser};
 
 const PASSWORD: &str = "clerk-password-1";
-
-/// Logs `username` in at `base` (`http://host:port/`) over plain HTTP; the session cookie.
-fn login_at(base: &str, username: &str, password: &str) -> Option<String> {
-    let agent = ureq::AgentBuilder::new().redirects(0).build();
-    let page = agent
-        .get(&format!("{base}login"))
-        .call()
-        .expect("login page");
-    let pre = page
-        .header("set-cookie")
-        .and_then(|c| c.split(';').next())
-        .expect("sg_pre cookie")
-        .to_string();
-    let token = pre.strip_prefix("sg_pre=").expect("sg_pre").to_string();
-    let (body, content_type) = multipart(&[
-        ("username", None, username.as_bytes()),
-        ("password", None, password.as_bytes()),
-        ("csrf", None, token.as_bytes()),
-    ]);
-    let r = match agent
-        .post(&format!("{base}login"))
-        .set("Content-Type", &content_type)
-        .set("Cookie", &pre)
-        .send_bytes(&body)
-    {
-        Ok(r) | Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("login: {e}"),
-    };
-    r.all("set-cookie")
-        .into_iter()
-        .find_map(|c| c.split(';').next().filter(|c| c.starts_with("sg_session=")))
-        .map(str::to_string)
-}
 
 /// GET `url` with `cookie`: status and body bytes.
 fn fetch(url: &str, cookie: &str) -> (u16, Vec<u8>) {
