@@ -252,6 +252,9 @@ pub struct Engine {
     template: SignerTemplate,
     /// The PAdES options of every PDF, with `/Contents` sized to this key's signature.
     pdf_options: PdfSignOptions,
+    /// The certificate texts of every XML Signature (none if they cannot be encoded: each
+    /// document then reports the error).
+    xml_text: Option<Arc<crate::xml::dsig::SignerText>>,
 }
 
 /// The threads of a batch run (see the module documentation).
@@ -626,6 +629,7 @@ impl Engine {
         Ok(Self {
             cert_sha256: sha256_hex(&der),
             options_sha256: options.options_hash(),
+            xml_text: crate::xml::dsig::SignerText::of(key.certificate(), key.chain()).ok(),
             key,
             timestamper: None,
             audit: None,
@@ -1010,6 +1014,7 @@ impl Engine {
             chain: self.key.chain(),
             algorithm: self.key.algorithm(),
             scheme: self.scheme,
+            text: self.xml_text.clone(),
         };
         Ok(crate::xml::prepare(
             bytes,

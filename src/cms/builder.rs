@@ -8,6 +8,8 @@ use cms::signed_data::{
 };
 use const_oid::ObjectIdentifier;
 use der::asn1::{OctetString, SetOfVec, UtcTime};
+use std::sync::Arc;
+
 use der::{Any, Decode, Encode};
 use time::OffsetDateTime;
 use x509_cert::attr::Attribute;
@@ -45,8 +47,10 @@ pub struct SignedDataBuilder<'a> {
 pub struct SignerTemplate {
     digest: DigestAlgorithm,
     signer_cert: Certificate,
-    /// Already in DER SET OF order, so each signature clones it without sorting again.
-    certificates: CertificateSet,
+    /// The SignedData's `certificates [0] IMPLICIT CertificateSet` field, DER-encoded once (in
+    /// DER SET OF order): each signature copies these bytes instead of cloning and
+    /// re-encoding the certificates.
+    certificates_der: Arc<[u8]>,
     signing_certificate: Attribute,
 }
 
@@ -71,7 +75,10 @@ impl SignerTemplate {
         Ok(Self {
             digest,
             signer_cert,
-            certificates: CertificateSet(SetOfVec::try_from(certificates)?),
+            certificates_der: certificate_set_der(&CertificateSet(SetOfVec::try_from(
+                certificates,
+            )?))?
+            .into(),
             signing_certificate,
         })
     }
@@ -220,18 +227,25 @@ impl<'a> SignedDataBuilder<'a> {
                 econtent_type: self.content_type,
                 econtent,
             },
-            certificates: Some(template.certificates.clone()),
+            // Spliced in by `PendingSignature::to_der` from the template's encoding.
+            certificates: None,
             crls: None,
             signer_infos: SignerInfos(SetOfVec::try_from(vec![signer_info])?),
         };
-        Ok(PendingSignature { signed_data })
+        Ok(PendingSignature {
+            signed_data,
+            certificates_der: template.certificates_der.clone(),
+        })
     }
 }
 
 /// A finished signature that may still receive unsigned attributes (e.g. a time-stamp token).
 #[derive(Debug, Clone)]
 pub struct PendingSignature {
+    /// Everything but the certificates (`certificates` is none).
     signed_data: SignedData,
+    /// The DER of the `certificates` field ([`SignerTemplate`]).
+    certificates_der: Arc<[u8]>,
 }
 
 impl PendingSignature {
@@ -274,14 +288,42 @@ impl PendingSignature {
         self.add_unsigned_attribute(attribute(oid::ATTR_TIME_STAMP_TOKEN, &token)?)
     }
 
-    /// The DER `ContentInfo` wrapping the SignedData.
+    /// The DER `ContentInfo` wrapping the SignedData. The SignedData's fields are encoded
+    /// in their ASN.1 order (RFC 5652 §5.1) with the certificates copied from their encoding
+    /// made once per key; the result is the DER of the whole structure.
     pub fn to_der(&self) -> Result<Vec<u8>, CmsError> {
-        let info = ContentInfo {
-            content_type: oid::SIGNED_DATA,
-            content: Any::encode_from(&self.signed_data)?,
-        };
-        Ok(info.to_der()?)
+        let sd = &self.signed_data;
+        let mut body = Vec::with_capacity(self.certificates_der.len() + 1024);
+        sd.version.encode_to_vec(&mut body)?;
+        sd.digest_algorithms.encode_to_vec(&mut body)?;
+        sd.encap_content_info.encode_to_vec(&mut body)?;
+        body.extend_from_slice(&self.certificates_der);
+        sd.signer_infos.encode_to_vec(&mut body)?;
+        let signed_data = der_tlv(0x30, &body)?;
+        // ContentInfo ::= SEQUENCE { contentType OID, content [0] EXPLICIT ANY }
+        let mut info = oid::SIGNED_DATA.to_der()?;
+        info.extend_from_slice(&der_tlv(0xa0, &signed_data)?);
+        der_tlv(0x30, &info)
     }
+}
+
+/// The DER of `certificates` as SignedData's `certificates [0] IMPLICIT` field.
+fn certificate_set_der(certificates: &CertificateSet) -> Result<Vec<u8>, CmsError> {
+    let mut content = Vec::new();
+    for c in certificates.0.iter() {
+        c.encode_to_vec(&mut content)?;
+    }
+    der_tlv(0xa0, &content)
+}
+
+/// One DER element: the one-byte `tag`, the definite length, `content`.
+fn der_tlv(tag: u8, content: &[u8]) -> Result<Vec<u8>, CmsError> {
+    let length = der::Length::try_from(content.len())?;
+    let mut out = Vec::with_capacity(content.len() + 6);
+    out.push(tag);
+    length.encode_to_vec(&mut out)?;
+    out.extend_from_slice(content);
+    Ok(out)
 }
 
 /// Makes a single-valued attribute.
@@ -383,6 +425,49 @@ mod tests {
                         templated.len()
                     );
                 }
+            }
+        }
+    }
+
+    /// `to_der` splices the certificates' encoding made once per key; the bytes must be the
+    /// der crate's encoding of the whole ContentInfo with the certificates in place, with
+    /// and without the chain, and with an unsigned attribute large enough for long lengths.
+    #[test]
+    fn spliced_encoding_is_the_whole_structures_der() {
+        let key = demo_key("agency-signer.p12");
+        let scheme = SignatureScheme::for_key(
+            key.algorithm(),
+            DigestAlgorithm::Sha256,
+            crate::pki::alg::RsaPadding::Pkcs1,
+        );
+        for chain in [true, false] {
+            let mut pending = SignedDataBuilder::new(&key, scheme, vec![9; 32])
+                .with_chain(chain)
+                .sign()
+                .unwrap();
+            for round in 0..2 {
+                let mut certificates = vec![CertificateChoices::Certificate(
+                    to_rust_cert(key.certificate()).unwrap(),
+                )];
+                if chain {
+                    for c in key.chain() {
+                        certificates.push(CertificateChoices::Certificate(to_rust_cert(c).unwrap()));
+                    }
+                }
+                let mut whole = pending.signed_data.clone();
+                whole.certificates =
+                    Some(CertificateSet(SetOfVec::try_from(certificates).unwrap()));
+                let expected = ContentInfo {
+                    content_type: oid::SIGNED_DATA,
+                    content: Any::encode_from(&whole).unwrap(),
+                }
+                .to_der()
+                .unwrap();
+                assert_eq!(pending.to_der().unwrap(), expected, "chain {chain}, round {round}");
+                let big = OctetString::new(vec![0x5a; 70_000]).unwrap();
+                pending
+                    .add_unsigned_attribute(attribute(oid::ATTR_TIME_STAMP_TOKEN, &big).unwrap())
+                    .unwrap();
             }
         }
     }

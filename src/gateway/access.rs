@@ -3,6 +3,7 @@
 //! counts for the metrics.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use subtle::ConstantTimeEq;
 
@@ -17,6 +18,36 @@ pub enum Credential<'a> {
     Token(&'a str),
     /// The SHA-256 fingerprint of a client certificate the TLS layer verified.
     Certificate(&'a str),
+}
+
+/// Per agency, the latest audit record whose agency number is known: `(seq, number)`.
+#[derive(Debug, Default)]
+pub(super) struct AgencyNumbers(Mutex<HashMap<String, (i64, i64)>>);
+
+impl AgencyNumbers {
+    /// Farthest back (in global sequence numbers) a number is counted from the kept one
+    /// rather than from the start of the chain.
+    const BACKWARD_SPAN: i64 = 1 << 16;
+
+    fn get(&self, agency: &str) -> Option<(i64, i64)> {
+        self.lock().get(agency).copied()
+    }
+
+    /// Keeps `(seq, number)` for `agency` if it is later than the one kept.
+    fn note(&self, agency: &str, seq: i64, number: i64) {
+        let mut map = self.lock();
+        match map.get_mut(agency) {
+            Some(kept) if kept.0 >= seq => {}
+            Some(kept) => *kept = (seq, number),
+            None => {
+                map.insert(agency.to_string(), (seq, number));
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (i64, i64)>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// An audit record as its agency sees it: numbered among the agency's own records.
@@ -82,11 +113,27 @@ impl Services {
 
     /// The caller's agency's own number of its audit record `seq` (a global sequence number,
     /// e.g. of the request just served).
+    ///
+    /// Counting the agency's records up to `seq` costs one index entry per record, so every
+    /// answer would cost more than the one before (measured: a third of the SQLite thread's
+    /// time after 12,000 signings). The chain only grows, and a record is committed only after
+    /// every record before it (the head is locked), so the number of the agency's records up
+    /// to a committed `seq` never changes: the last number found per agency is kept, and the
+    /// next one is counted from it over the index range between the two.
     pub async fn audit_number(&self, caller: &Client, seq: i64) -> Result<i64, GatewayError> {
-        Ok(self
-            .store()
-            .audit_agency_number(&caller.agency, seq)
-            .await?)
+        let agency = caller.agency.as_str();
+        let known = self.inner.agency_numbers.get(agency);
+        let store = self.store();
+        let number = match known {
+            Some((at, n)) if at == seq => n,
+            Some((at, n)) if at < seq => n + store.audit_agency_count_between(agency, at, seq).await?,
+            Some((at, n)) if seq >= 0 && at - seq <= AgencyNumbers::BACKWARD_SPAN => {
+                n - store.audit_agency_count_between(agency, seq, at).await?
+            }
+            _ => store.audit_agency_number(agency, seq).await?,
+        };
+        self.inner.agency_numbers.note(agency, seq, number);
+        Ok(number)
     }
 
     /// [`Services::audit_number`] of each of `seqs`, in one query.

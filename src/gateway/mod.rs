@@ -190,6 +190,7 @@ struct Inner {
     settings: Settings,
     audit: AuditLog,
     keys: Mutex<HashMap<String, (String, Arc<Pkcs12Key>)>>,
+    agency_numbers: access::AgencyNumbers,
     batches: batches::Scheduler,
     metrics: metrics::Metrics,
 }
@@ -204,6 +205,7 @@ impl Services {
                 store,
                 settings,
                 keys: Mutex::new(HashMap::new()),
+                agency_numbers: access::AgencyNumbers::default(),
                 batches: batches::Scheduler::new(),
                 metrics: metrics::Metrics::default(),
             }),
@@ -330,19 +332,14 @@ impl Services {
         caller: &Client,
         name: &str,
     ) -> Result<KeyRecord, GatewayError> {
-        let record = match self.inner.store.key(name).await? {
-            Some(r) if r.agency == caller.agency => r,
-            _ => return Err(GatewayError::UnknownKey(name.into())),
-        };
-        if !self
-            .inner
-            .store
-            .is_granted(&caller.id, &record.name)
-            .await?
-        {
-            return Err(GatewayError::ForbiddenKey(record.name));
+        match self.inner.store.key_for_client(name, &caller.id).await? {
+            Some((record, _)) if record.agency != caller.agency => {
+                Err(GatewayError::UnknownKey(name.into()))
+            }
+            Some((record, true)) => Ok(record),
+            Some((record, false)) => Err(GatewayError::ForbiddenKey(record.name)),
+            None => Err(GatewayError::UnknownKey(name.into())),
         }
-        Ok(record)
     }
 }
 

@@ -392,6 +392,22 @@ impl Store {
         }))
     }
 
+    /// How many of the agency's records lie after `after` and at or before `upto` in the chain
+    /// (global sequence numbers): the step between two of its own numbers, counted over the
+    /// `(agency, seq)` index range between them only.
+    pub async fn audit_agency_count_between(
+        &self,
+        agency: &str,
+        after: i64,
+        upto: i64,
+    ) -> Result<i64, StoreError> {
+        let sql = "SELECT COUNT(*) FROM audit WHERE agency = $1 AND seq > $2 AND seq <= $3";
+        Ok(super::with_pool!(self, p => {
+            let r = sqlx::query(sql).bind(agency).bind(after).bind(upto).fetch_one(p).await?;
+            r.get::<i64, _>(0)
+        }))
+    }
+
     /// [`Store::audit_agency_number`] of each of the agency's records from `first` to
     /// `last` (global sequence numbers, inclusive), as `(seq, n)`.
     pub async fn audit_agency_numbers(

@@ -472,6 +472,23 @@ impl Store {
         )
     }
 
+    /// The key `name` and whether `client_id` may use it, in one query (the signing path asks
+    /// both for every request).
+    pub async fn key_for_client(
+        &self,
+        name: &str,
+        client_id: &str,
+    ) -> Result<Option<(KeyRecord, bool)>, StoreError> {
+        let sql = "SELECT k.name, k.agency, k.p12_path, k.seal_path, k.seal_size_mm, \
+                   EXISTS (SELECT 1 FROM client_keys g WHERE g.client_id = $2 AND g.key_name = k.name) \
+                   FROM keys k WHERE k.name = $1";
+        Ok(
+            with_pool!(self, p => sqlx::query(sql).bind(name).bind(client_id).fetch_optional(p).await?.map(|r| (KeyRecord {
+                name: r.get(0), agency: r.get(1), p12_path: r.get(2), seal_path: r.get(3), seal_size_mm: r.get(4),
+            }, r.get::<bool, _>(5)))),
+        )
+    }
+
     /// All keys.
     pub async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         let sql = "SELECT name, agency, p12_path, seal_path, seal_size_mm FROM keys ORDER BY name";

@@ -227,10 +227,13 @@ struct Writer<'t, 'm> {
 }
 
 impl Writer<'_, '_> {
-    fn element(
+    /// Writes `node` and its subtree. Namespace prefixes and URIs, attribute names and values
+    /// are borrowed from the parsed document (`rendered`: the declarations already in the
+    /// output, prefix to URI), so that an element costs no string copies.
+    fn element<'a>(
         &mut self,
-        node: Node<'_, '_>,
-        rendered: &BTreeMap<String, String>,
+        node: Node<'a, '_>,
+        rendered: &BTreeMap<&'a str, &'a str>,
         apex: bool,
     ) -> Result<(), XmlError> {
         if self.omitted.contains(&node.id()) {
@@ -243,52 +246,48 @@ impl Writer<'_, '_> {
             }
             return Ok(());
         }
-        let qname = element_qname(self.text, node);
-        let in_scope: BTreeMap<String, String> = node
+        let (text, method) = (self.text, self.method);
+        let qname = element_qname(text, node);
+        let in_scope: BTreeMap<&'a str, &'a str> = node
             .namespaces()
             .filter(|ns| ns.name() != Some("xml"))
-            .map(|ns| (ns.name().unwrap_or("").to_string(), ns.uri().to_string()))
+            .map(|ns| (ns.name().unwrap_or(""), ns.uri()))
             .collect();
-        let ctx_default = rendered.get("").map(String::as_str).unwrap_or("");
-        let mut decls: BTreeMap<String, String> = BTreeMap::new();
-        match self.method.algorithm {
+        let ctx_default = rendered.get("").copied().unwrap_or("");
+        let mut decls: BTreeMap<&'a str, &'a str> = BTreeMap::new();
+        match method.algorithm {
             Algorithm::Inclusive10 | Algorithm::Inclusive11 => {
                 for (p, u) in in_scope.iter().filter(|(p, _)| !p.is_empty()) {
                     if rendered.get(p) != Some(u) {
-                        decls.insert(p.clone(), u.clone());
+                        decls.insert(p, u);
                     }
                 }
-                let default = in_scope.get("").map(String::as_str).unwrap_or("");
+                let default = in_scope.get("").copied().unwrap_or("");
                 if default != ctx_default {
-                    decls.insert(String::new(), default.to_string());
+                    decls.insert("", default);
                 }
             }
             Algorithm::Exclusive => {
-                let mut used: Vec<String> = vec![prefix_of(qname).unwrap_or("").to_string()];
+                let mut used: Vec<&str> = vec![prefix_of(qname).unwrap_or("")];
                 for a in node.attributes() {
-                    let q = &self.text[a.range_qname()];
-                    if let Some(p) = prefix_of(q) {
+                    if let Some(p) = prefix_of(&text[a.range_qname()]) {
                         if p != "xml" {
-                            used.push(p.to_string());
+                            used.push(p);
                         }
                     }
                 }
-                for p in &self.method.inclusive_prefixes {
-                    used.push(if p == "#default" {
-                        String::new()
-                    } else {
-                        p.clone()
-                    });
+                for p in &method.inclusive_prefixes {
+                    used.push(if p == "#default" { "" } else { p });
                 }
                 for p in used {
                     if p.is_empty() {
-                        let default = in_scope.get("").map(String::as_str).unwrap_or("");
+                        let default = in_scope.get("").copied().unwrap_or("");
                         if default != ctx_default {
-                            decls.insert(String::new(), default.to_string());
+                            decls.insert("", default);
                         }
-                    } else if let Some(u) = in_scope.get(&p) {
-                        if rendered.get(&p) != Some(u) {
-                            decls.insert(p, u.clone());
+                    } else if let Some((p, u)) = in_scope.get_key_value(p) {
+                        if rendered.get(p) != Some(u) {
+                            decls.insert(p, u);
                         }
                     }
                 }
@@ -296,19 +295,19 @@ impl Writer<'_, '_> {
         }
 
         // Attributes: own, plus inherited xml:* on the apex for inclusive methods.
-        let mut attrs: Vec<(String, String, String, String)> = node
+        let mut attrs: Vec<(&str, &str, std::borrow::Cow<'_, str>, &str)> = node
             .attributes()
             .map(|a| {
                 (
-                    a.namespace().unwrap_or("").to_string(),
-                    a.name().to_string(),
-                    self.text[a.range_qname()].to_string(),
-                    a.value().to_string(),
+                    a.namespace().unwrap_or(""),
+                    a.name(),
+                    std::borrow::Cow::Borrowed(&text[a.range_qname()]),
+                    a.value(),
                 )
             })
             .collect();
-        if apex && self.method.algorithm != Algorithm::Exclusive {
-            let inherit: &[&str] = match self.method.algorithm {
+        if apex && method.algorithm != Algorithm::Exclusive {
+            let inherit: &[&str] = match method.algorithm {
                 Algorithm::Inclusive11 => &["lang", "space"],
                 _ => &["lang", "space", "base", "id"],
             };
@@ -316,13 +315,13 @@ impl Writer<'_, '_> {
                 for a in anc.attributes().filter(|a| a.namespace() == Some(XML_NS)) {
                     let local = a.name();
                     if inherit.contains(&local)
-                        && !attrs.iter().any(|(ns, n, _, _)| ns == XML_NS && n == local)
+                        && !attrs.iter().any(|(ns, n, _, _)| *ns == XML_NS && *n == local)
                     {
                         attrs.push((
-                            XML_NS.into(),
-                            local.into(),
-                            format!("xml:{local}"),
-                            a.value().into(),
+                            XML_NS,
+                            local,
+                            std::borrow::Cow::Owned(format!("xml:{local}")),
+                            a.value(),
                         ));
                     }
                 }
@@ -357,7 +356,7 @@ impl Writer<'_, '_> {
             rendered
         } else {
             let mut c = rendered.clone();
-            c.extend(decls);
+            c.extend(decls.iter().map(|(p, u)| (*p, *u)));
             next_ctx = c;
             &next_ctx
         };

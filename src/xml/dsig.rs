@@ -14,6 +14,7 @@
 //! (`verify::xml`, [`super::profile`]).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use openssl::hash::MessageDigest;
@@ -1208,6 +1209,35 @@ pub struct Signer<'a> {
     pub algorithm: crate::pki::alg::KeyAlgorithm,
     /// The signature scheme.
     pub scheme: SignatureScheme,
+    /// The certificate texts of [`SignerText::of`] this certificate and chain, when the caller
+    /// keeps them across documents (a batch); none computes them for each document.
+    pub text: Option<Arc<SignerText>>,
+}
+
+/// What a Signature carries of the signer's certificates, as text: the subject name (RFC 4514)
+/// and every certificate in base64. The same for every document one key signs.
+#[derive(Debug)]
+pub struct SignerText {
+    subject: String,
+    cert_b64: Vec<String>,
+}
+
+impl SignerText {
+    /// The texts of `certificate` and `chain`.
+    pub fn of(
+        certificate: &openssl::x509::X509Ref,
+        chain: &[openssl::x509::X509],
+    ) -> Result<Arc<Self>, XmlError> {
+        let cert_b64 = std::iter::once(certificate)
+            .chain(chain.iter().map(|c| c.as_ref()))
+            .map(|c| c.to_der().map(|d| B64.encode(d)))
+            .collect::<Result<_, _>>()
+            .map_err(|e| XmlError::Malformed(format!("certificate cannot be encoded: {e}")))?;
+        Ok(Arc::new(Self {
+            subject: rfc4514(certificate.subject_name()),
+            cert_b64,
+        }))
+    }
 }
 
 /// A Signature laid out over a document with every reference digest computed, waiting for
@@ -1220,8 +1250,7 @@ pub struct PreparedSignature {
     refs: Vec<PlannedReference>,
     scheme: SignatureScheme,
     key_bits: u32,
-    subject: String,
-    cert_b64: Vec<String>,
+    text: Arc<SignerText>,
     time_text: String,
     digests: Vec<String>,
     signed_info: Vec<u8>,
@@ -1252,13 +1281,10 @@ pub fn prepare(
     limits: &super::parse::Limits,
     id_names: &[&'static str],
 ) -> Result<PreparedSignature, XmlError> {
-    let mut certs = vec![signer.certificate.to_owned()];
-    certs.extend(signer.chain.iter().cloned());
-    let cert_b64: Vec<String> = certs
-        .iter()
-        .map(|c| c.to_der().map(|d| B64.encode(d)))
-        .collect::<Result<_, _>>()
-        .map_err(|e| XmlError::Malformed(format!("certificate cannot be encoded: {e}")))?;
+    let text = match &signer.text {
+        Some(text) => text.clone(),
+        None => SignerText::of(signer.certificate, signer.chain)?,
+    };
     let mut refs = plan.references.clone();
     if let Some(obj) = &plan.time_object_id {
         refs.push(PlannedReference {
@@ -1275,8 +1301,7 @@ pub fn prepare(
             crate::pki::alg::KeyAlgorithm::Ec { bits } => bits,
             crate::pki::alg::KeyAlgorithm::Rsa { bits } => bits,
         },
-        subject: rfc4514(signer.certificate.subject_name()),
-        cert_b64,
+        text,
         time_text: crate::clock::display_time(signing_time),
         digests: Vec::new(),
         signed_info: Vec::new(),
@@ -1383,9 +1408,9 @@ impl PreparedSignature {
         }
         s.push_str(&format!(
             "</SignedInfo><SignatureValue>{value}</SignatureValue><KeyInfo><X509Data><X509SubjectName>{}</X509SubjectName>",
-            esc(&self.subject)
+            esc(&self.text.subject)
         ));
-        for c in &self.cert_b64 {
+        for c in &self.text.cert_b64 {
             s.push_str(&format!("<X509Certificate>{c}</X509Certificate>"));
         }
         s.push_str("</X509Data></KeyInfo>");

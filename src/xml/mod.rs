@@ -104,6 +104,7 @@ pub fn sign(
         chain: key.chain(),
         algorithm: key.algorithm(),
         scheme,
+        text: None,
     };
     let prepared = prepare(input, profile, &signer, signing_time)?;
     let raw = key.sign_message(scheme, prepared.signed_info())?;
