@@ -146,10 +146,16 @@ pub fn run(args: BenchHttpArgs) -> Result<u8, CliError> {
     // Rounds alternate HTTP and core so that both see the same (shared, noisy) machine.
     let (mut http, mut synced, mut unsynced, mut latencies) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut cpu_per_request, mut client_per_request) = (Vec::new(), Vec::new());
     for round in 0..args.rounds {
         let started = Instant::now();
-        let mut lat = load(&agents, &url, &token, &pdfs, args.requests)?;
+        let cpu_before = sample::process_cpu_time();
+        let (mut lat, client_cpu) = load(&agents, &url, &token, &pdfs, args.requests)?;
+        let cpu = sample::process_cpu_time().saturating_sub(cpu_before);
+        let n = lat.len().max(1) as f64;
         http.push(lat.len() as f64 / started.elapsed().as_secs_f64());
+        cpu_per_request.push(cpu.as_secs_f64() * 1e6 / n);
+        client_per_request.push(client_cpu.as_secs_f64() * 1e6 / n);
         latencies.append(&mut lat);
         // Durable (as the gateway's batches run) and without fsync: the HTTP path writes no
         // output files, so the second is the closer like-for-like reference.
@@ -162,9 +168,11 @@ pub fn run(args: BenchHttpArgs) -> Result<u8, CliError> {
             rates.push(summary.docs_per_s());
         }
         println!(
-            "round {}: HTTP {:.0} signed PDFs/s; batch core {:.0} docs/s synced, {:.0} not synced",
+            "round {}: HTTP {:.0} signed PDFs/s, {:.0} us CPU per request ({:.0} us of it in the clients); batch core {:.0} docs/s synced, {:.0} not synced",
             round + 1,
             http[round],
+            cpu_per_request[round],
+            client_per_request[round],
             synced[round],
             unsynced[round]
         );
@@ -180,6 +188,11 @@ pub fn run(args: BenchHttpArgs) -> Result<u8, CliError> {
         "HTTP: {http:.0} signed PDFs/s (median of rounds); latency p50 {:.1} ms, p99 {:.1} ms",
         pct(0.50),
         pct(0.99)
+    );
+    println!(
+        "HTTP CPU per request (process, user+system; median of rounds): {:.0} us, of which the clients' threads {:.0} us",
+        median(cpu_per_request),
+        median(client_per_request)
     );
     println!(
         "batch core (median of rounds): {synced:.0} docs/s outputs synced in groups, {unsynced:.0} not synced"
@@ -198,26 +211,28 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 /// Sends `requests` signing requests spread over the `agents` (one thread each); returns
-/// every request's latency.
+/// every request's latency and the CPU time the client threads took themselves.
 fn load(
     agents: &[ureq::Agent],
     url: &str,
     token: &str,
     pdfs: &[Vec<u8>],
     requests: usize,
-) -> Result<Vec<Duration>, CliError> {
+) -> Result<(Vec<Duration>, Duration), CliError> {
     let next = std::sync::atomic::AtomicUsize::new(0);
-    type Job<'a> = Box<dyn FnOnce() -> Result<Vec<Duration>, CliError> + Send + 'a>;
+    type Mine = (Vec<Duration>, Duration);
+    type Job<'a> = Box<dyn FnOnce() -> Result<Mine, CliError> + Send + 'a>;
     let jobs: Vec<Job<'_>> = agents
         .iter()
         .map(|agent| {
             let next = &next;
             Box::new(move || {
                 let mut mine = Vec::new();
+                let cpu_before = thread_cpu_time();
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     if i >= requests {
-                        return Ok(mine);
+                        return Ok((mine, thread_cpu_time().saturating_sub(cpu_before)));
                     }
                     let t = Instant::now();
                     post(agent, url, token, &pdfs[i % pdfs.len()])?;
@@ -230,7 +245,20 @@ fn load(
         .into_iter()
         .map(|r| r.unwrap_or_else(|| Err(internal("client", "thread panicked"))))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(per_client.into_iter().flatten().collect())
+    let client_cpu = per_client.iter().map(|(_, cpu)| *cpu).sum();
+    Ok((
+        per_client.into_iter().flat_map(|(lat, _)| lat).collect(),
+        client_cpu,
+    ))
+}
+
+/// The calling thread's CPU time so far (user and system).
+fn thread_cpu_time() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
 }
 
 /// One `POST /v1/sign`; anything but 200 stops the benchmark.

@@ -451,7 +451,8 @@ mod tests {
                 )];
                 if chain {
                     for c in key.chain() {
-                        certificates.push(CertificateChoices::Certificate(to_rust_cert(c).unwrap()));
+                        certificates
+                            .push(CertificateChoices::Certificate(to_rust_cert(c).unwrap()));
                     }
                 }
                 let mut whole = pending.signed_data.clone();
@@ -463,7 +464,11 @@ mod tests {
                 }
                 .to_der()
                 .unwrap();
-                assert_eq!(pending.to_der().unwrap(), expected, "chain {chain}, round {round}");
+                assert_eq!(
+                    pending.to_der().unwrap(),
+                    expected,
+                    "chain {chain}, round {round}"
+                );
                 let big = OctetString::new(vec![0x5a; 70_000]).unwrap();
                 pending
                     .add_unsigned_attribute(attribute(oid::ATTR_TIME_STAMP_TOKEN, &big).unwrap())

@@ -9,7 +9,7 @@ use subtle::ConstantTimeEq;
 
 use super::{GatewayError, Services};
 use crate::pki::alg::sha256_hex;
-use crate::store::{AuditRecord, Client};
+use crate::store::{AuditRecord, Client, Store, StoreError};
 
 /// How a caller proves who it is.
 #[derive(Debug, Clone, Copy)]
@@ -22,15 +22,70 @@ pub enum Credential<'a> {
 
 /// Per agency, the latest audit record whose agency number is known: `(seq, number)`.
 #[derive(Debug, Default)]
-pub(super) struct AgencyNumbers(Mutex<HashMap<String, (i64, i64)>>);
+pub(crate) struct AgencyNumbers(Mutex<HashMap<String, (i64, i64)>>);
 
 impl AgencyNumbers {
     /// Farthest back (in global sequence numbers) a number is counted from the kept one
     /// rather than from the start of the chain.
     const BACKWARD_SPAN: i64 = 1 << 16;
 
-    fn get(&self, agency: &str) -> Option<(i64, i64)> {
-        self.lock().get(agency).copied()
+    /// The agency's own number of the committed record `seq` (how many of its records are at
+    /// or before it), counted from the kept one when there is one.
+    pub(super) async fn number(
+        &self,
+        store: &Store,
+        agency: &str,
+        seq: i64,
+    ) -> Result<i64, StoreError> {
+        let known = self.lock().get(agency).copied();
+        let number = match known {
+            Some((at, n)) if at == seq => n,
+            Some((at, n)) if at < seq => {
+                n + store.audit_agency_count_between(agency, at, seq).await?
+            }
+            Some((at, n)) if seq >= 0 && at - seq <= Self::BACKWARD_SPAN => {
+                n - store.audit_agency_count_between(agency, seq, at).await?
+            }
+            _ => store.audit_agency_number(agency, seq).await?,
+        };
+        self.note(agency, seq, number);
+        Ok(number)
+    }
+
+    /// Learns the numbers of a group of records just committed, so that their answers need
+    /// no query: over the group's trailing run of consecutive sequence numbers (a record
+    /// appended once and found again keeps its older number and is left out), one count per
+    /// agency up to the run, then one more for each of its records in the run. A failed
+    /// count leaves the rest to [`AgencyNumbers::number`].
+    pub(super) async fn learn(&self, store: &Store, records: &[AuditRecord]) {
+        let mut run: Vec<(i64, &str)> =
+            records.iter().map(|r| (r.seq, r.agency.as_str())).collect();
+        run.sort_unstable();
+        run.dedup_by_key(|(seq, _)| *seq);
+        let start = run
+            .windows(2)
+            .rposition(|w| w[1].0 != w[0].0 + 1)
+            .map_or(0, |i| i + 1);
+        let Some(&(first, _)) = run.get(start) else {
+            return;
+        };
+        let mut counts: HashMap<&str, i64> = HashMap::new();
+        for &(seq, agency) in &run[start..] {
+            let n = match counts.get_mut(agency) {
+                Some(n) => {
+                    *n += 1;
+                    *n
+                }
+                None => match self.number(store, agency, first - 1).await {
+                    Ok(before) => {
+                        counts.insert(agency, before + 1);
+                        before + 1
+                    }
+                    Err(_) => return,
+                },
+            };
+            self.note(agency, seq, n);
+        }
     }
 
     /// Keeps `(seq, number)` for `agency` if it is later than the one kept.
@@ -121,19 +176,11 @@ impl Services {
     /// to a committed `seq` never changes: the last number found per agency is kept, and the
     /// next one is counted from it over the index range between the two.
     pub async fn audit_number(&self, caller: &Client, seq: i64) -> Result<i64, GatewayError> {
-        let agency = caller.agency.as_str();
-        let known = self.inner.agency_numbers.get(agency);
-        let store = self.store();
-        let number = match known {
-            Some((at, n)) if at == seq => n,
-            Some((at, n)) if at < seq => n + store.audit_agency_count_between(agency, at, seq).await?,
-            Some((at, n)) if seq >= 0 && at - seq <= AgencyNumbers::BACKWARD_SPAN => {
-                n - store.audit_agency_count_between(agency, seq, at).await?
-            }
-            _ => store.audit_agency_number(agency, seq).await?,
-        };
-        self.inner.agency_numbers.note(agency, seq, number);
-        Ok(number)
+        Ok(self
+            .inner
+            .agency_numbers
+            .number(self.store(), &caller.agency, seq)
+            .await?)
     }
 
     /// [`Services::audit_number`] of each of `seqs`, in one query.

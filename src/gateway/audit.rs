@@ -10,7 +10,11 @@
 //! group was committing and appends it in one transaction ([`Store::append_audit_group`]).
 //! Alone, a request still gets its own commit right away: nothing waits for a timer.
 
+use std::sync::Arc;
+
 use tokio::sync::{mpsc, oneshot};
+
+use super::access::AgencyNumbers;
 
 use crate::store::audit::{Append, Companion};
 use crate::store::idempotency::Completion;
@@ -59,7 +63,8 @@ pub struct AuditLog {
 
 impl AuditLog {
     /// Starts the writer task on the current runtime; it ends when the last handle is dropped.
-    pub fn start(store: Store) -> Self {
+    /// Each group's agency numbers are learnt into `numbers` before its requests are answered.
+    pub(crate) fn start(store: Store, numbers: Arc<AgencyNumbers>) -> Self {
         let (tx, mut rx) = mpsc::unbounded_channel::<(Append, Reply)>();
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
@@ -73,6 +78,7 @@ impl AuditLog {
                 let (items, replies): (Vec<Append>, Vec<Reply>) = group.into_iter().unzip();
                 match store.append_audit_group(&items).await {
                     Ok(records) => {
+                        numbers.learn(&store, &records).await;
                         for (reply, record) in replies.into_iter().zip(records) {
                             let _ = reply.send(Ok(record));
                         }

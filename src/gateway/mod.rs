@@ -190,7 +190,7 @@ struct Inner {
     settings: Settings,
     audit: AuditLog,
     keys: Mutex<HashMap<String, (String, Arc<Pkcs12Key>)>>,
-    agency_numbers: access::AgencyNumbers,
+    agency_numbers: Arc<access::AgencyNumbers>,
     batches: batches::Scheduler,
     metrics: metrics::Metrics,
 }
@@ -199,13 +199,14 @@ impl Services {
     /// Services over `store` with `settings`; starts the audit writer, so it must be called
     /// inside the Tokio runtime that serves.
     pub fn new(store: Store, settings: Settings) -> Self {
+        let agency_numbers = Arc::new(access::AgencyNumbers::default());
         Self {
             inner: Arc::new(Inner {
-                audit: AuditLog::start(store.clone()),
+                audit: AuditLog::start(store.clone(), agency_numbers.clone()),
+                agency_numbers,
                 store,
                 settings,
                 keys: Mutex::new(HashMap::new()),
-                agency_numbers: access::AgencyNumbers::default(),
                 batches: batches::Scheduler::new(),
                 metrics: metrics::Metrics::default(),
             }),

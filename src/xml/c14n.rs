@@ -315,7 +315,9 @@ impl Writer<'_, '_> {
                 for a in anc.attributes().filter(|a| a.namespace() == Some(XML_NS)) {
                     let local = a.name();
                     if inherit.contains(&local)
-                        && !attrs.iter().any(|(ns, n, _, _)| *ns == XML_NS && *n == local)
+                        && !attrs
+                            .iter()
+                            .any(|(ns, n, _, _)| *ns == XML_NS && *n == local)
                     {
                         attrs.push((
                             XML_NS,
