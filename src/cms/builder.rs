@@ -469,7 +469,7 @@ mod tests {
                     expected,
                     "chain {chain}, round {round}"
                 );
-                let big = OctetString::new(vec![0x5a; 70_000]).unwrap();
+                let big = OctetString::new(vec![0x5a; 70_000 + round]).unwrap();
                 pending
                     .add_unsigned_attribute(attribute(oid::ATTR_TIME_STAMP_TOKEN, &big).unwrap())
                     .unwrap();
