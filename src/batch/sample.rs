@@ -144,7 +144,16 @@ pub fn throwaway_rsa_key(bits: u32) -> Result<Pkcs12Key, KeyError> {
 /// Benchmarks compare CPU per document with CPU per raw signature: on a shared machine the
 /// wall-clock rates move with the neighbours' load, the CPU each operation costs much less.
 pub fn process_cpu_time() -> std::time::Duration {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    cpu_clock(rustix::time::ClockId::ProcessCPUTime)
+}
+
+/// The calling thread's CPU time so far (user and system).
+pub fn thread_cpu_time() -> std::time::Duration {
+    cpu_clock(rustix::time::ClockId::ThreadCPUTime)
+}
+
+fn cpu_clock(id: rustix::time::ClockId) -> std::time::Duration {
+    let t = rustix::time::clock_gettime(id);
     std::time::Duration::new(
         u64::try_from(t.tv_sec).unwrap_or(0),
         u32::try_from(t.tv_nsec).unwrap_or(0),

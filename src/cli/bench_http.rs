@@ -228,11 +228,11 @@ fn load(
             let next = &next;
             Box::new(move || {
                 let mut mine = Vec::new();
-                let cpu_before = thread_cpu_time();
+                let cpu_before = sample::thread_cpu_time();
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     if i >= requests {
-                        return Ok((mine, thread_cpu_time().saturating_sub(cpu_before)));
+                        return Ok((mine, sample::thread_cpu_time().saturating_sub(cpu_before)));
                     }
                     let t = Instant::now();
                     post(agent, url, token, &pdfs[i % pdfs.len()])?;
@@ -250,15 +250,6 @@ fn load(
         per_client.into_iter().flat_map(|(lat, _)| lat).collect(),
         client_cpu,
     ))
-}
-
-/// The calling thread's CPU time so far (user and system).
-fn thread_cpu_time() -> Duration {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    Duration::new(
-        u64::try_from(t.tv_sec).unwrap_or(0),
-        u32::try_from(t.tv_nsec).unwrap_or(0),
-    )
 }
 
 /// One `POST /v1/sign`; anything but 200 stops the benchmark.
