@@ -370,6 +370,20 @@ const OUTBOX_LEASE: LeaseTable = LeaseTable {
 /// Appends one history event: `$1` DocumentId, `$2` sender, `$3` when, `$4` event, `$5` detail.
 const INSERT_TRACE: &str = "INSERT INTO route_traces (document_id, sender_organ, at, event, detail) VALUES ($1, $2, $3, $4, $5)";
 
+/// The rows held for a target (`$1` sender, `$2` target, `$3` recipient, `$4` holder), found
+/// by the `(sender_organ, target_document, state)` index; no ORDER BY, which would make
+/// SQLite prefer the `(sender_organ, created_at)` index and read every row of the sender.
+const HELD_WHERE: &str = "sender_organ = $1 AND target_document = $2 AND (recipient_organ = $3 OR owner_organ = $4) \
+     AND state = 'held' AND doc_type <> 0 AND next_node IS NULL";
+
+/// The rows of the first three parts of an idempotency key (`$1` sender, `$2` DocumentId,
+/// `$3` BussinessDocType), by the key's index.
+const KEY_PREFIX_WHERE: &str = "sender_organ = $1 AND document_id = $2 AND doc_type = $3";
+
+/// The `forwarding` rows an outbox item carried (`$3` envelope, `$4` peer), by the
+/// `(envelope_id, next_node)` index.
+const CARRIED_WHERE: &str = "envelope_id = $3 AND next_node = $4 AND state = 'forwarding'";
+
 /// Stores a status message once (nothing when the same one is here): `$1`..`$9` as
 /// [`StatusRow`]'s fields (`$8` the bytes, `$9` when issued).
 const INSERT_STATUS: &str = "INSERT INTO route_statuses (id, document_id, sender_organ, from_organ, code, description, at, bytes, issued_at) \
@@ -390,7 +404,7 @@ macro_rules! write_acceptance {
                 ok = sqlx::query(&$finish).bind(&f.state).bind(&f.error).bind(*$now).bind(&f.id).bind(&f.owner)
                     .execute(&mut *$c).await?.rows_affected() > 0;
                 if let (true, Some(env)) = (ok, &f.envelope_id) {
-                    sqlx::query("UPDATE route_documents SET state = $1, updated_at = $2 WHERE envelope_id = $3 AND next_node = $4 AND state = 'forwarding'")
+                    sqlx::query(&format!("UPDATE route_documents SET state = $1, updated_at = $2 WHERE {CARRIED_WHERE}"))
                         .bind(&f.rows_state).bind(*$now).bind(env).bind(&f.next_node).execute(&mut *$c).await?;
                 }
             }
@@ -477,7 +491,7 @@ impl Store {
     }
 
     /// Rows held here for `target` (revoke/update/replace that arrived before their original)
-    /// addressed to `recipient` or held by `owner`.
+    /// addressed to `recipient` or held by `owner`, oldest first.
     pub async fn route_held(
         &self,
         sender: &str,
@@ -485,16 +499,17 @@ impl Store {
         recipient: &str,
         owner: &str,
     ) -> Result<Vec<DocumentRow>, StoreError> {
-        let sql = format!("SELECT {DOC_COLUMNS} FROM route_documents WHERE sender_organ = $1 AND target_document = $2 AND (recipient_organ = $3 OR owner_organ = $4) \
-                           AND state = 'held' AND doc_type <> 0 AND next_node IS NULL ORDER BY created_at, id");
-        Ok(
-            with_pool!(self, p => sqlx::query(&sql).bind(sender).bind(target).bind(recipient).bind(owner)
-            .fetch_all(p).await?.iter().map(document).collect()),
-        )
+        // ordered here, not in SQL: an ORDER BY the (sender, created_at) index serves would
+        // have SQLite read every row of the sender instead of the (sender, target, state) index
+        let sql = format!("SELECT {DOC_COLUMNS} FROM route_documents WHERE {HELD_WHERE}");
+        let mut rows: Vec<DocumentRow> = with_pool!(self, p => sqlx::query(&sql).bind(sender).bind(target).bind(recipient).bind(owner)
+            .fetch_all(p).await?.iter().map(document).collect());
+        rows.sort_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)));
+        Ok(rows)
     }
 
     /// A row of (sender, DocumentId, BussinessDocType) delivered here and held by `owner`,
-    /// whichever agency it was addressed to.
+    /// whichever agency it was addressed to (the oldest).
     pub async fn route_owned(
         &self,
         sender: &str,
@@ -502,12 +517,16 @@ impl Store {
         doc_type: i64,
         owner: &str,
     ) -> Result<Option<DocumentRow>, StoreError> {
-        let sql = format!("SELECT {DOC_COLUMNS} FROM route_documents WHERE sender_organ = $1 AND document_id = $2 AND doc_type = $3 AND owner_organ = $4 \
-                           AND next_node IS NULL ORDER BY created_at, id LIMIT 1");
-        Ok(
-            with_pool!(self, p => sqlx::query(&sql).bind(sender).bind(document_id).bind(doc_type).bind(owner)
-            .fetch_optional(p).await?.map(|r| document(&r))),
-        )
+        // the rows of the key's first three parts (one per addressee), by the idempotency
+        // key's index, then filtered here: with the holder in SQL, SQLite took the inbox
+        // index and read every row the holder has
+        let sql = format!("SELECT {DOC_COLUMNS} FROM route_documents WHERE {KEY_PREFIX_WHERE}");
+        let rows: Vec<DocumentRow> = with_pool!(self, p => sqlx::query(&sql).bind(sender).bind(document_id).bind(doc_type)
+            .fetch_all(p).await?.iter().map(document).collect());
+        Ok(rows
+            .into_iter()
+            .filter(|r| r.owner_organ == owner && r.next_node.is_none())
+            .min_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id))))
     }
 
     /// The original (BussinessDocType 0) of `target` delivered here, addressed to `recipient`
@@ -1135,6 +1154,50 @@ mod tests {
             store.route_outbox_states().await.expect("states"),
             vec![("delivered".into(), 1), ("pending".into(), 1)]
         );
+    }
+
+    #[tokio::test]
+    async fn an_accepts_lookups_use_an_index_not_a_scan() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&Store::sqlite_url(dir.path()))
+            .await
+            .expect("open");
+        let Store::Sqlite(pool) = &store else {
+            panic!("a SQLite store")
+        };
+        for (sql, index) in [
+            (
+                format!("SELECT {DOC_COLUMNS} FROM route_documents WHERE {HELD_WHERE}"),
+                "route_documents_target",
+            ),
+            (
+                format!("SELECT {DOC_COLUMNS} FROM route_documents WHERE {KEY_PREFIX_WHERE}"),
+                "sqlite_autoindex_route_documents_2",
+            ),
+            (
+                format!(
+                    "UPDATE route_documents SET state = $1, updated_at = $2 WHERE {CARRIED_WHERE}"
+                ),
+                "route_documents_envelope",
+            ),
+        ] {
+            let mut q = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"));
+            for _ in 0..sql.matches('$').count() {
+                q = q.bind("x");
+            }
+            let plan: Vec<String> = q
+                .fetch_all(pool)
+                .await
+                .expect("plan")
+                .iter()
+                .map(|r| r.get::<String, _>(3))
+                .collect();
+            assert!(
+                plan.iter().any(|p| p.contains(index))
+                    && !plan.iter().any(|p| p.starts_with("SCAN")),
+                "{sql}: {plan:?}"
+            );
+        }
     }
 
     #[tokio::test]
