@@ -257,8 +257,8 @@ async fn handle(node: &Node, owner: &str, item: OutboxItem) -> Result<(), Routin
     };
     // the item's end, the state of the rows it carried and the trace: one write, shared with
     // concurrent ones (group commit), and nothing of it when the lease was lost
-    let end = |state: OutboxState, error: Option<&str>, rows: RowState, event: &str, detail| {
-        Acceptance {
+    let end =
+        |state: OutboxState, error: Option<&str>, rows: RowState, event: &str, detail| Acceptance {
             finish: Some(OutboxFinish {
                 id: item.id.clone(),
                 owner: owner.to_string(),
@@ -276,8 +276,7 @@ async fn handle(node: &Node, owner: &str, item: OutboxItem) -> Result<(), Routin
                 detail,
             }],
             ..Acceptance::default()
-        }
-    };
+        };
     match outcome {
         Outcome::Delivered(detail) => {
             let detail = format!(

@@ -360,10 +360,15 @@ impl Store {
         organ_id: &str,
         identities: &[(String, String)],
     ) -> Result<Vec<AgencyCertRow>, StoreError> {
-        let mut sql =
-            String::from("SELECT organ_id, kind, value FROM directory_agency_certs WHERE organ_id = $1");
+        let mut sql = String::from(
+            "SELECT organ_id, kind, value FROM directory_agency_certs WHERE organ_id = $1",
+        );
         for i in 0..identities.len() {
-            sql.push_str(&format!(" OR (kind = ${} AND value = ${})", 2 * i + 2, 2 * i + 3));
+            sql.push_str(&format!(
+                " OR (kind = ${} AND value = ${})",
+                2 * i + 2,
+                2 * i + 3
+            ));
         }
         sql.push_str(" ORDER BY organ_id, kind, value");
         Ok(with_pool!(self, p => {

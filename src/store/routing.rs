@@ -373,7 +373,8 @@ const INSERT_TRACE: &str = "INSERT INTO route_traces (document_id, sender_organ,
 /// The rows held for a target (`$1` sender, `$2` target, `$3` recipient, `$4` holder), found
 /// by the `(sender_organ, target_document, state)` index; no ORDER BY, which would make
 /// SQLite prefer the `(sender_organ, created_at)` index and read every row of the sender.
-const HELD_WHERE: &str = "sender_organ = $1 AND target_document = $2 AND (recipient_organ = $3 OR owner_organ = $4) \
+const HELD_WHERE: &str =
+    "sender_organ = $1 AND target_document = $2 AND (recipient_organ = $3 OR owner_organ = $4) \
      AND state = 'held' AND doc_type <> 0 AND next_node IS NULL";
 
 /// The rows of the first three parts of an idempotency key (`$1` sender, `$2` DocumentId,
@@ -1181,7 +1182,8 @@ mod tests {
                 "route_documents_envelope",
             ),
         ] {
-            let mut q = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"));
+            let explain = format!("EXPLAIN QUERY PLAN {sql}");
+            let mut q = sqlx::query(&explain);
             for _ in 0..sql.matches('$').count() {
                 q = q.bind("x");
             }
