@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One fuzzing campaign of one target, bounded by CPU time rather than wall time (the machine
-# may be shared): runs the built libFuzzer binary at nice 19 on fuzz/corpus/TARGET (seed.sh
+# may be shared): runs the built libFuzzer binary at nice 19 (or $NICE) on fuzz/corpus/TARGET (seed.sh
 # fills it) until it has used CPU_SECONDS of CPU (user + system), then stops it with SIGINT so
 # libFuzzer prints its final statistics. Prints one Markdown table row for SECURITY.md:
 #   | target | CPU time | executions | exec/s (CPU) | cov start → end | ft start → end | corpus | peak RSS | crashes |
@@ -14,7 +14,7 @@ BIN=$FUZZ/target/x86_64-unknown-linux-gnu/release/$TARGET
 mkdir -p "$FUZZ/corpus/$TARGET" "$FUZZ/artifacts/$TARGET" "$FUZZ/logs"
 LOG=$FUZZ/logs/$TARGET.log
 TICKS=$(getconf CLK_TCK)
-nice -n 19 "$BIN" "$FUZZ/corpus/$TARGET" "$FUZZ/seeds/$TARGET" \
+nice -n "${NICE:-19}" "$BIN" "$FUZZ/corpus/$TARGET" "$FUZZ/seeds/$TARGET" \
   -artifact_prefix="$FUZZ/artifacts/$TARGET/" -rss_limit_mb=2048 -timeout=20 -max_len=262144 \
   -print_final_stats=1 >"$LOG" 2>&1 &
 PID=$!

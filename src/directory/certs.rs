@@ -175,20 +175,28 @@ impl Directory {
         facts: &SignerFacts,
     ) -> Result<SignerBinding, DirectoryError> {
         let ids = facts.identities();
-        let recorded = self.store.agency_certs(organ_id).await?;
+        // one statement: the agency's identities and the other agencies' that match
+        let rows = self.store.agency_certs_and_matches(organ_id, &ids).await?;
+        let (recorded, matching): (Vec<_>, Vec<_>) =
+            rows.into_iter().partition(|r| r.organ_id == organ_id);
         if recorded
             .iter()
             .any(|r| ids.iter().any(|(k, v)| *k == r.kind && *v == r.value))
         {
             return Ok(SignerBinding::Matches);
         }
-        let others: Vec<String> = self
-            .store
-            .agencies_with_cert(&ids)
-            .await?
-            .into_iter()
-            .filter(|o| o != organ_id)
-            .collect();
+        // in the order of the certificate's identities, each identity's agencies by id
+        let mut others: Vec<String> = Vec::new();
+        for (kind, value) in &ids {
+            for r in matching
+                .iter()
+                .filter(|r| r.kind == *kind && r.value == *value)
+            {
+                if !others.contains(&r.organ_id) {
+                    others.push(r.organ_id.clone());
+                }
+            }
+        }
         if recorded.is_empty() && others.is_empty() {
             Ok(SignerBinding::Unrecorded)
         } else {

@@ -1,6 +1,7 @@
-//! Group commit of acceptances: concurrent receipts queue what they write, and whichever
-//! caller gets the writer first commits everything queued in one transaction (one fsync),
-//! each acceptance in its own savepoint so an idempotency race rolls back only its own rows.
+//! Group commit of acceptances: concurrent receipts — and the outbox worker's item ends and
+//! received status messages, written the same way — queue what they write, and whichever
+//! caller gets the writer first commits everything queued in one transaction (one fsync); an
+//! idempotency race (or a lost lease, a status already here) rolls back only its own rows.
 //! Every caller returns only after the transaction holding its acceptance has committed, so
 //! a status 01 still means "durably stored". Under no concurrency it is one transaction per
 //! acceptance, as before.

@@ -145,6 +145,9 @@ pub struct Node {
     fetcher: Option<Arc<dyn Fetcher>>,
     /// Concurrent receipts share a transaction.
     commits: GroupCommit,
+    /// Woken when a write queued outbox items, so the worker hands them on at once instead
+    /// of at its next poll.
+    outbox_ready: tokio::sync::Notify,
     signer: Arc<Pkcs12Key>,
     /// Mutual-TLS client of the peers, with its open connections.
     peers: PeerClient,
@@ -335,6 +338,7 @@ impl Node {
             trust: validation.trust_lists,
             fetcher: validation.fetcher.map(Arc::from),
             commits: GroupCommit::default(),
+            outbox_ready: tokio::sync::Notify::new(),
             signer: Arc::new(signer),
             peers: PeerClient::new(connector),
             identity,
@@ -348,6 +352,25 @@ impl Node {
     /// directory updates).
     pub(super) fn signer(&self) -> &Arc<Pkcs12Key> {
         &self.signer
+    }
+
+    /// Writes `a` in one transaction, shared with concurrent writes ([`GroupCommit`]); as
+    /// [`Store::route_accept`], `Ok(false)` when nothing of it was written (an idempotency
+    /// key stored meanwhile, a lost lease, a status already here). Wakes the outbox worker
+    /// when it queued items.
+    pub(super) async fn commit(&self, a: Acceptance, now: String) -> Result<bool, RoutingError> {
+        let queued = !a.outbox.is_empty();
+        let written = self.commits.accept(&self.store, a, now).await?;
+        if written && queued {
+            self.outbox_ready.notify_one();
+        }
+        Ok(written)
+    }
+
+    /// Completes when a write has queued outbox items since the last call (or at once when
+    /// one did before it).
+    pub(super) async fn outbox_queued(&self) {
+        self.outbox_ready.notified().await
     }
 
     /// The database.
@@ -1036,7 +1059,7 @@ impl Node {
                     Some(reason.clone()),
                 )
                 .await?;
-                self.store.route_accept(&a, &now_rfc3339()).await?;
+                self.commit(a, now_rfc3339()).await?;
                 None
             }
         };
@@ -1195,7 +1218,7 @@ impl Node {
                 });
             }
         }
-        if !self.commits.accept(&self.store, a, now).await? {
+        if !self.commit(a, now).await? {
             return Ok(Accepted::Raced);
         }
         if !fresh.is_empty() {
@@ -1459,14 +1482,13 @@ impl Node {
             issued_at: Some(rfc3339(status.timestamp)),
             bytes: bytes.to_vec(),
         };
-        if !self.store.route_add_status(&row).await? {
-            return Ok(false); // a redelivery: already stored and passed on
-        }
         if local {
             a.events.push(super::events::status_received(&row));
         }
-        self.store.route_accept(&a, &now_rfc3339()).await?;
-        Ok(true)
+        // stored once with what it queues, in one transaction: a redelivery writes nothing
+        // (already stored and passed on)
+        a.status_once = Some(row);
+        self.commit(a, now_rfc3339()).await
     }
 
     /// An operator's status (03..06, or the update codes) for `document_id` delivered here,
@@ -1526,7 +1548,7 @@ impl Node {
                 .await?;
         }
         let now = now_rfc3339();
-        self.store.route_accept(&a, &now).await?;
+        self.commit(a, now.clone()).await?;
         for row in &mut rows {
             row.state = new_state.as_str().into();
             row.updated_at = now.clone();
@@ -1823,7 +1845,7 @@ impl Node {
             Some(format!("refused by the next hop: {reason}")),
         )
         .await?;
-        self.store.route_accept(&a, &now_rfc3339()).await?;
+        self.commit(a, now_rfc3339()).await?;
         Ok(())
     }
 }

@@ -17,10 +17,10 @@ use super::{backoff, RoutingError};
 use crate::clock::now_rfc3339;
 use crate::edxml::StatusCode;
 use crate::ids::random_id;
-use crate::store::routing::{OutboxItem, TraceEvent};
+use crate::store::routing::{Acceptance, OutboxFinish, OutboxItem, TraceEvent};
 
-/// Items claimed per round.
-const BATCH: i64 = 16;
+/// Most items in flight (claimed and being delivered) at once.
+const BATCH: usize = 16;
 
 /// How often signed directory updates are issued and sent to the peers lacking them.
 const DIRECTORY_SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -86,61 +86,82 @@ pub fn decode(value: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Runs the worker until `shutdown` completes.
+/// Runs the worker until `shutdown` completes. Deliveries are pipelined: up to [`BATCH`]
+/// items are in flight, more are claimed once half of them have ended, and the worker wakes
+/// as soon as a write queues items ([`Node::outbox_queued`]) rather than at its next poll.
 pub async fn run(node: Arc<Node>, shutdown: impl Future<Output = ()>) {
     let owner = random_id("w_");
     tokio::pin!(shutdown);
+    let poll = node.config.delivery.poll;
     let mut last_sync: Option<std::time::Instant> = None;
+    let mut last_revalidation: Option<std::time::Instant> = None;
+    let mut revalidated = 0;
+    let mut in_flight = tokio::task::JoinSet::new();
     loop {
+        while in_flight.try_join_next().is_some() {}
         if last_sync.map_or(true, |t| t.elapsed() >= DIRECTORY_SYNC_EVERY) {
             node.sync_directory().await;
             last_sync = Some(std::time::Instant::now());
         }
-        let worked = match drain_once(&node, &owner).await {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::warn!(error = %e, "routing worker round failed");
-                0
+        let claimed = if in_flight.len() <= BATCH / 2 {
+            match claim(&node, &owner, BATCH - in_flight.len(), &mut in_flight).await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "routing worker round failed");
+                    0
+                }
             }
+        } else {
+            0
         };
-        let revalidated = match node.revalidate_due(&owner).await {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::warn!(error = %e, "routing: re-validation round failed");
-                0
-            }
-        };
-        let worked = worked + revalidated;
-        if worked == 0 {
-            tokio::select! {
-                _ = &mut shutdown => return,
-                _ = tokio::time::sleep(node.config.delivery.poll) => {}
-            }
+        // held envelopes: every poll, and at once again while there were some due
+        if revalidated > 0 || last_revalidation.map_or(true, |t| t.elapsed() >= poll) {
+            revalidated = match node.revalidate_due(&owner).await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "routing: re-validation round failed");
+                    0
+                }
+            };
+            last_revalidation = Some(std::time::Instant::now());
+        }
+        if claimed > 0 || revalidated > 0 {
+            continue;
+        }
+        let (busy, room) = (!in_flight.is_empty(), in_flight.len() <= BATCH / 2);
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(_) = in_flight.join_next(), if busy => {}
+            _ = node.outbox_queued(), if room => {}
+            _ = tokio::time::sleep(poll) => {}
         }
     }
+    // the items in flight end (each bounded by the peer timeout) before the worker does
+    while in_flight.join_next().await.is_some() {}
 }
 
-/// Claims one batch and delivers it (items in parallel); returns how many were claimed.
-pub async fn drain_once(node: &Arc<Node>, owner: &str) -> Result<usize, RoutingError> {
+/// Claims up to `limit` due items and starts delivering each; returns how many were claimed.
+async fn claim(
+    node: &Arc<Node>,
+    owner: &str,
+    limit: usize,
+    in_flight: &mut tokio::task::JoinSet<()>,
+) -> Result<usize, RoutingError> {
     let now = now_ms();
     let lease = node.config.delivery.lease.as_millis() as i64;
     let items = node
         .store()
-        .route_claim(owner, now, now + lease, BATCH)
+        .route_claim(owner, now, now + lease, limit as i64)
         .await?;
     let n = items.len();
-    let mut tasks = Vec::new();
     for item in items {
         let node = node.clone();
         let owner = owner.to_string();
-        tasks.push(tokio::spawn(async move {
+        in_flight.spawn(async move {
             if let Err(e) = handle(&node, &owner, item).await {
                 tracing::warn!(error = %e, "routing: recording a delivery failed");
             }
-        }));
-    }
-    for t in tasks {
-        let _ = t.await;
+        });
     }
     Ok(n)
 }
@@ -228,76 +249,62 @@ async fn attempt(node: &Node, item: &OutboxItem) -> Result<Outcome, RoutingError
 
 async fn handle(node: &Node, owner: &str, item: OutboxItem) -> Result<(), RoutingError> {
     let outcome = attempt(node, &item).await?;
-    let store = node.store();
     let now = now_rfc3339();
-    let event = |event: &str, detail: String| TraceEvent {
-        document_id: item.document_id.clone(),
-        sender_organ: String::new(),
-        at: now_rfc3339(),
-        event: event.into(),
-        detail,
-    };
     let what = if item.kind.parse::<OutboxKind>()? == OutboxKind::Envelope {
         format!("envelope for {}", item.recipients)
     } else {
         "status".to_string()
     };
+    // the item's end, the state of the rows it carried and the trace: one write, shared with
+    // concurrent ones (group commit), and nothing of it when the lease was lost
+    let end =
+        |state: OutboxState, error: Option<&str>, rows: RowState, event: &str, detail| Acceptance {
+            finish: Some(OutboxFinish {
+                id: item.id.clone(),
+                owner: owner.to_string(),
+                state: state.as_str().into(),
+                error: error.map(str::to_string),
+                envelope_id: item.envelope_id.clone(),
+                next_node: item.next_node.clone(),
+                rows_state: rows.as_str().into(),
+            }),
+            traces: vec![TraceEvent {
+                document_id: item.document_id.clone(),
+                sender_organ: String::new(),
+                at: now.clone(),
+                event: String::from(event),
+                detail,
+            }],
+            ..Acceptance::default()
+        };
     match outcome {
         Outcome::Delivered(detail) => {
-            if store
-                .route_outbox_finish(&item.id, owner, OutboxState::Delivered.as_str(), None, &now)
-                .await?
-            {
+            let detail = format!(
+                "{what} to node {}: {detail} (worker {owner})",
+                item.next_node
+            );
+            let a = end(
+                OutboxState::Delivered,
+                None,
+                RowState::Forwarded,
+                "forwarded",
+                detail,
+            );
+            if node.commit(a, now.clone()).await? {
                 node.counters.delivered.fetch_add(1, Ordering::Relaxed);
-                if let Some(env) = &item.envelope_id {
-                    store
-                        .route_set_state_sent(
-                            env,
-                            &item.next_node,
-                            RowState::Forwarded.as_str(),
-                            &now,
-                        )
-                        .await?;
-                }
-                store
-                    .route_trace(&event(
-                        "forwarded",
-                        format!(
-                            "{what} to node {}: {detail} (worker {owner})",
-                            item.next_node
-                        ),
-                    ))
-                    .await?;
             }
         }
         Outcome::Refused(reason) => {
-            if store
-                .route_outbox_finish(
-                    &item.id,
-                    owner,
-                    OutboxState::Refused.as_str(),
-                    Some(&reason),
-                    &now,
-                )
-                .await?
-            {
-                if let Some(env) = &item.envelope_id {
-                    store
-                        .route_set_state_sent(
-                            env,
-                            &item.next_node,
-                            RowState::Refused.as_str(),
-                            &now,
-                        )
-                        .await?;
-                }
+            let detail = format!("{what} by node {}: {reason}", item.next_node);
+            let a = end(
+                OutboxState::Refused,
+                Some(&reason),
+                RowState::Refused,
+                "refused-by-peer",
+                detail,
+            );
+            if node.commit(a, now.clone()).await? {
                 tracing::warn!(document_id = %item.document_id, peer = %item.next_node, reason = %reason, "routing: refused by the next hop; the document stays here");
-                store
-                    .route_trace(&event(
-                        "refused-by-peer",
-                        format!("{what} by node {}: {reason}", item.next_node),
-                    ))
-                    .await?;
                 if let Some(env) = &item.envelope_id {
                     // the sender, upstream, learns of it (status 02 from this node)
                     node.report_refusal(env, &reason).await?;
@@ -308,38 +315,21 @@ async fn handle(node: &Node, owner: &str, item: OutboxItem) -> Result<(), Routin
             let attempts = item.attempts + 1;
             let policy = &node.config.delivery;
             if attempts >= i64::from(policy.max_attempts) {
-                if store
-                    .route_outbox_finish(
-                        &item.id,
-                        owner,
-                        OutboxState::Dead.as_str(),
-                        Some(&error),
-                        &now,
-                    )
-                    .await?
-                {
+                let detail = format!(
+                    "{what} to node {} after {attempts} attempts: {error}",
+                    item.next_node
+                );
+                let a = end(
+                    OutboxState::Dead,
+                    Some(&error),
+                    RowState::Dead,
+                    "dead-letter",
+                    detail,
+                );
+                if node.commit(a, now.clone()).await? {
                     node.counters.dead_letters.fetch_add(1, Ordering::Relaxed);
-                    if let Some(env) = &item.envelope_id {
-                        store
-                            .route_set_state_sent(
-                                env,
-                                &item.next_node,
-                                RowState::Dead.as_str(),
-                                &now,
-                            )
-                            .await?;
-                    }
                     tracing::error!(alert = "route_dead_letter", document_id = %item.document_id, peer = %item.next_node,
                         attempts, error = %error, "routing: dead-lettered after the attempt limit");
-                    store
-                        .route_trace(&event(
-                            "dead-letter",
-                            format!(
-                                "{what} to node {} after {attempts} attempts: {error}",
-                                item.next_node
-                            ),
-                        ))
-                        .await?;
                 }
             } else {
                 let delay = backoff::delay(
@@ -349,7 +339,7 @@ async fn handle(node: &Node, owner: &str, item: OutboxItem) -> Result<(), Routin
                     rand::random::<f64>(),
                 );
                 let next = now_ms() + delay.as_millis() as i64;
-                store
+                node.store()
                     .route_outbox_retry(&item.id, owner, attempts, next, &error)
                     .await?;
                 node.counters

@@ -353,22 +353,32 @@ impl Store {
         )
     }
 
-    /// The agencies with a recorded identity `(kind, value)` among `identities`.
-    pub async fn agencies_with_cert(
+    /// The identities recorded for `organ_id`, and those of other agencies among `identities`
+    /// (`(kind, value)` pairs), in one statement, ordered by agency, kind and value.
+    pub async fn agency_certs_and_matches(
         &self,
+        organ_id: &str,
         identities: &[(String, String)],
-    ) -> Result<Vec<String>, StoreError> {
-        let mut out: Vec<String> = Vec::new();
-        for (kind, value) in identities {
-            let sql = "SELECT organ_id FROM directory_agency_certs WHERE kind = $1 AND value = $2 ORDER BY organ_id";
-            let found: Vec<String> = with_pool!(self, p => sqlx::query(sql).bind(kind).bind(value).fetch_all(p).await?
-                .into_iter().map(|r| r.get(0)).collect());
-            for o in found {
-                if !out.contains(&o) {
-                    out.push(o);
-                }
-            }
+    ) -> Result<Vec<AgencyCertRow>, StoreError> {
+        let mut sql = String::from(
+            "SELECT organ_id, kind, value FROM directory_agency_certs WHERE organ_id = $1",
+        );
+        for i in 0..identities.len() {
+            sql.push_str(&format!(
+                " OR (kind = ${} AND value = ${})",
+                2 * i + 2,
+                2 * i + 3
+            ));
         }
-        Ok(out)
+        sql.push_str(" ORDER BY organ_id, kind, value");
+        Ok(with_pool!(self, p => {
+            let mut q = sqlx::query(&sql).bind(organ_id);
+            for (kind, value) in identities {
+                q = q.bind(kind).bind(value);
+            }
+            q.fetch_all(p).await?.into_iter().map(|r| AgencyCertRow {
+                organ_id: r.get(0), kind: r.get(1), value: r.get(2),
+            }).collect()
+        }))
     }
 }

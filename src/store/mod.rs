@@ -233,6 +233,11 @@ const SQLITE_MIGRATIONS: Embedded = &[
         "console user certificates",
         include_str!("../../migrations/sqlite/0950_console_user_certificates.sql"),
     ),
+    (
+        970,
+        "route lookup indexes",
+        include_str!("../../migrations/sqlite/0970_route_lookup_indexes.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: Embedded = &[
     (
@@ -300,6 +305,11 @@ const POSTGRES_MIGRATIONS: Embedded = &[
         "console user certificates",
         include_str!("../../migrations/postgres/0950_console_user_certificates.sql"),
     ),
+    (
+        970,
+        "route lookup indexes",
+        include_str!("../../migrations/postgres/0970_route_lookup_indexes.sql"),
+    ),
 ];
 
 /// A migration source over SQL embedded with `include_str!` (what `sqlx::migrate!` would do,
@@ -354,8 +364,11 @@ impl Store {
                 .journal_mode(SqliteJournalMode::Wal)
                 .busy_timeout(std::time::Duration::from_secs(10))
                 .foreign_keys(true);
+            // no ping before each use: an embedded database's connection does not drop, and
+            // the ping is one more round trip to the connection's thread per statement
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
+                .test_before_acquire(false)
                 .connect_with(options)
                 .await?;
             migrator(SQLITE_MIGRATIONS).await?.run(&pool).await?;

@@ -135,6 +135,32 @@ pub struct Acceptance {
     pub meta: Option<DocumentMeta>,
     /// Webhook events for the agencies concerned (each fanned out to their subscriptions).
     pub events: Vec<super::webhooks::RouteEvent>,
+    /// The outbox item this write ends: nothing of the acceptance is written (`false`) unless
+    /// its holder still holds the item's lease.
+    pub finish: Option<OutboxFinish>,
+    /// A received status message, stored once: nothing of the acceptance is written (`false`)
+    /// when the same one (document, sender, author, code) is already here (a redelivery).
+    pub status_once: Option<StatusRow>,
+}
+
+/// The end of an outbox item, written with the trace that records it (one transaction).
+#[derive(Debug, Clone)]
+pub struct OutboxFinish {
+    /// The item.
+    pub id: String,
+    /// Its lease holder.
+    pub owner: String,
+    /// `delivered`, `refused` or `dead`.
+    pub state: String,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// For an envelope item: its envelope, whose rows for `next_node` go from `forwarding` to
+    /// `rows_state`.
+    pub envelope_id: Option<String>,
+    /// The peer it went to.
+    pub next_node: String,
+    /// The new state of the rows it carried.
+    pub rows_state: String,
 }
 
 /// An attachment as the inbox lists it.
@@ -341,8 +367,113 @@ const OUTBOX_LEASE: LeaseTable = LeaseTable {
     fenced: false,
 };
 
+/// Appends one history event: `$1` DocumentId, `$2` sender, `$3` when, `$4` event, `$5` detail.
+const INSERT_TRACE: &str = "INSERT INTO route_traces (document_id, sender_organ, at, event, detail) VALUES ($1, $2, $3, $4, $5)";
+
+/// The rows held for a target (`$1` sender, `$2` target, `$3` recipient, `$4` holder), found
+/// by the `(sender_organ, target_document, state)` index; no ORDER BY, which would make
+/// SQLite prefer the `(sender_organ, created_at)` index and read every row of the sender.
+const HELD_WHERE: &str =
+    "sender_organ = $1 AND target_document = $2 AND (recipient_organ = $3 OR owner_organ = $4) \
+     AND state = 'held' AND doc_type <> 0 AND next_node IS NULL";
+
+/// The rows of the first three parts of an idempotency key (`$1` sender, `$2` DocumentId,
+/// `$3` BussinessDocType), by the key's index.
+const KEY_PREFIX_WHERE: &str = "sender_organ = $1 AND document_id = $2 AND doc_type = $3";
+
+/// The `forwarding` rows an outbox item carried (`$3` envelope, `$4` peer), by the
+/// `(envelope_id, next_node)` index.
+const CARRIED_WHERE: &str = "envelope_id = $3 AND next_node = $4 AND state = 'forwarding'";
+
+/// Stores a status message once (nothing when the same one is here): `$1`..`$9` as
+/// [`StatusRow`]'s fields (`$8` the bytes, `$9` when issued).
+const INSERT_STATUS: &str = "INSERT INTO route_statuses (id, document_id, sender_organ, from_organ, code, description, at, bytes, issued_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING";
+
 const OUTBOX_COLUMNS: &str =
     "id, kind, next_node, document_id, envelope_id, recipients, payload, attempts";
+
+/// Writes acceptance `$a` on connection `$c` (a transaction or a savepoint) at `$now`, with
+/// `$finish` the outbox lease's finish statement; evaluates to `false`, having written part of
+/// it at most (the caller rolls back), when one of its idempotency keys is already stored,
+/// the lease of the item it ends was lost, or its status message is already here.
+macro_rules! write_acceptance {
+    ($c:ident, $a:expr, $now:expr, $finish:expr) => {
+        'write: {
+            let mut ok = true;
+            if let Some(f) = &$a.finish {
+                ok = sqlx::query(&$finish).bind(&f.state).bind(&f.error).bind(*$now).bind(&f.id).bind(&f.owner)
+                    .execute(&mut *$c).await?.rows_affected() > 0;
+                if let (true, Some(env)) = (ok, &f.envelope_id) {
+                    sqlx::query(&format!("UPDATE route_documents SET state = $1, updated_at = $2 WHERE {CARRIED_WHERE}"))
+                        .bind(&f.rows_state).bind(*$now).bind(env).bind(&f.next_node).execute(&mut *$c).await?;
+                }
+            }
+            if let (true, Some(st)) = (ok, &$a.status_once) {
+                ok = sqlx::query(INSERT_STATUS)
+                    .bind(&st.id).bind(&st.document_id).bind(&st.sender_organ).bind(&st.from_organ)
+                    .bind(&st.code).bind(&st.description).bind(&st.at).bind(&st.bytes).bind(&st.issued_at)
+                    .execute(&mut *$c).await?.rows_affected() > 0;
+            }
+            if !ok {
+                break 'write false;
+            }
+            if let Some(e) = &$a.envelope {
+                sqlx::query("INSERT INTO route_envelopes (id, digest, bytes, from_node, received_at) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(&e.id).bind(&e.digest).bind(&e.bytes).bind(&e.from_node).bind(&e.received_at)
+                    .execute(&mut *$c).await?;
+            }
+            let meta = $a.meta.clone().unwrap_or_default();
+            let attachments = serde_json::to_string(&meta.attachments).unwrap_or_else(|_| "[]".into());
+            for d in &$a.documents {
+                let n = sqlx::query("INSERT INTO route_documents (id, sender_organ, document_id, doc_type, recipient_organ, digest, envelope_id, target_document, state, next_node, created_at, updated_at, owner_organ, \
+                                     subject, sender_name, doc_number, document_type, document_type_name, promulgation_date, due_date, attachments) \
+                                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) ON CONFLICT DO NOTHING")
+                    .bind(&d.id).bind(&d.sender_organ).bind(&d.document_id).bind(d.doc_type).bind(&d.recipient_organ)
+                    .bind(&d.digest).bind(&d.envelope_id).bind(&d.target_document).bind(&d.state).bind(&d.next_node)
+                    .bind(&d.created_at).bind(&d.updated_at).bind(&d.owner_organ)
+                    .bind(&meta.subject).bind(&meta.sender_name).bind(&meta.doc_number).bind(&meta.document_type)
+                    .bind(&meta.document_type_name).bind(&meta.promulgation_date).bind(&meta.due_date).bind(&attachments)
+                    .execute(&mut *$c).await?.rows_affected();
+                if n == 0 {
+                    ok = false;
+                    break;
+                }
+            }
+            if !ok {
+                break 'write false;
+            }
+            for (id, state) in &$a.updates {
+                sqlx::query("UPDATE route_documents SET state = $1, updated_at = $2 WHERE id = $3")
+                    .bind(state).bind(*$now).bind(id).execute(&mut *$c).await?;
+            }
+            for o in &$a.outbox {
+                sqlx::query("INSERT INTO route_outbox (id, kind, next_node, document_id, envelope_id, recipients, payload, state, attempts, next_attempt_ms, created_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, 0, $8)")
+                    .bind(&o.id).bind(&o.kind).bind(&o.next_node).bind(&o.document_id).bind(&o.envelope_id)
+                    .bind(&o.recipients).bind(&o.payload).bind(*$now)
+                    .execute(&mut *$c).await?;
+            }
+            for st in &$a.statuses {
+                sqlx::query(INSERT_STATUS)
+                    .bind(&st.id).bind(&st.document_id).bind(&st.sender_organ).bind(&st.from_organ)
+                    .bind(&st.code).bind(&st.description).bind(&st.at).bind(&st.bytes).bind(&st.issued_at)
+                    .execute(&mut *$c).await?;
+            }
+            // one statement for all of an acceptance's traces (in order): the writer runs
+            // alone, and each statement is a round trip to it
+            if !$a.traces.is_empty() {
+                let mut insert = sqlx::QueryBuilder::new("INSERT INTO route_traces (document_id, sender_organ, at, event, detail) ");
+                insert.push_values(&$a.traces, |mut row, t| {
+                    row.push_bind(&t.document_id).push_bind(&t.sender_organ).push_bind(&t.at).push_bind(&t.event).push_bind(&t.detail);
+                });
+                insert.build().execute(&mut *$c).await?;
+            }
+            super::webhooks::insert_events!($c, &$a.events);
+            true
+        }
+    };
+}
 
 impl Store {
     /// The row of one idempotency key.
@@ -361,7 +492,7 @@ impl Store {
     }
 
     /// Rows held here for `target` (revoke/update/replace that arrived before their original)
-    /// addressed to `recipient` or held by `owner`.
+    /// addressed to `recipient` or held by `owner`, oldest first.
     pub async fn route_held(
         &self,
         sender: &str,
@@ -369,16 +500,17 @@ impl Store {
         recipient: &str,
         owner: &str,
     ) -> Result<Vec<DocumentRow>, StoreError> {
-        let sql = format!("SELECT {DOC_COLUMNS} FROM route_documents WHERE sender_organ = $1 AND target_document = $2 AND (recipient_organ = $3 OR owner_organ = $4) \
-                           AND state = 'held' AND doc_type <> 0 AND next_node IS NULL ORDER BY created_at, id");
-        Ok(
-            with_pool!(self, p => sqlx::query(&sql).bind(sender).bind(target).bind(recipient).bind(owner)
-            .fetch_all(p).await?.iter().map(document).collect()),
-        )
+        // ordered here, not in SQL: an ORDER BY the (sender, created_at) index serves would
+        // have SQLite read every row of the sender instead of the (sender, target, state) index
+        let sql = format!("SELECT {DOC_COLUMNS} FROM route_documents WHERE {HELD_WHERE}");
+        let mut rows: Vec<DocumentRow> = with_pool!(self, p => sqlx::query(&sql).bind(sender).bind(target).bind(recipient).bind(owner)
+            .fetch_all(p).await?.iter().map(document).collect());
+        rows.sort_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)));
+        Ok(rows)
     }
 
     /// A row of (sender, DocumentId, BussinessDocType) delivered here and held by `owner`,
-    /// whichever agency it was addressed to.
+    /// whichever agency it was addressed to (the oldest).
     pub async fn route_owned(
         &self,
         sender: &str,
@@ -386,12 +518,16 @@ impl Store {
         doc_type: i64,
         owner: &str,
     ) -> Result<Option<DocumentRow>, StoreError> {
-        let sql = format!("SELECT {DOC_COLUMNS} FROM route_documents WHERE sender_organ = $1 AND document_id = $2 AND doc_type = $3 AND owner_organ = $4 \
-                           AND next_node IS NULL ORDER BY created_at, id LIMIT 1");
-        Ok(
-            with_pool!(self, p => sqlx::query(&sql).bind(sender).bind(document_id).bind(doc_type).bind(owner)
-            .fetch_optional(p).await?.map(|r| document(&r))),
-        )
+        // the rows of the key's first three parts (one per addressee), by the idempotency
+        // key's index, then filtered here: with the holder in SQL, SQLite took the inbox
+        // index and read every row the holder has
+        let sql = format!("SELECT {DOC_COLUMNS} FROM route_documents WHERE {KEY_PREFIX_WHERE}");
+        let rows: Vec<DocumentRow> = with_pool!(self, p => sqlx::query(&sql).bind(sender).bind(document_id).bind(doc_type)
+            .fetch_all(p).await?.iter().map(document).collect());
+        Ok(rows
+            .into_iter()
+            .filter(|r| r.owner_organ == owner && r.next_node.is_none())
+            .min_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id))))
     }
 
     /// The original (BussinessDocType 0) of `target` delivered here, addressed to `recipient`
@@ -463,73 +599,39 @@ impl Store {
         &self,
         items: &[(&Acceptance, &str)],
     ) -> Result<Vec<bool>, StoreError> {
-        let mut written = Vec::with_capacity(items.len());
+        let finish = OUTBOX_LEASE.finish_sql();
         with_pool!(self, p => {
+            // the common case (no idempotency race, lost lease or redelivered status): one
+            // transaction and no savepoints, two round trips to the writer fewer per acceptance
+            let mut tx = p.begin().await?;
+            let mut all = true;
+            for (a, now) in items {
+                if !write_acceptance!(tx, a, now, finish) {
+                    all = false;
+                    break;
+                }
+            }
+            if all {
+                tx.commit().await?;
+                return Ok(vec![true; items.len()]);
+            }
+            tx.rollback().await?;
+            // else again, each acceptance in a savepoint of its own
+            let mut written = Vec::with_capacity(items.len());
             let mut tx = p.begin().await?;
             for (a, now) in items {
                 let mut sp = sqlx::Connection::begin(&mut *tx).await?;
-                let mut ok = true;
-                if let Some(e) = &a.envelope {
-                    sqlx::query("INSERT INTO route_envelopes (id, digest, bytes, from_node, received_at) VALUES ($1, $2, $3, $4, $5)")
-                        .bind(&e.id).bind(&e.digest).bind(&e.bytes).bind(&e.from_node).bind(&e.received_at)
-                        .execute(&mut *sp).await?;
-                }
-                let meta = a.meta.clone().unwrap_or_default();
-                let attachments = serde_json::to_string(&meta.attachments).unwrap_or_else(|_| "[]".into());
-                for d in &a.documents {
-                    let n = sqlx::query("INSERT INTO route_documents (id, sender_organ, document_id, doc_type, recipient_organ, digest, envelope_id, target_document, state, next_node, created_at, updated_at, owner_organ, \
-                                         subject, sender_name, doc_number, document_type, document_type_name, promulgation_date, due_date, attachments) \
-                                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) ON CONFLICT DO NOTHING")
-                        .bind(&d.id).bind(&d.sender_organ).bind(&d.document_id).bind(d.doc_type).bind(&d.recipient_organ)
-                        .bind(&d.digest).bind(&d.envelope_id).bind(&d.target_document).bind(&d.state).bind(&d.next_node)
-                        .bind(&d.created_at).bind(&d.updated_at).bind(&d.owner_organ)
-                        .bind(&meta.subject).bind(&meta.sender_name).bind(&meta.doc_number).bind(&meta.document_type)
-                        .bind(&meta.document_type_name).bind(&meta.promulgation_date).bind(&meta.due_date).bind(&attachments)
-                        .execute(&mut *sp).await?.rows_affected();
-                    if n == 0 {
-                        ok = false;
-                        break;
-                    }
-                }
-                if !ok {
+                if write_acceptance!(sp, a, now, finish) {
+                    sp.commit().await?;
+                    written.push(true);
+                } else {
                     sp.rollback().await?;
                     written.push(false);
-                    continue;
                 }
-                for (id, state) in &a.updates {
-                    sqlx::query("UPDATE route_documents SET state = $1, updated_at = $2 WHERE id = $3")
-                        .bind(state).bind(*now).bind(id).execute(&mut *sp).await?;
-                }
-                for o in &a.outbox {
-                    sqlx::query("INSERT INTO route_outbox (id, kind, next_node, document_id, envelope_id, recipients, payload, state, attempts, next_attempt_ms, created_at) \
-                                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, 0, $8)")
-                        .bind(&o.id).bind(&o.kind).bind(&o.next_node).bind(&o.document_id).bind(&o.envelope_id)
-                        .bind(&o.recipients).bind(&o.payload).bind(*now)
-                        .execute(&mut *sp).await?;
-                }
-                for st in &a.statuses {
-                    sqlx::query("INSERT INTO route_statuses (id, document_id, sender_organ, from_organ, code, description, at, bytes, issued_at) \
-                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING")
-                        .bind(&st.id).bind(&st.document_id).bind(&st.sender_organ).bind(&st.from_organ)
-                        .bind(&st.code).bind(&st.description).bind(&st.at).bind(&st.bytes).bind(&st.issued_at)
-                        .execute(&mut *sp).await?;
-                }
-                // one statement for all of an acceptance's traces (in order): the writer runs
-                // alone, and each statement is a round trip to it
-                if !a.traces.is_empty() {
-                    let mut insert = sqlx::QueryBuilder::new("INSERT INTO route_traces (document_id, sender_organ, at, event, detail) ");
-                    insert.push_values(&a.traces, |mut row, t| {
-                        row.push_bind(&t.document_id).push_bind(&t.sender_organ).push_bind(&t.at).push_bind(&t.event).push_bind(&t.detail);
-                    });
-                    insert.build().execute(&mut *sp).await?;
-                }
-                super::webhooks::insert_events!(sp, &a.events);
-                sp.commit().await?;
-                written.push(true);
             }
             tx.commit().await?;
-        });
-        Ok(written)
+            Ok(written)
+        })
     }
 
     /// Claims up to `limit` due outbox items for `owner` until `lease_until_ms`. PostgreSQL
@@ -652,19 +754,6 @@ impl Store {
         Ok(true)
     }
 
-    /// Sets the state of the rows an envelope outbox item carried to `next_node`.
-    pub async fn route_set_state_sent(
-        &self,
-        envelope_id: &str,
-        next_node: &str,
-        state: &str,
-        now: &str,
-    ) -> Result<(), StoreError> {
-        let sql = "UPDATE route_documents SET state = $1, updated_at = $2 WHERE envelope_id = $3 AND next_node = $4 AND state = 'forwarding'";
-        with_pool!(self, p => { sqlx::query(sql).bind(state).bind(now).bind(envelope_id).bind(next_node).execute(p).await?; });
-        Ok(())
-    }
-
     /// Sets the state of the rows `ids`.
     pub async fn route_set_state(
         &self,
@@ -684,7 +773,7 @@ impl Store {
     /// Appends a history event.
     pub async fn route_trace(&self, t: &TraceEvent) -> Result<(), StoreError> {
         with_pool!(self, p => {
-            sqlx::query("INSERT INTO route_traces (document_id, sender_organ, at, event, detail) VALUES ($1, $2, $3, $4, $5)")
+            sqlx::query(INSERT_TRACE)
                 .bind(&t.document_id).bind(&t.sender_organ).bind(&t.at).bind(&t.event).bind(&t.detail)
                 .execute(p).await?;
         });
@@ -704,9 +793,7 @@ impl Store {
     /// Stores a received status once; false when the same (document, sender, from, code) is
     /// already here (a redelivery).
     pub async fn route_add_status(&self, s: &StatusRow) -> Result<bool, StoreError> {
-        let sql = "INSERT INTO route_statuses (id, document_id, sender_organ, from_organ, code, description, at, bytes, issued_at) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING";
-        let n = with_pool!(self, p => sqlx::query(sql).bind(&s.id).bind(&s.document_id).bind(&s.sender_organ)
+        let n = with_pool!(self, p => sqlx::query(INSERT_STATUS).bind(&s.id).bind(&s.document_id).bind(&s.sender_organ)
             .bind(&s.from_organ).bind(&s.code).bind(&s.description).bind(&s.at).bind(&s.bytes).bind(&s.issued_at)
             .execute(p).await?.rows_affected());
         Ok(n > 0)
@@ -873,7 +960,7 @@ impl Store {
                 .bind(r.attempts).bind(&r.last_reason).bind(&r.state)
                 .execute(&mut *tx).await?.rows_affected();
             if n > 0 {
-                sqlx::query("INSERT INTO route_traces (document_id, sender_organ, at, event, detail) VALUES ($1, $2, $3, $4, $5)")
+                sqlx::query(INSERT_TRACE)
                     .bind(&trace.document_id).bind(&trace.sender_organ).bind(&trace.at).bind(&trace.event).bind(&trace.detail)
                     .execute(&mut *tx).await?;
             }
@@ -1068,6 +1155,51 @@ mod tests {
             store.route_outbox_states().await.expect("states"),
             vec![("delivered".into(), 1), ("pending".into(), 1)]
         );
+    }
+
+    #[tokio::test]
+    async fn an_accepts_lookups_use_an_index_not_a_scan() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&Store::sqlite_url(dir.path()))
+            .await
+            .expect("open");
+        let Store::Sqlite(pool) = &store else {
+            panic!("a SQLite store")
+        };
+        for (sql, index) in [
+            (
+                format!("SELECT {DOC_COLUMNS} FROM route_documents WHERE {HELD_WHERE}"),
+                "route_documents_target",
+            ),
+            (
+                format!("SELECT {DOC_COLUMNS} FROM route_documents WHERE {KEY_PREFIX_WHERE}"),
+                "sqlite_autoindex_route_documents_2",
+            ),
+            (
+                format!(
+                    "UPDATE route_documents SET state = $1, updated_at = $2 WHERE {CARRIED_WHERE}"
+                ),
+                "route_documents_envelope",
+            ),
+        ] {
+            let explain = format!("EXPLAIN QUERY PLAN {sql}");
+            let mut q = sqlx::query(&explain);
+            for _ in 0..sql.matches('$').count() {
+                q = q.bind("x");
+            }
+            let plan: Vec<String> = q
+                .fetch_all(pool)
+                .await
+                .expect("plan")
+                .iter()
+                .map(|r| r.get::<String, _>(3))
+                .collect();
+            assert!(
+                plan.iter().any(|p| p.contains(index))
+                    && !plan.iter().any(|p| p.starts_with("SCAN")),
+                "{sql}: {plan:?}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -65,6 +65,8 @@ struct Comparer<'a> {
     /// Every object that an object left unchanged since the signed revision refers to (as
     /// [`collect_refs`] finds references), for [`Comparer::classify_addition`].
     referenced_by_unchanged: HashSet<ObjectId>,
+    /// What the DSS refers to, found on first use by [`dss_references`].
+    dss_refs: Option<HashSet<ObjectId>>,
     disallowed: Vec<String>,
     annotations: Vec<String>,
     permitted: Vec<String>,
@@ -89,6 +91,7 @@ impl<'a> Comparer<'a> {
             contents,
             allowed: BTreeSet::new(),
             referenced_by_unchanged: HashSet::new(),
+            dss_refs: None,
             disallowed: Vec::new(),
             annotations: Vec::new(),
             permitted: Vec::new(),
@@ -154,33 +157,12 @@ impl<'a> Comparer<'a> {
         }
     }
 
-    /// Whether `id` is the DSS dictionary or an indirect array or dictionary inside it.
-    fn in_dss(&self, id: ObjectId) -> bool {
-        let Some(dss) = self.new.catalog().ok().and_then(|c| c.get(b"DSS").ok()) else {
-            return false;
-        };
-        let mut stack = vec![dss.clone()];
-        let mut seen = 0;
-        while let Some(obj) = stack.pop() {
-            seen += 1;
-            if seen > 10_000 {
-                return false;
-            }
-            match obj {
-                Object::Reference(r) if r == id => return true,
-                Object::Reference(r) => {
-                    if let Some(o @ (Object::Dictionary(_) | Object::Array(_))) =
-                        self.new.objects.get(&r)
-                    {
-                        stack.push(o.clone());
-                    }
-                }
-                Object::Dictionary(d) => stack.extend(d.iter().map(|(_, v)| v.clone())),
-                Object::Array(a) => stack.extend(a),
-                _ => {}
-            }
-        }
-        false
+    /// Whether `id` is the DSS dictionary or an indirect object inside it.
+    fn in_dss(&mut self, id: ObjectId) -> bool {
+        let new = self.new;
+        self.dss_refs
+            .get_or_insert_with(|| dss_references(new))
+            .contains(&id)
     }
 
     /// Whether `id` is the object the catalog's `key` refers to, or one it refers to directly.
@@ -603,6 +585,41 @@ fn collect_refs(obj: &Object, out: &mut Vec<ObjectId>, depth: usize) {
         _ => {}
     }
 }
+
+/// Every object the final document's DSS refers to, directly or through the arrays and
+/// dictionaries it refers to (streams are leaves), each visited once and at most
+/// [`DSS_WALK_LIMIT`] values in all: computed once per comparison, since a DSS is looked up
+/// for every changed object (a crafted file with thousands of changed objects and a large
+/// DSS made a per-object walk take seconds).
+fn dss_references(doc: &Document) -> HashSet<ObjectId> {
+    let mut found = HashSet::new();
+    let Some(dss) = doc.catalog().ok().and_then(|c| c.get(b"DSS").ok()) else {
+        return found;
+    };
+    let mut stack = vec![dss];
+    let mut walked = 0;
+    while let Some(obj) = stack.pop() {
+        walked += 1;
+        if walked > DSS_WALK_LIMIT {
+            break;
+        }
+        match obj {
+            Object::Reference(r) if found.insert(*r) => {
+                if let Some(o @ (Object::Dictionary(_) | Object::Array(_))) = doc.objects.get(r) {
+                    stack.push(o);
+                }
+            }
+            Object::Dictionary(d) => stack.extend(d.iter().map(|(_, v)| v)),
+            Object::Array(a) => stack.extend(a),
+            _ => {}
+        }
+    }
+    found
+}
+
+/// Values [`dss_references`] looks at before it stops: a DSS larger than that is not
+/// recognised beyond it, so a change there is judged as any other object's.
+const DSS_WALK_LIMIT: usize = 100_000;
 
 fn refers_to(obj: &Object, target: ObjectId) -> bool {
     let mut out = Vec::new();

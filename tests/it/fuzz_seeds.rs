@@ -119,3 +119,62 @@ fn revocation_signed_reaches_past_the_signature_check() {
     );
     assert_eq!(bodies::revocation_signed_status(b"not DER"), None);
 }
+
+/// Fuzzing findings of the "slow input" kind (`fuzz/regressions/TARGET/slow-*`: an input that
+/// hit libFuzzer's timeout) stay cheap: `signgate verify --offline` on each uses at most
+/// [`SLOW_INPUT_CPU_BUDGET`] of CPU (user + system, `/usr/bin/time`; CPU rather than wall
+/// time, so a busy machine does not fail it). `slow-0babef16`, a 256 KiB mutated PDF with
+/// thousands of changed objects and a large DSS, took 1.6 s of CPU in this (debug) build when
+/// the DSS was walked again, cloning it, for every changed object.
+#[test]
+fn pdf_verify_slow_findings_stay_within_their_cpu_budget() {
+    let Some(time) = crate::common::require_tool("time") else {
+        return;
+    };
+    let slow: Vec<_> = inputs("pdf_verify")
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("slow-")
+        })
+        .collect();
+    assert!(
+        !slow.is_empty(),
+        "no fuzz/regressions/pdf_verify/slow-* input"
+    );
+    for input in slow {
+        let out = std::process::Command::new(&time)
+            .args(["-f", "cpu-seconds=%U %S"])
+            .arg(crate::common::signgate_bin())
+            .args(["verify", "--offline"])
+            .arg(&input)
+            .output()
+            .expect("run /usr/bin/time signgate verify");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let cpu: f64 = stderr
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix("cpu-seconds="))
+            .unwrap_or_else(|| panic!("no CPU time in: {stderr}"))
+            .split_whitespace()
+            .map(|v| v.parse::<f64>().expect("seconds"))
+            .sum();
+        // A report, not a crash: exit 1 (failed) or 2 (indeterminate) with JSON on stdout.
+        assert!(
+            matches!(out.status.code(), Some(1..=3)) && out.stdout.starts_with(b"{"),
+            "{}: {:?}\n{stderr}",
+            input.display(),
+            out.status
+        );
+        assert!(
+            cpu <= SLOW_INPUT_CPU_BUDGET,
+            "{}: {cpu:.2} s of CPU (budget {SLOW_INPUT_CPU_BUDGET} s)",
+            input.display()
+        );
+    }
+}
+
+/// CPU seconds a slow-input finding may take in the test build.
+const SLOW_INPUT_CPU_BUDGET: f64 = 0.5;

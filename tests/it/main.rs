@@ -18,6 +18,7 @@ mod api;
 mod architecture;
 mod batch;
 mod batch_archive;
+mod bench_cli;
 mod cms;
 mod console;
 mod console_desks;
