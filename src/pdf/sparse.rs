@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read, Seek, SeekFrom};
 
-use lopdf::{dictionary, Dictionary, Document, Object, ObjectId, ObjectStream, Stream};
+use lopdf::{Dictionary, Document, Object, ObjectId, ObjectStream, Stream};
 
 use super::incremental::{self, Base, Opened, XrefKind};
 use super::syntax::parse_direct;

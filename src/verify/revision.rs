@@ -194,6 +194,20 @@ impl<'a> FinalDocument<'a> {
                 reparse.push((id.0, k.offset, id.1));
             }
         }
+        // A replaced stream whose length object is kept: lopdf reads the length from the
+        // revision, so the length object is parsed with it.
+        let mut lengths = Vec::new();
+        for &(_, offset, _) in &reparse {
+            let length = header(prefix, offset as usize)
+                .and_then(|(_, body)| extent(prefix, body))
+                .and_then(|e| e.stream);
+            if let Some((_, RawLength::Indirect(r))) = length {
+                if let Some(k) = candidates.remove(&r) {
+                    lengths.push((r.0, k.offset, r.1));
+                }
+            }
+        }
+        reparse.extend(lengths);
         reparse.sort_unstable();
         let parsed = if reparse.is_empty() {
             Document::new()
@@ -275,19 +289,7 @@ fn object_stream_members(
 
 /// Whether the catalog leads to a page tree root with `/Kids`, as lopdf checks.
 fn page_tree_loaded(objects: &Objects<'_>, trailer: &Dictionary) -> bool {
-    // lopdf follows at most 128 references.
-    let deref = |mut object: &Object| {
-        let mut followed = 0;
-        while let Object::Reference(id) = object {
-            followed += 1;
-            if followed > 128 {
-                return None;
-            }
-            object = objects.get(id)?;
-        }
-        Some(object)
-    };
-    let dict_of = |id: &ObjectId| deref(objects.get(id)?)?.as_dict().ok();
+    let dict_of = |id: &ObjectId| deref(objects, objects.get(id)?)?.as_dict().ok();
     let reference = |d: &Dictionary, key: &[u8]| d.get(key).ok()?.as_reference().ok();
     let Some(root) = trailer
         .get(b"Root")
@@ -299,8 +301,21 @@ fn page_tree_loaded(objects: &Objects<'_>, trailer: &Dictionary) -> bool {
     dict_of(&root)
         .and_then(|catalog| reference(catalog, b"Pages"))
         .and_then(|pages| dict_of(&pages))
-        .and_then(|pages| deref(pages.get(b"Kids").ok()?))
+        .and_then(|pages| deref(objects, pages.get(b"Kids").ok()?))
         .is_some_and(|kids| matches!(kids, Object::Array(_)))
+}
+
+/// `object` with references followed, at most 128 as lopdf does.
+fn deref<'o>(objects: &Objects<'o>, mut object: &'o Object) -> Option<&'o Object> {
+    let mut followed = 0;
+    while let Object::Reference(id) = object {
+        followed += 1;
+        if followed > 128 {
+            return None;
+        }
+        object = objects.get(id)?;
+    }
+    Some(object)
 }
 
 /// The objects `list` (number, offset, generation) parsed by lopdf from `prefix`: the
@@ -436,7 +451,7 @@ fn value(bytes: &[u8], at: usize, depth: usize) -> Option<usize> {
             }
             Some(pos + 1)
         }
-        b'/' => name(bytes, at).map(|(_, end)| end),
+        b'/' => Some(name_end(bytes, at)),
         b'0'..=b'9' => {
             let end = number(bytes, at)?;
             Some(reference(bytes, at).map_or(end, |(_, end)| end))
@@ -464,9 +479,12 @@ fn dictionary(
         if *bytes.get(pos)? != b'/' {
             return None;
         }
-        let (key, end) = name(bytes, pos)?;
+        let end = name_end(bytes, pos);
         let at_value = space(bytes, end);
-        if let Some(length) = length.as_deref_mut().filter(|_| key == b"Length") {
+        if let Some(length) = length
+            .as_deref_mut()
+            .filter(|_| name_is(bytes, pos, end, b"Length"))
+        {
             *length = match reference(bytes, at_value) {
                 Some((id, _)) => RawLength::Indirect(id),
                 None => unsigned(bytes, at_value)
@@ -505,14 +523,49 @@ fn literal_string(bytes: &[u8], at: usize) -> Option<usize> {
     }
 }
 
-/// The name starting at `at` (`/`) and where it ends; `None` for names with `#` escapes.
-fn name(bytes: &[u8], at: usize) -> Option<(&[u8], usize)> {
-    let len = bytes[at + 1..]
-        .iter()
-        .position(|&c| !is_regular(c))
-        .unwrap_or(bytes.len() - at - 1);
-    let name = &bytes[at + 1..at + 1 + len];
-    (!name.contains(&b'#')).then_some((name, at + 1 + len))
+/// Where the name starting at `at` (`/`) ends: regular characters, `#` and two hexadecimal
+/// digits standing for one byte (any other `#` ends the name, as lopdf reads it).
+fn name_end(bytes: &[u8], at: usize) -> usize {
+    let mut pos = at + 1;
+    while let Some(&c) = bytes.get(pos) {
+        if c == b'#' {
+            let hex = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_hexdigit);
+            if !(hex(pos + 1) && hex(pos + 2)) {
+                break;
+            }
+            pos += 3;
+        } else if is_regular(c) {
+            pos += 1;
+        } else {
+            break;
+        }
+    }
+    pos
+}
+
+/// Whether the name `bytes[at..end]` (from [`name_end`]) decodes to `word`.
+fn name_is(bytes: &[u8], at: usize, end: usize, word: &[u8]) -> bool {
+    let raw = &bytes[at + 1..end];
+    if !raw.contains(&b'#') {
+        return raw == word;
+    }
+    let mut decoded = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'#' {
+            let digits = std::str::from_utf8(&raw[i + 1..i + 3]).ok();
+            decoded.push(
+                digits
+                    .and_then(|d| u8::from_str_radix(d, 16).ok())
+                    .unwrap_or(0),
+            );
+            i += 3;
+        } else {
+            decoded.push(raw[i]);
+            i += 1;
+        }
+    }
+    decoded == word
 }
 
 /// Past the number starting at `at`: a sign, digits and at most one point, then a delimiter.
@@ -901,8 +954,10 @@ mod tests {
         assert_eq!(e.stream, None);
         assert_eq!(extent(b"(a(b)c) x", 0).unwrap().end, 7);
         assert_eq!(extent(b"[1 2 % comment\n 3]", 0).unwrap().end, 18);
+        assert_eq!(extent(b"/A#42#4 x", 0).unwrap().end, 7);
+        let e = extent(b"<< /Len#67th 7 >>\nstream\n", 0).unwrap();
+        assert_eq!(e.stream.map(|(_, l)| l), Some(RawLength::Direct(7)));
         // Read otherwise by lopdf, or not at all: refused.
-        assert!(extent(b"/A#42", 0).is_none());
         assert!(extent(b"[1 2", 0).is_none());
         assert!(extent(b"12abc", 0).is_none());
         assert!(extent(b"(unterminated", 0).is_none());
