@@ -954,7 +954,7 @@ mod tests {
         assert_eq!(e.stream, None);
         assert_eq!(extent(b"(a(b)c) x", 0).unwrap().end, 7);
         assert_eq!(extent(b"[1 2 % comment\n 3]", 0).unwrap().end, 18);
-        assert_eq!(extent(b"/A#42#4 x", 0).unwrap().end, 7);
+        assert_eq!(extent(b"/A#42#4 x", 0).unwrap().end, 5);
         let e = extent(b"<< /Len#67th 7 >>\nstream\n", 0).unwrap();
         assert_eq!(e.stream.map(|(_, l)| l), Some(RawLength::Direct(7)));
         // Read otherwise by lopdf, or not at all: refused.
