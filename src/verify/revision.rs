@@ -223,10 +223,11 @@ impl<'a> FinalDocument<'a> {
             }
             if matches!(object, Object::Stream(_)) {
                 let resolve = |r: ObjectId| {
-                    reparsed_ids
-                        .contains(&r)
-                        .then(|| parsed.objects.get(&r))
-                        .flatten()
+                    if reparsed_ids.contains(&r) {
+                        parsed.objects.get(&r)
+                    } else {
+                        None
+                    }
                 };
                 certify(prefix, body, object, resolve)?;
             }
