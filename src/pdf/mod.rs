@@ -31,6 +31,7 @@ use crate::code::ErrorCode;
 use crate::pki::alg::{DigestAlgorithm, Hasher};
 
 pub use appearance::Appearance;
+pub(crate) use syntax::parse_direct;
 
 /// Parses a rectangle `x,y,w,h` in points (as `--rect` and the API's `rect` give it); `None`
 /// unless all four are finite numbers and the width and height are positive.

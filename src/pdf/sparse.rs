@@ -14,9 +14,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read, Seek, SeekFrom};
 
-use lopdf::{dictionary, Dictionary, Document, Object, ObjectId, ObjectStream, Stream};
+use lopdf::{Dictionary, Document, Object, ObjectId, ObjectStream, Stream};
 
 use super::incremental::{self, Base, Opened, XrefKind};
+use super::syntax::parse_direct;
 use super::{PdfError, PdfSignOptions, MAX_DECOMPRESSED_STREAM};
 
 /// First read of an object or cross-reference section; grown fourfold until the object fits.
@@ -550,16 +551,6 @@ fn find_keyword(body: &[u8], from: usize) -> Option<(usize, bool)> {
             None
         }
     })
-}
-
-/// One direct object, parsed by lopdf's object-stream parser.
-fn parse_direct(text: &[u8]) -> Option<Object> {
-    let mut content = b"1 0\n".to_vec();
-    let first = content.len();
-    content.extend_from_slice(text);
-    let dict = dictionary! { "N" => 1, "First" => first as i64 };
-    let mut parsed = ObjectStream::new(&Stream::new(dict, content)).ok()?;
-    parsed.objects.remove(&(1, 0))
 }
 
 /// A classic cross-reference table (ISO 32000-1 §7.5.4) and the trailer after it; `None`

@@ -1,7 +1,18 @@
 //! Small pieces of PDF syntax: text strings (ISO 32000-1 §7.9.2.2) and dates (§7.9.4).
 
-use lopdf::{Object, StringFormat};
+use lopdf::{dictionary, Object, ObjectStream, Stream, StringFormat};
 use time::OffsetDateTime;
+
+/// One direct object, parsed by lopdf's object-stream parser (lopdf's object parser is
+/// private): the first object of `text`, whatever follows it.
+pub(crate) fn parse_direct(text: &[u8]) -> Option<Object> {
+    let mut content = b"1 0\n".to_vec();
+    let first = content.len();
+    content.extend_from_slice(text);
+    let dict = dictionary! { "N" => 1, "First" => first as i64 };
+    let mut parsed = ObjectStream::new(&Stream::new(dict, content)).ok()?;
+    parsed.objects.remove(&(1, 0))
+}
 
 /// A PDF text string: a literal in PDFDocEncoding when the text is printable ASCII,
 /// otherwise UTF-16BE with a byte-order mark (so Vietnamese round-trips).

@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use lopdf::{Dictionary, Document, Object, ObjectId};
 
+use super::revision::Objects;
+
 /// The verdict on the changes after one signature.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Modifications {
@@ -32,8 +34,8 @@ pub enum DocMdp {
 const PERMITTED_CATALOG_KEYS: [&[u8]; 5] =
     [b"AcroForm", b"DSS", b"Extensions", b"Version", b"Metadata"];
 
-/// Compares the document as signed (`signed`) with the final one (`latest`).
-pub fn compare(signed: &Document, latest: &Document, mdp: DocMdp) -> Modifications {
+/// Compares the document as signed (its objects, `signed`) with the final one (`latest`).
+pub fn compare(signed: &Objects<'_>, latest: &Document, mdp: DocMdp) -> Modifications {
     let mut c = Comparer::new(signed, latest);
     c.run();
     let disallowed = !c.disallowed.is_empty()
@@ -53,7 +55,7 @@ pub fn compare(signed: &Document, latest: &Document, mdp: DocMdp) -> Modificatio
 }
 
 struct Comparer<'a> {
-    old: &'a Document,
+    old: &'a Objects<'a>,
     new: &'a Document,
     /// Page number by page object id (final document).
     pages: BTreeMap<ObjectId, u32>,
@@ -73,7 +75,7 @@ struct Comparer<'a> {
 }
 
 impl<'a> Comparer<'a> {
-    fn new(old: &'a Document, new: &'a Document) -> Self {
+    fn new(old: &'a Objects<'a>, new: &'a Document) -> Self {
         let pages: BTreeMap<ObjectId, u32> =
             new.get_pages().into_iter().map(|(n, id)| (id, n)).collect();
         let mut contents = BTreeMap::new();
@@ -103,7 +105,7 @@ impl<'a> Comparer<'a> {
         // below, an unchanged one may point at an object added later (classify_addition).
         let mut changed: Vec<ObjectId> = Vec::new();
         let mut refs = Vec::new();
-        for (id, old) in &self.old.objects {
+        for (id, &old) in self.old {
             let Some(new) = self.new.objects.get(id) else {
                 continue;
             };
@@ -119,7 +121,7 @@ impl<'a> Comparer<'a> {
             .new
             .objects
             .iter()
-            .filter(|(id, obj)| !structural(obj) && !self.old.objects.contains_key(id))
+            .filter(|(id, obj)| !structural(obj) && !self.old.contains_key(id))
             .map(|(id, _)| *id)
             .collect();
         // First find what permitted additions reach, so that objects they bring in are allowed.
@@ -183,7 +185,7 @@ impl<'a> Comparer<'a> {
     fn new_signature_count(&self) -> usize {
         self.allowed
             .iter()
-            .filter(|id| !self.old.objects.contains_key(id))
+            .filter(|id| !self.old.contains_key(id))
             .filter(|id| matches!(self.new.objects.get(id), Some(Object::Dictionary(d)) if is_sig_dict(d)))
             .count()
     }
@@ -194,7 +196,7 @@ impl<'a> Comparer<'a> {
         let mut budget = 100_000usize;
         while let Some(id) = stack.pop() {
             budget = budget.saturating_sub(1);
-            if budget == 0 || self.old.objects.contains_key(&id) || !self.allowed.insert(id) {
+            if budget == 0 || self.old.contains_key(&id) || !self.allowed.insert(id) {
                 continue;
             }
             if let Some(obj) = self.new.objects.get(&id) {
@@ -207,7 +209,7 @@ impl<'a> Comparer<'a> {
     }
 
     fn classify_change(&mut self, id: ObjectId) {
-        let (Some(old), Some(new)) = (self.old.objects.get(&id), self.new.objects.get(&id)) else {
+        let (Some(&old), Some(new)) = (self.old.get(&id), self.new.objects.get(&id)) else {
             return;
         };
         let trailer_info = self
@@ -236,8 +238,8 @@ impl<'a> Comparer<'a> {
                 .disallowed
                 .push(format!("page {page} content stream replaced"));
         }
-        if is_extensions_object(old, self.old)
-            && is_extensions_object(new, self.new)
+        if is_extensions_object(old, |r| self.old.get(r).copied())
+            && is_extensions_object(new, |r| self.new.objects.get(r))
             && self.in_catalog_entry(b"Extensions", id)
         {
             // Developer extensions only declare what the file uses (ISO 32000-2 §7.12).
@@ -462,6 +464,10 @@ fn is_metadata(obj: &Object) -> bool {
 }
 
 fn same(a: &Object, b: &Object) -> bool {
+    if std::ptr::eq(a, b) {
+        // An object the signed revision shares with the final document (see `revision`).
+        return true;
+    }
     match (a, b) {
         (Object::Stream(x), Object::Stream(y)) => {
             x.content == y.content && same_but_length(&x.dict, &y.dict)
@@ -502,15 +508,18 @@ fn is_dss(d: &Dictionary) -> bool {
 }
 
 /// The /Extensions dictionary (prefix → extension dictionaries or arrays of them) or one
-/// developer extension dictionary (/BaseVersion, /ExtensionLevel), references resolved in
-/// `doc`: nothing that renders.
-fn is_extensions_object(obj: &Object, doc: &Document) -> bool {
+/// developer extension dictionary (/BaseVersion, /ExtensionLevel), references resolved with
+/// `resolve`: nothing that renders.
+fn is_extensions_object<'o>(
+    obj: &Object,
+    resolve: impl Fn(&ObjectId) -> Option<&'o Object>,
+) -> bool {
     let Ok(d) = obj.as_dict() else {
         return false;
     };
     let extension = |o: &Object| {
         let resolved = match o {
-            Object::Reference(r) => doc.objects.get(r),
+            Object::Reference(r) => resolve(r),
             other => Some(other),
         };
         resolved

@@ -13,6 +13,7 @@ mod evidence;
 mod pdf;
 pub mod recheck;
 pub mod report;
+mod revision;
 pub mod revocation;
 mod signer;
 mod timestamp;
@@ -165,6 +166,7 @@ fn verify_pdf(name: &str, input: &[u8], ctx: &Validation<'_>) -> Result<Report, 
     if found.signatures.is_empty() {
         return Err(VerifyError::NoSignature(name.into()));
     }
+    let revisions = pdf::Revisions::of(input, &found);
     let mut reports = Vec::new();
     for sig in &found.signatures {
         let coverage = Coverage {
@@ -242,7 +244,7 @@ fn verify_pdf(name: &str, input: &[u8], ctx: &Validation<'_>) -> Result<Report, 
             }
         } else if sig.byte_range_problems.is_empty() {
             let end = sig.ranges[1].0 + sig.ranges[1].1;
-            let found_changes = pdf::modifications(input, end, &found.document, &found.value_gaps);
+            let found_changes = revisions.modifications(end);
             report.modification = Some(found_changes.level);
             report.changes = found_changes.changes;
             if found_changes.level == "disallowed" && kind == PdfSubFilter::DocTimeStamp {

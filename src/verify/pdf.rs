@@ -56,13 +56,17 @@ pub struct PdfSignatures {
     /// Signature-value gaps (`<hex>` spans) confirmed to be signatures' `/Contents`, which
     /// the parser was spared (see [`parse_sparing_values`]).
     pub value_gaps: Vec<(usize, usize)>,
+    /// The bytes `document` was parsed from when `value_gaps` were blanked (empty when it was
+    /// parsed from the input itself).
+    pub blanked: Vec<u8>,
 }
 
 /// Lists the signature fields of `input` that have a value, and the DSS contents.
 pub fn signatures(input: &[u8]) -> Result<PdfSignatures, PdfReadError> {
     let gaps = declared_value_gaps(input);
     if !gaps.is_empty() {
-        if let Ok(found) = signatures_in(input, &blank_values(input, &gaps), &gaps) {
+        let blanked = blank_values(input, &gaps);
+        if let Ok(mut found) = signatures_in(input, &blanked, &gaps) {
             // Keep the fast parse only if every blanked span was a signature's /Contents.
             let confirmed: Vec<(usize, usize)> = found
                 .signatures
@@ -71,6 +75,7 @@ pub fn signatures(input: &[u8]) -> Result<PdfSignatures, PdfReadError> {
                 .map(|s| (s.ranges[0].0 + s.ranges[0].1, s.ranges[1].0))
                 .collect();
             if gaps.iter().all(|g| confirmed.contains(g)) {
+                found.blanked = blanked;
                 return Ok(found);
             }
         }
@@ -195,6 +200,7 @@ fn signatures_in(
         dss_certs,
         document: doc,
         value_gaps: blanked.to_vec(),
+        blanked: Vec::new(),
     })
 }
 
@@ -414,32 +420,85 @@ pub fn decode_text(bytes: &[u8]) -> String {
     bytes.iter().map(|&b| b as char).collect()
 }
 
-/// What changed after a signature whose coverage ends at byte `end` (end of its revision).
-pub fn modifications(
-    input: &[u8],
-    end: usize,
-    latest: &Document,
-    value_gaps: &[(usize, usize)],
-) -> super::changes::Modifications {
-    let mdp = super::changes::docmdp_level(latest).unwrap_or(super::changes::DocMdp::FormFilling);
-    let mut found = match input
-        .get(..end)
-        .map(|prefix| parse_sparing_values(prefix, value_gaps))
-    {
-        Some(Ok(signed)) => super::changes::compare(&signed, latest, mdp),
-        _ => super::changes::Modifications {
-            level: "disallowed",
-            changes: vec!["the signed revision cannot be parsed on its own".into()],
-        },
-    };
-    let trailing = trailing_garbage(input);
-    if trailing > 0 {
-        found.level = "disallowed";
-        found.changes.push(format!(
-            "{trailing} bytes appended after the last revision that are not a PDF revision"
-        ));
+/// The revisions of one PDF, for the changes made after each signature.
+pub struct Revisions<'a> {
+    input: &'a [u8],
+    found: &'a PdfSignatures,
+    /// The final document indexed for reading its revisions, on first use (`None` inside when
+    /// they are to be parsed whole).
+    index: std::cell::OnceCell<Option<super::revision::FinalDocument<'a>>>,
+}
+
+impl<'a> Revisions<'a> {
+    /// The revisions of `input`, whose signatures and final document are `found`.
+    pub fn of(input: &'a [u8], found: &'a PdfSignatures) -> Self {
+        Self {
+            input,
+            found,
+            index: std::cell::OnceCell::new(),
+        }
     }
-    found
+
+    /// What changed after a signature whose coverage ends at byte `end` (end of its
+    /// revision). The revision is read from the final document where that gives what its own
+    /// parse gives ([`super::revision`]), else parsed whole.
+    pub fn modifications(&self, end: usize) -> super::changes::Modifications {
+        let index = self.index.get_or_init(|| {
+            let parsed = if self.found.value_gaps.is_empty() {
+                self.input
+            } else {
+                &self.found.blanked
+            };
+            super::revision::FinalDocument::index(parsed, &self.found.document)
+        });
+        match index
+            .as_ref()
+            .and_then(|f| f.revision(end, &self.found.value_gaps))
+        {
+            Some(signed) => self.compare(Some(&signed.objects())),
+            None => self.modifications_parsed_whole(end),
+        }
+    }
+
+    /// [`Self::modifications`] with the signed revision parsed on its own.
+    fn modifications_parsed_whole(&self, end: usize) -> super::changes::Modifications {
+        match self
+            .input
+            .get(..end)
+            .map(|prefix| parse_sparing_values(prefix, &self.found.value_gaps))
+        {
+            Some(Ok(signed)) => self.compare(Some(
+                &signed.objects.iter().map(|(id, o)| (*id, o)).collect(),
+            )),
+            _ => self.compare(None),
+        }
+    }
+
+    /// The changes from `signed` (the signed revision's objects; `None` when it cannot be
+    /// parsed) to the final document.
+    fn compare(
+        &self,
+        signed: Option<&super::revision::Objects<'_>>,
+    ) -> super::changes::Modifications {
+        let latest = &self.found.document;
+        let mdp =
+            super::changes::docmdp_level(latest).unwrap_or(super::changes::DocMdp::FormFilling);
+        let mut found = match signed {
+            Some(signed) => super::changes::compare(signed, latest, mdp),
+            None => super::changes::Modifications {
+                level: "disallowed",
+                changes: vec!["the signed revision cannot be parsed on its own".into()],
+            },
+        };
+        let trailing = trailing_garbage(self.input);
+        if trailing > 0 {
+            found.level = "disallowed";
+            found.changes.push(format!(
+                "{trailing} bytes appended after the last revision that are not a PDF revision"
+            ));
+        }
+        found
+    }
 }
 
 /// Bytes after the last `%%EOF` other than white space: data no PDF reader shows, but that
@@ -456,7 +515,84 @@ fn trailing_garbage(input: &[u8]) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::without_encrypt_entries;
+    use super::{signatures, without_encrypt_entries, Revisions};
+
+    /// Every revision of every PDF at hand (the test files, the development corpus when it is
+    /// there): the changes found with the revision read from the final document are those
+    /// found with the revision parsed whole. Returns how many revisions were read each way.
+    fn revisions_read_from_the_final_document_match_whole_parses(
+        dir: &std::path::Path,
+    ) -> (usize, usize) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return (0, 0);
+        };
+        let mut counts = (0, 0);
+        for path in entries.map(|e| e.unwrap().path()) {
+            if path.extension().and_then(|e| e.to_str()) != Some("pdf") {
+                continue;
+            }
+            let input = std::fs::read(&path).unwrap();
+            let Ok(found) = signatures(&input) else {
+                continue;
+            };
+            let revisions = Revisions::of(&input, &found);
+            for sig in &found.signatures {
+                let end = sig.ranges[1].0 + sig.ranges[1].1;
+                if sig.whole_file || found.undecrypted || !sig.byte_range_problems.is_empty() {
+                    continue;
+                }
+                let found_changes = revisions.modifications(end);
+                assert_eq!(
+                    found_changes,
+                    revisions.modifications_parsed_whole(end),
+                    "{} up to byte {end}",
+                    path.display()
+                );
+                let shortcut = revisions
+                    .index
+                    .get()
+                    .and_then(Option::as_ref)
+                    .and_then(|f| f.revision(end, &found.value_gaps));
+                if let Some(revision) = &shortcut {
+                    let whole =
+                        super::parse_sparing_values(&input[..end], &found.value_gaps).unwrap();
+                    assert!(
+                        revision.objects()
+                            == whole.objects.iter().map(|(id, o)| (*id, o)).collect(),
+                        "{} up to byte {end}: objects differ",
+                        path.display()
+                    );
+                    counts.0 += 1;
+                } else {
+                    counts.1 += 1;
+                }
+            }
+        }
+        counts
+    }
+
+    #[test]
+    fn revisions_are_read_as_their_own_parse_reads_them() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let (fast, whole) = revisions_read_from_the_final_document_match_whole_parses(
+            &root.join("tests/data/pdfs"),
+        );
+        let corpus = root.join("../shared/corpus/pdf");
+        let (corpus_fast, corpus_whole) =
+            revisions_read_from_the_final_document_match_whole_parses(&corpus);
+        eprintln!(
+            "read from the final document: {fast} test file and {corpus_fast} corpus revisions; \
+             parsed whole: {whole} and {corpus_whole}"
+        );
+        if corpus.is_dir() {
+            // Most corpus revisions take the shortcut; were none to, this test would compare
+            // the whole parse with itself.
+            assert!(
+                corpus_fast > 3 * corpus_whole,
+                "{corpus_fast} vs {corpus_whole}"
+            );
+        }
+    }
 
     #[test]
     fn encrypt_references_are_blanked_in_place() {
